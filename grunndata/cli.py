@@ -1,0 +1,206 @@
+"""The `grunndata` command: import deliveries, list and roll back releases, serve, generate samples.
+
+Every expected failure prints one sentence and exits 2; nothing prints a traceback unless
+GRUNNDATA_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grunndata.errors import GrunndataError
+
+app = typer.Typer(help="Norwegian medicinal-product master data: FEST/M30 and IDMP over FHIR R5.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+import_app = typer.Typer(help="Load a delivery into the store as a new release.", no_args_is_help=True)
+generate_app = typer.Typer(help="Write realistic sample FEST deliveries.", no_args_is_help=True)
+export_app = typer.Typer(help="Write data out of the store.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(generate_app, name="generate")
+
+# Reports are tables: when piped (CI, logs) give them room instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (sqlite:///FILE or postgresql://...); default GRUNNDATA_DB or ./grunndata.db"),
+]
+
+
+def _engine(db: str | None) -> Any:
+    from grunndata.store import connect
+
+    return connect(db)
+
+
+@import_app.command("fest")
+def import_fest_cmd(
+    path: Annotated[Path, typer.Argument(help="FEST delivery: .xml, .xml.gz or DMP's .zip")],
+    db: DbOption = None,
+    incremental: Annotated[bool, typer.Option("--incremental", help="The delivery is incremental (has Status U entries)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Import even if a guard would refuse it")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+) -> None:
+    """Import a FEST/M30 delivery (full by default) as a new release."""
+    from grunndata.importers.fest import import_fest
+
+    engine = _engine(db)
+    with Progress(
+        TextColumn("[bold]{task.description:<22}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[entries]:>7,} entries  {task.fields[rate]:>6,.0f}/s"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reading", total=None, entries=0, rate=0.0)
+
+        def progress(catalogue: str | None, entries: int, done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, description=catalogue or "checking and writing", completed=done, total=total,
+                       entries=entries, rate=entries / elapsed)
+
+        try:
+            result = import_fest(engine, path, incremental=incremental, force=force, dry_run=dry_run, progress=progress)
+        except GrunndataError:
+            bar.stop()
+            raise
+    _print_report(result)
+
+
+def _print_report(result: Any) -> None:
+    table = Table(title=f"{result.file}: {result.kind} delivery, HentetDato {result.hentet_dato}")
+    for col in ("Catalogue", "entries", "new", "changed", "unchanged", "expired"):
+        table.add_column(col, justify="left" if col == "Catalogue" else "right")
+    for name, c in result.catalogues.items():
+        table.add_row(name, *(f"{c[k]:,}" for k in ("entries", "new", "changed", "unchanged", "expired")))
+    out.print(table)
+    split = {k: v for k, v in result.kinds.items() if k not in result.catalogues}
+    if split:
+        out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))
+    if result.warnings:
+        out.print(f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):")
+        for w in result.warnings[:20]:
+            where = f"line {w.line}" if w.line else "active release"
+            out.print(f"  {w.kind}: {w.catalogue} Id {w.entry_id} ({where}): {w.message}")
+    rate = result.entries / result.seconds if result.seconds else 0
+    out.print(f"{result.entries:,} entries in {result.seconds:.1f} s ({rate:,.0f} entries/s).")
+    if result.dry_run:
+        out.print("Dry run: the delivery passed every check; nothing was written.")
+    elif result.release_id is None:
+        out.print(f"Nothing changed: the delivery is identical to the active release {result.based_on}.")
+    else:
+        out.print(f"[green]Release {result.release_id} is now active.[/green]")
+
+
+@app.command()
+def releases(db: DbOption = None) -> None:
+    """List releases, newest last."""
+    from grunndata.store import list_releases
+
+    rows = list_releases(_engine(db))
+    if not rows:
+        out.print("No releases yet: import a delivery with `grunndata import fest PATH`.")
+        return
+    table = Table()
+    for col in ("Release", "Status", "Source", "Kind", "Tier/owner", "HentetDato", "File", "Started", "Entries", "Note"):
+        table.add_column(col)
+    for r in rows:
+        counts = r.counts or {}
+        served = sum(c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0) for c in counts.values())
+        table.add_row(
+            str(r.id), r.status, r.source, r.kind, f"{r.tier}/{r.owner_id}", r.hentet_dato or "",
+            r.file_name or "", f"{r.started_at:%Y-%m-%d %H:%M:%S}", f"{served:,}" if counts else "",
+            r.message or "",
+        )
+    out.print(table)
+
+
+@app.command("rollback")
+def rollback_cmd(release: Annotated[int, typer.Argument(help="The release to make active again")], db: DbOption = None) -> None:
+    """Make an earlier release active again (the current one becomes rolled-back)."""
+    from grunndata.store import rollback
+
+    row = rollback(_engine(db), release)
+    out.print(f"Release {row.id} ({row.source}, HentetDato {row.hentet_dato}) is active again.")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the API (health and releases now; FHIR R5 at /fhir to come)."""
+    import uvicorn
+
+    from grunndata.server import create_app
+
+    engine = _engine(db)
+    out.print(f"Serving on http://{host}:{port}/health")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+
+
+@generate_app.command("fest")
+def generate_fest(
+    path: Annotated[Path, typer.Argument(help="Where to write: .xml, .xml.gz or .zip")],
+    scale: Annotated[float, typer.Option(help="1.0 is the real size (~118 MB, ~69,000 entries)")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same file")] = 0,
+) -> None:
+    """Write a realistic, XSD-valid full FEST delivery."""
+    from grunndata.sample import generate_delivery
+
+    if scale <= 0:
+        raise GrunndataError("--scale must be greater than 0")
+    with err.status("generating ...") as status:
+        counts = generate_delivery(path, scale=scale, seed=seed,
+                                   progress=lambda cat, n: status.update(f"generating {cat}: {n:,}"))
+    out.print(f"Wrote {path} ({path.stat().st_size:,} bytes): " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@generate_app.command("followup")
+def generate_followup(
+    base: Annotated[Path, typer.Argument(help="A delivery written by `grunndata generate fest`")],
+    path: Annotated[Path, typer.Argument(help="Where to write the next delivery")],
+    incremental: Annotated[bool, typer.Option("--incremental", help="Only changes, with Status U for expiries")] = False,
+    seed: Annotated[int, typer.Option(help="Same seed, same changes")] = 1,
+) -> None:
+    """Write the delivery that follows BASE, with new, changed and expired entries."""
+    from grunndata.sample import derive_followup
+
+    with err.status("deriving ...") as status:
+        counts = derive_followup(base, path, incremental=incremental, seed=seed,
+                                 progress=lambda cat, n: status.update(f"deriving {cat}: {n:,}"))
+    total = {k: sum(c[k] for c in counts.values()) for k in ("new", "changed", "expired")}
+    out.print(f"Wrote {path}: {total['new']:,} new, {total['changed']:,} changed, {total['expired']:,} expired entries.")
+
+
+def main() -> None:
+    try:
+        app()
+    except GrunndataError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was changed, the previous release is still served")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001  never a traceback for the user, unless asked
+        if os.environ.get("GRUNNDATA_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] unexpected failure ({type(e).__name__}: {e}); set GRUNNDATA_DEBUG=1 for details",
+                  highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

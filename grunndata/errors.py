@@ -1,0 +1,28 @@
+"""The errors a user sees: each one sentence with its place, never a traceback."""
+
+from __future__ import annotations
+
+
+class GrunndataError(Exception):
+    """An error we expected and can explain in one sentence; the CLI prints it and exits 2."""
+
+
+class DeliveryError(GrunndataError):
+    """A FEST delivery that cannot be imported: not FEST, malformed, or refused by a guard."""
+
+    def __init__(
+        self, message: str, *, catalogue: str | None = None, entry_id: str | None = None, line: int | None = None
+    ) -> None:
+        self.catalogue, self.entry_id, self.line = catalogue, entry_id, line
+        where = []
+        if catalogue:
+            where.append(catalogue)
+        if entry_id:
+            where.append(f"Id {entry_id}")
+        if line:
+            where.append(f"line {line}")
+        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+
+
+class StoreError(GrunndataError):
+    """The store cannot do what was asked: unreachable database, unknown release, busy."""

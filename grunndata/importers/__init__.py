@@ -1,0 +1,1 @@
+"""Importers: read deliveries (FEST, later SAFEST, sector, supplementary) and write releases."""

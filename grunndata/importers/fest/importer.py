@@ -1,0 +1,292 @@
+"""Import a FEST delivery into the store as one new release, all or nothing.
+
+Delivery semantics (reference/fest-m30.md §5): a full delivery holds only Status A and expires
+every active entry it does not contain; an incremental one adds Status U entries, which expire
+what they name, and replaces changed entries in full. Guards refuse deliveries that look broken:
+a full one that drops more than 20 % of a catalogue, or too many references to missing Ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from grunndata.errors import DeliveryError
+from grunndata.importers.fest.reader import EntryFacts, FestReader
+from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
+from grunndata.m30.records import FestEntry, catalogues, child, child_text
+from grunndata.store.releases import ReleaseBuilder
+
+SOURCE, TIER, OWNER, OWNER_NAME = "fest", "national", "dmp", "Direktoratet for medisinske produkter (DMP)"
+MAX_REMOVAL_SHARE = 0.20  # a full delivery may expire at most this share of a catalogue
+MAX_DANGLING_SHARE = 0.01  # of all references; more means a broken or cut delivery
+MAX_LISTED_WARNINGS = 500
+
+Progress = Callable[[str | None, int, int, int], None]  # (catalogue, entries, bytes done, bytes total)
+
+
+def resource_type(catalogue: str) -> str:
+    """The store's type for raw FEST entries of a catalogue: FEST.LegemiddelMerkevare, ..."""
+    return "FEST." + catalogue
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    kind: str  # dangling-reference, unknown-code-system, unknown-code, unknown-expiry
+    catalogue: str
+    entry_id: str
+    line: int
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "catalogue": self.catalogue, "id": self.entry_id, "line": self.line,
+                "message": self.message}
+
+
+@dataclass
+class ImportResult:
+    """What an import did; `release_id` is None for a dry run or a delivery that changed nothing."""
+
+    file: str
+    kind: str
+    hentet_dato: str | None
+    release_id: int | None
+    based_on: int | None
+    dry_run: bool
+    catalogues: dict[str, dict[str, int]]
+    kinds: dict[str, int]
+    warnings: list[Warning]
+    seconds: float
+    entries: int
+    refused: str | None = None  # the sentence, when a guard refused the delivery
+
+    @property
+    def changed_nothing(self) -> bool:
+        return self.release_id is None and not self.dry_run and self.refused is None
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "kind": self.kind,
+            "hentet_dato": self.hentet_dato,
+            "entries": self.entries,
+            "seconds": round(self.seconds, 2),
+            "catalogues": self.catalogues,
+            "kinds": self.kinds,
+            "warning_count": len(self.warnings),
+            "warnings": [w.as_dict() for w in self.warnings[:MAX_LISTED_WARNINGS]],
+        }
+
+
+def index_rows(entry: FestEntry, facts: EntryFacts) -> Iterator[tuple[str, str]]:
+    """Search-index values of a raw FEST entry: its Ids, references, varenr, EAN, ATC and names."""
+    for i in facts.ids:
+        yield "fest-id", i
+    for _, target, _ in facts.refs:
+        yield "fest-ref", target
+    if not entry.payload:
+        return
+    top = entry.payload[0]
+    for name in ("Varenr", "Nr"):
+        if (v := child_text(top, name)) is not None:
+            yield "varenr", v.strip()
+    for c in top[3] or ():
+        if c[0] == "Ean" and c[2]:
+            yield "gtin", c[2].strip()
+    atc = child(top, "Atc")
+    if atc is not None and atc[1]:
+        yield "atc", atc[1].get("V", "")
+    for name in ("NavnFormStyrke", "Varenavn", "Navn"):
+        if (v := child_text(top, name)) is not None:
+            yield "name", v.strip().lower()
+
+
+@dataclass
+class _Checks:
+    """Delivery-wide checks that need more than one entry: duplicates, references, codes."""
+
+    incremental: bool
+    ids: set[str] = field(default_factory=set)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+    pending_refs: list[tuple[str, str, str, str, int]] = field(default_factory=list)  # cat, id, elem, target, line
+    ref_count: int = 0
+    codes: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)  # first place seen
+    kodeverk: dict[str, set[str]] = field(default_factory=dict)
+
+    def entry(self, entry: FestEntry, facts: EntryFacts) -> None:
+        key = (entry.catalogue, entry.key)
+        if key in self.keys:
+            raise DeliveryError("the same entry appears twice", catalogue=entry.catalogue, entry_id=entry.key,
+                                line=entry.line)
+        self.keys.add(key)
+        for i in facts.ids:
+            if i in self.ids:
+                raise DeliveryError(f"the Id {i} is used twice in the delivery", catalogue=entry.catalogue,
+                                    entry_id=entry.key, line=entry.line)
+            self.ids.add(i)
+        self.ref_count += len(facts.refs)
+        for elem, target, line in facts.refs:
+            if target not in self.ids:
+                self.pending_refs.append((entry.catalogue, entry.key, elem, target, line))
+        for oid, code, line in facts.codes:
+            self.codes.setdefault((oid, code), (entry.catalogue, entry.key, line))
+        if entry.catalogue == "Kodeverk" and entry.payload:
+            oid = child_text(entry.payload[0], "Id")
+            if oid:
+                codes = self.kodeverk.setdefault(oid.strip(), set())
+                codes.update((child_text(n, "Kode") or "").strip() for n in entry.payload[1:])
+
+    def code_warnings(self) -> list[Warning]:
+        warnings = []
+        unknown_systems: dict[str, tuple[int, tuple[str, str, int]]] = {}
+        for (oid, code), place in self.codes.items():
+            if oid in self.kodeverk:
+                if code not in self.kodeverk[oid]:
+                    warnings.append(Warning("unknown-code", *place, f"code {code!r} is not in code system {oid}"))
+            elif oid not in KNOWN_CODE_SYSTEMS:
+                n, first = unknown_systems.get(oid, (0, place))
+                unknown_systems[oid] = (n + 1, first)
+        for oid, (n, place) in unknown_systems.items():
+            warnings.append(Warning("unknown-code-system", *place, f"code system {oid} is unknown ({n} codes use it)"))
+        return warnings
+
+
+def import_fest(
+    engine: Engine,
+    path: Path,
+    *,
+    incremental: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import one delivery as a new release; DeliveryError (nothing served changes) if refused."""
+    started = time.monotonic()
+    kind = "incremental" if incremental else "full"
+    reader = FestReader(path)
+    checks = _Checks(incremental)
+    kinds: Counter[str] = Counter()
+    expiries: list[FestEntry] = []
+    entries = 0
+    with ReleaseBuilder(engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder:
+        for entry, facts in reader.entries():
+            entries += 1
+            if progress is not None and entries % 500 == 0 and reader.stream is not None:
+                progress(entry.catalogue, entries, reader.stream.position, reader.stream.total)
+            if entry.status == "U":
+                if not incremental:
+                    raise DeliveryError(
+                        "a full delivery holds only active (Status A) entries, but this one expires an entry; "
+                        "import it with --incremental if it is an incremental delivery",
+                        catalogue=entry.catalogue, entry_id=entry.key, line=entry.line,
+                    )
+                expiries.append(FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "U", None,
+                                          entry.payload[:0], entry.line) if not entry.inner_id else entry)
+                continue
+            checks.entry(entry, facts)
+            kinds[entry.kind or "(empty)"] += 1
+            data = orjson.dumps(entry.to_json())
+            builder.put(resource_type(entry.catalogue), entry.key, data, hashlib.sha256(data).hexdigest(),
+                        entry.oppf_id, index_rows(entry, facts))
+        if progress is not None and reader.stream is not None:
+            progress(None, entries, reader.stream.total, reader.stream.total)
+
+        warnings = _expire(builder, expiries, checks)
+        warnings += _reference_warnings(builder, checks)
+        warnings += checks.code_warnings()
+        result = ImportResult(
+            path.name, kind, reader.hentet_dato, None, builder.based_on.id if builder.based_on else None, dry_run,
+            {}, dict(sorted(kinds.items())), warnings, 0.0, entries,
+        )
+        refusal = _guards(builder, checks, warnings, force)
+        builder_counts = builder.pending_expiry()
+        result.catalogues = _catalogue_counts(builder, builder_counts)
+        result.seconds = time.monotonic() - started
+        if refusal is not None:
+            result.refused = refusal
+            builder.fail(refusal, result.as_report())
+            raise DeliveryError(refusal)
+        result.release_id = builder.finish(reader.hentet_dato, result.as_report())
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks) -> list[Warning]:
+    """Apply Status U entries: expire what they name unless the delivery also brings it anew."""
+    warnings = []
+    for u in expiries:
+        rtype = resource_type(u.catalogue)
+        key = (rtype, u.inner_id) if u.inner_id else builder.find_active_by_source_id(rtype, u.oppf_id)
+        if key is None:
+            warnings.append(Warning("unknown-expiry", u.catalogue, u.oppf_id, u.line,
+                                    "expires an entry that is not active; nothing to do"))
+        elif (u.catalogue, key[1]) in checks.keys:
+            continue  # replaced in this delivery: the old listing expires, the new one is served
+        elif not builder.expire(key):
+            warnings.append(Warning("unknown-expiry", u.catalogue, u.oppf_id, u.line,
+                                    "expires an entry that is not active; nothing to do"))
+    return warnings
+
+
+def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warning]:
+    """References to Ids that the new release will not serve."""
+    served_ids = set(checks.ids)
+    if checks.incremental:
+        # ids of entries kept from the active release count too, and their references must still resolve
+        kept = [(key, value) for key, value in builder.active_index_values("fest-id") if builder.served(key)]
+        served_ids.update(value for _, value in kept)
+        for key, target in builder.active_index_values("fest-ref"):
+            if builder.served(key) and (key[0][5:], key[1]) not in checks.keys:
+                checks.ref_count += 1
+                if target not in served_ids:
+                    checks.pending_refs.append((key[0][5:], key[1], "Ref*", target, 0))
+    return [
+        Warning("dangling-reference", cat, eid, line, f"{elem} points at {target}, which is not in the release")
+        for cat, eid, elem, target, line in checks.pending_refs
+        if target not in served_ids
+    ]
+
+
+def _guards(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning], force: bool) -> str | None:
+    """The sentence that refuses the delivery, or None when it may be activated."""
+    if force:
+        return None
+    active = builder.active_counts()
+    for rtype, gone in sorted(builder.pending_expiry().items()):
+        share = gone / active[rtype]
+        if share > MAX_REMOVAL_SHARE:
+            return (
+                f"refused: this full delivery would expire {share:.0%} of the active {rtype[5:]} entries "
+                f"({gone:,} of {active[rtype]:,}), more than the {MAX_REMOVAL_SHARE:.0%} allowed; check the "
+                "file, and use --force if the drop is real"
+            )
+    dangling = sum(1 for w in warnings if w.kind == "dangling-reference")
+    if dangling and dangling > MAX_DANGLING_SHARE * checks.ref_count:
+        return (
+            f"refused: {dangling:,} of {checks.ref_count:,} references point at Ids the release would not "
+            f"have, more than the {MAX_DANGLING_SHARE:.0%} allowed; the delivery looks cut or broken "
+            "(use --force to import it anyway)"
+        )
+    return None
+
+
+def _catalogue_counts(builder: ReleaseBuilder, pending: dict[str, int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for cat in catalogues():
+        tally = builder.tallies.get(resource_type(cat.name))
+        gone = pending.get(resource_type(cat.name), 0)
+        if tally is None and not gone:
+            continue
+        counts = tally.as_dict() if tally else {"new": 0, "changed": 0, "unchanged": 0, "expired": 0}
+        counts["expired"] += gone
+        counts["entries"] = counts["new"] + counts["changed"] + counts["unchanged"]
+        out[cat.name] = counts
+    return out

@@ -1,0 +1,211 @@
+"""A streaming reader of FEST deliveries: one `Oppf*` entry at a time, in constant memory.
+
+The root must be `FEST` in the m30 namespace; inside it elements are matched by local name,
+because real files redeclare namespaces on payloads and some published extracts lost them.
+Leaf values are checked against their XSD types as they stream past. Anything that is not a
+FEST document, or is malformed, raises DeliveryError naming catalogue, Id and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from grunndata.errors import DeliveryError
+from grunndata.importers.fest import types
+from grunndata.importers.fest.source import XmlStream, open_xml
+from grunndata.m30.records import CATALOGUE_BY_KAT, M30_NS, Catalogue, FestEntry, Node
+from grunndata.m30.schema import IDREF_ELEMENTS, QUANTITY_ELEMENTS, TEXT_TYPES
+
+STATUSES = {"A", "U"}
+
+
+@dataclass(slots=True)
+class EntryFacts:
+    """What the delivery-level checks need from one entry, gathered in the same walk."""
+
+    ids: list[str] = field(default_factory=list)  # xs:ID values (inner Ids at any depth)
+    refs: list[tuple[str, str, int]] = field(default_factory=list)  # (element, target Id, line)
+    codes: list[tuple[str, str, int]] = field(default_factory=list)  # (code system OID, code, line)
+
+
+def _local(tag: Any) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+class _Walk:
+    """Turns one Oppf subtree into Nodes, checking types and collecting ids, refs and codes."""
+
+    def __init__(self, catalogue: str, entry_id: str | None) -> None:
+        self.catalogue, self.entry_id = catalogue, entry_id
+        self.facts = EntryFacts()
+
+    def fail(self, message: str, line: int | None) -> DeliveryError:
+        return DeliveryError(message, catalogue=self.catalogue, entry_id=self.entry_id, line=line)
+
+    def node(self, el: Any, in_kodeverk_info: bool = False) -> Node:
+        name = _local(el.tag)
+        if not name:
+            raise self.fail("unexpected XML content (entity reference or processing instruction)", el.sourceline)
+        attrs = dict(el.attrib) or None
+        kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
+        if kids:
+            children = [self.node(c, name == "Info") for c in kids]
+            return [name, attrs, None, children]
+        text = el.text
+        if text is not None:
+            xsd_type = TEXT_TYPES.get(name)
+            if xsd_type is not None and not types.valid(xsd_type, text):
+                raise self.fail(f"{name} must be {types.NAMES[xsd_type]}, not {text.strip()!r}", el.sourceline)
+            if name == "Id" and not in_kodeverk_info:
+                self.facts.ids.append(text)
+            elif name in IDREF_ELEMENTS:
+                self.facts.refs.append((name, text, el.sourceline))
+        if attrs:
+            if "S" in attrs and "V" in attrs:
+                self.facts.codes.append((attrs["S"], attrs["V"], el.sourceline))
+            if name in QUANTITY_ELEMENTS and "V" in attrs and not types.valid("decimal", attrs["V"]):
+                raise self.fail(f"{name}/@V must be a decimal number, not {attrs['V']!r}", el.sourceline)
+        return [name, attrs, text, None]
+
+
+@dataclass(slots=True)
+class FestReader:
+    """Reads one delivery: `hentet_dato` once the header is read, then `entries()`."""
+
+    path: Path
+    hentet_dato: str | None = None
+    gyldig_fradato_helfo: str | None = None
+    current_catalogue: str | None = None
+    stream: XmlStream | None = None
+
+    def entries(self) -> Iterator[tuple[FestEntry, EntryFacts]]:
+        with open_xml(self.path) as stream:
+            self.stream = stream
+            parser = etree.iterparse(
+                stream,
+                events=("start", "end"),
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=True,
+                remove_comments=True,
+                remove_pis=True,
+                encoding="utf-8",
+            )
+            try:
+                yield from self._walk(parser)
+            except etree.XMLSyntaxError as e:
+                raise DeliveryError(_syntax_message(e), catalogue=self.current_catalogue) from None
+
+    def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
+        depth = 0
+        cat: Catalogue | None = None
+        last_order = -1
+        seen_any = False
+        for event, el in parser:
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    seen_any = True
+                    _check_root(el)
+                elif depth == 2:
+                    name = _local(el.tag)
+                    if name in ("HentetDato", "GyldigFradatoHelfo"):
+                        continue
+                    if self.hentet_dato is None:
+                        raise DeliveryError("the delivery has no HentetDato before its catalogues", line=el.sourceline)
+                    cat = CATALOGUE_BY_KAT.get(name)
+                    if cat is None:
+                        raise DeliveryError(f"unknown element {name} inside FEST", line=el.sourceline)
+                    if cat.order <= last_order:
+                        raise DeliveryError(f"{cat.kat} is out of order or repeated", line=el.sourceline)
+                    last_order = cat.order
+                    self.current_catalogue = cat.name
+                continue
+            depth -= 1
+            if depth == 2 and cat is not None:
+                yield self._entry(cat, el)
+                el.clear()
+                parent = el.getparent()
+                while el.getprevious() is not None:
+                    del parent[0]
+            elif depth == 1:
+                name = _local(el.tag)
+                if name in ("HentetDato", "GyldigFradatoHelfo"):
+                    value = (el.text or "").strip()
+                    if not types.valid("dateTime" if name == "HentetDato" else "date", value):
+                        raise DeliveryError(f"{name} must be a date and time, not {value!r}", line=el.sourceline)
+                    if name == "HentetDato":
+                        self.hentet_dato = el.text  # verbatim: the next incremental request needs it exactly
+                    else:
+                        self.gyldig_fradato_helfo = el.text
+                el.clear()
+                cat = None
+        if not seen_any:
+            raise DeliveryError("the file holds no XML element")
+        if self.hentet_dato is None:
+            raise DeliveryError("the delivery has no HentetDato")
+
+    def _entry(self, cat: Catalogue, el: Any) -> tuple[FestEntry, EntryFacts]:
+        name = _local(el.tag)
+        if name != cat.oppf:
+            raise DeliveryError(f"{cat.kat} may hold only {cat.oppf}, not {name}", catalogue=cat.name, line=el.sourceline)
+        kids = [c for c in el if isinstance(c.tag, str)]
+        head = [_local(c.tag) for c in kids[:3]]
+        if head != ["Id", "Tidspunkt", "Status"]:
+            raise DeliveryError(
+                f"{cat.oppf} must start with Id, Tidspunkt and Status", catalogue=cat.name, line=el.sourceline
+            )
+        oppf_id = (kids[0].text or "").strip()
+        walk = _Walk(cat.name, oppf_id)
+        tidspunkt = kids[1].text or ""
+        if not types.valid("dateTime", tidspunkt):
+            raise walk.fail(f"Tidspunkt must be a date and time, not {tidspunkt.strip()!r}", kids[1].sourceline)
+        status = kids[2].get("V")
+        if status not in STATUSES:
+            raise walk.fail(f"Status must be A (active) or U (expired), not {status!r}", kids[2].sourceline)
+        payload = []
+        for c in kids[3:]:
+            if _local(c.tag) not in cat.payloads:
+                raise walk.fail(f"{cat.oppf} cannot hold {_local(c.tag)}", c.sourceline)
+            payload.append(walk.node(c))
+        entry = FestEntry(cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline)
+        walk.entry_id = entry.key
+        walk.facts.ids.append(oppf_id)
+        return entry, walk.facts
+
+
+def _check_root(el: Any) -> None:
+    tree = el.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise DeliveryError(
+            "the file declares a DOCTYPE; FEST deliveries have none, and entity declarations are refused "
+            "(no entity is expanded and nothing external is read)",
+            line=el.sourceline,
+        )
+    ns, _, local = el.tag.rpartition("}")
+    ns = ns.lstrip("{")
+    if local != "FEST":
+        raise DeliveryError(f"this is not a FEST delivery: the root element is {local}, not FEST", line=el.sourceline)
+    if ns != M30_NS:
+        found = f"namespace {ns}" if ns else "no namespace"
+        raise DeliveryError(f"this FEST root is in {found}, not the M30 namespace {M30_NS}", line=el.sourceline)
+
+
+def _syntax_message(e: etree.XMLSyntaxError) -> str:
+    msg = (e.msg or str(e)).strip()
+    line = e.lineno
+    if "not proper UTF-8" in msg or "Input is not proper" in msg or "invalid character" in msg.lower():
+        return f"the file holds bytes that are not UTF-8 (line {line}); FEST is always UTF-8"
+    if "Document is empty" in msg or "Start tag expected" in msg:
+        return "the file is not XML"
+    if "Premature end" in msg or "EndTag" in msg and "end" in msg.lower() or "not closed" in msg.lower():
+        return f"the XML ends too early (truncated?) at line {line}: {msg}"
+    if "Entity" in msg or "entity" in msg:
+        return f"entity references are not allowed in FEST (line {line}): {msg}"
+    return f"the file is not well-formed XML (line {line}): {msg}"

@@ -1,0 +1,104 @@
+"""Open a FEST file as a stream of XML bytes: plain, gzip or DMP's zip holding one XML.
+
+The format is told by the first bytes, not the name. Every source is capped at `max_bytes`
+of XML, so a zip or gzip bomb stops with a clear error instead of filling the disk or memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+import zlib
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from grunndata.errors import DeliveryError
+
+DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
+_ZIP_MAGIC = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def max_xml_bytes() -> int:
+    """The cap on decompressed XML: GRUNNDATA_MAX_XML_BYTES or 2 GiB."""
+    return int(os.environ.get("GRUNNDATA_MAX_XML_BYTES", DEFAULT_MAX_XML_BYTES))
+
+
+class XmlStream:
+    """A read-only byte stream that counts, caps the XML size and turns codec errors into ours."""
+
+    def __init__(self, inner: BinaryIO, raw: BinaryIO, total: int, limit: int, what: str) -> None:
+        self._inner, self._raw, self._limit, self._what = inner, raw, limit, what
+        self.total = total  # size of the file on disk, for progress
+        self.read_bytes = 0
+
+    @property
+    def position(self) -> int:
+        """How far into the file on disk we are, for a progress bar."""
+        try:
+            return min(self._raw.tell(), self.total)
+        except (OSError, ValueError):
+            return 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._inner.read(size if size and size > 0 else 1 << 16)
+        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile) as e:
+            raise DeliveryError(f"the {self._what} is damaged or truncated: {e}") from None
+        self.read_bytes += len(data)
+        if self.read_bytes > self._limit:
+            raise DeliveryError(
+                f"the {self._what} expands beyond {self._limit:,} bytes of XML, more than any real "
+                "delivery; refusing it (set GRUNNDATA_MAX_XML_BYTES to raise the limit)"
+            )
+        return data
+
+
+@contextmanager
+def open_xml(path: Path, limit: int | None = None) -> Iterator[XmlStream]:
+    """Yield the XML bytes of `path`, whatever its packaging; DeliveryError if it has none."""
+    limit = max_xml_bytes() if limit is None else limit
+    if not path.exists():
+        raise DeliveryError(f"no such file: {path}")
+    if path.is_dir():
+        raise DeliveryError(f"{path} is a directory, not a FEST file")
+    total = path.stat().st_size
+    if total == 0:
+        raise DeliveryError(f"{path.name} is empty")
+    with open(path, "rb") as raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        if magic.startswith(_ZIP_MAGIC):
+            yield from _open_zip(path, raw, total, limit)
+        elif magic.startswith(_GZIP_MAGIC):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield XmlStream(gz, raw, total, limit, "gzip file")  # type: ignore[arg-type]
+        else:
+            yield XmlStream(raw, raw, total, limit, "file")
+
+
+def _open_zip(path: Path, raw: BinaryIO, total: int, limit: int) -> Iterator[XmlStream]:
+    try:
+        archive = zipfile.ZipFile(raw)
+    except zipfile.BadZipFile as e:
+        raise DeliveryError(f"{path.name} is not a readable zip file (truncated or damaged?): {e}") from None
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            names = ", ".join(m.filename for m in members[:5]) or "nothing"
+            raise DeliveryError(f"a FEST zip holds exactly one XML file; {path.name} holds {names}")
+        member = members[0]
+        if member.file_size > limit:
+            raise DeliveryError(
+                f"{member.filename} in {path.name} expands to {member.file_size:,} bytes, beyond the "
+                f"limit of {limit:,}; refusing it (set GRUNNDATA_MAX_XML_BYTES to raise the limit)"
+            )
+        try:
+            inner = archive.open(member)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+            raise DeliveryError(f"cannot open {member.filename} in {path.name}: {e}") from None
+        with inner:
+            yield XmlStream(inner, raw, total, limit, "zip file")  # type: ignore[arg-type]

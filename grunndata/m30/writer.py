@@ -1,0 +1,89 @@
+"""Write FEST entries as an M30 document, streaming, in XSD catalogue order.
+
+Namespaces are declared as DMP's own deliveries do: m30 as the default namespace on the root,
+and each forskrivning payload redeclaring the default namespace on itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TextIO
+from xml.sax.saxutils import escape, quoteattr
+
+from grunndata.m30.records import CATALOGUE_BY_KAT, M30_NS, FestEntry, Node, catalogue
+
+ROOT_OPEN = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<FEST xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    f'xmlns="{M30_NS}">'
+)
+
+
+def _write_node(out: list[str], node: Node, xmlns: str | None = None) -> None:
+    name, attrs, text, children = node
+    out.append("<" + name)
+    if xmlns:
+        out.append(f' xmlns="{xmlns}"')
+    if attrs:
+        for k, v in attrs.items():
+            out.append(f" {k}={quoteattr(v)}")
+    if children:
+        out.append(">")
+        for c in children:
+            _write_node(out, c)
+        out.append(f"</{name}>")
+    elif text is not None and text != "":
+        out.append(f">{escape(text)}</{name}>")
+    else:
+        out.append("/>")
+
+
+def entry_xml(entry: FestEntry) -> str:
+    """One `Oppf*` element as text."""
+    cat = catalogue(entry.catalogue)
+    out: list[str] = [f"<{cat.oppf}>"]
+    for node in entry.envelope():
+        _write_node(out, node)
+    for node in entry.payload:
+        ns = cat.payloads.get(node[0], M30_NS)
+        _write_node(out, node, None if ns == M30_NS else ns)
+    out.append(f"</{cat.oppf}>")
+    return "".join(out)
+
+
+def write_delivery(
+    out: TextIO,
+    hentet_dato: str,
+    entries: Iterable[FestEntry],
+    gyldig_fradato_helfo: str | None = None,
+) -> int:
+    """Write a whole FEST document; `entries` must come grouped by catalogue in XSD order.
+
+    Returns the number of entries written. Raises ValueError on a catalogue out of order,
+    since the XSD fixes the sequence of `Kat*` elements.
+    """
+    out.write(ROOT_OPEN)
+    out.write(f"<HentetDato>{escape(hentet_dato)}</HentetDato>")
+    if gyldig_fradato_helfo:
+        out.write(f"<GyldigFradatoHelfo>{escape(gyldig_fradato_helfo)}</GyldigFradatoHelfo>")
+    current = None
+    count = 0
+    for entry in entries:
+        cat = catalogue(entry.catalogue)
+        if current is None or cat.name != current.name:
+            if current is not None:
+                if cat.order < current.order:
+                    raise ValueError(f"catalogue {cat.name} comes after {current.name}; XSD order is fixed")
+                out.write(f"</{current.kat}>\n")
+            out.write(f"\n<{cat.kat}>")
+            current = cat
+        out.write("\n" + entry_xml(entry))
+        count += 1
+    if current is not None:
+        out.write(f"\n</{current.kat}>")
+    out.write("\n</FEST>\n")
+    return count
+
+
+__all__ = ["CATALOGUE_BY_KAT", "entry_xml", "write_delivery"]

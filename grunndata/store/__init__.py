@@ -1,0 +1,25 @@
+"""The tiered, release-versioned resource store (SQLite by default, PostgreSQL by URL)."""
+
+from grunndata.store.db import connect, is_sqlite, resolve_url
+from grunndata.store.releases import (
+    ReleaseBuilder,
+    StoredVersion,
+    Tally,
+    list_releases,
+    read_active,
+    rollback,
+    served_counts,
+)
+
+__all__ = [
+    "ReleaseBuilder",
+    "StoredVersion",
+    "Tally",
+    "connect",
+    "is_sqlite",
+    "list_releases",
+    "read_active",
+    "resolve_url",
+    "rollback",
+    "served_counts",
+]

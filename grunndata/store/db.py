@@ -1,0 +1,64 @@
+"""Where the store lives: a SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import SQLModel, create_engine
+
+from grunndata.errors import StoreError
+from grunndata.store import models  # noqa: F401  (registers the tables)
+
+DEFAULT_DB = "sqlite:///grunndata.db"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """`--db` wins, then GRUNNDATA_DB, then a SQLite file in the working directory."""
+    url = url or os.environ.get("GRUNNDATA_DB") or DEFAULT_DB
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def connect(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for the store at `url`, with the tables created; StoreError if unreachable."""
+    resolved = resolve_url(url)
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {resolved!r} (use sqlite:///FILE or postgresql://...)") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            parent = Path(parsed.database).parent
+            if not parent.exists():
+                raise StoreError(f"the folder for the SQLite file does not exist: {parent}")
+        engine = create_engine(resolved, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_engine(resolved, pool_pre_ping=True)
+    else:
+        raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+    if create:
+        try:
+            SQLModel.metadata.create_all(engine)
+        except OperationalError as e:
+            reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+            raise StoreError(f"cannot open the database {parsed.render_as_string(hide_password=True)}: {reason}") from None
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -1,0 +1,86 @@
+"""The store's tables: owners, releases, resource versions, release manifests, search index.
+
+A resource version is written once and never changed; a release is a manifest (the set of
+resource versions it serves). Activating a release flips one status row, so a release becomes
+visible atomically, and rolling back is the same flip in the other direction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+TIERS = ("national", "sector", "supplementary")
+RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back")
+
+
+class Owner(SQLModel, table=True):
+    """Who publishes data: DMP for the national tier, pharmacies or vendors for the others."""
+
+    id: str = Field(primary_key=True)
+    name: str
+    tier: str
+
+
+class Release(SQLModel, table=True):
+    """One import: what came in, from whom, how it went, and what it counted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str  # fest, safest, sector, supplementary
+    kind: str  # full or incremental
+    tier: str
+    owner_id: str = Field(foreign_key="owner.id")
+    hentet_dato: str | None = None  # FEST HentetDato, verbatim
+    status: str = "building"
+    based_on: int | None = None  # the release that was active when this one was built
+    file_name: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    activated_at: datetime | None = None
+    message: str | None = None  # why it failed, in one sentence
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    pid: int | None = None
+    host: str | None = None
+
+
+class Resource(SQLModel, table=True):
+    """One version of one resource, as the bytes we send. Never updated after its release is active."""
+
+    __table_args__ = (UniqueConstraint("type", "id", "version"),)
+
+    pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    type: str
+    id: str
+    version: int
+    tier: str
+    owner_id: str
+    release_id: int  # the release that created this version
+    last_updated: datetime
+    content_hash: str
+    source_id: str | None = None  # FEST: the Oppf Id this version was listed under
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ReleaseEntry(SQLModel, table=True):
+    """Membership of a resource version in a release: the release's manifest."""
+
+    __tablename__ = "release_entry"
+    __table_args__ = (Index("ix_release_entry_resource", "resource_pk"),)
+
+    release_id: int = Field(primary_key=True)
+    resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class SearchIndex(SQLModel, table=True):
+    """A searchable value of a resource version: (parameter, value) -> version."""
+
+    __tablename__ = "search_index"
+    __table_args__ = (Index("ix_search_index_resource", "resource_pk"),)
+
+    param: str = Field(primary_key=True)
+    value: str = Field(primary_key=True)
+    resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

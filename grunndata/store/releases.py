@@ -1,0 +1,444 @@
+"""Building, activating, listing and rolling back releases.
+
+An import runs inside one `ReleaseBuilder`: it takes the store's import lock, records a
+`building` release, writes new resource versions and the new manifest in one transaction, and
+activates the release in that same commit. A crash or `kill -9` before the commit leaves the
+previous release active and nothing of the new one but its `building` row, which the next
+import marks `failed`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from grunndata.errors import StoreError
+from grunndata.store.models import Owner, Release, ReleaseEntry, Resource, SearchIndex
+
+R = Resource.__table__  # type: ignore[attr-defined]
+M = ReleaseEntry.__table__  # type: ignore[attr-defined]
+S = SearchIndex.__table__  # type: ignore[attr-defined]
+REL = Release.__table__  # type: ignore[attr-defined]
+OWN = Owner.__table__  # type: ignore[attr-defined]
+
+_PG_IMPORT_LOCK = 0x6772756E  # "grun": one import at a time per database
+_BATCH = 2000
+
+Key = tuple[str, str]  # (resource type, resource id)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    pk: int
+    version: int
+    content_hash: str
+    source_id: str | None
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a release did to one resource type."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "expired": self.expired}
+
+
+class _ImportLock:
+    """One importer per store: a file lock beside a SQLite file, an advisory lock on PostgreSQL.
+
+    Both are released by the operating system or the server when the process dies, so a killed
+    import never blocks the next one.
+    """
+
+    def __init__(self, engine: Engine, conn: Connection) -> None:
+        self.engine, self.conn = engine, conn
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        busy = StoreError("another import is running on this store; try again when it has finished")
+        if self.engine.dialect.name == "postgresql":
+            got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_IMPORT_LOCK}).scalar()
+            self.conn.commit()
+            if not got:
+                raise busy
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        self._fd = os.open(f"{database}.import-lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise busy from None
+
+    def release(self) -> None:
+        if self.engine.dialect.name == "postgresql":
+            try:
+                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_IMPORT_LOCK})
+                self.conn.commit()
+            except Exception:  # noqa: BLE001  the session ending releases it anyway
+                pass
+        elif self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def ensure_owner(conn: Connection, owner: str, name: str, tier: str) -> None:
+    if conn.execute(select(OWN.c.id).where(OWN.c.id == owner)).first() is None:
+        conn.execute(insert(OWN).values(id=owner, name=name, tier=tier))
+
+
+def active_release(conn: Connection, source: str, tier: str, owner: str) -> Any:
+    return conn.execute(
+        select(REL).where(
+            REL.c.status == "active", REL.c.source == source, REL.c.tier == tier, REL.c.owner_id == owner
+        )
+    ).first()
+
+
+@dataclass
+class ReleaseBuilder:
+    """Writes one release. Use as a context manager; call `put`/`expire`, then `finish` or `fail`."""
+
+    engine: Engine
+    source: str
+    kind: str  # full: the manifest is exactly what was put; incremental: the active one, amended
+    tier: str
+    owner: str
+    owner_name: str
+    file_name: str | None = None
+    dry_run: bool = False
+
+    release_id: int | None = None
+    based_on: Any = None  # the active release row when we started
+    active: dict[Key, StoredVersion] = field(default_factory=dict)
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    _latest: dict[Key, StoredVersion] = field(default_factory=dict)
+    _manifest: dict[Key, int] = field(default_factory=dict)
+    _resources: list[dict[str, Any]] = field(default_factory=list)
+    _index: list[dict[str, Any]] = field(default_factory=list)
+    _next_pk: int = 1
+    _conn: Connection | None = None
+    _lock: _ImportLock | None = None
+    _by_source: dict[tuple[str, str | None], Key] | None = None
+    _started: datetime = field(default_factory=now)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> ReleaseBuilder:
+        try:
+            self._conn = self.engine.connect()
+        except OperationalError as e:
+            raise StoreError(f"cannot reach the database: {str(e.orig).strip().splitlines()[0]}") from None
+        conn = self._conn
+        self._lock = _ImportLock(self.engine, conn)
+        self._lock.acquire()
+        conn.execute(
+            update(REL)
+            .where(REL.c.status == "building")
+            .values(status="failed", ended_at=now(), message="interrupted before it finished (process ended)")
+        )
+        ensure_owner(conn, self.owner, self.owner_name, self.tier)
+        self.based_on = active_release(conn, self.source, self.tier, self.owner)
+        if not self.dry_run:
+            self.release_id = conn.execute(
+                insert(REL).values(
+                    source=self.source,
+                    kind=self.kind,
+                    tier=self.tier,
+                    owner_id=self.owner,
+                    status="building",
+                    based_on=self.based_on.id if self.based_on else None,
+                    file_name=self.file_name,
+                    started_at=self._started,
+                    counts={},
+                    report={},
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                )
+            ).inserted_primary_key[0]
+        conn.commit()  # the building row is visible from here on; everything else is one transaction
+        self._load_state(conn)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            if exc is not None and self.release_id is not None:
+                self._mark_failed(conn, str(exc) or exc_type.__name__, {})
+        finally:
+            if self._lock:
+                self._lock.release()
+            conn.close()
+
+    def _load_state(self, conn: Connection) -> None:
+        self._next_pk = (conn.execute(select(func.max(R.c.pk))).scalar() or 0) + 1
+        cols = (R.c.type, R.c.id, R.c.pk, R.c.version, R.c.content_hash, R.c.source_id)
+        # the newest version of every resource of this owner and tier, active or not
+        newest = (
+            select(R.c.type, R.c.id, func.max(R.c.version).label("v"))
+            .where(R.c.owner_id == self.owner, R.c.tier == self.tier)
+            .group_by(R.c.type, R.c.id)
+            .subquery()
+        )
+        for t, i, pk, v, h, s in conn.execute(
+            select(*cols).join(newest, (R.c.type == newest.c.type) & (R.c.id == newest.c.id) & (R.c.version == newest.c.v))
+        ):
+            self._latest[(t, i)] = StoredVersion(pk, v, h, s)
+        if self.based_on is not None:
+            for t, i, pk, v, h, s in conn.execute(
+                select(*cols).join(M, M.c.resource_pk == R.c.pk).where(M.c.release_id == self.based_on.id)
+            ):
+                self.active[(t, i)] = StoredVersion(pk, v, h, s)
+        if self.kind == "incremental":
+            self._manifest = {k: sv.pk for k, sv in self.active.items()}
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def tally(self, rtype: str) -> Tally:
+        return self.tallies.setdefault(rtype, Tally())
+
+    def put(
+        self,
+        rtype: str,
+        rid: str,
+        data: bytes,
+        content_hash: str,
+        source_id: str | None = None,
+        index: Iterable[tuple[str, str]] = (),
+    ) -> str:
+        """Serve `data` as (rtype, rid) in this release; returns new, changed or unchanged.
+
+        A new version is written only when the content differs from the newest stored one.
+        """
+        key = (rtype, rid)
+        tally = self.tally(rtype)
+        current = self.active.get(key)
+        if current is not None and current.content_hash == content_hash:
+            self._manifest[key] = current.pk
+            tally.unchanged += 1
+            return "unchanged"
+        outcome = "new" if current is None else "changed"
+        if outcome == "new":
+            tally.new += 1
+        else:
+            tally.changed += 1
+        latest = self._latest.get(key)
+        if latest is not None and latest.content_hash == content_hash:
+            self._manifest[key] = latest.pk  # back to a version served before (after a rollback)
+            return outcome
+        pk = self._next_pk
+        self._next_pk += 1
+        version = latest.version + 1 if latest else 1
+        self._latest[key] = StoredVersion(pk, version, content_hash, source_id)
+        self._manifest[key] = pk
+        if self.dry_run:
+            return outcome
+        self._resources.append(
+            {
+                "pk": pk,
+                "type": rtype,
+                "id": rid,
+                "version": version,
+                "tier": self.tier,
+                "owner_id": self.owner,
+                "release_id": self.release_id,
+                "last_updated": self._started,
+                "content_hash": content_hash,
+                "source_id": source_id,
+                "data": data,
+            }
+        )
+        self._index.extend({"param": p, "value": v, "resource_pk": pk} for p, v in set(index))
+        if len(self._resources) >= _BATCH:
+            self._flush()
+        return outcome
+
+    def expire(self, key: Key) -> bool:
+        """Stop serving `key` (incremental deliveries); False if it was not being served."""
+        if self._manifest.pop(key, None) is None:
+            return False
+        self.tally(key[0]).expired += 1
+        return True
+
+    def pending_expiry(self) -> dict[str, int]:
+        """For a full delivery: how many active resources per type the manifest leaves out."""
+        if self.kind != "full":
+            return {}
+        return dict(Counter(k[0] for k in self.active if k not in self._manifest))
+
+    def active_counts(self) -> dict[str, int]:
+        return dict(Counter(k[0] for k in self.active))
+
+    def served(self, key: Key) -> bool:
+        return key in self._manifest
+
+    def find_active_by_source_id(self, rtype: str, source_id: str) -> Key | None:
+        """The active resource listed under `source_id` (a FEST Oppf Id), if any."""
+        if self._by_source is None:
+            self._by_source = {(k[0], sv.source_id): k for k, sv in self.active.items() if sv.source_id}
+        return self._by_source.get((rtype, source_id))
+
+    def active_index_values(self, param: str) -> list[tuple[Key, str]]:
+        """(resource, value) of index `param` over the release this one is based on."""
+        if self.based_on is None:
+            return []
+        conn = self._conn
+        assert conn is not None
+        rows = conn.execute(
+            select(R.c.type, R.c.id, S.c.value)
+            .select_from(M.join(S, S.c.resource_pk == M.c.resource_pk).join(R, R.c.pk == M.c.resource_pk))
+            .where(M.c.release_id == self.based_on.id, S.c.param == param)
+        )
+        return [((t, i), v) for t, i, v in rows]
+
+    def _flush(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        if self._resources:
+            conn.execute(insert(R), self._resources)
+            self._resources = []
+        if self._index:
+            conn.execute(insert(S), self._index)
+            self._index = []
+
+    def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
+        """Activate the release, or return None when it would change nothing (or on a dry run)."""
+        conn = self._conn
+        assert conn is not None
+        if self.kind == "full":
+            for key in self.active:
+                if key not in self._manifest:
+                    self.tally(key[0]).expired += 1
+        counts = {t: tally.as_dict() for t, tally in sorted(self.tallies.items())}
+        unchanged = all(c["new"] == c["changed"] == c["expired"] == 0 for c in counts.values())
+        same_date = self.based_on is not None and self.based_on.hentet_dato == hentet_dato
+        if self.dry_run or (unchanged and same_date):
+            conn.rollback()
+            if self.release_id is not None:
+                conn.execute(delete(REL).where(REL.c.id == self.release_id))
+                conn.commit()
+                self.release_id = None
+            return None
+        self._flush()
+        rows = [{"release_id": self.release_id, "resource_pk": pk} for pk in self._manifest.values()]
+        for i in range(0, len(rows), 10 * _BATCH):
+            conn.execute(insert(M), rows[i : i + 10 * _BATCH])
+        activated = now()
+        conn.execute(update(R).where(R.c.release_id == self.release_id).values(last_updated=activated))
+        if self.based_on is not None:
+            conn.execute(update(REL).where(REL.c.id == self.based_on.id).values(status="superseded"))
+        conn.execute(
+            update(REL)
+            .where(REL.c.id == self.release_id)
+            .values(
+                status="active",
+                hentet_dato=hentet_dato,
+                ended_at=activated,
+                activated_at=activated,
+                counts=counts,
+                report=report,
+            )
+        )
+        conn.commit()
+        return self.release_id
+
+    def fail(self, message: str, report: dict[str, Any]) -> None:
+        """Throw away everything this release wrote and record why."""
+        conn = self._conn
+        assert conn is not None
+        conn.rollback()
+        if self.release_id is not None:
+            self._mark_failed(conn, message, report)
+            self.release_id = None
+
+    def _mark_failed(self, conn: Connection, message: str, report: dict[str, Any]) -> None:
+        counts = {t: tally.as_dict() for t, tally in sorted(self.tallies.items())}
+        conn.execute(
+            update(REL)
+            .where(REL.c.id == self.release_id)
+            .values(status="failed", ended_at=now(), message=message[:2000], counts=counts, report=report)
+        )
+        conn.commit()
+
+
+# -- release administration ------------------------------------------------------------------
+
+
+def list_releases(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(REL).order_by(REL.c.id)))
+
+
+def rollback(engine: Engine, release_id: int) -> Any:
+    """Make an earlier release of the same source, tier and owner the active one again."""
+    with engine.begin() as conn:
+        target = conn.execute(select(REL).where(REL.c.id == release_id)).first()
+        if target is None:
+            raise StoreError(f"there is no release {release_id}")
+        if target.status == "active":
+            raise StoreError(f"release {release_id} is already the active one")
+        if target.status not in ("superseded", "rolled-back"):
+            raise StoreError(f"release {release_id} is {target.status} and holds no data to serve; only a superseded or rolled-back release can be made active")
+        current = active_release(conn, target.source, target.tier, target.owner_id)
+        if current is not None:
+            conn.execute(update(REL).where(REL.c.id == current.id).values(status="rolled-back"))
+        conn.execute(update(REL).where(REL.c.id == release_id).values(status="active", activated_at=now()))
+        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+
+
+def active_releases(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(REL).where(REL.c.status == "active").order_by(REL.c.id)))
+
+
+def served_counts(engine: Engine, release_id: int) -> dict[str, int]:
+    """Resources served by a release, per type."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(R.c.type, func.count())
+            .select_from(M.join(R, M.c.resource_pk == R.c.pk))
+            .where(M.c.release_id == release_id)
+            .group_by(R.c.type)
+        )
+        return {t: n for t, n in rows}
+
+
+def read_active(engine: Engine, rtype: str, rid: str) -> bytes | None:
+    """The bytes of (rtype, rid) as served by any active release, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(R.c.data)
+            .select_from(R.join(M, M.c.resource_pk == R.c.pk).join(REL, REL.c.id == M.c.release_id))
+            .where(REL.c.status == "active", R.c.type == rtype, R.c.id == rid)
+        ).first()
+        return None if row is None else bytes(row[0])
+
+
+def database_path(engine: Engine) -> Path | None:
+    return Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None

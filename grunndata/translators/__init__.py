@@ -1,0 +1,1 @@
+"""Translators: pure functions between FEST records and IDMP resources (FHIR R5). No I/O."""
