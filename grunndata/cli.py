@@ -28,7 +28,7 @@ app.add_typer(generate_app, name="generate")
 
 # Reports are tables: when piped (CI, logs) give them room instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one sentence on one line
 
 DbOption = Annotated[
     str | None,

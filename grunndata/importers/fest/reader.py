@@ -100,7 +100,7 @@ class FestReader:
             try:
                 yield from self._walk(parser)
             except etree.XMLSyntaxError as e:
-                raise DeliveryError(_syntax_message(e), catalogue=self.current_catalogue) from None
+                raise DeliveryError(_syntax_message(e, stream.at_end), catalogue=self.current_catalogue) from None
 
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
         depth = 0
@@ -197,14 +197,14 @@ def _check_root(el: Any) -> None:
         raise DeliveryError(f"this FEST root is in {found}, not the M30 namespace {M30_NS}", line=el.sourceline)
 
 
-def _syntax_message(e: etree.XMLSyntaxError) -> str:
+def _syntax_message(e: etree.XMLSyntaxError, at_end: bool) -> str:
     msg = (e.msg or str(e)).strip()
     line = e.lineno
-    if "not proper UTF-8" in msg or "Input is not proper" in msg or "invalid character" in msg.lower():
+    if "not proper UTF-8" in msg or "Invalid bytes in character encoding" in msg or "Input is not proper" in msg:
         return f"the file holds bytes that are not UTF-8 (line {line}); FEST is always UTF-8"
     if "Document is empty" in msg or "Start tag expected" in msg:
         return "the file is not XML"
-    if "Premature end" in msg or "EndTag" in msg and "end" in msg.lower() or "not closed" in msg.lower():
+    if at_end or "Premature end" in msg:
         return f"the XML ends too early (truncated?) at line {line}: {msg}"
     if "Entity" in msg or "entity" in msg:
         return f"entity references are not allowed in FEST (line {line}): {msg}"

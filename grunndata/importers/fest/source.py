@@ -34,6 +34,7 @@ class XmlStream:
         self._inner, self._raw, self._limit, self._what = inner, raw, limit, what
         self.total = total  # size of the file on disk, for progress
         self.read_bytes = 0
+        self.at_end = False  # the whole file was read: a parse error now means it was cut short
 
     @property
     def position(self) -> int:
@@ -49,6 +50,7 @@ class XmlStream:
         except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile) as e:
             raise DeliveryError(f"the {self._what} is damaged or truncated: {e}") from None
         self.read_bytes += len(data)
+        self.at_end = not data
         if self.read_bytes > self._limit:
             raise DeliveryError(
                 f"the {self._what} expands beyond {self._limit:,} bytes of XML, more than any real "

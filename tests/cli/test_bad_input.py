@@ -1,0 +1,245 @@
+"""Every bad delivery gets one clear sentence and a non-zero exit; the previous release stays served.
+
+Each case runs the real `grunndata import fest` in a subprocess against a copy of a store that
+already serves the real 2017 extract, then checks that nothing it serves changed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from grunndata.importers.fest import import_fest
+from grunndata.store import connect, list_releases, served_counts
+from grunndata.store.models import ReleaseEntry, Resource, SearchIndex
+from tests.conftest import REAL_FEST, require
+
+M30 = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
+FIRST_PACKAGE = re.compile(rb"<m30:OppfLegemiddelpakning>.*?</m30:OppfLegemiddelpakning>", re.S)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "grunndata.cli", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="module")
+def served_store(tmp_path_factory) -> Path:
+    """A SQLite store serving the real extract, built once and copied for each case."""
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    engine = connect(f"sqlite:///{path}")
+    import_fest(engine, require(REAL_FEST))
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def store(served_store, tmp_path) -> str:
+    target = tmp_path / "store.db"
+    shutil.copy(served_store, target)
+    return f"sqlite:///{target}"
+
+
+def snapshot(url: str) -> tuple:
+    engine = connect(url)
+    with engine.connect() as conn:
+        rows = tuple(conn.execute(select(func.count()).select_from(t)).scalar()
+                     for t in (Resource, ReleaseEntry, SearchIndex))
+    active = [r.id for r in list_releases(engine) if r.status == "active"]
+    served = served_counts(engine, active[0])
+    engine.dispose()
+    return rows, active, served
+
+
+def assert_refused(store: str, path: Path, expected: str, *extra: str, env: dict[str, str] | None = None) -> str:
+    before = snapshot(store)
+    result = run_cli("import", "fest", str(path), "--db", store, *extra, env=env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert re.search(expected, lines[0]), lines[0]
+    assert snapshot(store) == before  # same release active, same rows served, nothing written
+    return lines[0]
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_empty_file(store, tmp_path):
+    assert_refused(store, write(tmp_path, "empty.xml", b""), r"empty\.xml is empty")
+
+
+def test_truncated_xml(store, tmp_path, real_fest_xml):
+    cut = real_fest_xml[: len(real_fest_xml) // 2]
+    assert_refused(store, write(tmp_path, "cut.xml", cut), r"XML ends too early \(truncated\?\) at line \d+")
+
+
+def test_truncated_zip(store, tmp_path, real_fest_xml):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("fest251.xml", real_fest_xml)
+    data = buf.getvalue()
+    assert_refused(store, write(tmp_path, "cut.zip", data[: len(data) * 2 // 3]), r"not a readable zip file")
+
+
+def test_truncated_gzip(store, tmp_path, real_fest_xml):
+    data = gzip.compress(real_fest_xml)
+    assert_refused(store, write(tmp_path, "cut.xml.gz", data[: len(data) // 2]), r"gzip file is damaged or truncated")
+
+
+def test_not_xml(store, tmp_path):
+    assert_refused(store, write(tmp_path, "notes.txt", b"Legemidler 2017\nnot xml at all\n"), r"not XML")
+
+
+def test_another_root_element(store, tmp_path):
+    doc = f'<?xml version="1.0" encoding="utf-8"?><M31 xmlns="{M30}"><HentetDato>2017-01-01T00:00:00</HentetDato></M31>'
+    assert_refused(store, write(tmp_path, "m31.xml", doc.encode()), r"not a FEST delivery: the root element is M31")
+
+
+def test_fest_in_a_wrong_namespace(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml.replace(M30.encode(), b"http://www.kith.no/xmlstds/eresept/m30/2013-10-08", 1)
+    assert_refused(store, write(tmp_path, "old.xml", doc), r"FEST root is in namespace .*2013-10-08, not the M30")
+
+
+def test_fest_in_no_namespace(store, tmp_path):
+    doc = b"<FEST><HentetDato>2017-01-01T00:00:00</HentetDato></FEST>"
+    assert_refused(store, write(tmp_path, "nons.xml", doc), r"FEST root is in no namespace")
+
+
+def test_billion_laughs_is_refused_without_expansion(store, tmp_path):
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
+    doc = (f'<?xml version="1.0"?><!DOCTYPE FEST [{entities}]><FEST xmlns="{M30}">'
+           "<HentetDato>2017-01-01T00:00:00</HentetDato>&lol9;</FEST>")
+    assert_refused(store, write(tmp_path, "lol.xml", doc.encode()), r"declares a DOCTYPE")
+
+
+def test_external_entity_is_never_read(store, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    doc = (f'<?xml version="1.0"?><!DOCTYPE FEST [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+           f'<FEST xmlns="{M30}"><HentetDato>2017-01-01T00:00:00</HentetDato>&xxe;</FEST>')
+    message = assert_refused(store, write(tmp_path, "xxe.xml", doc.encode()), r"declares a DOCTYPE")
+    assert "TOP-SECRET" not in message
+    assert b"TOP-SECRET" not in Path(store.removeprefix("sqlite:///")).read_bytes()
+
+
+def test_duplicate_ids(store, tmp_path, real_fest_xml):
+    package = FIRST_PACKAGE.search(real_fest_xml).group(0)
+    doc = real_fest_xml.replace(package, package + package, 1)
+    assert_refused(store, write(tmp_path, "dup.xml", doc),
+                   r"same entry appears twice \(Legemiddelpakning, Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A, line \d+\)")
+
+
+def test_many_references_to_missing_ids_are_refused(store, tmp_path, real_fest_xml):
+    doc = re.sub(rb"<RefLegemiddelMerkevare>[^<]*<", b"<RefLegemiddelMerkevare>ID_MISSING<", real_fest_xml)
+    assert_refused(store, write(tmp_path, "dangling.xml", doc), r"refused: \d+ of \d+ references point at Ids")
+
+
+def test_one_reference_to_a_missing_id_is_a_warning(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml.replace(b"<RefLegemiddelMerkevare>ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD<",
+                                b"<RefLegemiddelMerkevare>ID_MISSING<", 1)
+    result = run_cli("import", "fest", str(write(tmp_path, "one.xml", doc)), "--db", store)
+    assert result.returncode == 0, result.stderr
+    assert "1 warnings" in result.stdout
+    assert re.search(r"dangling-reference: Legemiddelpakning Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A "
+                     r"\(line \d+\): RefLegemiddelMerkevare points at ID_MISSING", result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (b"<Mengde>60</Mengde>", b"<Mengde>sixty</Mengde>", r"Mengde must be a decimal number, not 'sixty'"),
+        (b"<GyldigFraDato>", b"<GyldigFraDato>31.12.", r"GyldigFraDato must be a date \(YYYY-MM-DD\)"),
+        (b"<m30:Tidspunkt>2017-01-01T00:54:56<", b"<m30:Tidspunkt>yesterday<", r"Tidspunkt must be a date and time"),
+        (b'<DDD V="1.5"', b'<DDD V="1,5"', r"DDD/@V must be a decimal number, not '1,5'"),
+        (b"<Varseltrekant>false<", b"<Varseltrekant>nei<", r"Varseltrekant must be true or false"),
+    ],
+    ids=["decimal", "date", "datetime", "quantity", "boolean"],
+)
+def test_text_in_typed_fields(store, tmp_path, real_fest_xml, old, new, expected):
+    assert old in real_fest_xml
+    doc = real_fest_xml.replace(old, new, 1)
+    assert_refused(store, write(tmp_path, "typed.xml", doc), expected + r".*line \d+")
+
+
+def test_status_other_than_a_or_u(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml.replace(b'<m30:Status V="A"', b'<m30:Status V="X"', 1)
+    assert_refused(store, write(tmp_path, "status.xml", doc), r"Status must be A \(active\) or U \(expired\), not 'X'")
+
+
+def test_a_u_entry_in_a_full_delivery(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml.replace(b'<m30:Status V="A" DN="Aktiv oppf\xc3\xb8ring"/>',
+                                b'<m30:Status V="U" DN="Utg\xc3\xa5tt oppf\xc3\xb8ring"/>', 1)
+    assert_refused(store, write(tmp_path, "u.xml", doc), r"full delivery holds only active .*--incremental")
+
+
+def test_a_full_delivery_30_percent_smaller(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml
+    for _ in range(33):
+        doc = FIRST_PACKAGE.sub(b"", doc, count=1)
+    assert_refused(store, write(tmp_path, "small.xml", doc),
+                   r"expire 31% of the active Legemiddelpakning entries \(33 of 107\).*--force")
+
+
+def test_bytes_that_are_not_utf8(store, tmp_path, real_fest_xml):
+    doc = real_fest_xml.replace("Skal ikke søkes".encode(), "Skal ikke søkes".encode("latin-1"), 1)
+    assert_refused(store, write(tmp_path, "latin1.xml", doc), r"bytes that are not UTF-8 \(line \d+\)")
+
+
+def test_a_zip_whose_entry_expands_beyond_the_limit(store, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("fest251.xml", b"<" + b" " * 5_000_000)
+    assert_refused(store, write(tmp_path, "bomb.zip", buf.getvalue()), r"expands to 5,000,001 bytes, beyond the limit",
+                   env={"GRUNNDATA_MAX_XML_BYTES": "1000000"})
+
+
+def test_a_gzip_that_expands_beyond_the_limit(store, tmp_path, real_fest_xml):
+    data = gzip.compress(real_fest_xml)
+    assert_refused(store, write(tmp_path, "big.xml.gz", data), r"expands beyond 100,000 bytes of XML",
+                   env={"GRUNNDATA_MAX_XML_BYTES": "100000"})
+
+
+def test_a_zip_with_two_files(store, tmp_path, real_fest_xml):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("fest251.xml", real_fest_xml)
+        z.writestr("extra.xml", real_fest_xml)
+    assert_refused(store, write(tmp_path, "two.zip", buf.getvalue()), r"exactly one XML file")
+
+
+def test_a_missing_file(store, tmp_path):
+    assert_refused(store, tmp_path / "nowhere.xml", r"no such file")
+
+
+# -- the packagings DMP uses all load -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("packaging", ["zip", "bom"])
+def test_zip_and_bom_load_the_same_content(store, tmp_path, real_fest_xml, packaging):
+    if packaging == "zip":
+        path = tmp_path / "fest251.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("fest251.xml", real_fest_xml)
+    else:
+        path = write(tmp_path, "bom.xml", b"\xef\xbb\xbf" + real_fest_xml)
+    result = run_cli("import", "fest", str(path), "--db", store)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing changed: the delivery is identical to the active release 1." in result.stdout

@@ -1,0 +1,97 @@
+"""Shared fixtures: ../shared data, and stores on SQLite and PostgreSQL.
+
+PostgreSQL tests run against 127.0.0.1:5432 (user postgres, trust auth), each in a fresh
+database. Without a reachable server they skip, except on CI (CI set), where they fail.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from grunndata.store import connect
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL_FEST = SHARED / "data" / "fest-real" / "fest-mini-2017.xml.gz"
+REAL_FEST_AS_PUBLISHED = SHARED / "data" / "fest-real" / "fest-mini-2017-as-published.xml.gz"
+SCHEMAS = SHARED / "schemas" / "fest-m30"
+M30_XSD = SCHEMAS / "R1808-eResept-M30-2014-12-01" / "ER-M30-2014-12-01.xsd"
+PG_ADMIN_URL = os.environ.get("GRUNNDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def require(path: Path) -> Path:
+    """`path` from ../shared; a failure on CI, a skip elsewhere, when it is missing."""
+    if not path.exists():
+        message = f"{path} not found: the tests read ../shared beside the repository"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_fest_xml() -> bytes:
+    """The real 2017 extract (namespaces repaired), decompressed."""
+    return gzip.decompress(require(REAL_FEST).read_bytes())
+
+
+def _pg_available() -> str | None:
+    try:
+        eng = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as e:  # noqa: BLE001
+        return str(e).splitlines()[0]
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def _pg_problem() -> str | None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_pg_available())
+    return _PG_PROBLEM[0]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    problem = _pg_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required on CI: {problem}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {problem}")
+    name = "grunndata_test_" + uuid.uuid4().hex[:10]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    eng = connect(store_url)
+    yield eng
+    eng.dispose()
