@@ -18,8 +18,12 @@ from rich.table import Table
 
 from grunndata.errors import GrunndataError
 
-app = typer.Typer(help="Norwegian medicinal-product master data: FEST/M30 and IDMP over FHIR R5.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Norwegian medicinal-product master data: FEST/M30 and IDMP over FHIR R5.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 import_app = typer.Typer(help="Load a delivery into the store as a new release.", no_args_is_help=True)
 generate_app = typer.Typer(help="Write realistic sample FEST deliveries.", no_args_is_help=True)
 export_app = typer.Typer(help="Write data out of the store.", no_args_is_help=True)
@@ -32,7 +36,10 @@ err = Console(stderr=True, soft_wrap=True)  # an error is one sentence on one li
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (sqlite:///FILE or postgresql://...); default GRUNNDATA_DB or ./grunndata.db"),
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///FILE or postgresql://...); default GRUNNDATA_DB or ./grunndata.db",
+    ),
 ]
 
 
@@ -46,7 +53,9 @@ def _engine(db: str | None) -> Any:
 def import_fest_cmd(
     path: Annotated[Path, typer.Argument(help="FEST delivery: .xml, .xml.gz or DMP's .zip")],
     db: DbOption = None,
-    incremental: Annotated[bool, typer.Option("--incremental", help="The delivery is incremental (has Status U entries)")] = False,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="The delivery is incremental (has Status U entries)")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Import even if a guard would refuse it")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
 ) -> None:
@@ -67,11 +76,19 @@ def import_fest_cmd(
 
         def progress(catalogue: str | None, entries: int, done: int, total: int) -> None:
             elapsed = bar.tasks[0].elapsed or 1e-9
-            bar.update(task, description=catalogue or "checking and writing", completed=done, total=total,
-                       entries=entries, rate=entries / elapsed)
+            bar.update(
+                task,
+                description=catalogue or "checking and writing",
+                completed=done,
+                total=total,
+                entries=entries,
+                rate=entries / elapsed,
+            )
 
         try:
-            result = import_fest(engine, path, incremental=incremental, force=force, dry_run=dry_run, progress=progress)
+            result = import_fest(
+                engine, path, incremental=incremental, force=force, dry_run=dry_run, progress=progress
+            )
         except GrunndataError:
             bar.stop()
             raise
@@ -89,7 +106,9 @@ def _print_report(result: Any) -> None:
     if split:
         out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))
     if result.warnings:
-        out.print(f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):")
+        out.print(
+            f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):"
+        )
         for w in result.warnings[:20]:
             where = f"line {w.line}" if w.line else "active release"
             out.print(f"  {w.kind}: {w.catalogue} Id {w.entry_id} ({where}): {w.message}")
@@ -113,21 +132,41 @@ def releases(db: DbOption = None) -> None:
         out.print("No releases yet: import a delivery with `grunndata import fest PATH`.")
         return
     table = Table()
-    for col in ("Release", "Status", "Source", "Kind", "Tier/owner", "HentetDato", "File", "Started", "Entries", "Note"):
+    for col in (
+        "Release",
+        "Status",
+        "Source",
+        "Kind",
+        "Tier/owner",
+        "HentetDato",
+        "File",
+        "Started",
+        "Entries",
+        "Note",
+    ):
         table.add_column(col)
     for r in rows:
         counts = r.counts or {}
         served = sum(c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0) for c in counts.values())
         table.add_row(
-            str(r.id), r.status, r.source, r.kind, f"{r.tier}/{r.owner_id}", r.hentet_dato or "",
-            r.file_name or "", f"{r.started_at:%Y-%m-%d %H:%M:%S}", f"{served:,}" if counts else "",
+            str(r.id),
+            r.status,
+            r.source,
+            r.kind,
+            f"{r.tier}/{r.owner_id}",
+            r.hentet_dato or "",
+            r.file_name or "",
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{served:,}" if counts else "",
             r.message or "",
         )
     out.print(table)
 
 
 @app.command("rollback")
-def rollback_cmd(release: Annotated[int, typer.Argument(help="The release to make active again")], db: DbOption = None) -> None:
+def rollback_cmd(
+    release: Annotated[int, typer.Argument(help="The release to make active again")], db: DbOption = None
+) -> None:
     """Make an earlier release active again (the current one becomes rolled-back)."""
     from grunndata.store import rollback
 
@@ -163,26 +202,38 @@ def generate_fest(
     if scale <= 0:
         raise GrunndataError("--scale must be greater than 0")
     with err.status("generating ...") as status:
-        counts = generate_delivery(path, scale=scale, seed=seed,
-                                   progress=lambda cat, n: status.update(f"generating {cat}: {n:,}"))
-    out.print(f"Wrote {path} ({path.stat().st_size:,} bytes): " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        counts = generate_delivery(
+            path, scale=scale, seed=seed, progress=lambda cat, n: status.update(f"generating {cat}: {n:,}")
+        )
+    out.print(
+        f"Wrote {path} ({path.stat().st_size:,} bytes): " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
 
 
 @generate_app.command("followup")
 def generate_followup(
     base: Annotated[Path, typer.Argument(help="A delivery written by `grunndata generate fest`")],
     path: Annotated[Path, typer.Argument(help="Where to write the next delivery")],
-    incremental: Annotated[bool, typer.Option("--incremental", help="Only changes, with Status U for expiries")] = False,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Only changes, with Status U for expiries")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same changes")] = 1,
 ) -> None:
     """Write the delivery that follows BASE, with new, changed and expired entries."""
     from grunndata.sample import derive_followup
 
     with err.status("deriving ...") as status:
-        counts = derive_followup(base, path, incremental=incremental, seed=seed,
-                                 progress=lambda cat, n: status.update(f"deriving {cat}: {n:,}"))
+        counts = derive_followup(
+            base,
+            path,
+            incremental=incremental,
+            seed=seed,
+            progress=lambda cat, n: status.update(f"deriving {cat}: {n:,}"),
+        )
     total = {k: sum(c[k] for c in counts.values()) for k in ("new", "changed", "expired")}
-    out.print(f"Wrote {path}: {total['new']:,} new, {total['changed']:,} changed, {total['expired']:,} expired entries.")
+    out.print(
+        f"Wrote {path}: {total['new']:,} new, {total['changed']:,} changed, {total['expired']:,} expired entries."
+    )
 
 
 def main() -> None:
@@ -197,8 +248,10 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001  never a traceback for the user, unless asked
         if os.environ.get("GRUNNDATA_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] unexpected failure ({type(e).__name__}: {e}); set GRUNNDATA_DEBUG=1 for details",
-                  highlight=False)
+        err.print(
+            f"[red]error:[/red] unexpected failure ({type(e).__name__}: {e}); set GRUNNDATA_DEBUG=1 for details",
+            highlight=False,
+        )
         sys.exit(1)
 
 

@@ -11,7 +11,12 @@ class DeliveryError(GrunndataError):
     """A FEST delivery that cannot be imported: not FEST, malformed, or refused by a guard."""
 
     def __init__(
-        self, message: str, *, catalogue: str | None = None, entry_id: str | None = None, line: int | None = None
+        self,
+        message: str,
+        *,
+        catalogue: str | None = None,
+        entry_id: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.catalogue, self.entry_id, self.line = catalogue, entry_id, line
         where = []

@@ -33,7 +33,9 @@ def relisted(entry: FestEntry, oppf_id: str, change: Callable[[list], None] | No
     payload = copy.deepcopy(list(entry.payload))
     if change:
         change(payload)
-    return dataclasses.replace(entry, oppf_id=oppf_id, tidspunkt="2017-04-20T10:00:00", payload=tuple(payload))
+    return dataclasses.replace(
+        entry, oppf_id=oppf_id, tidspunkt="2017-04-20T10:00:00", payload=tuple(payload)
+    )
 
 
 def expiry(entry: FestEntry) -> FestEntry:

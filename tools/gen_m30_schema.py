@@ -43,10 +43,7 @@ def extract(schema_dir: Path) -> dict[str, object]:
             typ = el.get("type")
             if typ is None:
                 simple = el.find(XS + "simpleType")
-                if simple is not None:
-                    typ = simple.find(XS + "restriction").get("base")
-                else:
-                    typ = "complex"
+                typ = simple.find(XS + "restriction").get("base") if simple is not None else "complex"
             declared[name].add(typ)
             if typ == "IDREF":
                 idrefs.add(name)

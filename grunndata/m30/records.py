@@ -59,7 +59,8 @@ def catalogue(name: str) -> Catalogue:
 
 def child(node: Node, name: str) -> Node | None:
     """The first child of `node` named `name`, or None."""
-    for c in node[3] or ():
+    children: list[Node] = node[3] or []
+    for c in children:
         if c[0] == name:
             return c
     return None

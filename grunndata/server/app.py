@@ -24,7 +24,13 @@ def create_app(engine: Engine) -> FastAPI:
             "status": "ok",
             "version": __version__,
             "active_releases": [
-                {"id": r.id, "source": r.source, "tier": r.tier, "owner": r.owner_id, "hentet_dato": r.hentet_dato}
+                {
+                    "id": r.id,
+                    "source": r.source,
+                    "tier": r.tier,
+                    "owner": r.owner_id,
+                    "hentet_dato": r.hentet_dato,
+                }
                 for r in active
             ],
         }

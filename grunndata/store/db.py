@@ -39,7 +39,9 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
     try:
         parsed = make_url(resolved)
     except ArgumentError:
-        raise StoreError(f"not a database URL: {resolved!r} (use sqlite:///FILE or postgresql://...)") from None
+        raise StoreError(
+            f"not a database URL: {resolved!r} (use sqlite:///FILE or postgresql://...)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             parent = Path(parsed.database).parent
@@ -56,7 +58,9 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
             SQLModel.metadata.create_all(engine)
         except OperationalError as e:
             reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-            raise StoreError(f"cannot open the database {parsed.render_as_string(hide_password=True)}: {reason}") from None
+            raise StoreError(
+                f"cannot open the database {parsed.render_as_string(hide_password=True)}: {reason}"
+            ) from None
     return engine
 
 

@@ -60,7 +60,12 @@ class Tally:
     expired: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "expired": self.expired}
+        return {
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "expired": self.expired,
+        }
 
 
 class _ImportLock:
@@ -164,7 +169,7 @@ class ReleaseBuilder:
         ensure_owner(conn, self.owner, self.owner_name, self.tier)
         self.based_on = active_release(conn, self.source, self.tier, self.owner)
         if not self.dry_run:
-            self.release_id = conn.execute(
+            inserted = conn.execute(
                 insert(REL).values(
                     source=self.source,
                     kind=self.kind,
@@ -179,7 +184,9 @@ class ReleaseBuilder:
                     pid=os.getpid(),
                     host=socket.gethostname(),
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            self.release_id = int(inserted[0])
         conn.commit()  # the building row is visible from here on; everything else is one transaction
         self._load_state(conn)
         return self
@@ -208,7 +215,9 @@ class ReleaseBuilder:
             .subquery()
         )
         for t, i, pk, v, h, s in conn.execute(
-            select(*cols).join(newest, (R.c.type == newest.c.type) & (R.c.id == newest.c.id) & (R.c.version == newest.c.v))
+            select(*cols).join(
+                newest, (R.c.type == newest.c.type) & (R.c.id == newest.c.id) & (R.c.version == newest.c.v)
+            )
         ):
             self._latest[(t, i)] = StoredVersion(pk, v, h, s)
         if self.based_on is not None:
@@ -405,7 +414,9 @@ def rollback(engine: Engine, release_id: int) -> Any:
         if target.status == "active":
             raise StoreError(f"release {release_id} is already the active one")
         if target.status not in ("superseded", "rolled-back"):
-            raise StoreError(f"release {release_id} is {target.status} and holds no data to serve; only a superseded or rolled-back release can be made active")
+            raise StoreError(
+                f"release {release_id} is {target.status} and holds no data to serve; only a superseded or rolled-back release can be made active"
+            )
         current = active_release(conn, target.source, target.tier, target.owner_id)
         if current is not None:
             conn.execute(update(REL).where(REL.c.id == current.id).values(status="rolled-back"))

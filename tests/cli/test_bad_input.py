@@ -31,7 +31,10 @@ FIRST_PACKAGE = re.compile(rb"<m30:OppfLegemiddelpakning>.*?</m30:OppfLegemiddel
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "grunndata.cli", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
     )
 
 
@@ -55,15 +58,19 @@ def store(served_store, tmp_path) -> str:
 def snapshot(url: str) -> tuple:
     engine = connect(url)
     with engine.connect() as conn:
-        rows = tuple(conn.execute(select(func.count()).select_from(t)).scalar()
-                     for t in (Resource, ReleaseEntry, SearchIndex))
+        rows = tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (Resource, ReleaseEntry, SearchIndex)
+        )
     active = [r.id for r in list_releases(engine) if r.status == "active"]
     served = served_counts(engine, active[0])
     engine.dispose()
     return rows, active, served
 
 
-def assert_refused(store: str, path: Path, expected: str, *extra: str, env: dict[str, str] | None = None) -> str:
+def assert_refused(
+    store: str, path: Path, expected: str, *extra: str, env: dict[str, str] | None = None
+) -> str:
     before = snapshot(store)
     result = run_cli("import", "fest", str(path), "--db", store, *extra, env=env)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -100,7 +107,9 @@ def test_truncated_zip(store, tmp_path, real_fest_xml):
 
 def test_truncated_gzip(store, tmp_path, real_fest_xml):
     data = gzip.compress(real_fest_xml)
-    assert_refused(store, write(tmp_path, "cut.xml.gz", data[: len(data) // 2]), r"gzip file is damaged or truncated")
+    assert_refused(
+        store, write(tmp_path, "cut.xml.gz", data[: len(data) // 2]), r"gzip file is damaged or truncated"
+    )
 
 
 def test_not_xml(store, tmp_path):
@@ -109,12 +118,16 @@ def test_not_xml(store, tmp_path):
 
 def test_another_root_element(store, tmp_path):
     doc = f'<?xml version="1.0" encoding="utf-8"?><M31 xmlns="{M30}"><HentetDato>2017-01-01T00:00:00</HentetDato></M31>'
-    assert_refused(store, write(tmp_path, "m31.xml", doc.encode()), r"not a FEST delivery: the root element is M31")
+    assert_refused(
+        store, write(tmp_path, "m31.xml", doc.encode()), r"not a FEST delivery: the root element is M31"
+    )
 
 
 def test_fest_in_a_wrong_namespace(store, tmp_path, real_fest_xml):
     doc = real_fest_xml.replace(M30.encode(), b"http://www.kith.no/xmlstds/eresept/m30/2013-10-08", 1)
-    assert_refused(store, write(tmp_path, "old.xml", doc), r"FEST root is in namespace .*2013-10-08, not the M30")
+    assert_refused(
+        store, write(tmp_path, "old.xml", doc), r"FEST root is in namespace .*2013-10-08, not the M30"
+    )
 
 
 def test_fest_in_no_namespace(store, tmp_path):
@@ -124,17 +137,22 @@ def test_fest_in_no_namespace(store, tmp_path):
 
 def test_billion_laughs_is_refused_without_expansion(store, tmp_path):
     entities = '<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
-    doc = (f'<?xml version="1.0"?><!DOCTYPE FEST [{entities}]><FEST xmlns="{M30}">'
-           "<HentetDato>2017-01-01T00:00:00</HentetDato>&lol9;</FEST>")
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
+    )
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE FEST [{entities}]><FEST xmlns="{M30}">'
+        "<HentetDato>2017-01-01T00:00:00</HentetDato>&lol9;</FEST>"
+    )
     assert_refused(store, write(tmp_path, "lol.xml", doc.encode()), r"declares a DOCTYPE")
 
 
 def test_external_entity_is_never_read(store, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-MARKER")
-    doc = (f'<?xml version="1.0"?><!DOCTYPE FEST [<!ENTITY xxe SYSTEM "file://{secret}">]>'
-           f'<FEST xmlns="{M30}"><HentetDato>2017-01-01T00:00:00</HentetDato>&xxe;</FEST>')
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE FEST [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+        f'<FEST xmlns="{M30}"><HentetDato>2017-01-01T00:00:00</HentetDato>&xxe;</FEST>'
+    )
     message = assert_refused(store, write(tmp_path, "xxe.xml", doc.encode()), r"declares a DOCTYPE")
     assert "TOP-SECRET" not in message
     assert b"TOP-SECRET" not in Path(store.removeprefix("sqlite:///")).read_bytes()
@@ -143,23 +161,34 @@ def test_external_entity_is_never_read(store, tmp_path):
 def test_duplicate_ids(store, tmp_path, real_fest_xml):
     package = FIRST_PACKAGE.search(real_fest_xml).group(0)
     doc = real_fest_xml.replace(package, package + package, 1)
-    assert_refused(store, write(tmp_path, "dup.xml", doc),
-                   r"same entry appears twice \(Legemiddelpakning, Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A, line \d+\)")
+    assert_refused(
+        store,
+        write(tmp_path, "dup.xml", doc),
+        r"same entry appears twice \(Legemiddelpakning, Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A, line \d+\)",
+    )
 
 
 def test_many_references_to_missing_ids_are_refused(store, tmp_path, real_fest_xml):
     doc = re.sub(rb"<RefLegemiddelMerkevare>[^<]*<", b"<RefLegemiddelMerkevare>ID_MISSING<", real_fest_xml)
-    assert_refused(store, write(tmp_path, "dangling.xml", doc), r"refused: \d+ of \d+ references point at Ids")
+    assert_refused(
+        store, write(tmp_path, "dangling.xml", doc), r"refused: \d+ of \d+ references point at Ids"
+    )
 
 
 def test_one_reference_to_a_missing_id_is_a_warning(store, tmp_path, real_fest_xml):
-    doc = real_fest_xml.replace(b"<RefLegemiddelMerkevare>ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD<",
-                                b"<RefLegemiddelMerkevare>ID_MISSING<", 1)
+    doc = real_fest_xml.replace(
+        b"<RefLegemiddelMerkevare>ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD<",
+        b"<RefLegemiddelMerkevare>ID_MISSING<",
+        1,
+    )
     result = run_cli("import", "fest", str(write(tmp_path, "one.xml", doc)), "--db", store)
     assert result.returncode == 0, result.stderr
     assert "1 warnings" in result.stdout
-    assert re.search(r"dangling-reference: Legemiddelpakning Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A "
-                     r"\(line \d+\): RefLegemiddelMerkevare points at ID_MISSING", result.stdout)
+    assert re.search(
+        r"dangling-reference: Legemiddelpakning Id ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A "
+        r"\(line \d+\): RefLegemiddelMerkevare points at ID_MISSING",
+        result.stdout,
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,7 +196,11 @@ def test_one_reference_to_a_missing_id_is_a_warning(store, tmp_path, real_fest_x
     [
         (b"<Mengde>60</Mengde>", b"<Mengde>sixty</Mengde>", r"Mengde must be a decimal number, not 'sixty'"),
         (b"<GyldigFraDato>", b"<GyldigFraDato>31.12.", r"GyldigFraDato must be a date \(YYYY-MM-DD\)"),
-        (b"<m30:Tidspunkt>2017-01-01T00:54:56<", b"<m30:Tidspunkt>yesterday<", r"Tidspunkt must be a date and time"),
+        (
+            b"<m30:Tidspunkt>2017-01-01T00:54:56<",
+            b"<m30:Tidspunkt>yesterday<",
+            r"Tidspunkt must be a date and time",
+        ),
         (b'<DDD V="1.5"', b'<DDD V="1,5"', r"DDD/@V must be a decimal number, not '1,5'"),
         (b"<Varseltrekant>false<", b"<Varseltrekant>nei<", r"Varseltrekant must be true or false"),
     ],
@@ -181,12 +214,17 @@ def test_text_in_typed_fields(store, tmp_path, real_fest_xml, old, new, expected
 
 def test_status_other_than_a_or_u(store, tmp_path, real_fest_xml):
     doc = real_fest_xml.replace(b'<m30:Status V="A"', b'<m30:Status V="X"', 1)
-    assert_refused(store, write(tmp_path, "status.xml", doc), r"Status must be A \(active\) or U \(expired\), not 'X'")
+    assert_refused(
+        store, write(tmp_path, "status.xml", doc), r"Status must be A \(active\) or U \(expired\), not 'X'"
+    )
 
 
 def test_a_u_entry_in_a_full_delivery(store, tmp_path, real_fest_xml):
-    doc = real_fest_xml.replace(b'<m30:Status V="A" DN="Aktiv oppf\xc3\xb8ring"/>',
-                                b'<m30:Status V="U" DN="Utg\xc3\xa5tt oppf\xc3\xb8ring"/>', 1)
+    doc = real_fest_xml.replace(
+        b'<m30:Status V="A" DN="Aktiv oppf\xc3\xb8ring"/>',
+        b'<m30:Status V="U" DN="Utg\xc3\xa5tt oppf\xc3\xb8ring"/>',
+        1,
+    )
     assert_refused(store, write(tmp_path, "u.xml", doc), r"full delivery holds only active .*--incremental")
 
 
@@ -194,8 +232,11 @@ def test_a_full_delivery_30_percent_smaller(store, tmp_path, real_fest_xml):
     doc = real_fest_xml
     for _ in range(33):
         doc = FIRST_PACKAGE.sub(b"", doc, count=1)
-    assert_refused(store, write(tmp_path, "small.xml", doc),
-                   r"expire 31% of the active Legemiddelpakning entries \(33 of 107\).*--force")
+    assert_refused(
+        store,
+        write(tmp_path, "small.xml", doc),
+        r"expire 31% of the active Legemiddelpakning entries \(33 of 107\).*--force",
+    )
 
 
 def test_bytes_that_are_not_utf8(store, tmp_path, real_fest_xml):
@@ -207,14 +248,22 @@ def test_a_zip_whose_entry_expands_beyond_the_limit(store, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("fest251.xml", b"<" + b" " * 5_000_000)
-    assert_refused(store, write(tmp_path, "bomb.zip", buf.getvalue()), r"expands to 5,000,001 bytes, beyond the limit",
-                   env={"GRUNNDATA_MAX_XML_BYTES": "1000000"})
+    assert_refused(
+        store,
+        write(tmp_path, "bomb.zip", buf.getvalue()),
+        r"expands to 5,000,001 bytes, beyond the limit",
+        env={"GRUNNDATA_MAX_XML_BYTES": "1000000"},
+    )
 
 
 def test_a_gzip_that_expands_beyond_the_limit(store, tmp_path, real_fest_xml):
     data = gzip.compress(real_fest_xml)
-    assert_refused(store, write(tmp_path, "big.xml.gz", data), r"expands beyond 100,000 bytes of XML",
-                   env={"GRUNNDATA_MAX_XML_BYTES": "100000"})
+    assert_refused(
+        store,
+        write(tmp_path, "big.xml.gz", data),
+        r"expands beyond 100,000 bytes of XML",
+        env={"GRUNNDATA_MAX_XML_BYTES": "100000"},
+    )
 
 
 def test_a_zip_with_two_files(store, tmp_path, real_fest_xml):

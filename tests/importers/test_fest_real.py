@@ -35,8 +35,17 @@ def test_real_extract_imports_with_exact_counts(engine, path):
     assert result.warnings == []
     assert served_counts(engine, result.release_id) == {f"FEST.{k}": v for k, v in EXPECTED.items()}
     [release] = list_releases(engine)
-    assert (release.status, release.hentet_dato, release.kind) == ("active", "2017-04-12T18:26:27.336Z", "full")
-    assert release.counts["FEST.Legemiddelpakning"] == {"new": 107, "changed": 0, "unchanged": 0, "expired": 0}
+    assert (release.status, release.hentet_dato, release.kind) == (
+        "active",
+        "2017-04-12T18:26:27.336Z",
+        "full",
+    )
+    assert release.counts["FEST.Legemiddelpakning"] == {
+        "new": 107,
+        "changed": 0,
+        "unchanged": 0,
+        "expired": 0,
+    }
 
 
 def test_certican_package_is_stored_whole(engine):
@@ -44,7 +53,10 @@ def test_certican_package_is_stored_whole(engine):
     data = read_active(engine, "FEST.Legemiddelpakning", "ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A")
     entry = FestEntry.from_json(orjson.loads(data))
     assert (entry.oppf_id, entry.tidspunkt, entry.status) == (
-        "ID_7B25F318-5F0E-4D95-BAD3-5722F6528424", "2017-01-01T00:54:56", "A")
+        "ID_7B25F318-5F0E-4D95-BAD3-5722F6528424",
+        "2017-01-01T00:54:56",
+        "A",
+    )
     pakning = entry.payload[0]
     assert pakning[0] == "Legemiddelpakning"
     assert child_text(pakning, "Varenr") == "014884"
@@ -61,8 +73,10 @@ def test_the_same_file_twice_changes_nothing(engine):
     first = import_fest(engine, require(REAL_FEST))
     second = import_fest(engine, REAL_FEST)
     assert second.changed_nothing
-    assert all(c["unchanged"] == c["entries"] and c["new"] == c["changed"] == c["expired"] == 0
-               for c in second.catalogues.values())
+    assert all(
+        c["unchanged"] == c["entries"] and c["new"] == c["changed"] == c["expired"] == 0
+        for c in second.catalogues.values()
+    )
     assert [(r.id, r.status) for r in list_releases(engine)] == [(first.release_id, "active")]
 
 

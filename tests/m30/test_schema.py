@@ -19,18 +19,30 @@ def _tool():
 def test_schema_table_matches_the_official_xsd():
     require(M30_XSD)
     tables = _tool().extract(SCHEMAS)
-    assert schema.CATALOGUES == tables["CATALOGUES"]
-    assert schema.TEXT_TYPES == tables["TEXT_TYPES"]
-    assert schema.QUANTITY_ELEMENTS == tables["QUANTITY_ELEMENTS"]
-    assert schema.IDREF_ELEMENTS == tables["IDREF_ELEMENTS"]
+    assert tables["CATALOGUES"] == schema.CATALOGUES
+    assert tables["TEXT_TYPES"] == schema.TEXT_TYPES
+    assert tables["QUANTITY_ELEMENTS"] == schema.QUANTITY_ELEMENTS
+    assert tables["IDREF_ELEMENTS"] == schema.IDREF_ELEMENTS
 
 
 def test_the_fifteen_catalogues_in_xsd_order():
     names = [c.name for c in catalogues()]
     assert names == [
-        "LegemiddelMerkevare", "Legemiddelpakning", "Virkestoff", "OrdineringVirkestoff", "LegemiddelVirkestoff",
-        "Handelsvare", "Diagnose", "Refusjon", "Vilkar", "VarselSlv", "Kodeverk", "Byttegruppe",
-        "Legemiddeldose", "Interaksjon", "StrDosering",
+        "LegemiddelMerkevare",
+        "Legemiddelpakning",
+        "Virkestoff",
+        "OrdineringVirkestoff",
+        "LegemiddelVirkestoff",
+        "Handelsvare",
+        "Diagnose",
+        "Refusjon",
+        "Vilkar",
+        "VarselSlv",
+        "Kodeverk",
+        "Byttegruppe",
+        "Legemiddeldose",
+        "Interaksjon",
+        "StrDosering",
     ]
     assert catalogues()[2].payloads == {
         "Virkestoff": "http://www.kith.no/xmlstds/eresept/forskrivning/2014-12-01",

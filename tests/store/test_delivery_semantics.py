@@ -40,7 +40,12 @@ def _versions(engine, rid):
     from grunndata.store.models import Resource
 
     with engine.connect() as conn:
-        return [v for (v,) in conn.execute(select(Resource.version).where(Resource.id == rid).order_by(Resource.version))]
+        return [
+            v
+            for (v,) in conn.execute(
+                select(Resource.version).where(Resource.id == rid).order_by(Resource.version)
+            )
+        ]
 
 
 def test_full_delivery_expires_what_it_no_longer_contains(engine, tmp_path, real):
@@ -48,8 +53,13 @@ def test_full_delivery_expires_what_it_no_longer_contains(engine, tmp_path, real
     import_fest(engine, REAL_FEST)
     dropped = [e for e in entries if e.inner_id != CERTICAN]
     result = import_fest(engine, write(tmp_path / "next.xml", "2017-04-26T18:00:00Z", dropped))
-    assert result.catalogues["Legemiddelpakning"] == {"new": 0, "changed": 0, "unchanged": 106, "expired": 1,
-                                                      "entries": 106}
+    assert result.catalogues["Legemiddelpakning"] == {
+        "new": 0,
+        "changed": 0,
+        "unchanged": 106,
+        "expired": 1,
+        "entries": 106,
+    }
     assert _stored(engine, "FEST.Legemiddelpakning", CERTICAN) is None
     assert served_counts(engine, result.release_id)["FEST.Legemiddelpakning"] == 106
     assert [r.status for r in list_releases(engine)] == ["superseded", "active"]
@@ -76,8 +86,12 @@ def test_incremental_delivery_expires_status_u_and_replaces_changes(engine, tmp_
     certican = _package(entries)
     gone = next(e for e in entries if e.catalogue == "Interaksjon")
     delivery = [expiry(certican), relisted(certican, "ID_NEW-OPPF-0002", _new_price), expiry(gone)]
-    delivery.sort(key=lambda e: ["LegemiddelMerkevare", "Legemiddelpakning", "Interaksjon"].index(e.catalogue))
-    result = import_fest(engine, write(tmp_path / "inc.xml", "2017-04-13T18:00:00Z", delivery), incremental=True)
+    delivery.sort(
+        key=lambda e: ["LegemiddelMerkevare", "Legemiddelpakning", "Interaksjon"].index(e.catalogue)
+    )
+    result = import_fest(
+        engine, write(tmp_path / "inc.xml", "2017-04-13T18:00:00Z", delivery), incremental=True
+    )
     assert result.catalogues["Legemiddelpakning"]["changed"] == 1
     assert result.catalogues["Interaksjon"]["expired"] == 1
     assert _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id == "ID_NEW-OPPF-0002"
@@ -104,10 +118,15 @@ def test_a_full_delivery_30_percent_smaller_is_refused_unless_forced(engine, tmp
     drop = {e.key for e in packages[: int(len(packages) * 0.3)]}  # 32 of 107
     # keep references resolvable: drop only packages, nothing points at them in this extract
     smaller = write(tmp_path / "small.xml", "2017-04-26T18:00:00Z", [e for e in entries if e.key not in drop])
-    with pytest.raises(DeliveryError, match=r"expire 30% of the active Legemiddelpakning entries \(32 of 107\)"):
+    with pytest.raises(
+        DeliveryError, match=r"expire 30% of the active Legemiddelpakning entries \(32 of 107\)"
+    ):
         import_fest(engine, smaller)
     releases = list_releases(engine)
-    assert [(r.id, r.status) for r in releases] == [(first.release_id, "active"), (first.release_id + 1, "failed")]
+    assert [(r.id, r.status) for r in releases] == [
+        (first.release_id, "active"),
+        (first.release_id + 1, "failed"),
+    ]
     assert "expire 30%" in releases[1].message
     assert served_counts(engine, first.release_id)["FEST.Legemiddelpakning"] == 107
     forced = import_fest(engine, smaller, force=True)
@@ -118,11 +137,14 @@ def test_rollback_serves_the_earlier_release_again(engine, tmp_path, real):
     hentet, entries = real
     first = import_fest(engine, REAL_FEST)
     changed = [relisted(e, "ID_NEW-OPPF-0003", _new_price) if e.inner_id == CERTICAN else e for e in entries]
-    second = import_fest(engine, write(tmp_path / "next.xml", "2017-04-26T18:00:00Z", changed))
+    import_fest(engine, write(tmp_path / "next.xml", "2017-04-26T18:00:00Z", changed))
     assert _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id == "ID_NEW-OPPF-0003"
     rollback(engine, first.release_id)
     assert [r.status for r in list_releases(engine)] == ["active", "rolled-back"]
-    assert _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id == "ID_7B25F318-5F0E-4D95-BAD3-5722F6528424"
+    assert (
+        _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id
+        == "ID_7B25F318-5F0E-4D95-BAD3-5722F6528424"
+    )
     # the next import builds on the release now active, and reuses the version it already has
     third = import_fest(engine, write(tmp_path / "again.xml", "2017-04-27T18:00:00Z", changed))
     assert third.based_on == first.release_id

@@ -47,8 +47,13 @@ class Warning:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "catalogue": self.catalogue, "id": self.entry_id, "line": self.line,
-                "message": self.message}
+        return {
+            "kind": self.kind,
+            "catalogue": self.catalogue,
+            "id": self.entry_id,
+            "line": self.line,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -116,7 +121,9 @@ class _Checks:
     incremental: bool
     ids: set[str] = field(default_factory=set)
     keys: set[tuple[str, str]] = field(default_factory=set)
-    pending_refs: list[tuple[str, str, str, str, int]] = field(default_factory=list)  # cat, id, elem, target, line
+    pending_refs: list[tuple[str, str, str, str, int]] = field(
+        default_factory=list
+    )  # cat, id, elem, target, line
     ref_count: int = 0
     codes: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)  # first place seen
     kodeverk: dict[str, set[str]] = field(default_factory=dict)
@@ -124,13 +131,18 @@ class _Checks:
     def entry(self, entry: FestEntry, facts: EntryFacts) -> None:
         key = (entry.catalogue, entry.key)
         if key in self.keys:
-            raise DeliveryError("the same entry appears twice", catalogue=entry.catalogue, entry_id=entry.key,
-                                line=entry.line)
+            raise DeliveryError(
+                "the same entry appears twice", catalogue=entry.catalogue, entry_id=entry.key, line=entry.line
+            )
         self.keys.add(key)
         for i in facts.ids:
             if i in self.ids:
-                raise DeliveryError(f"the Id {i} is used twice in the delivery", catalogue=entry.catalogue,
-                                    entry_id=entry.key, line=entry.line)
+                raise DeliveryError(
+                    f"the Id {i} is used twice in the delivery",
+                    catalogue=entry.catalogue,
+                    entry_id=entry.key,
+                    line=entry.line,
+                )
             self.ids.add(i)
         self.ref_count += len(facts.refs)
         for elem, target, line in facts.refs:
@@ -150,12 +162,16 @@ class _Checks:
         for (oid, code), place in self.codes.items():
             if oid in self.kodeverk:
                 if code not in self.kodeverk[oid]:
-                    warnings.append(Warning("unknown-code", *place, f"code {code!r} is not in code system {oid}"))
+                    warnings.append(
+                        Warning("unknown-code", *place, f"code {code!r} is not in code system {oid}")
+                    )
             elif oid not in KNOWN_CODE_SYSTEMS:
                 n, first = unknown_systems.get(oid, (0, place))
                 unknown_systems[oid] = (n + 1, first)
         for oid, (n, place) in unknown_systems.items():
-            warnings.append(Warning("unknown-code-system", *place, f"code system {oid} is unknown ({n} codes use it)"))
+            warnings.append(
+                Warning("unknown-code-system", *place, f"code system {oid} is unknown ({n} codes use it)")
+            )
         return warnings
 
 
@@ -186,16 +202,35 @@ def import_fest(
                     raise DeliveryError(
                         "a full delivery holds only active (Status A) entries, but this one expires an entry; "
                         "import it with --incremental if it is an incremental delivery",
-                        catalogue=entry.catalogue, entry_id=entry.key, line=entry.line,
+                        catalogue=entry.catalogue,
+                        entry_id=entry.key,
+                        line=entry.line,
                     )
-                expiries.append(FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "U", None,
-                                          entry.payload[:0], entry.line) if not entry.inner_id else entry)
+                expiries.append(
+                    FestEntry(
+                        entry.catalogue,
+                        entry.oppf_id,
+                        entry.tidspunkt,
+                        "U",
+                        None,
+                        entry.payload[:0],
+                        entry.line,
+                    )
+                    if not entry.inner_id
+                    else entry
+                )
                 continue
             checks.entry(entry, facts)
             kinds[entry.kind or "(empty)"] += 1
             data = orjson.dumps(entry.to_json())
-            builder.put(resource_type(entry.catalogue), entry.key, data, hashlib.sha256(data).hexdigest(),
-                        entry.oppf_id, index_rows(entry, facts))
+            builder.put(
+                resource_type(entry.catalogue),
+                entry.key,
+                data,
+                hashlib.sha256(data).hexdigest(),
+                entry.oppf_id,
+                index_rows(entry, facts),
+            )
         if progress is not None and reader.stream is not None:
             progress(None, entries, reader.stream.total, reader.stream.total)
 
@@ -203,8 +238,17 @@ def import_fest(
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
         result = ImportResult(
-            path.name, kind, reader.hentet_dato, None, builder.based_on.id if builder.based_on else None, dry_run,
-            {}, dict(sorted(kinds.items())), warnings, 0.0, entries,
+            path.name,
+            kind,
+            reader.hentet_dato,
+            None,
+            builder.based_on.id if builder.based_on else None,
+            dry_run,
+            {},
+            dict(sorted(kinds.items())),
+            warnings,
+            0.0,
+            entries,
         )
         refusal = _guards(builder, checks, warnings, force)
         builder_counts = builder.pending_expiry()
@@ -226,13 +270,27 @@ def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks)
         rtype = resource_type(u.catalogue)
         key = (rtype, u.inner_id) if u.inner_id else builder.find_active_by_source_id(rtype, u.oppf_id)
         if key is None:
-            warnings.append(Warning("unknown-expiry", u.catalogue, u.oppf_id, u.line,
-                                    "expires an entry that is not active; nothing to do"))
+            warnings.append(
+                Warning(
+                    "unknown-expiry",
+                    u.catalogue,
+                    u.oppf_id,
+                    u.line,
+                    "expires an entry that is not active; nothing to do",
+                )
+            )
         elif (u.catalogue, key[1]) in checks.keys:
             continue  # replaced in this delivery: the old listing expires, the new one is served
         elif not builder.expire(key):
-            warnings.append(Warning("unknown-expiry", u.catalogue, u.oppf_id, u.line,
-                                    "expires an entry that is not active; nothing to do"))
+            warnings.append(
+                Warning(
+                    "unknown-expiry",
+                    u.catalogue,
+                    u.oppf_id,
+                    u.line,
+                    "expires an entry that is not active; nothing to do",
+                )
+            )
     return warnings
 
 
@@ -249,7 +307,9 @@ def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warnin
                 if target not in served_ids:
                     checks.pending_refs.append((key[0][5:], key[1], "Ref*", target, 0))
     return [
-        Warning("dangling-reference", cat, eid, line, f"{elem} points at {target}, which is not in the release")
+        Warning(
+            "dangling-reference", cat, eid, line, f"{elem} points at {target}, which is not in the release"
+        )
         for cat, eid, elem, target, line in checks.pending_refs
         if target not in served_ids
     ]

@@ -50,7 +50,9 @@ class _Walk:
     def node(self, el: Any, in_kodeverk_info: bool = False) -> Node:
         name = _local(el.tag)
         if not name:
-            raise self.fail("unexpected XML content (entity reference or processing instruction)", el.sourceline)
+            raise self.fail(
+                "unexpected XML content (entity reference or processing instruction)", el.sourceline
+            )
         attrs = dict(el.attrib) or None
         kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
         if kids:
@@ -60,7 +62,9 @@ class _Walk:
         if text is not None:
             xsd_type = TEXT_TYPES.get(name)
             if xsd_type is not None and not types.valid(xsd_type, text):
-                raise self.fail(f"{name} must be {types.NAMES[xsd_type]}, not {text.strip()!r}", el.sourceline)
+                raise self.fail(
+                    f"{name} must be {types.NAMES[xsd_type]}, not {text.strip()!r}", el.sourceline
+                )
             if name == "Id" and not in_kodeverk_info:
                 self.facts.ids.append(text)
             elif name in IDREF_ELEMENTS:
@@ -100,7 +104,9 @@ class FestReader:
             try:
                 yield from self._walk(parser)
             except etree.XMLSyntaxError as e:
-                raise DeliveryError(_syntax_message(e, stream.at_end), catalogue=self.current_catalogue) from None
+                raise DeliveryError(
+                    _syntax_message(e, stream.at_end), catalogue=self.current_catalogue
+                ) from None
 
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
         depth = 0
@@ -118,7 +124,9 @@ class FestReader:
                     if name in ("HentetDato", "GyldigFradatoHelfo"):
                         continue
                     if self.hentet_dato is None:
-                        raise DeliveryError("the delivery has no HentetDato before its catalogues", line=el.sourceline)
+                        raise DeliveryError(
+                            "the delivery has no HentetDato before its catalogues", line=el.sourceline
+                        )
                     cat = CATALOGUE_BY_KAT.get(name)
                     if cat is None:
                         raise DeliveryError(f"unknown element {name} inside FEST", line=el.sourceline)
@@ -139,7 +147,9 @@ class FestReader:
                 if name in ("HentetDato", "GyldigFradatoHelfo"):
                     value = (el.text or "").strip()
                     if not types.valid("dateTime" if name == "HentetDato" else "date", value):
-                        raise DeliveryError(f"{name} must be a date and time, not {value!r}", line=el.sourceline)
+                        raise DeliveryError(
+                            f"{name} must be a date and time, not {value!r}", line=el.sourceline
+                        )
                     if name == "HentetDato":
                         self.hentet_dato = el.text  # verbatim: the next incremental request needs it exactly
                     else:
@@ -154,7 +164,9 @@ class FestReader:
     def _entry(self, cat: Catalogue, el: Any) -> tuple[FestEntry, EntryFacts]:
         name = _local(el.tag)
         if name != cat.oppf:
-            raise DeliveryError(f"{cat.kat} may hold only {cat.oppf}, not {name}", catalogue=cat.name, line=el.sourceline)
+            raise DeliveryError(
+                f"{cat.kat} may hold only {cat.oppf}, not {name}", catalogue=cat.name, line=el.sourceline
+            )
         kids = [c for c in el if isinstance(c.tag, str)]
         head = [_local(c.tag) for c in kids[:3]]
         if head != ["Id", "Tidspunkt", "Status"]:
@@ -165,7 +177,9 @@ class FestReader:
         walk = _Walk(cat.name, oppf_id)
         tidspunkt = kids[1].text or ""
         if not types.valid("dateTime", tidspunkt):
-            raise walk.fail(f"Tidspunkt must be a date and time, not {tidspunkt.strip()!r}", kids[1].sourceline)
+            raise walk.fail(
+                f"Tidspunkt must be a date and time, not {tidspunkt.strip()!r}", kids[1].sourceline
+            )
         status = kids[2].get("V")
         if status not in STATUSES:
             raise walk.fail(f"Status must be A (active) or U (expired), not {status!r}", kids[2].sourceline)
@@ -174,7 +188,9 @@ class FestReader:
             if _local(c.tag) not in cat.payloads:
                 raise walk.fail(f"{cat.oppf} cannot hold {_local(c.tag)}", c.sourceline)
             payload.append(walk.node(c))
-        entry = FestEntry(cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline)
+        entry = FestEntry(
+            cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline
+        )
         walk.entry_id = entry.key
         walk.facts.ids.append(oppf_id)
         return entry, walk.facts
@@ -191,16 +207,24 @@ def _check_root(el: Any) -> None:
     ns, _, local = el.tag.rpartition("}")
     ns = ns.lstrip("{")
     if local != "FEST":
-        raise DeliveryError(f"this is not a FEST delivery: the root element is {local}, not FEST", line=el.sourceline)
+        raise DeliveryError(
+            f"this is not a FEST delivery: the root element is {local}, not FEST", line=el.sourceline
+        )
     if ns != M30_NS:
         found = f"namespace {ns}" if ns else "no namespace"
-        raise DeliveryError(f"this FEST root is in {found}, not the M30 namespace {M30_NS}", line=el.sourceline)
+        raise DeliveryError(
+            f"this FEST root is in {found}, not the M30 namespace {M30_NS}", line=el.sourceline
+        )
 
 
 def _syntax_message(e: etree.XMLSyntaxError, at_end: bool) -> str:
     msg = (e.msg or str(e)).strip()
     line = e.lineno
-    if "not proper UTF-8" in msg or "Invalid bytes in character encoding" in msg or "Input is not proper" in msg:
+    if (
+        "not proper UTF-8" in msg
+        or "Invalid bytes in character encoding" in msg
+        or "Input is not proper" in msg
+    ):
         return f"the file holds bytes that are not UTF-8 (line {line}); FEST is always UTF-8"
     if "Document is empty" in msg or "Start tag expected" in msg:
         return "the file is not XML"

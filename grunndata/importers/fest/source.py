@@ -10,8 +10,8 @@ import gzip
 import os
 import zipfile
 import zlib
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
