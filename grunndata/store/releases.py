@@ -149,6 +149,7 @@ class ReleaseBuilder:
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
     _by_source: dict[tuple[str, str | None], Key] | None = None
+    _settled: bool = False
     _started: datetime = field(default_factory=now)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -296,11 +297,17 @@ class ReleaseBuilder:
         self.tally(key[0]).expired += 1
         return True
 
-    def pending_expiry(self) -> dict[str, int]:
-        """For a full delivery: how many active resources per type the manifest leaves out."""
-        if self.kind != "full":
-            return {}
-        return dict(Counter(k[0] for k in self.active if k not in self._manifest))
+    def settle(self) -> dict[str, Tally]:
+        """Close the manifest: for a full delivery, count every active resource it left out as expired.
+
+        Call once everything is put; the tallies are then final, for guards and the report.
+        """
+        if self.kind == "full" and not self._settled:
+            for key in self.active:
+                if key not in self._manifest:
+                    self.tally(key[0]).expired += 1
+        self._settled = True
+        return self.tallies
 
     def active_counts(self) -> dict[str, int]:
         return dict(Counter(k[0] for k in self.active))
@@ -341,11 +348,7 @@ class ReleaseBuilder:
         """Activate the release, or return None when it would change nothing (or on a dry run)."""
         conn = self._conn
         assert conn is not None
-        if self.kind == "full":
-            for key in self.active:
-                if key not in self._manifest:
-                    self.tally(key[0]).expired += 1
-        counts = {t: tally.as_dict() for t, tally in sorted(self.tallies.items())}
+        counts = {t: tally.as_dict() for t, tally in sorted(self.settle().items())}
         unchanged = all(c["new"] == c["changed"] == c["expired"] == 0 for c in counts.values())
         same_date = self.based_on is not None and self.based_on.hentet_dato == hentet_dato
         if self.dry_run or (unchanged and same_date):

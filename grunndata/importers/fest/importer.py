@@ -38,6 +38,10 @@ def resource_type(catalogue: str) -> str:
     return "FEST." + catalogue
 
 
+def catalogue_of(rtype: str) -> str:
+    return rtype.removeprefix("FEST.")
+
+
 @dataclass(frozen=True, slots=True)
 class Warning:
     kind: str  # dangling-reference, unknown-code-system, unknown-code, unknown-expiry
@@ -206,19 +210,7 @@ def import_fest(
                         entry_id=entry.key,
                         line=entry.line,
                     )
-                expiries.append(
-                    FestEntry(
-                        entry.catalogue,
-                        entry.oppf_id,
-                        entry.tidspunkt,
-                        "U",
-                        None,
-                        entry.payload[:0],
-                        entry.line,
-                    )
-                    if not entry.inner_id
-                    else entry
-                )
+                expiries.append(entry)
                 continue
             checks.entry(entry, facts)
             kinds[entry.kind or "(empty)"] += 1
@@ -250,9 +242,8 @@ def import_fest(
             0.0,
             entries,
         )
-        refusal = _guards(builder, checks, warnings, force)
-        builder_counts = builder.pending_expiry()
-        result.catalogues = _catalogue_counts(builder, builder_counts)
+        result.catalogues = _catalogue_counts(builder)
+        refusal = None if force else _refusal(builder, checks, warnings)
         result.seconds = time.monotonic() - started
         if refusal is not None:
             result.refused = refusal
@@ -302,10 +293,10 @@ def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warnin
         kept = [(key, value) for key, value in builder.active_index_values("fest-id") if builder.served(key)]
         served_ids.update(value for _, value in kept)
         for key, target in builder.active_index_values("fest-ref"):
-            if builder.served(key) and (key[0][5:], key[1]) not in checks.keys:
+            if builder.served(key) and (catalogue_of(key[0]), key[1]) not in checks.keys:
                 checks.ref_count += 1
                 if target not in served_ids:
-                    checks.pending_refs.append((key[0][5:], key[1], "Ref*", target, 0))
+                    checks.pending_refs.append((catalogue_of(key[0]), key[1], "Ref*", target, 0))
     return [
         Warning(
             "dangling-reference", cat, eid, line, f"{elem} points at {target}, which is not in the release"
@@ -315,19 +306,18 @@ def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warnin
     ]
 
 
-def _guards(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning], force: bool) -> str | None:
+def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) -> str | None:
     """The sentence that refuses the delivery, or None when it may be activated."""
-    if force:
-        return None
-    active = builder.active_counts()
-    for rtype, gone in sorted(builder.pending_expiry().items()):
-        share = gone / active[rtype]
-        if share > MAX_REMOVAL_SHARE:
-            return (
-                f"refused: this full delivery would expire {share:.0%} of the active {rtype[5:]} entries "
-                f"({gone:,} of {active[rtype]:,}), more than the {MAX_REMOVAL_SHARE:.0%} allowed; check the "
-                "file, and use --force if the drop is real"
-            )
+    if builder.kind == "full":
+        active = builder.active_counts()
+        for rtype, tally in sorted(builder.settle().items()):
+            share = tally.expired / active[rtype] if tally.expired else 0.0
+            if share > MAX_REMOVAL_SHARE:
+                return (
+                    f"refused: this full delivery would expire {share:.0%} of the active {catalogue_of(rtype)} "
+                    f"entries ({tally.expired:,} of {active[rtype]:,}), more than the {MAX_REMOVAL_SHARE:.0%} "
+                    "allowed; check the file, and use --force if the drop is real"
+                )
     dangling = sum(1 for w in warnings if w.kind == "dangling-reference")
     if dangling and dangling > MAX_DANGLING_SHARE * checks.ref_count:
         return (
@@ -338,15 +328,15 @@ def _guards(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning], f
     return None
 
 
-def _catalogue_counts(builder: ReleaseBuilder, pending: dict[str, int]) -> dict[str, dict[str, int]]:
+def _catalogue_counts(builder: ReleaseBuilder) -> dict[str, dict[str, int]]:
+    """Per FEST catalogue, in XSD order: new, changed, unchanged, expired and entries delivered."""
+    tallies = builder.settle()
     out: dict[str, dict[str, int]] = {}
     for cat in catalogues():
-        tally = builder.tallies.get(resource_type(cat.name))
-        gone = pending.get(resource_type(cat.name), 0)
-        if tally is None and not gone:
+        tally = tallies.get(resource_type(cat.name))
+        if tally is None:
             continue
-        counts = tally.as_dict() if tally else {"new": 0, "changed": 0, "unchanged": 0, "expired": 0}
-        counts["expired"] += gone
+        counts = tally.as_dict()
         counts["entries"] = counts["new"] + counts["changed"] + counts["unchanged"]
         out[cat.name] = counts
     return out
