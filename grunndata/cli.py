@@ -201,6 +201,7 @@ def generate_fest(
 
     if scale <= 0:
         raise GrunndataError("--scale must be greater than 0")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with err.status("generating ...") as status:
         counts = generate_delivery(
             path, scale=scale, seed=seed, progress=lambda cat, n: status.update(f"generating {cat}: {n:,}")
@@ -222,6 +223,9 @@ def generate_followup(
     """Write the delivery that follows BASE, with new, changed and expired entries."""
     from grunndata.sample import derive_followup
 
+    if not base.is_file():
+        raise GrunndataError(f"no such file: {base}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with err.status("deriving ...") as status:
         counts = derive_followup(
             base,

@@ -159,9 +159,9 @@ def test_rollback_serves_the_earlier_release_again(engine, tmp_path, real):
 def test_a_failed_release_cannot_be_rolled_back_to(engine, tmp_path, real):
     hentet, entries = real
     import_fest(engine, REAL_FEST)
-    (tmp_path / "empty.xml").write_bytes(b"")
+    (tmp_path / "notes.xml").write_bytes(b"not xml")
     with pytest.raises(DeliveryError):
-        import_fest(engine, tmp_path / "empty.xml")
+        import_fest(engine, tmp_path / "notes.xml")
     failed = list_releases(engine)[-1]
     assert failed.status == "failed"
     with pytest.raises(StoreError, match="holds no data"):

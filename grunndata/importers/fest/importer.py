@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest.reader import EntryFacts, FestReader
+from grunndata.importers.fest.source import check_file
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.store.releases import ReleaseBuilder
@@ -191,6 +192,7 @@ def import_fest(
     """Import one delivery as a new release; DeliveryError (nothing served changes) if refused."""
     started = time.monotonic()
     kind = "incremental" if incremental else "full"
+    check_file(path)  # a missing or empty file is not worth a release record
     reader = FestReader(path)
     checks = _Checks(incremental)
     kinds: Counter[str] = Counter()

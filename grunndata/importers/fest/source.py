@@ -59,10 +59,8 @@ class XmlStream:
         return data
 
 
-@contextmanager
-def open_xml(path: Path, limit: int | None = None) -> Iterator[XmlStream]:
-    """Yield the XML bytes of `path`, whatever its packaging; DeliveryError if it has none."""
-    limit = max_xml_bytes() if limit is None else limit
+def check_file(path: Path) -> int:
+    """The size of `path`; DeliveryError if it is missing, a folder or empty."""
     if not path.exists():
         raise DeliveryError(f"no such file: {path}")
     if path.is_dir():
@@ -70,6 +68,14 @@ def open_xml(path: Path, limit: int | None = None) -> Iterator[XmlStream]:
     total = path.stat().st_size
     if total == 0:
         raise DeliveryError(f"{path.name} is empty")
+    return total
+
+
+@contextmanager
+def open_xml(path: Path, limit: int | None = None) -> Iterator[XmlStream]:
+    """Yield the XML bytes of `path`, whatever its packaging; DeliveryError if it has none."""
+    limit = max_xml_bytes() if limit is None else limit
+    total = check_file(path)
     with open(path, "rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
