@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from sqlalchemy.engine import Engine
 
 from grunndata import __version__
@@ -13,7 +12,7 @@ from grunndata.store.releases import active_releases, list_releases
 
 
 def create_app(engine: Engine) -> FastAPI:
-    app = FastAPI(title="Grunndata", version=__version__, default_response_class=ORJSONResponse)
+    app = FastAPI(title="Grunndata", version=__version__)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

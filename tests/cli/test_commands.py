@@ -1,0 +1,77 @@
+"""The release commands and the server, as a DMP operator and a health check use them."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from grunndata.importers.fest import import_fest
+from grunndata.server import create_app
+from grunndata.store import connect
+from tests.cli.test_bad_input import run_cli
+from tests.conftest import REAL_FEST, require
+
+
+def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_xml):
+    db = f"sqlite:///{tmp_path / 'ops.db'}"
+    first = run_cli("import", "fest", str(require(REAL_FEST)), "--db", db)
+    assert first.returncode == 0, first.stderr
+    assert "Release 1 is now active." in first.stdout
+    assert "│ Legemiddelpakning    │     107 │ 107 │       0 │         0 │       0 │" in first.stdout
+    assert "Payload kinds: Refusjonshjemmel 26, VirkestoffMedStyrke 55" in first.stdout
+
+    dry = run_cli("import", "fest", str(REAL_FEST), "--db", db, "--dry-run")
+    assert (
+        dry.returncode == 0 and "Dry run: the delivery passed every check; nothing was written." in dry.stdout
+    )
+
+    changed = tmp_path / "changed.xml"
+    changed.write_bytes(real_fest_xml.replace(b"2017-04-12T18:26:27.336Z", b"2017-04-26T18:00:00Z"))
+    second = run_cli("import", "fest", str(changed), "--db", db)
+    assert "Release 2 is now active." in second.stdout
+
+    listing = run_cli("releases", "--db", db)
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in listing.stdout.splitlines()
+        if line.startswith("│ ")
+    ]
+    assert [row[:6] for row in rows] == [
+        ["1", "superseded", "fest", "full", "national/dmp", "2017-04-12T18:26:27.336Z"],
+        ["2", "active", "fest", "full", "national/dmp", "2017-04-26T18:00:00Z"],
+    ]
+    assert [row[8] for row in rows] == ["403", "403"]
+
+    back = run_cli("rollback", "1", "--db", db)
+    assert back.returncode == 0
+    assert back.stdout.strip() == "Release 1 (fest, HentetDato 2017-04-12T18:26:27.336Z) is active again."
+    again = run_cli("rollback", "1", "--db", db)
+    assert again.returncode == 2 and again.stderr.strip() == "error: release 1 is already the active one"
+
+
+def test_an_unreachable_database_is_one_sentence(tmp_path):
+    result = run_cli("releases", "--db", "postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: cannot open the database postgresql+psycopg://nobody@127.0.0.1:1/none"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_health_names_the_release_being_served(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'serve.db'}")
+    client = TestClient(create_app(engine))
+    assert client.get("/health").json()["active_releases"] == []
+    release = import_fest(engine, require(REAL_FEST)).release_id
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["active_releases"] == [
+        {
+            "id": release,
+            "source": "fest",
+            "tier": "national",
+            "owner": "dmp",
+            "hentet_dato": "2017-04-12T18:26:27.336Z",
+        }
+    ]
+    [listed] = client.get("/releases").json()
+    assert listed["counts"]["FEST.Interaksjon"] == {"new": 25, "changed": 0, "unchanged": 0, "expired": 0}
