@@ -262,19 +262,9 @@ def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks)
     for u in expiries:
         rtype = resource_type(u.catalogue)
         key = (rtype, u.inner_id) if u.inner_id else builder.find_active_by_source_id(rtype, u.oppf_id)
-        if key is None:
-            warnings.append(
-                Warning(
-                    "unknown-expiry",
-                    u.catalogue,
-                    u.oppf_id,
-                    u.line,
-                    "expires an entry that is not active; nothing to do",
-                )
-            )
-        elif (u.catalogue, key[1]) in checks.keys:
+        if key is not None and (u.catalogue, key[1]) in checks.keys:
             continue  # replaced in this delivery: the old listing expires, the new one is served
-        elif not builder.expire(key):
+        if key is None or not builder.expire(key):
             warnings.append(
                 Warning(
                     "unknown-expiry",
