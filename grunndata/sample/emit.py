@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from grunndata.m30 import FestEntry, Node, catalogues
 from grunndata.m30.writer import entry_xml
@@ -563,7 +564,7 @@ class Rule:
     situasjon: tuple[str | None, ...] = (None,)
 
 
-def _r(a: str, b: str, *rest: tuple) -> Rule:
+def _r(a: str, b: str, *rest: Any) -> Rule:
     return Rule(frozenset(a.split()), frozenset(b.split()), *rest)
 
 
@@ -825,6 +826,64 @@ RULES: tuple[Rule, ...] = (
         ("Monitorering: Følg blodtrykket ved oppstart, særlig hos eldre.\n", None),
     ),
     _r(
+        "nitrat",
+        "pde5",
+        ("1",),
+        ("1",),
+        ("Kraftig og potensielt livstruende blodtrykksfall. Kombinasjonen er kontraindisert.",),
+        ("Begge øker cGMP-mediert vasodilatasjon.",),
+        ("Dosetilpasning: Kombinasjonen skal ikke brukes. {B} skal ikke tas innen 24-48 timer etter {a}.\n",),
+    ),
+    _r(
+        "ind",
+        "hormon",
+        ("1",),
+        ("1", "2"),
+        ("Redusert effekt av {b}; ved bruk som prevensjon er det risiko for graviditet.",),
+        ("{A} induserer metabolismen av østrogener og gestagener.",),
+        ("Dosetilpasning: Bruk i tillegg barrieremetode under og i 4 uker etter behandling med {a}.\n",),
+    ),
+    _r(
+        "inr",
+        "vka",
+        ("2",),
+        ("2", "4"),
+        ("Økt INR og blødningsrisiko under og like etter kuren med {a}.",),
+        ("Endret tarmflora og redusert vitamin K-produksjon; for noen også hemmet metabolisme av {b}.",),
+        ("Monitorering: Kontroller INR 3-5 dager etter oppstart av {a}.\n",),
+    ),
+    _r(
+        "achi",
+        "achi ache",
+        ("2", "3"),
+        ("4",),
+        (
+            "Additiv antikolinerg effekt med munntørrhet, obstipasjon, urinretensjon og forvirring, særlig hos "
+            "eldre.",
+            "Motsatt virkning; antikolinerge legemidler kan redusere effekten av {b}.",
+        ),
+        ("Antikolinerge egenskaper.",),
+        ("Monitorering: Vurder samlet antikolinerg belastning hos eldre.\n",),
+    ),
+    _r(
+        "brady",
+        "brady",
+        ("2",),
+        ("4", "2"),
+        ("Additiv negativ kronotrop effekt med risiko for bradykardi og AV-blokk.",),
+        ("Begge legemidlene senker hjertefrekvensen.",),
+        ("Monitorering: Kontroller puls og eventuelt EKG ved oppstart.\n",),
+    ),
+    _r(
+        "nephro",
+        "nephro",
+        ("2",),
+        ("4",),
+        ("Økt risiko for nyreskade.",),
+        ("Begge legemidlene kan være nefrotoksiske.",),
+        ("Monitorering: Kontroller nyrefunksjon ved oppstart og jevnlig under samtidig bruk.\n",),
+    ),
+    _r(
         "cns",
         "cns",
         ("2", "3"),
@@ -1010,7 +1069,7 @@ def interaksjon(world: M.World) -> Iterator[FestEntry]:
             rules.remove("4")
         children += [cv("Visningsregel", r, V.OID_DISPLAY_RULE, V.DISPLAY_RULES[r]) for r in rules]
         for _ in range(
-            rng.choice((3, 4, 5, 6, 6, 7, 8, 9, 10, 12)) if it.rule >= 0 else rng.choice((1, 2, 2, 3))
+            rng.choice((4, 5, 6, 7, 8, 8, 9, 10, 11, 12)) if it.rule >= 0 else rng.choice((2, 3, 3, 4, 5))
         ):
             children.append(_reference(rng, a, b))
         children.append(_substansgruppe(a))

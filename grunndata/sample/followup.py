@@ -631,7 +631,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
         if nevner is not None and nevner[1]:
             nodes.append(pq("AlternativStyrkeNevner", nevner[1]["V"], nevner[1].get("U", "")))
         index = next(i for i, c in enumerate(root[3] or ()) if c[0] == "RefVirkestoff") + 1
-        root[3][index:index] = nodes  # type: ignore[index]
+        root[3][index:index] = nodes
         return True
     if kind == "Virkestoff":
         groups = [i for i in ctx.by_cat["Refusjon"] if ctx.usable(i)]
@@ -897,7 +897,7 @@ def _clone(cat: str, templates: tuple[FestEntry, ...], ctx: _Plan) -> FestEntry 
         groups = [i for i, c in enumerate(root[3] or ()) if c[0] == "Substansgruppe"]
         other_groups = find_all(other, "Substansgruppe") if other is not None else []
         if groups and other_groups:
-            root[3][groups[-1]] = copy.deepcopy(other_groups[-1])  # type: ignore[index]
+            root[3][groups[-1]] = copy.deepcopy(other_groups[-1])
             names = [
                 tuple(find(s, "Substans")[2] for s in find_all(g, "Substans"))  # type: ignore[index]
                 for g in find_all(root, "Substansgruppe")

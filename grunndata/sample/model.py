@@ -42,7 +42,9 @@ REAL_COUNTS: dict[str, int] = {
 }
 
 REAL = frozenset(REAL_SUBSTANCES)
-INTERACTING = REAL | frozenset(DERIVED_SUBSTANCES[::3])  # substances DMP's interaction base covers
+INTERACTING = REAL | frozenset(DERIVED_SUBSTANCES[::5])  # substances DMP's interaction base covers
+
+GroupKey = tuple[str, str, tuple[Strength, ...]]  # (ATC, form, strengths): one LegemiddelVirkestoff
 
 BULK_TIDSPUNKT = "2014-12-06T01:16:07"  # the day FEST 2.5 was loaded; many entries still carry it
 
@@ -322,7 +324,7 @@ class World:
         self.virkestoff: list[Virkestoff] = []
         self.virkestoff_by_name: dict[str, Virkestoff] = {}
         self.vms: list[Vms] = []
-        self.vms_by_key: dict[tuple, list[Vms]] = {}
+        self.vms_by_key: dict[tuple[str, Strength, str | None], list[Vms]] = {}
         self.vilkar: list[Vilkar] = []
         self.refusjon: list[Refusjon] = []
         self.refgroups: dict[tuple[str, str], RefGroup] = {}
@@ -342,8 +344,8 @@ class World:
         self.synthetic: list[Synthetic] = []
         self.extra_atc: dict[str, str] = {}  # ATC codes used outside SUBSTANCES -> name
         self._product_refusjon_budget = max(1, round(counts["Refusjon"] * 0.8))
-        self._line_index: dict[tuple, list[Brand]] | None = None
-        self._groups: dict[tuple, list[Brand]] = {}
+        self._line_index: dict[tuple[str, str, str], list[Brand]] | None = None
+        self._groups: dict[GroupKey, list[Brand]] = {}
         self._build()
 
     # -- small helpers ---------------------------------------------------------------------
@@ -799,8 +801,8 @@ class World:
     ) -> RefGroup:
         rng = self.rng
         if atc is not None and rng.random() < 0.6:
-            extra = [k for k in rng.sample(sorted(V.CONDITIONS), 3) if k not in conditions]
-            conditions = conditions + extra[: rng.randint(1, 3)]
+            extra = [k for k in rng.sample(sorted(V.CONDITIONS), 5) if k not in conditions]
+            conditions = conditions + extra[: rng.randint(2, 5)]
         krever = bool(conditions) and rng.random() < 0.85
         bruk = None
         if conditions and rng.random() < 0.8:
@@ -810,7 +812,7 @@ class World:
         special = rng.sample(V.SPECIAL_REFUND_CODES, 1) if krever and rng.random() < 0.2 else []
         fra = date(2008, 1, 17) if rng.random() < 0.4 else self.date_between(date(2008, 2, 1), self.hentet)
         pool = self.vilkar_of("3")
-        code_vilkar = rng.sample(pool, min(len(pool), rng.randint(1, 2))) if rng.random() < 0.35 else []
+        code_vilkar = rng.sample(pool, min(len(pool), rng.randint(1, 2))) if rng.random() < 0.6 else []
         return RefGroup(
             self.ids.new(),
             gruppenr,
@@ -919,7 +921,7 @@ class World:
     def _build_byttegrupper(self) -> None:
         rng = self.rng
         target = self.counts["Byttegruppe"]
-        groups: dict[tuple, list[Brand]] = {}
+        groups: dict[GroupKey, list[Brand]] = {}
         for brand in self.brands:
             if brand.packages and brand.preparattype != "15":
                 groups.setdefault(_group_key(brand), []).append(brand)
@@ -949,12 +951,14 @@ class World:
             fra = self.date_between(date(2008, 1, 17), self.hentet - timedelta(days=10))
             group = Byttegruppe(oppf, tid, self.ids.new(), f"{code:06d}", dn, merknad, beskrivelse, fra)
             self.byttegrupper.append(group)
-            for brand in brands:
-                for pkg in brand.packages:
-                    pkg.bytte = group
-                    pkg.bytte_fra = max(fra, pkg.market)
-                    if rng.random() < 0.55 and len(brands) > 1:
-                        pkg.trinnpris = aup(pkg.aip) * rng.uniform(0.15, 0.6)
+            # not every pack size is substitutable: about 45 % of packages sit in a group (FAR: 43 %)
+            packages = [p for b in brands for p in b.packages]
+            members = [p for p in packages if rng.random() < 0.45] or packages[:1]
+            for pkg in members:
+                pkg.bytte = group
+                pkg.bytte_fra = max(fra, pkg.market)
+                if rng.random() < 0.55 and len(brands) > 1:
+                    pkg.trinnpris = aup(pkg.aip) * rng.uniform(0.15, 0.6)
         self._groups = groups
 
     def _build_lmv(self) -> None:
@@ -1223,8 +1227,10 @@ class World:
                 continue
             seen.add(sub.name)
             vk = self.virkestoff_by_name.get(sub.name)
-            refs = [vk.id] + [s.id for s in vk.salts] if vk is not None and self.rng.random() < 0.35 else []
-            members: list[tuple[str, str | None, list[str]]] = [(sub.name, sub.atc, refs)]
+            members: list[tuple[str, str | None, list[str]]] = [(sub.name, sub.atc, [])]
+            if vk is not None and self.rng.random() < 0.4:
+                # linked to Virkestoff; salts and esters listed by Virkestoff alone, without ATC
+                members = [(sub.name, sub.atc, [vk.id])] + [(salt.name, None, [salt.id]) for salt in vk.salts]
             for other in singles:
                 if other.name == sub.name and other.atc != sub.atc:
                     members.append((other.name, other.atc, []))
@@ -1460,7 +1466,7 @@ def aup(aip: float) -> float:
     return round((aip * 1.06 + 24.0) * 1.25, 1)
 
 
-def _group_key(brand: Brand) -> tuple:
+def _group_key(brand: Brand) -> GroupKey:
     return (brand.sub.atc, brand.form.key, tuple(brand.strengths))
 
 

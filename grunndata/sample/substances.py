@@ -394,6 +394,22 @@ def _parse_forms(spec: str) -> tuple[tuple[str, tuple[tuple[Strength, ...], ...]
     return tuple(forms)
 
 
+# More pharmacological properties by ATC prefix, added to the tags in the table above.
+_CLASS_TAGS: dict[str, str] = {
+    "N06AA": "achi", "G04BD": "achi", "N05AH": "achi", "A03BB": "achi", "R06AD": "achi", "N05BB": "achi",
+    "N06DA": "ache brady", "C07": "brady", "C08D": "brady", "C01AA": "brady", "C01BD": "brady",
+    "M01A": "nephro", "L04AD": "nephro", "J01XA": "nephro", "L01BA": "nephro", "L04AX03": "nephro",
+    "C01DA": "nitrat", "G04BE": "pde5", "G03A": "hormon", "G03C": "hormon", "B01AA": "vka",
+    "J01C": "inr", "J01E": "inr", "J01MA": "inr", "J01AA": "inr", "J01FA": "inr", "P01AB": "inr", "J02AC": "inr",
+}  # fmt: skip
+
+
+def _class_tags(atc: str) -> frozenset[str]:
+    return frozenset(
+        t for prefix, tags in _CLASS_TAGS.items() if atc.startswith(prefix) for t in tags.split()
+    )
+
+
 def _parse(table: str, combinations: bool) -> list[Substance]:
     out = []
     for line in table.strip().splitlines():
@@ -409,7 +425,7 @@ def _parse(table: str, combinations: bool) -> list[Substance]:
                 english,
                 resept,
                 int(pop),
-                frozenset(t for t in tags.split(",") if t),
+                frozenset(t for t in tags.split(",") if t) | _class_tags(atc),
                 tuple(b for b in brands.split(",") if b),
                 _parse_forms(fields[-1]),
                 components,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from typing import cast
 
 from grunndata.m30 import Node
 
@@ -132,7 +134,7 @@ def find(node: Node, name: str) -> Node | None:
     """The first child of `node` called `name`."""
     for c in node[3] or ():
         if c[0] == name:
-            return c
+            return cast(Node, c)
     return None
 
 
@@ -140,7 +142,7 @@ def find_all(node: Node, name: str) -> list[Node]:
     return [c for c in node[3] or () if c[0] == name]
 
 
-def walk(node: Node):  # noqa: ANN201 - a plain generator of Nodes
+def walk(node: Node) -> Iterator[Node]:
     """Every node of the tree, depth first, the root included."""
     stack = [node]
     while stack:
