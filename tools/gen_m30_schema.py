@@ -81,8 +81,19 @@ def extract(schema_dir: Path) -> dict[str, object]:
                 break  # inline payload: its own children are not payloads
         catalogues.append((kat.removeprefix("Kat"), oppf.get("name"), tuple(payloads)))
 
+    # forskrivning elements nested inside m30 payloads: the writer must redeclare fs on them
+    fs_inside_m30: set[tuple[str, str]] = set()
+    for ref in m30.iter(XS + "element"):
+        target = ref.get("ref") or ""
+        if not target.startswith("fs:"):
+            continue
+        parent = next((a for a in ref.iterancestors(XS + "element") if a.get("name")), None)
+        if parent is not None and not parent.get("name", "").startswith(("Kat", "Oppf")):
+            fs_inside_m30.add((parent.get("name"), target.removeprefix("fs:")))
+
     return {
         "CATALOGUES": tuple(catalogues),
+        "FS_INSIDE_M30": frozenset(sorted(fs_inside_m30)),
         "TEXT_TYPES": dict(sorted(text_types.items())),
         "QUANTITY_ELEMENTS": frozenset(sorted(quantities)),
         "IDREF_ELEMENTS": frozenset(sorted(idrefs)),
@@ -99,6 +110,9 @@ def render(tables: dict[str, object]) -> str:
         "# (catalogue name without 'Kat', its Oppf element, ((payload element, namespace key), ...))",
         "# in XSD order. Kodeverk's payload is a sequence (Info, Element+), the rest a choice of one.",
         f"CATALOGUES: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = {pformat(tables['CATALOGUES'], width=100)}",
+        "",
+        "# (m30 element, forskrivning child): fs elements inside m30 payloads, which redeclare the fs namespace.",
+        f"FS_INSIDE_M30: frozenset[tuple[str, str]] = {pformat(tables['FS_INSIDE_M30'], width=100)}",
         "",
         "# Element local name -> XSD simple type of its text, where that is unambiguous and checkable.",
         f"TEXT_TYPES: dict[str, str] = {pformat(tables['TEXT_TYPES'], width=100)}",

@@ -27,6 +27,15 @@ CATALOGUES: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("StrDosering", "OppfStrDosering", (("Kortdose", "m30"),)),
 )
 
+# (m30 element, forskrivning child): fs elements inside m30 payloads, which redeclare the fs namespace.
+FS_INSIDE_M30: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("Legemiddelforbruk", "Dosering"),
+        ("OrdineringVirkestoff", "AdministreringLegemiddel"),
+        ("VarselSlv", "Lenke"),
+    }
+)
+
 # Element local name -> XSD simple type of its text, where that is unambiguous and checkable.
 TEXT_TYPES: dict[str, str] = {
     "AdmEtterSkjema": "boolean",

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import TextIO
 from xml.sax.saxutils import escape, quoteattr
 
-from grunndata.m30.records import CATALOGUE_BY_KAT, M30_NS, FestEntry, Node, catalogue
+from grunndata.m30.records import CATALOGUE_BY_KAT, FS_NS, M30_NS, FestEntry, Node, catalogue
+from grunndata.m30.schema import FS_INSIDE_M30
 
 ROOT_OPEN = (
     '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -20,7 +21,8 @@ ROOT_OPEN = (
 )
 
 
-def _write_node(out: list[str], node: Node, xmlns: str | None = None) -> None:
+def _write_node(out: list[str], node: Node, xmlns: str | None = None, in_fs: bool = False) -> None:
+    """Append `node` as XML; `xmlns` redeclares the default namespace, `in_fs` says we are inside fs."""
     name, attrs, text, children = node
     out.append("<" + name)
     if xmlns:
@@ -31,7 +33,8 @@ def _write_node(out: list[str], node: Node, xmlns: str | None = None) -> None:
     if children:
         out.append(">")
         for c in children:
-            _write_node(out, c)
+            into_fs = not in_fs and (name, c[0]) in FS_INSIDE_M30
+            _write_node(out, c, FS_NS if into_fs else None, in_fs or into_fs)
         out.append(f"</{name}>")
     elif text is not None and text != "":
         out.append(f">{escape(text)}</{name}>")
@@ -47,7 +50,7 @@ def entry_xml(entry: FestEntry) -> str:
         _write_node(out, node)
     for node in entry.payload:
         ns = cat.payloads.get(node[0], M30_NS)
-        _write_node(out, node, None if ns == M30_NS else ns)
+        _write_node(out, node, None if ns == M30_NS else ns, ns != M30_NS)
     out.append(f"</{cat.oppf}>")
     return "".join(out)
 
