@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from grunndata.m30 import FestEntry, Node, catalogues
-from grunndata.m30.writer import entry_xml
 
 from . import model as M
 from . import vocab as V
@@ -22,27 +21,6 @@ from .substances import SUBSTANCES, Strength, fmt_number
 from .util import cs, cv, elem, fmt_price, iso_date, leaf, new_guid, pq, url
 
 ACTIVE, ACTIVE_DN = V.STATUS_ACTIVE
-
-
-def _writer_nests_forskrivning() -> bool:
-    """True once the writer redeclares the fs namespace on fs elements nested in m30 payloads.
-
-    VarselSlv/Lenke and OrdineringVirkestoff/AdministreringLegemiddel are fs elements inside m30
-    ones; until the writer handles that they would land in the m30 namespace and fail the XSD,
-    so the generator leaves these optional elements out.
-    """
-    probe = FestEntry(
-        "VarselSlv",
-        "ID_PROBE",
-        "2020-01-01T00:00:00",
-        "A",
-        None,
-        (["VarselSlv", None, None, [["Lenke", None, None, [["Www", {"V": "x"}, None, None]]]]],),
-    )
-    return "<Lenke xmlns=" in entry_xml(probe)
-
-
-NESTED_FS = _writer_nests_forskrivning()
 
 
 def _entry(catalogue: str, oppf: str, tid: str, payload: Node) -> FestEntry:
@@ -252,8 +230,7 @@ def ordinering(world: M.World) -> Iterator[FestEntry]:
         unit = lmv.form.dose_unit
         children.append(cv("EnhetOrdinering", unit, V.OID_DOSE_UNIT, V.DOSE_UNITS[unit]))
         children.append(atc_node(lmv.sub.atc, lmv.sub.name))
-        if NESTED_FS:
-            children.append(first.admin)
+        children.append(first.admin)  # an fs element inside an m30 payload: the writer redeclares fs on it
         children.append(leaf("RefLegemiddelVirkestoff", lmv.id))
         children += [leaf("RefLegemiddelDose", d.id) for d in o.doses]
         yield _entry("OrdineringVirkestoff", o.oppf, o.tid, ["OrdineringVirkestoff", None, None, children])
@@ -480,8 +457,7 @@ def varsel(world: M.World) -> Iterator[FestEntry]:
         rng.shuffle(rules)
         children += [cv("Visningsregel", r, V.OID_DISPLAY_RULE, V.DISPLAY_RULES[r]) for r in rules]
         children.append(leaf("FraDato", iso_date(v.fra)))
-        if NESTED_FS:
-            children.append(elem("Lenke", [leaf("Beskrivelse", "Les mer på dmp.no"), url("Www", v.link)]))
+        children.append(elem("Lenke", [leaf("Beskrivelse", "Les mer på dmp.no"), url("Www", v.link)]))
         children.append(
             elem(
                 "Referanseelement",
