@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TextIO
 from xml.sax.saxutils import escape, quoteattr
 
-from grunndata.m30.records import CATALOGUE_BY_KAT, FS_NS, M30_NS, FestEntry, Node, catalogue
+from grunndata.m30.records import FS_NS, M30_NS, FestEntry, Node, catalogue
 from grunndata.m30.schema import FS_INSIDE_M30
 
 ROOT_OPEN = (
@@ -89,4 +89,4 @@ def write_delivery(
     return count
 
 
-__all__ = ["CATALOGUE_BY_KAT", "entry_xml", "write_delivery"]
+__all__ = ["entry_xml", "write_delivery"]

@@ -1,6 +1,6 @@
 """The tiered, release-versioned resource store (SQLite by default, PostgreSQL by URL)."""
 
-from grunndata.store.db import connect, is_sqlite, resolve_url
+from grunndata.store.db import connect, resolve_url
 from grunndata.store.releases import (
     ReleaseBuilder,
     StoredVersion,
@@ -16,7 +16,6 @@ __all__ = [
     "StoredVersion",
     "Tally",
     "connect",
-    "is_sqlite",
     "list_releases",
     "read_active",
     "resolve_url",

@@ -62,7 +62,3 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
                 f"cannot open the database {parsed.render_as_string(hide_password=True)}: {reason}"
             ) from None
     return engine
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -452,7 +451,3 @@ def read_active(engine: Engine, rtype: str, rid: str) -> bytes | None:
             .where(REL.c.status == "active", R.c.type == rtype, R.c.id == rid)
         ).first()
         return None if row is None else bytes(row[0])
-
-
-def database_path(engine: Engine) -> Path | None:
-    return Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
