@@ -26,7 +26,6 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Load a delivery into the store as a new release.", no_args_is_help=True)
 generate_app = typer.Typer(help="Write realistic sample FEST deliveries.", no_args_is_help=True)
-export_app = typer.Typer(help="Write data out of the store.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(generate_app, name="generate")
 

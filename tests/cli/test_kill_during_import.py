@@ -53,21 +53,16 @@ def deliveries(tmp_path_factory) -> tuple[Path, Path, float, dict[str, int]]:
 
 def _state(engine) -> tuple:
     """(active release ids, manifest rows of unfinished releases, resource rows of unfinished releases)."""
+    unfinished = Release.status.in_(["building", "failed"])
+
+    def rows_of_unfinished(conn, table, release_column) -> int:
+        query = select(func.count()).select_from(table).join(Release, Release.id == release_column)
+        return conn.execute(query.where(unfinished)).scalar()
+
+    active = [r.id for r in list_releases(engine) if r.status == "active"]
     with engine.connect() as conn:
-        active = [r.id for r in list_releases(engine) if r.status == "active"]
-        unfinished = Release.status.in_(["building", "failed"])
-        orphans = conn.execute(
-            select(func.count())
-            .select_from(ReleaseEntry)
-            .join(Release, Release.id == ReleaseEntry.release_id)
-            .where(unfinished)
-        ).scalar()
-        unreleased = conn.execute(
-            select(func.count())
-            .select_from(Resource)
-            .join(Release, Release.id == Resource.release_id)
-            .where(unfinished)
-        ).scalar()
+        orphans = rows_of_unfinished(conn, ReleaseEntry, ReleaseEntry.release_id)
+        unreleased = rows_of_unfinished(conn, Resource, Resource.release_id)
     return active, orphans, unreleased
 
 
