@@ -1,18 +1,56 @@
-"""The HTTP server. Until the FHIR API lands it answers health and release status only."""
+"""The HTTP server: FHIR R5 at /fhir, plus health, releases and the FEST->IDMP coverage report."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from grunndata import __version__
+from grunndata.server.fhir import fhir_router
+from grunndata.server.responses import FhirError, error_response
+from grunndata.server.state import Served
 from grunndata.store.releases import active_releases, list_releases
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
 def create_app(engine: Engine) -> FastAPI:
-    app = FastAPI(title="Grunndata", version=__version__)
+    app = FastAPI(
+        title="Grunndata",
+        version=__version__,
+        description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
+    )
+    served = Served(engine)
+    app.include_router(fhir_router(served))
+
+    @app.exception_handler(FhirError)
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = {
+            404: "no such endpoint",
+            405: f"{request.method} is not allowed here; this server is read-only",
+        }
+        code = _HTTP_CODES.get(exc.status_code, "processing")
+        return error_response(
+            request,
+            FhirError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)), exc.headers),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(
+            request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
+        )
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -52,5 +90,13 @@ def create_app(engine: Engine) -> FastAPI:
             }
             for r in list_releases(engine)
         ]
+
+    @app.get("/coverage/fest-idmp")
+    def coverage() -> dict[str, Any]:
+        """Where every element of the M30 XSD goes in FHIR: mapped, carried in an extension, or dropped."""
+        from grunndata.translators.fest_to_idmp import coverage_json
+
+        report: dict[str, Any] = coverage_json()
+        return report
 
     return app

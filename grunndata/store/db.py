@@ -50,7 +50,8 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
         engine = create_engine(resolved, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
-        engine = create_engine(resolved, pool_pre_ping=True)
+        # times are stored without zone: make the session's zone UTC, whatever the server's default
+        engine = create_engine(resolved, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     else:
         raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
     if create:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 TIERS = ("national", "sector", "supplementary")
@@ -50,7 +50,10 @@ class Release(SQLModel, table=True):
 class Resource(SQLModel, table=True):
     """One version of one resource, as the bytes we send. Never updated after its release is active."""
 
-    __table_args__ = (UniqueConstraint("type", "id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("type", "id", "version"),
+        Index("ix_resource_type_updated", "type", "last_updated"),
+    )
 
     pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     type: str
@@ -84,3 +87,32 @@ class SearchIndex(SQLModel, table=True):
     param: str = Field(primary_key=True)
     value: str = Field(primary_key=True)
     resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class ResourceIndex(SQLModel, table=True):
+    """A FHIR search-parameter value of a resource version (store/searchparams.py declares them)."""
+
+    __tablename__ = "resource_index"
+    __table_args__ = (
+        Index("ix_resource_index_lookup", "param", "value", "system"),
+        Index("ix_resource_index_resource", "resource_pk"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
+    param: str  # "PackagedProductDefinition.identifier"
+    system: str = ""  # token: the code system, "" when none
+    value: str  # token: code; string: normalised text; reference: "Type/id"; uri
+    exact: str | None = None  # string: the text as written (for :exact)
+
+
+class Tombstone(SQLModel, table=True):
+    """A resource a release stopped serving: the deletions in `_history` and the change feed."""
+
+    release_id: int = Field(primary_key=True)
+    type: str = Field(primary_key=True)
+    id: str = Field(primary_key=True)
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False))  # the last version served

@@ -13,7 +13,7 @@ import fcntl
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +23,23 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from grunndata.errors import StoreError
-from grunndata.store.models import Owner, Release, ReleaseEntry, Resource, SearchIndex
+from grunndata.store.models import (
+    Owner,
+    Release,
+    ReleaseEntry,
+    Resource,
+    ResourceIndex,
+    SearchIndex,
+    Tombstone,
+)
+from grunndata.store.searchparams import IndexRow
 
 R = Resource.__table__  # type: ignore[attr-defined]
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]
 S = SearchIndex.__table__  # type: ignore[attr-defined]
 REL = Release.__table__  # type: ignore[attr-defined]
+X = ResourceIndex.__table__  # type: ignore[attr-defined]
+T = Tombstone.__table__  # type: ignore[attr-defined]
 OWN = Owner.__table__  # type: ignore[attr-defined]
 
 _PG_IMPORT_LOCK = 0x6772756E  # "grun": one import at a time per database
@@ -38,7 +49,9 @@ Key = tuple[str, str]  # (resource type, resource id)
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current time in UTC, to the millisecond (FHIR instants: what we store is what we send)."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +157,10 @@ class ReleaseBuilder:
     _manifest: dict[Key, int] = field(default_factory=dict)
     _resources: list[dict[str, Any]] = field(default_factory=list)
     _index: list[dict[str, Any]] = field(default_factory=list)
+    _fhir_index: list[dict[str, Any]] = field(default_factory=list)
+    _dry_data: dict[int, bytes] = field(default_factory=dict)  # a dry run's new versions, for served_data
+    _is_derived: Callable[[str], bool] | None = None
+    _expired: set[Key] = field(default_factory=set)
     _next_pk: int = 1
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
@@ -241,6 +258,7 @@ class ReleaseBuilder:
         content_hash: str,
         source_id: str | None = None,
         index: Iterable[tuple[str, str]] = (),
+        fhir_index: Iterable[IndexRow] = (),
     ) -> str:
         """Serve `data` as (rtype, rid) in this release; returns new, changed or unchanged.
 
@@ -268,6 +286,7 @@ class ReleaseBuilder:
         self._latest[key] = StoredVersion(pk, version, content_hash, source_id)
         self._manifest[key] = pk
         if self.dry_run:
+            self._dry_data[pk] = data
             return outcome
         self._resources.append(
             {
@@ -285,6 +304,10 @@ class ReleaseBuilder:
             }
         )
         self._index.extend({"param": p, "value": v, "resource_pk": pk} for p, v in set(index))
+        self._fhir_index.extend(
+            {"resource_pk": pk, "param": r.param, "system": r.system, "value": r.value, "exact": r.exact}
+            for r in fhir_index
+        )
         if len(self._resources) >= _BATCH:
             self._flush()
         return outcome
@@ -294,22 +317,64 @@ class ReleaseBuilder:
         if self._manifest.pop(key, None) is None:
             return False
         self.tally(key[0]).expired += 1
+        if key in self.active:
+            self._expired.add(key)
         return True
 
+    def replace_derived(self, is_derived: Callable[[str], bool]) -> None:
+        """From here on, resources of the types `is_derived` picks are rebuilt in full by the caller.
+
+        Derived resources (FHIR made from FEST) are remade from the whole release, also for an
+        incremental delivery: whatever is not put again expires.
+        """
+        self._is_derived = is_derived
+        for key in [k for k in self._manifest if is_derived(k[0])]:
+            del self._manifest[key]
+
+    def _left_out(self) -> list[Key]:
+        """Active resources this release stops serving without an explicit `expire`."""
+        derived = self._is_derived
+        return [
+            key
+            for key in self.active
+            if key not in self._manifest
+            and (self.kind == "full" or (derived is not None and derived(key[0])))
+        ]
+
     def settle(self) -> dict[str, Tally]:
-        """Close the manifest: for a full delivery, count every active resource it left out as expired.
+        """Close the manifest: count every active resource left out as expired.
 
         Call once everything is put; the tallies are then final, for guards and the report.
         """
-        if self.kind == "full" and not self._settled:
-            for key in self.active:
-                if key not in self._manifest:
-                    self.tally(key[0]).expired += 1
+        if not self._settled:
+            for key in self._left_out():
+                self.tally(key[0]).expired += 1
         self._settled = True
         return self.tallies
 
+    def served_data(self, types: Callable[[str], bool]) -> Iterator[tuple[Key, bytes]]:
+        """The bytes of every resource this release serves (so far) whose type `types` picks."""
+        conn = self._conn
+        assert conn is not None
+        self._flush()
+        wanted = sorted((pk, key) for key, pk in self._manifest.items() if types(key[0]))
+        for i in range(0, len(wanted), _BATCH):
+            batch = wanted[i : i + _BATCH]
+            stored = dict(
+                conn.execute(select(R.c.pk, R.c.data).where(R.c.pk.in_([pk for pk, _ in batch]))).all()
+            )
+            for pk, key in batch:
+                data = self._dry_data.get(pk) or stored.get(pk)
+                if data is None:
+                    raise StoreError(f"the store lost the data of {key[0]}/{key[1]} (version {pk})")
+                yield key, bytes(data)
+
     def active_counts(self) -> dict[str, int]:
         return dict(Counter(k[0] for k in self.active))
+
+    def active_keys(self) -> list[Key]:
+        """What this release serves so far."""
+        return list(self._manifest)
 
     def served(self, key: Key) -> bool:
         return key in self._manifest
@@ -342,6 +407,9 @@ class ReleaseBuilder:
         if self._index:
             conn.execute(insert(S), self._index)
             self._index = []
+        if self._fhir_index:
+            conn.execute(insert(X), self._fhir_index)
+            self._fhir_index = []
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
         """Activate the release, or return None when it would change nothing (or on a dry run)."""
@@ -361,6 +429,12 @@ class ReleaseBuilder:
         rows = [{"release_id": self.release_id, "resource_pk": pk} for pk in self._manifest.values()]
         for i in range(0, len(rows), 10 * _BATCH):
             conn.execute(insert(M), rows[i : i + 10 * _BATCH])
+        gone = [
+            {"release_id": self.release_id, "type": t, "id": i, "resource_pk": self.active[(t, i)].pk}
+            for t, i in set(self._left_out()) | self._expired
+        ]
+        for i in range(0, len(gone), 10 * _BATCH):
+            conn.execute(insert(T), gone[i : i + 10 * _BATCH])
         activated = now()
         conn.execute(update(R).where(R.c.release_id == self.release_id).values(last_updated=activated))
         if self.based_on is not None:

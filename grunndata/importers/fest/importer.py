@@ -25,6 +25,8 @@ from grunndata.importers.fest.source import check_file
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.store.releases import ReleaseBuilder
+from grunndata.store.searchparams import index_rows as fhir_index_rows
+from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 
 SOURCE, TIER, OWNER, OWNER_NAME = "fest", "national", "dmp", "Direktoratet for medisinske produkter (DMP)"
 MAX_REMOVAL_SHARE = 0.20  # a full delivery may expire at most this share of a catalogue
@@ -41,6 +43,15 @@ def resource_type(catalogue: str) -> str:
 
 def catalogue_of(rtype: str) -> str:
     return rtype.removeprefix("FEST.")
+
+
+def is_fest(rtype: str) -> bool:
+    return rtype.startswith("FEST.")
+
+
+def is_fhir(rtype: str) -> bool:
+    """FHIR resources are derived from the FEST entries, and remade from the whole release each time."""
+    return not is_fest(rtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,7 @@ class ImportResult:
     dry_run: bool
     catalogues: dict[str, dict[str, int]]
     kinds: dict[str, int]
+    resources: dict[str, dict[str, int]]  # FHIR resource type -> new, changed, unchanged, expired
     warnings: list[Warning]
     seconds: float
     entries: int
@@ -91,6 +103,7 @@ class ImportResult:
             "seconds": round(self.seconds, 2),
             "catalogues": self.catalogues,
             "kinds": self.kinds,
+            "resources": self.resources,
             "warning_count": len(self.warnings),
             "warnings": [w.as_dict() for w in self.warnings[:MAX_LISTED_WARNINGS]],
         }
@@ -231,6 +244,7 @@ def import_fest(
         warnings = _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
+        _translate_release(builder, progress)
         result = ImportResult(
             path.name,
             kind,
@@ -240,11 +254,13 @@ def import_fest(
             dry_run,
             {},
             dict(sorted(kinds.items())),
+            {},
             warnings,
             0.0,
             entries,
         )
         result.catalogues = _catalogue_counts(builder)
+        result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_fhir(t)}
         refusal = None if force else _refusal(builder, checks, warnings)
         result.seconds = time.monotonic() - started
         if refusal is not None:
@@ -254,6 +270,65 @@ def import_fest(
         result.release_id = builder.finish(reader.hentet_dato, result.as_report())
     result.seconds = time.monotonic() - started
     return result
+
+
+class _Entries:
+    """The translators' view of the release: entries of the looked-up kinds, by inner Id."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, FestEntry] = {}
+
+    def get(self, fest_id: str) -> FestEntry | None:
+        return self.by_id.get(fest_id)
+
+
+def _translate_release(builder: ReleaseBuilder, progress: Progress | None) -> None:
+    """Make the FHIR resources of every FEST entry the release serves, and serve them in it.
+
+    All of them are remade each time, also for an incremental delivery, so a changed substance
+    reaches every product that names it; only resources whose bytes change get a new version.
+    """
+    lookup_catalogues = {c.name for c in catalogues() if set(c.payloads) & LOOKUP_KINDS}
+    lookup = _Entries()
+    for _, data in builder.served_data(lambda t: catalogue_of(t) in lookup_catalogues):
+        entry = FestEntry.from_json(orjson.loads(data))
+        if entry.kind in LOOKUP_KINDS:
+            lookup.by_id[entry.key] = entry
+    builder.replace_derived(is_fhir)
+    made: dict[tuple[str, str], str] = {}  # (type, id) -> the FEST entry it was made from
+    total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
+    for n, ((_, key), data) in enumerate(builder.served_data(is_fest), 1):
+        entry = FestEntry.from_json(orjson.loads(data))
+        if progress is not None and n % 500 == 0:
+            progress(f"FHIR from {entry.catalogue}", n, n, total)
+        try:
+            resources = translate(entry, lookup)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise DeliveryError(
+                f"cannot translate this entry to FHIR ({type(e).__name__}: {e}); this is a fault in "
+                "grunndata's FEST to IDMP mapping, please report it with the entry",
+                catalogue=entry.catalogue,
+                entry_id=key,
+            ) from e
+        for resource in resources:
+            fhir_key = (resource["resourceType"], resource["id"])
+            if fhir_key in made:
+                raise DeliveryError(
+                    f"the entries {made[fhir_key]} and {key} both make {fhir_key[0]}/{fhir_key[1]}; "
+                    "their Ids collide once made into FHIR ids",
+                    catalogue=entry.catalogue,
+                    entry_id=key,
+                )
+            made[fhir_key] = key
+            body = orjson.dumps(resource)
+            builder.put(
+                fhir_key[0],
+                fhir_key[1],
+                body,
+                hashlib.sha256(body).hexdigest(),
+                entry.oppf_id,
+                fhir_index=fhir_index_rows(resource),
+            )
 
 
 def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks) -> list[Warning]:
@@ -303,6 +378,8 @@ def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) 
     if builder.kind == "full":
         active = builder.active_counts()
         for rtype, tally in sorted(builder.settle().items()):
+            if not is_fest(rtype):
+                continue  # FHIR resources follow their FEST entries
             share = tally.expired / active[rtype] if tally.expired else 0.0
             if share > MAX_REMOVAL_SHARE:
                 return (

@@ -1,0 +1,91 @@
+"""The CapabilityStatement at /fhir/metadata, generated from the served types and search parameters."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import orjson
+
+from grunndata import __version__
+from grunndata.store.searchparams import SERVED_TYPES, params_for
+
+_REFERENCE_PARAMS = {
+    t: sorted(p.code for p in params_for(t).values() if p.type == "reference") for t in SERVED_TYPES
+}
+
+
+@cache
+def capability_statement(base: str) -> bytes:
+    resources = []
+    for rtype in SERVED_TYPES:
+        params = params_for(rtype)
+        includes = [f"{rtype}:{code}" for code in _REFERENCE_PARAMS[rtype]]
+        revincludes = [
+            f"{source}:{p.code}"
+            for source in SERVED_TYPES
+            for p in params_for(source).values()
+            if p.type == "reference" and rtype in p.targets
+        ]
+        entry: dict[str, object] = {
+            "type": rtype,
+            "interaction": [
+                {"code": c} for c in ("read", "vread", "search-type", "history-instance", "history-type")
+            ],
+            "versioning": "versioned",
+            "readHistory": True,
+            "updateCreate": False,
+            "conditionalRead": "modified-since",
+            "searchInclude": includes,
+            "searchRevInclude": sorted(revincludes),
+            "searchParam": [
+                {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
+                for p in params.values()
+            ],
+        }
+        if rtype == "MedicinalProductDefinition":
+            entry["operation"] = [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/MedicinalProductDefinition-everything",
+                    "documentation": "The product with its packages, items, ingredients, substances and interactions",
+                }
+            ]
+        resources.append(entry)
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "id": "grunndata",
+        "url": f"{base}/metadata",
+        "version": __version__,
+        "name": "Grunndata",
+        "title": "Grunndata: Norwegian medicinal-product master data over FHIR R5",
+        "status": "active",
+        "date": "2026-11-21",
+        "publisher": "Grunndata",
+        "description": "FEST/M30 deliveries served as FHIR R5 IDMP resources; read-only, release-versioned.",
+        "kind": "instance",
+        "software": {"name": "grunndata", "version": __version__},
+        "implementation": {"description": "Grunndata FHIR R5 server", "url": base},
+        "fhirVersion": "5.0.0",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "
+                    "correct while a new release is activated. _total defaults to none."
+                ),
+                "resource": resources,
+                "interaction": [{"code": "history-system"}],
+                "searchParam": [
+                    {
+                        "name": p.code,
+                        "definition": p.definition,
+                        "type": p.type,
+                        "documentation": p.description,
+                    }
+                    for p in params_for("Resource").values()
+                ],
+            }
+        ],
+    }
+    return orjson.dumps(statement)

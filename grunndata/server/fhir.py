@@ -1,0 +1,424 @@
+"""The FHIR R5 REST interactions at /fhir: thin handlers that parse, ask the store, send bytes.
+
+read, vread, search (GET and POST), history (instance, type, system), $everything and the
+CapabilityStatement. Reads send the stored bytes; only `_summary`, `_elements`, `_pretty` and
+XML make the server touch a resource's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from functools import cache
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from grunndata.server.capability import capability_statement
+from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
+from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
+from grunndata.server.state import Served
+from grunndata.store import reads
+from grunndata.store.reads import SearchError, Snapshot, Version
+from grunndata.store.searchparams import MPD, SERVED_TYPES
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+EVERYTHING_LIMIT = 1000
+
+
+def _check_type(rtype: str) -> None:
+    if rtype not in SERVED_TYPES:
+        raise FhirError(404, "not-supported", f"{rtype!r} is not a resource type served here")
+
+
+def _check_id(rid: str) -> None:
+    if not ID_PATTERN.fullmatch(rid):
+        raise bad(f"{rid!r} is not a valid resource id")
+
+
+def _http_date(t: datetime) -> str:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return format_datetime(t.astimezone(UTC), usegmt=True)
+
+
+def _not_modified(request: Request, version: Version) -> bool:
+    etag = f'W/"{version.version}"'
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        return any(tag.strip() in (etag, f'"{version.version}"', "*") for tag in match.split(","))
+    since = request.headers.get("if-modified-since")
+    if since is not None:
+        try:
+            when = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        modified = (
+            version.last_updated.replace(tzinfo=UTC)
+            if version.last_updated.tzinfo is None
+            else version.last_updated
+        )
+        return modified.replace(microsecond=0) <= when
+    return False
+
+
+@cache
+def _summary_elements(rtype: str) -> frozenset[str]:
+    from fhir.resources import get_fhir_model_class
+
+    model: Any = get_fhir_model_class(rtype)
+    return frozenset(model.summary_elements_sequence())
+
+
+def _shape(resource: dict[str, Any], summary: str | None, elements: Sequence[str] | None) -> dict[str, Any]:
+    """Apply _summary / _elements to one resource (the only place a resource is re-serialised)."""
+    keep: Callable[[str], bool] | None = None
+    if summary == "true":
+        allowed = _summary_elements(resource["resourceType"])
+        keep = lambda k: k in allowed or k.lstrip("_") in allowed  # noqa: E731
+    elif summary == "text":
+        keep = lambda k: k in ("id", "meta", "text")  # noqa: E731
+    elif summary == "data":
+        keep = lambda k: k != "text"  # noqa: E731
+    elif elements is not None:
+        wanted = set(elements) | {"id", "meta"}
+        keep = lambda k: k.lstrip("_") in wanted  # noqa: E731
+    if keep is None:
+        return resource
+    shaped = {k: v for k, v in resource.items() if k == "resourceType" or keep(k)}
+    if summary != "data":
+        meta = shaped.setdefault("meta", {})
+        meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    return shaped
+
+
+def _resource_bytes(version: Version, query: Query | None) -> bytes:
+    if query is None or (query.summary in (None, "false") and query.elements is None):
+        return version.body()
+    return orjson.dumps(_shape(version.resource(), query.summary, query.elements))
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def fhir_router(served: Served) -> APIRouter:
+    router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
+    engine = served.engine
+
+    def read_response(request: Request, fmt: str, version: Version, query: Query | None) -> Response:
+        headers = {"ETag": f'W/"{version.version}"', "Last-Modified": _http_date(version.last_updated)}
+        if _not_modified(request, version):
+            return Response(status_code=304, headers=headers)
+        return send(request, fmt, _resource_bytes(version, query), headers=headers)
+
+    def shaping(request: Request, rtype: str) -> Query | None:
+        """_summary/_elements on a read; everything else on a read is ignored."""
+        items = [(k, v) for k, v in request.query_params.multi_items() if k in ("_summary", "_elements")]
+        return parse(rtype, items, strict=False) if items else None
+
+    @router.get("/metadata", summary="CapabilityStatement")
+    async def metadata(request: Request) -> Response:
+        fmt = negotiate(request)
+        return send(request, fmt, capability_statement(_base(request)))
+
+    @router.get("/_history", summary="System history: what changed since _since")
+    async def system_history(request: Request) -> Response:
+        fmt = negotiate(request)
+        return await run_in_threadpool(_history, request, fmt, None, None)
+
+    @router.get("/{rtype}", summary="Search (GET)")
+    async def search_get(request: Request, rtype: str) -> Response:
+        _check_type(rtype)
+        fmt = negotiate(request)
+        items = list(request.query_params.multi_items())
+        return await run_in_threadpool(_search, request, fmt, rtype, items)
+
+    @router.post("/{rtype}/_search", summary="Search (POST, form-encoded)")
+    async def search_post(request: Request, rtype: str) -> Response:
+        _check_type(rtype)
+        fmt = negotiate(request)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/x-www-form-urlencoded":
+            raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+        form = await request.form()
+        items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+        return await run_in_threadpool(_search, request, fmt, rtype, items)
+
+    @router.get("/{rtype}/_history", summary="Type history: what changed since _since")
+    async def type_history(request: Request, rtype: str) -> Response:
+        _check_type(rtype)
+        fmt = negotiate(request)
+        return await run_in_threadpool(_history, request, fmt, rtype, None)
+
+    @router.get("/{rtype}/{rid}", summary="Read")
+    async def read(request: Request, rtype: str, rid: str) -> Response:
+        _check_type(rtype)
+        _check_id(rid)
+        fmt = negotiate(request)
+        _, version = served.read(rtype, rid)
+        if version is None:
+            with engine.connect() as conn:
+                gone = reads.ever_served(conn, rtype, rid)
+            if gone:
+                raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
+            raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+        return read_response(request, fmt, version, shaping(request, rtype))
+
+    @router.get("/{rtype}/{rid}/_history", summary="Instance history")
+    async def instance_history(request: Request, rtype: str, rid: str) -> Response:
+        _check_type(rtype)
+        _check_id(rid)
+        fmt = negotiate(request)
+        return await run_in_threadpool(_history, request, fmt, rtype, rid)
+
+    @router.get("/{rtype}/{rid}/_history/{vid}", summary="Version read (vread)")
+    async def vread(request: Request, rtype: str, rid: str, vid: str) -> Response:
+        _check_type(rtype)
+        _check_id(rid)
+        fmt = negotiate(request)
+        if not vid.isdigit():
+            raise bad(f"{vid!r} is not a version id")
+        with engine.connect() as conn:
+            version = reads.vread(conn, rtype, rid, int(vid))
+            known = version is not None or reads.ever_served(conn, rtype, rid)
+        if version is None:
+            raise FhirError(
+                404,
+                "not-found",
+                f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
+            )
+        return read_response(request, fmt, version, shaping(request, rtype))
+
+    @router.get(
+        "/MedicinalProductDefinition/{rid}/$everything", summary="A product with all that belongs to it"
+    )
+    async def everything(request: Request, rid: str) -> Response:
+        _check_id(rid)
+        fmt = negotiate(request)
+        return await run_in_threadpool(_everything, request, fmt, rid)
+
+    # -- the work, off the event loop -------------------------------------------------------
+
+    def _snapshot_for(conn: Any, query_snapshot: Snapshot | None) -> Snapshot:
+        if query_snapshot is None:
+            return served.snapshot()
+        if not reads.snapshot_exists(conn, query_snapshot):
+            raise FhirError(
+                410, "expired", "the releases this page belongs to are gone; start the search again"
+            )
+        return query_snapshot
+
+    def _search(request: Request, fmt: str, rtype: str, items: list[tuple[str, str]]) -> Response:
+        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
+        query = parse(rtype, items, strict)
+        with engine.connect() as conn:
+            snapshot = _snapshot_for(conn, query.snapshot)
+            count_only = query.summary == "count" or query.count == 0
+            try:
+                page, more, total = reads.search(
+                    conn,
+                    snapshot,
+                    rtype,
+                    query.clauses,
+                    sort=query.sort,
+                    count=query.count,
+                    offset=query.offset,
+                    with_total=count_only or query.total != "none",
+                    with_page=not count_only,
+                )
+            except SearchError as e:
+                raise bad(str(e)) from None
+            included = _included(conn, snapshot, query, page)
+        base = _base(request)
+        links = _links(request, query, snapshot, more)
+        entries = [
+            entry(f"{base}/{v.type}/{v.id}", _resource_bytes(v, query), {"search": {"mode": "match"}})
+            for v in page
+        ]
+        entries += [
+            entry(f"{base}/{v.type}/{v.id}", _resource_bytes(v, query), {"search": {"mode": "include"}})
+            for v in included
+        ]
+        if query.ignored:
+            note = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "warning",
+                        "code": "not-supported",
+                        "diagnostics": f"ignored search parameter {name!r} (unknown for {rtype})",
+                    }
+                    for name in query.ignored
+                ],
+            }
+            entries.append(
+                entry("urn:grunndata:search-outcome", orjson.dumps(note), {"search": {"mode": "outcome"}})
+            )
+        return send(request, fmt, bundle("searchset", entries, links, total))
+
+    def _included(conn: Any, snapshot: Snapshot, query: Query, page: list[Version]) -> list[Version]:
+        if not page:
+            return []
+        seen = {(v.type, v.id) for v in page}
+        found: list[Version] = []
+        for inc in query.includes:
+            keys = reads.references_from(conn, page, f"{inc.source}.{inc.param.code}")
+            keys = [k for k in keys if (inc.target is None or k[0] == inc.target) and k not in seen]
+            for v in reads.read_many(conn, snapshot, keys):
+                seen.add((v.type, v.id))
+                found.append(v)
+        for inc in query.revincludes:
+            targets = [f"{v.type}/{v.id}" for v in page]
+            for v in reads.referring(conn, snapshot, inc.source, inc.param.code, targets):
+                if (v.type, v.id) not in seen:
+                    seen.add((v.type, v.id))
+                    found.append(v)
+        return found
+
+    def _links(request: Request, query: Query, snapshot: Snapshot, more: bool) -> list[tuple[str, str]]:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k in ("_format", "_pretty")]
+        shaping_params: list[tuple[str, str]] = []
+        for name in ("_sort", "_include", "_revinclude", "_summary", "_elements", "_total"):
+            shaping_params += [(k, v) for k, v in request.query_params.multi_items() if k == name]
+        url = f"{_base(request)}/{query.rtype}?"
+
+        def at(offset: int) -> str:
+            paging = [("_count", str(query.count)), ("_offset", str(offset)), ("_snapshot", snapshot.token)]
+            return url + urlencode(query.used + shaping_params + kept + paging)
+
+        links = [("self", at(query.offset)), ("first", at(0))]
+        if more:
+            links.append(("next", at(query.offset + query.count)))
+        if query.offset > 0:
+            links.append(("previous", at(max(0, query.offset - query.count))))
+        return links
+
+    def _history(request: Request, fmt: str, rtype: str | None, rid: str | None) -> Response:
+        params = request.query_params
+        known = {"_since", "_count", "_offset", "_snapshot", "_format", "_pretty"}
+        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
+        unknown = [k for k in params if k not in known]
+        if strict and unknown:
+            raise bad(f"unknown history parameter {unknown[0]!r}")
+        count = whole_number("_count", params.get("_count", "100"), 1, 1000)
+        offset = whole_number("_offset", params.get("_offset", "0"), 0, 10_000_000)
+        since = None
+        if "_since" in params:
+            try:
+                _, since, _ = reads.date_range(params["_since"])
+            except SearchError as e:
+                raise bad(f"_since: {e}") from None
+        with engine.connect() as conn:
+            upto = (
+                whole_number("_snapshot", params["_snapshot"], 0, 2**62)
+                if "_snapshot" in params
+                else reads.newest_release(conn)
+            )
+            if rid is not None and not reads.ever_served(conn, rtype or "", rid):
+                raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+            items, more = reads.history(
+                conn, rtype=rtype, rid=rid, since=since, upto_release=upto, count=count, offset=offset
+            )
+        base = _base(request)
+        entries = []
+        for item in items:
+            at = reads.instant(item.at)
+            url = f"{item.type}/{item.id}"
+            if item.version is None:
+                extra = {
+                    "request": {"method": "DELETE", "url": url},
+                    "response": {"status": "410", "lastModified": at},
+                }
+                entries.append(entry(f"{base}/{url}", None, extra))
+            else:
+                v = item.version
+                extra = {
+                    "request": {"method": "POST" if v.version == 1 else "PUT", "url": url},
+                    "response": {
+                        "status": "201" if v.version == 1 else "200",
+                        "etag": f'W/"{v.version}"',
+                        "lastModified": at,
+                    },
+                }
+                entries.append(entry(f"{base}/{url}", v.body(), extra))
+        path = "/".join(p for p in (base, rtype, rid, "_history") if p)
+        kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_format", "_pretty")]
+
+        def at_offset(n: int) -> str:
+            return (
+                path
+                + "?"
+                + urlencode(kept + [("_count", str(count)), ("_offset", str(n)), ("_snapshot", str(upto))])
+            )
+
+        links = [("self", at_offset(offset))]
+        if more:
+            links.append(("next", at_offset(offset + count)))
+        if offset > 0:
+            links.append(("previous", at_offset(max(0, offset - count))))
+        return send(request, fmt, bundle("history", entries, links))
+
+    def _everything(request: Request, fmt: str, rid: str) -> Response:
+        with engine.connect() as conn:
+            snapshot = served.snapshot()
+            product = reads.read(conn, snapshot, MPD, rid)
+            if product is None:
+                if reads.ever_served(conn, MPD, rid):
+                    raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
+                raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
+            related = everything_of(conn, snapshot, product)
+        base = _base(request)
+        entries = [entry(f"{base}/{MPD}/{rid}", product.body(), {"search": {"mode": "match"}})]
+        entries += [
+            entry(f"{base}/{v.type}/{v.id}", v.body(), {"search": {"mode": "include"}}) for v in related
+        ]
+        return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=1))
+
+    return router
+
+
+def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Version]:
+    """What belongs to a product: packages, items, administrable forms, ingredients, substances, interactions."""
+    ref = f"{product.type}/{product.id}"
+    packages = reads.referring(
+        conn, snapshot, "PackagedProductDefinition", "package-for", [ref], EVERYTHING_LIMIT
+    )
+    forms = reads.referring(
+        conn, snapshot, "AdministrableProductDefinition", "form-of", [ref], EVERYTHING_LIMIT
+    )
+    parts = [product, *packages, *forms]
+    item_keys = set(reads.references_from(conn, [product], "MedicinalProductDefinition.comprised-of"))
+    item_keys |= set(reads.references_from(conn, packages, "PackagedProductDefinition.manufactured-item"))
+    item_keys |= set(reads.references_from(conn, forms, "AdministrableProductDefinition.manufactured-item"))
+    items = reads.read_many(conn, snapshot, sorted(item_keys))
+    owners = [f"{v.type}/{v.id}" for v in (*parts, *items)]
+    ingredients = reads.referring(conn, snapshot, "Ingredient", "for", owners, EVERYTHING_LIMIT)
+    substance_keys = reads.references_from(conn, ingredients, "Ingredient.substance")
+    substances = reads.read_many(conn, snapshot, substance_keys)
+    atc = [t for t in reads.index_tokens(conn, product, "product-classification")]
+    interactions = reads.with_tokens(
+        conn, snapshot, "ClinicalUseDefinition", "interactant", atc, EVERYTHING_LIMIT
+    )
+    by_substance = reads.referring(
+        conn,
+        snapshot,
+        "ClinicalUseDefinition",
+        "interactant-reference",
+        [f"{v.type}/{v.id}" for v in substances],
+        EVERYTHING_LIMIT,
+    )
+    out: list[Version] = []
+    seen = {(product.type, product.id)}
+    for v in (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance):
+        if (v.type, v.id) not in seen:
+            seen.add((v.type, v.id))
+            out.append(v)
+    return out

@@ -1,0 +1,152 @@
+"""FHIR responses: formats (JSON or XML by Accept and _format), OperationOutcome errors, bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from grunndata.server.fhirxml import json_to_xml
+
+JSON_TYPE = "application/fhir+json"
+XML_TYPE = "application/fhir+xml"
+_FORMATS = {
+    "json": "json",
+    "application/json": "json",
+    "application/fhir+json": "json",
+    "xml": "xml",
+    "text/xml": "xml",
+    "application/xml": "xml",
+    "application/fhir+xml": "xml",
+}
+
+
+class FhirError(Exception):
+    """An error the client gets as an OperationOutcome with this status and sentence."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def negotiate(request: Request) -> str:
+    """'json' or 'xml': `_format` wins over Accept; anything else is 406."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None:
+        chosen = _FORMATS.get(_media_type(fmt))
+        if chosen is None:
+            raise FhirError(406, "not-supported", f"_format {fmt!r} is not served; use json or xml")
+        return chosen
+    accept = request.headers.get("accept")
+    if not accept:
+        return "json"
+    ranked = []
+    for n, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        ranked.append((-q, n, media.lower()))
+    for q, _, media in sorted(ranked):
+        if q == 0:
+            continue
+        if media in _FORMATS:
+            return _FORMATS[media]
+        if media in ("*/*", "application/*"):
+            return "json"
+        if media == "text/*":
+            return "xml"
+    raise FhirError(406, "not-supported", f"cannot answer in {accept!r}; ask for {JSON_TYPE} or {XML_TYPE}")
+
+
+def pretty(request: Request) -> bool:
+    return request.query_params.get("_pretty") == "true"
+
+
+def send(
+    request: Request,
+    fmt: str,
+    body: bytes,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked."""
+    if fmt == "xml":
+        content = json_to_xml(orjson.loads(body), pretty=pretty(request))
+        media = XML_TYPE
+    else:
+        content = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2) if pretty(request) else body
+        media = JSON_TYPE
+    return Response(content, status, headers=dict(headers or {}), media_type=media + "; charset=utf-8")
+
+
+def outcome(status: int, code: str, message: str, severity: str = "error") -> bytes:
+    return orjson.dumps(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": severity, "code": code, "diagnostics": message}],
+        }
+    )
+
+
+def error_response(request: Request, error: FhirError) -> Response:
+    try:
+        fmt = negotiate(request)
+    except FhirError:
+        fmt = "json"  # the error itself has to be readable somehow
+    return send(
+        request,
+        fmt,
+        outcome(error.status, error.code, error.message),
+        status=error.status,
+        headers=error.headers,
+    )
+
+
+def now_instant() -> str:
+    t = datetime.now(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def bundle(
+    kind: str,
+    entries: list[bytes],
+    links: list[tuple[str, str]],
+    total: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    """A Bundle built from ready entry bytes: the resources inside are never re-serialised."""
+    head: dict[str, Any] = {"resourceType": "Bundle", "meta": {"lastUpdated": now_instant()}, "type": kind}
+    if total is not None:
+        head["total"] = total
+    if links:
+        head["link"] = [{"relation": rel, "url": url} for rel, url in links]
+    head.update(extra or {})
+    out = orjson.dumps(head)
+    if not entries:
+        return out
+    return out[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+
+
+def entry(full_url: str, resource: bytes | None, extra: Mapping[str, Any]) -> bytes:
+    """One Bundle entry; `extra` holds search, request or response."""
+    head = orjson.dumps({"fullUrl": full_url, **extra})
+    if resource is None:
+        return head
+    return head[:-1] + b',"resource":' + resource + b"}"

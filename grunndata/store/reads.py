@@ -1,0 +1,507 @@
+"""Reading what the store serves: snapshots, read/vread, search, includes and history.
+
+A *snapshot* is the set of releases being served at one moment (one per source, tier and
+owner). Releases are immutable once active and their manifests are never deleted, so a search
+repeated against the same snapshot gives the same answer even after a newer release became
+active: paging links carry the snapshot and stay correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, union_all
+from sqlalchemy.engine import Connection
+
+from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
+from grunndata.store.searchparams import SERVED_TYPES, TIER_SYSTEM, SearchParam, normalise
+
+R = Resource.__table__  # type: ignore[attr-defined]
+M = ReleaseEntry.__table__  # type: ignore[attr-defined]
+X = ResourceIndex.__table__  # type: ignore[attr-defined]
+T = Tombstone.__table__  # type: ignore[attr-defined]
+REL = Release.__table__  # type: ignore[attr-defined]
+
+OWNER_SOURCE = "https://grunndata.no/owner/"  # meta.source: who published the data
+
+
+class SearchError(ValueError):
+    """A search the store cannot answer as asked: the server says 400 with this sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    releases: tuple[int, ...]
+
+    @property
+    def token(self) -> str:
+        return ".".join(map(str, self.releases)) or "0"
+
+    @classmethod
+    def parse(cls, token: str) -> Snapshot:
+        try:
+            ids = tuple(sorted(int(p) for p in token.split(".") if p != "0"))
+        except ValueError:
+            raise SearchError(f"_snapshot must be release numbers joined by '.', not {token!r}") from None
+        return cls(ids)
+
+
+def current_snapshot(conn: Connection) -> Snapshot:
+    rows = conn.execute(select(REL.c.id).where(REL.c.status == "active").order_by(REL.c.id))
+    return Snapshot(tuple(r[0] for r in rows))
+
+
+def snapshot_exists(conn: Connection, snapshot: Snapshot) -> bool:
+    """Whether every release of the snapshot still holds data (it was activated once)."""
+    if not snapshot.releases:
+        return True
+    n = conn.execute(
+        select(func.count())
+        .select_from(REL)
+        .where(REL.c.id.in_(snapshot.releases), REL.c.activated_at.is_not(None))
+    ).scalar()
+    return n == len(snapshot.releases)
+
+
+def instant(t: datetime) -> str:
+    """A stored time as a FHIR instant, in UTC to the millisecond."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One stored version, with what the server needs to answer for it."""
+
+    pk: int
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    tier: str
+    owner: str
+    data: bytes  # the resource's JSON without meta, as stored
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "versionId": str(self.version),
+            "lastUpdated": instant(self.last_updated),
+            "source": OWNER_SOURCE + self.owner,
+            "tag": [{"system": TIER_SYSTEM, "code": self.tier}],
+        }
+
+    def body(self) -> bytes:
+        """The resource as sent: the stored bytes with `meta` spliced in after the id, never re-serialised."""
+        meta = b',"meta":' + orjson.dumps(self.meta())
+        start = self.data.find(b'"id":"')
+        if start < 0:
+            return b"{" + meta[1:] + b"," + self.data[1:]
+        end = self.data.index(b'"', start + 6) + 1  # an id never holds a quote
+        return self.data[:end] + meta + self.data[end:]
+
+    def resource(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.body())
+        return parsed
+
+
+_COLUMNS = (R.c.pk, R.c.type, R.c.id, R.c.version, R.c.last_updated, R.c.tier, R.c.owner_id, R.c.data)
+
+
+def _version(row: Any) -> Version:
+    pk, rtype, rid, version, last_updated, tier, owner, data = row
+    return Version(pk, rtype, rid, version, last_updated, tier, owner, bytes(data))
+
+
+def _visible(snapshot: Snapshot) -> Any:
+    """Resource joined to the manifests of the snapshot's releases."""
+    return R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(snapshot.releases or (-1,))))
+
+
+def read(conn: Connection, snapshot: Snapshot, rtype: str, rid: str) -> Version | None:
+    row = conn.execute(
+        select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype, R.c.id == rid)
+    ).first()
+    return None if row is None else _version(row)
+
+
+def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, str]]) -> list[Version]:
+    """The served versions of `keys` (type, id); missing ones are left out."""
+    found: list[Version] = []
+    by_type: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, set()).add(rid)
+    for rtype, ids in sorted(by_type.items()):
+        id_list = sorted(ids)
+        for i in range(0, len(id_list), 500):
+            rows = conn.execute(
+                select(*_COLUMNS)
+                .select_from(_visible(snapshot))
+                .where(R.c.type == rtype, R.c.id.in_(id_list[i : i + 500]))
+                .order_by(R.c.id)
+            )
+            found.extend(_version(r) for r in rows)
+    return found
+
+
+def ever_served(conn: Connection, rtype: str, rid: str) -> bool:
+    """Whether (rtype, rid) existed once: a read of it now answers 410 Gone rather than 404."""
+    return conn.execute(select(R.c.pk).where(R.c.type == rtype, R.c.id == rid).limit(1)).first() is not None
+
+
+def vread(conn: Connection, rtype: str, rid: str, version: int) -> Version | None:
+    row = conn.execute(
+        select(*_COLUMNS).where(R.c.type == rtype, R.c.id == rid, R.c.version == version)
+    ).first()
+    return None if row is None else _version(row)
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One search parameter of a query: its values are OR-ed, clauses are AND-ed."""
+
+    param: SearchParam
+    modifier: str | None
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    param: str  # a search parameter code, _id or _lastUpdated
+    descending: bool
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _token(value: str) -> tuple[str | None, str | None]:
+    """system|code, |code, system|, code -> (system or None for any, code or None for any)."""
+    if "|" not in value:
+        return None, value
+    system, code = value.split("|", 1)
+    return system, (code or None)
+
+
+def _index_condition(param: SearchParam, modifier: str | None, value: str) -> ColumnElement[bool]:
+    name = f"{param.resource}.{param.code}"
+    if param.type == "token":
+        if modifier not in (None,):
+            raise SearchError(f"the modifier :{modifier} is not supported on token parameter {param.code}")
+        system, code = _token(value)
+        conds = [X.c.param == name]
+        if system is not None:
+            conds.append(X.c.system == system)
+        if code is not None:
+            conds.append(X.c.value == code)
+        if system is None and code is None:
+            raise SearchError(f"{param.code}: '|' alone is not a token")
+        return and_(*conds)
+    if param.type == "string":
+        if modifier == "exact":
+            return and_(X.c.param == name, X.c.exact == value)
+        if not normalise(value):
+            raise SearchError(f"{param.code}: give some text to search for")
+        if modifier == "contains":
+            return and_(
+                X.c.param == name, X.c.value.like("%" + _escape_like(normalise(value)) + "%", escape="\\")
+            )
+        if modifier is None:
+            return and_(X.c.param == name, X.c.value.like(_escape_like(normalise(value)) + "%", escape="\\"))
+        raise SearchError(f"the modifier :{modifier} is not supported on string parameter {param.code}")
+    if param.type == "reference":
+        return and_(X.c.param == name, X.c.value.in_(_reference_values(param, modifier, value)))
+    if param.type == "uri":
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on uri parameter {param.code}")
+        return and_(X.c.param == name, X.c.value == value)
+    raise SearchError(f"{param.code}: {param.type} parameters are not supported")
+
+
+def _reference_values(param: SearchParam, modifier: str | None, value: str) -> list[str]:
+    """The stored forms ("Type/id") a reference search value can mean."""
+    parts = [p for p in value.rstrip("/").split("/") if p]
+    if modifier is not None:
+        if modifier not in param.targets:
+            raise SearchError(
+                f"{param.code} cannot point at {modifier}; it points at {', '.join(param.targets)}"
+            )
+        if len(parts) != 1:
+            raise SearchError(f"{param.code}:{modifier} takes a plain id, not {value!r}")
+        return [f"{modifier}/{parts[0]}"]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return [f"{parts[-2]}/{parts[-1]}"]
+    if len(parts) == 1:
+        return [f"{t}/{parts[0]}" for t in param.targets]
+    raise SearchError(f"{param.code}: {value!r} is not a reference (use Type/id or an id)")
+
+
+_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+
+
+def date_range(value: str) -> tuple[str, datetime, datetime]:
+    """A date search value -> (prefix, start, end): the instants it covers, end exclusive."""
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in _DATE_PREFIXES else value
+    formats = (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"))
+    for fmt, unit in formats:
+        try:
+            start = datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if unit == "year":
+            end = start.replace(year=start.year + 1)
+        elif unit == "month":
+            end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        else:
+            end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
+        return prefix, start, end
+    try:
+        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SearchError(
+            f"not a date or time: {value!r} (e.g. 2026-11-21 or 2026-11-21T10:00:00Z)"
+        ) from None
+    if start.tzinfo is None:
+        raise SearchError(f"a time needs a time zone: {value!r} (e.g. 2026-11-21T10:00:00Z)")
+    start = start.astimezone(UTC)
+    precision = 1000 if "." in text else 1_000_000
+    end = datetime.fromtimestamp(start.timestamp() + precision / 1_000_000, UTC)
+    return prefix, start, end
+
+
+def _naive(t: datetime) -> datetime:
+    """Times are stored in UTC without zone."""
+    return t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
+    prefix, start, end = date_range(value)
+    lo, hi = _naive(start), _naive(end)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(column >= lo, column < hi),
+        "ne": or_(column < lo, column >= hi),
+        "gt": column >= hi,
+        "sa": column >= hi,
+        "ge": column >= lo,
+        "lt": column < lo,
+        "eb": column < lo,
+        "le": column < hi,
+    }
+    return conditions[prefix]
+
+
+def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+    code = clause.param.code
+    if code == "_id":
+        return R.c.id.in_(clause.values)
+    if code == "_lastUpdated":
+        return or_(*(_date_condition(R.c.last_updated, v) for v in clause.values))
+    if code == "_tag":
+        tiers = []
+        for v in clause.values:
+            system, tier = _token(v)
+            if system not in (None, TIER_SYSTEM) or tier is None:
+                return false()  # a tag we never set matches nothing
+            tiers.append(tier)
+        return R.c.tier.in_(tiers)
+    matching = select(X.c.resource_pk).where(
+        or_(*(_index_condition(clause.param, clause.modifier, v) for v in clause.values))
+    )
+    return R.c.pk.in_(matching)
+
+
+def _sort_column(rtype: str, key: SortKey) -> Any:
+    if key.param == "_id":
+        return R.c.id
+    if key.param == "_lastUpdated":
+        return R.c.last_updated
+    return (
+        select(func.min(X.c.value))
+        .where(X.c.resource_pk == R.c.pk, X.c.param == f"{rtype}.{key.param}")
+        .scalar_subquery()
+    )
+
+
+def search(
+    conn: Connection,
+    snapshot: Snapshot,
+    rtype: str,
+    clauses: Sequence[Clause],
+    *,
+    sort: Sequence[SortKey] = (),
+    count: int = 20,
+    offset: int = 0,
+    with_total: bool = False,
+    with_page: bool = True,
+) -> tuple[list[Version], bool, int | None]:
+    """One page of matches, whether there are more, and (when asked) how many match in all."""
+    where = [R.c.type == rtype, *(_clause_condition(c) for c in clauses)]
+    total = None
+    if with_total:
+        total = conn.execute(select(func.count()).select_from(_visible(snapshot)).where(*where)).scalar() or 0
+    if not with_page:
+        return [], False, total
+    order = []
+    for key in sort:
+        column = _sort_column(rtype, key)
+        order.append(column.desc() if key.descending else column.asc())
+    order.append(R.c.id.asc())
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .select_from(_visible(snapshot))
+        .where(*where)
+        .order_by(*order)
+        .limit(count + 1)
+        .offset(offset)
+    ).all()
+    return [_version(r) for r in rows[:count]], len(rows) > count, total
+
+
+def references_from(conn: Connection, versions: Sequence[Version], param: str) -> list[tuple[str, str]]:
+    """The (type, id) the `param` ("Type.code") values of `versions` point at, in order."""
+    pks = [v.pk for v in versions]
+    found: list[tuple[str, str]] = []
+    for i in range(0, len(pks), 500):
+        rows = conn.execute(
+            select(X.c.value).where(X.c.param == param, X.c.resource_pk.in_(pks[i : i + 500])).distinct()
+        )
+        for (value,) in rows:
+            rtype, _, rid = value.partition("/")
+            found.append((rtype, rid))
+    return sorted(set(found))
+
+
+def referring(
+    conn: Connection, snapshot: Snapshot, rtype: str, param: str, targets: Sequence[str], limit: int = 1000
+) -> list[Version]:
+    """Served resources of `rtype` whose reference parameter `param` points at one of `targets`."""
+    if not targets:
+        return []
+    matching = select(X.c.resource_pk).where(X.c.param == f"{rtype}.{param}", X.c.value.in_(list(targets)))
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .select_from(_visible(snapshot))
+        .where(R.c.type == rtype, R.c.pk.in_(matching))
+        .order_by(R.c.id)
+        .limit(limit)
+    )
+    return [_version(r) for r in rows]
+
+
+def with_tokens(
+    conn: Connection,
+    snapshot: Snapshot,
+    rtype: str,
+    param: str,
+    tokens: Sequence[tuple[str, str]],
+    limit: int = 1000,
+) -> list[Version]:
+    """Served resources of `rtype` with a (system, code) of token parameter `param` in `tokens`."""
+    if not tokens:
+        return []
+    matching = select(X.c.resource_pk).where(
+        X.c.param == f"{rtype}.{param}",
+        or_(*(and_(X.c.system == s, X.c.value == c) for s, c in tokens)),
+    )
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .select_from(_visible(snapshot))
+        .where(R.c.type == rtype, R.c.pk.in_(matching))
+        .order_by(R.c.id)
+        .limit(limit)
+    )
+    return [_version(r) for r in rows]
+
+
+def index_tokens(conn: Connection, version: Version, param: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(X.c.system, X.c.value).where(
+            X.c.resource_pk == version.pk, X.c.param == f"{version.type}.{param}"
+        )
+    )
+    return sorted((s, v) for s, v in rows)
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """A version that became served, or (version is None) a resource that stopped being served."""
+
+    type: str
+    id: str
+    at: datetime
+    version: Version | None
+
+
+def history(
+    conn: Connection,
+    *,
+    rtype: str | None,
+    rid: str | None,
+    since: datetime | None,
+    upto_release: int,
+    count: int,
+    offset: int,
+) -> tuple[list[HistoryItem], bool]:
+    """Newest first: versions made and resources expired by releases up to `upto_release`."""
+    types = [rtype] if rtype else list(SERVED_TYPES)
+    made = select(
+        literal("put").label("kind"),
+        R.c.pk.label("pk"),
+        R.c.type.label("type"),
+        R.c.id.label("id"),
+        R.c.last_updated.label("at"),
+    ).where(R.c.type.in_(types), R.c.release_id <= upto_release)
+    gone = (
+        select(
+            literal("delete").label("kind"),
+            T.c.resource_pk.label("pk"),
+            T.c.type.label("type"),
+            T.c.id.label("id"),
+            REL.c.activated_at.label("at"),
+        )
+        .select_from(T.join(REL, REL.c.id == T.c.release_id))
+        .where(T.c.type.in_(types), T.c.release_id <= upto_release)
+    )
+    if rid is not None:
+        made = made.where(R.c.id == rid)
+        gone = gone.where(T.c.id == rid)
+    if since is not None:
+        made = made.where(R.c.last_updated > _naive(since))
+        gone = gone.where(REL.c.activated_at > _naive(since))
+    both = union_all(made, gone).subquery()
+    rows = conn.execute(
+        select(both.c.kind, both.c.pk, both.c.type, both.c.id, both.c.at)
+        .order_by(both.c.at.desc(), both.c.kind, both.c.pk.desc())
+        .limit(count + 1)
+        .offset(offset)
+    ).all()
+    page = rows[:count]
+    puts = [pk for kind, pk, *_ in page if kind == "put"]
+    versions: dict[int, Version] = {}
+    for i in range(0, len(puts), 500):
+        for r in conn.execute(select(*_COLUMNS).where(R.c.pk.in_(puts[i : i + 500]))):
+            versions[r[0]] = _version(r)
+    items = [HistoryItem(t, i, at, versions[pk] if kind == "put" else None) for kind, pk, t, i, at in page]
+    return items, len(rows) > count
+
+
+def newest_release(conn: Connection) -> int:
+    """The newest release that was ever activated: history pages stop there, so they stay put."""
+    return (
+        conn.execute(
+            select(func.coalesce(func.max(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
+        ).scalar()
+        or 0
+    )

@@ -1,0 +1,368 @@
+"""The search parameters we serve: declared once, they drive indexing, queries and the CapabilityStatement.
+
+To add a search parameter, add a row to `SEARCH_PARAMS`; the importer indexes it on the next
+import, the server accepts it, and `/fhir/metadata` lists it. A path is a dotted walk over the
+resource's JSON (lists are flattened); `|` separates alternatives.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+TIER_SYSTEM = "https://grunndata.no/fhir/CodeSystem/tier"
+R5 = "http://hl7.org/fhir/SearchParameter/"
+OURS = "https://grunndata.no/fhir/SearchParameter/"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParam:
+    resource: str  # the resource type, or "Resource" for the ones every type has
+    code: str
+    type: str  # token, string, reference, uri, date
+    path: str  # dotted JSON path; "|" separates alternatives; "" for the ones answered from columns
+    description: str
+    targets: tuple[str, ...] = ()  # reference: the types it may point at
+    standard: bool = True  # False: ours, not in the R5 specification
+
+    @property
+    def definition(self) -> str:
+        name = f"{self.resource}-{self.code}" if self.resource != "Resource" else f"Resource-{self.code[1:]}"
+        return (R5 if self.standard else OURS) + name
+
+
+def _p(resource: str, code: str, type_: str, path: str, description: str, *targets: str) -> SearchParam:
+    return SearchParam(resource, code, type_, path, description, targets)
+
+
+def _ours(resource: str, code: str, type_: str, path: str, description: str, *targets: str) -> SearchParam:
+    return SearchParam(resource, code, type_, path, description, targets, standard=False)
+
+
+MPD, PPD, MID = "MedicinalProductDefinition", "PackagedProductDefinition", "ManufacturedItemDefinition"
+APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinition"
+CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
+
+SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC)
+
+SEARCH_PARAMS: tuple[SearchParam, ...] = (
+    # every type: answered from the store's own columns
+    _p("Resource", "_id", "token", "", "Logical id of the resource"),
+    _p("Resource", "_lastUpdated", "date", "", "When the version was activated"),
+    _p("Resource", "_tag", "token", "", f"Tier of the data ({TIER_SYSTEM}: national, sector, supplementary)"),
+    # MedicinalProductDefinition
+    _p(MPD, "identifier", "token", "identifier", "FEST id (LegemiddelMerkevare, LegemiddelVirkestoff)"),
+    _p(MPD, "name", "string", "name.productName", "The full product name"),
+    _p(MPD, "name-language", "token", "name.usage.language", "Language of the product name"),
+    _p(MPD, "product-classification", "token", "classification", "ATC code and other classifications"),
+    _p(MPD, "status", "token", "status", "Status of the product definition"),
+    _p(MPD, "type", "token", "type", "Regulatory type, e.g. investigational or authorized"),
+    _p(MPD, "domain", "token", "domain", "Human or veterinary use"),
+    _p(MPD, "ingredient", "token", "ingredient", "An ingredient, as a code"),
+    _p(MPD, "characteristic-type", "token", "characteristic.type", "A characteristic's type"),
+    _p(
+        MPD,
+        "characteristic",
+        "token",
+        "characteristic.valueCodeableConcept",
+        "A characteristic's coded value",
+    ),
+    _p(
+        MPD,
+        "contact",
+        "reference",
+        "contact.contact.reference",
+        "A contact",
+        "Organization",
+        "PractitionerRole",
+    ),
+    _ours(
+        MPD, "comprised-of", "reference", "comprisedOf.reference", "The manufactured items it is made of", MID
+    ),
+    _p(MPD, "master-file", "reference", "masterFile.reference", "A master file", "DocumentReference"),
+    # PackagedProductDefinition
+    _p(PPD, "identifier", "token", "identifier|packaging.identifier", "FEST id, varenr or GTIN"),
+    _p(PPD, "name", "token", "name", "The package's name"),
+    _p(PPD, "status", "token", "status", "Status of the package definition"),
+    _p(PPD, "package-for", "reference", "packageFor.reference", "The product this is a package for", MPD),
+    _p(
+        PPD,
+        "contained-item",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "Any item in the package",
+        MID,
+        "DeviceDefinition",
+        "NutritionProduct",
+        PPD,
+        MPD,
+        "BiologicallyDerivedProduct",
+    ),
+    _p(
+        PPD,
+        "manufactured-item",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A manufactured item in the package",
+        MID,
+    ),
+    _p(
+        PPD,
+        "device",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A device in the package",
+        "DeviceDefinition",
+    ),
+    _p(
+        PPD,
+        "nutrition",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A nutrition product in the package",
+        "NutritionProduct",
+    ),
+    _p(
+        PPD,
+        "package",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A package in the package",
+        PPD,
+    ),
+    _p(
+        PPD,
+        "medication",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A medicinal product in the package",
+        MPD,
+    ),
+    _p(
+        PPD,
+        "biological",
+        "reference",
+        "packaging.containedItem.item.reference.reference",
+        "A biologically derived product in the package",
+        "BiologicallyDerivedProduct",
+    ),
+    # ManufacturedItemDefinition
+    _p(MID, "identifier", "token", "identifier", "FEST id (Legemiddeldose)"),
+    _p(MID, "dose-form", "token", "manufacturedDoseForm", "Dose form as manufactured"),
+    _p(MID, "ingredient", "token", "ingredient", "An ingredient, as a code"),
+    _p(MID, "name", "token", "name", "The item's name"),
+    _p(MID, "status", "token", "status", "Status of the item definition"),
+    # AdministrableProductDefinition
+    _p(APD, "identifier", "token", "identifier", "Identifier of the administrable product"),
+    _p(APD, "dose-form", "token", "administrableDoseForm", "Dose form as administered"),
+    _p(APD, "form-of", "reference", "formOf.reference", "The product this is the administrable form of", MPD),
+    _p(APD, "manufactured-item", "reference", "producedFrom.reference", "The items it is produced from", MID),
+    _p(APD, "ingredient", "token", "ingredient", "An ingredient, as a code"),
+    _p(APD, "route", "token", "routeOfAdministration.code", "Route of administration"),
+    _p(APD, "target-species", "token", "routeOfAdministration.targetSpecies.code", "Target species"),
+    _p(APD, "device", "reference", "device.reference", "A device used with it", "DeviceDefinition"),
+    _p(APD, "status", "token", "status", "Status of the administrable product"),
+    # Ingredient
+    _p(ING, "identifier", "token", "identifier", "FEST id of the substance with strength"),
+    _p(ING, "for", "reference", "for.reference", "The product the ingredient is part of", MPD, APD, MID),
+    _p(ING, "role", "token", "role", "Role of the ingredient (active, ...)"),
+    _p(ING, "function", "token", "function", "Function of the ingredient"),
+    _p(ING, "status", "token", "status", "Status of the ingredient"),
+    _p(ING, "substance-code", "token", "substance.code.concept", "The substance, as a code"),
+    _p(ING, "substance", "reference", "substance.code.reference.reference", "The substance", SD),
+    _p(
+        ING,
+        "substance-definition",
+        "reference",
+        "substance.code.reference.reference",
+        "The substance definition",
+        SD,
+    ),
+    _p(
+        ING,
+        "manufacturer",
+        "reference",
+        "manufacturer.manufacturer.reference",
+        "A manufacturer",
+        "Organization",
+    ),
+    # SubstanceDefinition
+    _p(SD, "identifier", "token", "identifier", "FEST id (Virkestoff)"),
+    _p(SD, "name", "string", "name.name", "A name of the substance"),
+    _p(SD, "code", "token", "code.code", "A code for the substance"),
+    _p(SD, "classification", "token", "classification", "Classification of the substance"),
+    _p(SD, "domain", "token", "domain", "Human or veterinary use"),
+    # ClinicalUseDefinition
+    _p(CUD, "identifier", "token", "identifier", "FEST id (Interaksjon)"),
+    _p(CUD, "type", "token", "type", "indication, contraindication, interaction, ..."),
+    _p(
+        CUD,
+        "subject",
+        "reference",
+        "subject.reference",
+        "What the clinical use is about",
+        MPD,
+        SD,
+        "Medication",
+        "ActivityDefinition",
+        "PlanDefinition",
+        "Device",
+        "DeviceDefinition",
+        "Substance",
+        "NutritionProduct",
+        "BiologicallyDerivedProduct",
+    ),
+    _p(CUD, "product", "reference", "subject.reference", "The medicinal product it is about", MPD),
+    _p(CUD, "status", "token", "status", "Status of the clinical use"),
+    _p(CUD, "interaction", "token", "interaction.type", "Type of interaction"),
+    _p(
+        CUD,
+        "contraindication",
+        "token",
+        "contraindication.diseaseSymptomProcedure.concept",
+        "A contraindication, as a code",
+    ),
+    _p(
+        CUD,
+        "contraindication-reference",
+        "reference",
+        "contraindication.diseaseSymptomProcedure.reference.reference",
+        "A contraindication, as a reference",
+        "ObservationDefinition",
+    ),
+    _p(CUD, "indication", "token", "indication.diseaseSymptomProcedure.concept", "An indication, as a code"),
+    _p(
+        CUD,
+        "indication-reference",
+        "reference",
+        "indication.diseaseSymptomProcedure.reference.reference",
+        "An indication, as a reference",
+        "ObservationDefinition",
+    ),
+    _p(
+        CUD,
+        "effect",
+        "token",
+        "undesirableEffect.symptomConditionEffect.concept",
+        "An undesirable effect, as a code",
+    ),
+    _p(
+        CUD,
+        "effect-reference",
+        "reference",
+        "undesirableEffect.symptomConditionEffect.reference.reference",
+        "An undesirable effect, as a reference",
+        "ObservationDefinition",
+    ),
+    _ours(
+        CUD,
+        "interactant",
+        "token",
+        "interaction.interactant.itemCodeableConcept",
+        "An interacting substance, as a code (ATC)",
+    ),
+    _ours(
+        CUD,
+        "interactant-reference",
+        "reference",
+        "interaction.interactant.itemReference.reference",
+        "An interacting substance",
+        SD,
+        MPD,
+    ),
+    # CodeSystem (FEST Kodeverk)
+    _p(CS, "url", "uri", "url", "The code system's canonical URL (urn:oid:...)"),
+    _p(CS, "identifier", "token", "identifier", "Identifier of the code system"),
+    _p(CS, "name", "string", "name", "Computer-friendly name"),
+    _p(CS, "title", "string", "title", "Human-friendly name"),
+    _p(CS, "status", "token", "status", "Publication status"),
+    _p(CS, "code", "token", "concept.code", "A code defined by the code system"),
+    # Basic (FEST catalogues IDMP has no resource for)
+    _p(BASIC, "identifier", "token", "identifier", "FEST id"),
+    _p(BASIC, "code", "token", "code", "Which FEST catalogue the entry comes from"),
+    _p(BASIC, "subject", "reference", "subject.reference", "What the entry is about"),
+)
+
+_BY_KEY = {(p.resource, p.code): p for p in SEARCH_PARAMS}
+
+
+def params_for(resource: str) -> dict[str, SearchParam]:
+    """The search parameters of a resource type, the common ones included."""
+    return {p.code: p for p in SEARCH_PARAMS if p.resource in (resource, "Resource")}
+
+
+def lookup(resource: str, code: str) -> SearchParam | None:
+    return _BY_KEY.get((resource, code)) or _BY_KEY.get(("Resource", code))
+
+
+def normalise(text: str) -> str:
+    """The form strings are indexed and searched in: case and accents ignored (R5 string search)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    param: str  # "Type.code"
+    system: str  # token: the code system ("" when none); reference: ""; string: ""
+    value: str  # token: the code; string: normalised text; reference: "Type/id"; uri: the uri
+    exact: str | None = None  # string: the text as written, for :exact
+
+
+def _walk(node: Any, steps: list[str]) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, steps)
+        return
+    if not steps:
+        if node is not None:
+            yield node
+        return
+    if isinstance(node, dict):
+        yield from _walk(node.get(steps[0]), steps[1:])
+
+
+def values_at(resource: dict[str, Any], path: str) -> Iterator[Any]:
+    for alternative in path.split("|"):
+        yield from _walk(resource, alternative.split("."))
+
+
+def _tokens(value: Any) -> Iterator[tuple[str, str]]:
+    """(system, code) pairs of a token-typed value: code, Coding, CodeableConcept, Identifier, boolean."""
+    if isinstance(value, bool):
+        yield "", "true" if value else "false"
+    elif isinstance(value, str):
+        yield "", value
+    elif isinstance(value, dict):
+        if "coding" in value:  # CodeableConcept
+            for coding in value["coding"]:
+                yield from _tokens(coding)
+        elif "code" in value:  # Coding
+            yield value.get("system", ""), str(value["code"])
+        elif "value" in value:  # Identifier
+            yield value.get("system", ""), str(value["value"])
+        elif "concept" in value:  # CodeableReference
+            yield from _tokens(value["concept"])
+
+
+def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
+    """Every indexed value of one resource, by its type's declared search parameters."""
+    rtype = resource["resourceType"]
+    rows: set[IndexRow] = set()
+    for param in SEARCH_PARAMS:
+        if param.resource != rtype or not param.path:
+            continue
+        name = f"{rtype}.{param.code}"
+        for value in values_at(resource, param.path):
+            if param.type == "token":
+                rows.update(IndexRow(name, system, code) for system, code in _tokens(value))
+            elif param.type == "string" and isinstance(value, str):
+                rows.add(IndexRow(name, "", normalise(value), value))
+            elif param.type == "reference" and isinstance(value, str):
+                if not param.targets or value.split("/", 1)[0] in param.targets:
+                    rows.add(IndexRow(name, "", value))
+            elif param.type == "uri" and isinstance(value, str):
+                rows.add(IndexRow(name, "", value))
+    return sorted(rows, key=lambda r: (r.param, r.system, r.value))
