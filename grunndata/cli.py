@@ -101,6 +101,16 @@ def _print_report(result: Any) -> None:
     for name, c in result.catalogues.items():
         table.add_row(name, *(f"{c[k]:,}" for k in ("entries", "new", "changed", "unchanged", "expired")))
     out.print(table)
+    if result.resources:
+        fhir = Table(title="FHIR R5 resources made from the release")
+        for col in ("Resource type", "served", "new", "changed", "unchanged", "expired"):
+            fhir.add_column(col, justify="left" if col == "Resource type" else "right")
+        for name, c in result.resources.items():
+            served = c["new"] + c["changed"] + c["unchanged"]
+            fhir.add_row(
+                name, f"{served:,}", *(f"{c[k]:,}" for k in ("new", "changed", "unchanged", "expired"))
+            )
+        out.print(fhir)
     split = {k: v for k, v in result.kinds.items() if k not in result.catalogues}
     if split:
         out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))
@@ -178,15 +188,16 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
 ) -> None:
-    """Serve the API (health and releases now; FHIR R5 at /fhir to come)."""
+    """Serve the FHIR R5 API at /fhir (and /health, /releases, /coverage/fest-idmp)."""
     import uvicorn
 
     from grunndata.server import create_app
 
     engine = _engine(db)
-    out.print(f"Serving on http://{host}:{port}/health")
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+    out.print(f"Serving FHIR R5 on http://{host}:{port}/fhir (capabilities at /fhir/metadata)")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @generate_app.command("fest")

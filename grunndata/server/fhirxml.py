@@ -34,7 +34,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.utils import get_fhir_type_name, is_list_type, is_primitive_type
 from lxml import etree
 
-__all__ = ["FHIR_NS", "FhirXmlError", "json_to_xml"]
+__all__ = ["FHIR_NS", "XHTML_NS", "FhirXmlError", "json_to_xml"]
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"

@@ -278,14 +278,13 @@ def date_range(value: str) -> tuple[str, datetime, datetime]:
     return prefix, start, end
 
 
-def _naive(t: datetime) -> datetime:
-    """Times are stored in UTC without zone."""
-    return t.astimezone(UTC).replace(tzinfo=None)
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)
 
 
 def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
     prefix, start, end = date_range(value)
-    lo, hi = _naive(start), _naive(end)
+    lo, hi = _utc(start), _utc(end)
     conditions: dict[str, ColumnElement[bool]] = {
         "eq": and_(column >= lo, column < hi),
         "ne": or_(column < lo, column >= hi),
@@ -478,8 +477,8 @@ def history(
         made = made.where(R.c.id == rid)
         gone = gone.where(T.c.id == rid)
     if since is not None:
-        made = made.where(R.c.last_updated > _naive(since))
-        gone = gone.where(REL.c.activated_at > _naive(since))
+        made = made.where(R.c.last_updated > _utc(since))
+        gone = gone.where(REL.c.activated_at > _utc(since))
     both = union_all(made, gone).subquery()
     rows = conn.execute(
         select(both.c.kind, both.c.pk, both.c.type, both.c.id, both.c.at)

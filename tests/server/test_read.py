@@ -1,0 +1,129 @@
+"""An EPJ reads a package by id: the stored bytes, with version headers, 304s, formats and clear errors."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from fhir.resources import get_fhir_model_class
+from lxml import etree
+
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR
+
+PPD = "PackagedProductDefinition"
+
+
+def test_read_gives_the_package_with_version_headers(api: TestClient) -> None:
+    r = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    assert r.headers["etag"] == 'W/"1"'
+    assert r.headers["last-modified"].endswith(" GMT")
+    body = r.json()
+    assert body["resourceType"] == PPD and body["id"] == CERTICAN_PACKAGE
+    assert body["meta"]["versionId"] == "1"
+    assert body["meta"]["tag"] == [
+        {"system": "https://grunndata.no/fhir/CodeSystem/tier", "code": "national"}
+    ]
+    assert body["meta"]["source"] == "https://grunndata.no/owner/dmp"
+    assert {"system": VARENR, "value": "014884"} in body["identifier"]
+    assert body["packageFor"] == [{"reference": f"MedicinalProductDefinition/{CERTICAN_BRAND}"}]
+    get_fhir_model_class(PPD).model_validate(body)
+
+
+def test_unchanged_resource_answers_304(api: TestClient) -> None:
+    first = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
+    again = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    since = api.get(
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"If-Modified-Since": first.headers["last-modified"]}
+    )
+    assert since.status_code == 304
+    older = api.get(
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+    )
+    assert older.status_code == 200
+    other = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"If-None-Match": 'W/"7"'})
+    assert other.status_code == 200
+
+
+def test_vread_gives_the_version_and_404_for_a_version_that_never_was(api: TestClient) -> None:
+    r = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history/1")
+    assert r.status_code == 200 and r.json()["meta"]["versionId"] == "1"
+    missing = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history/9")
+    assert missing.status_code == 404
+    assert "has no version 9" in missing.json()["issue"][0]["diagnostics"]
+    assert api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history/x").status_code == 400
+
+
+def test_xml_by_accept_and_by_format(api: TestClient) -> None:
+    for r in (
+        api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "application/fhir+xml"}),
+        api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=xml"),
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/fhir+xml; charset=utf-8"
+        root = etree.fromstring(r.content)
+        assert root.tag == "{http://hl7.org/fhir}PackagedProductDefinition"
+        assert root.find("{http://hl7.org/fhir}id").get("value") == CERTICAN_PACKAGE
+        parsed = get_fhir_model_class(PPD).model_validate_xml(r.content)
+        assert parsed.id == CERTICAN_PACKAGE
+    assert (
+        api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=json")
+        .headers["content-type"]
+        .startswith("application/fhir+json")
+    )
+
+
+def test_pretty_json_is_the_same_resource(api: TestClient) -> None:
+    plain = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
+    pretty = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_pretty=true")
+    assert b"\n  " in pretty.content and pretty.json() == plain.json()
+
+
+def test_errors_are_operation_outcomes_with_the_right_status(api: TestClient) -> None:
+    cases = {
+        f"/fhir/{PPD}/00000000-0000-0000-0000-000000000000": (404, "not-found"),
+        f"/fhir/Patient/{CERTICAN_PACKAGE}": (404, "not-supported"),
+        f"/fhir/{PPD}/bad_id!": (400, "invalid"),
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=text/csv": (406, "not-supported"),
+        "/fhir/nothing/here/at/all/x": (404, "not-found"),
+    }
+    for url, (status, code) in cases.items():
+        r = api.get(url)
+        assert r.status_code == status, url
+        outcome = r.json()
+        assert outcome["resourceType"] == "OperationOutcome", url
+        assert outcome["issue"][0]["code"] == code, url
+        get_fhir_model_class("OperationOutcome").model_validate(outcome)
+    refused = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "text/plain"})
+    assert refused.status_code == 406 and refused.json()["resourceType"] == "OperationOutcome"
+    for method in ("put", "delete", "patch"):
+        r = getattr(api, method)(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
+        assert r.status_code == 405, method
+        assert r.json()["issue"][0]["code"] == "not-supported"
+    assert api.post(f"/fhir/{PPD}", json={"resourceType": PPD}).status_code == 405
+
+
+def test_capability_statement_lists_every_type_and_parameter(api: TestClient) -> None:
+    r = api.get("/fhir/metadata")
+    assert r.status_code == 200
+    cs = get_fhir_model_class("CapabilityStatement").model_validate(r.json())
+    assert cs.fhirVersion == "5.0.0"
+    resources = {res.type: res for res in cs.rest[0].resource}
+    assert set(resources) >= {
+        "MedicinalProductDefinition",
+        "PackagedProductDefinition",
+        "ManufacturedItemDefinition",
+        "AdministrableProductDefinition",
+        "Ingredient",
+        "SubstanceDefinition",
+        "ClinicalUseDefinition",
+        "CodeSystem",
+    }
+    ppd_params = {p.name: p.type for p in resources[PPD].searchParam}
+    assert ppd_params["identifier"] == "token" and ppd_params["package-for"] == "reference"
+    assert ppd_params["_lastUpdated"] == "date"
+    assert f"{PPD}:package-for" in resources[PPD].searchInclude
+    assert f"{PPD}:package-for" in resources["MedicinalProductDefinition"].searchRevInclude
+    xml = api.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    assert etree.fromstring(xml.content).tag == "{http://hl7.org/fhir}CapabilityStatement"
