@@ -1,4 +1,4 @@
-"""The code stays as STYLE.md asks: ruff clean, and mypy --strict on the store and the M30 model."""
+"""The code stays as STYLE.md asks: ruff clean, and mypy --strict on the store, translators, M30 model and server."""
 
 import subprocess
 import sys
@@ -18,6 +18,6 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_on_store_translators_and_m30():
-    result = _run("mypy", "--strict", "grunndata/store", "grunndata/translators", "grunndata/m30")
+def test_mypy_strict_on_store_translators_m30_and_server():
+    result = _run("mypy", "--strict", "grunndata/store", "grunndata/translators", "grunndata/m30", "grunndata/server")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -47,11 +47,19 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
             parent = Path(parsed.database).parent
             if not parent.exists():
                 raise StoreError(f"the folder for the SQLite file does not exist: {parent}")
-        engine = create_engine(resolved, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            resolved, connect_args={"check_same_thread": False}, pool_size=8, max_overflow=56
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
         # times are stored without zone: make the session's zone UTC, whatever the server's default
-        engine = create_engine(resolved, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+        engine = create_engine(
+            resolved,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=32,
+            connect_args={"options": "-c timezone=UTC"},
+        )
     else:
         raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
     if create:

@@ -301,7 +301,8 @@ def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
 def _clause_condition(clause: Clause) -> ColumnElement[bool]:
     code = clause.param.code
     if code == "_id":
-        return R.c.id.in_(clause.values)
+        ids: ColumnElement[bool] = R.c.id.in_(clause.values)
+        return ids
     if code == "_lastUpdated":
         return or_(*(_date_condition(R.c.last_updated, v) for v in clause.values))
     if code == "_tag":
@@ -311,11 +312,13 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
             if system not in (None, TIER_SYSTEM) or tier is None:
                 return false()  # a tag we never set matches nothing
             tiers.append(tier)
-        return R.c.tier.in_(tiers)
+        tier_match: ColumnElement[bool] = R.c.tier.in_(tiers)
+        return tier_match
     matching = select(X.c.resource_pk).where(
         or_(*(_index_condition(clause.param, clause.modifier, v) for v in clause.values))
     )
-    return R.c.pk.in_(matching)
+    indexed: ColumnElement[bool] = R.c.pk.in_(matching)
+    return indexed
 
 
 def _sort_column(rtype: str, key: SortKey) -> Any:

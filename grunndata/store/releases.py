@@ -360,7 +360,7 @@ class ReleaseBuilder:
         wanted = sorted((pk, key) for key, pk in self._manifest.items() if types(key[0]))
         for i in range(0, len(wanted), _BATCH):
             batch = wanted[i : i + _BATCH]
-            stored = dict(
+            stored: dict[int, bytes] = dict(
                 conn.execute(select(R.c.pk, R.c.data).where(R.c.pk.in_([pk for pk, _ in batch]))).all()
             )
             for pk, key in batch:

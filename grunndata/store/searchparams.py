@@ -282,7 +282,18 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
     # Basic (FEST catalogues IDMP has no resource for)
     _p(BASIC, "identifier", "token", "identifier", "FEST id"),
     _p(BASIC, "code", "token", "code", "Which FEST catalogue the entry comes from"),
-    _p(BASIC, "subject", "reference", "subject.reference", "What the entry is about"),
+    _p(
+        BASIC,
+        "subject",
+        "reference",
+        "subject.reference",
+        "What the entry is about",
+        MPD,
+        PPD,
+        SD,
+        MID,
+        BASIC,
+    ),
 )
 
 _BY_KEY = {(p.resource, p.code): p for p in SEARCH_PARAMS}

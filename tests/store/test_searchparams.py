@@ -1,0 +1,65 @@
+"""Search parameters are data: the index rows they give for the official R5 examples, exactly."""
+
+from __future__ import annotations
+
+import json
+
+from grunndata.store.searchparams import SEARCH_PARAMS, SERVED_TYPES, IndexRow, index_rows, normalise
+from tests.conftest import SHARED, require
+
+EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"
+
+
+def example(name: str) -> dict:
+    return json.loads(require(EXAMPLES / name).read_text())
+
+
+def test_product_name_language_and_classification_are_indexed() -> None:
+    rows = index_rows(example("MedicinalProductDefinition-example.json"))
+    mpd = "MedicinalProductDefinition."
+    assert IndexRow(mpd + "identifier", "http://ema.europa.eu/example/MPID", "{mpid}") in rows
+    assert (
+        IndexRow(mpd + "name", "", "equilidem 2.5 mg film-coated tablets", "Equilidem 2.5 mg film-coated tablets")
+        in rows
+    )
+    assert IndexRow(mpd + "name-language", "urn:ietf:bcp:47", "en") in rows
+    atc = "http://ema.europa.eu/example/WHOAnatomicalTherapeuticChemicalATCClassificationSystem"
+    assert IndexRow(mpd + "product-classification", atc, "B01AF02") in rows
+    assert all(r.param.startswith(mpd) for r in rows)
+
+
+def test_ingredient_substance_code_and_role() -> None:
+    rows = index_rows(example("Ingredient-example.json"))
+    assert IndexRow("Ingredient.substance-code", "http://ema.europa.eu/example/substance", "Wizzohaler") in rows
+    assert IndexRow("Ingredient.role", "http://ema.europa.eu/example/ingredientRole", "ActiveBase") in rows
+
+
+def test_references_keep_only_their_target_types() -> None:
+    rows = index_rows(
+        {
+            "resourceType": "ClinicalUseDefinition",
+            "id": "x",
+            "type": "interaction",
+            "subject": [{"reference": "MedicinalProductDefinition/a"}, {"reference": "SubstanceDefinition/b"}],
+        }
+    )
+    refs = {(r.param, r.value) for r in rows if r.param.endswith(("subject", "product"))}
+    assert refs == {
+        ("ClinicalUseDefinition.subject", "MedicinalProductDefinition/a"),
+        ("ClinicalUseDefinition.subject", "SubstanceDefinition/b"),
+        ("ClinicalUseDefinition.product", "MedicinalProductDefinition/a"),
+    }
+    assert IndexRow("ClinicalUseDefinition.type", "", "interaction") in rows
+
+
+def test_strings_are_searched_without_case_or_accents() -> None:
+    assert normalise("  Paracet Ömega Løsning ") == "paracet omega løsning"  # ø is a letter, not ó
+    assert normalise("PÅ") == "pa"
+
+
+def test_every_parameter_names_a_served_type_and_a_known_kind() -> None:
+    for p in SEARCH_PARAMS:
+        assert p.resource in (*SERVED_TYPES, "Resource"), p
+        assert p.type in ("token", "string", "reference", "uri", "date"), p
+        assert bool(p.path) == (p.resource != "Resource"), p
+        assert p.type != "reference" or p.targets, p
