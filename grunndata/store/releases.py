@@ -123,6 +123,17 @@ class _ImportLock:
             self._fd = None
 
 
+def _insert_rows(conn: Connection, table: Any, columns: tuple[str, ...], rows: list[Any]) -> None:
+    """Insert plain rows (tuples of str and int) through the driver's executemany: parameterised SQL
+    without SQLAlchemy's per-row work, which costs more than the insert itself for the index tables."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), 10 * _BATCH):
+        conn.exec_driver_sql(sql, rows[i : i + 10 * _BATCH])
+
+
 def ensure_owner(conn: Connection, owner: str, name: str, tier: str) -> None:
     if conn.execute(select(OWN.c.id).where(OWN.c.id == owner)).first() is None:
         conn.execute(insert(OWN).values(id=owner, name=name, tier=tier))
@@ -156,8 +167,8 @@ class ReleaseBuilder:
     _latest: dict[Key, StoredVersion] = field(default_factory=dict)
     _manifest: dict[Key, int] = field(default_factory=dict)
     _resources: list[dict[str, Any]] = field(default_factory=list)
-    _index: list[dict[str, Any]] = field(default_factory=list)
-    _fhir_index: list[dict[str, Any]] = field(default_factory=list)
+    _index: list[tuple[str, str, int]] = field(default_factory=list)
+    _fhir_index: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
     _dry_data: dict[int, bytes] = field(default_factory=dict)  # a dry run's new versions, for served_data
     _is_derived: Callable[[str], bool] | None = None
     _expired: set[Key] = field(default_factory=set)
@@ -303,11 +314,8 @@ class ReleaseBuilder:
                 "data": data,
             }
         )
-        self._index.extend({"param": p, "value": v, "resource_pk": pk} for p, v in set(index))
-        self._fhir_index.extend(
-            {"resource_pk": pk, "param": r.param, "system": r.system, "value": r.value, "exact": r.exact}
-            for r in fhir_index
-        )
+        self._index.extend((p, v, pk) for p, v in set(index))
+        self._fhir_index.extend((pk, r.param, r.system, r.value, r.exact) for r in fhir_index)
         if len(self._resources) >= _BATCH:
             self._flush()
         return outcome
@@ -405,10 +413,10 @@ class ReleaseBuilder:
             conn.execute(insert(R), self._resources)
             self._resources = []
         if self._index:
-            conn.execute(insert(S), self._index)
+            _insert_rows(conn, S, ("param", "value", "resource_pk"), self._index)
             self._index = []
         if self._fhir_index:
-            conn.execute(insert(X), self._fhir_index)
+            _insert_rows(conn, X, ("resource_pk", "param", "system", "value", "exact"), self._fhir_index)
             self._fhir_index = []
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
@@ -426,15 +434,12 @@ class ReleaseBuilder:
                 self.release_id = None
             return None
         self._flush()
-        rows = [{"release_id": self.release_id, "resource_pk": pk} for pk in self._manifest.values()]
-        for i in range(0, len(rows), 10 * _BATCH):
-            conn.execute(insert(M), rows[i : i + 10 * _BATCH])
-        gone = [
-            {"release_id": self.release_id, "type": t, "id": i, "resource_pk": self.active[(t, i)].pk}
-            for t, i in set(self._left_out()) | self._expired
-        ]
-        for i in range(0, len(gone), 10 * _BATCH):
-            conn.execute(insert(T), gone[i : i + 10 * _BATCH])
+        release = self.release_id
+        _insert_rows(
+            conn, M, ("release_id", "resource_pk"), [(release, pk) for pk in self._manifest.values()]
+        )
+        gone = [(release, t, i, self.active[(t, i)].pk) for t, i in set(self._left_out()) | self._expired]
+        _insert_rows(conn, T, ("release_id", "type", "id", "resource_pk"), gone)
         activated = now()
         conn.execute(update(R).where(R.c.release_id == self.release_id).values(last_updated=activated))
         if self.based_on is not None:

@@ -33,7 +33,18 @@ def test_real_extract_imports_with_exact_counts(engine, path):
     assert result.kinds["Virkestoff"] == 71
     assert result.hentet_dato == "2017-04-12T18:26:27.336Z"
     assert result.warnings == []
-    assert served_counts(engine, result.release_id) == {f"FEST.{k}": v for k, v in EXPECTED.items()}
+    fhir = {
+        "MedicinalProductDefinition": 78,  # 75 brands and 3 LegemiddelVirkestoff
+        "ManufacturedItemDefinition": 75,
+        "AdministrableProductDefinition": 75,
+        "Ingredient": 139,
+        "PackagedProductDefinition": 107,
+        "SubstanceDefinition": 71,
+        "ClinicalUseDefinition": 25,
+        "Basic": 67,  # Refusjon, Vilkar, VarselSlv, Byttegruppe entries
+    }
+    assert {t: c["new"] for t, c in result.resources.items()} == fhir
+    assert served_counts(engine, result.release_id) == {f"FEST.{k}": v for k, v in EXPECTED.items()} | fhir
     [release] = list_releases(engine)
     assert (release.status, release.hentet_dato, release.kind) == (
         "active",
