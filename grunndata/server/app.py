@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.store.releases import active_releases, list_releases
 
+log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
@@ -42,6 +44,14 @@ def create_app(engine: Engine) -> FastAPI:
         return error_response(
             request,
             FhirError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)), exc.headers),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """A fault of ours: still an OperationOutcome, and the traceback goes to the server log."""
+        log.exception("unexpected failure answering %s %s", request.method, request.url.path)
+        return error_response(
+            request, FhirError(500, "exception", f"unexpected failure ({type(exc).__name__})")
         )
 
     @app.exception_handler(RequestValidationError)

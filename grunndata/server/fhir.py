@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from grunndata.server.capability import capability_statement
+from grunndata.server.openapi import read_doc, search_doc
 from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
@@ -134,14 +135,12 @@ def fhir_router(served: Served) -> APIRouter:
         fmt = negotiate(request)
         return await run_in_threadpool(_history, request, fmt, None, None)
 
-    @router.get("/{rtype}", summary="Search (GET)")
     async def search_get(request: Request, rtype: str) -> Response:
         _check_type(rtype)
         fmt = negotiate(request)
         items = list(request.query_params.multi_items())
         return await run_in_threadpool(_search, request, fmt, rtype, items)
 
-    @router.post("/{rtype}/_search", summary="Search (POST, form-encoded)")
     async def search_post(request: Request, rtype: str) -> Response:
         _check_type(rtype)
         fmt = negotiate(request)
@@ -152,13 +151,11 @@ def fhir_router(served: Served) -> APIRouter:
         items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
         return await run_in_threadpool(_search, request, fmt, rtype, items)
 
-    @router.get("/{rtype}/_history", summary="Type history: what changed since _since")
     async def type_history(request: Request, rtype: str) -> Response:
         _check_type(rtype)
         fmt = negotiate(request)
         return await run_in_threadpool(_history, request, fmt, rtype, None)
 
-    @router.get("/{rtype}/{rid}", summary="Read")
     async def read(request: Request, rtype: str, rid: str) -> Response:
         _check_type(rtype)
         _check_id(rid)
@@ -172,22 +169,21 @@ def fhir_router(served: Served) -> APIRouter:
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
         return read_response(request, fmt, version, shaping(request, rtype))
 
-    @router.get("/{rtype}/{rid}/_history", summary="Instance history")
     async def instance_history(request: Request, rtype: str, rid: str) -> Response:
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
         return await run_in_threadpool(_history, request, fmt, rtype, rid)
 
-    @router.get("/{rtype}/{rid}/_history/{vid}", summary="Version read (vread)")
     async def vread(request: Request, rtype: str, rid: str, vid: str) -> Response:
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
-        if not vid.isdigit():
+        number = whole_number("version", vid, 1, 2**62) if vid.isascii() else None
+        if number is None:
             raise bad(f"{vid!r} is not a version id")
         with engine.connect() as conn:
-            version = reads.vread(conn, rtype, rid, int(vid))
+            version = reads.vread(conn, rtype, rid, number)
             known = version is not None or reads.ever_served(conn, rtype, rid)
         if version is None:
             raise FhirError(
@@ -196,6 +192,20 @@ def fhir_router(served: Served) -> APIRouter:
                 f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
             )
         return read_response(request, fmt, version, shaping(request, rtype))
+
+    # One documented route per served type, so the OpenAPI document lists each type's parameters;
+    # the generic routes after them answer unknown types with 404.
+    for rtype in SERVED_TYPES:
+        _typed_routes(router, rtype, search_get, search_post, type_history, read, instance_history, vread)
+    for path, endpoint, method in (
+        ("/{rtype}", search_get, "GET"),
+        ("/{rtype}/_search", search_post, "POST"),
+        ("/{rtype}/_history", type_history, "GET"),
+        ("/{rtype}/{rid}", read, "GET"),
+        ("/{rtype}/{rid}/_history", instance_history, "GET"),
+        ("/{rtype}/{rid}/_history/{vid}", vread, "GET"),
+    ):
+        router.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
 
     @router.get(
         "/MedicinalProductDefinition/{rid}/$everything", summary="A product with all that belongs to it"
@@ -383,6 +393,46 @@ def fhir_router(served: Served) -> APIRouter:
         return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=1))
 
     return router
+
+
+def _typed_routes(router: APIRouter, rtype: str, *handlers: Any) -> None:
+    search_get, search_post, type_history, read, instance_history, vread = handlers
+
+    async def search_typed(request: Request) -> Response:
+        return await search_get(request, rtype)  # type: ignore[no-any-return]
+
+    async def search_post_typed(request: Request) -> Response:
+        return await search_post(request, rtype)  # type: ignore[no-any-return]
+
+    async def history_typed(request: Request) -> Response:
+        return await type_history(request, rtype)  # type: ignore[no-any-return]
+
+    async def read_typed(request: Request, rid: str) -> Response:
+        return await read(request, rtype, rid)  # type: ignore[no-any-return]
+
+    async def instance_history_typed(request: Request, rid: str) -> Response:
+        return await instance_history(request, rtype, rid)  # type: ignore[no-any-return]
+
+    async def vread_typed(request: Request, rid: str, vid: str) -> Response:
+        return await vread(request, rtype, rid, vid)  # type: ignore[no-any-return]
+
+    routes = (
+        ("", search_typed, "GET", "search", search_doc(rtype)),
+        ("/_search", search_post_typed, "POST", "search-form", search_doc(rtype, post=True)),
+        ("/_history", history_typed, "GET", "history-type", read_doc(history=True)),
+        ("/{rid}", read_typed, "GET", "read", read_doc(version=True)),
+        ("/{rid}/_history", instance_history_typed, "GET", "history-instance", read_doc(history=True)),
+        ("/{rid}/_history/{vid}", vread_typed, "GET", "vread", read_doc(version=True)),
+    )
+    for suffix, endpoint, method, interaction, doc in routes:
+        router.add_api_route(
+            f"/{rtype}{suffix}",
+            endpoint,
+            methods=[method],
+            summary=f"{rtype}: {interaction}",
+            operation_id=f"{rtype}-{interaction}",
+            openapi_extra=doc,
+        )
 
 
 def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Version]:
