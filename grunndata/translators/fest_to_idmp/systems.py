@@ -1,0 +1,79 @@
+"""The URIs the FHIR resources use: identifier systems, code systems and our extension base.
+
+The Norwegian identifier systems for FEST ids come from the LMDI NamingSystems (DMP/FHI); FEST's
+Volven code systems keep their OID (`urn:oid:2.16.578.1.12.4.1.1.NNNN`, the CV's S attribute),
+except ATC, which uses WHO's URI. Everything FEST has and no published system covers gets a URI
+under grunndata.no, so that the M30 writer can tell where each value came from.
+"""
+
+from __future__ import annotations
+
+EXT_BASE = "https://grunndata.no/fhir/StructureDefinition/"
+"""The one base URL of our extensions: ``EXT_BASE + "fest-<FEST element>"``."""
+
+CS_BASE = "https://grunndata.no/fhir/CodeSystem/"
+NS_BASE = "https://grunndata.no/fhir/NamingSystem/"
+
+# identifier systems (NamingSystem URIs) -- published ones first
+NS_MERKEVARE = "http://dmp.no/fhir/NamingSystem/festLegemiddelMerkevare"
+NS_PAKNING = "http://dmp.no/fhir/NamingSystem/festLegemiddelPakning"
+NS_LEGEMIDDELVIRKESTOFF = "http://dmp.no/fhir/NamingSystem/festLegemiddelVirkestoff"
+NS_DOSE = "http://dmp.no/fhir/NamingSystem/festLegemiddelDose"
+NS_VIRKESTOFF = "http://dmp.no/fhir/NamingSystem/festVirkestoff"
+NS_VARENR = "http://dmp.no/fhir/NamingSystem/fest-varenummer"
+NS_LMR = "http://dmp.no/fhir/NamingSystem/lmrLopenummer"
+NS_GTIN = "https://www.gs1.org/gtin"
+# ... and ours, for FEST ids no published NamingSystem covers
+NS_VIRKESTOFF_MED_STYRKE = NS_BASE + "festVirkestoffMedStyrke"
+NS_ORDINERING_VIRKESTOFF = NS_BASE + "festOrdineringVirkestoff"
+NS_INTERAKSJON = NS_BASE + "festInteraksjon"
+NS_BYTTEGRUPPE = NS_BASE + "festByttegruppe"
+NS_VILKAR = NS_BASE + "festVilkar"
+NS_DIAGNOSE = NS_BASE + "festDiagnose"
+NS_REFUSJONSGRUPPE = NS_BASE + "festRefusjonsgruppe"
+NS_FEST_ID = NS_BASE + "festId"
+"""Any FEST Id, for references whose target catalogue FEST does not fix (RefElement, ...)."""
+NS_URI = "urn:ietf:rfc:3986"
+
+# code systems
+ATC = "http://www.whocc.no/atc"
+ATC_OID = "2.16.578.1.12.4.1.1.7180"
+VOLVEN_PREFIX = "urn:oid:"
+RESEPTGRUPPE = "urn:oid:2.16.578.1.12.4.1.1.7421"
+"""Reseptgruppe is a CS (no S attribute) in M30, but has a Volven OID that no-basis uses."""
+PUBLICATION_STATUS = "http://hl7.org/fhir/publication-status"
+INGREDIENT_ROLE = "http://hl7.org/fhir/ingredient-role"
+NAME_PART_TYPE = "http://hl7.org/fhir/medicinal-product-name-part-type"
+COUNTRY = "urn:iso:std:iso:3166"
+LANGUAGE = "urn:ietf:bcp:47"
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+CONCEPT_PARENT = "http://hl7.org/fhir/concept-properties#parent"
+
+CS_KIND = CS_BASE + "fest-kind"
+"""Codes naming the FEST payload kind a Basic resource carries (Byttegruppe, Vilkar, ...)."""
+CS_REFERENCE = CS_BASE + "fest-reference"
+"""Codes naming the FEST Ref* element a relationship or cross-reference came from."""
+CS_MARKETING_STATUS = CS_BASE + "fest-marketing-status"
+CS_INTERACTION_TYPE = CS_BASE + "fest-interaction-type"
+
+
+def cs_system(element: str) -> str:
+    """The code system of a FEST CS element (a code without an S attribute)."""
+    return RESEPTGRUPPE if element == "Reseptgruppe" else CS_BASE + "fest-" + element
+
+
+def ext_url(element: str) -> str:
+    """The URL of the extension that carries FEST element `element` on a resource or element."""
+    return EXT_BASE + "fest-" + element
+
+
+EXT_OPPFORING = ext_url("oppforing")
+"""The Oppf envelope (Id, Tidspunkt, Status) of the entry a resource was made from."""
+EXT_LEXICAL = ext_url("lexical")
+"""The FEST text of a number whose FHIR form would not give the same text back (``1.50``)."""
+EXT_EMPTY = ext_url("empty")
+"""Marks a FEST element that was present but empty, which FHIR cannot hold as a value."""
+EXT_ORIGINAL_TEXT = ext_url("OT")
+"""A CV's OT (original text) attribute, on the Coding made from the CV."""
+EXT_EMPTY_ATTRIBUTE = ext_url("empty-attribute")
+"""Names an attribute that FEST gave as an empty string, which FHIR cannot hold."""
