@@ -43,11 +43,10 @@ class Snapshot:
 
     @classmethod
     def parse(cls, token: str) -> Snapshot:
-        try:
-            ids = tuple(sorted(int(p) for p in token.split(".") if p != "0"))
-        except ValueError:
-            raise SearchError(f"_snapshot must be release numbers joined by '.', not {token!r}") from None
-        return cls(ids)
+        parts = token.split(".")
+        if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+            raise SearchError(f"_snapshot must be release numbers joined by '.', not {token!r}")
+        return cls(tuple(sorted(int(p) for p in parts if int(p) != 0)))
 
 
 def current_snapshot(conn: Connection) -> Snapshot:
@@ -249,6 +248,15 @@ _DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 
 def date_range(value: str) -> tuple[str, datetime, datetime]:
     """A date search value -> (prefix, start, end): the instants it covers, end exclusive."""
+    try:
+        return _date_range(value)
+    except (ValueError, OverflowError) as e:
+        if isinstance(e, SearchError):
+            raise
+        raise SearchError(f"{value!r} is outside the dates this server can compare") from None
+
+
+def _date_range(value: str) -> tuple[str, datetime, datetime]:
     prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
     text = value[2:] if value[:2] in _DATE_PREFIXES else value
     formats = (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"))
@@ -300,6 +308,8 @@ def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
 
 def _clause_condition(clause: Clause) -> ColumnElement[bool]:
     code = clause.param.code
+    if code.startswith("_") and clause.modifier is not None:
+        raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
     if code == "_id":
         ids: ColumnElement[bool] = R.c.id.in_(clause.values)
         return ids
