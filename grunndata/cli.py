@@ -151,12 +151,20 @@ def releases(db: DbOption = None) -> None:
         "File",
         "Started",
         "Entries",
+        "FHIR",
         "Note",
     ):
         table.add_column(col)
     for r in rows:
         counts = r.counts or {}
-        served = sum(c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0) for c in counts.values())
+        served = {
+            fest: sum(
+                c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0)
+                for t, c in counts.items()
+                if t.startswith("FEST.") == fest
+            )
+            for fest in (True, False)
+        }
         table.add_row(
             str(r.id),
             r.status,
@@ -166,7 +174,8 @@ def releases(db: DbOption = None) -> None:
             r.hentet_dato or "",
             r.file_name or "",
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            f"{served:,}" if counts else "",
+            f"{served[True]:,}" if counts else "",
+            f"{served[False]:,}" if counts else "",
             r.message or "",
         )
     out.print(table)
