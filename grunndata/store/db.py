@@ -48,7 +48,7 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
             if not parent.exists():
                 raise StoreError(f"the folder for the SQLite file does not exist: {parent}")
         engine = create_engine(
-            resolved, connect_args={"check_same_thread": False}, pool_size=8, max_overflow=56
+            resolved, connect_args={"check_same_thread": False}, pool_size=40, max_overflow=24
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
@@ -56,7 +56,7 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
         engine = create_engine(
             resolved,
             pool_pre_ping=True,
-            pool_size=8,
+            pool_size=16,
             max_overflow=32,
             connect_args={"options": "-c timezone=UTC"},
         )

@@ -94,7 +94,8 @@ class ResourceIndex(SQLModel, table=True):
 
     __tablename__ = "resource_index"
     __table_args__ = (
-        Index("ix_resource_index_lookup", "param", "value", "system"),
+        # covering: a search reads matches from the index alone, without visiting the table
+        Index("ix_resource_index_lookup", "param", "value", "system", "resource_pk"),
         Index("ix_resource_index_resource", "resource_pk"),
     )
 
