@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from grunndata import __version__
+from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
@@ -109,4 +110,5 @@ def create_app(engine: Engine) -> FastAPI:
         report: dict[str, Any] = coverage_json()
         return report
 
+    app.add_middleware(FastReads, served=served)  # outermost: the plainest reads skip the framework
     return app

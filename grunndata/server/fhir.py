@@ -8,8 +8,8 @@ XML make the server touch a resource's content.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +23,7 @@ from grunndata.server.capability import capability_statement
 from grunndata.server.openapi import read_doc, search_doc
 from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
-from grunndata.server.state import Served
+from grunndata.server.state import Served, http_date
 from grunndata.store import reads
 from grunndata.store.reads import SearchError, Snapshot, Version
 from grunndata.store.searchparams import MPD, SERVED_TYPES
@@ -40,12 +40,6 @@ def _check_type(rtype: str) -> None:
 def _check_id(rid: str) -> None:
     if not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid!r} is not a valid resource id")
-
-
-def _http_date(t: datetime) -> str:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return format_datetime(t.astimezone(UTC), usegmt=True)
 
 
 def _not_modified(request: Request, version: Version) -> bool:
@@ -114,11 +108,19 @@ def fhir_router(served: Served) -> APIRouter:
     router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
     engine = served.engine
 
-    def read_response(request: Request, fmt: str, version: Version, query: Query | None) -> Response:
-        headers = {"ETag": f'W/"{version.version}"', "Last-Modified": _http_date(version.last_updated)}
+    def read_response(
+        request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
+    ) -> Response:
+        headers = {"ETag": f'W/"{version.version}"', "Last-Modified": http_date(version)}
         if _not_modified(request, version):
             return Response(status_code=304, headers=headers)
-        return send(request, fmt, _resource_bytes(version, query), headers=headers)
+        plain = query is None or (query.summary in (None, "false") and query.elements is None)
+        return send(
+            request,
+            fmt,
+            body if body is not None and plain else _resource_bytes(version, query),
+            headers=headers,
+        )
 
     def shaping(request: Request, rtype: str) -> Query | None:
         """_summary/_elements on a read; everything else on a read is ignored."""
@@ -160,14 +162,14 @@ def fhir_router(served: Served) -> APIRouter:
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
-        _, version = served.read(rtype, rid)
-        if version is None:
+        prepared = served.read(rtype, rid)
+        if prepared is None:
             with engine.connect() as conn:
                 gone = reads.ever_served(conn, rtype, rid)
             if gone:
                 raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
-        return read_response(request, fmt, version, shaping(request, rtype))
+        return read_response(request, fmt, prepared.version, shaping(request, rtype), prepared.body)
 
     async def instance_history(request: Request, rtype: str, rid: str) -> Response:
         _check_type(rtype)

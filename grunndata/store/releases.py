@@ -134,6 +134,17 @@ def _insert_rows(conn: Connection, table: Any, columns: tuple[str, ...], rows: l
         conn.exec_driver_sql(sql, rows[i : i + 10 * _BATCH])
 
 
+def _refresh_statistics(conn: Connection) -> None:
+    """Let the query planner see the new data: without statistics SQLite walks every resource of a
+    type for a search that the index answers in a millisecond (0.7 s for a full-size release)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("ANALYZE")
+    else:
+        for table in (R, M, X, S, T):
+            conn.exec_driver_sql(f"ANALYZE {table.name}")
+    conn.commit()
+
+
 def ensure_owner(conn: Connection, owner: str, name: str, tier: str) -> None:
     if conn.execute(select(OWN.c.id).where(OWN.c.id == owner)).first() is None:
         conn.execute(insert(OWN).values(id=owner, name=name, tier=tier))
@@ -457,6 +468,7 @@ class ReleaseBuilder:
             )
         )
         conn.commit()
+        _refresh_statistics(conn)
         return self.release_id
 
     def fail(self, message: str, report: dict[str, Any]) -> None:

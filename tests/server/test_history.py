@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,21 @@ def test_next_links_stay_correct_while_a_new_release_becomes_active(
     assert len(now["entry"]) == 106 and dropped.removeprefix("ID_") not in [
         e["resource"]["id"] for e in now["entry"]
     ]
+
+
+def test_a_repeated_search_is_answered_from_the_cache_until_a_new_release_is_served(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    engine, client = fresh_api
+    url = f"/fhir/{PPD}?identifier=014884"
+    first = client.get(url)
+    again = client.get(url)
+    assert again.content == first.content  # the same bytes, Bundle.meta.lastUpdated included: cached
+    assert first.json()["entry"][0]["resource"]["name"] == "Certican Disperg tab 0,1 mg"
+
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    time.sleep(1.2)  # the server looks for a newly activated release once a second
+    after = client.get(url).json()
+    assert after["entry"][0]["resource"]["name"] == "Certican Disperg tab 0,1 mg (ny)"
+    assert after["entry"][0]["resource"]["meta"]["versionId"] == "2"

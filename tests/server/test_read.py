@@ -127,3 +127,18 @@ def test_capability_statement_lists_every_type_and_parameter(api: TestClient) ->
     assert f"{PPD}:package-for" in resources["MedicinalProductDefinition"].searchRevInclude
     xml = api.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
     assert etree.fromstring(xml.content).tag == "{http://hl7.org/fhir}CapabilityStatement"
+
+
+def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> None:
+    fast = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")  # plain: answered by server/fastpath.py
+    full = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=json")  # a query string: the FastAPI route
+    assert fast.content == full.content
+    for header in ("content-type", "content-length", "etag", "last-modified"):
+        assert fast.headers[header] == full.headers[header], header
+    # what the fast path does not answer still gets the full treatment
+    assert (
+        api.get(f"/fhir/{PPD}/00000000-0000-0000-0000-000000000000").json()["issue"][0]["code"] == "not-found"
+    )
+    assert api.get(
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "application/fhir+xml"}
+    ).content.startswith(b"<?xml")

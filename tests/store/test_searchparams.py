@@ -19,7 +19,9 @@ def test_product_name_language_and_classification_are_indexed() -> None:
     mpd = "MedicinalProductDefinition."
     assert IndexRow(mpd + "identifier", "http://ema.europa.eu/example/MPID", "{mpid}") in rows
     assert (
-        IndexRow(mpd + "name", "", "equilidem 2.5 mg film-coated tablets", "Equilidem 2.5 mg film-coated tablets")
+        IndexRow(
+            mpd + "name", "", "equilidem 2.5 mg film-coated tablets", "Equilidem 2.5 mg film-coated tablets"
+        )
         in rows
     )
     assert IndexRow(mpd + "name-language", "urn:ietf:bcp:47", "en") in rows
@@ -30,7 +32,9 @@ def test_product_name_language_and_classification_are_indexed() -> None:
 
 def test_ingredient_substance_code_and_role() -> None:
     rows = index_rows(example("Ingredient-example.json"))
-    assert IndexRow("Ingredient.substance-code", "http://ema.europa.eu/example/substance", "Wizzohaler") in rows
+    assert (
+        IndexRow("Ingredient.substance-code", "http://ema.europa.eu/example/substance", "Wizzohaler") in rows
+    )
     assert IndexRow("Ingredient.role", "http://ema.europa.eu/example/ingredientRole", "ActiveBase") in rows
 
 
@@ -40,7 +44,10 @@ def test_references_keep_only_their_target_types() -> None:
             "resourceType": "ClinicalUseDefinition",
             "id": "x",
             "type": "interaction",
-            "subject": [{"reference": "MedicinalProductDefinition/a"}, {"reference": "SubstanceDefinition/b"}],
+            "subject": [
+                {"reference": "MedicinalProductDefinition/a"},
+                {"reference": "SubstanceDefinition/b"},
+            ],
         }
     )
     refs = {(r.param, r.value) for r in rows if r.param.endswith(("subject", "product"))}

@@ -1,0 +1,92 @@
+"""The hot path: plain reads and repeated searches answered straight from prepared bytes.
+
+EPJ systems read by id and look up the same varenr thousands of times a day; through the full
+framework stack an answer costs several times what the lookup does. This ASGI layer answers
+- the plainest read (`GET /fhir/<Type>/<id>`, no query string, no conditional headers, JSON
+  acceptable) of a served resource, with exactly the bytes and headers the route would send;
+- a search (`GET /fhir/<Type>?...`) asked before in the same snapshot: releases never change once
+  served, so the same question has the same answer until a new release is activated (the cache
+  is emptied then; GRUNNDATA_SEARCH_CACHE_MB sizes it, 0 turns it off).
+Anything else, misses included, goes to the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grunndata.server.params import ID_PATTERN
+from grunndata.server.state import Served
+from grunndata.store.searchparams import SERVED_TYPES
+
+_TYPES = frozenset(SERVED_TYPES)
+_CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")
+
+
+def _wants_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name in _CONDITIONAL:
+            return False
+        if name == b"accept":
+            accept = value.lower()
+            if b"xml" in accept or not (b"json" in accept or b"*/*" in accept):
+                return False
+    return True
+
+
+class FastReads:
+    def __init__(self, app: Any, served: Served) -> None:
+        self.app, self.served = app, served
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
+            path: str = scope["path"]
+            slashes = path.count("/")
+            if slashes == 3 and not scope["query_string"]:
+                rtype, rid = path[6:].split("/")
+                if rtype in _TYPES and ID_PATTERN.fullmatch(rid) and _wants_json(scope["headers"]):
+                    prepared = self.served.read(rtype, rid)
+                    if prepared is not None:
+                        await _answer(send, prepared.raw_headers(), prepared.body)
+                        return
+            elif (
+                slashes == 2
+                and path[6:] in _TYPES
+                and self.served.search_cache_bytes > 0
+                and _wants_json(scope["headers"])
+            ):
+                await self._search(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _search(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+        token = self.served.snapshot().token.encode()
+        key = (
+            token,
+            scope.get("scheme", "http").encode(),
+            host,
+            scope["path"].encode(),
+            scope["query_string"],
+        )
+        hit = self.served.cached_search(key)
+        if hit is not None:
+            await _answer(send, *hit)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body") and start.get("status") == 200:
+                    self.served.keep_search(key, list(start.get("headers", [])), b"".join(chunks))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+
+
+async def _answer(send: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
