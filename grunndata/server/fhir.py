@@ -94,9 +94,10 @@ def _shape(resource: dict[str, Any], summary: str | None, elements: Sequence[str
     return shaped
 
 
-def _resource_bytes(version: Version, query: Query | None) -> bytes:
+def _resource_bytes(version: Version, query: Query | None, body: bytes | None = None) -> bytes:
+    """The resource as `query` shapes it; `body` is its prepared bytes, when the caller has them."""
     if query is None or (query.summary in (None, "false") and query.elements is None):
-        return version.body()
+        return version.body() if body is None else body
     return orjson.dumps(_shape(version.resource(), query.summary, query.elements))
 
 
@@ -114,13 +115,7 @@ def fhir_router(served: Served) -> APIRouter:
         headers = {"ETag": f'W/"{version.version}"', "Last-Modified": http_date(version)}
         if _not_modified(request, version):
             return Response(status_code=304, headers=headers)
-        plain = query is None or (query.summary in (None, "false") and query.elements is None)
-        return send(
-            request,
-            fmt,
-            body if body is not None and plain else _resource_bytes(version, query),
-            headers=headers,
-        )
+        return send(request, fmt, _resource_bytes(version, query, body), headers=headers)
 
     def shaping(request: Request, rtype: str) -> Query | None:
         """_summary/_elements on a read; everything else on a read is ignored."""

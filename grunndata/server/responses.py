@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from grunndata.server.fhirxml import json_to_xml
+from grunndata.store.reads import instant
 
 JSON_TYPE = "application/fhir+json"
 XML_TYPE = "application/fhir+xml"
@@ -119,11 +120,6 @@ def error_response(request: Request, error: FhirError) -> Response:
     )
 
 
-def now_instant() -> str:
-    t = datetime.now(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
 def bundle(
     kind: str,
     entries: list[bytes],
@@ -132,7 +128,11 @@ def bundle(
     extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """A Bundle built from ready entry bytes: the resources inside are never re-serialised."""
-    head: dict[str, Any] = {"resourceType": "Bundle", "meta": {"lastUpdated": now_instant()}, "type": kind}
+    head: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": instant(datetime.now(UTC))},
+        "type": kind,
+    }
     if total is not None:
         head["total"] = total
     if links:

@@ -405,6 +405,22 @@ def references_from(conn: Connection, versions: Sequence[Version], param: str) -
     return sorted(set(found))
 
 
+def _served_matching(conn: Connection, snapshot: Snapshot, matching: Any, limit: int) -> list[Version]:
+    """Served versions whose pk `matching` (a subquery on the index) selects, by id.
+
+    No type condition: an index parameter's name holds its type, and naming the type again
+    makes SQLite walk every resource of it (see `search`).
+    """
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .select_from(_visible(snapshot))
+        .where(R.c.pk.in_(matching))
+        .order_by(R.c.id)
+        .limit(limit)
+    )
+    return [_version(r) for r in rows]
+
+
 def referring(
     conn: Connection, snapshot: Snapshot, rtype: str, param: str, targets: Sequence[str], limit: int = 1000
 ) -> list[Version]:
@@ -412,14 +428,7 @@ def referring(
     if not targets:
         return []
     matching = select(X.c.resource_pk).where(X.c.param == f"{rtype}.{param}", X.c.value.in_(list(targets)))
-    rows = conn.execute(
-        select(*_COLUMNS)
-        .select_from(_visible(snapshot))
-        .where(R.c.type == rtype, R.c.pk.in_(matching))
-        .order_by(R.c.id)
-        .limit(limit)
-    )
-    return [_version(r) for r in rows]
+    return _served_matching(conn, snapshot, matching, limit)
 
 
 def with_tokens(
@@ -437,14 +446,7 @@ def with_tokens(
         X.c.param == f"{rtype}.{param}",
         or_(*(and_(X.c.system == s, X.c.value == c) for s, c in tokens)),
     )
-    rows = conn.execute(
-        select(*_COLUMNS)
-        .select_from(_visible(snapshot))
-        .where(R.c.type == rtype, R.c.pk.in_(matching))
-        .order_by(R.c.id)
-        .limit(limit)
-    )
-    return [_version(r) for r in rows]
+    return _served_matching(conn, snapshot, matching, limit)
 
 
 def index_tokens(conn: Connection, version: Version, param: str) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinit
 CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
 
 SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC)
+CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (
     # every type: answered from the store's own columns
@@ -91,7 +92,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "contained-item",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "Any item in the package",
         MID,
         "DeviceDefinition",
@@ -104,7 +105,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "manufactured-item",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A manufactured item in the package",
         MID,
     ),
@@ -112,7 +113,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "device",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A device in the package",
         "DeviceDefinition",
     ),
@@ -120,7 +121,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "nutrition",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A nutrition product in the package",
         "NutritionProduct",
     ),
@@ -128,7 +129,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "package",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A package in the package",
         PPD,
     ),
@@ -136,7 +137,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "medication",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A medicinal product in the package",
         MPD,
     ),
@@ -144,7 +145,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "biological",
         "reference",
-        "packaging.containedItem.item.reference.reference",
+        CONTAINED_ITEM,
         "A biologically derived product in the package",
         "BiologicallyDerivedProduct",
     ),
@@ -332,11 +333,6 @@ def _walk(node: Any, steps: list[str]) -> Iterator[Any]:
         return
     if isinstance(node, dict):
         yield from _walk(node.get(steps[0]), steps[1:])
-
-
-def values_at(resource: dict[str, Any], path: str) -> Iterator[Any]:
-    for alternative in path.split("|"):
-        yield from _walk(resource, alternative.split("."))
 
 
 def _tokens(value: Any) -> Iterator[tuple[str, str]]:

@@ -142,3 +142,10 @@ def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> 
     assert api.get(
         f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "application/fhir+xml"}
     ).content.startswith(b"<?xml")
+
+
+def test_every_type_the_translator_makes_is_served() -> None:
+    from grunndata.store.searchparams import SERVED_TYPES
+    from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
+
+    assert set(SERVED_TYPES) == RESOURCE_TYPES

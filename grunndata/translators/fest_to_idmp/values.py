@@ -191,20 +191,15 @@ def text_concept(node: Node) -> Json:
 
 def quantity(node: Node) -> Json:
     """A PQ {V, U} as a Quantity {value, unit}."""
-    attrs = _attrs(node, VALUE_UNIT)
-    out: Json = {}
-    if attrs.get("V"):
-        value, exact = number(attrs["V"])
-        if not exact:
-            out["extension"] = [lexical(attrs["V"])]
-        out["value"] = value
-    if attrs.get("U"):
-        out["unit"] = attrs["U"]
-    return _with_empty_attributes(out, attrs) if "" in attrs.values() else out
+    return _value_and_unit(node, "unit")
 
 
 def money(node: Node) -> Json:
     """An MO {V, U} as a Money {value, currency}."""
+    return _value_and_unit(node, "currency")
+
+
+def _value_and_unit(node: Node, unit_key: str) -> Json:
     attrs = _attrs(node, VALUE_UNIT)
     out: Json = {}
     if attrs.get("V"):
@@ -213,7 +208,7 @@ def money(node: Node) -> Json:
             out["extension"] = [lexical(attrs["V"])]
         out["value"] = value
     if attrs.get("U"):
-        out["currency"] = attrs["U"]
+        out[unit_key] = attrs["U"]
     return _with_empty_attributes(out, attrs) if "" in attrs.values() else out
 
 
