@@ -55,6 +55,17 @@ def entry_xml(entry: FestEntry) -> str:
     return "".join(out)
 
 
+def document_start(hentet_dato: str, gyldig_fradato_helfo: str | None = None) -> str:
+    """The root element's start and the delivery header, up to the first catalogue."""
+    head = f"{ROOT_OPEN}<HentetDato>{escape(hentet_dato)}</HentetDato>"
+    if gyldig_fradato_helfo:
+        head += f"<GyldigFradatoHelfo>{escape(gyldig_fradato_helfo)}</GyldigFradatoHelfo>"
+    return head
+
+
+DOCUMENT_END = "\n</FEST>\n"
+
+
 def write_delivery(
     out: TextIO,
     hentet_dato: str,
@@ -66,10 +77,7 @@ def write_delivery(
     Returns the number of entries written. Raises ValueError on a catalogue out of order,
     since the XSD fixes the sequence of `Kat*` elements.
     """
-    out.write(ROOT_OPEN)
-    out.write(f"<HentetDato>{escape(hentet_dato)}</HentetDato>")
-    if gyldig_fradato_helfo:
-        out.write(f"<GyldigFradatoHelfo>{escape(gyldig_fradato_helfo)}</GyldigFradatoHelfo>")
+    out.write(document_start(hentet_dato, gyldig_fradato_helfo))
     current = None
     count = 0
     for entry in entries:
@@ -85,8 +93,8 @@ def write_delivery(
         count += 1
     if current is not None:
         out.write(f"\n</{current.kat}>")
-    out.write("\n</FEST>\n")
+    out.write(DOCUMENT_END)
     return count
 
 
-__all__ = ["entry_xml", "write_delivery"]
+__all__ = ["DOCUMENT_END", "document_start", "entry_xml", "write_delivery"]

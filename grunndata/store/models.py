@@ -117,3 +117,19 @@ class Tombstone(SQLModel, table=True):
     type: str = Field(primary_key=True)
     id: str = Field(primary_key=True)
     resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False))  # the last version served
+
+
+class ExpiryNotice(SQLModel, table=True):
+    """A delivery's notice that a listing expired (FEST `Status U`), kept as it came.
+
+    The manifests say what stopped being served; the notice keeps what only FEST says about it
+    (when the listing expired, in DMP's words), so an incremental M30 export can repeat it.
+    """
+
+    __tablename__ = "expiry_notice"
+
+    release_id: int = Field(primary_key=True)
+    catalogue: str = Field(primary_key=True)
+    oppf_id: str = Field(primary_key=True)  # the listing's Oppf Id
+    tidspunkt: str  # verbatim, as the delivery wrote it
+    status_dn: str | None = None

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from grunndata.errors import StoreError
 from grunndata.store.models import (
+    ExpiryNotice,
     Owner,
     Release,
     ReleaseEntry,
@@ -41,6 +42,7 @@ REL = Release.__table__  # type: ignore[attr-defined]
 X = ResourceIndex.__table__  # type: ignore[attr-defined]
 T = Tombstone.__table__  # type: ignore[attr-defined]
 OWN = Owner.__table__  # type: ignore[attr-defined]
+N = ExpiryNotice.__table__  # type: ignore[attr-defined]
 
 _PG_IMPORT_LOCK = 0x6772756E  # "grun": one import at a time per database
 _BATCH = 2000
@@ -183,6 +185,7 @@ class ReleaseBuilder:
     _dry_data: dict[int, bytes] = field(default_factory=dict)  # a dry run's new versions, for served_data
     _is_derived: Callable[[str], bool] | None = None
     _expired: set[Key] = field(default_factory=set)
+    _notices: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     _next_pk: int = 1
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
@@ -340,6 +343,10 @@ class ReleaseBuilder:
             self._expired.add(key)
         return True
 
+    def notice_expiry(self, catalogue: str, oppf_id: str, tidspunkt: str, status_dn: str | None) -> None:
+        """Keep a delivery's expiry notice (FEST Status U) with the release, as it came."""
+        self._notices[(catalogue, oppf_id)] = (tidspunkt, status_dn)
+
     def replace_derived(self, is_derived: Callable[[str], bool]) -> None:
         """From here on, resources of the types `is_derived` picks are rebuilt in full by the caller.
 
@@ -451,6 +458,8 @@ class ReleaseBuilder:
         )
         gone = [(release, t, i, self.active[(t, i)].pk) for t, i in set(self._left_out()) | self._expired]
         _insert_rows(conn, T, ("release_id", "type", "id", "resource_pk"), gone)
+        notices = [(release, c, o, t, dn) for (c, o), (t, dn) in sorted(self._notices.items())]
+        _insert_rows(conn, N, ("release_id", "catalogue", "oppf_id", "tidspunkt", "status_dn"), notices)
         activated = now()
         conn.execute(update(R).where(R.c.release_id == self.release_id).values(last_updated=activated))
         if self.based_on is not None:

@@ -15,8 +15,8 @@ from fhir.resources import get_fhir_model_class
 from grunndata.sample import generate_delivery
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
+from grunndata.translators.idmp_to_fest import entry_from
 from tests.translators.conftest import lookup_of, read, translate_all
-from tests.translators.m30_from_fhir import entry_from
 
 TRANSLATE_BUDGET_SECONDS = 15.0
 

@@ -1,5 +1,5 @@
 """Nothing of FEST is lost: every entry comes back, element for element and attribute for attribute,
-from the FHIR resources made of it (read backwards through the same tables: m30_from_fhir.py)."""
+from the FHIR resources made of it (read backwards through the same tables: translators/idmp_to_fest)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from fhir.resources import get_fhir_model_class
 from grunndata.m30.records import FestEntry, Node, child
 from grunndata.sample import generate_delivery
 from grunndata.translators.fest_to_idmp import translate
+from grunndata.translators.idmp_to_fest import entry_from
 from tests.translators.conftest import lookup_of, read
-from tests.translators.m30_from_fhir import entry_from
 from tests.translators.test_fest_to_idmp import KODEVERK
 
 

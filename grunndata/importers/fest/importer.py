@@ -89,6 +89,7 @@ class ImportResult:
     seconds: float
     entries: int
     refused: str | None = None  # the sentence, when a guard refused the delivery
+    gyldig_fradato_helfo: str | None = None  # HELFO extracts' header, kept for the M30 export
 
     @property
     def changed_nothing(self) -> bool:
@@ -99,6 +100,7 @@ class ImportResult:
             "file": self.file,
             "kind": self.kind,
             "hentet_dato": self.hentet_dato,
+            "gyldig_fradato_helfo": self.gyldig_fradato_helfo,
             "entries": self.entries,
             "seconds": round(self.seconds, 2),
             "catalogues": self.catalogues,
@@ -226,6 +228,7 @@ def import_fest(
                         line=entry.line,
                     )
                 expiries.append(entry)
+                builder.notice_expiry(entry.catalogue, entry.oppf_id, entry.tidspunkt, entry.status_dn)
                 continue
             checks.entry(entry, facts)
             kinds[entry.kind or "(empty)"] += 1
@@ -259,6 +262,7 @@ def import_fest(
             0.0,
             entries,
         )
+        result.gyldig_fradato_helfo = reader.gyldig_fradato_helfo
         result.catalogues = _catalogue_counts(builder)
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_fhir(t)}
         refusal = None if force else _refusal(builder, checks, warnings)

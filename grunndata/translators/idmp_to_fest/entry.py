@@ -1,6 +1,7 @@
-"""The FEST entry back from the FHIR resources translate() made of it, by walking the same tables
-backwards. It exists to prove the mapping loses nothing (tests/translators/test_lossless.py); the
-M30 writer of a later issue can start from it.
+"""The FEST entry back from the FHIR resources made of it, by walking the mapping tables backwards.
+
+The same tables that make FHIR of FEST (translators/fest_to_idmp/tables.py) read it back, so the
+two directions cannot drift apart; tests/translators/test_lossless.py proves nothing is lost.
 
 Every rule is read in reverse: a `To` row reads its FHIR path (keeping only the values its
 converter could have made, where rows share a list such as identifier[]) and turns each value
@@ -12,6 +13,7 @@ come out in table order, which is XSD order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from grunndata.m30.records import FestEntry, Node, catalogues
@@ -38,13 +40,23 @@ CATALOGUE_OF = {kind: cat.name for cat in catalogues() for kind in cat.payloads}
 
 
 class Resources:
-    """The resources of one entry: primary first, then its secondary and extra ones."""
+    """The resources of one entry, in any order: the primary one (it carries the Oppf envelope),
+    secondary ones with the same id (the brand's dose form and routes), and extra ones with the
+    id plus "-n" (the brand's Ingredients), put back in the order n gives."""
 
     def __init__(self, resources: list[Json]) -> None:
-        self.primary = resources[0]
-        self.by_type = {r["resourceType"]: r for r in resources[1:] if r["id"] == self.primary["id"]}
-        self.by_type[self.primary["resourceType"]] = self.primary
-        self.extra = [r for r in resources[1:] if r["id"] != self.primary["id"]]
+        primaries = [r for r in resources if any(e["url"] == s.EXT_OPPFORING for e in r.get("extension", ()))]
+        if len(primaries) != 1:
+            found = ", ".join(f"{r['resourceType']}/{r['id']}" for r in resources)
+            raise ValueError(f"resources of one FEST entry need exactly one with the FEST envelope: {found}")
+        self.primary = primaries[0]
+        rid = self.primary["id"]
+        self.by_type = {r["resourceType"]: r for r in resources if r["id"] == rid}
+        self.extra = sorted((r for r in resources if r["id"] != rid), key=_extra_number)
+
+
+def _extra_number(resource: Json) -> int:
+    return int(resource["id"].rsplit("-", 1)[1])
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -80,7 +92,7 @@ def coding_attributes(coding: Json, cs: bool) -> dict[str, str]:
 def fest_id(reference: Json) -> str:
     if "identifier" in reference:
         return str(reference["identifier"]["value"])
-    return "ID_" + reference["reference"].split("/", 1)[1]
+    return "ID_" + str(reference["reference"]).split("/", 1)[1]
 
 
 def leaf(name: str, attrs: dict[str, str] | None = None, text: str | None = None) -> Node:
@@ -371,14 +383,29 @@ def kind_of(primary: Json) -> str:
     }[rtype]
 
 
+def _envelope(resources: Resources) -> tuple[str, str, str, dict[str, str]]:
+    """The catalogue and the Oppf Id, Tidspunkt and Status attributes of the entry."""
+    catalogue = CATALOGUE_OF[kind_of(resources.primary)]
+    (envelope,) = [e for e in resources.primary["extension"] if e["url"] == s.EXT_OPPFORING]
+    oppf_id, tidspunkt, status = untree(envelope, oppf_xsd(catalogue), "Oppf")[3]
+    return catalogue, oppf_id[2], tidspunkt[2], status[1]
+
+
+def listing_of(made: list[Json]) -> tuple[str, str]:
+    """The catalogue and Oppf Id of the entry `made` stands for, without reading the rest of it."""
+    catalogue, oppf_id, _, _ = _envelope(Resources(made))
+    return catalogue, oppf_id
+
+
 def entry_from(made: list[Json]) -> FestEntry:
-    """The FEST entry whose translation `made` is."""
+    """The FEST entry whose translation `made` is (its resources in any order).
+
+    ValueError when `made` is not the resources of one entry.
+    """
     resources = Resources(made)
     kind = kind_of(resources.primary)
-    catalogue = CATALOGUE_OF[kind]
+    catalogue, oppf_id, tidspunkt, status = _envelope(resources)
     oppf = oppf_xsd(catalogue)
-    (envelope,) = [e for e in resources.primary["extension"] if e["url"] == s.EXT_OPPFORING]
-    oppf_id, tidspunkt, status = untree(envelope, oppf, "Oppf")[3]
     mapping = t.MAPPINGS[kind]
     if kind == "Info":
         payload = tuple(unwalk(mapping.table, resources.primary, resources, oppf))
@@ -386,4 +413,34 @@ def entry_from(made: list[Json]) -> FestEntry:
         payload = (
             [kind, None, None, unwalk(mapping.table, resources.primary, resources, oppf[1][kind]) or None],
         )
-    return FestEntry(catalogue, oppf_id[2], tidspunkt[2], status[1]["V"], status[1].get("DN"), payload)
+    return FestEntry(catalogue, oppf_id, tidspunkt, status["V"], status.get("DN"), payload)
+
+
+EXPIRED = ("U", "Utgått oppføring")  # FEST Status of an expired listing, as DMP words it
+
+
+def expiry_listing(
+    catalogue: str, oppf_id: str, tidspunkt: str, status_dn: str | None = EXPIRED[1]
+) -> FestEntry:
+    """The `Status U` listing an incremental delivery carries for an expired one: no payload."""
+    return FestEntry(catalogue, oppf_id, tidspunkt, EXPIRED[0], status_dn, ())
+
+
+def oslo_local(moment: datetime) -> str:
+    """A moment as FEST writes Tidspunkt: Norwegian local time to the second, without an offset.
+
+    The summer time rule is the EU one (see fest_to_idmp.values._offset): from the last Sunday of
+    March 01:00 UTC to the last Sunday of October 01:00 UTC.
+    """
+    utc = (
+        moment.replace(tzinfo=None) if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    )
+    start = _last_sunday(utc.year, 3).replace(hour=1)
+    end = _last_sunday(utc.year, 10).replace(hour=1)
+    local = utc + timedelta(hours=2 if start <= utc < end else 1)
+    return local.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _last_sunday(year: int, month: int) -> datetime:
+    last = datetime(year, month, 31)
+    return last - timedelta(days=(last.weekday() + 1) % 7)

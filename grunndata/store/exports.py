@@ -1,0 +1,112 @@
+"""What an M30 export reads: the national releases, their FHIR resources grouped by the FEST entry
+they stand for, and what FEST alone says about expired listings.
+
+The store knows nothing of FEST's structure: the exporter names the search parameter that ties a
+resource to the one it belongs to (a brand's Ingredients point at the brand with `for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Connection
+
+from grunndata.store.models import ExpiryNotice, Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
+from grunndata.store.searchparams import SERVED_TYPES
+
+R = Resource.__table__  # type: ignore[attr-defined]
+M = ReleaseEntry.__table__  # type: ignore[attr-defined]
+X = ResourceIndex.__table__  # type: ignore[attr-defined]
+T = Tombstone.__table__  # type: ignore[attr-defined]
+N = ExpiryNotice.__table__  # type: ignore[attr-defined]
+REL = Release.__table__  # type: ignore[attr-defined]
+
+NATIONAL = "national"
+_CHUNK = 500
+
+
+def active_national(conn: Connection) -> list[Any]:
+    """The active releases of the national tier (FEST today; SAFEST beside it later), oldest first."""
+    return list(
+        conn.execute(select(REL).where(REL.c.status == "active", REL.c.tier == NATIONAL).order_by(REL.c.id))
+    )
+
+
+def delivered_release(conn: Connection, source: str, hentet_dato: str) -> Any:
+    """The newest national release of `source` that was served with exactly this HentetDato, or None.
+
+    HentetDato is compared verbatim: DMP's incremental protocol hands back the value it sent.
+    """
+    return conn.execute(
+        select(REL)
+        .where(
+            REL.c.source == source,
+            REL.c.tier == NATIONAL,
+            REL.c.hentet_dato == hentet_dato,
+            REL.c.activated_at.is_not(None),
+        )
+        .order_by(REL.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[str, list[int]]:
+    """The FHIR resource versions the releases serve, grouped: group id -> version pks.
+
+    A resource whose reference parameter `part_of` ("Type.code") has a value belongs to the group
+    of the resource it points at; every other resource heads the group of its own id (resources
+    of several types may share one id, as a brand's dose form and routes do).
+    """
+    part = X.alias("part")
+    rows = conn.execute(
+        select(R.c.pk, R.c.id, part.c.value)
+        .select_from(
+            R.join(
+                M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1]))
+            ).outerjoin(part, and_(part.c.resource_pk == R.c.pk, part.c.param == part_of))
+        )
+        .where(R.c.type.in_(SERVED_TYPES))
+    )
+    found: dict[str, list[int]] = {}
+    for pk, rid, target in rows:
+        found.setdefault(target.partition("/")[2] if target else rid, []).append(pk)
+    return found
+
+
+def data(conn: Connection, pks: Iterable[int]) -> dict[int, bytes]:
+    """The stored bytes of the versions `pks`."""
+    wanted = list(pks)
+    found: dict[int, bytes] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        for pk, body in conn.execute(select(R.c.pk, R.c.data).where(R.c.pk.in_(wanted[i : i + _CHUNK]))):
+            found[pk] = bytes(body)
+    return found
+
+
+def expiry_notices(conn: Connection, after: int, upto: int) -> dict[str, tuple[str, str | None]]:
+    """Oppf Id -> (Tidspunkt, Status DN) of the expiry notices that releases after..upto came with."""
+    rows = conn.execute(
+        select(N.c.oppf_id, N.c.tidspunkt, N.c.status_dn)
+        .where(N.c.release_id > after, N.c.release_id <= upto)
+        .order_by(N.c.release_id)
+    )
+    return {oppf_id: (tidspunkt, dn) for oppf_id, tidspunkt, dn in rows}
+
+
+def stopped_serving(conn: Connection, pks: Iterable[int], after: int) -> dict[int, datetime]:
+    """For versions `pks`: when the first release after `after` stopped serving them (activation time)."""
+    wanted = list(pks)
+    found: dict[int, datetime] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            select(T.c.resource_pk, REL.c.activated_at)
+            .select_from(T.join(REL, REL.c.id == T.c.release_id))
+            .where(T.c.resource_pk.in_(wanted[i : i + _CHUNK]), T.c.release_id > after)
+            .order_by(T.c.release_id.desc())
+        )
+        for pk, at in rows:
+            found[pk] = at  # the earliest release wins: rows come newest first
+    return found
