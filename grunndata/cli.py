@@ -25,8 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 import_app = typer.Typer(help="Load a delivery into the store as a new release.", no_args_is_help=True)
+export_app = typer.Typer(help="Write deliveries in the old formats from the store.", no_args_is_help=True)
 generate_app = typer.Typer(help="Write realistic sample FEST deliveries.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 app.add_typer(generate_app, name="generate")
 
 # Reports are tables: when piped (CI, logs) give them room instead of rich's 80-column default.
@@ -129,6 +131,64 @@ def _print_report(result: Any) -> None:
         out.print(f"Nothing changed: the delivery is identical to the active release {result.based_on}.")
     else:
         out.print(f"[green]Release {result.release_id} is now active.[/green]")
+
+
+@export_app.command("m30")
+def export_m30_cmd(
+    db: DbOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="HENTETDATO",
+            help="Only what changed since the delivery with this HentetDato (as received), with Status U for expiries",
+        ),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write: .xml, .xml.gz or .zip (DMP's fest251.zip)")
+    ] = Path("fest251.xml"),
+) -> None:
+    """Write the national data as a FEST/M30 delivery, full or incremental, valid against the XSD."""
+    from grunndata.exporters import export_m30
+
+    if output.is_dir():
+        raise GrunndataError(f"{output} is a folder; give a file name such as {output / 'fest251.xml'}")
+    if not output.parent.is_dir():
+        raise GrunndataError(f"the folder for {output} does not exist")
+    engine = _engine(db)
+    with Progress(
+        TextColumn("[bold]writing M30"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:>7,} entries"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("writing", total=None)
+        result = export_m30(
+            engine,
+            output,
+            since=since,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = Table(title=f"{output}: {result.kind} delivery, HentetDato {result.hentet_dato}")
+    for col in ("Catalogue", "entries", "expired (Status U)"):
+        table.add_column(col, justify="left" if col == "Catalogue" else "right")
+    for name in sorted(set(result.entries) | set(result.expired), key=_catalogue_order):
+        table.add_row(name, f"{result.entries.get(name, 0):,}", f"{result.expired.get(name, 0):,}")
+    out.print(table)
+    total = sum(result.entries.values()) + sum(result.expired.values())
+    out.print(
+        f"Wrote {output} ({output.stat().st_size:,} bytes, {total:,} entries) in {result.seconds:.1f} s "
+        f"from release{'s' if len(result.releases) != 1 else ''} {', '.join(map(str, result.releases)) or '(none)'}."
+    )
+
+
+def _catalogue_order(name: str) -> int:
+    from grunndata.m30 import catalogue
+
+    return catalogue(name).order
 
 
 @app.command()

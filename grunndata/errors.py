@@ -31,3 +31,7 @@ class DeliveryError(GrunndataError):
 
 class StoreError(GrunndataError):
     """The store cannot do what was asked: unreachable database, unknown release, busy."""
+
+
+class ExportError(GrunndataError):
+    """An export that cannot be made as asked (an unknown HentetDato, an unwritable file)."""

@@ -20,6 +20,12 @@ def test_ruff_finds_nothing():
 
 def test_mypy_strict_on_store_translators_m30_and_server():
     result = _run(
-        "mypy", "--strict", "grunndata/store", "grunndata/translators", "grunndata/m30", "grunndata/server"
+        "mypy",
+        "--strict",
+        "grunndata/store",
+        "grunndata/translators",
+        "grunndata/m30",
+        "grunndata/server",
+        "grunndata/exporters",
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -25,10 +25,11 @@ import orjson
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from grunndata.errors import StoreError
+from grunndata.errors import ExportError, StoreError
 from grunndata.m30 import FestEntry, catalogues
 from grunndata.m30.files import open_delivery
 from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml
+from grunndata.memory import cycle_collection_paused
 from grunndata.store import exports as store
 from grunndata.translators.idmp_to_fest import entry_from, expiry_listing, listing_of, oslo_local
 
@@ -37,10 +38,6 @@ PART_OF = "Ingredient.for"  # a brand's Ingredients belong to the brand's entry
 CHUNK = 2000  # entries read from the store at a time
 
 Progress = Callable[[int, int], None]  # (entries done, entries in all)
-
-
-class ExportError(ValueError):
-    """An export that cannot be made as asked: the user sees this sentence."""
 
 
 @dataclass
@@ -74,20 +71,10 @@ def export_m30(
     engine: Engine, path: Path, *, since: str | None = None, progress: Progress | None = None
 ) -> ExportResult:
     """Write the export to `path` (.xml, .xml.gz or .zip); the file appears only when complete."""
-    with _connected(engine) as conn:
+    with cycle_collection_paused(), _connected(engine) as conn:
         plan = _Plan.make(conn, since)
         with open_delivery(path, plan.result.hentet_dato) as out:
             _write(conn, plan, out, progress)  # type: ignore[arg-type]
-    return plan.result
-
-
-def write_m30(
-    engine: Engine, out: TextIO, *, since: str | None = None, progress: Progress | None = None
-) -> ExportResult:
-    """Write the export to a text stream (the server's spool file)."""
-    with _connected(engine) as conn:
-        plan = _Plan.make(conn, since)
-        _write(conn, plan, out, progress)
     return plan.result
 
 

@@ -1,4 +1,4 @@
-"""The HTTP server: FHIR R5 at /fhir, plus health, releases and the FEST->IDMP coverage report."""
+"""The HTTP server: FHIR R5 at /fhir, M30 at /fest/m30, plus health, releases and the FEST->IDMP coverage report."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.responses import Response
 from grunndata import __version__
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
+from grunndata.server.m30 import m30_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.store.releases import active_releases, list_releases
@@ -30,6 +31,7 @@ def create_app(engine: Engine) -> FastAPI:
     )
     served = Served(engine)
     app.include_router(fhir_router(served))
+    app.include_router(m30_router(served))
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:

@@ -24,6 +24,7 @@ from grunndata.importers.fest.reader import EntryFacts, FestReader
 from grunndata.importers.fest.source import check_file
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
+from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows as fhir_index_rows
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
@@ -213,7 +214,10 @@ def import_fest(
     kinds: Counter[str] = Counter()
     expiries: list[FestEntry] = []
     entries = 0
-    with ReleaseBuilder(engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder:
+    with (
+        cycle_collection_paused(),
+        ReleaseBuilder(engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder,
+    ):
         for entry, facts in reader.entries():
             entries += 1
             if progress is not None and entries % 500 == 0 and reader.stream is not None:

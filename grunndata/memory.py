@@ -1,0 +1,35 @@
+"""Pausing Python's cycle collector while long jobs build many short-lived, acyclic objects.
+
+Parsing or building a hundred thousand JSON trees makes the collector walk the growing heap over
+and over: a full-size M30 export spent 40 % of its time there. JSON trees hold no cycles, so
+reference counting frees them anyway; the collector runs again when the last job ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+_lock = threading.Lock()
+_holders = 0
+_was_enabled = True
+
+
+@contextlib.contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """No cycle collection while any holder is inside; nests, and works across threads."""
+    global _holders, _was_enabled
+    with _lock:
+        if _holders == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _was_enabled:
+                gc.enable()
