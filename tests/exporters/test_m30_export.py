@@ -15,8 +15,8 @@ import grunndata.exporters.m30 as exporter
 from grunndata.errors import ExportError
 from grunndata.importers.fest import import_fest
 from grunndata.sample import derive_followup, generate_delivery
-from grunndata.store import list_releases
 from grunndata.sample.generate import open_delivery_input
+from grunndata.store import list_releases
 from grunndata.translators.idmp_to_fest import oslo_local
 from tests.conftest import M30_XSD, REAL_FEST, require
 from tests.deliveries import expiry, real_entries, relisted, set_text, write
