@@ -48,6 +48,7 @@ from loadgen import Result, free_port, measure, wait_for_port  # noqa: E402
 PPD, MPD = "PackagedProductDefinition", "MedicinalProductDefinition"
 VARENR = "http://dmp.no/fhir/NamingSystem/fest-varenummer"
 ATC = "http://www.whocc.no/atc"
+GTIN = "https://www.gs1.org/gtin"
 UVICORN = "--loop uvloop --http httptools --workers 1 --no-access-log --log-level warning"
 
 
@@ -68,12 +69,16 @@ SCENARIOS = (
     Scenario("name", "name `:contains`", "ours", "name"),
     Scenario("atc", "ATC search", "ours", "atc"),
     Scenario("everything", "`$everything`", "ours", "everything"),
+    Scenario("translate-id", "`$translate` varenr to GTIN", "ours", "translate-id"),
+    Scenario("translate-code", "`$translate` FEST code to EDQM/UCUM", "ours", "translate-code"),
 )
 TARGET_CLIENTS = 16
 TARGETS = {  # scenario -> p99 limit in ms at TARGET_CLIENTS (read also needs >= 0.5 of the bare rate)
     "read": 10.0,
     "varenr": 15.0,
     "name": 50.0,
+    "translate-id": 5.0,
+    "translate-code": 5.0,
 }
 MIN_READ_RATIO = 0.5
 
@@ -132,7 +137,22 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
         "name": [f"/fhir/{MPD}?name:contains={q(f)}" for f in name_fragments(names, n, rng)],
         "atc": [f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}" for c in sample(atc)],
         "everything": [f"/fhir/{MPD}/{i}/$everything" for i in sample(mpd_ids)],
+        "translate-id": [
+            f"/fhir/ConceptMap/$translate?system={q(VARENR)}&sourceCode={q(v)}&targetSystem={q(GTIN)}"
+            for v in sample(varenr)
+        ],
+        "translate-code": [
+            f"/fhir/ConceptMap/$translate?system={q(system)}&sourceCode={q(code)}"
+            for system, code in map_sources()
+        ],
     }
+
+
+def map_sources() -> list[tuple[str, str]]:
+    """Every (system, code) the reviewed FEST -> EDQM/UCUM maps translate from."""
+    from grunndata.terminology import concept_map_files
+
+    return [(g["source"], e["code"]) for m in concept_map_files() for g in m["group"] for e in g["element"]]
 
 
 def name_fragments(names: list[str], n: int, rng: random.Random) -> list[str]:

@@ -17,6 +17,7 @@ from grunndata.server.fhir import fhir_router
 from grunndata.server.m30 import m30_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
+from grunndata.server.terminology import terminology_router
 from grunndata.store.releases import active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
@@ -30,6 +31,7 @@ def create_app(engine: Engine) -> FastAPI:
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
     )
     served = Served(engine)
+    app.include_router(terminology_router(served))  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(fhir_router(served))
     app.include_router(m30_router(served))
 

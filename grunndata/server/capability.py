@@ -14,6 +14,50 @@ _REFERENCE_PARAMS = {
 }
 
 
+def _operation(name: str, definition: str, documentation: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "definition": f"http://hl7.org/fhir/OperationDefinition/{definition}",
+        "documentation": documentation,
+    }
+
+
+TERMINOLOGY_RESOURCES: list[dict[str, object]] = [
+    {
+        "type": "ConceptMap",
+        "documentation": (
+            "FEST code systems to EDQM and UCUM (reviewed files, sources stated), and FEST ids to IDMP "
+            "resources and GTIN (generated from each release)"
+        ),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": name,
+                "type": kind,
+                "definition": f"http://hl7.org/fhir/SearchParameter/ConceptMap-{name}",
+            }
+            for name, kind in (
+                ("url", "uri"),
+                ("name", "string"),
+                ("status", "token"),
+                ("source-group-system", "reference"),
+                ("target-group-system", "reference"),
+            )
+        ],
+        "operation": [
+            _operation(
+                "translate", "ConceptMap-translate", "R5 names, and R4's code/coding/targetsystem/reverse"
+            )
+        ],
+    },
+    {
+        "type": "ValueSet",
+        "documentation": "Only $expand of a FEST code system's implicit value set (url = the code system's url)",
+        "operation": [_operation("expand", "ValueSet-expand", "filter, offset, count")],
+    },
+]
+
+
 @cache
 def capability_statement(base: str) -> bytes:
     resources = []
@@ -50,7 +94,21 @@ def capability_statement(base: str) -> bytes:
                     "documentation": "The product with its packages, items, ingredients, substances and interactions",
                 }
             ]
+        if rtype == "CodeSystem":
+            entry["operation"] = [
+                _operation(
+                    "lookup",
+                    "CodeSystem-lookup",
+                    "A code of a FEST code system: display, designations, parent and children",
+                ),
+                _operation(
+                    "validate-code",
+                    "CodeSystem-validate-code",
+                    "Whether a code (and display) is in a FEST code system",
+                ),
+            ]
         resources.append(entry)
+    resources += TERMINOLOGY_RESOURCES
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "grunndata",

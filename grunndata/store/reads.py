@@ -532,3 +532,30 @@ def newest_release(conn: Connection) -> int:
         ).scalar()
         or 0
     )
+
+
+# -- terminology --------------------------------------------------------------------------------
+
+
+def index_values(
+    conn: Connection, snapshot: Snapshot, params: Sequence[str]
+) -> list[tuple[str, str, str, str, str, str | None]]:
+    """(type, id, param, system, value, exact) of every index row of `params` the snapshot serves.
+
+    The terminology service builds its FEST id <-> IDMP maps from these, once per snapshot.
+    """
+    rows = conn.execute(
+        select(R.c.type, R.c.id, X.c.param, X.c.system, X.c.value, X.c.exact)
+        .select_from(_visible(snapshot).join(X, X.c.resource_pk == R.c.pk))
+        .where(X.c.param.in_(list(params)))
+        .order_by(R.c.type, R.c.id, X.c.id)
+    )
+    return [(t, i, p, s, v, e) for t, i, p, s, v, e in rows]
+
+
+def all_of_type(conn: Connection, snapshot: Snapshot, rtype: str) -> list[Version]:
+    """Every served version of `rtype` (for the few, small types a server keeps in memory)."""
+    rows = conn.execute(
+        select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
+    )
+    return [_version(r) for r in rows]

@@ -1,0 +1,365 @@
+"""Terminology operations: ConceptMap read/search and `$translate`, CodeSystem `$lookup` and
+`$validate-code`, ValueSet `$expand`.
+
+The maps are the reviewed files in grunndata/terminology (FEST code systems to EDQM and UCUM)
+plus the FEST id <-> IDMP maps generated from the served release; the code systems are the FEST
+Kodeverk the release serves. Both are indexed in memory once per snapshot, so an operation is a
+dictionary lookup. Unknown systems and codes are answers (result=false), not errors; requests
+that cannot be understood are 400.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from grunndata.server.params import whole_number
+from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
+from grunndata.server.state import Served
+from grunndata.store import reads
+from grunndata.terminology import concept_map_files
+from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps
+from grunndata.translators.terminology import (
+    CodeSystemIndex,
+    Coding,
+    ConceptMapIndex,
+    Match,
+    translate_parameters,
+)
+
+Json = dict[str, Any]
+_FORM = "application/x-www-form-urlencoded"
+MAP_SEARCH = {"_id", "url", "name", "status", "source-group-system", "target-group-system", "_summary"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexes:
+    token: str
+    maps: ConceptMapIndex
+    code_systems: CodeSystemIndex
+    map_bytes: dict[str, bytes]  # ConceptMap id -> its JSON
+
+
+class Terminology:
+    """The maps and code systems of the snapshot being served, rebuilt when it changes."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self._current: _Indexes | None = None
+        self._lock = threading.Lock()
+
+    def indexes(self) -> _Indexes:
+        snapshot = self.served.snapshot()
+        current = self._current
+        if current is not None and current.token == snapshot.token:
+            return current
+        with self._lock:
+            if self._current is None or self._current.token != snapshot.token:
+                self._current = self._build(snapshot)
+            return self._current
+
+    def _build(self, snapshot: reads.Snapshot) -> _Indexes:
+        with self.served.engine.connect() as conn:
+            rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
+            code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
+        maps = [*concept_map_files(), *id_maps(rows, snapshot.token)]
+        return _Indexes(
+            snapshot.token,
+            ConceptMapIndex(maps),
+            CodeSystemIndex(code_systems),
+            {m["id"]: orjson.dumps(m) for m in maps},
+        )
+
+
+# -- reading operation parameters ------------------------------------------------------------------
+
+
+def _bad(message: str) -> FhirError:
+    return FhirError(400, "invalid", message)
+
+
+async def _inputs(request: Request) -> list[tuple[str, Any]]:
+    """(name, value) of the operation's parameters: the query, or a POSTed Parameters resource/form.
+
+    Coding values come as dicts; from a query or form, `system|code` is read as a Coding.
+    """
+    items: list[tuple[str, Any]] = [
+        (k, v) for k, v in request.query_params.multi_items() if not k.startswith("_")
+    ]
+    if request.method != "POST":
+        return items
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == _FORM:
+        form = await request.form()
+        return items + [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    if media not in ("application/fhir+json", "application/json", ""):
+        raise FhirError(
+            415, "not-supported", f"send a Parameters resource as application/fhir+json, not {media}"
+        )
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise _bad("the request body is not JSON; send a Parameters resource") from None
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise _bad("the request body must be a Parameters resource")
+    for p in body.get("parameter") or ():
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise _bad("every parameter of the Parameters resource needs a name")
+        values = [v for k, v in p.items() if k.startswith("value") or k == "resource"]
+        if len(values) != 1:
+            raise _bad(f"parameter {p['name']!r} needs exactly one value")
+        items.append((p["name"], values[0]))
+    return items
+
+
+def _one(items: list[tuple[str, Any]], *names: str) -> Any:
+    found = [v for k, v in items if k in names]
+    if len(found) > 1:
+        raise _bad(f"give {names[0]} once")
+    return found[0] if found else None
+
+
+def _text(items: list[tuple[str, Any]], *names: str) -> str | None:
+    value = _one(items, *names)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(f"{names[0]} must be a non-empty string")
+    return value
+
+
+def _coding(value: Any, name: str) -> Coding:
+    if isinstance(value, str):
+        system, bar, code = value.rpartition("|")
+        if not bar or not code:
+            raise _bad(f"{name} in a query is written system|code")
+        return Coding(system or None, code)
+    if isinstance(value, dict) and isinstance(value.get("code"), str):
+        return Coding(value.get("system"), value["code"], value.get("display"))
+    raise _bad(f"{name} must be a Coding with a code")
+
+
+def _codings(
+    items: list[tuple[str, Any]],
+    code_names: tuple[str, ...],
+    coding_names: tuple[str, ...],
+    concept: str,
+    system: str | None,
+) -> list[Coding]:
+    found = []
+    code = _text(items, *code_names)
+    if code is not None:
+        found.append(Coding(system, code))
+    coding = _one(items, *coding_names)
+    if coding is not None:
+        found.append(_coding(coding, coding_names[0]))
+    concept_value = _one(items, concept)
+    if concept_value is not None:
+        if not isinstance(concept_value, dict) or not concept_value.get("coding"):
+            raise _bad(f"{concept} must be a CodeableConcept with a coding")
+        found += [_coding(c, concept) for c in concept_value["coding"]]
+    return found
+
+
+def _translate(indexes: _Indexes, items: list[tuple[str, Any]], map_url: str | None) -> Json:
+    """$translate with the R5 names, and the R4 ones (code, coding, targetsystem, reverse) still in use.
+
+    Forward: sourceCode+system, sourceCoding or sourceCodeableConcept, optionally into targetSystem.
+    Reverse: targetCode+targetSystem (or +system), targetCoding or targetCodeableConcept, optionally
+    from the source system `system`; or R4's reverse=true with code+system, from targetsystem.
+    """
+    reverse_flag = _one(items, "reverse")
+    if reverse_flag not in (None, "true", "false", True, False):
+        raise _bad("reverse is true or false")
+    system = _text(items, "system")
+    target_system = _text(items, "targetSystem", "targetsystem", "target")
+    url = map_url or _text(items, "url", "conceptMap")
+    sources = _codings(
+        items, ("sourceCode", "code"), ("sourceCoding", "coding"), "sourceCodeableConcept", system
+    )
+    r5_targets = _codings(
+        items, ("targetCode",), ("targetCoding",), "targetCodeableConcept", target_system or system
+    )
+    if sources and r5_targets:
+        raise _bad("give a source concept or a target concept to translate, not both")
+    if r5_targets:  # R5 reverse: the other side is `system` when the code's own system came as targetSystem
+        wanted, into, reverse = r5_targets, system if target_system else None, True
+    elif reverse_flag in ("true", True):  # R4 reverse
+        wanted, into, reverse = sources, target_system, True
+    else:
+        wanted, into, reverse = sources, target_system, False
+    if not wanted:
+        raise _bad("nothing to translate: give sourceCode and system, sourceCoding, or targetCode")
+    if url is not None and indexes.maps.find(url) is None:
+        return translate_parameters([], f"there is no ConceptMap {url!r} here")
+    matches: list[Match] = []
+    messages = []
+    for c in wanted:
+        found, message = indexes.maps.translate(
+            c.code, c.system, target_system=into, url=url, reverse=reverse
+        )
+        matches += [m for m in found if m not in matches]
+        if message:
+            messages.append(message)
+    return translate_parameters(matches, None if matches else "; ".join(messages) or None)
+
+
+# -- the routes ------------------------------------------------------------------------------------
+
+
+def terminology_router(served: Served) -> APIRouter:
+    router = APIRouter(prefix="/fhir", tags=["Terminology"])
+    terms = Terminology(served)
+
+    async def answer(
+        request: Request, work: Callable[[_Indexes, list[tuple[str, Any]]], Json | None]
+    ) -> Response:
+        fmt = negotiate(request)
+        items = await _inputs(request)
+        indexes = await run_in_threadpool(terms.indexes)
+        result = work(indexes, items)
+        if result is None:
+            raise FhirError(404, "not-found", "no such code system")
+        return send(request, fmt, orjson.dumps(result))
+
+    @router.api_route(
+        "/ConceptMap/$translate", methods=["GET", "POST"], summary="Translate a code with the maps"
+    )
+    async def translate(request: Request) -> Response:
+        return await answer(request, lambda ix, items: _translate(ix, items, None))
+
+    @router.api_route(
+        "/ConceptMap/{cid}/$translate", methods=["GET", "POST"], summary="Translate with one map"
+    )
+    async def translate_with(request: Request, cid: str) -> Response:
+        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
+            if cid not in ix.map_bytes:
+                raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
+            return _translate(ix, items, orjson.loads(ix.map_bytes[cid])["url"])
+
+        return await answer(request, work)
+
+    @router.get("/ConceptMap/{cid}", summary="Read a ConceptMap")
+    async def read_map(request: Request, cid: str) -> Response:
+        fmt = negotiate(request)
+        indexes = await run_in_threadpool(terms.indexes)
+        if cid not in indexes.map_bytes:
+            raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
+        return send(request, fmt, indexes.map_bytes[cid])
+
+    @router.get(
+        "/ConceptMap",
+        summary="Search ConceptMaps (_id, url, name, status, source-group-system, target-group-system)",
+    )
+    async def search_maps(request: Request) -> Response:
+        fmt = negotiate(request)
+        indexes = await run_in_threadpool(terms.indexes)
+        params = request.query_params
+        unknown = sorted(
+            k for k in params if k not in MAP_SEARCH and k not in ("_format", "_pretty", "_count")
+        )
+        if unknown and "handling=strict" in request.headers.get("prefer", "").replace(" ", ""):
+            raise _bad(f"unknown search parameter {unknown[0]!r} for ConceptMap")
+        summary = params.get("_summary")
+        if summary not in (None, "true", "false"):
+            raise _bad("_summary for ConceptMap is true or false")
+        count = whole_number("_count", params.get("_count", "100"), 0, 1000)
+        base = str(request.base_url).rstrip("/") + "/fhir"
+        found = [m for m in indexes.maps.maps if _map_matches(m, params)]
+        entries = [
+            entry(
+                f"{base}/ConceptMap/{m['id']}",
+                _summarised(m, indexes.map_bytes[m["id"]], summary == "true"),
+                {"search": {"mode": "match"}},
+            )
+            for m in found[:count]
+        ]
+        return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], len(found)))
+
+    @router.api_route(
+        "/CodeSystem/$lookup", methods=["GET", "POST"], summary="Look up a code of a FEST code system"
+    )
+    async def lookup(request: Request) -> Response:
+        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
+            coding = _codings(items, ("code",), ("coding",), "codeableConcept", _text(items, "system"))
+            if len(coding) != 1 or not coding[0].system:
+                raise _bad("$lookup needs one code with its system (system and code, or coding)")
+            found = ix.code_systems.lookup(coding[0].system, coding[0].code)
+            if found is None:
+                known = ix.code_systems.get(coding[0].system) is not None
+                what = f"code {coding[0].code!r} is not in" if known else "there is no code system"
+                raise FhirError(404, "not-found", f"{what} {coding[0].system}")
+            return found
+
+        return await answer(request, work)
+
+    @router.api_route(
+        "/CodeSystem/$validate-code", methods=["GET", "POST"], summary="Is this code in the code system?"
+    )
+    async def validate_code(request: Request) -> Response:
+        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
+            url = _text(items, "url", "system")
+            coding = _codings(items, ("code",), ("coding",), "codeableConcept", url)
+            if len(coding) != 1:
+                raise _bad("$validate-code needs one code (code with url, or coding)")
+            system = coding[0].system or url
+            if not system:
+                raise _bad("$validate-code needs the code system: url, system or coding.system")
+            display = _text(items, "display") or coding[0].display
+            return ix.code_systems.validate_code(system, coding[0].code, display)
+
+        return await answer(request, work)
+
+    @router.api_route(
+        "/ValueSet/$expand",
+        methods=["GET", "POST"],
+        summary="All codes of a FEST code system (url = its urn:oid)",
+    )
+    async def expand(request: Request) -> Response:
+        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
+            url = _text(items, "url")
+            if url is None:
+                raise _bad("$expand needs url: the code system's url (its implicit value set of every code)")
+            offset = whole_number("offset", str(_one(items, "offset") or 0), 0, 10_000_000)
+            count_value = _one(items, "count")
+            count = None if count_value is None else whole_number("count", str(count_value), 0, 100_000)
+            expansion = ix.code_systems.expand(url, filter=_text(items, "filter"), offset=offset, count=count)
+            if expansion is None:
+                raise FhirError(
+                    404, "not-found", f"there is no value set {url!r} here (only the FEST code systems' own)"
+                )
+            return expansion
+
+        return await answer(request, work)
+
+    return router
+
+
+def _map_matches(m: Json, params: Any) -> bool:
+    groups = m.get("group") or ()
+    checks = {
+        "_id": lambda v: m.get("id") == v,
+        "url": lambda v: m.get("url") == v,
+        "name": lambda v: str(m.get("name", "")).lower().startswith(v.lower()),
+        "status": lambda v: m.get("status") == v,
+        "source-group-system": lambda v: any(g.get("source") == v for g in groups),
+        "target-group-system": lambda v: any(g.get("target") == v for g in groups),
+    }
+    return all(checks[k](v) for k, v in params.multi_items() if k in checks)
+
+
+def _summarised(m: Json, body: bytes, summary: bool) -> bytes:
+    if not summary:
+        return body
+    short = {k: v for k, v in m.items() if k != "group"}
+    short["meta"] = {
+        "tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]
+    }
+    return orjson.dumps(short)

@@ -1,0 +1,129 @@
+"""ConceptMaps between FEST ids and the IDMP resources made of them, built from a release's identifiers.
+
+FEST systems name a product by LegemiddelMerkevare Id, a package by Legemiddelpakning Id or varenr;
+IDMP names them by resource (and GTIN). One map per FEST entry kind, one group per pair of id
+systems; the resource side is the id space `https://grunndata.no/fhir/<Type>` (code = resource id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from grunndata.translators.fest_to_idmp import systems as s
+
+Json = dict[str, Any]
+RESOURCE_IDS = "https://grunndata.no/fhir/"  # + resource type: the id space of our resources
+MAP_BASE = "https://grunndata.no/fhir/ConceptMap/"
+MPD, PPD = "MedicinalProductDefinition", "PackagedProductDefinition"
+IDENTIFIER_PARAMS = (f"{MPD}.identifier", f"{PPD}.identifier")
+NAME_PARAMS = (f"{MPD}.name", f"{PPD}.name")
+
+
+def resource_ids(rtype: str) -> str:
+    """The system whose codes are the ids of our resources of `rtype`."""
+    return RESOURCE_IDS + rtype
+
+
+@dataclass(frozen=True, slots=True)
+class IdMap:
+    id: str
+    title: str
+    rtype: str  # the resource type every group is about
+    key: str  # the FEST id system that says which resources belong in the map
+    groups: tuple[tuple[str, str], ...]  # (source system, target system); RESOURCE = the resource ids
+
+
+RESOURCE = "resource"
+ID_MAPS = (
+    IdMap(
+        "fest-legemiddelmerkevare-idmp",
+        "FEST LegemiddelMerkevare Id to MedicinalProductDefinition",
+        MPD,
+        s.NS_MERKEVARE,
+        ((s.NS_MERKEVARE, RESOURCE),),
+    ),
+    IdMap(
+        "fest-legemiddelvirkestoff-idmp",
+        "FEST LegemiddelVirkestoff Id to the substance-based MedicinalProductDefinition",
+        MPD,
+        s.NS_LEGEMIDDELVIRKESTOFF,
+        ((s.NS_LEGEMIDDELVIRKESTOFF, RESOURCE),),
+    ),
+    IdMap(
+        "fest-legemiddelpakning-idmp",
+        "FEST Legemiddelpakning Id and varenr to PackagedProductDefinition and GTIN",
+        PPD,
+        s.NS_PAKNING,
+        (
+            (s.NS_PAKNING, RESOURCE),
+            (s.NS_VARENR, RESOURCE),
+            (s.NS_VARENR, s.NS_GTIN),
+            (s.NS_PAKNING, s.NS_VARENR),
+        ),
+    ),
+)
+
+
+def id_maps(rows: Iterable[tuple[str, str, str, str, str, str | None]], version: str) -> list[Json]:
+    """The ConceptMaps of ID_MAPS from index rows (type, id, param, system, value, exact).
+
+    `version` names the data they come from (the snapshot), since they change with every release.
+    """
+    ids: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, id) -> system -> values
+    names: dict[tuple[str, str], str] = {}
+    for rtype, rid, param, system, value, exact in rows:
+        if param in NAME_PARAMS:
+            names.setdefault((rtype, rid), exact or value)
+        elif param in IDENTIFIER_PARAMS:
+            ids.setdefault((rtype, rid), {}).setdefault(system, []).append(value)
+    return [_concept_map(m, ids, names, version) for m in ID_MAPS]
+
+
+def _concept_map(
+    m: IdMap,
+    ids: dict[tuple[str, str], dict[str, list[str]]],
+    names: dict[tuple[str, str], str],
+    version: str,
+) -> Json:
+    members = sorted(
+        (rid, systems) for (rtype, rid), systems in ids.items() if rtype == m.rtype and m.key in systems
+    )
+    groups = []
+    for source, target in m.groups:
+        elements = []
+        for rid, systems in members:
+            display = names.get((m.rtype, rid))
+            targets = [rid] if target == RESOURCE else systems.get(target, [])
+            for code in sorted(set(systems.get(source, ()))):
+                element: Json = {"code": code}
+                if display:
+                    element["display"] = display
+                element["target"] = [
+                    {"code": t, **({"display": display} if display else {}), "relationship": "equivalent"}
+                    for t in targets
+                ]
+                if targets:
+                    elements.append(element)
+        target_system = resource_ids(m.rtype) if target == RESOURCE else target
+        groups.append({"source": source, "target": target_system, "element": elements})
+    return {
+        "resourceType": "ConceptMap",
+        "id": m.id,
+        "url": MAP_BASE + m.id,
+        "version": version,
+        "name": "".join(w.capitalize() for w in m.id.split("-")),
+        "title": m.title,
+        "status": "active",
+        "experimental": False,
+        "publisher": "Grunndata",
+        "description": (
+            "Generated from the identifiers of the national release(s) "
+            f"{version} (grunndata store), so it changes with every release. The resource side is the "
+            f"id space {RESOURCE_IDS}{m.rtype}: a code there is the id of the {m.rtype} this server serves."
+        ),
+        "sourceScopeUri": m.key,
+        "targetScopeUri": resource_ids(m.rtype),
+        "group": [g for g in groups if g["element"]],
+    }

@@ -1,0 +1,507 @@
+"""Terminology operations over in-memory ConceptMaps and CodeSystems: $translate, $lookup,
+$validate-code and $expand, answered as FHIR R5 Parameters and ValueSets.
+
+Pure: the server loads the resources and hands them in; everything here is built once into
+dictionaries, so each request is a lookup, not a scan of maps with tens of thousands of elements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+
+NOT_RELATED = "not-related-to"
+PARENT_PROPERTY_URI = "http://hl7.org/fhir/concept-properties#parent"
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A FHIR Coding, hashable so matches can be deduplicated."""
+
+    system: str | None
+    code: str
+    display: str | None = None
+
+    def as_json(self) -> Json:
+        """The FHIR JSON, with only the keys that are set (FHIR forbids empty values)."""
+        out: Json = {}
+        if self.system is not None:
+            out["system"] = self.system
+        out["code"] = self.code
+        if self.display is not None:
+            out["display"] = self.display
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One $translate match: the relationship as the map states it, the concept and where it came from."""
+
+    relationship: str
+    concept: Coding
+    origin_map: str
+    comment: str | None = None
+
+
+def _bare(canonical: str) -> str:
+    """A canonical without its `|version`: maps and systems are indexed and compared by url alone."""
+    return canonical.split("|", 1)[0]
+
+
+def _origin(conceptmap: Json) -> str:
+    """The map's canonical as $translate reports it: url, with `|version` when the map has one."""
+    url = str(conceptmap.get("url", ""))
+    version = conceptmap.get("version")
+    return f"{url}|{version}" if version else url
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Group:
+    """One ConceptMap group; compared by identity, so two alike groups of one map stay apart."""
+
+    map_url: str
+    origin: str
+    source: str | None
+    target: str | None
+    unmapped: Json | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An indexed element target (or a noMap element, with `match` None) and the group it sits in."""
+
+    group: _Group
+    match: Match | None
+
+
+def _groups(conceptmap: Json) -> Iterator[tuple[_Group, Json]]:
+    """Each group of a map with its JSON, systems stripped of any `|version`."""
+    url = _bare(str(conceptmap.get("url", "")))
+    origin = _origin(conceptmap)
+    for group in conceptmap.get("group", []):
+        source, target = group.get("source"), group.get("target")
+        yield (
+            _Group(
+                map_url=url,
+                origin=origin,
+                source=_bare(source) if source else None,
+                target=_bare(target) if target else None,
+                unmapped=group.get("unmapped"),
+            ),
+            group,
+        )
+
+
+def _forward_entries(group: _Group, element: Json) -> Iterator[_Entry]:
+    """What one element says about its code read forward: a match per target, or a noMap marker."""
+    if element.get("noMap"):
+        yield _Entry(group, None)
+        return
+    for target in element.get("target", []):
+        if "code" in target:
+            concept = Coding(group.target, target["code"], target.get("display"))
+            yield _Entry(group, _match(target, concept, group.origin))
+
+
+def _reverse_entries(group: _Group, element: Json) -> Iterator[tuple[str, _Entry]]:
+    """Each target code of an element, leading back to the element's (source-side) concept."""
+    concept = Coding(group.source, element["code"], element.get("display"))
+    for target in element.get("target", []):
+        if "code" in target:
+            yield target["code"], _Entry(group, _match(target, concept, group.origin))
+
+
+def _match(target: Json, concept: Coding, origin: str) -> Match:
+    """A match from one element target; a target without a relationship (not valid R5) counts as related-to."""
+    return Match(target.get("relationship") or "related-to", concept, origin, target.get("comment"))
+
+
+def _fits(
+    group: _Group, url: str | None, system: str | None, target_system: str | None, reverse: bool
+) -> bool:
+    """Whether a group answers the question: `system` is the side the code is on, `target_system` the other."""
+    near, far = (group.target, group.source) if reverse else (group.source, group.target)
+    return (
+        (url is None or group.map_url == url)
+        and (system is None or near == system)
+        and (target_system is None or far == target_system)
+    )
+
+
+def _nothing_found(
+    code: str, system: str | None, target_system: str | None, url: str | None, reverse: bool
+) -> str:
+    """The one sentence explaining an empty $translate when no element even names the code."""
+    maps = f"no map with url '{url}'" if url else "no map"
+    of_system = f" of system '{system}'" if system else ""
+    if reverse:
+        other = f" from source system '{target_system}'" if target_system else ""
+        return f"{maps} has code '{code}'{of_system} as a target{other}"
+    other = f" with target system '{target_system}'" if target_system else ""
+    return f"{maps} knows code '{code}'{of_system}{other}"
+
+
+class ConceptMapIndex:
+    """All ConceptMaps a server offers, indexed both ways for $translate."""
+
+    def __init__(self, maps: Iterable[Json]) -> None:
+        self._maps: list[Json] = list(maps)
+        self._by_url: dict[str, Json] = {}
+        self._forward: dict[str, list[_Entry]] = {}
+        self._reverse: dict[str, list[_Entry]] = {}
+        self._unmapped: dict[str, list[_Group]] = {}
+        for conceptmap in self._maps:
+            self._by_url.setdefault(_bare(str(conceptmap.get("url", ""))), conceptmap)
+            self._add(conceptmap)
+
+    def _add(self, conceptmap: Json) -> None:
+        """Index every element of one map by its source code and every target by its target code."""
+        for group, group_json in _groups(conceptmap):
+            if group.unmapped is not None and group.source is not None:
+                self._unmapped.setdefault(group.source, []).append(group)
+            for element in group_json.get("element", []):
+                if "code" not in element:
+                    continue
+                self._forward.setdefault(element["code"], []).extend(_forward_entries(group, element))
+                for target_code, entry in _reverse_entries(group, element):
+                    self._reverse.setdefault(target_code, []).append(entry)
+
+    @property
+    def maps(self) -> list[Json]:
+        """The ConceptMap resources, as given and in order (for search and read)."""
+        return list(self._maps)
+
+    def find(self, url: str) -> Json | None:
+        """The map with this url; a `|version` in the argument is ignored, the first map of a url wins."""
+        return self._by_url.get(_bare(url))
+
+    def translate(
+        self,
+        code: str,
+        system: str | None,
+        *,
+        target_system: str | None = None,
+        url: str | None = None,
+        reverse: bool = False,
+    ) -> tuple[list[Match], str | None]:
+        """The matches for a code, in document order without duplicates, and a sentence when there are none.
+
+        Forward, `code`/`system` are on the source side and `target_system` filters group targets;
+        group `unmapped` rules apply when `system` is given. With `reverse`, `code`/`system` are on
+        the target side, `target_system` filters group sources, and each match's relationship is
+        still the map's own (source -> target), not inverted: the caller reads it the other way round.
+        """
+        wanted = _bare(url) if url else None
+        if wanted is not None and wanted not in self._by_url:
+            return [], f"no ConceptMap has url '{wanted}'"
+        if reverse:
+            entries = self._reverse.get(code, [])
+            matches = [
+                e.match
+                for e in entries
+                if e.match is not None and _fits(e.group, wanted, system, target_system, True)
+            ]
+            notes: list[str] = []
+        else:
+            matches, notes = self._translate_forward(code, system, target_system, wanted, frozenset())
+        matches = list(dict.fromkeys(matches))
+        if matches:
+            return matches, None
+        return [], notes[0] if notes else _nothing_found(code, system, target_system, wanted, reverse)
+
+    def _translate_forward(
+        self, code: str, system: str | None, target_system: str | None, url: str | None, seen: frozenset[str]
+    ) -> tuple[list[Match], list[str]]:
+        """Forward matches and, for an empty answer, the reasons found (noMap, a missing other map)."""
+        entries = [
+            e for e in self._forward.get(code, []) if _fits(e.group, url, system, target_system, False)
+        ]
+        matches = [e.match for e in entries if e.match is not None]
+        notes = [
+            f"'{code}' is in ConceptMap {e.group.origin} but explicitly not mapped (noMap)"
+            for e in entries
+            if e.match is None
+        ]
+        if system is None:
+            return matches, notes
+        named = {e.group for e in entries}
+        for group in self._unmapped.get(system, []):
+            if group not in named and _fits(group, url, system, target_system, False):
+                found, note = self._apply_unmapped(code, system, target_system, group, seen | {group.map_url})
+                matches += found
+                notes += note
+        return matches, notes
+
+    def _apply_unmapped(
+        self, code: str, system: str, target_system: str | None, group: _Group, seen: frozenset[str]
+    ) -> tuple[list[Match], list[str]]:
+        """A group's rule for codes it does not map: a fixed code, the source code, or another map."""
+        rule = group.unmapped or {}
+        mode = rule.get("mode")
+        if mode == "fixed" and rule.get("code"):
+            concept = Coding(group.target, rule["code"], rule.get("display"))
+            return [Match(rule.get("relationship") or "related-to", concept, group.origin)], []
+        if mode == "use-source-code":
+            return [
+                Match(rule.get("relationship") or "equivalent", Coding(group.target, code), group.origin)
+            ], []
+        if mode != "other-map" or not rule.get("otherMap"):
+            return [], []
+        other = _bare(rule["otherMap"])
+        if other in seen:
+            return [], [f"'{code}' is not in ConceptMap {group.origin}, whose other map {other} loops back"]
+        if other not in self._by_url:
+            return [], [
+                f"'{code}' is not in ConceptMap {group.origin}, and its other map {other} is not known"
+            ]
+        return self._translate_forward(code, system, target_system, other, seen | {other})
+
+
+def translate_parameters(matches: list[Match], message: str | None) -> Json:
+    """The R5 $translate answer; `result` is true when some match is anything but not-related-to."""
+    result = any(m.relationship != NOT_RELATED for m in matches)
+    parameters: list[Json] = [{"name": "result", "valueBoolean": result}]
+    if message:
+        parameters.append({"name": "message", "valueString": message})
+    parameters.extend(_match_parameter(m) for m in matches)
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _match_parameter(match: Match) -> Json:
+    """One `match` parameter; the map's comment on the target travels as its `message` part."""
+    parts: list[Json] = [
+        {"name": "relationship", "valueCode": match.relationship},
+        {"name": "concept", "valueCoding": match.concept.as_json()},
+        {"name": "originMap", "valueCanonical": match.origin_map},
+    ]
+    if match.comment:
+        parts.append({"name": "message", "valueString": match.comment})
+    return {"name": "match", "part": parts}
+
+
+@dataclass(frozen=True, slots=True)
+class _Concept:
+    """A concept of a code system, with the code of the concept it is nested in (None at top level)."""
+
+    json: Json
+    enclosing: str | None
+
+
+@dataclass(slots=True)
+class _CodeSystem:
+    """One code system's concepts, flattened in document order and keyed for lookup."""
+
+    resource: Json
+    concepts: list[_Concept] = field(default_factory=list)
+    by_key: dict[str, _Concept] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return str(self.resource["url"])
+
+    def key(self, code: str) -> str:
+        """Codes are case-sensitive unless the code system explicitly says `caseSensitive: false`."""
+        return code.casefold() if self.resource.get("caseSensitive") is False else code
+
+    def concept(self, code: str) -> _Concept | None:
+        return self.by_key.get(self.key(code))
+
+
+def _parent_properties(resource: Json) -> set[str]:
+    """The property codes that name a parent: `parent`, or any declared with the standard parent uri."""
+    declared = {p["code"] for p in resource.get("property", []) if p.get("uri") == PARENT_PROPERTY_URI}
+    return declared | {"parent"}
+
+
+def _flatten(concepts: Iterable[Json], enclosing: str | None) -> Iterator[_Concept]:
+    """Nested concepts, depth first, each remembering the code of the concept around it."""
+    for concept in concepts:
+        yield _Concept(concept, enclosing)
+        yield from _flatten(concept.get("concept", []), concept["code"])
+
+
+def _parents(concept: _Concept, parent_codes: set[str]) -> list[str]:
+    """The parents of a concept: its parent properties, then the concept it is nested in."""
+    named = [
+        str(p["valueCode"])
+        for p in concept.json.get("property", [])
+        if p.get("code") in parent_codes and "valueCode" in p
+    ]
+    if concept.enclosing is not None and concept.enclosing not in named:
+        named.append(concept.enclosing)
+    return named
+
+
+def _index_code_system(resource: Json) -> _CodeSystem:
+    """Flatten and key one code system, and collect each concept's children in document order."""
+    indexed = _CodeSystem(resource)
+    parent_codes = _parent_properties(resource)
+    for concept in _flatten(resource.get("concept", []), None):
+        indexed.concepts.append(concept)
+        indexed.by_key.setdefault(indexed.key(concept.json["code"]), concept)
+        for parent in _parents(concept, parent_codes):
+            indexed.children.setdefault(indexed.key(parent), []).append(concept.json["code"])
+    return indexed
+
+
+def _value_part(holder: Json) -> Json:
+    """The `value` part of a property, keeping its value[x] type (valueCode, valueCoding, ...)."""
+    for key, value in holder.items():
+        if key.startswith("value"):
+            return {"name": "value", key: value}
+    return {"name": "value"}
+
+
+def _property_parameter(code: str, value: Json) -> Json:
+    return {"name": "property", "part": [{"name": "code", "valueCode": code}, value]}
+
+
+def _designation_parameter(designation: Json) -> Json:
+    parts: list[Json] = []
+    if "language" in designation:
+        parts.append({"name": "language", "valueCode": designation["language"]})
+    if "use" in designation:
+        parts.append({"name": "use", "valueCoding": designation["use"]})
+    parts.append({"name": "value", "valueString": designation["value"]})
+    return {"name": "designation", "part": parts}
+
+
+def _properties(indexed: _CodeSystem, concept: _Concept) -> list[Json]:
+    """Stated properties, the implied parent of a nested concept, then one `child` per child concept."""
+    stated = [_property_parameter(p["code"], _value_part(p)) for p in concept.json.get("property", [])]
+    said = {(p["code"], p.get("valueCode")) for p in concept.json.get("property", [])}
+    implied = [("parent", concept.enclosing)] if concept.enclosing is not None else []
+    implied += [("child", child) for child in indexed.children.get(indexed.key(concept.json["code"]), [])]
+    unsaid = [pair for pair in dict.fromkeys(implied) if pair not in said and pair[1] is not None]
+    return stated + [_property_parameter(name, {"name": "value", "valueCode": code}) for name, code in unsaid]
+
+
+def _words(text: str) -> set[str]:
+    """A display's words for filtering: whitespace-separated, and also split at punctuation."""
+    lowered = text.casefold()
+    return set(lowered.split()) | set(re.findall(r"\w+", lowered))
+
+
+def _filtered(concepts: list[_Concept], text: str) -> list[_Concept]:
+    """Concepts whose code starts with the filter, or whose display has a word starting with each filter word."""
+    wanted = text.casefold()
+    terms = wanted.split()
+
+    def keeps(concept: _Concept) -> bool:
+        if str(concept.json["code"]).casefold().startswith(wanted):
+            return True
+        words = _words(concept.json.get("display", ""))
+        return all(any(w.startswith(t) for w in words) for t in terms)
+
+    return [c for c in concepts if keeps(c)]
+
+
+def _expansion_id(url: str, filter: str | None, offset: int, count: int | None) -> str:
+    """The same question gets the same identifier, so caches and clients see one expansion."""
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps([url, filter, offset, count])))
+
+
+class CodeSystemIndex:
+    """CodeSystem resources with their concepts (content complete), for $lookup, $validate-code, $expand."""
+
+    def __init__(self, code_systems: Iterable[Json]) -> None:
+        self._by_url: dict[str, _CodeSystem] = {}
+        for resource in code_systems:
+            if resource.get("url"):
+                self._by_url.setdefault(_bare(resource["url"]), _index_code_system(resource))
+
+    def get(self, url: str) -> Json | None:
+        """The CodeSystem with this url (a `|version` ignored), as given."""
+        indexed = self._by_url.get(_bare(url))
+        return indexed.resource if indexed else None
+
+    def lookup(self, system: str, code: str) -> Json | None:
+        """The R5 $lookup answer for a code, or None when the system or the code is unknown."""
+        indexed = self._by_url.get(_bare(system))
+        concept = indexed.concept(code) if indexed else None
+        if indexed is None or concept is None:
+            return None
+        resource = indexed.resource
+        parameters: list[Json] = [
+            {"name": "name", "valueString": resource.get("name") or resource.get("title") or indexed.url}
+        ]
+        if resource.get("version"):
+            parameters.append({"name": "version", "valueString": resource["version"]})
+        if concept.json.get("display"):
+            parameters.append({"name": "display", "valueString": concept.json["display"]})
+        if concept.json.get("definition"):
+            parameters.append({"name": "definition", "valueString": concept.json["definition"]})
+        parameters += [_designation_parameter(d) for d in concept.json.get("designation", [])]
+        parameters += _properties(indexed, concept)
+        return {"resourceType": "Parameters", "parameter": parameters}
+
+    def validate_code(self, url: str, code: str, display: str | None = None) -> Json:
+        """The R5 $validate-code answer: a display must be the concept's display or one of its designations."""
+        indexed = self._by_url.get(_bare(url))
+        if indexed is None:
+            return _validation(False, f"the code system '{url}' is not known to this server")
+        concept = indexed.concept(code)
+        if concept is None:
+            return _validation(False, f"code '{code}' is not in code system '{indexed.url}'")
+        shown = concept.json.get("display")
+        known = {shown} | {d.get("value") for d in concept.json.get("designation", [])}
+        if display is None or display in known:
+            return _validation(True, None, shown)
+        message = f"the display '{display}' is not the display of code '{code}' ('{shown or ''}')"
+        return _validation(False, message, shown)
+
+    def expand(
+        self, url: str, *, filter: str | None = None, offset: int = 0, count: int | None = None
+    ) -> Json | None:
+        """The implicit value set of all concepts of a code system, filtered and paged; None when unknown.
+
+        A negative offset or count counts as 0, and a blank filter as none, so a sloppy query still pages.
+        """
+        indexed = self._by_url.get(_bare(url))
+        if indexed is None:
+            return None
+        filter = filter.strip() if filter and filter.strip() else None
+        offset = max(offset, 0)
+        count = max(count, 0) if count is not None else None
+        chosen = _filtered(indexed.concepts, filter) if filter else indexed.concepts
+        page = chosen[offset:] if count is None else chosen[offset : offset + count]
+        expansion: Json = {
+            "identifier": _expansion_id(indexed.url, filter, offset, count),
+            "timestamp": indexed.resource.get("date") or EPOCH,
+            "total": len(chosen),
+            "offset": offset,
+            "parameter": _expansion_parameters(filter, offset, count),
+        }
+        if page:
+            expansion["contains"] = [
+                Coding(indexed.url, c.json["code"], c.json.get("display")).as_json() for c in page
+            ]
+        return {"resourceType": "ValueSet", "status": "active", "url": indexed.url, "expansion": expansion}
+
+
+def _validation(result: bool, message: str | None, display: str | None = None) -> Json:
+    parameters: list[Json] = [{"name": "result", "valueBoolean": result}]
+    if message:
+        parameters.append({"name": "message", "valueString": message})
+    if display:
+        parameters.append({"name": "display", "valueString": display})
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _expansion_parameters(filter: str | None, offset: int, count: int | None) -> list[Json]:
+    """The expansion's record of the question it answers, as $expand's own parameter names."""
+    parameters: list[Json] = []
+    if filter:
+        parameters.append({"name": "filter", "valueString": filter})
+    parameters.append({"name": "offset", "valueInteger": offset})
+    if count is not None:
+        parameters.append({"name": "count", "valueInteger": count})
+    return parameters
