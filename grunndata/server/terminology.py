@@ -344,7 +344,7 @@ def terminology_router(served: Served) -> APIRouter:
 
 def _map_matches(m: Json, params: Any) -> bool:
     groups = m.get("group") or ()
-    checks = {
+    checks: dict[str, Callable[[str], bool]] = {
         "_id": lambda v: m.get("id") == v,
         "url": lambda v: m.get("url") == v,
         "name": lambda v: str(m.get("name", "")).lower().startswith(v.lower()),

@@ -352,16 +352,13 @@ def _index_code_system(resource: Json) -> _CodeSystem:
     return indexed
 
 
-def _value_part(holder: Json) -> Json:
-    """The `value` part of a property, keeping its value[x] type (valueCode, valueCoding, ...)."""
-    for key, value in holder.items():
-        if key.startswith("value"):
-            return {"name": "value", key: value}
-    return {"name": "value"}
+def _value_parts(holder: Json) -> list[Json]:
+    """The `value` part of a property, keeping its value[x] type (valueCode, valueCoding, ...); none if absent."""
+    return [{"name": "value", key: value} for key, value in holder.items() if key.startswith("value")][:1]
 
 
-def _property_parameter(code: str, value: Json) -> Json:
-    return {"name": "property", "part": [{"name": "code", "valueCode": code}, value]}
+def _property_parameter(code: str, values: list[Json]) -> Json:
+    return {"name": "property", "part": [{"name": "code", "valueCode": code}, *values]}
 
 
 def _designation_parameter(designation: Json) -> Json:
@@ -376,12 +373,14 @@ def _designation_parameter(designation: Json) -> Json:
 
 def _properties(indexed: _CodeSystem, concept: _Concept) -> list[Json]:
     """Stated properties, the implied parent of a nested concept, then one `child` per child concept."""
-    stated = [_property_parameter(p["code"], _value_part(p)) for p in concept.json.get("property", [])]
+    stated = [_property_parameter(p["code"], _value_parts(p)) for p in concept.json.get("property", [])]
     said = {(p["code"], p.get("valueCode")) for p in concept.json.get("property", [])}
     implied = [("parent", concept.enclosing)] if concept.enclosing is not None else []
     implied += [("child", child) for child in indexed.children.get(indexed.key(concept.json["code"]), [])]
-    unsaid = [pair for pair in dict.fromkeys(implied) if pair not in said and pair[1] is not None]
-    return stated + [_property_parameter(name, {"name": "value", "valueCode": code}) for name, code in unsaid]
+    unsaid = [pair for pair in dict.fromkeys(implied) if pair not in said]
+    return stated + [
+        _property_parameter(name, [{"name": "value", "valueCode": code}]) for name, code in unsaid
+    ]
 
 
 def _words(text: str) -> set[str]:
