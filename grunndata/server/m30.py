@@ -50,10 +50,14 @@ class M30Files:
         if path.exists():
             return path
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:  # one export per key, however many ask at once
-            if not path.exists():
-                await run_in_threadpool(export_m30, self.served.engine, path, since=since)
-                self._forget_others(key.split("-", 1)[0])
+        try:
+            async with lock:  # one export per key, however many ask at once
+                if not path.exists():
+                    await run_in_threadpool(export_m30, self.served.engine, path, since=since)
+                    self._forget_others(key.split("-", 1)[0])
+        finally:
+            if not path.exists():  # a refused `since`: keep no lock for it
+                self._locks.pop(key, None)
         return path
 
     def _forget_others(self, token: str) -> None:

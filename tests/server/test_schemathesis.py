@@ -176,10 +176,75 @@ def search_parameters(resource: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+CODE = either(["014884", "53", "7046260148840", "ID_" + CERTICAN_PACKAGE, "A02"], r"^[A-Za-z0-9_|.-]{0,20}$")
+SYSTEM = either(
+    [
+        "http://dmp.no/fhir/NamingSystem/fest-varenummer",
+        "https://www.gs1.org/gtin",
+        "urn:oid:2.16.578.1.12.4.1.1.7448",
+        "http://standardterms.edqm.eu",
+        "https://grunndata.no/fhir/PackagedProductDefinition",
+    ],
+    r"^.{0,40}$",
+)
+
+
+def terminology_paths(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operations the CapabilityStatement lists (ConceptMap $translate and search, CodeSystem
+    $lookup and $validate-code, ValueSet $expand), with the parameters they take."""
+    by_type = {r["type"]: r for r in resources}
+    operations = {(t, o["name"]) for t, r in by_type.items() for o in r.get("operation", ())}
+    assert {
+        ("ConceptMap", "translate"),
+        ("CodeSystem", "lookup"),
+        ("CodeSystem", "validate-code"),
+        ("ValueSet", "expand"),
+    } <= operations
+    query = {
+        "translate": [
+            "system",
+            "sourceCode",
+            "code",
+            "sourceCoding",
+            "targetSystem",
+            "targetsystem",
+            "targetCode",
+            "targetCoding",
+            "reverse",
+            "url",
+        ],
+        "lookup": ["system", "code", "coding"],
+        "validate-code": ["url", "system", "code", "display"],
+        "expand": ["url", "filter", "offset", "count"],
+    }
+    schema = {"reverse": known("true", "false", "maybe"), "offset": WHOLE_NUMBER, "count": WHOLE_NUMBER}
+    paths = {}
+    for rtype, name in sorted(operations):
+        if name not in query:
+            continue
+        params = [
+            _param("query", p, schema.get(p, SYSTEM if "ystem" in p or p == "url" else CODE))
+            for p in query[name]
+        ]
+        paths[f"/fhir/{rtype}/${name}"] = _get(*params, *NEGOTIATION)
+    searches = [_param("query", p["name"], SYSTEM) for p in by_type["ConceptMap"]["searchParam"]]
+    paths["/fhir/ConceptMap"] = _get(
+        *searches, _param("query", "_summary", known("true", "false", "x")), *NEGOTIATION
+    )
+    map_id = _param(
+        "path",
+        "rid",
+        either(["fest-legemiddelpakning-idmp", "fest-legemiddelform-edqm-doseform"], RID["pattern"]),
+    )
+    paths["/fhir/ConceptMap/{rid}"] = _get(map_id, *NEGOTIATION)
+    return paths
+
+
 def capability_openapi(capability: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI document with what the CapabilityStatement says the server does."""
     rest = capability["rest"][0]
-    rtype = _param("path", "rtype", known(*(r["type"] for r in rest["resource"])))
+    stored = [r for r in rest["resource"] if "history-type" in {i["code"] for i in r.get("interaction", ())}]
+    rtype = _param("path", "rtype", known(*(r["type"] for r in stored)))
     rid, vid = _param("path", "rid", RID), _param("path", "vid", WHOLE_NUMBER)
     paths: dict[str, Any] = {
         "/fhir/_history": _get(*HISTORY),
@@ -196,7 +261,8 @@ def capability_openapi(capability: dict[str, Any]) -> dict[str, Any]:
         _param("path", "rid", either([CERTICAN_BRAND], RID["pattern"])), *NEGOTIATION
     )
     prefer = _param("header", "Prefer", known("handling=strict", "handling=lenient"))
-    for resource in rest["resource"]:
+    paths.update(terminology_paths(rest["resource"]))
+    for resource in stored:
         params = search_parameters(resource)
         paths[f"/fhir/{resource['type']}"] = _get(*params, *NEGOTIATION, prefer)
         form = {"type": "object", "properties": {p["name"]: p["schema"] for p in params}}

@@ -181,7 +181,9 @@ def test_the_maps_are_conceptmap_resources(api: TestClient) -> None:
 @pytest.fixture(scope="module")
 def kodeverk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder: Path = tmp_path_factory.mktemp("kodeverk")
-    generate_delivery(folder / "fest.xml", scale=0.1, seed=3)  # 0.1 keeps the first two code lists: ATC and 7448
+    generate_delivery(
+        folder / "fest.xml", scale=0.1, seed=3
+    )  # 0.1 keeps the first two code lists: ATC and 7448
     engine = connect(f"sqlite:///{folder / 'store.db'}")
     import_fest(engine, folder / "fest.xml")
     with TestClient(create_app(engine)) as client:
