@@ -17,7 +17,7 @@ from grunndata.server.fhir import fhir_router
 from grunndata.server.m30 import m30_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
-from grunndata.server.terminology import terminology_router
+from grunndata.server.terminology import Terminology, terminology_router
 from grunndata.store.releases import active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
@@ -31,7 +31,8 @@ def create_app(engine: Engine) -> FastAPI:
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
     )
     served = Served(engine)
-    app.include_router(terminology_router(served))  # before the FHIR routes: /CodeSystem/$lookup is no read
+    terms = Terminology(served)
+    app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(fhir_router(served))
     app.include_router(m30_router(served))
 
@@ -114,5 +115,7 @@ def create_app(engine: Engine) -> FastAPI:
         report: dict[str, Any] = coverage_json()
         return report
 
-    app.add_middleware(FastReads, served=served)  # outermost: the plainest reads skip the framework
+    app.add_middleware(
+        FastReads, served=served, terms=terms
+    )  # outermost: the plainest reads skip the framework
     return app

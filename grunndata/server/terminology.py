@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request
@@ -64,6 +65,25 @@ class Terminology:
             if self._current is None or self._current.token != snapshot.token:
                 self._current = self._build(snapshot)
             return self._current
+
+    def translate_now(self, query: bytes) -> bytes | None:
+        """A GET $translate answered at once, for the fast path: None when the indexes of the
+        current snapshot are not built yet, or the request needs the full route (formats, errors)."""
+        current = self._current
+        if current is None or current.token != self.served.snapshot().token:
+            return None
+        try:
+            items = parse_qsl(query.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            return None
+        if any(k in ("_format", "_pretty") for k, _ in items):
+            return None
+        try:
+            return orjson.dumps(
+                _translate(current, [(k, v) for k, v in items if not k.startswith("_")], None)
+            )
+        except FhirError:
+            return None
 
     def _build(self, snapshot: reads.Snapshot) -> _Indexes:
         with self.served.engine.connect() as conn:
@@ -214,9 +234,8 @@ def _translate(indexes: _Indexes, items: list[tuple[str, Any]], map_url: str | N
 # -- the routes ------------------------------------------------------------------------------------
 
 
-def terminology_router(served: Served) -> APIRouter:
+def terminology_router(terms: Terminology) -> APIRouter:
     router = APIRouter(prefix="/fhir", tags=["Terminology"])
-    terms = Terminology(served)
 
     async def answer(
         request: Request, work: Callable[[_Indexes, list[tuple[str, Any]]], Json | None]

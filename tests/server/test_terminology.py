@@ -231,3 +231,18 @@ def test_bad_code_system_requests(kodeverk: TestClient) -> None:
     assert kodeverk.get("/fhir/ValueSet/$expand", params={"url": "urn:oid:1.2"}).status_code == 404
     assert kodeverk.get("/fhir/ValueSet/$expand").status_code == 400
     assert kodeverk.get("/fhir/ValueSet/$expand", params={"url": FORM, "count": "-1"}).status_code == 400
+
+
+def test_the_fast_path_answers_exactly_as_the_route(api: TestClient) -> None:
+    params = {"system": VARENR, "sourceCode": "014884"}
+    ok(api, T, params=params)  # the maps of the snapshot are indexed now
+    fast = api.get(T, params=params)
+    routed = api.get(T, params={**params, "_format": "json"})  # a format parameter takes the full route
+    assert fast.content == routed.content
+    assert (
+        fast.headers["content-type"]
+        == routed.headers["content-type"]
+        == "application/fhir+json; charset=utf-8"
+    )
+    bad = api.get(T, params={"system": VARENR})  # errors always come from the route
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
