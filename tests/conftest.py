@@ -24,6 +24,18 @@ REAL_FEST = SHARED / "data" / "fest-real" / "fest-mini-2017.xml.gz"
 REAL_FEST_AS_PUBLISHED = SHARED / "data" / "fest-real" / "fest-mini-2017-as-published.xml.gz"
 SCHEMAS = SHARED / "schemas" / "fest-m30"
 M30_XSD = SCHEMAS / "R1808-eResept-M30-2014-12-01" / "ER-M30-2014-12-01.xsd"
+REAL_HENTET_DATO = "2017-04-12T18:26:27.336Z"
+REAL_FEST_COUNTS = {  # Oppf* elements per catalogue in the file (zcat | grep -o "<m30:Oppf[A-Za-z]*>" | uniq -c)
+    "LegemiddelMerkevare": 75,
+    "Legemiddelpakning": 107,
+    "Virkestoff": 126,
+    "LegemiddelVirkestoff": 3,
+    "Refusjon": 26,
+    "Vilkar": 15,
+    "VarselSlv": 10,
+    "Byttegruppe": 16,
+    "Interaksjon": 25,
+}
 PG_ADMIN_URL = os.environ.get("GRUNNDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -23,14 +23,14 @@ from typing import IO, Any, TextIO
 
 import orjson
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 
-from grunndata.errors import ExportError, StoreError
+from grunndata.errors import ExportError
 from grunndata.m30 import FestEntry, catalogues
 from grunndata.m30.files import open_delivery
 from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml
 from grunndata.memory import cycle_collection_paused
 from grunndata.store import exports as store
+from grunndata.store.db import open_connection
 from grunndata.translators.idmp_to_fest import entry_from, expiry_listing, listing_of, oslo_local
 
 FEST_SOURCE = "fest"
@@ -71,28 +71,11 @@ def export_m30(
     engine: Engine, path: Path, *, since: str | None = None, progress: Progress | None = None
 ) -> ExportResult:
     """Write the export to `path` (.xml, .xml.gz or .zip); the file appears only when complete."""
-    with cycle_collection_paused(), _connected(engine) as conn:
+    with cycle_collection_paused(), open_connection(engine) as conn:
         plan = _Plan.make(conn, since)
         with open_delivery(path, plan.result.hentet_dato) as out:
             _write(conn, plan, out, progress)  # type: ignore[arg-type]
     return plan.result
-
-
-class _connected:
-    """A connection for one export; StoreError with a sentence when the database cannot be reached."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def __enter__(self) -> Connection:
-        try:
-            self.conn = self.engine.connect()
-        except OperationalError as e:
-            raise StoreError(f"cannot reach the database: {str(e.orig).strip().splitlines()[0]}") from None
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
@@ -31,6 +31,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def open_connection(engine: Engine) -> Connection:
+    """A connection from `engine`; StoreError with a sentence when the database cannot be reached."""
+    try:
+        return engine.connect()
+    except OperationalError as e:
+        raise StoreError(f"cannot reach the database: {str(e.orig).strip().splitlines()[0]}") from None
 
 
 def connect(url: str | None = None, *, create: bool = True) -> Engine:

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 
 from grunndata.errors import StoreError
+from grunndata.store.db import open_connection
 from grunndata.store.models import (
     ExpiryNotice,
     Owner,
@@ -196,11 +196,7 @@ class ReleaseBuilder:
     # -- life cycle --------------------------------------------------------------------------
 
     def __enter__(self) -> ReleaseBuilder:
-        try:
-            self._conn = self.engine.connect()
-        except OperationalError as e:
-            raise StoreError(f"cannot reach the database: {str(e.orig).strip().splitlines()[0]}") from None
-        conn = self._conn
+        conn = self._conn = open_connection(self.engine)
         self._lock = _ImportLock(self.engine, conn)
         self._lock.acquire()
         conn.execute(

@@ -18,23 +18,11 @@ from grunndata.sample import derive_followup, generate_delivery
 from grunndata.sample.generate import open_delivery_input
 from grunndata.store import list_releases
 from grunndata.translators.idmp_to_fest import oslo_local
-from tests.conftest import M30_XSD, REAL_FEST, require
+from tests.conftest import M30_XSD, REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
 from tests.deliveries import expiry, real_entries, relisted, set_text, write
 from tests.exporters.trees import differences
 
-REAL_HENTET = "2017-04-12T18:26:27.336Z"
 CERTICAN = "ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"  # Legemiddelpakning, varenr 014884
-REAL_COUNTS = {  # Oppf* elements per catalogue in the file (zcat | grep -o "<m30:Oppf[A-Za-z]*>" | uniq -c)
-    "LegemiddelMerkevare": 75,
-    "Legemiddelpakning": 107,
-    "Virkestoff": 126,
-    "LegemiddelVirkestoff": 3,
-    "Refusjon": 26,
-    "Vilkar": 15,
-    "VarselSlv": 10,
-    "Byttegruppe": 16,
-    "Interaksjon": 25,
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +42,8 @@ def test_the_real_extract_comes_back_equal_as_a_tree_and_valid(engine, tmp_path,
     result = exporter.export_m30(engine, out)
     assert differences(REAL_FEST, out) == []
     assert_valid(xsd, out)
-    assert result.kind == "full" and result.hentet_dato == REAL_HENTET and result.expired == {}
-    assert result.entries == REAL_COUNTS
+    assert result.kind == "full" and result.hentet_dato == REAL_HENTET_DATO and result.expired == {}
+    assert result.entries == REAL_FEST_COUNTS
 
 
 def test_the_tree_comparison_sees_a_changed_attribute(tmp_path):
@@ -103,7 +91,7 @@ def test_an_incremental_export_is_the_incremental_delivery_that_came_in(engine, 
     import_fest(engine, incremental, incremental=True)
 
     since = tmp_path / "since.xml"
-    result = exporter.export_m30(engine, since, since=REAL_HENTET)
+    result = exporter.export_m30(engine, since, since=REAL_HENTET_DATO)
     assert differences(incremental, since) == []
     assert_valid(xsd, since)
     assert (result.kind, result.entries, result.expired) == (
@@ -122,7 +110,7 @@ def test_expiries_from_full_deliveries_get_the_time_the_release_stopped_serving_
     _, full, gone = _incremental(tmp_path)
     release = import_fest(engine, full).release_id
     since = tmp_path / "since.xml"
-    result = exporter.export_m30(engine, since, since=REAL_HENTET)
+    result = exporter.export_m30(engine, since, since=REAL_HENTET_DATO)
     assert result.expired == {"Legemiddelpakning": 2} and result.entries == {"Legemiddelpakning": 1}
     assert_valid(xsd, since)
     doc = etree.parse(str(since))
@@ -155,11 +143,11 @@ def test_since_the_current_delivery_and_an_empty_store_give_only_hentet_dato(eng
 
     import_fest(engine, require(REAL_FEST))
     nothing = tmp_path / "nothing.xml"
-    result = exporter.export_m30(engine, nothing, since=REAL_HENTET)
+    result = exporter.export_m30(engine, nothing, since=REAL_HENTET_DATO)
     assert (result.entries, result.expired) == ({}, {})
     assert_valid(xsd, nothing)
     root = etree.parse(str(nothing)).getroot()
-    assert [(etree.QName(c).localname, c.text) for c in root] == [("HentetDato", REAL_HENTET)]
+    assert [(etree.QName(c).localname, c.text) for c in root] == [("HentetDato", REAL_HENTET_DATO)]
 
 
 def test_an_unknown_hentet_dato_is_refused_with_a_sentence(engine, tmp_path):

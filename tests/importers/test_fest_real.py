@@ -9,19 +9,9 @@ from grunndata.importers.fest import import_fest
 from grunndata.m30 import FestEntry
 from grunndata.m30.records import child, child_text
 from grunndata.store import list_releases, read_active, served_counts
-from tests.conftest import REAL_FEST, REAL_FEST_AS_PUBLISHED, require
+from tests.conftest import REAL_FEST, REAL_FEST_AS_PUBLISHED, REAL_FEST_COUNTS, require
 
-EXPECTED = {
-    "LegemiddelMerkevare": 75,
-    "Legemiddelpakning": 107,
-    "Virkestoff": 126,
-    "LegemiddelVirkestoff": 3,
-    "Refusjon": 26,
-    "Vilkar": 15,
-    "VarselSlv": 10,
-    "Byttegruppe": 16,
-    "Interaksjon": 25,
-}
+EXPECTED = REAL_FEST_COUNTS
 
 
 @pytest.mark.parametrize("path", [REAL_FEST, REAL_FEST_AS_PUBLISHED], ids=["repaired", "as-published"])

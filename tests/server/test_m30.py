@@ -10,11 +10,9 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
-from tests.conftest import REAL_FEST
+from tests.conftest import REAL_FEST, REAL_HENTET_DATO
 from tests.exporters.trees import differences
 from tests.server.conftest import write_followup
-
-REAL_HENTET = "2017-04-12T18:26:27.336Z"
 
 
 def test_the_full_delivery_gzip_or_plain_equal_to_what_came_in(api: TestClient, tmp_path: Path) -> None:
@@ -38,9 +36,9 @@ def test_a_nightly_check_costs_a_304(api: TestClient) -> None:
 
 
 def test_since_the_delivery_served_is_only_hentet_dato(api: TestClient) -> None:
-    r = api.get("/fest/m30", params={"since": REAL_HENTET})
+    r = api.get("/fest/m30", params={"since": REAL_HENTET_DATO})
     assert r.status_code == 200
-    assert r.text.endswith(f"<HentetDato>{REAL_HENTET}</HentetDato>\n</FEST>\n")
+    assert r.text.endswith(f"<HentetDato>{REAL_HENTET_DATO}</HentetDato>\n</FEST>\n")
     assert "<Kat" not in r.text
 
 
@@ -71,7 +69,7 @@ def test_a_new_release_gives_a_new_delivery_and_an_incremental_one(
     expected.write_bytes(gzip.decompress(followup.read_bytes()))
     assert differences(expected, tmp_path / "after.xml") == []
 
-    since = client.get("/fest/m30", params={"since": REAL_HENTET})
+    since = client.get("/fest/m30", params={"since": REAL_HENTET_DATO})
     assert since.status_code == 200
     assert (
         since.text.count("<OppfLegemiddelpakning>") == 3

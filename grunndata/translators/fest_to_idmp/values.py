@@ -105,12 +105,12 @@ def _offset(local: str) -> str:
     time, as Python's zoneinfo does. Computed here so that no tz database is needed.
     """
     moment = datetime.fromisoformat(local)
-    start = _last_sunday(moment.year, 3).replace(hour=3)
-    end = _last_sunday(moment.year, 10).replace(hour=3)
+    start = last_sunday(moment.year, 3).replace(hour=3)
+    end = last_sunday(moment.year, 10).replace(hour=3)
     return "+02:00" if start <= moment < end else "+01:00"
 
 
-def _last_sunday(year: int, month: int) -> datetime:
+def last_sunday(year: int, month: int) -> datetime:
     last = datetime(year, month, 31)
     return last - timedelta(days=(last.weekday() + 1) % 7)
 

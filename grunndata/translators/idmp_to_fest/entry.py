@@ -435,12 +435,7 @@ def oslo_local(moment: datetime) -> str:
     utc = (
         moment.replace(tzinfo=None) if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
     )
-    start = _last_sunday(utc.year, 3).replace(hour=1)
-    end = _last_sunday(utc.year, 10).replace(hour=1)
+    start = v.last_sunday(utc.year, 3).replace(hour=1)
+    end = v.last_sunday(utc.year, 10).replace(hour=1)
     local = utc + timedelta(hours=2 if start <= utc < end else 1)
     return local.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _last_sunday(year: int, month: int) -> datetime:
-    last = datetime(year, month, 31)
-    return last - timedelta(days=(last.weekday() + 1) % 7)
