@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from grunndata import __version__
+from grunndata.server.access import access_of
+from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.m30 import m30_router
@@ -24,13 +26,16 @@ log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, auth: Authenticator | None = None) -> FastAPI:
+    """The app over `engine`; tokens are checked by `auth` (default: the GRUNNDATA_* settings)."""
     app = FastAPI(
         title="Grunndata",
         version=__version__,
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
     )
-    served = Served(engine)
+    served = Served(engine, auth or Authenticator(AuthSettings.from_env()))
+    if served.auth.settings.dev:
+        log.warning(dev_mode_banner())
     terms = Terminology(served)
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(fhir_router(served))
@@ -69,10 +74,11 @@ def create_app(engine: Engine) -> FastAPI:
         )
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        """Up, and which releases are being served."""
+    def health(request: Request) -> dict[str, Any]:
+        """Up, and which releases are being served (those whose data the client may read)."""
+        access = access_of(request, served.auth)
         with engine.connect() as conn:
-            active = active_releases(conn)
+            active = [r for r in active_releases(conn) if access.can_read(r.tier, r.owner_id)]
         return {
             "status": "ok",
             "version": __version__,
@@ -89,7 +95,9 @@ def create_app(engine: Engine) -> FastAPI:
         }
 
     @app.get("/releases")
-    def releases() -> list[dict[str, Any]]:
+    def releases(request: Request) -> list[dict[str, Any]]:
+        """Every release of the lines the client may read: national for all, the rest by scope."""
+        access = access_of(request, served.auth)
         return [
             {
                 "id": r.id,
@@ -105,6 +113,7 @@ def create_app(engine: Engine) -> FastAPI:
                 "message": r.message,
             }
             for r in list_releases(engine)
+            if access.can_read(r.tier, r.owner_id)
         ]
 
     @app.get("/coverage/fest-idmp")

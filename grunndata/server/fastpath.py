@@ -9,13 +9,16 @@ framework stack an answer costs several times what the lookup does. This ASGI la
   is emptied then; GRUNNDATA_SEARCH_CACHE_MB sizes it, 0 turns it off);
 - `GET /fhir/ConceptMap/$translate` once the snapshot's maps are indexed (a dictionary lookup;
   the framework around it cost 95 % of the answer).
-Anything else, misses included, goes to the app.
+Anything else, misses included, goes to the app; so does a request whose token does not verify
+(the app answers it 401). What a client may read is decided here as in the app: a read of data
+it may not read, and searches, are keyed and filtered by its entitlement.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from grunndata.server.auth import Access, AuthError
 from grunndata.server.params import ID_PATTERN
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
@@ -41,8 +44,21 @@ class FastReads:
     def __init__(self, app: Any, served: Served, terms: Terminology | None = None) -> None:
         self.app, self.served, self.terms = app, served, terms
 
+    def _access(self, scope: dict[str, Any]) -> Access | None:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            access = self.served.auth.access(None if header is None else header.decode("latin-1"))
+        except AuthError:
+            return None
+        scope["grunndata.access"] = access  # the app need not verify the token again
+        return access
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
+            access = self._access(scope)
+            if access is None:
+                await self.app(scope, receive, send)
+                return
             path: str = scope["path"]
             if path == TRANSLATE and self.terms is not None and _wants_json(scope["headers"]):
                 body = self.terms.translate_now(scope["query_string"])
@@ -57,7 +73,7 @@ class FastReads:
             if slashes == 3 and not scope["query_string"]:
                 rtype, rid = path[6:].split("/")
                 if rtype in _TYPES and ID_PATTERN.fullmatch(rid) and _wants_json(scope["headers"]):
-                    prepared = self.served.read(rtype, rid)
+                    prepared = self.served.read(rtype, rid, access)
                     if prepared is not None:
                         await _answer(send, prepared.raw_headers(), prepared.body)
                         return
@@ -67,15 +83,16 @@ class FastReads:
                 and self.served.search_cache_bytes > 0
                 and _wants_json(scope["headers"])
             ):
-                await self._search(scope, receive, send)
+                await self._search(scope, receive, send, access)
                 return
         await self.app(scope, receive, send)
 
-    async def _search(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _search(self, scope: dict[str, Any], receive: Any, send: Any, access: Access) -> None:
         host = next((v for k, v in scope["headers"] if k == b"host"), b"")
-        token = self.served.snapshot().token.encode()
+        token = self.served.snapshot(access).token.encode()
         key = (
             token,
+            access.key.encode(),  # the same data, but perhaps a 403 for one and not the other
             scope.get("scheme", "http").encode(),
             host,
             scope["path"].encode(),

@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata.server.access import access_of
+from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
 from grunndata.server.openapi import read_doc, search_doc
 from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
@@ -122,23 +124,30 @@ def fhir_router(served: Served) -> APIRouter:
         items = [(k, v) for k, v in request.query_params.multi_items() if k in ("_summary", "_elements")]
         return parse(rtype, items, strict=False) if items else None
 
+    def who(request: Request) -> Access:
+        return access_of(request, served.auth)
+
     @router.get("/metadata", summary="CapabilityStatement")
     async def metadata(request: Request) -> Response:
+        who(request)
         fmt = negotiate(request)
         return send(request, fmt, capability_statement(_base(request)))
 
     @router.get("/_history", summary="System history: what changed since _since")
     async def system_history(request: Request) -> Response:
+        who(request)
         fmt = negotiate(request)
         return await run_in_threadpool(_history, request, fmt, None, None)
 
     async def search_get(request: Request, rtype: str) -> Response:
+        who(request)
         _check_type(rtype)
         fmt = negotiate(request)
         items = list(request.query_params.multi_items())
         return await run_in_threadpool(_search, request, fmt, rtype, items)
 
     async def search_post(request: Request, rtype: str) -> Response:
+        who(request)
         _check_type(rtype)
         fmt = negotiate(request)
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -149,6 +158,7 @@ def fhir_router(served: Served) -> APIRouter:
         return await run_in_threadpool(_search, request, fmt, rtype, items)
 
     async def type_history(request: Request, rtype: str) -> Response:
+        who(request)
         _check_type(rtype)
         fmt = negotiate(request)
         return await run_in_threadpool(_history, request, fmt, rtype, None)
@@ -157,16 +167,18 @@ def fhir_router(served: Served) -> APIRouter:
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
-        prepared = served.read(rtype, rid)
+        access = who(request)
+        prepared = served.read(rtype, rid, access)
         if prepared is None:
             with engine.connect() as conn:
-                gone = reads.ever_served(conn, rtype, rid)
+                gone = reads.ever_served(conn, rtype, rid, access)
             if gone:
                 raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
         return read_response(request, fmt, prepared.version, shaping(request, rtype), prepared.body)
 
     async def instance_history(request: Request, rtype: str, rid: str) -> Response:
+        who(request)
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
@@ -176,12 +188,13 @@ def fhir_router(served: Served) -> APIRouter:
         _check_type(rtype)
         _check_id(rid)
         fmt = negotiate(request)
+        access = who(request)
         number = whole_number("version", vid, 1, 2**62) if vid.isascii() else None
         if number is None:
             raise bad(f"{vid!r} is not a version id")
         with engine.connect() as conn:
-            version = reads.vread(conn, rtype, rid, number)
-            known = version is not None or reads.ever_served(conn, rtype, rid)
+            version = reads.vread(conn, rtype, rid, number, access)
+            known = version is not None or reads.ever_served(conn, rtype, rid, access)
         if version is None:
             raise FhirError(
                 404,
@@ -208,26 +221,31 @@ def fhir_router(served: Served) -> APIRouter:
         "/MedicinalProductDefinition/{rid}/$everything", summary="A product with all that belongs to it"
     )
     async def everything(request: Request, rid: str) -> Response:
+        who(request)
         _check_id(rid)
         fmt = negotiate(request)
         return await run_in_threadpool(_everything, request, fmt, rid)
 
     # -- the work, off the event loop -------------------------------------------------------
 
-    def _snapshot_for(conn: Any, query_snapshot: Snapshot | None) -> Snapshot:
+    def _snapshot_for(conn: Any, request: Request, query_snapshot: Snapshot | None) -> Snapshot:
+        """The releases to answer from: those served now, or a paging link's; never more than the
+        client may read (a link's `_snapshot` is the client's to edit)."""
+        access = who(request)
         if query_snapshot is None:
-            return served.snapshot()
+            return served.snapshot(access)
         if not reads.snapshot_exists(conn, query_snapshot):
             raise FhirError(
                 410, "expired", "the releases this page belongs to are gone; start the search again"
             )
-        return query_snapshot
+        return served.visible(access, query_snapshot)
 
     def _search(request: Request, fmt: str, rtype: str, items: list[tuple[str, str]]) -> Response:
         strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
         query = parse(rtype, items, strict)
+        _check_tags(query, who(request))
         with engine.connect() as conn:
-            snapshot = _snapshot_for(conn, query.snapshot)
+            snapshot = _snapshot_for(conn, request, query.snapshot)
             count_only = query.summary == "count" or query.count == 0
             try:
                 page, more, total = reads.search(
@@ -329,10 +347,18 @@ def fhir_router(served: Served) -> APIRouter:
                 if "_snapshot" in params
                 else reads.newest_release(conn)
             )
-            if rid is not None and not reads.ever_served(conn, rtype or "", rid):
+            access = who(request)
+            if rid is not None and not reads.ever_served(conn, rtype or "", rid, access):
                 raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
             items, more = reads.history(
-                conn, rtype=rtype, rid=rid, since=since, upto_release=upto, count=count, offset=offset
+                conn,
+                rtype=rtype,
+                rid=rid,
+                since=since,
+                upto_release=upto,
+                count=count,
+                offset=offset,
+                entitled=access,
             )
         base = _base(request)
         entries = []
@@ -374,11 +400,12 @@ def fhir_router(served: Served) -> APIRouter:
         return send(request, fmt, bundle("history", entries, links))
 
     def _everything(request: Request, fmt: str, rid: str) -> Response:
+        access = who(request)
         with engine.connect() as conn:
-            snapshot = served.snapshot()
+            snapshot = served.snapshot(access)
             product = reads.read(conn, snapshot, MPD, rid)
             if product is None:
-                if reads.ever_served(conn, MPD, rid):
+                if reads.ever_served(conn, MPD, rid, access):
                     raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
                 raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
             related = everything_of(conn, snapshot, product)
@@ -390,6 +417,20 @@ def fhir_router(served: Served) -> APIRouter:
         return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=1))
 
     return router
+
+
+def _check_tags(query: Query, access: Access) -> None:
+    """A search that asks by `_tag` for a tier the client may read none of is a 403, not an empty
+    answer: the client learns which scope it lacks (tier names are public; the data is not)."""
+    for clause in query.clauses:
+        if clause.param.code != "_tag":
+            continue
+        for value in clause.values:
+            tier = value.rpartition("|")[2]
+            if tier == "sector" and not access.sector:
+                raise FhirError(403, "forbidden", access.scopes_missing_message("sector", ""))
+            if tier == "supplementary" and not access.supplementary:
+                raise FhirError(403, "forbidden", access.scopes_missing_message("supplementary", "<owner>"))
 
 
 def _typed_routes(router: APIRouter, rtype: str, *handlers: Any) -> None:
@@ -462,9 +503,14 @@ def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Versi
         [f"{v.type}/{v.id}" for v in substances],
         EVERYTHING_LIMIT,
     )
+    notes = [
+        v  # sector and supplementary notes about the product or its packages, for entitled clients
+        for v in reads.referring(conn, snapshot, "Basic", "subject", owners, EVERYTHING_LIMIT)
+        if v.tier != "national"
+    ]
     out: list[Version] = []
     seen = {(product.type, product.id)}
-    for v in (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance):
+    for v in (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance, *notes):
         if (v.type, v.id) not in seen:
             seen.add((v.type, v.id))
             out.append(v)

@@ -22,6 +22,8 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError
 from grunndata.exporters import export_m30
+from grunndata.server.access import checks_token
+from grunndata.server.auth import ANONYMOUS
 from grunndata.server.responses import FhirError
 from grunndata.server.state import Served
 
@@ -41,7 +43,7 @@ class M30Files:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def key(self, since: str | None) -> str:
-        token = self.served.snapshot().token
+        token = self.served.snapshot(ANONYMOUS).token
         wanted = "full" if since is None else hashlib.sha256(since.encode()).hexdigest()[:16]
         return f"{token}-{wanted}"
 
@@ -82,7 +84,7 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 def m30_router(served: Served) -> APIRouter:
-    router = APIRouter(tags=["FEST/M30"])
+    router = APIRouter(tags=["FEST/M30"], dependencies=[checks_token(served.auth)])
     files = M30Files(served)
 
     @router.get(

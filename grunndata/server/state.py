@@ -10,7 +10,16 @@ from email.utils import format_datetime
 
 from sqlalchemy.engine import Engine
 
-from grunndata.store.reads import Snapshot, Version, current_snapshot, read
+from grunndata.server.auth import Authenticator, AuthSettings
+from grunndata.store.reads import (
+    Entitled,
+    Snapshot,
+    Version,
+    current_snapshot,
+    may_read,
+    read,
+    release_lines,
+)
 
 SNAPSHOT_SECONDS = float(os.environ.get("GRUNNDATA_SNAPSHOT_SECONDS", "1.0"))
 READ_CACHE_SIZE = int(os.environ.get("GRUNNDATA_READ_CACHE", "50000"))
@@ -45,38 +54,75 @@ class Prepared:
         ]
 
 
+def _entitlement_key(entitled: Entitled) -> str:
+    return f"{int(entitled.sector)}:{','.join(sorted(entitled.supplementary))}"
+
+
 @dataclass
 class Served:
-    """The engine, plus two caches that make a read by id a dictionary lookup.
+    """The engine and the authenticator, plus two caches that make a read by id a dictionary lookup.
 
     A newly activated release is picked up within SNAPSHOT_SECONDS; cached versions belong to
     one snapshot, so they can never be served from a newer one.
     """
 
     engine: Engine
+    auth: Authenticator = field(default_factory=lambda: Authenticator(AuthSettings()))
     snapshot_seconds: float = SNAPSHOT_SECONDS
     cache_size: int = READ_CACHE_SIZE
     _snapshot: Snapshot | None = None
+    _lines: dict[int, tuple[str, str]] = field(default_factory=dict)  # release -> (tier, owner)
+    _views: dict[str, Snapshot] = field(default_factory=dict)  # entitlement key -> what it may see
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
     search_cache_bytes: int = int(SEARCH_CACHE_MB * 1024 * 1024)
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
     _searches_size: int = 0
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, entitled: Entitled | None = None) -> Snapshot:
+        """The releases served now; with `entitled`, only those whose data it may read.
+
+        `None` means every release (for the server's own bookkeeping, never for answering a client).
+        """
         now = time.monotonic()
         if self._snapshot is None or now - self._checked >= self.snapshot_seconds:
             with self.engine.connect() as conn:
                 snapshot = current_snapshot(conn)
+                if snapshot != self._snapshot:
+                    lines = release_lines(conn, snapshot.releases)
             if snapshot != self._snapshot:
                 self._reads, self._searches, self._searches_size = {}, {}, 0
+                self._lines, self._views = lines, {}
                 self._snapshot = snapshot
             self._checked = now
         assert self._snapshot is not None
-        return self._snapshot
+        if entitled is None:
+            return self._snapshot
+        key = _entitlement_key(entitled)
+        view = self._views.get(key)
+        if view is None:
+            lines = self._lines
+            view = Snapshot(tuple(r for r in self._snapshot.releases if may_read(entitled, *lines[r])))
+            self._views[key] = view
+        return view
 
-    def read(self, rtype: str, rid: str) -> Prepared | None:
-        """The served version of (rtype, rid), ready to send, from the cache when it is there."""
+    def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot:
+        """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read."""
+        missing = [r for r in snapshot.releases if r not in self._lines]
+        lines = dict(self._lines)
+        if missing:
+            with self.engine.connect() as conn:
+                lines.update(release_lines(conn, missing))
+        return Snapshot(tuple(r for r in snapshot.releases if r in lines and may_read(entitled, *lines[r])))
+
+    def read(self, rtype: str, rid: str, entitled: Entitled) -> Prepared | None:
+        """The served version of (rtype, rid) if `entitled` may read it, ready to send, cached."""
+        found = self._read(rtype, rid)
+        if found is None or not may_read(entitled, found.version.tier, found.version.owner):
+            return None
+        return found
+
+    def _read(self, rtype: str, rid: str) -> Prepared | None:
         snapshot = self.snapshot()
         key = (rtype, rid)
         found = self._reads.get(key)

@@ -21,6 +21,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata.server.access import checks_token
+from grunndata.server.auth import ANONYMOUS
 from grunndata.server.params import whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
@@ -57,7 +59,7 @@ class Terminology:
         self._lock = threading.Lock()
 
     def indexes(self) -> _Indexes:
-        snapshot = self.served.snapshot()
+        snapshot = self.served.snapshot(ANONYMOUS)
         current = self._current
         if current is not None and current.token == snapshot.token:
             return current
@@ -70,7 +72,7 @@ class Terminology:
         """A GET $translate answered at once, for the fast path: None when the indexes of the
         current snapshot are not built yet, or the request needs the full route (formats, errors)."""
         current = self._current
-        if current is None or current.token != self.served.snapshot().token:
+        if current is None or current.token != self.served.snapshot(ANONYMOUS).token:
             return None
         try:
             items = parse_qsl(query.decode(), keep_blank_values=True, strict_parsing=False)
@@ -235,7 +237,7 @@ def _translate(indexes: _Indexes, items: list[tuple[str, Any]], map_url: str | N
 
 
 def terminology_router(terms: Terminology) -> APIRouter:
-    router = APIRouter(prefix="/fhir", tags=["Terminology"])
+    router = APIRouter(prefix="/fhir", tags=["Terminology"], dependencies=[checks_token(terms.served.auth)])
 
     async def answer(
         request: Request, work: Callable[[_Indexes, list[tuple[str, Any]]], Json | None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, union_all
@@ -27,6 +27,52 @@ T = Tombstone.__table__  # type: ignore[attr-defined]
 REL = Release.__table__  # type: ignore[attr-defined]
 
 OWNER_SOURCE = "https://grunndata.no/owner/"  # meta.source: who published the data
+
+
+NATIONAL, SECTOR, SUPPLEMENTARY = "national", "sector", "supplementary"
+ALL_OWNERS = "*"
+
+
+class Entitled(Protocol):
+    """Who is asking, as far as the store cares: which restricted data they may read.
+
+    National data is open to all; sector data to those entitled to it; supplementary data per
+    owner (ALL_OWNERS for every owner). The server's Access is one.
+    """
+
+    @property
+    def sector(self) -> bool: ...
+
+    @property
+    def supplementary(self) -> frozenset[str]: ...
+
+
+def may_read(entitled: Entitled, tier: str, owner: str) -> bool:
+    if tier == NATIONAL:
+        return True
+    if tier == SECTOR:
+        return entitled.sector
+    return tier == SUPPLEMENTARY and (ALL_OWNERS in entitled.supplementary or owner in entitled.supplementary)
+
+
+def readable(entitled: Entitled) -> ColumnElement[bool]:
+    """SQL: the resource versions `entitled` may read (for what is not read through a snapshot)."""
+    terms = [R.c.tier == NATIONAL]
+    if entitled.sector:
+        terms.append(R.c.tier == SECTOR)
+    if ALL_OWNERS in entitled.supplementary:
+        terms.append(R.c.tier == SUPPLEMENTARY)
+    elif entitled.supplementary:
+        terms.append(and_(R.c.tier == SUPPLEMENTARY, R.c.owner_id.in_(sorted(entitled.supplementary))))
+    return or_(*terms)
+
+
+def release_lines(conn: Connection, release_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """Release id -> (tier, owner): whose data each release holds."""
+    rows = conn.execute(
+        select(REL.c.id, REL.c.tier, REL.c.owner_id).where(REL.c.id.in_(list(release_ids) or [-1]))
+    )
+    return {i: (t, o) for i, t, o in rows}
 
 
 class SearchError(ValueError):
@@ -148,14 +194,15 @@ def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, st
     return found
 
 
-def ever_served(conn: Connection, rtype: str, rid: str) -> bool:
-    """Whether (rtype, rid) existed once: a read of it now answers 410 Gone rather than 404."""
-    return conn.execute(select(R.c.pk).where(R.c.type == rtype, R.c.id == rid).limit(1)).first() is not None
+def ever_served(conn: Connection, rtype: str, rid: str, entitled: Entitled) -> bool:
+    """Whether (rtype, rid) existed once for `entitled`: a read of it now answers 410 Gone, not 404."""
+    where = (R.c.type == rtype, R.c.id == rid, readable(entitled))
+    return conn.execute(select(R.c.pk).where(*where).limit(1)).first() is not None
 
 
-def vread(conn: Connection, rtype: str, rid: str, version: int) -> Version | None:
+def vread(conn: Connection, rtype: str, rid: str, version: int, entitled: Entitled) -> Version | None:
     row = conn.execute(
-        select(*_COLUMNS).where(R.c.type == rtype, R.c.id == rid, R.c.version == version)
+        select(*_COLUMNS).where(R.c.type == rtype, R.c.id == rid, R.c.version == version, readable(entitled))
     ).first()
     return None if row is None else _version(row)
 
@@ -480,6 +527,7 @@ def history(
     upto_release: int,
     count: int,
     offset: int,
+    entitled: Entitled,
 ) -> tuple[list[HistoryItem], bool]:
     """Newest first: versions made and resources expired by releases up to `upto_release`."""
     types = [rtype] if rtype else list(SERVED_TYPES)
@@ -489,7 +537,7 @@ def history(
         R.c.type.label("type"),
         R.c.id.label("id"),
         R.c.last_updated.label("at"),
-    ).where(R.c.type.in_(types), R.c.release_id <= upto_release)
+    ).where(R.c.type.in_(types), R.c.release_id <= upto_release, readable(entitled))
     gone = (
         select(
             literal("delete").label("kind"),
@@ -498,8 +546,8 @@ def history(
             T.c.id.label("id"),
             REL.c.activated_at.label("at"),
         )
-        .select_from(T.join(REL, REL.c.id == T.c.release_id))
-        .where(T.c.type.in_(types), T.c.release_id <= upto_release)
+        .select_from(T.join(REL, REL.c.id == T.c.release_id).join(R, R.c.pk == T.c.resource_pk))
+        .where(T.c.type.in_(types), T.c.release_id <= upto_release, readable(entitled))
     )
     if rid is not None:
         made = made.where(R.c.id == rid)

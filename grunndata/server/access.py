@@ -1,0 +1,45 @@
+"""Who is asking: the request's bearer token turned into an `Access`, once per request.
+
+Every route that answers with data asks `access_of(request)`; national data needs no token, and
+what a client may not read is left out of every answer as if it did not exist (a read of it is
+404), so no path can tell a client without the scope what restricted data there is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request
+
+from grunndata.server.auth import Access, Authenticator, AuthError
+from grunndata.server.responses import FhirError
+
+_SCOPE_KEY = "grunndata.access"
+_CODES = {401: "login", 403: "forbidden", 503: "transient"}
+
+
+def refusal(e: AuthError) -> FhirError:
+    """An AuthError as the OperationOutcome answer: 401 with WWW-Authenticate, 403, 503."""
+    headers = {"WWW-Authenticate": e.www_authenticate} if e.www_authenticate else None
+    return FhirError(e.status, _CODES.get(e.status, "security"), e.message, headers)
+
+
+def access_of(request: Request, auth: Authenticator) -> Access:
+    found = request.scope.get(_SCOPE_KEY)
+    if isinstance(found, Access):
+        return found
+    try:
+        access = auth.access(request.headers.get("authorization"))
+    except AuthError as e:
+        raise refusal(e) from None
+    request.scope[_SCOPE_KEY] = access
+    return access
+
+
+def checks_token(auth: Authenticator) -> Any:
+    """A router dependency for routes that serve only national data: a bad token is still a 401."""
+
+    async def dependency(request: Request) -> None:
+        access_of(request, auth)
+
+    return Depends(dependency)

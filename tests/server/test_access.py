@@ -1,0 +1,279 @@
+"""No path ever gives restricted-tier data to a client without the scope for it.
+
+The store holds the real FEST extract (national), a hospital pharmacy's sector data and two
+vendors' supplementary data, each pointing at the Certican brand and package. Every path that can
+answer with data is asked by every kind of client; each restricted resource must appear exactly
+where the client is entitled to it and nowhere else. Bad tokens get 401 on every path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from grunndata.server import create_app
+from grunndata.store.releases import ReleaseBuilder
+from grunndata.store.searchparams import TIER_SYSTEM, index_rows
+from tests.conftest import fresh_pg_database
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, served_store
+from tests.server.tokens import Issuer
+
+SECTOR_OWNER, VENDOR_A, VENDOR_B = "sykehusapotek-vest", "vendor-a", "vendor-b"
+
+
+def _basic(rid: str, note: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "id": rid,
+        "code": {"coding": [{"system": "https://grunndata.no/fhir/CodeSystem/tiered-data", "code": "note"}]},
+        "subject": {"reference": f"PackagedProductDefinition/{CERTICAN_PACKAGE}"},
+        "extension": [{"url": "https://grunndata.no/fhir/StructureDefinition/note", "valueString": note}],
+    }
+
+
+UNIT_DOSE = {
+    "resourceType": "PackagedProductDefinition",
+    "id": "sector-unit-dose-1",
+    "name": "Certican 0,1 mg unit dose (hospital repack)",
+    "packageFor": [{"reference": f"MedicinalProductDefinition/{CERTICAN_BRAND}"}],
+}
+# (tier, owner, resource): the restricted data, each resource id doubling as its marker
+RESTRICTED = [
+    ("sector", SECTOR_OWNER, UNIT_DOSE),
+    ("sector", SECTOR_OWNER, _basic("sector-note-1", "store below 25 C")),
+    ("supplementary", VENDOR_A, _basic("vendor-a-note-1", "vendor A text")),
+    ("supplementary", VENDOR_B, _basic("vendor-b-note-1", "vendor B text")),
+]
+MARKERS = {r["id"]: (tier, owner) for tier, owner, r in RESTRICTED}
+
+
+def _publish(engine: Engine) -> None:
+    for tier, owner in sorted({(t, o) for t, o, _ in RESTRICTED}):
+        with ReleaseBuilder(engine, tier, "full", tier, owner, owner) as builder:
+            for _, _, resource in (x for x in RESTRICTED if x[:2] == (tier, owner)):
+                body = orjson.dumps(resource)
+                builder.put(
+                    resource["resourceType"],
+                    resource["id"],
+                    body,
+                    hashlib.sha256(body).hexdigest(),
+                    fhir_index=index_rows(resource),
+                )
+            builder.finish(None, {})
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Issuer:
+    return Issuer(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def tiered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+) -> Iterator[TestClient]:
+    def serve(url: str) -> Iterator[TestClient]:
+        engine = served_store(url)
+        _publish(engine)
+        with TestClient(create_app(engine, issuer.authenticator())) as client:
+            yield client
+        engine.dispose()
+
+    if request.param == "sqlite":
+        yield from serve(f"sqlite:///{tmp_path_factory.mktemp('tiers') / 'store.db'}")
+        return
+    with fresh_pg_database() as url:
+        yield from serve(url)
+
+
+# -- who asks ---------------------------------------------------------------------------------------
+
+CLIENTS: dict[str, tuple[str, ...] | None] = {
+    "no token": None,
+    "wrong scope": ("grunndata:supplementary.read:someone-else", "helseid://scopes/identity/pid"),
+    "sector": ("grunndata:sector.read",),
+    "vendor A": (f"grunndata:supplementary.read:{VENDOR_A}",),
+    "all": ("grunndata:sector.read", "grunndata:supplementary.read:*"),
+}
+
+
+def entitled(client: str, tier: str, owner: str) -> bool:
+    scopes = CLIENTS[client] or ()
+    if tier == "sector":
+        return "grunndata:sector.read" in scopes
+    return f"grunndata:supplementary.read:{owner}" in scopes or "grunndata:supplementary.read:*" in scopes
+
+
+# -- what is asked: (name, path template, which markers it can show) -------------------------------
+# {type}/{id} stand for the restricted resource; a path without them is asked once per marker.
+
+PER_RESOURCE = [
+    ("read", "/fhir/{type}/{id}"),
+    ("vread", "/fhir/{type}/{id}/_history/1"),
+    ("instance history", "/fhir/{type}/{id}/_history"),
+    ("search by _id", "/fhir/{type}?_id={id}"),
+    ("search all of a type", "/fhir/{type}?_count=1000"),
+    ("search by tag", "/fhir/{type}?_tag=" + TIER_SYSTEM + "|{tier}"),
+    ("POST _search", "POST /fhir/{type}/_search"),
+    ("type history", "/fhir/{type}/_history?_count=1000"),
+    ("forged paging snapshot", "/fhir/{type}?_count=1000&_snapshot={all_releases}"),
+]
+SHARED_PATHS = [
+    ("revinclude notes", f"/fhir/PackagedProductDefinition?_id={CERTICAN_PACKAGE}&_revinclude=Basic:subject"),
+    (
+        "revinclude packages",
+        f"/fhir/MedicinalProductDefinition?_id={CERTICAN_BRAND}&_revinclude=PackagedProductDefinition:package-for",
+    ),
+    ("search by subject", f"/fhir/Basic?subject=PackagedProductDefinition/{CERTICAN_PACKAGE}"),
+    ("search by package-for", f"/fhir/PackagedProductDefinition?package-for={CERTICAN_BRAND}"),
+    ("$everything", f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything"),
+    ("system history", "/fhir/_history?_count=1000"),
+    ("releases", "/releases"),
+    ("health", "/health"),
+]
+NEVER_PATHS = [  # national only, whoever asks
+    ("M30 export", "/fest/m30"),
+    (
+        "$translate",
+        "/fhir/ConceptMap/$translate?system=http://dmp.no/fhir/NamingSystem/fest-varenummer&code=014884",
+    ),
+    ("ConceptMap search", "/fhir/ConceptMap"),
+    ("CapabilityStatement", "/fhir/metadata"),
+]
+
+
+def _ask(client: TestClient, who: str, issuer: Issuer, path: str, rtype: str = "") -> Any:
+    scopes = CLIENTS[who]
+    headers = {} if scopes is None else issuer.headers(*scopes)
+    if path.startswith("POST "):
+        return client.post(path[5:], data={"_count": "1000"}, headers=headers)
+    return client.get(path, headers=headers)
+
+
+def _all_releases(client: TestClient, issuer: Issuer) -> str:
+    listed = client.get("/releases", headers=issuer.headers(*CLIENTS["all"] or ())).json()
+    return ".".join(str(r["id"]) for r in listed if r["status"] == "active")
+
+
+def served_ids(answer: Any) -> set[str]:
+    """The ids of the resources an answer holds (a Bundle's entries, or the resource itself)."""
+    body = answer.json()
+    if body.get("resourceType") == "Bundle":
+        return {e["resource"]["id"] for e in body.get("entry", []) if "resource" in e}
+    return {body["id"]} if "id" in body and body.get("resourceType") != "OperationOutcome" else set()
+
+
+@pytest.mark.parametrize("who", list(CLIENTS))
+@pytest.mark.parametrize("name,template", PER_RESOURCE)
+@pytest.mark.parametrize("marker", list(MARKERS))
+def test_each_path_shows_restricted_data_only_to_entitled_clients(
+    tiered: TestClient, issuer: Issuer, who: str, name: str, template: str, marker: str
+) -> None:
+    tier, owner = MARKERS[marker]
+    rtype = next(r["resourceType"] for _, _, r in RESTRICTED if r["id"] == marker)
+    path = template.format(type=rtype, id=marker, tier=tier, all_releases=_all_releases(tiered, issuer))
+    answer = _ask(tiered, who, issuer, path, rtype)
+    if entitled(who, tier, owner):
+        assert answer.status_code == 200, answer.text
+        assert marker in served_ids(answer)
+    elif name in ("read", "vread", "instance history"):
+        # exactly what a resource that never existed gets: nothing tells the two apart
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["issue"][0]["diagnostics"] == f"{rtype}/{marker} is not known"
+    else:
+        assert marker not in served_ids(answer) and f'"{marker}"' not in answer.text
+        any_of_tier = any(entitled(who, tier, o) for t, o in MARKERS.values() if t == tier) or any(
+            s.startswith("grunndata:supplementary.read:")
+            for s in CLIENTS[who] or ()
+            if tier == "supplementary"
+        )
+        if name == "search by tag" and not any_of_tier:  # asks for a tier it may read none of
+            assert answer.status_code == 403, answer.text
+            assert answer.json()["issue"][0]["code"] == "forbidden"
+        else:
+            assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("who", list(CLIENTS))
+@pytest.mark.parametrize("name,path", SHARED_PATHS)
+def test_shared_paths_show_each_tier_only_to_entitled_clients(
+    tiered: TestClient, issuer: Issuer, who: str, name: str, path: str
+) -> None:
+    answer = _ask(tiered, who, issuer, path)
+    assert answer.status_code == 200, answer.text
+    body = answer.text
+    ids = served_ids(answer) if name not in ("releases", "health") else set()
+    for marker, (tier, owner) in MARKERS.items():
+        if not entitled(who, tier, owner):
+            assert marker not in ids and f'"{marker}"' not in body and f'"{owner}"' not in body, (
+                marker,
+                name,
+            )
+    expected = {
+        "revinclude notes": ["sector-note-1", "vendor-a-note-1", "vendor-b-note-1"],
+        "revinclude packages": ["sector-unit-dose-1"],
+        "search by subject": ["sector-note-1", "vendor-a-note-1", "vendor-b-note-1"],
+        "search by package-for": ["sector-unit-dose-1"],
+        "$everything": list(MARKERS),
+        "system history": list(MARKERS),
+        "releases": [],
+        "health": [],
+    }[name]
+    for marker in expected:
+        if entitled(who, *MARKERS[marker]):
+            assert marker in ids, (marker, name)
+    if name in ("releases", "health"):
+        for tier, owner in {v for v in MARKERS.values()}:
+            assert (f'"{owner}"' in body) == entitled(who, tier, owner), (owner, name)
+
+
+@pytest.mark.parametrize("who", list(CLIENTS))
+@pytest.mark.parametrize("name,path", NEVER_PATHS)
+def test_national_only_paths_never_show_restricted_data(
+    tiered: TestClient, issuer: Issuer, who: str, name: str, path: str
+) -> None:
+    answer = _ask(tiered, who, issuer, path)
+    assert answer.status_code == 200, answer.text
+    for marker, (_, owner) in MARKERS.items():
+        assert marker not in answer.text and owner not in answer.text
+
+
+BAD_TOKENS = {
+    "expired": lambda issuer: issuer.token("grunndata:sector.read", expires_in=-3600),
+    "wrong audience": lambda issuer: issuer.token("grunndata:sector.read", aud="someone-else"),
+    "not a JWT": lambda issuer: "not-a-token",
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_TOKENS))
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/Basic/sector-note-1",
+        f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}",  # national, still refused: the token is bad
+        "/fhir/Basic?_count=10",
+        "/fhir/_history",
+        f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything",
+        "/fhir/ConceptMap/$translate?system=http://dmp.no/fhir/NamingSystem/fest-varenummer&code=014884",
+        "/fest/m30",
+        "/releases",
+    ],
+)
+def test_a_bad_token_is_401_on_every_path(tiered: TestClient, issuer: Issuer, bad: str, path: str) -> None:
+    answer = tiered.get(path, headers={"Authorization": f"Bearer {BAD_TOKENS[bad](issuer)}"})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert answer.json()["issue"][0]["code"] == "login"
+    assert answer.headers["www-authenticate"].startswith('Bearer realm="grunndata", error="invalid_token"')
+
+
+def test_an_entitled_read_carries_tier_and_owner(tiered: TestClient, issuer: Issuer) -> None:
+    answer = tiered.get("/fhir/Basic/vendor-a-note-1", headers=issuer.headers(*CLIENTS["vendor A"] or ()))
+    meta = answer.json()["meta"]
+    assert meta["tag"] == [{"system": TIER_SYSTEM, "code": "supplementary"}]
+    assert meta["source"] == "https://grunndata.no/owner/vendor-a"
