@@ -49,6 +49,7 @@ class ExportResult:
     releases: list[int]
     entries: dict[str, int] = field(default_factory=dict)  # catalogue -> entries with Status A
     expired: dict[str, int] = field(default_factory=dict)  # catalogue -> Status U listings
+    idmp_only: dict[str, int] = field(default_factory=dict)  # type -> SAFEST resources not written
     seconds: float = 0.0
 
     @property
@@ -63,6 +64,7 @@ class ExportResult:
             "releases": self.releases,
             "entries": self.entries,
             "expired": self.expired,
+            "idmp_only_not_written": self.idmp_only,
             "seconds": round(self.seconds, 2),
         }
 
@@ -89,12 +91,14 @@ class _Plan:
     served: frozenset[str] = frozenset()  # every group served now
     base_release: int = 0
     upto_release: int = 0
+    releases: list[int] = field(default_factory=list)  # the national releases served now
+    merged: set[int] = field(default_factory=set)  # versions SAFEST was merged into, now or in the base
 
     @classmethod
     def make(cls, conn: Connection, since: str | None) -> _Plan:
         started = time.monotonic()
         national = store.active_national(conn)
-        fest = next((r for r in national if r.source == FEST_SOURCE), None)
+        fest = next((r for r in national if r.hentet_dato), None)  # the line's FEST delivery date
         if fest is not None and fest.hentet_dato:
             hentet = fest.hentet_dato
         elif national:  # IDMP data only: the newest activation stands for the generation time
@@ -105,8 +109,10 @@ class _Plan:
         result = ExportResult(hentet, since, ids, seconds=-started)
         gyldig = (fest.report or {}).get("gyldig_fradato_helfo") if fest is not None else None
         current = store.groups(conn, ids, PART_OF)
+        result.idmp_only = store.idmp_only(conn, ids)
+        merged = store.merged(conn, ids)
         if since is None:
-            return cls(result, gyldig, current, {})
+            return cls(result, gyldig, current, {}, releases=ids, merged=merged)
         base = store.delivered_release(conn, FEST_SOURCE, since)
         if base is None:
             raise ExportError(
@@ -116,7 +122,27 @@ class _Plan:
             )
         before = store.groups(conn, [base.id], PART_OF)
         changed = {g: pks for g, pks in current.items() if sorted(pks) != sorted(before.get(g, ()))}
-        return cls(result, gyldig, changed, before, frozenset(current), base.id, max(ids, default=0))
+        merged |= store.merged(conn, [base.id])
+        return cls(
+            result, gyldig, changed, before, frozenset(current), base.id, max(ids, default=0), ids, merged
+        )
+
+    def entry(
+        self, conn: Connection, group: str, resources: list[dict[str, Any]], base: bool = False
+    ) -> FestEntry:
+        """The FEST entry a group stands for: read back from its FHIR resources, or, where SAFEST was
+        merged into them, FEST's own entry as delivered (the merged values are IDMP's, not FEST's)."""
+        pks = (self.base if base else self.current).get(group, [])
+        if self.merged.isdisjoint(pks):
+            read: FestEntry = _read_back(group, resources, entry_from)
+            return read
+        catalogue, oppf_id = _read_back(group, resources, listing_of)
+        raw = store.raw_entry(conn, [self.base_release] if base else self.releases, catalogue, oppf_id)
+        if raw is None:
+            raise ExportError(
+                f"the FEST entry {catalogue} {oppf_id} that SAFEST data was merged into is missing"
+            )
+        return FestEntry.from_json(orjson.loads(raw))
 
 
 def _parsed(
@@ -188,9 +214,9 @@ def _write(conn: Connection, plan: _Plan, out: TextIO, progress: Progress | None
         for chunk in _chunks(conn, plan.current):
             before = _parsed(conn, plan.base, [g for g, _ in chunk if g in plan.base])
             for group, resources in chunk:
-                entry: FestEntry = _read_back(group, resources, entry_from)
+                entry = plan.entry(conn, group, resources)
                 if group in before:
-                    old: FestEntry = _read_back(group, before[group], entry_from)
+                    old = plan.entry(conn, group, before[group], base=True)
                     if old == entry:
                         continue  # its FHIR changed with an entry it names; the FEST entry did not
                     replaced[group] = (entry.oppf_id, entry.tidspunkt)

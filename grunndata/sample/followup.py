@@ -19,10 +19,11 @@ from pathlib import Path
 from lxml import etree
 
 from grunndata.m30 import CATALOGUE_BY_OPPF, FestEntry, Node, catalogues, write_delivery
+from grunndata.m30.files import open_delivery
 from grunndata.m30.schema import IDREF_ELEMENTS
 
 from . import vocab as V
-from .generate import counted, open_delivery, open_delivery_input
+from .generate import counted, open_delivery_input
 from .util import (
     IdFactory,
     batch_timestamp,

@@ -11,10 +11,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from grunndata.store.models import ExpiryNotice, Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
+from grunndata.store.models import (
+    ExpiryNotice,
+    Release,
+    ReleaseEntry,
+    Resource,
+    ResourceIndex,
+    SearchIndex,
+    Tombstone,
+)
 from grunndata.store.searchparams import SERVED_TYPES
 
 R = Resource.__table__  # type: ignore[attr-defined]
@@ -22,6 +30,7 @@ M = ReleaseEntry.__table__  # type: ignore[attr-defined]
 X = ResourceIndex.__table__  # type: ignore[attr-defined]
 T = Tombstone.__table__  # type: ignore[attr-defined]
 N = ExpiryNotice.__table__  # type: ignore[attr-defined]
+S = SearchIndex.__table__  # type: ignore[attr-defined]
 REL = Release.__table__  # type: ignore[attr-defined]
 
 NATIONAL = "national"
@@ -58,7 +67,8 @@ def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[s
 
     A resource whose reference parameter `part_of` ("Type.code") has a value belongs to the group
     of the resource it points at; every other resource heads the group of its own id (resources
-    of several types may share one id, as a brand's dose form and routes do).
+    of several types may share one id, as a brand's dose form and routes do). Only resources made
+    from a FEST entry count (those with its listing's Oppf Id); `idmp_only` counts the others.
     """
     part = X.alias("part")
     rows = conn.execute(
@@ -68,12 +78,50 @@ def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[s
                 M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1]))
             ).outerjoin(part, and_(part.c.resource_pk == R.c.pk, part.c.param == part_of))
         )
-        .where(R.c.type.in_(SERVED_TYPES))
+        .where(R.c.type.in_(SERVED_TYPES), R.c.source_id.is_not(None))
     )
     found: dict[str, list[int]] = {}
     for pk, rid, target in rows:
         found.setdefault(target.partition("/")[2] if target else rid, []).append(pk)
     return found
+
+
+def idmp_only(conn: Connection, release_ids: Sequence[int]) -> dict[str, int]:
+    """Resources the releases serve that no FEST entry made (SAFEST's alone), per type."""
+    rows = conn.execute(
+        select(R.c.type, func.count())
+        .select_from(
+            R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1])))
+        )
+        .where(R.c.type.in_(SERVED_TYPES), R.c.source_id.is_(None))
+        .group_by(R.c.type)
+    )
+    return {t: n for t, n in sorted(rows)}
+
+
+def merged(conn: Connection, release_ids: Sequence[int]) -> set[int]:
+    """Versions the releases serve that SAFEST data was merged into (the importer marks them)."""
+    rows = conn.execute(
+        select(S.c.resource_pk)
+        .select_from(
+            S.join(M, and_(M.c.resource_pk == S.c.resource_pk, M.c.release_id.in_(list(release_ids) or [-1])))
+        )
+        .where(S.c.param == "origin", S.c.value == "fest+safest")
+    )
+    return {pk for (pk,) in rows}
+
+
+def raw_entry(conn: Connection, release_ids: Sequence[int], catalogue: str, oppf_id: str) -> bytes | None:
+    """The FEST entry as delivered (the importer keeps it as type `FEST.<catalogue>`), by its listing."""
+    row = conn.execute(
+        select(R.c.data)
+        .select_from(
+            R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1])))
+        )
+        .where(R.c.type == "FEST." + catalogue, R.c.source_id == oppf_id)
+        .limit(1)
+    ).first()
+    return None if row is None else bytes(row[0])
 
 
 def data(conn: Connection, pks: Iterable[int]) -> dict[int, bytes]:

@@ -152,11 +152,11 @@ def ensure_owner(conn: Connection, owner: str, name: str, tier: str) -> None:
         conn.execute(insert(OWN).values(id=owner, name=name, tier=tier))
 
 
-def active_release(conn: Connection, source: str, tier: str, owner: str) -> Any:
+def active_release(conn: Connection, tier: str, owner: str) -> Any:
+    """The release a line serves now. A line is one owner's data in one tier: DMP's national line
+    takes FEST and SAFEST deliveries alike, each release holding both as they stood."""
     return conn.execute(
-        select(REL).where(
-            REL.c.status == "active", REL.c.source == source, REL.c.tier == tier, REL.c.owner_id == owner
-        )
+        select(REL).where(REL.c.status == "active", REL.c.tier == tier, REL.c.owner_id == owner)
     ).first()
 
 
@@ -205,7 +205,7 @@ class ReleaseBuilder:
             .values(status="failed", ended_at=now(), message="interrupted before it finished (process ended)")
         )
         ensure_owner(conn, self.owner, self.owner_name, self.tier)
-        self.based_on = active_release(conn, self.source, self.tier, self.owner)
+        self.based_on = active_release(conn, self.tier, self.owner)
         if not self.dry_run:
             inserted = conn.execute(
                 insert(REL).values(
@@ -342,6 +342,16 @@ class ReleaseBuilder:
     def notice_expiry(self, catalogue: str, oppf_id: str, tidspunkt: str, status_dn: str | None) -> None:
         """Keep a delivery's expiry notice (FEST Status U) with the release, as it came."""
         self._notices[(catalogue, oppf_id)] = (tidspunkt, status_dn)
+
+    def keep(self, types: Callable[[str], bool]) -> None:
+        """Serve on, unchanged, what the active release serves of the types `types` picks.
+
+        A full FEST delivery replaces the FEST entries but not the SAFEST data beside them in the
+        national line, and the other way round.
+        """
+        for key, sv in self.active.items():
+            if types(key[0]):
+                self._manifest.setdefault(key, sv.pk)
 
     def replace_derived(self, is_derived: Callable[[str], bool]) -> None:
         """From here on, resources of the types `is_derived` picks are rebuilt in full by the caller.
@@ -504,7 +514,7 @@ def list_releases(engine: Engine) -> list[Any]:
 
 
 def rollback(engine: Engine, release_id: int) -> Any:
-    """Make an earlier release of the same source, tier and owner the active one again."""
+    """Make an earlier release of the same line (tier and owner) the active one again."""
     with engine.begin() as conn:
         target = conn.execute(select(REL).where(REL.c.id == release_id)).first()
         if target is None:
@@ -515,7 +525,7 @@ def rollback(engine: Engine, release_id: int) -> Any:
             raise StoreError(
                 f"release {release_id} is {target.status} and holds no data to serve; only a superseded or rolled-back release can be made active"
             )
-        current = active_release(conn, target.source, target.tier, target.owner_id)
+        current = active_release(conn, target.tier, target.owner_id)
         if current is not None:
             conn.execute(update(REL).where(REL.c.id == current.id).values(status="rolled-back"))
         conn.execute(update(REL).where(REL.c.id == release_id).values(status="active", activated_at=now()))

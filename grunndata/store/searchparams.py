@@ -44,8 +44,9 @@ def _ours(resource: str, code: str, type_: str, path: str, description: str, *ta
 MPD, PPD, MID = "MedicinalProductDefinition", "PackagedProductDefinition", "ManufacturedItemDefinition"
 APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinition"
 CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
+RA = "RegulatedAuthorization"  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
 
-SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC)
+SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA)
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (
@@ -280,6 +281,22 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
     _p(CS, "title", "string", "title", "Human-friendly name"),
     _p(CS, "status", "token", "status", "Publication status"),
     _p(CS, "code", "token", "concept.code", "A code defined by the code system"),
+    # RegulatedAuthorization (from SAFEST/IDMP)
+    _p(RA, "identifier", "token", "identifier", "Marketing authorisation number"),
+    _p(
+        RA,
+        "subject",
+        "reference",
+        "subject.reference",
+        "The product the authorisation is for",
+        MPD,
+        PPD,
+        MID,
+        ING,
+        SD,
+    ),
+    _p(RA, "status", "token", "status", "Status of the authorisation"),
+    _p(RA, "region", "token", "region", "Where the authorisation applies"),
     # Basic (FEST catalogues IDMP has no resource for)
     _p(BASIC, "identifier", "token", "identifier", "FEST id"),
     _p(BASIC, "code", "token", "code", "Which FEST catalogue the entry comes from"),

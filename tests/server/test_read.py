@@ -144,8 +144,10 @@ def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> 
     ).content.startswith(b"<?xml")
 
 
-def test_every_type_the_translator_makes_is_served() -> None:
+def test_every_type_the_translators_make_is_served() -> None:
     from grunndata.store.searchparams import SERVED_TYPES
     from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
+    from grunndata.translators.safest import R5_TYPES
 
-    assert set(SERVED_TYPES) == RESOURCE_TYPES
+    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization"}
+    assert set(SERVED_TYPES) == set(R5_TYPES)  # everything SAFEST may bring is served

@@ -22,14 +22,24 @@ from sqlalchemy.engine import Engine
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest.reader import EntryFacts, FestReader
 from grunndata.importers.fest.source import check_file
+from grunndata.importers.national import (
+    OWNER,
+    OWNER_NAME,
+    TIER,
+    catalogue_of,
+    code_equivalents,
+    derive,
+    fest_type,
+    is_derived,
+    is_fest,
+    is_safest,
+)
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
-from grunndata.store.searchparams import index_rows as fhir_index_rows
-from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 
-SOURCE, TIER, OWNER, OWNER_NAME = "fest", "national", "dmp", "Direktoratet for medisinske produkter (DMP)"
+SOURCE = "fest"
 MAX_REMOVAL_SHARE = 0.20  # a full delivery may expire at most this share of a catalogue
 MAX_DANGLING_SHARE = 0.01  # of all references; more means a broken or cut delivery
 MAX_LISTED_WARNINGS = 500
@@ -39,20 +49,7 @@ Progress = Callable[[str | None, int, int, int], None]  # (catalogue, entries, b
 
 def resource_type(catalogue: str) -> str:
     """The store's type for raw FEST entries of a catalogue: FEST.LegemiddelMerkevare, ..."""
-    return "FEST." + catalogue
-
-
-def catalogue_of(rtype: str) -> str:
-    return rtype.removeprefix("FEST.")
-
-
-def is_fest(rtype: str) -> bool:
-    return rtype.startswith("FEST.")
-
-
-def is_fhir(rtype: str) -> bool:
-    """FHIR resources are derived from the FEST entries, and remade from the whole release each time."""
-    return not is_fest(rtype)
+    return fest_type(catalogue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +88,7 @@ class ImportResult:
     entries: int
     refused: str | None = None  # the sentence, when a guard refused the delivery
     gyldig_fradato_helfo: str | None = None  # HELFO extracts' header, kept for the M30 export
+    reconciliation: dict[str, Any] | None = None  # FEST against the SAFEST data of the release
 
     @property
     def changed_nothing(self) -> bool:
@@ -109,6 +107,7 @@ class ImportResult:
             "resources": self.resources,
             "warning_count": len(self.warnings),
             "warnings": [w.as_dict() for w in self.warnings[:MAX_LISTED_WARNINGS]],
+            "reconciliation": self.reconciliation,
         }
 
 
@@ -172,9 +171,9 @@ class _Checks:
         for oid, code, line in facts.codes:
             self.codes.setdefault((oid, code), (entry.catalogue, entry.key, line))
         if entry.catalogue == "Kodeverk" and entry.payload:
-            oid = child_text(entry.payload[0], "Id")
-            if oid:
-                codes = self.kodeverk.setdefault(oid.strip(), set())
+            kodeverk_id = child_text(entry.payload[0], "Id")
+            if kodeverk_id:
+                codes = self.kodeverk.setdefault(kodeverk_id.strip(), set())
                 codes.update((child_text(n, "Kode") or "").strip() for n in entry.payload[1:])
 
     def code_warnings(self) -> list[Warning]:
@@ -218,6 +217,7 @@ def import_fest(
         cycle_collection_paused(),
         ReleaseBuilder(engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder,
     ):
+        builder.keep(is_safest)  # a FEST delivery replaces FEST entries; SAFEST data stays as it is
         for entry, facts in reader.entries():
             entries += 1
             if progress is not None and entries % 500 == 0 and reader.stream is not None:
@@ -251,7 +251,7 @@ def import_fest(
         warnings = _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
-        _translate_release(builder, progress)
+        reconciliation = derive(builder, progress, code_equivalents())
         result = ImportResult(
             path.name,
             kind,
@@ -268,7 +268,8 @@ def import_fest(
         )
         result.gyldig_fradato_helfo = reader.gyldig_fradato_helfo
         result.catalogues = _catalogue_counts(builder)
-        result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_fhir(t)}
+        result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_derived(t)}
+        result.reconciliation = reconciliation.as_dict() if reconciliation else None
         refusal = None if force else _refusal(builder, checks, warnings)
         result.seconds = time.monotonic() - started
         if refusal is not None:
@@ -278,65 +279,6 @@ def import_fest(
         result.release_id = builder.finish(reader.hentet_dato, result.as_report())
     result.seconds = time.monotonic() - started
     return result
-
-
-class _Entries:
-    """The translators' view of the release: entries of the looked-up kinds, by inner Id."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, FestEntry] = {}
-
-    def get(self, fest_id: str) -> FestEntry | None:
-        return self.by_id.get(fest_id)
-
-
-def _translate_release(builder: ReleaseBuilder, progress: Progress | None) -> None:
-    """Make the FHIR resources of every FEST entry the release serves, and serve them in it.
-
-    All of them are remade each time, also for an incremental delivery, so a changed substance
-    reaches every product that names it; only resources whose bytes change get a new version.
-    """
-    lookup_catalogues = {c.name for c in catalogues() if set(c.payloads) & LOOKUP_KINDS}
-    lookup = _Entries()
-    for _, data in builder.served_data(lambda t: catalogue_of(t) in lookup_catalogues):
-        entry = FestEntry.from_json(orjson.loads(data))
-        if entry.kind in LOOKUP_KINDS:
-            lookup.by_id[entry.key] = entry
-    builder.replace_derived(is_fhir)
-    made: dict[tuple[str, str], str] = {}  # (type, id) -> the FEST entry it was made from
-    total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
-    for n, ((_, key), data) in enumerate(builder.served_data(is_fest), 1):
-        entry = FestEntry.from_json(orjson.loads(data))
-        if progress is not None and n % 500 == 0:
-            progress(f"FHIR from {entry.catalogue}", n, n, total)
-        try:
-            resources = translate(entry, lookup)
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
-            raise DeliveryError(
-                f"cannot translate this entry to FHIR ({type(e).__name__}: {e}); this is a fault in "
-                "grunndata's FEST to IDMP mapping, please report it with the entry",
-                catalogue=entry.catalogue,
-                entry_id=key,
-            ) from e
-        for resource in resources:
-            fhir_key = (resource["resourceType"], resource["id"])
-            if fhir_key in made:
-                raise DeliveryError(
-                    f"the entries {made[fhir_key]} and {key} both make {fhir_key[0]}/{fhir_key[1]}; "
-                    "their Ids collide once made into FHIR ids",
-                    catalogue=entry.catalogue,
-                    entry_id=key,
-                )
-            made[fhir_key] = key
-            body = orjson.dumps(resource)
-            builder.put(
-                fhir_key[0],
-                fhir_key[1],
-                body,
-                hashlib.sha256(body).hexdigest(),
-                entry.oppf_id,
-                fhir_index=fhir_index_rows(resource),
-            )
 
 
 def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks) -> list[Warning]:

@@ -1,0 +1,183 @@
+"""Import SAFEST/IDMP data into DMP's national line, beside the FEST entries, all or nothing.
+
+SAFEST (DMP's FHIR service) serves R4 resources with the NOMA profiles today and R5 later; both
+come in here as a Bundle, ndjson, one resource or a folder of them, JSON or XML, and R4 is made
+R5 by translators/safest. A SAFEST delivery is a snapshot: it replaces the SAFEST data of the
+national line, keeps the FEST entries, and the FHIR served is remade from both
+(importers/national.py), with a reconciliation of where FEST and SAFEST disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from grunndata.errors import DeliveryError
+from grunndata.importers.national import (
+    OWNER,
+    OWNER_NAME,
+    TIER,
+    Progress,
+    code_equivalents,
+    derive,
+    is_derived,
+    is_fest,
+    is_safest,
+    safest_type,
+)
+from grunndata.importers.resources import Found, read_resources
+from grunndata.memory import cycle_collection_paused
+from grunndata.store.releases import ReleaseBuilder
+from grunndata.translators.safest import to_r5
+
+SOURCE = "safest"
+MAX_REMOVAL_SHARE = 0.20  # a delivery may drop at most this share of the SAFEST resources served
+MAX_LISTED_PROBLEMS = 500
+
+__all__ = ["SafestResult", "import_safest"]
+
+
+@dataclass
+class SafestResult:
+    """What a SAFEST import did; `release_id` is None for a dry run or a delivery that changed nothing."""
+
+    file: str
+    release_id: int | None = None
+    based_on: int | None = None
+    dry_run: bool = False
+    read: int = 0  # resources read from the files
+    types: dict[str, int] = field(default_factory=dict)  # R5 types kept, after conversion
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)  # FHIR served: new, changed...
+    reconciliation: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    refused: str | None = None
+    seconds: float = 0.0
+    gyldig_fradato_helfo: str | None = None  # the FEST delivery's, carried for the M30 export
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "source": SOURCE,
+            "read": self.read,
+            "types": self.types,
+            "resources": self.resources,
+            "reconciliation": self.reconciliation,
+            "problem_count": len(self.problems),
+            "problems": self.problems[:MAX_LISTED_PROBLEMS],
+            "refused": self.refused,
+            "seconds": round(self.seconds, 2),
+            "gyldig_fradato_helfo": self.gyldig_fradato_helfo,
+        }
+
+
+def import_safest(
+    engine: Any,
+    path: Path,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SafestResult:
+    """Import one SAFEST delivery as a new national release; DeliveryError (nothing changes) if refused."""
+    started = time.monotonic()
+    found = list(read_resources(path))
+    result = SafestResult(path.name, dry_run=dry_run, read=len(found))
+    resources, result.problems = _converted(found)
+    result.types = dict(sorted(Counter(r["resourceType"] for r in resources).items()))
+    with (
+        cycle_collection_paused(),
+        ReleaseBuilder(engine, SOURCE, "full", TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder,
+    ):
+        result.based_on = builder.based_on.id if builder.based_on else None
+        if builder.based_on is not None:
+            result.gyldig_fradato_helfo = (builder.based_on.report or {}).get("gyldig_fradato_helfo")
+        if result.problems:
+            _refuse(builder, result, started, _problem_sentence(result.problems))
+        builder.keep(is_fest)  # a SAFEST delivery replaces SAFEST data; the FEST entries stay
+        for resource in resources:
+            body = orjson.dumps(resource)
+            builder.put(
+                safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
+            )
+        reconciliation = derive(builder, progress, code_equivalents())
+        result.reconciliation = reconciliation.as_dict() if reconciliation else None
+        tallies = builder.settle()
+        result.resources = {t: c.as_dict() for t, c in sorted(tallies.items()) if is_derived(t)}
+        refusal = None if force else _shrunk(builder, tallies)
+        if refusal is not None:
+            _refuse(builder, result, started, refusal)
+        result.seconds = time.monotonic() - started
+        hentet = builder.based_on.hentet_dato if builder.based_on else None  # the FEST data's, unchanged
+        result.release_id = builder.finish(hentet, result.as_report())
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The delivery as valid R5 resources, and every problem with where it was found."""
+    where = {(str(f.resource.get("resourceType")), str(f.resource.get("id"))): f.where for f in found}
+    conversion = to_r5([f.resource for f in found])
+    problems = [
+        f"{where.get(tuple(p.resource.split('/', 1)), p.resource)}: {p.resource}: {p.message}"  # type: ignore[arg-type]
+        for p in conversion.problems
+    ]
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for resource in conversion.resources:
+        key = (resource["resourceType"], resource["id"])
+        if key in seen:
+            problems.append(f"{key[0]}/{key[1]} comes twice; every resource must come once")
+            continue
+        seen.add(key)
+        problem = _invalid(resource)
+        if problem:
+            problems.append(f"{key[0]}/{key[1]} is not valid FHIR R5: {problem}")
+        else:
+            kept.append(resource)
+    return kept, problems
+
+
+def _invalid(resource: dict[str, Any]) -> str | None:
+    """Why fhir.resources' R5 model refuses the resource, in one line; None when it is valid."""
+    from fhir.resources import get_fhir_model_class
+
+    try:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    except KeyError:
+        return f"{resource['resourceType']} is not an R5 resource type"
+    except Exception as e:  # noqa: BLE001  pydantic's ValidationError and its kin, as one sentence
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        return " ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
+    return None
+
+
+def _problem_sentence(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 1} more, all in the release report)" if len(problems) > 1 else ""
+    return f"refused: the delivery has {len(problems)} problem(s); the first: {problems[0]}{more}"
+
+
+def _shrunk(builder: ReleaseBuilder, tallies: dict[str, Any]) -> str | None:
+    """A delivery that drops more than MAX_REMOVAL_SHARE of a SAFEST type served is likely cut short."""
+    before = Counter(k[0] for k in builder.active if is_safest(k[0]))
+    for rtype, n in sorted(before.items()):
+        gone = tallies[rtype].expired if rtype in tallies else 0
+        if n and gone / n > MAX_REMOVAL_SHARE:
+            return (
+                f"refused: this delivery would expire {gone / n:.0%} of the {n} {rtype.removeprefix('SAFEST.')} "
+                f"resources SAFEST gave before (more than {MAX_REMOVAL_SHARE:.0%}); check it is whole, "
+                "or pass --force"
+            )
+    return None
+
+
+def _refuse(builder: ReleaseBuilder, result: SafestResult, started: float, sentence: str) -> None:
+    result.refused = sentence
+    result.seconds = time.monotonic() - started
+    builder.fail(sentence, result.as_report())
+    raise DeliveryError(sentence)

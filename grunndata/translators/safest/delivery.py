@@ -1,0 +1,262 @@
+"""A whole SAFEST delivery to R5 at once: check each resource, convert the R4 ones, then turn around
+the references R5 reverses (Ingredient.for, APD.formOf, PPD.packageFor, RegulatedAuthorization.subject),
+which needs the other resources of the delivery.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from grunndata.translators.safest.model import Conversion, Json, Problem
+from grunndata.translators.safest.rules import (
+    Context,
+    Link,
+    Node,
+    convert_resource,
+    find_r4,
+    kept_url,
+    reference_key,
+    retype,
+)
+from grunndata.translators.safest.tables import SPECS, TABLES
+
+R5_TYPES = frozenset(
+    {
+        "MedicinalProductDefinition",
+        "PackagedProductDefinition",
+        "ManufacturedItemDefinition",
+        "AdministrableProductDefinition",
+        "Ingredient",
+        "SubstanceDefinition",
+        "RegulatedAuthorization",
+        "ClinicalUseDefinition",
+        "CodeSystem",
+        "Basic",
+    }
+)
+"""Types that pass through unchanged. CodeSystem is among them: every R4 CodeSystem element exists
+in R5 with the same name, type and meaning (R5 only adds elements), so an R4 one is already R5."""
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
+MALFORMED = (TypeError, AttributeError, KeyError, ValueError)
+"""What a resource whose JSON does not have the shapes R4 defines (a string where a list belongs)
+makes the walk raise: the resource becomes a problem, never an exception for the caller."""
+
+
+def to_r5(resources: list[Json]) -> Conversion:
+    """The R5 form of a SAFEST delivery: R4 NOMA-profile resources converted, R5 ones as they are.
+
+    A Bundle's entries count as resources of the delivery. Converted resources keep their id, so
+    references between them stay valid with only the type renamed.
+    """
+    conversion = Conversion()
+    problems = conversion.problems
+    accepted = _accepted(_unbundled(resources, problems), problems)
+    r4_top = {_label(r): r for r in accepted if r["resourceType"] in SPECS}
+    ctx = Context(TABLES, SPECS, r4_top, problems)
+    ctx.consumed = _counted_items(ctx)
+    top: dict[str, Json] = {}
+    for resource in accepted:
+        result = _convert(resource, ctx) if resource["resourceType"] in SPECS else copy.deepcopy(resource)
+        if result is not None:
+            conversion.resources.append(result)
+            top[f"{result['resourceType']}/{result['id']}"] = result
+    converted = {id(node.r5) for node in ctx.nodes}
+    for link in ctx.links:
+        _turn_around(link, top, converted, problems)
+    _ingredient_products(ctx, top)
+    for node in ctx.nodes:
+        if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
+            message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
+            problems.append(Problem(node.label, node.prefix + message))
+    return conversion
+
+
+def _convert(resource: Json, ctx: Context) -> Json | None:
+    label = _label(resource)
+    marks = len(ctx.links), len(ctx.problems), len(ctx.nodes)
+    try:
+        return convert_resource(resource, Node(resource, label, ""), ctx)
+    except MALFORMED as error:
+        del ctx.links[marks[0] :], ctx.problems[marks[1] :], ctx.nodes[marks[2] :]
+        ctx.problems.append(
+            Problem(
+                label, f"is not R4 {resource['resourceType']} as FHIR defines it ({error}); not converted"
+            )
+        )
+        return None
+
+
+# --- what is converted -----------------------------------------------------------------------------
+
+
+def _label(resource: Any) -> str:
+    """``Type/id`` as given, ``?`` for a part that is missing."""
+    if not isinstance(resource, dict):
+        return "?"
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    return f"{rtype if isinstance(rtype, str) else '?'}/{rid if isinstance(rid, str) else '?'}"
+
+
+def _unbundled(resources: Iterable[Any], problems: list[Problem]) -> Iterator[Any]:
+    for resource in resources:
+        if not (isinstance(resource, dict) and resource.get("resourceType") == "Bundle"):
+            yield resource
+            continue
+        for n, entry in enumerate(resource.get("entry") or []):
+            inner = entry.get("resource") if isinstance(entry, dict) else None
+            if inner is None:
+                problems.append(Problem(_label(resource), f"entry {n} has no resource"))
+            else:
+                yield from _unbundled([inner], problems)
+
+
+def _refusal(resource: Any) -> str | None:
+    """Why `resource` cannot be converted at all, or None."""
+    if not isinstance(resource, dict):
+        return "is not a JSON object; not converted"
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if not isinstance(rtype, str):
+        return "has no resourceType; not converted"
+    if rtype not in SPECS and rtype not in R5_TYPES:
+        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; not converted"
+    if not isinstance(rid, str):
+        return "has no id; not converted"
+    if not FHIR_ID.match(rid):
+        return f"id {rid!r} is not a FHIR id (1 to 64 of A-Z a-z 0-9 - .); not converted"
+    return None
+
+
+def _accepted(resources: Iterable[Any], problems: list[Problem]) -> list[Json]:
+    accepted, seen = [], set()
+    for resource in resources:
+        label = _label(resource)
+        refusal = _refusal(resource)
+        if refusal is None and label in seen:
+            refusal = "appears more than once in this delivery; only the first is converted"
+        if refusal is not None:
+            problems.append(Problem(label, refusal))
+            continue
+        seen.add(label)
+        accepted.append(resource)
+    return accepted
+
+
+def _counted_items(ctx: Context) -> set[int]:
+    """The MedicinalProductManufactured resources some package's packageItem.manufacturedItem names:
+    their quantity moves to the package (R5 containedItem.amount)."""
+    found: set[int] = set()
+    for resource in ctx.r4_top.values():
+        if resource["resourceType"] != "MedicinalProductPackaged":
+            continue
+        node = Node(resource, _label(resource), "")
+        for reference in _manufactured_items(resource.get("packageItem")):
+            target = find_r4(reference, node, ctx)
+            if target is not None:
+                found.add(id(target))
+    return found
+
+
+def _manufactured_items(items: Any) -> Iterator[Any]:
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            for reference in item.get("manufacturedItem") or []:
+                yield reference.get("reference") if isinstance(reference, dict) else None
+            yield from _manufactured_items(item.get("packageItem"))
+
+
+# --- references R5 turns around --------------------------------------------------------------------
+
+
+def _turn_around(link: Link, top: dict[str, Json], converted: set[int], problems: list[Problem]) -> None:
+    """Give the target of `link` a reference back to its source, or keep the R4 reference."""
+    reference = link.reference.get("reference") if isinstance(link.reference, dict) else None
+    if not isinstance(reference, str):
+        return _keep(link, "has no literal reference to turn around", problems)
+    target, back = _resolve(reference, link.source, top)
+    if target is None:
+        return _keep(link, f"points at {reference}, which is not in this delivery", problems)
+    if target.get("resourceType") != link.target:
+        return _keep(
+            link,
+            f"points at {reference}, which is a {target.get('resourceType')}, not a {link.target}",
+            problems,
+        )
+    if id(target) not in converted:
+        return _keep(link, f"points at {reference}, which came as R5 and passes through unchanged", problems)
+    backs = target.setdefault(link.field, [])
+    if not any(b.get("reference") == back for b in backs):
+        backs.append({"reference": back})
+    return None
+
+
+def _keep(link: Link, reason: str, problems: list[Problem]) -> None:
+    url = kept_url(link.path)
+    reference = copy.deepcopy(link.reference)
+    if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
+        reference["reference"] = retype(reference["reference"])
+    link.source.r5.setdefault("extension", []).append({"url": url, "valueReference": reference})
+    problems.append(
+        Problem(link.source.label, f"{link.source.prefix}{link.path} {reason}; kept as extension {url}")
+    )
+
+
+def _resolve(reference: str, source: Node, top: dict[str, Json]) -> tuple[Json | None, str]:
+    """The R5 resource `reference` names, seen from `source`, and how it names `source` back."""
+    own_id = source.r5.get("id")
+    if reference.startswith("#"):
+        if source.container is None:  # one of our own contained resources; it names us "#"
+            scope, back = source.r5.get("contained", []), "#"
+        elif reference == "#":
+            return source.container.r5, f"#{own_id}"
+        else:  # a sibling in our container
+            scope, back = source.container.r5.get("contained", []), f"#{own_id}"
+        found = next((c for c in scope if isinstance(c, dict) and c.get("id") == reference[1:]), None)
+        return found, back
+    key = reference_key(retype(reference))
+    if source.container is not None or key is None:
+        return None, ""
+    return top.get(key), f"{source.r5['resourceType']}/{own_id}"
+
+
+def _ingredient_products(ctx: Context, top: dict[str, Json]) -> None:
+    """Ingredient.for also names the product: the MedicinalProductDefinition an APD is a form of,
+    or that a PPD holding the MID is a package for (R4 reached the product only through them)."""
+    products_of: dict[str, list[str]] = {}
+    for resource in top.values():
+        if resource["resourceType"] == "AdministrableProductDefinition":
+            key = f"AdministrableProductDefinition/{resource['id']}"
+            products_of.setdefault(key, []).extend(_literal(resource.get("formOf")))
+        elif resource["resourceType"] == "PackagedProductDefinition":
+            for item in _contained_items(resource.get("packaging")):
+                products_of.setdefault(item, []).extend(_literal(resource.get("packageFor")))
+    for node in ctx.nodes:
+        if node.container is not None or node.r5["resourceType"] != "Ingredient":
+            continue
+        fors = node.r5.get("for", [])
+        for reference in list(_literal(fors)):
+            for product in products_of.get(reference_key(reference) or "", []):
+                if product not in _literal(fors):
+                    fors.append({"reference": product})
+
+
+def _literal(references: Any) -> list[str]:
+    return [
+        r["reference"]
+        for r in references or []
+        if isinstance(r, dict) and isinstance(r.get("reference"), str)
+    ]
+
+
+def _contained_items(packaging: Any) -> Iterator[str]:
+    """``Type/id`` of every item of a packaging tree (relative or absolute references)."""
+    levels = packaging if isinstance(packaging, list) else [packaging] if isinstance(packaging, dict) else []
+    for level in levels:
+        for item in level.get("containedItem", []):
+            reference = item.get("item", {}).get("reference", {}).get("reference")
+            key = reference_key(reference) if isinstance(reference, str) else None
+            if key is not None:
+                yield key
+        yield from _contained_items(level.get("packaging"))

@@ -1,0 +1,273 @@
+"""SAFEST/IDMP data imported beside FEST: one national resource where both describe the same thing.
+
+The planted delivery (safest_data/planted.json) describes two brands, two packages, a substance and
+an ingredient of the real 2017 extract, linked by their FEST ids and a varenr, plus one product
+FEST does not have. Five things in it disagree with FEST on purpose; one (Certican's dose form,
+EDQM 10121000 against FEST 7448 code 5) only looks different and agrees by our ConceptMap.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources import get_fhir_model_class
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from grunndata.errors import DeliveryError
+from grunndata.exporters.m30 import export_m30
+from grunndata.importers.fest import import_fest
+from grunndata.importers.safest import import_safest
+from grunndata.server import create_app
+from grunndata.store.models import Release, ReleaseEntry, Resource
+from grunndata.store.releases import list_releases
+from grunndata.store.searchparams import SERVED_TYPES
+from tests.conftest import REAL_FEST, SHARED, require
+from tests.exporters.trees import differences
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, write_followup
+
+DATA = Path(__file__).parent / "safest_data"
+PLANTED = DATA / "planted.json"
+R4_BUNDLE = Path(__file__).parents[1] / "translators" / "safest_r4" / "Bundle-paracet.json"
+R5_EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"
+SEVOFLURAN_BRAND = "67523ACD-85A3-4BAA-A146-DB5E41073BD6"
+SEVOFLURAN_PACKAGE = "C5C20BFF-1FD1-4DAF-8F90-75579805AAFC"
+MPD, PPD = "MedicinalProductDefinition", "PackagedProductDefinition"
+
+
+def served(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every FHIR resource the active releases serve, as stored."""
+    R, M, REL = Resource.__table__, ReleaseEntry.__table__, Release.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(R.c.type, R.c.id, R.c.data)
+            .select_from(R.join(M, M.c.resource_pk == R.c.pk).join(REL, REL.c.id == M.c.release_id))
+            .where(REL.c.status == "active", R.c.type.in_(SERVED_TYPES))
+        )
+        return {(t, i): orjson.loads(d) for t, i, d in rows}
+
+
+@pytest.fixture
+def with_safest(engine: Engine) -> Engine:
+    import_fest(engine, require(REAL_FEST))
+    import_safest(engine, PLANTED)
+    return engine
+
+
+def test_the_reconciliation_lists_exactly_the_planted_disagreements(engine: Engine) -> None:
+    import_fest(engine, require(REAL_FEST))
+    result = import_safest(engine, PLANTED)
+    rec = result.reconciliation
+    assert rec is not None
+    found = sorted((d["resource"], d["element"]) for d in rec["disagreements"])
+    assert found == [
+        (f"{MPD}/{SEVOFLURAN_BRAND}", "atc"),
+        (f"{MPD}/{SEVOFLURAN_BRAND}", "dose-form"),
+        (f"{MPD}/{CERTICAN_BRAND}", "name"),
+        (f"{PPD}/{SEVOFLURAN_PACKAGE}", "marketing-status"),
+        (f"{PPD}/{CERTICAN_PACKAGE}", "pack-size"),
+    ]
+    assert rec["disagreement_count"] == 5
+    assert {
+        "resource": f"{MPD}/{SEVOFLURAN_BRAND}",
+        "element": "atc",
+        "fest": "N01AB08 (Sevofluran)",
+        "safest": "N01AB99",
+    } in rec["disagreements"]
+    assert {
+        "resource": f"{PPD}/{CERTICAN_PACKAGE}",
+        "element": "pack-size",
+        "fest": "60 (stykk)",
+        "safest": "50 (tablet)",
+    } in rec["disagreements"]
+    assert rec["linked"] == {"Ingredient": 1, MPD: 2, PPD: 2, "SubstanceDefinition": 1}
+    assert rec["idmp_only"] == {MPD: 1}
+    assert rec["fest_only"][PPD] == 105 and rec["fest_only"][MPD] == 76
+    assert result.types == {"Ingredient": 1, MPD: 3, PPD: 2, "SubstanceDefinition": 1}
+
+
+def test_idmp_wins_for_idmp_elements_fest_fills_the_rest_and_nothing_is_served_twice(
+    with_safest: Engine,
+) -> None:
+    resources = served(with_safest)
+    certican = resources[(MPD, CERTICAN_BRAND)]
+    assert certican["name"] == [{"productName": "Certican 0,1 mg dispergerbar tablett"}]  # SAFEST's
+    assert certican["combinedPharmaceuticalDoseForm"]["coding"][0]["code"] == "10121000"
+    assert certican["legalStatusOfSupply"]["coding"][0]["code"] == "C"  # FEST fills what SAFEST lacks
+    assert [i["value"] for i in certican["identifier"]] == [
+        "ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD",  # FEST's id stays first
+        "sf-certican",
+    ]
+    urls = [e["url"] for e in certican["extension"]]
+    assert "https://grunndata.no/fhir/StructureDefinition/fest-oppforing" in urls
+    package = resources[(PPD, CERTICAN_PACKAGE)]
+    assert package["packageFor"] == [{"reference": f"{MPD}/{CERTICAN_BRAND}"}]  # SAFEST's id rewritten
+    assert package["containedItemQuantity"][0]["value"] == 50
+    # no SAFEST id is served beside its FEST twin; the product FEST lacks is served under its own
+    assert not {k for k in resources if k[1].startswith("sf-") and k != (MPD, "sf-only-in-idmp")}
+    assert sum(1 for t, _ in resources if t == MPD) == 79  # FEST's 78 and the new one
+    ingredients = [
+        r
+        for (t, _), r in resources.items()
+        if t == "Ingredient" and {"reference": f"{MPD}/{CERTICAN_BRAND}"} in r.get("for", [])
+    ]
+    assert len(ingredients) == 1 and ingredients[0]["id"] == f"{CERTICAN_BRAND}-1"
+
+
+def test_every_resource_served_after_the_merge_is_valid_fhir_r5(with_safest: Engine) -> None:
+    for (rtype, _), resource in served(with_safest).items():
+        get_fhir_model_class(rtype).model_validate(resource)
+
+
+def test_the_m30_export_still_gives_fest_as_delivered(with_safest: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "fest251.xml"
+    result = export_m30(with_safest, out)
+    assert differences(REAL_FEST, out) == []
+    assert result.idmp_only == {MPD: 1}
+
+
+def test_a_fest_delivery_after_safest_keeps_the_safest_data_merged(
+    with_safest: Engine, tmp_path: Path
+) -> None:
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    result = import_fest(with_safest, followup)
+    assert result.reconciliation is not None and result.reconciliation["linked"][MPD] == 2
+    assert (
+        served(with_safest)[(MPD, CERTICAN_BRAND)]["name"][0]["productName"]
+        == "Certican 0,1 mg dispergerbar tablett"
+    )
+    assert [r.source for r in list_releases(with_safest)] == ["fest", "safest", "fest"]
+
+
+def test_the_same_safest_delivery_twice_changes_nothing(with_safest: Engine) -> None:
+    again = import_safest(with_safest, PLANTED)
+    assert again.release_id is None and again.based_on == 2
+
+
+def test_a_shrunken_delivery_is_refused_unless_forced(with_safest: Engine, tmp_path: Path) -> None:
+    bundle = json.loads(PLANTED.read_text())
+    bundle["entry"] = bundle["entry"][:1]
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(bundle))
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(with_safest, cut)
+    assert str(refused.value) == (
+        "refused: this delivery would expire 100% of the 1 Ingredient resources SAFEST gave "
+        "before (more than 20%); check it is whole, or pass --force"
+    )
+    assert [r.status for r in list_releases(with_safest)] == ["superseded", "active", "failed"]
+    assert import_safest(with_safest, cut, force=True).release_id == 4
+
+
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        (
+            {"resourceType": MPD, "id": "no-name"},
+            "refused: the delivery has 1 problem(s); the first: MedicinalProductDefinition/no-name is not valid FHIR R5:",
+        ),
+        (
+            {"resourceType": "ConceptMap", "id": "cm"},
+            "refused: the delivery has 1 problem(s); the first: bad.json entry 1: ConceptMap/cm: ConceptMap is neither",
+        ),
+        (
+            {"resourceType": MPD, "id": CERTICAN_BRAND, "name": [{"productName": "Same id, no FEST link"}]},
+            "SAFEST and FEST Legemiddelpakning",
+        ),
+    ],
+)
+def test_bad_safest_data_is_refused_and_the_active_release_stays(
+    engine: Engine, tmp_path: Path, entry: dict[str, Any], message: str
+) -> None:
+    import_fest(engine, require(REAL_FEST))
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": entry}]})
+    )
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, bad)
+    if message.startswith("refused"):
+        assert str(refused.value).startswith(message)
+    else:
+        assert str(refused.value) == (
+            f"FEST LegemiddelMerkevare Id ID_{CERTICAN_BRAND} and SAFEST both make "
+            f"{MPD}/{CERTICAN_BRAND}; their ids collide once made into FHIR ids"
+        )
+    assert [(r.source, r.status) for r in list_releases(engine)][0] == ("fest", "active")
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "bad.json is empty"),
+        (b"{not json", "bad.json is not JSON"),
+        (b"[1, 2]", "bad.json is not a FHIR resource or Bundle (a JSON object)"),
+    ],
+)
+def test_unreadable_files_are_one_sentence(
+    engine: Engine, tmp_path: Path, content: bytes, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, bad)
+    assert str(refused.value).startswith(message)
+    assert list_releases(engine) == []
+
+
+def test_safest_xml_with_a_doctype_is_refused(engine: Engine, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        '<MedicinalProductDefinition xmlns="http://hl7.org/fhir"><id value="x"/><name><productName value="&e;"/></name>'
+        "</MedicinalProductDefinition>"
+    )
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, bad)
+    assert "DOCTYPE" in str(refused.value)
+
+
+def test_the_r4_noma_bundle_converts_and_serves_valid_r5(engine: Engine) -> None:
+    import_fest(engine, require(REAL_FEST))
+    result = import_safest(engine, R4_BUNDLE)
+    assert result.read == 8
+    assert result.types == {
+        "AdministrableProductDefinition": 1,
+        "CodeSystem": 1,
+        "Ingredient": 1,
+        "ManufacturedItemDefinition": 1,
+        MPD: 1,
+        PPD: 1,
+        "RegulatedAuthorization": 1,
+        "SubstanceDefinition": 1,
+    }
+    resources = served(engine)
+    paracet = resources[(MPD, "mp-paracet-500")]
+    assert paracet["classification"][0]["coding"][0]["code"] == "N02BE01"
+    for (rtype, _), resource in resources.items():
+        get_fhir_model_class(rtype).model_validate(resource)
+
+
+def test_the_r5_examples_import_and_are_served_unchanged(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    for path in sorted(require(R5_EXAMPLES).glob("*.json")):
+        if not path.name.startswith("ConceptMap"):  # terminology, not IDMP: served from our own maps
+            shutil.copy(path, folder)
+    result = import_safest(engine, folder)
+    assert result.read == 17 and result.problems == []
+    with TestClient(create_app(engine)) as client:
+        for path in sorted(folder.glob("*.json")):
+            original = json.loads(path.read_text())
+            answer = client.get(f"/fhir/{original['resourceType']}/{original['id']}")
+            assert answer.status_code == 200, path.name
+            got = answer.json()
+            got.pop("meta")
+            original.pop("meta", None)
+            assert got == original, path.name
