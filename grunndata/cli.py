@@ -96,6 +96,122 @@ def import_fest_cmd(
     _print_report(result)
 
 
+@import_app.command("safest")
+def import_safest_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="SAFEST/IDMP data: a Bundle, ndjson, a resource, or a folder; JSON or XML")
+    ],
+    db: DbOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Import even if a guard would refuse it")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+) -> None:
+    """Import SAFEST/IDMP data (R4 with the NOMA profiles, or R5) into the national line, beside FEST."""
+    from grunndata.importers.safest import import_safest
+
+    engine = _engine(db)
+    with err.status("reading and converting ...") as status:
+
+        def progress(what: str | None, items: int, done: int, total: int) -> None:
+            status.update(f"{what or 'writing'}: {done:,} of {total:,}")
+
+        result = import_safest(engine, path, force=force, dry_run=dry_run, progress=progress)
+    out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
+    _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
+    _print_reconciliation(result.reconciliation)
+    out.print(f"{result.seconds:.1f} s.")
+    _print_outcome(result.dry_run, result.release_id, result.based_on)
+
+
+def _import_tiered(
+    tier: str, path: Path, owner: str, owner_name: str | None, db: str | None, dry_run: bool
+) -> None:
+    from grunndata.importers.tiered import import_tiered
+
+    engine = _engine(db)
+    with err.status("reading and checking ..."):
+        result = import_tiered(engine, path, tier=tier, owner=owner, owner_name=owner_name, dry_run=dry_run)
+    out.print(f"{result.file}: {result.records:,} records for {owner} ({tier}).")
+    _print_resources(result.resources, f"{tier.capitalize()} resources of {owner}")
+    for w in result.warnings[:20]:
+        out.print(f"  [yellow]warning[/yellow] {w}")
+    out.print(f"{result.seconds:.1f} s.")
+    _print_outcome(result.dry_run, result.release_id, result.based_on)
+
+
+OwnerOption = Annotated[
+    str, typer.Option("--owner", help="The data owner's id (a-z, 0-9, -), e.g. sykehusapotek-vest")
+]
+OwnerNameOption = Annotated[str | None, typer.Option("--owner-name", help="The owner's name, for listings")]
+TieredPath = Annotated[
+    Path,
+    typer.Argument(
+        help="FHIR resources (Bundle, ndjson, a resource; JSON or XML) or CSV keyed on national ids"
+    ),
+]
+
+
+@import_app.command("sector")
+def import_sector_cmd(
+    path: TieredPath,
+    owner: OwnerOption,
+    owner_name: OwnerNameOption = None,
+    db: DbOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+) -> None:
+    """Import an owner's sector data (value added for part of the sector), replacing its previous data."""
+    _import_tiered("sector", path, owner, owner_name, db, dry_run)
+
+
+@import_app.command("supplementary")
+def import_supplementary_cmd(
+    path: TieredPath,
+    owner: OwnerOption,
+    owner_name: OwnerNameOption = None,
+    db: DbOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+) -> None:
+    """Import an owner's supplementary data (market-driven extras), replacing its previous data."""
+    _import_tiered("supplementary", path, owner, owner_name, db, dry_run)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+def _print_resources(resources: dict[str, dict[str, int]], title: str) -> None:
+    if not resources:
+        return
+    fhir = Table(title=title)
+    for col in ("Resource type", "served", "new", "changed", "unchanged", "expired"):
+        fhir.add_column(col, justify="left" if col == "Resource type" else "right")
+    for name, c in resources.items():
+        served = c["new"] + c["changed"] + c["unchanged"]
+        fhir.add_row(name, f"{served:,}", *(f"{c[k]:,}" for k in ("new", "changed", "unchanged", "expired")))
+    out.print(fhir)
+
+
+def _print_reconciliation(reconciliation: dict[str, Any] | None) -> None:
+    if not reconciliation:
+        return
+    out.print("FEST and SAFEST both describe: " + _counts(reconciliation["linked"]))
+    out.print("From FEST only: " + _counts(reconciliation["fest_only"]))
+    out.print("From SAFEST only: " + _counts(reconciliation["idmp_only"]))
+    n = reconciliation["disagreement_count"]
+    if n:
+        out.print(f"[yellow]{n:,} disagreements[/yellow] (the first 20; all are in the release report):")
+        for d in reconciliation["disagreements"][:20]:
+            out.print(f"  {d['resource']} {d['element']}: FEST {d['fest']!r}, SAFEST {d['safest']!r}")
+
+
+def _print_outcome(dry_run: bool, release_id: int | None, based_on: int | None) -> None:
+    if dry_run:
+        out.print("Dry run: the delivery passed every check; nothing was written.")
+    elif release_id is None:
+        out.print(f"Nothing changed: the delivery is identical to the active release {based_on}.")
+    else:
+        out.print(f"[green]Release {release_id} is now active.[/green]")
+
+
 def _print_report(result: Any) -> None:
     table = Table(title=f"{result.file}: {result.kind} delivery, HentetDato {result.hentet_dato}")
     for col in ("Catalogue", "entries", "new", "changed", "unchanged", "expired"):
@@ -103,16 +219,8 @@ def _print_report(result: Any) -> None:
     for name, c in result.catalogues.items():
         table.add_row(name, *(f"{c[k]:,}" for k in ("entries", "new", "changed", "unchanged", "expired")))
     out.print(table)
-    if result.resources:
-        fhir = Table(title="FHIR R5 resources made from the release")
-        for col in ("Resource type", "served", "new", "changed", "unchanged", "expired"):
-            fhir.add_column(col, justify="left" if col == "Resource type" else "right")
-        for name, c in result.resources.items():
-            served = c["new"] + c["changed"] + c["unchanged"]
-            fhir.add_row(
-                name, f"{served:,}", *(f"{c[k]:,}" for k in ("new", "changed", "unchanged", "expired"))
-            )
-        out.print(fhir)
+    _print_resources(result.resources, "FHIR R5 resources made from the release")
+    _print_reconciliation(result.reconciliation)
     split = {k: v for k, v in result.kinds.items() if k not in result.catalogues}
     if split:
         out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))
@@ -125,12 +233,7 @@ def _print_report(result: Any) -> None:
             out.print(f"  {w.kind}: {w.catalogue} Id {w.entry_id} ({where}): {w.message}")
     rate = result.entries / result.seconds if result.seconds else 0
     out.print(f"{result.entries:,} entries in {result.seconds:.1f} s ({rate:,.0f} entries/s).")
-    if result.dry_run:
-        out.print("Dry run: the delivery passed every check; nothing was written.")
-    elif result.release_id is None:
-        out.print(f"Nothing changed: the delivery is identical to the active release {result.based_on}.")
-    else:
-        out.print(f"[green]Release {result.release_id} is now active.[/green]")
+    _print_outcome(result.dry_run, result.release_id, result.based_on)
 
 
 @export_app.command("m30")
@@ -183,6 +286,11 @@ def export_m30_cmd(
         f"Wrote {output} ({output.stat().st_size:,} bytes, {total:,} entries) in {result.seconds:.1f} s "
         f"from release{'s' if len(result.releases) != 1 else ''} {', '.join(map(str, result.releases)) or '(none)'}."
     )
+    if result.idmp_only:
+        out.print(
+            "[yellow]Not written[/yellow] (SAFEST resources with no FEST counterpart; M30 from IDMP alone "
+            "is not built yet): " + _counts(result.idmp_only)
+        )
 
 
 def _catalogue_order(name: str) -> int:
@@ -263,10 +371,16 @@ def serve(
     import uvicorn
 
     from grunndata.server import create_app
+    from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 
     engine = _engine(db)
+    auth = Authenticator(AuthSettings.from_env())  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
+    if auth.settings.dev:
+        err.print(f"[bold red]{dev_mode_banner()}[/bold red]")
+    elif auth.settings.jwks is None:
+        out.print("No GRUNNDATA_JWKS: national data only; tokens are refused (see the README, Access).")
     out.print(f"Serving FHIR R5 on http://{host}:{port}/fhir (capabilities at /fhir/metadata)")
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(create_app(engine, auth), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @generate_app.command("fest")

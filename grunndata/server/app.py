@@ -16,7 +16,9 @@ from grunndata.server.access import access_of
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
+from grunndata.server.imports import imports_router
 from grunndata.server.m30 import m30_router
+from grunndata.server.migration import migration_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
@@ -40,6 +42,8 @@ def create_app(engine: Engine, auth: Authenticator | None = None) -> FastAPI:
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(fhir_router(served))
     app.include_router(m30_router(served))
+    app.include_router(imports_router(served))
+    app.include_router(migration_router(served))
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
@@ -79,9 +83,13 @@ def create_app(engine: Engine, auth: Authenticator | None = None) -> FastAPI:
         access = access_of(request, served.auth)
         with engine.connect() as conn:
             active = [r for r in active_releases(conn) if access.can_read(r.tier, r.owner_id)]
+        settings = served.auth.settings
         return {
             "status": "ok",
             "version": __version__,
+            "auth": "DEVELOPMENT MODE: every client reads every tier"
+            if settings.dev
+            else ("bearer tokens (HelseID)" if settings.jwks else "national data only, no tokens accepted"),
             "active_releases": [
                 {
                     "id": r.id,

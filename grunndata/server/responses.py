@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +30,17 @@ class FhirError(Exception):
     """An error the client gets as an OperationOutcome with this status and sentence."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        details: Sequence[str] = (),
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = dict(headers or {})
+        self.details = list(details)  # more sentences, one issue each (a refused delivery's problems)
 
 
 def _media_type(value: str) -> str:
@@ -97,13 +103,11 @@ def send(
     return Response(content, status, headers=dict(headers or {}), media_type=media + "; charset=utf-8")
 
 
-def outcome(status: int, code: str, message: str, severity: str = "error") -> bytes:
-    return orjson.dumps(
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": message}],
-        }
-    )
+def outcome(
+    status: int, code: str, message: str, severity: str = "error", details: Sequence[str] = ()
+) -> bytes:
+    issues = [{"severity": severity, "code": code, "diagnostics": m} for m in (message, *details)]
+    return orjson.dumps({"resourceType": "OperationOutcome", "issue": issues})
 
 
 def error_response(request: Request, error: FhirError) -> Response:
@@ -114,7 +118,7 @@ def error_response(request: Request, error: FhirError) -> Response:
     return send(
         request,
         fmt,
-        outcome(error.status, error.code, error.message),
+        outcome(error.status, error.code, error.message, details=error.details),
         status=error.status,
         headers=error.headers,
     )

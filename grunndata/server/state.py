@@ -106,6 +106,10 @@ class Served:
             self._views[key] = view
         return view
 
+    def refresh(self) -> None:
+        """Look for newly activated releases at the next request (after an import through the API)."""
+        self._checked = -self.snapshot_seconds
+
     def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot:
         """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read."""
         missing = [r for r in snapshot.releases if r not in self._lines]

@@ -1,0 +1,178 @@
+"""Imports over HTTP: POST a delivery with the import scope, get the report the CLI prints.
+
+`POST /import/fest`, `/import/safest`, `/import/sector?owner=ORG`, `/import/supplementary?owner=ORG`
+with the file as the request body. The same importers run with the same rules (all or nothing,
+guards, one import at a time per store); the answer is the import's report as JSON, or an
+OperationOutcome saying why it was refused (422), that another import is running (409), or that
+the token may not import this (401, 403).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from grunndata.errors import DeliveryError, GrunndataError, StoreError
+from grunndata.server.access import access_of
+from grunndata.server.auth import Access
+from grunndata.server.responses import FhirError
+from grunndata.server.state import Served
+
+MAX_UPLOAD_BYTES = int(os.environ.get("GRUNNDATA_MAX_UPLOAD_BYTES", str(1 << 30)))
+NATIONAL_OWNER = "dmp"
+_SUFFIXES = {  # Content-Type -> the file suffix the importers read by
+    "application/fhir+json": ".json",
+    "application/json": ".json",
+    "application/x-ndjson": ".ndjson",
+    "application/fhir+ndjson": ".ndjson",
+    "application/ndjson": ".ndjson",
+    "application/fhir+xml": ".xml",
+    "application/xml": ".xml",
+    "text/xml": ".xml",
+    "text/csv": ".csv",
+    "application/zip": ".zip",
+    "application/gzip": ".xml.gz",
+}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def imports_router(served: Served) -> APIRouter:
+    router = APIRouter(prefix="/import", tags=["Imports"])
+
+    @router.post("/{source}", summary="Import a delivery (FEST, SAFEST, sector or supplementary data)")
+    async def post_import(
+        request: Request,
+        source: str,
+        owner: str | None = None,
+        owner_name: str | None = None,
+        filename: str | None = None,
+        incremental: bool = False,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> Response:
+        """The body is the delivery: FEST as .xml, .xml.gz or .zip; SAFEST as a Bundle, ndjson or
+        XML; sector and supplementary data as FHIR or CSV. `filename` (or Content-Type) says which."""
+        tier, line_owner = _line(source, owner)
+        _check_scope(access_of(request, served.auth), tier, line_owner)
+        name = _file_name(source, filename, request.headers.get("content-type", ""))
+        with tempfile.TemporaryDirectory(prefix="grunndata-upload-") as folder:
+            path = Path(folder) / name
+            await _receive(request, path)
+            options = {
+                "incremental": incremental,
+                "force": force,
+                "dry_run": dry_run,
+                "owner_name": owner_name,
+            }
+            run = _importer(source, tier, line_owner, options)
+            try:
+                result = await run_in_threadpool(run, served.engine, path)
+            except StoreError as e:
+                status = 409 if "another import is running" in str(e) else 503
+                raise FhirError(status, "conflict" if status == 409 else "transient", str(e)) from None
+            except DeliveryError as e:
+                raise _refused(e) from None
+            except GrunndataError as e:
+                raise FhirError(422, "processing", str(e)) from None
+        served.refresh()  # the new release is served from the next request on
+        outcome = "dry-run" if dry_run else ("unchanged" if result.release_id is None else "activated")
+        return JSONResponse(
+            {"outcome": outcome, "release_id": result.release_id, "report": result.as_report()}
+        )
+
+    return router
+
+
+def _line(source: str, owner: str | None) -> tuple[str, str]:
+    """The tier and owner whose line of releases the import writes."""
+    if source in ("fest", "safest"):
+        if owner not in (None, NATIONAL_OWNER):
+            raise FhirError(400, "invalid", f"{source} data is DMP's national data; it takes no owner")
+        return "national", NATIONAL_OWNER
+    if source in ("sector", "supplementary"):
+        if not owner:
+            raise FhirError(400, "required", f"a {source} import needs ?owner=ORG, the data owner's id")
+        return source, owner
+    raise FhirError(
+        404, "not-found", f"there is no import of {source!r}: fest, safest, sector or supplementary"
+    )
+
+
+def _check_scope(access: Access, tier: str, owner: str) -> None:
+    if access.can_import(tier, owner):
+        return
+    message = access.scopes_missing_message(tier, owner, "import")
+    if access.subject is None and not access.dev:  # no token at all: say how to get in
+        raise FhirError(401, "login", message, {"WWW-Authenticate": 'Bearer realm="grunndata"'})
+    raise FhirError(403, "forbidden", message)
+
+
+def _file_name(source: str, filename: str | None, content_type: str) -> str:
+    if filename:
+        return _SAFE_NAME.sub("_", Path(filename).name)[:120] or "upload"
+    if source == "fest":
+        return "upload.xml"  # FEST is recognised by its magic bytes: xml, gzip or zip alike
+    suffix = _SUFFIXES.get(content_type.split(";", 1)[0].strip().lower())
+    if suffix is None:
+        raise FhirError(
+            415,
+            "not-supported",
+            "say what the body is: ?filename=NAME.json|.ndjson|.xml|.csv, or a Content-Type such as "
+            "application/fhir+json, application/x-ndjson, application/fhir+xml or text/csv",
+        )
+    return "upload" + suffix
+
+
+async def _receive(request: Request, path: Path) -> None:
+    """The body to a file, never more than MAX_UPLOAD_BYTES of it."""
+    size = 0
+    with path.open("wb") as out:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise FhirError(
+                    413,
+                    "too-costly",
+                    f"the delivery is larger than {MAX_UPLOAD_BYTES} bytes (GRUNNDATA_MAX_UPLOAD_BYTES)",
+                )
+            out.write(chunk)
+    if size == 0:
+        raise FhirError(400, "required", "the request has no body: send the delivery as the body")
+
+
+def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Callable[[Any, Path], Any]:
+    if source == "fest":
+        from grunndata.importers.fest import import_fest
+
+        return lambda engine, path: import_fest(
+            engine,
+            path,
+            incremental=options["incremental"],
+            force=options["force"],
+            dry_run=options["dry_run"],
+        )
+    if source == "safest":
+        from grunndata.importers.safest import import_safest
+
+        return lambda engine, path: import_safest(
+            engine, path, force=options["force"], dry_run=options["dry_run"]
+        )
+    from grunndata.importers.tiered import import_tiered
+
+    return lambda engine, path: import_tiered(
+        engine, path, tier=tier, owner=owner, owner_name=options["owner_name"], dry_run=options["dry_run"]
+    )
+
+
+def _refused(e: DeliveryError) -> FhirError:
+    """A refused delivery: the sentence, and each problem as an issue when the importer lists them."""
+    problems = getattr(e, "problems", None) or []
+    return FhirError(422, "processing", str(e), details=[str(p) for p in problems[:100]])
