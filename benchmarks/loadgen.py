@@ -231,10 +231,11 @@ class _Connection(asyncio.Protocol):
             run.done.set_result(None)
 
 
-def _request_bytes(host: str, paths: Sequence[str]) -> list[bytes]:
+def _request_bytes(host: str, paths: Sequence[str], headers: Sequence[str] = ()) -> list[bytes]:
+    extra = "".join(f"{h}\r\n" for h in headers)  # e.g. "Authorization: Bearer ..."
     return [
         f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: grunndata-loadgen\r\n"
-        "Accept: application/fhir+json\r\n\r\n".encode()
+        f"Accept: application/fhir+json\r\n{extra}\r\n".encode()
         for p in paths
     ]
 
@@ -249,6 +250,7 @@ async def measure_async(
     seed: int = 0,
     min_samples: int = 100,
     max_duration: float | None = None,
+    headers: Sequence[str] = (),
 ) -> Result:
     """Measure one concurrency level: `paths` are sent round-robin from a seeded shuffle.
 
@@ -264,7 +266,7 @@ async def measure_async(
     loop = asyncio.get_running_loop()
     started = time.perf_counter_ns()
     run = _Run(
-        requests=_request_bytes(f"{host}:{port}", order),
+        requests=_request_bytes(f"{host}:{port}", order, headers),
         measure_from=started + int(warmup * 1e9),
         measure_until=started + int((warmup + duration) * 1e9),
         measure_limit=started + int((warmup + max(duration, max_duration or 5 * duration)) * 1e9),
@@ -353,6 +355,7 @@ def measure(
     seed: int = 0,
     min_samples: int = 100,
     max_duration: float | None = None,
+    headers: Sequence[str] = (),
 ) -> Result:
     """`measure_async` on a fresh event loop, for callers that are not async."""
     loop = new_loop()
@@ -367,6 +370,7 @@ def measure(
                 seed=seed,
                 min_samples=min_samples,
                 max_duration=max_duration,
+                headers=headers,
             )
         )
     finally:

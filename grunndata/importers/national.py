@@ -76,6 +76,7 @@ class Reconciliation:
     fest_only: dict[str, int] = field(default_factory=dict)  # made from FEST, no SAFEST counterpart
     idmp_only: dict[str, int] = field(default_factory=dict)  # from SAFEST, no FEST counterpart
     disagreements: list[Disagreement] = field(default_factory=list)
+    code_pairs: list[dict[str, Any]] = field(default_factory=list)  # codes both gave one product
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class Reconciliation:
             "idmp_only": dict(sorted(self.idmp_only.items())),
             "disagreement_count": len(self.disagreements),
             "disagreements": [d.as_dict() for d in self.disagreements[:MAX_LISTED_DISAGREEMENTS]],
+            "code_pairs": self.code_pairs,
         }
 
 
@@ -136,7 +138,13 @@ def derive(
     idmp_only: dict[str, int] = {}
     for resource in rest:
         idmp_only[resource["resourceType"]] = idmp_only.get(resource["resourceType"], 0) + 1
-    return Reconciliation(dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements)
+    pairs = [
+        {"element": p[0], "fest": list(p[1:4]), "safest": list(p[4:7]), "products": n}
+        for p, n in sorted(overlay.observed.items())
+    ]
+    return Reconciliation(
+        dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements, pairs
+    )
 
 
 EDQM = "http://standardterms.edqm.eu"

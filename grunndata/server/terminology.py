@@ -28,7 +28,7 @@ from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
 from grunndata.store import reads
 from grunndata.terminology import concept_map_files
-from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps
+from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps, observed_maps
 from grunndata.translators.terminology import (
     CodeSystemIndex,
     Coding,
@@ -91,7 +91,12 @@ class Terminology:
         with self.served.engine.connect() as conn:
             rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
             code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
-        maps = [*concept_map_files(), *id_maps(rows, snapshot.token)]
+            pairs = [
+                pair
+                for report in reads.release_reports(conn, snapshot.releases)
+                for pair in ((report.get("reconciliation") or {}).get("code_pairs") or [])
+            ]
+        maps = [*concept_map_files(), *id_maps(rows, snapshot.token), *observed_maps(pairs, snapshot.token)]
         return _Indexes(
             snapshot.token,
             ConceptMapIndex(maps),

@@ -75,6 +75,14 @@ def release_lines(conn: Connection, release_ids: Sequence[int]) -> dict[int, tup
     return {i: (t, o) for i, t, o in rows}
 
 
+def release_reports(conn: Connection, release_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The import reports of the releases, in release order."""
+    rows = conn.execute(
+        select(REL.c.report).where(REL.c.id.in_(list(release_ids) or [-1])).order_by(REL.c.id)
+    )
+    return [dict(r[0] or {}) for r in rows]
+
+
 class SearchError(ValueError):
     """A search the store cannot answer as asked: the server says 400 with this sentence."""
 

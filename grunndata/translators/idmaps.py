@@ -127,3 +127,71 @@ def _concept_map(
         "targetScopeUri": resource_ids(m.rtype),
         "group": [g for g in groups if g["element"]],
     }
+
+
+OBSERVED_TITLES = {
+    "dose-form": "FEST legemiddelform and SAFEST dose forms, as seen on the same products",
+    "package-type": "FEST pakningstype and SAFEST package types, as seen on the same packages",
+}
+
+
+def observed_maps(pairs: Iterable[dict[str, Any]], version: str) -> list[Json]:
+    """ConceptMaps drawn from the data: where FEST and SAFEST describe the same product, the code
+    each gives it for one element ("code_pairs" of the national release's reconciliation).
+
+    Seeing two codes on one product says they are related, not that they mean the same, so every
+    target is `related-to`, with how many products showed it; the reviewed maps in
+    grunndata/terminology/conceptmaps are the ones that state equivalence.
+    """
+    by_element: dict[str, dict[tuple[str, str], dict[tuple[str, str], list[Any]]]] = {}
+    for pair in pairs:
+        (fs, fc, fd), (ss, sc, sd) = pair["fest"], pair["safest"]
+        group = by_element.setdefault(pair["element"], {}).setdefault((fs, ss), {})
+        group.setdefault((fc, fd), []).append((sc, sd, int(pair["products"])))
+    maps = []
+    for element, groups in sorted(by_element.items()):
+        map_id = f"fest-safest-{element}-observed"
+        maps.append(
+            {
+                "resourceType": "ConceptMap",
+                "id": map_id,
+                "url": MAP_BASE + map_id,
+                "version": version,
+                "name": "".join(w.capitalize() for w in map_id.split("-")),
+                "title": OBSERVED_TITLES.get(
+                    element, f"FEST and SAFEST {element} codes on the same products"
+                ),
+                "status": "active",
+                "experimental": True,
+                "publisher": "Grunndata",
+                "description": (
+                    f"Derived from the national release(s) {version}: for each product FEST and SAFEST "
+                    f"both describe, the {element} code each gives. Related, not reviewed: check before "
+                    "relying on a pair."
+                ),
+                "group": [
+                    {
+                        "source": fs,
+                        "target": ss,
+                        "element": [
+                            {
+                                "code": fc,
+                                **({"display": fd} if fd else {}),
+                                "target": [
+                                    {
+                                        "code": sc,
+                                        **({"display": sd} if sd else {}),
+                                        "relationship": "related-to",
+                                        "comment": f"seen together on {n} product{'s' if n != 1 else ''}",
+                                    }
+                                    for sc, sd, n in sorted(targets)
+                                ],
+                            }
+                            for (fc, fd), targets in sorted(codes.items())
+                        ],
+                    }
+                    for (fs, ss), codes in sorted(groups.items())
+                ],
+            }
+        )
+    return maps

@@ -48,6 +48,7 @@ class Overlay:
     disagreements: list[Disagreement] = field(default_factory=list)
     merged: Counter[str] = field(default_factory=Counter)  # per type: FEST resources SAFEST covered
     fest_only: Counter[str] = field(default_factory=Counter)  # per type: FEST resources SAFEST did not
+    observed: Counter[CodePair] = field(default_factory=Counter)  # codes both gave for one thing
     _by_target: dict[Key, Json] = field(default_factory=dict)
     _ingredients: dict[tuple[str, str], Json] = field(default_factory=dict)
     _used: set[int] = field(default_factory=set)
@@ -89,6 +90,7 @@ class Overlay:
         self._used.add(id(safest))
         self.merged[key[0]] += 1
         self.disagreements += compare(fest, safest, f"{key[0]}/{key[1]}", self.equivalents)
+        self.observed.update(code_pairs(fest, safest))
         return merge(fest, self.rewritten(safest))
 
     def rest(self) -> list[Json]:
@@ -129,6 +131,36 @@ def merge(fest: Json, safest: Json) -> Json:
 
 
 # -- reconciliation -------------------------------------------------------------------------------
+
+# (element, FEST system, FEST code, FEST display, SAFEST system, SAFEST code, SAFEST display)
+CodePair = tuple[str, str, str, str, str, str, str]
+
+
+def _dose_form_codes(resource: Json) -> Codes:
+    return _codings(resource.get("combinedPharmaceuticalDoseForm"))
+
+
+def _package_type_codes(resource: Json) -> Codes:
+    return _codings((resource.get("packaging") or {}).get("type"))
+
+
+# coded elements whose FEST and SAFEST codes, seen on one product, make a ConceptMap
+_PAIRED: dict[str, tuple[tuple[str, Callable[[Json], Codes]], ...]] = {
+    "MedicinalProductDefinition": (("dose-form", _dose_form_codes),),
+    "PackagedProductDefinition": (("package-type", _package_type_codes),),
+}
+
+
+def code_pairs(fest: Json, safest: Json) -> list[CodePair]:
+    """The codes FEST and SAFEST each give one product for the same element, where their systems
+    differ: evidence for a map between the two code systems, drawn from the data itself."""
+    pairs = []
+    for element, read in _PAIRED.get(str(fest.get("resourceType")), ()):
+        for fs, fc, fd in read(fest):
+            for ss, sc, sd in read(safest):
+                if fs != ss:
+                    pairs.append((element, fs, fc, fd, ss, sc, sd))
+    return pairs
 
 
 def compare(fest: Json, safest: Json, served: str, equivalents: Equivalents) -> list[Disagreement]:

@@ -271,3 +271,47 @@ def test_the_r5_examples_import_and_are_served_unchanged(engine: Engine, tmp_pat
             got.pop("meta")
             original.pop("meta", None)
             assert got == original, path.name
+
+
+def test_code_maps_are_derived_where_fest_and_safest_describe_the_same_product(with_safest: Engine) -> None:
+    with TestClient(create_app(with_safest)) as client:
+        observed = client.get("/fhir/ConceptMap/fest-safest-dose-form-observed").json()
+        translated = client.get(
+            "/fhir/ConceptMap/$translate",
+            params={"system": "urn:oid:2.16.578.1.12.4.1.1.7448", "code": "97"},
+        ).json()
+    assert observed["group"] == [
+        {
+            "source": "urn:oid:2.16.578.1.12.4.1.1.7448",
+            "target": "https://mpd.noma.no/codesystem/pharmaceutical-dose-form",
+            "element": [
+                {
+                    "code": "5",
+                    "display": "Dispergerbar tablett",
+                    "target": [
+                        {
+                            "code": "10121000",
+                            "display": "Dispersible tablet",
+                            "relationship": "related-to",
+                            "comment": "seen together on 1 product",
+                        }
+                    ],
+                },
+                {
+                    "code": "97",
+                    "display": "Væske til inhalasjonsdamp",
+                    "target": [
+                        {
+                            "code": "10219000",
+                            "display": "Tablet",
+                            "relationship": "related-to",
+                            "comment": "seen together on 1 product",
+                        }
+                    ],
+                },
+            ],
+        }
+    ]
+    matches = [p for p in translated["parameter"] if p["name"] == "match"]
+    concepts = [(m["part"][1]["valueCoding"]["system"], m["part"][1]["valueCoding"]["code"]) for m in matches]
+    assert ("https://mpd.noma.no/codesystem/pharmaceutical-dose-form", "10219000") in concepts
