@@ -21,6 +21,7 @@ from grunndata.m30.records import FestEntry, catalogues, child_text
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows as fhir_index_rows
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
+from grunndata.translators.fest_to_idmp.systems import EDQM, EDQM_ALIASES
 from grunndata.translators.fest_to_idmp.values import fhir_id
 from grunndata.translators.overlay import Disagreement, Json, Key, Overlay
 
@@ -116,9 +117,12 @@ def derive(
         if entry.kind in LOOKUP_KINDS:
             lookup.by_id[entry.key] = entry
     safest = [orjson.loads(data) for _, data in builder.served_data(is_safest)]
-    overlay = (
-        Overlay(safest, _links(builder, safest), equivalents or (lambda s, c: set())) if safest else None
-    )
+    try:
+        overlay = (
+            Overlay(safest, _links(builder, safest), equivalents or (lambda s, c: set())) if safest else None
+        )
+    except ValueError as e:
+        raise DeliveryError(f"refused: {e}") from None
     builder.replace_derived(is_derived)
     made: dict[Key, str] = {}  # (type, id) -> what it was made from
     total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
@@ -145,13 +149,6 @@ def derive(
     return Reconciliation(
         dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements, pairs
     )
-
-
-EDQM = "http://standardterms.edqm.eu"
-EDQM_ALIASES = (  # DMP's code systems that carry EDQM Standard Terms codes as they are
-    "https://mpd.noma.no/codesystem/pharmaceutical-dose-form",
-    "https://mpd.noma.no/codesystem/combined-pharmaceutical-dose-form",
-)
 
 
 def code_equivalents() -> Callable[[str, str], set[tuple[str, str]]]:

@@ -98,6 +98,16 @@ class Found:
     where: str  # "file.ndjson line 12", "bundle.json entry 3"
 
 
+def stored_form(resource: dict[str, Any]) -> dict[str, Any]:
+    """Type and id first (the server splices meta in after the first id), meta left out.
+
+    The server sets meta (version, time, tier as tag, owner as source) from the store at read
+    time; a sender's own meta would say something else.
+    """
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": resource["id"], **rest}
+
+
 def _safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 

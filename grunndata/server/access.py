@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from grunndata.server.auth import Access, Authenticator, AuthError
 from grunndata.server.responses import FhirError
 
-_SCOPE_KEY = "grunndata.access"
+ACCESS, AUTH_ERROR = "grunndata.access", "grunndata.auth_error"  # set per request by server/fastpath.py
 _CODES = {401: "login", 403: "forbidden", 503: "transient"}
 
 
@@ -25,14 +25,19 @@ def refusal(e: AuthError) -> FhirError:
 
 
 def access_of(request: Request, auth: Authenticator) -> Access:
-    found = request.scope.get(_SCOPE_KEY)
+    """The request's Access, as the outermost layer settled it (or settled here, for an app
+    without that layer); a token that did not verify is raised as its 401 or 503."""
+    found = request.scope.get(ACCESS)
     if isinstance(found, Access):
         return found
+    failed = request.scope.get(AUTH_ERROR)
+    if isinstance(failed, AuthError):
+        raise refusal(failed)
     try:
         access = auth.access(request.headers.get("authorization"))
     except AuthError as e:
         raise refusal(e) from None
-    request.scope[_SCOPE_KEY] = access
+    request.scope[ACCESS] = access
     return access
 
 

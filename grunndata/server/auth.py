@@ -15,8 +15,12 @@ scope                                      grants
 ``grunndata:supplementary.read:<owner>``   read the supplementary data of that owner
 ``grunndata:supplementary.read:*``         read the supplementary data of every owner
 ``grunndata:import``                       every import, the national tier included
-``grunndata:import:<owner>``               import sector and supplementary data of that owner
+``grunndata:import:sector:<owner>``        import that owner's sector data
+``grunndata:import:supplementary:<owner>`` import that owner's supplementary data
 =========================================  ====================================================
+
+The tier is in the import scope: an owner entitled to publish supplementary data cannot put it
+in the sector tier, where every sector reader would see it.
 
 An owner id matches ``^[a-z0-9][a-z0-9-]{0,62}$``.
 
@@ -78,7 +82,7 @@ NATIONAL, SECTOR, SUPPLEMENTARY = "national", "sector", "supplementary"
 SCOPE_SECTOR_READ = "grunndata:sector.read"
 SCOPE_SUPPLEMENTARY_READ = "grunndata:supplementary.read:"  # + owner id, or + ALL_OWNERS
 SCOPE_IMPORT = "grunndata:import"
-SCOPE_IMPORT_OWNER = "grunndata:import:"  # + owner id
+SCOPE_IMPORT_OWNER = "grunndata:import:"  # + "sector:" or "supplementary:" + owner id
 ALL_OWNERS = "*"
 OWNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -132,7 +136,7 @@ class Access:
     subject: str | None = None
     sector: bool = False
     supplementary: frozenset[str] = frozenset()  # owner ids, or ALL_OWNERS
-    import_owners: frozenset[str] = frozenset()
+    import_owners: frozenset[str] = frozenset()  # "<tier>:<owner>" lines it may import
     import_all: bool = False
     dev: bool = False
 
@@ -152,9 +156,9 @@ class Access:
                 if owner == ALL_OWNERS or OWNER_ID.fullmatch(owner):
                     supplementary.add(owner)
             elif scope.startswith(SCOPE_IMPORT_OWNER):
-                owner = scope.removeprefix(SCOPE_IMPORT_OWNER)
-                if OWNER_ID.fullmatch(owner):
-                    import_owners.add(owner)
+                tier, _, owner = scope.removeprefix(SCOPE_IMPORT_OWNER).partition(":")
+                if tier in (SECTOR, SUPPLEMENTARY) and OWNER_ID.fullmatch(owner):
+                    import_owners.add(f"{tier}:{owner}")
         return cls(subject, sector, frozenset(supplementary), frozenset(import_owners), import_all)
 
     def can_read(self, tier: str, owner: str) -> bool:
@@ -169,7 +173,7 @@ class Access:
         _check_tier(tier)
         if tier == NATIONAL:
             return self.import_all
-        return self.import_all or owner in self.import_owners
+        return self.import_all or f"{tier}:{owner}" in self.import_owners
 
     @property
     def key(self) -> str:
@@ -195,7 +199,7 @@ class Access:
         """The 403 sentence for a tier/owner this access may not read (or import)."""
         _check_tier(tier)
         if action == "import":
-            needed = SCOPE_IMPORT if tier == NATIONAL else f"{SCOPE_IMPORT_OWNER}{owner}"
+            needed = SCOPE_IMPORT if tier == NATIONAL else f"{SCOPE_IMPORT_OWNER}{tier}:{owner}"
         elif tier == SECTOR:
             needed = SCOPE_SECTOR_READ
         elif tier == SUPPLEMENTARY:
@@ -491,6 +495,18 @@ class Authenticator:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)  # the least recently used
         return access
+
+    def known(self, authorization: str | None) -> Access | None:
+        """The entitlement of a request whose token was verified before (or that has none), without
+        any I/O; None when `access` has work to do (a signature to check, perhaps a JWKS to fetch),
+        which the server then does off its event loop."""
+        if authorization is None:
+            return DEV_EVERYTHING if self.settings.dev else ANONYMOUS
+        try:
+            token = _bearer_token(authorization)
+        except AuthError:
+            return None
+        return self._cached(token)
 
     def _cached(self, token: str) -> Access | None:
         with self._cache_lock:

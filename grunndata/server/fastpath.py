@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
+from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import Access, AuthError
 from grunndata.server.params import ID_PATTERN
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
@@ -44,21 +47,34 @@ class FastReads:
     def __init__(self, app: Any, served: Served, terms: Terminology | None = None) -> None:
         self.app, self.served, self.terms = app, served, terms
 
-    def _access(self, scope: dict[str, Any]) -> Access | None:
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        try:
-            access = self.served.auth.access(None if header is None else header.decode("latin-1"))
-        except AuthError:
-            return None
-        scope["grunndata.access"] = access  # the app need not verify the token again
+    async def _access(self, scope: dict[str, Any]) -> Access | None:
+        """Who asks, settled once per request for the whole app (`server/access.py` reads it).
+
+        A token seen before costs a dictionary lookup; a new one is verified in a worker thread,
+        since that may fetch the JWKS over the network and must not stall the event loop.
+        """
+        raw = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        header = None if raw is None else raw.decode("latin-1")
+        auth = self.served.auth
+        access = auth.known(header)
+        if access is None:
+            try:
+                access = await run_in_threadpool(auth.access, header)
+            except AuthError as e:
+                scope[AUTH_ERROR] = e  # the app answers it (401 or 503) in its own format
+                return None
+        scope[ACCESS] = access
         return access
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
-            access = self._access(scope)
-            if access is None:
-                await self.app(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access = await self._access(scope)
+        if access is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
             path: str = scope["path"]
             if path == TRANSLATE and self.terms is not None and _wants_json(scope["headers"]):
                 body = self.terms.translate_now(scope["query_string"])

@@ -234,11 +234,14 @@ def fhir_router(served: Served) -> APIRouter:
         access = who(request)
         if query_snapshot is None:
             return served.snapshot(access)
-        if not reads.snapshot_exists(conn, query_snapshot):
+        visible = served.visible(
+            access, query_snapshot
+        )  # first: releases it may not read are not asked about
+        if visible is None or not reads.snapshot_exists(conn, visible):
             raise FhirError(
                 410, "expired", "the releases this page belongs to are gone; start the search again"
             )
-        return served.visible(access, query_snapshot)
+        return visible
 
     def _search(request: Request, fmt: str, rtype: str, items: list[tuple[str, str]]) -> Response:
         strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")

@@ -61,7 +61,7 @@ def imports_router(served: Served) -> APIRouter:
         """The body is the delivery: FEST as .xml, .xml.gz or .zip; SAFEST as a Bundle, ndjson or
         XML; sector and supplementary data as FHIR or CSV. `filename` (or Content-Type) says which."""
         tier, line_owner = _line(source, owner)
-        _check_scope(access_of(request, served.auth), tier, line_owner)
+        _check_scope(access_of(request, served.auth), tier, line_owner, "authorization" in request.headers)
         name = _file_name(source, filename, request.headers.get("content-type", ""))
         with tempfile.TemporaryDirectory(prefix="grunndata-upload-") as folder:
             path = Path(folder) / name
@@ -106,18 +106,19 @@ def _line(source: str, owner: str | None) -> tuple[str, str]:
     )
 
 
-def _check_scope(access: Access, tier: str, owner: str) -> None:
+def _check_scope(access: Access, tier: str, owner: str, with_token: bool) -> None:
     if access.can_import(tier, owner):
         return
     message = access.scopes_missing_message(tier, owner, "import")
-    if access.subject is None and not access.dev:  # no token at all: say how to get in
+    if not with_token:  # no token at all: say how to get in
         raise FhirError(401, "login", message, {"WWW-Authenticate": 'Bearer realm="grunndata"'})
     raise FhirError(403, "forbidden", message)
 
 
 def _file_name(source: str, filename: str | None, content_type: str) -> str:
     if filename:
-        return _SAFE_NAME.sub("_", Path(filename).name)[:120] or "upload"
+        name = _SAFE_NAME.sub("_", Path(filename).name)[:120].lstrip(".")
+        return name or "upload"
     if source == "fest":
         return "upload.xml"  # FEST is recognised by its magic bytes: xml, gzip or zip alike
     suffix = _SUFFIXES.get(content_type.split(";", 1)[0].strip().lower())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -54,6 +55,15 @@ class Prepared:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Current:
+    """One snapshot with what belongs to it: whose each release is, and each entitlement's view."""
+
+    snapshot: Snapshot
+    lines: dict[int, tuple[str, str]]  # release -> (tier, owner)
+    views: dict[str, Snapshot]  # entitlement key -> the releases it may read
+
+
 def _entitlement_key(entitled: Entitled) -> str:
     return f"{int(entitled.sector)}:{','.join(sorted(entitled.supplementary))}"
 
@@ -70,9 +80,8 @@ class Served:
     auth: Authenticator = field(default_factory=lambda: Authenticator(AuthSettings()))
     snapshot_seconds: float = SNAPSHOT_SECONDS
     cache_size: int = READ_CACHE_SIZE
-    _snapshot: Snapshot | None = None
-    _lines: dict[int, tuple[str, str]] = field(default_factory=dict)  # release -> (tier, owner)
-    _views: dict[str, Snapshot] = field(default_factory=dict)  # entitlement key -> what it may see
+    _served: _Current | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
     search_cache_bytes: int = int(SEARCH_CACHE_MB * 1024 * 1024)
@@ -83,41 +92,53 @@ class Served:
         """The releases served now; with `entitled`, only those whose data it may read.
 
         `None` means every release (for the server's own bookkeeping, never for answering a client).
+        Called from the event loop and worker threads alike: a new snapshot is swapped in whole,
+        under a lock, with the lines and views that belong to it.
         """
         now = time.monotonic()
-        if self._snapshot is None or now - self._checked >= self.snapshot_seconds:
-            with self.engine.connect() as conn:
-                snapshot = current_snapshot(conn)
-                if snapshot != self._snapshot:
-                    lines = release_lines(conn, snapshot.releases)
-            if snapshot != self._snapshot:
-                self._reads, self._searches, self._searches_size = {}, {}, 0
-                self._lines, self._views = lines, {}
-                self._snapshot = snapshot
-            self._checked = now
-        assert self._snapshot is not None
+        if self._served is None or now - self._checked >= self.snapshot_seconds:
+            with self._lock:
+                if self._served is None or now - self._checked >= self.snapshot_seconds:
+                    self._refresh_locked()
+                    self._checked = now
+        served = self._served
+        assert served is not None
         if entitled is None:
-            return self._snapshot
+            return served.snapshot
         key = _entitlement_key(entitled)
-        view = self._views.get(key)
+        view = served.views.get(key)
         if view is None:
-            lines = self._lines
-            view = Snapshot(tuple(r for r in self._snapshot.releases if may_read(entitled, *lines[r])))
-            self._views[key] = view
+            view = Snapshot(
+                tuple(r for r in served.snapshot.releases if may_read(entitled, *served.lines[r]))
+            )
+            served.views[key] = view
         return view
+
+    def _refresh_locked(self) -> None:
+        with self.engine.connect() as conn:
+            snapshot = current_snapshot(conn)
+            if self._served is not None and snapshot == self._served.snapshot:
+                return
+            lines = release_lines(conn, snapshot.releases)
+        self._reads, self._searches, self._searches_size = {}, {}, 0
+        self._served = _Current(snapshot, lines, {})
+
+    @property
+    def _snapshot(self) -> Snapshot | None:
+        return None if self._served is None else self._served.snapshot
 
     def refresh(self) -> None:
         """Look for newly activated releases at the next request (after an import through the API)."""
         self._checked = -self.snapshot_seconds
 
-    def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot:
-        """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read."""
-        missing = [r for r in snapshot.releases if r not in self._lines]
-        lines = dict(self._lines)
-        if missing:
-            with self.engine.connect() as conn:
-                lines.update(release_lines(conn, missing))
-        return Snapshot(tuple(r for r in snapshot.releases if r in lines and may_read(entitled, *lines[r])))
+    def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot | None:
+        """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read;
+        None when it names a release that does not exist (for anyone)."""
+        with self.engine.connect() as conn:
+            lines = release_lines(conn, snapshot.releases)
+        if len(lines) != len(snapshot.releases):
+            return None
+        return Snapshot(tuple(r for r in snapshot.releases if may_read(entitled, *lines[r])))
 
     def read(self, rtype: str, rid: str, entitled: Entitled) -> Prepared | None:
         """The served version of (rtype, rid) if `entitled` may read it, ready to send, cached."""

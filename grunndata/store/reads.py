@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 
 from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
@@ -177,8 +177,12 @@ def _visible(snapshot: Snapshot) -> Any:
 
 
 def read(conn: Connection, snapshot: Snapshot, rtype: str, rid: str) -> Version | None:
+    """The served version; national data first, should another line have taken the same id."""
     row = conn.execute(
-        select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype, R.c.id == rid)
+        select(*_COLUMNS)
+        .select_from(_visible(snapshot))
+        .where(R.c.type == rtype, R.c.id == rid)
+        .order_by(case((R.c.tier == NATIONAL, 0), else_=1))
     ).first()
     return None if row is None else _version(row)
 

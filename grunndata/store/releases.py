@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from grunndata.errors import StoreError
+from grunndata.errors import DeliveryError, StoreError
 from grunndata.store.db import open_connection
 from grunndata.store.models import (
     ExpiryNotice,
@@ -190,6 +190,9 @@ class ReleaseBuilder:
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
     _by_source: dict[tuple[str, str | None], Key] | None = None
+    _others: dict[Key, tuple[int, str, str]] = field(
+        default_factory=dict
+    )  # other lines: newest version, tier, owner
     _settled: bool = False
     _started: datetime = field(default_factory=now)
 
@@ -265,6 +268,15 @@ class ReleaseBuilder:
                 self.active[(t, i)] = StoredVersion(pk, v, h, s)
         if self.kind == "incremental":
             self._manifest = {k: sv.pk for k, sv in self.active.items()}
+        # what other lines ever stored: versions are numbered per (type, id) across the store, and
+        # a sector or supplementary line may not take an id another line has used
+        theirs = (
+            select(R.c.type, R.c.id, func.max(R.c.version), func.min(R.c.tier), func.min(R.c.owner_id))
+            .where((R.c.owner_id != self.owner) | (R.c.tier != self.tier))
+            .group_by(R.c.type, R.c.id)
+        )
+        for t, i, v, tier, owner in conn.execute(theirs):
+            self._others[(t, i)] = (v, tier, owner)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -286,6 +298,12 @@ class ReleaseBuilder:
         A new version is written only when the content differs from the newest stored one.
         """
         key = (rtype, rid)
+        other = self._others.get(key)
+        if other is not None and self.tier != "national":
+            raise DeliveryError(
+                f"{rtype}/{rid} is an id {other[2]}'s {other[1]} data has used; ids are never shared "
+                "between owners, so choose another"
+            )
         tally = self.tally(rtype)
         current = self.active.get(key)
         if current is not None and current.content_hash == content_hash:
@@ -303,7 +321,7 @@ class ReleaseBuilder:
             return outcome
         pk = self._next_pk
         self._next_pk += 1
-        version = latest.version + 1 if latest else 1
+        version = max(latest.version if latest else 0, other[0] if other else 0) + 1
         self._latest[key] = StoredVersion(pk, version, content_hash, source_id)
         self._manifest[key] = pk
         if self.dry_run:

@@ -57,6 +57,12 @@ class Overlay:
         for resource in self.safest:
             target = self.links.get(_key(resource))
             if target is not None:
+                if target in self._by_target:
+                    first = _key(self._by_target[target])
+                    raise ValueError(
+                        f"{first[0]}/{first[1]} and {_key(resource)[0]}/{_key(resource)[1]} both stand for "
+                        f"the FEST-made {target[0]}/{target[1]}; one resource per FEST entry"
+                    )
                 self._by_target[target] = resource
             elif resource.get("resourceType") == "Ingredient":
                 pair = _ingredient_pair(self.rewritten(resource))
@@ -104,7 +110,11 @@ def _key(resource: Json) -> Key:
 
 def _ingredient_pair(ingredient: Json) -> tuple[str, str] | None:
     """(product, substance) an Ingredient joins, as references: how a SAFEST one finds FEST's."""
-    products = [f.get("reference") for f in ingredient.get("for") or [] if isinstance(f, dict)]
+    products = [  # R4 conversions also name the manufactured item and administrable form
+        f.get("reference")
+        for f in ingredient.get("for") or []
+        if isinstance(f, dict) and str(f.get("reference", "")).startswith("MedicinalProductDefinition/")
+    ]
     code = (ingredient.get("substance") or {}).get("code") or {}
     substance = (code.get("reference") or {}).get("reference")
     if len(products) != 1 or not isinstance(products[0], str) or not isinstance(substance, str):

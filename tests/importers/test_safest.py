@@ -315,3 +315,86 @@ def test_code_maps_are_derived_where_fest_and_safest_describe_the_same_product(w
     matches = [p for p in translated["parameter"] if p["name"] == "match"]
     concepts = [(m["part"][1]["valueCoding"]["system"], m["part"][1]["valueCoding"]["code"]) for m in matches]
     assert ("https://mpd.noma.no/codesystem/pharmaceutical-dose-form", "10219000") in concepts
+
+
+def test_a_senders_meta_and_key_order_do_not_reach_what_is_served(engine: Engine, tmp_path: Path) -> None:
+    import_fest(engine, require(REAL_FEST))
+    odd = {
+        "contained": [{"resourceType": "SubstanceDefinition", "id": "inner"}],
+        "resourceType": "MedicinalProductDefinition",
+        "meta": {
+            "versionId": "99",
+            "tag": [{"system": "https://grunndata.no/fhir/CodeSystem/tier", "code": "sector"}],
+        },
+        "id": "sf-odd",
+        "name": [{"productName": "Odd order"}],
+    }
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(odd))
+    import_safest(engine, path)
+    with TestClient(create_app(engine)) as client:
+        served_odd = client.get(f"/fhir/{MPD}/sf-odd")
+    assert served_odd.text.count('"meta"') == 1
+    body = served_odd.json()
+    assert list(body)[:3] == ["resourceType", "id", "meta"]
+    assert body["meta"]["versionId"] == "1"
+    assert body["meta"]["tag"] == [
+        {"system": "https://grunndata.no/fhir/CodeSystem/tier", "code": "national"}
+    ]
+    assert body["contained"] == [{"resourceType": "SubstanceDefinition", "id": "inner"}]
+
+
+def test_two_safest_resources_standing_for_one_fest_entry_are_refused(engine: Engine, tmp_path: Path) -> None:
+    import_fest(engine, require(REAL_FEST))
+    twin = {
+        "resourceType": MPD,
+        "identifier": [
+            {
+                "system": "http://dmp.no/fhir/NamingSystem/festLegemiddelMerkevare",
+                "value": f"ID_{CERTICAN_BRAND}",
+            }
+        ],
+        "name": [{"productName": "Certican"}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {**twin, "id": i}} for i in ("a", "b")],
+    }
+    path = tmp_path / "twins.json"
+    path.write_text(json.dumps(bundle))
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, path)
+    assert str(refused.value) == (
+        f"refused: {MPD}/a and {MPD}/b both stand for the FEST-made {MPD}/{CERTICAN_BRAND}; one resource per FEST entry"
+    )
+
+
+def test_an_id_another_owner_used_is_refused_and_never_blocks_national_data(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from grunndata.importers.tiered import import_tiered
+
+    import_fest(engine, require(REAL_FEST))
+    shared = {
+        "resourceType": PPD,
+        "id": "shared-1",
+        "name": "unit dose",
+        "packageFor": [{"reference": f"{MPD}/{CERTICAN_BRAND}"}],
+    }
+    sector = tmp_path / "sector.json"
+    sector.write_text(json.dumps(shared))
+    import_tiered(engine, sector, tier="sector", owner="hospital-a")
+    empty_csv = tmp_path / "other.csv"
+    empty_csv.write_text("varenr;merknad\n014884;x\n")
+    import_tiered(engine, empty_csv, tier="sector", owner="hospital-a")  # hospital A withdraws shared-1
+    with pytest.raises(DeliveryError) as refused:
+        import_tiered(engine, sector, tier="sector", owner="hospital-b")
+    assert "PackagedProductDefinition/shared-1 is an id hospital-a's sector data has used" in str(
+        refused.value
+    )
+    national = tmp_path / "safest.json"
+    national.write_text(json.dumps({**shared, "name": "from SAFEST"}))
+    assert import_safest(engine, national).release_id is not None  # no crash on the stored version 1
+    with TestClient(create_app(engine)) as client:
+        assert client.get(f"/fhir/{PPD}/shared-1").json()["name"] == "from SAFEST"

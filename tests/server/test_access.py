@@ -276,3 +276,13 @@ def test_an_entitled_read_carries_tier_and_owner(tiered: TestClient, issuer: Iss
     meta = answer.json()["meta"]
     assert meta["tag"] == [{"system": TIER_SYSTEM, "code": "supplementary"}]
     assert meta["source"] == "https://grunndata.no/owner/vendor-a"
+
+
+def test_a_paging_snapshot_does_not_tell_which_restricted_releases_exist(
+    tiered: TestClient, issuer: Issuer
+) -> None:
+    listed = tiered.get("/releases", headers=issuer.headers(*CLIENTS["all"] or ())).json()
+    sector_release = next(r["id"] for r in listed if r["tier"] == "sector")
+    restricted = tiered.get(f"/fhir/Basic?_snapshot={sector_release}")
+    assert restricted.status_code == 200 and "entry" not in restricted.json()
+    assert tiered.get("/fhir/Basic?_snapshot=999999").status_code == 410  # no release: gone for anyone

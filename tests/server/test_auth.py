@@ -41,7 +41,7 @@ NOW = 1_750_000_000.0
 ALL_SCOPES = [
     "grunndata:sector.read",
     "grunndata:supplementary.read:sykehusapotek-vest",
-    "grunndata:import:sykehusapotek-vest",
+    "grunndata:import:sector:sykehusapotek-vest",
 ]
 
 
@@ -149,7 +149,7 @@ def test_a_good_rs256_token_grants_its_scopes(authenticator: Authenticator, keys
         subject="epj-vendor-1",
         sector=True,
         supplementary=frozenset({"sykehusapotek-vest"}),
-        import_owners=frozenset({"sykehusapotek-vest"}),
+        import_owners=frozenset({"sector:sykehusapotek-vest"}),
     )
 
 
@@ -245,14 +245,16 @@ CASES = [  # (tier, owner) in this order for the expected tuples below
         (f"grunndata:supplementary.read:{OWNER}", (1, 0, 0, 1, 0), (0, 0, 0, 0, 0)),
         ("grunndata:supplementary.read:*", (1, 0, 0, 1, 1), (0, 0, 0, 0, 0)),
         ("grunndata:import", (1, 0, 0, 0, 0), (1, 1, 1, 1, 1)),
-        (f"grunndata:import:{OWNER}", (1, 0, 0, 0, 0), (0, 1, 0, 1, 0)),
-        ("grunndata:import:*", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # no wildcard for imports
+        (f"grunndata:import:sector:{OWNER}", (1, 0, 0, 0, 0), (0, 1, 0, 0, 0)),
+        (f"grunndata:import:supplementary:{OWNER}", (1, 0, 0, 0, 0), (0, 0, 0, 1, 0)),
+        (f"grunndata:import:{OWNER}", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # no tier: grants nothing
+        ("grunndata:import:sector:*", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # no wildcard for imports
         ("grunndata:sector.write", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # unknown: ignored
         ("grunndata:supplementary.read:Sykehusapotek", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # bad owner
-        ("grunndata:import:-leading-dash", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),
-        ("grunndata:import:" + "a" * 64, (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # owner ids are <= 63
-        ("grunndata:import:" + "a" * 63, (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # valid, but not these owners
-        (f"grunndata:import:{OWNER}\n", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),
+        ("grunndata:import:sector:-leading-dash", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),
+        ("grunndata:import:sector:" + "a" * 64, (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # owner ids are <= 63
+        ("grunndata:import:sector:" + "a" * 63, (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),  # valid, not these owners
+        (f"grunndata:import:sector:{OWNER}\n", (1, 0, 0, 0, 0), (0, 0, 0, 0, 0)),
     ],
 )
 def test_each_scope_grants_exactly_its_reads_and_imports(
@@ -312,7 +314,7 @@ def test_the_403_sentence_names_the_missing_scope() -> None:
     )
     assert (
         client.scopes_missing_message("sector", OWNER, "import")
-        == "this needs the scope grunndata:import:sykehusapotek-vest"
+        == "this needs the scope grunndata:import:sector:sykehusapotek-vest"
     )
     assert (
         ANONYMOUS.scopes_missing_message("sector", OWNER)

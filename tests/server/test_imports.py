@@ -54,14 +54,23 @@ def test_a_vendor_imports_its_own_supplementary_csv_and_no_one_elses(
     client.post(
         "/import/fest", content=require(REAL_FEST).read_bytes(), headers=issuer.headers("grunndata:import")
     )
-    own = issuer.headers("grunndata:import:vendor-a")
+    own = issuer.headers("grunndata:import:supplementary:vendor-a")
     answer = client.post("/import/supplementary?owner=vendor-a&filename=notes.csv", content=CSV, headers=own)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == "activated"
     assert answer.json()["report"]["resources"]["Basic"]["new"] == 1
     others = client.post("/import/supplementary?owner=vendor-b&filename=notes.csv", content=CSV, headers=own)
     assert others.status_code == 403
-    assert others.json()["issue"][0]["diagnostics"] == "this needs the scope grunndata:import:vendor-b"
+    assert (
+        others.json()["issue"][0]["diagnostics"]
+        == "this needs the scope grunndata:import:supplementary:vendor-b"
+    )
+    other_tier = client.post("/import/sector?owner=vendor-a&filename=notes.csv", content=CSV, headers=own)
+    assert other_tier.status_code == 403  # its supplementary scope does not reach the sector tier
+    assert (
+        other_tier.json()["issue"][0]["diagnostics"]
+        == "this needs the scope grunndata:import:sector:vendor-a"
+    )
     national = client.post("/import/fest", content=REAL_FEST.read_bytes(), headers=own)
     assert national.status_code == 403
     assert national.json()["issue"][0]["diagnostics"] == "this needs the scope grunndata:import"
@@ -98,7 +107,7 @@ def test_a_refused_delivery_is_422_with_each_problem_and_the_active_release_stay
     client.post(
         "/import/fest", content=require(REAL_FEST).read_bytes(), headers=issuer.headers("grunndata:import")
     )
-    headers = issuer.headers("grunndata:import:vendor-a")
+    headers = issuer.headers("grunndata:import:supplementary:vendor-a")
     client.post("/import/supplementary?owner=vendor-a&filename=a.csv", content=CSV, headers=headers)
     refused = client.post(
         "/import/supplementary?owner=vendor-a&filename=a.csv", content=UNKNOWN_VARENR_CSV, headers=headers
@@ -150,3 +159,25 @@ def test_sector_data_without_a_format_is_415(server: tuple[TestClient, Issuer, E
         "/import/sector?owner=hospital", content=b"{}", headers=issuer.headers("grunndata:import")
     )
     assert answer.status_code == 415
+
+
+def test_a_token_without_the_scope_is_403_even_without_a_subject(
+    server: tuple[TestClient, Issuer, Engine],
+) -> None:
+    client, issuer, _ = server
+    token = issuer.token("grunndata:sector.read", sub="")
+    answer = client.post("/import/fest", content=b"x", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 403
+
+
+def test_a_file_name_cannot_leave_the_upload_folder(server: tuple[TestClient, Issuer, Engine]) -> None:
+    client, issuer, _ = server
+    client.post(
+        "/import/fest", content=require(REAL_FEST).read_bytes(), headers=issuer.headers("grunndata:import")
+    )
+    headers = issuer.headers("grunndata:import:supplementary:vendor-a", **{})
+    for name in ("..", "../../etc/passwd.csv"):
+        answer = client.post(
+            f"/import/supplementary?owner=vendor-a&filename={name}", content=CSV, headers=headers
+        )
+        assert answer.status_code in (200, 415, 422), answer.text

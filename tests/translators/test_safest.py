@@ -509,9 +509,9 @@ def test_a_second_device_of_the_administrable_product_is_kept_since_r5_holds_one
 
 def test_the_ingredient_points_at_the_item_the_form_and_the_product(delivery: Conversion) -> None:
     ingredient = the(delivery, ING)
-    assert ingredient["for"] == [
-        {"reference": "ManufacturedItemDefinition/mpm-paracet-500"},
+    assert ingredient["for"] == [  # sorted, so the same content in another order gives the same bytes
         {"reference": "AdministrableProductDefinition/php-paracet-500"},
+        {"reference": "ManufacturedItemDefinition/mpm-paracet-500"},
         {"reference": PARACET},
     ]
     assert ingredient["status"] == "active"
@@ -1045,3 +1045,11 @@ def test_every_r5_element_the_mapping_names_exists_in_r5() -> None:
     assert [t for t in targets if not _r5_element(t)] == []
     assert "MedicinalProductDefinition.name.part.type" in targets
     assert "AdministrableProductDefinition.formOf" in targets
+
+
+def test_the_same_delivery_in_another_order_converts_to_the_same_resources() -> None:
+    bundle = json.loads((FIXTURES / "Bundle-paracet.json").read_text())
+    resources = [e["resource"] for e in bundle["entry"]]
+    forward = {(r["resourceType"], r["id"]): r for r in to_r5(resources).resources}
+    backward = {(r["resourceType"], r["id"]): r for r in to_r5(list(reversed(resources))).resources}
+    assert forward == backward

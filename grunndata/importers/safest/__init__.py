@@ -31,7 +31,7 @@ from grunndata.importers.national import (
     is_safest,
     safest_type,
 )
-from grunndata.importers.resources import Found, read_resources
+from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.translators.safest import to_r5
@@ -101,7 +101,7 @@ def import_safest(
             _refuse(builder, result, started, _problem_sentence(result.problems))
         builder.keep(is_fest)  # a SAFEST delivery replaces SAFEST data; the FEST entries stay
         for resource in resources:
-            body = orjson.dumps(resource)
+            body = orjson.dumps(stored_form(resource))
             builder.put(
                 safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
             )

@@ -16,6 +16,7 @@ from typing import Any
 from fhir.resources import get_fhir_model_class
 from pydantic import ValidationError
 
+from grunndata.importers.resources import stored_form
 from grunndata.importers.tiered.keys import BY_SYSTEM, find_national, unknown_code, unknown_key
 from grunndata.importers.tiered.problems import Place, Problem
 from grunndata.store.national import Key, Line, NationalKeys
@@ -64,7 +65,7 @@ def shape(items: list[tuple[Place, dict[str, Any]]]) -> tuple[list[Checked], lis
             )
             continue
         seen[key] = place
-        checked.append(Checked(place, key, _stored_form(resource)))
+        checked.append(Checked(place, key, stored_form(resource)))
     return checked, problems
 
 
@@ -81,15 +82,6 @@ def _shape_problem(resource: dict[str, Any]) -> str | None:
     if not isinstance(rid, str) or not FHIR_ID.match(rid):
         return f"the {rtype} id {rid!r} is not a FHIR id ({_ID_RULE})"
     return None
-
-
-def _stored_form(resource: dict[str, Any]) -> dict[str, Any]:
-    """Type and id first (the server splices meta in after the first id), meta left out.
-
-    The server sets meta (version, time, tier as tag, owner as source) from the store at read time.
-    """
-    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-    return {"resourceType": resource["resourceType"], "id": resource["id"], **rest}
 
 
 def referenced(checked: list[Checked]) -> set[Key]:

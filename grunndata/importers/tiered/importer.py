@@ -147,7 +147,7 @@ def _refuse(builder: ReleaseBuilder, result: TieredResult, started: float) -> No
 def _check_owner(path: Path, tier: str, owner: str) -> None:
     if tier not in TIERS:
         raise refuse(Place(path.name), f"the tier {tier!r} is not one of {', '.join(TIERS)}")
-    if not OWNER_ID.match(owner):
+    if not OWNER_ID.fullmatch(owner):
         raise refuse(
             Place(path.name),
             f"the owner id {owner!r} is not allowed: use 1 to 63 lowercase letters, digits and '-', "

@@ -67,11 +67,23 @@ def to_r5(resources: list[Json]) -> Conversion:
     for link in ctx.links:
         _turn_around(link, top, converted, problems)
     _ingredient_products(ctx, top)
+    _in_stable_order(ctx)
     for node in ctx.nodes:
         if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
             message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
             problems.append(Problem(node.label, node.prefix + message))
     return conversion
+
+
+def _in_stable_order(ctx: Context) -> None:
+    """References turned around are added in delivery order; sorted, the same content delivered in
+    another order gives the same bytes (and so no new versions)."""
+    fields = {link.field for link in ctx.links} | {"for"}
+    for node in ctx.nodes:
+        for name in fields:
+            value = node.r5.get(name)
+            if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+                value.sort(key=lambda v: str(v.get("reference", "")))
 
 
 def _convert(resource: Json, ctx: Context) -> Json | None:
