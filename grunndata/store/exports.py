@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
 from grunndata.store.models import (
@@ -68,7 +68,7 @@ def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[s
     A resource whose reference parameter `part_of` ("Type.code") has a value belongs to the group
     of the resource it points at; every other resource heads the group of its own id (resources
     of several types may share one id, as a brand's dose form and routes do). Only resources made
-    from a FEST entry count (those with its listing's Oppf Id); `idmp_only` counts the others.
+    from a FEST entry count (those with its listing's Oppf Id); `idmp_only` gives the others.
     """
     part = X.alias("part")
     rows = conn.execute(
@@ -86,17 +86,23 @@ def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[s
     return found
 
 
-def idmp_only(conn: Connection, release_ids: Sequence[int]) -> dict[str, int]:
-    """Resources the releases serve that no FEST entry made (SAFEST's alone), per type."""
+def idmp_only(
+    conn: Connection, release_ids: Sequence[int], links: Sequence[str]
+) -> list[tuple[int, str, str, datetime, str | None]]:
+    """The resources the releases serve that no FEST entry made (SAFEST's alone): version pk, type,
+    id, when the version was first served, and a value of one of the reference parameters `links`
+    ("Type.code"), one row per value (None when it has none), so the exporter can group them."""
+    link = X.alias("link")
     rows = conn.execute(
-        select(R.c.type, func.count())
+        select(R.c.pk, R.c.type, R.c.id, R.c.last_updated, link.c.value)
         .select_from(
-            R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1])))
+            R.join(
+                M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(list(release_ids) or [-1]))
+            ).outerjoin(link, and_(link.c.resource_pk == R.c.pk, link.c.param.in_(list(links))))
         )
         .where(R.c.type.in_(SERVED_TYPES), R.c.source_id.is_(None))
-        .group_by(R.c.type)
     )
-    return {t: n for t, n in sorted(rows)}
+    return [(pk, rtype, rid, at, value) for pk, rtype, rid, at, value in rows]
 
 
 def merged(conn: Connection, release_ids: Sequence[int]) -> set[int]:

@@ -77,3 +77,11 @@ EXT_ORIGINAL_TEXT = ext_url("OT")
 """A CV's OT (original text) attribute, on the Coding made from the CV."""
 EXT_EMPTY_ATTRIBUTE = ext_url("empty-attribute")
 """Names an attribute that FEST gave as an empty string, which FHIR cannot hold."""
+
+EDQM = "http://standardterms.edqm.eu"
+"""EDQM Standard Terms, as our reviewed ConceptMaps name it."""
+EDQM_ALIASES = (
+    "https://mpd.noma.no/codesystem/pharmaceutical-dose-form",
+    "https://mpd.noma.no/codesystem/combined-pharmaceutical-dose-form",
+)
+"""DMP's code systems that publish EDQM Standard Terms codes as they are (reference/idmp-fhir.md a)."""
