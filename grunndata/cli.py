@@ -27,9 +27,11 @@ app = typer.Typer(
 import_app = typer.Typer(help="Load a delivery into the store as a new release.", no_args_is_help=True)
 export_app = typer.Typer(help="Write deliveries in the old formats from the store.", no_args_is_help=True)
 generate_app = typer.Typer(help="Write realistic sample FEST deliveries.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The service catalogue: check files, probe services.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(generate_app, name="generate")
+app.add_typer(catalog_app, name="catalog")
 
 # Reports are tables: when piped (CI, logs) give them room instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -286,11 +288,18 @@ def export_m30_cmd(
         f"Wrote {output} ({output.stat().st_size:,} bytes, {total:,} entries) in {result.seconds:.1f} s "
         f"from release{'s' if len(result.releases) != 1 else ''} {', '.join(map(str, result.releases)) or '(none)'}."
     )
-    if result.idmp_only:
+    if result.idmp_written:
+        out.print("From SAFEST/IDMP alone (counted above): " + _counts(result.idmp_written))
+    for catalogue, elements in result.unfilled.items():
         out.print(
-            "[yellow]Not written[/yellow] (SAFEST resources with no FEST counterpart; M30 from IDMP alone "
-            "is not built yet): " + _counts(result.idmp_only)
+            f"[yellow]{catalogue}[/yellow]: required FEST elements IDMP could not fill (written empty, or "
+            "the entry left out): " + ", ".join(f"{path.rsplit('/', 1)[-1]} {n:,}" for path, n in elements.items())
         )
+    for catalogue, reasons in result.idmp.left_out_by_reason().items():
+        for reason, n in reasons.items():
+            out.print(f"[yellow]Left out[/yellow] {n:,} {catalogue}: {reason}")
+    if result.idmp_only:
+        out.print("Not written (SAFEST resources no FEST entry can hold): " + _counts(result.idmp_only))
 
 
 def _catalogue_order(name: str) -> int:
@@ -381,6 +390,63 @@ def serve(
         out.print("No GRUNNDATA_JWKS: national data only; tokens are refused (see the README, Access).")
     out.print(f"Serving FHIR R5 on http://{host}:{port}/fhir (capabilities at /fhir/metadata)")
     uvicorn.run(create_app(engine, auth), host=host, port=port, log_level="info", access_log=access_log)
+
+
+BaseUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--base-url",
+        envvar="GRUNNDATA_BASE_URL",
+        help="Where this server is reached (our own services' addresses); default GRUNNDATA_BASE_URL",
+    ),
+]
+CatalogOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--catalog", help="A catalogue file (YAML or JSON); repeatable; default the GRUNNDATA_CATALOG files"
+    ),
+]
+
+
+def _catalogue_files(files: list[Path] | None) -> list[Path]:
+    from grunndata.server.catalog import catalogue_files
+
+    return list(files) if files else catalogue_files()
+
+
+@catalog_app.command("check")
+def catalog_check(
+    files: Annotated[list[Path], typer.Argument(help="Catalogue files (YAML or JSON)")],
+) -> None:
+    """Check catalogue files: every problem with its file and line, or how many services they hold."""
+    from grunndata.catalog import check_unique, load_catalogue
+
+    services = [s for f in files for s in load_catalogue(f)]
+    check_unique(services)
+    out.print(
+        f"{len(services)} services in {len(files)} file{'s' if len(files) != 1 else ''}: all well-formed."
+    )
+
+
+@catalog_app.command("probe")
+def catalog_probe(
+    db: DbOption = None,
+    base_url: BaseUrlOption = "http://127.0.0.1:8000",
+    catalog: CatalogOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per attempt")] = 5.0,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Extra attempts after a timeout, connection error or 5xx")
+    ] = 2,
+) -> None:
+    """Ask every FHIR service of the catalogue for its CapabilityStatement, concurrently; record
+    availability and latency. Exit 1 when a service is down (for cron and monitoring)."""
+    from grunndata.catalog import all_services
+    from grunndata.catalog.cli import run_probe
+
+    engine = _engine(db)
+    services = all_services(engine, base_url, _catalogue_files(catalog))
+    down = run_probe(engine, services, out, timeout, retries)
+    raise typer.Exit(1 if down else 0)
 
 
 @generate_app.command("fest")

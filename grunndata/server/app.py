@@ -1,8 +1,11 @@
-"""The HTTP server: FHIR R5 at /fhir, M30 at /fest/m30, plus health, releases and the FEST->IDMP coverage report."""
+"""The HTTP server: FHIR R5 at /fhir, M30 at /fest/m30, imports, the service catalogue, the migration
+page, plus health, releases and the FEST->IDMP coverage report."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +17,7 @@ from starlette.responses import Response
 from grunndata import __version__
 from grunndata.server.access import access_of
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
+from grunndata.server.catalog import catalog_router, catalogue_files
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
@@ -28,8 +32,11 @@ log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
-def create_app(engine: Engine, auth: Authenticator | None = None) -> FastAPI:
-    """The app over `engine`; tokens are checked by `auth` (default: the GRUNNDATA_* settings)."""
+def create_app(
+    engine: Engine, auth: Authenticator | None = None, catalog: Sequence[Path] | None = None
+) -> FastAPI:
+    """The app over `engine`; tokens are checked by `auth` (default: the GRUNNDATA_* settings),
+    other owners' services come from the catalogue files `catalog` (default: GRUNNDATA_CATALOG)."""
     app = FastAPI(
         title="Grunndata",
         version=__version__,
@@ -40,6 +47,8 @@ def create_app(engine: Engine, auth: Authenticator | None = None) -> FastAPI:
         log.warning(dev_mode_banner())
     terms = Terminology(served)
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
+    files = catalogue_files() if catalog is None else list(catalog)
+    app.include_router(catalog_router(served, files))  # before the FHIR routes: /fhir/Endpoint is ours
     app.include_router(fhir_router(served))
     app.include_router(m30_router(served))
     app.include_router(imports_router(served))

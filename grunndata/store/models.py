@@ -133,3 +133,21 @@ class ExpiryNotice(SQLModel, table=True):
     oppf_id: str = Field(primary_key=True)  # the listing's Oppf Id
     tidspunkt: str  # verbatim, as the delivery wrote it
     status_dn: str | None = None
+
+
+class ServiceProbe(SQLModel, table=True):
+    """One probe of one catalogued service: the history that availability is counted from."""
+
+    __tablename__ = "service_probe"
+    __table_args__ = (Index("ix_service_probe_service_checked", "service_id", "checked_at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    service_id: str
+    checked_at: datetime  # aware, UTC
+    up: bool
+    latency_ms: float | None = None  # of the attempt that found it up; None when down
+    status_code: int | None = None  # the last HTTP status seen; None when nothing answered
+    message: str  # "ok" or why it is down, in one sentence
