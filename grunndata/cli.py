@@ -293,7 +293,8 @@ def export_m30_cmd(
     for catalogue, elements in result.unfilled.items():
         out.print(
             f"[yellow]{catalogue}[/yellow]: required FEST elements IDMP could not fill (written empty, or "
-            "the entry left out): " + ", ".join(f"{path.rsplit('/', 1)[-1]} {n:,}" for path, n in elements.items())
+            "the entry left out): "
+            + ", ".join(f"{path.rsplit('/', 1)[-1]} {n:,}" for path, n in elements.items())
         )
     for catalogue, reasons in result.idmp.left_out_by_reason().items():
         for reason, n in reasons.items():
@@ -388,8 +389,16 @@ def serve(
         err.print(f"[bold red]{dev_mode_banner()}[/bold red]")
     elif auth.settings.jwks is None:
         out.print("No GRUNNDATA_JWKS: national data only; tokens are refused (see the README, Access).")
+    from grunndata.catalog import CatalogueError
+
+    try:
+        served_app = create_app(engine, auth)
+    except CatalogueError as e:  # every problem of the catalogue files, then the usual one sentence
+        for problem in e.problems[1:]:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+        raise
     out.print(f"Serving FHIR R5 on http://{host}:{port}/fhir (capabilities at /fhir/metadata)")
-    uvicorn.run(create_app(engine, auth), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(served_app, host=host, port=port, log_level="info", access_log=access_log)
 
 
 BaseUrlOption = Annotated[
@@ -419,10 +428,23 @@ def catalog_check(
     files: Annotated[list[Path], typer.Argument(help="Catalogue files (YAML or JSON)")],
 ) -> None:
     """Check catalogue files: every problem with its file and line, or how many services they hold."""
-    from grunndata.catalog import check_unique, load_catalogue
+    from grunndata.catalog import CatalogueError, check_unique, load_catalogue
 
-    services = [s for f in files for s in load_catalogue(f)]
-    check_unique(services)
+    services, problems = [], []
+    for f in files:  # every file, so one bad file does not hide the next one's problems
+        try:
+            services += load_catalogue(f)
+        except CatalogueError as e:
+            problems += e.problems
+    if not problems:
+        try:
+            check_unique(services)
+        except CatalogueError as e:
+            problems += e.problems
+    if problems:
+        for problem in problems:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+        raise typer.Exit(2)
     out.print(
         f"{len(services)} services in {len(files)} file{'s' if len(files) != 1 else ''}: all well-formed."
     )
@@ -444,6 +466,10 @@ def catalog_probe(
     from grunndata.catalog.cli import run_probe
 
     engine = _engine(db)
+    if not 0 < timeout <= 300:
+        raise GrunndataError("--timeout must be more than 0 and at most 300 seconds")
+    if not 0 <= retries <= 10:
+        raise GrunndataError("--retries must be 0 to 10")
     services = all_services(engine, base_url, _catalogue_files(catalog))
     down = run_probe(engine, services, out, timeout, retries)
     raise typer.Exit(1 if down else 0)

@@ -195,6 +195,22 @@ def _identifier(what: str, pattern: re.Pattern[str], longest: int) -> Callable[[
     return check
 
 
+# grunndata's own services (catalog/ours.py): a file may not take these ids, so no later import can
+# make one of ours collide with a file's
+RESERVED_IDS = frozenset({"fhir", "fhir-sector", "m30", "translate", "code-systems", "catalog"})
+RESERVED_PREFIXES = ("sector-", "supplementary-")
+
+
+def _service_id(value: str) -> str | None:
+    problem = _identifier("id", SERVICE_ID, 64)(value)
+    if problem is None and (value in RESERVED_IDS or value.startswith(RESERVED_PREFIXES)):
+        return (
+            f"the id `{value}` is reserved for grunndata's own services ({', '.join(sorted(RESERVED_IDS))}, "
+            "sector-<owner>, supplementary-<owner>); choose another"
+        )
+    return problem
+
+
 def _http_url(value: str) -> str | None:
     try:
         parts = urlsplit(value)
@@ -221,7 +237,7 @@ def _uri(value: str) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[str], str | None]] = {
-    "id": _identifier("id", SERVICE_ID, 64),
+    "id": _service_id,
     "owner": _identifier("owner", OWNER_ID, 63),
     "tier": _choice("tier", TIERS),
     "interface": _choice("interface", INTERFACES),

@@ -7,6 +7,7 @@ release is the one being served. Catalogue files add the services of others.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ NATIONAL_LICENCE = "NLOD 2.0"  # Norwegian Licence for Open Government Data
 NATIONAL_CADENCE = "every 14 days (FEST), twice a month (SAFEST)"
 FHIR_OPERATIONS = ("read", "vread", "search-type", "history")
 OWN = Owner.__table__  # type: ignore[attr-defined]
+
+
+def feed_id(tier: str, owner: str) -> str:
+    """An owner's feed: `<tier>-<owner>`, within FHIR's 64 characters (a long one ends in a hash of
+    the owner, so two long owner ids that share a beginning never share a feed id)."""
+    plain = f"{tier}-{owner}"
+    if len(plain) <= 64:
+        return plain
+    return f"{plain[:55].rstrip('-')}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
 
 
 def own_services(engine: Engine, base_url: str) -> list[Service]:
@@ -85,7 +95,7 @@ def own_services(engine: Engine, base_url: str) -> list[Service]:
         name = names.get(release.owner_id, release.owner_id)
         services.append(
             ours(
-                f"{release.tier}-{release.owner_id}"[:64].rstrip("-"),
+                feed_id(release.tier, release.owner_id),
                 f"{name}: {release.tier} data",
                 f"{name}'s {release.tier} data, keyed on the national ids, served in the FHIR R5 API "
                 f"(meta.source {OWNER_SOURCE}{release.owner_id}) to the clients entitled to it.",

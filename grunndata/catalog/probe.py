@@ -162,11 +162,12 @@ async def _fetch(client: httpx.AsyncClient, start: httpx.URL, interface: str) ->
         async with client.stream("GET", url) as response:
             if response.is_redirect:
                 target = url.join(response.headers["location"])
+                shown = target.copy_with(query=None, fragment=None)  # published: no query strings
                 if target.host.lower() != start.host.lower():
-                    return _Attempt(False, f"redirected to another host: {target}", response.status_code)
+                    return _Attempt(False, f"redirected to another host: {shown}", response.status_code)
                 if start.scheme == "https" and target.scheme != "https":
                     return _Attempt(
-                        False, f"redirected from HTTPS to plain HTTP: {target}", response.status_code
+                        False, f"redirected from HTTPS to plain HTTP: {shown}", response.status_code
                     )
                 url = target
                 continue
@@ -174,6 +175,11 @@ async def _fetch(client: httpx.AsyncClient, start: httpx.URL, interface: str) ->
                 code = response.status_code
                 reason = httpx.codes.get_reason_phrase(code) or response.reason_phrase
                 return _Attempt(False, f"HTTP {code} {reason}".rstrip(), code, retry=code >= 500)
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):  # we asked for none: a compressed body could be huge
+                return _Attempt(
+                    False, f"answered {encoding}-encoded, though asked for no encoding", response.status_code
+                )
             body = await _read_capped(response)
             if body is None:
                 return _Attempt(False, "answer larger than 2 MB", response.status_code)
@@ -188,7 +194,7 @@ async def _read_capped(response: httpx.Response) -> bytes | None:
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():  # as sent: nothing is unpacked past the cap
         body += chunk
         if len(body) > MAX_BODY:
             return None

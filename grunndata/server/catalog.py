@@ -14,6 +14,7 @@ import os
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,12 +24,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
 from grunndata.catalog.fhir import catalogue_json, endpoint_resource, organization_resources
-from grunndata.catalog.files import CatalogueError, load_catalogue
+from grunndata.catalog.files import CatalogueError
 from grunndata.catalog.model import TIERS, Availability, Service
 from grunndata.catalog.ours import all_services, search
 from grunndata.catalog.page import render_error, render_page
 from grunndata.catalog.probe import availability as measured
 from grunndata.server.access import access_of
+from grunndata.server.auth import Access
 from grunndata.server.params import DEFAULT_COUNT, ID_PATTERN, MAX_COUNT, bad, split_values, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
@@ -139,6 +141,21 @@ class _Catalogue:
         return services
 
 
+def _public(service: Service, access: Access) -> Service:
+    """What every client may know of a service: that a restricted feed exists, and how to reach it,
+    but not when its owner last published, unless it may read that data; and a file's name, not
+    where the server keeps it."""
+    origin = service.origin if service.origin == "grunndata" else Path(service.origin).name
+    latest = service.latest_release
+    if (
+        service.origin == "grunndata"
+        and service.tier != "national"
+        and not access.can_read(service.tier, service.owner)
+    ):
+        latest = None
+    return replace(service, origin=origin, latest_release=latest)
+
+
 def _stamp(path: Path) -> tuple[str, int, int]:
     try:
         stat = path.stat()
@@ -156,14 +173,18 @@ def catalog_router(served: Served, files: Sequence[Path]) -> APIRouter:
     Every file is read once here, so a broken catalogue file stops the server at start with its
     file and line, rather than on the first request.
     """
-    for path in files:
-        load_catalogue(path)
+    configured = os.environ.get("GRUNNDATA_BASE_URL", "").rstrip("/") or None
+    all_services(served.engine, configured or "http://127.0.0.1", files)  # every file, and ids against ours
     catalogue = _Catalogue(served, files)
     router = APIRouter(tags=["Service catalogue"])
 
     def current(request: Request) -> tuple[list[Service], dict[str, Availability]]:
-        access_of(request, served.auth)
-        services = catalogue.services(str(request.base_url).rstrip("/"))
+        access = access_of(request, served.auth)
+        # our own addresses: GRUNNDATA_BASE_URL, not a Host header any client can set (else, for
+        # a development server without the setting, the address the request came to)
+        services = [
+            _public(s, access) for s in catalogue.services(configured or str(request.base_url).rstrip("/"))
+        ]
         return services, measured(served.engine, [s.id for s in services])
 
     def endpoints(request: Request) -> list[Resource]:

@@ -151,3 +151,21 @@ class ServiceProbe(SQLModel, table=True):
     latency_ms: float | None = None  # of the attempt that found it up; None when down
     status_code: int | None = None  # the last HTTP status seen; None when nothing answered
     message: str  # "ok" or why it is down, in one sentence
+
+
+class ServiceAvailability(SQLModel, table=True):
+    """Per catalogued service, the running count of its probes and the last one.
+
+    Kept beside the history in the same transaction, so showing the catalogue costs one row per
+    service however many probes have piled up.
+    """
+
+    __tablename__ = "service_availability"
+
+    service_id: str = Field(primary_key=True)
+    checks: int
+    up: int
+    last_checked: datetime  # aware, UTC
+    last_up: bool
+    last_latency_ms: float | None = None
+    last_message: str

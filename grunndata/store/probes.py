@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from grunndata.store.db import open_connection
-from grunndata.store.models import ServiceProbe
+from grunndata.store.models import ServiceAvailability, ServiceProbe
 
 
 class ProbeRow(Protocol):
@@ -50,6 +50,7 @@ class ProbeTotals:
 
 
 P = ServiceProbe.__table__  # type: ignore[attr-defined]
+A = ServiceAvailability.__table__  # type: ignore[attr-defined]
 
 
 def record(engine: Engine, results: Iterable[ProbeRow]) -> int:
@@ -69,55 +70,62 @@ def record(engine: Engine, results: Iterable[ProbeRow]) -> int:
         return 0
     with open_connection(engine) as conn:
         conn.execute(insert(P), rows)
+        _tally(conn, rows)
         conn.commit()
     return len(rows)
+
+
+def _tally(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Add the rows to each service's running count; the newest probe becomes its last one."""
+    ids = sorted({r["service_id"] for r in rows})
+    known = {row.service_id: row for row in conn.execute(select(A).where(A.c.service_id.in_(ids)))}
+    for row in sorted(rows, key=lambda r: r["checked_at"]):
+        sid = row["service_id"]
+        before = known.get(sid)
+        values = {
+            "checks": (before.checks if before else 0) + 1,
+            "up": (before.up if before else 0) + int(row["up"]),
+            "last_checked": row["checked_at"],
+            "last_up": row["up"],
+            "last_latency_ms": row["latency_ms"],
+            "last_message": row["message"],
+        }
+        if before is None:
+            conn.execute(insert(A).values(service_id=sid, **values))
+        else:
+            conn.execute(update(A).where(A.c.service_id == sid).values(**values))
+        known[sid] = _Tally(sid, values["checks"], values["up"])
 
 
 def totals(engine: Engine, service_ids: Sequence[str] | None = None) -> dict[str, ProbeTotals]:
     """Per probed service (of `service_ids`, or all): checks, how many found it up, the last probe.
 
-    A service that was never probed is absent: callers show it as unknown.
+    Read from the running counts (one row per service); a service never probed is absent: callers
+    show it as unknown.
     """
     if service_ids is not None and not service_ids:
         return {}
-    totals = select(
-        P.c.service_id,
-        func.count().label("checks"),
-        func.sum(case((P.c.up, 1), else_=0)).label("up"),
-    ).group_by(P.c.service_id)
-    ranked = select(
-        P.c.service_id,
-        P.c.checked_at,
-        P.c.up,
-        P.c.latency_ms,
-        P.c.message,
-        func.row_number()
-        .over(partition_by=P.c.service_id, order_by=(P.c.checked_at.desc(), P.c.id.desc()))
-        .label("n"),
-    )
+    query = select(A).order_by(A.c.service_id)
     if service_ids is not None:
-        wanted = sorted(set(service_ids))
-        totals = totals.where(P.c.service_id.in_(wanted))
-        ranked = ranked.where(P.c.service_id.in_(wanted))
-    # one statement, so the counts and the last row come from the same snapshot
-    last, total = ranked.subquery(), totals.subquery()
-    query = (
-        select(last, total.c.checks, total.c.up.label("ups"))
-        .join(total, total.c.service_id == last.c.service_id)
-        .where(last.c.n == 1)
-        .order_by(last.c.service_id)
-    )
+        query = query.where(A.c.service_id.in_(sorted(set(service_ids))))
     with open_connection(engine) as conn:
         return {row.service_id: _totals(row) for row in conn.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    service_id: str
+    checks: int
+    up: int
 
 
 def _totals(row: Any) -> ProbeTotals:
     return ProbeTotals(
         service_id=row.service_id,
         checks=int(row.checks),
-        up=int(row.ups or 0),
-        last_checked=row.checked_at,  # aware, in UTC (SQLModel's UTCDateTime)
-        last_up=bool(row.up),
-        last_latency_ms=row.latency_ms,
-        last_message=row.message,
+        up=int(row.up),
+        last_checked=row.last_checked,  # aware, in UTC (SQLModel's UTCDateTime)
+        last_up=bool(row.last_up),
+        last_latency_ms=row.last_latency_ms,
+        last_message=row.last_message,
     )

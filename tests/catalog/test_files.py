@@ -431,9 +431,22 @@ def test_an_id_used_in_two_files_or_by_one_of_ours_names_where(here: Path) -> No
     Path("two.yaml").write_text(
         GOOD.replace("id: a", "id: fhir") + GOOD.removeprefix("services:\n"), encoding="utf-8"
     )
+    with pytest.raises(CatalogueError) as reserved:  # our ids cannot be taken by a file at all
+        load_catalogue(Path("two.yaml"))
+    assert reserved.value.problems == [
+        "two.yaml:2: the id `fhir` is reserved for grunndata's own services (catalog, code-systems, fhir, fhir-sector, m30, translate, sector-<owner>, supplementary-<owner>); choose another"
+    ]
+    Path("two.yaml").write_text(GOOD, encoding="utf-8")
     with pytest.raises(CatalogueError) as caught:
         check_unique([ours, *load_catalogue(Path("one.yaml")), *load_catalogue(Path("two.yaml"))])
+    assert caught.value.problems == ["two.yaml:2: the id `a` is already used at one.yaml:2"]
+
+
+@pytest.mark.parametrize("taken", ["m30", "catalog", "sector-vendor-a", "supplementary-x"])
+def test_the_ids_of_our_own_services_are_reserved(here: Path, taken: str) -> None:
+    Path("c.yaml").write_text(GOOD.replace("id: a", f"id: {taken}"), encoding="utf-8")
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(Path("c.yaml"))
     assert caught.value.problems == [
-        "two.yaml:2: the id `fhir` is already one of grunndata's own services",
-        "two.yaml:8: the id `a` is already used at one.yaml:2",
+        f"c.yaml:2: the id `{taken}` is reserved for grunndata's own services (catalog, code-systems, fhir, fhir-sector, m30, translate, sector-<owner>, supplementary-<owner>); choose another"
     ]

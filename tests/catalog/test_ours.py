@@ -221,9 +221,12 @@ def test_a_file_may_not_take_an_id_of_ours_or_of_another_file(store: Engine, tmp
     with pytest.raises(CatalogueError) as caught:
         all_services(store, BASE, [EXAMPLE, taken])
     assert caught.value.problems == [
-        f"{taken}:2: the id `m30` is already one of grunndata's own services",
-        f"{taken}:8: the id `dmp-safest-fhir` is already used at {EXAMPLE}:25",
+        f"{taken}:2: the id `m30` is reserved for grunndata's own services (catalog, code-systems, fhir, fhir-sector, m30, translate, sector-<owner>, supplementary-<owner>); choose another",
     ]
+    taken.write_text(GOOD.replace("id: a", "id: dmp-safest-fhir"))
+    with pytest.raises(CatalogueError) as again:
+        all_services(store, BASE, [EXAMPLE, taken])
+    assert again.value.problems == [f"{taken}:2: the id `dmp-safest-fhir` is already used at {EXAMPLE}:25"]
 
 
 def test_every_bad_file_is_reported_and_nothing_is_loaded(store: Engine, tmp_path: Path) -> None:
@@ -264,3 +267,13 @@ def test_services_are_found_by_tier_owner_resource_type_and_status(store: Engine
     ]
     assert ids(status="retired") == []
     assert ids() == [s.id for s in services]
+
+
+def test_a_long_owner_id_gets_a_feed_id_within_64_characters_that_no_other_owner_shares() -> None:
+    from grunndata.catalog.ours import feed_id
+
+    one, two = "a" * 50 + "-one", "a" * 50 + "-two"
+    assert feed_id("supplementary", "vendor-a") == "supplementary-vendor-a"
+    assert len(feed_id("supplementary", one)) <= 64 and feed_id("supplementary", one) != feed_id(
+        "supplementary", two
+    )

@@ -635,3 +635,16 @@ def test_run_probe_prints_a_table_and_returns_the_number_down(engine: Engine, se
     assert rows["old-fhir"] == "old-fhir not probed retired"
     assert "1 up, 2 down, 2 not probed." in lines
     assert sorted(availability(engine)) == ["good", "html", "refused"]
+
+
+def test_a_compressed_answer_is_refused_unread_so_no_cap_can_be_bypassed() -> None:
+    import gzip
+
+    def gzipped(request: httpx.Request) -> httpx.Response:
+        body = gzip.compress(b'{"resourceType": "CapabilityStatement", "pad": "' + b"x" * 5_000_000 + b'"}')
+        return httpx.Response(
+            200, headers={"content-encoding": "gzip", "content-type": "application/fhir+json"}, content=body
+        )
+
+    (result,) = probe([fhir("zipped", "http://zipped.example/fhir")], transport=httpx.MockTransport(gzipped))
+    assert (result.up, result.message) == (False, "answered gzip-encoded, though asked for no encoding")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,16 @@ BRAND_MISSING = (
 # The Paracet entries, exactly; the Ids not carried by SAFEST are UUID 5s and must never change.
 # {T} is when our release first served the resources.
 PARACET_ENTRIES = {
-    "Virkestoff": "<OppfVirkestoff><Id>ID_99A24C96-6CE7-542D-8C9A-26C61E9641DC</Id><Tidspunkt>{T}</Tidspunkt>"
+    "Virkestoff": "<OppfVirkestoff><Id>OPPF</Id><Tidspunkt>{T}</Tidspunkt>"
     '<Status V="A" DN="Aktiv oppføring"/><Virkestoff xmlns="http://www.kith.no/xmlstds/eresept/forskrivning/'
     '2014-12-01"><Id>ID_9A1E3C5B-7D2F-4E6A-8B0C-1D2E3F4A5B6C</Id><Navn>Paracetamol</Navn></Virkestoff>'
     "</OppfVirkestoff>",
-    "VirkestoffMedStyrke": "<OppfVirkestoff><Id>ID_043D606F-6AD5-5FAF-836B-7D5F91577CB1</Id><Tidspunkt>{T}"
+    "VirkestoffMedStyrke": "<OppfVirkestoff><Id>OPPF</Id><Tidspunkt>{T}"
     '</Tidspunkt><Status V="A" DN="Aktiv oppføring"/><VirkestoffMedStyrke xmlns="http://www.kith.no/xmlstds/'
     'eresept/forskrivning/2014-12-01"><Id>ID_103C1D37-6B0A-5549-B36F-6D93C3EE95D0</Id><Styrke V="500" U="mg"/>'
     '<StyrkeNevner V="1" U="tablett"/><RefVirkestoff>ID_9A1E3C5B-7D2F-4E6A-8B0C-1D2E3F4A5B6C</RefVirkestoff>'
     '<Styrkeoperator V="L" S="2.16.578.1.12.4.1.1.7445" DN="Lik"/></VirkestoffMedStyrke></OppfVirkestoff>',
-    "LegemiddelMerkevare": "<OppfLegemiddelMerkevare><Id>ID_A8F40E21-2250-527B-A26B-7475CDE0F06E</Id>"
+    "LegemiddelMerkevare": "<OppfLegemiddelMerkevare><Id>OPPF</Id>"
     '<Tidspunkt>{T}</Tidspunkt><Status V="A" DN="Aktiv oppføring"/><LegemiddelMerkevare xmlns="http://www.'
     'kith.no/xmlstds/eresept/forskrivning/2014-12-01"><Atc V="N02BE01" S="2.16.578.1.12.4.1.1.7180" '
     'DN="paracetamol"/><NavnFormStyrke>Paracet tab 500 mg</NavnFormStyrke><Reseptgruppe V="F" '
@@ -68,7 +69,7 @@ PARACET_ENTRIES = {
     "<SortertVirkestoffMedStyrke><Sortering>0</Sortering><RefVirkestoffMedStyrke>ID_103C1D37-6B0A-5549-B36F-"
     "6D93C3EE95D0</RefVirkestoffMedStyrke></SortertVirkestoffMedStyrke></LegemiddelMerkevare>"
     "</OppfLegemiddelMerkevare>",
-    "Legemiddelpakning": "<OppfLegemiddelpakning><Id>ID_B0B0D75F-6A52-538A-96D4-BDF05C82A5C3</Id><Tidspunkt>"
+    "Legemiddelpakning": "<OppfLegemiddelpakning><Id>OPPF</Id><Tidspunkt>"
     '{T}</Tidspunkt><Status V="A" DN="Aktiv oppføring"/><Legemiddelpakning xmlns="http://www.kith.no/xmlstds/'
     'eresept/forskrivning/2014-12-01"><Atc V="N02BE01" S="2.16.578.1.12.4.1.1.7180" DN="paracetamol"/>'
     '<NavnFormStyrke>Paracet tab 500 mg</NavnFormStyrke><Reseptgruppe V="F" DN="Reseptgruppe F"/>'
@@ -92,8 +93,18 @@ def xsd() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(require(M30_XSD))))
 
 
-def entries(path: Path) -> dict[str, list[str]]:
-    """Catalogue -> its Oppf elements as written (the exporter writes one per line)."""
+LISTING_ID = re.compile(r"^(<Oppf\w+><Id>)ID_[0-9A-F-]{36}(</Id>)")
+
+
+def listing_ids(path: Path) -> dict[str, list[str]]:
+    """Catalogue -> the Oppf Ids of its listings, in order."""
+    return {
+        c: [line[line.index("<Id>") + 4 : line.index("</Id>")] for line in lines]
+        for c, lines in raw_entries(path).items()
+    }
+
+
+def raw_entries(path: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     catalogue = None
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -103,6 +114,14 @@ def entries(path: Path) -> dict[str, list[str]]:
             assert catalogue is not None
             found.setdefault(catalogue, []).append(line)
     return found
+
+
+def entries(path: Path) -> dict[str, list[str]]:
+    """Catalogue -> its Oppf elements as written (one per line), the listing's Id as OPPF: it names
+    the content (a changed entry is listed anew), which `listing_ids` and its own test check."""
+    return {
+        c: [LISTING_ID.sub(r"\1OPPF\2", line) for line in lines] for c, lines in raw_entries(path).items()
+    }
 
 
 def activated(engine: Engine, release_id: int | None = None) -> str:
@@ -222,7 +241,7 @@ def test_after_fest_an_idmp_only_product_with_what_fest_requires_is_one_more_bra
     )
     (brand,) = [e for e in entries(out)["LegemiddelMerkevare"] if "Nyhet" in e]
     assert brand == (
-        f"<OppfLegemiddelMerkevare><Id>ID_12C13898-58FB-5560-BD24-085BBEA36B50</Id><Tidspunkt>{activated(engine)}"
+        f"<OppfLegemiddelMerkevare><Id>OPPF</Id><Tidspunkt>{activated(engine)}"
         '</Tidspunkt><Status V="A" DN="Aktiv oppføring"/><LegemiddelMerkevare xmlns="http://www.kith.no/xmlstds/'
         'eresept/forskrivning/2014-12-01"><NavnFormStyrke>Nyhet 5 mg tablett</NavnFormStyrke><Reseptgruppe V="C"/>'
         "<Id>ID_8CEDCD56-8CAC-5D86-B5BF-1E80E582F384</Id><Varenavn>Nyhet</Varenavn></LegemiddelMerkevare>"
@@ -274,7 +293,7 @@ def test_a_package_safest_adds_to_a_fest_brand_points_at_it_with_its_codes_in_fe
     assert_valid(xsd, out)
     (written,) = [e for e in entries(out)["Legemiddelpakning"] if "999999" in e]
     assert written == (
-        f"<OppfLegemiddelpakning><Id>ID_21D41F30-0FDB-5B7B-9AAA-5920B6A52C18</Id><Tidspunkt>{activated(engine)}"
+        f"<OppfLegemiddelpakning><Id>OPPF</Id><Tidspunkt>{activated(engine)}"
         '</Tidspunkt><Status V="A" DN="Aktiv oppføring"/><Legemiddelpakning xmlns="http://www.kith.no/xmlstds/'
         'eresept/forskrivning/2014-12-01"><NavnFormStyrke>Certican Disperg tab 0,1 mg</NavnFormStyrke>'
         '<Reseptgruppe V="C" DN="Reseptgruppe C"/><Id>ID_F5E15883-71C1-5F9B-AAC5-3817CE0853C1</Id><Varenr>999999'
@@ -294,7 +313,7 @@ def test_exporting_twice_gives_the_same_ids_and_bytes(engine: Engine, tmp_path: 
     first, second = tmp_path / "first.xml", tmp_path / "second.xml"
     exporter.export_m30(engine, first)
     exporter.export_m30(engine, second)
-    ids = [line.split("<Id>")[1].split("</Id>")[0] for lines in entries(first).values() for line in lines]
+    ids = [i for found in listing_ids(first).values() for i in found]
     assert len(ids) == 4 and len(set(ids)) == 4
     assert first.read_bytes() == second.read_bytes()
 
@@ -324,6 +343,8 @@ def test_an_incremental_export_carries_changed_idmp_entries_and_expires_the_gone
     import_safest(engine, PARACET)
     followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
     import_fest(engine, followup)
+    base_file = tmp_path / "base.xml"
+    exporter.export_m30(engine, base_file)  # what a client holding that delivery has
     bundle = json.loads(PARACET.read_text())
     bundle["entry"] = [
         e for e in bundle["entry"] if e["resource"]["resourceType"] != "MedicinalProductPackaged"
@@ -340,23 +361,42 @@ def test_an_incremental_export_carries_changed_idmp_entries_and_expires_the_gone
     since = tmp_path / "since.xml"
     result = exporter.export_m30(engine, since, since="2017-04-26T03:00:00")
     assert_valid(xsd, since)
-    assert (result.entries, result.expired) == ({"LegemiddelMerkevare": 1}, {"Legemiddelpakning": 1})
+    # a change is FEST's: the old listing expires and the entry is listed anew under a new Oppf Id
+    assert (result.entries, result.expired) == (
+        {"LegemiddelMerkevare": 1},
+        {"LegemiddelMerkevare": 1, "Legemiddelpakning": 1},
+    )
     written = entries(since)
-    assert written["LegemiddelMerkevare"] == [
+    new_brand = (
         PARACET_ENTRIES["LegemiddelMerkevare"]
         .replace("{T}", activated(engine, release))
         .replace("Paracet tab 500 mg", "Paracet tab 500 mg (ny)")
+    )
+    expired = '<Tidspunkt>{T}</Tidspunkt><Status V="U" DN="Utgått oppføring"/>'.replace(
+        "{T}", activated(engine, release)
+    )
+    assert written["LegemiddelMerkevare"] == [
+        new_brand,
+        f"<OppfLegemiddelMerkevare><Id>OPPF</Id>{expired}</OppfLegemiddelMerkevare>",
+    ] or written["LegemiddelMerkevare"] == [
+        f"<OppfLegemiddelMerkevare><Id>OPPF</Id>{expired}</OppfLegemiddelMerkevare>",
+        new_brand,
     ]
+    new_id, old_id = sorted(
+        listing_ids(since)["LegemiddelMerkevare"], key=lambda i: i in listing_ids(base_file)
+    )
+    assert old_id in listing_ids(base_file)["LegemiddelMerkevare"] and new_id != old_id
     assert written["Legemiddelpakning"] == [
-        "<OppfLegemiddelpakning><Id>ID_B0B0D75F-6A52-538A-96D4-BDF05C82A5C3</Id>"
-        f'<Tidspunkt>{activated(engine, release)}</Tidspunkt><Status V="U" DN="Utgått oppføring"/>'
-        "</OppfLegemiddelpakning>"
+        f"<OppfLegemiddelpakning><Id>OPPF</Id>{expired}</OppfLegemiddelpakning>"
     ]
     assert result.idmp_written == {"LegemiddelMerkevare": 1} and result.unfilled == {}
 
     nothing = tmp_path / "nothing.xml"
     result = exporter.export_m30(engine, nothing, since="2017-04-26T03:00:00")
-    assert result.expired == {"Legemiddelpakning": 1}  # the same answer: since is the base, not the last ask
+    assert result.expired == {
+        "LegemiddelMerkevare": 1,
+        "Legemiddelpakning": 1,
+    }  # since is the base, not the last ask
 
 
 # --- the REQUIRED table is the XSD's ---------------------------------------------------------------

@@ -129,7 +129,7 @@ def test_the_json_feed_lists_our_services_then_the_files_with_what_probing_measu
         "cadence": "daily",
         "latest_release": None,
         "status": "test",
-        "origin": f"{PARTNERS}:25",
+        "origin": f"{PARTNERS.name}:25",  # the file, not where the server keeps it
         "availability": {
             "state": "down",
             "checks": 2,
@@ -381,14 +381,12 @@ def test_a_broken_catalogue_file_stops_the_server_at_start_naming_file_and_line(
     assert caught.value.problems == [f"{BROKEN}:2: the service `broken` has no `tier`"]
 
 
-def test_a_file_reusing_one_of_our_ids_is_a_500_naming_file_and_line(site: Site) -> None:
-    with TestClient(catalog_app(site.engine, [DUPLICATE])) as client:
-        answer = client.get("/fhir/Endpoint")
-    assert answer.status_code == 500
-    assert answer.json()["issue"][0]["diagnostics"] == (
-        f"the service catalogue cannot be read: {DUPLICATE}:2: the id `fhir` is already one of grunndata's "
-        "own services"
-    )
+def test_a_file_taking_one_of_our_ids_stops_the_server_at_start_naming_file_and_line(site: Site) -> None:
+    with pytest.raises(CatalogueError) as caught:
+        catalog_app(site.engine, [DUPLICATE])
+    assert caught.value.problems == [
+        f"{DUPLICATE}:2: the id `fhir` is reserved for grunndata's own services (catalog, code-systems, fhir, fhir-sector, m30, translate, sector-<owner>, supplementary-<owner>); choose another"
+    ]
 
 
 def test_the_catalogue_files_come_from_grunndata_catalog_separated_like_path(
@@ -397,3 +395,20 @@ def test_the_catalogue_files_come_from_grunndata_catalog_separated_like_path(
     monkeypatch.setenv("GRUNNDATA_CATALOG", os.pathsep.join([str(PARTNERS), str(HOSTILE), ""]))
     assert catalogue_files() == [PARTNERS, HOSTILE]
     assert catalogue_files("") == []
+
+
+def test_when_a_restricted_feed_last_published_is_shown_only_to_its_readers(
+    site: Site, tmp_path: Path
+) -> None:
+    from tests.server.tokens import Issuer
+
+    issuer = Issuer(tmp_path)
+    with TestClient(catalog_app(site.engine, [PARTNERS], issuer.authenticator())) as client:
+        anonymous = client.get("/catalog.json").json()["services"]
+        reader = client.get(
+            "/catalog.json", headers=issuer.headers("grunndata:supplementary.read:vendor-a")
+        ).json()["services"]
+    feed = "supplementary-vendor-a"
+    assert next(s for s in anonymous if s["id"] == feed)["latest_release"] is None
+    assert next(s for s in reader if s["id"] == feed)["latest_release"].startswith("release 2, activated ")
+    assert next(s for s in anonymous if s["id"] == "fhir")["latest_release"].startswith("release 1")

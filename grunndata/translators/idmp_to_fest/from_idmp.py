@@ -21,6 +21,7 @@ the Oppf Id is the UUID 5 of "Oppf:" + type and id.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import uuid
 from collections import Counter
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+
+import orjson
 
 from grunndata.m30.records import FestEntry, Node
 from grunndata.translators.fest_to_idmp import systems as s
@@ -632,7 +635,12 @@ class _Maker:
 def _read_back(shaped: Json, kind: str, tidspunkt: str, secondary: list[Json] | None = None) -> FestEntry:
     """The FEST entry the tables read from `shaped` (in the form they make), listed now."""
     catalogue = CATALOGUE_OF[kind]
-    oppf_id = derived_id(shaped["resourceType"], shaped["id"], "Oppf:")
+    # FEST lists a changed entry anew (old listing expired, new Oppf Id): the listing's Id names the
+    # content, so a change in IDMP gives a new listing as it does for FEST's own entries
+    content = hashlib.sha256(
+        orjson.dumps([shaped, secondary or []], option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
+    oppf_id = derived_id(shaped["resourceType"], shaped["id"], f"Oppf:{content}:")
     listing = FestEntry(catalogue, oppf_id, tidspunkt, *ACTIVE, ())
     envelope = v.tree(["Oppf", None, None, listing.envelope()], oppf_xsd(catalogue), s.EXT_OPPFORING)
     primary = dict(shaped)
