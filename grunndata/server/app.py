@@ -4,6 +4,7 @@ page, plus health, releases and the FEST->IDMP coverage report."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def create_app(
         return {
             "status": "ok",
             "version": __version__,
+            "pid": os.getpid(),  # which server process answered (several may serve one store)
             "auth": "DEVELOPMENT MODE: every client reads every tier"
             if settings.dev
             else ("bearer tokens (HelseID)" if settings.jwks else "national data only, no tokens accepted"),
