@@ -31,7 +31,9 @@ status is 1 when a step failed or a request failed):
   import is compared with the p99 without (target: at most double).
 
 Servers run as api_bench runs them: uvicorn, uvloop, httptools, 1 worker (--workers K), no access
-log, `api_bench:create_ours` over GRUNNDATA_DB. Prints one dated table per store; --write appends
+log, `api_bench:create_ours` over GRUNNDATA_DB. Each locust run gets a fresh server, warmed first
+(`/fest/m30` and a `$translate` asked once: the M30 file and the terminology indexes are made once
+per release, ~20 s at full size, and would otherwise be the run's first seconds; --cold skips it). Prints one dated table per store; --write appends
 them to benchmarks/RESULTS.md, --json writes every raw number.
 """
 
@@ -174,6 +176,26 @@ def served_snapshot(base: str) -> str:
     return parse_qs(urlsplit(link).query).get("_snapshot", [""])[0]
 
 
+def warm(base: str) -> float:
+    """What a server does once per snapshot, done before a measured run: the M30 file written, the
+    terminology indexes built, the CapabilityStatement made. Seconds it took."""
+    started = time.perf_counter()
+    for path, headers in (
+        ("/fest/m30", {"Accept-Encoding": "gzip"}),
+        (
+            "/fhir/ConceptMap/$translate?system=http://dmp.no/fhir/NamingSystem/fest-varenummer"
+            "&sourceCode=000000&targetSystem=https://www.gs1.org/gtin",
+            {},
+        ),
+        ("/fhir/metadata", {}),
+    ):
+        request = urllib.request.Request(base + path, headers={"Accept": "application/fhir+json", **headers})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            while response.read(1 << 20):
+                pass
+    return time.perf_counter() - started
+
+
 def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
     """Stop a process started in its own session; its whole group is killed if it lingers."""
     if proc.poll() is None:
@@ -260,6 +282,7 @@ class LocustRun:
     import_rss: float | None = None
     import_exit: int | None = None
     pickup_seconds: float | None = None  # mixed: from the import's end to the server serving it
+    warmed: float | None = None  # seconds the server's warm-up took before the run (None: --cold)
     log_tail: str = ""
 
     @property
@@ -372,6 +395,7 @@ class Locust:
         self.extra = shlex.split(args.locust_args or "")
         self.reads = re.compile(args.reads)
         self.token = args.token
+        self.cold = args.cold
         self.work = work
         self.runs = 0
         self._json_file: bool | None = None
@@ -431,6 +455,7 @@ class Locust:
         if self.token:  # our server has no JWKS: only a token the caller set up is sent
             env["GRUNNDATA_LOCUST_TOKEN"] = self.token
         log = Path(f"{prefix}.log")
+        warmed = None if self.cold else warm(host)
         say(f"locust: {self.users} users at {self.spawn_rate:g}/s, up to {seconds:.0f} s, against {host}")
         server_cpu0, started, epoch = tree_cpu(server_pid), time.perf_counter(), time.time()
         busy0, total0 = machine_busy()
@@ -495,6 +520,7 @@ class Locust:
             reads,
             kinds,
             failures,
+            warmed=warmed,
             log_tail=tail,
         )
 
@@ -1085,6 +1111,11 @@ def options() -> argparse.Namespace:
     ap.add_argument("--locust-args", help='more arguments for locust, e.g. "--grunndata-wait 0"')
     ap.add_argument("--reads", default="^read$", help="locust request names that are reads (a regex)")
     ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="start locust on a cold server (default: the M30 file and terminology indexes made first)",
+    )
+    ap.add_argument(
         "--token", help="GRUNNDATA_LOCUST_TOKEN for locust (default: none; our server has no JWKS)"
     )
     ap.add_argument("--runs", type=int, help="interleaved runs per api point; medians (default 3, --quick 1)")
@@ -1112,13 +1143,26 @@ def options() -> argparse.Namespace:
     return a
 
 
+def shown_arguments(argv: list[str]) -> list[str]:
+    """The command line without what does not change a measurement (where files go)."""
+    shown, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+        elif x in ("--keep", "--json"):
+            skip = True
+        elif x != "--write" and not x.startswith(("--keep=", "--json=")):
+            shown.append(x)
+    return shown
+
+
 def main() -> int:
     a = options()
     # every server of the suite (ours and the bare app, in api_bench too) with --workers K
     api_bench.UVICORN = api_bench.UVICORN.replace("--workers 1", f"--workers {a.workers}")
     started = time.perf_counter()
     command = "python benchmarks/suite.py" + "".join(
-        f" {shlex.quote(x)}" for x in sys.argv[1:] if x not in ("--write",)
+        f" {shlex.quote(x)}" for x in shown_arguments(sys.argv[1:])
     )
     raw: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(),
@@ -1132,7 +1176,10 @@ def main() -> int:
         work = a.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         locust = Locust(a, work)
-        header = [f"Machine: {machine()}; load generators, servers and store on the same machine."]
+        header = [
+            f"Machine: {machine()}; load generators, servers and store on the same machine "
+            f"(load average {os.getloadavg()[0]:.2f} when the suite started)."
+        ]
 
         # the delivery, its follow-up and the parse floor: once for every store
         delivery = a.delivery
@@ -1178,8 +1225,14 @@ def main() -> int:
                 header.append(
                     f"locust: {locust.version()}, `{Path(a.locustfile).name}` as it is (its weights and pauses: an "
                     f"offered load, not the limit), {a.users} users started at {a.spawn_rate:g}/s, "
-                    f"{a.minutes:g} min{', ' + a.locust_args if a.locust_args else ''}; percentiles from locust's "
-                    "histograms (1 ms steps below 100 ms)."
+                    f"{a.minutes:g} min{', ' + a.locust_args if a.locust_args else ''}; each run on a fresh server, "
+                    + (
+                        "cold."
+                        if a.cold
+                        else "warmed first (the M30 file written and the terminology indexes built, "
+                        "what a server does once per release)."
+                    )
+                    + " Percentiles from locust's histograms (1 ms steps below 100 ms)."
                 )
         header.append(f"Command: `{command}`")
 
