@@ -1175,6 +1175,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="grunndata-suite-") as tmp:
         work = a.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        # the servers' temporary files (the M30 file each writes) go with the rest, not into /tmp
+        (work / "tmp").mkdir(exist_ok=True)
+        os.environ["TMPDIR"] = str(work / "tmp")
         locust = Locust(a, work)
         header = [
             f"Machine: {machine()}; load generators, servers and store on the same machine "

@@ -3,9 +3,11 @@ page, plus health, releases and the FEST->IDMP coverage report."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,12 @@ from grunndata.server.catalog import catalog_router, catalogue_files
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
-from grunndata.server.m30 import m30_router
+from grunndata.server.m30 import M30Files, m30_router
 from grunndata.server.migration import migration_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
+from grunndata.server.warm import keep_warm, warm_enabled
 from grunndata.store.releases import active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
@@ -34,24 +37,47 @@ _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415
 
 
 def create_app(
-    engine: Engine, auth: Authenticator | None = None, catalog: Sequence[Path] | None = None
+    engine: Engine,
+    auth: Authenticator | None = None,
+    catalog: Sequence[Path] | None = None,
+    warm: bool | None = None,
 ) -> FastAPI:
     """The app over `engine`; tokens are checked by `auth` (default: the GRUNNDATA_* settings),
-    other owners' services come from the catalogue files `catalog` (default: GRUNNDATA_CATALOG)."""
-    app = FastAPI(
-        title="Grunndata",
-        version=__version__,
-        description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
-    )
+    other owners' services come from the catalogue files `catalog` (default: GRUNNDATA_CATALOG).
+    With `warm` (default: unless GRUNNDATA_WARM=0), each new snapshot's terminology indexes and
+    M30 file are made as soon as it is served (see `server/warm.py`)."""
     served = Served(engine, auth or Authenticator(AuthSettings.from_env()))
     if served.auth.settings.dev:
         log.warning(dev_mode_banner())
     terms = Terminology(served)
+    files = M30Files(served)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = (
+            asyncio.create_task(keep_warm(served, terms, files))
+            if (warm_enabled() if warm is None else warm)
+            else None
+        )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            files.exporter.close()
+
+    app = FastAPI(
+        title="Grunndata",
+        version=__version__,
+        description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
+        lifespan=lifespan,
+    )
+    app.state.served, app.state.terminology, app.state.m30 = served, terms, files  # for tests and tools
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
-    files = catalogue_files() if catalog is None else list(catalog)
-    app.include_router(catalog_router(served, files))  # before the FHIR routes: /fhir/Endpoint is ours
+    catalogues = catalogue_files() if catalog is None else list(catalog)
+    app.include_router(catalog_router(served, catalogues))  # before the FHIR routes: /fhir/Endpoint is ours
     app.include_router(fhir_router(served))
-    app.include_router(m30_router(served))
+    app.include_router(m30_router(served, files))
     app.include_router(imports_router(served))
     app.include_router(migration_router(served))
 

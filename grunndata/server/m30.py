@@ -3,20 +3,32 @@
 An export takes seconds, and the data changes about every 14 days, so each one is written once
 per snapshot into a gzip file and then sent from disk: gzip as it is to clients that accept it,
 unpacked on the fly to those that do not. ETag names the snapshot, so a nightly check costs a 304.
+
+The export is written by a child process at low priority: ~10 s of Python in the serving process
+would hold its interpreter lock and stall every read meanwhile. Several server processes can
+share one folder (GRUNNDATA_M30_DIR); a file lock then makes one of them write each export and
+the others wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import fcntl
 import gzip
 import hashlib
+import logging
+import multiprocessing
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -29,17 +41,79 @@ from grunndata.server.state import Served
 
 M30_TYPE = "application/xml; charset=utf-8"
 _CHUNK = 1 << 20
+M30_DIR = "GRUNNDATA_M30_DIR"
+log = logging.getLogger("grunndata.server")
+
+
+def _export_in_child(url: str, path: str, since: str | None) -> None:
+    """In the child process: lowest priority but one, a fresh engine, the export, nothing returned."""
+    from grunndata.store import connect
+
+    os.nice(10)  # the readers in the parent come first
+    engine = connect(url, create=False)
+    try:
+        export_m30(engine, Path(path), since=since)
+    finally:
+        engine.dispose()
+
+
+class Exporter:
+    """Writes exports in a child process (one at a time), or in a thread for an in-memory store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        url = engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        self.url = None if in_memory else url.render_as_string(hide_password=False)
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def write(self, path: Path, since: str | None) -> None:
+        if self.url is None:
+            await run_in_threadpool(export_m30, self.engine, path, since=since)
+            return
+        if self._pool is None:
+            # forkserver: children start from a clean process, not a copy of this threaded one;
+            # one export per child, so its memory goes back when it is done
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, _export_in_child, self.url, str(path), since)
+        except BrokenProcessPool:
+            self._pool = None
+            log.error("the M30 export process stopped before it finished (out of memory?)")
+            raise FhirError(
+                503, "transient", "the M30 export stopped before it finished; try again"
+            ) from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _folder() -> Path:
+    """GRUNNDATA_M30_DIR (made private if missing), else a private folder for this process."""
+    configured = os.environ.get(M30_DIR, "").strip()
+    if configured:
+        folder = Path(configured)
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExportError(f"{M30_DIR}={configured}: cannot make the folder ({e.strerror})") from None
+        return folder
+    folder = Path(tempfile.mkdtemp(prefix="grunndata-m30-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 class M30Files:
-    """Exports written once per (snapshot, since) into a private folder, the older ones removed."""
+    """Exports written once per (snapshot, since) into a folder, the older ones removed."""
 
     def __init__(self, served: Served, folder: Path | None = None) -> None:
         self.served = served
-        if folder is None:
-            folder = Path(tempfile.mkdtemp(prefix="grunndata-m30-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        self.folder = folder
+        self.folder = _folder() if folder is None else folder
+        self.exporter = Exporter(served.engine)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def key(self, since: str | None) -> str:
@@ -55,18 +129,29 @@ class M30Files:
         try:
             async with lock:  # one export per key, however many ask at once
                 if not path.exists():
-                    await run_in_threadpool(export_m30, self.served.engine, path, since=since)
+                    await self._write_once(key, path, since)
                     self._forget_others(key.split("-", 1)[0])
         finally:
             if not path.exists():  # a refused `since`: keep no lock for it
                 self._locks.pop(key, None)
         return path
 
+    async def _write_once(self, key: str, path: Path, since: str | None) -> None:
+        """Write `path` unless another process sharing the folder does (then wait for it)."""
+        lock_file = self.folder / f"m30-{key}.lock"
+        fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await run_in_threadpool(fcntl.flock, fd, fcntl.LOCK_EX)
+            if not path.exists():
+                await self.exporter.write(path, since)
+        finally:
+            os.close(fd)  # releases the lock
+
     def _forget_others(self, token: str) -> None:
-        for old in self.folder.glob("m30-*.xml.gz"):
+        for old in self.folder.glob("m30-*"):
             if not old.name.startswith(f"m30-{token}-"):
                 old.unlink(missing_ok=True)
-                self._locks.pop(old.name[4:-7], None)
+                self._locks.pop(old.name[4:].removesuffix(".xml.gz").removesuffix(".lock"), None)
 
 
 def _unpacked(path: Path) -> Iterator[bytes]:
@@ -83,9 +168,8 @@ def _accepts_gzip(request: Request) -> bool:
     return False
 
 
-def m30_router(served: Served) -> APIRouter:
+def m30_router(served: Served, files: M30Files) -> APIRouter:
     router = APIRouter(tags=["FEST/M30"], dependencies=[checks_token(served.auth)])
-    files = M30Files(served)
 
     @router.get(
         "/fest/m30",

@@ -41,6 +41,13 @@ def open_connection(engine: Engine) -> Connection:
         raise StoreError(f"cannot reach the database: {str(e.orig).strip().splitlines()[0]}") from None
 
 
+def _add_indexes(engine: Engine) -> None:
+    """Indexes added after a store was made (create_all only makes missing tables, with theirs)."""
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
 def connect(url: str | None = None, *, create: bool = True) -> Engine:
     """An engine for the store at `url`, with the tables created; StoreError if unreachable."""
     resolved = resolve_url(url)
@@ -73,6 +80,7 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
     if create:
         try:
             SQLModel.metadata.create_all(engine)
+            _add_indexes(engine)
         except OperationalError as e:
             reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
             raise StoreError(

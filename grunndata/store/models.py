@@ -52,7 +52,9 @@ class Resource(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("type", "id", "version"),
-        Index("ix_resource_type_updated", "type", "last_updated"),
+        # history reads newest first and stops at the page: (type,) last_updated, pk in that order
+        Index("ix_resource_type_updated_pk", "type", "last_updated", "pk"),
+        Index("ix_resource_updated_pk", "last_updated", "pk"),
     )
 
     pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

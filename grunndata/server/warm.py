@@ -1,0 +1,49 @@
+"""Made ready when a release is activated, not when the first client asks.
+
+The first `$translate` after a new release used to build the terminology indexes (~2 s at full
+size) and the first `/fest/m30` the export (~10 s), while that client and everyone behind it
+waited. The server now watches for a new snapshot and makes both at once: the indexes in a worker
+thread, the full M30 file in a child process at low priority. A failure is logged and tried
+again at the next snapshot; nothing a client asks waits for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from grunndata.server.auth import ANONYMOUS
+from grunndata.server.m30 import M30Files
+from grunndata.server.state import Served
+from grunndata.server.terminology import Terminology
+
+WARM = "GRUNNDATA_WARM"  # 0 turns it off (then the first request makes each, as before)
+log = logging.getLogger("grunndata.server")
+
+
+def warm_enabled() -> bool:
+    return os.environ.get(WARM, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+async def keep_warm(served: Served, terms: Terminology, files: M30Files) -> None:
+    """Forever: at every new snapshot, build what its first clients would otherwise wait for."""
+    done = ""
+    while True:
+        try:
+            token = (await run_in_threadpool(served.snapshot, ANONYMOUS)).token
+            if token != done:
+                started = time.monotonic()
+                await run_in_threadpool(terms.indexes)
+                await files.file(files.key(None), None)
+                done = token
+                log.info("snapshot %s ready in %.1f s (terminology, M30)", token, time.monotonic() - started)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store gone for a moment, a full disk: try again later
+            log.exception("could not prepare snapshot for serving; trying again")
+            await asyncio.sleep(30)
+        await asyncio.sleep(served.snapshot_seconds)
