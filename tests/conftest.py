@@ -36,6 +36,10 @@ REAL_FEST_COUNTS = {  # Oppf* elements per catalogue in the file (zcat | grep -o
     "Byttegruppe": 16,
     "Interaksjon": 25,
 }
+# Servers made in tests do not prepare each snapshot's M30 file in the background (a child process
+# per app, doubling the suite's time); tests/server/test_warm.py turns it on where it is tested.
+os.environ.setdefault("GRUNNDATA_WARM", "0")
+
 PG_ADMIN_URL = os.environ.get("GRUNNDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

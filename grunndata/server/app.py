@@ -64,7 +64,6 @@ def create_app(
         finally:
             if task is not None:
                 task.cancel()
-            files.exporter.close()
 
     app = FastAPI(
         title="Grunndata",

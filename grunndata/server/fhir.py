@@ -331,7 +331,7 @@ def fhir_router(served: Served) -> APIRouter:
 
     def _history(request: Request, fmt: str, rtype: str | None, rid: str | None) -> Response:
         params = request.query_params
-        known = {"_since", "_count", "_offset", "_snapshot", "_format", "_pretty"}
+        known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
         strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
         unknown = [k for k in params if k not in known]
         if strict and unknown:
@@ -344,6 +344,12 @@ def fhir_router(served: Served) -> APIRouter:
                 _, since, _ = reads.date_range(params["_since"])
             except SearchError as e:
                 raise bad(f"_since: {e}") from None
+        after = None
+        if "_cursor" in params:
+            try:
+                after = reads.parse_cursor(params["_cursor"])
+            except SearchError as e:
+                raise bad(str(e)) from None
         with engine.connect() as conn:
             upto = (
                 whole_number("_snapshot", params["_snapshot"], 0, 2**62)
@@ -362,6 +368,7 @@ def fhir_router(served: Served) -> APIRouter:
                 count=count,
                 offset=offset,
                 entitled=access,
+                after=after,
             )
         base = _base(request)
         entries = []
@@ -388,16 +395,18 @@ def fhir_router(served: Served) -> APIRouter:
         path = "/".join(p for p in (base, rtype, rid, "_history") if p)
         kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_format", "_pretty")]
 
-        def at_offset(n: int) -> str:
-            return (
-                path
-                + "?"
-                + urlencode(kept + [("_count", str(count)), ("_offset", str(n)), ("_snapshot", str(upto))])
-            )
+        def at_offset(n: int, cursor: str | None = None) -> str:
+            """A page link: `_offset` says where it is; `_cursor` (next links) lets it be read from
+            the index instead of skipping `_offset` items, so paging through a whole release costs
+            the same per page."""
+            pairs = [("_count", str(count)), ("_offset", str(n))]
+            if cursor is not None:
+                pairs.append(("_cursor", cursor))
+            return path + "?" + urlencode(kept + pairs + [("_snapshot", str(upto))])
 
-        links = [("self", at_offset(offset))]
+        links = [("self", at_offset(offset, params.get("_cursor")))]
         if more:
-            links.append(("next", at_offset(offset + count)))
+            links.append(("next", at_offset(offset + count, items[-1].cursor)))
         if offset > 0:
             links.append(("previous", at_offset(max(0, offset - count))))
         return send(request, fmt, bundle("history", entries, links))

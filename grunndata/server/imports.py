@@ -82,7 +82,7 @@ def imports_router(served: Served) -> APIRouter:
                 raise _refused(e) from None
             except GrunndataError as e:
                 raise FhirError(422, "processing", str(e)) from None
-        served.refresh()  # the new release is served from the next request on
+        await run_in_threadpool(served.serve_newest)  # the new release is served from the next request on
         outcome = "dry-run" if dry_run else ("unchanged" if result.release_id is None else "activated")
         return JSONResponse(
             {"outcome": outcome, "release_id": result.release_id, "report": result.as_report()}

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import fcntl
 import gzip
 import hashlib
 import logging
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -45,51 +44,66 @@ M30_DIR = "GRUNNDATA_M30_DIR"
 log = logging.getLogger("grunndata.server")
 
 
-def _export_in_child(url: str, path: str, since: str | None) -> None:
-    """In the child process: lowest priority but one, a fresh engine, the export, nothing returned."""
-    from grunndata.store import connect
-
-    os.nice(10)  # the readers in the parent come first
-    engine = connect(url, create=False)
-    try:
-        export_m30(engine, Path(path), since=since)
-    finally:
-        engine.dispose()
-
-
 class Exporter:
-    """Writes exports in a child process (one at a time), or in a thread for an in-memory store."""
+    """Writes each export in a child process (`python -m grunndata.server.m30 PATH [SINCE]`), or in
+    a thread for an in-memory store. A child that outlives a killed server finishes its file and
+    exits; nothing is left waiting."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         url = engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         self.url = None if in_memory else url.render_as_string(hide_password=False)
-        self._pool: ProcessPoolExecutor | None = None
 
     async def write(self, path: Path, since: str | None) -> None:
         if self.url is None:
             await run_in_threadpool(export_m30, self.engine, path, since=since)
             return
-        if self._pool is None:
-            # forkserver: children start from a clean process, not a copy of this threaded one;
-            # one export per child, so its memory goes back when it is done
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
-        loop = asyncio.get_running_loop()
+        env = {**os.environ, "GRUNNDATA_DB": self.url}  # not on the command line, where ps shows it
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "grunndata.server.m30",
+            str(path),
+            *([] if since is None else [since]),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
-            await loop.run_in_executor(self._pool, _export_in_child, self.url, str(path), since)
-        except BrokenProcessPool:
-            self._pool = None
-            log.error("the M30 export process stopped before it finished (out of memory?)")
-            raise FhirError(
-                503, "transient", "the M30 export stopped before it finished; try again"
-            ) from None
+            _, err = await child.communicate()
+        except asyncio.CancelledError:  # the server is stopping: so does the export
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()
+            raise
+        message = err.decode("utf-8", "replace").strip()
+        if child.returncode == _REFUSED:
+            raise ExportError(message)
+        if child.returncode != 0:
+            log.error("the M30 export process ended with %s: %s", child.returncode, message[-2000:])
+            raise FhirError(503, "transient", "the M30 export stopped before it finished; try again")
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+
+_REFUSED = 2  # the child's exit status for an export refused as asked (its sentence on stderr)
+
+
+def _child(argv: list[str]) -> int:
+    """The child: low priority, the store from GRUNNDATA_DB, the export, one sentence if refused."""
+    from grunndata.store import connect
+
+    os.nice(10)  # the readers in the server come first
+    path, since = Path(argv[0]), (argv[1] if len(argv) > 1 else None)
+    engine = connect(os.environ["GRUNNDATA_DB"], create=False)
+    try:
+        export_m30(engine, path, since=since)
+    except ExportError as e:
+        print(str(e), file=sys.stderr)
+        return _REFUSED
+    finally:
+        engine.dispose()
+    return 0
 
 
 def _folder() -> Path:
@@ -202,3 +216,7 @@ def m30_router(served: Served, files: M30Files) -> APIRouter:
         return StreamingResponse(_unpacked(path), media_type=M30_TYPE, headers=headers)
 
     return router
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

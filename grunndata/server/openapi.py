@@ -88,6 +88,7 @@ def read_doc(*, version: bool = False, history: bool = False) -> dict[str, Any]:
             _query("_since", {"type": "string", "format": "date-time"}),
             _query("_count", {"type": "integer", "minimum": 1, "maximum": 1000}),
             _query("_offset", {"type": "integer", "minimum": 0}),
+            _query("_cursor", {"type": "string", "pattern": r"^\d{8}T\d{6}\.\d{6}-[dp]-\d{1,18}$"}),
         ]
     else:
         params += [

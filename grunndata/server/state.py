@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import format_datetime
 
 from sqlalchemy.engine import Engine
 
-from grunndata.server.auth import Authenticator, AuthSettings
+from grunndata.server.auth import ANONYMOUS, Authenticator, AuthSettings
 from grunndata.store.reads import (
     Entitled,
     Snapshot,
@@ -26,6 +28,7 @@ SNAPSHOT_SECONDS = float(os.environ.get("GRUNNDATA_SNAPSHOT_SECONDS", "1.0"))
 READ_CACHE_SIZE = int(os.environ.get("GRUNNDATA_READ_CACHE", "50000"))
 SEARCH_CACHE_MB = float(os.environ.get("GRUNNDATA_SEARCH_CACHE_MB", "256"))  # 0 turns it off
 JSON_CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
+log = logging.getLogger("grunndata.server")
 
 
 def http_date(version: Version) -> str:
@@ -87,6 +90,11 @@ class Served:
     search_cache_bytes: int = int(SEARCH_CACHE_MB * 1024 * 1024)
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
     _searches_size: int = 0
+    # run on a new snapshot before it is served (the terminology indexes), given its part that
+    # anyone may read: meanwhile the previous one is served whole, so no request waits for them
+    # and every answer is of one snapshot
+    preparers: list[Callable[[Snapshot], None]] = field(default_factory=list)
+    _preparing: str | None = None  # the token of the snapshot being prepared
 
     def snapshot(self, entitled: Entitled | None = None) -> Snapshot:
         """The releases served now; with `entitled`, only those whose data it may read.
@@ -118,18 +126,51 @@ class Served:
         with self.engine.connect() as conn:
             snapshot = current_snapshot(conn)
             if self._served is not None and snapshot == self._served.snapshot:
+                self._preparing = None  # back to what is served (a rollback): swap nothing in
                 return
             lines = release_lines(conn, snapshot.releases)
+        if self._served is None or not self.preparers:
+            self._swap(snapshot, lines)
+        elif self._preparing != snapshot.token:
+            self._preparing = snapshot.token
+            threading.Thread(
+                target=self._prepare_then_swap, args=(snapshot, lines), name="prepare", daemon=True
+            ).start()
+
+    def _prepare_then_swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
+        self._prepare(snapshot, lines)
+        with self._lock:
+            if self._preparing == snapshot.token:  # still the newest
+                self._swap(snapshot, lines)
+                self._preparing = None
+
+    def _prepare(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
+        public = Snapshot(tuple(r for r in snapshot.releases if may_read(ANONYMOUS, *lines[r])))
+        for prepare in self.preparers:
+            try:
+                prepare(public)
+            except Exception:  # served anyway; what failed is made at its first request instead
+                log.exception("could not prepare snapshot %s", snapshot.token)
+
+    def _swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
         self._reads, self._searches, self._searches_size = {}, {}, 0
         self._served = _Current(snapshot, lines, {})
+
+    def serve_newest(self) -> None:
+        """Serve the newest snapshot now, prepared in this thread (after an import through the API,
+        so its answer is true of the next request)."""
+        with self.engine.connect() as conn:
+            snapshot = current_snapshot(conn)
+            lines = release_lines(conn, snapshot.releases)
+        self._prepare(snapshot, lines)
+        with self._lock:
+            self._swap(snapshot, lines)
+            self._preparing = None
+            self._checked = time.monotonic()
 
     @property
     def _snapshot(self) -> Snapshot | None:
         return None if self._served is None else self._served.snapshot
-
-    def refresh(self) -> None:
-        """Look for newly activated releases at the next request (after an import through the API)."""
-        self._checked = -self.snapshot_seconds
 
     def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot | None:
         """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read;

@@ -10,17 +10,21 @@ that cannot be understood are 400.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata.memory import cycle_collection_paused
 from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.params import whole_number
@@ -51,28 +55,79 @@ class _Indexes:
 
 
 class Terminology:
-    """The maps and code systems of the snapshot being served, rebuilt when it changes."""
+    """The maps and code systems of the snapshot being served, built for each new one.
+
+    A build takes seconds at full size, in a thread of its own. The server builds a new snapshot's
+    indexes before it serves that snapshot (`prepare`, one of Served.preparers), so requests find
+    them ready. Requests that still have to wait (the first snapshot after start) wait without
+    holding a worker thread (`ready()`): when a dozen `$translate` calls each held one of the
+    pool's 40 threads, searches and history queued behind them.
+    """
 
     def __init__(self, served: Served) -> None:
         self.served = served
-        self._current: _Indexes | None = None
+        self._built: dict[str, _Indexes] = {}  # the served snapshot's, and one being prepared
+        self._building: dict[str, Future[_Indexes]] = {}
         self._lock = threading.Lock()
+        served.preparers.append(self.prepare)
+
+    def _future(self, snapshot: reads.Snapshot) -> Future[_Indexes]:
+        """The indexes of `snapshot`: done, or being built (started here if need be)."""
+        with self._lock:
+            built = self._built.get(snapshot.token)
+            if built is not None:
+                done: Future[_Indexes] = Future()
+                done.set_result(built)
+                return done
+            future = self._building.get(snapshot.token)
+            if future is None:
+                future = self._building[snapshot.token] = Future()
+                threading.Thread(
+                    target=self._build_into, args=(snapshot, future), name="terminology", daemon=True
+                ).start()
+            return future
+
+    def _build_into(self, snapshot: reads.Snapshot, future: Future[_Indexes]) -> None:
+        try:
+            built = self._build(snapshot)
+        except BaseException as e:  # the store gone for a moment: the next request tries again
+            with self._lock:
+                self._building.pop(snapshot.token, None)
+            future.set_exception(e)
+            return
+        with self._lock:
+            served = self.served.snapshot(ANONYMOUS).token
+            self._built = {t: ix for t, ix in self._built.items() if t == served}
+            self._built[snapshot.token] = built
+            self._building.pop(snapshot.token, None)
+        future.set_result(built)
+
+    def prepare(self, snapshot: reads.Snapshot) -> None:
+        """Build `snapshot`'s indexes (waiting in this thread) before it is served; `snapshot` is
+        the national part, as `served.snapshot(ANONYMOUS)` will give it."""
+        self._future(snapshot).result()
+
+    def current(self) -> _Indexes | None:
+        """The served snapshot's indexes if they are built."""
+        return self._built.get(self.served.snapshot(ANONYMOUS).token)
 
     def indexes(self) -> _Indexes:
-        snapshot = self.served.snapshot(ANONYMOUS)
-        current = self._current
-        if current is not None and current.token == snapshot.token:
+        """The served snapshot's indexes, waiting for them in this thread if need be."""
+        return self.current() or self._future(self.served.snapshot(ANONYMOUS)).result()
+
+    async def ready(self) -> _Indexes:
+        """The served snapshot's indexes, waited for without holding a thread."""
+        current = self.current()
+        if current is not None:
             return current
-        with self._lock:
-            if self._current is None or self._current.token != snapshot.token:
-                self._current = self._build(snapshot)
-            return self._current
+        # shielded: a request that goes away must not cancel the build others wait for
+        return await asyncio.shield(asyncio.wrap_future(self._future(self.served.snapshot(ANONYMOUS))))
 
     def translate_now(self, query: bytes) -> bytes | None:
         """A GET $translate answered at once, for the fast path: None when the indexes of the
         current snapshot are not built yet, or the request needs the full route (formats, errors)."""
-        current = self._current
-        if current is None or current.token != self.served.snapshot(ANONYMOUS).token:
+        current = self.current()
+        if current is None:
             return None
         try:
             items = parse_qsl(query.decode(), keep_blank_values=True, strict_parsing=False)
@@ -88,6 +143,18 @@ class Terminology:
             return None
 
     def _build(self, snapshot: reads.Snapshot) -> _Indexes:
+        # No cycle collection meanwhile: the build makes a million objects and no cycles, and each
+        # full collection it set off held the interpreter for 100 to 300 ms, every thread waiting.
+        # Then everything alive is moved out of the collector's sight (gc.freeze): otherwise the
+        # million new objects set off a full collection soon after, as long. Objects frozen are
+        # still freed when no longer referenced; only a cycle among them would stay.
+        with cycle_collection_paused():
+            built = self._build_paced(snapshot)
+            gc.freeze()
+        return built
+
+    def _build_paced(self, snapshot: reads.Snapshot) -> _Indexes:
+        pause = _GiveWay()
         with self.served.engine.connect() as conn:
             rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
             code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
@@ -96,13 +163,38 @@ class Terminology:
                 for report in reads.release_reports(conn, snapshot.releases)
                 for pair in ((report.get("reconciliation") or {}).get("code_pairs") or [])
             ]
-        maps = [*concept_map_files(), *id_maps(rows, snapshot.token), *observed_maps(pairs, snapshot.token)]
+        maps = [
+            *concept_map_files(),
+            *id_maps(rows, snapshot.token, pause),
+            *observed_maps(pairs, snapshot.token),
+        ]
         return _Indexes(
             snapshot.token,
-            ConceptMapIndex(maps),
+            ConceptMapIndex(maps, pause),
             CodeSystemIndex(code_systems),
             {m["id"]: orjson.dumps(m) for m in maps},
         )
+
+
+class _GiveWay:
+    """Called in the build's loops: every few hundred microseconds of work, let the threads that
+    answer requests have the interpreter.
+
+    Measured (`benchmarks/suite.py`, mixed run): while a build of ~3 s held the interpreter lock in
+    a thread of its own, with the serving threads getting it back only when it was forced from
+    the build every 5 ms, every request that arrived waited 2 to 5 s.
+    """
+
+    EVERY = 64  # loop steps of a few microseconds each
+    PAUSE = 0.0002  # seconds; sleep(0) gives the lock back too briefly for a waiting thread to take it
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self) -> None:
+        self.steps += 1
+        if self.steps % self.EVERY == 0:
+            time.sleep(self.PAUSE)
 
 
 # -- reading operation parameters ------------------------------------------------------------------
@@ -249,7 +341,7 @@ def terminology_router(terms: Terminology) -> APIRouter:
     ) -> Response:
         fmt = negotiate(request)
         items = await _inputs(request)
-        indexes = await run_in_threadpool(terms.indexes)
+        indexes = await terms.ready()
         result = work(indexes, items)
         if result is None:
             raise FhirError(404, "not-found", "no such code system")
@@ -275,7 +367,7 @@ def terminology_router(terms: Terminology) -> APIRouter:
     @router.get("/ConceptMap/{cid}", summary="Read a ConceptMap")
     async def read_map(request: Request, cid: str) -> Response:
         fmt = negotiate(request)
-        indexes = await run_in_threadpool(terms.indexes)
+        indexes = await terms.ready()
         if cid not in indexes.map_bytes:
             raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
         return send(request, fmt, indexes.map_bytes[cid])
@@ -286,7 +378,7 @@ def terminology_router(terms: Terminology) -> APIRouter:
     )
     async def search_maps(request: Request) -> Response:
         fmt = negotiate(request)
-        indexes = await run_in_threadpool(terms.indexes)
+        indexes = await terms.ready()
         params = request.query_params
         unknown = sorted(
             k for k in params if k not in MAP_SEARCH and k not in ("_format", "_pretty", "_count")

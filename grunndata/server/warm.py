@@ -1,10 +1,11 @@
 """Made ready when a release is activated, not when the first client asks.
 
-The first `$translate` after a new release used to build the terminology indexes (~2 s at full
+The first `$translate` after a new release used to build the terminology indexes (~3 s at full
 size) and the first `/fest/m30` the export (~10 s), while that client and everyone behind it
-waited. The server now watches for a new snapshot and makes both at once: the indexes in a worker
-thread, the full M30 file in a child process at low priority. A failure is logged and tried
-again at the next snapshot; nothing a client asks waits for this.
+waited. Now a new snapshot's terminology indexes are built before it is served (Served.preparers),
+and this task makes the rest as soon as a snapshot is served: the indexes of the first one after
+start, and each snapshot's full M30 file, in a child process at low priority. A failure is logged
+and tried again; nothing a client asks waits for this.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def keep_warm(served: Served, terms: Terminology, files: M30Files) -> None
             token = (await run_in_threadpool(served.snapshot, ANONYMOUS)).token
             if token != done:
                 started = time.monotonic()
-                await run_in_threadpool(terms.indexes)
+                await terms.ready()
                 await files.file(files.key(None), None)
                 done = token
                 log.info("snapshot %s ready in %.1f s (terminology, M30)", token, time.monotonic() - started)

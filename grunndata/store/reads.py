@@ -8,13 +8,14 @@ active: paging links carry the snapshot and stay correct.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
@@ -528,6 +529,31 @@ class HistoryItem:
     id: str
     at: datetime
     version: Version | None
+    pk: int  # the version's, or the last version served of a removed resource
+
+    @property
+    def cursor(self) -> str:
+        """Where the history goes on after this item (`_cursor` of a next link): its place in the
+        order (instant, removals first, newest version first), in URL-safe characters."""
+        kind = "d" if self.version is None else "p"
+        return f"{self.at:%Y%m%dT%H%M%S.%f}-{kind}-{self.pk}"
+
+
+_CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6})-([dp])-(\d{1,18})")
+
+
+def parse_cursor(text: str) -> tuple[datetime, bool, int]:
+    """A `_cursor` back into (instant, removed, pk); SearchError for anything we did not write."""
+    found = _CURSOR.fullmatch(text)
+    if found is None:
+        raise SearchError(f"_cursor {text!r} is not one this server wrote; start again from the first page")
+    try:
+        at = datetime.strptime(found[1], "%Y%m%dT%H%M%S.%f")
+    except ValueError:
+        raise SearchError(
+            f"_cursor {text!r} is not one this server wrote; start again from the first page"
+        ) from None
+    return at, found[2] == "d", int(found[3])
 
 
 def history(
@@ -540,6 +566,7 @@ def history(
     count: int,
     offset: int,
     entitled: Entitled,
+    after: tuple[datetime, bool, int] | None = None,
 ) -> tuple[list[HistoryItem], bool]:
     """Newest first: versions made and resources expired by releases up to `upto_release`.
 
@@ -547,8 +574,13 @@ def history(
     merged here: one query over their union had to sort every change since `_since` (all of a
     full delivery, ~100 ms) to give the newest hundred. Ties on the instant put removals first,
     then the newest version.
+
+    `after` (a parsed `_cursor`) starts the page just after that item, read from the index as the
+    first page is; `offset` (ignored with `after`) has to read and skip every item before it.
     """
     types = [rtype] if rtype else list(SERVED_TYPES)
+    if after is not None:
+        offset = 0
     reach = offset + count + 1
     made = (
         select(R.c.pk, R.c.last_updated, R.c.type, R.c.id)
@@ -569,6 +601,10 @@ def history(
     if since is not None:
         made = made.where(R.c.last_updated > _utc(since))
         gone = gone.where(REL.c.activated_at > _utc(since))
+    if after is not None:  # at the cursor's instant removals come first, then versions newest first
+        at, removed, pk = after
+        made = made.where(tuple_(R.c.last_updated, R.c.pk) < tuple_(at, 2**62 if removed else pk))
+        gone = gone.where(tuple_(REL.c.activated_at, T.c.resource_pk) < tuple_(at, pk if removed else -1))
     changes: list[tuple[datetime, bool, int, str, str]] = [  # (at, removed, pk, type, id)
         (at, True, pk, t, i) for pk, at, t, i in conn.execute(gone)
     ]
@@ -580,7 +616,7 @@ def history(
     for i in range(0, len(puts), 500):  # only the page's versions are read whole
         for r in conn.execute(select(*_COLUMNS).where(R.c.pk.in_(puts[i : i + 500]))):
             versions[r[0]] = _version(r)
-    items = [HistoryItem(t, i, at, None if removed else versions[pk]) for at, removed, pk, t, i in page]
+    items = [HistoryItem(t, i, at, None if removed else versions[pk], pk) for at, removed, pk, t, i in page]
     return items, len(changes) > offset + count
 
 

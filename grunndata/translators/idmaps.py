@@ -7,7 +7,7 @@ systems; the resource side is the id space `https://grunndata.no/fhir/<Type>` (c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +66,17 @@ ID_MAPS = (
 )
 
 
-def id_maps(rows: Iterable[tuple[str, str, str, str, str, str | None]], version: str) -> list[Json]:
+def id_maps(
+    rows: Iterable[tuple[str, str, str, str, str, str | None]],
+    version: str,
+    pause: Callable[[], None] | None = None,
+) -> list[Json]:
     """The ConceptMaps of ID_MAPS from index rows (type, id, param, system, value, exact).
 
     `version` names the data they come from (the snapshot), since they change with every release.
+    `pause` is called after every row and every element made (see ConceptMapIndex).
     """
+    pause = pause or (lambda: None)
     ids: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, id) -> system -> values
     names: dict[tuple[str, str], str] = {}
     for rtype, rid, param, system, value, exact in rows:
@@ -78,7 +84,8 @@ def id_maps(rows: Iterable[tuple[str, str, str, str, str, str | None]], version:
             names.setdefault((rtype, rid), exact or value)
         elif param in IDENTIFIER_PARAMS:
             ids.setdefault((rtype, rid), {}).setdefault(system, []).append(value)
-    return [_concept_map(m, ids, names, version) for m in ID_MAPS]
+        pause()
+    return [_concept_map(m, ids, names, version, pause) for m in ID_MAPS]
 
 
 def _concept_map(
@@ -86,6 +93,7 @@ def _concept_map(
     ids: dict[tuple[str, str], dict[str, list[str]]],
     names: dict[tuple[str, str], str],
     version: str,
+    pause: Callable[[], None],
 ) -> Json:
     members = sorted(
         (rid, systems) for (rtype, rid), systems in ids.items() if rtype == m.rtype and m.key in systems
@@ -106,6 +114,7 @@ def _concept_map(
                 ]
                 if targets:
                     elements.append(element)
+                pause()
         target_system = resource_ids(m.rtype) if target == RESOURCE else target
         groups.append({"source": source, "target": target_system, "element": elements})
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,10 +148,17 @@ def _nothing_found(
     return f"{maps} knows code '{code}'{of_system}{other}"
 
 
+def _no_pause() -> None:
+    pass
+
+
 class ConceptMapIndex:
     """All ConceptMaps a server offers, indexed both ways for $translate."""
 
-    def __init__(self, maps: Iterable[Json]) -> None:
+    def __init__(self, maps: Iterable[Json], pause: Callable[[], None] | None = None) -> None:
+        """`pause` is called after every element indexed (a server building this in a thread
+        beside the one that answers uses it to give way now and then)."""
+        self._pause = pause or _no_pause
         self._maps: list[Json] = list(maps)
         self._by_url: dict[str, Json] = {}
         self._forward: dict[str, list[_Entry]] = {}
@@ -172,6 +179,7 @@ class ConceptMapIndex:
                 self._forward.setdefault(element["code"], []).extend(_forward_entries(group, element))
                 for target_code, entry in _reverse_entries(group, element):
                     self._reverse.setdefault(target_code, []).append(entry)
+                self._pause()
 
     @property
     def maps(self) -> list[Json]:

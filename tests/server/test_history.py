@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
 from fhir.resources import get_fhir_model_class
 from sqlalchemy.engine import Engine
@@ -116,7 +117,63 @@ def test_a_repeated_search_is_answered_from_the_cache_until_a_new_release_is_ser
 
     followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
     import_fest(engine, followup)
-    time.sleep(1.2)  # the server looks for a newly activated release once a second
-    after = client.get(url).json()
-    assert after["entry"][0]["resource"]["name"] == "Certican Disperg tab 0,1 mg (ny)"
-    assert after["entry"][0]["resource"]["meta"]["versionId"] == "2"
+    # the server looks for a newly activated release once a second, then serves it once its
+    # terminology indexes are built (milliseconds for the real extract); until then, the old one
+    deadline = time.monotonic() + 10
+    while (after := client.get(url).content) == first.content:
+        assert time.monotonic() < deadline, "the new release was not served within 10 s"
+        time.sleep(0.1)
+    entry = orjson.loads(after)["entry"][0]
+    assert entry["resource"]["name"] == "Certican Disperg tab 0,1 mg (ny)"
+    assert entry["resource"]["meta"]["versionId"] == "2"
+
+
+def _walk(client: TestClient, url: str, by_offset: bool = False) -> list[tuple[str, str, str]]:
+    """Every entry of a history, page by page along the next links (with `by_offset`, the links'
+    `_cursor` dropped, so each page is found by skipping `_offset` items)."""
+    seen: list[tuple[str, str, str]] = []
+    while url:
+        page = get(client, url)
+        seen += [
+            (e["request"]["method"], e["request"]["url"], e["response"]["lastModified"])
+            for e in page["entry"]
+        ]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), "")
+        if by_offset and url:
+            url = "&".join(p for p in url.split("&") if not p.startswith("_cursor="))
+    return seen
+
+
+def test_cursor_pages_are_the_offset_pages(fresh_api: tuple[Engine, TestClient], tmp_path: Path) -> None:
+    """Removals and versions of two releases, pages ending inside runs of one instant: the next
+    links' `_cursor` gives exactly the items, in exactly the order, that skipping `_offset` gives."""
+    engine, client = fresh_api
+    followup, dropped = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    client = fresh_client(engine)
+    first = get(client, f"/fhir/{PPD}/_history?_count=1")
+    nxt = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert "&_offset=1&_cursor=" in nxt and nxt.endswith("&_snapshot=2")
+
+    for url, size in ((f"/fhir/{PPD}/_history?_count=7", 109), ("/fhir/_history?_count=250", None)):
+        by_cursor = _walk(client, url)
+        by_offset = _walk(client, url, by_offset=True)
+        assert by_cursor == by_offset
+        assert len(set(by_cursor)) == len(by_cursor)
+        if size is not None:  # 107 first versions, Certican's second version and the expired package
+            assert len(by_cursor) == size
+            assert by_cursor[0][0] == "DELETE" and by_cursor[0][1] == f"{PPD}/{dropped.removeprefix('ID_')}"
+            assert by_cursor[1] == ("PUT", f"{PPD}/{CERTICAN_PACKAGE}", by_cursor[1][2])
+    whole = get(client, "/fhir/_history?_count=1000")
+    assert [(e["request"]["method"], e["request"]["url"]) for e in whole["entry"]] == [
+        (m, u) for m, u, _ in _walk(client, "/fhir/_history?_count=250")
+    ][:1000]
+
+
+def test_a_cursor_we_did_not_write_is_a_400(fresh_api: tuple[Engine, TestClient]) -> None:
+    _, client = fresh_api
+    for cursor in ("x", "20171313T000000.000000-p-1", "20170101T000000.000000-q-1", "1-p-1"):
+        outcome = get(client, f"/fhir/_history?_cursor={cursor}", status=400)
+        assert outcome["issue"][0]["diagnostics"] == (
+            f"_cursor {cursor!r} is not one this server wrote; start again from the first page"
+        )

@@ -40,8 +40,8 @@ def test_a_new_snapshot_is_made_ready_without_a_request(engine: Engine, tmp_path
     folder: Path = app.state.m30.folder
     with TestClient(app) as client:
         _wait_for(lambda: _m30_files(folder) == ["m30-1-full.xml.gz"])
-        _wait_for(lambda: app.state.terminology._current is not None)
-        assert app.state.terminology._current.token == "1"
+        _wait_for(lambda: app.state.terminology.current() is not None)
+        assert app.state.terminology.current().token == "1"
         made = (folder / "m30-1-full.xml.gz").stat().st_mtime_ns
         text = gzip.decompress((folder / "m30-1-full.xml.gz").read_bytes()).decode()
         assert f"<HentetDato>{REAL_HENTET_DATO}</HentetDato>" in text
@@ -55,7 +55,8 @@ def test_a_new_snapshot_is_made_ready_without_a_request(engine: Engine, tmp_path
         followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
         import_fest(engine, followup)
         _wait_for(lambda: _m30_files(folder) == ["m30-2-full.xml.gz"])
-        _wait_for(lambda: app.state.terminology._current.token == "2")
+        _wait_for(lambda: app.state.terminology.current() is not None)
+        assert app.state.terminology.current().token == "2"
         new = gzip.decompress((folder / "m30-2-full.xml.gz").read_bytes()).decode()
         assert "Certican Disperg tab 0,1 mg (ny)" in new and "Certican Disperg tab 0,1 mg (ny)" not in text
 
@@ -66,7 +67,7 @@ def test_without_warming_nothing_is_made_until_asked(engine: Engine) -> None:
     folder: Path = app.state.m30.folder
     with TestClient(app) as client:
         time.sleep(1.5)  # longer than a snapshot check
-        assert _m30_files(folder) == [] and app.state.terminology._current is None
+        assert _m30_files(folder) == [] and app.state.terminology.current() is None
         assert client.get("/fest/m30").status_code == 200
         assert _m30_files(folder) == ["m30-1-full.xml.gz"]
 
@@ -98,11 +99,7 @@ def test_processes_sharing_a_folder_write_each_export_once(engine: Engine, tmp_p
             await asyncio.gather(first.file(first.key(None), None), second.file(second.key(None), None))
         )
 
-    try:
-        paths = asyncio.run(both())
-    finally:
-        first.exporter.close()
-        second.exporter.close()
+    paths = asyncio.run(both())
     assert paths == [shared / "m30-1-full.xml.gz"] * 2
     assert writes == ["m30-1-full.xml.gz"]
     assert sorted(p.name for p in shared.iterdir()) == ["m30-1-full.lock", "m30-1-full.xml.gz"]
