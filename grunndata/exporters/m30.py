@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,14 +103,33 @@ class ExportResult:
 
 
 def export_m30(
-    engine: Engine, path: Path, *, since: str | None = None, progress: Progress | None = None
+    engine: Engine,
+    path: Path,
+    *,
+    since: str | None = None,
+    progress: Progress | None = None,
+    releases: Sequence[int] | None = None,
 ) -> ExportResult:
-    """Write the export to `path` (.xml, .xml.gz or .zip); the file appears only when complete."""
+    """Write the export to `path` (.xml, .xml.gz or .zip); the file appears only when complete.
+
+    The national releases active now, or `releases` (a server exports the snapshot it serves)."""
     with cycle_collection_paused(), open_connection(engine) as conn:
-        plan = _Plan.make(conn, since)
+        plan = _Plan.make(conn, since, releases)
         with open_delivery(path, plan.result.hentet_dato) as out:
             _write(conn, plan, out, progress)  # type: ignore[arg-type]
     return plan.result
+
+
+def base_release(conn: Connection, since: str) -> Any:
+    """The FEST delivery that had HentetDato `since`; ExportError in one sentence if none did."""
+    base = store.delivered_release(conn, FEST_SOURCE, since)
+    if base is None:
+        raise ExportError(
+            f"no FEST delivery here had HentetDato {since!r}, so there is nothing to count changes "
+            "from; pass the HentetDato of a delivery you received from this service exactly as "
+            "it was, or ask for a full export"
+        )
+    return base
 
 
 @dataclass
@@ -129,9 +148,9 @@ class _Plan:
     idmp: _Idmp | None = None  # the resources SAFEST gave alone
 
     @classmethod
-    def make(cls, conn: Connection, since: str | None) -> _Plan:
+    def make(cls, conn: Connection, since: str | None, releases: Sequence[int] | None = None) -> _Plan:
         started = time.monotonic()
-        national = store.active_national(conn)
+        national = store.active_national(conn, releases)
         fest = next((r for r in national if r.hentet_dato), None)  # the line's FEST delivery date
         if fest is not None and fest.hentet_dato:
             hentet = fest.hentet_dato
@@ -147,13 +166,7 @@ class _Plan:
         merged = store.merged(conn, ids)
         if since is None:
             return cls(result, gyldig, current, {}, releases=ids, merged=merged, idmp=idmp)
-        base = store.delivered_release(conn, FEST_SOURCE, since)
-        if base is None:
-            raise ExportError(
-                f"no FEST delivery here had HentetDato {since!r}, so there is nothing to count changes "
-                "from; pass the HentetDato of a delivery you received from this service exactly as "
-                "it was, or ask for a full export"
-            )
+        base = base_release(conn, since)
         before = store.groups(conn, [base.id], PART_OF)
         changed = {g: pks for g, pks in current.items() if sorted(pks) != sorted(before.get(g, ()))}
         merged |= store.merged(conn, [base.id])

@@ -34,6 +34,9 @@ SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValu
 EVERYTHING_LIMIT = 1000
 
 
+HISTORY_OFFSET_LIMIT = 100_000
+
+
 def _check_type(rtype: str) -> None:
     if rtype not in SERVED_TYPES:
         raise FhirError(404, "not-supported", f"{rtype!r} is not a resource type served here")
@@ -338,6 +341,12 @@ def fhir_router(served: Served) -> APIRouter:
             raise bad(f"unknown history parameter {unknown[0]!r}")
         count = whole_number("_count", params.get("_count", "100"), 1, 1000)
         offset = whole_number("_offset", params.get("_offset", "0"), 0, 10_000_000)
+        if offset > HISTORY_OFFSET_LIMIT and "_cursor" not in params:
+            # skipping by _offset reads every item before the page: the next links' _cursor does not
+            raise bad(
+                f"_offset above {HISTORY_OFFSET_LIMIT:,} in a history needs the _cursor of the "
+                "next link that led there; follow the next links"
+            )
         since = None
         if "_since" in params:
             try:

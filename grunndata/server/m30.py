@@ -21,8 +21,11 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +35,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError
-from grunndata.exporters import export_m30
+from grunndata.exporters import base_release, export_m30
 from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.responses import FhirError
 from grunndata.server.state import Served
+from grunndata.store.db import open_connection
+from grunndata.store.reads import Snapshot
 
 M30_TYPE = "application/xml; charset=utf-8"
 _CHUNK = 1 << 20
@@ -49,15 +54,27 @@ class Exporter:
     a thread for an in-memory store. A child that outlives a killed server finishes its file and
     exits; nothing is left waiting."""
 
+    CHILDREN = 2  # at most this many exports at once; more wait their turn
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         url = engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         self.url = None if in_memory else url.render_as_string(hide_password=False)
+        self._turns = threading.BoundedSemaphore(self.CHILDREN)
 
-    async def write(self, path: Path, since: str | None) -> None:
+    async def write(self, path: Path, snapshot: Snapshot, since: str | None) -> None:
+        """Write the export of `snapshot`'s national releases (the one served, even if a newer one
+        was activated meanwhile) to `path`."""
+        await run_in_threadpool(self._turns.acquire)
+        try:
+            await self._write(path, snapshot, since)
+        finally:
+            self._turns.release()
+
+    async def _write(self, path: Path, snapshot: Snapshot, since: str | None) -> None:
         if self.url is None:
-            await run_in_threadpool(export_m30, self.engine, path, since=since)
+            await run_in_threadpool(export_m30, self.engine, path, since=since, releases=snapshot.releases)
             return
         env = {**os.environ, "GRUNNDATA_DB": self.url}  # not on the command line, where ps shows it
         child = await asyncio.create_subprocess_exec(
@@ -65,6 +82,7 @@ class Exporter:
             "-m",
             "grunndata.server.m30",
             str(path),
+            snapshot.token,
             *([] if since is None else [since]),
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -94,10 +112,11 @@ def _child(argv: list[str]) -> int:
     from grunndata.store import connect
 
     os.nice(10)  # the readers in the server come first
-    path, since = Path(argv[0]), (argv[1] if len(argv) > 1 else None)
+    path, releases = Path(argv[0]), Snapshot.parse(argv[1]).releases
+    since = argv[2] if len(argv) > 2 else None
     engine = connect(os.environ["GRUNNDATA_DB"], create=False)
     try:
-        export_m30(engine, path, since=since)
+        export_m30(engine, path, since=since, releases=releases)
     except ExportError as e:
         print(str(e), file=sys.stderr)
         return _REFUSED
@@ -106,27 +125,40 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _folder() -> Path:
-    """GRUNNDATA_M30_DIR (made private if missing), else a private folder for this process."""
+def _folder() -> tuple[Path, bool]:
+    """GRUNNDATA_M30_DIR (made private if missing; refused if others could write it) and True,
+    else a private folder for this process and False."""
     configured = os.environ.get(M30_DIR, "").strip()
     if configured:
         folder = Path(configured)
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = folder.stat()
         except OSError as e:
             raise ExportError(f"{M30_DIR}={configured}: cannot make the folder ({e.strerror})") from None
-        return folder
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            # anyone else who may write there could put a file in that is sent as the national M30
+            raise ExportError(
+                f"{M30_DIR}={configured}: the folder must belong to this user and be writable by no one "
+                f"else (it is mode {stat.S_IMODE(st.st_mode):o}, owner uid {st.st_uid})"
+            )
+        return folder, True
     folder = Path(tempfile.mkdtemp(prefix="grunndata-m30-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    return folder, False
 
 
 class M30Files:
     """Exports written once per (snapshot, since) into a folder, the older ones removed."""
 
-    def __init__(self, served: Served, folder: Path | None = None) -> None:
+    GRACE = 600.0  # seconds a shared folder keeps other snapshots' files (others may still send them)
+
+    def __init__(self, served: Served, folder: Path | None = None, shared: bool = False) -> None:
         self.served = served
-        self.folder = _folder() if folder is None else folder
+        if folder is None:
+            self.folder, self.shared = _folder()
+        else:
+            self.folder, self.shared = folder, shared
         self.exporter = Exporter(served.engine)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -136,36 +168,54 @@ class M30Files:
         return f"{token}-{wanted}"
 
     async def file(self, key: str, since: str | None) -> Path:
+        """The export of the snapshot `key` names; ExportError for a `since` no delivery had (found
+        out here, before any process is started for it)."""
         path = self.folder / f"m30-{key}.xml.gz"
         if path.exists():
             return path
+        if since is not None:
+            await run_in_threadpool(self._check_since, since)
+        snapshot = Snapshot.parse(key.split("-", 1)[0])
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:  # one export per key, however many ask at once
                 if not path.exists():
-                    await self._write_once(key, path, since)
-                    self._forget_others(key.split("-", 1)[0])
+                    await self._write_once(key, path, snapshot, since)
+                    self._forget_others(snapshot.token)
         finally:
-            if not path.exists():  # a refused `since`: keep no lock for it
+            if not path.exists():
                 self._locks.pop(key, None)
         return path
 
-    async def _write_once(self, key: str, path: Path, since: str | None) -> None:
+    def _check_since(self, since: str) -> None:
+        with open_connection(self.served.engine) as conn:
+            base_release(conn, since)
+
+    async def _write_once(self, key: str, path: Path, snapshot: Snapshot, since: str | None) -> None:
         """Write `path` unless another process sharing the folder does (then wait for it)."""
         lock_file = self.folder / f"m30-{key}.lock"
-        fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(lock_file, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
         try:
             await run_in_threadpool(fcntl.flock, fd, fcntl.LOCK_EX)
             if not path.exists():
-                await self.exporter.write(path, since)
+                await self.exporter.write(path, snapshot, since)
         finally:
             os.close(fd)  # releases the lock
 
     def _forget_others(self, token: str) -> None:
+        """Remove other snapshots' files: at once in a private folder; in a shared one only when
+        older than GRACE, since a process still serving an older snapshot may be sending them."""
+        limit = time.time() - self.GRACE
         for old in self.folder.glob("m30-*"):
-            if not old.name.startswith(f"m30-{token}-"):
-                old.unlink(missing_ok=True)
-                self._locks.pop(old.name[4:].removesuffix(".xml.gz").removesuffix(".lock"), None)
+            if old.name.startswith(f"m30-{token}-"):
+                continue
+            try:
+                if self.shared and old.stat().st_mtime > limit:
+                    continue
+                old.unlink()
+            except FileNotFoundError:
+                pass
+            self._locks.pop(old.name[4:].removesuffix(".xml.gz").removesuffix(".lock"), None)
 
 
 def _unpacked(path: Path) -> Iterator[bytes]:

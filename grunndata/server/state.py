@@ -158,15 +158,21 @@ class Served:
 
     def serve_newest(self) -> None:
         """Serve the newest snapshot now, prepared in this thread (after an import through the API,
-        so its answer is true of the next request)."""
+        so its answer is true of the next request). Nothing changes if it is served already, and
+        nothing is swapped in that another import has overtaken meanwhile."""
         with self.engine.connect() as conn:
             snapshot = current_snapshot(conn)
+            if self._served is not None and snapshot == self._served.snapshot:
+                return
             lines = release_lines(conn, snapshot.releases)
         self._prepare(snapshot, lines)
-        with self._lock:
-            self._swap(snapshot, lines)
-            self._preparing = None
-            self._checked = time.monotonic()
+        with self._lock, self.engine.connect() as conn:
+            if current_snapshot(conn) == snapshot and (
+                self._served is None or self._served.snapshot != snapshot
+            ):
+                self._swap(snapshot, lines)
+                self._preparing = None
+                self._checked = time.monotonic()
 
     @property
     def _snapshot(self) -> Snapshot | None:

@@ -87,18 +87,25 @@ class Terminology:
                 ).start()
             return future
 
+    KEEP = 2  # built indexes kept besides the served snapshot's: one being prepared, one spare
+
     def _build_into(self, snapshot: reads.Snapshot, future: Future[_Indexes]) -> None:
+        """Build, keep, and always settle `future` (its waiters must never hang)."""
         try:
             built = self._build(snapshot)
+            served = self.served.snapshot(ANONYMOUS).token  # may query the store: not under the lock
         except BaseException as e:  # the store gone for a moment: the next request tries again
             with self._lock:
                 self._building.pop(snapshot.token, None)
             future.set_exception(e)
             return
         with self._lock:
-            served = self.served.snapshot(ANONYMOUS).token
-            self._built = {t: ix for t, ix in self._built.items() if t == served}
-            self._built[snapshot.token] = built
+            # newest last; kept: the served snapshot's and the KEEP newest (a late build of an older
+            # snapshot must not push out the one about to be served)
+            built_now = {t: ix for t, ix in self._built.items() if t != snapshot.token}
+            built_now[snapshot.token] = built
+            newest = list(built_now)[-self.KEEP :]
+            self._built = {t: ix for t, ix in built_now.items() if t == served or t in newest}
             self._building.pop(snapshot.token, None)
         future.set_result(built)
 

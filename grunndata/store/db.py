@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from grunndata.errors import StoreError
@@ -45,7 +45,11 @@ def _add_indexes(engine: Engine) -> None:
     """Indexes added after a store was made (create_all only makes missing tables, with theirs)."""
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
-            index.create(engine, checkfirst=True)
+            try:
+                index.create(engine, checkfirst=True)
+            except DBAPIError as e:  # another process starting at the same moment made it first
+                if "already exists" not in str(e.orig):
+                    raise
 
 
 def connect(url: str | None = None, *, create: bool = True) -> Engine:

@@ -37,11 +37,11 @@ NATIONAL = "national"
 _CHUNK = 500
 
 
-def active_national(conn: Connection) -> list[Any]:
-    """The active releases of the national tier (FEST today; SAFEST beside it later), oldest first."""
-    return list(
-        conn.execute(select(REL).where(REL.c.status == "active", REL.c.tier == NATIONAL).order_by(REL.c.id))
-    )
+def active_national(conn: Connection, releases: Sequence[int] | None = None) -> list[Any]:
+    """The active releases of the national tier (FEST and SAFEST), oldest first; with `releases`,
+    those of them that are national (a snapshot being served, perhaps no longer the newest)."""
+    chosen = REL.c.status == "active" if releases is None else REL.c.id.in_(list(releases) or [-1])
+    return list(conn.execute(select(REL).where(chosen, REL.c.tier == NATIONAL).order_by(REL.c.id)))
 
 
 def delivered_release(conn: Connection, source: str, hentet_dato: str) -> Any:

@@ -144,6 +144,27 @@ def _walk(client: TestClient, url: str, by_offset: bool = False) -> list[tuple[s
     return seen
 
 
+def _expected_order(engine: Engine, rtype: str) -> list[tuple[str, str]]:
+    """The order a history promises, straight from the tables: newest instant first, at one
+    instant removals first, then the newest version (highest pk) first."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        made = conn.execute(
+            text("SELECT last_updated, 0, pk, id, version FROM resource WHERE type = :t"), {"t": rtype}
+        ).all()
+        gone = conn.execute(
+            text(
+                "SELECT r.activated_at, 1, t.resource_pk, t.id, 0 FROM tombstone t "
+                "JOIN release r ON r.id = t.release_id WHERE t.type = :t"
+            ),
+            {"t": rtype},
+        ).all()
+    rows = sorted([*made, *gone], key=lambda r: (r[0], r[1], r[2]), reverse=True)
+    method = {0: "DELETE", 1: "POST"}
+    return [(method.get(version, "PUT"), f"{rtype}/{rid}") for _, _, _, rid, version in rows]
+
+
 def test_cursor_pages_are_the_offset_pages(fresh_api: tuple[Engine, TestClient], tmp_path: Path) -> None:
     """Removals and versions of two releases, pages ending inside runs of one instant: the next
     links' `_cursor` gives exactly the items, in exactly the order, that skipping `_offset` gives."""
@@ -155,12 +176,17 @@ def test_cursor_pages_are_the_offset_pages(fresh_api: tuple[Engine, TestClient],
     nxt = next(link["url"] for link in first["link"] if link["relation"] == "next")
     assert "&_offset=1&_cursor=" in nxt and nxt.endswith("&_snapshot=2")
 
-    for url, size in ((f"/fhir/{PPD}/_history?_count=7", 109), ("/fhir/_history?_count=250", None)):
+    for url, size in (
+        (f"/fhir/{PPD}/_history?_count=1", 109),  # the first page ends on the removal: a `d` cursor
+        (f"/fhir/{PPD}/_history?_count=7", 109),
+        ("/fhir/_history?_count=250", None),
+    ):
         by_cursor = _walk(client, url)
         by_offset = _walk(client, url, by_offset=True)
         assert by_cursor == by_offset
         assert len(set(by_cursor)) == len(by_cursor)
         if size is not None:  # 107 first versions, Certican's second version and the expired package
+            assert [(m, u) for m, u, _ in by_cursor] == _expected_order(engine, PPD)
             assert len(by_cursor) == size
             assert by_cursor[0][0] == "DELETE" and by_cursor[0][1] == f"{PPD}/{dropped.removeprefix('ID_')}"
             assert by_cursor[1] == ("PUT", f"{PPD}/{CERTICAN_PACKAGE}", by_cursor[1][2])
@@ -177,3 +203,13 @@ def test_a_cursor_we_did_not_write_is_a_400(fresh_api: tuple[Engine, TestClient]
         assert outcome["issue"][0]["diagnostics"] == (
             f"_cursor {cursor!r} is not one this server wrote; start again from the first page"
         )
+
+
+def test_a_deep_offset_without_a_cursor_is_a_400(fresh_api: tuple[Engine, TestClient]) -> None:
+    _, client = fresh_api
+    assert get(client, "/fhir/_history?_offset=100000")["type"] == "history"
+    outcome = get(client, "/fhir/_history?_offset=100001", status=400)
+    assert outcome["issue"][0]["diagnostics"] == (
+        "_offset above 100,000 in a history needs the _cursor of the next link that led there; "
+        "follow the next links"
+    )

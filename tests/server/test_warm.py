@@ -19,6 +19,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
+from grunndata.store.reads import Snapshot
 from tests.conftest import REAL_FEST, REAL_HENTET_DATO, require
 from tests.server.conftest import write_followup
 
@@ -84,10 +85,10 @@ def test_processes_sharing_a_folder_write_each_export_once(engine: Engine, tmp_p
     def counting(files: M30Files) -> None:
         real = files.exporter.write
 
-        async def write(path: Path, since: str | None) -> None:
+        async def write(path: Path, snapshot: Snapshot, since: str | None) -> None:
             writes.append(path.name)
             await asyncio.sleep(0.5)  # long enough for the other to reach the lock
-            await real(path, since)
+            await real(path, snapshot, since)
 
         files.exporter.write = write  # type: ignore[method-assign]
 
@@ -116,3 +117,87 @@ def test_a_folder_that_cannot_be_made_is_one_sentence(
         ExportError, match=r"^GRUNNDATA_M30_DIR=.*/file/m30: cannot make the folder \(Not a directory\)$"
     ):
         create_app(engine)
+
+
+def test_a_shared_folder_others_may_write_is_refused(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grunndata.errors import ExportError
+
+    shared = tmp_path / "m30"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("GRUNNDATA_M30_DIR", str(shared))
+    with pytest.raises(
+        ExportError,
+        match=r"the folder must belong to this user and be writable by no one else \(it is mode 777, ",
+    ):
+        create_app(engine)
+    shared.chmod(0o700)
+    assert create_app(engine).state.m30.shared is True
+
+
+def test_the_old_snapshot_is_served_whole_until_the_new_one_is_prepared(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import threading
+
+    import_fest(engine, require(REAL_FEST))
+    served = Served(engine, snapshot_seconds=0.0)
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow(snapshot: Snapshot) -> None:
+        seen.append(snapshot.token)
+        release.wait(30)
+
+    served.preparers.append(slow)
+    assert served.snapshot().token == "1"  # the first snapshot is served at once, unprepared
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    assert served.snapshot().token == "1"  # preparing 2 has begun
+    _wait_for(lambda: seen == ["2"], 10)
+    time.sleep(0.3)
+    assert served.snapshot().token == "1"  # still: 2 is not prepared
+    release.set()
+    _wait_for(lambda: served.snapshot().token == "2", 10)
+    assert seen == ["2"]  # prepared once, however often it was looked for
+
+
+def test_a_failed_preparation_is_logged_and_the_snapshot_served(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import_fest(engine, require(REAL_FEST))
+    served = Served(engine, snapshot_seconds=0.0)
+
+    def broken(snapshot: Snapshot) -> None:
+        raise RuntimeError("the store went away")
+
+    served.preparers.append(broken)
+    assert served.snapshot().token == "1"
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    _wait_for(lambda: served.snapshot().token == "2", 10)
+    assert "could not prepare snapshot 2" in caplog.text
+
+
+def test_a_failed_terminology_build_fails_its_waiters_and_the_next_one_tries_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grunndata.server.terminology import Terminology
+
+    import_fest(engine, require(REAL_FEST))
+    terms = Terminology(Served(engine))
+    real = Terminology._build_paced
+    calls: list[str] = []
+
+    def flaky(self: Terminology, snapshot: Snapshot):  # type: ignore[no-untyped-def]
+        calls.append(snapshot.token)
+        if len(calls) == 1:
+            raise RuntimeError("the store went away")
+        return real(self, snapshot)
+
+    monkeypatch.setattr(Terminology, "_build_paced", flaky)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        terms.indexes()
+    assert terms.indexes().token == "1" and calls == ["1", "1"]
