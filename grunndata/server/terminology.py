@@ -118,10 +118,6 @@ class Terminology:
         """The served snapshot's indexes if they are built."""
         return self._built.get(self.served.snapshot(ANONYMOUS).token)
 
-    def indexes(self) -> _Indexes:
-        """The served snapshot's indexes, waiting for them in this thread if need be."""
-        return self.current() or self._future(self.served.snapshot(ANONYMOUS)).result()
-
     async def ready(self) -> _Indexes:
         """The served snapshot's indexes, waited for without holding a thread."""
         current = self.current()

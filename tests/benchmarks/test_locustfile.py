@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +26,7 @@ import pytest
 from grunndata.importers.fest import import_fest
 from grunndata.store import connect
 from tests.conftest import REAL_FEST, require
+from tests.server.live import wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "benchmarks" / "locustfile.py"
@@ -81,17 +81,12 @@ def grunndata_serving(db: str, cwd: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"grunndata serve did not answer {url}/health:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_for_health(
+            url,
+            lambda: proc.poll() is None,
+            30,
+            lambda: f"grunndata serve did not answer {url}/health:\n{log.read_text()[-3000:]}",
+        )
         yield url
     finally:
         proc.terminate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,6 +27,23 @@ class LiveServer:
         return self.url + "/fhir"
 
 
+def wait_for_health(
+    url: str, running: Callable[[], bool], seconds: float, failure: Callable[[], str], step: float = 0.1
+) -> None:
+    """Until GET `url`/health answers 200; RuntimeError(failure()) once the server is no longer
+    `running` or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not running() or time.monotonic() > deadline:
+            raise RuntimeError(failure())
+        time.sleep(step)
+
+
 @contextmanager
 def running(app: FastAPI, startup_seconds: float = 20.0) -> Iterator[str]:
     """Serve `app` with uvicorn in a background thread on a free port; yields its base URL.
@@ -40,16 +57,13 @@ def running(app: FastAPI, startup_seconds: float = 20.0) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + startup_seconds
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not answer {url}/health within {startup_seconds} s")
-            time.sleep(0.05)
+        wait_for_health(
+            url,
+            thread.is_alive,
+            startup_seconds,
+            lambda: f"uvicorn did not answer {url}/health within {startup_seconds} s",
+            step=0.05,
+        )
         yield url
     finally:
         server.should_exit = True

@@ -199,5 +199,5 @@ def test_a_failed_terminology_build_fails_its_waiters_and_the_next_one_tries_aga
 
     monkeypatch.setattr(Terminology, "_build_paced", flaky)
     with pytest.raises(RuntimeError, match="the store went away"):
-        terms.indexes()
-    assert terms.indexes().token == "1" and calls == ["1", "1"]
+        asyncio.run(terms.ready())
+    assert asyncio.run(terms.ready()).token == "1" and calls == ["1", "1"]

@@ -33,6 +33,7 @@ from grunndata.server import create_app
 from grunndata.store import connect
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR, write_followup
+from tests.server.live import wait_for_health
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -88,16 +89,12 @@ def uvicorn_workers(db: str, workers: int, log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn --workers {workers} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_for_health(
+            url,
+            lambda: proc.poll() is None,
+            40,
+            lambda: f"uvicorn --workers {workers} did not start:\n{log.read_text()[-3000:]}",
+        )
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
