@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -41,6 +42,24 @@ REAL_FEST_COUNTS = {  # Oppf* elements per catalogue in the file (zcat | grep -o
 os.environ.setdefault("GRUNNDATA_WARM", "0")
 
 PG_ADMIN_URL = os.environ.get("GRUNNDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if SHARED.exists():
+        return None
+    return (
+        f"{SHARED} not found: every test that reads ../shared skips (pytest -rs says why each test skipped)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line saying why so many tests skipped, when ../shared is the reason."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    absent = sum("the tests read ../shared" in str(getattr(r, "longrepr", "")) for r in skipped)
+    if absent:
+        terminalreporter.write_line(
+            f"{absent} tests skipped because {SHARED} is absent; pytest -rs lists every skip with its reason"
+        )
 
 
 def require(path: Path) -> Path:

@@ -125,7 +125,7 @@ def _pair(high: int, low: int) -> int:
 
 def _yaml_nodes(text: str, kind: str, reader: _Reader) -> Node | None:
     try:
-        if not _plain_enough(text, reader):
+        if not _plain_enough_or_why_not(text, reader):
             return None
         node: Node | None = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
@@ -146,11 +146,28 @@ def _yaml_nodes(text: str, kind: str, reader: _Reader) -> Node | None:
     return node
 
 
-def _plain_enough(text: str, reader: _Reader) -> bool:
+def _plain_enough_or_why_not(text: str, reader: _Reader) -> bool:
+    """`_plain_enough`, or libyaml's own error if the file has none of the problems we name.
+
+    libyaml stops on limits of its own (nesting depth, say) before our check has seen the place:
+    the pure-Python reader yields events as it goes, so on a libyaml error our check runs again on
+    it, and the problem is named in our words when it is one of ours."""
+    try:
+        return _plain_enough(text, reader)
+    except yaml.YAMLError as first:
+        try:
+            if not _plain_enough(text, reader, yaml.SafeLoader):
+                return False
+        except yaml.YAMLError:
+            pass
+        raise first from None
+
+
+def _plain_enough(text: str, reader: _Reader, loader: Any = _Loader) -> bool:
     """One document, no aliases, nothing nested deeper than a catalogue needs: checked on the event
     stream before any node is built (libyaml's composer recurses, and a deep enough file crashes it)."""
     depth = documents = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=loader):
         line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
             reader.problem(

@@ -321,20 +321,20 @@ def test_one_bad_service_among_good_ones_loads_nothing(here: Path) -> None:
         (
             "c.yaml",
             "services:\n  - id: a\n   name: x\n",
-            "c.yaml:3: this is not YAML: did not find expected '-' indicator",
+            "c.yaml:3: this is not YAML: …",
         ),
         (
             "c.yaml",
             "services:\n\t- id: a\n",
-            "c.yaml:2: this is not YAML: found character that cannot start any token",
+            "c.yaml:2: this is not YAML: …",
         ),
-        ("c.yaml", "services: [\n", "c.yaml:2: this is not YAML: did not find expected node content"),
+        ("c.yaml", "services: [\n", "c.yaml:2: this is not YAML: …"),
         (
             "c.json",
             '{"services": [\n  {"id": "a",}\n]}\n',
-            "c.json:2: this is not JSON: Expecting property name enclosed in double quotes",
+            "c.json:2: this is not JSON: …",
         ),
-        ("c.json", '{"services": []} {"more": 1}', "c.json:1: this is not JSON: Extra data"),
+        ("c.json", '{"services": []} {"more": 1}', "c.json:1: this is not JSON: …"),
         ("c.yaml", b"services:\n  - name: \xff\n", "c.yaml:2: the file is not UTF-8 text"),
         (
             "c.yaml",
@@ -396,6 +396,10 @@ def test_a_file_that_is_not_a_catalogue_is_named_with_the_line(
     here: Path, name: str, text: str | bytes, expected: str
 ) -> None:
     found = problems(name, text)
+    if expected.endswith("…"):  # our place and sentence; the reader's own words follow, whatever they are
+        assert found[0].startswith(expected[:-1]) and len(found[0]) > len(expected), found
+        assert len(found) == 1, found
+        return
     assert found[0] == expected
     if "top-level key" in expected:
         assert found == [expected, "c.yaml:1: there is no `services` list"]

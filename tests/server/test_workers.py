@@ -172,12 +172,13 @@ def same_answers(url: str, paths: list[str], pid_wanted: int, tries: int = 200) 
 
 
 def test_several_processes_serve_one_store_and_pick_up_a_new_release_together(tmp_path: Path) -> None:
+    real_fest = require(REAL_FEST)  # before anything reads it: a clean skip without ../shared
     followup, dropped_key = write_followup(tmp_path, NEW_NAME)
     dropped = dropped_key.removeprefix("ID_")
     with fresh_pg_database() as db:
         engine = connect(db)
         try:
-            import_fest(engine, require(REAL_FEST))
+            import_fest(engine, real_fest)
             with uvicorn_workers(db, WORKERS, tmp_path / "uvicorn.log") as url:
                 # more than one process answers, and each serves the first release (and caches it)
                 before = samples(url, dropped, 64)

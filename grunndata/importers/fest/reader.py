@@ -17,7 +17,7 @@ from lxml import etree
 
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest import types
-from grunndata.importers.fest.source import XmlStream, open_xml
+from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
 from grunndata.m30.records import CATALOGUE_BY_KAT, M30_NS, Catalogue, FestEntry, Node
 from grunndata.m30.schema import IDREF_ELEMENTS, QUANTITY_ELEMENTS, TEXT_TYPES
 
@@ -199,11 +199,7 @@ class FestReader:
 def _check_root(el: Any) -> None:
     tree = el.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise DeliveryError(
-            "the file declares a DOCTYPE; FEST deliveries have none, and entity declarations are refused "
-            "(no entity is expanded and nothing external is read)",
-            line=el.sourceline,
-        )
+        raise DeliveryError(DOCTYPE_REFUSED, line=el.sourceline)
     ns, _, local = el.tag.rpartition("}")
     ns = ns.lstrip("{")
     if local != "FEST":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -20,6 +21,11 @@ from grunndata.errors import DeliveryError
 DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 _ZIP_MAGIC = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
+_PROLOG_LIMIT = 1 << 16  # a FEST prolog is an XML declaration and perhaps a comment
+DOCTYPE_REFUSED = (
+    "the file declares a DOCTYPE; FEST deliveries have none, and entity declarations are refused "
+    "(no entity is expanded and nothing external is read)"
+)
 
 
 def max_xml_bytes() -> int:
@@ -35,6 +41,7 @@ class XmlStream:
         self.total = total  # size of the file on disk, for progress
         self.read_bytes = 0
         self.at_end = False  # the whole file was read: a parse error now means it was cut short
+        self._prolog: bytes | None = b""  # the bytes before the root element, until it is seen
 
     @property
     def position(self) -> int:
@@ -51,12 +58,23 @@ class XmlStream:
             raise DeliveryError(f"the {self._what} is damaged or truncated: {e}") from None
         self.read_bytes += len(data)
         self.at_end = not data
+        if self._prolog is not None:
+            self._check_prolog(data)
         if self.read_bytes > self._limit:
             raise DeliveryError(
                 f"the {self._what} expands beyond {self._limit:,} bytes of XML, more than any real "
                 "delivery; refusing it (set GRUNNDATA_MAX_XML_BYTES to raise the limit)"
             )
         return data
+
+    def _check_prolog(self, data: bytes) -> None:
+        """Refuse a DOCTYPE before the parser sees it, so that no XML library decides what we say."""
+        prolog = (self._prolog or b"") + data
+        root = re.search(rb"<[A-Za-z_:]", prolog)
+        head = prolog[: root.start()] if root else prolog
+        if b"<!DOCTYPE" in head.upper():
+            raise DeliveryError(DOCTYPE_REFUSED, line=head.count(b"\n") + 1)
+        self._prolog = None if root or len(prolog) > _PROLOG_LIMIT else prolog
 
 
 def check_file(path: Path) -> int:
