@@ -10,6 +10,8 @@ same thing, SAFEST's resources with no FEST counterpart beside them, disagreemen
 from __future__ import annotations
 
 import hashlib
+import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from grunndata.m30.records import FestEntry, catalogues, child_text
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows as fhir_index_rows
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
-from grunndata.translators.fest_to_idmp.systems import EDQM, EDQM_ALIASES
+from grunndata.translators.fest_to_idmp.systems import EDQM, EDQM_ALIASES, NS_FEST_ID
 from grunndata.translators.fest_to_idmp.values import fhir_id
 from grunndata.translators.overlay import Disagreement, Json, Key, Overlay
 
@@ -104,11 +106,12 @@ def derive(
     builder: ReleaseBuilder,
     progress: Progress | None = None,
     equivalents: Callable[[str, str], set[tuple[str, str]]] | None = None,
-) -> Reconciliation | None:
-    """Serve the FHIR resources of everything the release holds; None when it holds no SAFEST data.
+) -> Derived:
+    """Serve the FHIR resources of everything the release holds, and say how FEST and SAFEST met.
 
     All of them are remade each time, also for an incremental delivery, so a changed substance
     reaches every product that names it; only resources whose bytes change get a new version.
+    No resource is served with a literal reference to one that is not served (see `_Serving`).
     """
     lookup_catalogues = {c.name for c in catalogues() if set(c.payloads) & LOOKUP_KINDS}
     lookup = _Entries()
@@ -124,7 +127,7 @@ def derive(
     except ValueError as e:
         raise DeliveryError(f"refused: {e}") from None
     builder.replace_derived(is_derived)
-    made: dict[Key, str] = {}  # (type, id) -> what it was made from
+    serving = _Serving(builder)
     total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
     for n, ((_, key), data) in enumerate(builder.served_data(is_fest), 1):
         entry = FestEntry.from_json(orjson.loads(data))
@@ -132,13 +135,15 @@ def derive(
             progress(f"FHIR from {entry.catalogue}", n, n, total)
         for resource in _translated(entry, key, lookup):
             served = overlay.apply(resource) if overlay is not None else resource
-            origin = MERGED if served is not resource else ()
-            _serve(builder, made, served, f"FEST {entry.catalogue} Id {key}", entry.oppf_id, origin)
-    if overlay is None:
-        return None
-    rest = overlay.rest()
+            merged = served is not resource
+            origin = MERGED if merged else ()
+            serving.serve(served, f"FEST {entry.catalogue} Id {key}", entry.oppf_id, origin, merged)
+    rest = overlay.rest() if overlay is not None else []
     for resource in rest:
-        _serve(builder, made, resource, "SAFEST", None)
+        serving.serve(resource, "SAFEST", None, (), True)
+    unserved = serving.finish()
+    if overlay is None:
+        return Derived(None, unserved, serving.safest_references)
     idmp_only: dict[str, int] = {}
     for resource in rest:
         idmp_only[resource["resourceType"]] = idmp_only.get(resource["resourceType"], 0) + 1
@@ -146,9 +151,10 @@ def derive(
         {"element": p[0], "fest": list(p[1:4]), "safest": list(p[4:7]), "products": n}
         for p, n in sorted(overlay.observed.items())
     ]
-    return Reconciliation(
+    reconciliation = Reconciliation(
         dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements, pairs
     )
+    return Derived(reconciliation, unserved, serving.safest_references)
 
 
 def code_equivalents() -> Callable[[str, str], set[tuple[str, str]]]:
@@ -189,30 +195,192 @@ def _translated(entry: FestEntry, key: str, lookup: _Entries) -> list[Json]:
         ) from e
 
 
-def _serve(
-    builder: ReleaseBuilder,
-    made: dict[Key, str],
-    resource: Json,
-    origin: str,
-    oppf: str | None,
-    index: tuple[tuple[str, str], ...] = (),
-) -> None:
-    key = (resource["resourceType"], resource["id"])
-    if key in made:
-        raise DeliveryError(
-            f"{made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
+_LITERAL = re.compile(rb'"reference":"([A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64})"')
+"""A relative literal reference in a resource's JSON as orjson writes it (no spaces)."""
+_FEST_GUID = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Unserved:
+    """A reference to a resource this release does not serve, and what was served instead."""
+
+    resource: str  # the served resource holding it, Type/id
+    path: str  # where in it, e.g. PackagedProductDefinition.packageFor
+    target: str  # Type/id it named
+    outcome: str  # "kept as an identifier-only reference" or "left out"
+    from_safest: bool  # the resource holds SAFEST's data (made from it, or merged with it)
+
+    def sentence(self) -> str:
+        return f"{self.path} points at {self.target}, which is neither in the delivery nor served; {self.outcome}"
+
+
+@dataclass
+class Derived:
+    """What `derive` did: how FEST and SAFEST met (None without SAFEST data), and the references
+    it could not serve as they were."""
+
+    reconciliation: Reconciliation | None
+    unserved: list[Unserved]
+    safest_references: int  # literal references in resources holding SAFEST data, for the guard
+
+
+@dataclass
+class _Waiting:
+    resource: Json
+    origin: str
+    oppf: str | None
+    index: tuple[tuple[str, str], ...]
+    from_safest: bool
+    targets: set[str]
+
+
+class _Serving:
+    """Serves the FHIR resources of a release, each once every literal reference it holds is known
+    to be served, or, at the end, with those that are not made identifier-only or left out.
+
+    A resource whose references all name resources served before it is written at once; the few
+    that name one not served yet wait until everything is made, so memory stays small.
+    """
+
+    def __init__(self, builder: ReleaseBuilder) -> None:
+        self.builder = builder
+        self.made: dict[Key, str] = {}  # (type, id) -> what it was made from
+        self.waiting: list[_Waiting] = []
+        self.safest_references = 0
+
+    def serve(
+        self,
+        resource: Json,
+        origin: str,
+        oppf: str | None,
+        index: tuple[tuple[str, str], ...],
+        from_safest: bool,
+    ) -> None:
+        key = (resource["resourceType"], resource["id"])
+        if key in self.made:
+            raise DeliveryError(
+                f"{self.made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
+            )
+        self.made[key] = origin
+        body = orjson.dumps(resource)
+        found = _LITERAL.findall(body)
+        targets = {m.decode() for m in found}
+        if from_safest:
+            self.safest_references += len(found)
+        missing = {t for t in targets if tuple(t.split("/", 1)) not in self.made}
+        if missing:
+            self.waiting.append(_Waiting(resource, origin, oppf, index, from_safest, missing))
+        else:
+            self._put(key, body, oppf, index, resource)
+
+    def finish(self) -> list[Unserved]:
+        """Serve what waited; the references that name nothing served, as they were handled."""
+        unserved: list[Unserved] = []
+        for w in self.waiting:
+            gone = {t for t in w.targets if tuple(t.split("/", 1)) not in self.made}
+            resource = w.resource
+            if gone:
+                label = f"{resource['resourceType']}/{resource['id']}"
+                found: list[tuple[str, str, str]] = []
+                resource = _unlinked(resource, gone, resource["resourceType"], not w.from_safest, found)
+                unserved += [Unserved(label, path, t, outcome, w.from_safest) for path, t, outcome in found]
+            key = (resource["resourceType"], resource["id"])
+            self._put(key, orjson.dumps(resource), w.oppf, w.index, resource)
+        self.waiting = []
+        return unserved
+
+    def _put(
+        self, key: Key, body: bytes, oppf: str | None, index: tuple[tuple[str, str], ...], resource: Json
+    ) -> None:
+        self.builder.put(
+            key[0],
+            key[1],
+            body,
+            hashlib.sha256(body).hexdigest(),
+            oppf,
+            index,
+            fhir_index=fhir_index_rows(resource),
         )
-    made[key] = origin
-    body = orjson.dumps(resource)
-    builder.put(
-        key[0],
-        key[1],
-        body,
-        hashlib.sha256(body).hexdigest(),
-        oppf,
-        index,
-        fhir_index=fhir_index_rows(resource),
-    )
+
+
+def _unlinked(
+    value: Any,
+    gone: set[str],
+    path: str,
+    fest_made: bool,
+    found: list[tuple[str, str, str]],
+    model: Any = None,
+) -> Any:
+    """`value` without literal references to `gone`: identifier-only where an identifier is known
+    (given, or the FEST Id a FEST-made reference stands for), left out otherwise; `_GONE` when the
+    element itself must go (R5 requires what was left out, or nothing is left). `model` is the
+    element's fhir.resources class, which says what R5 requires."""
+    if isinstance(value, list):
+        items = [_unlinked(v, gone, path, fest_made, found, model) for v in value]
+        kept = [v for v in items if v is not _GONE]
+        return kept if kept or not items else _GONE
+    if not isinstance(value, dict):
+        return value
+    if isinstance(value.get("resourceType"), str):  # a resource, or a contained one
+        model = _model(value["resourceType"])
+    target = value.get("reference")
+    if isinstance(target, str) and target in gone:
+        rtype, rid = target.split("/", 1)
+        logical = {k: v for k, v in value.items() if k != "reference"}
+        if "identifier" not in logical and fest_made and _FEST_GUID.match(rid):
+            logical["identifier"] = {"system": NS_FEST_ID, "value": "ID_" + rid}
+        if "identifier" in logical:
+            found.append((path, target, "kept as an identifier-only reference"))
+            return {"type": rtype, **logical} if "type" not in logical else logical
+        found.append((path, target, "left out"))
+        return _GONE
+    out: Json = {}
+    for key, child in value.items():
+        if not isinstance(child, dict | list):
+            out[key] = child
+            continue
+        child_model, required = _child_model(model, key)
+        kept = _unlinked(child, gone, f"{path}.{key}", fest_made, found, child_model)
+        if kept is not _GONE:
+            out[key] = kept
+        elif required:
+            return _GONE
+    if len(out) == len(value):
+        return out
+    if not out or ("url" in out and not any(k.startswith("value") or k == "extension" for k in out)):
+        return _GONE  # nothing left, or an extension whose only value was the reference
+    return out
+
+
+def _model(rtype: str) -> Any:
+    from fhir.resources import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(rtype)
+    except KeyError:
+        return None
+
+
+def _child_model(model: Any, key: str) -> tuple[Any, bool]:
+    """The fhir.resources class of `model`'s element `key`, and whether R5 requires it."""
+    if model is None:
+        return None, False
+    fields = model.model_fields
+    info = fields.get(key) or fields.get(key + "_fhir")  # for, class ...: Python keywords
+    if info is None:
+        return None, False
+    return _model_in(info.annotation), info.is_required()
+
+
+def _model_in(annotation: Any) -> Any:
+    """fhir.resources writes element types as placeholders named after the class (``ReferenceType``)."""
+    name = getattr(annotation, "__name__", "")
+    if name.endswith("Type") and name[:1].isupper():
+        return _model(name[: -len("Type")])
+    return next((m for m in map(_model_in, typing.get_args(annotation)) if m is not None), None)
+
+
+_GONE: Any = object()
 
 
 def _links(builder: ReleaseBuilder, safest: list[Json]) -> dict[Key, Key]:

@@ -19,11 +19,14 @@ import orjson
 from lxml import etree
 
 from grunndata.errors import DeliveryError
+from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 MAX_FILE_BYTES = int(os.environ.get("GRUNNDATA_MAX_RESOURCE_FILE_BYTES", str(1 << 30)))
 SUFFIXES = (".json", ".ndjson", ".xml")
+SOURCE_PROFILE = EXT_BASE + "source-profile"
+"""Extension (valueCanonical, 0..*) on a resource a sender gave: a profile the sender's form claimed."""
 
 # R4 elements that repeat (0..*) in the resources SAFEST serves: XML cannot say so for one item.
 _R4_LISTS = frozenset(
@@ -99,12 +102,23 @@ class Found:
 
 
 def stored_form(resource: dict[str, Any]) -> dict[str, Any]:
-    """Type and id first (the server splices meta in after the first id), meta left out.
+    """Type and id first (the server splices meta in after the first id), meta left out but for
+    the sender's profiles, which become `source-profile` extensions.
 
     The server sets meta (version, time, tier as tag, owner as source) from the store at read
-    time; a sender's own meta would say something else.
+    time; a sender's own meta would say something else. Its profiles say what the sender's
+    resource conformed to (an R4 profile cannot describe the R5 resource served), so they are
+    kept as a fact about the source rather than claimed in meta.profile.
     """
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    meta = resource.get("meta")
+    profiles = meta.get("profile") if isinstance(meta, dict) else None
+    given = rest.get("extension", [])
+    if isinstance(profiles, list) and profiles and isinstance(given, list):
+        others = [e for e in given if not (isinstance(e, dict) and e.get("url") == SOURCE_PROFILE)]
+        rest["extension"] = others + [
+            {"url": SOURCE_PROFILE, "valueCanonical": p} for p in profiles if isinstance(p, str)
+        ]
     return {"resourceType": resource["resourceType"], "id": resource["id"], **rest}
 
 

@@ -173,8 +173,8 @@ def test_a_shrunken_delivery_is_refused_unless_forced(with_safest: Engine, tmp_p
             "refused: the delivery has 1 problem(s); the first: MedicinalProductDefinition/no-name is not valid FHIR R5:",
         ),
         (
-            {"resourceType": "ConceptMap", "id": "cm"},
-            "refused: the delivery has 1 problem(s); the first: bad.json entry 1: ConceptMap/cm: ConceptMap is neither",
+            {"resourceType": MPD, "name": [{"productName": "No id"}]},
+            "refused: the delivery has 1 problem(s); the first: bad.json entry 1: MedicinalProductDefinition/?: has no id; not converted",
         ),
         (
             {"resourceType": MPD, "id": CERTICAN_BRAND, "name": [{"productName": "Same id, no FEST link"}]},
@@ -200,6 +200,34 @@ def test_bad_safest_data_is_refused_and_the_active_release_stays(
             f"{MPD}/{CERTICAN_BRAND}; their ids collide once made into FHIR ids"
         )
     assert [(r.source, r.status) for r in list_releases(engine)][0] == ("fest", "active")
+
+
+def test_a_type_grunndata_does_not_take_from_safest_is_skipped_with_one_warning(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import_fest(engine, require(REAL_FEST))
+    mixed = tmp_path / "mixed.json"
+    patient = {"resourceType": "Patient", "id": "p1"}
+    product = {"resourceType": MPD, "id": "only-in-safest", "name": [{"productName": "Bare i SAFEST"}]}
+    mixed.write_text(
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": patient}, {"resource": product}],
+            }
+        )
+    )
+    result = import_safest(engine, mixed)
+    assert result.release_id == 2 and result.types == {MPD: 1}
+    assert result.warnings == [
+        {
+            "kind": "conversion",
+            "where": "mixed.json entry 1",
+            "resource": "Patient/p1",
+            "message": "Patient is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -254,23 +282,92 @@ def test_the_r4_noma_bundle_converts_and_serves_valid_r5(engine: Engine) -> None
         get_fhir_model_class(rtype).model_validate(resource)
 
 
-def test_the_r5_examples_import_and_are_served_unchanged(engine: Engine, tmp_path: Path) -> None:
+R5_EXAMPLES_UNSERVED = {  # (resource, path) -> what it named: resources the examples do not include
+    ("Ingredient/example", "Ingredient.manufacturer.manufacturer"): "Organization/example",
+    ("ManufacturedItemDefinition/example", "ManufacturedItemDefinition.manufacturer"): "Organization/example",
+    (
+        "MedicinalProductDefinition/equilidem-basics",
+        "MedicinalProductDefinition.crossReference.product.reference",
+    ): "MedicinalProductDefinition/genericEquilidonium",
+    (
+        "MedicinalProductDefinition/equilidem-with-ing-and-auth",
+        "MedicinalProductDefinition.crossReference.product.reference",
+    ): "MedicinalProductDefinition/genericEquilidonium",
+    (
+        "MedicinalProductDefinition/example",
+        "MedicinalProductDefinition.attachedDocument",
+    ): "DocumentReference/example",
+    (
+        "MedicinalProductDefinition/example",
+        "MedicinalProductDefinition.masterFile",
+    ): "DocumentReference/example",
+    (
+        "PackagedProductDefinition/example",
+        "PackagedProductDefinition.packaging.manufacturer",
+    ): "Organization/example",
+    (
+        "PackagedProductDefinition/example",
+        "PackagedProductDefinition.packaging.packaging.manufacturer",
+    ): "Organization/example",
+    (
+        "PackagedProductDefinition/example",
+        "PackagedProductDefinition.packaging.packaging.containedItem.item.reference",
+    ): "ManufacturedItemDefinition/tablet",
+    (
+        "PackagedProductDefinition/package-with-liquid-and-syringe",
+        "PackagedProductDefinition.packageFor",
+    ): "MedicinalProductDefinition/ProductThatHasThisPackType",
+    (
+        "RegulatedAuthorization/basic-drug-auth",
+        "RegulatedAuthorization.subject",
+    ): "MedicinalProductDefinition/equilidem",
+    ("RegulatedAuthorization/basic-drug-auth", "RegulatedAuthorization.holder"): "Organization/EqlidrugCo",
+    ("RegulatedAuthorization/basic-drug-auth", "RegulatedAuthorization.regulator"): "Organization/FDA",
+    ("RegulatedAuthorization/example", "RegulatedAuthorization.holder"): "Organization/example",
+    ("RegulatedAuthorization/example", "RegulatedAuthorization.regulator"): "Organization/example",
+}
+
+
+def test_the_r5_examples_import_forced_and_are_served_as_sent_but_for_references_to_what_they_lack(
+    engine: Engine, tmp_path: Path
+) -> None:
     folder = tmp_path / "examples"
     folder.mkdir()
     for path in sorted(require(R5_EXAMPLES).glob("*.json")):
         if not path.name.startswith("ConceptMap"):  # terminology, not IDMP: served from our own maps
             shutil.copy(path, folder)
-    result = import_safest(engine, folder)
+    with pytest.raises(DeliveryError) as refused:  # every reference names something the folder lacks
+        import_safest(engine, folder)
+    assert str(refused.value) == (
+        "refused: 15 of 15 references point at resources neither in the delivery nor served, more than "
+        "the 1% allowed; the delivery looks cut or broken (use --force to import it anyway)"
+    )
+    result = import_safest(engine, folder, force=True)
     assert result.read == 17 and result.problems == []
+    unserved = {(w["resource"], w["path"]): w for w in result.warnings if w["kind"] == "unserved-reference"}
+    assert {
+        k: w["message"].split(" points at ")[1].split(",")[0] for k, w in unserved.items()
+    } == R5_EXAMPLES_UNSERVED
+    assert all(
+        w["message"].endswith("which is neither in the delivery nor served; left out")
+        for w in unserved.values()
+    )
+    lacking = {resource for resource, _ in R5_EXAMPLES_UNSERVED}
     with TestClient(create_app(engine)) as client:
         for path in sorted(folder.glob("*.json")):
             original = json.loads(path.read_text())
-            answer = client.get(f"/fhir/{original['resourceType']}/{original['id']}")
+            label = f"{original['resourceType']}/{original['id']}"
+            answer = client.get(f"/fhir/{label}")
             assert answer.status_code == 200, path.name
             got = answer.json()
             got.pop("meta")
             original.pop("meta", None)
-            assert got == original, path.name
+            if label in lacking:  # valid R5, naming none of what it lacks
+                get_fhir_model_class(got["resourceType"]).model_validate(got)
+                for (resource, _), target in R5_EXAMPLES_UNSERVED.items():
+                    assert resource != label or f'"reference": "{target}"' not in json.dumps(got)
+            else:
+                assert got == original, path.name
 
 
 def test_code_maps_are_derived_where_fest_and_safest_describe_the_same_product(with_safest: Engine) -> None:

@@ -78,6 +78,18 @@ def delivery() -> Conversion:
     return to_r5(r4_delivery())
 
 
+def kept_warning(resource: str, path: str) -> Problem:
+    """The warning for an R4 element R5 has no element for."""
+    return Problem(
+        resource, f"{path} has no element in R5; kept as extension {KEPT_BASE}{path}", warning=True
+    )
+
+
+MPM_QUANTITY = kept_warning(
+    "MedicinalProductManufactured/mpm-paracet-500", "MedicinalProductManufactured.quantity"
+)
+
+
 def the(conversion: Conversion, rtype: str, rid: str | None = None) -> Json:
     (found,) = [r for r in conversion.resources if r["resourceType"] == rtype and rid in (None, r["id"])]
     return found
@@ -107,10 +119,18 @@ def kept(path: str, text: str) -> Json:
 # --- a whole delivery ------------------------------------------------------------------------------
 
 
-def test_a_safest_delivery_becomes_r5_resources_with_their_r4_ids_and_no_problems(
+def test_a_safest_delivery_becomes_r5_resources_with_their_r4_ids_and_one_warning(
     delivery: Conversion,
 ) -> None:
-    assert delivery.problems == []
+    assert delivery.problems == [  # R5 has no first-authorisation date: kept, and said
+        Problem(
+            "MedicinalProductAuthorization/ma-paracet-500",
+            "MedicinalProductAuthorization.dateOfFirstAuthorization has no element in R5; kept as extension "
+            + KEPT_BASE
+            + "MedicinalProductAuthorization.dateOfFirstAuthorization",
+            warning=True,
+        )
+    ]
     assert [(r["resourceType"], r["id"]) for r in delivery.resources] == [
         (MPD, "mp-paracet-500"),
         (PPD, "mpp-paracet-500-20"),
@@ -208,16 +228,13 @@ def test_the_name_parts_and_country_language_get_their_r5_names(delivery: Conver
     ]
 
 
-def test_the_r4_profile_stays_as_an_extension_on_meta(delivery: Conversion) -> None:
+def test_the_r4_profile_stays_in_meta_for_the_importer_to_keep_as_the_source_profile(
+    delivery: Conversion,
+) -> None:
     assert the(delivery, MPD)["meta"] == {
         "versionId": "3",
         "lastUpdated": "2025-06-15T08:00:00+02:00",
-        "extension": [
-            kept(
-                "MedicinalProduct.meta.profile",
-                "https://noma.no/fhir/StructureDefinition/MedicinalProduct_NOMA_v3_0",
-            )
-        ],
+        "profile": ["https://noma.no/fhir/StructureDefinition/MedicinalProduct_NOMA_v3_0"],
     }
 
 
@@ -231,7 +248,9 @@ def test_elements_r5_has_no_home_for_are_kept_as_extensions_holding_their_json()
         kept("MedicinalProduct.specialDesignation", '{"type":{"text":"Orphan"},"date":"2020-01-01"}')
     ]
     assert product["specialMeasures"] == [{"text": "Additional monitoring"}]
-    assert conversion.problems == []
+    assert conversion.problems == [
+        kept_warning("MedicinalProduct/mp-paracet-500", "MedicinalProduct.specialDesignation")
+    ]
     valid(product)
 
 
@@ -242,6 +261,7 @@ def test_an_element_r4_does_not_define_is_kept_and_reported() -> None:
         Problem(
             "MedicinalProduct/mp-paracet-500",
             f"MedicinalProduct.indication is not an R4 element; kept as extension {KEPT_BASE}MedicinalProduct.indication",
+            warning=True,
         )
     ]
 
@@ -395,6 +415,7 @@ def test_a_package_level_count_that_is_no_whole_number_is_kept_and_reported() ->
     assert conversion.problems[0] == Problem(
         "MedicinalProductPackaged/mpp-paracet-500-20",
         f"{path} 1.5 is not a whole number as R5 packaging.quantity is; kept as extension {KEPT_BASE}{path}",
+        warning=True,
     )
 
 
@@ -407,11 +428,13 @@ def test_a_package_whose_manufactured_item_is_missing_says_the_pack_size_is_unkn
             "MedicinalProductPackaged/mpp-paracet-500-20",
             "MedicinalProductPackaged.packageItem.packageItem.manufacturedItem points at "
             "MedicinalProductManufactured/mpm-paracet-500, which is not in this delivery; its amount (and the pack size) is unknown",
+            warning=True,
         ),
         Problem(
             "MedicinalProductPackaged/mpp-paracet-500-20",
             f"MedicinalProductPackaged.marketingAuthorization points at MedicinalProductAuthorization/ma-paracet-500, "
             f"which is not in this delivery; kept as extension {KEPT_BASE}MedicinalProductPackaged.marketingAuthorization",
+            warning=True,
         ),
     ]
     assert package["extension"][-1] == {
@@ -499,6 +522,7 @@ def test_a_second_device_of_the_administrable_product_is_kept_since_r5_holds_one
         Problem(
             "MedicinalProductPharmaceutical/php-paracet-500",
             f"{path} has 2 values where R5 device holds one; all but the first are kept as extension {KEPT_BASE}{path}",
+            warning=True,
         )
     ]
     valid(converted)
@@ -599,7 +623,13 @@ def test_a_specified_substance_is_the_substance_when_r4_gives_no_other() -> None
         "strength": [{"presentationRatio": substance["strength"][0]["presentation"], "country": [NO]}],
         "extension": [kept("MedicinalProductIngredient.specifiedSubstance.group", '{"text":"Group 1"}')],
     }
-    assert conversion.problems == []
+    assert conversion.problems == [
+        kept_warning(
+            "MedicinalProductIngredient/mpi-paracetamol-500",
+            "MedicinalProductIngredient.specifiedSubstance.group",
+        ),
+        MPM_QUANTITY,  # no package of this delivery counts the item
+    ]
     valid(converted)
 
 
@@ -616,7 +646,9 @@ def test_an_ingredient_without_a_role_gets_active_and_a_problem() -> None:
         Problem(
             "MedicinalProductIngredient/mpi-paracetamol-500",
             "has no role (R4 requires one); Ingredient.role is set to Active (100000072072)",
-        )
+            warning=True,
+        ),
+        MPM_QUANTITY,
     ]
 
 
@@ -630,6 +662,7 @@ def test_an_ingredient_nobody_lists_is_converted_with_a_problem() -> None:
             "MedicinalProductIngredient/mpi-paracetamol-500",
             "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, "
             "so Ingredient.for is empty",
+            warning=True,
         )
     ]
 
@@ -658,7 +691,7 @@ def test_a_contained_ingredient_points_back_at_its_container() -> None:
     (contained,) = converted["contained"]
     assert contained["resourceType"] == "Ingredient"
     assert contained["for"] == [{"reference": "#"}]
-    assert conversion.problems == []
+    assert conversion.problems == [MPM_QUANTITY]
     valid(converted)
 
 
@@ -728,6 +761,7 @@ def test_a_relationship_without_its_type_is_kept_whole_since_r5_requires_it() ->
         Problem(
             "SubstanceSpecification/ss-paracetamol",
             f"{path} gives no R5 relationship.type, which R5 requires; kept as extension {KEPT_BASE}{path}",
+            warning=True,
         )
     ]
     valid(the(conversion, SD))
@@ -772,6 +806,7 @@ def test_a_reference_to_a_resource_outside_the_delivery_is_kept_and_reported() -
             "MedicinalProduct/mp-paracet-500",
             f"{path} points at MedicinalProductPharmaceutical/php-paracet-500, which is not in this delivery; "
             f"kept as extension {KEPT_BASE}{path}",
+            warning=True,
         )
     ]
 
@@ -841,11 +876,14 @@ def test_bad_resources_are_refused_with_problems_and_the_rest_is_converted() -> 
     assert conversion.problems == [
         Problem("?/x", "has no resourceType; not converted"),
         Problem(
-            "Patient/p1", "Patient is neither a SAFEST R4 resource type nor an R5 IDMP one; not converted"
+            "Patient/p1",
+            "Patient is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+            warning=True,
         ),
         Problem(
             "MedicinalProductInteraction/i1",
-            "MedicinalProductInteraction is neither a SAFEST R4 resource type nor an R5 IDMP one; not converted",
+            "MedicinalProductInteraction is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+            warning=True,
         ),
         Problem("MedicinalProduct/?", "has no id; not converted"),
         Problem(

@@ -34,14 +34,13 @@ from grunndata.importers.national import (
     is_fest,
     is_safest,
 )
+from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
 
 SOURCE = "fest"
-MAX_REMOVAL_SHARE = 0.20  # a full delivery may expire at most this share of a catalogue
-MAX_DANGLING_SHARE = 0.01  # of all references; more means a broken or cut delivery
 MAX_LISTED_WARNINGS = 500
 
 Progress = Callable[[str | None, int, int, int], None]  # (catalogue, entries, bytes done, bytes total)
@@ -54,10 +53,10 @@ def resource_type(catalogue: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Warning:
-    kind: str  # dangling-reference, unknown-code-system, unknown-code, unknown-expiry
-    catalogue: str
+    kind: str  # dangling-reference, unknown-code-system, unknown-code, unknown-expiry, unserved-reference
+    catalogue: str | None  # None for a FHIR resource (unserved-reference: entry_id is its Type/id)
     entry_id: str
-    line: int
+    line: int | None
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -251,7 +250,12 @@ def import_fest(
         warnings = _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
-        reconciliation = derive(builder, progress, code_equivalents())
+        derived = derive(builder, progress, code_equivalents())
+        warnings += [  # FEST's own dangling references are reported above, by their FEST entries
+            Warning("unserved-reference", None, u.resource, None, u.sentence())
+            for u in derived.unserved
+            if u.from_safest
+        ]
         result = ImportResult(
             path.name,
             kind,
@@ -269,7 +273,7 @@ def import_fest(
         result.gyldig_fradato_helfo = reader.gyldig_fradato_helfo
         result.catalogues = _catalogue_counts(builder)
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_derived(t)}
-        result.reconciliation = reconciliation.as_dict() if reconciliation else None
+        result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         refusal = None if force else _refusal(builder, checks, warnings)
         result.seconds = time.monotonic() - started
         if refusal is not None:
@@ -338,13 +342,7 @@ def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) 
                     "allowed; check the file, and use --force if the drop is real"
                 )
     dangling = sum(1 for w in warnings if w.kind == "dangling-reference")
-    if dangling and dangling > MAX_DANGLING_SHARE * checks.ref_count:
-        return (
-            f"refused: {dangling:,} of {checks.ref_count:,} references point at Ids the release would not "
-            f"have, more than the {MAX_DANGLING_SHARE:.0%} allowed; the delivery looks cut or broken "
-            "(use --force to import it anyway)"
-        )
-    return None
+    return dangling_refusal(dangling, checks.ref_count, "Ids the release would not have")
 
 
 def _catalogue_counts(builder: ReleaseBuilder) -> dict[str, dict[str, int]]:

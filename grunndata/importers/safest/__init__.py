@@ -32,12 +32,12 @@ from grunndata.importers.national import (
     safest_type,
 )
 from grunndata.importers.resources import Found, read_resources, stored_form
+from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
-from grunndata.translators.safest import to_r5
+from grunndata.translators.safest import label_of, to_r5
 
 SOURCE = "safest"
-MAX_REMOVAL_SHARE = 0.20  # a delivery may drop at most this share of the SAFEST resources served
 MAX_LISTED_PROBLEMS = 500
 
 __all__ = ["SafestResult", "import_safest"]
@@ -55,7 +55,8 @@ class SafestResult:
     types: dict[str, int] = field(default_factory=dict)  # R5 types kept, after conversion
     resources: dict[str, dict[str, int]] = field(default_factory=dict)  # FHIR served: new, changed...
     reconciliation: dict[str, Any] | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each refuses the delivery
+    warnings: list[dict[str, str]] = field(default_factory=list)  # served all the same, not as sent
     refused: str | None = None
     seconds: float = 0.0
     gyldig_fradato_helfo: str | None = None  # the FEST delivery's, carried for the M30 export
@@ -70,6 +71,8 @@ class SafestResult:
             "reconciliation": self.reconciliation,
             "problem_count": len(self.problems),
             "problems": self.problems[:MAX_LISTED_PROBLEMS],
+            "warning_count": len(self.warnings),
+            "warnings": self.warnings[:MAX_LISTED_PROBLEMS],
             "refused": self.refused,
             "seconds": round(self.seconds, 2),
             "gyldig_fradato_helfo": self.gyldig_fradato_helfo,
@@ -88,7 +91,7 @@ def import_safest(
     started = time.monotonic()
     found = list(read_resources(path))
     result = SafestResult(path.name, dry_run=dry_run, read=len(found))
-    resources, result.problems = _converted(found)
+    resources, result.problems, result.warnings = _converted(found)
     result.types = dict(sorted(Counter(r["resourceType"] for r in resources).items()))
     with (
         cycle_collection_paused(),
@@ -105,11 +108,23 @@ def import_safest(
             builder.put(
                 safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
             )
-        reconciliation = derive(builder, progress, code_equivalents())
-        result.reconciliation = reconciliation.as_dict() if reconciliation else None
+        derived = derive(builder, progress, code_equivalents())
+        result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
+        unserved = [u for u in derived.unserved if u.from_safest]
+        result.warnings += [
+            {"kind": "unserved-reference", "resource": u.resource, "path": u.path, "message": u.sentence()}
+            for u in unserved
+        ]
         tallies = builder.settle()
         result.resources = {t: c.as_dict() for t, c in sorted(tallies.items()) if is_derived(t)}
-        refusal = None if force else _shrunk(builder, tallies)
+        refusal = (
+            None
+            if force
+            else _shrunk(builder, tallies)
+            or dangling_refusal(
+                len(unserved), derived.safest_references, "resources neither in the delivery nor served"
+            )
+        )
         if refusal is not None:
             _refuse(builder, result, started, refusal)
         result.seconds = time.monotonic() - started
@@ -119,13 +134,19 @@ def import_safest(
     return result
 
 
-def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The delivery as valid R5 resources, and every problem with where it was found."""
-    where = {(str(f.resource.get("resourceType")), str(f.resource.get("id"))): f.where for f in found}
+def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+    """The delivery as valid R5 resources, the problems that refuse it and the warnings, each with
+    the file (and entry or line) it was found in."""
+    where = {label_of(f.resource): f.where for f in found}
     conversion = to_r5([f.resource for f in found])
-    problems = [
-        f"{where.get(tuple(p.resource.split('/', 1)), p.resource)}: {p.resource}: {p.message}"  # type: ignore[arg-type]
-        for p in conversion.problems
+
+    def place(resource: str) -> str:
+        return where.get(resource, "?")
+
+    problems = [f"{place(p.resource)}: {p.resource}: {p.message}" for p in conversion.errors]
+    warnings = [
+        {"kind": "conversion", "where": place(p.resource), "resource": p.resource, "message": p.message}
+        for p in conversion.warnings
     ]
     seen: set[tuple[str, str]] = set()
     kept = []
@@ -140,7 +161,7 @@ def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str]]:
             problems.append(f"{key[0]}/{key[1]} is not valid FHIR R5: {problem}")
         else:
             kept.append(resource)
-    return kept, problems
+    return kept, problems, warnings
 
 
 def _invalid(resource: dict[str, Any]) -> str | None:

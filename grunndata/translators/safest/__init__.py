@@ -45,7 +45,7 @@ valueReference. Other NOMA extensions (maHolderOrManufacturer, repackagingManufa
 SMS ID and UNII of a substance, nutrition dose form, ...) have no R5 element and stay as they are.
 """
 
-from grunndata.translators.safest.delivery import R5_TYPES, to_r5
+from grunndata.translators.safest.delivery import R5_TYPES, label_of, to_r5
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, FestLink, fest_links
 from grunndata.translators.safest.model import Conversion, Problem
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
@@ -64,6 +64,7 @@ __all__ = [
     "Row",
     "fest_links",
     "kept_url",
+    "label_of",
     "mapping",
     "to_r5",
 ]

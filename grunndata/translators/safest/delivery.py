@@ -54,7 +54,7 @@ def to_r5(resources: list[Json]) -> Conversion:
     conversion = Conversion()
     problems = conversion.problems
     accepted = _accepted(_unbundled(resources, problems), problems)
-    r4_top = {_label(r): r for r in accepted if r["resourceType"] in SPECS}
+    r4_top = {label_of(r): r for r in accepted if r["resourceType"] in SPECS}
     ctx = Context(TABLES, SPECS, r4_top, problems)
     ctx.consumed = _counted_items(ctx)
     top: dict[str, Json] = {}
@@ -71,7 +71,9 @@ def to_r5(resources: list[Json]) -> Conversion:
     for node in ctx.nodes:
         if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
             message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
-            problems.append(Problem(node.label, node.prefix + message))
+            problems.append(Problem(node.label, node.prefix + message, warning=True))
+    for resource in conversion.resources:
+        _drop_extensions_without_url(resource, resource["resourceType"], label_of(resource), problems)
     return conversion
 
 
@@ -87,7 +89,7 @@ def _in_stable_order(ctx: Context) -> None:
 
 
 def _convert(resource: Json, ctx: Context) -> Json | None:
-    label = _label(resource)
+    label = label_of(resource)
     marks = len(ctx.links), len(ctx.problems), len(ctx.nodes)
     try:
         return convert_resource(resource, Node(resource, label, ""), ctx)
@@ -104,7 +106,7 @@ def _convert(resource: Json, ctx: Context) -> Json | None:
 # --- what is converted -----------------------------------------------------------------------------
 
 
-def _label(resource: Any) -> str:
+def label_of(resource: Any) -> str:
     """``Type/id`` as given, ``?`` for a part that is missing."""
     if not isinstance(resource, dict):
         return "?"
@@ -120,7 +122,7 @@ def _unbundled(resources: Iterable[Any], problems: list[Problem]) -> Iterator[An
         for n, entry in enumerate(resource.get("entry") or []):
             inner = entry.get("resource") if isinstance(entry, dict) else None
             if inner is None:
-                problems.append(Problem(_label(resource), f"entry {n} has no resource"))
+                problems.append(Problem(label_of(resource), f"entry {n} has no resource"))
             else:
                 yield from _unbundled([inner], problems)
 
@@ -133,7 +135,7 @@ def _refusal(resource: Any) -> str | None:
     if not isinstance(rtype, str):
         return "has no resourceType; not converted"
     if rtype not in SPECS and rtype not in R5_TYPES:
-        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; not converted"
+        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped"
     if not isinstance(rid, str):
         return "has no id; not converted"
     if not FHIR_ID.match(rid):
@@ -144,12 +146,12 @@ def _refusal(resource: Any) -> str | None:
 def _accepted(resources: Iterable[Any], problems: list[Problem]) -> list[Json]:
     accepted, seen = [], set()
     for resource in resources:
-        label = _label(resource)
+        label = label_of(resource)
         refusal = _refusal(resource)
         if refusal is None and label in seen:
             refusal = "appears more than once in this delivery; only the first is converted"
         if refusal is not None:
-            problems.append(Problem(label, refusal))
+            problems.append(Problem(label, refusal, warning=refusal.endswith("skipped")))
             continue
         seen.add(label)
         accepted.append(resource)
@@ -163,7 +165,7 @@ def _counted_items(ctx: Context) -> set[int]:
     for resource in ctx.r4_top.values():
         if resource["resourceType"] != "MedicinalProductPackaged":
             continue
-        node = Node(resource, _label(resource), "")
+        node = Node(resource, label_of(resource), "")
         for reference in _manufactured_items(resource.get("packageItem")):
             target = find_r4(reference, node, ctx)
             if target is not None:
@@ -211,7 +213,11 @@ def _keep(link: Link, reason: str, problems: list[Problem]) -> None:
         reference["reference"] = retype(reference["reference"])
     link.source.r5.setdefault("extension", []).append({"url": url, "valueReference": reference})
     problems.append(
-        Problem(link.source.label, f"{link.source.prefix}{link.path} {reason}; kept as extension {url}")
+        Problem(
+            link.source.label,
+            f"{link.source.prefix}{link.path} {reason}; kept as extension {url}",
+            warning=True,
+        )
     )
 
 
@@ -272,3 +278,49 @@ def _contained_items(packaging: Any) -> Iterator[str]:
             if key is not None:
                 yield key
         yield from _contained_items(level.get("packaging"))
+
+
+# --- what R5 cannot hold as it was sent ------------------------------------------------------------
+
+
+def _drop_extensions_without_url(value: Any, path: str, label: str, problems: list[Problem]) -> bool:
+    """Leave out every extension that has no url (FHIR requires one: nobody can tell what it means),
+    and an extension that holds nothing once they are gone; each with a warning. True if any went."""
+    if isinstance(value, list):
+        return any([_drop_extensions_without_url(item, path, label, problems) for item in value])
+    if not isinstance(value, dict):
+        return False
+    dropped = False
+    for key in list(value):
+        child, where = value[key], f"{path}.{key}"
+        if key not in ("extension", "modifierExtension") or not isinstance(child, list):
+            dropped |= isinstance(child, dict | list) and _drop_extensions_without_url(
+                child, where, label, problems
+            )
+            continue
+        kept = []
+        for n, extension in enumerate(child):
+            place = f"{where}[{n}]"
+            if isinstance(extension, dict) and not isinstance(extension.get("url"), str):
+                problems.append(
+                    Problem(label, f"{place} has no url, so what it means is unknown; left out", True)
+                )
+            elif _drop_extensions_without_url(extension, place, label, problems) and not _holds_something(
+                extension
+            ):
+                problems.append(
+                    Problem(label, f"{place} ({extension['url']}) holds nothing without them; left out", True)
+                )
+            else:
+                kept.append(extension)
+                continue
+            dropped = True
+        if kept:
+            value[key] = kept
+        else:
+            del value[key]
+    return dropped
+
+
+def _holds_something(extension: Json) -> bool:
+    return bool(extension.get("extension")) or any(k.startswith("value") for k in extension)

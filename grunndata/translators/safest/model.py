@@ -18,11 +18,24 @@ class Problem:
 
     resource: str
     message: str
+    warning: bool = (
+        False  # converted all the same (kept as extension, left out, defaulted): reported, not refused
+    )
 
 
 @dataclass(slots=True)
 class Conversion:
-    """A whole delivery in R5: the resources (in delivery order) and what went wrong on the way."""
+    """A whole delivery in R5: the resources (in delivery order) and what went wrong on the way.
+
+    A problem that is a warning changed how a resource is served; any other kept the resource out."""
 
     resources: list[Json] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.warning]

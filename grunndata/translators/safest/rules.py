@@ -78,12 +78,21 @@ class At:
         return At(f"{self.path}.{name}", self.node, self.ctx)
 
     def problem(self, message: str) -> None:
+        """The resource cannot be converted: the delivery is refused."""
         self.ctx.problems.append(Problem(self.node.label, self.node.prefix + message))
 
-    def keep(self, out: Json, name: str, value: Any) -> str:
+    def warn(self, message: str) -> None:
+        """Converted, but not as the sender wrote it (kept as extension, defaulted): reported."""
+        self.ctx.problems.append(Problem(self.node.label, self.node.prefix + message, warning=True))
+
+    def keep(self, out: Json, name: str, value: Any, *, warn: bool = True) -> str:
         """Keep R4 element `name` (each item of a list) on `out` as an extension: a string as it is,
-        anything else as its JSON text (the R4 type at the URL's path says how to read it back)."""
+        anything else as its JSON text (the R4 type at the URL's path says how to read it back).
+
+        Reported as a warning, unless the caller (`warn=False`) reports why in its own words."""
         url = kept_url(f"{self.path}.{name}")
+        if warn:
+            self.warn(f"{self.path}.{name} has no element in R5; kept as extension {url}")
         items = value if isinstance(value, list) else [value]
         extensions = out.setdefault("extension", [])
         for item in items:
@@ -137,7 +146,7 @@ class To:
         if not isinstance(value, list):
             converted = self.convert(value, inner)
             if converted is KEEP:
-                at.keep(out, name, value)
+                at.keep(out, name, value, warn=False)  # the converter said why
             else:
                 _put(out, self.r5, [converted] if self.as_list else converted)
             return
@@ -149,12 +158,12 @@ class To:
             else:
                 items.append((item, converted))
         if kept:
-            at.keep(out, name, kept)
+            at.keep(out, name, kept, warn=False)  # the converter said why
         if self.first and items:
             _put(out, self.r5, items[0][1])
             if items[1:]:
-                url = at.keep(out, name, [original for original, _ in items[1:]])
-                at.problem(
+                url = at.keep(out, name, [original for original, _ in items[1:]], warn=False)
+                at.warn(
                     f"{inner.path} has {len(items)} values where R5 {self.r5} holds one; all but the first are kept as extension {url}"
                 )
         elif items:
@@ -181,7 +190,7 @@ def Into(r5: str, table: str, *, as_list: bool = False, required: tuple[str, ...
         result = walk(value, table, at)
         missing = [name for name in required if name not in result]
         if missing:
-            at.problem(
+            at.warn(
                 f"{at.path} gives no R5 {r5}.{missing[0]}, which R5 requires; kept as extension {kept_url(at.path)}"
             )
             return KEEP
@@ -322,8 +331,8 @@ def walk(src: Any, table_name: str, at: At, *, resource: bool = False) -> Json:
         elif (rule := table.elements.get(name)) is not None:
             rule.apply(src, name, out, at)
         else:
-            url = at.keep(out, name, value)
-            at.problem(f"{at.path}.{name} is not an R4 element; kept as extension {url}")
+            url = at.keep(out, name, value, warn=False)
+            at.warn(f"{at.path}.{name} is not an R4 element; kept as extension {url}")
     given = src.get("extension")
     unmapped = [copy.deepcopy(e) for e in given or [] if not _map_extension(e, table, out, at)]
     if unmapped or out.get("extension"):
@@ -339,8 +348,8 @@ def _primitive_extension(table: Table, name: str, value: Any, out: Json, at: At)
     if isinstance(rule, To) and rule.convert is same and not rule.as_list and not rule.first:
         out["_" + rule.r5] = copy.deepcopy(value)
     else:
-        url = at.keep(out, name, value)
-        at.problem(
+        url = at.keep(out, name, value, warn=False)
+        at.warn(
             f"{at.path}.{name} (extensions on a primitive whose R5 form differs) is kept as extension {url}"
         )
 

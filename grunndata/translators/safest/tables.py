@@ -88,7 +88,7 @@ def whole_number(quantity: Any, at: At) -> Any:
     value = quantity.get("value")
     if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
         return int(value)
-    at.problem(
+    at.warn(
         f"{at.path} {value!r} is not a whole number as R5 packaging.quantity is; kept as extension {kept_url(at.path)}"
     )
     return KEEP
@@ -104,7 +104,7 @@ def contained_manufactured_item(reference: Any, at: At) -> Json:
     item: Json = {"item": {"reference": copy.deepcopy(reference)}}
     target = find_r4(reference.get("reference"), at.node, at.ctx)
     if target is None:
-        at.problem(
+        at.warn(
             f"{at.path} points at {reference.get('reference')}, which is not in this delivery; its amount (and the pack size) is unknown"
         )
     elif isinstance(target.get("quantity"), dict):
@@ -192,8 +192,8 @@ def ratio_or_range(value: str, low: str, ratio: str, ratio_range: str) -> Custom
             out[ratio_range] = {key: copy.deepcopy(part) for key, part in parts.items() if part is not None}
         else:
             out[ratio] = copy.deepcopy(high)
-            url = at.keep(out, low, lowest)
-            at.problem(
+            url = at.keep(out, low, lowest, warn=False)
+            at.warn(
                 f"{at.path}.{low} has another denominator than {value}, so R5 cannot make one RatioRange of them; kept as extension {url}"
             )
 
@@ -236,8 +236,8 @@ def _specified_substance(src: Json, name: str, out: Json, at: At) -> None:
         return
     out["substance"] = walk(items[0], "MedicinalProductIngredient.specifiedSubstance", at.child(name))
     if items[1:]:
-        url = at.keep(out, name, items[1:])
-        at.problem(
+        url = at.keep(out, name, items[1:], warn=False)
+        at.warn(
             f"{at.path}.{name} has {len(items)} substances where R5 Ingredient has one; all but the first are kept as extension {url}"
         )
 
@@ -255,10 +255,16 @@ def _dose_form(extension: Json, out: Json, at: At) -> bool:
 
 
 def _item_number(extension: Json, out: Json, at: At) -> bool:
-    """SAFEST itemnumber (varenr) -> PackagedProductDefinition.identifier in the fest-varenummer system."""
-    if not isinstance(extension.get("valueString"), str):
+    """SAFEST itemnumber (varenr) -> PackagedProductDefinition.identifier in the fest-varenummer system.
+
+    A plain valueString, or (as DMP's examples send it) a part holding the number beside a part
+    holding its status coding."""
+    number = extension.get("valueString")
+    if number is None:
+        number = _parts(extension, {"itemnumber": "valueString"}, at).get("itemnumber")
+    if not isinstance(number, str):
         return False
-    out.setdefault("identifier", []).append({"system": NS_VARENR, "value": extension["valueString"]})
+    out.setdefault("identifier", []).append({"system": NS_VARENR, "value": number})
     return True
 
 
@@ -276,16 +282,31 @@ def _dose_id(extension: Json, out: Json, at: At) -> bool:
 
 def _contained_item(extension: Json, out: Json, at: At) -> bool:
     """SAFEST containedItem (sub-extensions item: Reference, amount: integer) -> packaging.containedItem."""
-    parts = {e.get("url"): e for e in extension.get("extension", []) if isinstance(e, dict)}
-    reference = parts.get("item", {}).get("valueReference")
+    parts = _parts(extension, {"item": "valueReference", "amount": "valueInteger"}, at)
+    reference = parts.get("item")
     if not isinstance(reference, dict):
         return False
     item: Json = {"item": {"reference": copy.deepcopy(reference)}}
-    amount = parts.get("amount", {}).get("valueInteger")
+    amount = parts.get("amount")
     if isinstance(amount, int):
         item["amount"] = {"value": amount}
     out.setdefault("containedItem", []).append(item)
     return True
+
+
+def _parts(extension: Json, wanted: dict[str, str], at: At) -> dict[str, Any]:
+    """The values of a complex extension's parts by their url; a part sent without a url (DMP's
+    2020 examples do so) is taken by its value type when exactly one part has that type, with a warning."""
+    subs = [e for e in extension.get("extension") or [] if isinstance(e, dict)]
+    found = {name: e.get(kind) for name, kind in wanted.items() for e in subs if e.get("url") == name}
+    for name, kind in wanted.items():
+        typed = [e[kind] for e in subs if "url" not in e and kind in e]
+        if name not in found and len(typed) == 1:
+            found[name] = typed[0]
+            at.warn(
+                f"{at.path}.extension ({extension.get('url')}) has a part without url; its {kind} is read as {name}"
+            )
+    return found
 
 
 # --- the tables ------------------------------------------------------------------------------------
@@ -299,7 +320,7 @@ def same(*names: str) -> dict[str, Rule]:
 META = Table(
     {
         **same("versionId", "lastUpdated", "source", "security", "tag"),
-        "profile": Keep("R4 profiles do not describe the R5 resource"),
+        "profile": To("profile", note="kept as a source-profile extension when stored"),
     }
 )
 NO_HOME = "no R5 element"
@@ -567,7 +588,7 @@ def _ingredient(out: Json, at: At) -> None:
     out.setdefault("status", "active")
     if "role" not in out:
         out["role"] = copy.deepcopy(ACTIVE_ROLE)
-        at.problem("has no role (R4 requires one); Ingredient.role is set to Active (100000072072)")
+        at.warn("has no role (R4 requires one); Ingredient.role is set to Active (100000072072)")
 
 
 def _pack_size(out: Json, at: At) -> None:
