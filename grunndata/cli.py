@@ -232,7 +232,8 @@ def _print_report(result: Any) -> None:
         )
         for w in result.warnings[:20]:
             where = f"line {w.line}" if w.line else "active release"
-            out.print(f"  {w.kind}: {w.catalogue} Id {w.entry_id} ({where}): {w.message}")
+            which = f" Id {w.entry_id}" if w.entry_id else ""
+            out.print(f"  {w.kind}: {w.catalogue}{which} ({where}): {w.message}")
     rate = result.entries / result.seconds if result.seconds else 0
     out.print(f"{result.entries:,} entries in {result.seconds:.1f} s ({rate:,.0f} entries/s).")
     _print_outcome(result.dry_run, result.release_id, result.based_on)
