@@ -120,6 +120,13 @@ def import_safest_cmd(
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
     _print_reconciliation(result.reconciliation)
+    if result.warnings:
+        out.print(
+            f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):"
+        )
+        for w in result.warnings[:20]:
+            where = f"{w['where']}: " if "where" in w else ""
+            out.print(f"  {w['kind']}: {where}{w['resource']}: {w['message']}")
     out.print(f"{result.seconds:.1f} s.")
     _print_outcome(result.dry_run, result.release_id, result.based_on)
 
@@ -231,8 +238,12 @@ def _print_report(result: Any) -> None:
             f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):"
         )
         for w in result.warnings[:20]:
+            if w.catalogue is None:  # about a FHIR resource served from the release
+                out.print(f"  {w.kind}: {w.entry_id}: {w.message}")
+                continue
             where = f"line {w.line}" if w.line else "active release"
-            out.print(f"  {w.kind}: {w.catalogue} Id {w.entry_id} ({where}): {w.message}")
+            which = f" Id {w.entry_id}" if w.entry_id else ""
+            out.print(f"  {w.kind}: {w.catalogue}{which} ({where}): {w.message}")
     rate = result.entries / result.seconds if result.seconds else 0
     out.print(f"{result.entries:,} entries in {result.seconds:.1f} s ({rate:,.0f} entries/s).")
     _print_outcome(result.dry_run, result.release_id, result.based_on)

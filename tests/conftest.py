@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
@@ -70,6 +71,12 @@ def require(path: Path) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def xsd() -> etree.XMLSchema:
+    """The official M30 2014-12-01 schema, for exports that must be valid against it."""
+    return etree.XMLSchema(etree.parse(str(require(M30_XSD))))
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from grunndata.importers.fest import FestReader
 from grunndata.m30 import FestEntry, write_delivery
-from grunndata.m30.records import child
+from grunndata.m30.records import FS_NS, catalogue, child
+from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml
 
 
 def real_entries(path: Path) -> tuple[str, list[FestEntry]]:
@@ -23,6 +24,26 @@ def write(path: Path, hentet_dato: str, entries: Iterable[FestEntry]) -> Path:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as f:  # type: ignore[operator]
         write_delivery(f, hentet_dato, entries)
+    return path
+
+
+def write_as_it_comes(
+    path: Path, hentet_dato: str, entries: Iterable[FestEntry], order: Sequence[str]
+) -> Path:
+    """A delivery shaped like the 2026 extract FAR reads (reference/fest-m30.md §6.1): catalogues in
+    `order` rather than the XSD's, and payloads in the m30 namespace (no forskrivning xmlns)."""
+    by_catalogue: dict[str, list[FestEntry]] = {}
+    for entry in entries:
+        by_catalogue.setdefault(entry.catalogue, []).append(entry)
+    assert sorted(order) == sorted(by_catalogue), "name every catalogue of the entries once"
+    parts = [document_start(hentet_dato)]
+    for name in order:
+        kat = catalogue(name).kat
+        parts.append(f"\n<{kat}>")
+        parts += ["\n" + entry_xml(e).replace(f' xmlns="{FS_NS}"', "") for e in by_catalogue[name]]
+        parts.append(f"\n</{kat}>")
+    parts.append(DOCUMENT_END)
+    path.write_text("".join(parts), encoding="utf-8")
     return path
 
 

@@ -21,7 +21,7 @@ from grunndata.m30.writer import entry_xml
 from grunndata.store import list_releases
 from grunndata.translators.idmp_to_fest import CATALOGUE_OF, REQUIRED, LeftOut, oslo_local
 from grunndata.translators.idmp_to_fest.from_idmp import PRODUCT_LEFT_OUT
-from tests.conftest import M30_XSD, REAL_FEST, require
+from tests.conftest import REAL_FEST, require
 from tests.exporters.test_m30_export import assert_valid
 from tests.exporters.trees import differences
 from tests.server.conftest import write_followup
@@ -86,11 +86,6 @@ PARACET_UNFILLED = {  # the required elements IDMP could not fill: written empty
         xsd_path("Legemiddelpakning", "Legemiddelpakning/Pakningsinfo/Pakningsstr"): 1,
     }
 }
-
-
-@pytest.fixture(scope="module")
-def xsd() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(require(M30_XSD))))
 
 
 LISTING_ID = re.compile(r"^(<Oppf\w+><Id>)ID_[0-9A-F-]{36}(</Id>)")

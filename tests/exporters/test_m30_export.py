@@ -18,16 +18,11 @@ from grunndata.sample import derive_followup, generate_delivery
 from grunndata.sample.generate import open_delivery_input
 from grunndata.store import list_releases
 from grunndata.translators.idmp_to_fest import oslo_local
-from tests.conftest import M30_XSD, REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
+from tests.conftest import REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
 from tests.deliveries import expiry, real_entries, relisted, set_text, write
 from tests.exporters.trees import differences
 
 CERTICAN = "ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"  # Legemiddelpakning, varenr 014884
-
-
-@pytest.fixture(scope="module")
-def xsd() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(require(M30_XSD))))
 
 
 def assert_valid(schema: etree.XMLSchema, path: Path) -> None:

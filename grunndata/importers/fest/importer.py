@@ -53,9 +53,9 @@ def resource_type(catalogue: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Warning:
-    kind: str  # dangling-reference, unknown-code-system, unknown-code, unknown-expiry, unserved-reference
+    kind: str  # catalogue-order, dangling-reference, unknown-code-system, unknown-code, unknown-expiry, unserved-reference
     catalogue: str | None  # None for a FHIR resource (unserved-reference: entry_id is its Type/id)
-    entry_id: str
+    entry_id: str  # "" for a warning about the delivery as a whole (catalogue-order)
     line: int | None
     message: str
 
@@ -135,7 +135,11 @@ def index_rows(entry: FestEntry, facts: EntryFacts) -> Iterator[tuple[str, str]]
 
 @dataclass
 class _Checks:
-    """Delivery-wide checks that need more than one entry: duplicates, references, codes."""
+    """Delivery-wide checks that need more than one entry: duplicates, references, codes.
+
+    Catalogues may come in any order, so nothing here assumes a referenced entry came earlier:
+    references and codes are gathered as entries stream past and judged once all are read.
+    """
 
     incremental: bool
     ids: set[str] = field(default_factory=set)
@@ -247,7 +251,7 @@ def import_fest(
         if progress is not None and reader.stream is not None:
             progress(None, entries, reader.stream.total, reader.stream.total)
 
-        warnings = _expire(builder, expiries, checks)
+        warnings = _order_warnings(reader) + _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
         derived = derive(builder, progress, code_equivalents())
@@ -283,6 +287,14 @@ def import_fest(
         result.release_id = builder.finish(reader.hentet_dato, result.as_report())
     result.seconds = time.monotonic() - started
     return result
+
+
+def _order_warnings(reader: FestReader) -> list[Warning]:
+    """One warning, for the delivery as a whole, when its catalogues came out of XSD order."""
+    found = reader.order_difference()
+    if found is None:
+        return []
+    return [Warning("catalogue-order", found.catalogue.name, "", found.line, found.message)]
 
 
 def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks) -> list[Warning]:

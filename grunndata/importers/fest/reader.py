@@ -2,8 +2,10 @@
 
 The root must be `FEST` in the m30 namespace; inside it elements are matched by local name,
 because real files redeclare namespaces on payloads and some published extracts lost them.
-Leaf values are checked against their XSD types as they stream past. Anything that is not a
-FEST document, or is malformed, raises DeliveryError naming catalogue, Id and line.
+Catalogues are read in the order they come (real extracts do not always keep the XSD's); the
+reader remembers that order so the import can say so. Leaf values are checked against their XSD
+types as they stream past. Anything that is not a FEST document, or is malformed, raises
+DeliveryError naming what was expected, and catalogue, Id and line.
 """
 
 from __future__ import annotations
@@ -18,10 +20,50 @@ from lxml import etree
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest import types
 from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
-from grunndata.m30.records import CATALOGUE_BY_KAT, M30_NS, Catalogue, FestEntry, Node
+from grunndata.m30.records import (
+    CATALOGUE_BY_KAT,
+    CATALOGUE_BY_OPPF,
+    M30_NS,
+    Catalogue,
+    FestEntry,
+    Node,
+    catalogues,
+)
 from grunndata.m30.schema import IDREF_ELEMENTS, QUANTITY_ELEMENTS, TEXT_TYPES
 
 STATUSES = {"A", "U"}
+HEADER = ("HentetDato", "GyldigFradatoHelfo")  # before the catalogues, each at most once
+HEADER_TYPES = {"HentetDato": "dateTime", "GyldigFradatoHelfo": "date"}
+ENVELOPE = ("Id", "Tidspunkt", "Status")  # every Oppf* starts with these
+
+
+def _listed(names: list[str] | tuple[str, ...], last: str = "and") -> str:
+    """'A', 'A and B', 'A, B and C': names as a sentence lists them."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+FEST_HOLDS = (
+    "FEST holds HentetDato, an optional GyldigFradatoHelfo, then the catalogues "
+    f"{_listed([c.kat for c in catalogues()])}, each at most once"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDifference:
+    """Catalogues that came in another order than the XSD's: the first out of place, and all as they came."""
+
+    catalogue: Catalogue  # the first catalogue that came after one the XSD puts behind it
+    line: int
+    after: Catalogue  # the catalogue it came after
+    delivered: tuple[Catalogue, ...]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"the catalogues are not in XSD order: {self.catalogue.kat} comes after {self.after.kat}, "
+            f"though the XSD puts {self.catalogue.kat} first; they came as {', '.join(c.kat for c in self.delivered)}; "
+            "all were read, and M30 exports keep the XSD order"
+        )
 
 
 @dataclass(slots=True)
@@ -51,7 +93,9 @@ class _Walk:
         name = _local(el.tag)
         if not name:
             raise self.fail(
-                "unexpected XML content (entity reference or processing instruction)", el.sourceline
+                "unexpected XML content (an entity reference or a processing instruction) where FEST "
+                "holds only elements, attributes and text",
+                el.sourceline,
             )
         attrs = dict(el.attrib) or None
         kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
@@ -86,6 +130,19 @@ class FestReader:
     gyldig_fradato_helfo: str | None = None
     current_catalogue: str | None = None
     stream: XmlStream | None = None
+    delivered: list[tuple[Catalogue, int]] = field(
+        default_factory=list
+    )  # catalogues as they came, with lines
+
+    def order_difference(self) -> OrderDifference | None:
+        """How the catalogues read so far depart from the XSD's order; None when they follow it."""
+        furthest: Catalogue | None = None
+        for cat, line in self.delivered:
+            if furthest is not None and cat.order < furthest.order:
+                return OrderDifference(cat, line, furthest, tuple(c for c, _ in self.delivered))
+            if furthest is None or cat.order > furthest.order:
+                furthest = cat
+        return None
 
     def entries(self) -> Iterator[tuple[FestEntry, EntryFacts]]:
         with open_xml(self.path) as stream:
@@ -111,7 +168,7 @@ class FestReader:
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
         depth = 0
         cat: Catalogue | None = None
-        last_order = -1
+        first_line: dict[str, int] = {}  # header element or Kat* -> the line it first came on
         seen_any = False
         for event, el in parser:
             if event == "start":
@@ -121,18 +178,20 @@ class FestReader:
                     _check_root(el)
                 elif depth == 2:
                     name = _local(el.tag)
-                    if name in ("HentetDato", "GyldigFradatoHelfo"):
+                    if name in HEADER:
+                        _once(name, el.sourceline, first_line)
                         continue
-                    if self.hentet_dato is None:
-                        raise DeliveryError(
-                            "the delivery has no HentetDato before its catalogues", line=el.sourceline
-                        )
                     cat = CATALOGUE_BY_KAT.get(name)
                     if cat is None:
-                        raise DeliveryError(f"unknown element {name} inside FEST", line=el.sourceline)
-                    if cat.order <= last_order:
-                        raise DeliveryError(f"{cat.kat} is out of order or repeated", line=el.sourceline)
-                    last_order = cat.order
+                        raise DeliveryError(_unknown_in_fest(name), line=el.sourceline)
+                    _once(name, el.sourceline, first_line)
+                    if self.hentet_dato is None:
+                        raise DeliveryError(
+                            f"the delivery has no HentetDato before its first catalogue {name}; "
+                            "FEST starts with HentetDato",
+                            line=el.sourceline,
+                        )
+                    self.delivered.append((cat, el.sourceline))
                     self.current_catalogue = cat.name
                 continue
             depth -= 1
@@ -144,11 +203,12 @@ class FestReader:
                     del parent[0]
             elif depth == 1:
                 name = _local(el.tag)
-                if name in ("HentetDato", "GyldigFradatoHelfo"):
+                if name in HEADER:
                     value = (el.text or "").strip()
-                    if not types.valid("dateTime" if name == "HentetDato" else "date", value):
+                    xsd_type = HEADER_TYPES[name]
+                    if not types.valid(xsd_type, value):
                         raise DeliveryError(
-                            f"{name} must be a date and time, not {value!r}", line=el.sourceline
+                            f"{name} must be {types.NAMES[xsd_type]}, not {value!r}", line=el.sourceline
                         )
                     if name == "HentetDato":
                         self.hentet_dato = el.text  # verbatim: the next incremental request needs it exactly
@@ -159,7 +219,7 @@ class FestReader:
         if not seen_any:
             raise DeliveryError("the file holds no XML element")
         if self.hentet_dato is None:
-            raise DeliveryError("the delivery has no HentetDato")
+            raise DeliveryError("the delivery has no HentetDato; FEST starts with HentetDato")
 
     def _entry(self, cat: Catalogue, el: Any) -> tuple[FestEntry, EntryFacts]:
         name = _local(el.tag)
@@ -168,10 +228,12 @@ class FestReader:
                 f"{cat.kat} may hold only {cat.oppf}, not {name}", catalogue=cat.name, line=el.sourceline
             )
         kids = [c for c in el if isinstance(c.tag, str)]
-        head = [_local(c.tag) for c in kids[:3]]
-        if head != ["Id", "Tidspunkt", "Status"]:
+        head = tuple(_local(c.tag) for c in kids[:3])
+        if head != ENVELOPE:
             raise DeliveryError(
-                f"{cat.oppf} must start with Id, Tidspunkt and Status", catalogue=cat.name, line=el.sourceline
+                f"{cat.oppf} must start with {_listed(ENVELOPE)}, not {_listed(head) if head else 'nothing'}",
+                catalogue=cat.name,
+                line=el.sourceline,
             )
         oppf_id = (kids[0].text or "").strip()
         walk = _Walk(cat.name, oppf_id)
@@ -186,7 +248,11 @@ class FestReader:
         payload = []
         for c in kids[3:]:
             if _local(c.tag) not in cat.payloads:
-                raise walk.fail(f"{cat.oppf} cannot hold {_local(c.tag)}", c.sourceline)
+                raise walk.fail(
+                    f"{cat.oppf} cannot hold {_local(c.tag)}; after {_listed(ENVELOPE)} it holds "
+                    f"{'only ' if len(cat.payloads) == 1 else ''}{_listed(list(cat.payloads), 'or')}",
+                    c.sourceline,
+                )
             payload.append(walk.node(c))
         entry = FestEntry(
             cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline
@@ -194,6 +260,25 @@ class FestReader:
         walk.entry_id = entry.key
         walk.facts.ids.append(oppf_id)
         return entry, walk.facts
+
+
+def _once(name: str, line: int, first_line: dict[str, int]) -> None:
+    """Refuse a header element or catalogue that came before: a delivery holds each once."""
+    if name in first_line:
+        rule = "each catalogue once" if name in CATALOGUE_BY_KAT else f"one {name}"
+        raise DeliveryError(
+            f"{name} appears twice: at line {first_line[name]} and again at line {line}; "
+            f"a delivery holds {rule}"
+        )
+    first_line[name] = line
+
+
+def _unknown_in_fest(name: str) -> str:
+    """The sentence for an element FEST cannot hold, naming what it can."""
+    cat = CATALOGUE_BY_OPPF.get(name)
+    if cat is not None:
+        return f"{name} belongs inside {cat.kat}, not directly inside FEST"
+    return f"unknown element {name} inside FEST; {FEST_HOLDS}"
 
 
 def _check_root(el: Any) -> None:
