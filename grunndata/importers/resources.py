@@ -4,14 +4,18 @@ SAFEST deliveries and sector data arrive in all of these shapes. Every resource 
 place it was found ("file.ndjson line 12", "bundle.json entry 3") so a report can point at it.
 XML is parsed with no DOCTYPE (so no entity is ever expanded) and no network. R5 XML is read
 through fhir.resources' models, which know each element's type and cardinality; R4 resources have
-no models there, so their XML is read by the FHIR XML rules alone (see `_element_json`).
+no models there, so their XML is read by the R4 element definitions (r4_elements.py, generated from
+the specification by tools/gen_r4_elements.py): see `_R4Reader`.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,8 @@ import orjson
 from lxml import etree
 
 from grunndata.errors import DeliveryError
+from grunndata.importers.r4_elements import ELEMENTS as R4_ELEMENTS
+from grunndata.importers.r4_elements import RESOURCES as R4_RESOURCES
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -27,72 +33,6 @@ MAX_FILE_BYTES = int(os.environ.get("GRUNNDATA_MAX_RESOURCE_FILE_BYTES", str(1 <
 SUFFIXES = (".json", ".ndjson", ".xml")
 SOURCE_PROFILE = EXT_BASE + "source-profile"
 """Extension (valueCanonical, 0..*) on a resource a sender gave: a profile the sender's form claimed."""
-
-# R4 elements that repeat (0..*) in the resources SAFEST serves: XML cannot say so for one item.
-_R4_LISTS = frozenset(
-    [
-        "identifier",
-        "extension",
-        "modifierExtension",
-        "contained",
-        "name",
-        "namePart",
-        "countryLanguage",
-        "productClassification",
-        "marketingStatus",
-        "packageItem",
-        "packagedMedicinalProduct",
-        "ingredient",
-        "pharmaceuticalProduct",
-        "manufacturedItem",
-        "device",
-        "material",
-        "alternateMaterial",
-        "shelfLifeStorage",
-        "manufacturer",
-        "otherCharacteristics",
-        "routeOfAdministration",
-        "characteristics",
-        "specifiedSubstance",
-        "strength",
-        "referenceStrength",
-        "country",
-        "moiety",
-        "property",
-        "code",
-        "relationship",
-        "synonym",
-        "translation",
-        "official",
-        "concept",
-        "designation",
-        "filter",
-        "coding",
-        "attachedDocument",
-        "masterFile",
-        "contact",
-        "crossReference",
-        "productClassification",
-        "specialMeasures",
-        "additionalMonitoringIndicator",
-        "batchIdentifier",
-        "legalStatusOfSupply",
-        "target",
-        "component",
-    ]
-)
-_R4_TYPES = frozenset(
-    {
-        "MedicinalProduct",
-        "MedicinalProductPackaged",
-        "MedicinalProductManufactured",
-        "MedicinalProductPharmaceutical",
-        "MedicinalProductIngredient",
-        "MedicinalProductAuthorization",
-        "SubstanceSpecification",
-    }
-)
-_NUMERIC_PARENTS = frozenset({"value", "numerator", "denominator", "low", "high"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,19 +158,10 @@ def _xml(file: Path) -> dict[str, Any]:
 
 
 def _resource_json(element: Any, name: str) -> dict[str, Any]:
+    """A resource read from its XML element: R4 types by the R4 definitions, R5 by fhir.resources."""
     rtype = etree.QName(element).localname
-    if rtype == "Bundle":
-        bundle = _element_json(element)
-        bundle["resourceType"] = "Bundle"
-        entries = []
-        for entry in element.findall(f"{{{FHIR_NS}}}entry"):
-            holder = entry.find(f"{{{FHIR_NS}}}resource")
-            inner = holder[0] if holder is not None and len(holder) else None
-            entries.append({"resource": _resource_json(inner, name)} if inner is not None else {})
-        bundle["entry"] = entries
-        return bundle
-    if rtype in _R4_TYPES:
-        return {"resourceType": rtype, **_element_json(element)}
+    if rtype in R4_RESOURCES:
+        return _R4Reader(name).resource(element, rtype, rtype)
     return _r5_json(element, rtype, name)
 
 
@@ -251,53 +182,145 @@ def _r5_json(element: Any, rtype: str, name: str) -> dict[str, Any]:
     return data
 
 
-def _element_json(element: Any) -> dict[str, Any]:
-    """FHIR XML -> JSON by the rules of https://hl7.org/fhir/R5/xml.html, for R4 types.
+# -- R4 XML, by the R4 element definitions ----------------------------------------------------------
 
-    Without a model, two things are guessed: an element is a list when it repeats or is named in
-    `_R4_LISTS`, and a `value` is a number when it reads as one inside a quantity-like element.
+# The lexical forms of the R4 numeric primitives (https://hl7.org/fhir/R4/datatypes.html); every other
+# primitive is a JSON string, boolean is true or false.
+_NUMBER_FORMS = {
+    "integer": re.compile(r"-?(0|[1-9][0-9]*)\Z"),
+    "positiveInt": re.compile(r"\+?[1-9][0-9]*\Z"),
+    "unsignedInt": re.compile(r"(0|[1-9][0-9]*)\Z"),
+    "decimal": re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z"),
+}
+_INT32 = range(-(2**31), 2**31)
+
+
+class _R4Reader:
+    """FHIR R4 XML -> JSON by the rules of https://hl7.org/fhir/R4/xml.html and json.html.
+
+    Each element is looked up in the R4 definitions (r4_elements.py) under its owner's type: that
+    says whether it is a list in JSON (0..*, also when it comes once) and what its value is: a
+    boolean, an integer, a `Decimal` (the precision of the text kept: 1.50 stays 1.50, as R4's
+    decimal asks), a string, the XHTML of a narrative, a resource, or an object of more elements.
+    An element the definitions do not have is refused with its file, line and path.
     """
-    out: dict[str, Any] = {}
-    if element.get("id") is not None:
-        out["id"] = element.get("id")
-    if element.get("url") is not None:
-        out["url"] = element.get("url")
-    for child in element:
-        if not isinstance(child.tag, str):
-            continue  # comments and processing instructions
-        qname = etree.QName(child)
-        if qname.namespace == XHTML_NS:
-            out["div"] = etree.tostring(child, encoding="unicode")
-            continue
-        key = qname.localname
-        if key == "id" and child.get("value") is not None and not len(child):
-            out["id"] = child.get("value")
-            continue
-        value = _child_value(child, key, etree.QName(element).localname)
-        if key in out:
-            if not isinstance(out[key], list):
-                out[key] = [out[key]]
-            out[key].append(value)
-        else:
-            out[key] = [value] if key in _R4_LISTS and isinstance(value, dict) else value
-    return out
 
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-def _child_value(child: Any, key: str, parent: str) -> Any:
-    if child.get("value") is not None and not len(child):
-        return _primitive(child.get("value"), key, parent)
-    if key == "resource" or (len(child) == 1 and etree.QName(child[0]).localname[:1].isupper()):
-        inner = child[0]
-        return {"resourceType": etree.QName(inner).localname, **_element_json(inner)}
-    return _element_json(child)
+    def refuse(self, element: Any, sentence: str) -> DeliveryError:
+        return DeliveryError(f"{self.name} line {element.sourceline}: {sentence}")
 
+    def resource(self, element: Any, rtype: str, path: str) -> dict[str, Any]:
+        return {"resourceType": rtype, **self.complex(element, rtype, path, is_resource=True)}
 
-def _primitive(text: str, key: str, parent: str) -> Any:
-    if text in ("true", "false"):
-        return text == "true"
-    if key == "value" and parent in _NUMERIC_PARENTS | {"quantity", "amount", "molecularWeight"}:
-        try:
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
+    def complex(self, element: Any, kind: str, path: str, *, is_resource: bool = False) -> dict[str, Any]:
+        """An element of complex type `kind` (a datatype, resource or backbone path) as a JSON object."""
+        out: dict[str, Any] = {}
+        for attribute, value in element.attrib.items():
+            if attribute.startswith("{"):
+                continue  # xsi:schemaLocation and other attributes of other namespaces
+            if attribute not in _attributes(kind, is_resource):
+                raise self.refuse(
+                    element, f"{path} has an attribute {attribute}, which FHIR XML does not give it"
+                )
+            out[attribute] = value
+        if (element.text or "").strip():
+            raise self.refuse(element, f"{path} holds text; FHIR XML puts values in value attributes")
+        groups: dict[str, list[Any]] = {}
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue  # comments and processing instructions
+            qname = etree.QName(child)
+            inside_primitive = kind[0].islower() and qname.localname != "extension"  # value, id: attributes
+            definition = None if inside_primitive else R4_ELEMENTS.get(f"{kind}.{qname.localname}")
+            if definition is None:
+                raise self.refuse(child, f"{path}.{qname.localname} is not an element of R4 {kind}")
+            namespace = XHTML_NS if definition[0] == "xhtml" else FHIR_NS
+            if qname.namespace != namespace:
+                raise self.refuse(child, f"{path}.{qname.localname} is not in the namespace {namespace}")
+            if (child.tail or "").strip():
+                raise self.refuse(child, f"{path} holds text; FHIR XML puts values in value attributes")
+            groups.setdefault(qname.localname, []).append(child)
+        for key, children in groups.items():
+            kind_of, repeats = R4_ELEMENTS[f"{kind}.{key}"]
+            if len(children) > 1 and not repeats:
+                raise self.refuse(children[1], f"{path}.{key} comes {len(children)} times; R4 allows it once")
+            paths = [f"{path}.{key}[{n}]" if repeats else f"{path}.{key}" for n in range(len(children))]
+            if kind_of[0].islower():
+                self.primitives(out, key, kind_of, repeats, children, paths)
+                continue
+            if kind_of == "Resource":
+                values = [self.inner_resource(child, p) for child, p in zip(children, paths, strict=True)]
+            else:
+                values = [self.complex(child, kind_of, p) for child, p in zip(children, paths, strict=True)]
+            out[key] = values if repeats else values[0]
+        return out
+
+    def primitives(
+        self, out: dict[str, Any], key: str, kind: str, repeats: bool, children: list[Any], paths: list[str]
+    ) -> None:
+        """`key` with its value(s), and `_key` with the id and extensions of those that have them."""
+        if kind == "xhtml":
+            out[key] = _xhtml(children[0])
+            return
+        values, extras = [], []
+        for child, path in zip(children, paths, strict=True):
+            text = child.get("value")
+            values.append(None if text is None else self.typed(child, text, kind, path))
+            extra = self.complex(child, kind, path)
+            extra.pop("value", None)
+            extras.append(extra or None)
+            if text is None and not extra:
+                raise self.refuse(
+                    child, f"{path} has no value, id or extension; FHIR XML has no empty elements"
+                )
+        if any(v is not None for v in values):
+            out[key] = values if repeats else values[0]
+        if any(extras):
+            out[f"_{key}"] = extras if repeats else extras[0]
+
+    def typed(self, element: Any, text: str, kind: str, path: str) -> Any:
+        """The JSON value of a primitive's `value` attribute."""
+        if kind == "boolean":
+            if text not in ("true", "false"):
+                raise self.refuse(element, f"{path} is {text!r}, not a FHIR boolean (true or false)")
+            return text == "true"
+        form = _NUMBER_FORMS.get(kind)
+        if form is None:
             return text
-    return text
+        if not form.match(text):
+            raise self.refuse(element, f"{path} is {text!r}, not a FHIR {kind}")
+        if kind == "decimal":
+            return Decimal(text)
+        number = int(text)
+        if number not in _INT32:
+            raise self.refuse(element, f"{path} is {text}, beyond the 32 bits of a FHIR {kind}")
+        return number
+
+    def inner_resource(self, holder: Any, path: str) -> dict[str, Any]:
+        """`<contained><Organization>...</Organization></contained>`: the one resource inside."""
+        inner = [child for child in holder if isinstance(child.tag, str)]
+        if holder.attrib or (holder.text or "").strip() or len(inner) != 1:
+            raise self.refuse(holder, f"{path} must hold exactly one resource and nothing else")
+        rtype = etree.QName(inner[0]).localname
+        if rtype in R4_RESOURCES:
+            return self.resource(inner[0], rtype, f"{path}.{rtype}")
+        return _r5_json(inner[0], rtype, self.name)
+
+
+def _attributes(kind: str, is_resource: bool) -> tuple[str, ...]:
+    """The attributes FHIR XML gives an element: Element.id, Extension.url, a primitive's value."""
+    if is_resource:
+        return ()  # a resource's id is an element
+    if kind == "Extension":
+        return ("id", "url")
+    return ("id", "value") if kind[0].islower() else ("id",)
+
+
+def _xhtml(div: Any) -> str:
+    """A narrative's XHTML `div` as a string, without namespaces declared outside and unused in it."""
+    detached = copy.deepcopy(div)
+    detached.tail = None
+    etree.cleanup_namespaces(detached)
+    return etree.tostring(detached, encoding="unicode", with_tail=False)

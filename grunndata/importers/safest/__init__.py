@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from grunndata.errors import DeliveryError
 from grunndata.importers.national import (
     OWNER,
@@ -35,7 +33,7 @@ from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
-from grunndata.translators.safest import label_of, to_r5
+from grunndata.translators.safest import json_bytes, label_of, to_r5
 
 SOURCE = "safest"
 MAX_LISTED_PROBLEMS = 500
@@ -104,7 +102,7 @@ def import_safest(
             _refuse(builder, result, started, _problem_sentence(result.problems))
         builder.keep(is_fest)  # a SAFEST delivery replaces SAFEST data; the FEST entries stay
         for resource in resources:
-            body = orjson.dumps(stored_form(resource))
+            body = json_bytes(stored_form(resource))  # R4 XML decimals are Decimal
             builder.put(
                 safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
             )

@@ -47,7 +47,7 @@ SMS ID and UNII of a substance, nutrition dose form, ...) have no R5 element and
 
 from grunndata.translators.safest.delivery import R5_TYPES, label_of, to_r5
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, FestLink, fest_links
-from grunndata.translators.safest.model import Conversion, Problem
+from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
 from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping
 
@@ -63,6 +63,7 @@ __all__ = [
     "Problem",
     "Row",
     "fest_links",
+    "json_bytes",
     "kept_url",
     "label_of",
     "mapping",

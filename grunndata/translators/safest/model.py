@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import orjson
+
 Json = dict[str, Any]
+
+
+def json_bytes(value: Any) -> bytes:
+    """FHIR JSON of `value`; a `Decimal` (an R4 XML decimal, read with its precision) is written as
+    the number it is, trailing zeros kept: 1.50 stays 1.50 (orjson alone would refuse it)."""
+    return orjson.dumps(value, default=_decimal)
+
+
+def _decimal(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
 
 
 @dataclass(frozen=True, slots=True)

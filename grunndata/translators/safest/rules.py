@@ -11,13 +11,12 @@ where its element goes, so the documentation table is made from what the code do
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
-from grunndata.translators.safest.model import Json, Problem
+from grunndata.translators.safest.model import Json, Problem, json_bytes
 
 KEPT_BASE = EXT_BASE + "r4-"
 """Extensions ``r4-<R4 path>`` hold an R4 element that R5 has no element for, as its JSON text."""
@@ -96,9 +95,7 @@ class At:
         items = value if isinstance(value, list) else [value]
         extensions = out.setdefault("extension", [])
         for item in items:
-            text = (
-                item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-            )
+            text = item if isinstance(item, str) else json_bytes(item).decode()
             extensions.append({"url": url, "valueString": text})
         return url
 

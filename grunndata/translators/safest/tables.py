@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from grunndata.translators.fest_to_idmp.systems import INGREDIENT_ROLE, NS_DOSE, NS_VARENR
@@ -86,7 +87,7 @@ def cross_reference(identifier: Any, at: At) -> Json:
 def whole_number(quantity: Any, at: At) -> Any:
     """R4 packageItem.quantity (a Quantity, count of this level in its parent) -> R5 integer."""
     value = quantity.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and float(value).is_integer():
         return int(value)
     at.warn(
         f"{at.path} {value!r} is not a whole number as R5 packaging.quantity is; kept as extension {kept_url(at.path)}"
