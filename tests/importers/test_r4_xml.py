@@ -19,36 +19,13 @@ import pytest
 from grunndata.errors import DeliveryError
 from grunndata.importers.resources import read_resources
 from grunndata.translators.safest import json_bytes
-from tests.conftest import SHARED, require
-from tests.importers import fhirjs
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = SHARED / "data" / "safest-r4" / "Examples"
-EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir()) if EXAMPLES.is_dir() else []
+from tests.importers.conftest import EXAMPLE_NAMES, EXAMPLES  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_r4_elements  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def fhir_js(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fhirjs.install(pytestconfig, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def other_forms(fhir_js: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each published example converted to the other form by FHIR.js, in one node run."""
-    require(EXAMPLES)
-    out = tmp_path_factory.mktemp("fhir-js-converted")
-    jobs = []
-    for name in EXAMPLE_NAMES:
-        source = EXAMPLES / name
-        if source.suffix == ".xml":
-            jobs.append(("xmlToJson", source, out / (source.stem + ".json")))
-        else:
-            jobs.append(("jsonToXml", source, out / (source.stem + ".xml")))
-    fhirjs.convert(fhir_js, jobs)
-    return {source.name: converted for _, source, converted in jobs}
 
 
 def json_value(value: Any) -> Any:
