@@ -197,7 +197,6 @@ def _translated(entry: FestEntry, key: str, lookup: _Entries) -> list[Json]:
 
 _LITERAL = re.compile(rb'"reference":"([A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64})"')
 """A relative literal reference in a resource's JSON as orjson writes it (no spaces)."""
-_FEST_GUID = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +326,7 @@ def _unlinked(
     if isinstance(target, str) and target in gone:
         rtype, rid = target.split("/", 1)
         logical = {k: v for k, v in value.items() if k != "reference"}
-        if "identifier" not in logical and fest_made and _FEST_GUID.match(rid):
+        if "identifier" not in logical and fest_made:  # FEST's literal_reference: "ID_" + id is the FEST Id
             logical["identifier"] = {"system": NS_FEST_ID, "value": "ID_" + rid}
         if "identifier" in logical:
             found.append((path, target, "kept as an identifier-only reference"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gzip
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 from lxml import etree
 
@@ -16,7 +18,8 @@ from grunndata.errors import ExportError
 from grunndata.importers.fest import import_fest
 from grunndata.sample import derive_followup, generate_delivery
 from grunndata.sample.generate import open_delivery_input
-from grunndata.store import list_releases
+from grunndata.store import list_releases, read_active
+from grunndata.translators.fest_to_idmp.systems import NS_FEST_ID
 from grunndata.translators.idmp_to_fest import oslo_local
 from tests.conftest import REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
 from tests.deliveries import expiry, real_entries, relisted, set_text, write
@@ -227,3 +230,27 @@ def test_a_full_size_delivery_and_its_incremental_follow_up_come_back(tmp_path, 
     assert_valid(xsd, since)
     exporter.export_m30(engine, out)
     assert differences(full, out) == []
+
+
+def test_a_reference_to_a_missing_entry_is_served_by_its_fest_id_and_written_back(engine, tmp_path, xsd):
+    """FEST-made FHIR never names a resource that is not served: the package's product, missing from
+    the delivery, is named by its FEST Id alone, and the M30 written back still carries the Id."""
+    doc = gzip.decompress(require(REAL_FEST).read_bytes()).replace(
+        b"<RefLegemiddelMerkevare>ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD<",
+        b"<RefLegemiddelMerkevare>ID_MISSING<",
+        1,
+    )
+    delivery = tmp_path / "one-missing.xml"
+    delivery.write_bytes(doc)
+    result = import_fest(engine, delivery)
+    assert [w.kind for w in result.warnings] == ["dangling-reference"]
+    package = orjson.loads(
+        read_active(engine, "PackagedProductDefinition", CERTICAN.removeprefix("ID_")) or b"{}"
+    )
+    assert package["packageFor"] == [
+        {"type": "MedicinalProductDefinition", "identifier": {"system": NS_FEST_ID, "value": "ID_MISSING"}}
+    ]
+    out = tmp_path / "fest251.xml"
+    exporter.export_m30(engine, out)
+    assert differences(delivery, out) == []
+    assert_valid(xsd, out)
