@@ -6,13 +6,16 @@ XML is parsed with no DOCTYPE (so no entity is ever expanded) and no network. R5
 through fhir.resources' models, which know each element's type and cardinality; R4 resources have
 no models there, so their XML is read by the R4 element definitions (r4_elements.py, generated from
 the specification by tools/gen_r4_elements.py): see `_R4Reader`.
+Text no FHIR string or XML can hold is refused here, for every importer (importers/text.py).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +28,7 @@ from lxml import etree
 from grunndata.errors import DeliveryError
 from grunndata.importers.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.importers.r4_elements import RESOURCES as R4_RESOURCES
+from grunndata.importers.text import unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -93,11 +97,23 @@ def read_resources(path: Path) -> Iterator[Found]:
             )
         suffix = file.suffix.lower()
         if suffix == ".ndjson":
-            yield from _ndjson(file)
+            found: Iterator[Found] = _ndjson(file)
         elif suffix == ".json":
-            yield from _unbundled(_json(file), file.name)
+            found = _unbundled(_json(file), file.name)
         else:
-            yield from _unbundled(_xml(file), file.name)
+            found = _unbundled(_xml(file), file.name)
+        for one in found:
+            problem = _unfit(one.resource, one.where)
+            if problem is not None:
+                raise DeliveryError(problem)
+            yield one
+
+
+def _unfit(resource: Any, where: str) -> str | None:
+    """`where: path holds U+0000 ...` when the resource holds text FHIR and XML refuse, else None."""
+    path = str(resource.get("resourceType") or "") if isinstance(resource, dict) else ""
+    unfit = unfit_text(resource, path)
+    return None if unfit is None else f"{where}: {unfit_sentence(*unfit)}"
 
 
 def _ndjson(file: Path) -> Iterator[Found]:
@@ -105,23 +121,42 @@ def _ndjson(file: Path) -> Iterator[Found]:
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            try:
-                parsed = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise DeliveryError(f"{file.name} line {n} is not JSON ({e})") from None
+            parsed = _loads(line, f"{file.name} line {n}")
             if not isinstance(parsed, dict):
                 raise DeliveryError(f"{file.name} line {n} is not a FHIR resource (a JSON object)")
             yield Found(parsed, f"{file.name} line {n}")
 
 
 def _json(file: Path) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(file.read_bytes())
-    except orjson.JSONDecodeError as e:
-        raise DeliveryError(f"{file.name} is not JSON ({e})") from None
+    parsed = _loads(file.read_bytes(), file.name)
     if not isinstance(parsed, dict):
         raise DeliveryError(f"{file.name} is not a FHIR resource or Bundle (a JSON object)")
     return parsed
+
+
+def _loads(raw: bytes, where: str) -> Any:
+    """Parsed JSON; when orjson refuses it, our sentence for unfit text, else the reason it gives.
+
+    orjson refuses a lone surrogate (`"\\ud800"`) and a raw control character itself, before we see
+    a resource. Python's json, told to be lenient, reads both, so that the refusal can still name
+    the entry and the element; it only runs for a file that is refused anyway.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        try:
+            lenient = json.loads(raw.decode("utf-8", "surrogatepass"), strict=False)
+        except (ValueError, RecursionError):
+            lenient = None
+        problem = None if lenient is None else _unfit(lenient, where)
+        if problem is not None:  # name the entry that holds it, when it is in one
+            try:
+                found = list(_unbundled(lenient, where)) if isinstance(lenient, dict) else []
+            except DeliveryError:
+                found = []
+            problem = next((p for f in found if (p := _unfit(f.resource, f.where))), problem)
+            raise DeliveryError(problem) from None
+        raise DeliveryError(f"{where} is not JSON ({e})") from None
 
 
 def _unbundled(resource: dict[str, Any], name: str) -> Iterator[Found]:
@@ -148,13 +183,50 @@ def _xml(file: Path) -> dict[str, Any]:
     try:
         root = etree.fromstring(raw, _safe_parser())
     except etree.XMLSyntaxError as e:
-        raise DeliveryError(f"{file.name} is not well-formed XML ({e})") from None
+        raise DeliveryError(
+            _unfit_xml(raw, file.name, e.lineno) or f"{file.name} is not well-formed XML ({e})"
+        ) from None
     docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise DeliveryError(f"{file.name} has a DOCTYPE; FHIR XML has none, and none is accepted")
     if etree.QName(root).namespace != FHIR_NS:
         raise DeliveryError(f"{file.name} is not FHIR XML: its root is not in the {FHIR_NS} namespace")
     return _resource_json(root, file.name)
+
+
+def _unfit_xml(raw: bytes, name: str, error_line: int | None) -> str | None:
+    """Our sentence, with line and element path, when unfit text is why the XML is not well-formed.
+
+    lxml refuses such a character (raw or as `&#1;`) in its own words and names no element; so the
+    first one is replaced by a marker (the others dropped), the patched document is read the usual
+    way, and the marker's path in what was read is the element's. None when something else is wrong.
+    """
+    spans = list(unfit_in_xml(raw))
+    if not spans or error_line is None:
+        return None
+    start, _, char = spans[0]
+    line = raw.count(b"\n", 0, start) + 1
+    if line > error_line:
+        return None  # lxml stopped earlier, for another reason
+    marker = f"unfit-{uuid.uuid4().hex}"
+    parts, at = [], 0
+    for n, (begin, end, _) in enumerate(spans):
+        parts += [raw[at:begin], marker.encode() if n == 0 else b""]
+        at = end
+    try:
+        document = _resource_json(etree.fromstring(b"".join(parts) + raw[at:], _safe_parser()), name)
+        found = [*_unbundled(document, name), Found(document, name)]
+    except (etree.XMLSyntaxError, DeliveryError):
+        found = []
+    pattern = re.compile(re.escape(marker))
+    for f in found:
+        path = unfit_text(f.resource, str(f.resource.get("resourceType") or ""), pattern)
+        if path is not None:
+            where = f"{f.where} line {line}" if f.where == name else f"{f.where}, line {line}"
+            return f"{where}: {unfit_sentence(path[0], char)}"
+    if line < error_line:
+        return None
+    return f"{name} line {line}: {unfit_sentence(xml_element_before(raw, start) or 'the XML', char)}"
 
 
 def _resource_json(element: Any, name: str) -> dict[str, Any]:

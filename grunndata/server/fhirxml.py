@@ -34,7 +34,9 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.utils import get_fhir_type_name, is_list_type, is_primitive_type
 from lxml import etree
 
-__all__ = ["FHIR_NS", "XHTML_NS", "FhirXmlError", "json_to_xml"]
+from grunndata.fhir import UNFIT_TEXT
+
+__all__ = ["FHIR_NS", "REPLACEMENT", "XHTML_NS", "FhirXmlError", "json_to_xml"]
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -173,7 +175,7 @@ def _write_complex(out: list[str], tag: str, attrs: str, obj: Any, info: _Type, 
             value = obj[name]
             if type(value) is not str:
                 raise _Invalid(f"expected a string, got {_json_kind(value)}", "." + name)
-            attrs = f' {name}="{_escape(value, name)}"{attrs}'
+            attrs = f' {name}="{_escape(value)}"{attrs}'
     present: dict[int, _Element] = {}
     for key in obj:
         element = elements.get(key)
@@ -281,25 +283,30 @@ def _write_primitive_one(out: list[str], name: str, value: Any, extra: Any, nl: 
 _ESCAPED = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
 )
-_NEEDS_ESCAPING = re.compile('[&<>"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NEEDS_ESCAPING = re.compile(f'[&<>"\t\n\r]|{UNFIT_TEXT.pattern}')
+REPLACEMENT = "\ufffd"
+"""What a character XML 1.0 cannot hold (`grunndata.fhir.UNFIT_TEXT`) is written as.
+
+The importers refuse such text, but a store may hold some from before they did, or written past
+them. XML has no escape for it (`&#0;` is itself not well-formed), so the choice is an answer
+without that resource or one with the character replaced: a 500 would deny every client the whole
+page, national data included. U+FFFD, Unicode's replacement character, says "a character was here
+that could not be shown"; the JSON answer keeps the stored bytes, so nothing is lost for good.
+"""
 
 
-def _escape(text: str, name: str) -> str:
+def _escape(text: str) -> str:
     """`text` as an attribute value; tab and line breaks as character references so they survive."""
     if _NEEDS_ESCAPING.search(text) is None:
         return text
-    bad = _NOT_XML.search(text)
-    if bad is not None:
-        raise _Invalid(f"character U+{ord(bad.group()):04X} in {name} cannot be written in XML 1.0")
-    return text.translate(_ESCAPED)
+    return UNFIT_TEXT.sub(REPLACEMENT, text).translate(_ESCAPED)
 
 
 def _lexical(value: Any, name: str) -> str:
     """The XML `value` attribute of a JSON primitive."""
     kind = type(value)
     if kind is str:
-        return _escape(value, name)
+        return _escape(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -330,7 +337,7 @@ def _xhtml(div: str) -> str:
     # Wrapped, so that a div written without xmlns lands in the XHTML namespace, and a DOCTYPE or
     # an XML declaration in the string is a syntax error rather than something to obey.
     try:
-        wrapper = etree.fromstring(f"{_XHTML_WRAPPER}{div}</wrapper>", parser)
+        wrapper = etree.fromstring(f"{_XHTML_WRAPPER}{UNFIT_TEXT.sub(REPLACEMENT, div)}</wrapper>", parser)
     except etree.XMLSyntaxError as e:
         raise _Invalid(f"the narrative is not well-formed XHTML: {e}") from None
     if (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -95,12 +96,32 @@ def send(
 ) -> Response:
     """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked."""
     if fmt == "xml":
-        content = json_to_xml(orjson.loads(body), pretty=pretty(request))
+        content = json_to_xml(_loaded(body), pretty=pretty(request))
         media = XML_TYPE
     else:
-        content = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2) if pretty(request) else body
+        content = _indented(body) if pretty(request) else body
         media = JSON_TYPE
     return Response(content, status, headers=dict(headers or {}), media_type=media + "; charset=utf-8")
+
+
+def _loaded(body: bytes) -> Any:
+    """Stored JSON as Python values, even when it holds a lone surrogate, which orjson refuses.
+
+    The importers refuse such text, but a store may hold some from before; Python's json reads it,
+    and the XML writer replaces it (fhirxml.REPLACEMENT) rather than answer 500.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body.decode("utf-8", "surrogatepass"), strict=False)
+
+
+def _indented(body: bytes) -> bytes:
+    """`_pretty=true` JSON; the stored bytes as they are when orjson cannot read them back."""
+    try:
+        return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+    except orjson.JSONDecodeError:
+        return body
 
 
 def outcome(

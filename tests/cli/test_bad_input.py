@@ -294,3 +294,34 @@ def test_zip_and_bom_load_the_same_content(store, tmp_path, real_fest_xml, packa
     result = run_cli("import", "fest", str(path), "--db", store)
     assert result.returncode == 0, result.stderr
     assert "Nothing changed: the delivery is identical to the active release 1." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("written", "named"),
+    [
+        (b"\x00", "U+0000 (a control character)"),
+        (b"&#1;", "U+0001 (a control character)"),
+        ("\uffff".encode(), "U+FFFF (a Unicode noncharacter)"),
+        ("\ud800".encode("utf-8", "surrogatepass"), "U+D800 (half of a UTF-16 surrogate pair, alone)"),
+    ],
+    ids=["nul", "reference", "noncharacter", "surrogate"],
+)
+def test_text_no_fhir_string_or_xml_can_hold(store, tmp_path, real_fest_xml, written, named):
+    doc = real_fest_xml.replace(b"<Varenavn>", b"<Varenavn>" + written, 1)
+    line = doc[: doc.index(written)].count(b"\n") + 1
+    expected = (
+        f"error: unfit.xml line {line}: Varenavn holds {named}, which no FHIR string or XML document can hold"
+    )
+    assert assert_refused(store, write(tmp_path, "unfit.xml", doc), "") == expected
+
+
+def test_safest_text_no_fhir_string_or_xml_can_hold(store, tmp_path):
+    doc = b'{"resourceType": "MedicinalProductDefinition", "id": "a", "name": [{"productName": "A\\u0000"}]}'
+    before = snapshot(store)
+    result = run_cli("import", "safest", str(write(tmp_path, "a.json", doc)), "--db", store)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "error: a.json: MedicinalProductDefinition.name[0].productName holds U+0000 (a control character), "
+        "which no FHIR string or XML document can hold",
+    )
+    assert snapshot(store) == before

@@ -25,6 +25,7 @@ from grunndata.exporters.m30 import export_m30
 from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.server import create_app
+from grunndata.store import connect
 from grunndata.store.models import Release, ReleaseEntry, Resource
 from grunndata.store.releases import list_releases
 from grunndata.store.searchparams import SERVED_TYPES
@@ -495,3 +496,99 @@ def test_an_id_another_owner_used_is_refused_and_never_blocks_national_data(
     assert import_safest(engine, national).release_id is not None  # no crash on the stored version 1
     with TestClient(create_app(engine)) as client:
         assert client.get(f"/fhir/{PPD}/shared-1").json()["name"] == "from SAFEST"
+
+
+# -- text no FHIR string or XML can hold: refused with file, line or entry, and element ---------------
+
+UNFIT = "which no FHIR string or XML document can hold"
+NAME = "MedicinalProductDefinition.name[0].productName"
+
+
+def _mpd(rid: str, name: str) -> bytes:
+    """A resource as JSON text, with `name` written into it as it stands (escapes and all)."""
+    return b'{"resourceType": "MedicinalProductDefinition", "id": "%s", "name": [{"productName": "%s"}]}' % (
+        rid.encode(),
+        name.encode("utf-8", "surrogatepass"),
+    )
+
+
+def _mpd_xml(name: bytes, root: str = MPD) -> bytes:
+    return (
+        b'<%s xmlns="http://hl7.org/fhir">\n  <id value="a"/>\n  <name>\n    <productName value="%s"/>\n'
+        b"  </name>\n</%s>\n" % (root.encode(), name, root.encode())
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "bundle.json",
+            b'{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": %s}, {"resource": %s}]}'
+            % (_mpd("a", "fine"), _mpd("b", "A\\u0000B")),
+            f"bundle.json entry 2: {NAME} holds U+0000 (a control character), {UNFIT}",
+        ),
+        (
+            "control.ndjson",
+            _mpd("a", "fine") + b"\n" + _mpd("b", "A\\u001bB") + b"\n",
+            f"control.ndjson line 2: {NAME} holds U+001B (a control character), {UNFIT}",
+        ),
+        (
+            "surrogate.json",
+            _mpd("a", "A\\ud800B"),
+            f"surrogate.json: {NAME} holds U+D800 (half of a UTF-16 surrogate pair, alone), {UNFIT}",
+        ),
+        (
+            "surrogate.ndjson",
+            b"\n" + _mpd("a", "A\ud800B") + b"\n",  # as UTF-8 bytes, which orjson refuses too
+            f"surrogate.ndjson line 2: {NAME} holds U+D800 (half of a UTF-16 surrogate pair, alone), {UNFIT}",
+        ),
+        (
+            "noncharacter.json",
+            _mpd("a", "A\uffffB"),
+            f"noncharacter.json: {NAME} holds U+FFFF (a Unicode noncharacter), {UNFIT}",
+        ),
+        (
+            "raw-nul.json",
+            _mpd("a", "A\x00B"),  # not JSON either, but named for what it is
+            f"raw-nul.json: {NAME} holds U+0000 (a control character), {UNFIT}",
+        ),
+        (
+            "reference.xml",
+            _mpd_xml(b"A&#0;B"),
+            f"reference.xml line 4: {NAME} holds U+0000 (a control character), {UNFIT}",
+        ),
+        (
+            "control.xml",
+            _mpd_xml(b"A\x01B"),
+            f"control.xml line 4: {NAME} holds U+0001 (a control character), {UNFIT}",
+        ),
+        (
+            "r4.xml",
+            _mpd_xml(b"A&#xFFFF;B", "MedicinalProduct"),
+            f"r4.xml line 4: MedicinalProduct.name[0].productName holds U+FFFF (a Unicode noncharacter), {UNFIT}",
+        ),
+        (
+            "surrogate.xml",
+            _mpd_xml("A\ud800B".encode("utf-8", "surrogatepass")),
+            f"surrogate.xml line 4: {NAME} holds U+D800 (half of a UTF-16 surrogate pair, alone), {UNFIT}",
+        ),
+        (
+            "bundle.xml",
+            b'<Bundle xmlns="http://hl7.org/fhir">\n<type value="collection"/>\n<entry><resource>\n%s'
+            b"</resource></entry>\n<entry><resource>\n%s</resource></entry>\n</Bundle>"
+            % (_mpd_xml(b"fine"), _mpd_xml(b"A&#x1;B").replace(b'"a"', b'"b"')),
+            f"bundle.xml entry 2, line 15: {NAME} holds U+0001 (a control character), {UNFIT}",
+        ),
+    ],
+)
+def test_text_no_fhir_string_or_xml_can_hold_is_refused_with_its_place(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, path)
+    assert str(refused.value) == message
+    assert list_releases(engine) == []

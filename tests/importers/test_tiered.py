@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.importers.tiered import TieredDeliveryError, TieredResult, import_tiered
-from grunndata.store import list_releases, read_active, served_counts
+from grunndata.store import connect, list_releases, read_active, served_counts
 from grunndata.store.models import Owner
 from grunndata.store.reads import Clause, current_snapshot, read, search
 from grunndata.store.searchparams import lookup
@@ -613,3 +613,70 @@ def test_no_owner_may_refer_to_or_reuse_another_owners_ids(national: Engine, tmp
         "of sykehusapotekene; no id may be served twice, so choose another",
     ]
     assert [r.status for r in list_releases(national)] == ["active", "active", "failed"]
+
+
+# -- text no FHIR string or XML can hold: refused with its place, before the national data is asked --
+
+UNFIT = "which no FHIR string or XML document can hold"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problems"),
+    [
+        (
+            "d.csv",
+            b"varenr;merknad\n014884;Oppbevares\x00kaldt\n",
+            [f"d.csv line 2: the column merknad holds U+0000 (a control character), {UNFIT}"],
+        ),
+        (
+            "d.csv",
+            b"varenr;merknad\n014884;ok\n004741;bel\x07\n",
+            [
+                "d.csv line 2: varenr 014884 names no national package",
+                f"d.csv line 3: the column merknad holds U+0007 (a control character), {UNFIT}",
+            ],
+        ),
+        (
+            "d.csv",
+            b"varenr;merk\x01nad\n014884;x\n",
+            [f"d.csv line 1: the name of column 2 holds U+0001 (a control character), {UNFIT}"],
+        ),
+        (
+            "d.csv",
+            "varenr;merknad\n014884;\uffff\n".encode(),
+            [f"d.csv line 2: the column merknad holds U+FFFF (a Unicode noncharacter), {UNFIT}"],
+        ),
+        (
+            "d.csv",
+            "varenr;merknad\n014884;a\udfffb\n".encode("utf-8", "surrogatepass"),
+            [
+                f"d.csv line 2: the column merknad holds U+DFFF (half of a UTF-16 surrogate pair, alone), {UNFIT}"
+            ],
+        ),
+        (
+            "d.json",
+            b'{"resourceType": "Basic", "id": "b", "code": {"text": "a\\u0000b"}}',
+            [f"d.json: Basic.code.text holds U+0000 (a control character), {UNFIT}"],
+        ),
+        (
+            "d.ndjson",
+            b'{"resourceType": "Basic", "id": "a", "code": {"coding": [{"code": "x", "display": "\\udc00"}]}}\n',
+            [
+                "d.ndjson line 1: Basic.code.coding[0].display holds U+DC00 (half of a UTF-16 surrogate pair, "
+                f"alone), {UNFIT}"
+            ],
+        ),
+        (
+            "d.xml",
+            b'<Basic xmlns="http://hl7.org/fhir"><id value="b"/>\n<code><text value="&#x1f;"/></code></Basic>',
+            [f"d.xml line 2: Basic.code.text holds U+001F (a control character), {UNFIT}"],
+        ),
+    ],
+)
+def test_text_no_fhir_string_or_xml_can_hold_is_refused_with_its_place(
+    tmp_path: Path, name: str, content: bytes, problems: list[str]
+) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")  # no national data: these come first
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert refused(engine, path, tier="sector", owner="sykehus") == problems

@@ -181,3 +181,36 @@ def test_a_file_name_cannot_leave_the_upload_folder(server: tuple[TestClient, Is
             f"/import/supplementary?owner=vendor-a&filename={name}", content=CSV, headers=headers
         )
         assert answer.status_code in (200, 415, 422), answer.text
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "body", "diagnostics"),
+    [
+        (
+            "safest",
+            "idmp.ndjson",
+            b'{"resourceType": "MedicinalProductDefinition", "id": "a", "name": [{"productName": "\\ud800"}]}\n',
+            "idmp.ndjson line 1: MedicinalProductDefinition.name[0].productName holds U+D800 (half of a UTF-16 "
+            "surrogate pair, alone), which no FHIR string or XML document can hold",
+        ),
+        (
+            "supplementary?owner=vendor-a",
+            "notes.csv",
+            b"varenr;merknad\n014884;A\x00B\n",
+            "refused, nothing was imported: notes.csv line 2: the column merknad holds U+0000 (a control "
+            "character), which no FHIR string or XML document can hold",
+        ),
+    ],
+)
+def test_text_no_fhir_string_or_xml_can_hold_is_422_with_its_place(
+    server: tuple[TestClient, Issuer, Engine], source: str, name: str, body: bytes, diagnostics: str
+) -> None:
+    client, issuer, engine = server
+    joiner = "&" if "?" in source else "?"
+    answer = client.post(
+        f"/import/{source}{joiner}filename={name}", content=body, headers=issuer.headers("grunndata:import")
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["issue"][0]["diagnostics"] == diagnostics
+    # SAFEST is refused as it is read; a CSV row's problem is recorded with the refused release
+    assert [r.status for r in list_releases(engine)] == ([] if source == "safest" else ["failed"])

@@ -20,6 +20,7 @@ from lxml import etree
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest import types
 from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
+from grunndata.importers.text import unfit_in_xml, unfit_sentence, xml_element_before
 from grunndata.m30.records import (
     CATALOGUE_BY_KAT,
     CATALOGUE_BY_OPPF,
@@ -161,9 +162,8 @@ class FestReader:
             try:
                 yield from self._walk(parser)
             except etree.XMLSyntaxError as e:
-                raise DeliveryError(
-                    _syntax_message(e, stream.at_end), catalogue=self.current_catalogue
-                ) from None
+                message = _unfit_message(self.path, e.lineno) or _syntax_message(e, stream.at_end)
+                raise DeliveryError(message, catalogue=self.current_catalogue) from None
 
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
         depth = 0
@@ -296,6 +296,38 @@ def _check_root(el: Any) -> None:
         raise DeliveryError(
             f"this FEST root is in {found}, not the M30 namespace {M30_NS}", line=el.sourceline
         )
+
+
+def _unfit_message(path: Path, number: int | None) -> str | None:
+    """Our sentence when the line lxml stopped at holds text no FHIR string or XML can hold.
+
+    lxml names the line but not the character (not at all inside an attribute) nor the element, in
+    its own words; the line is read again (only for a file refused anyway) to name both.
+    """
+    if not number:
+        return None
+    try:
+        with open_xml(path) as stream:
+            line = _line(stream, number)
+    except DeliveryError:
+        return None
+    found = next(unfit_in_xml(line), None)
+    if found is None:
+        return None
+    start, _, char = found
+    return f"{path.name} line {number}: {unfit_sentence(xml_element_before(line, start) or 'the text', char)}"
+
+
+def _line(stream: XmlStream, number: int) -> bytes:
+    """Line `number` (from 1) of the stream, without its line break, read in constant memory."""
+    at, start = 1, b""  # the line the next chunk begins in, and what of it came before
+    while chunk := stream.read(1 << 16):
+        breaks = chunk.count(b"\n")
+        if at + breaks >= number:
+            return (start + chunk).split(b"\n")[number - at]
+        at += breaks
+        start = chunk[chunk.rfind(b"\n") + 1 :] if breaks else start + chunk
+    return start if at == number else b""
 
 
 def _syntax_message(e: etree.XMLSyntaxError, at_end: bool) -> str:

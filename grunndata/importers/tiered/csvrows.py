@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from grunndata.fhir import UNFIT_TEXT
+from grunndata.importers.text import unfit_sentence, unfit_text
 from grunndata.importers.tiered.keys import (
     CODE_COLUMNS,
     KEY_COLUMNS,
@@ -66,10 +68,19 @@ def read_csv(path: Path) -> CsvDelivery:
         raise refuse(Place(path.name), f"{path.name} is empty")
     header_line, header = lines[0]
     columns = [name.strip() for name in header]
+    unfit = UNFIT_TEXT.search(text) is not None  # one pass: rows are looked at only when needed
+    if unfit and (found := unfit_text({f"the name of column {n}": c for n, c in enumerate(columns, 1)})):
+        raise refuse(Place(path.name, "line", header_line), unfit_sentence(*found))
     key_column = _key_column(columns, Place(path.name, "line", header_line))
     delivery = CsvDelivery(path.name, key_column, columns)
     for line, cells in lines[1:]:
-        _add_row(delivery, Place(path.name, "line", line), cells)
+        place = Place(path.name, "line", line)
+        if unfit and (
+            found := unfit_text({f"the column {c}": v for c, v in zip(columns, cells, strict=False)})
+        ):
+            delivery.problems.append(Problem(place, unfit_sentence(*found)))
+            continue
+        _add_row(delivery, place, cells)
     if not delivery.rows and not delivery.problems:
         raise refuse(Place(path.name), f"{path.name} has a header but no rows")
     return delivery
@@ -80,7 +91,7 @@ def _decode(path: Path) -> str:
     if not raw.strip():
         raise refuse(Place(path.name), f"{path.name} is empty")
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig", "surrogatepass")  # a surrogate is refused as unfit text, by name
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise refuse(

@@ -39,7 +39,7 @@ class Problem:
     resource: str | None = None  # "Type/id"
 
     def __str__(self) -> str:
-        if self.message.startswith(self.place.file + " "):
+        if self.message.startswith((self.place.file + " ", self.place.file + ":")):
             return self.message  # a sentence that names its own place ("x.json is empty")
         about = f"{self.resource}: " if self.resource else ""
         return f"{self.place}: {about}{self.message}"
