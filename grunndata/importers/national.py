@@ -130,8 +130,10 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
-        for resource in _translated(entry, key, lookup):
-            served = overlay.apply(resource) if overlay is not None else resource
+        made_here = _translated(entry, key, lookup)
+        for resource, served in zip(
+            made_here, overlay.apply_all(made_here) if overlay is not None else made_here, strict=True
+        ):
             origin = MERGED if served is not resource else ()
             _serve(builder, made, served, f"FEST {entry.catalogue} Id {key}", entry.oppf_id, origin)
     if overlay is None:
