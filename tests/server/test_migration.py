@@ -34,6 +34,8 @@ def test_the_migration_page_shows_each_release_its_coverage_and_disagreements(en
     assert sorted(
         (d["resource"], d["element"], d["fest"], d["safest"]) for d in newest["disagreements"]
     ) == sorted(PLANTED_DISAGREEMENTS)
+    assert report["compared"]["Ingredient"] == ["substance", "strength", "strength-denominator"]
+    assert report["compared"]["PackagedProductDefinition"][:3] == ["name", "gtin", "varenr"]
     refusjon = next(r for r in report["not_in_idmp"] if r["catalogue"] == "Refusjon")
     assert refusjon["extension"] > 0
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -46,6 +48,7 @@ def test_the_migration_page_shows_each_release_its_coverage_and_disagreements(en
         "<td>identifier</td><td>{&quot;system&quot;:&quot;https://grunndata.no/fhir/NamingSystem/"
         in page.text
     )
+    assert "Ingredient: substance, strength, strength-denominator" in page.text
     assert "width=device-width" in page.text
 
 
