@@ -96,20 +96,25 @@ def _same_texts(ours: list[str], theirs: list[str], equivalents: Equivalents) ->
 def _same_quantities(ours: list[Quantity], theirs: list[Quantity], equivalents: Equivalents) -> bool:
     """As many quantities on each side, and each SAFEST one equal in number and unit to a FEST one."""
     return len(ours) == len(theirs) and all(
-        any(v == w and _same_unit(u, (s, c, t), equivalents) for w, *u in ours) for v, s, c, t in theirs
+        any(v == w and _same_unit(mine, other, equivalents) for w, *mine in ours) for v, *other in theirs
     )
 
 
-def _same_unit(ours: list[str], theirs: Code, equivalents: Equivalents) -> bool:
-    """Units agree when one is missing, when equal as written, as UCUM, or through a unit ConceptMap."""
-    system, code, text = ours
-    if not (code or text) or not (theirs[1] or theirs[2]):
+def _same_unit(ours: list[str], theirs: list[str], equivalents: Equivalents) -> bool:
+    """Units ([system, code, as written]) agree when one is missing, when equal as written, as UCUM,
+    or through a unit ConceptMap (FEST 7452 ``stk`` -> UCUM ``{piece}``, which is 1 as ``{tablet}``)."""
+    if not any(ours[1:]) or not any(theirs[1:]):
         return True
-    if {_folded(x) for x in (code, text) if x} & {_folded(x) for x in theirs[1:] if x}:
+    if {_folded(x) for x in ours[1:] if x} & {_folded(x) for x in theirs[1:] if x}:
         return True
-    mine = {(system, code)} | equivalents(system, code) if system and code else set()
-    other = {(theirs[0], theirs[1])} | equivalents(theirs[0], theirs[1]) if theirs[0] and theirs[1] else set()
-    return bool({_ucum(s, c) for s, c in mine} & {_ucum(s, c) for s, c in other})
+    return bool(_ucum_forms(ours, equivalents) & _ucum_forms(theirs, equivalents))
+
+
+def _ucum_forms(unit: list[str], equivalents: Equivalents) -> set[tuple[str, str]]:
+    system, code, _ = unit
+    if not (system and code):
+        return set()
+    return {_ucum(s, c) for s, c in {(system, code)} | equivalents(system, code)}
 
 
 def _ucum(system: str, code: str) -> tuple[str, str]:
@@ -282,11 +287,27 @@ def _fest_id(rtype: str, system: str, value: str) -> Labelled | None:
     return kind, value.removeprefix("ID_").upper()
 
 
+def _norwegian(resource: Json) -> Json:
+    """The resource's marketing statuses for Norway (or for no country): what FEST gives."""
+    return {
+        "marketingStatus": [
+            m
+            for m in resource.get("marketingStatus") or []
+            if isinstance(m, dict)
+            and (not _codings(m.get("country")) or ("NO" in {c for _, c, _ in _codings(m.get("country"))}))
+        ]
+    }
+
+
+def _marketing_status(resource: Json, resolve: Resolve) -> list[Any]:
+    return _concept("marketingStatus", "status")(_norwegian(resource), resolve)
+
+
 def _marketing_dates(resource: Json, resolve: Resolve) -> list[Any]:
     return sorted(
         (label, str(d)[:10])
         for label in ("start", "end")
-        for d in _at(resource, ("marketingStatus", "dateRange", label))
+        for d in _at(_norwegian(resource), ("marketingStatus", "dateRange", label))
     )
 
 
@@ -337,7 +358,7 @@ COMPARED: tuple[Compared, ...] = (
     Compared(PPD, "package-type", _concept("packaging", "type"), CODES, ("packaging.type",), True),
     Compared(PPD, "atc", _atc, CODES, (f"extension:{FEST_ATC}",)),
     Compared(PPD, "legal-status", _concept("legalStatusOfSupply", "code"), CODES, ("legalStatusOfSupply",)),
-    Compared(PPD, "marketing-status", _concept("marketingStatus", "status"), CODES, ("marketingStatus",)),
+    Compared(PPD, "marketing-status", _marketing_status, CODES, ("marketingStatus",)),
     Compared(PPD, "marketing-dates", _marketing_dates, LABELLED, ("marketingStatus",)),
     Compared(MID, "name", _plain_name, TEXTS, ("name",)),
     Compared(MID, "dose-form", _concept("manufacturedDoseForm"), CODES, ("manufacturedDoseForm",)),
@@ -422,6 +443,8 @@ def _holds(theirs: Any, ours: Any) -> bool:
         return all(_holds(theirs[k], v) for k, v in ours.items() if k in theirs and k != "extension")
     if isinstance(ours, list) and isinstance(theirs, list):
         return all(any(_holds(t, o) for t in theirs) for o in ours)
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
     if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
         return _number(ours) == _number(theirs)
     return bool(ours == theirs)

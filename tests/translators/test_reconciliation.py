@@ -311,3 +311,32 @@ def test_a_value_safest_replaces_that_no_row_compares_is_reported_too() -> None:
         "packaging": {"quantity": 1.0},
     }
     assert compare(fest, richer, "X/x", EQUIVALENTS) == []
+
+
+def test_only_norwegian_marketing_is_compared_and_a_flag_is_not_a_number() -> None:
+    spor = "https://spor.ema.europa.eu/v1/lists/100000072052"
+    fest = {
+        "resourceType": PPD,
+        "copackagedIndicator": True,
+        **marketing(
+            concept("https://grunndata.no/fhir/CodeSystem/fest-marketing-status", "markedsfort", "Marketed")
+        ),
+    }
+    fest["marketingStatus"][0]["country"] = concept("urn:iso:std:iso:3166", "NO")
+    safest = {
+        "resourceType": PPD,
+        "copackagedIndicator": False,
+        "marketingStatus": [
+            {
+                "country": concept("urn:iso:std:iso:3166", "SE"),
+                "status": concept(spor, "100000072081", "Not marketed"),
+            },
+            {
+                "country": concept("urn:iso:std:iso:3166", "NO"),
+                "status": concept(spor, "100000072083", "Marketed"),
+            },
+        ],
+    }
+    assert [(d.element, d.fest, d.safest) for d in compare(fest, safest, "X/x", EQUIVALENTS)] == [
+        ("copackagedIndicator", "true", "false")
+    ]
