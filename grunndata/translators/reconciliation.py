@@ -56,9 +56,8 @@ class Disagreement:
 
 Code = tuple[str, str, str]  # (system, code, display)
 Quantity = tuple[Decimal, str, str, str]  # (value, unit system, unit code, unit as written)
-Labelled = tuple[
-    str, str
-]  # (label, value): a FEST id (its catalogue, id), a date (start, ...), a GTIN ("", ...)
+# (label, value): a FEST id (its catalogue, the id), a date ("start", ...), a GTIN or varenr ("", ...)
+Labelled = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +341,7 @@ COMPARED: tuple[Compared, ...] = (
         _concept("combinedPharmaceuticalDoseForm"),
         CODES,
         ("combinedPharmaceuticalDoseForm",),
-        True,
+        observe=True,
     ),
     Compared(MPD, "legal-status", _concept("legalStatusOfSupply"), CODES, ("legalStatusOfSupply",)),
     Compared(PPD, "name", _plain_name, TEXTS, ("name",)),
@@ -355,7 +354,7 @@ COMPARED: tuple[Compared, ...] = (
     ),
     Compared(PPD, "varenr", _identifiers(_varenr, ("identifier",)), LABELLED, ()),
     Compared(PPD, "pack-size", _quantities("containedItemQuantity"), QUANTITIES, ("containedItemQuantity",)),
-    Compared(PPD, "package-type", _concept("packaging", "type"), CODES, ("packaging.type",), True),
+    Compared(PPD, "package-type", _concept("packaging", "type"), CODES, ("packaging.type",), observe=True),
     Compared(PPD, "atc", _atc, CODES, (f"extension:{FEST_ATC}",)),
     Compared(PPD, "legal-status", _concept("legalStatusOfSupply", "code"), CODES, ("legalStatusOfSupply",)),
     Compared(PPD, "marketing-status", _marketing_status, CODES, ("marketingStatus",)),
