@@ -133,8 +133,10 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
-        for resource in _translated(entry, key, lookup):
-            served = overlay.apply(resource) if overlay is not None else resource
+        made_here = _translated(entry, key, lookup)
+        for resource, served in zip(
+            made_here, overlay.apply_all(made_here) if overlay is not None else made_here, strict=True
+        ):
             merged = served is not resource
             origin = MERGED if merged else ()
             serving.serve(served, f"FEST {entry.catalogue} Id {key}", entry.oppf_id, origin, merged)

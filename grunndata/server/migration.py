@@ -27,8 +27,19 @@ def migration_report(served: Served) -> dict[str, Any]:
     ]
     return {
         "releases": [_release(r) for r in reversed(releases)],
+        "compared": _compared(),
         "not_in_idmp": _not_in_idmp(),
     }
+
+
+def _compared() -> dict[str, list[str]]:
+    """Per resource type, the elements the reconciliation compares (its one table)."""
+    from grunndata.translators.reconciliation import COMPARED
+
+    out: dict[str, list[str]] = {}
+    for row in COMPARED:
+        out.setdefault(row.resource, []).append(row.element)
+    return out
 
 
 def _release(release: Any) -> dict[str, Any]:
@@ -100,7 +111,7 @@ def migration_router(served: Served) -> APIRouter:
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;line-height:1.4;color:#1b1b1b}
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem}table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{background:#e6eef7;height:.6rem;min-width:4rem}
 .bar span{display:block;height:100%;background:#2b6cb0}.card{border:1px solid #ccc;border-radius:.4rem;padding:.6rem .8rem;margin:.8rem 0}
 .muted{color:#666}@media(max-width:40rem){th,td{font-size:.85rem}}
@@ -120,6 +131,11 @@ def _page(report: dict[str, Any]) -> str:
         "<p class='muted'>For each national release: how much of what FEST describes SAFEST/IDMP describes "
         "too, where the two disagree, and what only IDMP gives. JSON: <code>Accept: application/json</code>.</p>",
     ]
+    compared = "; ".join(f"{_e(t)}: {_e(', '.join(elements))}" for t, elements in report["compared"].items())
+    parts.append(
+        f"<p class='muted'>Compared where both give a value: {compared}. Any other element whose FEST "
+        "value SAFEST's replaces is listed under its FHIR name.</p>"
+    )
     if not report["releases"]:
         parts.append("<p>No national release has been imported yet.</p>")
     for release in report["releases"]:

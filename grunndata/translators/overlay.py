@@ -1,41 +1,38 @@
 """IDMP over FEST: where SAFEST and FEST describe the same thing, one national resource, not two.
 
 The importer links each SAFEST resource to the resource made from FEST by the FEST ids it carries
-(`Link`s it has checked exist); an Ingredient links through its product and its substance. A
+(`Link`s it has checked exist); an Ingredient links through its product and its substance (or
+is a product's one FEST Ingredient no SAFEST one names by substance, paired with its one such
+SAFEST Ingredient, so that the reconciliation finds the substances disagreeing). A
 linked pair becomes one resource under the FEST resource's id: every element SAFEST gives wins
 (the IDMP source is the authority for IDMP elements), FEST fills in the rest, identifiers are
 the union of both, and FEST's extensions stay (they carry what IDMP has no element for, and the
 M30 export reads them). A SAFEST resource with no FEST counterpart is served as it is, its
 references to linked resources rewritten to the ids served. Where the two disagree on what both
-say (ATC, pack size, name, dose form, marketing status) the reconciliation lists it.
+say, or SAFEST's value would replace a different one of FEST's, the reconciliation lists it
+(reconciliation.py holds the table of what is compared).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from grunndata.translators.fest_to_idmp.order import ORDER
+from grunndata.translators.reconciliation import (
+    CodePair,
+    Disagreement,
+    Equivalents,
+    Json,
+    code_pairs,
+    compare,
+)
 
-Json = dict[str, Any]
+__all__ = ["Disagreement", "Json", "Key", "Overlay", "merge"]
+
 Key = tuple[str, str]  # (resourceType, id)
-Equivalents = Callable[[str, str], set[tuple[str, str]]]  # (system, code) -> codes meaning the same
-
-ATC = "http://www.whocc.no/atc"
 _KEPT = ("resourceType", "id", "meta", "text")
-
-
-@dataclass(frozen=True, slots=True)
-class Disagreement:
-    resource: str  # "MedicinalProductDefinition/F2CEF840-..." as served
-    element: str  # atc, name, dose-form, pack-size, marketing-status
-    fest: str
-    safest: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"resource": self.resource, "element": self.element, "fest": self.fest, "safest": self.safest}
 
 
 @dataclass
@@ -50,7 +47,9 @@ class Overlay:
     fest_only: Counter[str] = field(default_factory=Counter)  # per type: FEST resources SAFEST did not
     observed: Counter[CodePair] = field(default_factory=Counter)  # codes both gave for one thing
     _by_target: dict[Key, Json] = field(default_factory=dict)
+    _served_as: dict[str, Json] = field(default_factory=dict)  # "Type/id" served -> its SAFEST resource
     _ingredients: dict[tuple[str, str], Json] = field(default_factory=dict)
+    _by_product: dict[str, list[Json]] = field(default_factory=dict)  # SAFEST Ingredients per product
     _used: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -68,6 +67,9 @@ class Overlay:
                 pair = _ingredient_pair(self.rewritten(resource))
                 if pair is not None:
                     self._ingredients.setdefault(pair, resource)
+                    self._by_product.setdefault(pair[0], []).append(resource)
+            served = target or _key(resource)
+            self._served_as.setdefault(f"{served[0]}/{served[1]}", resource)
 
     def rewritten(self, value: Any) -> Any:
         """`value` with every reference to a linked SAFEST resource pointing at the one served."""
@@ -83,21 +85,50 @@ class Overlay:
                 out["reference"] = f"{target[0]}/{target[1]}"
         return out
 
-    def apply(self, fest: Json) -> Json:
+    def apply_all(self, made: list[Json]) -> list[Json]:
+        """The resources to serve for those made from one FEST entry (a product and its Ingredients)."""
+        partners = self._ingredient_partners(made)
+        return [self.apply(resource, partners.get(id(resource))) for resource in made]
+
+    def apply(self, fest: Json, safest: Json | None = None) -> Json:
         """The resource to serve for one resource made from FEST: merged when SAFEST covers it."""
         key = _key(fest)
-        safest = self._by_target.get(key)
+        if safest is None:
+            safest = self._by_target.get(key)
         if safest is None and key[0] == "Ingredient":
             pair = _ingredient_pair(fest)
             safest = self._ingredients.get(pair) if pair is not None else None
-        if safest is None:
+        if safest is None or id(safest) in self._used:
             self.fest_only[key[0]] += 1
             return fest
         self._used.add(id(safest))
         self.merged[key[0]] += 1
-        self.disagreements += compare(fest, safest, f"{key[0]}/{key[1]}", self.equivalents)
-        self.observed.update(code_pairs(fest, safest))
-        return merge(fest, self.rewritten(safest))
+        theirs = self.rewritten(safest)
+        served = f"{key[0]}/{key[1]}"
+        self.disagreements += compare(fest, theirs, served, self.equivalents, self._served_as.get)
+        self.observed.update(code_pairs(fest, theirs))
+        return merge(fest, theirs)
+
+    def _ingredient_partners(self, made: list[Json]) -> dict[int, Json]:
+        """A product's one FEST Ingredient no SAFEST one names by substance, and its one such SAFEST
+        Ingredient: the same ingredient, whose substances the reconciliation then compares."""
+        unpaired: dict[str, list[Json]] = {}
+        taken: set[int] = set()
+        for resource in made:
+            pair = _ingredient_pair(resource) if resource.get("resourceType") == "Ingredient" else None
+            if pair is None:
+                continue
+            exact = self._ingredients.get(pair)
+            if exact is not None and id(exact) not in self._used:
+                taken.add(id(exact))
+            else:
+                unpaired.setdefault(pair[0], []).append(resource)
+        partners = {}
+        for product, fest in unpaired.items():
+            left = [s for s in self._by_product.get(product, ()) if id(s) not in taken | self._used]
+            if len(fest) == 1 and len(left) == 1:
+                partners[id(fest[0])] = left[0]
+        return partners
 
     def rest(self) -> list[Json]:
         """The SAFEST resources no FEST resource took in: served as they are, references rewritten."""
@@ -138,138 +169,3 @@ def merge(fest: Json, safest: Json) -> Json:
             out[name] = value
     rank = {n: i for i, n in enumerate(ORDER.get(str(fest.get("resourceType")), ()))}
     return dict(sorted(out.items(), key=lambda kv: rank.get(kv[0], len(rank))))
-
-
-# -- reconciliation -------------------------------------------------------------------------------
-
-# (element, FEST system, FEST code, FEST display, SAFEST system, SAFEST code, SAFEST display)
-CodePair = tuple[str, str, str, str, str, str, str]
-
-
-def _dose_form_codes(resource: Json) -> Codes:
-    return _codings(resource.get("combinedPharmaceuticalDoseForm"))
-
-
-def _package_type_codes(resource: Json) -> Codes:
-    return _codings((resource.get("packaging") or {}).get("type"))
-
-
-# coded elements whose FEST and SAFEST codes, seen on one product, make a ConceptMap
-_PAIRED: dict[str, tuple[tuple[str, Callable[[Json], Codes]], ...]] = {
-    "MedicinalProductDefinition": (("dose-form", _dose_form_codes),),
-    "PackagedProductDefinition": (("package-type", _package_type_codes),),
-}
-
-
-def code_pairs(fest: Json, safest: Json) -> list[CodePair]:
-    """The codes FEST and SAFEST each give one product for the same element, where their systems
-    differ: evidence for a map between the two code systems, drawn from the data itself."""
-    pairs = []
-    for element, read in _PAIRED.get(str(fest.get("resourceType")), ()):
-        for fs, fc, fd in read(fest):
-            for ss, sc, sd in read(safest):
-                if fs != ss:
-                    pairs.append((element, fs, fc, fd, ss, sc, sd))
-    return pairs
-
-
-def compare(fest: Json, safest: Json, served: str, equivalents: Equivalents) -> list[Disagreement]:
-    """What FEST and SAFEST both say about one thing, where they say it differently."""
-    found = []
-    for element, read, same in _COMPARED.get(str(fest.get("resourceType")), ()):
-        ours, theirs = read(fest), read(safest)
-        if ours and theirs and not same(ours, theirs, equivalents):
-            found.append(Disagreement(served, element, _shown(ours), _shown(theirs)))
-    return found
-
-
-Codes = list[tuple[str, str, str]]  # (system, code, display)
-
-
-def _codings(concept: Any) -> Codes:
-    if not isinstance(concept, dict):
-        return []
-    return [
-        (str(c.get("system", "")), str(c.get("code", "")), str(c.get("display", "")))
-        for c in concept.get("coding") or []
-        if isinstance(c, dict)
-    ]
-
-
-def _atc(resource: Json) -> Codes:
-    return sorted(
-        ("", c, d)
-        for concept in resource.get("classification") or []
-        for s, c, d in _codings(concept)
-        if s == ATC
-    )
-
-
-def _name(resource: Json) -> Codes:
-    names = resource.get("name") or []
-    first = names[0].get("productName") if names and isinstance(names[0], dict) else None
-    return [("", first, "")] if isinstance(first, str) else []
-
-
-def _dose_form(resource: Json) -> Codes:
-    return _codings(resource.get("combinedPharmaceuticalDoseForm"))
-
-
-def _pack_size(resource: Json) -> Codes:
-    return sorted(
-        ("", _number(q["value"]), str(q.get("unit") or q.get("code") or ""))
-        for q in resource.get("containedItemQuantity") or []
-        if isinstance(q, dict) and "value" in q
-    )
-
-
-def _number(value: Any) -> str:
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _marketing_status(resource: Json) -> Codes:
-    return sorted(c for s in resource.get("marketingStatus") or [] for c in _codings(s.get("status")))
-
-
-def _same_codes(ours: Codes, theirs: Codes, equivalents: Equivalents) -> bool:
-    """Equal codes agree; so do codes a ConceptMap says are equivalent; so do equal displays."""
-    mine = {(s, c) for s, c, _ in ours}
-    for system, code, display in theirs:
-        if (system, code) in mine:
-            continue
-        if any((system, code) in equivalents(s, c) for s, c in mine):
-            continue
-        if display and display.casefold() in {d.casefold() for _, _, d in ours if d}:
-            continue
-        return False
-    return True
-
-
-def _same_values(ours: Codes, theirs: Codes, equivalents: Equivalents) -> bool:
-    return {c for _, c, _ in ours} == {c for _, c, _ in theirs}
-
-
-def _same_text(ours: Codes, theirs: Codes, equivalents: Equivalents) -> bool:
-    return " ".join(ours[0][1].split()).casefold() == " ".join(theirs[0][1].split()).casefold()
-
-
-def _shown(codes: Codes) -> str:
-    return ", ".join((f"{s}|{c}" if s else c) + (f" ({d})" if d else "") for s, c, d in codes)
-
-
-Reader = Callable[[Json], Codes]
-Same = Callable[[Codes, Codes, Equivalents], bool]
-_COMPARED: dict[str, tuple[tuple[str, Reader, Same], ...]] = {
-    "MedicinalProductDefinition": (
-        ("atc", _atc, _same_values),
-        ("name", _name, _same_text),
-        ("dose-form", _dose_form, _same_codes),
-    ),
-    "PackagedProductDefinition": (
-        ("pack-size", _pack_size, _same_values),
-        ("marketing-status", _marketing_status, _same_codes),
-    ),
-}

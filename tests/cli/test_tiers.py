@@ -15,8 +15,8 @@ def test_import_safest_prints_the_reconciliation(tmp_path: Path) -> None:
     assert run_cli("import", "fest", str(require(REAL_FEST)), "--db", db).returncode == 0
     done = run_cli("import", "safest", str(PLANTED), "--db", db)
     assert done.returncode == 0, done.stderr
-    assert "planted.json: 7 resources read" in done.stdout
-    assert "5 disagreements" in done.stdout
+    assert "planted.json: 10 resources read" in done.stdout
+    assert "18 disagreements" in done.stdout
     assert "From SAFEST only: MedicinalProductDefinition 1" in done.stdout
     assert "Release 2 is now active." in done.stdout
     again = run_cli("import", "safest", str(PLANTED), "--db", db)

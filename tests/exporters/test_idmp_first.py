@@ -154,33 +154,37 @@ def test_a_store_with_only_safest_data_exports_paracet_valid_and_names_what_idmp
 def test_safest_products_without_a_prescription_group_or_brand_name_are_left_out_and_say_why(
     engine: Engine, tmp_path: Path, xsd: etree.XMLSchema
 ) -> None:
-    """planted.json alone: no product has a Reseptgruppe or Varenavn, so no brand, none of their
-    packages, nor their substance with strength; the substance itself is written."""
+    """planted.json alone: no product has a Varenavn (the new one no Reseptgruppe either), so no brand,
+    none of their packages, nor their substances with strength; the substances themselves are written."""
     import_safest(engine, PLANTED)
     out = tmp_path / "fest251.xml"
     result = exporter.export_m30(engine, out)
     assert_valid(xsd, out)
     written = entries(out)
-    assert list(written) == ["Virkestoff"] and len(written["Virkestoff"]) == 1
+    assert list(written) == ["Virkestoff"] and len(written["Virkestoff"]) == 3
+    names = [m.group(1) for e in written["Virkestoff"] if (m := re.search(r"<Navn>([^<]*)</Navn>", e))]
+    assert names == ["Everolimus", "Candesartan cilexetil", "Sevoflurane"]
     assert (
         "<Id>ID_82BF10B1-2FF0-4F26-8392-1C74748EC9A2</Id><Navn>Everolimus</Navn>" in written["Virkestoff"][0]
     )
     brand_reason = f"{NO_RESEPTGRUPPE}; {NO_VARENAVN}"
+    varenavn = BRAND_MISSING[1:]
     assert result.left_out == [
-        LeftOut("LegemiddelMerkevare", f"{MPD}/sf-certican", brand_reason, BRAND_MISSING),
+        LeftOut("LegemiddelMerkevare", f"{MPD}/sf-certican", NO_VARENAVN, varenavn),
         LeftOut("Virkestoff", "Ingredient/sf-certican-everolimus", PRODUCT_LEFT_OUT),
         LeftOut("Legemiddelpakning", f"{PPD}/sf-certican-60", PRODUCT_LEFT_OUT),
         LeftOut("LegemiddelMerkevare", f"{MPD}/sf-only-in-idmp", brand_reason, BRAND_MISSING),
-        LeftOut("LegemiddelMerkevare", f"{MPD}/sf-sevofluran", brand_reason, BRAND_MISSING),
+        LeftOut("LegemiddelMerkevare", f"{MPD}/sf-sevofluran", NO_VARENAVN, varenavn),
+        LeftOut("Virkestoff", "Ingredient/sf-sevofluran-substance", PRODUCT_LEFT_OUT),
         LeftOut("Legemiddelpakning", f"{PPD}/sf-sevofluran-250", PRODUCT_LEFT_OUT),
     ]
-    assert result.unfilled == {"LegemiddelMerkevare": dict.fromkeys(BRAND_MISSING, 3)}
-    assert result.idmp_written == {"Virkestoff": 1}
-    assert result.idmp_only == {"Ingredient": 1, MPD: 3, PPD: 2}
+    assert result.unfilled == {"LegemiddelMerkevare": {BRAND_MISSING[0]: 1, BRAND_MISSING[1]: 3}}
+    assert result.idmp_written == {"Virkestoff": 3}
+    assert result.idmp_only == {"Ingredient": 2, MPD: 3, PPD: 2}
     assert result.idmp.left_out_by_reason() == {
-        "LegemiddelMerkevare": {brand_reason: 3},
+        "LegemiddelMerkevare": {NO_VARENAVN: 2, brand_reason: 1},
         "Legemiddelpakning": {PRODUCT_LEFT_OUT: 2},
-        "Virkestoff": {PRODUCT_LEFT_OUT: 1},
+        "Virkestoff": {PRODUCT_LEFT_OUT: 2},
     }
 
 

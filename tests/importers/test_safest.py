@@ -1,9 +1,16 @@
 """SAFEST/IDMP data imported beside FEST: one national resource where both describe the same thing.
 
-The planted delivery (safest_data/planted.json) describes two brands, two packages, a substance and
-an ingredient of the real 2017 extract, linked by their FEST ids and a varenr, plus one product
-FEST does not have. Five things in it disagree with FEST on purpose; one (Certican's dose form,
-EDQM 10121000 against FEST 7448 code 5) only looks different and agrees by our ConceptMap.
+The planted delivery (safest_data/planted.json) describes two brands, two packages, three substances
+and two ingredients of the real 2017 extract, linked by their FEST ids and a varenr, plus one product
+FEST does not have. It disagrees with FEST on purpose in every element the reconciliation compares
+that the extract lets it (PLANTED_DISAGREEMENTS), and once more where SAFEST's value would replace
+FEST's in an element nobody compares (an Ingredient's one identifier). Other values only look
+different and agree: Certican's dose form (EDQM 10121000 against FEST 7448 code 5, by our
+ConceptMap) and package type (EDQM Blister against 7449 Blisterpakning), its GTIN sent as 14 digits
+with a leading zero beside a second, manufacturer's GTIN, its strength with a denominator FEST does
+not give; Sevofluran's package name in other case and spacing, its pack size 250.0 mL against FEST's
+250 ml (7452), its marketing start as a dateTime, its FEST ids under the Nordic ePI systems, its
+strength 100.0 against 100, its substance named by FEST's English name.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from grunndata.store import connect
 from grunndata.store.models import Release, ReleaseEntry, Resource
 from grunndata.store.releases import list_releases
 from grunndata.store.searchparams import SERVED_TYPES
+from grunndata.translators.reconciliation import COMPARED
 from tests.conftest import REAL_FEST, SHARED, require
 from tests.exporters.trees import differences
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, write_followup
@@ -40,6 +48,7 @@ R5_EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"
 SEVOFLURAN_BRAND = "67523ACD-85A3-4BAA-A146-DB5E41073BD6"
 SEVOFLURAN_PACKAGE = "C5C20BFF-1FD1-4DAF-8F90-75579805AAFC"
 MPD, PPD = "MedicinalProductDefinition", "PackagedProductDefinition"
+ING, SD = "Ingredient", "SubstanceDefinition"
 
 
 def served(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
@@ -61,36 +70,106 @@ def with_safest(engine: Engine) -> Engine:
     return engine
 
 
+CERTICAN_INGREDIENT, SEVOFLURAN_INGREDIENT = f"{CERTICAN_BRAND}-1", f"{SEVOFLURAN_BRAND}-1"
+KANDESARTAN = "6C1FB8B9-402F-421A-B587-80765A77BD89"
+R7421, R7448 = "urn:oid:2.16.578.1.12.4.1.1.7421", "urn:oid:2.16.578.1.12.4.1.1.7448"
+PLANTED_DISAGREEMENTS = [
+    (
+        f"{MPD}/{CERTICAN_BRAND}",
+        "name",
+        "Certican Disperg tab 0,1 mg",
+        "Certican 0,1 mg dispergerbar tablett",
+    ),
+    (f"{ING}/{CERTICAN_INGREDIENT}", "strength", "0.1 (mg)", "0.25 (mg)"),
+    (
+        f"{ING}/{CERTICAN_INGREDIENT}",
+        "identifier",
+        '{"system":"https://grunndata.no/fhir/NamingSystem/festVirkestoffMedStyrke",'
+        '"value":"ID_85C16063-FEAE-401D-8631-67C2407E5730"}',
+        '{"system":"http://legemiddelverket.no/fhir/SAFEST/MedicinalProductIngredient",'
+        '"value":"sf-certican-everolimus"}',
+    ),
+    (f"{MPD}/{SEVOFLURAN_BRAND}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
+    (
+        f"{MPD}/{SEVOFLURAN_BRAND}",
+        "dose-form",
+        f"{R7448}|97 (Væske til inhalasjonsdamp)",
+        "https://mpd.noma.no/codesystem/pharmaceutical-dose-form|10219000 (Tablet)",
+    ),
+    (
+        f"{MPD}/{SEVOFLURAN_BRAND}",
+        "legal-status",
+        f"{R7421}|C (Reseptgruppe C)",
+        f"{R7421}|A (Reseptgruppe A)",
+    ),
+    (
+        f"{ING}/{SEVOFLURAN_INGREDIENT}",
+        "substance",
+        "SubstanceDefinition/B41D91B5-C4A2-45B0-AB2F-B6B6A416F850",
+        "SubstanceDefinition/82BF10B1-2FF0-4F26-8392-1C74748EC9A2",
+    ),
+    (
+        f"{PPD}/{CERTICAN_PACKAGE}",
+        "name",
+        "Certican Disperg tab 0,1 mg",
+        "Certican 0,1 mg dispergerbar tablett, 60 stk",
+    ),
+    (f"{PPD}/{CERTICAN_PACKAGE}", "pack-size", "60 (stykk)", "50 (tablet)"),
+    (f"{PPD}/{CERTICAN_PACKAGE}", "legal-status", f"{R7421}|C (Reseptgruppe C)", f"{R7421}|F (Reseptfri)"),
+    (f"{PPD}/{CERTICAN_PACKAGE}", "marketing-dates", "start 2004-07-15", "start 2004-08-01"),
+    (
+        f"{PPD}/{CERTICAN_PACKAGE}",
+        "fest-id",
+        f"Legemiddelpakning {CERTICAN_PACKAGE}",
+        "Legemiddelpakning 00000000-0000-0000-0000-000000000000",
+    ),
+    (f"{PPD}/{SEVOFLURAN_PACKAGE}", "gtin", "07046260236080", "07046260236097"),
+    (f"{PPD}/{SEVOFLURAN_PACKAGE}", "varenr", "023608", "023609"),
+    (
+        f"{PPD}/{SEVOFLURAN_PACKAGE}",
+        "package-type",
+        "urn:oid:2.16.578.1.12.4.1.1.7449|145 (Flaske av aluminium)",
+        "http://standardterms.edqm.eu|30069000 (Vial)",
+    ),
+    (f"{PPD}/{SEVOFLURAN_PACKAGE}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
+    (
+        f"{PPD}/{SEVOFLURAN_PACKAGE}",
+        "marketing-status",
+        "https://grunndata.no/fhir/CodeSystem/fest-marketing-status|markedsfort (Marketed)",
+        "https://spor.ema.europa.eu/v1/lists/100000072052|100000072081 (Not marketed)",
+    ),
+    (f"{SD}/{KANDESARTAN}", "name", "Kandesartan | Candesartan", "Candesartan cilexetil"),
+]
+
+
 def test_the_reconciliation_lists_exactly_the_planted_disagreements(engine: Engine) -> None:
     import_fest(engine, require(REAL_FEST))
     result = import_safest(engine, PLANTED)
     rec = result.reconciliation
     assert rec is not None
-    found = sorted((d["resource"], d["element"]) for d in rec["disagreements"])
-    assert found == [
-        (f"{MPD}/{SEVOFLURAN_BRAND}", "atc"),
-        (f"{MPD}/{SEVOFLURAN_BRAND}", "dose-form"),
-        (f"{MPD}/{CERTICAN_BRAND}", "name"),
-        (f"{PPD}/{SEVOFLURAN_PACKAGE}", "marketing-status"),
-        (f"{PPD}/{CERTICAN_PACKAGE}", "pack-size"),
-    ]
-    assert rec["disagreement_count"] == 5
-    assert {
-        "resource": f"{MPD}/{SEVOFLURAN_BRAND}",
-        "element": "atc",
-        "fest": "N01AB08 (Sevofluran)",
-        "safest": "N01AB99",
-    } in rec["disagreements"]
-    assert {
-        "resource": f"{PPD}/{CERTICAN_PACKAGE}",
-        "element": "pack-size",
-        "fest": "60 (stykk)",
-        "safest": "50 (tablet)",
-    } in rec["disagreements"]
-    assert rec["linked"] == {"Ingredient": 1, MPD: 2, PPD: 2, "SubstanceDefinition": 1}
+    found = [(d["resource"], d["element"], d["fest"], d["safest"]) for d in rec["disagreements"]]
+    assert sorted(found) == sorted(PLANTED_DISAGREEMENTS)
+    assert rec["disagreement_count"] == 18
+    assert rec["linked"] == {ING: 2, MPD: 2, PPD: 2, SD: 3}
     assert rec["idmp_only"] == {MPD: 1}
     assert rec["fest_only"][PPD] == 105 and rec["fest_only"][MPD] == 76
-    assert result.types == {"Ingredient": 1, MPD: 3, PPD: 2, "SubstanceDefinition": 1}
+    assert result.types == {ING: 2, MPD: 3, PPD: 2, SD: 3}
+
+
+def test_the_planted_delivery_covers_every_compared_element_the_extract_can_carry() -> None:
+    planted = {(resource.split("/")[0], element) for resource, element, _, _ in PLANTED_DISAGREEMENTS}
+    compared = {(row.resource, row.element) for row in COMPARED}
+    # the 2017 extract has no Legemiddeldose and no strength with a denominator: unit cases cover
+    # those (tests/translators/test_reconciliation.py); the identifier is SAFEST overwriting FEST
+    assert compared - planted == {
+        ("ManufacturedItemDefinition", "name"),
+        ("ManufacturedItemDefinition", "dose-form"),
+        ("ManufacturedItemDefinition", "fest-id"),
+        (MPD, "fest-id"),
+        (SD, "fest-id"),
+        (ING, "strength-denominator"),
+    }
+    assert planted - compared == {(ING, "identifier")}
 
 
 def test_idmp_wins_for_idmp_elements_fest_fills_the_rest_and_nothing_is_served_twice(
@@ -159,7 +238,7 @@ def test_a_shrunken_delivery_is_refused_unless_forced(with_safest: Engine, tmp_p
     with pytest.raises(DeliveryError) as refused:
         import_safest(with_safest, cut)
     assert str(refused.value) == (
-        "refused: this delivery would expire 100% of the 1 Ingredient resources SAFEST gave "
+        "refused: this delivery would expire 100% of the 2 Ingredient resources SAFEST gave "
         "before (more than 20%); check it is whole, or pass --force"
     )
     assert [r.status for r in list_releases(with_safest)] == ["superseded", "active", "failed"]

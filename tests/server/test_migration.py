@@ -11,6 +11,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.server import create_app
 from tests.conftest import REAL_FEST, require
+from tests.importers.test_safest import PLANTED_DISAGREEMENTS
 
 PLANTED = Path(__file__).parents[1] / "importers" / "safest_data" / "planted.json"
 
@@ -29,19 +30,25 @@ def test_the_migration_page_shows_each_release_its_coverage_and_disagreements(en
     assert newest["coverage"]["PackagedProductDefinition"] == {"fest": 107, "with_idmp": 2, "share": 0.0187}
     assert newest["coverage"]["MedicinalProductDefinition"] == {"fest": 78, "with_idmp": 2, "share": 0.0256}
     assert newest["idmp_only"] == {"MedicinalProductDefinition": 1}
-    assert newest["disagreement_count"] == 5
-    assert {d["element"] for d in newest["disagreements"]} == {
-        "atc",
-        "name",
-        "dose-form",
-        "pack-size",
-        "marketing-status",
-    }
+    assert newest["disagreement_count"] == len(PLANTED_DISAGREEMENTS) == 18
+    assert sorted(
+        (d["resource"], d["element"], d["fest"], d["safest"]) for d in newest["disagreements"]
+    ) == sorted(PLANTED_DISAGREEMENTS)
+    assert report["compared"]["Ingredient"] == ["substance", "strength", "strength-denominator"]
+    assert report["compared"]["PackagedProductDefinition"][:3] == ["name", "gtin", "varenr"]
     refusjon = next(r for r in report["not_in_idmp"] if r["catalogue"] == "Refusjon")
     assert refusjon["extension"] > 0
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "<strong>5 disagreements</strong>" in page.text
+    assert "<strong>18 disagreements</strong>" in page.text
     assert "Certican 0,1 mg dispergerbar tablett" in page.text
+    assert "<td>gtin</td><td>07046260236080</td><td>07046260236097</td>" in page.text
+    assert "<td>marketing-dates</td><td>start 2004-07-15</td><td>start 2004-08-01</td>" in page.text
+    # what SAFEST overwrote, as JSON, escaped
+    assert (
+        "<td>identifier</td><td>{&quot;system&quot;:&quot;https://grunndata.no/fhir/NamingSystem/"
+        in page.text
+    )
+    assert "Ingredient: substance, strength, strength-denominator" in page.text
     assert "width=device-width" in page.text
 
 
