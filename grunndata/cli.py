@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,10 +122,12 @@ def import_safest_cmd(
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
     _print_reconciliation(result.reconciliation)
     if result.warnings:
+        kinds = Counter(w["kind"] for w in result.warnings)
         out.print(
-            f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):"
+            f"[yellow]{len(result.warnings):,} warnings[/yellow] ({_counts(dict(sorted(kinds.items())))}; "
+            "the first 20, all are in the release report):"
         )
-        for w in result.warnings[:20]:
+        for w in sorted(result.warnings, key=lambda w: w["kind"] == "conversion")[:20]:
             where = f"{w['where']}: " if "where" in w else ""
             out.print(f"  {w['kind']}: {where}{w['resource']}: {w['message']}")
     out.print(f"{result.seconds:.1f} s.")
