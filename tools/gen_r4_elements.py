@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The R4 resource types the SAFEST import takes (DMP's NOMA profiles and their kin), and Bundle,
-# the shape a FHIR search answers in.
+# The R4 resource types the SAFEST import takes (DMP's NOMA profiles and their kin, and the
+# terminology SAFEST publishes beside them), and Bundle, the shape a FHIR search answers in.
 RESOURCES = (
     "MedicinalProduct",
     "MedicinalProductPackaged",
@@ -27,6 +27,9 @@ RESOURCES = (
     "MedicinalProductIngredient",
     "MedicinalProductAuthorization",
     "SubstanceSpecification",
+    "CodeSystem",
+    "ValueSet",
+    "ConceptMap",
     "Bundle",
 )
 LINE_LENGTH = 110  # pyproject.toml [tool.ruff]

@@ -229,12 +229,30 @@ def _unfit_xml(raw: bytes, name: str, error_line: int | None) -> str | None:
     return f"{name} line {line}: {unfit_sentence(xml_element_before(raw, start) or 'the XML', char)}"
 
 
+IN_R4_AND_R5 = frozenset({"CodeSystem", "ValueSet", "ConceptMap"})
+"""Terminology types both releases have, under one name and one XML root: such a resource is read
+by the R4 definitions (SAFEST publishes R4), and as R5 when it holds an element R4 does not have."""
+
+
 def _resource_json(element: Any, name: str) -> dict[str, Any]:
     """A resource read from its XML element: R4 types by the R4 definitions, R5 by fhir.resources."""
     rtype = etree.QName(element).localname
     if rtype in R4_RESOURCES:
-        return _R4Reader(name).resource(element, rtype, rtype)
+        return _r4_or_r5(element, rtype, name, rtype)
     return _r5_json(element, rtype, name)
+
+
+def _r4_or_r5(element: Any, rtype: str, name: str, path: str) -> dict[str, Any]:
+    """An R4 type by the R4 definitions; a type of both releases as R5 when it is not R4."""
+    try:
+        return _R4Reader(name).resource(element, rtype, path)
+    except DeliveryError as as_r4:
+        if rtype not in IN_R4_AND_R5:
+            raise
+        try:
+            return _r5_json(element, rtype, name)
+        except DeliveryError as as_r5:
+            raise DeliveryError(f"{as_r4} (and read as R5: {str(as_r5).removeprefix(name + ': ')})") from None
 
 
 def _r5_json(element: Any, rtype: str, name: str) -> dict[str, Any]:
@@ -377,7 +395,7 @@ class _R4Reader:
             raise self.refuse(holder, f"{path} must hold exactly one resource and nothing else")
         rtype = etree.QName(inner[0]).localname
         if rtype in R4_RESOURCES:
-            return self.resource(inner[0], rtype, f"{path}.{rtype}")
+            return _r4_or_r5(inner[0], rtype, self.name, f"{path}.{rtype}")
         return _r5_json(inner[0], rtype, self.name)
 
 

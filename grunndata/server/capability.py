@@ -26,8 +26,8 @@ TERMINOLOGY_RESOURCES: list[dict[str, object]] = [
     {
         "type": "ConceptMap",
         "documentation": (
-            "FEST code systems to EDQM and UCUM (reviewed files, sources stated), and FEST ids to IDMP "
-            "resources and GTIN (generated from each release)"
+            "FEST code systems to EDQM and UCUM (reviewed files, sources stated), FEST ids to IDMP "
+            "resources and GTIN (generated from each release), and the maps SAFEST delivered"
         ),
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [
@@ -38,6 +38,7 @@ TERMINOLOGY_RESOURCES: list[dict[str, object]] = [
             }
             for name, kind in (
                 ("url", "uri"),
+                ("version", "token"),
                 ("name", "string"),
                 ("status", "token"),
                 ("source-group-system", "reference"),
@@ -49,11 +50,6 @@ TERMINOLOGY_RESOURCES: list[dict[str, object]] = [
                 "translate", "ConceptMap-translate", "R5 names, and R4's code/coding/targetsystem/reverse"
             )
         ],
-    },
-    {
-        "type": "ValueSet",
-        "documentation": "Only $expand of a FEST code system's implicit value set (url = the code system's url)",
-        "operation": [_operation("expand", "ValueSet-expand", "filter, offset, count")],
     },
 ]
 
@@ -99,13 +95,23 @@ def capability_statement(base: str) -> bytes:
                 _operation(
                     "lookup",
                     "CodeSystem-lookup",
-                    "A code of a FEST code system: display, designations, parent and children",
+                    "A code of a FEST or SAFEST code system: display, designations, parent and children",
                 ),
                 _operation(
                     "validate-code",
                     "CodeSystem-validate-code",
-                    "Whether a code (and display) is in a FEST code system",
+                    "Whether a code (and display) is in a FEST or SAFEST code system",
                 ),
+            ]
+        if rtype == "ValueSet":
+            entry["operation"] = [
+                _operation(
+                    "expand",
+                    "ValueSet-expand",
+                    "A ValueSet SAFEST delivered (compose by whole code systems, listed concepts, other "
+                    "value sets; no filters), or a code system's implicit value set (url = its url); "
+                    "filter, offset, count, valueSetVersion",
+                )
             ]
         resources.append(entry)
     resources += TERMINOLOGY_RESOURCES

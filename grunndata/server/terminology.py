@@ -2,8 +2,10 @@
 `$validate-code`, ValueSet `$expand`.
 
 The maps are the reviewed files in grunndata/terminology (FEST code systems to EDQM and UCUM)
-plus the FEST id <-> IDMP maps generated from the served release; the code systems are the FEST
-Kodeverk the release serves. Both are indexed in memory once per snapshot, so an operation is a
+plus the FEST id <-> IDMP maps generated from the served release, and the ConceptMaps SAFEST
+delivered; the code systems are the FEST Kodeverk and SAFEST's CodeSystems the release serves, the
+value sets SAFEST's. What SAFEST delivered replaces ours of the same url and version
+(`replace_ours`). All are indexed in memory once per snapshot, so an operation is a
 dictionary lookup. Unknown systems and codes are answers (result=false), not errors; requests
 that cannot be understood are 400.
 """
@@ -34,16 +36,27 @@ from grunndata.store import reads
 from grunndata.terminology import concept_map_files
 from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps, observed_maps
 from grunndata.translators.terminology import (
+    CannotExpand,
     CodeSystemIndex,
     Coding,
     ConceptMapIndex,
     Match,
+    replace_ours,
     translate_parameters,
 )
 
 Json = dict[str, Any]
 _FORM = "application/x-www-form-urlencoded"
-MAP_SEARCH = {"_id", "url", "name", "status", "source-group-system", "target-group-system", "_summary"}
+MAP_SEARCH = {
+    "_id",
+    "url",
+    "version",
+    "name",
+    "status",
+    "source-group-system",
+    "target-group-system",
+    "_summary",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,20 +174,29 @@ class Terminology:
         with self.served.engine.connect() as conn:
             rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
             code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
+            fest_made = reads.fest_made_ids(conn, snapshot, "CodeSystem")
+            value_sets = [v.resource() for v in reads.all_of_type(conn, snapshot, "ValueSet")]
+            imported_maps = [v.resource() for v in reads.all_of_type(conn, snapshot, "ConceptMap")]
             pairs = [
                 pair
                 for report in reads.release_reports(conn, snapshot.releases)
                 for pair in ((report.get("reconciliation") or {}).get("code_pairs") or [])
             ]
-        maps = [
+        ours = [
             *concept_map_files(),
             *id_maps(rows, snapshot.token, pause),
             *observed_maps(pairs, snapshot.token),
         ]
+        # what SAFEST delivered replaces ours of the same url and version (the rule of the import report)
+        maps, _ = replace_ours(ours, imported_maps)
+        code_systems, _ = replace_ours(
+            [c for c in code_systems if c["id"] in fest_made],
+            [c for c in code_systems if c["id"] not in fest_made],
+        )
         return _Indexes(
             snapshot.token,
             ConceptMapIndex(maps, pause),
-            CodeSystemIndex(code_systems),
+            CodeSystemIndex(code_systems, value_sets),
             {m["id"]: orjson.dumps(m) for m in maps},
         )
 
@@ -405,18 +427,20 @@ def terminology_router(terms: Terminology) -> APIRouter:
         return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], len(found)))
 
     @router.api_route(
-        "/CodeSystem/$lookup", methods=["GET", "POST"], summary="Look up a code of a FEST code system"
+        "/CodeSystem/$lookup", methods=["GET", "POST"], summary="Look up a code of a code system"
     )
     async def lookup(request: Request) -> Response:
         def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
             coding = _codings(items, ("code",), ("coding",), "codeableConcept", _text(items, "system"))
             if len(coding) != 1 or not coding[0].system:
                 raise _bad("$lookup needs one code with its system (system and code, or coding)")
-            found = ix.code_systems.lookup(coding[0].system, coding[0].code)
+            version = _text(items, "version")
+            found = ix.code_systems.lookup(coding[0].system, coding[0].code, version)
             if found is None:
-                known = ix.code_systems.get(coding[0].system) is not None
+                known = ix.code_systems.get(coding[0].system, version) is not None
                 what = f"code {coding[0].code!r} is not in" if known else "there is no code system"
-                raise FhirError(404, "not-found", f"{what} {coding[0].system}")
+                named = f"{coding[0].system}|{version}" if version else coding[0].system
+                raise FhirError(404, "not-found", f"{what} {named}")
             return found
 
         return await answer(request, work)
@@ -434,14 +458,15 @@ def terminology_router(terms: Terminology) -> APIRouter:
             if not system:
                 raise _bad("$validate-code needs the code system: url, system or coding.system")
             display = _text(items, "display") or coding[0].display
-            return ix.code_systems.validate_code(system, coding[0].code, display)
+            version = _text(items, "version", "systemVersion")
+            return ix.code_systems.validate_code(system, coding[0].code, display, version)
 
         return await answer(request, work)
 
     @router.api_route(
         "/ValueSet/$expand",
         methods=["GET", "POST"],
-        summary="All codes of a FEST code system (url = its urn:oid)",
+        summary="Expand a ValueSet, or the implicit value set of a code system (url = its url)",
     )
     async def expand(request: Request) -> Response:
         def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
@@ -451,10 +476,19 @@ def terminology_router(terms: Terminology) -> APIRouter:
             offset = whole_number("offset", str(_one(items, "offset") or 0), 0, 10_000_000)
             count_value = _one(items, "count")
             count = None if count_value is None else whole_number("count", str(count_value), 0, 100_000)
-            expansion = ix.code_systems.expand(url, filter=_text(items, "filter"), offset=offset, count=count)
+            version = _text(items, "valueSetVersion")
+            try:
+                expansion = ix.code_systems.expand(
+                    url, version=version, filter=_text(items, "filter"), offset=offset, count=count
+                )
+            except CannotExpand as e:
+                raise FhirError(422, "not-supported", str(e)) from None
             if expansion is None:
+                named = f"{url}|{version}" if version else url
                 raise FhirError(
-                    404, "not-found", f"there is no value set {url!r} here (only the FEST code systems' own)"
+                    404,
+                    "not-found",
+                    f"there is no value set {named!r} here (neither a ValueSet nor a code system's own)",
                 )
             return expansion
 
@@ -468,6 +502,7 @@ def _map_matches(m: Json, params: Any) -> bool:
     checks: dict[str, Callable[[str], bool]] = {
         "_id": lambda v: m.get("id") == v,
         "url": lambda v: m.get("url") == v,
+        "version": lambda v: m.get("version") == v,
         "name": lambda v: str(m.get("name", "")).lower().startswith(v.lower()),
         "status": lambda v: m.get("status") == v,
         "source-group-system": lambda v: any(g.get("source") == v for g in groups),

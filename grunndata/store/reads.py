@@ -655,3 +655,11 @@ def all_of_type(conn: Connection, snapshot: Snapshot, rtype: str) -> list[Versio
         select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
     )
     return [_version(r) for r in rows]
+
+
+def fest_made_ids(conn: Connection, snapshot: Snapshot, rtype: str) -> set[str]:
+    """The ids of the served `rtype` resources made from a FEST entry (they carry its Oppf Id)."""
+    rows = conn.execute(
+        select(R.c.id).select_from(_visible(snapshot)).where(R.c.type == rtype, R.c.source_id.is_not(None))
+    )
+    return {str(r[0]) for r in rows}

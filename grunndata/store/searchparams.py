@@ -45,8 +45,9 @@ MPD, PPD, MID = "MedicinalProductDefinition", "PackagedProductDefinition", "Manu
 APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinition"
 CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
 RA = "RegulatedAuthorization"  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
+VS = "ValueSet"  # from SAFEST; ConceptMaps are served by the terminology routes, from one map index
 
-SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA)
+SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA, VS)
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (
@@ -281,6 +282,13 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
     _p(CS, "title", "string", "title", "Human-friendly name"),
     _p(CS, "status", "token", "status", "Publication status"),
     _p(CS, "code", "token", "concept.code", "A code defined by the code system"),
+    _p(CS, "version", "token", "version", "The business version of the code system"),
+    # ValueSet (from SAFEST)
+    _p(VS, "url", "uri", "url", "The value set's canonical URL"),
+    _p(VS, "version", "token", "version", "The business version of the value set"),
+    _p(VS, "name", "string", "name", "Computer-friendly name"),
+    _p(VS, "title", "string", "title", "Human-friendly name"),
+    _p(VS, "status", "token", "status", "Publication status"),
     # RegulatedAuthorization (from SAFEST/IDMP)
     _p(RA, "identifier", "token", "identifier", "Marketing authorisation number"),
     _p(

@@ -12,9 +12,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 NOT_RELATED = "not-related-to"
 PARENT_PROPERTY_URI = "http://hl7.org/fhir/concept-properties#parent"
@@ -62,15 +63,116 @@ def _origin(conceptmap: Json) -> str:
     return f"{url}|{version}" if version else url
 
 
+def _split(canonical: str) -> tuple[str, str | None]:
+    """`url|version` -> (url, version); a canonical without `|` has no version."""
+    url, bar, version = canonical.partition("|")
+    return url, (version or None) if bar else None
+
+
+def version_order(version: str | None) -> tuple[int, tuple[tuple[int, int, str], ...]]:
+    """How versions of one canonical resource sort, oldest first: in natural order (runs of digits
+    compare as numbers, so 1.10.0 is newer than 1.9.0 and 2 newer than 1.0), no version oldest.
+
+    A request that names a url without a version gets the newest by this order: FHIR resolves such a
+    canonical to the current version, and natural order reads semver, plain integers and ISO dates
+    (the usual business versions) the way their authors mean them.
+    """
+    if version is None:
+        return (0, ())
+    parts = re.findall(r"\d+|\D+", version)
+    return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts))
+
+
+class _Canonicals(Generic[T]):
+    """Items (maps, code systems, value sets) by `url|version` and, for a bare url, the newest."""
+
+    def __init__(self) -> None:
+        self._exact: dict[tuple[str, str | None], T] = {}
+        self._newest: dict[str, tuple[str | None, T]] = {}
+
+    def add(self, url: str, version: str | None, item: T) -> None:
+        """Keep `item` unless one of the same url and version came first."""
+        if (url, version) in self._exact:
+            return
+        self._exact[(url, version)] = item
+        known = self._newest.get(url)
+        if known is None or version_order(version) > version_order(known[0]):
+            self._newest[url] = (version, item)
+
+    def get(self, canonical: str, version: str | None = None) -> T | None:
+        """The item of `url|version` (or of `version` given apart), else the newest of the url."""
+        url, in_canonical = _split(canonical)
+        wanted = version or in_canonical
+        if wanted is not None:
+            return self._exact.get((url, wanted))
+        newest = self._newest.get(url)
+        return newest[1] if newest else None
+
+    def is_newest(self, url: str, item: T) -> bool:
+        newest = self._newest.get(url)
+        return newest is not None and newest[1] is item
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """An imported terminology resource that took the place of one of ours with its url and version."""
+
+    canonical: str  # url|version (url alone when neither has a version)
+    resource: str  # Type/id of the imported one
+    replaced: str  # Type/id of ours
+
+
+def _canonical_key(resource: Json) -> tuple[str, str, str | None] | None:
+    url = resource.get("url")
+    if not isinstance(url, str) or not url:
+        return None
+    version = resource.get("version")
+    return str(resource.get("resourceType")), url, version if isinstance(version, str) and version else None
+
+
+def replace_ours(ours: Iterable[Json], imported: Iterable[Json]) -> tuple[list[Json], list[Replacement]]:
+    """Ours with each replaced by the imported resource of its type, url and version, then the other
+    imported ones; and what was replaced. One rule for the import report and the served terminology."""
+    theirs = list(imported)
+    by_key: dict[tuple[str, str, str | None], Json] = {}
+    for resource in theirs:
+        key = _canonical_key(resource)
+        if key is not None:
+            by_key.setdefault(key, resource)
+    out: list[Json] = []
+    replaced: list[Replacement] = []
+    used: set[int] = set()
+    for resource in ours:
+        key = _canonical_key(resource)
+        instead = by_key.get(key) if key is not None else None
+        if key is None or instead is None or id(instead) in used:
+            out.append(resource)
+            continue
+        used.add(id(instead))
+        out.append(instead)
+        canonical = f"{key[1]}|{key[2]}" if key[2] else key[1]
+        replaced.append(Replacement(canonical, _label(instead), _label(resource)))
+    out += [r for r in theirs if id(r) not in used]
+    return out, replaced
+
+
+def _label(resource: Json) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Group:
-    """One ConceptMap group; compared by identity, so two alike groups of one map stay apart."""
+    """One ConceptMap group; compared by identity, so two alike groups of one map stay apart.
+
+    `current`: the map is the newest version of its url, so it answers a question that names no
+    map version (several versions of one map would otherwise answer twice, the old one stale)."""
 
     map_url: str
     origin: str
     source: str | None
     target: str | None
     unmapped: Json | None
+    current: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +183,7 @@ class _Entry:
     match: Match | None
 
 
-def _groups(conceptmap: Json) -> Iterator[tuple[_Group, Json]]:
+def _groups(conceptmap: Json, current: bool = True) -> Iterator[tuple[_Group, Json]]:
     """Each group of a map with its JSON, systems stripped of any `|version`."""
     url = _bare(str(conceptmap.get("url", "")))
     origin = _origin(conceptmap)
@@ -94,6 +196,7 @@ def _groups(conceptmap: Json) -> Iterator[tuple[_Group, Json]]:
                 source=_bare(source) if source else None,
                 target=_bare(target) if target else None,
                 unmapped=group.get("unmapped"),
+                current=current,
             ),
             group,
         )
@@ -126,13 +229,16 @@ def _match(target: Json, concept: Coding, origin: str) -> Match:
 def _fits(
     group: _Group, url: str | None, system: str | None, target_system: str | None, reverse: bool
 ) -> bool:
-    """Whether a group answers the question: `system` is the side the code is on, `target_system` the other."""
+    """Whether a group answers the question: `system` is the side the code is on, `target_system` the other.
+
+    `url` names the map: `url|version` that version, a bare url (or none) the newest of each url.
+    """
     near, far = (group.target, group.source) if reverse else (group.source, group.target)
-    return (
-        (url is None or group.map_url == url)
-        and (system is None or near == system)
-        and (target_system is None or far == target_system)
-    )
+    if url is not None and "|" in url:
+        chosen = group.origin == url
+    else:
+        chosen = group.current and (url is None or group.map_url == url)
+    return chosen and (system is None or near == system) and (target_system is None or far == target_system)
 
 
 def _nothing_found(
@@ -160,17 +266,23 @@ class ConceptMapIndex:
         beside the one that answers uses it to give way now and then)."""
         self._pause = pause or _no_pause
         self._maps: list[Json] = list(maps)
-        self._by_url: dict[str, Json] = {}
+        self._by_url: _Canonicals[Json] = _Canonicals()
         self._forward: dict[str, list[_Entry]] = {}
         self._reverse: dict[str, list[_Entry]] = {}
         self._unmapped: dict[str, list[_Group]] = {}
         for conceptmap in self._maps:
-            self._by_url.setdefault(_bare(str(conceptmap.get("url", ""))), conceptmap)
-            self._add(conceptmap)
+            url, version = _split(_origin(conceptmap))
+            self._by_url.add(url, version, conceptmap)
+        for conceptmap in self._maps:
+            url = _bare(str(conceptmap.get("url", "")))
+            if (
+                self._by_url.get(_origin(conceptmap)) is conceptmap
+            ):  # a map of the same url|version first wins
+                self._add(conceptmap, self._by_url.is_newest(url, conceptmap))
 
-    def _add(self, conceptmap: Json) -> None:
+    def _add(self, conceptmap: Json, current: bool) -> None:
         """Index every element of one map by its source code and every target by its target code."""
-        for group, group_json in _groups(conceptmap):
+        for group, group_json in _groups(conceptmap, current):
             if group.unmapped is not None and group.source is not None:
                 self._unmapped.setdefault(group.source, []).append(group)
             for element in group_json.get("element", []):
@@ -187,8 +299,8 @@ class ConceptMapIndex:
         return list(self._maps)
 
     def find(self, url: str) -> Json | None:
-        """The map with this url; a `|version` in the argument is ignored, the first map of a url wins."""
-        return self._by_url.get(_bare(url))
+        """The map of `url|version`, or the newest of a bare url (see `version_order`)."""
+        return self._by_url.get(url)
 
     def translate(
         self,
@@ -206,8 +318,8 @@ class ConceptMapIndex:
         the target side, `target_system` filters group sources, and each match's relationship is
         still the map's own (source -> target), not inverted: the caller reads it the other way round.
         """
-        wanted = _bare(url) if url else None
-        if wanted is not None and wanted not in self._by_url:
+        wanted = url or None
+        if wanted is not None and self._by_url.get(wanted) is None:
             return [], f"no ConceptMap has url '{wanted}'"
         if reverse:
             entries = self._reverse.get(code, [])
@@ -262,10 +374,10 @@ class ConceptMapIndex:
             ], []
         if mode != "other-map" or not rule.get("otherMap"):
             return [], []
-        other = _bare(rule["otherMap"])
+        other = _bare(rule["otherMap"])  # the other map's newest version, whatever version it names
         if other in seen:
             return [], [f"'{code}' is not in ConceptMap {group.origin}, whose other map {other} loops back"]
-        if other not in self._by_url:
+        if self._by_url.get(other) is None:
             return [], [
                 f"'{code}' is not in ConceptMap {group.origin}, and its other map {other} is not known"
             ]
@@ -310,10 +422,19 @@ class _CodeSystem:
     concepts: list[_Concept] = field(default_factory=list)
     by_key: dict[str, _Concept] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
+    _codings: list[Coding] | None = None
 
     @property
     def url(self) -> str:
         return str(self.resource["url"])
+
+    @property
+    def canonical(self) -> str:
+        version = self.resource.get("version")
+        return f"{self.url}|{version}" if version else self.url
+
+    def coding(self, concept: _Concept) -> Coding:
+        return Coding(self.url, concept.json["code"], _display(concept.json))
 
     def key(self, code: str) -> str:
         """Codes are case-sensitive unless the code system explicitly says `caseSensitive: false`."""
@@ -321,6 +442,12 @@ class _CodeSystem:
 
     def concept(self, code: str) -> _Concept | None:
         return self.by_key.get(self.key(code))
+
+    def codings(self) -> list[Coding]:
+        """Every concept as a Coding, in document order: the code system's implicit value set."""
+        if self._codings is None:
+            self._codings = [self.coding(c) for c in self.concepts]
+        return self._codings
 
 
 def _parent_properties(resource: Json) -> set[str]:
@@ -397,18 +524,29 @@ def _words(text: str) -> set[str]:
     return set(lowered.split()) | set(re.findall(r"\w+", lowered))
 
 
-def _filtered(concepts: list[_Concept], text: str) -> list[_Concept]:
-    """Concepts whose code starts with the filter, or whose display has a word starting with each filter word."""
+def _display(concept: Json) -> str | None:
+    """A concept's display; one of only spaces (DMP's marketingStatus has `display value=" "`) is none."""
+    display = concept.get("display")
+    return display if isinstance(display, str) and display.strip() else None
+
+
+def _filtered(codings: list[Coding], text: str) -> list[Coding]:
+    """Codes that start with the filter, or whose display has a word starting with each filter word."""
     wanted = text.casefold()
     terms = wanted.split()
 
-    def keeps(concept: _Concept) -> bool:
-        if str(concept.json["code"]).casefold().startswith(wanted):
+    def keeps(coding: Coding) -> bool:
+        if coding.code.casefold().startswith(wanted):
             return True
-        words = _words(concept.json.get("display", ""))
+        words = _words(coding.display or "")
         return all(any(w.startswith(t) for w in words) for t in terms)
 
-    return [c for c in concepts if keeps(c)]
+    return [c for c in codings if keeps(c)]
+
+
+class CannotExpand(ValueError):
+    """A value set this server cannot expand (a filter, an unknown code system...); the message says
+    which part of it, in one sentence."""
 
 
 def _expansion_id(url: str, filter: str | None, offset: int, count: int | None) -> str:
@@ -417,22 +555,30 @@ def _expansion_id(url: str, filter: str | None, offset: int, count: int | None) 
 
 
 class CodeSystemIndex:
-    """CodeSystem resources with their concepts (content complete), for $lookup, $validate-code, $expand."""
+    """CodeSystem resources with their concepts (content complete), for $lookup, $validate-code and
+    $expand, and the ValueSets composed of them, for $expand.
 
-    def __init__(self, code_systems: Iterable[Json]) -> None:
-        self._by_url: dict[str, _CodeSystem] = {}
+    Each is found by `url|version`, or by its url alone: the newest version (`version_order`).
+    """
+
+    def __init__(self, code_systems: Iterable[Json], value_sets: Iterable[Json] = ()) -> None:
+        self._by_url: _Canonicals[_CodeSystem] = _Canonicals()
         for resource in code_systems:
             if resource.get("url"):
-                self._by_url.setdefault(_bare(resource["url"]), _index_code_system(resource))
+                self._by_url.add(resource["url"], resource.get("version"), _index_code_system(resource))
+        self._value_sets: _Canonicals[Json] = _Canonicals()
+        for value_set in value_sets:
+            if value_set.get("url"):
+                self._value_sets.add(value_set["url"], value_set.get("version"), value_set)
 
-    def get(self, url: str) -> Json | None:
-        """The CodeSystem with this url (a `|version` ignored), as given."""
-        indexed = self._by_url.get(_bare(url))
+    def get(self, url: str, version: str | None = None) -> Json | None:
+        """The CodeSystem of `url|version` (or the newest of the url), as given."""
+        indexed = self._by_url.get(url, version)
         return indexed.resource if indexed else None
 
-    def lookup(self, system: str, code: str) -> Json | None:
+    def lookup(self, system: str, code: str, version: str | None = None) -> Json | None:
         """The R5 $lookup answer for a code, or None when the system or the code is unknown."""
-        indexed = self._by_url.get(_bare(system))
+        indexed = self._by_url.get(system, version)
         concept = indexed.concept(code) if indexed else None
         if indexed is None or concept is None:
             return None
@@ -442,7 +588,7 @@ class CodeSystemIndex:
         ]
         if resource.get("version"):
             parameters.append({"name": "version", "valueString": resource["version"]})
-        if concept.json.get("display"):
+        if _display(concept.json):
             parameters.append({"name": "display", "valueString": concept.json["display"]})
         if concept.json.get("definition"):
             parameters.append({"name": "definition", "valueString": concept.json["definition"]})
@@ -450,15 +596,18 @@ class CodeSystemIndex:
         parameters += _properties(indexed, concept)
         return {"resourceType": "Parameters", "parameter": parameters}
 
-    def validate_code(self, url: str, code: str, display: str | None = None) -> Json:
+    def validate_code(
+        self, url: str, code: str, display: str | None = None, version: str | None = None
+    ) -> Json:
         """The R5 $validate-code answer: a display must be the concept's display or one of its designations."""
-        indexed = self._by_url.get(_bare(url))
+        indexed = self._by_url.get(url, version)
         if indexed is None:
-            return _validation(False, f"the code system '{url}' is not known to this server")
+            named = f"{url}|{version}" if version else url
+            return _validation(False, f"the code system '{named}' is not known to this server")
         concept = indexed.concept(code)
         if concept is None:
-            return _validation(False, f"code '{code}' is not in code system '{indexed.url}'")
-        shown = concept.json.get("display")
+            return _validation(False, f"code '{code}' is not in code system '{indexed.canonical}'")
+        shown = _display(concept.json)
         known = {shown} | {d.get("value") for d in concept.json.get("designation", [])}
         if display is None or display in known:
             return _validation(True, None, shown)
@@ -466,32 +615,120 @@ class CodeSystemIndex:
         return _validation(False, message, shown)
 
     def expand(
-        self, url: str, *, filter: str | None = None, offset: int = 0, count: int | None = None
+        self,
+        url: str,
+        *,
+        version: str | None = None,
+        filter: str | None = None,
+        offset: int = 0,
+        count: int | None = None,
     ) -> Json | None:
-        """The implicit value set of all concepts of a code system, filtered and paged; None when unknown.
+        """The ValueSet of `url` expanded, or a code system's implicit value set (all its concepts),
+        filtered and paged; None when neither is known; CannotExpand for what cannot be expanded.
 
         A negative offset or count counts as 0, and a blank filter as none, so a sloppy query still pages.
         """
-        indexed = self._by_url.get(_bare(url))
-        if indexed is None:
-            return None
+        value_set = self._value_sets.get(url, version)
+        if value_set is not None:
+            codings, used = self._composed(value_set, frozenset())
+            head: Json = {
+                k: value_set[k] for k in ("id", "url", "version", "name", "title", "status") if k in value_set
+            }
+            canonical, date = _canonical_of(value_set), value_set.get("date")
+        else:
+            indexed = self._by_url.get(url, version)
+            if indexed is None:
+                return None
+            codings, used = indexed.codings(), []
+            head = {"status": "active", "url": indexed.url}
+            canonical, date = indexed.canonical, indexed.resource.get("date")
         filter = filter.strip() if filter and filter.strip() else None
         offset = max(offset, 0)
         count = max(count, 0) if count is not None else None
-        chosen = _filtered(indexed.concepts, filter) if filter else indexed.concepts
+        chosen = _filtered(codings, filter) if filter else codings
         page = chosen[offset:] if count is None else chosen[offset : offset + count]
         expansion: Json = {
-            "identifier": _expansion_id(indexed.url, filter, offset, count),
-            "timestamp": indexed.resource.get("date") or EPOCH,
+            "identifier": _expansion_id(canonical, filter, offset, count),
+            "timestamp": date or EPOCH,
             "total": len(chosen),
             "offset": offset,
-            "parameter": _expansion_parameters(filter, offset, count),
+            "parameter": _expansion_parameters(filter, offset, count)
+            + [{"name": "used-codesystem", "valueUri": u} for u in used],
         }
         if page:
-            expansion["contains"] = [
-                Coding(indexed.url, c.json["code"], c.json.get("display")).as_json() for c in page
-            ]
-        return {"resourceType": "ValueSet", "status": "active", "url": indexed.url, "expansion": expansion}
+            expansion["contains"] = [c.as_json() for c in page]
+        return {"resourceType": "ValueSet", **head, "expansion": expansion}
+
+    def _composed(self, value_set: Json, seen: frozenset[str]) -> tuple[list[Coding], list[str]]:
+        """The codes of a ValueSet's compose (include minus exclude, in order, each once) and the code
+        systems used (`url|version`)."""
+        canonical = _canonical_of(value_set)
+        if canonical in seen:
+            raise CannotExpand(f"ValueSet {canonical} includes itself through compose.include.valueSet")
+        seen = seen | {canonical}
+        compose = value_set.get("compose")
+        if not isinstance(compose, dict) or not compose.get("include"):
+            raise CannotExpand(f"ValueSet {canonical} has no compose.include to expand")
+        used: list[str] = []
+        kept: dict[tuple[str | None, str], Coding] = {}
+        for n, part in enumerate(compose["include"]):
+            for c in self._part(part, f"ValueSet {canonical} compose.include[{n}]", seen, used):
+                kept.setdefault((c.system, c.code), c)
+        for n, part in enumerate(compose.get("exclude") or []):
+            for c in self._part(part, f"ValueSet {canonical} compose.exclude[{n}]", seen, used):
+                kept.pop((c.system, c.code), None)
+        return list(kept.values()), list(dict.fromkeys(used))
+
+    def _part(self, part: Json, where: str, seen: frozenset[str], used: list[str]) -> list[Coding]:
+        """The codes one include (or exclude) names: a whole code system, listed concepts of one,
+        other value sets (their intersection, and with the system part when both are given)."""
+        if part.get("filter"):
+            raise CannotExpand(f"{where} selects codes by filter, which this server does not expand")
+        sets: list[list[Coding]] = []
+        system = part.get("system")
+        if system:
+            indexed = self._by_url.get(system, part.get("version"))
+            if indexed is None:
+                named = f"{system}|{part['version']}" if part.get("version") else system
+                raise CannotExpand(f"{where} names code system {named}, which this server does not have")
+            used.append(indexed.canonical)
+            sets.append(self._concepts(indexed, part.get("concept"), where))
+        for m, other in enumerate(part.get("valueSet") or []):
+            found = self._value_sets.get(other)
+            if found is not None:
+                codings, more = self._composed(found, seen)
+                used += more
+            elif (indexed := self._by_url.get(other)) is not None:  # a code system's implicit value set
+                codings = indexed.codings()
+                used.append(indexed.canonical)
+            else:
+                raise CannotExpand(f"{where}.valueSet[{m}] {other} is not a value set this server has")
+            sets.append(codings)
+        if not sets:
+            raise CannotExpand(f"{where} names neither a system nor a valueSet")
+        rest = [{(c.system, c.code) for c in codings} for codings in sets[1:]]
+        return [c for c in sets[0] if all((c.system, c.code) in other for other in rest)]
+
+    def _concepts(self, indexed: _CodeSystem, listed: Any, where: str) -> list[Coding]:
+        """All concepts of a code system, or the listed ones (each must be in it; a display given in
+        the value set is the one the expansion shows)."""
+        if not listed:
+            return indexed.codings()
+        codings = []
+        for n, item in enumerate(listed):
+            concept = indexed.concept(str(item.get("code", "")))
+            if concept is None:
+                raise CannotExpand(
+                    f"{where}.concept[{n}] code '{item.get('code')}' is not in code system {indexed.canonical}"
+                )
+            display = item.get("display") or _display(concept.json)
+            codings.append(Coding(indexed.url, concept.json["code"], display))
+        return codings
+
+
+def _canonical_of(resource: Json) -> str:
+    version = resource.get("version")
+    return f"{resource.get('url')}|{version}" if version else str(resource.get("url"))
 
 
 def _validation(result: bool, message: str | None, display: str | None = None) -> Json:

@@ -180,3 +180,31 @@ def test_what_r4_does_not_allow_is_refused_with_its_place(tmp_path: Path, body: 
     with pytest.raises(DeliveryError) as refused:
         read(tmp_path, body)
     assert str(refused.value) == sentence
+
+
+def test_a_terminology_resource_is_read_as_r4_and_as_r5_when_r4_lacks_its_elements(tmp_path: Path) -> None:
+    """ConceptMap is R4 and R5 under one root: R4's equivalence reads by the R4 definitions (its
+    identifier one object), R5's relationship through the R5 model, and neither is a sentence."""
+    group = '<group><source value="urn:a"/><element><code value="1"/><target><code value="2"/>{}</target></element></group>'
+    head = '<ConceptMap xmlns="http://hl7.org/fhir"><id value="m"/><identifier><value value="i"/></identifier><status value="draft"/>'
+    (tmp_path / "r4.xml").write_text(head + group.format('<equivalence value="wider"/>') + "</ConceptMap>")
+    (tmp_path / "r5.xml").write_text(
+        head + group.format('<relationship value="equivalent"/>') + "</ConceptMap>"
+    )
+    (tmp_path / "neither.xml").write_text(head + '<bogus value="1"/></ConceptMap>')
+    [r4] = [f.resource for f in read_resources(tmp_path / "r4.xml")]
+    assert (r4["identifier"], r4["group"][0]["element"][0]["target"]) == (
+        {"value": "i"},
+        [{"code": "2", "equivalence": "wider"}],
+    )
+    [r5] = [f.resource for f in read_resources(tmp_path / "r5.xml")]
+    assert (r5["identifier"], r5["group"][0]["element"][0]["target"]) == (
+        [{"value": "i"}],
+        [{"code": "2", "relationship": "equivalent"}],
+    )
+    with pytest.raises(DeliveryError) as refused:
+        list(read_resources(tmp_path / "neither.xml"))
+    assert str(refused.value) == (
+        "neither.xml line 1: ConceptMap.bogus is not an element of R4 ConceptMap "
+        "(and read as R5: the ConceptMap in it is not valid FHIR R5 XML ('bogus'))"
+    )

@@ -147,7 +147,8 @@ def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> 
 def test_every_type_the_translators_make_is_served() -> None:
     from grunndata.store.searchparams import SERVED_TYPES
     from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
-    from grunndata.translators.safest import R5_TYPES
+    from grunndata.translators.safest import R5_TYPES, TERMINOLOGY_TYPES
 
-    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization"}
-    assert set(SERVED_TYPES) == set(R5_TYPES)  # everything SAFEST may bring is served
+    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization", "ValueSet"}
+    # everything SAFEST may bring is served; ConceptMaps by the terminology routes, from the map index
+    assert set(SERVED_TYPES) | {"ConceptMap"} == set(R5_TYPES) | TERMINOLOGY_TYPES

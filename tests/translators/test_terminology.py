@@ -11,11 +11,15 @@ import pytest
 from fhir.resources import get_fhir_model_class
 
 from grunndata.translators.terminology import (
+    CannotExpand,
     CodeSystemIndex,
     Coding,
     ConceptMapIndex,
     Match,
+    Replacement,
+    replace_ours,
     translate_parameters,
+    version_order,
 )
 from tests.conftest import require
 
@@ -145,7 +149,7 @@ def test_a_url_restricts_the_translation_to_that_map(examples):
     assert [m.concept.code for m in home[0]] == ["H"]
     assert examples.translate("home", None, url=MAP_102) == (
         [],
-        "no map with url 'http://hl7.org/fhir/ConceptMap/102' knows code 'home'",
+        f"no map with url '{MAP_102}' knows code 'home'",
     )
     assert examples.translate("home", None, url="http://example.org/ConceptMap/none") == (
         [],
@@ -563,3 +567,106 @@ def test_paging_an_expansion(code_systems):
 
 def test_expanding_an_unknown_code_system_is_none(code_systems):
     assert code_systems.expand("urn:oid:0.0") is None
+
+
+# --- versions, replacement, ValueSets ---------------------------------------------------------------
+
+
+def versioned(resource: dict[str, Any], version: str | None, rid: str) -> dict[str, Any]:
+    out = {**resource, "id": rid}
+    if version is not None:
+        out["version"] = version
+    return out
+
+
+def test_every_version_of_a_map_is_kept_and_a_bare_url_gets_the_newest():
+    maps = [
+        versioned(conceptmap("urn:cm:v", "urn:s", "urn:t", [element("1", "old")]), version, f"v{n}")
+        for n, version in enumerate(["1.9.0", "1.10.0", None, "1.2.0"])
+    ]
+    index = ConceptMapIndex(maps)
+    newest = [Match("equivalent", Coding("urn:t", "old"), "urn:cm:v|1.10.0")]
+    assert index.translate("1", "urn:s") == (newest, None)  # no url: only the newest of each map answers
+    assert index.translate("1", "urn:s", url="urn:cm:v") == (newest, None)
+    assert index.translate("1", "urn:s", url="urn:cm:v|1.2.0")[0] == [
+        Match("equivalent", Coding("urn:t", "old"), "urn:cm:v|1.2.0")
+    ]
+    assert index.find("urn:cm:v")["id"] == "v1"
+    assert index.find("urn:cm:v|1.9.0")["id"] == "v0"
+    assert index.find("urn:cm:v|3") is None
+    assert [
+        version_order(v) < version_order(w)
+        for v, w in [(None, "0"), ("2", "10"), ("2024-01-31", "2024-02-01")]
+    ] == [True, True, True]
+
+
+def test_a_code_system_of_another_version_is_kept_and_found_by_it():
+    v2 = {**LEGEMIDDELFORM_CS, "version": "2", "concept": [{"code": "53", "display": "Tablett, ny"}]}
+    index = CodeSystemIndex([LEGEMIDDELFORM_CS, v2])
+    display = lambda answer: [p["valueString"] for p in answer["parameter"] if p["name"] == "display"]  # noqa: E731
+    assert display(index.lookup(LEGEMIDDELFORM, "53")) == ["Tablett, ny"]  # the newest: 2 over none
+    assert display(index.lookup(LEGEMIDDELFORM, "28", "2") or {"parameter": []}) == []
+    assert index.lookup(LEGEMIDDELFORM, "28", "2") is None
+    assert index.validate_code(f"{LEGEMIDDELFORM}|2", "53")["parameter"][0] == {
+        "name": "result",
+        "valueBoolean": True,
+    }
+
+
+def test_what_is_delivered_replaces_ours_of_the_same_url_and_version_only():
+    ours = [
+        versioned(conceptmap("urn:cm:ours", "urn:s", "urn:t", []), "1", "ours"),
+        versioned(conceptmap("urn:cm:kept", "urn:s", "urn:t", []), "1", "kept"),
+    ]
+    theirs = [
+        versioned(conceptmap("urn:cm:ours", "urn:s", "urn:t", []), "1", "theirs"),
+        versioned(conceptmap("urn:cm:kept", "urn:s", "urn:t", []), "2", "newer"),
+    ]
+    served, replaced = replace_ours(ours, theirs)
+    assert [m["id"] for m in served] == ["theirs", "kept", "newer"]
+    assert replaced == [Replacement("urn:cm:ours|1", "ConceptMap/theirs", "ConceptMap/ours")]
+
+
+def test_a_value_set_expands_by_its_compose_and_refuses_what_it_cannot():
+    value_set = {
+        "resourceType": "ValueSet",
+        "url": "urn:vs:forms",
+        "status": "active",
+        "compose": {
+            "include": [
+                {"valueSet": [LEGEMIDDELFORM]},
+                {"system": ATC, "concept": [{"code": "A02", "display": "Syre"}]},
+            ],
+            "exclude": [{"system": LEGEMIDDELFORM, "concept": [{"code": "28"}]}],
+        },
+    }
+    index = CodeSystemIndex([LEGEMIDDELFORM_CS, ATC_CS], [value_set])
+    expansion = valid(index.expand("urn:vs:forms"))["expansion"]
+    assert [(c["code"], c.get("display")) for c in expansion["contains"]] == [
+        ("53", "Tablett"),
+        ("25", "Depottablett"),
+        ("A02", "Syre"),
+    ]
+    refusals = {
+        "filter": {
+            "include": [{"system": ATC, "filter": [{"property": "concept", "op": "is-a", "value": "A"}]}]
+        },
+        "unknown": {"include": [{"system": "urn:oid:0.0"}]},
+        "absent code": {"include": [{"system": ATC, "concept": [{"code": "Z99"}]}]},
+        "loop": {"include": [{"valueSet": ["urn:vs:bad"]}]},
+    }
+    messages = {}
+    for name, compose in refusals.items():
+        bad = CodeSystemIndex(
+            [ATC_CS],
+            [{"resourceType": "ValueSet", "url": "urn:vs:bad", "status": "active", "compose": compose}],
+        )
+        with pytest.raises(CannotExpand) as refused:
+            bad.expand("urn:vs:bad")
+        messages[name] = str(refused.value)
+    assert messages == {
+        "filter": "ValueSet urn:vs:bad compose.include[0] selects codes by filter, which this server does not expand",
+        "unknown": "ValueSet urn:vs:bad compose.include[0] names code system urn:oid:0.0, which this server does not have",
+        "absent code": f"ValueSet urn:vs:bad compose.include[0].concept[0] code 'Z99' is not in code system {ATC}|2024",
+        "loop": "ValueSet urn:vs:bad includes itself through compose.include.valueSet",
+    }

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from grunndata.errors import DeliveryError
 from grunndata.importers.national import (
     OWNER,
@@ -33,7 +35,9 @@ from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.memory import cycle_collection_paused
 from grunndata.store.releases import ReleaseBuilder
-from grunndata.translators.safest import json_bytes, label_of, to_r5
+from grunndata.terminology import concept_map_files
+from grunndata.translators.safest import TERMINOLOGY_TYPES, json_bytes, label_of, to_r5
+from grunndata.translators.terminology import replace_ours
 
 SOURCE = "safest"
 MAX_LISTED_PROBLEMS = 500
@@ -107,6 +111,7 @@ def import_safest(
                 safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
             )
         derived = derive(builder, progress, code_equivalents())
+        result.warnings += _replacements(builder, resources)
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         unserved = [u for u in derived.unserved if u.from_safest]
         result.warnings += [
@@ -130,6 +135,38 @@ def import_safest(
         result.release_id = builder.finish(hentet, result.as_report())
     result.seconds = time.monotonic() - started
     return result
+
+
+def _replacements(builder: ReleaseBuilder, resources: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A warning for each terminology resource of the delivery that, having the url and version of
+    one we ship (our ConceptMaps) or serve (the CodeSystems made from FEST), replaces ours in this
+    release's terminology; by the rule the server builds its terminology with (`replace_ours`)."""
+    delivered = [r for r in resources if r["resourceType"] in TERMINOLOGY_TYPES]
+    if not delivered:
+        return []
+    safest_ids = {(r["resourceType"], r["id"]) for r in delivered}
+    fest_made = [
+        orjson.loads(data)
+        for key, data in builder.served_data(lambda t: t in TERMINOLOGY_TYPES)
+        if key not in safest_ids
+    ]
+    shipped = [*concept_map_files()]
+    shipped_labels = {f"ConceptMap/{m['id']}" for m in shipped}
+    _, replaced = replace_ours([*shipped, *fest_made], delivered)
+    warnings = []
+    for r in replaced:
+        ours = "shipped with grunndata" if r.replaced in shipped_labels else "made from FEST"
+        warnings.append(
+            {
+                "kind": "replaces-shipped",
+                "resource": r.resource,
+                "canonical": r.canonical,
+                "replaced": r.replaced,
+                "message": f"{r.canonical} is also {r.replaced}, {ours}; this release's terminology "
+                "($translate, $lookup, $validate-code, $expand) uses the delivered one instead",
+            }
+        )
+    return warnings
 
 
 def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:

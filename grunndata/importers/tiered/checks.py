@@ -22,7 +22,7 @@ from grunndata.importers.tiered.problems import Place, Problem
 from grunndata.store.national import Key, Line, NationalKeys
 from grunndata.store.searchparams import SERVED_TYPES
 
-NATIONAL_ONLY = ("CodeSystem",)
+NATIONAL_ONLY = ("CodeSystem", "ValueSet")
 ALLOWED_TYPES = tuple(t for t in SERVED_TYPES if t not in NATIONAL_ONLY)
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _REFERENCE = re.compile(

@@ -29,7 +29,9 @@ SubstanceSpecification             SubstanceDefinition: type -> classification, 
                                    relationship -> type, amountType -> comparator
 MedicinalProductAuthorization      RegulatedAuthorization: country/jurisdiction -> region,
                                    procedure -> case, legalBasis -> basis
-CodeSystem, R5 IDMP types, Basic   unchanged
+R5 IDMP types, Basic               unchanged
+CodeSystem, ValueSet, ConceptMap   R4 or R5 by what they hold; ConceptMap's R4 form converted
+                                   (terminology.py: equivalence -> relationship, ...)
 =================================  ==========================================================
 
 Kept as extension ``https://grunndata.no/fhir/StructureDefinition/r4-<R4 path>`` (valueString: a
@@ -50,14 +52,17 @@ from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, Fest
 from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
 from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping
+from grunndata.translators.safest.terminology import EQUIVALENCE, TERMINOLOGY_TYPES
 
 __all__ = [
     "CS_R4_CHARACTERISTIC",
+    "EQUIVALENCE",
     "FEST_SYSTEMS",
     "GENERIC_KINDS",
     "KEPT_BASE",
     "R4_TO_R5",
     "R5_TYPES",
+    "TERMINOLOGY_TYPES",
     "Conversion",
     "FestLink",
     "Problem",

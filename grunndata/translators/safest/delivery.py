@@ -22,6 +22,7 @@ from grunndata.translators.safest.rules import (
     retype,
 )
 from grunndata.translators.safest.tables import SPECS, TABLES
+from grunndata.translators.safest.terminology import TERMINOLOGY_TYPES, terminology_to_r5
 
 R5_TYPES = frozenset(
     {
@@ -33,12 +34,11 @@ R5_TYPES = frozenset(
         "SubstanceDefinition",
         "RegulatedAuthorization",
         "ClinicalUseDefinition",
-        "CodeSystem",
         "Basic",
     }
 )
-"""Types that pass through unchanged. CodeSystem is among them: every R4 CodeSystem element exists
-in R5 with the same name, type and meaning (R5 only adds elements), so an R4 one is already R5."""
+"""Types that pass through unchanged. The terminology types (CodeSystem, ValueSet, ConceptMap: R4 or
+R5 by what they hold) go through translators/safest/terminology.py."""
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError)
 """What a resource whose JSON does not have the shapes R4 defines (a string where a list belongs)
@@ -59,7 +59,13 @@ def to_r5(resources: list[Json]) -> Conversion:
     ctx.consumed = _counted_items(ctx)
     top: dict[str, Json] = {}
     for resource in accepted:
-        result = _convert(resource, ctx) if resource["resourceType"] in SPECS else copy.deepcopy(resource)
+        rtype = resource["resourceType"]
+        if rtype in SPECS:
+            result = _convert(resource, ctx)
+        elif rtype in TERMINOLOGY_TYPES:
+            result = terminology_to_r5(resource, label_of(resource), problems)
+        else:
+            result = copy.deepcopy(resource)
         if result is not None:
             conversion.resources.append(result)
             top[f"{result['resourceType']}/{result['id']}"] = result
@@ -134,7 +140,7 @@ def _refusal(resource: Any) -> str | None:
     rtype, rid = resource.get("resourceType"), resource.get("id")
     if not isinstance(rtype, str):
         return "has no resourceType; not converted"
-    if rtype not in SPECS and rtype not in R5_TYPES:
+    if rtype not in SPECS and rtype not in R5_TYPES and rtype not in TERMINOLOGY_TYPES:
         return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped"
     if not isinstance(rid, str):
         return "has no id; not converted"
