@@ -10,6 +10,7 @@ same thing, SAFEST's resources with no FEST counterpart beside them, disagreemen
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import typing
 from collections.abc import Callable
@@ -36,6 +37,9 @@ MERGED = (("origin", "fest+safest"),)
 
 Progress = Callable[[str | None, int, int, int], None]  # (what, items, done, total)
 
+# Catalogues whose FHIR the others' references name and that name little themselves (substances,
+# conditions, substitution groups): made first, so that few resources wait for what they name (_Serving)
+_REFERENCED_FIRST = ("Virkestoff", "Vilkar", "Byttegruppe")
 # FEST catalogue -> the FHIR type made from its entries, and the kind of link SAFEST names it by
 _LINKED_CATALOGUES = {
     "LegemiddelMerkevare": ("MedicinalProductDefinition", "LegemiddelMerkevare"),
@@ -129,20 +133,24 @@ def derive(
     builder.replace_derived(is_derived)
     serving = _Serving(builder)
     total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
-    for n, ((_, key), data) in enumerate(builder.served_data(is_fest), 1):
+    first = {fest_type(c) for c in _REFERENCED_FIRST}  # what the others name is made before them
+    entries = itertools.chain(
+        builder.served_data(first.__contains__),
+        builder.served_data(lambda t: is_fest(t) and t not in first),
+    )
+    for n, ((_, key), data) in enumerate(entries, 1):
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
         made_here = _translated(entry, key, lookup)
-        for resource, served in zip(
-            made_here, overlay.apply_all(made_here) if overlay is not None else made_here, strict=True
-        ):
-            merged = served is not resource
-            origin = MERGED if merged else ()
-            serving.serve(served, f"FEST {entry.catalogue} Id {key}", entry.oppf_id, origin, merged)
+        served = overlay.apply_all(made_here) if overlay is not None else made_here
+        serving.serve(
+            [(s, s is not r) for r, s in zip(made_here, served, strict=True)],
+            f"FEST {entry.catalogue} Id {key}",
+            entry.oppf_id,
+        )
     rest = overlay.rest() if overlay is not None else []
-    for resource in rest:
-        serving.serve(resource, "SAFEST", None, (), True)
+    serving.serve([(resource, True) for resource in rest], "SAFEST", None)
     unserved = serving.finish()
     if overlay is None:
         return Derived(None, unserved, serving.safest_references)
@@ -225,22 +233,22 @@ class Derived:
     safest_references: int  # literal references in resources holding SAFEST data, for the guard
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Waiting:
-    resource: Json
-    origin: str
+    key: Key
+    body: bytes  # as orjson wrote it: compact, read again only at the end
     oppf: str | None
-    index: tuple[tuple[str, str], ...]
-    from_safest: bool
-    targets: set[str]
+    from_safest: bool  # merged with SAFEST's data, or made from it alone
+    targets: frozenset[str]  # the Type/ids it names that were not made when it came
 
 
 class _Serving:
     """Serves the FHIR resources of a release, each once every literal reference it holds is known
     to be served, or, at the end, with those that are not made identifier-only or left out.
 
-    A resource whose references all name resources served before it is written at once; the few
-    that name one not served yet wait until everything is made, so memory stays small.
+    A resource whose references all name resources made before it (or with it, from the same
+    entry) is written at once; one that names a resource not made yet waits, as its bytes, until
+    everything is made.
     """
 
     def __init__(self, builder: ReleaseBuilder) -> None:
@@ -249,59 +257,60 @@ class _Serving:
         self.waiting: list[_Waiting] = []
         self.safest_references = 0
 
-    def serve(
-        self,
-        resource: Json,
-        origin: str,
-        oppf: str | None,
-        index: tuple[tuple[str, str], ...],
-        from_safest: bool,
-    ) -> None:
-        key = (resource["resourceType"], resource["id"])
-        if key in self.made:
-            raise DeliveryError(
-                f"{self.made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
-            )
-        self.made[key] = origin
-        body = orjson.dumps(resource)
-        found = _LITERAL.findall(body)
-        targets = {m.decode() for m in found}
-        if from_safest:
-            self.safest_references += len(found)
-        missing = {t for t in targets if tuple(t.split("/", 1)) not in self.made}
-        if missing:
-            self.waiting.append(_Waiting(resource, origin, oppf, index, from_safest, missing))
-        else:
-            self._put(key, body, oppf, index, resource)
+    def serve(self, resources: list[tuple[Json, bool]], origin: str, oppf: str | None) -> None:
+        """Serve what one source made together: (resource, whether it holds SAFEST's data)."""
+        for resource, _ in resources:
+            key = (resource["resourceType"], resource["id"])
+            if key in self.made:
+                raise DeliveryError(
+                    f"{self.made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
+                )
+            self.made[key] = origin
+        for resource, from_safest in resources:
+            key = (resource["resourceType"], resource["id"])
+            body = orjson.dumps(resource)
+            found = _LITERAL.findall(body)
+            if from_safest:
+                self.safest_references += len(found)
+            missing = frozenset(t for m in found if _key(t := m.decode()) not in self.made)
+            if missing:
+                self.waiting.append(_Waiting(key, body, oppf, from_safest, missing))
+            else:
+                self._put(key, body, oppf, from_safest and oppf is not None, resource)
 
     def finish(self) -> list[Unserved]:
         """Serve what waited; the references that name nothing served, as they were handled."""
         unserved: list[Unserved] = []
         for w in self.waiting:
-            gone = {t for t in w.targets if tuple(t.split("/", 1)) not in self.made}
-            resource = w.resource
+            resource = orjson.loads(w.body)
+            gone = {t for t in w.targets if _key(t) not in self.made}
+            body = w.body
             if gone:
-                label = f"{resource['resourceType']}/{resource['id']}"
                 found: list[tuple[str, str, str]] = []
-                resource = _unlinked(resource, gone, resource["resourceType"], not w.from_safest, found)
+                resource = _unlinked(resource, gone, w.key[0], not w.from_safest, found)
+                body = orjson.dumps(resource)
+                label = f"{w.key[0]}/{w.key[1]}"
                 unserved += [Unserved(label, path, t, outcome, w.from_safest) for path, t, outcome in found]
-            key = (resource["resourceType"], resource["id"])
-            self._put(key, orjson.dumps(resource), w.oppf, w.index, resource)
+            self._put(w.key, body, w.oppf, w.from_safest and w.oppf is not None, resource)
         self.waiting = []
         return unserved
 
-    def _put(
-        self, key: Key, body: bytes, oppf: str | None, index: tuple[tuple[str, str], ...], resource: Json
-    ) -> None:
+    def _put(self, key: Key, body: bytes, oppf: str | None, merged: bool, resource: Json) -> None:
+        """`merged`: made from a FEST entry (it has an Oppf Id) and holding SAFEST's data."""
         self.builder.put(
             key[0],
             key[1],
             body,
             hashlib.sha256(body).hexdigest(),
             oppf,
-            index,
+            MERGED if merged else (),
             fhir_index=fhir_index_rows(resource),
         )
+
+
+def _key(reference: str) -> Key:
+    rtype, _, rid = reference.partition("/")
+    return rtype, rid
 
 
 def _unlinked(
