@@ -68,5 +68,6 @@ def test_every_parameter_names_a_served_type_and_a_known_kind() -> None:
     for p in SEARCH_PARAMS:
         assert p.resource in (*SERVED_TYPES, "Resource"), p
         assert p.type in ("token", "string", "reference", "uri", "date"), p
-        assert bool(p.path) == (p.resource != "Resource"), p
+        from_columns = p.resource == "Resource" or (p.resource, p.code) == ("Organization", "tier")  # as _tag
+        assert bool(p.path) == (not from_columns), p
         assert p.type != "reference" or p.targets, p
