@@ -149,5 +149,6 @@ def test_every_type_the_translators_make_is_served() -> None:
     from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
     from grunndata.translators.safest import R5_TYPES
 
-    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization"}
+    # SAFEST brings RegulatedAuthorization, and an ePI document Bundle its Composition and Organization
+    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization", "Composition", "Organization"}
     assert set(SERVED_TYPES) == set(R5_TYPES)  # everything SAFEST may bring is served

@@ -35,10 +35,14 @@ R5_TYPES = frozenset(
         "ClinicalUseDefinition",
         "CodeSystem",
         "Basic",
+        "Composition",
+        "Organization",
     }
 )
 """Types that pass through unchanged. CodeSystem is among them: every R4 CodeSystem element exists
-in R5 with the same name, type and meaning (R5 only adds elements), so an R4 one is already R5."""
+in R5 with the same name, type and meaning (R5 only adds elements), so an R4 one is already R5.
+Composition and Organization come in R5 document Bundles (an ePI: the leaflet of a product, and
+its marketing authorisation holder); they are taken as R5 like the IDMP types."""
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError)
 """What a resource whose JSON does not have the shapes R4 defines (a string where a list belongs)
@@ -135,7 +139,7 @@ def _refusal(resource: Any) -> str | None:
     if not isinstance(rtype, str):
         return "has no resourceType; not converted"
     if rtype not in SPECS and rtype not in R5_TYPES:
-        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped"
+        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP or ePI one; skipped"
     if not isinstance(rid, str):
         return "has no id; not converted"
     if not FHIR_ID.match(rid):
