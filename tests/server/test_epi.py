@@ -15,10 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from grunndata.errors import DeliveryError
+from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.importers.tiered import TieredDeliveryError, import_tiered
 from grunndata.server import create_app
 from grunndata.store.searchparams import TIER_SYSTEM
+from tests.conftest import REAL_FEST, require
+from tests.server.conftest import CERTICAN_BRAND
 from tests.server.tokens import Issuer
 
 EPI = Path(__file__).parents[1] / "importers" / "epi_data" / "paracetamol-nordfarma-pil.json"
@@ -146,6 +149,28 @@ def test_an_epi_bundle_is_served_as_national_data_linked_to_its_product(engine: 
         assert [link["relation"] for link in second["link"]] == ["self", "first", "previous"]
 
 
+def test_a_leaflet_names_the_fest_product_its_product_is_linked_to(engine: Engine, tmp_path: Path) -> None:
+    """The ePI's product carries a FEST LegemiddelMerkevare id: it becomes FEST's product, and the
+    leaflet and the package name that one, as every SAFEST reference to a linked resource does."""
+    import_fest(engine, require(REAL_FEST))
+    bundle = json.loads(EPI.read_text(encoding="utf-8"))
+    product = bundle["entry"][1]["resource"]
+    product["identifier"].append(
+        {"system": "http://dmp.no/fhir/NamingSystem/festLegemiddelMerkevare", "value": f"ID_{CERTICAN_BRAND}"}
+    )
+    import_safest(engine, write(tmp_path, "certican-epi.json", bundle))
+    with TestClient(create_app(engine)) as api:
+        leaflet = api.get(f"/fhir/Composition/{LEAFLET}").json()
+        assert leaflet["subject"] == [{"reference": f"MedicinalProductDefinition/{CERTICAN_BRAND}"}]
+        assert api.get(f"/fhir/MedicinalProductDefinition/{PRODUCT}").status_code == 404  # served once
+        served = typed_ids(api.get(f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything"))
+        assert [s for s in served if s[1] in ("Composition", "Organization")] == [
+            ("include", "Composition", LEAFLET),
+            ("include", "Organization", HOLDER),
+        ]
+        assert ("include", "PackagedProductDefinition", PACKAGE) in served
+
+
 def test_an_epi_bundle_as_supplementary_data_is_served_only_with_the_owners_scope(
     engine: Engine, issuer: Issuer
 ) -> None:
@@ -216,6 +241,30 @@ def test_an_imported_organization_may_not_take_a_catalogue_owners_id(engine: Eng
     with pytest.raises(TieredDeliveryError) as named:
         import_tiered(engine, path, tier="supplementary", owner=OWNER, catalogue_owners={"vendor-a"})
     assert named.value.problems[0].resource == "Organization/vendor-a"
+
+
+def test_over_the_api_an_epi_imports_and_a_catalogue_files_owner_id_is_refused(
+    engine: Engine, issuer: Issuer, tmp_path: Path
+) -> None:
+    partners = Path(__file__).parent / "catalog_data" / "partners.yaml"  # names the owner vendor-a
+    headers = issuer.headers(f"grunndata:import:supplementary:{OWNER}") | {
+        "Content-Type": "application/fhir+json"
+    }
+    with TestClient(create_app(engine, issuer.authenticator(), catalog=[partners])) as api:
+        taking = {"resourceType": "Organization", "id": "vendor-a", "name": "Vendor A, again"}
+        refused = api.post(f"/import/supplementary?owner={OWNER}", json=taking, headers=headers)
+        assert refused.status_code == 422
+        assert [i["diagnostics"] for i in refused.json()["issue"]][1:] == [
+            "upload.json: Organization/vendor-a: the id vendor-a is reserved: the service catalogue "
+            "serves the owner vendor-a as Organization/vendor-a at the same /fhir/Organization; give this "
+            "Organization another id"
+        ]
+        answer = api.post(f"/import/supplementary?owner={OWNER}", content=EPI.read_bytes(), headers=headers)
+        assert answer.json()["outcome"] == "activated"
+        assert (
+            api.get(f"/fhir/Organization/{HOLDER}", headers=issuer.headers(READS_NORDFARMA)).status_code
+            == 200
+        )
 
 
 def test_a_new_owner_may_not_take_the_id_of_an_imported_organization(engine: Engine) -> None:
