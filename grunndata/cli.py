@@ -117,7 +117,14 @@ def import_safest_cmd(
         def progress(what: str | None, items: int, done: int, total: int) -> None:
             status.update(f"{what or 'writing'}: {done:,} of {total:,}")
 
-        result = import_safest(engine, path, force=force, dry_run=dry_run, progress=progress)
+        result = import_safest(
+            engine,
+            path,
+            force=force,
+            dry_run=dry_run,
+            progress=progress,
+            catalogue_owners=_catalogue_owners(),
+        )
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
     _print_reconciliation(result.reconciliation)
@@ -134,6 +141,13 @@ def import_safest_cmd(
     _print_outcome(result.dry_run, result.release_id, result.based_on)
 
 
+def _catalogue_owners() -> set[str]:
+    """The owners the GRUNNDATA_CATALOG files name: their Organization ids are the catalogue's."""
+    from grunndata.catalog import load_catalogue
+
+    return {s.owner for path in _catalogue_files(None) for s in load_catalogue(path)}
+
+
 def _import_tiered(
     tier: str, path: Path, owner: str, owner_name: str | None, db: str | None, dry_run: bool
 ) -> None:
@@ -141,7 +155,15 @@ def _import_tiered(
 
     engine = _engine(db)
     with err.status("reading and checking ..."):
-        result = import_tiered(engine, path, tier=tier, owner=owner, owner_name=owner_name, dry_run=dry_run)
+        result = import_tiered(
+            engine,
+            path,
+            tier=tier,
+            owner=owner,
+            owner_name=owner_name,
+            dry_run=dry_run,
+            catalogue_owners=_catalogue_owners(),
+        )
     out.print(f"{result.file}: {result.records:,} records for {owner} ({tier}).")
     _print_resources(result.resources, f"{tier.capitalize()} resources of {owner}")
     for w in result.warnings[:20]:

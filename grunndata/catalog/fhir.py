@@ -22,6 +22,10 @@ CONNECTION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-connect
 ENVIRONMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-environment"
 FHIR_VERSION_EXT = "http://hl7.org/fhir/StructureDefinition/endpoint-fhir-version"
 OWNER_SYSTEM = OWNER_SOURCE.rstrip("/")  # an owner's identifier; meta.source is this + "/" + id
+CATALOGUE_SOURCE = "https://grunndata.no/catalog"
+"""meta.source of the catalogue's Organizations: the record is the catalogue's (the owner it
+describes is its identifier), which tells it apart from an Organization an owner imported (whose
+meta.source is that owner) at the /fhir/Organization they share."""
 
 # interface -> (FHIR version, code system of its resource types, payload MIME type)
 _INTERFACES: dict[str, tuple[str | None, str | None, str]] = {
@@ -84,7 +88,7 @@ def organization_resource(
     resource: dict[str, Any] = {
         "resourceType": "Organization",
         "id": owner,
-        "meta": _meta(owner, ordered),
+        "meta": _meta(owner, ordered) | {"source": CATALOGUE_SOURCE},
         "extension": [{"url": EXT + "tier", "valueCode": t} for t in ordered],
         "identifier": [{"system": OWNER_SYSTEM, "value": owner}],
         "active": True,

@@ -166,11 +166,45 @@ def _unbundled(resource: dict[str, Any], name: str) -> Iterator[Found]:
     entries = resource.get("entry") or []
     if not isinstance(entries, list):
         raise DeliveryError(f"{name}: Bundle.entry is not a list")
+    inner_resources = []
     for n, entry in enumerate(entries, 1):
         inner = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(inner, dict):
             raise DeliveryError(f"{name} entry {n} holds no resource")
-        yield Found(inner, f"{name} entry {n}")
+        inner_resources.append(inner)
+    full_urls = _full_urls(entries)
+    for n, inner in enumerate(inner_resources, 1):
+        try:
+            resolved = _resolved(inner, full_urls) if full_urls else inner
+        except RecursionError:
+            raise DeliveryError(f"{name} entry {n} is nested too deeply to be read") from None
+        yield Found(resolved, f"{name} entry {n}")
+
+
+def _full_urls(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """fullUrl -> `Type/id` of the Bundle's entries that have both (a document Bundle names its
+    entries `urn:uuid:...` and refers to them so)."""
+    found = {}
+    for entry in entries:
+        url, inner = entry.get("fullUrl"), entry["resource"]
+        rtype, rid = inner.get("resourceType"), inner.get("id")
+        if isinstance(url, str) and isinstance(rtype, str) and isinstance(rid, str) and "/" not in rid:
+            found[url] = f"{rtype}/{rid}"
+    return found
+
+
+def _resolved(value: Any, full_urls: dict[str, str]) -> Any:
+    """`value` with every reference to another entry's fullUrl made `Type/id`, as FHIR resolves
+    references inside a Bundle: what is stored refers the way the server serves."""
+    if isinstance(value, list):
+        return [_resolved(v, full_urls) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _resolved(v, full_urls) for k, v in value.items()}
+    reference = out.get("reference")
+    if isinstance(reference, str) and reference in full_urls:
+        out["reference"] = full_urls[reference]
+    return out
 
 
 # -- XML -----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from grunndata import __version__
 from grunndata.server.access import access_of
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
-from grunndata.server.catalog import catalog_router, catalogue_files
+from grunndata.server.catalog import CatalogueView, catalog_router, catalogue_files
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
@@ -74,10 +74,13 @@ def create_app(
     app.state.served, app.state.terminology, app.state.m30 = served, terms, files  # for tests and tools
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
     catalogues = catalogue_files() if catalog is None else list(catalog)
-    app.include_router(catalog_router(served, catalogues))  # before the FHIR routes: /fhir/Endpoint is ours
-    app.include_router(fhir_router(served))
+    catalogue = CatalogueView(served, catalogues)
+    app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint is ours
+    app.include_router(
+        fhir_router(served, catalogue.organizations)
+    )  # Organization: the store's and the catalogue's
     app.include_router(m30_router(served, files))
-    app.include_router(imports_router(served))
+    app.include_router(imports_router(served, catalogue.file_owners))
     app.include_router(migration_router(served))
 
     @app.exception_handler(FhirError)

@@ -1,6 +1,11 @@
 """The service catalogue over HTTP: `/catalog` (a page), `/catalog.json`, and FHIR Endpoint and
 Organization resources at `/fhir/Endpoint` and `/fhir/Organization`.
 
+`/fhir/Organization` is shared: the store serves the Organizations data owners import (a
+marketing authorisation holder), the catalogue its services' owners. The FHIR routes
+(server/fhir.py) answer both, asking `CatalogueView.organizations` for the catalogue's; the
+catalogue's ids (owner ids) are reserved, so an import cannot take one.
+
 The catalogue is remade from the store (our own services follow the releases served) and the
 catalogue files (GRUNNDATA_CATALOG), and kept until either changes; availability is read fresh
 for every answer, since `grunndata catalog probe` may have run since. The catalogue is public:
@@ -104,13 +109,9 @@ ENDPOINT_PARAMS = _params(
         "status": {"": lambda r, v: r.get("status") == v},  # declared status and the last probe, as served
     }
 )
-ORGANIZATION_PARAMS = _params(
-    {
-        "_id": {"": lambda r, v: r["id"] == v},
-        "name": _string(_name),
-        "tier": {"": _tagged},  # the tiers it offers services in
-    }
-)
+SHARED_TYPES = ("Organization",)
+"""Types both the store and the catalogue serve: the FHIR routes answer them (never from the
+fast path's caches, since the catalogue's part is live)."""
 
 
 # -- the catalogue, kept until the store's releases or a file change
@@ -167,32 +168,42 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 # -- the routes
 
 
-def catalog_router(served: Served, files: Sequence[Path]) -> APIRouter:
-    """The catalogue's routes; register before the FHIR router (its /fhir/{type} would answer 404).
+class CatalogueView:
+    """The catalogue as one client may see it: its services, Endpoints and Organizations."""
 
-    Every file is read once here, so a broken catalogue file stops the server at start with its
-    file and line, rather than on the first request.
-    """
-    configured = os.environ.get("GRUNNDATA_BASE_URL", "").rstrip("/") or None
-    all_services(served.engine, configured or "http://127.0.0.1", files)  # every file, and ids against ours
-    catalogue = _Catalogue(served, files)
-    router = APIRouter(tags=["Service catalogue"])
+    def __init__(self, served: Served, files: Sequence[Path]) -> None:
+        """Every file is read once here, so a broken catalogue file stops the server at start with
+        its file and line, rather than on the first request."""
+        self.served = served
+        self.configured = os.environ.get("GRUNNDATA_BASE_URL", "").rstrip("/") or None
+        all_services(served.engine, self.configured or "http://127.0.0.1", files)  # ids against ours too
+        self._catalogue = _Catalogue(served, files)
 
-    def current(request: Request) -> tuple[list[Service], dict[str, Availability]]:
-        access = access_of(request, served.auth)
+    def current(self, request: Request) -> tuple[list[Service], dict[str, Availability]]:
+        access = access_of(request, self.served.auth)
         # our own addresses: GRUNNDATA_BASE_URL, not a Host header any client can set (else, for
         # a development server without the setting, the address the request came to)
-        services = [
-            _public(s, access) for s in catalogue.services(configured or str(request.base_url).rstrip("/"))
-        ]
-        return services, measured(served.engine, [s.id for s in services])
+        base = self.configured or str(request.base_url).rstrip("/")
+        services = [_public(s, access) for s in self._catalogue.services(base)]
+        return services, measured(self.served.engine, [s.id for s in services])
 
-    def endpoints(request: Request) -> list[Resource]:
-        services, found = current(request)
+    def file_owners(self) -> set[str]:
+        """The owners the catalogue files name (the rest are the store's owners)."""
+        services = self._catalogue.services(self.configured or "http://127.0.0.1")
+        return {s.owner for s in services if s.origin != "grunndata"}
+
+    def endpoints(self, request: Request) -> list[Resource]:
+        services, found = self.current(request)
         return [endpoint_resource(s, found.get(s.id)) for s in services]
 
-    def organizations(request: Request) -> list[Resource]:
-        return organization_resources(current(request)[0])
+    def organizations(self, request: Request) -> list[Resource]:
+        return organization_resources(self.current(request)[0])
+
+
+def catalog_router(view: CatalogueView) -> APIRouter:
+    """The catalogue's routes; register before the FHIR router (its /fhir/{type} would answer 404)."""
+    served = view.served
+    router = APIRouter(tags=["Service catalogue"])
 
     def chosen_tier(request: Request) -> str | None:
         tier = request.query_params.get("tier") or None
@@ -208,7 +219,7 @@ def catalog_router(served: Served, files: Sequence[Path]) -> APIRouter:
             tier = chosen_tier(request)
         except FhirError as e:
             return HTMLResponse(render_error(e.message, base=base), status_code=400)
-        services, found = current(request)
+        services, found = view.current(request)
         owner = request.query_params.get("owner") or None
         return HTMLResponse(render_page(services, found, tier=tier, owner=owner, base=base))
 
@@ -216,7 +227,7 @@ def catalog_router(served: Served, files: Sequence[Path]) -> APIRouter:
     def as_json(request: Request) -> Response:
         access_of(request, served.auth)
         tier = chosen_tier(request)
-        services, found = current(request)
+        services, found = view.current(request)
         shown = search(services, tier=tier, owner=request.query_params.get("owner") or None)
         return Response(orjson.dumps(catalogue_json(shown, found)), media_type="application/json")
 
@@ -224,25 +235,13 @@ def catalog_router(served: Served, files: Sequence[Path]) -> APIRouter:
     def search_endpoints(request: Request) -> Response:
         access_of(request, served.auth)
         fmt = negotiate(request)
-        return _searchset(request, fmt, "Endpoint", endpoints(request), ENDPOINT_PARAMS)
+        return _searchset(request, fmt, "Endpoint", view.endpoints(request), ENDPOINT_PARAMS)
 
     @router.get("/fhir/Endpoint/{rid}", summary="One service of the catalogue as a FHIR Endpoint")
     def read_endpoint(request: Request, rid: str) -> Response:
         access_of(request, served.auth)
         fmt = negotiate(request)
-        return _read(request, fmt, "Endpoint", rid, endpoints(request))
-
-    @router.get("/fhir/Organization", summary="Search the owners of catalogued services")
-    def search_organizations(request: Request) -> Response:
-        access_of(request, served.auth)
-        fmt = negotiate(request)
-        return _searchset(request, fmt, "Organization", organizations(request), ORGANIZATION_PARAMS)
-
-    @router.get("/fhir/Organization/{rid}", summary="One owner of catalogued services")
-    def read_organization(request: Request, rid: str) -> Response:
-        access_of(request, served.auth)
-        fmt = negotiate(request)
-        return _read(request, fmt, "Organization", rid, organizations(request))
+        return _read(request, fmt, "Endpoint", rid, view.endpoints(request))
 
     return router
 

@@ -22,13 +22,17 @@ from starlette.responses import Response
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
+from grunndata.server.catalog import SHARED_TYPES
 from grunndata.server.openapi import read_doc, search_doc
 from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import reads
 from grunndata.store.reads import SearchError, Snapshot, Version
-from grunndata.store.searchparams import MPD, SERVED_TYPES
+from grunndata.store.searchparams import MPD, SERVED_TYPES, index_rows
+
+Resource = dict[str, Any]
+Catalogued = Callable[[Request], list[Resource]]  # the catalogue's resources of a SHARED_TYPES type
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 EVERYTHING_LIMIT = 1000
@@ -94,7 +98,7 @@ def _shape(resource: dict[str, Any], summary: str | None, elements: Sequence[str
         return resource
     shaped = {k: v for k, v in resource.items() if k == "resourceType" or keep(k)}
     if summary != "data":
-        meta = shaped.setdefault("meta", {})
+        meta = shaped["meta"] = dict(shaped.get("meta", {}))
         meta["tag"] = [*meta.get("tag", []), SUBSETTED]
     return shaped
 
@@ -106,13 +110,35 @@ def _resource_bytes(version: Version, query: Query | None, body: bytes | None = 
     return orjson.dumps(_shape(version.resource(), query.summary, query.elements))
 
 
+def _shaping_of(query: Query | None) -> tuple[str | None, Sequence[str] | None]:
+    return (None, None) if query is None else (query.summary, query.elements)
+
+
+def _catalogue_matches(resources: list[Resource], query: Query) -> list[Resource]:
+    """The catalogue's resources a query matches, by the same table and rules as the store's, in
+    id order (`_sort` orders the store's part only)."""
+    if not resources:
+        return []
+    matched = []
+    for resource in resources:
+        rows = index_rows(resource)
+        if all(reads.clause_matches(c, resource, rows) for c in query.clauses):
+            matched.append(resource)
+    return sorted(matched, key=lambda r: str(r["id"]))
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def fhir_router(served: Served) -> APIRouter:
+def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRouter:
+    """The FHIR routes; `catalogued` gives the service catalogue's Organizations, served beside
+    the store's (server/catalog.py)."""
     router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
     engine = served.engine
+
+    def from_catalogue(request: Request, rtype: str) -> list[Resource]:
+        return catalogued(request) if catalogued is not None and rtype in SHARED_TYPES else []
 
     def read_response(
         request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
@@ -171,6 +197,10 @@ def fhir_router(served: Served) -> APIRouter:
         _check_id(rid)
         fmt = negotiate(request)
         access = who(request)
+        for resource in from_catalogue(request, rtype):  # the catalogue's ids are reserved: it goes first
+            if resource["id"] == rid:
+                shaped = _shape(resource, *_shaping_of(shaping(request, rtype)))
+                return send(request, fmt, orjson.dumps(shaped))
         prepared = served.read(rtype, rid, access)
         if prepared is None:
             with engine.connect() as conn:
@@ -250,6 +280,11 @@ def fhir_router(served: Served) -> APIRouter:
         strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
         query = parse(rtype, items, strict)
         _check_tags(query, who(request))
+        try:  # the catalogue's matches come first, then the store's: one list, paged as one
+            listed = _catalogue_matches(from_catalogue(request, rtype), query)
+        except SearchError as e:
+            raise bad(str(e)) from None
+        first = listed[query.offset : query.offset + query.count]
         with engine.connect() as conn:
             snapshot = _snapshot_for(conn, request, query.snapshot)
             count_only = query.summary == "count" or query.count == 0
@@ -260,17 +295,31 @@ def fhir_router(served: Served) -> APIRouter:
                     rtype,
                     query.clauses,
                     sort=query.sort,
-                    count=query.count,
-                    offset=query.offset,
+                    count=query.count - len(first),  # 0 still says whether there are more
+                    offset=max(0, query.offset - len(listed)),
                     with_total=count_only or query.total != "none",
                     with_page=not count_only,
                 )
             except SearchError as e:
                 raise bad(str(e)) from None
-            included = _included(conn, snapshot, query, page)
+            more = more or (not count_only and query.offset + query.count < len(listed))
+            total = None if total is None else total + len(listed)
+            included = [] if count_only else _included(conn, snapshot, query, page, first)
         base = _base(request)
         links = _links(request, query, snapshot, more)
-        entries = [
+        entries = (
+            []
+            if count_only
+            else [
+                entry(
+                    f"{base}/{rtype}/{r['id']}",
+                    orjson.dumps(_shape(r, query.summary, query.elements)),
+                    {"search": {"mode": "match"}},
+                )
+                for r in first
+            ]
+        )
+        entries += [
             entry(f"{base}/{v.type}/{v.id}", _resource_bytes(v, query), {"search": {"mode": "match"}})
             for v in page
         ]
@@ -295,19 +344,23 @@ def fhir_router(served: Served) -> APIRouter:
             )
         return send(request, fmt, bundle("searchset", entries, links, total))
 
-    def _included(conn: Any, snapshot: Snapshot, query: Query, page: list[Version]) -> list[Version]:
-        if not page:
+    def _included(
+        conn: Any, snapshot: Snapshot, query: Query, page: list[Version], listed: Sequence[Resource] = ()
+    ) -> list[Version]:
+        """What `_include` and `_revinclude` add to a page: the store's matches, and the catalogue's
+        (`listed`; they can be pointed at, but point at nothing the store serves)."""
+        if not page and not listed:
             return []
-        seen = {(v.type, v.id) for v in page}
+        seen = {(v.type, v.id) for v in page} | {(r["resourceType"], r["id"]) for r in listed}
         found: list[Version] = []
         for inc in query.includes:
-            keys = reads.references_from(conn, page, f"{inc.source}.{inc.param.code}")
+            keys = reads.references_from(conn, page, f"{inc.source}.{inc.param.code}") if page else []
             keys = [k for k in keys if (inc.target is None or k[0] == inc.target) and k not in seen]
             for v in reads.read_many(conn, snapshot, keys):
                 seen.add((v.type, v.id))
                 found.append(v)
         for inc in query.revincludes:
-            targets = [f"{v.type}/{v.id}" for v in page]
+            targets = [f"{v.type}/{v.id}" for v in page] + [f"{r['resourceType']}/{r['id']}" for r in listed]
             for v in reads.referring(conn, snapshot, inc.source, inc.param.code, targets):
                 if (v.type, v.id) not in seen:
                     seen.add((v.type, v.id))
@@ -495,7 +548,8 @@ def _typed_routes(router: APIRouter, rtype: str, *handlers: Any) -> None:
 
 
 def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Version]:
-    """What belongs to a product: packages, items, administrable forms, ingredients, substances, interactions."""
+    """What belongs to a product: packages, items, administrable forms, ingredients, substances,
+    interactions, the documents about it (ePI Compositions) and their authors (Organizations)."""
     ref = f"{product.type}/{product.id}"
     packages = reads.referring(
         conn, snapshot, "PackagedProductDefinition", "package-for", [ref], EVERYTHING_LIMIT
@@ -524,6 +578,8 @@ def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Versi
         [f"{v.type}/{v.id}" for v in substances],
         EVERYTHING_LIMIT,
     )
+    documents = reads.referring(conn, snapshot, "Composition", "subject", owners, EVERYTHING_LIMIT)
+    authors = reads.read_many(conn, snapshot, reads.references_from(conn, documents, "Composition.author"))
     notes = [
         v  # sector and supplementary notes about the product or its packages, for entitled clients
         for v in reads.referring(conn, snapshot, "Basic", "subject", owners, EVERYTHING_LIMIT)
@@ -531,7 +587,8 @@ def everything_of(conn: Any, snapshot: Snapshot, product: Version) -> list[Versi
     ]
     out: list[Version] = []
     seen = {(product.type, product.id)}
-    for v in (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance, *notes):
+    related = (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance)
+    for v in (*related, *documents, *authors, *notes):
         if (v.type, v.id) not in seen:
             seen.add((v.type, v.id))
             out.append(v)

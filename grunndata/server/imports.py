@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,9 @@ _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def imports_router(served: Served) -> APIRouter:
+def imports_router(served: Served, catalogue_owners: Callable[[], Collection[str]] = frozenset) -> APIRouter:
+    """The import routes; `catalogue_owners` names the owners of the catalogue files (their
+    Organization ids are the catalogue's, and no import may take them)."""
     router = APIRouter(prefix="/import", tags=["Imports"])
 
     @router.post("/{source}", summary="Import a delivery (FEST, SAFEST, sector or supplementary data)")
@@ -72,7 +74,7 @@ def imports_router(served: Served) -> APIRouter:
                 "dry_run": dry_run,
                 "owner_name": owner_name,
             }
-            run = _importer(source, tier, line_owner, options)
+            run = _importer(source, tier, line_owner, options | {"catalogue_owners": catalogue_owners()})
             try:
                 result = await run_in_threadpool(run, served.engine, path)
             except StoreError as e:
@@ -164,12 +166,22 @@ def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Ca
         from grunndata.importers.safest import import_safest
 
         return lambda engine, path: import_safest(
-            engine, path, force=options["force"], dry_run=options["dry_run"]
+            engine,
+            path,
+            force=options["force"],
+            dry_run=options["dry_run"],
+            catalogue_owners=options["catalogue_owners"],
         )
     from grunndata.importers.tiered import import_tiered
 
     return lambda engine, path: import_tiered(
-        engine, path, tier=tier, owner=owner, owner_name=options["owner_name"], dry_run=options["dry_run"]
+        engine,
+        path,
+        tier=tier,
+        owner=owner,
+        owner_name=options["owner_name"],
+        dry_run=options["dry_run"],
+        catalogue_owners=options["catalogue_owners"],
     )
 
 

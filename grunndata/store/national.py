@@ -152,3 +152,17 @@ def registered_tier(conn: Connection, owner: str) -> str | None:
     """The tier an owner was registered in, or None for an owner the store does not know."""
     tier = conn.execute(select(OWN.c.tier).where(OWN.c.id == owner)).scalar()
     return None if tier is None else str(tier)
+
+
+def reserved_organization_ids(conn: Connection, catalogue_owners: Iterable[str] = ()) -> set[str]:
+    """The ids of the service catalogue's Organizations, which no imported Organization may take:
+    every owner the store knows (each line is a feed of its owner in the catalogue, DMP's too) and
+    the owners the catalogue files name (`catalogue_owners`)."""
+    return {str(o) for o in conn.execute(select(OWN.c.id)).scalars()} | {"dmp", *catalogue_owners}
+
+
+def reserved_organization_sentence(rid: str) -> str:
+    return (
+        f"the id {rid} is reserved: the service catalogue serves the owner {rid} as Organization/{rid} "
+        "at the same /fhir/Organization; give this Organization another id"
+    )

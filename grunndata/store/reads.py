@@ -19,7 +19,15 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tupl
 from sqlalchemy.engine import Connection
 
 from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
-from grunndata.store.searchparams import SERVED_TYPES, TIER_SYSTEM, SearchParam, normalise
+from grunndata.store.searchparams import (
+    SERVED_TYPES,
+    TIER_SYSTEM,
+    IndexRow,
+    SearchParam,
+    date_span,
+    normalise,
+    stamp,
+)
 
 R = Resource.__table__  # type: ignore[attr-defined]
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]
@@ -282,6 +290,10 @@ def _index_condition(param: SearchParam, modifier: str | None, value: str) -> Co
         if modifier is not None:
             raise SearchError(f"the modifier :{modifier} is not supported on uri parameter {param.code}")
         return and_(X.c.param == name, X.c.value == value)
+    if param.type == "date":
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on date parameter {param.code}")
+        return and_(X.c.param == name, _indexed_date_condition(value))
     raise SearchError(f"{param.code}: {param.type} parameters are not supported")
 
 
@@ -319,30 +331,14 @@ def date_range(value: str) -> tuple[str, datetime, datetime]:
 def _date_range(value: str) -> tuple[str, datetime, datetime]:
     prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
     text = value[2:] if value[:2] in _DATE_PREFIXES else value
-    formats = (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"))
-    for fmt, unit in formats:
-        try:
-            start = datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        if unit == "year":
-            end = start.replace(year=start.year + 1)
-        elif unit == "month":
-            end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-        else:
-            end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
-        return prefix, start, end
     try:
-        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        start, end = date_span(text)
+    except ValueError as e:
+        if "time zone" in str(e):
+            raise SearchError(str(e)) from None
         raise SearchError(
             f"not a date or time: {value!r} (e.g. 2026-11-21 or 2026-11-21T10:00:00Z)"
         ) from None
-    if start.tzinfo is None:
-        raise SearchError(f"a time needs a time zone: {value!r} (e.g. 2026-11-21T10:00:00Z)")
-    start = start.astimezone(UTC)
-    precision = 1000 if "." in text else 1_000_000
-    end = datetime.fromtimestamp(start.timestamp() + precision / 1_000_000, UTC)
     return prefix, start, end
 
 
@@ -366,6 +362,30 @@ def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
     return conditions[prefix]
 
 
+def _indexed_date_condition(value: str) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = _date_test(value, X.c.value, X.c.exact, and_, or_)
+    return condition
+
+
+def _date_test(value: str, first: Any, after: Any, both: Any, either: Any) -> Any:
+    """An indexed date's range [first, after) against the search value's (R5 3.2.1.5.9), as SQL
+    (columns, and_, or_) or in memory (strings, and, or): one rule for both."""
+    prefix, start, end = date_range(value)
+    lo, hi = stamp(start), stamp(end)
+    if prefix == "eq":
+        return both(first >= lo, after <= hi)
+    if prefix == "ne":
+        return either(first < lo, after > hi)
+    return {
+        "gt": lambda: after > hi,
+        "lt": lambda: first < lo,
+        "ge": lambda: after > lo,
+        "le": lambda: first < hi,
+        "sa": lambda: first >= hi,
+        "eb": lambda: after <= lo,
+    }[prefix]()
+
+
 def _clause_condition(clause: Clause) -> ColumnElement[bool]:
     code = clause.param.code
     if code.startswith("_") and clause.modifier is not None:
@@ -375,7 +395,7 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
         return ids
     if code == "_lastUpdated":
         return or_(*(_date_condition(R.c.last_updated, v) for v in clause.values))
-    if code == "_tag":
+    if code in ("_tag", "tier"):  # Organization's tier is its _tag (searchparams.py)
         tiers = []
         for v in clause.values:
             system, tier = _token(v)
@@ -389,6 +409,48 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
     )
     indexed: ColumnElement[bool] = R.c.pk.in_(matching)
     return indexed
+
+
+def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[IndexRow]) -> bool:
+    """Whether a resource that is not in the store (the service catalogue's Organizations) matches
+    `clause` as a stored one would: `rows` are its `index_rows`, its tiers are in meta.tag. No
+    last-updated time is known for such a resource, so `_lastUpdated` never matches it."""
+    code = clause.param.code
+    if code.startswith("_") and clause.modifier is not None:
+        raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
+    if code == "_id":
+        return resource.get("id") in clause.values
+    if code == "_lastUpdated":
+        for v in clause.values:
+            date_range(v)  # a bad value is a 400 here as well
+        return False
+    if code in ("_tag", "tier"):
+        tiers = {
+            t.get("code") for t in resource.get("meta", {}).get("tag", []) if t.get("system") == TIER_SYSTEM
+        }
+        return any(_token(v)[0] in (None, TIER_SYSTEM) and _token(v)[1] in tiers for v in clause.values)
+    name = f"{clause.param.resource}.{code}"
+    mine = [r for r in rows if r.param == name]
+    return any(_row_matches(clause.param, clause.modifier, v, r) for v in clause.values for r in mine)
+
+
+def _row_matches(param: SearchParam, modifier: str | None, value: str, row: IndexRow) -> bool:
+    """`_index_condition`, for one index row in memory."""
+    _index_condition(param, modifier, value)  # the same SearchError for a value or modifier it refuses
+    if param.type == "token":
+        system, code = _token(value)
+        return (system is None or row.system == system) and (code is None or row.value == code)
+    if param.type == "string":
+        if modifier == "exact":
+            return row.exact == value
+        if modifier == "contains":
+            return normalise(value) in row.value
+        return row.value.startswith(normalise(value))
+    if param.type == "reference":
+        return row.value in _reference_values(param, modifier, value)
+    if param.type == "date":
+        return bool(_date_test(value, row.value, row.exact or "", lambda a, b: a and b, lambda a, b: a or b))
+    return row.value == value  # uri
 
 
 def _sort_column(rtype: str, key: SortKey) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 TIER_SYSTEM = "https://grunndata.no/fhir/CodeSystem/tier"
@@ -46,8 +47,9 @@ APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinit
 CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
 RA = "RegulatedAuthorization"  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
 VS = "ValueSet"  # from SAFEST; ConceptMaps are served by the terminology routes, from one map index
+COMP, ORG = "Composition", "Organization"  # an ePI document about a product, and who holds it
 
-SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA, VS)
+SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA, VS, COMP, ORG)
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (
@@ -305,6 +307,43 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
     ),
     _p(RA, "status", "token", "status", "Status of the authorisation"),
     _p(RA, "region", "token", "region", "Where the authorisation applies"),
+    _p(RA, "holder", "reference", "holder.reference", "The marketing authorisation holder", ORG),
+    # Composition (an ePI: the package leaflet or SmPC of a product, from a document Bundle)
+    _p(COMP, "identifier", "token", "identifier", "Version-independent identifier of the document"),
+    _p(
+        COMP,
+        "subject",
+        "reference",
+        "subject.reference",
+        "What the document is about: the product",
+        MPD,
+        PPD,
+        MID,
+        APD,
+        SD,
+        ING,
+    ),
+    _p(COMP, "type", "token", "type", "Kind of document (LOINC 60593-1: package insert)"),
+    _p(COMP, "category", "token", "category", "Categorisation of the document"),
+    _p(COMP, "status", "token", "status", "preliminary, final, amended, ..."),
+    _p(COMP, "title", "string", "title", "The document's title"),
+    _p(COMP, "date", "date", "date", "When the document was last edited"),
+    _p(COMP, "author", "reference", "author.reference", "Who wrote the document", ORG),
+    _p(COMP, "section", "token", "section.code", "Kind of a (top-level) section"),
+    _p(COMP, "version", "token", "version", "The business version of the document"),
+    # Organization (the marketing authorisation holder; also the catalogue's owners, server/catalog.py)
+    _p(ORG, "identifier", "token", "identifier", "An identifier (organisation number, ...)"),
+    _p(ORG, "name", "string", "name|alias", "The name or an alias"),
+    _p(ORG, "type", "token", "type", "Kind of organisation"),
+    _p(ORG, "active", "token", "active", "Whether the record is in active use"),
+    _p(ORG, "partof", "reference", "partOf.reference", "The organisation it is part of", ORG),
+    _ours(  # answered from the store's columns, as _tag; the catalogue's clients searched by it first
+        ORG,
+        "tier",
+        "token",
+        "",
+        "Tier of the data; for the service catalogue's owners, a tier they offer services in",
+    ),
     # Basic (FEST catalogues IDMP has no resource for)
     _p(BASIC, "identifier", "token", "identifier", "FEST id"),
     _p(BASIC, "code", "token", "code", "Which FEST catalogue the entry comes from"),
@@ -343,8 +382,39 @@ def normalise(text: str) -> str:
 class IndexRow(NamedTuple):  # a tuple: made half a million times per full import
     param: str  # "Type.code"
     system: str  # token: the code system ("" when none); reference: ""; string: ""
-    value: str  # token: the code; string: normalised text; reference: "Type/id"; uri: the uri
-    exact: str | None = None  # string: the text as written, for :exact
+    value: str  # token: the code; string: normalised text; reference: "Type/id"; uri: the uri;
+    # date: the first instant the value covers (`stamp`)
+    exact: str | None = None  # string: the text as written, for :exact; date: the end, exclusive
+
+
+def date_span(text: str) -> tuple[datetime, datetime]:
+    """The instants a FHIR date, dateTime or instant covers (end exclusive): `2025` is the whole
+    year; ValueError for anything else (a time without a zone included)."""
+    formats = (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"))
+    for fmt, unit in formats:
+        try:
+            start = datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if unit == "year":
+            end = start.replace(year=start.year + 1)
+        elif unit == "month":
+            end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        else:
+            end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
+        return start, end
+    start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if start.tzinfo is None:
+        raise ValueError(f"a time needs a time zone: {text!r} (e.g. 2026-11-21T10:00:00Z)")
+    start = start.astimezone(UTC)
+    precision = 1000 if "." in text else 1_000_000
+    return start, datetime.fromtimestamp(start.timestamp() + precision / 1_000_000, UTC)
+
+
+def stamp(t: datetime) -> str:
+    """An instant as indexed: fixed width, UTC, so that text order is time order in every database."""
+    t = t.astimezone(UTC)
+    return f"{t.year:04d}-{t:%m-%dT%H:%M:%S}.{t.microsecond:06d}Z"
 
 
 def _walk(node: Any, steps: list[str]) -> Iterator[Any]:
@@ -403,4 +473,10 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
                         rows.add(IndexRow(name, "", value))
                 elif param.type == "uri":
                     rows.add(IndexRow(name, "", value))
+                elif param.type == "date":
+                    try:
+                        start, end = date_span(value)
+                    except (ValueError, OverflowError):
+                        continue  # not a FHIR date: validation refuses it before anything is indexed
+                    rows.add(IndexRow(name, "", stamp(start), stamp(end)))
     return sorted(rows)

@@ -173,7 +173,7 @@ def test_an_owner_is_an_organization_tagged_with_its_tiers() -> None:
         "resourceType": "Organization",
         "id": "dmp",
         "meta": {
-            "source": "https://grunndata.no/owner/dmp",
+            "source": "https://grunndata.no/catalog",
             "tag": [{"system": TIER, "code": "national"}, {"system": TIER, "code": "sector"}],
         },
         "extension": [

@@ -305,7 +305,7 @@ def test_a_type_grunndata_does_not_take_from_safest_is_skipped_with_one_warning(
             "kind": "conversion",
             "where": "mixed.json entry 1",
             "resource": "Patient/p1",
-            "message": "Patient is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+            "message": "Patient is neither a SAFEST R4 resource type nor an R5 IDMP, ePI or terminology one; skipped",
         }
     ]
 

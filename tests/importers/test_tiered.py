@@ -481,7 +481,7 @@ REFUSALS: dict[str, tuple[str, str, list[str]]] = {
             "d.ndjson line 1: Patient is not a type sector and supplementary data may hold "
             "(MedicinalProductDefinition, PackagedProductDefinition, ManufacturedItemDefinition, "
             "AdministrableProductDefinition, Ingredient, SubstanceDefinition, ClinicalUseDefinition, Basic, "
-            "RegulatedAuthorization)"
+            "RegulatedAuthorization, Composition, Organization)"
         ],
     ),
     "a bad id": (

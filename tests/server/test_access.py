@@ -43,10 +43,23 @@ UNIT_DOSE = {
     "name": "Certican 0,1 mg unit dose (hospital repack)",
     "packageFor": [{"reference": f"MedicinalProductDefinition/{CERTICAN_BRAND}"}],
 }
+LEAFLET = {  # an ePI the hospital pharmacy wrote for its ward staff, and the pharmacy as its author
+    "resourceType": "Composition",
+    "id": "sector-epi-1",
+    "status": "final",
+    "type": {"coding": [{"system": "http://loinc.org", "code": "60593-1"}]},
+    "subject": [{"reference": f"MedicinalProductDefinition/{CERTICAN_BRAND}"}],
+    "date": "2025-02-03",
+    "author": [{"reference": "Organization/sector-org-1"}],
+    "title": "Certican: tilberedning på post",
+}
+AUTHOR = {"resourceType": "Organization", "id": "sector-org-1", "name": "Sykehusapoteket Vest, produksjon"}
 # (tier, owner, resource): the restricted data, each resource id doubling as its marker
 RESTRICTED = [
     ("sector", SECTOR_OWNER, UNIT_DOSE),
     ("sector", SECTOR_OWNER, _basic("sector-note-1", "store below 25 C")),
+    ("sector", SECTOR_OWNER, LEAFLET),
+    ("sector", SECTOR_OWNER, AUTHOR),
     ("supplementary", VENDOR_A, _basic("vendor-a-note-1", "vendor A text")),
     ("supplementary", VENDOR_B, _basic("vendor-b-note-1", "vendor B text")),
 ]
@@ -139,6 +152,25 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("sector-unit-dose-1",),
     ),
     ("include subject", "/fhir/Basic?_id={id}&_include=Basic:subject", "shows", NOTES),
+    (
+        "revinclude documents",
+        f"/fhir/MedicinalProductDefinition?_id={CERTICAN_BRAND}&_revinclude=Composition:subject",
+        "shows",
+        ("sector-epi-1",),
+    ),
+    (
+        "include author",
+        "/fhir/Composition?_id=sector-epi-1&_include=Composition:author",
+        "shows",
+        ("sector-org-1",),
+    ),
+    (
+        "search documents by subject",
+        f"/fhir/Composition?subject={CERTICAN_BRAND}",
+        "shows",
+        ("sector-epi-1",),
+    ),
+    ("organizations by name", "/fhir/Organization?name=sykehusapotek", "shows", ("sector-org-1",)),
     (
         "search by subject",
         f"/fhir/Basic?subject=PackagedProductDefinition/{CERTICAN_PACKAGE}",

@@ -28,7 +28,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.importers.tiered import import_tiered
 from grunndata.server import create_app
 from grunndata.server.auth import Authenticator, AuthSettings
-from grunndata.server.catalog import catalog_router, catalogue_files
+from grunndata.server.catalog import CatalogueView, catalogue_files
 from grunndata.server.state import Served
 from grunndata.store import connect
 from grunndata.store.probes import record
@@ -377,7 +377,7 @@ def test_a_hostile_catalogue_file_is_shown_as_text_never_as_markup(site: Site) -
 
 def test_a_broken_catalogue_file_stops_the_server_at_start_naming_file_and_line(site: Site) -> None:
     with pytest.raises(CatalogueError) as caught:
-        catalog_router(Served(site.engine), [PARTNERS, BROKEN])
+        CatalogueView(Served(site.engine), [PARTNERS, BROKEN])
     assert caught.value.problems == [f"{BROKEN}:2: the service `broken` has no `tier`"]
 
 

@@ -149,6 +149,12 @@ def test_every_type_the_translators_make_is_served() -> None:
     from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
     from grunndata.translators.safest import R5_TYPES, TERMINOLOGY_TYPES
 
-    assert set(SERVED_TYPES) == RESOURCE_TYPES | {"RegulatedAuthorization", "ValueSet"}
-    # everything SAFEST may bring is served; ConceptMaps by the terminology routes, from the map index
+    # SAFEST brings RegulatedAuthorization, an ePI document Bundle its Composition and Organization;
+    # everything SAFEST may bring is served, ConceptMaps by the terminology routes, from the map index
+    assert set(SERVED_TYPES) == RESOURCE_TYPES | {
+        "RegulatedAuthorization",
+        "ValueSet",
+        "Composition",
+        "Organization",
+    }
     assert set(SERVED_TYPES) | {"ConceptMap"} == set(R5_TYPES) | TERMINOLOGY_TYPES

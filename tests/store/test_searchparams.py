@@ -68,5 +68,19 @@ def test_every_parameter_names_a_served_type_and_a_known_kind() -> None:
     for p in SEARCH_PARAMS:
         assert p.resource in (*SERVED_TYPES, "Resource"), p
         assert p.type in ("token", "string", "reference", "uri", "date"), p
-        assert bool(p.path) == (p.resource != "Resource"), p
+        from_columns = p.resource == "Resource" or (p.resource, p.code) == ("Organization", "tier")  # as _tag
+        assert bool(p.path) == (not from_columns), p
         assert p.type != "reference" or p.targets, p
+
+
+def test_a_date_is_indexed_as_the_instants_it_covers() -> None:
+    leaflet = {"resourceType": "Composition", "id": "x", "date": "2025-03-14", "title": "Pakningsvedlegg"}
+    assert IndexRow("Composition.date", "", "2025-03-14T00:00:00.000000Z", "2025-03-15T00:00:00.000000Z") in (
+        index_rows(leaflet)
+    )
+    edited = index_rows(leaflet | {"date": "2025-03-14T09:30:00+01:00"})
+    assert (
+        IndexRow("Composition.date", "", "2025-03-14T08:30:00.000000Z", "2025-03-14T08:30:01.000000Z")
+        in edited
+    )
+    assert [r for r in index_rows(leaflet | {"date": "14.03.2025"}) if r.param == "Composition.date"] == []

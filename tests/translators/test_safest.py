@@ -877,12 +877,12 @@ def test_bad_resources_are_refused_with_problems_and_the_rest_is_converted() -> 
         Problem("?/x", "has no resourceType; not converted"),
         Problem(
             "Patient/p1",
-            "Patient is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+            "Patient is neither a SAFEST R4 resource type nor an R5 IDMP, ePI or terminology one; skipped",
             warning=True,
         ),
         Problem(
             "MedicinalProductInteraction/i1",
-            "MedicinalProductInteraction is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped",
+            "MedicinalProductInteraction is neither a SAFEST R4 resource type nor an R5 IDMP, ePI or terminology one; skipped",
             warning=True,
         ),
         Problem("MedicinalProduct/?", "has no id; not converted"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from grunndata.importers.national import (
 from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.memory import cycle_collection_paused
+from grunndata.store.national import reserved_organization_ids, reserved_organization_sentence
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.terminology import concept_map_files
 from grunndata.translators.safest import TERMINOLOGY_TYPES, json_bytes, label_of, to_r5
@@ -88,12 +90,18 @@ def import_safest(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    catalogue_owners: Collection[str] = (),
 ) -> SafestResult:
-    """Import one SAFEST delivery as a new national release; DeliveryError (nothing changes) if refused."""
+    """Import one SAFEST delivery as a new national release; DeliveryError (nothing changes) if refused.
+
+    `catalogue_owners`: the owners the service catalogue's files name, whose Organization ids an
+    imported Organization may not take (nor those of the owners the store knows)."""
     started = time.monotonic()
     found = list(read_resources(path))
     result = SafestResult(path.name, dry_run=dry_run, read=len(found))
-    resources, result.problems, result.warnings = _converted(found)
+    with engine.connect() as conn:
+        reserved = reserved_organization_ids(conn, catalogue_owners)
+    resources, result.problems, result.warnings = _converted(found, reserved)
     result.types = dict(sorted(Counter(r["resourceType"] for r in resources).items()))
     with (
         cycle_collection_paused(),
@@ -169,9 +177,11 @@ def _replacements(builder: ReleaseBuilder, resources: list[dict[str, Any]]) -> l
     return warnings
 
 
-def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
+def _converted(
+    found: list[Found], reserved: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, str]]]:
     """The delivery as valid R5 resources, the problems that refuse it and the warnings, each with
-    the file (and entry or line) it was found in."""
+    the file (and entry or line) it was found in; an Organization may not take a `reserved` id."""
     where = {label_of(f.resource): f.where for f in found}
     conversion = to_r5([f.resource for f in found])
 
@@ -191,6 +201,11 @@ def _converted(found: list[Found]) -> tuple[list[dict[str, Any]], list[str], lis
             problems.append(f"{key[0]}/{key[1]} comes twice; every resource must come once")
             continue
         seen.add(key)
+        if key[0] == "Organization" and key[1] in reserved:
+            problems.append(
+                f"{place(f'{key[0]}/{key[1]}')}: {key[0]}/{key[1]}: {reserved_organization_sentence(key[1])}"
+            )
+            continue
         problem = _invalid(resource)
         if problem:
             problems.append(f"{key[0]}/{key[1]} is not valid FHIR R5: {problem}")

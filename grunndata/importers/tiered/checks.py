@@ -9,7 +9,7 @@ a national entry, and codes of a national code system that are in it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from grunndata.importers.resources import stored_form
 from grunndata.importers.tiered.keys import BY_SYSTEM, find_national, unknown_code, unknown_key
 from grunndata.importers.tiered.problems import Place, Problem
-from grunndata.store.national import Key, Line, NationalKeys
+from grunndata.store.national import Key, Line, NationalKeys, reserved_organization_sentence
 from grunndata.store.searchparams import SERVED_TYPES
 
 NATIONAL_ONLY = ("CodeSystem", "ValueSet")
@@ -96,12 +96,18 @@ def referenced(checked: list[Checked]) -> set[Key]:
 
 
 def against_national(
-    checked: list[Checked], national: NationalKeys, elsewhere: dict[Key, Line]
+    checked: list[Checked],
+    national: NationalKeys,
+    elsewhere: dict[Key, Line],
+    reserved: Collection[str] = (),
 ) -> list[Problem]:
-    """Problems of resources that passed `shape`; `elsewhere` says which other line serves a key."""
+    """Problems of resources that passed `shape`; `elsewhere` says which other line serves a key,
+    `reserved` which Organization ids the service catalogue holds."""
     ours = {c.key for c in checked}
     problems = []
     for c in checked:
+        if c.key[0] == "Organization" and c.key[1] in reserved:
+            problems.append(Problem(c.place, reserved_organization_sentence(c.key[1]), c.label))
         if c.key in elsewhere:
             line = elsewhere[c.key]
             problems.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,7 +33,13 @@ from grunndata.importers.tiered.problems import (
     refuse_unreadable,
 )
 from grunndata.store.db import open_connection
-from grunndata.store.national import Line, NationalKeys, registered_tier, served_elsewhere
+from grunndata.store.national import (
+    Line,
+    NationalKeys,
+    registered_tier,
+    reserved_organization_ids,
+    served_elsewhere,
+)
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows
 
@@ -106,8 +112,12 @@ def import_tiered(
     owner_name: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    catalogue_owners: Collection[str] = (),
 ) -> TieredResult:
-    """Import `path` as the owner's data in `tier`; TieredDeliveryError (nothing changes) if refused."""
+    """Import `path` as the owner's data in `tier`; TieredDeliveryError (nothing changes) if refused.
+
+    `catalogue_owners`: the owners the service catalogue's files name, whose Organization ids an
+    imported Organization may not take (nor those of the owners the store knows)."""
     started = time.monotonic()
     _check_owner(path, tier, owner)
     delivery = _read(path)
@@ -123,7 +133,7 @@ def import_tiered(
             dry_run,
             delivery.records,
         )
-        checked = _checked(engine, delivery, result)
+        checked = _checked(engine, delivery, result, catalogue_owners)
         if result.problems:
             _refuse(builder, result, started)
         _put(builder, checked, progress)
@@ -166,7 +176,18 @@ def _check_registered(engine: Engine, path: Path, tier: str, owner: str) -> None
 
 def _tier_problem(conn: Connection, tier: str, owner: str) -> str | None:
     registered = registered_tier(conn, owner)
-    if registered in (None, tier):
+    if registered is None:
+        # a new owner becomes the catalogue's Organization/<owner>: an imported one may not have that id
+        taken = served_elsewhere(conn, [("Organization", owner)], Line(tier, owner))
+        line = taken.get(("Organization", owner))
+        if line is not None:
+            return (
+                f"the owner id {owner} is the id of an Organization served as {line.tier} data of "
+                f"{line.owner}, and the service catalogue would serve the owner under it too; choose "
+                "another owner id"
+            )
+        return None
+    if registered == tier:
         return None
     return f"the owner {owner} publishes {registered} data; an owner publishes in one tier only"
 
@@ -190,7 +211,9 @@ def _read(path: Path) -> _Delivery:
     return _Delivery(path.name, found)
 
 
-def _checked(engine: Engine, delivery: _Delivery, result: TieredResult) -> list[Checked]:
+def _checked(
+    engine: Engine, delivery: _Delivery, result: TieredResult, catalogue_owners: Collection[str]
+) -> list[Checked]:
     """The delivery's resources, checked against the national data; problems go to `result`."""
     line = Line(result.tier, result.owner)
     with open_connection(engine) as conn:
@@ -207,7 +230,8 @@ def _checked(engine: Engine, delivery: _Delivery, result: TieredResult) -> list[
         result.problems.extend(problems)
         asked = {c.key for c in checked} | {k for k in referenced(checked) if not national.exists(k)}
         elsewhere = served_elsewhere(conn, asked, line)
-    result.problems.extend(against_national(checked, national, elsewhere))
+        reserved = reserved_organization_ids(conn, [*catalogue_owners, result.owner])
+    result.problems.extend(against_national(checked, national, elsewhere, reserved))
     result.problems.sort(key=lambda p: (p.place.file, p.place.number or 0))
     return checked
 

@@ -35,10 +35,14 @@ R5_TYPES = frozenset(
         "RegulatedAuthorization",
         "ClinicalUseDefinition",
         "Basic",
+        "Composition",
+        "Organization",
     }
 )
-"""Types that pass through unchanged. The terminology types (CodeSystem, ValueSet, ConceptMap: R4 or
-R5 by what they hold) go through translators/safest/terminology.py."""
+"""Types that pass through unchanged: the R5 IDMP types, and Composition and Organization, which come
+in R5 document Bundles (an ePI: the leaflet of a product, and its marketing authorisation holder).
+The terminology types (CodeSystem, ValueSet, ConceptMap: R4 or R5 by what they hold) go through
+translators/safest/terminology.py."""
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError)
 """What a resource whose JSON does not have the shapes R4 defines (a string where a list belongs)
@@ -141,7 +145,7 @@ def _refusal(resource: Any) -> str | None:
     if not isinstance(rtype, str):
         return "has no resourceType; not converted"
     if rtype not in SPECS and rtype not in R5_TYPES and rtype not in TERMINOLOGY_TYPES:
-        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP one; skipped"
+        return f"{rtype} is neither a SAFEST R4 resource type nor an R5 IDMP, ePI or terminology one; skipped"
     if not isinstance(rid, str):
         return "has no id; not converted"
     if not FHIR_ID.match(rid):
