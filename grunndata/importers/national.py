@@ -205,8 +205,11 @@ def _translated(entry: FestEntry, key: str, lookup: _Entries) -> list[Json]:
         ) from e
 
 
-_LITERAL = re.compile(rb'"reference":"([A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64})"')
-"""A relative literal reference in a resource's JSON as orjson writes it (no spaces)."""
+_LITERAL = re.compile(
+    rb'"reference":"((?:https?://[^"/]+(?:/[^"/]+)*/)?[A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64})"'
+)
+"""A literal reference in a resource's JSON as orjson writes it (no spaces): relative (Type/id), or
+absolute (http...://server/Type/id), which names a resource of another server: one we do not serve."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +312,10 @@ class _Serving:
 
 
 def _key(reference: str) -> Key:
-    rtype, _, rid = reference.partition("/")
-    return rtype, rid
+    """(type, id) a reference names; an absolute one keeps its server, so it names nothing made here."""
+    base, _, rid = reference.rpartition("/")
+    prefix, _, rtype = base.rpartition("/")
+    return (f"{prefix}/{rtype}" if prefix else rtype), rid
 
 
 def _unlinked(
@@ -335,9 +340,10 @@ def _unlinked(
         model = _model(value["resourceType"])
     target = value.get("reference")
     if isinstance(target, str) and target in gone:
-        rtype, rid = target.split("/", 1)
+        rtype, rid = target.rsplit("/", 2)[-2:]
         logical = {k: v for k, v in value.items() if k != "reference"}
-        if "identifier" not in logical and fest_made:  # FEST's literal_reference: "ID_" + id is the FEST Id
+        if "identifier" not in logical and fest_made and rtype == target.split("/", 1)[0]:
+            # FEST's literal_reference (always relative): "ID_" + id is the FEST Id
             logical["identifier"] = {"system": NS_FEST_ID, "value": "ID_" + rid}
         if "identifier" in logical:
             found.append((path, target, "kept as an identifier-only reference"))
