@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,11 +205,10 @@ def _translated(entry: FestEntry, key: str, lookup: _Entries) -> list[Json]:
         ) from e
 
 
-_LITERAL = re.compile(
-    rb'"reference":"((?:https?://[^"/]+(?:/[^"/]+)*/)?[A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64})"'
-)
-"""A literal reference in a resource's JSON as orjson writes it (no spaces): relative (Type/id), or
-absolute (http...://server/Type/id), which names a resource of another server: one we do not serve."""
+_REFERENCE = re.compile(rb'"reference":("(?:[^"\\]|\\.)*")')
+"""Every Reference.reference in a resource's JSON as orjson writes it (no spaces)."""
+_RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})(?:/_history/([A-Za-z0-9.\-]{1,64}))?\Z")
+_ABSOLUTE_TAIL = re.compile(r"/([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})(?:/_history/[A-Za-z0-9.\-]{1,64})?\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +222,13 @@ class Unserved:
     from_safest: bool  # the resource holds SAFEST's data (made from it, or merged with it)
 
     def sentence(self) -> str:
-        return f"{self.path} points at {self.target}, which is neither in the delivery nor served; {self.outcome}"
+        relative = _RELATIVE.match(self.target)
+        why = (
+            "a version the sender numbered (the store numbers versions itself)"
+            if relative and relative[3] is not None
+            else "which is neither in the delivery nor served"
+        )
+        return f"{self.path} points at {self.target}, {why}; {self.outcome}"
 
 
 @dataclass
@@ -272,10 +277,11 @@ class _Serving:
         for resource, from_safest in resources:
             key = (resource["resourceType"], resource["id"])
             body = orjson.dumps(resource)
-            found = _LITERAL.findall(body)
+            contained = _contained_ids(resource)
+            found = [orjson.loads(m) for m in _REFERENCE.findall(body)]
             if from_safest:
                 self.safest_references += len(found)
-            missing = frozenset(t for m in found if _key(t := m.decode()) not in self.made)
+            missing = frozenset(r for r in found if not self._names_served(r, contained))
             if missing:
                 self.waiting.append(_Waiting(key, body, oppf, from_safest, missing))
             else:
@@ -286,17 +292,26 @@ class _Serving:
         unserved: list[Unserved] = []
         for w in self.waiting:
             resource = orjson.loads(w.body)
-            gone = {t for t in w.targets if _key(t) not in self.made}
+            gone = {t for t in w.targets if not self._names_served(t, _contained_ids(resource))}
             body = w.body
             if gone:
                 found: list[tuple[str, str, str]] = []
-                resource = _unlinked(resource, gone, w.key[0], not w.from_safest, found)
+                resource = _unlinked(resource, gone, self.made, w.key[0], not w.from_safest, found)
                 body = orjson.dumps(resource)
                 label = f"{w.key[0]}/{w.key[1]}"
                 unserved += [Unserved(label, path, t, outcome, w.from_safest) for path, t, outcome in found]
             self._put(w.key, body, w.oppf, w.from_safest and w.oppf is not None, resource)
         self.waiting = []
         return unserved
+
+    def _names_served(self, reference: str, contained: set[str]) -> bool:
+        """A local reference to a contained resource there is, or a relative one to a resource served.
+
+        Anything else names what this release does not serve: a version (versions are the store's
+        own), another server's resource (absolute), an urn no entry of the delivery had."""
+        if reference.startswith("#"):
+            return reference == "#" or reference[1:] in contained
+        return _served_key(reference) in self.made
 
     def _put(self, key: Key, body: bytes, oppf: str | None, merged: bool, resource: Json) -> None:
         """`merged`: made from a FEST entry (it has an Oppf Id) and holding SAFEST's data."""
@@ -311,16 +326,24 @@ class _Serving:
         )
 
 
-def _key(reference: str) -> Key:
-    """(type, id) a reference names; an absolute one keeps its server, so it names nothing made here."""
-    base, _, rid = reference.rpartition("/")
-    prefix, _, rtype = base.rpartition("/")
-    return (f"{prefix}/{rtype}" if prefix else rtype), rid
+def _contained_ids(resource: Json) -> set[str]:
+    return {
+        c["id"]
+        for c in resource.get("contained") or []
+        if isinstance(c, dict) and isinstance(c.get("id"), str)
+    }
+
+
+def _served_key(reference: str) -> Key | None:
+    """(type, id) of a relative reference to a current version; None for any other kind."""
+    m = _RELATIVE.match(reference)
+    return (m[1], m[2]) if m and m[3] is None else None
 
 
 def _unlinked(
     value: Any,
     gone: set[str],
+    made: Mapping[Key, str],
     path: str,
     fest_made: bool,
     found: list[tuple[str, str, str]],
@@ -331,7 +354,7 @@ def _unlinked(
     element itself must go (R5 requires what was left out, or nothing is left). `model` is the
     element's fhir.resources class, which says what R5 requires."""
     if isinstance(value, list):
-        items = [_unlinked(v, gone, path, fest_made, found, model) for v in value]
+        items = [_unlinked(v, gone, made, path, fest_made, found, model) for v in value]
         kept = [v for v in items if v is not _GONE]
         return kept if kept or not items else _GONE
     if not isinstance(value, dict):
@@ -340,14 +363,18 @@ def _unlinked(
         model = _model(value["resourceType"])
     target = value.get("reference")
     if isinstance(target, str) and target in gone:
-        rtype, rid = target.rsplit("/", 2)[-2:]
+        relative = _RELATIVE.match(target)
+        if relative and relative[3] is not None and (relative[1], relative[2]) in made:
+            found.append((path, target, f"it names {relative[1]}/{relative[2]} instead"))
+            return {**value, "reference": f"{relative[1]}/{relative[2]}"}
+        named = relative or _ABSOLUTE_TAIL.search(target)
         logical = {k: v for k, v in value.items() if k != "reference"}
-        if "identifier" not in logical and fest_made and rtype == target.split("/", 1)[0]:
-            # FEST's literal_reference (always relative): "ID_" + id is the FEST Id
-            logical["identifier"] = {"system": NS_FEST_ID, "value": "ID_" + rid}
+        if relative and relative[3] is None and "identifier" not in logical and fest_made:
+            # FEST's literal_reference: "ID_" + id is the FEST Id
+            logical["identifier"] = {"system": NS_FEST_ID, "value": "ID_" + relative[2]}
         if "identifier" in logical:
             found.append((path, target, "kept as an identifier-only reference"))
-            return {"type": rtype, **logical} if "type" not in logical else logical
+            return {"type": named[1], **logical} if named and "type" not in logical else logical
         found.append((path, target, "left out"))
         return _GONE
     out: Json = {}
@@ -356,7 +383,7 @@ def _unlinked(
             out[key] = child
             continue
         child_model, required = _child_model(model, key)
-        kept = _unlinked(child, gone, f"{path}.{key}", fest_made, found, child_model)
+        kept = _unlinked(child, gone, made, f"{path}.{key}", fest_made, found, child_model)
         if kept is not _GONE:
             out[key] = kept
         elif required:

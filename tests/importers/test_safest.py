@@ -419,7 +419,7 @@ def test_the_r5_examples_import_forced_and_are_served_as_sent_but_for_references
     with pytest.raises(DeliveryError) as refused:  # every reference names something the folder lacks
         import_safest(engine, folder)
     assert str(refused.value) == (
-        "refused: 15 of 15 references point at resources neither in the delivery nor served, more than "
+        "refused: 15 of 34 references point at resources neither in the delivery nor served, more than "
         "the 1% allowed; the delivery looks cut or broken (use --force to import it anyway)"
     )
     result = import_safest(engine, folder, force=True)
@@ -671,3 +671,49 @@ def test_text_no_fhir_string_or_xml_can_hold_is_refused_with_its_place(
         import_safest(engine, path)
     assert str(refused.value) == message
     assert list_releases(engine) == []
+
+
+def test_references_a_version_an_urn_or_a_missing_contained_resource_are_never_served_as_sent(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Versions are the store's own, an urn no entry had names nothing, a local reference needs its
+    contained resource: none is served as sent (found by an outside tester)."""
+    product = {"resourceType": MPD, "id": "v-mpd", "name": [{"productName": "Versjonert"}]}
+
+    def package(rid: str, reference: str) -> dict[str, Any]:
+        return {"resourceType": PPD, "id": rid, "packageFor": [{"reference": reference}]}
+
+    delivery = tmp_path / "refs.json"
+    entries = [
+        product,
+        package("to-a-version", f"{MPD}/v-mpd/_history/7"),
+        package("to-a-lost-version", f"{MPD}/nowhere/_history/1"),
+        package("to-an-urn", "urn:uuid:99999999-0000-4000-8000-000000000000"),
+        package("to-nothing-contained", "#nothere"),
+    ]
+    delivery.write_text(
+        json.dumps(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": e} for e in entries]}
+        )
+    )
+    result = import_safest(engine, delivery, force=True)
+    assert sorted(w["message"] for w in result.warnings if w["kind"] == "unserved-reference") == [
+        f"{PPD}.packageFor points at #nothere, which is neither in the delivery nor served; left out",
+        f"{PPD}.packageFor points at {MPD}/nowhere/_history/1, a version the sender numbered (the store "
+        "numbers versions itself); left out",
+        f"{PPD}.packageFor points at {MPD}/v-mpd/_history/7, a version the sender numbered (the store "
+        f"numbers versions itself); it names {MPD}/v-mpd instead",
+        f"{PPD}.packageFor points at urn:uuid:99999999-0000-4000-8000-000000000000, which is neither in the "
+        "delivery nor served; left out",
+    ]
+    with TestClient(create_app(engine)) as client:
+        served = {
+            rid: client.get(f"/fhir/{PPD}/{rid}").json().get("packageFor")
+            for rid in ("to-a-version", "to-a-lost-version", "to-an-urn", "to-nothing-contained")
+        }
+    assert served == {
+        "to-a-version": [{"reference": f"{MPD}/v-mpd"}],
+        "to-a-lost-version": None,
+        "to-an-urn": None,
+        "to-nothing-contained": None,
+    }
