@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+MAX_STRING_CHARS = 1024 * 1024
+"""A FHIR string "SHALL NOT exceed 1MB (1024*1024 characters)" (R5 datatypes.html#string)."""
 UNFIT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """One character FHIR and XML refuse; `search` a string with it (one pass, in C)."""
 

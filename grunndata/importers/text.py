@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from grunndata.fhir import UNFIT_TEXT, unfit_character
+from grunndata.fhir import MAX_STRING_CHARS, UNFIT_TEXT, unfit_character
 
 __all__ = ["unfit_in_xml", "unfit_sentence", "unfit_text", "xml_element_before"]
 
@@ -26,7 +26,10 @@ _TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
 
 
 def unfit_sentence(what: str, char: str) -> str:
-    """`MedicinalProductDefinition.name[0].productName holds U+0000 (a control character), which ...`."""
+    """`MedicinalProductDefinition.name[0].productName holds U+0000 (a control character), which ...`;
+    `char` is the unfit character, or the whole text when it is too long for a FHIR string."""
+    if len(char) > 1:
+        return f"{what} is {len(char):,} characters long, more than the {MAX_STRING_CHARS:,} a FHIR string may hold"
     return f"{what} holds {unfit_character(char)}, which no FHIR string or XML document can hold"
 
 
@@ -47,7 +50,9 @@ def _first(value: Any, search: Any) -> tuple[list[str], str] | None:
     kind = type(value)
     if kind is str:
         m = search(value)
-        return ([], m.group()) if m else None
+        if m:
+            return [], m.group()
+        return ([], value) if len(value) > MAX_STRING_CHARS else None
     if kind is dict:
         for key, item in value.items():
             m = search(key)

@@ -325,3 +325,14 @@ def test_safest_text_no_fhir_string_or_xml_can_hold(store, tmp_path):
         "which no FHIR string or XML document can hold",
     )
     assert snapshot(store) == before
+
+
+def test_text_longer_than_a_fhir_string_may_be_is_refused_with_its_place(store, tmp_path, real_fest_xml):
+    """FHIR strings hold at most 1,048,576 characters; a longer FEST value could never be served."""
+    doc = real_fest_xml.replace(b"<Varenavn>", b"<Varenavn>" + b"A" * 1_100_000, 1)
+    expected = (
+        r"^error: Varenavn is 1,100,008 characters long, more than the 1,048,576 a FHIR string may hold "
+        r"\(LegemiddelMerkevare, Id ID_8900C2B1-2E56-4E61-B241-233A7EEC22F5, line 21\)$"
+    )
+    assert_refused(store, write(tmp_path, "long.xml", doc), expected)
+    assert_refused(store, write(tmp_path, "long.xml", doc), expected, "--force")

@@ -717,3 +717,18 @@ def test_references_a_version_an_urn_or_a_missing_contained_resource_are_never_s
         "to-an-urn": None,
         "to-nothing-contained": None,
     }
+
+
+def test_a_string_longer_than_fhir_allows_is_refused_with_its_place(engine: Engine, tmp_path: Path) -> None:
+    long = tmp_path / "long.json"
+    product = {"resourceType": MPD, "id": "long", "name": [{"productName": "A" * (1024 * 1024 + 1)}]}
+    long.write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": product}]})
+    )
+    with pytest.raises(DeliveryError) as refused:
+        import_safest(engine, long, force=True)
+    assert str(refused.value) == (
+        "long.json entry 1: MedicinalProductDefinition.name[0].productName is 1,048,577 characters long, "
+        "more than the 1,048,576 a FHIR string may hold"
+    )
+    assert list_releases(engine) == []

@@ -18,6 +18,7 @@ from typing import Any
 from lxml import etree
 
 from grunndata.errors import DeliveryError
+from grunndata.fhir import MAX_STRING_CHARS
 from grunndata.importers.fest import types
 from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, xml_element_before
@@ -99,12 +100,17 @@ class _Walk:
                 el.sourceline,
             )
         attrs = dict(el.attrib) or None
+        for attr, value in (attrs or {}).items():
+            if len(value) > MAX_STRING_CHARS:
+                raise self.fail(unfit_sentence(f"{name}/@{attr}", value), el.sourceline)
         kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
         if kids:
             children = [self.node(c, name == "Info") for c in kids]
             return [name, attrs, None, children]
         text = el.text
         if text is not None:
+            if len(text) > MAX_STRING_CHARS:  # nothing made of it could be served as FHIR
+                raise self.fail(unfit_sentence(name, text), el.sourceline)
             xsd_type = TEXT_TYPES.get(name)
             if xsd_type is not None and not types.valid(xsd_type, text):
                 raise self.fail(
