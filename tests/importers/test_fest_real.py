@@ -5,11 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from grunndata.errors import DeliveryError
 from grunndata.importers.fest import import_fest
 from grunndata.m30 import FestEntry
 from grunndata.m30.records import child, child_text
 from grunndata.store import list_releases, read_active, served_counts
 from tests.conftest import REAL_FEST, REAL_FEST_AS_PUBLISHED, REAL_FEST_COUNTS, require
+from tests.deliveries import expiry, real_entries, write
 
 EXPECTED = REAL_FEST_COUNTS
 
@@ -92,3 +94,20 @@ def test_dry_run_checks_and_writes_nothing(engine):
     assert result.dry_run and result.release_id is None
     assert result.catalogues["Legemiddelpakning"]["new"] == 107
     assert list_releases(engine) == []
+
+
+@pytest.mark.parametrize("expired_first", [True, False], ids=["U then A", "A then U"])
+def test_an_oppf_id_both_expired_and_active_in_one_delivery_is_refused(engine, tmp_path, expired_first):
+    """A change expires the old Oppf and brings a new one: the same Oppf Id both ways contradicts itself."""
+    hentet, entries = real_entries(require(REAL_FEST))
+    import_fest(engine, require(REAL_FEST))
+    package = next(e for e in entries if e.catalogue == "Legemiddelpakning")
+    pair = [expiry(package), package] if expired_first else [package, expiry(package)]
+    delivery = write(tmp_path / "both.xml", "2017-05-01T00:00:00", pair)
+    with pytest.raises(DeliveryError) as refused:
+        import_fest(engine, delivery, incremental=True, force=True)
+    assert str(refused.value).startswith(
+        f"the Oppf Id {package.oppf_id} is both expired (Status U) and delivered active in this delivery; "
+        "a changed entry comes with a new Oppf Id (Legemiddelpakning, Id "
+    )
+    assert [r.status for r in list_releases(engine)] == ["active", "failed"]  # the first still served

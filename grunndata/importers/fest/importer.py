@@ -143,6 +143,7 @@ class _Checks:
 
     incremental: bool
     ids: set[str] = field(default_factory=set)
+    expired: dict[str, int] = field(default_factory=dict)  # Oppf Id of a Status U entry -> its line
     keys: set[tuple[str, str]] = field(default_factory=set)
     pending_refs: list[tuple[str, str, str, str, int]] = field(
         default_factory=list
@@ -159,6 +160,8 @@ class _Checks:
             )
         self.keys.add(key)
         for i in facts.ids:
+            if i in self.expired:
+                raise self.expired_and_active(entry, i)
             if i in self.ids:
                 raise DeliveryError(
                     f"the Id {i} is used twice in the delivery",
@@ -178,6 +181,21 @@ class _Checks:
             if kodeverk_id:
                 codes = self.kodeverk.setdefault(kodeverk_id.strip(), set())
                 codes.update((child_text(n, "Kode") or "").strip() for n in entry.payload[1:])
+
+    def expiry(self, entry: FestEntry) -> None:
+        """A Status U entry: its Oppf Id may not also come active in the same delivery."""
+        if entry.oppf_id in self.ids:
+            raise self.expired_and_active(entry, entry.oppf_id)
+        self.expired[entry.oppf_id] = entry.line
+
+    def expired_and_active(self, entry: FestEntry, oppf_id: str) -> DeliveryError:
+        return DeliveryError(
+            f"the Oppf Id {oppf_id} is both expired (Status U) and delivered active in this delivery; "
+            "a changed entry comes with a new Oppf Id",
+            catalogue=entry.catalogue,
+            entry_id=entry.key,
+            line=entry.line,
+        )
 
     def code_warnings(self) -> list[Warning]:
         warnings = []
@@ -234,6 +252,7 @@ def import_fest(
                         entry_id=entry.key,
                         line=entry.line,
                     )
+                checks.expiry(entry)
                 expiries.append(entry)
                 builder.notice_expiry(entry.catalogue, entry.oppf_id, entry.tidspunkt, entry.status_dn)
                 continue
