@@ -254,14 +254,12 @@ def test_elements_r5_has_no_home_for_are_kept_as_extensions_holding_their_json()
     valid(product)
 
 
-def test_an_element_r4_does_not_define_is_kept_and_reported() -> None:
+def test_an_element_r4_does_not_define_is_an_error_as_in_r4_xml() -> None:
     conversion = to_r5([one_product(indication="Smerter")])
-    assert the(conversion, MPD)["extension"] == [kept("MedicinalProduct.indication", "Smerter")]
     assert conversion.problems == [
         Problem(
             "MedicinalProduct/mp-paracet-500",
-            f"MedicinalProduct.indication is not an R4 element; kept as extension {KEPT_BASE}MedicinalProduct.indication",
-            warning=True,
+            "MedicinalProduct.indication is not an element of R4 MedicinalProduct",
         )
     ]
 
@@ -898,7 +896,7 @@ def test_bad_resources_are_refused_with_problems_and_the_rest_is_converted() -> 
         Problem("Bundle/b", "entry 0 has no resource"),
         Problem(
             "MedicinalProduct/mp-paracet-500",
-            "appears more than once in this delivery; only the first is converted",
+            "appears more than once in this delivery; every resource must come once",
         ),
     ]
 
@@ -1091,3 +1089,21 @@ def test_the_same_delivery_in_another_order_converts_to_the_same_resources() -> 
     forward = {(r["resourceType"], r["id"]): r for r in to_r5(resources).resources}
     backward = {(r["resourceType"], r["id"]): r for r in to_r5(list(reversed(resources))).resources}
     assert forward == backward
+
+
+def test_an_extension_without_url_on_a_primitive_goes_and_its_empty_holder_with_it() -> None:
+    product = {
+        "resourceType": MPD,
+        "id": "p",
+        "name": [{"productName": "Paracet", "_productName": {"extension": [{"valueString": "uten url"}]}}],
+    }
+    conversion = to_r5([product])
+    assert the(conversion, MPD)["name"] == [{"productName": "Paracet"}]
+    assert conversion.problems == [
+        Problem(
+            f"{MPD}/p",
+            f"{MPD}.name._productName.extension[0] has no url, so what it means is unknown; left out",
+            warning=True,
+        )
+    ]
+    valid(the(conversion, MPD))

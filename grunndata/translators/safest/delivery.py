@@ -159,7 +159,7 @@ def _accepted(resources: Iterable[Any], problems: list[Problem]) -> list[Json]:
         label = label_of(resource)
         refusal = _refusal(resource)
         if refusal is None and label in seen:
-            refusal = "appears more than once in this delivery; only the first is converted"
+            refusal = "appears more than once in this delivery; every resource must come once"
         if refusal is not None:
             problems.append(Problem(label, refusal, warning=refusal.endswith("skipped")))
             continue
@@ -304,9 +304,12 @@ def _drop_extensions_without_url(value: Any, path: str, label: str, problems: li
     for key in list(value):
         child, where = value[key], f"{path}.{key}"
         if key not in ("extension", "modifierExtension") or not isinstance(child, list):
-            dropped |= isinstance(child, dict | list) and _drop_extensions_without_url(
+            went = isinstance(child, dict | list) and _drop_extensions_without_url(
                 child, where, label, problems
             )
+            if went and key.startswith("_"):  # a primitive's extensions: a holder left empty goes too
+                _drop_empty_holders(value, key)
+            dropped |= went
             continue
         kept = []
         for n, extension in enumerate(child):
@@ -330,6 +333,19 @@ def _drop_extensions_without_url(value: Any, path: str, label: str, problems: li
         else:
             del value[key]
     return dropped
+
+
+def _drop_empty_holders(parent: Json, key: str) -> None:
+    """`_name` with no extension left: FHIR allows no empty element (nulls keep a list's places)."""
+    holder = parent[key]
+    if isinstance(holder, dict) and not holder.get("extension"):
+        del parent[key]
+    elif isinstance(holder, list):
+        places = [h if isinstance(h, dict) and h.get("extension") else None for h in holder]
+        if any(h is not None for h in places):
+            parent[key] = places
+        else:
+            del parent[key]
 
 
 def _holds_something(extension: Json) -> bool:

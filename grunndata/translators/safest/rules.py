@@ -327,9 +327,8 @@ def walk(src: Any, table_name: str, at: At, *, resource: bool = False) -> Json:
             _primitive_extension(table, name, value, out, at)
         elif (rule := table.elements.get(name)) is not None:
             rule.apply(src, name, out, at)
-        else:
-            url = at.keep(out, name, value, warn=False)
-            at.warn(f"{at.path}.{name} is not an R4 element; kept as extension {url}")
+        else:  # invalid R4, refused as the R4 XML reader refuses it
+            at.problem(f"{at.path}.{name} is not an element of R4 {at.path}")
     given = src.get("extension")
     unmapped = [copy.deepcopy(e) for e in given or [] if not _map_extension(e, table, out, at)]
     if unmapped or out.get("extension"):
