@@ -151,19 +151,24 @@ def _catalogue_owners() -> set[str]:
 def _import_tiered(
     tier: str, path: Path, owner: str, owner_name: str | None, db: str | None, dry_run: bool
 ) -> None:
-    from grunndata.importers.tiered import import_tiered
+    from grunndata.importers.tiered import TieredDeliveryError, import_tiered
 
     engine = _engine(db)
-    with err.status("reading and checking ..."):
-        result = import_tiered(
-            engine,
-            path,
-            tier=tier,
-            owner=owner,
-            owner_name=owner_name,
-            dry_run=dry_run,
-            catalogue_owners=_catalogue_owners(),
-        )
+    try:
+        with err.status("reading and checking ..."):
+            result = import_tiered(
+                engine,
+                path,
+                tier=tier,
+                owner=owner,
+                owner_name=owner_name,
+                dry_run=dry_run,
+                catalogue_owners=_catalogue_owners(),
+            )
+    except TieredDeliveryError as e:  # every problem with its line, then the usual one sentence
+        for problem in e.problems[1:]:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+        raise
     out.print(f"{result.file}: {result.records:,} records for {owner} ({tier}).")
     _print_resources(result.resources, f"{tier.capitalize()} resources of {owner}")
     for w in result.warnings[:20]:

@@ -39,6 +39,14 @@ def test_import_supplementary_and_its_refusal_are_one_report_or_one_sentence(tmp
         "error: refused, nothing was imported: notes.csv line 2: varenr 999999 names no national package"
     )
     assert "Traceback" not in refused.stderr
+    notes.write_text("varenr;merknad\n999999;x\n14884;y\n014884;z\n;w\n", encoding="utf-8")
+    refused = run_cli("import", "supplementary", str(notes), "--owner", "vendor-a", "--db", db)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()  # every problem with its line, the first in the last
+    assert [line.split(": ", 2)[1] for line in lines[:-1]] == ["notes.csv line 3", "notes.csv line 5"]
+    assert lines[-1].startswith(
+        "error: refused, nothing was imported: 3 problems, the first: notes.csv line 2: varenr 999999"
+    )
 
 
 def test_serve_refuses_bad_auth_settings_in_one_sentence(tmp_path: Path) -> None:
