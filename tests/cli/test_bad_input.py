@@ -336,3 +336,25 @@ def test_text_longer_than_a_fhir_string_may_be_is_refused_with_its_place(store, 
     )
     assert_refused(store, write(tmp_path, "long.xml", doc), expected)
     assert_refused(store, write(tmp_path, "long.xml", doc), expected, "--force")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("random.xml", bytes(range(1, 256)) * 8, r"^error: the file is not XML: it does not begin with <$"),
+        ("plain.xml", b"just some text\n", r"^error: the file is not XML: it does not begin with <$"),
+        (
+            "utf16.xml",
+            '<?xml version="1.0" encoding="UTF-16"?><FEST/>'.encode("utf-16"),
+            r"^error: the file is UTF-16 \(it starts with a UTF-16 byte order mark\); FEST is always UTF-8$",
+        ),
+        (
+            "empty.zip",
+            b"PK\x05\x06" + b"\x00" * 18,
+            r"^error: a FEST zip holds exactly one XML file; empty.zip holds nothing$",
+        ),
+    ],
+)
+def test_bytes_that_are_no_utf8_xml_are_named_for_what_they_are(store, tmp_path, name, content, expected):
+    """Not a control character in some text: an outside tester got that for each of these."""
+    assert_refused(store, write(tmp_path, name, content), expected)

@@ -19,7 +19,8 @@ from typing import BinaryIO
 from grunndata.errors import DeliveryError
 
 DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
-_ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or the end of an empty one
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _GZIP_MAGIC = b"\x1f\x8b"
 _PROLOG_LIMIT = 1 << 16  # a FEST prolog is an XML declaration and perhaps a comment
 DOCTYPE_REFUSED = (
@@ -68,7 +69,17 @@ class XmlStream:
         return data
 
     def _check_prolog(self, data: bytes) -> None:
-        """Refuse a DOCTYPE before the parser sees it, so that no XML library decides what we say."""
+        """Refuse what is no UTF-8 XML, and a DOCTYPE, before the parser sees it, so that no XML
+        library decides what we say (it would call the first odd byte of a binary file a control
+        character)."""
+        if not self._prolog and data:  # the first bytes of the file
+            if data.startswith(_UTF16_BOMS):
+                raise DeliveryError(
+                    "the file is UTF-16 (it starts with a UTF-16 byte order mark); FEST is always UTF-8"
+                )
+            start = data.removeprefix(b"\xef\xbb\xbf").lstrip()
+            if start and not start.startswith(b"<"):
+                raise DeliveryError("the file is not XML: it does not begin with <")
         prolog = (self._prolog or b"") + data
         root = re.search(rb"<[A-Za-z_:]", prolog)
         head = prolog[: root.start()] if root else prolog
