@@ -382,6 +382,15 @@ REFUSALS: dict[str, tuple[str, str, list[str]]] = {
             f"MedicinalProductDefinition/{UNKNOWN_GUID} is neither a national resource nor in this delivery"
         ],
     ),
+    "a reference to a version (found by an outside tester)": (
+        "d.json",
+        bundle(package("farmasi-pakning", f"{CERTICAN_MPD}/_history/99")),
+        [
+            "d.json entry 1: PackagedProductDefinition/farmasi-pakning: packageFor[0].reference: "
+            f"MedicinalProductDefinition/{CERTICAN_MPD}/_history/99 names a version; the store numbers versions "
+            f"itself, so refer to MedicinalProductDefinition/{CERTICAN_MPD}"
+        ],
+    ),
     "a reference that is not Type/id": (
         "d.json",
         bundle(package("farmasi-pakning") | {"packageFor": [{"reference": "urn:uuid:1234"}]}),

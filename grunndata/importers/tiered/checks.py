@@ -26,7 +26,7 @@ NATIONAL_ONLY = ("CodeSystem", "ValueSet")
 ALLOWED_TYPES = tuple(t for t in SERVED_TYPES if t not in NATIONAL_ONLY)
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _REFERENCE = re.compile(
-    r"^(?P<type>[A-Z][A-Za-z]*)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$"
+    r"^(?P<type>[A-Z][A-Za-z]*)/(?P<id>[A-Za-z0-9\-.]{1,64})(?P<version>/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
 _ID_RULE = "1 to 64 letters, digits, '-' and '.'"
 
@@ -171,6 +171,8 @@ def _reference_problem(
             f"{ref} is not a reference Type/id; refer to national resources and to this delivery's by Type/id"
         )
     key = (m["type"], m["id"])
+    if m["version"]:
+        return f"{ref} names a version; the store numbers versions itself, so refer to {key[0]}/{key[1]}"
     if key in ours or national.exists(key):
         return None
     if key in elsewhere:
