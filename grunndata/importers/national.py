@@ -247,7 +247,7 @@ class _Waiting:
     body: bytes  # as orjson wrote it: compact, read again only at the end
     oppf: str | None
     from_safest: bool  # merged with SAFEST's data, or made from it alone
-    targets: frozenset[str]  # the Type/ids it names that were not made when it came
+    targets: frozenset[str]  # the references it holds that named nothing served when it came
 
 
 class _Serving:
