@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grunndata.importers.fest import import_fest
+from grunndata.store import connect
 from tests.cli.test_bad_input import run_cli
+from tests.conftest import REAL_FEST, require
 
 VALID = {"resourceType": "Ingredient", "id": "i1", "status": "active", "role": {"text": "active"}}
 VALID["substance"] = {"code": {"concept": {"text": "paracetamol"}}}
@@ -59,3 +62,19 @@ def test_bad_usage_and_bad_input_exit_2_with_one_sentence(fhir_packages: Path, t
     assert "give a PATH or --db, not both" in both.stderr
     assert unreadable.stderr.startswith("error: broken.json") and len(unreadable.stderr.splitlines()) == 1
     assert "Traceback" not in neither.stderr + both.stderr + unreadable.stderr
+
+
+def test_a_store_is_validated_as_it_serves(fhir_packages: Path, tmp_path: Path) -> None:
+    """Everything the real extract makes is valid R5; what cannot be checked is listed with counts."""
+    db = f"sqlite:///{tmp_path / 'fest.db'}"
+    import_fest(connect(db), require(REAL_FEST))
+    done = run_cli("validate", "--db", db, "--packages", str(fhir_packages))
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["637 resources validated; 0 errors.", "Not checked (4,601):"]
+    assert [line for line in lines if "grunndata.no" not in line][2:] == [
+        "  346 binding http://hl7.org/fhir/ValueSet/currencies (cannot expand)",
+        "  142 binding http://hl7.org/fhir/ValueSet/all-languages (cannot expand)",
+        "  107 invariant per-1",
+        "  75 invariant apd-1",
+    ]
