@@ -318,9 +318,14 @@ class Validator:
         )
         if not isinstance(codings, list):
             codings = []
-        pairs = [(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
+        pairs = [
+            (c["system"], c["code"])
+            for c in codings
+            if isinstance(c, dict) and isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
+        ]
         if not any(p in codes for p in pairs):
-            shown = ", ".join(f"{s}|{c}" for s, c in pairs) or "no coding"
+            given = [c for c in codings if isinstance(c, dict)]
+            shown = ", ".join(f"{c.get('system', '')}|{c.get('code', '')}" for c in given) or "no coding"
             visit.problem(path, rule, f"{shown} is not in the value set")
 
     def _invariants(

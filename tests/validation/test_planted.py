@@ -410,3 +410,30 @@ def test_an_extension_with_a_definition_is_checked_by_it_fixed_and_pattern_value
         report = Report()
         Validator(definitions).validate(planted, "x", report)
         assert ([(p.path, p.rule) for p in report.problems], dict(report.not_checked)) == (expected, {}), name
+
+
+def _places(node: Any, place: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [place] if place else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        found.extend(_places(value, (*place, key)))
+    return found
+
+
+def test_any_json_in_any_place_is_a_problem_or_valid_never_an_exception(r5: Definitions) -> None:
+    """Every value of a malformed kind put in every place of the planted resources (found by a fuzzer:
+    a Coding whose system was an object once raised TypeError)."""
+    shapes: list[Any] = [None, 1, 2**40, 1.5, True, "", " ", [], {}, [None], [{}], {"a": 1}, {"url": 5}, [[]]]
+    shapes += [{"resourceType": "Basic"}, {"extension": "x"}, {"system": {}, "code": []}]
+    validator, report, runs = Validator(r5), Report(), 0
+    for resource in (PPD, ING, APD, CUD):
+        for place in _places(resource):
+            for shape in shapes:
+                planted = copy.deepcopy(resource)
+                node: Any = planted
+                for key in place[:-1]:
+                    node = node[key]
+                node[place[-1]] = shape
+                validator.validate(planted, "fuzz", report)
+                runs += 1
+    assert (runs, report.resources, len(report.problems)) == (1173, 1173, 1358)
