@@ -1,12 +1,16 @@
 """FHIRPath invariants, evaluated with fhirpathpy over the R5 model; what it cannot evaluate is None.
 
-fhirpathpy 2.2 lacks `hasValue()` (which ele-1 uses on every element): it is added here as the
-FHIRPath specification defines it (true for a single primitive with a value).
+fhirpathpy 2.2 lacks `hasValue()` (which ele-1 uses on every element) and `lowBoundary()` /
+`highBoundary()` (per-1 on every Period): they are added here as the FHIRPath specification defines
+them, the boundaries for dates and times only (anything else gives no result, so "not checked").
 """
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fhirpathpy import compile as fhirpath_compile
@@ -21,11 +25,57 @@ def _has_value(coll: list[Any]) -> list[bool]:
     return [data is not None and not isinstance(data, dict | list)]
 
 
+_WHEN = re.compile(
+    r"(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(\.(?P<f>\d+))?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+
+
+def _boundary(value: Any, high: bool) -> str | None:
+    """The earliest (or latest) instant a date or dateTime of any precision can mean, in UTC, as text
+    of one fixed width, so that `<=` between two boundaries compares instants. Without a time zone the
+    widest ones are assumed (+14:00 for the earliest, -12:00 for the latest), as FHIRPath says."""
+    found = _WHEN.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    g = found.groupdict()
+    year, month = int(g["y"]), int(g["m"] or (12 if high else 1))
+    day = int(g["d"] or (calendar.monthrange(year, month)[1] if high else 1))
+    hour, minute = int(g["H"] or (23 if high else 0)), int(g["M"] or (59 if high else 0))
+    second = int(g["S"] or (59 if high else 0))
+    micro = int(((g["f"] or "") + ("9" if high else "0") * 6)[:6]) if g["S"] else (999999 if high else 0)
+    zone = g["tz"] or ("-12:00" if high else "+14:00")
+    offset = (
+        timedelta(0)
+        if zone == "Z"
+        else (1 if zone[0] == "+" else -1) * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    )
+    instant = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC) - offset
+    return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _low_boundary(coll: list[Any]) -> list[str]:
+    found = _boundary(coll[0], high=False) if len(coll) == 1 else None
+    return [] if found is None else [found]
+
+
+def _high_boundary(coll: list[Any]) -> list[str]:
+    found = _boundary(coll[0], high=True) if len(coll) == 1 else None
+    return [] if found is None else [found]
+
+
 def _quiet(*_: Any) -> None:
     """trace() in an expression (dom-3 uses it) would print to stdout; a validator stays quiet."""
 
 
-_OPTIONS = {"userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}}, "traceFn": _quiet}
+_OPTIONS = {
+    "userInvocationTable": {
+        "hasValue": {"fn": _has_value, "arity": {0: []}},
+        "lowBoundary": {"fn": _low_boundary, "arity": {0: []}},
+        "highBoundary": {"fn": _high_boundary, "arity": {0: []}},
+    },
+    "traceFn": _quiet,
+}
 
 
 class Invariants:
