@@ -216,9 +216,11 @@ def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, st
 
 
 def served(conn: Connection) -> Iterator[Version]:
-    """Every resource the active releases serve, of every served type, by type and id (for validation)."""
+    """Every resource the active releases hold and serve, by type and id (for validation): the searchable
+    types, and the ConceptMaps a delivery brought (served by the terminology routes beside the maps
+    the server derives, which are not stored)."""
     snapshot = current_snapshot(conn)
-    for rtype in SERVED_TYPES:
+    for rtype in (*SERVED_TYPES, "ConceptMap"):
         rows = conn.execution_options(stream_results=True, yield_per=500).execute(
             select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
         )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from grunndata.validation import Definitions, Report, Validator
+from grunndata.validation import Definitions, Report, Validator, load_definitions
 
 PPD: dict[str, Any] = {
     "resourceType": "PackagedProductDefinition",
@@ -393,10 +394,9 @@ def _extension_definition(r5: Definitions) -> dict[str, Any]:
 
 
 def test_an_extension_with_a_definition_is_checked_by_it_fixed_and_pattern_values_included(
-    r5: Definitions,
+    r5: Definitions, fhir_packages: Path
 ) -> None:
-    definitions = Definitions([_extension_definition(r5)])
-    definitions.types, definitions.regexes = r5.types, r5.regexes
+    definitions = Definitions([*load_definitions(fhir_packages), _extension_definition(r5)])
     url = "http://example.org/StructureDefinition/snomed-form"
     good = {"url": url, "valueCoding": {"system": "http://snomed.info/sct", "code": "385055001"}}
     cases = {
