@@ -139,6 +139,8 @@ class Validator:
         path: str,
         visit: _Visit,
     ) -> None:
+        """One element of `node`, given by `keys` (its name; `_name`, a primitive's id and extensions;
+        valueX for each type of a choice): its cardinality over them all, then each value."""
         values = [k for k in keys if not k[0].startswith("_")]
         companions = {k[0][1:]: node[k[0]] for k in keys if k[0].startswith("_")}
         count = 0
@@ -203,6 +205,7 @@ class Validator:
             visit.problem(path, "type", "a primitive's extension part must be a JSON object")
             return
         element_td = self.defs.types["Element"]
+        self._invariants(element_td.elements["Element"], item, "Element", path, visit)
         self._complex(item, element_td, "Element", path, visit)
 
     def _item(

@@ -236,6 +236,12 @@ CASES: list[tuple[str, dict[str, Any], Change, list[tuple[str, str]]]] = [
         [("PackagedProductDefinition.packaging", "invariant ele-1")],
     ),
     (
+        "ele-1: a primitive's extension part with neither value nor extension",
+        PPD,
+        _set("_statusDate", {}),
+        [("PackagedProductDefinition.statusDate", "invariant ele-1")],
+    ),
+    (
         "ext-1: an extension with both a value and extensions",
         PPD,
         _set(
