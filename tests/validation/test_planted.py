@@ -311,6 +311,33 @@ CASES: list[tuple[str, dict[str, Any], Change, list[tuple[str, str]]]] = [
         [("PackagedProductDefinition", "invariant dom-3")],
     ),
     (
+        "dom-4: a contained resource with a version of its own",
+        PPD,
+        lambda r: r.update(
+            packageFor=[{"reference": "#c1"}],
+            contained=[
+                {"resourceType": "Basic", "id": "c1", "meta": {"versionId": "2"}, "code": {"text": "note"}}
+            ],
+        ),
+        [("PackagedProductDefinition", "invariant dom-4")],
+    ),
+    (
+        "dom-5: a contained resource with a security label",
+        PPD,
+        lambda r: r.update(
+            packageFor=[{"reference": "#c1"}],
+            contained=[
+                {
+                    "resourceType": "Basic",
+                    "id": "c1",
+                    "meta": {"security": [{"system": "http://example.org/s", "code": "R"}]},
+                    "code": {"text": "note"},
+                }
+            ],
+        ),
+        [("PackagedProductDefinition", "invariant dom-5")],
+    ),
+    (
         "dom-2 and dom-3: a contained resource that contains another",
         PPD,
         lambda r: r.update(
