@@ -566,6 +566,65 @@ def generate_followup(
     )
 
 
+@app.command("validate")
+def validate_cmd(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="FHIR R5 resources: a Bundle, ndjson, a resource, or a folder; JSON or XML"),
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Validate every resource this store's active releases serve")
+    ] = None,
+    packages: Annotated[
+        Path | None,
+        typer.Option(
+            "--packages",
+            help="The FHIR package cache; default GRUNNDATA_FHIR_PACKAGES or ~/.fhir/packages",
+        ),
+    ] = None,
+    fetch: Annotated[
+        bool, typer.Option("--fetch", help="Fill the cache with hl7.fhir.r5.core 5.0.0 from npm first")
+    ] = False,
+    show: Annotated[int, typer.Option("--show", help="How many errors to print (all are counted)")] = 200,
+) -> None:
+    """Check FHIR R5 resources against the R5 core definitions; write nothing. Exit 1 when one has an error."""
+    from grunndata.validation import default_cache, fetch_with_npm, load_core, validate_files, validate_store
+
+    if path is not None and db is not None:
+        raise typer.BadParameter("give a PATH or --db, not both")
+    if path is None and db is None and not fetch:
+        raise typer.BadParameter("give a PATH of FHIR resources or --db URL of a store to validate")
+    cache = packages or Path(os.environ.get("GRUNNDATA_FHIR_PACKAGES") or default_cache())
+    if fetch:
+        with err.status("fetching hl7.fhir.r5.core 5.0.0 with npm ..."):
+            folder = fetch_with_npm(cache)
+        out.print(f"Installed hl7.fhir.r5.core 5.0.0 into {folder}.")
+        if path is None and db is None:
+            return
+    with err.status("reading the R5 core definitions ..."):
+        definitions = load_core(cache)
+    with err.status("validating ..."):
+        report = (
+            validate_files(definitions, path)
+            if path is not None
+            else validate_store(definitions, _engine(db))
+        )
+    for problem in report.problems[:show]:
+        out.print(problem.sentence(), highlight=False, markup=False, soft_wrap=True)
+    if len(report.problems) > show:
+        out.print(f"... and {len(report.problems) - show:,} more errors (--show N prints more).")
+    counted = f" ({_counts(dict(sorted(report.by_rule().items())))})" if report.problems else ""
+    resources = f"{report.resources:,} resource{'' if report.resources == 1 else 's'}"
+    errors = f"{len(report.problems):,} error{'' if len(report.problems) == 1 else 's'}"
+    out.print(f"{resources} validated; {errors}{counted}.", highlight=False)
+    if report.not_checked:
+        out.print(f"Not checked ({sum(report.not_checked.values()):,}):", highlight=False)
+        for what, n in sorted(report.not_checked.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.print(f"  {n:,} {what}", highlight=False, markup=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

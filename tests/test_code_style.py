@@ -27,5 +27,6 @@ def test_mypy_strict_on_store_translators_m30_and_server():
         "grunndata/m30",
         "grunndata/server",
         "grunndata/exporters",
+        "grunndata/validation",
     )
     assert result.returncode == 0, result.stdout + result.stderr

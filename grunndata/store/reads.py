@@ -9,7 +9,7 @@ active: paging links carry the snapshot and stay correct.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -213,6 +213,19 @@ def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, st
             )
             found.extend(_version(r) for r in rows)
     return found
+
+
+def served(conn: Connection) -> Iterator[Version]:
+    """Every resource the active releases hold and serve, by type and id (for validation): the searchable
+    types, and the ConceptMaps a delivery brought (served by the terminology routes beside the maps
+    the server derives, which are not stored)."""
+    snapshot = current_snapshot(conn)
+    for rtype in (*SERVED_TYPES, "ConceptMap"):
+        rows = conn.execution_options(stream_results=True, yield_per=500).execute(
+            select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
+        )
+        for row in rows:
+            yield _version(row)
 
 
 def ever_served(conn: Connection, rtype: str, rid: str, entitled: Entitled) -> bool:
