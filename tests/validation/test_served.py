@@ -60,10 +60,13 @@ def test_every_resource_served_from_fest_and_the_r5_and_safest_examples_is_valid
     )
     assert [p.sentence() for p in with_safest_examples.problems] == []
     assert with_safest_examples.resources == 649
-    assert _kinds(with_safest_examples.not_checked) == {
-        "binding http://hl7.org/fhir/ValueSet/all-languages (cannot expand)": 142,
-        "binding http://hl7.org/fhir/ValueSet/currencies (cannot expand)": 346,
-        "extension grunndata.no (no definition)": 3945,
-        "extension legemiddelverket.no (no definition)": 53,
-        "invariant apd-1": 77,
-    }
+    assert (
+        _kinds(with_safest_examples.not_checked)
+        == {
+            "binding http://hl7.org/fhir/ValueSet/all-languages (cannot expand)": 142,
+            "binding http://hl7.org/fhir/ValueSet/currencies (cannot expand)": 346,
+            "extension grunndata.no (no definition)": 3945,
+            "extension legemiddelverket.no (no definition)": 52,  # the 53rd named a product on DMP's test server: left out
+            "invariant apd-1": 77,
+        }
+    )
