@@ -21,7 +21,7 @@ from lxml import etree
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest import types
 from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
-from grunndata.importers.fest.structure import MODELS, listed, missing, too_many, unknown
+from grunndata.importers.fest.structure import MODELS, Model, listed, missing, too_many, unknown
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, xml_element_before
 from grunndata.m30.records import (
     CATALOGUE_BY_KAT,
@@ -38,6 +38,7 @@ STATUSES = {"A", "U"}
 HEADER = ("HentetDato", "GyldigFradatoHelfo")  # before the catalogues, each at most once
 HEADER_TYPES = {"HentetDato": "dateTime", "GyldigFradatoHelfo": "date"}
 ENVELOPE = ("Id", "Tidspunkt", "Status")  # every Oppf* starts with these
+OPPF_MODELS = {c.name: MODELS[f"m30:{c.kat}/{c.oppf}"] for c in catalogues()}  # the XSD's Oppf* models
 
 
 FEST_HOLDS = (
@@ -88,10 +89,9 @@ class _Walk:
         return DeliveryError(message, catalogue=self.catalogue, entry_id=self.entry_id, line=line)
 
     def children(
-        self, name: str, model_key: str | None, kids: list[Any], line: int, counts: dict[str, int]
+        self, name: str, model: Model | None, kids: list[Any], line: int, counts: dict[str, int]
     ) -> list[Node]:
         """The Nodes of `name`'s child elements, refused where its content model does not allow them."""
-        model = MODELS.get(model_key) if model_key is not None else None
         nodes = []
         for c in kids:
             child = _local(c.tag)
@@ -99,13 +99,13 @@ class _Walk:
             if spec is None:
                 if child:
                     raise self.fail(unknown(name, model, child), c.sourceline)
-                nodes.append(self.node(c, None))  # refuses what is not an element
+                nodes.append(self.node(c, child, None))  # refuses what is not an element
                 continue
             high, child_model = spec
             count = counts[child] = counts.get(child, 0) + 1
             if high is not None and count > high:
                 raise self.fail(too_many(name, child, count, high), c.sourceline)
-            nodes.append(self.node(c, child_model, name == "Info"))
+            nodes.append(self.node(c, child, child_model, name == "Info"))
         if (
             model is not None
             and (model.required or model.groups)
@@ -114,8 +114,7 @@ class _Walk:
             raise self.fail(problem, line)
         return nodes
 
-    def node(self, el: Any, model_key: str | None, in_kodeverk_info: bool = False) -> Node:
-        name = _local(el.tag)
+    def node(self, el: Any, name: str, model: Model | None, in_kodeverk_info: bool = False) -> Node:
         if not name:
             raise self.fail(
                 "unexpected XML content (an entity reference or a processing instruction) where FEST "
@@ -124,8 +123,8 @@ class _Walk:
             )
         attrs = dict(el.attrib) or None
         kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
-        if kids or model_key is not None:
-            children = self.children(name, model_key, kids, el.sourceline, {})
+        if kids or model is not None:
+            children = self.children(name, model, kids, el.sourceline, {})
             if children:
                 return [name, attrs, None, children]
         text = el.text
@@ -278,7 +277,7 @@ class FestReader:
                     c.sourceline,
                 )
         envelope = dict.fromkeys(ENVELOPE, 1)
-        payload = walk.children(cat.oppf, f"m30:{cat.kat}/{cat.oppf}", kids[3:], el.sourceline, envelope)
+        payload = walk.children(cat.oppf, OPPF_MODELS[cat.name], kids[3:], el.sourceline, envelope)
         entry = FestEntry(
             cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline
         )

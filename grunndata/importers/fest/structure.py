@@ -23,7 +23,7 @@ def listed(names: list[str] | tuple[str, ...], last: str = "and") -> str:
 class Model:
     """One content model, compiled for counting: children by name, and the rules counts must keep."""
 
-    children: dict[str, tuple[int | None, str | None]]  # child -> (maxOccurs, its content model)
+    children: dict[str, tuple[int | None, Model | None]]  # child -> (maxOccurs, its content model)
     required: tuple[tuple[str, int], ...]  # (element, minOccurs) of the elements always required
     groups: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # choices and optional sequences
 
@@ -33,17 +33,23 @@ class Model:
 
 
 def _compile(particles: tuple[tuple[str, tuple[tuple[str, int, int | None, str | None], ...]], ...]) -> Model:
-    children = {name: (high, model) for _, members in particles for name, _, high, model in members}
+    """A model whose children are filled in once every model exists (they refer to each other)."""
     required = tuple((m[0], m[1]) for kind, (m, *_) in particles if kind == "element" and m[1] > 0)
     groups = tuple(
         (kind, tuple((name, low) for name, low, _, _ in members))
         for kind, members in particles
         if kind != "element"
     )
-    return Model(children, required, groups)
+    return Model({}, required, groups)
 
 
 MODELS: dict[str, Model] = {key: _compile(particles) for key, particles in CONTENT_MODELS.items()}
+for _key, _particles in CONTENT_MODELS.items():
+    MODELS[_key].children.update(
+        (name, (high, None if model is None else MODELS[model]))
+        for _, members in _particles
+        for name, _, high, model in members
+    )
 
 
 def unknown(parent: str, model: Model | None, child: str) -> str:
