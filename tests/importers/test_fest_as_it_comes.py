@@ -243,6 +243,13 @@ VILKAR = "<Id>ID_2</Id><Gruppe V='1'/><GjelderFor V='1'/><Tekst>t</Tekst>"
             "\n<Tekst>t<b/></Tekst></Vilkar></OppfVilkar></KatVilkar>",
             "Tekst cannot hold b; it may hold no elements (Vilkar, Id ID_1, line 6)",
         ),
+        (
+            f"{HENTET}\n<KatInteraksjon>\n<OppfInteraksjon>{ENTRY}\n<Interaksjon><Id>ID_2</Id><Relevans V='1'/>"
+            "<KliniskKonsekvens>k</KliniskKonsekvens><Kildegrunnlag V='1'/>"
+            "<Substansgruppe><Substans><Substans>everolimus</Substans></Substans></Substansgruppe>"
+            "</Interaksjon></OppfInteraksjon></KatInteraksjon>",
+            "Interaksjon holds 1 Substansgruppe; the XSD requires at least 2 (Interaksjon, Id ID_1, line 5)",
+        ),
     ],
     ids=[
         "unknown-element",
@@ -258,6 +265,7 @@ VILKAR = "<Id>ID_2</Id><Gruppe V='1'/><GjelderFor V='1'/><Tekst>t</Tekst>"
         "both-arms-of-a-choice",
         "no-arm-of-a-required-choice",
         "element-in-text",
+        "fewer-than-min-occurs",
     ],
 )
 def test_each_refusal_of_the_reader_names_what_was_expected(tmp_path, body, expected):
