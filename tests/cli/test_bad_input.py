@@ -358,3 +358,51 @@ def test_text_longer_than_a_fhir_string_may_be_is_refused_with_its_place(store, 
 def test_bytes_that_are_no_utf8_xml_are_named_for_what_they_are(store, tmp_path, name, content, expected):
     """Not a control character in some text: an outside tester got that for each of these."""
     assert_refused(store, write(tmp_path, name, content), expected)
+
+
+# -- each entry's structure is checked against the XSD, and --force does not let it through -----
+
+CERTICAN_OPPF = "ID_8900C2B1-2E56-4E61-B241-233A7EEC22F5"
+CERTICAN_ATC = b'<Atc V="L04AA18" S="2.16.578.1.12.4.1.1.7180" DN="Everolimus"/>'
+VARENAVN = b"<Varenavn>Certican</Varenavn>"
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+@pytest.mark.parametrize(
+    ("new", "at", "expected"),
+    [
+        (
+            VARENAVN + b"<Varenavn>Twice</Varenavn>",
+            b"<Varenavn>Twice",
+            "LegemiddelMerkevare holds Varenavn twice; it may hold one",
+        ),
+        (
+            VARENAVN + CERTICAN_ATC,
+            b"</Varenavn>" + CERTICAN_ATC,
+            "LegemiddelMerkevare holds Atc twice; it may hold one",
+        ),
+        (
+            b"",
+            b"<LegemiddelMerkevare ",
+            "LegemiddelMerkevare has no Varenavn, which the XSD requires",
+        ),
+        (
+            VARENAVN + b"<Bogus>x</Bogus>",
+            b"<Bogus>",
+            "LegemiddelMerkevare cannot hold Bogus; it may hold Atc, NavnFormStyrke, Reseptgruppe, "
+            "LegemiddelformKort, RefVilkar, Preparattype, TypeSoknadSlv, Opioidsoknad, Refusjon, "
+            "PakningByttegruppe, AdministreringLegemiddel, SvartTrekant, Id, Varenavn, LegemiddelformLang, "
+            "SortertVirkestoffMedStyrke, SortertVirkestoffUtenStyrke, Smak, ProduktInfo, Reseptgyldighet, "
+            "Hjelpestoff and Preparatomtaleavsnitt",
+        ),
+    ],
+    ids=["repeated", "misplaced-extra", "required-removed", "unknown"],
+)
+def test_an_entry_that_breaks_the_xsd_structure_is_refused_with_its_line(
+    store, tmp_path, real_fest_xml, new, at, expected, force
+):
+    assert real_fest_xml.count(VARENAVN) == 1  # the first LegemiddelMerkevare, Certican
+    doc = real_fest_xml.replace(VARENAVN, new, 1)
+    line = doc[: doc.index(at)].count(b"\n") + 1
+    message = assert_refused(store, write(tmp_path, "structure.xml", doc), "", *(["--force"] * force))
+    assert message == f"error: {expected} (LegemiddelMerkevare, Id {CERTICAN_OPPF}, line {line})"

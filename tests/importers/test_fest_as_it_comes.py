@@ -140,6 +140,25 @@ def test_a_catalogue_that_appears_twice_is_refused_naming_both_lines(tmp_path, r
     assert result.stdout == ""
 
 
+def test_elements_out_of_xsd_order_inside_a_payload_import_and_export_in_xsd_order(
+    engine, tmp_path, real_fest_xml, xsd
+):
+    """Order inside a payload is tolerated, as other producers' files need (reference §6.2): the entry
+    is kept as a tree, and the export writes it in XSD order."""
+    moved = b"<Id>ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD</Id>\n        <Varenavn>Certican</Varenavn>"
+    atc = b'<Atc V="L04AA18"'
+    assert real_fest_xml.index(moved) > real_fest_xml.index(atc)  # Certican, the first entry
+    path = tmp_path / "out-of-order.xml"
+    path.write_bytes(real_fest_xml.replace(moved, b"", 1).replace(atc, moved + atc, 1))
+    result = import_fest(engine, path)
+    assert {name: c["entries"] for name, c in result.catalogues.items()} == REAL_FEST_COUNTS
+    assert result.warnings == []
+    exported = tmp_path / "exported.xml"
+    exporter.export_m30(engine, exported)
+    assert_valid(xsd, exported)
+    assert differences(REAL_FEST, exported) == []  # the extract's own order, which is the XSD's
+
+
 def refusal(tmp_path: Path, body: str) -> str:
     """What the reader says of a FEST document with `body` after its root start tag."""
     path = tmp_path / "small.xml"
@@ -150,6 +169,8 @@ def refusal(tmp_path: Path, body: str) -> str:
 
 
 ENTRY = "<Id>ID_1</Id><Tidspunkt>2017-01-01T00:00:00</Tidspunkt><Status V='A'/>"
+VIRKESTOFF = "<Virkestoff><Id>ID_2</Id><Navn>Everolimus</Navn></Virkestoff>"
+VILKAR = "<Id>ID_2</Id><Gruppe V='1'/><GjelderFor V='1'/><Tekst>t</Tekst>"
 
 
 @pytest.mark.parametrize(
@@ -195,6 +216,40 @@ ENTRY = "<Id>ID_1</Id><Tidspunkt>2017-01-01T00:00:00</Tidspunkt><Status V='A'/>"
             "OppfVirkestoff cannot hold Vilkar; after Id, Tidspunkt and Status it holds Virkestoff or "
             "VirkestoffMedStyrke (Virkestoff, Id ID_1, line 5)",
         ),
+        (
+            f"{HENTET}\n<KatVirkestoff>\n<OppfVirkestoff>{ENTRY}\n{VIRKESTOFF}\n{VIRKESTOFF}</OppfVirkestoff>"
+            "</KatVirkestoff>",
+            "OppfVirkestoff holds Virkestoff twice; it may hold one (Virkestoff, Id ID_1, line 6)",
+        ),
+        (
+            f"{HENTET}\n<KatKodeverk>\n<OppfKodeverk>{ENTRY}\n<Element><Id>ID_2</Id><Kode>1</Kode></Element>"
+            "</OppfKodeverk></KatKodeverk>",
+            "OppfKodeverk has no Info, which the XSD requires (Kodeverk, Id ID_1, line 4)",
+        ),
+        (
+            f"{HENTET}\n<KatVilkar>\n<OppfVilkar>{ENTRY}\n<Vilkar>{VILKAR}\n<StrukturertVilkar><Type V='1'/>"
+            "<VerdiTekst>a</VerdiTekst><VerdiKodet V='b'/></StrukturertVilkar></Vilkar></OppfVilkar></KatVilkar>",
+            "StrukturertVilkar holds both VerdiTekst and VerdiKodet; it may hold only one of them "
+            "(Vilkar, Id ID_1, line 6)",
+        ),
+        (
+            f"{HENTET}\n<KatVilkar>\n<OppfVilkar>{ENTRY}\n<Vilkar>{VILKAR}\n<StrukturertVilkar><Type V='1'/>"
+            "</StrukturertVilkar></Vilkar></OppfVilkar></KatVilkar>",
+            "StrukturertVilkar has neither VerdiTekst nor VerdiKodet; the XSD requires one of them "
+            "(Vilkar, Id ID_1, line 6)",
+        ),
+        (
+            f"{HENTET}\n<KatVilkar>\n<OppfVilkar>{ENTRY}\n<Vilkar><Id>ID_2</Id><Gruppe V='1'/><GjelderFor V='1'/>"
+            "\n<Tekst>t<b/></Tekst></Vilkar></OppfVilkar></KatVilkar>",
+            "Tekst cannot hold b; it may hold no elements (Vilkar, Id ID_1, line 6)",
+        ),
+        (
+            f"{HENTET}\n<KatInteraksjon>\n<OppfInteraksjon>{ENTRY}\n<Interaksjon><Id>ID_2</Id><Relevans V='1'/>"
+            "<KliniskKonsekvens>k</KliniskKonsekvens><Kildegrunnlag V='1'/>"
+            "<Substansgruppe><Substans><Substans>everolimus</Substans></Substans></Substansgruppe>"
+            "</Interaksjon></OppfInteraksjon></KatInteraksjon>",
+            "Interaksjon holds 1 Substansgruppe; the XSD requires at least 2 (Interaksjon, Id ID_1, line 5)",
+        ),
     ],
     ids=[
         "unknown-element",
@@ -205,6 +260,12 @@ ENTRY = "<Id>ID_1</Id><Tidspunkt>2017-01-01T00:00:00</Tidspunkt><Status V='A'/>"
         "entry-head",
         "payload",
         "payload-choice",
+        "payload-twice",
+        "payload-sequence",
+        "both-arms-of-a-choice",
+        "no-arm-of-a-required-choice",
+        "element-in-text",
+        "fewer-than-min-occurs",
     ],
 )
 def test_each_refusal_of_the_reader_names_what_was_expected(tmp_path, body, expected):

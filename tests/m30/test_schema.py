@@ -23,6 +23,31 @@ def test_schema_table_matches_the_official_xsd():
     assert tables["TEXT_TYPES"] == schema.TEXT_TYPES
     assert tables["QUANTITY_ELEMENTS"] == schema.QUANTITY_ELEMENTS
     assert tables["IDREF_ELEMENTS"] == schema.IDREF_ELEMENTS
+    assert tables["CONTENT_MODELS"] == schema.CONTENT_MODELS
+
+
+def test_content_models_say_what_each_element_may_hold_and_how_often():
+    merkevare = dict(
+        (m[0], m[1:3]) for _, members in schema.CONTENT_MODELS["fs:LegemiddelMerkevare"] for m in members
+    )
+    assert merkevare["Atc"] == (0, 1)  # from fs:typeLegemiddel, the shared base
+    assert merkevare["Varenavn"] == (1, 1)
+    assert merkevare["Preparatomtaleavsnitt"] == (0, None)
+    assert ("element", (("Substansgruppe", 2, None, "m30:Substansgruppe"),)) in schema.CONTENT_MODELS[
+        "m30:Interaksjon"
+    ]
+    assert schema.CONTENT_MODELS["m30:StrukturertVilkar"][-1] == (
+        "choice",
+        (("VerdiTekst", 1, None, None), ("VerdiKodet", 1, None, None)),  # one of them, as often as it likes
+    )
+    assert schema.CONTENT_MODELS["m30:KatKodeverk/OppfKodeverk"][-1] == (
+        "optional sequence",
+        (("Info", 1, 1, "m30:Info"), ("Element", 1, None, "m30:Element")),
+    )
+    assert schema.CONTENT_MODELS["m30:KatVirkestoff/OppfVirkestoff"][-1] == (
+        "optional choice",
+        (("Virkestoff", 1, 1, "fs:Virkestoff"), ("VirkestoffMedStyrke", 1, 1, "fs:VirkestoffMedStyrke")),
+    )
 
 
 def test_the_fifteen_catalogues_in_xsd_order():

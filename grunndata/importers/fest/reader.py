@@ -3,9 +3,10 @@
 The root must be `FEST` in the m30 namespace; inside it elements are matched by local name,
 because real files redeclare namespaces on payloads and some published extracts lost them.
 Catalogues are read in the order they come (real extracts do not always keep the XSD's); the
-reader remembers that order so the import can say so. Leaf values are checked against their XSD
-types as they stream past. Anything that is not a FEST document, or is malformed, raises
-DeliveryError naming what was expected, and catalogue, Id and line.
+reader remembers that order so the import can say so. As entries stream past, leaf values are
+checked against their XSD types and each element's children against its XSD content model (which
+and how many, not in what order: see structure.py). Anything that is not a FEST document, or is
+malformed, raises DeliveryError naming what was expected, and catalogue, Id and line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from grunndata.errors import DeliveryError
 from grunndata.fhir import MAX_STRING_CHARS
 from grunndata.importers.fest import types
 from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
+from grunndata.importers.fest.structure import MODELS, Model, listed, missing, too_many, unknown
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, xml_element_before
 from grunndata.m30.records import (
     CATALOGUE_BY_KAT,
@@ -37,16 +39,12 @@ STATUSES = {"A", "U"}
 HEADER = ("HentetDato", "GyldigFradatoHelfo")  # before the catalogues, each at most once
 HEADER_TYPES = {"HentetDato": "dateTime", "GyldigFradatoHelfo": "date"}
 ENVELOPE = ("Id", "Tidspunkt", "Status")  # every Oppf* starts with these
-
-
-def _listed(names: list[str] | tuple[str, ...], last: str = "and") -> str:
-    """'A', 'A and B', 'A, B and C': names as a sentence lists them."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+OPPF_MODELS = {c.name: MODELS[f"m30:{c.kat}/{c.oppf}"] for c in catalogues()}  # the XSD's Oppf* models
 
 
 FEST_HOLDS = (
     "FEST holds HentetDato, an optional GyldigFradatoHelfo, then the catalogues "
-    f"{_listed([c.kat for c in catalogues()])}, each at most once"
+    f"{listed([c.kat for c in catalogues()])}, each at most once"
 )
 
 
@@ -91,8 +89,33 @@ class _Walk:
     def fail(self, message: str, line: int | None) -> DeliveryError:
         return DeliveryError(message, catalogue=self.catalogue, entry_id=self.entry_id, line=line)
 
-    def node(self, el: Any, in_kodeverk_info: bool = False) -> Node:
-        name = _local(el.tag)
+    def children(
+        self, name: str, model: Model | None, kids: list[Any], line: int, counts: dict[str, int]
+    ) -> list[Node]:
+        """The Nodes of `name`'s child elements, refused where its content model does not allow them."""
+        nodes = []
+        for c in kids:
+            child = _local(c.tag)
+            spec = model.children.get(child) if model is not None else None
+            if spec is None:
+                if child:
+                    raise self.fail(unknown(name, model, child), c.sourceline)
+                nodes.append(self.node(c, child, None))  # refuses what is not an element
+                continue
+            high, child_model = spec
+            count = counts[child] = counts.get(child, 0) + 1
+            if high is not None and count > high:
+                raise self.fail(too_many(name, child, count, high), c.sourceline)
+            nodes.append(self.node(c, child, child_model, name == "Info"))
+        if (
+            model is not None
+            and (model.required or model.groups)
+            and (problem := missing(name, model, counts))
+        ):
+            raise self.fail(problem, line)
+        return nodes
+
+    def node(self, el: Any, name: str, model: Model | None, in_kodeverk_info: bool = False) -> Node:
         if not name:
             raise self.fail(
                 "unexpected XML content (an entity reference or a processing instruction) where FEST "
@@ -104,9 +127,10 @@ class _Walk:
             if len(value) > MAX_STRING_CHARS:
                 raise self.fail(unfit_sentence(f"{name}/@{attr}", value), el.sourceline)
         kids = [c for c in el if isinstance(c.tag, str) or c.tag is etree.Entity]
-        if kids:
-            children = [self.node(c, name == "Info") for c in kids]
-            return [name, attrs, None, children]
+        if kids or model is not None:
+            children = self.children(name, model, kids, el.sourceline, {})
+            if children:
+                return [name, attrs, None, children]
         text = el.text
         if text is not None:
             if len(text) > MAX_STRING_CHARS:  # nothing made of it could be served as FHIR
@@ -237,7 +261,7 @@ class FestReader:
         head = tuple(_local(c.tag) for c in kids[:3])
         if head != ENVELOPE:
             raise DeliveryError(
-                f"{cat.oppf} must start with {_listed(ENVELOPE)}, not {_listed(head) if head else 'nothing'}",
+                f"{cat.oppf} must start with {listed(ENVELOPE)}, not {listed(head) if head else 'nothing'}",
                 catalogue=cat.name,
                 line=el.sourceline,
             )
@@ -251,15 +275,15 @@ class FestReader:
         status = kids[2].get("V")
         if status not in STATUSES:
             raise walk.fail(f"Status must be A (active) or U (expired), not {status!r}", kids[2].sourceline)
-        payload = []
         for c in kids[3:]:
             if _local(c.tag) not in cat.payloads:
                 raise walk.fail(
-                    f"{cat.oppf} cannot hold {_local(c.tag)}; after {_listed(ENVELOPE)} it holds "
-                    f"{'only ' if len(cat.payloads) == 1 else ''}{_listed(list(cat.payloads), 'or')}",
+                    f"{cat.oppf} cannot hold {_local(c.tag)}; after {listed(ENVELOPE)} it holds "
+                    f"{'only ' if len(cat.payloads) == 1 else ''}{listed(list(cat.payloads), 'or')}",
                     c.sourceline,
                 )
-            payload.append(walk.node(c))
+        envelope = dict.fromkeys(ENVELOPE, 1)
+        payload = walk.children(cat.oppf, OPPF_MODELS[cat.name], kids[3:], el.sourceline, envelope)
         entry = FestEntry(
             cat.name, oppf_id, tidspunkt, status, kids[2].get("DN"), tuple(payload), el.sourceline
         )
