@@ -32,7 +32,9 @@ catalog_app = typer.Typer(help="The service catalogue: check files, probe servic
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(generate_app, name="generate")
+package_app = typer.Typer(help="Our own FHIR package (no.grunndata.fhir).", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(package_app, name="package")
 
 # Reports are tables: when piped (CI, logs) give them room instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -623,6 +625,26 @@ def validate_cmd(
             out.print(f"  {n:,} {what}", highlight=False, markup=False)
     if report.problems:
         raise typer.Exit(1)
+
+
+@package_app.command("build")
+def package_build_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the package.tgz")] = Path(
+        "grunndata-fhir.tgz"
+    ),
+) -> None:
+    """Write our FHIR package: the definitions of our extensions, search parameters, naming systems,
+    code systems, and the CapabilityStatement. The same code gives the same bytes."""
+    from grunndata.fhirpackage import NAME, build_tgz, package_resources
+
+    data = build_tgz()
+    try:
+        output.write_bytes(data)
+    except OSError as e:
+        raise GrunndataError(f"cannot write {output} ({e.strerror})") from e
+    counts = Counter(r["resourceType"] for r in package_resources())
+    shown = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    out.print(f"Wrote {output} ({NAME}, {len(data):,} bytes): {shown}.", highlight=False)
 
 
 def main() -> None:

@@ -28,5 +28,6 @@ def test_mypy_strict_on_store_translators_m30_and_server():
         "grunndata/server",
         "grunndata/exporters",
         "grunndata/validation",
+        "grunndata/fhirpackage",
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -75,13 +75,15 @@ def capability_statement(base: str) -> bytes:
             "readHistory": True,
             "updateCreate": False,
             "conditionalRead": "modified-since",
-            "searchInclude": includes,
-            "searchRevInclude": sorted(revincludes),
             "searchParam": [
                 {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
                 for p in params.values()
             ],
         }
+        if includes:  # R5 allows no empty array
+            entry["searchInclude"] = includes
+        if revincludes:
+            entry["searchRevInclude"] = sorted(revincludes)
         if rtype == "MedicinalProductDefinition":
             entry["operation"] = [
                 {

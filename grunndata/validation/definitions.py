@@ -7,7 +7,7 @@ here knows about a particular resource. Slices are left out: the core definition
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 FHIR_TYPE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -92,12 +92,20 @@ def _element(e: dict[str, Any]) -> Element:
     )
 
 
+ELEMENT_ID = "ElementDefinition.id"
+"""R5 5.0.0 types ElementDefinition.id as an `id` (64 of [A-Za-z0-9.-]), yet an element's id is its
+path with slice names (`Extension.value[x]`, `Extension.extension:part`), as ElementDefinition's own
+text says and the core package's own snapshots have it: it is checked as the string it is."""
+
+
 def _type_definition(sd: dict[str, Any]) -> TypeDefinition:
     td = TypeDefinition(name=str(sd["type"]), url=str(sd["url"]), kind=str(sd.get("kind", "")))
     for raw in sd.get("snapshot", {}).get("element", []):
         if ":" in str(raw.get("id", "")):  # a slice, or inside one
             continue
         element = _element(raw)
+        if element.path == ELEMENT_ID:
+            element = replace(element, types=("string",))
         td.elements[element.path] = element
         if "." in element.path:
             td.children.setdefault(element.path.rsplit(".", 1)[0], []).append(element)
