@@ -396,4 +396,31 @@ def package_resources() -> list[Json]:
     resources += [naming_system(url, text) for url, text in OUR_NAMING_SYSTEMS]
     resources += code_systems()
     resources.append(orjson.loads(capability_statement(CANONICAL)))
-    return resources
+    return [implementation_guide(resources), *resources]
+
+
+def implementation_guide(resources: list[Json]) -> Json:
+    """The package as a resource: what the CapabilityStatement's implementationGuide names."""
+    return {
+        "resourceType": "ImplementationGuide",
+        "id": NAME,
+        "url": IMPLEMENTATION_GUIDE,
+        **_COMMON,
+        "name": "GrunndataFhir",
+        "title": "Grunndata's FHIR R5 definitions",
+        "description": "The extensions, search parameters, naming systems and code systems of what "
+        "Grunndata serves, and its CapabilityStatement",
+        "packageId": NAME,
+        "license": "CC0-1.0",
+        "fhirVersion": ["5.0.0"],
+        "dependsOn": [
+            {
+                "uri": "http://hl7.org/fhir/ImplementationGuide/hl7.fhir.r5.core",
+                "packageId": "hl7.fhir.r5.core",
+                "version": "5.0.0",
+            }
+        ],
+        "definition": {
+            "resource": [{"reference": {"reference": f"{r['resourceType']}/{r['id']}"}} for r in resources]
+        },
+    }

@@ -26,6 +26,7 @@ from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
 from grunndata.server.m30 import M30Files, m30_router
 from grunndata.server.migration import migration_router
+from grunndata.server.package import router as package_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
@@ -76,6 +77,7 @@ def create_app(
     catalogues = catalogue_files() if catalog is None else list(catalog)
     catalogue = CatalogueView(served, catalogues)
     app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint is ours
+    app.include_router(package_router)  # before the FHIR routes: /fhir/package.tgz is no search
     app.include_router(
         fhir_router(served, catalogue.organizations)
     )  # Organization: the store's and the catalogue's

@@ -7,6 +7,7 @@ from functools import cache
 import orjson
 
 from grunndata import __version__
+from grunndata.fhirpackage.content import IMPLEMENTATION_GUIDE
 from grunndata.store.searchparams import SERVED_TYPES, params_for
 
 _REFERENCE_PARAMS = {
@@ -132,6 +133,7 @@ def capability_statement(base: str) -> bytes:
         "software": {"name": "grunndata", "version": __version__},
         "implementation": {"description": "Grunndata FHIR R5 server", "url": base},
         "fhirVersion": "5.0.0",
+        "implementationGuide": [IMPLEMENTATION_GUIDE],  # our package, at /fhir/package.tgz
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {

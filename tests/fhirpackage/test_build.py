@@ -56,7 +56,14 @@ def test_the_index_lists_every_resource_file_with_its_type_id_and_url() -> None:
         assert entry.get("url") == resource.get("url")
         assert entry.get("version") == resource.get("version")
     kinds = sorted({f["resourceType"] for f in listed})
-    assert kinds == ["CapabilityStatement", "CodeSystem", "NamingSystem", "SearchParameter", "StructureDefinition"]
+    assert kinds == [
+        "CapabilityStatement",
+        "CodeSystem",
+        "ImplementationGuide",
+        "NamingSystem",
+        "SearchParameter",
+        "StructureDefinition",
+    ]
 
 
 def test_the_command_writes_the_package_where_asked(tmp_path: Path) -> None:
