@@ -7,6 +7,7 @@ our CodeSystems, and the CapabilityStatement as the server makes it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from typing import Any, cast
 
@@ -38,7 +39,9 @@ _COMMON: Json = {"version": __version__, "status": "active", "date": DATE, "publ
 
 
 def _id(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1].replace("_", "-")[:64]
+    """The url's last part as a FHIR id (at most 64 characters: a long one ends in a digest of it)."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1].replace("_", "-")
+    return tail if len(tail) <= 64 else f"{tail[:55]}-{hashlib.sha256(tail.encode()).hexdigest()[:8]}"
 
 
 def _name(text: str) -> str:

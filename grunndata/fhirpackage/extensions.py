@@ -20,7 +20,7 @@ from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, T
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.values import XsdNode
-from grunndata.translators.safest import mapping
+from grunndata.translators.safest import kept_url, mapping
 
 COMPLEX = "complex"
 """An XSD element with children: the extension holds sub-extensions (one per child), no value."""
@@ -152,12 +152,33 @@ def _fest() -> dict[str, ExtensionUse]:
     return uses
 
 
-def _kept() -> dict[str, ExtensionUse]:
-    """r4-<path>: valueString (the R4 JSON as text). The R5 place is the R5 element of the R4 parent.
+_KEPT_BY_CODE: tuple[tuple[str, str], ...] = (
+    ("MedicinalProductManufactured.quantity", "when no package of the delivery counts the item"),
+    ("MedicinalProductIngredient.specifiedSubstance", "beside a substance, or a second one"),
+    ("MedicinalProductPackaged.packageItem.quantity", "not a whole number (tables.whole_number)"),
+    ("MedicinalProductPharmaceutical.device", "all but the first (R5 holds one)"),
+    *(
+        (f"MedicinalProductIngredient.{substance}.strength.{path}", why)
+        for substance in ("substance", "specifiedSubstance")
+        for path, why in (
+            ("presentationLowLimit", "another denominator than presentation"),
+            ("concentrationLowLimit", "another denominator than concentration"),
+            ("referenceStrength", "without the substance R5 requires"),
+            ("referenceStrength.strengthLowLimit", "another denominator than strength"),
+        )
+    ),
+    ("SubstanceSpecification.property", "with what R5's property has no place for"),
+    ("SubstanceSpecification.molecularWeight", "without the amount R5 requires"),
+    ("SubstanceSpecification.structure.molecularWeight", "without the amount R5 requires"),
+    ("SubstanceSpecification.relationship", "without the type R5 requires"),
+)
+"""R4 elements a converter or a custom function of the SAFEST tables may keep (valueString), beside
+the `Keep` and `Consumed` rows mapping() lists: the tables' functions, which no row can show."""
 
-    Kept elements that are no `Keep` row (a converter's KEEP, a second value where R5 holds one, an
-    unresolved reversed reference, which is a valueReference) are not listed here.
-    """
+
+def _kept() -> dict[str, ExtensionUse]:
+    """r4-<path>: valueString (the R4 JSON as text) on the R5 element of the R4 parent; a reversed
+    reference whose target is not in the delivery stays on the resource as a valueReference."""
     rows = list(mapping())
     r5_of: dict[str, str] = {}
     for row in rows:
@@ -167,16 +188,24 @@ def _kept() -> dict[str, ExtensionUse]:
         row.r4.split(".")[0]: row.r5.split(".")[0] for row in rows if row.how in ("element", "custom")
     }
     uses: dict[str, ExtensionUse] = {}
-    for row in rows:
-        if row.how != "extension":
-            continue
-        parent = row.r4.rsplit(".", 1)[0]
-        where = r5_of.get(parent) or resources[parent]
-        use = uses.setdefault(
-            row.r5, ExtensionUse(row.r5, f"R4 {row.r4}, which R5 has no element for: {row.note}")
-        )
+
+    def add(r4: str, value_type: str, why: str, on_resource: bool = False) -> None:
+        parent = r4.rsplit(".", 1)[0]
+        where = resources[parent.split(".")[0]] if on_resource else r5_of.get(parent) or resources[parent]
+        url = kept_url(r4)
+        use = uses.setdefault(url, ExtensionUse(url, f"R4 {r4}, which R5 cannot hold here: {why}"))
         use.contexts.add(where)
-        use.types.add("string")
+        use.types.add(value_type)
+
+    for row in rows:
+        if row.how == "extension":
+            add(row.r4, "string", row.note)
+        elif row.how.startswith("with "):
+            add(row.r4, "string", f"given without {row.how[5:]}")
+        elif row.how == "reversed":
+            add(row.r4, "Reference", "the resource it names is not in the delivery", on_resource=True)
+    for r4, why in _KEPT_BY_CODE:
+        add(r4, "string", why)
     return uses
 
 

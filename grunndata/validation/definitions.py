@@ -57,6 +57,7 @@ class TypeDefinition:
     kind: str  # resource, complex-type, primitive-type, logical
     elements: dict[str, Element] = field(default_factory=dict)
     children: dict[str, list[Element]] = field(default_factory=dict)
+    contexts: tuple[str, ...] | None = None  # an extension's `context` (element paths or types); None: any
 
 
 def _type_code(t: dict[str, Any]) -> str:
@@ -134,7 +135,10 @@ class Definitions:
     def _structure(self, sd: dict[str, Any]) -> None:
         if sd.get("derivation") == "constraint":
             if sd.get("type") == "Extension":
-                self.extensions[str(sd["url"])] = _type_definition(sd)
+                ext = self.extensions[str(sd["url"])] = _type_definition(sd)
+                contexts = sd.get("context") or []
+                if contexts and all(c.get("type") == "element" for c in contexts):
+                    ext.contexts = tuple(str(c["expression"]) for c in contexts)
             return  # profiles (SimpleQuantity...) are not the base types
         td = _type_definition(sd)
         self.types[td.name] = td

@@ -9,6 +9,7 @@ an extension whose definition is unknown.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from grunndata.validation.definitions import Definitions, Element, TypeDefinitio
 from grunndata.validation.invariants import Invariants
 
 _INT32 = (-(2**31), 2**31 - 1)
+_INDEX = re.compile(r"\[[0-9]+\]")
 _INTEGERS = ("integer", "unsignedInt", "positiveInt")
 _CODED = ("code", "Coding", "CodeableConcept", "CodeableReference")
 
@@ -267,10 +269,35 @@ class Validator:
             ext = self.defs.extensions.get(url) if isinstance(url, str) else None
             if ext is not None:
                 sub = ext
+                self._context(str(url), ext, element, td, path, visit)
             elif not isinstance(url, str) or ":" in url:  # a relative url is part of its parent's definition
                 visit.report.not_checked[f"extension {url} (no definition)"] += 1
         self._invariants(sub.elements[sub.name], item, type_code, path, visit, skip=element)
         self._complex(item, sub, sub.name, path, visit)
+
+    def _context(
+        self, url: str, ext: TypeDefinition, element: Element, td: TypeDefinition, path: str, visit: _Visit
+    ) -> None:
+        """An extension may appear only where its definition's `context` says: on an element of that
+        path (as defined, or as in the instance: a nested packaging), or of that type or a base type."""
+        if ext.contexts is None:
+            return
+        holder = element.path.rsplit(".", 1)[0]  # "PackagedProductDefinition.packaging"
+        instance = _INDEX.sub("", path).rsplit(".", 1)[0]  # "PackagedProductDefinition.packaging.packaging"
+        if "." in holder:
+            defined = td.elements.get(holder)
+            kinds = set(defined.types) if defined is not None else set()
+        else:
+            kinds = {holder}
+        kinds |= {"Element", "Base"}
+        if any(self.defs.is_resource(k) for k in kinds):
+            kinds |= {"Resource", "DomainResource"}
+        if not ({holder, instance} | kinds) & set(ext.contexts):
+            visit.problem(
+                path,
+                "extension context",
+                f"{url} may appear on {', '.join(ext.contexts)}, not on {instance}",
+            )
 
     def _primitive(self, type_code: str, value: Any, path: str, visit: _Visit) -> None:
         if type_code == "boolean":

@@ -8,12 +8,20 @@ from typing import Any
 from grunndata.importers.resources import read_resources
 from grunndata.validation.definitions import Definitions
 from grunndata.validation.engine import Report, Validator
-from grunndata.validation.packages import load_definitions
+from grunndata.validation.packages import KINDS, load_definitions
 
 
-def load_core(cache: Path) -> Definitions:
-    """The R5 core definitions from the package cache; PackageError saying how to fill an empty one."""
-    return Definitions(load_definitions(cache))
+def load_core(cache: Path, ours: bool = True) -> Definitions:
+    """The R5 core definitions from the package cache (PackageError saying how to fill an empty one),
+    and ours (no.grunndata.fhir, as this code builds it), so our extensions are checked too."""
+    return Definitions(load_definitions(cache) + (our_definitions() if ours else []))
+
+
+def our_definitions() -> list[dict[str, Any]]:
+    """The StructureDefinitions, ValueSets and CodeSystems of our package, straight from the tables."""
+    from grunndata.fhirpackage import package_resources
+
+    return [r for r in package_resources() if r["resourceType"] in KINDS]
 
 
 def validate_files(definitions: Definitions, path: Path) -> Report:

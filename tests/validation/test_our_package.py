@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 from grunndata.fhirpackage import package_resources
+from grunndata.importers.fest import import_fest
+from grunndata.store import connect
+from grunndata.store.reads import served
 from grunndata.validation import Definitions, Report, Validator
+from tests.conftest import REAL_FEST, require
+
+OURS = "https://grunndata.no/fhir/StructureDefinition/"
 
 
 def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
@@ -12,7 +22,7 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == len(resources) == 185
+    assert report.resources == len(resources) == 207
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -67,3 +77,53 @@ def test_an_extension_says_where_it_may_appear_and_what_it_holds() -> None:
     source = by_url["https://grunndata.no/fhir/StructureDefinition/source-profile"]
     assert [c["expression"] for c in source["context"]] == ["Resource"]
     assert source["differential"]["element"][2]["type"] == [{"code": "canonical"}]
+
+
+def test_one_of_our_extensions_in_a_place_its_context_does_not_allow_is_an_error(r5: Definitions) -> None:
+    """fest-Pakningsstr belongs on a package's packaging (its Pakningsinfo), not on the package itself."""
+    url = "https://grunndata.no/fhir/StructureDefinition/fest-Pakningsstr"
+    package = {
+        "resourceType": "PackagedProductDefinition",
+        "id": "p1",
+        "packaging": {"extension": [{"url": url, "valueString": "10 stk"}]},
+    }
+    report = Report()
+    Validator(r5).validate(package, "planted", report)
+    assert report.problems == []
+    package["extension"] = [{"url": url, "valueString": "10 stk"}]
+    report = Report()
+    Validator(r5).validate(package, "planted", report)
+    assert [(p.path, p.rule, p.message) for p in report.problems] == [
+        (
+            "PackagedProductDefinition.extension[0]",
+            "extension context",
+            f"{url} may appear on PackagedProductDefinition.packaging, "
+            "PackagedProductDefinition.packaging.packaging, not on PackagedProductDefinition",
+        )
+    ]
+    assert dict(report.not_checked) == {}
+
+
+def _urls(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("url"), str) and (
+            "extension" in node or any(k.startswith("value") for k in node)
+        ):
+            yield node["url"]
+        for value in node.values():
+            yield from _urls(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _urls(value)
+
+
+def test_every_extension_of_ours_the_real_extract_carries_has_a_definition_in_the_package(
+    tmp_path: Path,
+) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'fest.db'}")
+    import_fest(engine, require(REAL_FEST))
+    with engine.connect() as conn:
+        used = {u for version in served(conn) for u in _urls(version.resource()) if u.startswith(OURS)}
+    defined = {r["url"] for r in package_resources() if r["resourceType"] == "StructureDefinition"}
+    assert len(used) == 61
+    assert sorted(used - defined) == []
