@@ -589,7 +589,7 @@ def validate_cmd(
     ] = False,
     show: Annotated[int, typer.Option("--show", help="How many errors to print (all are counted)")] = 200,
 ) -> None:
-    """Check FHIR R5 resources against the R5 core definitions; write nothing. Exit 1 when one has an error."""
+    """Check FHIR R5 resources against the R5 core definitions and our package; write nothing. Exit 1 on an error."""
     from grunndata.validation import default_cache, fetch_with_npm, load_core, validate_files, validate_store
 
     if path is not None and db is not None:
