@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.m30.records import catalogues
@@ -209,9 +210,35 @@ def _kept() -> dict[str, ExtensionUse]:
     return uses
 
 
+def _catalogue() -> dict[str, ExtensionUse]:
+    """catalog-<field>: read off the Endpoint and Organization the catalogue makes of a service that
+    has every field set (the functions write them in code, not by a table)."""
+    from grunndata.catalog.fhir import EXT, endpoint_resource, organization_resource
+    from grunndata.catalog.model import Availability, Service
+
+    service = Service(
+        "s", "S", "d", "o", "O", "national", "fhir-r5", "https://example.org/fhir", ("Basic",), ("read",),
+        ("urn:oid:1",), "NLOD 2.0", "daily", "release 1", "test",
+    )  # fmt: skip
+    probed = Availability("s", 2, 1, datetime(2026, 1, 1, tzinfo=UTC), True, 1.0, "ok")
+    uses: dict[str, ExtensionUse] = {}
+    for resource in (endpoint_resource(service, probed), organization_resource("o", "O", ["national"])):
+        for extension in resource.get("extension", []):
+            url = str(extension["url"])
+            if not url.startswith(EXT):
+                continue
+            use = uses.setdefault(url, ExtensionUse(url, f"The service catalogue's {url.removeprefix(EXT)}"))
+            use.contexts.add(str(resource["resourceType"]))
+            use.types.update(
+                k.removeprefix("value")[:1].lower() + k[6:] for k in extension if k.startswith("value")
+            )
+            use.complex = use.complex or "extension" in extension
+    return uses
+
+
 def extension_uses() -> list[ExtensionUse]:
     """Every extension we serve, by url."""
-    found = {**_fest(), **_kept()}
+    found = {**_fest(), **_kept(), **_catalogue()}
     found[SOURCE_PROFILE] = ExtensionUse(
         SOURCE_PROFILE,
         "A profile the sender's resource claimed (its meta.profile)",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grunndata.catalog.fhir import endpoint_resource, organization_resource
+from grunndata.catalog.model import Availability, Service
 from grunndata.fhirpackage import package_resources
 from grunndata.importers.fest import import_fest
 from grunndata.store import connect
@@ -22,7 +25,7 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == len(resources) == 207
+    assert report.resources == len(resources) == 215
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -127,3 +130,18 @@ def test_every_extension_of_ours_the_real_extract_carries_has_a_definition_in_th
     defined = {r["url"] for r in package_resources() if r["resourceType"] == "StructureDefinition"}
     assert len(used) == 61
     assert sorted(used - defined) == []
+
+
+def test_the_catalogues_endpoint_and_organization_extensions_are_defined_and_in_their_place(
+    r5: Definitions,
+) -> None:
+    service = Service(
+        "fest", "FEST", "d", "dmp", "DMP", "national", "fhir-r5", "https://example.org/fhir", ("Basic",),
+        ("read",), ("urn:oid:1",), "NLOD 2.0", "every 14 days", "release 12", "test",
+    )  # fmt: skip
+    probed = Availability("fest", 3, 2, datetime(2026, 11, 1, tzinfo=UTC), False, 12.5, "timed out after 5 s")
+    validator, report = Validator(r5), Report()
+    validator.validate(endpoint_resource(service, probed), "catalogue", report)
+    validator.validate(organization_resource("dmp", "DMP", ["national", "sector"]), "catalogue", report)
+    assert [p.sentence() for p in report.problems] == []
+    assert [k for k in report.not_checked if "grunndata.no" in k] == []
