@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from grunndata import __version__
 from grunndata.cli import app
-from grunndata.fhirpackage import build_tgz
+from grunndata.fhirpackage import NAME, build_tgz, package_resources
+from grunndata.validation import install_tgz, load_definitions
 
 
 def _files(tgz: bytes) -> dict[str, bytes]:
@@ -72,3 +73,11 @@ def test_the_command_writes_the_package_where_asked(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == build_tgz()
     assert "no.grunndata.fhir" in result.output
+
+
+def test_the_package_installs_into_a_fhir_package_cache_as_fhir_tools_lay_it_out(tmp_path: Path) -> None:
+    folder = install_tgz(build_tgz(), tmp_path, NAME, __version__)
+    assert folder == tmp_path / f"no.grunndata.fhir#{__version__}" / "package"
+    read = load_definitions(tmp_path, NAME, __version__)
+    made = [r for r in package_resources() if r["resourceType"] in ("StructureDefinition", "CodeSystem")]
+    assert sorted(r["url"] for r in read) == sorted(r["url"] for r in made)
