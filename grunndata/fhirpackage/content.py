@@ -102,17 +102,7 @@ def extension_definition(use: ExtensionUse) -> Json:
             "1",
             "Unique id for inter-element referencing",
             base={"path": "Element.id", "min": 0, "max": "1"},
-            type=[
-                {
-                    "code": "http://hl7.org/fhirpath/System.String",
-                    "extension": [
-                        {
-                            "url": "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type",
-                            "valueUrl": "string",
-                        }
-                    ],
-                }
-            ],
+            type=_system_string("string"),
         ),
         _element(
             "Extension.extension",
@@ -130,17 +120,7 @@ def extension_definition(use: ExtensionUse) -> Json:
             "1",
             "identifies the meaning of the extension",
             base={"path": "Extension.url", "min": 1, "max": "1"},
-            type=[
-                {
-                    "code": "http://hl7.org/fhirpath/System.String",
-                    "extension": [
-                        {
-                            "url": "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type",
-                            "valueUrl": "uri",
-                        }
-                    ],
-                }
-            ],
+            type=_system_string("uri"),
             fixedUri=use.url,
         ),
         _element(
@@ -427,3 +407,12 @@ def implementation_guide(resources: list[Json]) -> Json:
             "resource": [{"reference": {"reference": f"{r['resourceType']}/{r['id']}"}} for r in resources]
         },
     }
+
+
+def _system_string(fhir_type: str) -> list[dict[str, Any]]:
+    """The type of an element FHIR writes as a plain string (Element.id, Extension.url): FHIRPath's
+    System.String, with the FHIR type it stands for."""
+    url = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+    return [
+        {"code": "http://hl7.org/fhirpath/System.String", "extension": [{"url": url, "valueUrl": fhir_type}]}
+    ]

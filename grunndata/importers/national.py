@@ -292,7 +292,8 @@ class _Serving:
         unserved: list[Unserved] = []
         for w in self.waiting:
             resource = orjson.loads(w.body)
-            gone = {t for t in w.targets if not self._names_served(t, _contained_ids(resource))}
+            contained = _contained_ids(resource)
+            gone = {t for t in w.targets if not self._names_served(t, contained)}
             body = w.body
             if gone:
                 found: list[tuple[str, str, str]] = []
