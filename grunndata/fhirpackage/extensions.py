@@ -97,6 +97,9 @@ def _walk(table: Table, where: tuple[str, ...], xsd: XsdNode) -> Iterator[tuple[
                     inner += tuple(_path(w, rule.many) for w in where)
             yield from _walk(rule.table, inner, child)
         elif isinstance(rule, Custom):
+            if rule.keeps_at:  # fest-StyrkeNevner when it is no Quantity
+                for w in where:
+                    yield s.ext_url(rule.fest), _path(w, rule.keeps_at), child[0]
             for row in rule.covers:  # fest-Substansgruppe on each interactant
                 found = re.match(r"(.*?)\.extension\[(fest-[^\]]+)\]", row.fhir)
                 if found is not None and row.disposition == "extension":

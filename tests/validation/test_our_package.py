@@ -13,6 +13,7 @@ from grunndata.fhirpackage import package_resources
 from grunndata.importers.fest import import_fest
 from grunndata.store import connect
 from grunndata.store.reads import served
+from grunndata.translators.fest_to_idmp import translate
 from grunndata.validation import Definitions, Report, Validator
 from tests.conftest import REAL_FEST, require
 
@@ -25,7 +26,7 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == len(resources) == 215
+    assert report.resources == len(resources) == 216
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -145,3 +146,37 @@ def test_the_catalogues_endpoint_and_organization_extensions_are_defined_and_in_
     validator.validate(organization_resource("dmp", "DMP", ["national", "sector"]), "catalogue", report)
     assert [p.sentence() for p in report.problems] == []
     assert [k for k in report.not_checked if "grunndata.no" in k] == []
+
+
+def _empty_denominator(payload: Any) -> None:
+    payload[3].insert(2, ["StyrkeNevner", None, None, None])  # no V, no U: no Quantity can hold it
+
+
+def test_values_fhir_cannot_hold_are_kept_in_extensions_our_package_defines(r5: Definitions) -> None:
+    """The entries the lossless test edits (numbers that print otherwise, a date FHIR has no form for,
+    empty elements) and a denominator with no value: every extension they get is ours, defined, and
+    where its context allows."""
+    from tests.translators.conftest import lookup_of, read
+    from tests.translators.test_lossless import _brand, _edit, _interaction, _package, _strength
+
+    entries = read(require(REAL_FEST))
+    by_key = {e.key: e for e in entries}
+    strength = by_key["ID_85C16063-FEAE-401D-8631-67C2407E5730"]
+    edited = [
+        _edit(by_key["ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"], _package, tidspunkt="2017-01-01T00:54:56Z"),
+        _edit(by_key["ID_F2CEF840-A295-4A7A-9CCD-5873D846C3BD"], _brand, tidspunkt="2017-03-26T02:30:00"),
+        _edit(strength, _strength),
+        _edit(strength, _empty_denominator),
+        _edit(next(e for e in entries if e.kind == "Interaksjon"), _interaction),
+    ]
+    lookup = lookup_of(entries)
+    made = [resource for entry in edited for resource in translate(entry, lookup)]
+    used = {u for resource in made for u in _urls(resource) if u.startswith(OURS)}
+    validator, report = Validator(r5), Report()
+    for resource in made:
+        validator.validate(resource, "edited", report)
+    assert [p.sentence() for p in report.problems] == []
+    assert [k for k in report.not_checked if "grunndata.no" in k] == []
+    assert f"{OURS}fest-StyrkeNevner" in used
+    assert f"{OURS}fest-lexical" in used and f"{OURS}fest-empty" in used
+    assert len(made) == 8  # the merkevare also makes its MID, APD and Ingredients

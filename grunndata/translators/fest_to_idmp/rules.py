@@ -346,6 +346,9 @@ class Custom(Rule):
     note: str = ""
     covers: tuple[Row, ...] = ()
     own_occurrence: bool = True
+    keeps_at: str = ""
+    """Where `function` puts ``fest-<fest>`` (the table's own path) when FHIR cannot hold the value;
+    "" when it never does. The package's extension definitions read it."""
 
     def apply(
         self, node: Node, target: Json, ctx: Context, xsd: XsdNode, occurrence: int, parent: Node
@@ -353,7 +356,11 @@ class Custom(Rule):
         self.function(node, target, ctx, xsd, occurrence)
 
     def rows(self, where: str) -> Iterator[Row]:
-        yield Row(self.fest, "fhir", self.fhir, self.note)
+        note = self.note
+        if self.keeps_at:
+            kept = f"{_qualified(where, self.keeps_at)}.extension[fest-{self.fest}]"
+            note = f"{note}; {kept} when FHIR cannot hold the value".removeprefix("; ")
+        yield Row(self.fest, "fhir", self.fhir, note)
         for row in self.covers:
             yield Row(f"{self.fest}/{row.fest}", row.disposition, row.fhir, row.note, row.subtree)
 

@@ -259,10 +259,16 @@ def _merkevare_finish(mpd: Json, ctx: Context) -> None:
 
 
 def _dose_form(mpd: Json) -> Json:
-    form = mpd.get("combinedPharmaceuticalDoseForm")
-    if form is None:
+    """The product's dose form for its MID and APD: the codings and text, not the fest-* extensions
+    that keep FEST's own elements (they belong to the product, and are defined on it only)."""
+    form = mpd.get("combinedPharmaceuticalDoseForm") or {}
+    copy: Json = {k: (list(val) if isinstance(val, list) else val) for k, val in form.items()}
+    kept = [e for e in copy.pop("extension", ()) if not str(e.get("url", "")).startswith(s.EXT_BASE)]
+    if kept:
+        copy = {"extension": kept, **copy}
+    if not copy:
         return {"extension": [{"url": s.DATA_ABSENT_REASON, "valueCode": "unknown"}]}
-    return {k: (list(val) if isinstance(val, list) else val) for k, val in form.items()}
+    return copy
 
 
 MERKEVARE = Table(
@@ -498,6 +504,7 @@ VIRKESTOFF_MED_STYRKE = Table(
             "Ingredient.substance.strength.presentationRatio.denominator",
             _denominator,
             "with a denominator, Styrke becomes presentationRatio.numerator",
+            keeps_at="substance.strength[0]",
         ),
         To("RefVirkestoff", "substance.code.reference", v.reference, "the SubstanceDefinition"),
         Ext("AlternativStyrke", at="substance.strength[0]"),
