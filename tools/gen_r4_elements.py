@@ -1,4 +1,4 @@
-"""Generate grunndata/importers/r4_elements.py: the FHIR R4 element definitions the R4 XML reader needs.
+"""Generate grunndata/fhir/r4_elements.py: the FHIR R4 element definitions the R4 XML reader needs.
 
 The R4 core package is not on the npm registry, but FHIR.js (npm `fhir` 4.12.0) carries every R4
 resource and datatype element in `profiles/types.json`. This tool reads that file and writes, for
@@ -7,7 +7,7 @@ path), each element's type and whether it repeats: facts of the specification, n
 tests/importers/test_r4_xml.py re-runs it and fails when the committed table drifts.
 
     cd /tmp && npm pack fhir@4.12.0 && tar xzf fhir-4.12.0.tgz
-    python tools/gen_r4_elements.py /tmp/package > grunndata/importers/r4_elements.py
+    python tools/gen_r4_elements.py /tmp/package > grunndata/fhir/r4_elements.py
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ package.json says ISC): for the R4 resource types in RESOURCES and every datatyp
 element's type and whether it repeats (0..*). No FHIR.js code is in here. To regenerate:
 
     cd /tmp && npm pack fhir@4.12.0 && tar xzf fhir-4.12.0.tgz
-    python tools/gen_r4_elements.py /tmp/package > grunndata/importers/r4_elements.py
+    python tools/gen_r4_elements.py /tmp/package > grunndata/fhir/r4_elements.py
 
 tests/importers/test_r4_xml.py fails when this table and the package disagree.
 """

@@ -21,7 +21,7 @@ from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, T
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.values import XsdNode
-from grunndata.translators.safest import kept_url, mapping
+from grunndata.translators.safest import kept_url, mapping, primitive_keeps
 
 COMPLEX = "complex"
 """An XSD element with children: the extension holds sub-extensions (one per child), no value."""
@@ -210,6 +210,8 @@ def _kept() -> dict[str, ExtensionUse]:
             add(row.r4, "Reference", "the resource it names is not in the delivery", on_resource=True)
     for r4, why in _KEPT_BY_CODE:
         add(r4, "string", why)
+    for r4 in primitive_keeps():
+        add(r4, "string", "extensions on a primitive whose R5 form differs (the R4 JSON of its _name)")
     return uses
 
 

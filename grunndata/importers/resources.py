@@ -26,8 +26,8 @@ import orjson
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.importers.r4_elements import ELEMENTS as R4_ELEMENTS
-from grunndata.importers.r4_elements import RESOURCES as R4_RESOURCES
+from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
+from grunndata.fhir.r4_elements import RESOURCES as R4_RESOURCES
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 

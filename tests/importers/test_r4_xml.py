@@ -67,7 +67,7 @@ def test_every_published_example_is_read() -> None:
 
 
 def test_the_committed_r4_table_is_what_the_tool_makes_of_fhir_js(fhir_js: Path) -> None:
-    committed = (ROOT / "grunndata" / "importers" / "r4_elements.py").read_text("utf-8")
+    committed = (ROOT / "grunndata" / "fhir" / "r4_elements.py").read_text("utf-8")
     assert gen_r4_elements.render(*gen_r4_elements.extract(fhir_js)) == committed
 
 

@@ -264,6 +264,17 @@ def test_an_element_r4_does_not_define_is_an_error_as_in_r4_xml() -> None:
     ]
 
 
+def test_extensions_on_a_primitive_r4_does_not_define_are_an_error_too() -> None:
+    note = [{"extension": [{"url": "https://example.org/note", "valueString": "x"}]}]
+    conversion = to_r5([one_product(_indication=note)])
+    assert conversion.problems == [
+        Problem(
+            "MedicinalProduct/mp-paracet-500",
+            "MedicinalProduct._indication names no element of R4 MedicinalProduct",
+        )
+    ]
+
+
 # --- MedicinalProductPackaged -> PackagedProductDefinition -----------------------------------------
 
 

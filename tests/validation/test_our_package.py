@@ -14,6 +14,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.store import connect
 from grunndata.store.reads import served
 from grunndata.translators.fest_to_idmp import translate
+from grunndata.translators.safest import to_r5
 from grunndata.validation import Definitions, Report, Validator
 from tests.conftest import REAL_FEST, require
 
@@ -26,7 +27,7 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == len(resources) == 216
+    assert report.resources == len(resources) == 223
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -180,3 +181,31 @@ def test_values_fhir_cannot_hold_are_kept_in_extensions_our_package_defines(r5: 
     assert f"{OURS}fest-StyrkeNevner" in used
     assert f"{OURS}fest-lexical" in used and f"{OURS}fest-empty" in used
     assert len(made) == 8  # the merkevare also makes its MID, APD and Ingredients
+
+
+def test_r4_elements_kept_at_any_depth_or_on_a_primitive_have_a_definition_in_our_package(
+    r5: Definitions,
+) -> None:
+    """A count that is no whole number two package levels down is kept under the same URL as one
+    level down (the R4 definition path), and the extensions on a primitive R5 renames differently
+    (`_specialMeasures`) are kept as r4-MedicinalProduct._specialMeasures: both defined."""
+    from tests.translators.test_safest import r4_delivery
+
+    resources = r4_delivery()
+    product = next(r for r in resources if r["resourceType"] == "MedicinalProduct")
+    product["specialMeasures"] = ["Kjøleskap"]
+    product["_specialMeasures"] = [{"extension": [{"url": "https://example.org/note", "valueString": "x"}]}]
+    package = next(r for r in resources if r["resourceType"] == "MedicinalProductPackaged")
+    package["packageItem"][0]["packageItem"][0]["quantity"] = {"value": 2.5}
+    conversion = to_r5(resources)
+    assert conversion.errors == []
+    used = {u for resource in conversion.resources for u in _urls(resource) if u.startswith(OURS)}
+    assert {
+        f"{OURS}r4-MedicinalProduct._specialMeasures",
+        f"{OURS}r4-MedicinalProductPackaged.packageItem.quantity",
+    } <= used
+    validator, report = Validator(r5), Report()
+    for resource in conversion.resources:
+        validator.validate(resource, "converted", report)
+    assert [p.sentence() for p in report.problems] == []
+    assert [k for k in report.not_checked if "grunndata.no" in k] == []

@@ -51,7 +51,7 @@ from grunndata.translators.safest.delivery import R5_TYPES, label_of, to_r5
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, FestLink, fest_links
 from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
-from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping
+from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping, primitive_keeps
 from grunndata.translators.safest.terminology import EQUIVALENCE, TERMINOLOGY_TYPES
 
 __all__ = [
@@ -72,5 +72,6 @@ __all__ = [
     "kept_url",
     "label_of",
     "mapping",
+    "primitive_keeps",
     "to_r5",
 ]

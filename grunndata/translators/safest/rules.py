@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 from grunndata.translators.safest.model import Json, Problem, json_bytes
 
@@ -23,8 +24,27 @@ KEPT_BASE = EXT_BASE + "r4-"
 
 
 def kept_url(path: str) -> str:
-    """The extension URL that keeps the R4 element at `path` (``MedicinalProduct.specialDesignation``)."""
-    return KEPT_BASE + path
+    """The extension URL that keeps the R4 element at `path` (``MedicinalProduct.specialDesignation``).
+
+    A recursive element (``MedicinalProductPackaged.packageItem.packageItem``, defined as the
+    element above it) is named as that one, so an element kept three levels down has the same,
+    defined, URL as one kept at the first level."""
+    return KEPT_BASE + definition_path(path)
+
+
+def definition_path(path: str) -> str:
+    """``MedicinalProductPackaged.packageItem.packageItem.quantity`` -> ``...packageItem.quantity``:
+    a step into an element the R4 definitions define as one of its own ancestors goes back to that
+    ancestor. (A reference to an element elsewhere, as ``substance.strength`` to
+    ``specifiedSubstance.strength``, keeps its own path: it cannot repeat.)"""
+    names = path.split(".")
+    out = names[0]
+    for name in names[1:]:
+        out = f"{out}.{name}"
+        found = R4_ELEMENTS.get(out)
+        if found is not None and out.startswith(found[0] + "."):
+            out = found[0]
+    return out
 
 
 # --- where a conversion is -------------------------------------------------------------------------
@@ -341,13 +361,20 @@ def walk(src: Any, table_name: str, at: At, *, resource: bool = False) -> Json:
 def _primitive_extension(table: Table, name: str, value: Any, out: Json, at: At) -> None:
     """``_productName`` (extensions on a primitive) follows its primitive when that is only renamed."""
     rule = table.elements.get(name[1:])
-    if isinstance(rule, To) and rule.convert is same and not rule.as_list and not rule.first:
+    if rule is None:  # invalid R4, as an unknown element is
+        at.problem(f"{at.path}.{name} names no element of R4 {at.path}")
+    elif renames_only(rule):
         out["_" + rule.r5] = copy.deepcopy(value)
     else:
         url = at.keep(out, name, value, warn=False)
         at.warn(
             f"{at.path}.{name} (extensions on a primitive whose R5 form differs) is kept as extension {url}"
         )
+
+
+def renames_only(rule: object) -> bool:
+    """A rule that only renames its primitive: its ``_name`` (the primitive's extensions) follows it."""
+    return isinstance(rule, To) and rule.convert is same and not rule.as_list and not rule.first
 
 
 def _map_extension(extension: Any, table: Table, out: Json, at: At) -> bool:

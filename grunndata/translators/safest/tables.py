@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.translators.fest_to_idmp.systems import INGREDIENT_ROLE, NS_DOSE, NS_VARENR
 from grunndata.translators.safest.model import Json
 from grunndata.translators.safest.rules import (
@@ -35,6 +36,7 @@ from grunndata.translators.safest.rules import (
     To,
     find_r4,
     kept_url,
+    renames_only,
     walk,
 )
 
@@ -667,3 +669,33 @@ def _rows(table: str, r4: str, r5: str, seen: set[str]) -> Iterator[Row]:
         yield Row(
             f"{r4}.extension(*{extension.tail}*)", f"{r5}.{extension.r5}", "NOMA extension", extension.note
         )
+
+
+def primitive_keeps() -> Iterator[str]:
+    """The R4 paths ``<parent>._<name>`` walk() keeps as extension ``r4-<parent>._<name>``: the
+    extensions on a primitive whose rule does more than rename it (rules._primitive_extension)."""
+    for rtype in SPECS:
+        yield from _primitive_keeps(rtype, rtype, set())
+
+
+def _primitive_keeps(table: str, r4: str, seen: set[str]) -> Iterator[str]:
+    for name, rule in TABLES[table].elements.items():
+        path = f"{r4}.{name}"
+        found = _r4_type(path)
+        if found[:1].islower() and not renames_only(rule):
+            yield f"{r4}._{name}"
+        inner = getattr(rule, "table", None)
+        if inner and inner not in seen:
+            yield from _primitive_keeps(inner, path, seen | {inner})
+
+
+def _r4_type(path: str) -> str:
+    """The R4 type of the element at `path` ("" when R4 has none), through referenced elements."""
+    names = path.split(".")
+    owner = names[0]
+    for name in names[1:]:
+        found = R4_ELEMENTS.get(f"{owner}.{name}")
+        if found is None:
+            return ""
+        owner = found[0]
+    return owner

@@ -6,7 +6,7 @@ package.json says ISC): for the R4 resource types in RESOURCES and every datatyp
 element's type and whether it repeats (0..*). No FHIR.js code is in here. To regenerate:
 
     cd /tmp && npm pack fhir@4.12.0 && tar xzf fhir-4.12.0.tgz
-    python tools/gen_r4_elements.py /tmp/package > grunndata/importers/r4_elements.py
+    python tools/gen_r4_elements.py /tmp/package > grunndata/fhir/r4_elements.py
 
 tests/importers/test_r4_xml.py fails when this table and the package disagree.
 """
