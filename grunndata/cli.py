@@ -587,15 +587,29 @@ def validate_cmd(
     fetch: Annotated[
         bool, typer.Option("--fetch", help="Fill the cache with hl7.fhir.r5.core 5.0.0 from npm first")
     ] = False,
+    schemas: Annotated[
+        Path | None,
+        typer.Option(
+            "--schemas",
+            help="The folder of DMP's M30 XSDs (or ER-M30-2014-12-01.xsd): check a FEST delivery PATH against them",
+        ),
+    ] = None,
     show: Annotated[int, typer.Option("--show", help="How many errors to print (all are counted)")] = 200,
 ) -> None:
-    """Check FHIR R5 resources against the R5 core definitions and our package; write nothing. Exit 1 on an error."""
+    """Check FHIR R5 resources against the R5 core definitions and our package, or a FEST delivery
+    against the M30 XSD; write nothing. Exit 1 on an error."""
     from grunndata.validation import default_cache, fetch_with_npm, load_core, validate_files, validate_store
+    from grunndata.validation.fest import is_fest
 
     if path is not None and db is not None:
         raise typer.BadParameter("give a PATH or --db, not both")
     if path is None and db is None and not fetch:
         raise typer.BadParameter("give a PATH of FHIR resources or --db URL of a store to validate")
+    if path is not None and is_fest(path):
+        _validate_fest(path, schemas, show)
+        return
+    if schemas is not None:
+        raise typer.BadParameter(f"--schemas checks a FEST delivery, and {path or db} is none")
     cache = packages or Path(os.environ.get("GRUNNDATA_FHIR_PACKAGES") or default_cache())
     if fetch:
         with err.status("fetching hl7.fhir.r5.core 5.0.0 with npm ..."):
@@ -623,6 +637,30 @@ def validate_cmd(
         out.print(f"Not checked ({sum(report.not_checked.values()):,}):", highlight=False)
         for what, n in sorted(report.not_checked.items(), key=lambda kv: (-kv[1], kv[0])):
             out.print(f"  {n:,} {what}", highlight=False, markup=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _validate_fest(path: Path, schemas: Path | None, show: int) -> None:
+    from grunndata.validation.fest import SchemaError, validate_fest
+
+    if schemas is None:
+        raise typer.BadParameter(
+            f"{path} is a FEST delivery: give --schemas DIR, the folder of DMP's M30 XSDs, to check it against them"
+        )
+    try:
+        with err.status(f"checking {path.name} against the M30 XSD ..."):
+            report = validate_fest(path, schemas)
+    except SchemaError as e:
+        raise typer.BadParameter(str(e)) from None
+    for problem in report.problems[:show]:
+        out.print(problem.sentence(), highlight=False, markup=False, soft_wrap=True)
+    if len(report.problems) > show:
+        out.print(f"... and {len(report.problems) - show:,} more errors (--show N prints more).")
+    errors = f"{len(report.problems):,} error{'' if len(report.problems) == 1 else 's'}"
+    out.print(
+        f"{report.resources:,} FEST entries checked against {report.schema.name}; {errors}.", highlight=False
+    )
     if report.problems:
         raise typer.Exit(1)
 

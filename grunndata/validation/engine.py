@@ -34,7 +34,8 @@ class Problem:
     message: str
 
     def sentence(self) -> str:
-        return f"{self.where}: {self.resource} {self.path}: {self.message} [{self.rule}]"
+        resource = f"{self.resource} " if self.resource else ""
+        return f"{self.where}: {resource}{self.path}: {self.message} [{self.rule}]"
 
 
 @dataclass(slots=True)

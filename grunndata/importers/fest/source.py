@@ -68,6 +68,11 @@ class XmlStream:
             )
         return data
 
+    def without_prolog_check(self) -> XmlStream:
+        """The same stream, its first bytes not checked (to see what a file is before refusing it)."""
+        self._prolog = None
+        return self
+
     def _check_prolog(self, data: bytes) -> None:
         """Refuse what is no UTF-8 XML, and a DOCTYPE, before the parser sees it, so that no XML
         library decides what we say (it would call the first odd byte of a binary file a control
