@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from urllib.parse import unquote
+
 from grunndata.importers.resources import SOURCE_PROFILE
+from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30.records import catalogues
 from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
@@ -251,3 +254,19 @@ def extension_uses() -> list[ExtensionUse]:
         {"canonical"},
     )
     return [found[url] for url in sorted(found)]
+
+
+_TIERED = re.compile(re.escape(s.EXT_BASE) + r"(sector|supplementary)/([^/]+)/([^/]+)")
+
+
+def tiered_extension(url: str) -> ExtensionUse | None:
+    """The extension a column of an owner's CSV delivery becomes (importers.tiered.extension_url):
+    on the row's Basic, a Coding when the column is named after a national code system, else a
+    string. There is one per tier, owner and column, named by the data, so no package can list them
+    all: the validator makes each definition from its url, by the rule the importer follows."""
+    found = _TIERED.fullmatch(url)
+    if found is None:
+        return None
+    tier, owner, column = found[1], found[2], unquote(found[3])
+    value = "Coding" if column.lower() in CODE_COLUMNS else "string"
+    return ExtensionUse(url, f"Column {column} of {owner}'s {tier} CSV deliveries", {"Basic"}, {value})

@@ -6,6 +6,7 @@ here knows about a particular resource. Slices are left out: the core definition
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -116,9 +117,16 @@ def _type_definition(sd: dict[str, Any]) -> TypeDefinition:
 class Definitions:
     """Types by name, extensions by url, value sets expanded on demand (and remembered)."""
 
-    def __init__(self, resources: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        resources: list[dict[str, Any]],
+        families: tuple[Callable[[str], dict[str, Any] | None], ...] = (),
+    ) -> None:
+        """`families`: functions that make the StructureDefinition of an extension named by data
+        (a column of an owner's CSV), given its url, or None when the url is not theirs."""
         self.types: dict[str, TypeDefinition] = {}
         self.extensions: dict[str, TypeDefinition] = {}
+        self._families = families
         self.regexes: dict[str, re.Pattern[str]] = {}
         self.value_sets: dict[str, dict[str, Any]] = {}
         self.code_systems: dict[str, dict[str, Any]] = {}
@@ -157,6 +165,17 @@ class Definitions:
                         if ext.get("url") == REGEX:
                             return str(ext["valueString"])
         return None
+
+    def extension(self, url: str) -> TypeDefinition | None:
+        """The definition of extension `url`: from a package, or made by a family (and kept)."""
+        found = self.extensions.get(url)
+        if found is None:
+            for family in self._families:
+                made = family(url)
+                if made is not None:
+                    self._structure(made)
+                    return self.extensions.get(url)
+        return found
 
     def is_primitive(self, type_code: str) -> bool:
         td = self.types.get(type_code)

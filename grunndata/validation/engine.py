@@ -267,7 +267,7 @@ class Validator:
         self._invariants(element, item, type_code, path, visit)
         if type_code == "Extension":
             url = item.get("url")
-            ext = self.defs.extensions.get(url) if isinstance(url, str) else None
+            ext = self.defs.extension(url) if isinstance(url, str) else None
             if ext is not None:
                 sub = ext
                 self._context(str(url), ext, element, td, path, visit)

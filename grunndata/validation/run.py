@@ -14,7 +14,9 @@ from grunndata.validation.packages import KINDS, load_definitions
 def load_core(cache: Path, ours: bool = True) -> Definitions:
     """The R5 core definitions from the package cache (PackageError saying how to fill an empty one),
     and ours (no.grunndata.fhir, as this code builds it), so our extensions are checked too."""
-    return Definitions(load_definitions(cache) + (our_definitions() if ours else []))
+    if not ours:
+        return Definitions(load_definitions(cache))
+    return Definitions(load_definitions(cache) + our_definitions(), (tiered_definition,))
 
 
 def our_definitions() -> list[dict[str, Any]]:
@@ -22,6 +24,15 @@ def our_definitions() -> list[dict[str, Any]]:
     from grunndata.fhirpackage import package_resources
 
     return [r for r in package_resources() if r["resourceType"] in KINDS]
+
+
+def tiered_definition(url: str) -> dict[str, Any] | None:
+    """The StructureDefinition of a CSV column's extension (its url names tier, owner and column)."""
+    from grunndata.fhirpackage.content import extension_definition
+    from grunndata.fhirpackage.extensions import tiered_extension
+
+    use = tiered_extension(url)
+    return extension_definition(use) if use is not None else None
 
 
 def validate_files(definitions: Definitions, path: Path) -> Report:

@@ -13,7 +13,7 @@ from pathlib import Path
 from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.store import connect
-from grunndata.validation import Definitions, validate_store
+from grunndata.validation import Definitions, Report, Validator, validate_store
 from tests.conftest import REAL_FEST, SHARED, require
 
 R5_EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"
@@ -69,3 +69,39 @@ def test_every_resource_served_from_fest_and_the_r5_and_safest_examples_is_valid
             "invariant apd-1": 77,
         }
     )
+
+
+def test_sector_and_supplementary_csv_rows_are_valid_and_every_column_checked_by_its_rule(
+    r5: Definitions, tmp_path: Path
+) -> None:
+    """A CSV column's extension is named by the data (tier, owner, column), so the package cannot
+    list it: the validator makes its definition from the url by the importer's rule (a Coding for a
+    column named after a national code system, else a string; on Basic only), and checks it."""
+    from grunndata.importers.tiered import extension_url, import_tiered
+    from tests.importers.test_tiered import DATA
+
+    engine = connect(f"sqlite:///{tmp_path / 'tiered.db'}")
+    import_fest(engine, require(REAL_FEST))
+    national = validate_store(r5, engine).resources
+    csv = DATA / "farmasi-hyllekoder.csv"
+    import_tiered(engine, csv, tier="supplementary", owner="farmasi-as")
+    import_tiered(engine, csv, tier="sector", owner="sykehus-apotek")
+    report = validate_store(r5, engine)
+    assert [p.sentence() for p in report.problems] == []
+    assert report.resources - national == 2 * 2  # a Basic per CSV row per tier
+    assert [k for k in report.not_checked if "grunndata.no" in k] == []
+
+    form = extension_url("sector", "sykehus-apotek", "legemiddelform")
+    note = extension_url("supplementary", "farmasi-as", "merknad")
+    row = {"resourceType": "Basic", "id": "b1", "code": {"text": "row"}}
+    wrong = [
+        {**row, "extension": [{"url": form, "valueString": "5"}]},  # a code column holds a Coding
+        {"resourceType": "Organization", "id": "o1", "name": "O", "extension": [{"url": note, "valueString": "x"}]},
+    ]
+    validator, planted = Validator(r5), Report()
+    for resource in wrong:
+        validator.validate(resource, "planted", planted)
+    assert [(p.resource, p.rule) for p in planted.problems] == [
+        ("Basic/b1", "unknown element"),
+        ("Organization/o1", "extension context"),
+    ]
