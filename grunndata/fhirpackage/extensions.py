@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
 from urllib.parse import unquote
 
 from grunndata.importers.resources import SOURCE_PROFILE

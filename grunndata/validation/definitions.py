@@ -6,8 +6,8 @@ here knows about a particular resource. Slices are left out: the core definition
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 

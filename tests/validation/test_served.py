@@ -96,7 +96,12 @@ def test_sector_and_supplementary_csv_rows_are_valid_and_every_column_checked_by
     row = {"resourceType": "Basic", "id": "b1", "code": {"text": "row"}}
     wrong = [
         {**row, "extension": [{"url": form, "valueString": "5"}]},  # a code column holds a Coding
-        {"resourceType": "Organization", "id": "o1", "name": "O", "extension": [{"url": note, "valueString": "x"}]},
+        {
+            "resourceType": "Organization",
+            "id": "o1",
+            "name": "O",
+            "extension": [{"url": note, "valueString": "x"}],
+        },
     ]
     validator, planted = Validator(r5), Report()
     for resource in wrong:
