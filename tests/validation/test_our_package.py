@@ -209,3 +209,25 @@ def test_r4_elements_kept_at_any_depth_or_on_a_primitive_have_a_definition_in_ou
         validator.validate(resource, "converted", report)
     assert [p.sentence() for p in report.problems] == []
     assert [k for k in report.not_checked if "grunndata.no" in k] == []
+
+
+def test_the_built_package_from_a_cache_with_the_core_package_alone_validates_what_we_serve(
+    fhir_packages: Path, tmp_path: Path
+) -> None:
+    """What a vendor does: install our package.tgz beside hl7.fhir.r5.core in a package cache and
+    validate what we serve with those two only (no code of ours making definitions)."""
+    from grunndata import __version__
+    from grunndata.fhirpackage import NAME, build_tgz
+    from grunndata.importers.safest import import_safest
+    from grunndata.validation import install_tgz, load_definitions, validate_store
+    from tests.validation.test_served import SAFEST_EXAMPLES
+
+    install_tgz(build_tgz(), tmp_path, NAME, __version__)
+    definitions = Definitions(load_definitions(fhir_packages) + load_definitions(tmp_path, NAME, __version__))
+    engine = connect(f"sqlite:///{tmp_path / 'served.db'}")
+    import_fest(engine, require(REAL_FEST))
+    import_safest(engine, require(SAFEST_EXAMPLES), force=True)
+    report = validate_store(definitions, engine)
+    assert [p.sentence() for p in report.problems] == []
+    assert report.resources == 649
+    assert [k for k in report.not_checked if "grunndata.no" in k] == []

@@ -7,8 +7,12 @@ after each SAFEST import. Not-checked counts are exact: a change in them is a ch
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
@@ -110,3 +114,35 @@ def test_sector_and_supplementary_csv_rows_are_valid_and_every_column_checked_by
         ("Basic/b1", "unknown element"),
         ("Organization/o1", "extension context"),
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1")
+def test_the_full_size_generated_delivery_is_valid_m30_and_everything_served_from_it_valid_r5(
+    r5: Definitions, tmp_path: Path
+) -> None:
+    """About 69,000 entries, as the real delivery: valid against the M30 XSD, and every resource the
+    store then serves valid R5, with what cannot be checked counted (printed for the closing note)."""
+    from grunndata.sample import generate_delivery
+    from grunndata.validation.fest import validate_fest
+
+    path = tmp_path / "fest251.zip"
+    generate_delivery(path)
+    started = time.perf_counter()
+    xsd = validate_fest(path, require(SHARED / "schemas" / "fest-m30"))
+    xsd_seconds = time.perf_counter() - started
+    assert [p.sentence() for p in xsd.problems[:5]] == []
+    assert xsd.resources > 68_000
+    engine = connect(f"sqlite:///{tmp_path / 'full.db'}")
+    import_fest(engine, path)
+    started = time.perf_counter()
+    report = validate_store(r5, engine)
+    seconds = time.perf_counter() - started
+    print(
+        f"\nM30 XSD: {xsd.resources:,} entries, 0 errors, {xsd_seconds:.1f} s; "
+        f"R5: {report.resources:,} resources, {len(report.problems)} errors, {seconds:.1f} s; "
+        f"not checked: {dict(sorted(report.not_checked.items()))}"
+    )
+    assert [p.sentence() for p in report.problems[:20]] == []
+    assert len(report.problems) == 0
+    assert report.resources > 90_000
