@@ -1,4 +1,4 @@
-"""The GRUNNDATA_* settings live in one typed place and are read at the edge."""
+"""The GRUNNDATA_* settings live in one typed place, read at the edge, and the README says what they are."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grunndata.errors import GrunndataError
-from grunndata.settings import Settings, SettingsError, settings_table
+from grunndata.settings import Settings, SettingsError, readme_with_table, settings_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "grunndata"
@@ -57,6 +57,14 @@ def test_the_scan_finds_a_read_of_the_environment(tmp_path: Path) -> None:
         "sample.py:3: os.environ",
         "sample.py:4: os.getenv",
     ]
+
+
+def test_the_readme_settings_table_is_made_from_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == readme_with_table(readme), (
+        "the README's settings table differs from grunndata/settings.py: run "
+        "`python -m grunndata.settings --readme` from the repository"
+    )
 
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
