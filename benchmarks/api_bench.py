@@ -86,9 +86,11 @@ MIN_READ_RATIO = 0.5
 def create_ours() -> Any:
     """Our app over GRUNNDATA_DB: the factory uvicorn runs (`api_bench:create_ours`)."""
     from grunndata.server import create_app
+    from grunndata.settings import Settings
     from grunndata.store import connect
 
-    return create_app(connect(None, create=False))
+    settings = Settings.load()  # the edge: GRUNNDATA_DB, GRUNNDATA_SEARCH_CACHE_MB, ...
+    return create_app(connect(settings.db, create=False), settings=settings)
 
 
 # -- targets ------------------------------------------------------------------------------------

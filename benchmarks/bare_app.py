@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from grunndata.settings import Settings
 from grunndata.store import connect
 from grunndata.store.models import ReleaseEntry, Resource
 from grunndata.store.reads import Version, current_snapshot, read_many
@@ -77,7 +78,7 @@ def load(db: str | None, types: list[str]) -> dict[str, tuple[dict[str, Any], di
 def create_app(db: str | None = None) -> ASGIApp:
     """The app over the store at `db` (default GRUNNDATA_DB); a factory for `uvicorn --factory`."""
     types = os.environ.get("BARE_TYPES", DEFAULT_TYPES).split(",")
-    answers = load(db, types)
+    answers = load(db or Settings.load().db, types)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

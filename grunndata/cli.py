@@ -1,16 +1,16 @@
 """The `grunndata` command: import deliveries, list and roll back releases, serve, generate samples.
 
 Every expected failure prints one sentence and exits 2; nothing prints a traceback unless
-GRUNNDATA_DEBUG is set.
+GRUNNDATA_DEBUG is set. The GRUNNDATA_* settings are read once, here (`Settings.load()`), and
+reach the commands as the context's `obj`; a bad value is one sentence too.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from grunndata.errors import GrunndataError
+from grunndata.settings import Settings
 
 app = typer.Typer(
     help="Norwegian medicinal-product master data: FEST/M30 and IDMP over FHIR R5.",
@@ -49,14 +50,27 @@ DbOption = Annotated[
 ]
 
 
-def _engine(db: str | None) -> Any:
+@app.callback()
+def _load_settings(ctx: typer.Context) -> None:
+    # `main` passes the settings it read; a caller of `app` itself (CliRunner) gets them read here
+    if ctx.obj is None:
+        ctx.obj = Settings.load()
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return cast(Settings, ctx.obj)
+
+
+def _engine(ctx: typer.Context, db: str | None) -> Any:
+    """The store at `--db`, else GRUNNDATA_DB, else ./grunndata.db."""
     from grunndata.store import connect
 
-    return connect(db)
+    return connect(db or _settings(ctx).db)
 
 
 @import_app.command("fest")
 def import_fest_cmd(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="FEST delivery: .xml, .xml.gz or DMP's .zip")],
     db: DbOption = None,
     incremental: Annotated[
@@ -68,7 +82,7 @@ def import_fest_cmd(
     """Import a FEST/M30 delivery (full by default) as a new release."""
     from grunndata.importers.fest import import_fest
 
-    engine = _engine(db)
+    engine = _engine(ctx, db)
     with Progress(
         TextColumn("[bold]{task.description:<22}"),
         BarColumn(),
@@ -93,7 +107,13 @@ def import_fest_cmd(
 
         try:
             result = import_fest(
-                engine, path, incremental=incremental, force=force, dry_run=dry_run, progress=progress
+                engine,
+                path,
+                incremental=incremental,
+                force=force,
+                dry_run=dry_run,
+                progress=progress,
+                max_xml_bytes=_settings(ctx).max_xml_bytes,
             )
         except GrunndataError:
             bar.stop()
@@ -103,6 +123,7 @@ def import_fest_cmd(
 
 @import_app.command("safest")
 def import_safest_cmd(
+    ctx: typer.Context,
     path: Annotated[
         Path, typer.Argument(help="SAFEST/IDMP data: a Bundle, ndjson, a resource, or a folder; JSON or XML")
     ],
@@ -113,7 +134,7 @@ def import_safest_cmd(
     """Import SAFEST/IDMP data (R4 with the NOMA profiles, or R5) into the national line, beside FEST."""
     from grunndata.importers.safest import import_safest
 
-    engine = _engine(db)
+    engine = _engine(ctx, db)
     with err.status("reading and converting ...") as status:
 
         def progress(what: str | None, items: int, done: int, total: int) -> None:
@@ -125,7 +146,8 @@ def import_safest_cmd(
             force=force,
             dry_run=dry_run,
             progress=progress,
-            catalogue_owners=_catalogue_owners(),
+            catalogue_owners=_catalogue_owners(ctx),
+            max_file_bytes=_settings(ctx).max_resource_file_bytes,
         )
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
@@ -143,19 +165,25 @@ def import_safest_cmd(
     _print_outcome(result.dry_run, result.release_id, result.based_on)
 
 
-def _catalogue_owners() -> set[str]:
+def _catalogue_owners(ctx: typer.Context) -> set[str]:
     """The owners the GRUNNDATA_CATALOG files name: their Organization ids are the catalogue's."""
     from grunndata.catalog import load_catalogue
 
-    return {s.owner for path in _catalogue_files(None) for s in load_catalogue(path)}
+    return {s.owner for path in _settings(ctx).catalog for s in load_catalogue(path)}
 
 
 def _import_tiered(
-    tier: str, path: Path, owner: str, owner_name: str | None, db: str | None, dry_run: bool
+    ctx: typer.Context,
+    tier: str,
+    path: Path,
+    owner: str,
+    owner_name: str | None,
+    db: str | None,
+    dry_run: bool,
 ) -> None:
     from grunndata.importers.tiered import TieredDeliveryError, import_tiered
 
-    engine = _engine(db)
+    engine = _engine(ctx, db)
     try:
         with err.status("reading and checking ..."):
             result = import_tiered(
@@ -165,7 +193,8 @@ def _import_tiered(
                 owner=owner,
                 owner_name=owner_name,
                 dry_run=dry_run,
-                catalogue_owners=_catalogue_owners(),
+                catalogue_owners=_catalogue_owners(ctx),
+                max_file_bytes=_settings(ctx).max_resource_file_bytes,
             )
     except TieredDeliveryError as e:  # every problem with its line, then the usual one sentence
         for problem in e.problems[1:]:
@@ -193,6 +222,7 @@ TieredPath = Annotated[
 
 @import_app.command("sector")
 def import_sector_cmd(
+    ctx: typer.Context,
     path: TieredPath,
     owner: OwnerOption,
     owner_name: OwnerNameOption = None,
@@ -200,11 +230,12 @@ def import_sector_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
 ) -> None:
     """Import an owner's sector data (value added for part of the sector), replacing its previous data."""
-    _import_tiered("sector", path, owner, owner_name, db, dry_run)
+    _import_tiered(ctx, "sector", path, owner, owner_name, db, dry_run)
 
 
 @import_app.command("supplementary")
 def import_supplementary_cmd(
+    ctx: typer.Context,
     path: TieredPath,
     owner: OwnerOption,
     owner_name: OwnerNameOption = None,
@@ -212,7 +243,7 @@ def import_supplementary_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
 ) -> None:
     """Import an owner's supplementary data (market-driven extras), replacing its previous data."""
-    _import_tiered("supplementary", path, owner, owner_name, db, dry_run)
+    _import_tiered(ctx, "supplementary", path, owner, owner_name, db, dry_run)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -283,6 +314,7 @@ def _print_report(result: Any) -> None:
 
 @export_app.command("m30")
 def export_m30_cmd(
+    ctx: typer.Context,
     db: DbOption = None,
     since: Annotated[
         str | None,
@@ -303,7 +335,7 @@ def export_m30_cmd(
         raise GrunndataError(f"{output} is a folder; give a file name such as {output / 'fest251.xml'}")
     if not output.parent.is_dir():
         raise GrunndataError(f"the folder for {output} does not exist")
-    engine = _engine(db)
+    engine = _engine(ctx, db)
     with Progress(
         TextColumn("[bold]writing M30"),
         BarColumn(),
@@ -353,11 +385,11 @@ def _catalogue_order(name: str) -> int:
 
 
 @app.command()
-def releases(db: DbOption = None) -> None:
+def releases(ctx: typer.Context, db: DbOption = None) -> None:
     """List releases, newest last."""
     from grunndata.store import list_releases
 
-    rows = list_releases(_engine(db))
+    rows = list_releases(_engine(ctx, db))
     if not rows:
         out.print("No releases yet: import a delivery with `grunndata import fest PATH`.")
         return
@@ -404,17 +436,20 @@ def releases(db: DbOption = None) -> None:
 
 @app.command("rollback")
 def rollback_cmd(
-    release: Annotated[int, typer.Argument(help="The release to make active again")], db: DbOption = None
+    ctx: typer.Context,
+    release: Annotated[int, typer.Argument(help="The release to make active again")],
+    db: DbOption = None,
 ) -> None:
     """Make an earlier release active again (the current one becomes rolled-back)."""
     from grunndata.store import rollback
 
-    row = rollback(_engine(db), release)
+    row = rollback(_engine(ctx, db), release)
     out.print(f"Release {row.id} ({row.source}, HentetDato {row.hentet_dato}) is active again.")
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
@@ -424,10 +459,11 @@ def serve(
     import uvicorn
 
     from grunndata.server import create_app
-    from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
+    from grunndata.server.auth import Authenticator, dev_mode_banner
 
-    engine = _engine(db)
-    auth = Authenticator(AuthSettings.from_env())  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
+    settings = _settings(ctx)
+    engine = _engine(ctx, db)
+    auth = Authenticator(settings.auth())  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
     if auth.settings.dev:
         err.print(f"[bold red]{dev_mode_banner()}[/bold red]")
     elif auth.settings.jwks is None:
@@ -435,7 +471,7 @@ def serve(
     from grunndata.catalog import CatalogueError
 
     try:
-        served_app = create_app(engine, auth)
+        served_app = create_app(engine, auth, settings=settings)
     except CatalogueError as e:  # every problem of the catalogue files, then the usual one sentence
         for problem in e.problems[1:]:
             err.print(f"error: {problem}", markup=False, highlight=False)
@@ -445,11 +481,10 @@ def serve(
 
 
 BaseUrlOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--base-url",
-        envvar="GRUNNDATA_BASE_URL",
-        help="Where this server is reached (our own services' addresses); default GRUNNDATA_BASE_URL",
+        help="Where this server is reached (our own services' addresses); default GRUNNDATA_BASE_URL, else http://127.0.0.1:8000",
     ),
 ]
 CatalogOption = Annotated[
@@ -458,12 +493,6 @@ CatalogOption = Annotated[
         "--catalog", help="A catalogue file (YAML or JSON); repeatable; default the GRUNNDATA_CATALOG files"
     ),
 ]
-
-
-def _catalogue_files(files: list[Path] | None) -> list[Path]:
-    from grunndata.server.catalog import catalogue_files
-
-    return list(files) if files else catalogue_files()
 
 
 @catalog_app.command("check")
@@ -495,8 +524,9 @@ def catalog_check(
 
 @catalog_app.command("probe")
 def catalog_probe(
+    ctx: typer.Context,
     db: DbOption = None,
-    base_url: BaseUrlOption = "http://127.0.0.1:8000",
+    base_url: BaseUrlOption = None,
     catalog: CatalogOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per attempt")] = 5.0,
     retries: Annotated[
@@ -508,12 +538,14 @@ def catalog_probe(
     from grunndata.catalog import all_services
     from grunndata.catalog.cli import run_probe
 
-    engine = _engine(db)
+    settings = _settings(ctx)
+    engine = _engine(ctx, db)
     if not 0 < timeout <= 300:
         raise GrunndataError("--timeout must be more than 0 and at most 300 seconds")
     if not 0 <= retries <= 10:
         raise GrunndataError("--retries must be 0 to 10")
-    services = all_services(engine, base_url, _catalogue_files(catalog))
+    ours = base_url or settings.base_url or "http://127.0.0.1:8000"
+    services = all_services(engine, ours, list(catalog or settings.catalog))
     down = run_probe(engine, services, out, timeout, retries)
     raise typer.Exit(1 if down else 0)
 
@@ -570,6 +602,7 @@ def generate_followup(
 
 @app.command("validate")
 def validate_cmd(
+    ctx: typer.Context,
     path: Annotated[
         Path | None,
         typer.Argument(help="FHIR R5 resources: a Bundle, ndjson, a resource, or a folder; JSON or XML"),
@@ -606,11 +639,11 @@ def validate_cmd(
     if path is None and db is None and not fetch:
         raise typer.BadParameter("give a PATH of FHIR resources or --db URL of a store to validate")
     if path is not None and is_fest(path):
-        _validate_fest(path, schemas, show)
+        _validate_fest(path, schemas, show, _settings(ctx).max_xml_bytes)
         return
     if schemas is not None:
         raise typer.BadParameter(f"--schemas checks a FEST delivery, and {path or db} is none")
-    cache = packages or Path(os.environ.get("GRUNNDATA_FHIR_PACKAGES") or default_cache())
+    cache = packages or _settings(ctx).fhir_packages or default_cache()
     if fetch:
         with err.status("fetching hl7.fhir.r5.core 5.0.0 with npm ..."):
             folder = fetch_with_npm(cache)
@@ -621,9 +654,9 @@ def validate_cmd(
         definitions = load_core(cache)
     with err.status("validating ..."):
         report = (
-            validate_files(definitions, path)
+            validate_files(definitions, path, _settings(ctx).max_resource_file_bytes)
             if path is not None
-            else validate_store(definitions, _engine(db))
+            else validate_store(definitions, _engine(ctx, db))
         )
     for problem in report.problems[:show]:
         out.print(problem.sentence(), highlight=False, markup=False, soft_wrap=True)
@@ -641,7 +674,7 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
-def _validate_fest(path: Path, schemas: Path | None, show: int) -> None:
+def _validate_fest(path: Path, schemas: Path | None, show: int, max_xml_bytes: int) -> None:
     from grunndata.validation.fest import SchemaError, validate_fest
 
     if schemas is None:
@@ -650,7 +683,7 @@ def _validate_fest(path: Path, schemas: Path | None, show: int) -> None:
         )
     try:
         with err.status(f"checking {path.name} against the M30 XSD ..."):
-            report = validate_fest(path, schemas)
+            report = validate_fest(path, schemas, max_xml_bytes)
     except SchemaError as e:
         raise typer.BadParameter(str(e)) from None
     for problem in report.problems[:show]:
@@ -686,8 +719,11 @@ def package_build_cmd(
 
 
 def main() -> None:
+    debug = False
     try:
-        app()
+        settings = Settings.load()  # the one read of the environment; a bad value: one sentence
+        debug = settings.debug
+        app(obj=settings)
     except GrunndataError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         sys.exit(2)
@@ -695,7 +731,7 @@ def main() -> None:
         err.print("interrupted; nothing was changed, the previous release is still served")
         sys.exit(130)
     except Exception as e:  # noqa: BLE001  never a traceback for the user, unless asked
-        if os.environ.get("GRUNNDATA_DEBUG"):
+        if debug:
             raise
         err.print(
             f"[red]error:[/red] unexpected failure ({type(e).__name__}: {e}); set GRUNNDATA_DEBUG=1 for details",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -29,11 +28,11 @@ from grunndata.errors import DeliveryError
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.r4_elements import RESOURCES as R4_RESOURCES
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
+from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-MAX_FILE_BYTES = int(os.environ.get("GRUNNDATA_MAX_RESOURCE_FILE_BYTES", str(1 << 30)))
 SUFFIXES = (".json", ".ndjson", ".xml")
 SOURCE_PROFILE = EXT_BASE + "source-profile"
 """Extension (valueCanonical, 0..*) on a resource a sender gave: a profile the sender's form claimed."""
@@ -84,15 +83,16 @@ def files_of(path: Path) -> list[Path]:
     return [path]
 
 
-def read_resources(path: Path) -> Iterator[Found]:
-    """Every resource in `path`, with where it was; DeliveryError for anything unreadable."""
+def read_resources(path: Path, max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES) -> Iterator[Found]:
+    """Every resource in `path`, with where it was; DeliveryError for anything unreadable (or a file
+    larger than `max_file_bytes`, GRUNNDATA_MAX_RESOURCE_FILE_BYTES)."""
     for file in files_of(path):
         size = file.stat().st_size
         if size == 0:
             raise DeliveryError(f"{file.name} is empty")
-        if size > MAX_FILE_BYTES:
+        if size > max_file_bytes:
             raise DeliveryError(
-                f"{file.name} is {size} bytes, more than the {MAX_FILE_BYTES} a resource file may be "
+                f"{file.name} is {size} bytes, more than the {max_file_bytes} a resource file may be "
                 "(GRUNNDATA_MAX_RESOURCE_FILE_BYTES); split it, or send ndjson"
             )
         suffix = file.suffix.lower()

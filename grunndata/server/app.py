@@ -19,18 +19,19 @@ from starlette.responses import Response
 
 from grunndata import __version__
 from grunndata.server.access import access_of
-from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
-from grunndata.server.catalog import CatalogueView, catalog_router, catalogue_files
+from grunndata.server.auth import Authenticator, dev_mode_banner
+from grunndata.server.catalog import CatalogueView, catalog_router
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
-from grunndata.server.m30 import M30Files, m30_router
+from grunndata.server.m30 import M30Files, m30_folder, m30_router
 from grunndata.server.migration import migration_router
 from grunndata.server.package import router as package_router
 from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
-from grunndata.server.warm import keep_warm, warm_enabled
+from grunndata.server.warm import keep_warm
+from grunndata.settings import Settings
 from grunndata.store.releases import active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
@@ -42,22 +43,32 @@ def create_app(
     auth: Authenticator | None = None,
     catalog: Sequence[Path] | None = None,
     warm: bool | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
-    """The app over `engine`; tokens are checked by `auth` (default: the GRUNNDATA_* settings),
-    other owners' services come from the catalogue files `catalog` (default: GRUNNDATA_CATALOG).
-    With `warm` (default: unless GRUNNDATA_WARM=0), each new snapshot's terminology indexes and
-    M30 file are made as soon as it is served (see `server/warm.py`)."""
-    served = Served(engine, auth or Authenticator(AuthSettings.from_env()))
+    """The app over `engine`, configured by `settings` (default: read from the GRUNNDATA_*
+    environment here, the edge; a bad value is a SettingsError, one sentence). Tokens are checked
+    by `auth` (default: the settings'), other owners' services come from the catalogue files
+    `catalog` (default: GRUNNDATA_CATALOG's). With `warm` (default: unless GRUNNDATA_WARM=0), each
+    new snapshot's terminology indexes and M30 file are made as soon as it is served (see
+    `server/warm.py`)."""
+    settings = Settings.load() if settings is None else settings
+    served = Served(
+        engine,
+        auth or Authenticator(settings.auth()),
+        snapshot_seconds=settings.snapshot_seconds,
+        cache_size=settings.read_cache,
+        search_cache_bytes=settings.search_cache_bytes,
+    )
     if served.auth.settings.dev:
         log.warning(dev_mode_banner())
     terms = Terminology(served)
-    files = M30Files(served)
+    files = M30Files(served, *m30_folder(settings.m30_dir))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = (
             asyncio.create_task(keep_warm(served, terms, files))
-            if (warm_enabled() if warm is None else warm)
+            if (settings.warm if warm is None else warm)
             else None
         )
         try:
@@ -74,15 +85,15 @@ def create_app(
     )
     app.state.served, app.state.terminology, app.state.m30 = served, terms, files  # for tests and tools
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
-    catalogues = catalogue_files() if catalog is None else list(catalog)
-    catalogue = CatalogueView(served, catalogues)
+    catalogues = list(settings.catalog if catalog is None else catalog)
+    catalogue = CatalogueView(served, catalogues, settings.base_url)
     app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint is ours
     app.include_router(package_router)  # before the FHIR routes: /fhir/package.tgz is no search
     app.include_router(
         fhir_router(served, catalogue.organizations)
     )  # Organization: the store's and the catalogue's
     app.include_router(m30_router(served, files))
-    app.include_router(imports_router(served, catalogue.file_owners))
+    app.include_router(imports_router(served, catalogue.file_owners, settings))
     app.include_router(migration_router(served))
 
     @app.exception_handler(FhirError)

@@ -37,8 +37,8 @@ retried for 60 s, so an identity provider that is down does not hold every reque
 worker thread, not on the event loop. Verified tokens are remembered until they expire, so the
 signature is checked once per token.
 
-Settings come from the environment (`AuthSettings.from_env`): GRUNNDATA_JWKS (a file path, an
-https URL, or an http URL on the loopback interface), GRUNNDATA_TOKEN_ISSUER and
+The settings come from `grunndata.settings.Settings.auth()`, built at the edge: GRUNNDATA_JWKS (a
+file path, an https URL, or an http URL on the loopback interface), GRUNNDATA_TOKEN_ISSUER and
 GRUNNDATA_TOKEN_AUDIENCE (both required with a JWKS), GRUNNDATA_CLOCK_SKEW (seconds, default 60,
 at most 300) and GRUNNDATA_DEV_AUTH (1: development mode, everything readable without a token).
 """
@@ -51,7 +51,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -73,6 +72,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.exceptions import PyJWTError
 
 from grunndata.errors import GrunndataError
+from grunndata.settings import DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,6 @@ ENV_ISSUER = "GRUNNDATA_TOKEN_ISSUER"
 ENV_AUDIENCE = "GRUNNDATA_TOKEN_AUDIENCE"
 ENV_CLOCK_SKEW = "GRUNNDATA_CLOCK_SKEW"
 ENV_DEV_AUTH = "GRUNNDATA_DEV_AUTH"
-DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW = 60, 300
 
 ALGORITHMS = ("RS256", "ES256")
 MIN_RSA_BITS = 2048
@@ -236,7 +235,7 @@ def dev_mode_banner() -> str:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """The auth settings, checked on creation; `from_env` reads them from GRUNNDATA_* variables."""
+    """The auth settings, checked on creation; made by `Settings.auth()` (or `from_env` from a mapping)."""
 
     jwks: str | None = None  # a file path or an https URL (http on the loopback interface)
     issuer: str | None = None
@@ -282,24 +281,12 @@ class AuthSettings:
         )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
-        """The settings from the environment (or `environ`); an empty variable counts as unset."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            return env.get(name, "").strip() or None
-
-        skew_text = get(ENV_CLOCK_SKEW)
-        if skew_text is None:
-            skew = DEFAULT_CLOCK_SKEW
-        elif skew_text.isascii() and skew_text.isdigit():
-            skew = int(skew_text)
-        else:
-            raise ConfigError(_skew_message(skew_text))
-        dev_text = get(ENV_DEV_AUTH) or "0"
-        if dev_text not in ("0", "1"):
-            raise ConfigError(f"{ENV_DEV_AUTH} must be 1 (development mode) or 0, not {dev_text!r}")
-        return cls(get(ENV_JWKS), get(ENV_ISSUER), get(ENV_AUDIENCE), skew, dev_text == "1")
+    def from_env(cls, environ: Mapping[str, str]) -> AuthSettings:
+        """The settings from the GRUNNDATA_* variables in `environ` (an empty one counts as unset)."""
+        try:
+            return Settings.load(environ).auth()
+        except SettingsError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _skew_message(value: str) -> str:

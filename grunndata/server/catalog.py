@@ -15,7 +15,6 @@ sees all of it (a bad token is still a 401, as everywhere).
 
 from __future__ import annotations
 
-import os
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -40,19 +39,12 @@ from grunndata.server.params import DEFAULT_COUNT, ID_PATTERN, MAX_COUNT, bad, s
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
 
-ENV_CATALOG = "GRUNNDATA_CATALOG"
 _KEEP = 8  # catalogues kept (one per base URL the server is reached at)
 _PAGING = ("_count", "_offset")
 _PASSED_ON = ("_format", "_pretty")
 
 Resource = dict[str, Any]
 Match = Callable[[Resource, str], bool]  # does this resource match this one value?
-
-
-def catalogue_files(setting: str | None = None) -> list[Path]:
-    """The catalogue files named by GRUNNDATA_CATALOG (or `setting`), separated by os.pathsep."""
-    value = os.environ.get(ENV_CATALOG, "") if setting is None else setting
-    return [Path(p) for p in value.split(os.pathsep) if p.strip()]
 
 
 # -- search parameters: name -> how one value matches a resource (OR over commas, AND over names)
@@ -171,11 +163,11 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 class CatalogueView:
     """The catalogue as one client may see it: its services, Endpoints and Organizations."""
 
-    def __init__(self, served: Served, files: Sequence[Path]) -> None:
+    def __init__(self, served: Served, files: Sequence[Path], base_url: str | None = None) -> None:
         """Every file is read once here, so a broken catalogue file stops the server at start with
-        its file and line, rather than on the first request."""
+        its file and line, rather than on the first request. `base_url` is GRUNNDATA_BASE_URL."""
         self.served = served
-        self.configured = os.environ.get("GRUNNDATA_BASE_URL", "").rstrip("/") or None
+        self.configured = base_url.rstrip("/") if base_url else None
         all_services(served.engine, self.configured or "http://127.0.0.1", files)  # ids against ours too
         self._catalogue = _Catalogue(served, files)
 

@@ -9,7 +9,6 @@ the token may not import this (401, 403).
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Callable, Collection
@@ -25,8 +24,8 @@ from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.responses import FhirError
 from grunndata.server.state import Served
+from grunndata.settings import Settings
 
-MAX_UPLOAD_BYTES = int(os.environ.get("GRUNNDATA_MAX_UPLOAD_BYTES", str(1 << 30)))
 NATIONAL_OWNER = "dmp"
 _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
     "application/fhir+json": ".json",
@@ -44,9 +43,15 @@ _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def imports_router(served: Served, catalogue_owners: Callable[[], Collection[str]] = frozenset) -> APIRouter:
+def imports_router(
+    served: Served,
+    catalogue_owners: Callable[[], Collection[str]] = frozenset,
+    settings: Settings | None = None,
+) -> APIRouter:
     """The import routes; `catalogue_owners` names the owners of the catalogue files (their
-    Organization ids are the catalogue's, and no import may take them)."""
+    Organization ids are the catalogue's, and no import may take them); `settings` gives the size
+    limits (GRUNNDATA_MAX_UPLOAD_BYTES and the importers' own; default: the defaults)."""
+    limits = settings or Settings.load({})
     router = APIRouter(prefix="/import", tags=["Imports"])
 
     @router.post("/{source}", summary="Import a delivery (FEST, SAFEST, sector or supplementary data)")
@@ -67,12 +72,14 @@ def imports_router(served: Served, catalogue_owners: Callable[[], Collection[str
         name = _file_name(source, filename, request.headers.get("content-type", ""))
         with tempfile.TemporaryDirectory(prefix="grunndata-upload-") as folder:
             path = Path(folder) / name
-            await _receive(request, path)
+            await _receive(request, path, limits.max_upload_bytes)
             options = {
                 "incremental": incremental,
                 "force": force,
                 "dry_run": dry_run,
                 "owner_name": owner_name,
+                "max_xml_bytes": limits.max_xml_bytes,
+                "max_file_bytes": limits.max_resource_file_bytes,
             }
             run = _importer(source, tier, line_owner, options | {"catalogue_owners": catalogue_owners()})
             try:
@@ -134,17 +141,17 @@ def _file_name(source: str, filename: str | None, content_type: str) -> str:
     return "upload" + suffix
 
 
-async def _receive(request: Request, path: Path) -> None:
-    """The body to a file, never more than MAX_UPLOAD_BYTES of it."""
+async def _receive(request: Request, path: Path, limit: int) -> None:
+    """The body to a file, never more than `limit` bytes of it."""
     size = 0
     with path.open("wb") as out:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
+            if size > limit:
                 raise FhirError(
                     413,
                     "too-costly",
-                    f"the delivery is larger than {MAX_UPLOAD_BYTES} bytes (GRUNNDATA_MAX_UPLOAD_BYTES)",
+                    f"the delivery is larger than {limit} bytes (GRUNNDATA_MAX_UPLOAD_BYTES)",
                 )
             out.write(chunk)
     if size == 0:
@@ -161,6 +168,7 @@ def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Ca
             incremental=options["incremental"],
             force=options["force"],
             dry_run=options["dry_run"],
+            max_xml_bytes=options["max_xml_bytes"],
         )
     if source == "safest":
         from grunndata.importers.safest import import_safest
@@ -171,6 +179,7 @@ def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Ca
             force=options["force"],
             dry_run=options["dry_run"],
             catalogue_owners=options["catalogue_owners"],
+            max_file_bytes=options["max_file_bytes"],
         )
     from grunndata.importers.tiered import import_tiered
 
@@ -182,6 +191,7 @@ def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Ca
         owner_name=options["owner_name"],
         dry_run=options["dry_run"],
         catalogue_owners=options["catalogue_owners"],
+        max_file_bytes=options["max_file_bytes"],
     )
 
 

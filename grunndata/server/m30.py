@@ -6,7 +6,7 @@ unpacked on the fly to those that do not. ETag names the snapshot, so a nightly 
 
 The export is written by a child process at low priority: ~10 s of Python in the serving process
 would hold its interpreter lock and stall every read meanwhile. Several server processes can
-share one folder (GRUNNDATA_M30_DIR); a file lock then makes one of them write each export and
+share one folder (GRUNNDATA_M30_DIR, given to `m30_folder`); a file lock then makes one of them write each export and
 the others wait for it.
 """
 
@@ -45,13 +45,13 @@ from grunndata.store.reads import Snapshot
 
 M30_TYPE = "application/xml; charset=utf-8"
 _CHUNK = 1 << 20
-M30_DIR = "GRUNNDATA_M30_DIR"
+M30_DIR = "GRUNNDATA_M30_DIR"  # named in messages; the value comes from Settings.m30_dir
 log = logging.getLogger("grunndata.server")
 
 
 class Exporter:
-    """Writes each export in a child process (`python -m grunndata.server.m30 PATH [SINCE]`), or in
-    a thread for an in-memory store. A child that outlives a killed server finishes its file and
+    """Writes each export in a child process (`python -m grunndata.server.m30 PATH TOKEN [SINCE]`,
+    the store's URL on its stdin), or in a thread for an in-memory store. A child that outlives a killed server finishes its file and
     exits; nothing is left waiting."""
 
     CHILDREN = 2  # at most this many exports at once; more wait their turn
@@ -76,7 +76,6 @@ class Exporter:
         if self.url is None:
             await run_in_threadpool(export_m30, self.engine, path, since=since, releases=snapshot.releases)
             return
-        env = {**os.environ, "GRUNNDATA_DB": self.url}  # not on the command line, where ps shows it
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -84,13 +83,12 @@ class Exporter:
             str(path),
             snapshot.token,
             *([] if since is None else [since]),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,  # the URL: not on the command line, where ps shows it
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await child.communicate()
+            _, err = await child.communicate(self.url.encode() + b"\n")
         except asyncio.CancelledError:  # the server is stopping: so does the export
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
@@ -108,13 +106,13 @@ _REFUSED = 2  # the child's exit status for an export refused as asked (its sent
 
 
 def _child(argv: list[str]) -> int:
-    """The child: low priority, the store from GRUNNDATA_DB, the export, one sentence if refused."""
+    """The child: low priority, the store whose URL is on stdin, the export, one sentence if refused."""
     from grunndata.store import connect
 
     os.nice(10)  # the readers in the server come first
     path, releases = Path(argv[0]), Snapshot.parse(argv[1]).releases
     since = argv[2] if len(argv) > 2 else None
-    engine = connect(os.environ["GRUNNDATA_DB"], create=False)
+    engine = connect(sys.stdin.readline().strip(), create=False)
     try:
         export_m30(engine, path, since=since, releases=releases)
     except ExportError as e:
@@ -125,12 +123,11 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _folder() -> tuple[Path, bool]:
-    """GRUNNDATA_M30_DIR (made private if missing; refused if others could write it) and True,
-    else a private folder for this process and False."""
-    configured = os.environ.get(M30_DIR, "").strip()
-    if configured:
-        folder = Path(configured)
+def m30_folder(configured: Path | None) -> tuple[Path, bool]:
+    """The folder GRUNNDATA_M30_DIR names (made private if missing; refused if others could write
+    it) and True, else (None) a private folder for this process and False."""
+    if configured is not None:
+        folder = configured
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = folder.stat()
@@ -156,7 +153,7 @@ class M30Files:
     def __init__(self, served: Served, folder: Path | None = None, shared: bool = False) -> None:
         self.served = served
         if folder is None:
-            self.folder, self.shared = _folder()
+            self.folder, self.shared = m30_folder(None)
         else:
             self.folder, self.shared = folder, shared
         self.exporter = Exporter(served.engine)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from email.utils import format_datetime
 from sqlalchemy.engine import Engine
 
 from grunndata.server.auth import ANONYMOUS, Authenticator, AuthSettings
+from grunndata.settings import Settings
 from grunndata.store.reads import (
     Entitled,
     Snapshot,
@@ -24,11 +24,9 @@ from grunndata.store.reads import (
     release_lines,
 )
 
-SNAPSHOT_SECONDS = float(os.environ.get("GRUNNDATA_SNAPSHOT_SECONDS", "1.0"))
-READ_CACHE_SIZE = int(os.environ.get("GRUNNDATA_READ_CACHE", "50000"))
-SEARCH_CACHE_MB = float(os.environ.get("GRUNNDATA_SEARCH_CACHE_MB", "256"))  # 0 turns it off
 JSON_CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
 log = logging.getLogger("grunndata.server")
+_DEFAULTS = Settings.load({})  # the defaults alone, no environment
 
 
 def http_date(version: Version) -> str:
@@ -75,19 +73,21 @@ def _entitlement_key(entitled: Entitled) -> str:
 class Served:
     """The engine and the authenticator, plus two caches that make a read by id a dictionary lookup.
 
-    A newly activated release is picked up within SNAPSHOT_SECONDS; cached versions belong to
-    one snapshot, so they can never be served from a newer one.
+    A newly activated release is picked up within `snapshot_seconds`; cached versions belong to
+    one snapshot, so they can never be served from a newer one. The defaults are `Settings`'; the
+    app factory passes the configured values (GRUNNDATA_SNAPSHOT_SECONDS, _READ_CACHE,
+    _SEARCH_CACHE_MB).
     """
 
     engine: Engine
     auth: Authenticator = field(default_factory=lambda: Authenticator(AuthSettings()))
-    snapshot_seconds: float = SNAPSHOT_SECONDS
-    cache_size: int = READ_CACHE_SIZE
+    snapshot_seconds: float = _DEFAULTS.snapshot_seconds
+    cache_size: int = _DEFAULTS.read_cache
     _served: _Current | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
-    search_cache_bytes: int = int(SEARCH_CACHE_MB * 1024 * 1024)
+    search_cache_bytes: int = _DEFAULTS.search_cache_bytes  # 0 turns it off
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
     _searches_size: int = 0
     # run on a new snapshot before it is served (the terminology indexes), given its part that

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from starlette.concurrency import run_in_threadpool
@@ -22,12 +21,7 @@ from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 
-WARM = "GRUNNDATA_WARM"  # 0 turns it off (then the first request makes each, as before)
-log = logging.getLogger("grunndata.server")
-
-
-def warm_enabled() -> bool:
-    return os.environ.get(WARM, "1").strip().lower() not in ("0", "false", "no", "off")
+log = logging.getLogger("grunndata.server")  # GRUNNDATA_WARM=0 turns this off (Settings.warm)
 
 
 async def keep_warm(served: Served, terms: Terminology, files: M30Files) -> None:

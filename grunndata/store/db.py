@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from grunndata.errors import StoreError
+from grunndata.settings import DEFAULT_DB
 from grunndata.store import models  # noqa: F401  (registers the tables)
-
-DEFAULT_DB = "sqlite:///grunndata.db"
 
 
 def resolve_url(url: str | None = None) -> str:
-    """`--db` wins, then GRUNNDATA_DB, then a SQLite file in the working directory."""
-    url = url or os.environ.get("GRUNNDATA_DB") or DEFAULT_DB
+    """`url` (the CLI's `--db`, else GRUNNDATA_DB, given by the caller), else a SQLite file in the
+    working directory."""
+    url = url or DEFAULT_DB
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url

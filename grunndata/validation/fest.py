@@ -19,6 +19,7 @@ from lxml import etree
 
 from grunndata.errors import DeliveryError
 from grunndata.importers.fest.source import open_xml
+from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.validation.engine import Problem, Report
 
 M30_XSD = "ER-M30-2014-12-01.xsd"
@@ -95,7 +96,7 @@ def load_schema(schema: Path) -> etree.XMLSchema:
         raise SchemaError(f"cannot read the schema {schema}: {e}") from None
 
 
-def validate_fest(path: Path, schemas: Path) -> FestReport:
+def validate_fest(path: Path, schemas: Path, max_xml_bytes: int = DEFAULT_MAX_XML_BYTES) -> FestReport:
     """Check the FEST delivery `path` against the M30 XSD found in `schemas`; write nothing.
 
     DeliveryError when the file cannot be read as XML at all (not FEST, damaged, a DOCTYPE), as the
@@ -103,7 +104,7 @@ def validate_fest(path: Path, schemas: Path) -> FestReport:
     schema_file = find_schema(schemas)
     schema = load_schema(schema_file)
     report = FestReport(schema=schema_file)
-    with open_xml(path) as stream:
+    with open_xml(path, max_xml_bytes) as stream:
         try:
             document = etree.parse(stream, _secure_parser())  # type: ignore[arg-type]
         except etree.XMLSyntaxError as e:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from grunndata.importers.resources import read_resources
+from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.validation.definitions import Definitions
 from grunndata.validation.engine import Report, Validator
 from grunndata.validation.packages import KINDS, load_definitions
@@ -35,10 +36,12 @@ def tiered_definition(url: str) -> dict[str, Any] | None:
     return extension_definition(use) if use is not None else None
 
 
-def validate_files(definitions: Definitions, path: Path) -> Report:
+def validate_files(
+    definitions: Definitions, path: Path, max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES
+) -> Report:
     """Every resource in `path` (a Bundle's entries one by one), read as the importers read them."""
     validator, report = Validator(definitions), Report()
-    for found in read_resources(path):
+    for found in read_resources(path, max_file_bytes):
         validator.validate(found.resource, found.where, report)
     return report
 

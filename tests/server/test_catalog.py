@@ -28,8 +28,9 @@ from grunndata.importers.fest import import_fest
 from grunndata.importers.tiered import import_tiered
 from grunndata.server import create_app
 from grunndata.server.auth import Authenticator, AuthSettings
-from grunndata.server.catalog import CatalogueView, catalogue_files
+from grunndata.server.catalog import CatalogueView
 from grunndata.server.state import Served
+from grunndata.settings import Settings
 from grunndata.store import connect
 from grunndata.store.probes import record
 from tests.conftest import REAL_FEST, fresh_pg_database, require
@@ -393,8 +394,8 @@ def test_the_catalogue_files_come_from_grunndata_catalog_separated_like_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GRUNNDATA_CATALOG", os.pathsep.join([str(PARTNERS), str(HOSTILE), ""]))
-    assert catalogue_files() == [PARTNERS, HOSTILE]
-    assert catalogue_files("") == []
+    assert list(Settings.load().catalog) == [PARTNERS, HOSTILE]
+    assert list(Settings.load({"GRUNNDATA_CATALOG": ""}).catalog) == []
 
 
 def test_when_a_restricted_feed_last_published_is_shown_only_to_its_readers(

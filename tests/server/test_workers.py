@@ -30,6 +30,7 @@ from fastapi import FastAPI
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
+from grunndata.settings import Settings
 from grunndata.store import connect
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR, write_followup
@@ -46,8 +47,9 @@ PPD = "PackagedProductDefinition"
 
 
 def app_from_env() -> FastAPI:
-    """The app over GRUNNDATA_DB: the factory each uvicorn worker calls."""
-    return create_app(connect(None, create=False))
+    """The app over GRUNNDATA_DB: the factory each uvicorn worker calls (the edge: settings read here)."""
+    settings = Settings.load()
+    return create_app(connect(settings.db, create=False), settings=settings)
 
 
 def _free_port() -> int:

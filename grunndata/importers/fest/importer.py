@@ -38,6 +38,7 @@ from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.memory import cycle_collection_paused
+from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.store.releases import ReleaseBuilder
 
 SOURCE = "fest"
@@ -224,12 +225,14 @@ def import_fest(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    max_xml_bytes: int = DEFAULT_MAX_XML_BYTES,
 ) -> ImportResult:
-    """Import one delivery as a new release; DeliveryError (nothing served changes) if refused."""
+    """Import one delivery as a new release; DeliveryError (nothing served changes) if refused.
+    `max_xml_bytes` caps the XML it may expand to (GRUNNDATA_MAX_XML_BYTES)."""
     started = time.monotonic()
     kind = "incremental" if incremental else "full"
     check_file(path)  # a missing or empty file is not worth a release record
-    reader = FestReader(path)
+    reader = FestReader(path, max_xml_bytes)
     checks = _Checks(incremental)
     kinds: Counter[str] = Counter()
     expiries: list[FestEntry] = []

@@ -34,6 +34,7 @@ from grunndata.m30.records import (
     catalogues,
 )
 from grunndata.m30.schema import IDREF_ELEMENTS, QUANTITY_ELEMENTS, TEXT_TYPES
+from grunndata.settings import DEFAULT_MAX_XML_BYTES
 
 STATUSES = {"A", "U"}
 HEADER = ("HentetDato", "GyldigFradatoHelfo")  # before the catalogues, each at most once
@@ -157,6 +158,7 @@ class FestReader:
     """Reads one delivery: `hentet_dato` once the header is read, then `entries()`."""
 
     path: Path
+    max_xml_bytes: int = DEFAULT_MAX_XML_BYTES  # GRUNNDATA_MAX_XML_BYTES
     hentet_dato: str | None = None
     gyldig_fradato_helfo: str | None = None
     current_catalogue: str | None = None
@@ -176,7 +178,7 @@ class FestReader:
         return None
 
     def entries(self) -> Iterator[tuple[FestEntry, EntryFacts]]:
-        with open_xml(self.path) as stream:
+        with open_xml(self.path, self.max_xml_bytes) as stream:
             self.stream = stream
             parser = etree.iterparse(
                 stream,
@@ -192,7 +194,9 @@ class FestReader:
             try:
                 yield from self._walk(parser)
             except etree.XMLSyntaxError as e:
-                message = _unfit_message(self.path, e.lineno) or _syntax_message(e, stream.at_end)
+                message = _unfit_message(self.path, e.lineno, self.max_xml_bytes) or _syntax_message(
+                    e, stream.at_end
+                )
                 raise DeliveryError(message, catalogue=self.current_catalogue) from None
 
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
@@ -328,7 +332,7 @@ def _check_root(el: Any) -> None:
         )
 
 
-def _unfit_message(path: Path, number: int | None) -> str | None:
+def _unfit_message(path: Path, number: int | None, limit: int) -> str | None:
     """Our sentence when the line lxml stopped at holds text no FHIR string or XML can hold.
 
     lxml names the line but not the character (not at all inside an attribute) nor the element, in
@@ -337,7 +341,7 @@ def _unfit_message(path: Path, number: int | None) -> str | None:
     if not number:
         return None
     try:
-        with open_xml(path) as stream:
+        with open_xml(path, limit) as stream:
             line = _line(stream, number)
     except DeliveryError:
         return None

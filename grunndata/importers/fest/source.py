@@ -1,13 +1,12 @@
 """Open a FEST file as a stream of XML bytes: plain, gzip or DMP's zip holding one XML.
 
-The format is told by the first bytes, not the name. Every source is capped at `max_bytes`
-of XML, so a zip or gzip bomb stops with a clear error instead of filling the disk or memory.
+The format is told by the first bytes, not the name. Every source is capped at `limit` bytes
+of XML (GRUNNDATA_MAX_XML_BYTES, passed down from the edge), so a zip or gzip bomb stops with a clear error instead of filling the disk or memory.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import zipfile
 import zlib
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from grunndata.errors import DeliveryError
+from grunndata.settings import DEFAULT_MAX_XML_BYTES
 
-DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or the end of an empty one
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -27,11 +26,6 @@ DOCTYPE_REFUSED = (
     "the file declares a DOCTYPE; FEST deliveries have none, and entity declarations are refused "
     "(no entity is expanded and nothing external is read)"
 )
-
-
-def max_xml_bytes() -> int:
-    """The cap on decompressed XML: GRUNNDATA_MAX_XML_BYTES or 2 GiB."""
-    return int(os.environ.get("GRUNNDATA_MAX_XML_BYTES", DEFAULT_MAX_XML_BYTES))
 
 
 class XmlStream:
@@ -106,9 +100,9 @@ def check_file(path: Path) -> int:
 
 
 @contextmanager
-def open_xml(path: Path, limit: int | None = None) -> Iterator[XmlStream]:
-    """Yield the XML bytes of `path`, whatever its packaging; DeliveryError if it has none."""
-    limit = max_xml_bytes() if limit is None else limit
+def open_xml(path: Path, limit: int = DEFAULT_MAX_XML_BYTES) -> Iterator[XmlStream]:
+    """Yield at most `limit` bytes of XML from `path`, whatever its packaging; DeliveryError if it
+    has none (or more)."""
     total = check_file(path)
     with open(path, "rb") as raw:
         magic = raw.read(4)

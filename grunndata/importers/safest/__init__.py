@@ -35,6 +35,7 @@ from grunndata.importers.national import (
 from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
 from grunndata.memory import cycle_collection_paused
+from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store.national import reserved_organization_ids, reserved_organization_sentence
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.terminology import concept_map_files
@@ -91,13 +92,15 @@ def import_safest(
     dry_run: bool = False,
     progress: Progress | None = None,
     catalogue_owners: Collection[str] = (),
+    max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES,
 ) -> SafestResult:
     """Import one SAFEST delivery as a new national release; DeliveryError (nothing changes) if refused.
 
     `catalogue_owners`: the owners the service catalogue's files name, whose Organization ids an
-    imported Organization may not take (nor those of the owners the store knows)."""
+    imported Organization may not take (nor those of the owners the store knows); `max_file_bytes`
+    caps each file (GRUNNDATA_MAX_RESOURCE_FILE_BYTES)."""
     started = time.monotonic()
-    found = list(read_resources(path))
+    found = list(read_resources(path, max_file_bytes))
     result = SafestResult(path.name, dry_run=dry_run, read=len(found))
     with engine.connect() as conn:
         reserved = reserved_organization_ids(conn, catalogue_owners)

@@ -32,6 +32,7 @@ from grunndata.importers.tiered.problems import (
     refuse,
     refuse_unreadable,
 )
+from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store.db import open_connection
 from grunndata.store.national import (
     Line,
@@ -113,14 +114,16 @@ def import_tiered(
     dry_run: bool = False,
     progress: Progress | None = None,
     catalogue_owners: Collection[str] = (),
+    max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES,
 ) -> TieredResult:
     """Import `path` as the owner's data in `tier`; TieredDeliveryError (nothing changes) if refused.
 
     `catalogue_owners`: the owners the service catalogue's files name, whose Organization ids an
-    imported Organization may not take (nor those of the owners the store knows)."""
+    imported Organization may not take (nor those of the owners the store knows); `max_file_bytes`
+    caps each FHIR file (GRUNNDATA_MAX_RESOURCE_FILE_BYTES)."""
     started = time.monotonic()
     _check_owner(path, tier, owner)
-    delivery = _read(path)
+    delivery = _read(path, max_file_bytes)
     _check_registered(engine, path, tier, owner)  # before the builder registers a new owner
     name = (owner_name or "").strip() or owner
     with ReleaseBuilder(engine, tier, "full", tier, owner, name, path.name, dry_run) as builder:
@@ -192,14 +195,14 @@ def _tier_problem(conn: Connection, tier: str, owner: str) -> str | None:
     return f"the owner {owner} publishes {registered} data; an owner publishes in one tier only"
 
 
-def _read(path: Path) -> _Delivery:
+def _read(path: Path, max_file_bytes: int) -> _Delivery:
     """The whole file; TieredDeliveryError for one that cannot be read at all."""
     try:
         if path.suffix.lower() == ".csv":
             if not path.is_file():
                 raise refuse(Place(path.name), f"there is no file {path}")
             return _Delivery(path.name, [], csvrows.read_csv(path))
-        found = [(Place.parse(f.where), f.resource) for f in read_resources(path)]
+        found = [(Place.parse(f.where), f.resource) for f in read_resources(path, max_file_bytes)]
     except DeliveryError as e:
         if isinstance(e, TieredDeliveryError):
             raise

@@ -1,0 +1,269 @@
+"""Every GRUNNDATA_* environment variable in one typed place, read once at the edge and passed down.
+
+The CLI and the server's factory build `Settings.load()`; the code below them takes values as
+arguments and never reads the environment itself. A bad value is one sentence (`SettingsError`),
+never a traceback. `python -m grunndata.settings` prints the README's table of the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from grunndata.errors import GrunndataError
+
+if TYPE_CHECKING:
+    from grunndata.server.auth import AuthSettings
+
+PREFIX = "GRUNNDATA_"
+DEFAULT_DB = "sqlite:///grunndata.db"
+DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW = 60, 300
+DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
+DEFAULT_MAX_RESOURCE_FILE_BYTES = 1 << 30
+DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
+
+
+class SettingsError(GrunndataError):
+    """A GRUNNDATA_* variable holds a value that cannot be used; the message is one sentence."""
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+class Settings(BaseSettings):
+    """The service's settings: each field is the variable GRUNNDATA_<FIELD NAME>; an empty one is unset."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True, extra="ignore")
+
+    db: str = Field(default=DEFAULT_DB, description="The store's database URL when `--db` is not given.")
+    debug: bool = Field(default=False, description="Any value: an unexpected failure shows its traceback.")
+    fhir_packages: Path | None = Field(
+        default=None,
+        description="The FHIR package cache `grunndata validate` reads (default ~/.fhir/packages).",
+    )
+    jwks: str | None = Field(
+        default=None,
+        description="The token issuer's keys: a JWKS file, or an https URL (http only on localhost).",
+    )
+    token_issuer: str | None = Field(
+        default=None, description="Required with a JWKS: a token's `iss` must match."
+    )
+    token_audience: str | None = Field(
+        default=None, description="Required with a JWKS: a token's `aud` must hold it."
+    )
+    clock_skew: int = Field(
+        default=DEFAULT_CLOCK_SKEW,
+        ge=0,
+        le=MAX_CLOCK_SKEW,
+        description=f"Seconds of leeway on a token's `exp`, `nbf` and `iat` (at most {MAX_CLOCK_SKEW}).",
+    )
+    dev_auth: bool = Field(
+        default=False,
+        description="1: development mode, every client reads every tier and may import, no token.",
+    )
+    warm: bool = Field(
+        default=True,
+        description="0 (or false, no, off): a new snapshot's indexes and M30 file wait for a request.",
+    )
+    snapshot_seconds: float = Field(
+        default=1.0, ge=0, description="Seconds within which a server picks up a newly activated release."
+    )
+    read_cache: int = Field(
+        default=50_000, ge=0, description="Versions a server keeps ready for reads by id."
+    )
+    search_cache_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="Megabytes of search answers a server keeps per snapshot; 0 turns it off.",
+    )
+    m30_dir: Path | None = Field(
+        default=None, description="A folder the server processes of one machine share for M30 export files."
+    )
+    catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
+        # split by _READ, not read as JSON
+        default=(),
+        description="Catalogue files (YAML or JSON) of others' services, separated by `:`.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Where this server is reached: the address of our own services in the catalogue.",
+    )
+    max_upload_bytes: int = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        gt=0,
+        description="The largest delivery accepted by `POST /import/...`.",
+    )
+    max_resource_file_bytes: int = Field(
+        default=DEFAULT_MAX_RESOURCE_FILE_BYTES,
+        gt=0,
+        description="The largest FHIR JSON or XML file an import reads.",
+    )
+    max_xml_bytes: int = Field(
+        default=DEFAULT_MAX_XML_BYTES, gt=0, description="The most XML a FEST delivery may expand to."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text from the environment: stripped, empty as unset, then the field's own reading."""
+        if not isinstance(value, str):
+            return value
+        name = info.field_name or ""
+        text = value.strip()
+        if not text:
+            return cls.model_fields[name].default
+        read = _READ.get(name)
+        return text if read is None else read(text)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings from the process environment (or from `environ` alone); SettingsError when
+        a value cannot be used."""
+        try:
+            if environ is None:
+                return cls()
+            values: dict[str, Any] = {
+                name: environ[env_name(name)] for name in cls.model_fields if env_name(name) in environ
+            }
+            read = _FromMapping(**values)  # the mapping alone: no environment source
+            return Settings.model_construct(**dict(read))  # checked by _FromMapping: a plain Settings
+        except ValidationError as error:
+            raise SettingsError(_sentence(error)) from None
+
+    def auth(self) -> AuthSettings:
+        """The token settings, checked (a missing JWKS file, an issuer without a JWKS: ConfigError)."""
+        from grunndata.server.auth import AuthSettings
+
+        return AuthSettings(self.jwks, self.token_issuer, self.token_audience, self.clock_skew, self.dev_auth)
+
+    @property
+    def search_cache_bytes(self) -> int:
+        return int(self.search_cache_mb * 1024 * 1024)
+
+
+class _FromMapping(Settings):
+    """The same fields and checks, given as arguments only (for `Settings.load(environ)`)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _digits(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _zero_or_one(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+_READ: dict[str, Callable[[str], Any]] = {
+    "debug": lambda text: True,  # set at all: as before, GRUNNDATA_DEBUG=0 shows tracebacks too
+    "clock_skew": _digits,
+    "dev_auth": _zero_or_one,
+    "warm": lambda text: text.lower() not in ("0", "false", "no", "off"),
+    "catalog": lambda text: tuple(Path(p) for p in text.split(os.pathsep) if p.strip()),
+    "base_url": lambda text: text.rstrip("/") or None,
+}
+
+_EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
+    "clock_skew": f"a whole number of seconds from 0 to {MAX_CLOCK_SKEW}",
+    "dev_auth": "1 (development mode) or 0",
+    "snapshot_seconds": "a number of seconds, 0 or more",
+    "read_cache": "a whole number of versions, 0 or more",
+    "search_cache_mb": "a number of megabytes, 0 or more",
+    "max_upload_bytes": "a whole number of bytes, more than 0",
+    "max_resource_file_bytes": "a whole number of bytes, more than 0",
+    "max_xml_bytes": "a whole number of bytes, more than 0",
+}
+
+
+def _sentence(error: ValidationError) -> str:
+    """The first problem as one sentence naming the variable and the value it holds."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    given = first.get("input")
+    shown = given.strip() if isinstance(given, str) else str(given)
+    expected = _EXPECTED.get(name)
+    if expected is None:
+        return f"{env_name(name)} cannot be used: {first['msg']} (it is {shown!r})"
+    return f"{env_name(name)} must be {expected}, not {shown!r}"
+
+
+# -- the README table ------------------------------------------------------------------------------
+
+README_START = (
+    "<!-- settings table: generated from grunndata/settings.py by `python -m grunndata.settings --readme` -->"
+)
+README_END = "<!-- end of settings table -->"
+
+
+def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) in (Union, UnionType):
+        return _type_name(next(a for a in get_args(annotation) if a is not NoneType))
+    if get_origin(annotation) is tuple:
+        return "paths"
+    names = {str: "text", int: "integer", float: "number", bool: "flag", Path: "path"}
+    return names[annotation]
+
+
+def _default(value: Any) -> str:
+    if value is None or value == ():
+        return "unset"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int) and value >= 1 << 30 and value % (1 << 30) == 0:
+        return f"{value} ({value >> 30} GiB)"
+    return str(value)
+
+
+def settings_table() -> str:
+    """The markdown table of every variable: name, type, default and what it does."""
+    rows = ["| variable | type | default | what it does |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(
+            f"| `{env_name(name)}` | {_type_name(field.annotation)} | {_default(field.default)} "
+            f"| {field.description} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def readme_with_table(readme: str) -> str:
+    """The README text with its settings table (between the two markers) made from `Settings`."""
+    start = readme.index(README_START) + len(README_START)
+    end = readme.index(README_END)
+    return readme[:start] + "\n" + settings_table() + readme[end:]
+
+
+def main(argv: list[str]) -> int:
+    """Print the table; with --readme, write it into README.md (run from the repository)."""
+    if argv[1:] == ["--readme"]:
+        readme = Path("README.md")
+        readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    print(settings_table(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv))
