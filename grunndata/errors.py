@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GrunndataError(Exception):
     """An error we expected and can explain in one sentence; the CLI prints it and exits 2."""
@@ -19,6 +21,7 @@ class DeliveryError(GrunndataError):
         line: int | None = None,
     ) -> None:
         self.catalogue, self.entry_id, self.line = catalogue, entry_id, line
+        self.report: dict[str, Any] | None = None  # the refused release's report, when there is one
         where = []
         if catalogue:
             where.append(catalogue)

@@ -34,7 +34,7 @@ from grunndata.importers.national import (
     is_fest,
     is_safest,
 )
-from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
+from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.memory import cycle_collection_paused
@@ -70,29 +70,18 @@ class Warning:
         }
 
 
-@dataclass
-class ImportResult:
-    """What an import did; `release_id` is None for a dry run or a delivery that changed nothing."""
+@dataclass(kw_only=True)
+class ImportResult(RunResult):
+    """What a FEST import did (the common part: RunResult)."""
 
-    file: str
     kind: str
     hentet_dato: str | None
-    release_id: int | None
-    based_on: int | None
-    dry_run: bool
-    catalogues: dict[str, dict[str, int]]
-    kinds: dict[str, int]
-    resources: dict[str, dict[str, int]]  # FHIR resource type -> new, changed, unchanged, expired
-    warnings: list[Warning]
-    seconds: float
-    entries: int
-    refused: str | None = None  # the sentence, when a guard refused the delivery
+    catalogues: dict[str, dict[str, int]] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    warnings: list[Warning] = field(default_factory=list)
+    entries: int = 0
     gyldig_fradato_helfo: str | None = None  # HELFO extracts' header, kept for the M30 export
     reconciliation: dict[str, Any] | None = None  # FEST against the SAFEST data of the release
-
-    @property
-    def changed_nothing(self) -> bool:
-        return self.release_id is None and not self.dry_run and self.refused is None
 
     def as_report(self) -> dict[str, Any]:
         return {
@@ -283,31 +272,24 @@ def import_fest(
             if u.from_safest
         ]
         result = ImportResult(
-            path.name,
-            kind,
-            reader.hentet_dato,
-            None,
-            builder.based_on.id if builder.based_on else None,
-            dry_run,
-            {},
-            dict(sorted(kinds.items())),
-            {},
-            warnings,
-            0.0,
-            entries,
+            file=path.name,
+            started=started,
+            kind=kind,
+            hentet_dato=reader.hentet_dato,
+            based_on=builder.based_on.id if builder.based_on else None,
+            dry_run=dry_run,
+            kinds=dict(sorted(kinds.items())),
+            warnings=warnings,
+            entries=entries,
         )
         result.gyldig_fradato_helfo = reader.gyldig_fradato_helfo
         result.catalogues = _catalogue_counts(builder)
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_derived(t)}
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         refusal = None if force else _refusal(builder, checks, warnings)
-        result.seconds = time.monotonic() - started
         if refusal is not None:
-            result.refused = refusal
-            builder.fail(refusal, result.as_report())
-            raise DeliveryError(refusal)
-        result.release_id = builder.finish(reader.hentet_dato, result.as_report())
-    result.seconds = time.monotonic() - started
+            refuse(builder, result, refusal)
+        result.activate(builder, reader.hentet_dato)
     return result
 
 
@@ -365,16 +347,18 @@ def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) 
     """The sentence that refuses the delivery, or None when it may be activated."""
     if builder.kind == "full":
         active = builder.active_counts()
-        for rtype, tally in sorted(builder.settle().items()):
-            if not is_fest(rtype):
-                continue  # FHIR resources follow their FEST entries
-            share = tally.expired / active[rtype] if tally.expired else 0.0
-            if share > MAX_REMOVAL_SHARE:
-                return (
-                    f"refused: this full delivery would expire {share:.0%} of the active {catalogue_of(rtype)} "
-                    f"entries ({tally.expired:,} of {active[rtype]:,}), more than the {MAX_REMOVAL_SHARE:.0%} "
-                    "allowed; check the file, and use --force if the drop is real"
-                )
+        expired = {t: tally.expired for t, tally in builder.settle().items() if is_fest(t)}
+        shrunk = shrink_refusal(  # FHIR resources follow their FEST entries: the entries are counted
+            {t: n for t, n in active.items() if t in expired},
+            expired,
+            lambda rtype, gone, n: (
+                f"refused: this full delivery would expire {gone / n:.0%} of the active {catalogue_of(rtype)} "
+                f"entries ({gone:,} of {n:,}), more than the {MAX_REMOVAL_SHARE:.0%} "
+                "allowed; check the file, and use --force if the drop is real"
+            ),
+        )
+        if shrunk is not None:
+            return shrunk
     dangling = sum(1 for w in warnings if w.kind == "dangling-reference")
     return dangling_refusal(dangling, checks.ref_count, "Ids the release would not have")
 

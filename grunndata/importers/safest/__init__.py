@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 
-from grunndata.errors import DeliveryError
 from grunndata.importers.national import (
     OWNER,
     OWNER_NAME,
@@ -33,7 +32,7 @@ from grunndata.importers.national import (
     safest_type,
 )
 from grunndata.importers.resources import Found, read_resources, stored_form
-from grunndata.importers.run import MAX_REMOVAL_SHARE, dangling_refusal
+from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
 from grunndata.memory import cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store.national import reserved_organization_ids, reserved_organization_sentence
@@ -48,22 +47,15 @@ MAX_LISTED_PROBLEMS = 500
 __all__ = ["SafestResult", "import_safest"]
 
 
-@dataclass
-class SafestResult:
-    """What a SAFEST import did; `release_id` is None for a dry run or a delivery that changed nothing."""
+@dataclass(kw_only=True)
+class SafestResult(RunResult):
+    """What a SAFEST import did (the common part: RunResult)."""
 
-    file: str
-    release_id: int | None = None
-    based_on: int | None = None
-    dry_run: bool = False
     read: int = 0  # resources read from the files
     types: dict[str, int] = field(default_factory=dict)  # R5 types kept, after conversion
-    resources: dict[str, dict[str, int]] = field(default_factory=dict)  # FHIR served: new, changed...
     reconciliation: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)  # each refuses the delivery
     warnings: list[dict[str, str]] = field(default_factory=list)  # served all the same, not as sent
-    refused: str | None = None
-    seconds: float = 0.0
     gyldig_fradato_helfo: str | None = None  # the FEST delivery's, carried for the M30 export
 
     def as_report(self) -> dict[str, Any]:
@@ -101,7 +93,7 @@ def import_safest(
     caps each file (GRUNNDATA_MAX_RESOURCE_FILE_BYTES)."""
     started = time.monotonic()
     found = list(read_resources(path, max_file_bytes))
-    result = SafestResult(path.name, dry_run=dry_run, read=len(found))
+    result = SafestResult(file=path.name, started=started, dry_run=dry_run, read=len(found))
     with engine.connect() as conn:
         reserved = reserved_organization_ids(conn, catalogue_owners)
     resources, result.problems, result.warnings = _converted(found, reserved)
@@ -114,7 +106,7 @@ def import_safest(
         if builder.based_on is not None:
             result.gyldig_fradato_helfo = (builder.based_on.report or {}).get("gyldig_fradato_helfo")
         if result.problems:
-            _refuse(builder, result, started, _problem_sentence(result.problems))
+            refuse(builder, result, _problem_sentence(result.problems))
         builder.keep(is_fest)  # a SAFEST delivery replaces SAFEST data; the FEST entries stay
         for resource in resources:
             body = json_bytes(stored_form(resource))  # R4 XML decimals are Decimal
@@ -140,11 +132,9 @@ def import_safest(
             )
         )
         if refusal is not None:
-            _refuse(builder, result, started, refusal)
-        result.seconds = time.monotonic() - started
+            refuse(builder, result, refusal)
         hentet = builder.based_on.hentet_dato if builder.based_on else None  # the FEST data's, unchanged
-        result.release_id = builder.finish(hentet, result.as_report())
-    result.seconds = time.monotonic() - started
+        result.activate(builder, hentet)
     return result
 
 
@@ -238,20 +228,12 @@ def _problem_sentence(problems: list[str]) -> str:
 
 def _shrunk(builder: ReleaseBuilder, tallies: dict[str, Any]) -> str | None:
     """A delivery that drops more than MAX_REMOVAL_SHARE of a SAFEST type served is likely cut short."""
-    before = Counter(k[0] for k in builder.active if is_safest(k[0]))
-    for rtype, n in sorted(before.items()):
-        gone = tallies[rtype].expired if rtype in tallies else 0
-        if n and gone / n > MAX_REMOVAL_SHARE:
-            return (
-                f"refused: this delivery would expire {gone / n:.0%} of the {n} {rtype.removeprefix('SAFEST.')} "
-                f"resources SAFEST gave before (more than {MAX_REMOVAL_SHARE:.0%}); check it is whole, "
-                "or pass --force"
-            )
-    return None
-
-
-def _refuse(builder: ReleaseBuilder, result: SafestResult, started: float, sentence: str) -> None:
-    result.refused = sentence
-    result.seconds = time.monotonic() - started
-    builder.fail(sentence, result.as_report())
-    raise DeliveryError(sentence)
+    return shrink_refusal(
+        Counter(k[0] for k in builder.active if is_safest(k[0])),
+        {t: tally.expired for t, tally in tallies.items()},
+        lambda rtype, gone, n: (
+            f"refused: this delivery would expire {gone / n:.0%} of the {n} {rtype.removeprefix('SAFEST.')} "
+            f"resources SAFEST gave before (more than {MAX_REMOVAL_SHARE:.0%}); check it is whole, "
+            "or pass --force"
+        ),
+    )

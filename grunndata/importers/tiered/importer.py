@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection, Engine
 
 from grunndata.errors import DeliveryError
 from grunndata.importers.resources import read_resources
+from grunndata.importers.run import RunResult
+from grunndata.importers.run import refuse as refuse_release
 from grunndata.importers.tiered import csvrows
 from grunndata.importers.tiered.checks import Checked, against_national, referenced, shape
 from grunndata.importers.tiered.keys import BY_SYSTEM
@@ -51,26 +53,15 @@ OWNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Progress = Callable[[str | None, int, int, int], None]  # (resource type, resources, done, total), as FEST's
 
 
-@dataclass
-class TieredResult:
-    """What an import did; `release_id` is None for a dry run or a delivery that changed nothing."""
+@dataclass(kw_only=True)
+class TieredResult(RunResult):
+    """What a sector or supplementary import did (the common part: RunResult)."""
 
-    file: str
     tier: str
     owner: str
-    release_id: int | None
-    based_on: int | None
-    dry_run: bool
     records: int  # resources or CSV rows read
-    resources: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> new, changed, ...
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    seconds: float = 0.0
-    refused: str | None = None
-
-    @property
-    def changed_nothing(self) -> bool:
-        return self.release_id is None and not self.dry_run and self.refused is None
 
     def as_report(self) -> dict[str, Any]:
         return {
@@ -128,33 +119,22 @@ def import_tiered(
     name = (owner_name or "").strip() or owner
     with ReleaseBuilder(engine, tier, "full", tier, owner, name, path.name, dry_run) as builder:
         result = TieredResult(
-            path.name,
-            tier,
-            owner,
-            None,
-            builder.based_on.id if builder.based_on else None,
-            dry_run,
-            delivery.records,
+            file=path.name,
+            started=started,
+            tier=tier,
+            owner=owner,
+            based_on=builder.based_on.id if builder.based_on else None,
+            dry_run=dry_run,
+            records=delivery.records,
         )
         checked = _checked(engine, delivery, result, catalogue_owners)
-        if result.problems:
-            _refuse(builder, result, started)
+        if result.problems:  # every problem told, with the report kept on the error
+            error = TieredDeliveryError(result.problems)
+            refuse_release(builder, result, str(error), error)
         _put(builder, checked, progress)
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items())}
-        result.seconds = time.monotonic() - started
-        result.release_id = builder.finish(None, result.as_report())
-    result.seconds = time.monotonic() - started
+        result.activate(builder)
     return result
-
-
-def _refuse(builder: ReleaseBuilder, result: TieredResult, started: float) -> NoReturn:
-    """Throw the release away, keep why with its record, and tell the caller every problem."""
-    result.seconds = time.monotonic() - started
-    error = TieredDeliveryError(result.problems)
-    result.refused = str(error)
-    error.report = result.as_report()
-    builder.fail(result.refused, error.report)
-    raise error
 
 
 def _check_owner(path: Path, tier: str, owner: str) -> None:

@@ -59,13 +59,13 @@ class TieredDeliveryError(DeliveryError):
 
     def __init__(self, problems: list[Problem], report: dict[str, Any] | None = None) -> None:
         self.problems = problems
-        self.report = report or {"problems": [p.as_dict() for p in problems[:MAX_LISTED_PROBLEMS]]}
         first = problems[0]
         if len(problems) == 1:
             sentence = f"refused, nothing was imported: {first}"
         else:
             sentence = f"refused, nothing was imported: {len(problems)} problems, the first: {first}"
         super().__init__(sentence)
+        self.report = report or {"problems": [p.as_dict() for p in problems[:MAX_LISTED_PROBLEMS]]}
 
 
 def refuse(place: Place, message: str) -> TieredDeliveryError:
