@@ -29,6 +29,7 @@ def test_mypy_strict_on_store_translators_m30_and_server():
         "grunndata/exporters",
         "grunndata/validation",
         "grunndata/fhirpackage",
+        "grunndata/fhir",
         "grunndata/settings.py",
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,10 +17,10 @@ from fhir.resources import get_fhir_model_class
 from grunndata import __version__
 from grunndata.catalog.fhir import INTERFACE_SYSTEM
 from grunndata.catalog.model import TIERS
+from grunndata.fhir import systems as s
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
 from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
 from grunndata.store.searchparams import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
-from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC

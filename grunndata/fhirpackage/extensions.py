@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from grunndata.fhir import systems as s
 from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30.records import catalogues
-from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS

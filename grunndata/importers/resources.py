@@ -25,11 +25,11 @@ import orjson
 from lxml import etree
 
 from grunndata.errors import DeliveryError
+from grunndata.fhir import EXT_BASE
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.r4_elements import RESOURCES as R4_RESOURCES
 from grunndata.importers.text import unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
-from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"

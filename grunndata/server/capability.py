@@ -7,8 +7,9 @@ from functools import cache
 import orjson
 
 from grunndata import __version__
+from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage.content import IMPLEMENTATION_GUIDE
-from grunndata.store.searchparams import SERVED_TYPES, params_for
+from grunndata.store.searchparams import params_for
 
 _REFERENCE_PARAMS = {
     t: sorted(p.code for p in params_for(t).values() if p.type == "reference") for t in SERVED_TYPES

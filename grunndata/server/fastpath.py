@@ -20,13 +20,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import Access, AuthError
 from grunndata.server.catalog import SHARED_TYPES
 from grunndata.server.params import ID_PATTERN
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
-from grunndata.store.searchparams import SERVED_TYPES
 
 _TYPES = frozenset(SERVED_TYPES) - frozenset(SHARED_TYPES)  # the catalogue's part is live, and goes first
 _CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")

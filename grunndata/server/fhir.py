@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
@@ -29,7 +30,7 @@ from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import reads
 from grunndata.store.reads import SearchError, Snapshot, Version
-from grunndata.store.searchparams import MPD, SERVED_TYPES, index_rows
+from grunndata.store.searchparams import MPD, index_rows
 
 Resource = dict[str, Any]
 Catalogued = Callable[[Request], list[Resource]]  # the catalogue's resources of a SHARED_TYPES type

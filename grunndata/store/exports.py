@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.store.models import (
     ExpiryNotice,
     Release,
@@ -23,7 +24,6 @@ from grunndata.store.models import (
     SearchIndex,
     Tombstone,
 )
-from grunndata.store.searchparams import SERVED_TYPES
 
 R = Resource.__table__  # type: ignore[attr-defined]
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]

@@ -17,8 +17,8 @@ import orjson
 from sqlalchemy import and_, not_, select
 from sqlalchemy.engine import Connection
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.store.models import Owner, Release, ReleaseEntry, Resource, ResourceIndex
-from grunndata.store.searchparams import SERVED_TYPES
 
 R = Resource.__table__  # type: ignore[attr-defined]
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]

@@ -18,9 +18,9 @@ import orjson
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
 from grunndata.store.searchparams import (
-    SERVED_TYPES,
     TIER_SYSTEM,
     IndexRow,
     SearchParam,

@@ -49,7 +49,6 @@ RA = "RegulatedAuthorization"  # from SAFEST/IDMP (FEST has no marketing authori
 VS = "ValueSet"  # from SAFEST; ConceptMaps are served by the terminology routes, from one map index
 COMP, ORG = "Composition", "Organization"  # an ePI document about a product, and who holds it
 
-SERVED_TYPES = (MPD, PPD, MID, APD, ING, SD, CUD, CS, BASIC, RA, VS, COMP, ORG)
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from grunndata.translators.fest_to_idmp import systems as s
+from grunndata.fhir import systems as s
 
 Json = dict[str, Any]
 RESOURCE_IDS = "https://grunndata.no/fhir/"  # + resource type: the id space of our resources

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from grunndata.translators.fest_to_idmp.systems import ATC, NS_GTIN, NS_VARENR, ext_url
+from grunndata.fhir import ATC, NS_GTIN, NS_VARENR, ext_url
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, VARENR
 
 Json = dict[str, Any]

@@ -15,11 +15,11 @@ from lxml import etree
 
 import grunndata.exporters.m30 as exporter
 from grunndata.errors import ExportError
+from grunndata.fhir import NS_FEST_ID
 from grunndata.importers.fest import import_fest
 from grunndata.sample import derive_followup, generate_delivery
 from grunndata.sample.generate import open_delivery_input
 from grunndata.store import list_releases, read_active
-from grunndata.translators.fest_to_idmp.systems import NS_FEST_ID
 from grunndata.translators.idmp_to_fest import oslo_local
 from tests.conftest import REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
 from tests.deliveries import expiry, real_entries, relisted, set_text, write

@@ -29,13 +29,13 @@ from sqlalchemy.engine import Engine
 
 from grunndata.errors import DeliveryError
 from grunndata.exporters.m30 import export_m30
+from grunndata.fhir import SERVED_TYPES
 from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.server import create_app
 from grunndata.store import connect
 from grunndata.store.models import Release, ReleaseEntry, Resource
 from grunndata.store.releases import list_releases
-from grunndata.store.searchparams import SERVED_TYPES
 from grunndata.translators.reconciliation import COMPARED
 from tests.conftest import REAL_FEST, SHARED, require
 from tests.exporters.trees import differences

@@ -145,9 +145,9 @@ def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> 
 
 
 def test_every_type_the_translators_make_is_served() -> None:
-    from grunndata.store.searchparams import SERVED_TYPES
+    from grunndata.fhir import SERVED_TYPES, TERMINOLOGY_TYPES
     from grunndata.translators.fest_to_idmp.rules import RESOURCE_TYPES
-    from grunndata.translators.safest import R5_TYPES, TERMINOLOGY_TYPES
+    from grunndata.translators.safest import R5_TYPES
 
     # SAFEST brings RegulatedAuthorization, an ePI document Bundle its Composition and Organization;
     # everything SAFEST may bring is served, ConceptMaps by the terminology routes, from the map index

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from grunndata.store.searchparams import SEARCH_PARAMS, SERVED_TYPES, IndexRow, index_rows, normalise
+from grunndata.fhir import SERVED_TYPES
+from grunndata.store.searchparams import SEARCH_PARAMS, IndexRow, index_rows, normalise
 from tests.conftest import SHARED, require
 
 EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"

@@ -11,20 +11,23 @@ from typing import Any
 import pytest
 from fhir.resources import get_fhir_model_class
 
-from grunndata.m30.records import FestEntry, child
-from grunndata.translators.fest_to_idmp import (
+from grunndata.fhir import (
     ATC,
     EXT_BASE,
     EXT_OPPFORING,
     NS_GTIN,
     NS_MERKEVARE,
     NS_PAKNING,
+    NS_REFUSJONSGRUPPE,
     NS_VARENR,
     NS_VIRKESTOFF_MED_STYRKE,
+    RESEPTGRUPPE,
+)
+from grunndata.m30.records import FestEntry, child
+from grunndata.translators.fest_to_idmp import (
     fhir_id,
     translate,
 )
-from grunndata.translators.fest_to_idmp.systems import NS_REFUSJONSGRUPPE, RESEPTGRUPPE
 from tests.translators.conftest import lookup_of, read
 
 Resource = dict[str, Any]

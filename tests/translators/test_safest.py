@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fhir.resources import get_fhir_model_class
 
-from grunndata.translators.fest_to_idmp.systems import NS_DOSE, NS_MERKEVARE, NS_PAKNING, NS_VARENR
+from grunndata.fhir import NS_DOSE, NS_MERKEVARE, NS_PAKNING, NS_VARENR
 from grunndata.translators.safest import (
     CS_R4_CHARACTERISTIC,
     KEPT_BASE,

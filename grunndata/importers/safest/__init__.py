@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from grunndata.fhir import TERMINOLOGY_TYPES
 from grunndata.importers.national import (
     OWNER,
     OWNER_NAME,
@@ -38,7 +39,7 @@ from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store.national import reserved_organization_ids, reserved_organization_sentence
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.terminology import concept_map_files
-from grunndata.translators.safest import TERMINOLOGY_TYPES, json_bytes, label_of, to_r5
+from grunndata.translators.safest import json_bytes, label_of, to_r5
 from grunndata.translators.terminology import replace_ours
 
 SOURCE = "safest"

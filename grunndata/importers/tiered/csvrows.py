@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from grunndata.fhir import UNFIT_TEXT
+from grunndata.fhir import CS_BASE, EXT_BASE, UNFIT_TEXT
 from grunndata.importers.text import unfit_sentence, unfit_text
 from grunndata.importers.tiered.keys import (
     CODE_COLUMNS,
@@ -29,7 +29,6 @@ from grunndata.importers.tiered.keys import (
 )
 from grunndata.importers.tiered.problems import Place, Problem, refuse
 from grunndata.store.national import NationalKeys
-from grunndata.translators.fest_to_idmp.systems import CS_BASE, EXT_BASE
 
 TIERED_DATA_SYSTEM = CS_BASE + "tiered-data"
 """Basic.code of a CSV row: the code is the tier the row was delivered in."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grunndata.m30.codes import VOLVEN
-from grunndata.store.national import Key, NationalCodeSystem, NationalKeys
-from grunndata.translators.fest_to_idmp.systems import (
+from grunndata.fhir import (
     NS_DOSE,
     NS_LEGEMIDDELVIRKESTOFF,
     NS_MERKEVARE,
@@ -20,6 +18,8 @@ from grunndata.translators.fest_to_idmp.systems import (
     NS_VIRKESTOFF,
     RESEPTGRUPPE,
 )
+from grunndata.m30.codes import VOLVEN
+from grunndata.store.national import Key, NationalCodeSystem, NationalKeys
 
 FEST_ID_PREFIX = "ID_"
 

@@ -7,37 +7,11 @@ Read tables.py for the mapping itself; values.py says how each FEST data type be
 
 from grunndata.translators.fest_to_idmp.coverage import CoverageReport, coverage, coverage_json
 from grunndata.translators.fest_to_idmp.rules import Lookup
-from grunndata.translators.fest_to_idmp.systems import (
-    ATC,
-    EXT_BASE,
-    EXT_OPPFORING,
-    NS_DOSE,
-    NS_GTIN,
-    NS_LEGEMIDDELVIRKESTOFF,
-    NS_MERKEVARE,
-    NS_ORDINERING_VIRKESTOFF,
-    NS_PAKNING,
-    NS_VARENR,
-    NS_VIRKESTOFF,
-    NS_VIRKESTOFF_MED_STYRKE,
-)
 from grunndata.translators.fest_to_idmp.translate import LOOKUP_KINDS, translate
 from grunndata.translators.fest_to_idmp.values import fhir_id
 
 __all__ = [
-    "ATC",
-    "EXT_BASE",
-    "EXT_OPPFORING",
     "LOOKUP_KINDS",
-    "NS_DOSE",
-    "NS_GTIN",
-    "NS_LEGEMIDDELVIRKESTOFF",
-    "NS_MERKEVARE",
-    "NS_ORDINERING_VIRKESTOFF",
-    "NS_PAKNING",
-    "NS_VARENR",
-    "NS_VIRKESTOFF",
-    "NS_VIRKESTOFF_MED_STYRKE",
     "CoverageReport",
     "Lookup",
     "coverage",

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from grunndata.fhir import systems as s
 from grunndata.m30.records import catalogues
-from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp.rules import Row
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS

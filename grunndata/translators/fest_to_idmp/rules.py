@@ -18,23 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from grunndata.fhir import FEST_TYPES
+from grunndata.fhir import systems as s
 from grunndata.m30.records import FestEntry, Node
-from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp.values import Json, NotRepresentable, XsdNode, id_with_suffix, tree
 
-RESOURCE_TYPES = frozenset(
-    {
-        "MedicinalProductDefinition",
-        "PackagedProductDefinition",
-        "ManufacturedItemDefinition",
-        "AdministrableProductDefinition",
-        "Ingredient",
-        "SubstanceDefinition",
-        "ClinicalUseDefinition",
-        "CodeSystem",
-        "Basic",
-    }
-)
+RESOURCE_TYPES = FEST_TYPES
 
 
 class Lookup(Protocol):

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from grunndata.fhir import systems as s
 from grunndata.m30.records import Node, child
-from grunndata.translators.fest_to_idmp import systems as s
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.rules import (
     Context,

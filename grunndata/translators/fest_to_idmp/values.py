@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from grunndata.fhir import systems as s
 from grunndata.m30.records import Node
-from grunndata.translators.fest_to_idmp import systems as s
 
 Json = dict[str, Any]
 

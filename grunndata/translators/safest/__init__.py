@@ -52,7 +52,7 @@ from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, Fest
 from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
 from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping, primitive_keeps
-from grunndata.translators.safest.terminology import EQUIVALENCE, TERMINOLOGY_TYPES
+from grunndata.translators.safest.terminology import EQUIVALENCE
 
 __all__ = [
     "CS_R4_CHARACTERISTIC",
@@ -62,7 +62,6 @@ __all__ = [
     "KEPT_BASE",
     "R4_TO_R5",
     "R5_TYPES",
-    "TERMINOLOGY_TYPES",
     "Conversion",
     "FestLink",
     "Problem",

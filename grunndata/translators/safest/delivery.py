@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from grunndata.fhir import SERVED_TYPES, TERMINOLOGY_TYPES
 from grunndata.translators.safest.model import Conversion, Json, Problem
 from grunndata.translators.safest.rules import (
     Context,
@@ -22,23 +23,9 @@ from grunndata.translators.safest.rules import (
     retype,
 )
 from grunndata.translators.safest.tables import SPECS, TABLES
-from grunndata.translators.safest.terminology import TERMINOLOGY_TYPES, terminology_to_r5
+from grunndata.translators.safest.terminology import terminology_to_r5
 
-R5_TYPES = frozenset(
-    {
-        "MedicinalProductDefinition",
-        "PackagedProductDefinition",
-        "ManufacturedItemDefinition",
-        "AdministrableProductDefinition",
-        "Ingredient",
-        "SubstanceDefinition",
-        "RegulatedAuthorization",
-        "ClinicalUseDefinition",
-        "Basic",
-        "Composition",
-        "Organization",
-    }
-)
+R5_TYPES = frozenset(SERVED_TYPES) - TERMINOLOGY_TYPES
 """Types that pass through unchanged: the R5 IDMP types, and Composition and Organization, which come
 in R5 document Bundles (an ePI: the leaflet of a product, and its marketing authorisation holder).
 The terminology types (CodeSystem, ValueSet, ConceptMap: R4 or R5 by what they hold) go through

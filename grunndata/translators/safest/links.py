@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from grunndata.translators.fest_to_idmp.systems import (
+from grunndata.fhir import (
     NS_DOSE,
     NS_LEGEMIDDELVIRKESTOFF,
     NS_MERKEVARE,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from grunndata.fhir import EXT_BASE
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
-from grunndata.translators.fest_to_idmp.systems import EXT_BASE
 from grunndata.translators.safest.model import Json, Problem, json_bytes
 
 KEPT_BASE = EXT_BASE + "r4-"

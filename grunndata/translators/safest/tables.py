@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from grunndata.fhir import INGREDIENT_ROLE, NS_DOSE, NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
-from grunndata.translators.fest_to_idmp.systems import INGREDIENT_ROLE, NS_DOSE, NS_VARENR
 from grunndata.translators.safest.model import Json
 from grunndata.translators.safest.rules import (
     KEEP,

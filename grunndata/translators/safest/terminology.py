@@ -33,8 +33,6 @@ from typing import Any
 from grunndata.translators.safest.model import Json, Problem
 from grunndata.translators.safest.rules import kept_url
 
-TERMINOLOGY_TYPES = frozenset({"CodeSystem", "ValueSet", "ConceptMap"})
-
 EQUIVALENCE: dict[str, tuple[str, bool]] = {
     # R4 ConceptMapEquivalence -> (R5 relationship, whether the R4 code is kept beside it)
     "relatedto": ("related-to", False),

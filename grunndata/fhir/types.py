@@ -1,0 +1,38 @@
+"""The R5 resource types we serve, listed once: the store, the server and the translators read them here."""
+
+from __future__ import annotations
+
+FEST_TYPES = frozenset(
+    {
+        "MedicinalProductDefinition",
+        "PackagedProductDefinition",
+        "ManufacturedItemDefinition",
+        "AdministrableProductDefinition",
+        "Ingredient",
+        "SubstanceDefinition",
+        "ClinicalUseDefinition",
+        "CodeSystem",
+        "Basic",
+    }
+)
+"""The types the FEST mapping tables make (Basic: FEST catalogues IDMP has no resource for)."""
+
+SERVED_TYPES = (
+    "MedicinalProductDefinition",
+    "PackagedProductDefinition",
+    "ManufacturedItemDefinition",
+    "AdministrableProductDefinition",
+    "Ingredient",
+    "SubstanceDefinition",
+    "ClinicalUseDefinition",
+    "CodeSystem",
+    "Basic",
+    "RegulatedAuthorization",  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
+    "ValueSet",  # from SAFEST
+    "Composition",  # an ePI document about a product (SAFEST) ...
+    "Organization",  # ... and who holds it
+)
+"""The types the store serves, in the order the CapabilityStatement lists them: FEST's, then SAFEST's."""
+
+TERMINOLOGY_TYPES = frozenset({"CodeSystem", "ValueSet", "ConceptMap"})
+"""The terminology types: R4 or R5 by what they hold; ConceptMaps are served from the terminology's map index."""
