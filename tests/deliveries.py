@@ -7,8 +7,7 @@ import gzip
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from grunndata.importers.fest import FestReader
-from grunndata.m30 import FestEntry, write_delivery
+from grunndata.m30 import FestEntry, FestReader, write_delivery
 from grunndata.m30.records import FS_NS, catalogue, child
 from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml
 

@@ -1,7 +1,7 @@
 """Shared FHIR vocabulary, no I/O: what importers, translators and the server all mean by the same word.
 
 `systems` names the identifier and code systems and our extension URLs, `types` the resource types
-we serve, `text` what a FHIR string may hold. `r4_elements` (generated, large) is imported by name
+we serve, `text` what a FHIR string may hold and how importers find what it may not. `r4_elements` (generated, large) is imported by name
 where it is needed.
 """
 
@@ -52,7 +52,15 @@ from grunndata.fhir.systems import (
     cs_system,
     ext_url,
 )
-from grunndata.fhir.text import MAX_STRING_CHARS, UNFIT_TEXT, unfit_character
+from grunndata.fhir.text import (
+    MAX_STRING_CHARS,
+    UNFIT_TEXT,
+    unfit_character,
+    unfit_in_xml,
+    unfit_sentence,
+    unfit_text,
+    xml_element_before,
+)
 from grunndata.fhir.types import FEST_TYPES, SERVED_TYPES, TERMINOLOGY_TYPES
 
 __all__ = [
@@ -107,4 +115,8 @@ __all__ = [
     "ext_url",
     "systems",
     "unfit_character",
+    "unfit_in_xml",
+    "unfit_sentence",
+    "unfit_text",
+    "xml_element_before",
 ]

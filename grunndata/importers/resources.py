@@ -6,7 +6,7 @@ XML is parsed with no DOCTYPE (so no entity is ever expanded) and no network. R5
 through fhir.resources' models, which know each element's type and cardinality; R4 resources have
 no models there, so their XML is read by the R4 element definitions (r4_elements.py, generated from
 the specification by tools/gen_r4_elements.py): see `_R4Reader`.
-Text no FHIR string or XML can hold is refused here, for every importer (importers/text.py).
+Text no FHIR string or XML can hold is refused here, for every importer (fhir/text.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import orjson
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.fhir import EXT_BASE
+from grunndata.fhir import EXT_BASE, unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.r4_elements import RESOURCES as R4_RESOURCES
-from grunndata.importers.text import unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 
 FHIR_NS = "http://hl7.org/fhir"

@@ -1,9 +1,12 @@
-"""The FEST M30 2014-12-01 message: its catalogues, typed entries and an order-keeping writer.
+"""The FEST M30 2014-12-01 message both ways: its catalogues, typed entries, the files and an
+order-keeping writer.
 
-Pure data and functions, no I/O of its own: importers read with it, translators and the
-generator write with it.
+FEST files are opened (`open_xml`: xml, gzip or zip, capped, the prolog checked) and read
+(`FestReader`: one entry at a time, types and content models checked) here and nowhere else:
+importers, validation and the generator use them; translators and the generator write with it.
 """
 
+from grunndata.m30.reader import EntryFacts, FestReader
 from grunndata.m30.records import (
     CATALOGUE_BY_OPPF,
     FS_NS,
@@ -14,16 +17,23 @@ from grunndata.m30.records import (
     catalogue,
     catalogues,
 )
+from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, check_file, open_xml
 from grunndata.m30.writer import write_delivery
 
 __all__ = [
     "CATALOGUE_BY_OPPF",
+    "DOCTYPE_REFUSED",
     "FS_NS",
     "M30_NS",
     "Catalogue",
+    "EntryFacts",
     "FestEntry",
+    "FestReader",
     "Node",
+    "XmlStream",
     "catalogue",
     "catalogues",
+    "check_file",
+    "open_xml",
     "write_delivery",
 ]

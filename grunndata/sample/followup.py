@@ -1,6 +1,7 @@
 """Derive the next FEST delivery, 14 days later, from a delivery made by `generate_delivery`.
 
-Two streaming passes over the base (lxml iterparse, local names): the first records each
+Two streaming passes over the base (opened by `grunndata.m30.open_xml`; lxml iterparse, local
+names, on the elements themselves rather than FestReader's entries): the first records each
 entry's Ids and Ref*s, which is enough to choose what expires without leaving a dangling
 reference, what changes and what new entries copy; the second rewrites the entries in order
 and appends the new ones at the end of their catalogue.
@@ -18,12 +19,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from grunndata.m30 import CATALOGUE_BY_OPPF, FestEntry, Node, catalogues, write_delivery
+from grunndata.m30 import CATALOGUE_BY_OPPF, FestEntry, Node, catalogues, open_xml, write_delivery
 from grunndata.m30.files import open_delivery
 from grunndata.m30.schema import IDREF_ELEMENTS
 
 from . import vocab as V
-from .generate import counted, open_delivery_input
+from .generate import counted
 from .util import (
     IdFactory,
     batch_timestamp,
@@ -183,7 +184,7 @@ class _Scan:
 
 def _iter_oppf(path: Path) -> Iterator[tuple[str, etree._Element]]:
     """(catalogue, Oppf element) for every entry; ("", HentetDato element) first. Memory stays flat."""
-    with open_delivery_input(path) as f:
+    with open_xml(path) as f:
         context = etree.iterparse(
             f,
             events=("end",),

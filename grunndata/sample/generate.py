@@ -6,12 +6,8 @@ The delivery is built as a linked model first (so every Ref* resolves), then str
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from grunndata.m30 import FestEntry, catalogues, write_delivery
 from grunndata.m30.files import open_delivery
@@ -24,24 +20,6 @@ DEFAULT_HENTET_DATO = "2026-11-14T03:12:45.1234567+01:00"
 PROGRESS_EVERY = 1000
 
 Progress = Callable[[str, int], None]
-
-
-@contextlib.contextmanager
-def open_delivery_input(path: Path) -> Iterator[BinaryIO]:
-    """The XML bytes of a delivery in .xml, .xml.gz or .zip (the first .xml entry)."""
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.namelist() if m.lower().endswith(".xml")] or zf.namelist()
-            with zf.open(members[0]) as f:
-                yield f  # type: ignore[misc]
-    elif name.endswith(".gz"):
-        with gzip.open(path, "rb") as f:
-            yield f  # type: ignore[misc]
-    else:
-        with open(path, "rb") as f:
-            yield f
 
 
 def counted(

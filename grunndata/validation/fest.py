@@ -18,7 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.importers.fest.source import open_xml
+from grunndata.m30 import open_xml
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.validation.engine import Problem, Report
 

@@ -17,8 +17,8 @@ import grunndata.exporters.m30 as exporter
 from grunndata.errors import ExportError
 from grunndata.fhir import NS_FEST_ID
 from grunndata.importers.fest import import_fest
+from grunndata.m30 import open_xml
 from grunndata.sample import derive_followup, generate_delivery
-from grunndata.sample.generate import open_delivery_input
 from grunndata.store import list_releases, read_active
 from grunndata.translators.idmp_to_fest import oslo_local
 from tests.conftest import REAL_FEST, REAL_FEST_COUNTS, REAL_HENTET_DATO, require
@@ -29,7 +29,7 @@ CERTICAN = "ID_CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"  # Legemiddelpakning, varen
 
 
 def assert_valid(schema: etree.XMLSchema, path: Path) -> None:
-    with open_delivery_input(path) as f:
+    with open_xml(path) as f:
         doc = etree.parse(f, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
     assert schema.validate(doc), schema.error_log.last_error
 
@@ -62,7 +62,7 @@ def _incremental(tmp_path: Path) -> tuple[Path, Path, str]:
     """An incremental delivery on the real extract: Certican re-listed under a new Oppf Id with a
     new name, and a package nothing refers to expired. Returns it, the full delivery it amounts
     to, and the expired package's Id."""
-    from grunndata.importers.fest import FestReader
+    from grunndata.m30 import FestReader
 
     pairs = list(FestReader(require(REAL_FEST)).entries())
     referenced = {target for _, facts in pairs for _, target, _ in facts.refs}
@@ -200,7 +200,7 @@ def test_generated_deliveries_and_both_follow_ups_come_back(tmp_path, xsd):
 
 
 def real_hentet(path: Path) -> str:
-    with open_delivery_input(path) as f:
+    with open_xml(path) as f:
         for _, el in etree.iterparse(f, events=("end",)):
             if etree.QName(el).localname == "HentetDato":
                 return str(el.text)

@@ -11,7 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-from grunndata.sample.generate import open_delivery_input
+from grunndata.m30 import open_xml
 
 
 def _local(tag: str) -> str:
@@ -34,7 +34,7 @@ class Document:
 
 def read(path: Path) -> Document:
     doc = Document()
-    with open_delivery_input(path) as f:
+    with open_xml(path) as f:
         depth = 0
         for event, el in etree.iterparse(f, events=("start", "end"), resolve_entities=False, no_network=True):
             if event == "start":

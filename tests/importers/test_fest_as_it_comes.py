@@ -11,7 +11,8 @@ import pytest
 
 import grunndata.exporters.m30 as exporter
 from grunndata.errors import DeliveryError
-from grunndata.importers.fest import FestReader, Warning, import_fest
+from grunndata.importers.fest import Warning, import_fest
+from grunndata.m30 import FestReader
 from grunndata.m30.records import FS_NS, M30_NS, child
 from grunndata.store import list_releases
 from tests.cli.test_bad_input import run_cli

@@ -57,7 +57,7 @@ def write_followup(tmp_path: Path, new_name: str) -> tuple[Path, str]:
 
     Returns the delivery and the FEST Id of the dropped package.
     """
-    from grunndata.importers.fest import FestReader
+    from grunndata.m30 import FestReader
     from tests.deliveries import relisted, set_text, write
 
     reader = FestReader(REAL_FEST)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from grunndata.importers.fest.reader import FestReader
+from grunndata.m30 import FestReader
 from grunndata.m30.records import FestEntry
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 from tests.conftest import REAL_FEST, require

@@ -1,6 +1,5 @@
-"""FEST/M30 deliveries: a streaming reader and the importer that turns one into a release."""
+"""FEST/M30 deliveries: the importer that turns one into a release (the file is read by `grunndata.m30`)."""
 
 from grunndata.importers.fest.importer import ImportResult, Warning, import_fest, resource_type
-from grunndata.importers.fest.reader import EntryFacts, FestReader
 
-__all__ = ["EntryFacts", "FestReader", "ImportResult", "Warning", "import_fest", "resource_type"]
+__all__ = ["ImportResult", "Warning", "import_fest", "resource_type"]

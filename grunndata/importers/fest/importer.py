@@ -20,8 +20,6 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from grunndata.errors import DeliveryError
-from grunndata.importers.fest.reader import EntryFacts, FestReader
-from grunndata.importers.fest.source import check_file
 from grunndata.importers.national import (
     OWNER,
     OWNER_NAME,
@@ -35,6 +33,7 @@ from grunndata.importers.national import (
     is_safest,
 )
 from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
+from grunndata.m30 import EntryFacts, FestReader, check_file
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
 from grunndata.m30.records import FestEntry, catalogues, child, child_text
 from grunndata.memory import cycle_collection_paused

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from grunndata.fhir import CS_BASE, EXT_BASE, UNFIT_TEXT
-from grunndata.importers.text import unfit_sentence, unfit_text
+from grunndata.fhir import CS_BASE, EXT_BASE, UNFIT_TEXT, unfit_sentence, unfit_text
 from grunndata.importers.tiered.keys import (
     CODE_COLUMNS,
     KEY_COLUMNS,

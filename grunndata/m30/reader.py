@@ -19,11 +19,8 @@ from typing import Any
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.fhir import MAX_STRING_CHARS
-from grunndata.importers.fest import types
-from grunndata.importers.fest.source import DOCTYPE_REFUSED, XmlStream, open_xml
-from grunndata.importers.fest.structure import MODELS, Model, listed, missing, too_many, unknown
-from grunndata.importers.text import unfit_in_xml, unfit_sentence, xml_element_before
+from grunndata.fhir import MAX_STRING_CHARS, unfit_in_xml, unfit_sentence, xml_element_before
+from grunndata.m30 import types
 from grunndata.m30.records import (
     CATALOGUE_BY_KAT,
     CATALOGUE_BY_OPPF,
@@ -34,6 +31,8 @@ from grunndata.m30.records import (
     catalogues,
 )
 from grunndata.m30.schema import IDREF_ELEMENTS, QUANTITY_ELEMENTS, TEXT_TYPES
+from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, open_xml
+from grunndata.m30.structure import MODELS, Model, listed, missing, too_many, unknown
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 
 STATUSES = {"A", "U"}
