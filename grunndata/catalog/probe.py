@@ -99,10 +99,10 @@ async def probe_async(
 def probe_and_record(engine: Engine, services: Sequence[Service], **options: Any) -> list[ProbeResult]:
     """Probe (options as for `probe`) and add the results to the store's availability history."""
     # imported here: the store reads the catalogue's model, so a top-level import would be a cycle
-    from grunndata.store.probes import record
+    from grunndata.store import record_probes
 
     results = probe(services, **options)
-    record(engine, results)
+    record_probes(engine, results)
     return results
 
 
@@ -263,7 +263,7 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 def availability(engine: Any, service_ids: Sequence[str] | None = None) -> dict[str, Availability]:
     """Per probed service: checks, how many found it up, the last probe (never probed: absent)."""
-    from grunndata.store.probes import totals
+    from grunndata.store import probe_totals
 
     return {
         sid: Availability(
@@ -275,5 +275,5 @@ def availability(engine: Any, service_ids: Sequence[str] | None = None) -> dict[
             last_latency_ms=t.last_latency_ms,
             last_message=t.last_message,
         )
-        for sid, t in totals(engine, service_ids).items()
+        for sid, t in probe_totals(engine, service_ids).items()
     }

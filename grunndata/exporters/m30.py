@@ -30,12 +30,10 @@ import orjson
 from sqlalchemy.engine import Connection, Engine
 
 from grunndata.errors import ExportError
-from grunndata.m30 import FestEntry, catalogues
-from grunndata.m30.files import open_delivery
-from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml
+from grunndata.m30 import DOCUMENT_END, FestEntry, catalogues, document_start, entry_xml, open_delivery
 from grunndata.memory import cycle_collection_paused
 from grunndata.store import exports as store
-from grunndata.store.db import open_connection
+from grunndata.store import open_connection
 from grunndata.terminology import concept_map_files
 from grunndata.translators.idmp_to_fest import (
     IdmpReport,

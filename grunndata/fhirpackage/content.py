@@ -20,7 +20,7 @@ from grunndata.catalog.model import TIERS
 from grunndata.fhir import systems as s
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
 from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
-from grunndata.store.searchparams import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
+from grunndata.store import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from grunndata.fhir import systems as s
 from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.importers.tiered.keys import CODE_COLUMNS
-from grunndata.m30.records import catalogues
+from grunndata.m30 import catalogues
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS

@@ -21,9 +21,9 @@ import orjson
 
 from grunndata.errors import DeliveryError
 from grunndata.fhir import EDQM, EDQM_ALIASES, NS_FEST_ID
-from grunndata.m30.records import FestEntry, catalogues, child_text
-from grunndata.store.releases import ReleaseBuilder
-from grunndata.store.searchparams import index_rows as fhir_index_rows
+from grunndata.m30 import FestEntry, catalogues, child_text
+from grunndata.store import ReleaseBuilder
+from grunndata.store import index_rows as fhir_index_rows
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 from grunndata.translators.fest_to_idmp.values import fhir_id
 from grunndata.translators.overlay import Disagreement, Json, Key, Overlay

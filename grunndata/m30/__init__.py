@@ -6,6 +6,8 @@ FEST files are opened (`open_xml`: xml, gzip or zip, capped, the prolog checked)
 importers, validation and the generator use them; translators and the generator write with it.
 """
 
+from grunndata.m30.codes import KNOWN_CODE_SYSTEMS, VOLVEN
+from grunndata.m30.files import open_delivery
 from grunndata.m30.reader import EntryFacts, FestReader
 from grunndata.m30.records import (
     CATALOGUE_BY_OPPF,
@@ -16,15 +18,22 @@ from grunndata.m30.records import (
     Node,
     catalogue,
     catalogues,
+    child,
+    child_text,
 )
+from grunndata.m30.schema import IDREF_ELEMENTS
 from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, check_file, open_xml
-from grunndata.m30.writer import write_delivery
+from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml, write_delivery
 
 __all__ = [
     "CATALOGUE_BY_OPPF",
     "DOCTYPE_REFUSED",
+    "DOCUMENT_END",
     "FS_NS",
+    "IDREF_ELEMENTS",
+    "KNOWN_CODE_SYSTEMS",
     "M30_NS",
+    "VOLVEN",
     "Catalogue",
     "EntryFacts",
     "FestEntry",
@@ -34,6 +43,11 @@ __all__ = [
     "catalogue",
     "catalogues",
     "check_file",
+    "child",
+    "child_text",
+    "document_start",
+    "entry_xml",
+    "open_delivery",
     "open_xml",
     "write_delivery",
 ]

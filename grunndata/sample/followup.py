@@ -19,9 +19,16 @@ from pathlib import Path
 
 from lxml import etree
 
-from grunndata.m30 import CATALOGUE_BY_OPPF, FestEntry, Node, catalogues, open_xml, write_delivery
-from grunndata.m30.files import open_delivery
-from grunndata.m30.schema import IDREF_ELEMENTS
+from grunndata.m30 import (
+    CATALOGUE_BY_OPPF,
+    IDREF_ELEMENTS,
+    FestEntry,
+    Node,
+    catalogues,
+    open_delivery,
+    open_xml,
+    write_delivery,
+)
 
 from . import vocab as V
 from .generate import counted

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from grunndata.m30 import FestEntry, catalogues, write_delivery
-from grunndata.m30.files import open_delivery
+from grunndata.m30 import FestEntry, catalogues, open_delivery, write_delivery
 
 from .emit import all_entries
 from .model import World, scaled_counts

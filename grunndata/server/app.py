@@ -32,7 +32,7 @@ from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
-from grunndata.store.releases import active_releases, list_releases
+from grunndata.store import active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}

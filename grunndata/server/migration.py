@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from grunndata.server.access import access_of
 from grunndata.server.state import Served
-from grunndata.store.releases import list_releases
+from grunndata.store import list_releases
 
 MAX_SHOWN_DISAGREEMENTS = 200
 

@@ -6,8 +6,16 @@ import re
 from dataclasses import dataclass, field
 
 from grunndata.server.responses import FhirError
-from grunndata.store.reads import Clause, SearchError, Snapshot, SortKey, date_range
-from grunndata.store.searchparams import SearchParam, lookup, params_for
+from grunndata.store import (
+    Clause,
+    SearchError,
+    SearchParam,
+    Snapshot,
+    SortKey,
+    date_range,
+    lookup,
+    params_for,
+)
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20

@@ -33,12 +33,19 @@ from grunndata.importers.national import (
     is_safest,
 )
 from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
-from grunndata.m30 import EntryFacts, FestReader, check_file
-from grunndata.m30.codes import KNOWN_CODE_SYSTEMS
-from grunndata.m30.records import FestEntry, catalogues, child, child_text
+from grunndata.m30 import (
+    KNOWN_CODE_SYSTEMS,
+    EntryFacts,
+    FestEntry,
+    FestReader,
+    catalogues,
+    check_file,
+    child,
+    child_text,
+)
 from grunndata.memory import cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
-from grunndata.store.releases import ReleaseBuilder
+from grunndata.store import ReleaseBuilder
 
 SOURCE = "fest"
 MAX_LISTED_WARNINGS = 500

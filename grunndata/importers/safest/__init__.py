@@ -36,8 +36,7 @@ from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
 from grunndata.memory import cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
-from grunndata.store.national import reserved_organization_ids, reserved_organization_sentence
-from grunndata.store.releases import ReleaseBuilder
+from grunndata.store import ReleaseBuilder, reserved_organization_ids, reserved_organization_sentence
 from grunndata.terminology import concept_map_files
 from grunndata.translators.safest import json_bytes, label_of, to_r5
 from grunndata.translators.terminology import replace_ours

@@ -20,7 +20,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.importers.resources import stored_form
 from grunndata.importers.tiered.keys import BY_SYSTEM, find_national, unknown_code, unknown_key
 from grunndata.importers.tiered.problems import Place, Problem
-from grunndata.store.national import Key, Line, NationalKeys, reserved_organization_sentence
+from grunndata.store import Key, Line, NationalKeys, reserved_organization_sentence
 
 NATIONAL_ONLY = ("CodeSystem", "ValueSet")
 ALLOWED_TYPES = tuple(t for t in SERVED_TYPES if t not in NATIONAL_ONLY)

@@ -27,7 +27,7 @@ from grunndata.importers.tiered.keys import (
     unknown_key,
 )
 from grunndata.importers.tiered.problems import Place, Problem, refuse
-from grunndata.store.national import NationalKeys
+from grunndata.store import NationalKeys
 
 TIERED_DATA_SYSTEM = CS_BASE + "tiered-data"
 """Basic.code of a CSV row: the code is the tier the row was delivered in."""

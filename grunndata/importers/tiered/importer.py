@@ -35,16 +35,16 @@ from grunndata.importers.tiered.problems import (
     refuse_unreadable,
 )
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
-from grunndata.store.db import open_connection
-from grunndata.store.national import (
+from grunndata.store import (
     Line,
     NationalKeys,
+    ReleaseBuilder,
+    index_rows,
+    open_connection,
     registered_tier,
     reserved_organization_ids,
     served_elsewhere,
 )
-from grunndata.store.releases import ReleaseBuilder
-from grunndata.store.searchparams import index_rows
 
 TIERS = ("sector", "supplementary")
 NATIONAL_OWNER = "dmp"

@@ -18,8 +18,8 @@ from grunndata.fhir import (
     NS_VIRKESTOFF,
     RESEPTGRUPPE,
 )
-from grunndata.m30.codes import VOLVEN
-from grunndata.store.national import Key, NationalCodeSystem, NationalKeys
+from grunndata.m30 import VOLVEN
+from grunndata.store import Key, NationalCodeSystem, NationalKeys
 
 FEST_ID_PREFIX = "ID_"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import catalogues
+from grunndata.m30 import catalogues
 from grunndata.translators.fest_to_idmp.rules import Row
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from grunndata.fhir import FEST_TYPES
 from grunndata.fhir import systems as s
-from grunndata.m30.records import FestEntry, Node
+from grunndata.m30 import FestEntry, Node
 from grunndata.translators.fest_to_idmp.values import Json, NotRepresentable, XsdNode, id_with_suffix, tree
 
 RESOURCE_TYPES = FEST_TYPES

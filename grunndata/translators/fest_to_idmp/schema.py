@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grunndata.m30.records import catalogue
+from grunndata.m30 import catalogue
 from grunndata.translators.fest_to_idmp.values import XsdNode
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import Node, child
+from grunndata.m30 import Node, child
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.rules import (
     Context,

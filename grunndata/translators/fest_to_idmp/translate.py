@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import FestEntry
+from grunndata.m30 import FestEntry
 from grunndata.translators.fest_to_idmp.order import ordered
 from grunndata.translators.fest_to_idmp.rules import Context, Lookup, walk
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import Node
+from grunndata.m30 import Node
 
 Json = dict[str, Any]
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import FestEntry, Node, catalogues
+from grunndata.m30 import FestEntry, Node, catalogues
 from grunndata.translators.fest_to_idmp import tables as t
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.rules import (

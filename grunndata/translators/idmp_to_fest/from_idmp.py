@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from grunndata.fhir import systems as s
-from grunndata.m30.records import FestEntry, Node
+from grunndata.m30 import FestEntry, Node
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import XsdNode
