@@ -30,6 +30,7 @@ def test_mypy_strict_on_store_translators_m30_and_server():
         "grunndata/validation",
         "grunndata/fhirpackage",
         "grunndata/fhir",
+        "grunndata/terminology",
         "grunndata/settings.py",
     )
     assert result.returncode == 0, result.stdout + result.stderr

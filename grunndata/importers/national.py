@@ -172,8 +172,7 @@ def code_equivalents() -> Callable[[str, str], set[tuple[str, str]]]:
 
     An EDQM code counts the same under DMP's own dose-form systems, which publish EDQM's codes.
     """
-    from grunndata.terminology import concept_map_files
-    from grunndata.translators.terminology import ConceptMapIndex
+    from grunndata.terminology import ConceptMapIndex, concept_map_files
 
     index = ConceptMapIndex(concept_map_files())
     known: dict[tuple[str, str], set[tuple[str, str]]] = {}

@@ -33,14 +33,17 @@ from grunndata.server.params import whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served
 from grunndata.store import reads
-from grunndata.terminology import concept_map_files
-from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps, observed_maps
-from grunndata.translators.terminology import (
+from grunndata.terminology import (
+    IDENTIFIER_PARAMS,
+    NAME_PARAMS,
     CannotExpand,
     CodeSystemIndex,
     Coding,
     ConceptMapIndex,
     Match,
+    concept_map_files,
+    id_maps,
+    observed_maps,
     replace_ours,
     translate_parameters,
 )

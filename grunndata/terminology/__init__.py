@@ -1,21 +1,40 @@
-"""Terminology data we publish: ConceptMaps from FEST code systems to international ones.
+"""Terminology: the ConceptMaps we publish, the engine that answers with them, and the id maps.
 
-The maps are files (conceptmaps/*.json, their sources in conceptmaps/SOURCES.md) so that a
-terminologist can review and change them without touching code.
+`files` reads the reviewed FEST -> EDQM/UCUM ConceptMaps (conceptmaps/*.json, their sources in
+conceptmaps/SOURCES.md); `engine` indexes ConceptMaps and CodeSystems for $translate, $lookup,
+$validate-code and $expand; `idmaps` makes the FEST id <-> IDMP maps from a release's identifiers.
+Pure, no I/O but reading the files: the server loads the resources and hands them in
+(server/terminology.py).
 """
 
-from __future__ import annotations
+from grunndata.terminology.engine import (
+    CannotExpand,
+    CodeSystemIndex,
+    Coding,
+    ConceptMapIndex,
+    Match,
+    Replacement,
+    replace_ours,
+    translate_parameters,
+    version_order,
+)
+from grunndata.terminology.files import concept_map_files
+from grunndata.terminology.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, IdMap, id_maps, observed_maps
 
-from functools import cache
-from pathlib import Path
-from typing import Any
-
-import orjson
-
-FOLDER = Path(__file__).parent / "conceptmaps"
-
-
-@cache
-def concept_map_files() -> tuple[dict[str, Any], ...]:
-    """The ConceptMap resources in conceptmaps/, by file name."""
-    return tuple(orjson.loads(p.read_bytes()) for p in sorted(FOLDER.glob("*.json")))
+__all__ = [
+    "IDENTIFIER_PARAMS",
+    "NAME_PARAMS",
+    "CannotExpand",
+    "CodeSystemIndex",
+    "Coding",
+    "ConceptMapIndex",
+    "IdMap",
+    "Match",
+    "Replacement",
+    "concept_map_files",
+    "id_maps",
+    "observed_maps",
+    "replace_ours",
+    "translate_parameters",
+    "version_order",
+]

@@ -37,9 +37,8 @@ from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refus
 from grunndata.memory import cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store import ReleaseBuilder, reserved_organization_ids, reserved_organization_sentence
-from grunndata.terminology import concept_map_files
+from grunndata.terminology import concept_map_files, replace_ours
 from grunndata.translators.safest import json_bytes, label_of, to_r5
-from grunndata.translators.terminology import replace_ours
 
 SOURCE = "safest"
 MAX_LISTED_PROBLEMS = 500

@@ -35,12 +35,12 @@ import orjson
 
 from grunndata.fhir import systems as s
 from grunndata.m30 import FestEntry, Node
+from grunndata.terminology import ConceptMapIndex
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import XsdNode
 from grunndata.translators.idmp_to_fest.entry import CATALOGUE_OF, entry_from
 from grunndata.translators.safest.links import fest_links
-from grunndata.translators.terminology import ConceptMapIndex
 
 Json = dict[str, Any]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fhir.resources import get_fhir_model_class
 
-from grunndata.translators.terminology import (
+from grunndata.terminology import (
     CannotExpand,
     CodeSystemIndex,
     Coding,

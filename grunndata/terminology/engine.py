@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from grunndata.fhir import CONCEPT_PARENT
+
 Json = dict[str, Any]
 T = TypeVar("T")
 
 NOT_RELATED = "not-related-to"
-PARENT_PROPERTY_URI = "http://hl7.org/fhir/concept-properties#parent"
+PARENT_PROPERTY_URI = CONCEPT_PARENT
 EPOCH = "1970-01-01T00:00:00Z"
 
 
