@@ -502,6 +502,10 @@ for _param in SEARCH_PARAMS:
         )
 
 
+INDEXED_TYPES = frozenset(_INDEXED)
+"""The types with index rows (a parameter with a path): what an import and a reindex index."""
+
+
 def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     """Every indexed value of one resource, by its type's declared search parameters."""
     rows: set[IndexRow] = set()
