@@ -23,7 +23,7 @@ from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
 from grunndata.server.openapi import read_doc, search_doc
-from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
+from grunndata.server.params import ID_PATTERN, Query, bad, parse, strict, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import reads
@@ -295,8 +295,7 @@ def fhir_router(served: Served, listers: Mapping[str, Lister] | None = None) -> 
         """Every search: the listed `resources` (sources besides the store) matched first, then the
         store's, one list paged as one. A type with no store part is answered without the store:
         its total is always given (it costs nothing) and its links name no snapshot."""
-        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
-        query = parse(rtype, items, strict)
+        query = parse(rtype, items, strict(request.headers.get("prefer", "")))
         stored = STORE in sources_of(rtype)
         if stored:
             _check_tags(query, who(request))
@@ -418,9 +417,8 @@ def fhir_router(served: Served, listers: Mapping[str, Lister] | None = None) -> 
     def _history(request: Request, fmt: str, rtype: str | None, rid: str | None) -> Response:
         params = request.query_params
         known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
-        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
         unknown = [k for k in params if k not in known]
-        if strict and unknown:
+        if strict(request.headers.get("prefer", "")) and unknown:
             raise bad(f"unknown history parameter {unknown[0]!r}")
         count = whole_number("_count", params.get("_count", "100"), 1, 1000)
         offset = whole_number("_offset", params.get("_offset", "0"), 0, 10_000_000)

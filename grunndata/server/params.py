@@ -51,6 +51,11 @@ class Query:
     total: str = "none"
 
 
+def strict(prefer: str) -> bool:
+    """`Prefer: handling=strict`: an unknown parameter is a 400, not a warning in the Bundle."""
+    return "handling=strict" in prefer.replace(" ", "")
+
+
 def split_values(value: str) -> tuple[str, ...]:
     """Comma-separated values (OR); a backslash escapes a comma."""
     parts, current, escaped = [], [], False
