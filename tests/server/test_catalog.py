@@ -300,6 +300,11 @@ def test_endpoints_and_organizations_take_the_common_parameters_as_every_searche
     assert posted["total"] == 2
     bad = site.get("/fhir/Endpoint?_count=1001")
     assert bad.json()["issue"][0]["diagnostics"] == "_count must be between 0 and 1000, not 1001"
+    unsorted = site.get("/fhir/Endpoint?_sort=name")
+    assert (unsorted.status_code, unsorted.json()["issue"][0]["diagnostics"]) == (
+        400,
+        "_sort is not supported for Endpoint: it is searched in the catalogue's list",
+    )
 
 
 def test_the_capability_statement_lists_endpoint_and_organization_with_their_parameters(site: Site) -> None:
