@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from grunndata.server.responses import FhirError
 from grunndata.store.reads import Clause, SearchError, Snapshot, SortKey, date_range
-from grunndata.store.searchparams import SearchParam, lookup, params_for
+from grunndata.store.searchparams import STORE, SearchParam, lookup, params_for, sources_of
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20
@@ -49,6 +49,11 @@ class Query:
     summary: str | None = None
     elements: list[str] | None = None
     total: str = "none"
+
+
+def strict(prefer: str) -> bool:
+    """`Prefer: handling=strict`: an unknown parameter is a 400, not a warning in the Bundle."""
+    return "handling=strict" in prefer.replace(" ", "")
 
 
 def split_values(value: str) -> tuple[str, ...]:
@@ -136,6 +141,8 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool) -> Query:
 
 
 def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
+    if name in ("_sort", "_include", "_revinclude") and STORE not in sources_of(rtype):
+        raise bad(f"{name} is not supported for {rtype}: it is searched in the {sources_of(rtype)[0]}'s list")
     if name == "_count":
         query.count = whole_number(name, value, 0, MAX_COUNT)
     elif name == "_offset":

@@ -7,6 +7,7 @@ from grunndata.store.releases import (
     Tally,
     list_releases,
     read_active,
+    reindex,
     rollback,
     served_counts,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "connect",
     "list_releases",
     "read_active",
+    "reindex",
     "resolve_url",
     "rollback",
     "served_counts",
