@@ -447,6 +447,39 @@ def rollback_cmd(
     out.print(f"Release {row.id} ({row.source}, HentetDato {row.hentet_dato}) is active again.")
 
 
+@app.command("reindex")
+def reindex_cmd(ctx: typer.Context, db: DbOption = None) -> None:
+    """Rebuild the search index of every stored release from its resources (after the search
+    parameters changed); searches keep their answers from the old index until it is done."""
+    from grunndata.store import reindex
+
+    engine = _engine(ctx, db)
+    with Progress(
+        TextColumn("[bold]reindexing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[versions]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reindexing", total=None, versions="")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, versions=f"{done:,} of {total:,} versions")
+
+        try:
+            done = reindex(engine, progress)
+        except GrunndataError:
+            bar.stop()
+            raise
+    out.print(
+        f"Reindexed {done:,} stored FHIR resource versions; a running server keeps what it made "
+        "from the old index (cached searches, FEST id maps) until its next release: restart it.",
+        highlight=False,
+    )
+
+
 @app.command()
 def serve(
     ctx: typer.Context,

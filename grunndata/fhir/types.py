@@ -32,7 +32,9 @@ SERVED_TYPES = (
     "Composition",  # an ePI document about a product (SAFEST) ...
     "Organization",  # ... and who holds it
 )
-"""The types the store serves, in the order the CapabilityStatement lists them: FEST's, then SAFEST's."""
+"""The types the store serves (read, vread, history and search from its releases), in the order the
+CapabilityStatement lists them: FEST's, then SAFEST's. Every type a search answers for, these and
+the listed ones, is `grunndata.store.SEARCHED_TYPES`."""
 
 TERMINOLOGY_TYPES = frozenset({"CodeSystem", "ValueSet", "ConceptMap"})
 """The terminology types: R4 or R5 by what they hold; ConceptMaps are served from the terminology's map index."""

@@ -32,7 +32,7 @@ from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
-from grunndata.store import active_releases, list_releases
+from grunndata.store import CATALOGUE, TERMINOLOGY, active_releases, list_releases
 
 log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
@@ -87,11 +87,10 @@ def create_app(
     app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
     catalogues = list(settings.catalog if catalog is None else catalog)
     catalogue = CatalogueView(served, catalogues, settings.base_url)
-    app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint is ours
+    app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(package_router)  # before the FHIR routes: /fhir/package.tgz is no search
-    app.include_router(
-        fhir_router(served, catalogue.organizations)
-    )  # Organization: the store's and the catalogue's
+    # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
+    app.include_router(fhir_router(served, {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}))
     app.include_router(m30_router(served, files))
     app.include_router(imports_router(served, catalogue.file_owners, settings))
     app.include_router(migration_router(served))

@@ -9,7 +9,8 @@ import orjson
 from grunndata import __version__
 from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage.content import IMPLEMENTATION_GUIDE
-from grunndata.store.searchparams import params_for
+from grunndata.store import SEARCHED_TYPES, params_for
+from grunndata.store.searchparams import CM, ENDPOINT
 
 _REFERENCE_PARAMS = {
     t: sorted(p.code for p in params_for(t).values() if p.type == "reference") for t in SERVED_TYPES
@@ -24,43 +25,40 @@ def _operation(name: str, definition: str, documentation: str) -> dict[str, str]
     }
 
 
-TERMINOLOGY_RESOURCES: list[dict[str, object]] = [
-    {
-        "type": "ConceptMap",
+_LISTED_ONLY: dict[str, dict[str, object]] = {  # types no release holds: read and search only
+    CM: {
         "documentation": (
             "FEST code systems to EDQM and UCUM (reviewed files, sources stated), FEST ids to IDMP "
             "resources and GTIN (generated from each release), and the maps SAFEST delivered"
         ),
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "searchParam": [
-            {
-                "name": name,
-                "type": kind,
-                "definition": f"http://hl7.org/fhir/SearchParameter/ConceptMap-{name}",
-            }
-            for name, kind in (
-                ("url", "uri"),
-                ("version", "token"),
-                ("name", "string"),
-                ("status", "token"),
-                ("source-group-system", "reference"),
-                ("target-group-system", "reference"),
-            )
-        ],
         "operation": [
             _operation(
                 "translate", "ConceptMap-translate", "R5 names, and R4's code/coding/targetsystem/reverse"
             )
         ],
     },
-]
+    ENDPOINT: {"documentation": "The service catalogue: every grunndata service offered, ours and others'"},
+}
+
+
+def _search_params(rtype: str) -> list[dict[str, str]]:
+    return [
+        {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
+        for p in params_for(rtype).values()
+    ]
 
 
 @cache
 def capability_statement(base: str) -> bytes:
-    resources = []
-    for rtype in SERVED_TYPES:
-        params = params_for(rtype)
+    resources: list[dict[str, object]] = []
+    for rtype in SEARCHED_TYPES:
+        if rtype not in SERVED_TYPES:
+            interactions = [{"code": "read"}, {"code": "search-type"}]
+            resources.append(
+                {"type": rtype, "interaction": interactions, "searchParam": _search_params(rtype)}
+                | _LISTED_ONLY[rtype]
+            )
+            continue
         includes = [f"{rtype}:{code}" for code in _REFERENCE_PARAMS[rtype]]
         revincludes = [
             f"{source}:{p.code}"
@@ -77,10 +75,7 @@ def capability_statement(base: str) -> bytes:
             "readHistory": True,
             "updateCreate": False,
             "conditionalRead": "modified-since",
-            "searchParam": [
-                {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
-                for p in params.values()
-            ],
+            "searchParam": _search_params(rtype),
         }
         if includes:  # R5 allows no empty array
             entry["searchInclude"] = includes
@@ -118,7 +113,6 @@ def capability_statement(base: str) -> bytes:
                 )
             ]
         resources.append(entry)
-    resources += TERMINOLOGY_RESOURCES
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "grunndata",
@@ -145,15 +139,7 @@ def capability_statement(base: str) -> bytes:
                 ),
                 "resource": resources,
                 "interaction": [{"code": "history-system"}],
-                "searchParam": [
-                    {
-                        "name": p.code,
-                        "definition": p.definition,
-                        "type": p.type,
-                        "documentation": p.description,
-                    }
-                    for p in params_for("Resource").values()
-                ],
+                "searchParam": _search_params("Resource"),
             }
         ],
     }

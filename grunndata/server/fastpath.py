@@ -23,12 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import Access, AuthError
-from grunndata.server.catalog import SHARED_TYPES
 from grunndata.server.params import ID_PATTERN
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
+from grunndata.store import STORE, sources_of
 
-_TYPES = frozenset(SERVED_TYPES) - frozenset(SHARED_TYPES)  # the catalogue's part is live, and goes first
+# only the store's: a listed part (the catalogue's Organizations) is live, and goes first
+_TYPES = frozenset(t for t in SERVED_TYPES if sources_of(t) == (STORE,))
 _CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")
 TRANSLATE = "/fhir/ConceptMap/$translate"
 

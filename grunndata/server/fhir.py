@@ -7,7 +7,7 @@ XML make the server touch a resource's content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -23,17 +23,25 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
-from grunndata.server.catalog import SHARED_TYPES
 from grunndata.server.openapi import read_doc, search_doc
-from grunndata.server.params import ID_PATTERN, Query, bad, parse, whole_number
+from grunndata.server.params import ID_PATTERN, Query, bad, parse, strict, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
 from grunndata.server.state import Served, http_date
-from grunndata.store import reads
-from grunndata.store.reads import SearchError, Snapshot, Version
-from grunndata.store.searchparams import MPD, index_rows
+from grunndata.store import (
+    SEARCHED_TYPES,
+    STORE,
+    SearchError,
+    Snapshot,
+    Version,
+    index_rows,
+    reads,
+    sources_of,
+)
+from grunndata.store.searchparams import MPD
 
 Resource = dict[str, Any]
-Catalogued = Callable[[Request], list[Resource]]  # the catalogue's resources of a SHARED_TYPES type
+Lister = Callable[[Request, str], Awaitable[list[Resource]]]
+"""A source's resources of a type, as this client may see them (store/searchparams.py SOURCES)."""
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 EVERYTHING_LIMIT = 1000
@@ -44,6 +52,11 @@ HISTORY_OFFSET_LIMIT = 100_000
 
 def _check_type(rtype: str) -> None:
     if rtype not in SERVED_TYPES:
+        raise FhirError(404, "not-supported", f"{rtype!r} is not a resource type served here")
+
+
+def _check_searched(rtype: str) -> None:
+    if rtype not in SEARCHED_TYPES:
         raise FhirError(404, "not-supported", f"{rtype!r} is not a resource type served here")
 
 
@@ -115,31 +128,35 @@ def _shaping_of(query: Query | None) -> tuple[str | None, Sequence[str] | None]:
     return (None, None) if query is None else (query.summary, query.elements)
 
 
-def _catalogue_matches(resources: list[Resource], query: Query) -> list[Resource]:
-    """The catalogue's resources a query matches, by the same table and rules as the store's, in
-    id order (`_sort` orders the store's part only)."""
-    if not resources:
-        return []
+def _listed_matches(resources: list[Resource], query: Query) -> list[Resource]:
+    """The listed resources a query matches, by the same table and rules as the store's, in the
+    order their source lists them (`_sort` orders the store's part only)."""
     matched = []
     for resource in resources:
         rows = index_rows(resource)
         if all(reads.clause_matches(c, resource, rows) for c in query.clauses):
             matched.append(resource)
-    return sorted(matched, key=lambda r: str(r["id"]))
+    return matched
 
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRouter:
-    """The FHIR routes; `catalogued` gives the service catalogue's Organizations, served beside
-    the store's (server/catalog.py)."""
+def fhir_router(served: Served, listers: Mapping[str, Lister] | None = None) -> APIRouter:
+    """The FHIR routes; `listers` give the resources of the sources besides the store, by source
+    name (the service catalogue's, the terminology service's maps; store/searchparams.py SOURCES)."""
     router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
     engine = served.engine
 
-    def from_catalogue(request: Request, rtype: str) -> list[Resource]:
-        return catalogued(request) if catalogued is not None and rtype in SHARED_TYPES else []
+    async def listed(request: Request, rtype: str) -> list[Resource]:
+        """The resources of `rtype` its sources other than the store hold, in source order."""
+        found: list[Resource] = []
+        for source in sources_of(rtype):
+            lister = None if source == STORE or listers is None else listers.get(source)
+            if lister is not None:
+                found += await lister(request, rtype)
+        return found
 
     def read_response(
         request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
@@ -171,21 +188,23 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
 
     async def search_get(request: Request, rtype: str) -> Response:
         who(request)
-        _check_type(rtype)
+        _check_searched(rtype)
         fmt = negotiate(request)
         items = list(request.query_params.multi_items())
-        return await run_in_threadpool(_search, request, fmt, rtype, items)
+        resources = await listed(request, rtype)
+        return await run_in_threadpool(_search, request, fmt, rtype, items, resources)
 
     async def search_post(request: Request, rtype: str) -> Response:
         who(request)
-        _check_type(rtype)
+        _check_searched(rtype)
         fmt = negotiate(request)
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media != "application/x-www-form-urlencoded":
             raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
         form = await request.form()
         items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
-        return await run_in_threadpool(_search, request, fmt, rtype, items)
+        resources = await listed(request, rtype)
+        return await run_in_threadpool(_search, request, fmt, rtype, items, resources)
 
     async def type_history(request: Request, rtype: str) -> Response:
         who(request)
@@ -198,7 +217,7 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
         _check_id(rid)
         fmt = negotiate(request)
         access = who(request)
-        for resource in from_catalogue(request, rtype):  # the catalogue's ids are reserved: it goes first
+        for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
             if resource["id"] == rid:
                 shaped = _shape(resource, *_shaping_of(shaping(request, rtype)))
                 return send(request, fmt, orjson.dumps(shaped))
@@ -239,8 +258,10 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
 
     # One documented route per served type, so the OpenAPI document lists each type's parameters;
     # the generic routes after them answer unknown types with 404.
-    for rtype in SERVED_TYPES:
-        _typed_routes(router, rtype, search_get, search_post, type_history, read, instance_history, vread)
+    for rtype in SEARCHED_TYPES:
+        stored = rtype in SERVED_TYPES  # the others are read by their own routes (catalogue, terminology)
+        handlers = (search_get, search_post, type_history, read, instance_history, vread)
+        _typed_routes(router, rtype, *(handlers if stored else handlers[:2]))
     for path, endpoint, method in (
         ("/{rtype}", search_get, "GET"),
         ("/{rtype}/_search", search_post, "POST"),
@@ -277,35 +298,47 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
             )
         return visible
 
-    def _search(request: Request, fmt: str, rtype: str, items: list[tuple[str, str]]) -> Response:
-        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
-        query = parse(rtype, items, strict)
-        _check_tags(query, who(request))
-        try:  # the catalogue's matches come first, then the store's: one list, paged as one
-            listed = _catalogue_matches(from_catalogue(request, rtype), query)
+    def _search(
+        request: Request, fmt: str, rtype: str, items: list[tuple[str, str]], resources: list[Resource]
+    ) -> Response:
+        """Every search: the listed `resources` (sources besides the store) matched first, then the
+        store's, one list paged as one. A type with no store part is answered without the store:
+        its total is always given (it costs nothing) and its links name no snapshot."""
+        query = parse(rtype, items, strict(request.headers.get("prefer", "")))
+        stored = STORE in sources_of(rtype)
+        if stored:
+            _check_tags(query, who(request))
+        try:
+            listed = _listed_matches(resources, query)
         except SearchError as e:
             raise bad(str(e)) from None
         first = listed[query.offset : query.offset + query.count]
-        with engine.connect() as conn:
-            snapshot = _snapshot_for(conn, request, query.snapshot)
-            count_only = query.summary == "count" or query.count == 0
-            try:
-                page, more, total = reads.search(
-                    conn,
-                    snapshot,
-                    rtype,
-                    query.clauses,
-                    sort=query.sort,
-                    count=query.count - len(first),  # 0 still says whether there are more
-                    offset=max(0, query.offset - len(listed)),
-                    with_total=count_only or query.total != "none",
-                    with_page=not count_only,
-                )
-            except SearchError as e:
-                raise bad(str(e)) from None
-            more = more or (not count_only and query.offset + query.count < len(listed))
-            total = None if total is None else total + len(listed)
-            included = [] if count_only else _included(conn, snapshot, query, page, first)
+        count_only = query.summary == "count" or query.count == 0
+        page: list[Version] = []
+        included: list[Version] = []
+        snapshot: Snapshot | None = None
+        more = not count_only and query.offset + query.count < len(listed)
+        total: int | None = len(listed)
+        if stored:
+            with engine.connect() as conn:
+                snapshot = _snapshot_for(conn, request, query.snapshot)
+                try:
+                    page, more_stored, total_stored = reads.search(
+                        conn,
+                        snapshot,
+                        rtype,
+                        query.clauses,
+                        sort=query.sort,
+                        count=query.count - len(first),  # 0 still says whether there are more
+                        offset=max(0, query.offset - len(listed)),
+                        with_total=count_only or query.total != "none",
+                        with_page=not count_only,
+                    )
+                except SearchError as e:
+                    raise bad(str(e)) from None
+                more = more or more_stored
+                total = None if total_stored is None else total_stored + len(listed)
+                included = [] if count_only else _included(conn, snapshot, query, page, first)
         base = _base(request)
         links = _links(request, query, snapshot, more)
         entries = (
@@ -368,7 +401,9 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
                     found.append(v)
         return found
 
-    def _links(request: Request, query: Query, snapshot: Snapshot, more: bool) -> list[tuple[str, str]]:
+    def _links(
+        request: Request, query: Query, snapshot: Snapshot | None, more: bool
+    ) -> list[tuple[str, str]]:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k in ("_format", "_pretty")]
         shaping_params: list[tuple[str, str]] = []
         for name in ("_sort", "_include", "_revinclude", "_summary", "_elements", "_total"):
@@ -376,7 +411,9 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
         url = f"{_base(request)}/{query.rtype}?"
 
         def at(offset: int) -> str:
-            paging = [("_count", str(query.count)), ("_offset", str(offset)), ("_snapshot", snapshot.token)]
+            paging = [("_count", str(query.count)), ("_offset", str(offset))]
+            if snapshot is not None:  # the releases the page was read from (none for a listed-only type)
+                paging.append(("_snapshot", snapshot.token))
             return url + urlencode(query.used + shaping_params + kept + paging)
 
         links = [("self", at(query.offset)), ("first", at(0))]
@@ -389,9 +426,8 @@ def fhir_router(served: Served, catalogued: Catalogued | None = None) -> APIRout
     def _history(request: Request, fmt: str, rtype: str | None, rid: str | None) -> Response:
         params = request.query_params
         known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
-        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "")
         unknown = [k for k in params if k not in known]
-        if strict and unknown:
+        if strict(request.headers.get("prefer", "")) and unknown:
             raise bad(f"unknown history parameter {unknown[0]!r}")
         count = whole_number("_count", params.get("_count", "100"), 1, 1000)
         offset = whole_number("_offset", params.get("_offset", "0"), 0, 10_000_000)
@@ -509,7 +545,9 @@ def _check_tags(query: Query, access: Access) -> None:
 
 
 def _typed_routes(router: APIRouter, rtype: str, *handlers: Any) -> None:
-    search_get, search_post, type_history, read, instance_history, vread = handlers
+    """The documented routes of one type: search (GET and POST), and, given their handlers, history,
+    read and vread."""
+    search_get, search_post, *stored = handlers
 
     async def search_typed(request: Request) -> Response:
         return await search_get(request, rtype)  # type: ignore[no-any-return]
@@ -517,26 +555,31 @@ def _typed_routes(router: APIRouter, rtype: str, *handlers: Any) -> None:
     async def search_post_typed(request: Request) -> Response:
         return await search_post(request, rtype)  # type: ignore[no-any-return]
 
-    async def history_typed(request: Request) -> Response:
-        return await type_history(request, rtype)  # type: ignore[no-any-return]
-
-    async def read_typed(request: Request, rid: str) -> Response:
-        return await read(request, rtype, rid)  # type: ignore[no-any-return]
-
-    async def instance_history_typed(request: Request, rid: str) -> Response:
-        return await instance_history(request, rtype, rid)  # type: ignore[no-any-return]
-
-    async def vread_typed(request: Request, rid: str, vid: str) -> Response:
-        return await vread(request, rtype, rid, vid)  # type: ignore[no-any-return]
-
-    routes = (
+    routes: list[tuple[str, Any, str, str, dict[str, Any]]] = [
         ("", search_typed, "GET", "search", search_doc(rtype)),
         ("/_search", search_post_typed, "POST", "search-form", search_doc(rtype, post=True)),
-        ("/_history", history_typed, "GET", "history-type", read_doc(history=True)),
-        ("/{rid}", read_typed, "GET", "read", read_doc(version=True)),
-        ("/{rid}/_history", instance_history_typed, "GET", "history-instance", read_doc(history=True)),
-        ("/{rid}/_history/{vid}", vread_typed, "GET", "vread", read_doc(version=True)),
-    )
+    ]
+    if stored:
+        type_history, read, instance_history, vread = stored
+
+        async def history_typed(request: Request) -> Response:
+            return await type_history(request, rtype)  # type: ignore[no-any-return]
+
+        async def read_typed(request: Request, rid: str) -> Response:
+            return await read(request, rtype, rid)  # type: ignore[no-any-return]
+
+        async def instance_history_typed(request: Request, rid: str) -> Response:
+            return await instance_history(request, rtype, rid)  # type: ignore[no-any-return]
+
+        async def vread_typed(request: Request, rid: str, vid: str) -> Response:
+            return await vread(request, rtype, rid, vid)  # type: ignore[no-any-return]
+
+        routes += [
+            ("/_history", history_typed, "GET", "history-type", read_doc(history=True)),
+            ("/{rid}", read_typed, "GET", "read", read_doc(version=True)),
+            ("/{rid}/_history", instance_history_typed, "GET", "history-instance", read_doc(history=True)),
+            ("/{rid}/_history/{vid}", vread_typed, "GET", "vread", read_doc(version=True)),
+        ]
     for suffix, endpoint, method, interaction, doc in routes:
         router.add_api_route(
             f"/{rtype}{suffix}",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from grunndata.server.responses import FhirError
 from grunndata.store import (
+    STORE,
     Clause,
     SearchError,
     SearchParam,
@@ -15,6 +16,7 @@ from grunndata.store import (
     date_range,
     lookup,
     params_for,
+    sources_of,
 )
 
 MAX_COUNT = 1000
@@ -57,6 +59,11 @@ class Query:
     summary: str | None = None
     elements: list[str] | None = None
     total: str = "none"
+
+
+def strict(prefer: str) -> bool:
+    """`Prefer: handling=strict`: an unknown parameter is a 400, not a warning in the Bundle."""
+    return "handling=strict" in prefer.replace(" ", "")
 
 
 def split_values(value: str) -> tuple[str, ...]:
@@ -144,6 +151,8 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool) -> Query:
 
 
 def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
+    if name in ("_sort", "_include", "_revinclude") and STORE not in sources_of(rtype):
+        raise bad(f"{name} is not supported for {rtype}: it is searched in the {sources_of(rtype)[0]}'s list")
     if name == "_count":
         query.count = whole_number(name, value, 0, MAX_COUNT)
     elif name == "_offset":

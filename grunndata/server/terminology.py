@@ -1,5 +1,6 @@
-"""Terminology operations: ConceptMap read/search and `$translate`, CodeSystem `$lookup` and
-`$validate-code`, ValueSet `$expand`.
+"""Terminology operations: ConceptMap read and `$translate`, CodeSystem `$lookup` and
+`$validate-code`, ValueSet `$expand`. A ConceptMap search is the FHIR routes' (server/fhir.py), as
+for every type, over the maps `Terminology.listed` gives.
 
 The maps are the reviewed files in grunndata/terminology (FEST code systems to EDQM and UCUM)
 plus the FEST id <-> IDMP maps generated from the served release, and the ConceptMaps SAFEST
@@ -30,7 +31,7 @@ from grunndata.memory import cycle_collection_paused
 from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.params import whole_number
-from grunndata.server.responses import FhirError, bundle, entry, negotiate, send
+from grunndata.server.responses import FhirError, negotiate, send
 from grunndata.server.state import Served
 from grunndata.store import reads
 from grunndata.terminology import (
@@ -50,16 +51,6 @@ from grunndata.terminology import (
 
 Json = dict[str, Any]
 _FORM = "application/x-www-form-urlencoded"
-MAP_SEARCH = {
-    "_id",
-    "url",
-    "version",
-    "name",
-    "status",
-    "source-group-system",
-    "target-group-system",
-    "_summary",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +132,10 @@ class Terminology:
             return current
         # shielded: a request that goes away must not cancel the build others wait for
         return await asyncio.shield(asyncio.wrap_future(self._future(self.served.snapshot(ANONYMOUS))))
+
+    async def listed(self, request: Request, rtype: str) -> list[Json]:
+        """The maps of the served snapshot, for the FHIR routes' ConceptMap search."""
+        return list((await self.ready()).maps.maps) if rtype == "ConceptMap" else []
 
     def translate_now(self, query: bytes) -> bytes | None:
         """A GET $translate answered at once, for the fast path: None when the indexes of the
@@ -400,35 +395,6 @@ def terminology_router(terms: Terminology) -> APIRouter:
             raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
         return send(request, fmt, indexes.map_bytes[cid])
 
-    @router.get(
-        "/ConceptMap",
-        summary="Search ConceptMaps (_id, url, name, status, source-group-system, target-group-system)",
-    )
-    async def search_maps(request: Request) -> Response:
-        fmt = negotiate(request)
-        indexes = await terms.ready()
-        params = request.query_params
-        unknown = sorted(
-            k for k in params if k not in MAP_SEARCH and k not in ("_format", "_pretty", "_count")
-        )
-        if unknown and "handling=strict" in request.headers.get("prefer", "").replace(" ", ""):
-            raise _bad(f"unknown search parameter {unknown[0]!r} for ConceptMap")
-        summary = params.get("_summary")
-        if summary not in (None, "true", "false"):
-            raise _bad("_summary for ConceptMap is true or false")
-        count = whole_number("_count", params.get("_count", "100"), 0, 1000)
-        base = str(request.base_url).rstrip("/") + "/fhir"
-        found = [m for m in indexes.maps.maps if _map_matches(m, params)]
-        entries = [
-            entry(
-                f"{base}/ConceptMap/{m['id']}",
-                _summarised(m, indexes.map_bytes[m["id"]], summary == "true"),
-                {"search": {"mode": "match"}},
-            )
-            for m in found[:count]
-        ]
-        return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], len(found)))
-
     @router.api_route(
         "/CodeSystem/$lookup", methods=["GET", "POST"], summary="Look up a code of a code system"
     )
@@ -498,27 +464,3 @@ def terminology_router(terms: Terminology) -> APIRouter:
         return await answer(request, work)
 
     return router
-
-
-def _map_matches(m: Json, params: Any) -> bool:
-    groups = m.get("group") or ()
-    checks: dict[str, Callable[[str], bool]] = {
-        "_id": lambda v: m.get("id") == v,
-        "url": lambda v: m.get("url") == v,
-        "version": lambda v: m.get("version") == v,
-        "name": lambda v: str(m.get("name", "")).lower().startswith(v.lower()),
-        "status": lambda v: m.get("status") == v,
-        "source-group-system": lambda v: any(g.get("source") == v for g in groups),
-        "target-group-system": lambda v: any(g.get("target") == v for g in groups),
-    }
-    return all(checks[k](v) for k, v in params.multi_items() if k in checks)
-
-
-def _summarised(m: Json, body: bytes, summary: bool) -> bytes:
-    if not summary:
-        return body
-    short = {k: v for k, v in m.items() if k != "group"}
-    short["meta"] = {
-        "tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]
-    }
-    return orjson.dumps(short)

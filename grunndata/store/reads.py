@@ -311,7 +311,11 @@ def _index_condition(param: SearchParam, modifier: str | None, value: str) -> Co
 
 
 def _reference_values(param: SearchParam, modifier: str | None, value: str) -> list[str]:
-    """The stored forms ("Type/id") a reference search value can mean."""
+    """The stored forms ("Type/id", or a canonical URL) a reference search value can mean."""
+    if param.canonical:
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on {param.code} (a canonical URL)")
+        return [value.partition("|")[0]]
     parts = [p for p in value.rstrip("/").split("/") if p]
     if modifier is not None:
         if modifier not in param.targets:
@@ -425,9 +429,10 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
 
 
 def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[IndexRow]) -> bool:
-    """Whether a resource that is not in the store (the service catalogue's Organizations) matches
-    `clause` as a stored one would: `rows` are its `index_rows`, its tiers are in meta.tag. No
-    last-updated time is known for such a resource, so `_lastUpdated` never matches it."""
+    """Whether a resource that is not in the store (the service catalogue's, the terminology
+    service's maps) matches `clause` as a stored one would: `rows` are its `index_rows`, its tiers
+    are in meta.tag. No last-updated time is known for such a resource, so `_lastUpdated` never
+    matches it."""
     code = clause.param.code
     if code.startswith("_") and clause.modifier is not None:
         raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")

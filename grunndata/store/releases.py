@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
@@ -33,7 +34,7 @@ from grunndata.store.models import (
     SearchIndex,
     Tombstone,
 )
-from grunndata.store.searchparams import IndexRow
+from grunndata.store.searchparams import INDEXED_TYPES, IndexRow, index_rows
 
 R = Resource.__table__  # type: ignore[attr-defined]
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]
@@ -524,6 +525,47 @@ class ReleaseBuilder:
 
 
 # -- release administration ------------------------------------------------------------------
+
+
+def reindex(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild the search-index rows of every stored FHIR resource version (every release kept) from
+    its stored JSON, by the search parameters declared now (store/searchparams.py), the same `index_rows` an
+    import writes; returns the versions indexed. After a parameter is added or changed.
+
+    One transaction, under the import lock: searches see the old rows or the new ones, never a
+    mix, and no import writes meanwhile. `progress(done, total)` after each batch.
+    """
+    conn = open_connection(engine)
+    lock = _ImportLock(engine, conn)
+    try:
+        lock.acquire()
+        indexed = R.c.type.in_(sorted(INDEXED_TYPES))  # not the FEST entries kept beside them
+        total = conn.execute(select(func.count()).select_from(R).where(indexed)).scalar() or 0
+        conn.execute(delete(X))
+        done, last = 0, -1
+        while True:
+            batch = conn.execute(
+                select(R.c.pk, R.c.data).where(indexed, R.c.pk > last).order_by(R.c.pk).limit(_BATCH)
+            ).all()
+            if not batch:
+                break
+            rows = [
+                (pk, r.param, r.system, r.value, r.exact)
+                for pk, data in batch
+                for r in index_rows(orjson.loads(bytes(data)))
+            ]
+            _insert_rows(conn, X, ("resource_pk", "param", "system", "value", "exact"), rows)
+            done, last = done + len(batch), batch[-1][0]
+            if progress is not None:
+                progress(done, total)
+        conn.commit()
+        _refresh_statistics(conn)
+        return done
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        lock.release()
+        conn.close()
 
 
 def list_releases(engine: Engine) -> list[Any]:

@@ -1,8 +1,11 @@
 """The search parameters we serve: declared once, they drive indexing, queries and the CapabilityStatement.
 
 To add a search parameter, add a row to `SEARCH_PARAMS`; the importer indexes it on the next
-import, the server accepts it, and `/fhir/metadata` lists it. A path is a dotted walk over the
-resource's JSON (lists are flattened); `|` separates alternatives.
+import (`grunndata reindex` redoes the releases already stored), the server accepts it, and
+`/fhir/metadata` and the OpenAPI document list it. A path is a dotted walk over the resource's
+JSON (lists are flattened); `|` separates alternatives.
+
+To add a searchable type, add its rows and, unless the store holds it, its entry in `SOURCES`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from grunndata.fhir import SERVED_TYPES
 
 TIER_SYSTEM = "https://grunndata.no/fhir/CodeSystem/tier"
 R5 = "http://hl7.org/fhir/SearchParameter/"
@@ -27,6 +32,7 @@ class SearchParam:
     description: str
     targets: tuple[str, ...] = ()  # reference: the types it may point at
     standard: bool = True  # False: ours, not in the R5 specification
+    canonical: bool = False  # reference: to a canonical URL (matched whole), not to Type/id
 
     @property
     def definition(self) -> str:
@@ -42,12 +48,38 @@ def _ours(resource: str, code: str, type_: str, path: str, description: str, *ta
     return SearchParam(resource, code, type_, path, description, targets, standard=False)
 
 
+def _canonical(resource: str, code: str, path: str, description: str, *targets: str) -> SearchParam:
+    return SearchParam(resource, code, "reference", path, description, targets, canonical=True)
+
+
 MPD, PPD, MID = "MedicinalProductDefinition", "PackagedProductDefinition", "ManufacturedItemDefinition"
 APD, ING, SD = "AdministrableProductDefinition", "Ingredient", "SubstanceDefinition"
 CUD, CS, BASIC = "ClinicalUseDefinition", "CodeSystem", "Basic"
 RA = "RegulatedAuthorization"  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
-VS = "ValueSet"  # from SAFEST; ConceptMaps are served by the terminology routes, from one map index
+VS = "ValueSet"  # from SAFEST
 COMP, ORG = "Composition", "Organization"  # an ePI document about a product, and who holds it
+CM = "ConceptMap"  # the terminology service's maps: reviewed files, generated from a release, delivered
+ENDPOINT = "Endpoint"  # a service of the catalogue
+
+# Where a type's search looks. STORE: the store's index rows of the snapshot served (SQL). A list
+# (CATALOGUE, TERMINOLOGY): resources a part of the server makes and keeps in memory: the service
+# catalogue's, and the maps the terminology service indexes (its files, the FEST id maps made from
+# a release, and the maps a delivery brought, which replace ours). A listed resource is matched by
+# its `index_rows`, by the same rules as a stored one, so both answer a parameter the same way.
+STORE, CATALOGUE, TERMINOLOGY = "store", "catalogue", "terminology"
+SOURCES: dict[str, tuple[str, ...]] = {
+    ORG: (CATALOGUE, STORE),  # the catalogue's owners (their ids reserved), then the store's
+    ENDPOINT: (CATALOGUE,),
+    CM: (TERMINOLOGY,),
+}
+SEARCHED_TYPES = (*SERVED_TYPES, CM, ENDPOINT)
+"""Every type a search answers for: one parser, one matcher, one bundle (server/fhir.py)."""
+
+
+def sources_of(rtype: str) -> tuple[str, ...]:
+    """Where a search for `rtype` looks, in the order its matches are listed."""
+    return SOURCES.get(rtype, (STORE,))
+
 
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 
@@ -343,6 +375,20 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         "",
         "Tier of the data; for the service catalogue's owners, a tier they offer services in",
     ),
+    # Endpoint (a service of the catalogue; server/catalog.py)
+    _p(ENDPOINT, "name", "string", "name", "The service's name"),
+    _p(ENDPOINT, "status", "token", "status", "Declared status, or error when the last probe found it down"),
+    _p(ENDPOINT, "organization", "reference", "managingOrganization.reference", "The service's owner", ORG),
+    _ours(ENDPOINT, "owner", "reference", "managingOrganization.reference", "The service's owner", ORG),
+    _ours(ENDPOINT, "tier", "token", "", "Tier of the data the service offers (as _tag)"),
+    _ours(ENDPOINT, "resource-type", "token", "payload.type.text", "A resource type the service serves"),
+    # ConceptMap (the terminology service's maps; server/terminology.py)
+    _p(CM, "url", "uri", "url", "The map's canonical URL"),
+    _p(CM, "version", "token", "version", "The business version of the map"),
+    _p(CM, "name", "string", "name", "Computer-friendly name"),
+    _p(CM, "status", "token", "status", "Publication status"),
+    _canonical(CM, "source-group-system", "group.source", "A source code system of a group", CS),
+    _canonical(CM, "target-group-system", "group.target", "A target code system of a group", CS),
     # Basic (FEST catalogues IDMP has no resource for)
     _p(BASIC, "identifier", "token", "identifier", "FEST id"),
     _p(BASIC, "code", "token", "code", "Which FEST catalogue the entry comes from"),
@@ -455,6 +501,10 @@ for _param in SEARCH_PARAMS:
         )
 
 
+INDEXED_TYPES = frozenset(_INDEXED)
+"""The types with index rows (a parameter with a path): what an import and a reindex index."""
+
+
 def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     """Every indexed value of one resource, by its type's declared search parameters."""
     rows: set[IndexRow] = set()
@@ -468,7 +518,9 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
                 elif param.type == "string":
                     rows.add(IndexRow(name, "", normalise(value), value))
                 elif param.type == "reference":
-                    if value.split("/", 1)[0] in param.targets:
+                    if param.canonical:
+                        rows.add(IndexRow(name, "", value.partition("|")[0]))
+                    elif value.split("/", 1)[0] in param.targets:
                         rows.add(IndexRow(name, "", value))
                 elif param.type == "uri":
                     rows.add(IndexRow(name, "", value))

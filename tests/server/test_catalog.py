@@ -278,6 +278,72 @@ def test_an_unknown_search_parameter_is_ignored_with_a_warning_or_refused_when_s
     assert strict.json()["issue"][0]["diagnostics"] == "unknown search parameter 'colour' for Endpoint"
 
 
+def test_endpoints_and_organizations_take_the_common_parameters_as_every_searched_type(site: Site) -> None:
+    counted = site.get("/fhir/Endpoint?tier=national&_summary=count").json()
+    assert (counted["total"], "entry" in counted) == (7, False)
+    assert site.get("/fhir/Organization?_summary=count").json()["total"] == 2
+    assert site.ids("/fhir/Endpoint?_tag=supplementary") == ["supplementary-vendor-a", "vendor-a-notes"]
+    shaped = site.get("/fhir/Endpoint?_id=m30&_elements=name").json()["entry"][0]["resource"]
+    assert shaped == {
+        "resourceType": "Endpoint",
+        "id": "m30",
+        "meta": {
+            "source": "https://grunndata.no/owner/dmp",
+            "tag": [
+                {"system": "https://grunndata.no/fhir/CodeSystem/tier", "code": "national"},
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"},
+            ],
+        },
+        "name": "FEST M30 export",
+    }
+    posted = site.client.post("/fhir/Endpoint/_search", data={"owner": "vendor-a", "_count": "1"}).json()
+    assert [e["resource"]["id"] for e in posted["entry"]] == ["supplementary-vendor-a"]
+    assert posted["total"] == 2
+    bad = site.get("/fhir/Endpoint?_count=1001")
+    assert bad.json()["issue"][0]["diagnostics"] == "_count must be between 0 and 1000, not 1001"
+    unsorted = site.get("/fhir/Endpoint?_sort=name")
+    assert (unsorted.status_code, unsorted.json()["issue"][0]["diagnostics"]) == (
+        400,
+        "_sort is not supported for Endpoint: it is searched in the catalogue's list",
+    )
+
+
+def test_the_capability_statement_lists_endpoint_and_organization_with_their_parameters(site: Site) -> None:
+    resources = {r["type"]: r for r in site.get("/fhir/metadata").json()["rest"][0]["resource"]}
+    endpoint = resources["Endpoint"]
+    assert [i["code"] for i in endpoint["interaction"]] == ["read", "search-type"]
+    assert [(p["name"], p["type"]) for p in endpoint["searchParam"]] == [
+        ("_id", "token"),
+        ("_lastUpdated", "date"),
+        ("_tag", "token"),
+        ("name", "string"),
+        ("status", "token"),
+        ("organization", "reference"),
+        ("owner", "reference"),
+        ("tier", "token"),
+        ("resource-type", "token"),
+    ]
+    assert [p["name"] for p in resources["Organization"]["searchParam"]] == [
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "identifier",
+        "name",
+        "type",
+        "active",
+        "partof",
+        "tier",
+    ]
+    documented = site.get("/openapi.json").json()["paths"]
+    assert [p["name"] for p in documented["/fhir/Endpoint"]["get"]["parameters"]][:5] == [
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "name",
+        "name:exact",
+    ]
+
+
 @pytest.mark.parametrize("path", EVERY_ROUTE)
 def test_a_bad_token_is_401_on_every_catalogue_route(site: Site, path: str) -> None:
     answer = site.get(path, headers={"Authorization": "Bearer not-a-token"})

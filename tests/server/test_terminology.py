@@ -175,6 +175,43 @@ def test_the_maps_are_conceptmap_resources(api: TestClient) -> None:
     assert [o["name"] for o in resources["CodeSystem"]["operation"]] == ["lookup", "validate-code"]
 
 
+def test_a_conceptmap_search_is_answered_as_every_search_with_the_common_parameters(api: TestClient) -> None:
+    counted = ok(api, "/fhir/ConceptMap", params={"_summary": "count"})
+    everything = ok(api, "/fhir/ConceptMap", params={"_count": "1000", "_elements": "url,status"})
+    assert (counted["total"], "entry" in counted) == (everything["total"], False)
+    assert counted["total"] == len(everything["entry"])
+    assert {e["resource"]["id"] for e in everything["entry"]} >= {
+        "fest-legemiddelform-edqm-doseform",
+        "fest-legemiddelpakning-idmp",
+        "fest-legemiddelmerkevare-idmp",
+    }
+    by_target = ok(api, "/fhir/ConceptMap", params={"target-group-system": EDQM, "_summary": "count"})
+    assert by_target["total"] == len(
+        [
+            e
+            for e in ok(api, "/fhir/ConceptMap", params={"_count": "1000"})["entry"]
+            if any(g.get("target") == EDQM for g in e["resource"].get("group", ()))
+        ]
+    )
+    first = ok(api, "/fhir/ConceptMap", params={"name": "fest", "_count": "1", "_elements": "status"})
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert links["next"] == "http://testserver/fhir/ConceptMap?name=fest&_elements=status&_count=1&_offset=1"
+    strict = api.get("/fhir/ConceptMap?colour=green", headers={"Prefer": "handling=strict"})
+    assert strict.json()["issue"][0]["diagnostics"] == "unknown search parameter 'colour' for ConceptMap"
+    resources = {r["type"]: r for r in ok(api, "/fhir/metadata")["rest"][0]["resource"]}
+    assert [(p["name"], p["type"]) for p in resources["ConceptMap"]["searchParam"]] == [
+        ("_id", "token"),
+        ("_lastUpdated", "date"),
+        ("_tag", "token"),
+        ("url", "uri"),
+        ("version", "token"),
+        ("name", "string"),
+        ("status", "token"),
+        ("source-group-system", "reference"),
+        ("target-group-system", "reference"),
+    ]
+
+
 # -- FEST Kodeverk code systems (the real extract has none; a generated delivery has all 25) ----------
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.store.searchparams import SEARCH_PARAMS, IndexRow, index_rows, normalise
+from grunndata.store.searchparams import (
+    SEARCH_PARAMS,
+    SEARCHED_TYPES,
+    SOURCES,
+    STORE,
+    IndexRow,
+    index_rows,
+    normalise,
+    sources_of,
+)
 from tests.conftest import SHARED, require
 
 EXAMPLES = SHARED / "data" / "fhir-r5-idmp-examples"
@@ -65,11 +74,11 @@ def test_strings_are_searched_without_case_or_accents() -> None:
     assert normalise("PÅ") == "pa"
 
 
-def test_every_parameter_names_a_served_type_and_a_known_kind() -> None:
+def test_every_parameter_names_a_searched_type_and_a_known_kind() -> None:
     for p in SEARCH_PARAMS:
-        assert p.resource in (*SERVED_TYPES, "Resource"), p
+        assert p.resource in (*SEARCHED_TYPES, "Resource"), p
         assert p.type in ("token", "string", "reference", "uri", "date"), p
-        from_columns = p.resource == "Resource" or (p.resource, p.code) == ("Organization", "tier")  # as _tag
+        from_columns = p.resource == "Resource" or p.code == "tier"  # tier: as _tag
         assert bool(p.path) == (not from_columns), p
         assert p.type != "reference" or p.targets, p
 
@@ -85,3 +94,31 @@ def test_a_date_is_indexed_as_the_instants_it_covers() -> None:
         in edited
     )
     assert [r for r in index_rows(leaflet | {"date": "14.03.2025"}) if r.param == "Composition.date"] == []
+
+
+def test_every_searched_type_has_parameters_and_a_source_and_the_store_types_are_stored() -> None:
+    for rtype in SEARCHED_TYPES:
+        assert any(p.resource == rtype for p in SEARCH_PARAMS), rtype
+        assert (STORE in sources_of(rtype)) == (rtype in SERVED_TYPES), rtype
+    assert set(SOURCES) == {"Organization", "Endpoint", "ConceptMap"}
+
+
+def test_a_concept_maps_group_systems_are_indexed_as_canonical_urls() -> None:
+    form = "urn:oid:2.16.578.1.12.4.1.1.7448"
+    rows = index_rows(
+        {
+            "resourceType": "ConceptMap",
+            "id": "m",
+            "url": "https://grunndata.no/fhir/ConceptMap/m",
+            "name": "Legemiddelform",
+            "status": "active",
+            "group": [{"source": form, "target": "http://standardterms.edqm.eu|2"}],
+        }
+    )
+    assert rows == [
+        IndexRow("ConceptMap.name", "", "legemiddelform", "Legemiddelform"),
+        IndexRow("ConceptMap.source-group-system", "", form),
+        IndexRow("ConceptMap.status", "", "active"),
+        IndexRow("ConceptMap.target-group-system", "", "http://standardterms.edqm.eu"),
+        IndexRow("ConceptMap.url", "", "https://grunndata.no/fhir/ConceptMap/m"),
+    ]

@@ -27,7 +27,7 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == len(resources) == 223
+    assert report.resources == len(resources) == 226
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -57,6 +57,14 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
             "ClinicalUseDefinition.interaction.interactant.item.ofType(Reference)",
         ),
         f"{ours}Organization-tier": ("tier", ["Organization"], "token", None),  # from the store's columns
+        f"{ours}Endpoint-owner": ("owner", ["Endpoint"], "reference", "Endpoint.managingOrganization"),
+        f"{ours}Endpoint-tier": ("tier", ["Endpoint"], "token", None),  # its meta.tag, as _tag
+        f"{ours}Endpoint-resource-type": (
+            "resource-type",
+            ["Endpoint"],
+            "token",
+            "Endpoint.payload.type.text",
+        ),
     }
 
 
