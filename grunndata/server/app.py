@@ -22,12 +22,12 @@ from grunndata.server.access import access_of
 from grunndata.server.auth import Authenticator, dev_mode_banner
 from grunndata.server.catalog import CatalogueView, catalog_router
 from grunndata.server.fastpath import FastReads
-from grunndata.server.fhir import fhir_router
 from grunndata.server.imports import imports_router
 from grunndata.server.m30 import M30Files, m30_folder, m30_router
 from grunndata.server.migration import migration_router
 from grunndata.server.package import router as package_router
 from grunndata.server.responses import FhirError, error_response
+from grunndata.server.routes import fhir
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology, terminology_router
 from grunndata.server.warm import keep_warm
@@ -91,7 +91,8 @@ def create_app(
     app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(package_router)  # before the FHIR routes: /fhir/package.tgz is no search
     # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
-    app.include_router(fhir_router(served, {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}))
+    app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
+    app.include_router(fhir.router)
     app.include_router(m30_router(served, files))
     app.include_router(imports_router(served, catalogue.file_owners, settings))
     app.include_router(migration_router(served))

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from grunndata.server.responses import FhirError
-from grunndata.store.reads import Clause, SearchError, Snapshot, SortKey, date_range
-from grunndata.store.searchparams import STORE, SearchParam, lookup, params_for, sources_of
+from grunndata.store.reads import Clause, Include, SearchError, Snapshot, SortKey, date_range
+from grunndata.store.searchparams import STORE, lookup, params_for, sources_of
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20
@@ -23,13 +23,6 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 def bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
-
-
-@dataclass(frozen=True, slots=True)
-class Include:
-    source: str  # the resource type holding the reference
-    param: SearchParam
-    target: str | None  # only resources of this type, when given
 
 
 @dataclass

@@ -259,6 +259,15 @@ class SortKey:
     descending: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Include:
+    """One `_include` or `_revinclude` of a search."""
+
+    source: str  # the resource type holding the reference
+    param: SearchParam
+    target: str | None  # only resources of this type, when given
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -596,6 +605,36 @@ def index_tokens(conn: Connection, version: Version, param: str) -> list[tuple[s
         )
     )
     return sorted((s, v) for s, v in rows)
+
+
+def included(
+    conn: Connection,
+    snapshot: Snapshot,
+    page: Sequence[Version],
+    includes: Sequence[Include],
+    revincludes: Sequence[Include],
+    listed: Sequence[tuple[str, str]] = (),
+) -> list[Version]:
+    """What `_include` and `_revinclude` add to a page: the store's matches, and those pointing at
+    the (type, id) `listed` by other sources (they can be pointed at, but point at nothing the
+    store serves)."""
+    if not page and not listed:
+        return []
+    seen = {(v.type, v.id) for v in page} | set(listed)
+    found: list[Version] = []
+    for inc in includes:
+        keys = references_from(conn, page, f"{inc.source}.{inc.param.code}") if page else []
+        keys = [k for k in keys if (inc.target is None or k[0] == inc.target) and k not in seen]
+        for v in read_many(conn, snapshot, keys):
+            seen.add((v.type, v.id))
+            found.append(v)
+    for inc in revincludes:
+        targets = [f"{v.type}/{v.id}" for v in page] + [f"{t}/{i}" for t, i in listed]
+        for v in referring(conn, snapshot, inc.source, inc.param.code, targets):
+            if (v.type, v.id) not in seen:
+                seen.add((v.type, v.id))
+                found.append(v)
+    return found
 
 
 # -- history ------------------------------------------------------------------------------------
