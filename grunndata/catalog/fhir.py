@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from grunndata.catalog.model import TIERS, Availability, Service
-from grunndata.store.reads import OWNER_SOURCE, instant
+from grunndata.store import OWNER_SOURCE, instant
 from grunndata.store.searchparams import TIER_SYSTEM
 
 EXT = "https://grunndata.no/fhir/StructureDefinition/catalog-"

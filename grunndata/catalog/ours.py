@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 
 from grunndata.catalog.files import CatalogueError, check_unique, load_catalogue
 from grunndata.catalog.model import Service
+from grunndata.store import OWNER_SOURCE, all_of_type, current_snapshot, instant
 from grunndata.store.models import Owner
-from grunndata.store.reads import OWNER_SOURCE, all_of_type, current_snapshot, instant
 from grunndata.store.releases import active_releases
 from grunndata.store.searchparams import SERVED_TYPES
 

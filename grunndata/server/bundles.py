@@ -13,7 +13,7 @@ from fastapi import Request
 
 from grunndata.server.params import Query
 from grunndata.server.responses import bundle, entry
-from grunndata.store.reads import HistoryItem, Snapshot, Version, instant
+from grunndata.store import HistoryItem, Snapshot, Version, instant
 
 Resource = dict[str, Any]
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}

@@ -1,7 +1,7 @@
 """The service catalogue over HTTP: `/catalog` (a page), `/catalog.json`, and FHIR Endpoint and
 Organization resources at `/fhir/Endpoint` and `/fhir/Organization`.
 
-Searches are the FHIR routes' (server/fhir.py), as for every type: they ask `CatalogueView.listed`
+Searches are the FHIR routes' (server/routes/fhir.py), as for every type: they ask `CatalogueView.listed`
 for the catalogue's Endpoints and Organizations (store/searchparams.py names the catalogue as their
 source). `/fhir/Organization` is shared: the store serves the Organizations data owners import (a
 marketing authorisation holder), the catalogue its services' owners; the catalogue's ids (owner

@@ -17,7 +17,7 @@ from grunndata.server.auth import Access
 from grunndata.server.params import ID_PATTERN, bad
 from grunndata.server.responses import FhirError, negotiate
 from grunndata.server.state import Served
-from grunndata.store.reads import Snapshot
+from grunndata.store import Snapshot
 from grunndata.store.searchparams import SEARCHED_TYPES, SERVED_TYPES, STORE, sources_of
 
 Resource = dict[str, Any]

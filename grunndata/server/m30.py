@@ -40,8 +40,8 @@ from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.responses import FhirError
 from grunndata.server.state import Served
+from grunndata.store import Snapshot
 from grunndata.store.db import open_connection
-from grunndata.store.reads import Snapshot
 
 M30_TYPE = "application/xml; charset=utf-8"
 _CHUNK = 1 << 20

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from grunndata.server.responses import FhirError
-from grunndata.store.reads import Clause, Include, SearchError, Snapshot, SortKey, date_range
+from grunndata.store import Clause, Include, SearchError, Snapshot, SortKey, date_range
 from grunndata.store.searchparams import STORE, lookup, params_for, sources_of
 
 MAX_COUNT = 1000

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from grunndata.server.fhirxml import json_to_xml
-from grunndata.store.reads import instant
+from grunndata.store import instant
 
 JSON_TYPE = "application/fhir+json"
 XML_TYPE = "application/fhir+xml"

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from grunndata.server.auth import ANONYMOUS, Authenticator, AuthSettings
 from grunndata.settings import Settings
-from grunndata.store.reads import (
+from grunndata.store import (
     Entitled,
     Snapshot,
     Version,

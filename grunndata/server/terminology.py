@@ -1,5 +1,5 @@
 """Terminology operations: ConceptMap read and `$translate`, CodeSystem `$lookup` and
-`$validate-code`, ValueSet `$expand`. A ConceptMap search is the FHIR routes' (server/fhir.py), as
+`$validate-code`, ValueSet `$expand`. A ConceptMap search is the FHIR routes' (server/routes/fhir.py), as
 for every type, over the maps `Terminology.listed` gives.
 
 The maps are the reviewed files in grunndata/terminology (FEST code systems to EDQM and UCUM)
@@ -27,13 +27,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from grunndata import store
 from grunndata.memory import cycle_collection_paused
 from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.params import whole_number
 from grunndata.server.responses import FhirError, negotiate, send
 from grunndata.server.state import Served
-from grunndata.store import reads
 from grunndata.terminology import concept_map_files
 from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps, observed_maps
 from grunndata.translators.terminology import (
@@ -75,7 +75,7 @@ class Terminology:
         self._lock = threading.Lock()
         served.preparers.append(self.prepare)
 
-    def _future(self, snapshot: reads.Snapshot) -> Future[_Indexes]:
+    def _future(self, snapshot: store.Snapshot) -> Future[_Indexes]:
         """The indexes of `snapshot`: done, or being built (started here if need be)."""
         with self._lock:
             built = self._built.get(snapshot.token)
@@ -93,7 +93,7 @@ class Terminology:
 
     KEEP = 2  # built indexes kept besides the served snapshot's: one being prepared, one spare
 
-    def _build_into(self, snapshot: reads.Snapshot, future: Future[_Indexes]) -> None:
+    def _build_into(self, snapshot: store.Snapshot, future: Future[_Indexes]) -> None:
         """Build, keep, and always settle `future` (its waiters must never hang)."""
         try:
             built = self._build(snapshot)
@@ -113,7 +113,7 @@ class Terminology:
             self._building.pop(snapshot.token, None)
         future.set_result(built)
 
-    def prepare(self, snapshot: reads.Snapshot) -> None:
+    def prepare(self, snapshot: store.Snapshot) -> None:
         """Build `snapshot`'s indexes (waiting in this thread) before it is served; `snapshot` is
         the national part, as `served.snapshot(ANONYMOUS)` will give it."""
         self._future(snapshot).result()
@@ -153,7 +153,7 @@ class Terminology:
         except FhirError:
             return None
 
-    def _build(self, snapshot: reads.Snapshot) -> _Indexes:
+    def _build(self, snapshot: store.Snapshot) -> _Indexes:
         # No cycle collection meanwhile: the build makes a million objects and no cycles, and each
         # full collection it set off held the interpreter for 100 to 300 ms, every thread waiting.
         # Then everything alive is moved out of the collector's sight (gc.freeze): otherwise the
@@ -164,17 +164,17 @@ class Terminology:
             gc.freeze()
         return built
 
-    def _build_paced(self, snapshot: reads.Snapshot) -> _Indexes:
+    def _build_paced(self, snapshot: store.Snapshot) -> _Indexes:
         pause = _GiveWay()
         with self.served.engine.connect() as conn:
-            rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
-            code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
-            fest_made = reads.fest_made_ids(conn, snapshot, "CodeSystem")
-            value_sets = [v.resource() for v in reads.all_of_type(conn, snapshot, "ValueSet")]
-            imported_maps = [v.resource() for v in reads.all_of_type(conn, snapshot, "ConceptMap")]
+            rows = store.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
+            code_systems = [v.resource() for v in store.all_of_type(conn, snapshot, "CodeSystem")]
+            fest_made = store.fest_made_ids(conn, snapshot, "CodeSystem")
+            value_sets = [v.resource() for v in store.all_of_type(conn, snapshot, "ValueSet")]
+            imported_maps = [v.resource() for v in store.all_of_type(conn, snapshot, "ConceptMap")]
             pairs = [
                 pair
-                for report in reads.release_reports(conn, snapshot.releases)
+                for report in store.release_reports(conn, snapshot.releases)
                 for pair in ((report.get("reconciliation") or {}).get("code_pairs") or [])
             ]
         ours = [

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from grunndata.store.reads import (
-    Snapshot,
-    Version,
-    index_tokens,
-    read_many,
-    references_from,
-    referring,
-    with_tokens,
-)
+from grunndata.store.read import Snapshot, Version, read_many
+from grunndata.store.search import index_tokens, references_from, referring, with_tokens
 
 EVERYTHING_LIMIT = 1000  # of each kind of related resource
 

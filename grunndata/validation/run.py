@@ -48,7 +48,7 @@ def validate_files(
 
 def validate_store(definitions: Definitions, engine: Any) -> Report:
     """Every resource the store's active releases serve, as the server sends it (meta included)."""
-    from grunndata.store.reads import served
+    from grunndata.store import served
 
     validator, report = Validator(definitions), Report()
     with engine.connect() as conn:

@@ -3,7 +3,7 @@
 read, vread, search (GET and POST), history (instance, type, system), $everything and the
 CapabilityStatement. Reads send the stored bytes; only `_summary`, `_elements`, `_pretty` and
 XML make the server touch a resource's content (server/bundles.py). A search goes: `search` here
--> `parse` (server/params.py) -> `search` (store/reads.py) -> SQL, back through `searchset`
+-> `parse` (server/params.py) -> `search` (store/search.py) -> SQL, back through `searchset`
 (server/bundles.py).
 """
 
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata import store
 from grunndata.server import bundles
 from grunndata.server.auth import Access
 from grunndata.server.capability import capability_statement
@@ -36,9 +37,7 @@ from grunndata.server.openapi import read_doc, search_doc
 from grunndata.server.params import Query, bad, parse, strict, whole_number
 from grunndata.server.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
-from grunndata.store import reads
-from grunndata.store.everything import everything_of
-from grunndata.store.reads import SearchError, Snapshot, Version
+from grunndata.store import SearchError, Snapshot, Version
 from grunndata.store.searchparams import MPD, SEARCHED_TYPES, SERVED_TYPES, STORE, index_rows, sources_of
 
 HISTORY_OFFSET_LIMIT = 100_000
@@ -92,7 +91,7 @@ async def read(
     prepared = served.read(rtype, rid, access)
     if prepared is None:
         with served.engine.connect() as conn:
-            gone = reads.ever_served(conn, rtype, rid, access)
+            gone = store.ever_served(conn, rtype, rid, access)
         if gone:
             raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
@@ -123,8 +122,8 @@ async def vread(
     if number is None:
         raise bad(f"{vid!r} is not a version id")
     with served.engine.connect() as conn:
-        version = reads.vread(conn, rtype, rid, number, access)
-        known = version is not None or reads.ever_served(conn, rtype, rid, access)
+        version = store.vread(conn, rtype, rid, number, access)
+        known = version is not None or store.ever_served(conn, rtype, rid, access)
     if version is None:
         raise FhirError(
             404,
@@ -233,7 +232,7 @@ def _search(
         with served.engine.connect() as conn:
             snapshot = _snapshot_for(conn, served, access, query.snapshot)
             try:
-                page, more_stored, total_stored = reads.search(
+                page, more_stored, total_stored = store.search(
                     conn,
                     snapshot,
                     rtype,
@@ -250,7 +249,7 @@ def _search(
             total = None if total_stored is None else total_stored + len(matched)
             if not count_only:
                 keys = [(r["resourceType"], r["id"]) for r in first]
-                included = reads.included(conn, snapshot, page, query.includes, query.revincludes, keys)
+                included = store.included(conn, snapshot, page, query.includes, query.revincludes, keys)
     shown = [] if count_only else first
     return send(request, fmt, bundles.searchset(request, query, shown, page, included, snapshot, more, total))
 
@@ -274,24 +273,24 @@ def _history(
     since = None
     if "_since" in params:
         try:
-            _, since, _ = reads.date_range(params["_since"])
+            _, since, _ = store.date_range(params["_since"])
         except SearchError as e:
             raise bad(f"_since: {e}") from None
     after = None
     if "_cursor" in params:
         try:
-            after = reads.parse_cursor(params["_cursor"])
+            after = store.parse_cursor(params["_cursor"])
         except SearchError as e:
             raise bad(str(e)) from None
     with served.engine.connect() as conn:
         upto = (
             whole_number("_snapshot", params["_snapshot"], 0, 2**62)
             if "_snapshot" in params
-            else reads.newest_release(conn)
+            else store.newest_release(conn)
         )
-        if rid is not None and not reads.ever_served(conn, rtype or "", rid, access):
+        if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
-        items, more = reads.history(
+        items, more = store.history(
             conn,
             rtype=rtype,
             rid=rid,
@@ -309,12 +308,12 @@ def _everything(
     request: Request, fmt: str, served: Served, access: Access, snapshot: Snapshot, rid: str
 ) -> Response:
     with served.engine.connect() as conn:
-        product = reads.read(conn, snapshot, MPD, rid)
+        product = store.read(conn, snapshot, MPD, rid)
         if product is None:
-            if reads.ever_served(conn, MPD, rid, access):
+            if store.ever_served(conn, MPD, rid, access):
                 raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
             raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
-        related = everything_of(conn, snapshot, product)
+        related = store.everything_of(conn, snapshot, product)
     base = bundles.base_url(request)
     entries = [entry(f"{base}/{MPD}/{rid}", product.body(), {"search": {"mode": "match"}})]
     entries += [entry(f"{base}/{v.type}/{v.id}", v.body(), {"search": {"mode": "include"}}) for v in related]
@@ -330,7 +329,7 @@ def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | N
     if asked is None:
         return served.snapshot(access)
     visible = served.visible(access, asked)  # first: releases it may not read are not asked about
-    if visible is None or not reads.snapshot_exists(conn, visible):
+    if visible is None or not store.snapshot_exists(conn, visible):
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
     return visible
 
@@ -341,7 +340,7 @@ def _listed_matches(resources: list[Resource], query: Query) -> list[Resource]:
     matched = []
     for resource in resources:
         rows = index_rows(resource)
-        if all(reads.clause_matches(c, resource, rows) for c in query.clauses):
+        if all(store.clause_matches(c, resource, rows) for c in query.clauses):
             matched.append(resource)
     return matched
 

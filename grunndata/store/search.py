@@ -1,247 +1,29 @@
-"""Reading what the store serves: snapshots, read/vread, search, includes and history.
-
-A *snapshot* is the set of releases being served at one moment (one per source, tier and
-owner). Releases are immutable once active and their manifests are never deleted, so a search
-repeated against the same snapshot gives the same answer even after a newer release became
-active: paging links carry the snapshot and stay correct.
-"""
+"""Search: a query's clauses as SQL over the search index, sorting and paging in the database,
+`_include`/`_revinclude`, and the same rules applied in Python to resources other sources list."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-import orjson
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
-from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
-from grunndata.store.searchparams import (
-    SERVED_TYPES,
-    TIER_SYSTEM,
-    IndexRow,
-    SearchParam,
-    date_span,
-    normalise,
-    stamp,
+from grunndata.store.read import (
+    COLUMNS,
+    R,
+    SearchError,
+    Snapshot,
+    Version,
+    X,
+    read_many,
+    utc,
+    version_of,
+    visible,
 )
-
-R = Resource.__table__  # type: ignore[attr-defined]
-M = ReleaseEntry.__table__  # type: ignore[attr-defined]
-X = ResourceIndex.__table__  # type: ignore[attr-defined]
-T = Tombstone.__table__  # type: ignore[attr-defined]
-REL = Release.__table__  # type: ignore[attr-defined]
-
-OWNER_SOURCE = "https://grunndata.no/owner/"  # meta.source: who published the data
-
-
-NATIONAL, SECTOR, SUPPLEMENTARY = "national", "sector", "supplementary"
-ALL_OWNERS = "*"
-
-
-class Entitled(Protocol):
-    """Who is asking, as far as the store cares: which restricted data they may read.
-
-    National data is open to all; sector data to those entitled to it; supplementary data per
-    owner (ALL_OWNERS for every owner). The server's Access is one.
-    """
-
-    @property
-    def sector(self) -> bool: ...
-
-    @property
-    def supplementary(self) -> frozenset[str]: ...
-
-
-def may_read(entitled: Entitled, tier: str, owner: str) -> bool:
-    if tier == NATIONAL:
-        return True
-    if tier == SECTOR:
-        return entitled.sector
-    return tier == SUPPLEMENTARY and (ALL_OWNERS in entitled.supplementary or owner in entitled.supplementary)
-
-
-def readable(entitled: Entitled) -> ColumnElement[bool]:
-    """SQL: the resource versions `entitled` may read (for what is not read through a snapshot)."""
-    terms = [R.c.tier == NATIONAL]
-    if entitled.sector:
-        terms.append(R.c.tier == SECTOR)
-    if ALL_OWNERS in entitled.supplementary:
-        terms.append(R.c.tier == SUPPLEMENTARY)
-    elif entitled.supplementary:
-        terms.append(and_(R.c.tier == SUPPLEMENTARY, R.c.owner_id.in_(sorted(entitled.supplementary))))
-    return or_(*terms)
-
-
-def release_lines(conn: Connection, release_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-    """Release id -> (tier, owner): whose data each release holds."""
-    rows = conn.execute(
-        select(REL.c.id, REL.c.tier, REL.c.owner_id).where(REL.c.id.in_(list(release_ids) or [-1]))
-    )
-    return {i: (t, o) for i, t, o in rows}
-
-
-def release_reports(conn: Connection, release_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The import reports of the releases, in release order."""
-    rows = conn.execute(
-        select(REL.c.report).where(REL.c.id.in_(list(release_ids) or [-1])).order_by(REL.c.id)
-    )
-    return [dict(r[0] or {}) for r in rows]
-
-
-class SearchError(ValueError):
-    """A search the store cannot answer as asked: the server says 400 with this sentence."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    releases: tuple[int, ...]
-
-    @property
-    def token(self) -> str:
-        return ".".join(map(str, self.releases)) or "0"
-
-    @classmethod
-    def parse(cls, token: str) -> Snapshot:
-        parts = token.split(".")
-        if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
-            raise SearchError(f"_snapshot must be release numbers joined by '.', not {token!r}")
-        return cls(tuple(sorted(int(p) for p in parts if int(p) != 0)))
-
-
-def current_snapshot(conn: Connection) -> Snapshot:
-    rows = conn.execute(select(REL.c.id).where(REL.c.status == "active").order_by(REL.c.id))
-    return Snapshot(tuple(r[0] for r in rows))
-
-
-def snapshot_exists(conn: Connection, snapshot: Snapshot) -> bool:
-    """Whether every release of the snapshot still holds data (it was activated once)."""
-    if not snapshot.releases:
-        return True
-    n = conn.execute(
-        select(func.count())
-        .select_from(REL)
-        .where(REL.c.id.in_(snapshot.releases), REL.c.activated_at.is_not(None))
-    ).scalar()
-    return n == len(snapshot.releases)
-
-
-def instant(t: datetime) -> str:
-    """A stored time as a FHIR instant, in UTC to the millisecond."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One stored version, with what the server needs to answer for it."""
-
-    pk: int
-    type: str
-    id: str
-    version: int
-    last_updated: datetime
-    tier: str
-    owner: str
-    data: bytes  # the resource's JSON without meta, as stored
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "versionId": str(self.version),
-            "lastUpdated": instant(self.last_updated),
-            "source": OWNER_SOURCE + self.owner,
-            "tag": [{"system": TIER_SYSTEM, "code": self.tier}],
-        }
-
-    def body(self) -> bytes:
-        """The resource as sent: the stored bytes with `meta` spliced in after the id, never re-serialised."""
-        meta = b',"meta":' + orjson.dumps(self.meta())
-        start = self.data.find(b'"id":"')
-        if start < 0:
-            return b"{" + meta[1:] + b"," + self.data[1:]
-        end = self.data.index(b'"', start + 6) + 1  # an id never holds a quote
-        return self.data[:end] + meta + self.data[end:]
-
-    def resource(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = orjson.loads(self.body())
-        return parsed
-
-
-_COLUMNS = (R.c.pk, R.c.type, R.c.id, R.c.version, R.c.last_updated, R.c.tier, R.c.owner_id, R.c.data)
-
-
-def _version(row: Any) -> Version:
-    pk, rtype, rid, version, last_updated, tier, owner, data = row
-    return Version(pk, rtype, rid, version, last_updated, tier, owner, bytes(data))
-
-
-def _visible(snapshot: Snapshot) -> Any:
-    """Resource joined to the manifests of the snapshot's releases."""
-    return R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(snapshot.releases or (-1,))))
-
-
-def read(conn: Connection, snapshot: Snapshot, rtype: str, rid: str) -> Version | None:
-    """The served version; national data first, should another line have taken the same id."""
-    row = conn.execute(
-        select(*_COLUMNS)
-        .select_from(_visible(snapshot))
-        .where(R.c.type == rtype, R.c.id == rid)
-        .order_by(case((R.c.tier == NATIONAL, 0), else_=1))
-    ).first()
-    return None if row is None else _version(row)
-
-
-def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, str]]) -> list[Version]:
-    """The served versions of `keys` (type, id); missing ones are left out."""
-    found: list[Version] = []
-    by_type: dict[str, set[str]] = {}
-    for rtype, rid in keys:
-        by_type.setdefault(rtype, set()).add(rid)
-    for rtype, ids in sorted(by_type.items()):
-        id_list = sorted(ids)
-        for i in range(0, len(id_list), 500):
-            rows = conn.execute(
-                select(*_COLUMNS)
-                .select_from(_visible(snapshot))
-                .where(R.c.type == rtype, R.c.id.in_(id_list[i : i + 500]))
-                .order_by(R.c.id)
-            )
-            found.extend(_version(r) for r in rows)
-    return found
-
-
-def served(conn: Connection) -> Iterator[Version]:
-    """Every resource the active releases hold and serve, by type and id (for validation): the searchable
-    types, and the ConceptMaps a delivery brought (served by the terminology routes beside the maps
-    the server derives, which are not stored)."""
-    snapshot = current_snapshot(conn)
-    for rtype in (*SERVED_TYPES, "ConceptMap"):
-        rows = conn.execution_options(stream_results=True, yield_per=500).execute(
-            select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
-        )
-        for row in rows:
-            yield _version(row)
-
-
-def ever_served(conn: Connection, rtype: str, rid: str, entitled: Entitled) -> bool:
-    """Whether (rtype, rid) existed once for `entitled`: a read of it now answers 410 Gone, not 404."""
-    where = (R.c.type == rtype, R.c.id == rid, readable(entitled))
-    return conn.execute(select(R.c.pk).where(*where).limit(1)).first() is not None
-
-
-def vread(conn: Connection, rtype: str, rid: str, version: int, entitled: Entitled) -> Version | None:
-    row = conn.execute(
-        select(*_COLUMNS).where(R.c.type == rtype, R.c.id == rid, R.c.version == version, readable(entitled))
-    ).first()
-    return None if row is None else _version(row)
-
-
-# -- search -------------------------------------------------------------------------------------
+from grunndata.store.searchparams import TIER_SYSTEM, IndexRow, SearchParam, date_span, normalise, stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,13 +150,9 @@ def _date_range(value: str) -> tuple[str, datetime, datetime]:
     return prefix, start, end
 
 
-def _utc(t: datetime) -> datetime:
-    return t.astimezone(UTC)
-
-
 def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
     prefix, start, end = date_range(value)
-    lo, hi = _utc(start), _utc(end)
+    lo, hi = utc(start), utc(end)
     conditions: dict[str, ColumnElement[bool]] = {
         "eq": and_(column >= lo, column < hi),
         "ne": or_(column < lo, column >= hi),
@@ -512,7 +290,7 @@ def search(
         where.append(R.c.type == rtype)
     total = None
     if with_total:
-        total = conn.execute(select(func.count()).select_from(_visible(snapshot)).where(*where)).scalar() or 0
+        total = conn.execute(select(func.count()).select_from(visible(snapshot)).where(*where)).scalar() or 0
     if not with_page:
         return [], False, total
     order = []
@@ -526,7 +304,7 @@ def search(
         pk
         for (pk,) in conn.execute(
             select(R.c.pk)
-            .select_from(_visible(snapshot))
+            .select_from(visible(snapshot))
             .where(*where)
             .order_by(*order)
             .limit(count + 1)
@@ -535,7 +313,7 @@ def search(
     ]
     page = pks[:count]
     stored = (
-        {r[0]: _version(r) for r in conn.execute(select(*_COLUMNS).where(R.c.pk.in_(page)))} if page else {}
+        {r[0]: version_of(r) for r in conn.execute(select(*COLUMNS).where(R.c.pk.in_(page)))} if page else {}
     )
     return [stored[pk] for pk in page], len(pks) > count, total
 
@@ -561,13 +339,13 @@ def _served_matching(conn: Connection, snapshot: Snapshot, matching: Any, limit:
     makes SQLite walk every resource of it (see `search`).
     """
     rows = conn.execute(
-        select(*_COLUMNS)
-        .select_from(_visible(snapshot))
+        select(*COLUMNS)
+        .select_from(visible(snapshot))
         .where(R.c.pk.in_(matching))
         .order_by(R.c.id)
         .limit(limit)
     )
-    return [_version(r) for r in rows]
+    return [version_of(r) for r in rows]
 
 
 def referring(
@@ -637,121 +415,6 @@ def included(
     return found
 
 
-# -- history ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    """A version that became served, or (version is None) a resource that stopped being served."""
-
-    type: str
-    id: str
-    at: datetime
-    version: Version | None
-    pk: int  # the version's, or the last version served of a removed resource
-
-    @property
-    def cursor(self) -> str:
-        """Where the history goes on after this item (`_cursor` of a next link): its place in the
-        order (instant, removals first, newest version first), in URL-safe characters."""
-        kind = "d" if self.version is None else "p"
-        return f"{self.at:%Y%m%dT%H%M%S.%f}-{kind}-{self.pk}"
-
-
-_CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6})-([dp])-(\d{1,18})")
-
-
-def parse_cursor(text: str) -> tuple[datetime, bool, int]:
-    """A `_cursor` back into (instant, removed, pk); SearchError for anything we did not write."""
-    found = _CURSOR.fullmatch(text)
-    if found is None:
-        raise SearchError(f"_cursor {text!r} is not one this server wrote; start again from the first page")
-    try:
-        at = datetime.strptime(found[1], "%Y%m%dT%H%M%S.%f")
-    except ValueError:
-        raise SearchError(
-            f"_cursor {text!r} is not one this server wrote; start again from the first page"
-        ) from None
-    return at, found[2] == "d", int(found[3])
-
-
-def history(
-    conn: Connection,
-    *,
-    rtype: str | None,
-    rid: str | None,
-    since: datetime | None,
-    upto_release: int,
-    count: int,
-    offset: int,
-    entitled: Entitled,
-    after: tuple[datetime, bool, int] | None = None,
-) -> tuple[list[HistoryItem], bool]:
-    """Newest first: versions made and resources expired by releases up to `upto_release`.
-
-    Each kind is read newest first on its own, only as far as the page reaches, and the two are
-    merged here: one query over their union had to sort every change since `_since` (all of a
-    full delivery, ~100 ms) to give the newest hundred. Ties on the instant put removals first,
-    then the newest version.
-
-    `after` (a parsed `_cursor`) starts the page just after that item, read from the index as the
-    first page is; `offset` (ignored with `after`) has to read and skip every item before it.
-    """
-    types = [rtype] if rtype else list(SERVED_TYPES)
-    if after is not None:
-        offset = 0
-    reach = offset + count + 1
-    made = (
-        select(R.c.pk, R.c.last_updated, R.c.type, R.c.id)
-        .where(R.c.type.in_(types), R.c.release_id <= upto_release, readable(entitled))
-        .order_by(R.c.last_updated.desc(), R.c.pk.desc())
-        .limit(reach)
-    )
-    gone = (
-        select(T.c.resource_pk, REL.c.activated_at, T.c.type, T.c.id)
-        .select_from(T.join(REL, REL.c.id == T.c.release_id).join(R, R.c.pk == T.c.resource_pk))
-        .where(T.c.type.in_(types), T.c.release_id <= upto_release, readable(entitled))
-        .order_by(REL.c.activated_at.desc(), T.c.resource_pk.desc())
-        .limit(reach)
-    )
-    if rid is not None:
-        made = made.where(R.c.id == rid)
-        gone = gone.where(T.c.id == rid)
-    if since is not None:
-        made = made.where(R.c.last_updated > _utc(since))
-        gone = gone.where(REL.c.activated_at > _utc(since))
-    if after is not None:  # at the cursor's instant removals come first, then versions newest first
-        at, removed, pk = after
-        made = made.where(tuple_(R.c.last_updated, R.c.pk) < tuple_(at, 2**62 if removed else pk))
-        gone = gone.where(tuple_(REL.c.activated_at, T.c.resource_pk) < tuple_(at, pk if removed else -1))
-    changes: list[tuple[datetime, bool, int, str, str]] = [  # (at, removed, pk, type, id)
-        (at, True, pk, t, i) for pk, at, t, i in conn.execute(gone)
-    ]
-    changes += [(at, False, pk, t, i) for pk, at, t, i in conn.execute(made)]
-    changes.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
-    page = changes[offset : offset + count]
-    puts = [pk for _, removed, pk, _, _ in page if not removed]
-    versions: dict[int, Version] = {}
-    for i in range(0, len(puts), 500):  # only the page's versions are read whole
-        for r in conn.execute(select(*_COLUMNS).where(R.c.pk.in_(puts[i : i + 500]))):
-            versions[r[0]] = _version(r)
-    items = [HistoryItem(t, i, at, None if removed else versions[pk], pk) for at, removed, pk, t, i in page]
-    return items, len(changes) > offset + count
-
-
-def newest_release(conn: Connection) -> int:
-    """The newest release that was ever activated: history pages stop there, so they stay put."""
-    return (
-        conn.execute(
-            select(func.coalesce(func.max(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
-        ).scalar()
-        or 0
-    )
-
-
-# -- terminology --------------------------------------------------------------------------------
-
-
 def index_values(
     conn: Connection, snapshot: Snapshot, params: Sequence[str]
 ) -> list[tuple[str, str, str, str, str, str | None]]:
@@ -761,24 +424,8 @@ def index_values(
     """
     rows = conn.execute(
         select(R.c.type, R.c.id, X.c.param, X.c.system, X.c.value, X.c.exact)
-        .select_from(_visible(snapshot).join(X, X.c.resource_pk == R.c.pk))
+        .select_from(visible(snapshot).join(X, X.c.resource_pk == R.c.pk))
         .where(X.c.param.in_(list(params)))
         .order_by(R.c.type, R.c.id, X.c.id)
     )
     return [(t, i, p, s, v, e) for t, i, p, s, v, e in rows]
-
-
-def all_of_type(conn: Connection, snapshot: Snapshot, rtype: str) -> list[Version]:
-    """Every served version of `rtype` (for the few, small types a server keeps in memory)."""
-    rows = conn.execute(
-        select(*_COLUMNS).select_from(_visible(snapshot)).where(R.c.type == rtype).order_by(R.c.id)
-    )
-    return [_version(r) for r in rows]
-
-
-def fest_made_ids(conn: Connection, snapshot: Snapshot, rtype: str) -> set[str]:
-    """The ids of the served `rtype` resources made from a FEST entry (they carry its Oppf Id)."""
-    rows = conn.execute(
-        select(R.c.id).select_from(_visible(snapshot)).where(R.c.type == rtype, R.c.source_id.is_not(None))
-    )
-    return {str(r[0]) for r in rows}
