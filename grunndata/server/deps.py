@@ -1,7 +1,7 @@
 """What a route receives besides the request, as annotated dependencies (FastAPI's `Depends`).
 
-The app factory hangs the long-lived state on `app.state` (`served`, `listers`, `terminology`,
-`m30`); these fetch it from `request.app.state`. The checks a route makes of its path (a served
+The app factory hangs the long-lived state on `app.state` (`served`, `settings`, `listers`,
+`terminology`, `catalogue`, `m30`); these fetch it from `request.app.state`. The checks a route makes of its path (a served
 type, a valid id) are dependencies too, so a handler's parameters say, in order, what it checks.
 """
 
@@ -14,9 +14,13 @@ from fastapi import Depends, Request
 
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
+from grunndata.server.catalog import CatalogueView
+from grunndata.server.m30 import M30Files
 from grunndata.server.params import ID_PATTERN, bad
 from grunndata.server.responses import FhirError, negotiate
 from grunndata.server.state import Served
+from grunndata.server.terminology import Terminology
+from grunndata.settings import Settings
 from grunndata.store import Snapshot
 from grunndata.store.searchparams import SEARCHED_TYPES, SERVED_TYPES, STORE, sources_of
 
@@ -31,6 +35,38 @@ async def get_served(request: Request) -> Served:
 
 
 ServedDep = Annotated[Served, Depends(get_served)]
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_terminology(request: Request) -> Terminology:
+    terms: Terminology = request.app.state.terminology
+    return terms
+
+
+TerminologyDep = Annotated[Terminology, Depends(get_terminology)]
+
+
+async def get_catalogue(request: Request) -> CatalogueView:
+    view: CatalogueView = request.app.state.catalogue
+    return view
+
+
+CatalogueDep = Annotated[CatalogueView, Depends(get_catalogue)]
+
+
+async def get_m30(request: Request) -> M30Files:
+    files: M30Files = request.app.state.m30
+    return files
+
+
+M30Dep = Annotated[M30Files, Depends(get_m30)]
 
 
 async def get_access(request: Request, served: ServedDep) -> Access:
