@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from grunndata.server.auth import Access, Authenticator, AuthError
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 
 ACCESS, AUTH_ERROR = "grunndata.access", "grunndata.auth_error"  # set per request by server/fastpath.py
 _CODES = {401: "login", 403: "forbidden", 503: "transient"}

@@ -20,8 +20,8 @@ from grunndata.server import routes
 from grunndata.server.auth import Authenticator, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.fastpath import FastReads
+from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files, m30_folder
-from grunndata.server.responses import FhirError, error_response
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm

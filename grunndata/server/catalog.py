@@ -32,7 +32,7 @@ from grunndata.catalog.ours import all_services
 from grunndata.catalog.probe import availability as measured
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 
 _KEEP = 8  # catalogues kept (one per base URL the server is reached at)

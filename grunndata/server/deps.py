@@ -15,9 +15,9 @@ from fastapi import Depends, Request
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.catalog import CatalogueView
+from grunndata.server.fhir_io.params import ID_PATTERN, bad
+from grunndata.server.fhir_io.responses import FhirError, negotiate
 from grunndata.server.m30 import M30Files
-from grunndata.server.params import ID_PATTERN, bad
-from grunndata.server.responses import FhirError, negotiate
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.settings import Settings

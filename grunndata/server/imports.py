@@ -18,7 +18,7 @@ from fastapi import Request
 
 from grunndata.errors import DeliveryError
 from grunndata.server.auth import Access
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 
 NATIONAL_OWNER = "dmp"
 _SUFFIXES = {  # Content-Type -> the file suffix the importers read by

@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from grunndata.errors import ExportError
 from grunndata.exporters import base_release, export_m30
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 from grunndata.store import Snapshot
 from grunndata.store.db import open_connection

@@ -28,8 +28,8 @@ from fastapi import Request
 from grunndata import store
 from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.params import whole_number
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.params import whole_number
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 from grunndata.terminology import concept_map_files
 from grunndata.translators.idmaps import IDENTIFIER_PARAMS, NAME_PARAMS, id_maps, observed_maps

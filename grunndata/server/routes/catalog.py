@@ -14,8 +14,8 @@ from grunndata.catalog.model import TIERS
 from grunndata.catalog.ours import search
 from grunndata.catalog.page import render_error, render_page
 from grunndata.server.deps import AccessDep, CatalogueDep, FormatDep, Resource
-from grunndata.server.params import ID_PATTERN, bad
-from grunndata.server.responses import FhirError, send
+from grunndata.server.fhir_io.params import ID_PATTERN, bad
+from grunndata.server.fhir_io.responses import FhirError, send
 
 router = APIRouter(tags=["Service catalogue"])
 

@@ -2,9 +2,9 @@
 
 read, vread, search (GET and POST), history (instance, type, system), $everything and the
 CapabilityStatement. Reads send the stored bytes; only `_summary`, `_elements`, `_pretty` and
-XML make the server touch a resource's content (server/bundles.py). A search goes: `search` here
--> `parse` (server/params.py) -> `search` (store/search.py) -> SQL, back through `searchset`
-(server/bundles.py).
+XML make the server touch a resource's content (server/fhir_io/bundles.py). A search goes: `search` here
+-> `parse` (server/fhir_io/params.py) -> `search` (store/search.py) -> SQL, back through `searchset`
+(server/fhir_io/bundles.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from grunndata import store
-from grunndata.server import bundles
 from grunndata.server.auth import Access
-from grunndata.server.capability import capability_statement
 from grunndata.server.deps import (
     AccessDep,
     FormatDep,
@@ -33,9 +31,11 @@ from grunndata.server.deps import (
     StoredTypeDep,
     listed,
 )
-from grunndata.server.openapi import read_doc, search_doc
-from grunndata.server.params import Query, bad, parse, strict, whole_number
-from grunndata.server.responses import FhirError, bundle, entry, send
+from grunndata.server.fhir_io import bundles
+from grunndata.server.fhir_io.capability import capability_statement
+from grunndata.server.fhir_io.openapi import read_doc, search_doc
+from grunndata.server.fhir_io.params import Query, bad, parse, strict, whole_number
+from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SearchError, Snapshot, Version
 from grunndata.store.searchparams import MPD, SEARCHED_TYPES, SERVED_TYPES, STORE, index_rows, sources_of

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from grunndata.errors import DeliveryError, GrunndataError, StoreError
 from grunndata.server.deps import AccessDep, CatalogueDep, ServedDep, SettingsDep
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.imports import check_scope, file_name, importer, line, receive, refused
-from grunndata.server.responses import FhirError
 
 router = APIRouter(prefix="/import", tags=["Imports"])
 

@@ -7,8 +7,8 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError
 from grunndata.server.deps import M30Dep, get_access
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.m30 import M30_TYPE, accepts_gzip, unpacked
-from grunndata.server.responses import FhirError
 
 # national data: open, but a bad token is still a 401
 router = APIRouter(tags=["FEST/M30"], dependencies=[Depends(get_access)])

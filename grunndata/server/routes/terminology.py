@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from grunndata.server import terminology as ops
 from grunndata.server.deps import FormatDep, TerminologyDep, get_access
-from grunndata.server.responses import FhirError, send
+from grunndata.server.fhir_io.responses import FhirError, send
 from grunndata.server.terminology import Indexes, Json, Terminology
 
 # national data: open, but a bad token is still a 401

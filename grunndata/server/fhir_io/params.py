@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.store import Clause, Include, SearchError, Snapshot, SortKey, date_range
 from grunndata.store.searchparams import STORE, lookup, params_for, sources_of
 

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import Request
 
-from grunndata.server.params import Query
-from grunndata.server.responses import bundle, entry
+from grunndata.server.fhir_io.params import Query
+from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import HistoryItem, Snapshot, Version, instant
 
 Resource = dict[str, Any]
