@@ -100,9 +100,8 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
     """Paths per target kind, drawn (seeded) from what the store serves now."""
     from sqlalchemy import select
 
-    from grunndata.store import connect
+    from grunndata.store import connect, current_snapshot
     from grunndata.store.models import ReleaseEntry, Resource, ResourceIndex
-    from grunndata.store.reads import current_snapshot
 
     r, m, x = Resource.__table__, ReleaseEntry.__table__, ResourceIndex.__table__  # type: ignore[attr-defined]
     engine = connect(db, create=False)
@@ -322,9 +321,8 @@ def import_into(delivery: Path, db: str) -> float:
 def served_counts(db: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from grunndata.store import connect
+    from grunndata.store import connect, current_snapshot
     from grunndata.store.models import ReleaseEntry, Resource
-    from grunndata.store.reads import current_snapshot
 
     r, m = Resource.__table__, ReleaseEntry.__table__  # type: ignore[attr-defined]
     engine = connect(db, create=False)

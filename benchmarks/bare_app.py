@@ -21,9 +21,8 @@ from typing import Any
 from sqlalchemy import select
 
 from grunndata.settings import Settings
-from grunndata.store import connect
+from grunndata.store import Version, connect, current_snapshot, read_many
 from grunndata.store.models import ReleaseEntry, Resource
-from grunndata.store.reads import Version, current_snapshot, read_many
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -1,4 +1,4 @@
-"""Micro benchmark: FHIR JSON -> XML (grunndata.server.fhirxml) on the official R5 IDMP examples.
+"""Micro benchmark: FHIR JSON -> XML (grunndata.server.fhir_io.fhirxml) on the official R5 IDMP examples.
 
     python benchmarks/fhirxml_bench.py [--runs 2000] [--examples ../shared/data/fhir-r5-idmp-examples]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from grunndata.server import fhirxml
+from grunndata.server.fhir_io import fhirxml
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_EXAMPLES = HERE.parents[1] / "shared" / "data" / "fhir-r5-idmp-examples"

@@ -372,7 +372,7 @@ def code_systems() -> list[Json]:
 
 def package_resources() -> list[Json]:
     """Every resource of the package, in a fixed order."""
-    from grunndata.server.capability import capability_statement
+    from grunndata.server.fhir_io.capability import capability_statement
 
     resources: list[Json] = [extension_definition(u) for u in extension_uses()]
     resources += [search_parameter(p) for p in SEARCH_PARAMS if not p.standard]

@@ -1,18 +1,16 @@
 """Who is asking: the request's bearer token turned into an `Access`, once per request.
 
-Every route that answers with data asks `access_of(request)`; national data needs no token, and
+Every route that answers with data receives it (`AccessDep`, server/deps.py, asks `access_of`); national data needs no token, and
 what a client may not read is left out of every answer as if it did not exist (a read of it is
 404), so no path can tell a client without the scope what restricted data there is.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from grunndata.server.auth import Access, Authenticator, AuthError
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 
 ACCESS, AUTH_ERROR = "grunndata.access", "grunndata.auth_error"  # set per request by server/fastpath.py
 _CODES = {401: "login", 403: "forbidden", 503: "transient"}
@@ -39,12 +37,3 @@ def access_of(request: Request, auth: Authenticator) -> Access:
         raise refusal(e) from None
     request.scope[ACCESS] = access
     return access
-
-
-def checks_token(auth: Authenticator) -> Any:
-    """A router dependency for routes that serve only national data: a bad token is still a 401."""
-
-    async def dependency(request: Request) -> None:
-        access_of(request, auth)
-
-    return Depends(dependency)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,21 +16,17 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from grunndata import __version__
-from grunndata.server.access import access_of
+from grunndata.server import routes
 from grunndata.server.auth import Authenticator, dev_mode_banner
-from grunndata.server.catalog import CatalogueView, catalog_router
+from grunndata.server.catalog import CatalogueView
 from grunndata.server.fastpath import FastReads
-from grunndata.server.fhir import fhir_router
-from grunndata.server.imports import imports_router
-from grunndata.server.m30 import M30Files, m30_folder, m30_router
-from grunndata.server.migration import migration_router
-from grunndata.server.package import router as package_router
-from grunndata.server.responses import FhirError, error_response
+from grunndata.server.fhir_io.responses import FhirError, error_response
+from grunndata.server.m30 import M30Files, m30_folder
 from grunndata.server.state import Served
-from grunndata.server.terminology import Terminology, terminology_router
+from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
-from grunndata.store import CATALOGUE, TERMINOLOGY, active_releases, list_releases
+from grunndata.store import CATALOGUE, TERMINOLOGY
 
 log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
@@ -83,17 +77,21 @@ def create_app(
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
         lifespan=lifespan,
     )
-    app.state.served, app.state.terminology, app.state.m30 = served, terms, files  # for tests and tools
-    app.include_router(terminology_router(terms))  # before the FHIR routes: /CodeSystem/$lookup is no read
+    # what the routes receive through server/deps.py
     catalogues = list(settings.catalog if catalog is None else catalog)
     catalogue = CatalogueView(served, catalogues, settings.base_url)
-    app.include_router(catalog_router(catalogue))  # before the FHIR routes: /fhir/Endpoint/{id} is ours
-    app.include_router(package_router)  # before the FHIR routes: /fhir/package.tgz is no search
+    app.state.served, app.state.settings, app.state.catalogue = served, settings, catalogue
+    app.state.terminology, app.state.m30 = terms, files
     # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
-    app.include_router(fhir_router(served, {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}))
-    app.include_router(m30_router(served, files))
-    app.include_router(imports_router(served, catalogue.file_owners, settings))
-    app.include_router(migration_router(served))
+    app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
+    app.include_router(routes.terminology.router)  # before the FHIR routes: /CodeSystem/$lookup is no read
+    app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
+    app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search
+    app.include_router(routes.fhir.router)
+    app.include_router(routes.m30.router)
+    app.include_router(routes.imports.router)
+    app.include_router(routes.migration.router)
+    app.include_router(routes.ops.router)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
@@ -126,62 +124,6 @@ def create_app(
         return error_response(
             request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
         )
-
-    @app.get("/health")
-    def health(request: Request) -> dict[str, Any]:
-        """Up, and which releases are being served (those whose data the client may read)."""
-        access = access_of(request, served.auth)
-        with engine.connect() as conn:
-            active = [r for r in active_releases(conn) if access.can_read(r.tier, r.owner_id)]
-        settings = served.auth.settings
-        return {
-            "status": "ok",
-            "version": __version__,
-            "pid": os.getpid(),  # which server process answered (several may serve one store)
-            "auth": "DEVELOPMENT MODE: every client reads every tier"
-            if settings.dev
-            else ("bearer tokens (HelseID)" if settings.jwks else "national data only, no tokens accepted"),
-            "active_releases": [
-                {
-                    "id": r.id,
-                    "source": r.source,
-                    "tier": r.tier,
-                    "owner": r.owner_id,
-                    "hentet_dato": r.hentet_dato,
-                }
-                for r in active
-            ],
-        }
-
-    @app.get("/releases")
-    def releases(request: Request) -> list[dict[str, Any]]:
-        """Every release of the lines the client may read: national for all, the rest by scope."""
-        access = access_of(request, served.auth)
-        return [
-            {
-                "id": r.id,
-                "source": r.source,
-                "kind": r.kind,
-                "tier": r.tier,
-                "owner": r.owner_id,
-                "status": r.status,
-                "hentet_dato": r.hentet_dato,
-                "started_at": r.started_at,
-                "ended_at": r.ended_at,
-                "counts": r.counts,
-                "message": r.message,
-            }
-            for r in list_releases(engine)
-            if access.can_read(r.tier, r.owner_id)
-        ]
-
-    @app.get("/coverage/fest-idmp")
-    def coverage() -> dict[str, Any]:
-        """Where every element of the M30 XSD goes in FHIR: mapped, carried in an extension, or dropped."""
-        from grunndata.translators.fest_to_idmp import coverage_json
-
-        report: dict[str, Any] = coverage_json()
-        return report
 
     app.add_middleware(
         FastReads, served=served, terms=terms

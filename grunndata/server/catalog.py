@@ -1,7 +1,7 @@
 """The service catalogue over HTTP: `/catalog` (a page), `/catalog.json`, and FHIR Endpoint and
 Organization resources at `/fhir/Endpoint` and `/fhir/Organization`.
 
-Searches are the FHIR routes' (server/fhir.py), as for every type: they ask `CatalogueView.listed`
+Searches are the FHIR routes' (server/routes/fhir.py), as for every type: they ask `CatalogueView.listed`
 for the catalogue's Endpoints and Organizations (store/searchparams.py names the catalogue as their
 source). `/fhir/Organization` is shared: the store serves the Organizations data owners import (a
 marketing authorisation holder), the catalogue its services' owners; the catalogue's ids (owner
@@ -22,21 +22,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, Response
 
-from grunndata.catalog.fhir import catalogue_json, endpoint_resource, organization_resources
+from grunndata.catalog.fhir import endpoint_resource, organization_resources
 from grunndata.catalog.files import CatalogueError
-from grunndata.catalog.model import TIERS, Availability, Service
-from grunndata.catalog.ours import all_services, search
-from grunndata.catalog.page import render_error, render_page
+from grunndata.catalog.model import Availability, Service
+from grunndata.catalog.ours import all_services
 from grunndata.catalog.probe import availability as measured
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
-from grunndata.server.params import ID_PATTERN, bad
-from grunndata.server.responses import FhirError, negotiate, send
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 
 _KEEP = 8  # catalogues kept (one per base URL the server is reached at)
@@ -136,52 +132,3 @@ class CatalogueView:
         if rtype == "Organization":
             return await run_in_threadpool(self.organizations, request)
         return []
-
-
-def catalog_router(view: CatalogueView) -> APIRouter:
-    """The catalogue's routes; register before the FHIR router (its /fhir/{type}/{id} would answer 404)."""
-    served = view.served
-    router = APIRouter(tags=["Service catalogue"])
-
-    def chosen_tier(request: Request) -> str | None:
-        tier = request.query_params.get("tier") or None
-        if tier is not None and tier not in TIERS:
-            raise FhirError(400, "invalid", f"unknown tier {tier!r}; the tiers are {', '.join(TIERS)}")
-        return tier
-
-    @router.get("/catalog", summary="The service catalogue as a page (filter: tier, owner)")
-    def page(request: Request) -> Response:
-        access_of(request, served.auth)
-        base = request.scope.get("root_path", "")
-        try:
-            tier = chosen_tier(request)
-        except FhirError as e:
-            return HTMLResponse(render_error(e.message, base=base), status_code=400)
-        services, found = view.current(request)
-        owner = request.query_params.get("owner") or None
-        return HTMLResponse(render_page(services, found, tier=tier, owner=owner, base=base))
-
-    @router.get("/catalog.json", summary="The service catalogue as JSON (filter: tier, owner)")
-    def as_json(request: Request) -> Response:
-        access_of(request, served.auth)
-        tier = chosen_tier(request)
-        services, found = view.current(request)
-        shown = search(services, tier=tier, owner=request.query_params.get("owner") or None)
-        return Response(orjson.dumps(catalogue_json(shown, found)), media_type="application/json")
-
-    @router.get("/fhir/Endpoint/{rid}", summary="One service of the catalogue as a FHIR Endpoint")
-    def read_endpoint(request: Request, rid: str) -> Response:
-        access_of(request, served.auth)
-        fmt = negotiate(request)
-        return _read(request, fmt, "Endpoint", rid, view.endpoints(request))
-
-    return router
-
-
-def _read(request: Request, fmt: str, rtype: str, rid: str, resources: list[Resource]) -> Response:
-    if not ID_PATTERN.fullmatch(rid):
-        raise bad(f"{rid!r} is not a valid resource id")
-    for resource in resources:
-        if resource["id"] == rid:
-            return send(request, fmt, orjson.dumps(resource))
-    raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import Access, AuthError
-from grunndata.server.params import ID_PATTERN
+from grunndata.server.fhir_io.params import ID_PATTERN
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
 from grunndata.store import STORE, sources_of

@@ -10,21 +10,15 @@ the token may not import this (401, 403).
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from fastapi import Request
 
-from grunndata.errors import DeliveryError, GrunndataError, StoreError
-from grunndata.server.access import access_of
+from grunndata.errors import DeliveryError
 from grunndata.server.auth import Access
-from grunndata.server.responses import FhirError
-from grunndata.server.state import Served
-from grunndata.settings import Settings
+from grunndata.server.fhir_io.responses import FhirError
 
 NATIONAL_OWNER = "dmp"
 _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
@@ -43,64 +37,7 @@ _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def imports_router(
-    served: Served,
-    catalogue_owners: Callable[[], Collection[str]] = frozenset,
-    settings: Settings | None = None,
-) -> APIRouter:
-    """The import routes; `catalogue_owners` names the owners of the catalogue files (their
-    Organization ids are the catalogue's, and no import may take them); `settings` gives the size
-    limits (GRUNNDATA_MAX_UPLOAD_BYTES and the importers' own; default: the defaults)."""
-    limits = settings or Settings.load({})
-    router = APIRouter(prefix="/import", tags=["Imports"])
-
-    @router.post("/{source}", summary="Import a delivery (FEST, SAFEST, sector or supplementary data)")
-    async def post_import(
-        request: Request,
-        source: str,
-        owner: str | None = None,
-        owner_name: str | None = None,
-        filename: str | None = None,
-        incremental: bool = False,
-        force: bool = False,
-        dry_run: bool = False,
-    ) -> Response:
-        """The body is the delivery: FEST as .xml, .xml.gz or .zip; SAFEST as a Bundle, ndjson or
-        XML; sector and supplementary data as FHIR or CSV. `filename` (or Content-Type) says which."""
-        tier, line_owner = _line(source, owner)
-        _check_scope(access_of(request, served.auth), tier, line_owner, "authorization" in request.headers)
-        name = _file_name(source, filename, request.headers.get("content-type", ""))
-        with tempfile.TemporaryDirectory(prefix="grunndata-upload-") as folder:
-            path = Path(folder) / name
-            await _receive(request, path, limits.max_upload_bytes)
-            options = {
-                "incremental": incremental,
-                "force": force,
-                "dry_run": dry_run,
-                "owner_name": owner_name,
-                "max_xml_bytes": limits.max_xml_bytes,
-                "max_file_bytes": limits.max_resource_file_bytes,
-            }
-            run = _importer(source, tier, line_owner, options | {"catalogue_owners": catalogue_owners()})
-            try:
-                result = await run_in_threadpool(run, served.engine, path)
-            except StoreError as e:
-                status = 409 if "another import is running" in str(e) else 503
-                raise FhirError(status, "conflict" if status == 409 else "transient", str(e)) from None
-            except DeliveryError as e:
-                raise _refused(e) from None
-            except GrunndataError as e:
-                raise FhirError(422, "processing", str(e)) from None
-        await run_in_threadpool(served.serve_newest)  # the new release is served from the next request on
-        outcome = "dry-run" if dry_run else ("unchanged" if result.release_id is None else "activated")
-        return JSONResponse(
-            {"outcome": outcome, "release_id": result.release_id, "report": result.as_report()}
-        )
-
-    return router
-
-
-def _line(source: str, owner: str | None) -> tuple[str, str]:
+def line(source: str, owner: str | None) -> tuple[str, str]:
     """The tier and owner whose line of releases the import writes."""
     if source in ("fest", "safest"):
         if owner not in (None, NATIONAL_OWNER):
@@ -115,7 +52,7 @@ def _line(source: str, owner: str | None) -> tuple[str, str]:
     )
 
 
-def _check_scope(access: Access, tier: str, owner: str, with_token: bool) -> None:
+def check_scope(access: Access, tier: str, owner: str, with_token: bool) -> None:
     if access.can_import(tier, owner):
         return
     message = access.scopes_missing_message(tier, owner, "import")
@@ -124,7 +61,7 @@ def _check_scope(access: Access, tier: str, owner: str, with_token: bool) -> Non
     raise FhirError(403, "forbidden", message)
 
 
-def _file_name(source: str, filename: str | None, content_type: str) -> str:
+def file_name(source: str, filename: str | None, content_type: str) -> str:
     if filename:
         name = _SAFE_NAME.sub("_", Path(filename).name)[:120].lstrip(".")
         return name or "upload"
@@ -141,7 +78,7 @@ def _file_name(source: str, filename: str | None, content_type: str) -> str:
     return "upload" + suffix
 
 
-async def _receive(request: Request, path: Path, limit: int) -> None:
+async def receive(request: Request, path: Path, limit: int) -> None:
     """The body to a file, never more than `limit` bytes of it."""
     size = 0
     with path.open("wb") as out:
@@ -158,7 +95,7 @@ async def _receive(request: Request, path: Path, limit: int) -> None:
         raise FhirError(400, "required", "the request has no body: send the delivery as the body")
 
 
-def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Callable[[Any, Path], Any]:
+def importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Callable[[Any, Path], Any]:
     if source == "fest":
         from grunndata.importers.fest import import_fest
 
@@ -195,7 +132,7 @@ def _importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Ca
     )
 
 
-def _refused(e: DeliveryError) -> FhirError:
+def refused(e: DeliveryError) -> FhirError:
     """A refused delivery: the sentence, and each problem as an issue when the importer lists them."""
     problems = getattr(e, "problems", None) or []
     return FhirError(422, "processing", str(e), details=[str(p) for p in problems[:100]])

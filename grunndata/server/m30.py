@@ -29,16 +29,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError
 from grunndata.exporters import base_release, export_m30
-from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 from grunndata.store import Snapshot, open_connection
 
@@ -214,54 +212,18 @@ class M30Files:
             self._locks.pop(old.name[4:].removesuffix(".xml.gz").removesuffix(".lock"), None)
 
 
-def _unpacked(path: Path) -> Iterator[bytes]:
+def unpacked(path: Path) -> Iterator[bytes]:
     with gzip.open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             yield chunk
 
 
-def _accepts_gzip(request: Request) -> bool:
+def accepts_gzip(request: Request) -> bool:
     for part in request.headers.get("accept-encoding", "").split(","):
         coding, _, q = part.strip().partition(";")
         if coding.strip().lower() in ("gzip", "*") and q.replace(" ", "") not in ("q=0", "q=0.0"):
             return True
     return False
-
-
-def m30_router(served: Served, files: M30Files) -> APIRouter:
-    router = APIRouter(tags=["FEST/M30"], dependencies=[checks_token(served.auth)])
-
-    @router.get(
-        "/fest/m30",
-        summary="The national data as a FEST/M30 delivery",
-        response_class=Response,
-        responses={200: {"content": {"application/xml": {}}}},
-    )
-    async def fest_m30(request: Request, since: str | None = None) -> Response:
-        """A full delivery, or with `since` (the HentetDato of a delivery you had from here, exactly
-        as it was) only what changed since: new and changed entries in full, Status U for expired
-        listings. Valid against the M30 2014-12-01 XSD; gzip when the client accepts it."""
-        if since is not None and not since.strip():
-            raise FhirError(400, "invalid", "since is empty; give the HentetDato of your last delivery")
-        key = files.key(since)
-        etag = f'"m30-{key}"'
-        headers = {
-            "ETag": etag,
-            "Content-Disposition": 'attachment; filename="fest251.xml"',
-            "Vary": "Accept-Encoding",
-        }
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        try:
-            path = await files.file(key, since)
-        except ExportError as e:
-            raise FhirError(400, "invalid", str(e)) from None
-        if _accepts_gzip(request):
-            headers["Content-Encoding"] = "gzip"
-            return FileResponse(path, media_type=M30_TYPE, headers=headers)
-        return StreamingResponse(_unpacked(path), media_type=M30_TYPE, headers=headers)
-
-    return router
 
 
 if __name__ == "__main__":

@@ -11,10 +11,6 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-
-from grunndata.server.access import access_of
 from grunndata.server.state import Served
 from grunndata.store import list_releases
 
@@ -91,21 +87,6 @@ def _not_in_idmp() -> list[dict[str, Any]]:
     return out
 
 
-def migration_router(served: Served) -> APIRouter:
-    router = APIRouter(tags=["Migration"])
-
-    @router.get("/migration", summary="FEST -> IDMP migration status per release (HTML, or JSON)")
-    def migration(request: Request) -> Response:
-        access_of(request, served.auth)  # national data: open, but a bad token is still a 401
-        report = migration_report(served)
-        accept = request.headers.get("accept", "")
-        if "application/json" in accept or request.query_params.get("_format") == "json":
-            return JSONResponse(report)
-        return HTMLResponse(_page(report))
-
-    return router
-
-
 # -- the page ---------------------------------------------------------------------------------------
 
 _STYLE = """
@@ -122,7 +103,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _page(report: dict[str, Any]) -> str:
+def migration_page(report: dict[str, Any]) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",

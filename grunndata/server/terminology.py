@@ -1,5 +1,5 @@
 """Terminology operations: ConceptMap read and `$translate`, CodeSystem `$lookup` and
-`$validate-code`, ValueSet `$expand`. A ConceptMap search is the FHIR routes' (server/fhir.py), as
+`$validate-code`, ValueSet `$expand`. A ConceptMap search is the FHIR routes' (server/routes/fhir.py), as
 for every type, over the maps `Terminology.listed` gives.
 
 The maps are the reviewed files in grunndata/terminology (FEST code systems to EDQM and UCUM)
@@ -17,23 +17,20 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import Request
 
+from grunndata import store
 from grunndata.memory import cycle_collection_paused
-from grunndata.server.access import checks_token
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.params import whole_number
-from grunndata.server.responses import FhirError, negotiate, send
+from grunndata.server.fhir_io.params import whole_number
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
-from grunndata.store import reads
 from grunndata.terminology import (
     IDENTIFIER_PARAMS,
     NAME_PARAMS,
@@ -54,7 +51,7 @@ _FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
-class _Indexes:
+class Indexes:
     token: str
     maps: ConceptMapIndex
     code_systems: CodeSystemIndex
@@ -73,17 +70,17 @@ class Terminology:
 
     def __init__(self, served: Served) -> None:
         self.served = served
-        self._built: dict[str, _Indexes] = {}  # the served snapshot's, and one being prepared
-        self._building: dict[str, Future[_Indexes]] = {}
+        self._built: dict[str, Indexes] = {}  # the served snapshot's, and one being prepared
+        self._building: dict[str, Future[Indexes]] = {}
         self._lock = threading.Lock()
         served.preparers.append(self.prepare)
 
-    def _future(self, snapshot: reads.Snapshot) -> Future[_Indexes]:
+    def _future(self, snapshot: store.Snapshot) -> Future[Indexes]:
         """The indexes of `snapshot`: done, or being built (started here if need be)."""
         with self._lock:
             built = self._built.get(snapshot.token)
             if built is not None:
-                done: Future[_Indexes] = Future()
+                done: Future[Indexes] = Future()
                 done.set_result(built)
                 return done
             future = self._building.get(snapshot.token)
@@ -96,7 +93,7 @@ class Terminology:
 
     KEEP = 2  # built indexes kept besides the served snapshot's: one being prepared, one spare
 
-    def _build_into(self, snapshot: reads.Snapshot, future: Future[_Indexes]) -> None:
+    def _build_into(self, snapshot: store.Snapshot, future: Future[Indexes]) -> None:
         """Build, keep, and always settle `future` (its waiters must never hang)."""
         try:
             built = self._build(snapshot)
@@ -116,16 +113,16 @@ class Terminology:
             self._building.pop(snapshot.token, None)
         future.set_result(built)
 
-    def prepare(self, snapshot: reads.Snapshot) -> None:
+    def prepare(self, snapshot: store.Snapshot) -> None:
         """Build `snapshot`'s indexes (waiting in this thread) before it is served; `snapshot` is
         the national part, as `served.snapshot(ANONYMOUS)` will give it."""
         self._future(snapshot).result()
 
-    def current(self) -> _Indexes | None:
+    def current(self) -> Indexes | None:
         """The served snapshot's indexes if they are built."""
         return self._built.get(self.served.snapshot(ANONYMOUS).token)
 
-    async def ready(self) -> _Indexes:
+    async def ready(self) -> Indexes:
         """The served snapshot's indexes, waited for without holding a thread."""
         current = self.current()
         if current is not None:
@@ -156,7 +153,7 @@ class Terminology:
         except FhirError:
             return None
 
-    def _build(self, snapshot: reads.Snapshot) -> _Indexes:
+    def _build(self, snapshot: store.Snapshot) -> Indexes:
         # No cycle collection meanwhile: the build makes a million objects and no cycles, and each
         # full collection it set off held the interpreter for 100 to 300 ms, every thread waiting.
         # Then everything alive is moved out of the collector's sight (gc.freeze): otherwise the
@@ -167,17 +164,17 @@ class Terminology:
             gc.freeze()
         return built
 
-    def _build_paced(self, snapshot: reads.Snapshot) -> _Indexes:
+    def _build_paced(self, snapshot: store.Snapshot) -> Indexes:
         pause = _GiveWay()
         with self.served.engine.connect() as conn:
-            rows = reads.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
-            code_systems = [v.resource() for v in reads.all_of_type(conn, snapshot, "CodeSystem")]
-            fest_made = reads.fest_made_ids(conn, snapshot, "CodeSystem")
-            value_sets = [v.resource() for v in reads.all_of_type(conn, snapshot, "ValueSet")]
-            imported_maps = [v.resource() for v in reads.all_of_type(conn, snapshot, "ConceptMap")]
+            rows = store.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
+            code_systems = [v.resource() for v in store.all_of_type(conn, snapshot, "CodeSystem")]
+            fest_made = store.fest_made_ids(conn, snapshot, "CodeSystem")
+            value_sets = [v.resource() for v in store.all_of_type(conn, snapshot, "ValueSet")]
+            imported_maps = [v.resource() for v in store.all_of_type(conn, snapshot, "ConceptMap")]
             pairs = [
                 pair
-                for report in reads.release_reports(conn, snapshot.releases)
+                for report in store.release_reports(conn, snapshot.releases)
                 for pair in ((report.get("reconciliation") or {}).get("code_pairs") or [])
             ]
         ours = [
@@ -191,7 +188,7 @@ class Terminology:
             [c for c in code_systems if c["id"] in fest_made],
             [c for c in code_systems if c["id"] not in fest_made],
         )
-        return _Indexes(
+        return Indexes(
             snapshot.token,
             ConceptMapIndex(maps, pause),
             CodeSystemIndex(code_systems, value_sets),
@@ -227,7 +224,7 @@ def _bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
 
 
-async def _inputs(request: Request) -> list[tuple[str, Any]]:
+async def inputs(request: Request) -> list[tuple[str, Any]]:
     """(name, value) of the operation's parameters: the query, or a POSTed Parameters resource/form.
 
     Coding values come as dicts; from a query or form, `system|code` is read as a Coding.
@@ -310,7 +307,7 @@ def _codings(
     return found
 
 
-def _translate(indexes: _Indexes, items: list[tuple[str, Any]], map_url: str | None) -> Json:
+def _translate(indexes: Indexes, items: list[tuple[str, Any]], map_url: str | None) -> Json:
     """$translate with the R5 names, and the R4 ones (code, coding, targetsystem, reverse) still in use.
 
     Forward: sourceCode+system, sourceCoding or sourceCodeableConcept, optionally into targetSystem.
@@ -356,111 +353,64 @@ def _translate(indexes: _Indexes, items: list[tuple[str, Any]], map_url: str | N
 # -- the routes ------------------------------------------------------------------------------------
 
 
-def terminology_router(terms: Terminology) -> APIRouter:
-    router = APIRouter(prefix="/fhir", tags=["Terminology"], dependencies=[checks_token(terms.served.auth)])
+# -- the operations, given a snapshot's indexes (routes: server/routes/terminology.py) -----------
 
-    async def answer(
-        request: Request, work: Callable[[_Indexes, list[tuple[str, Any]]], Json | None]
-    ) -> Response:
-        fmt = negotiate(request)
-        items = await _inputs(request)
-        indexes = await terms.ready()
-        result = work(indexes, items)
-        if result is None:
-            raise FhirError(404, "not-found", "no such code system")
-        return send(request, fmt, orjson.dumps(result))
 
-    @router.api_route(
-        "/ConceptMap/$translate", methods=["GET", "POST"], summary="Translate a code with the maps"
-    )
-    async def translate(request: Request) -> Response:
-        return await answer(request, lambda ix, items: _translate(ix, items, None))
+def translate(ix: Indexes, items: list[tuple[str, Any]], map_id: str | None = None) -> Json:
+    """`$translate` with every map, or with the map `map_id` only."""
+    if map_id is None:
+        return _translate(ix, items, None)
+    if map_id not in ix.map_bytes:
+        raise FhirError(404, "not-found", f"there is no ConceptMap/{map_id}")
+    return _translate(ix, items, orjson.loads(ix.map_bytes[map_id])["url"])
 
-    @router.api_route(
-        "/ConceptMap/{cid}/$translate", methods=["GET", "POST"], summary="Translate with one map"
-    )
-    async def translate_with(request: Request, cid: str) -> Response:
-        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
-            if cid not in ix.map_bytes:
-                raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
-            return _translate(ix, items, orjson.loads(ix.map_bytes[cid])["url"])
 
-        return await answer(request, work)
+def lookup(ix: Indexes, items: list[tuple[str, Any]]) -> Json:
+    coding = _codings(items, ("code",), ("coding",), "codeableConcept", _text(items, "system"))
+    if len(coding) != 1 or not coding[0].system:
+        raise _bad("$lookup needs one code with its system (system and code, or coding)")
+    version = _text(items, "version")
+    found = ix.code_systems.lookup(coding[0].system, coding[0].code, version)
+    if found is None:
+        known = ix.code_systems.get(coding[0].system, version) is not None
+        what = f"code {coding[0].code!r} is not in" if known else "there is no code system"
+        named = f"{coding[0].system}|{version}" if version else coding[0].system
+        raise FhirError(404, "not-found", f"{what} {named}")
+    return found
 
-    @router.get("/ConceptMap/{cid}", summary="Read a ConceptMap")
-    async def read_map(request: Request, cid: str) -> Response:
-        fmt = negotiate(request)
-        indexes = await terms.ready()
-        if cid not in indexes.map_bytes:
-            raise FhirError(404, "not-found", f"there is no ConceptMap/{cid}")
-        return send(request, fmt, indexes.map_bytes[cid])
 
-    @router.api_route(
-        "/CodeSystem/$lookup", methods=["GET", "POST"], summary="Look up a code of a code system"
-    )
-    async def lookup(request: Request) -> Response:
-        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
-            coding = _codings(items, ("code",), ("coding",), "codeableConcept", _text(items, "system"))
-            if len(coding) != 1 or not coding[0].system:
-                raise _bad("$lookup needs one code with its system (system and code, or coding)")
-            version = _text(items, "version")
-            found = ix.code_systems.lookup(coding[0].system, coding[0].code, version)
-            if found is None:
-                known = ix.code_systems.get(coding[0].system, version) is not None
-                what = f"code {coding[0].code!r} is not in" if known else "there is no code system"
-                named = f"{coding[0].system}|{version}" if version else coding[0].system
-                raise FhirError(404, "not-found", f"{what} {named}")
-            return found
+def validate_code(ix: Indexes, items: list[tuple[str, Any]]) -> Json:
+    url = _text(items, "url", "system")
+    coding = _codings(items, ("code",), ("coding",), "codeableConcept", url)
+    if len(coding) != 1:
+        raise _bad("$validate-code needs one code (code with url, or coding)")
+    system = coding[0].system or url
+    if not system:
+        raise _bad("$validate-code needs the code system: url, system or coding.system")
+    display = _text(items, "display") or coding[0].display
+    version = _text(items, "version", "systemVersion")
+    return ix.code_systems.validate_code(system, coding[0].code, display, version)
 
-        return await answer(request, work)
 
-    @router.api_route(
-        "/CodeSystem/$validate-code", methods=["GET", "POST"], summary="Is this code in the code system?"
-    )
-    async def validate_code(request: Request) -> Response:
-        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
-            url = _text(items, "url", "system")
-            coding = _codings(items, ("code",), ("coding",), "codeableConcept", url)
-            if len(coding) != 1:
-                raise _bad("$validate-code needs one code (code with url, or coding)")
-            system = coding[0].system or url
-            if not system:
-                raise _bad("$validate-code needs the code system: url, system or coding.system")
-            display = _text(items, "display") or coding[0].display
-            version = _text(items, "version", "systemVersion")
-            return ix.code_systems.validate_code(system, coding[0].code, display, version)
-
-        return await answer(request, work)
-
-    @router.api_route(
-        "/ValueSet/$expand",
-        methods=["GET", "POST"],
-        summary="Expand a ValueSet, or the implicit value set of a code system (url = its url)",
-    )
-    async def expand(request: Request) -> Response:
-        def work(ix: _Indexes, items: list[tuple[str, Any]]) -> Json:
-            url = _text(items, "url")
-            if url is None:
-                raise _bad("$expand needs url: the code system's url (its implicit value set of every code)")
-            offset = whole_number("offset", str(_one(items, "offset") or 0), 0, 10_000_000)
-            count_value = _one(items, "count")
-            count = None if count_value is None else whole_number("count", str(count_value), 0, 100_000)
-            version = _text(items, "valueSetVersion")
-            try:
-                expansion = ix.code_systems.expand(
-                    url, version=version, filter=_text(items, "filter"), offset=offset, count=count
-                )
-            except CannotExpand as e:
-                raise FhirError(422, "not-supported", str(e)) from None
-            if expansion is None:
-                named = f"{url}|{version}" if version else url
-                raise FhirError(
-                    404,
-                    "not-found",
-                    f"there is no value set {named!r} here (neither a ValueSet nor a code system's own)",
-                )
-            return expansion
-
-        return await answer(request, work)
-
-    return router
+def expand(ix: Indexes, items: list[tuple[str, Any]]) -> Json:
+    url = _text(items, "url")
+    if url is None:
+        raise _bad("$expand needs url: the code system's url (its implicit value set of every code)")
+    offset = whole_number("offset", str(_one(items, "offset") or 0), 0, 10_000_000)
+    count_value = _one(items, "count")
+    count = None if count_value is None else whole_number("count", str(count_value), 0, 100_000)
+    version = _text(items, "valueSetVersion")
+    try:
+        expansion = ix.code_systems.expand(
+            url, version=version, filter=_text(items, "filter"), offset=offset, count=count
+        )
+    except CannotExpand as e:
+        raise FhirError(422, "not-supported", str(e)) from None
+    if expansion is None:
+        named = f"{url}|{version}" if version else url
+        raise FhirError(
+            404,
+            "not-found",
+            f"there is no value set {named!r} here (neither a ValueSet nor a code system's own)",
+        )
+    return expansion

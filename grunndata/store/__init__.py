@@ -1,12 +1,16 @@
 """The tiered, release-versioned resource store (SQLite by default, PostgreSQL by URL).
 
 Outside code imports these names from here, not from the modules: `db` (URLs, connections),
-`releases` (the write side: build, activate, roll back), `reads` (snapshots, reads, search,
-history), `searchparams` (the one table of search parameters), `national` (the ids and codes
+`releases` (the write side: build, activate, roll back, reindex), who may read what (`access`),
+reads and snapshots (`read`), search and includes (`search`), history (`history`), `$everything`
+(`everything`), `searchparams` (the one table of search parameters), `national` (the ids and codes
 sector data is checked against), `probes` (the catalogue's availability history), `models`.
 """
 
+from grunndata.store.access import Entitled, may_read
 from grunndata.store.db import connect, open_connection, resolve_url
+from grunndata.store.everything import everything_of
+from grunndata.store.history import HistoryItem, history, newest_release, parse_cursor
 from grunndata.store.models import Owner
 from grunndata.store.national import (
     Key,
@@ -21,22 +25,23 @@ from grunndata.store.national import (
 from grunndata.store.probes import ProbeTotals
 from grunndata.store.probes import record as record_probes
 from grunndata.store.probes import totals as probe_totals
-from grunndata.store.reads import (
+from grunndata.store.read import (
     OWNER_SOURCE,
-    Clause,
-    Entitled,
     SearchError,
     Snapshot,
-    SortKey,
     Version,
     all_of_type,
     current_snapshot,
-    date_range,
+    ever_served,
+    fest_made_ids,
     instant,
-    may_read,
     read,
+    read_many,
     release_lines,
+    release_reports,
     served,
+    snapshot_exists,
+    vread,
 )
 from grunndata.store.releases import (
     ReleaseBuilder,
@@ -48,6 +53,16 @@ from grunndata.store.releases import (
     reindex,
     rollback,
     served_counts,
+)
+from grunndata.store.search import (
+    Clause,
+    Include,
+    SortKey,
+    clause_matches,
+    date_range,
+    included,
+    index_values,
+    search,
 )
 from grunndata.store.searchparams import (
     CATALOGUE,
@@ -66,15 +81,16 @@ from grunndata.store.searchparams import (
 
 __all__ = [
     "CATALOGUE",
+    "OWNER_SOURCE",
     "SEARCHED_TYPES",
+    "SEARCH_PARAMS",
     "STORE",
     "TERMINOLOGY",
-    "sources_of",
-    "OWNER_SOURCE",
-    "SEARCH_PARAMS",
     "TIER_SYSTEM",
     "Clause",
     "Entitled",
+    "HistoryItem",
+    "Include",
     "IndexRow",
     "Key",
     "Line",
@@ -92,28 +108,43 @@ __all__ = [
     "Version",
     "active_releases",
     "all_of_type",
+    "clause_matches",
     "connect",
     "current_snapshot",
     "date_range",
+    "ever_served",
+    "everything_of",
+    "fest_made_ids",
+    "history",
+    "included",
     "index_rows",
+    "index_values",
     "instant",
     "list_releases",
     "lookup",
     "may_read",
+    "newest_release",
     "open_connection",
     "params_for",
+    "parse_cursor",
     "probe_totals",
     "read",
     "read_active",
+    "read_many",
     "record_probes",
     "registered_tier",
     "reindex",
     "release_lines",
+    "release_reports",
     "reserved_organization_ids",
     "reserved_organization_sentence",
     "resolve_url",
     "rollback",
+    "search",
     "served",
     "served_counts",
     "served_elsewhere",
+    "snapshot_exists",
+    "sources_of",
+    "vread",
 ]

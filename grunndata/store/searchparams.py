@@ -73,7 +73,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     CM: (TERMINOLOGY,),
 }
 SEARCHED_TYPES = (*SERVED_TYPES, CM, ENDPOINT)
-"""Every type a search answers for: one parser, one matcher, one bundle (server/fhir.py)."""
+"""Every type a search answers for: one parser, one matcher, one bundle (server/routes/fhir.py)."""
 
 
 def sources_of(rtype: str) -> tuple[str, ...]:

@@ -11,8 +11,7 @@ from sqlalchemy.engine import Engine
 from grunndata.catalog import CatalogueError, Service, all_services, load_catalogue, own_services, search
 from grunndata.importers.fest import import_fest
 from grunndata.importers.tiered import import_tiered
-from grunndata.store import list_releases
-from grunndata.store.reads import instant
+from grunndata.store import instant, list_releases
 from tests.catalog.test_files import EXAMPLE, GOOD
 from tests.conftest import REAL_HENTET_DATO
 from tests.importers.test_tiered import DATA, national_delivery  # noqa: F401  (a fixture)

@@ -17,9 +17,17 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.importers.tiered import TieredDeliveryError, TieredResult, import_tiered
-from grunndata.store import connect, list_releases, read_active, served_counts
+from grunndata.store import (
+    Clause,
+    connect,
+    current_snapshot,
+    list_releases,
+    read,
+    read_active,
+    search,
+    served_counts,
+)
 from grunndata.store.models import Owner
-from grunndata.store.reads import Clause, current_snapshot, read, search
 from grunndata.store.searchparams import lookup
 
 DATA = Path(__file__).parent / "tiered_data"

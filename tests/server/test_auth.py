@@ -32,6 +32,7 @@ from grunndata.server.auth import (
     AuthSettings,
     ConfigError,
     dev_mode_banner,
+    tokens,
 )
 from grunndata.store.models import TIERS
 
@@ -186,14 +187,14 @@ def test_a_verified_token_is_checked_once_until_it_expires(
     authenticator: Authenticator, keys: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks = []
-    verifier = auth._VERIFIERS["RS256"]
+    verifier = tokens._VERIFIERS["RS256"]
 
     class Counting:
         def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
             checks.append(msg)
             return verifier.verify(msg, key, sig)
 
-    monkeypatch.setitem(auth._VERIFIERS, "RS256", Counting())
+    monkeypatch.setitem(tokens._VERIFIERS, "RS256", Counting())
     header = "Bearer " + sign(keys, claims(exp=int(NOW) + 100))
     for _ in range(5):
         authenticator.access(header)
@@ -206,14 +207,14 @@ def test_the_cache_is_bounded_and_forgets_the_least_recently_used(
     jwks_file: Path, keys: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks = []
-    verifier = auth._VERIFIERS["RS256"]
+    verifier = tokens._VERIFIERS["RS256"]
 
     class Counting:
         def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
             checks.append(msg)
             return verifier.verify(msg, key, sig)
 
-    monkeypatch.setitem(auth._VERIFIERS, "RS256", Counting())
+    monkeypatch.setitem(tokens._VERIFIERS, "RS256", Counting())
     settings = AuthSettings(jwks=str(jwks_file), issuer=ISSUER, audience=AUDIENCE)
     small = Authenticator(settings, clock=clock, cache_size=2)
     first, second, third = ("Bearer " + sign(keys, claims(sub=f"client-{n}")) for n in range(3))

@@ -22,7 +22,7 @@ from lxml import etree
 from sqlalchemy.engine import Engine
 
 from grunndata.server import create_app
-from grunndata.server.fhirxml import FHIR_NS, XHTML_NS, FhirXmlError, json_to_xml
+from grunndata.server.fhir_io.fhirxml import FHIR_NS, XHTML_NS, FhirXmlError, json_to_xml
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows
 from tests.conftest import SHARED, require

@@ -19,7 +19,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
-from grunndata.store.reads import Snapshot
+from grunndata.store import Snapshot
 from tests.conftest import REAL_FEST, REAL_HENTET_DATO, require
 from tests.server.conftest import write_followup
 

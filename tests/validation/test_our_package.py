@@ -11,8 +11,7 @@ from grunndata.catalog.fhir import endpoint_resource, organization_resource
 from grunndata.catalog.model import Availability, Service
 from grunndata.fhirpackage import package_resources
 from grunndata.importers.fest import import_fest
-from grunndata.store import connect
-from grunndata.store.reads import served
+from grunndata.store import connect, served
 from grunndata.translators.fest_to_idmp import translate
 from grunndata.translators.safest import to_r5
 from grunndata.validation import Definitions, Report, Validator

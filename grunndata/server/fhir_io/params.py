@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from grunndata.server.responses import FhirError
+from grunndata.server.fhir_io.responses import FhirError
 from grunndata.store import (
     STORE,
     Clause,
+    Include,
     SearchError,
-    SearchParam,
     Snapshot,
     SortKey,
     date_range,
@@ -33,13 +33,6 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 def bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
-
-
-@dataclass(frozen=True, slots=True)
-class Include:
-    source: str  # the resource type holding the reference
-    param: SearchParam
-    target: str | None  # only resources of this type, when given
 
 
 @dataclass

@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from grunndata.server.fhirxml import json_to_xml
+from grunndata.server.fhir_io.fhirxml import json_to_xml
 from grunndata.store import instant
 
 JSON_TYPE = "application/fhir+json"

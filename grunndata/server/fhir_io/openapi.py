@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grunndata.server.params import SUMMARY_VALUES, TOTAL_VALUES
+from grunndata.server.fhir_io.params import SUMMARY_VALUES, TOTAL_VALUES
 from grunndata.store import params_for
 
 ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"}

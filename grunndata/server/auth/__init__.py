@@ -1,0 +1,97 @@
+"""Who may read and import what: bearer tokens (HelseID JWTs) checked and turned into an `Access`.
+
+National data is open; sector data needs a scope; supplementary data is entitled per owner. A
+request without an Authorization header is anonymous and reads national data only. A request with
+one must carry a valid token, or it is refused with 401: a bad token is never quietly downgraded
+to anonymous, so a client with a broken setup hears about it.
+
+Scopes (in the token's ``scope`` claim: a space-separated string, or a JSON list as HelseID
+issues it; unknown scopes are ignored, and so is a scope naming a malformed owner id):
+
+=========================================  ====================================================
+scope                                      grants
+=========================================  ====================================================
+``grunndata:sector.read``                  read the sector tier (all owners)
+``grunndata:supplementary.read:<owner>``   read the supplementary data of that owner
+``grunndata:supplementary.read:*``         read the supplementary data of every owner
+``grunndata:import``                       every import, the national tier included
+``grunndata:import:sector:<owner>``        import that owner's sector data
+``grunndata:import:supplementary:<owner>`` import that owner's supplementary data
+=========================================  ====================================================
+
+The tier is in the import scope: an owner entitled to publish supplementary data cannot put it
+in the sector tier, where every sector reader would see it.
+
+An owner id matches ``^[a-z0-9][a-z0-9-]{0,62}$``.
+
+Token checks: RS256 or ES256 only (``none`` and HS* are refused before any key is looked at, so
+an RSA public key can never be used as an HMAC secret); the key is chosen by ``kid`` from the
+JWKS (a token without ``kid`` may use the JWKS's only key of its type); then signature, ``exp``
+(required), ``nbf`` and ``iat`` (when present), issuer (exact) and audience (the configured one
+must be among ``aud``), all times with the configured clock skew.
+
+Status codes: 401 when the token is at fault; 503 when the server cannot check a token because
+its JWKS URL cannot be fetched (the client is not at fault and may retry). A failed fetch is not
+retried for 60 s, so an identity provider that is down does not hold every request for the
+5-second fetch timeout. A fetch blocks the calling thread: call `Authenticator.access` from a
+worker thread, not on the event loop. Verified tokens are remembered until they expire, so the
+signature is checked once per token.
+
+The settings come from `grunndata.settings.Settings.auth()`, built at the edge: GRUNNDATA_JWKS (a
+file path, an https URL, or an http URL on the loopback interface), GRUNNDATA_TOKEN_ISSUER and
+GRUNNDATA_TOKEN_AUDIENCE (both required with a JWKS), GRUNNDATA_CLOCK_SKEW (seconds, default 60,
+at most 300) and GRUNNDATA_DEV_AUTH (1: development mode, everything readable without a token).
+"""
+
+from grunndata.server.auth.access import (
+    ALL_OWNERS,
+    ANONYMOUS,
+    DEV_EVERYTHING,
+    EVERYTHING,
+    NATIONAL,
+    OWNER_ID,
+    SCOPE_IMPORT,
+    SCOPE_IMPORT_OWNER,
+    SCOPE_SECTOR_READ,
+    SCOPE_SUPPLEMENTARY_READ,
+    SECTOR,
+    SUPPLEMENTARY,
+    Access,
+    dev_mode_banner,
+)
+from grunndata.server.auth.errors import AuthError, ConfigError
+from grunndata.server.auth.settings import (
+    ENV_AUDIENCE,
+    ENV_CLOCK_SKEW,
+    ENV_DEV_AUTH,
+    ENV_ISSUER,
+    ENV_JWKS,
+    AuthSettings,
+)
+from grunndata.server.auth.tokens import Authenticator
+
+__all__ = [
+    "ALL_OWNERS",
+    "ANONYMOUS",
+    "DEV_EVERYTHING",
+    "ENV_AUDIENCE",
+    "ENV_CLOCK_SKEW",
+    "ENV_DEV_AUTH",
+    "ENV_ISSUER",
+    "ENV_JWKS",
+    "EVERYTHING",
+    "NATIONAL",
+    "OWNER_ID",
+    "SCOPE_IMPORT",
+    "SCOPE_IMPORT_OWNER",
+    "SCOPE_SECTOR_READ",
+    "SCOPE_SUPPLEMENTARY_READ",
+    "SECTOR",
+    "SUPPLEMENTARY",
+    "Access",
+    "AuthError",
+    "AuthSettings",
+    "Authenticator",
+    "ConfigError",
+    "dev_mode_banner",
+]

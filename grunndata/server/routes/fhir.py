@@ -1,0 +1,397 @@
+"""The FHIR R5 REST interactions at /fhir: thin handlers that parse, ask the store, send bytes.
+
+read, vread, search (GET and POST), history (instance, type, system), $everything and the
+CapabilityStatement. Reads send the stored bytes; only `_summary`, `_elements`, `_pretty` and
+XML make the server touch a resource's content (server/fhir_io/bundles.py). A search goes: `search` here
+-> `parse` (server/fhir_io/params.py) -> `search` (store/search.py) -> SQL, back through `searchset`
+(server/fhir_io/bundles.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from grunndata import store
+from grunndata.fhir import SERVED_TYPES
+from grunndata.server.auth import Access
+from grunndata.server.deps import (
+    AccessDep,
+    FormatDep,
+    IdDep,
+    Resource,
+    SearchedTypeDep,
+    ServedDep,
+    SnapshotDep,
+    StoredTypeDep,
+    listed,
+)
+from grunndata.server.fhir_io import bundles
+from grunndata.server.fhir_io.capability import capability_statement
+from grunndata.server.fhir_io.openapi import read_doc, search_doc
+from grunndata.server.fhir_io.params import Query, bad, parse, strict, whole_number
+from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
+from grunndata.server.state import Served, http_date
+from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
+from grunndata.store.searchparams import MPD
+
+HISTORY_OFFSET_LIMIT = 100_000
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
+
+
+# -- the handlers ---------------------------------------------------------------------------
+
+
+async def metadata(request: Request, _: AccessDep, fmt: FormatDep) -> Response:
+    return send(request, fmt, capability_statement(bundles.base_url(request)))
+
+
+async def system_history(request: Request, access: AccessDep, fmt: FormatDep, served: ServedDep) -> Response:
+    return await run_in_threadpool(_history, request, fmt, served, access, None, None)
+
+
+async def search(
+    request: Request, served: ServedDep, access: AccessDep, rtype: SearchedTypeDep, fmt: FormatDep
+) -> Response:
+    items = list(request.query_params.multi_items())
+    resources = await listed(request, rtype)
+    return await run_in_threadpool(_search, request, fmt, served, access, rtype, items, resources)
+
+
+async def search_post(
+    request: Request, served: ServedDep, access: AccessDep, rtype: SearchedTypeDep, fmt: FormatDep
+) -> Response:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+    form = await request.form()
+    items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+    resources = await listed(request, rtype)
+    return await run_in_threadpool(_search, request, fmt, served, access, rtype, items, resources)
+
+
+async def type_history(
+    request: Request, served: ServedDep, access: AccessDep, rtype: StoredTypeDep, fmt: FormatDep
+) -> Response:
+    return await run_in_threadpool(_history, request, fmt, served, access, rtype, None)
+
+
+async def read(
+    request: Request, served: ServedDep, rtype: StoredTypeDep, rid: IdDep, fmt: FormatDep, access: AccessDep
+) -> Response:
+    for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
+        if resource["id"] == rid:
+            return send(request, fmt, bundles.listed_bytes(resource, _shaping(request, rtype)))
+    prepared = served.read(rtype, rid, access)
+    if prepared is None:
+        with served.engine.connect() as conn:
+            gone = store.ever_served(conn, rtype, rid, access)
+        if gone:
+            raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
+        raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+    return _read_response(request, fmt, prepared.version, _shaping(request, rtype), prepared.body)
+
+
+async def instance_history(
+    request: Request,
+    served: ServedDep,
+    access: AccessDep,
+    rtype: StoredTypeDep,
+    rid: IdDep,
+    fmt: FormatDep,
+) -> Response:
+    return await run_in_threadpool(_history, request, fmt, served, access, rtype, rid)
+
+
+async def vread(
+    request: Request,
+    served: ServedDep,
+    rtype: StoredTypeDep,
+    rid: IdDep,
+    fmt: FormatDep,
+    access: AccessDep,
+    vid: str,
+) -> Response:
+    number = whole_number("version", vid, 1, 2**62) if vid.isascii() else None
+    if number is None:
+        raise bad(f"{vid!r} is not a version id")
+    with served.engine.connect() as conn:
+        version = store.vread(conn, rtype, rid, number, access)
+        known = version is not None or store.ever_served(conn, rtype, rid, access)
+    if version is None:
+        raise FhirError(
+            404,
+            "not-found",
+            f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
+        )
+    return _read_response(request, fmt, version, _shaping(request, rtype))
+
+
+async def everything(
+    request: Request,
+    served: ServedDep,
+    access: AccessDep,
+    rid: IdDep,
+    fmt: FormatDep,
+    snapshot: SnapshotDep,
+) -> Response:
+    return await run_in_threadpool(_everything, request, fmt, served, access, snapshot, rid)
+
+
+# -- the routes, in the order they are matched ----------------------------------------------
+
+router.add_api_route("/metadata", metadata, methods=["GET"], summary="CapabilityStatement")
+router.add_api_route(
+    "/_history", system_history, methods=["GET"], summary="System history: what changed since _since"
+)
+
+
+def _typed_routes(rtype: str) -> None:
+    """The documented routes of one type, so the OpenAPI document lists each type's parameters:
+    search (GET and POST) and, for a type the store serves, history, read and vread (the others
+    are read by their own routes: catalogue, terminology)."""
+    routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
+        ("", search, "GET", "search", search_doc(rtype)),
+        ("/_search", search_post, "POST", "search-form", search_doc(rtype, post=True)),
+    ]
+    if rtype in SERVED_TYPES:
+        routes += [
+            ("/_history", type_history, "GET", "history-type", read_doc(history=True)),
+            ("/{rid}", read, "GET", "read", read_doc(version=True)),
+            ("/{rid}/_history", instance_history, "GET", "history-instance", read_doc(history=True)),
+            ("/{rid}/_history/{vid}", vread, "GET", "vread", read_doc(version=True)),
+        ]
+    for suffix, endpoint, method, interaction, doc in routes:
+        router.add_api_route(
+            f"/{rtype}{suffix}",
+            endpoint,
+            methods=[method],
+            summary=f"{rtype}: {interaction}",
+            operation_id=f"{rtype}-{interaction}",
+            openapi_extra=doc,
+        )
+
+
+for _rtype in SEARCHED_TYPES:
+    _typed_routes(_rtype)
+# the generic routes after them answer unknown types with 404
+for _path, _endpoint, _method in (
+    ("/{rtype}", search, "GET"),
+    ("/{rtype}/_search", search_post, "POST"),
+    ("/{rtype}/_history", type_history, "GET"),
+    ("/{rtype}/{rid}", read, "GET"),
+    ("/{rtype}/{rid}/_history", instance_history, "GET"),
+    ("/{rtype}/{rid}/_history/{vid}", vread, "GET"),
+):
+    router.add_api_route(_path, _endpoint, methods=[_method], include_in_schema=False)
+router.add_api_route(
+    "/MedicinalProductDefinition/{rid}/$everything",
+    everything,
+    methods=["GET"],
+    summary="A product with all that belongs to it",
+)
+
+
+# -- the work, off the event loop -----------------------------------------------------------
+
+
+def _search(
+    request: Request,
+    fmt: str,
+    served: Served,
+    access: Access,
+    rtype: str,
+    items: list[tuple[str, str]],
+    resources: list[Resource],
+) -> Response:
+    """Every search: the listed `resources` (sources besides the store) matched first, then the
+    store's, one list paged as one. A type with no store part is answered without the store:
+    its total is always given (it costs nothing) and its links name no snapshot."""
+    query = parse(rtype, items, strict(request.headers.get("prefer", "")))
+    stored = STORE in sources_of(rtype)
+    if stored:
+        _check_tags(query, access)
+    try:
+        matched = _listed_matches(resources, query)
+    except SearchError as e:
+        raise bad(str(e)) from None
+    first = matched[query.offset : query.offset + query.count]
+    count_only = query.summary == "count" or query.count == 0
+    page: list[Version] = []
+    included: list[Version] = []
+    snapshot: Snapshot | None = None
+    more = not count_only and query.offset + query.count < len(matched)
+    total: int | None = len(matched)
+    if stored:
+        with served.engine.connect() as conn:
+            snapshot = _snapshot_for(conn, served, access, query.snapshot)
+            try:
+                page, more_stored, total_stored = store.search(
+                    conn,
+                    snapshot,
+                    rtype,
+                    query.clauses,
+                    sort=query.sort,
+                    count=query.count - len(first),  # 0 still says whether there are more
+                    offset=max(0, query.offset - len(matched)),
+                    with_total=count_only or query.total != "none",
+                    with_page=not count_only,
+                )
+            except SearchError as e:
+                raise bad(str(e)) from None
+            more = more or more_stored
+            total = None if total_stored is None else total_stored + len(matched)
+            if not count_only:
+                keys = [(r["resourceType"], r["id"]) for r in first]
+                included = store.included(conn, snapshot, page, query.includes, query.revincludes, keys)
+    shown = [] if count_only else first
+    return send(request, fmt, bundles.searchset(request, query, shown, page, included, snapshot, more, total))
+
+
+def _history(
+    request: Request, fmt: str, served: Served, access: Access, rtype: str | None, rid: str | None
+) -> Response:
+    params = request.query_params
+    known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
+    unknown = [k for k in params if k not in known]
+    if strict(request.headers.get("prefer", "")) and unknown:
+        raise bad(f"unknown history parameter {unknown[0]!r}")
+    count = whole_number("_count", params.get("_count", "100"), 1, 1000)
+    offset = whole_number("_offset", params.get("_offset", "0"), 0, 10_000_000)
+    if offset > HISTORY_OFFSET_LIMIT and "_cursor" not in params:
+        # skipping by _offset reads every item before the page: the next links' _cursor does not
+        raise bad(
+            f"_offset above {HISTORY_OFFSET_LIMIT:,} in a history needs the _cursor of the "
+            "next link that led there; follow the next links"
+        )
+    since = None
+    if "_since" in params:
+        try:
+            _, since, _ = store.date_range(params["_since"])
+        except SearchError as e:
+            raise bad(f"_since: {e}") from None
+    after = None
+    if "_cursor" in params:
+        try:
+            after = store.parse_cursor(params["_cursor"])
+        except SearchError as e:
+            raise bad(str(e)) from None
+    with served.engine.connect() as conn:
+        upto = (
+            whole_number("_snapshot", params["_snapshot"], 0, 2**62)
+            if "_snapshot" in params
+            else store.newest_release(conn)
+        )
+        if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
+            raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+        items, more = store.history(
+            conn,
+            rtype=rtype,
+            rid=rid,
+            since=since,
+            upto_release=upto,
+            count=count,
+            offset=offset,
+            entitled=access,
+            after=after,
+        )
+    return send(request, fmt, bundles.history(request, rtype, rid, items, more, count, offset, upto))
+
+
+def _everything(
+    request: Request, fmt: str, served: Served, access: Access, snapshot: Snapshot, rid: str
+) -> Response:
+    with served.engine.connect() as conn:
+        product = store.read(conn, snapshot, MPD, rid)
+        if product is None:
+            if store.ever_served(conn, MPD, rid, access):
+                raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
+            raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
+        related = store.everything_of(conn, snapshot, product)
+    base = bundles.base_url(request)
+    entries = [entry(f"{base}/{MPD}/{rid}", product.body(), {"search": {"mode": "match"}})]
+    entries += [entry(f"{base}/{v.type}/{v.id}", v.body(), {"search": {"mode": "include"}}) for v in related]
+    return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=1))
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | None) -> Snapshot:
+    """The releases to answer from: those served now, or a paging link's; never more than the
+    client may read (a link's `_snapshot` is the client's to edit)."""
+    if asked is None:
+        return served.snapshot(access)
+    visible = served.visible(access, asked)  # first: releases it may not read are not asked about
+    if visible is None or not store.snapshot_exists(conn, visible):
+        raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
+    return visible
+
+
+def _listed_matches(resources: list[Resource], query: Query) -> list[Resource]:
+    """The listed resources a query matches, by the same table and rules as the store's, in the
+    order their source lists them (`_sort` orders the store's part only)."""
+    matched = []
+    for resource in resources:
+        rows = index_rows(resource)
+        if all(store.clause_matches(c, resource, rows) for c in query.clauses):
+            matched.append(resource)
+    return matched
+
+
+def _check_tags(query: Query, access: Access) -> None:
+    """A search that asks by `_tag` for a tier the client may read none of is a 403, not an empty
+    answer: the client learns which scope it lacks (tier names are public; the data is not)."""
+    for clause in query.clauses:
+        if clause.param.code != "_tag":
+            continue
+        for value in clause.values:
+            tier = value.rpartition("|")[2]
+            if tier == "sector" and not access.sector:
+                raise FhirError(403, "forbidden", access.scopes_missing_message("sector", ""))
+            if tier == "supplementary" and not access.supplementary:
+                raise FhirError(403, "forbidden", access.scopes_missing_message("supplementary", "<owner>"))
+
+
+def _shaping(request: Request, rtype: str) -> Query | None:
+    """_summary/_elements on a read; everything else on a read is ignored."""
+    items = [(k, v) for k, v in request.query_params.multi_items() if k in ("_summary", "_elements")]
+    return parse(rtype, items, strict=False) if items else None
+
+
+def _read_response(
+    request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
+) -> Response:
+    headers = {"ETag": f'W/"{version.version}"', "Last-Modified": http_date(version)}
+    if _not_modified(request, version):
+        return Response(status_code=304, headers=headers)
+    return send(request, fmt, bundles.resource_bytes(version, query, body), headers=headers)
+
+
+def _not_modified(request: Request, version: Version) -> bool:
+    etag = f'W/"{version.version}"'
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        return any(tag.strip() in (etag, f'"{version.version}"', "*") for tag in match.split(","))
+    since = request.headers.get("if-modified-since")
+    if since is not None:
+        try:
+            when = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        modified = (
+            version.last_updated.replace(tzinfo=UTC)
+            if version.last_updated.tzinfo is None
+            else version.last_updated
+        )
+        return modified.replace(microsecond=0) <= when
+    return False

@@ -1,0 +1,431 @@
+"""Search: a query's clauses as SQL over the search index, sorting and paging in the database,
+`_include`/`_revinclude`, and the same rules applied in Python to resources other sources list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.engine import Connection
+
+from grunndata.store.read import (
+    COLUMNS,
+    R,
+    SearchError,
+    Snapshot,
+    Version,
+    X,
+    read_many,
+    utc,
+    version_of,
+    visible,
+)
+from grunndata.store.searchparams import TIER_SYSTEM, IndexRow, SearchParam, date_span, normalise, stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One search parameter of a query: its values are OR-ed, clauses are AND-ed."""
+
+    param: SearchParam
+    modifier: str | None
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    param: str  # a search parameter code, _id or _lastUpdated
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """One `_include` or `_revinclude` of a search."""
+
+    source: str  # the resource type holding the reference
+    param: SearchParam
+    target: str | None  # only resources of this type, when given
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _token(value: str) -> tuple[str | None, str | None]:
+    """system|code, |code, system|, code -> (system or None for any, code or None for any)."""
+    if "|" not in value:
+        return None, value
+    system, code = value.split("|", 1)
+    return system, (code or None)
+
+
+def _index_condition(param: SearchParam, modifier: str | None, value: str) -> ColumnElement[bool]:
+    name = f"{param.resource}.{param.code}"
+    if param.type == "token":
+        if modifier not in (None,):
+            raise SearchError(f"the modifier :{modifier} is not supported on token parameter {param.code}")
+        system, code = _token(value)
+        conds = [X.c.param == name]
+        if system is not None:
+            conds.append(X.c.system == system)
+        if code is not None:
+            conds.append(X.c.value == code)
+        if system is None and code is None:
+            raise SearchError(f"{param.code}: '|' alone is not a token")
+        return and_(*conds)
+    if param.type == "string":
+        if modifier == "exact":
+            return and_(X.c.param == name, X.c.exact == value)
+        if not normalise(value):
+            raise SearchError(f"{param.code}: give some text to search for")
+        if modifier == "contains":
+            return and_(
+                X.c.param == name, X.c.value.like("%" + _escape_like(normalise(value)) + "%", escape="\\")
+            )
+        if modifier is None:
+            return and_(X.c.param == name, X.c.value.like(_escape_like(normalise(value)) + "%", escape="\\"))
+        raise SearchError(f"the modifier :{modifier} is not supported on string parameter {param.code}")
+    if param.type == "reference":
+        return and_(X.c.param == name, X.c.value.in_(_reference_values(param, modifier, value)))
+    if param.type == "uri":
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on uri parameter {param.code}")
+        return and_(X.c.param == name, X.c.value == value)
+    if param.type == "date":
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on date parameter {param.code}")
+        return and_(X.c.param == name, _indexed_date_condition(value))
+    raise SearchError(f"{param.code}: {param.type} parameters are not supported")
+
+
+def _reference_values(param: SearchParam, modifier: str | None, value: str) -> list[str]:
+    """The stored forms ("Type/id", or a canonical URL) a reference search value can mean."""
+    if param.canonical:
+        if modifier is not None:
+            raise SearchError(f"the modifier :{modifier} is not supported on {param.code} (a canonical URL)")
+        return [value.partition("|")[0]]
+    parts = [p for p in value.rstrip("/").split("/") if p]
+    if modifier is not None:
+        if modifier not in param.targets:
+            raise SearchError(
+                f"{param.code} cannot point at {modifier}; it points at {', '.join(param.targets)}"
+            )
+        if len(parts) != 1:
+            raise SearchError(f"{param.code}:{modifier} takes a plain id, not {value!r}")
+        return [f"{modifier}/{parts[0]}"]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return [f"{parts[-2]}/{parts[-1]}"]
+    if len(parts) == 1:
+        return [f"{t}/{parts[0]}" for t in param.targets]
+    raise SearchError(f"{param.code}: {value!r} is not a reference (use Type/id or an id)")
+
+
+_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+
+
+def date_range(value: str) -> tuple[str, datetime, datetime]:
+    """A date search value -> (prefix, start, end): the instants it covers, end exclusive."""
+    try:
+        return _date_range(value)
+    except (ValueError, OverflowError) as e:
+        if isinstance(e, SearchError):
+            raise
+        raise SearchError(f"{value!r} is outside the dates this server can compare") from None
+
+
+def _date_range(value: str) -> tuple[str, datetime, datetime]:
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in _DATE_PREFIXES else value
+    try:
+        start, end = date_span(text)
+    except ValueError as e:
+        if "time zone" in str(e):
+            raise SearchError(str(e)) from None
+        raise SearchError(
+            f"not a date or time: {value!r} (e.g. 2026-11-21 or 2026-11-21T10:00:00Z)"
+        ) from None
+    return prefix, start, end
+
+
+def _date_condition(column: Any, value: str) -> ColumnElement[bool]:
+    prefix, start, end = date_range(value)
+    lo, hi = utc(start), utc(end)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(column >= lo, column < hi),
+        "ne": or_(column < lo, column >= hi),
+        "gt": column >= hi,
+        "sa": column >= hi,
+        "ge": column >= lo,
+        "lt": column < lo,
+        "eb": column < lo,
+        "le": column < hi,
+    }
+    return conditions[prefix]
+
+
+def _indexed_date_condition(value: str) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = _date_test(value, X.c.value, X.c.exact, and_, or_)
+    return condition
+
+
+def _date_test(value: str, first: Any, after: Any, both: Any, either: Any) -> Any:
+    """An indexed date's range [first, after) against the search value's (R5 3.2.1.5.9), as SQL
+    (columns, and_, or_) or in memory (strings, and, or): one rule for both."""
+    prefix, start, end = date_range(value)
+    lo, hi = stamp(start), stamp(end)
+    if prefix == "eq":
+        return both(first >= lo, after <= hi)
+    if prefix == "ne":
+        return either(first < lo, after > hi)
+    return {
+        "gt": lambda: after > hi,
+        "lt": lambda: first < lo,
+        "ge": lambda: after > lo,
+        "le": lambda: first < hi,
+        "sa": lambda: first >= hi,
+        "eb": lambda: after <= lo,
+    }[prefix]()
+
+
+def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+    code = clause.param.code
+    if code.startswith("_") and clause.modifier is not None:
+        raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
+    if code == "_id":
+        ids: ColumnElement[bool] = R.c.id.in_(clause.values)
+        return ids
+    if code == "_lastUpdated":
+        return or_(*(_date_condition(R.c.last_updated, v) for v in clause.values))
+    if code in ("_tag", "tier"):  # Organization's tier is its _tag (searchparams.py)
+        tiers = []
+        for v in clause.values:
+            system, tier = _token(v)
+            if system not in (None, TIER_SYSTEM) or tier is None:
+                return false()  # a tag we never set matches nothing
+            tiers.append(tier)
+        tier_match: ColumnElement[bool] = R.c.tier.in_(tiers)
+        return tier_match
+    matching = select(X.c.resource_pk).where(
+        or_(*(_index_condition(clause.param, clause.modifier, v) for v in clause.values))
+    )
+    indexed: ColumnElement[bool] = R.c.pk.in_(matching)
+    return indexed
+
+
+def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[IndexRow]) -> bool:
+    """Whether a resource that is not in the store (the service catalogue's, the terminology
+    service's maps) matches `clause` as a stored one would: `rows` are its `index_rows`, its tiers
+    are in meta.tag. No last-updated time is known for such a resource, so `_lastUpdated` never
+    matches it."""
+    code = clause.param.code
+    if code.startswith("_") and clause.modifier is not None:
+        raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
+    if code == "_id":
+        return resource.get("id") in clause.values
+    if code == "_lastUpdated":
+        for v in clause.values:
+            date_range(v)  # a bad value is a 400 here as well
+        return False
+    if code in ("_tag", "tier"):
+        tiers = {
+            t.get("code") for t in resource.get("meta", {}).get("tag", []) if t.get("system") == TIER_SYSTEM
+        }
+        return any(_token(v)[0] in (None, TIER_SYSTEM) and _token(v)[1] in tiers for v in clause.values)
+    name = f"{clause.param.resource}.{code}"
+    mine = [r for r in rows if r.param == name]
+    return any(_row_matches(clause.param, clause.modifier, v, r) for v in clause.values for r in mine)
+
+
+def _row_matches(param: SearchParam, modifier: str | None, value: str, row: IndexRow) -> bool:
+    """`_index_condition`, for one index row in memory."""
+    _index_condition(param, modifier, value)  # the same SearchError for a value or modifier it refuses
+    if param.type == "token":
+        system, code = _token(value)
+        return (system is None or row.system == system) and (code is None or row.value == code)
+    if param.type == "string":
+        if modifier == "exact":
+            return row.exact == value
+        if modifier == "contains":
+            return normalise(value) in row.value
+        return row.value.startswith(normalise(value))
+    if param.type == "reference":
+        return row.value in _reference_values(param, modifier, value)
+    if param.type == "date":
+        return bool(_date_test(value, row.value, row.exact or "", lambda a, b: a and b, lambda a, b: a or b))
+    return row.value == value  # uri
+
+
+def _sort_column(rtype: str, key: SortKey) -> Any:
+    if key.param == "_id":
+        return R.c.id
+    if key.param == "_lastUpdated":
+        return R.c.last_updated
+    return (
+        select(func.min(X.c.value))
+        .where(X.c.resource_pk == R.c.pk, X.c.param == f"{rtype}.{key.param}")
+        .scalar_subquery()
+    )
+
+
+def search(
+    conn: Connection,
+    snapshot: Snapshot,
+    rtype: str,
+    clauses: Sequence[Clause],
+    *,
+    sort: Sequence[SortKey] = (),
+    count: int = 20,
+    offset: int = 0,
+    with_total: bool = False,
+    with_page: bool = True,
+) -> tuple[list[Version], bool, int | None]:
+    """One page of matches, whether there are more, and (when asked) how many match in all."""
+    where = [_clause_condition(c) for c in clauses]
+    if not any(c.param.path for c in clauses):
+        # an indexed parameter names its type already; saying it again makes SQLite walk every
+        # resource of the type in id order instead of looking up the few that match
+        where.append(R.c.type == rtype)
+    total = None
+    if with_total:
+        total = conn.execute(select(func.count()).select_from(visible(snapshot)).where(*where)).scalar() or 0
+    if not with_page:
+        return [], False, total
+    order = []
+    for key in sort:
+        column = _sort_column(rtype, key)
+        order.append(column.desc() if key.descending else column.asc())
+    order.append(R.c.id.asc())
+    # pick the page by key first, then fetch its bytes: sorting thousands of matches with their
+    # data attached costs ten times more than sorting their keys
+    pks = [
+        pk
+        for (pk,) in conn.execute(
+            select(R.c.pk)
+            .select_from(visible(snapshot))
+            .where(*where)
+            .order_by(*order)
+            .limit(count + 1)
+            .offset(offset)
+        )
+    ]
+    page = pks[:count]
+    stored = (
+        {r[0]: version_of(r) for r in conn.execute(select(*COLUMNS).where(R.c.pk.in_(page)))} if page else {}
+    )
+    return [stored[pk] for pk in page], len(pks) > count, total
+
+
+def references_from(conn: Connection, versions: Sequence[Version], param: str) -> list[tuple[str, str]]:
+    """The (type, id) the `param` ("Type.code") values of `versions` point at, in order."""
+    pks = [v.pk for v in versions]
+    found: list[tuple[str, str]] = []
+    for i in range(0, len(pks), 500):
+        rows = conn.execute(
+            select(X.c.value).where(X.c.param == param, X.c.resource_pk.in_(pks[i : i + 500])).distinct()
+        )
+        for (value,) in rows:
+            rtype, _, rid = value.partition("/")
+            found.append((rtype, rid))
+    return sorted(set(found))
+
+
+def _served_matching(conn: Connection, snapshot: Snapshot, matching: Any, limit: int) -> list[Version]:
+    """Served versions whose pk `matching` (a subquery on the index) selects, by id.
+
+    No type condition: an index parameter's name holds its type, and naming the type again
+    makes SQLite walk every resource of it (see `search`).
+    """
+    rows = conn.execute(
+        select(*COLUMNS)
+        .select_from(visible(snapshot))
+        .where(R.c.pk.in_(matching))
+        .order_by(R.c.id)
+        .limit(limit)
+    )
+    return [version_of(r) for r in rows]
+
+
+def referring(
+    conn: Connection, snapshot: Snapshot, rtype: str, param: str, targets: Sequence[str], limit: int = 1000
+) -> list[Version]:
+    """Served resources of `rtype` whose reference parameter `param` points at one of `targets`."""
+    if not targets:
+        return []
+    matching = select(X.c.resource_pk).where(X.c.param == f"{rtype}.{param}", X.c.value.in_(list(targets)))
+    return _served_matching(conn, snapshot, matching, limit)
+
+
+def with_tokens(
+    conn: Connection,
+    snapshot: Snapshot,
+    rtype: str,
+    param: str,
+    tokens: Sequence[tuple[str, str]],
+    limit: int = 1000,
+) -> list[Version]:
+    """Served resources of `rtype` with a (system, code) of token parameter `param` in `tokens`."""
+    if not tokens:
+        return []
+    matching = select(X.c.resource_pk).where(
+        X.c.param == f"{rtype}.{param}",
+        or_(*(and_(X.c.system == s, X.c.value == c) for s, c in tokens)),
+    )
+    return _served_matching(conn, snapshot, matching, limit)
+
+
+def index_tokens(conn: Connection, version: Version, param: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(X.c.system, X.c.value).where(
+            X.c.resource_pk == version.pk, X.c.param == f"{version.type}.{param}"
+        )
+    )
+    return sorted((s, v) for s, v in rows)
+
+
+def included(
+    conn: Connection,
+    snapshot: Snapshot,
+    page: Sequence[Version],
+    includes: Sequence[Include],
+    revincludes: Sequence[Include],
+    listed: Sequence[tuple[str, str]] = (),
+) -> list[Version]:
+    """What `_include` and `_revinclude` add to a page: the store's matches, and those pointing at
+    the (type, id) `listed` by other sources (they can be pointed at, but point at nothing the
+    store serves)."""
+    if not page and not listed:
+        return []
+    seen = {(v.type, v.id) for v in page} | set(listed)
+    found: list[Version] = []
+    for inc in includes:
+        keys = references_from(conn, page, f"{inc.source}.{inc.param.code}") if page else []
+        keys = [k for k in keys if (inc.target is None or k[0] == inc.target) and k not in seen]
+        for v in read_many(conn, snapshot, keys):
+            seen.add((v.type, v.id))
+            found.append(v)
+    for inc in revincludes:
+        targets = [f"{v.type}/{v.id}" for v in page] + [f"{t}/{i}" for t, i in listed]
+        for v in referring(conn, snapshot, inc.source, inc.param.code, targets):
+            if (v.type, v.id) not in seen:
+                seen.add((v.type, v.id))
+                found.append(v)
+    return found
+
+
+def index_values(
+    conn: Connection, snapshot: Snapshot, params: Sequence[str]
+) -> list[tuple[str, str, str, str, str, str | None]]:
+    """(type, id, param, system, value, exact) of every index row of `params` the snapshot serves.
+
+    The terminology service builds its FEST id <-> IDMP maps from these, once per snapshot.
+    """
+    rows = conn.execute(
+        select(R.c.type, R.c.id, X.c.param, X.c.system, X.c.value, X.c.exact)
+        .select_from(visible(snapshot).join(X, X.c.resource_pk == R.c.pk))
+        .where(X.c.param.in_(list(params)))
+        .order_by(R.c.type, R.c.id, X.c.id)
+    )
+    return [(t, i, p, s, v, e) for t, i, p, s, v, e in rows]
