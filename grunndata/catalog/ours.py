@@ -18,16 +18,17 @@ from sqlalchemy.engine import Engine
 from grunndata.catalog.files import CatalogueError, check_unique, load_catalogue
 from grunndata.catalog.model import Service
 from grunndata.fhir import SERVED_TYPES
-from grunndata.store import OWNER_SOURCE, Owner, active_releases, all_of_type, current_snapshot, instant
+from grunndata.store import OWNER_SOURCE, active_releases, all_of_type, current_snapshot, instant
+from grunndata.store.models import OWN
 
 NATIONAL_OWNER, NATIONAL_OWNER_NAME = (
     "dmp",
     "Direktoratet for medisinske produkter (DMP)",
 )  # as imports register it
+
 NATIONAL_LICENCE = "NLOD 2.0"  # Norwegian Licence for Open Government Data
 NATIONAL_CADENCE = "every 14 days (FEST), twice a month (SAFEST)"
 FHIR_OPERATIONS = ("read", "vread", "search-type", "history")
-OWN = Owner.__table__  # type: ignore[attr-defined]
 
 
 def feed_id(tier: str, owner: str) -> str:

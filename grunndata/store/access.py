@@ -7,9 +7,7 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from grunndata.store.models import Resource
-
-R = Resource.__table__  # type: ignore[attr-defined]
+from grunndata.store.models import R
 
 NATIONAL, SECTOR, SUPPLEMENTARY = "national", "sector", "supplementary"
 ALL_OWNERS = "*"

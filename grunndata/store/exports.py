@@ -16,22 +16,14 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.models import (
-    ExpiryNotice,
-    Release,
-    ReleaseEntry,
-    Resource,
-    ResourceIndex,
-    SearchIndex,
-    Tombstone,
+    REL,
+    M,
+    N,
+    R,
+    S,
+    T,
+    X,
 )
-
-R = Resource.__table__  # type: ignore[attr-defined]
-M = ReleaseEntry.__table__  # type: ignore[attr-defined]
-X = ResourceIndex.__table__  # type: ignore[attr-defined]
-T = Tombstone.__table__  # type: ignore[attr-defined]
-N = ExpiryNotice.__table__  # type: ignore[attr-defined]
-S = SearchIndex.__table__  # type: ignore[attr-defined]
-REL = Release.__table__  # type: ignore[attr-defined]
 
 NATIONAL = "national"
 _CHUNK = 500

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import Entitled, readable
-from grunndata.store.read import COLUMNS, REL, R, SearchError, T, Version, utc, version_of
+from grunndata.store.models import REL, R, T
+from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,3 +171,17 @@ class ServiceAvailability(SQLModel, table=True):
     last_up: bool
     last_latency_ms: float | None = None
     last_message: str
+
+
+# The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
+# defined once (SQLModel's classes do not declare `__table__` to a type checker).
+R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
+M = ReleaseEntry.__table__  # type: ignore[attr-defined]  # a release's manifest
+X = ResourceIndex.__table__  # type: ignore[attr-defined]  # FHIR search values per version
+S = SearchIndex.__table__  # type: ignore[attr-defined]  # raw FEST search values per version
+T = Tombstone.__table__  # type: ignore[attr-defined]  # what a release expired
+N = ExpiryNotice.__table__  # type: ignore[attr-defined]  # FEST Status U notices
+REL = Release.__table__  # type: ignore[attr-defined]
+OWN = Owner.__table__  # type: ignore[attr-defined]
+P = ServiceProbe.__table__  # type: ignore[attr-defined]  # the catalogue's probe history
+A = ServiceAvailability.__table__  # type: ignore[attr-defined]  # and its running totals

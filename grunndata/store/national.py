@@ -18,13 +18,7 @@ from sqlalchemy import and_, not_, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.store.models import Owner, Release, ReleaseEntry, Resource, ResourceIndex
-
-R = Resource.__table__  # type: ignore[attr-defined]
-M = ReleaseEntry.__table__  # type: ignore[attr-defined]
-X = ResourceIndex.__table__  # type: ignore[attr-defined]
-REL = Release.__table__  # type: ignore[attr-defined]
-OWN = Owner.__table__  # type: ignore[attr-defined]
+from grunndata.store.models import OWN, REL, M, R, X
 
 NATIONAL = "national"
 _CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from grunndata.store.db import open_connection
-from grunndata.store.models import ServiceAvailability, ServiceProbe
+from grunndata.store.models import A, P
 
 
 class ProbeRow(Protocol):
@@ -47,10 +47,6 @@ class ProbeTotals:
     last_up: bool
     last_latency_ms: float | None
     last_message: str
-
-
-P = ServiceProbe.__table__  # type: ignore[attr-defined]
-A = ServiceAvailability.__table__  # type: ignore[attr-defined]
 
 
 def record(engine: Engine, results: Iterable[ProbeRow]) -> int:

@@ -19,14 +19,8 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import NATIONAL, Entitled, readable
-from grunndata.store.models import Release, ReleaseEntry, Resource, ResourceIndex, Tombstone
+from grunndata.store.models import REL, M, R
 from grunndata.store.searchparams import TIER_SYSTEM
-
-R = Resource.__table__  # type: ignore[attr-defined]
-M = ReleaseEntry.__table__  # type: ignore[attr-defined]
-X = ResourceIndex.__table__  # type: ignore[attr-defined]
-T = Tombstone.__table__  # type: ignore[attr-defined]
-REL = Release.__table__  # type: ignore[attr-defined]
 
 OWNER_SOURCE = "https://grunndata.no/owner/"  # meta.source: who published the data
 

@@ -25,25 +25,16 @@ from sqlalchemy.engine import Connection, Engine
 from grunndata.errors import DeliveryError, StoreError
 from grunndata.store.db import open_connection
 from grunndata.store.models import (
-    ExpiryNotice,
-    Owner,
-    Release,
-    ReleaseEntry,
-    Resource,
-    ResourceIndex,
-    SearchIndex,
-    Tombstone,
+    OWN,
+    REL,
+    M,
+    N,
+    R,
+    S,
+    T,
+    X,
 )
 from grunndata.store.searchparams import INDEXED_TYPES, IndexRow, index_rows
-
-R = Resource.__table__  # type: ignore[attr-defined]
-M = ReleaseEntry.__table__  # type: ignore[attr-defined]
-S = SearchIndex.__table__  # type: ignore[attr-defined]
-REL = Release.__table__  # type: ignore[attr-defined]
-X = ResourceIndex.__table__  # type: ignore[attr-defined]
-T = Tombstone.__table__  # type: ignore[attr-defined]
-OWN = Owner.__table__  # type: ignore[attr-defined]
-N = ExpiryNotice.__table__  # type: ignore[attr-defined]
 
 _PG_IMPORT_LOCK = 0x6772756E  # "grun": one import at a time per database
 _BATCH = 2000

@@ -11,13 +11,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
+from grunndata.store.models import R, X
 from grunndata.store.read import (
     COLUMNS,
-    R,
     SearchError,
     Snapshot,
     Version,
-    X,
     read_many,
     utc,
     version_of,
