@@ -68,6 +68,19 @@ def _engine(ctx: typer.Context, db: str | None) -> Any:
     return connect(db or _settings(ctx).db)
 
 
+def _bar(label: str, counts: str) -> Progress:
+    """The progress bar long commands show on stderr: a bold label, the bar, `counts`, the time."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn(counts),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
 @import_app.command("fest")
 def import_fest_cmd(
     ctx: typer.Context,
@@ -83,14 +96,8 @@ def import_fest_cmd(
     from grunndata.importers.fest import import_fest
 
     engine = _engine(ctx, db)
-    with Progress(
-        TextColumn("[bold]{task.description:<22}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[entries]:>7,} entries  {task.fields[rate]:>6,.0f}/s"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
+    with _bar(
+        "{task.description:<22}", "{task.fields[entries]:>7,} entries  {task.fields[rate]:>6,.0f}/s"
     ) as bar:
         task = bar.add_task("reading", total=None, entries=0, rate=0.0)
 
@@ -336,15 +343,7 @@ def export_m30_cmd(
     if not output.parent.is_dir():
         raise GrunndataError(f"the folder for {output} does not exist")
     engine = _engine(ctx, db)
-    with Progress(
-        TextColumn("[bold]writing M30"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed:>7,} entries"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
+    with _bar("writing M30", "{task.completed:>7,} entries") as bar:
         task = bar.add_task("writing", total=None)
         result = export_m30(
             engine,
@@ -454,15 +453,7 @@ def reindex_cmd(ctx: typer.Context, db: DbOption = None) -> None:
     from grunndata.store import reindex
 
     engine = _engine(ctx, db)
-    with Progress(
-        TextColumn("[bold]reindexing"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[versions]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
+    with _bar("reindexing", "{task.fields[versions]}") as bar:
         task = bar.add_task("reindexing", total=None, versions="")
 
         def progress(done: int, total: int) -> None:

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-FEST_TYPES = frozenset(
-    {
-        "MedicinalProductDefinition",
-        "PackagedProductDefinition",
-        "ManufacturedItemDefinition",
-        "AdministrableProductDefinition",
-        "Ingredient",
-        "SubstanceDefinition",
-        "ClinicalUseDefinition",
-        "CodeSystem",
-        "Basic",
-    }
-)
-"""The types the FEST mapping tables make (Basic: FEST catalogues IDMP has no resource for)."""
-
-SERVED_TYPES = (
+_FEST = (
     "MedicinalProductDefinition",
     "PackagedProductDefinition",
     "ManufacturedItemDefinition",
@@ -27,6 +12,12 @@ SERVED_TYPES = (
     "ClinicalUseDefinition",
     "CodeSystem",
     "Basic",
+)
+FEST_TYPES = frozenset(_FEST)
+"""The types the FEST mapping tables make (Basic: FEST catalogues IDMP has no resource for)."""
+
+SERVED_TYPES = (
+    *_FEST,
     "RegulatedAuthorization",  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
     "ValueSet",  # from SAFEST
     "Composition",  # an ePI document about a product (SAFEST) ...
