@@ -662,11 +662,12 @@ def validate_cmd(
         raise typer.BadParameter("give a PATH or --db, not both")
     if path is None and db is None and not fetch:
         raise typer.BadParameter("give a PATH of FHIR resources or --db URL of a store to validate")
-    if path is not None and is_fest(path):
+    if path is not None and (schemas is not None or is_fest(path)):
+        # with --schemas the PATH is read as FEST: what is wrong with it is said as the importer says it
         _validate_fest(path, schemas, show, _settings(ctx).max_xml_bytes)
         return
     if schemas is not None:
-        raise typer.BadParameter(f"--schemas checks a FEST delivery, and {path or db} is none")
+        raise typer.BadParameter("--schemas checks a FEST delivery PATH, not a store (--db)")
     cache = packages or _settings(ctx).fhir_packages or default_cache()
     if fetch:
         with err.status("fetching hl7.fhir.r5.core 5.0.0 with npm ..."):

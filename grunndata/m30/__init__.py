@@ -8,7 +8,7 @@ importers, validation and the generator use them; translators and the generator 
 
 from grunndata.m30.codes import KNOWN_CODE_SYSTEMS, VOLVEN
 from grunndata.m30.files import open_delivery
-from grunndata.m30.reader import EntryFacts, FestReader
+from grunndata.m30.reader import EntryFacts, FestReader, xml_error_sentence
 from grunndata.m30.records import (
     CATALOGUE_BY_OPPF,
     FS_NS,
@@ -38,6 +38,7 @@ __all__ = [
     "EntryFacts",
     "FestEntry",
     "FestReader",
+    "xml_error_sentence",
     "Node",
     "XmlStream",
     "catalogue",

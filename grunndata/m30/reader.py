@@ -193,9 +193,7 @@ class FestReader:
             try:
                 yield from self._walk(parser)
             except etree.XMLSyntaxError as e:
-                message = _unfit_message(self.path, e.lineno, self.max_xml_bytes) or _syntax_message(
-                    e, stream.at_end
-                )
+                message = xml_error_sentence(self.path, e, stream.at_end, self.max_xml_bytes)
                 raise DeliveryError(message, catalogue=self.current_catalogue) from None
 
     def _walk(self, parser: Any) -> Iterator[tuple[FestEntry, EntryFacts]]:
@@ -361,6 +359,11 @@ def _line(stream: XmlStream, number: int) -> bytes:
         at += breaks
         start = chunk[chunk.rfind(b"\n") + 1 :] if breaks else start + chunk
     return start if at == number else b""
+
+
+def xml_error_sentence(path: Path, e: etree.XMLSyntaxError, at_end: bool, max_xml_bytes: int) -> str:
+    """Our sentence for a FEST file lxml could not parse (`at_end`: the whole file had been read)."""
+    return _unfit_message(path, e.lineno, max_xml_bytes) or _syntax_message(e, at_end)
 
 
 def _syntax_message(e: etree.XMLSyntaxError, at_end: bool) -> str:

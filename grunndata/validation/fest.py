@@ -18,7 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.m30 import open_xml
+from grunndata.m30 import open_xml, xml_error_sentence
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.validation.engine import Problem, Report
 
@@ -85,15 +85,50 @@ def find_schema(schemas: Path) -> Path:
     return found[0]
 
 
-def _secure_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+def _secure_parser(huge_tree: bool = False) -> etree.XMLParser:
+    """No entity expanded, nothing read from the network. `huge_tree` lifts libxml2's limits on one
+    text node and on depth, as the importer's reader does: the delivery's size is capped already."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=huge_tree)
+
+
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+_M30 = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
 
 
 def load_schema(schema: Path) -> etree.XMLSchema:
+    """The schema, once it is seen to declare the M30 root (m30:FEST) and to import nothing from
+    the network (which is never read: a missing import would pass what it should check)."""
     try:
-        return etree.XMLSchema(etree.parse(str(schema), _secure_parser()))
+        document = etree.parse(str(schema), _secure_parser())
+        _check_schema(schema, document, set())
+        return etree.XMLSchema(document)
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as e:
         raise SchemaError(f"cannot read the schema {schema}: {e}") from None
+
+
+def _check_schema(path: Path, document: etree._ElementTree, seen: set[Path]) -> None:
+    root = document.getroot()
+    if not seen:  # the main schema
+        declared = root.get("targetNamespace") == _M30 and any(
+            e.get("name") == "FEST" for e in root.iterchildren(f"{_XS}element")
+        )
+        if not declared:
+            raise SchemaError(
+                f"{path.name} does not declare the M30 root element m30:FEST; give DMP's {M30_XSD}"
+            )
+    seen.add(path.resolve())
+    for link in root.iterchildren(f"{_XS}import", f"{_XS}include", f"{_XS}redefine"):
+        location = link.get("schemaLocation")
+        if not location:
+            continue
+        if "://" in location:
+            raise SchemaError(
+                f"{path.name} imports {location} from the network, which is never read; give schemas whose "
+                "imports are files beside them"
+            )
+        target = (path.parent / location).resolve()
+        if target not in seen and target.is_file():
+            _check_schema(target, etree.parse(str(target), _secure_parser()), seen)
 
 
 def validate_fest(path: Path, schemas: Path, max_xml_bytes: int = DEFAULT_MAX_XML_BYTES) -> FestReport:
@@ -106,14 +141,9 @@ def validate_fest(path: Path, schemas: Path, max_xml_bytes: int = DEFAULT_MAX_XM
     report = FestReport(schema=schema_file)
     with open_xml(path, max_xml_bytes) as stream:
         try:
-            document = etree.parse(stream, _secure_parser())  # type: ignore[arg-type]
-        except etree.XMLSyntaxError as e:
-            line = e.position[0] if e.position else None
-            if stream.at_end:
-                raise DeliveryError(
-                    f"{path.name} is cut short: the XML ends before the document does ({e.msg})", line=line
-                ) from None
-            raise DeliveryError(f"{path.name} is not well-formed XML: {e.msg}", line=line) from None
+            document = etree.parse(stream, _secure_parser(huge_tree=True))  # type: ignore[arg-type]
+        except etree.XMLSyntaxError as e:  # said as the importer says it
+            raise DeliveryError(xml_error_sentence(path, e, stream.at_end, max_xml_bytes)) from None
     root = etree.QName(document.getroot()).localname
     if root != "FEST":
         raise DeliveryError(f"{path.name} is no FEST delivery: its root element is {root}")

@@ -104,8 +104,18 @@ def test_bad_usage_and_unreadable_files_are_one_sentence_exit_2(tmp_path: Path) 
     done = run_cli("validate", real, "--schemas", str(tmp_path))
     assert done.returncode == 2 and "holds 0 files named ER-M30-2014-12-01.xsd" in done.stderr
     resource = _xml(tmp_path, '{"resourceType": "Basic", "id": "b"}', "basic.json")
-    done = run_cli("validate", str(resource), "--schemas", str(require(SCHEMAS)))
-    assert done.returncode == 2 and "--schemas checks a FEST delivery" in done.stderr
+    done = run_cli(
+        "validate", str(resource), "--schemas", str(require(SCHEMAS))
+    )  # read as FEST, said why not
+    assert (done.returncode, done.stderr) == (2, "error: the file is not XML: it does not begin with <\n")
+    done = run_cli("validate", str(tmp_path / "nowhere.xml"), "--schemas", str(require(SCHEMAS)))
+    assert (done.returncode, done.stderr) == (2, f"error: no such file: {tmp_path / 'nowhere.xml'}\n")
+    done = run_cli("validate", "--db", f"sqlite:///{tmp_path / 's.db'}", "--schemas", str(require(SCHEMAS)))
+    assert done.returncode == 2 and "--schemas checks a FEST delivery PATH, not a store" in done.stderr
+    kith = require(SCHEMAS) / "felles" / "kith.xsd"  # a schema, but not M30's: the delivery is not blamed
+    done = run_cli("validate", real, "--schemas", str(kith))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "kith.xsd does not declare the M30 root element m30:FEST" in " ".join(done.stderr.split())
     ns = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
     bomb = _xml(
         tmp_path, f'<?xml version="1.0"?>\n<!DOCTYPE FEST [<!ENTITY x "y">]>\n<FEST xmlns="{ns}">&x;</FEST>'
@@ -116,7 +126,7 @@ def test_bad_usage_and_unreadable_files_are_one_sentence_exit_2(tmp_path: Path) 
     cut = _xml(tmp_path, _real_text()[:50_000], "cut.xml")
     done = run_cli("validate", str(cut), "--schemas", str(require(SCHEMAS)))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.startswith("error: cut.xml is cut short: the XML ends before the document does")
+    assert done.stderr.startswith("error: the XML ends too early (truncated?) at line 929")  # as the importer says it
     assert "Traceback" not in done.stderr
 
 
@@ -133,3 +143,29 @@ def test_a_file_is_fest_by_its_root_element_not_its_name(tmp_path: Path) -> None
     assert not is_fest(_xml(tmp_path, "", "empty.xml"))
     (tmp_path / "x.gz").write_bytes(buf.getvalue())
     assert not is_fest(tmp_path / "x.gz")
+
+
+def test_a_schema_importing_from_the_network_is_refused_not_passed(tmp_path: Path) -> None:
+    """The network is never read, so an import from it would silently check nothing."""
+    ns = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
+    xsd = tmp_path / "ER-M30-2014-12-01.xsd"
+    xsd.write_text(
+        f'<schema xmlns="http://www.w3.org/2001/XMLSchema" targetNamespace="{ns}">'
+        '<import namespace="urn:x" schemaLocation="http://127.0.0.1:9/x.xsd"/><element name="FEST"/></schema>',
+        "utf-8",
+    )
+    done = run_cli("validate", str(require(REAL_FEST)), "--schemas", str(tmp_path))
+    assert done.returncode == 2
+    assert "imports http://127.0.0.1:9/x.xsd from the network, which is never read" in " ".join(
+        done.stderr.split()
+    )
+
+
+def test_a_long_comment_or_text_is_no_parse_error_as_it_is_none_on_import(tmp_path: Path) -> None:
+    """libxml2's default limit (10 MB in one text node) is lifted as the importer's reader lifts it;
+    the file's size is capped on its own."""
+    text = _real_text()
+    at = text.index("<m30:HentetDato>")
+    path = _xml(tmp_path, text[:at] + "<!--" + "x" * 11_000_000 + "-->" + text[at:])
+    report = validate_fest(path, require(SCHEMAS))
+    assert (report.resources, report.problems) == (403, [])
