@@ -36,5 +36,9 @@ class StoreError(GrunndataError):
     """The store cannot do what was asked: unreachable database, unknown release, busy."""
 
 
+class StoreBusy(StoreError):
+    """Another process writes to the store (an import or a reindex): try again when it has finished."""
+
+
 class ExportError(GrunndataError):
     """An export that cannot be made as asked (an unknown HentetDato, an unwritable file)."""

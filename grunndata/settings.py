@@ -70,10 +70,14 @@ class Settings(BaseSettings):
     )
     warm: bool = Field(
         default=True,
-        description="0 (or false, no, off): a new snapshot's indexes and M30 file wait for a request.",
+        description="0 (or false, no, off): a new snapshot's indexes and M30 file wait for a request; 1 (or true, yes, on) the default.",
     )
     snapshot_seconds: float = Field(
-        default=1.0, ge=0, description="Seconds within which a server picks up a newly activated release."
+        default=1.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds within which a server picks up a newly activated release (at most an hour).",
     )
     read_cache: int = Field(
         default=50_000, ge=0, description="Versions a server keeps ready for reads by id."
@@ -81,6 +85,8 @@ class Settings(BaseSettings):
     search_cache_mb: float = Field(
         default=256.0,
         ge=0,
+        le=1_000_000,
+        allow_inf_nan=False,
         description="Megabytes of search answers a server keeps per snapshot; 0 turns it off.",
     )
     m30_dir: Path | None = Field(
@@ -175,11 +181,20 @@ def _zero_or_one(text: str) -> bool:
     return text == "1"
 
 
+def _on_or_off(text: str) -> bool:
+    word = text.lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 _READ: dict[str, Callable[[str], Any]] = {
     "debug": lambda text: True,  # set at all: as before, GRUNNDATA_DEBUG=0 shows tracebacks too
     "clock_skew": _digits,
     "dev_auth": _zero_or_one,
-    "warm": lambda text: text.lower() not in ("0", "false", "no", "off"),
+    "warm": _on_or_off,
     "catalog": lambda text: tuple(Path(p) for p in text.split(os.pathsep) if p.strip()),
     "base_url": lambda text: text.rstrip("/") or None,
 }
@@ -187,9 +202,10 @@ _READ: dict[str, Callable[[str], Any]] = {
 _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "clock_skew": f"a whole number of seconds from 0 to {MAX_CLOCK_SKEW}",
     "dev_auth": "1 (development mode) or 0",
-    "snapshot_seconds": "a number of seconds, 0 or more",
+    "snapshot_seconds": "a number of seconds from 0 to 3600",
+    "warm": "1 or 0 (or true/false, yes/no, on/off)",
     "read_cache": "a whole number of versions, 0 or more",
-    "search_cache_mb": "a number of megabytes, 0 or more",
+    "search_cache_mb": "a number of megabytes from 0 to 1000000",
     "max_upload_bytes": "a whole number of bytes, more than 0",
     "max_resource_file_bytes": "a whole number of bytes, more than 0",
     "max_xml_bytes": "a whole number of bytes, more than 0",

@@ -151,7 +151,12 @@ def test_the_environment_is_read_by_load(monkeypatch: pytest.MonkeyPatch) -> Non
         (
             "GRUNNDATA_SNAPSHOT_SECONDS",
             "soon",
-            "GRUNNDATA_SNAPSHOT_SECONDS must be a number of seconds, 0 or more, not 'soon'",
+            "GRUNNDATA_SNAPSHOT_SECONDS must be a number of seconds from 0 to 3600, not 'soon'",
+        ),
+        (  # never: a server would not pick up a new release
+            "GRUNNDATA_SNAPSHOT_SECONDS",
+            "inf",
+            "GRUNNDATA_SNAPSHOT_SECONDS must be a number of seconds from 0 to 3600, not 'inf'",
         ),
         (
             "GRUNNDATA_READ_CACHE",
@@ -161,8 +166,19 @@ def test_the_environment_is_read_by_load(monkeypatch: pytest.MonkeyPatch) -> Non
         (
             "GRUNNDATA_SEARCH_CACHE_MB",
             "lots",
-            "GRUNNDATA_SEARCH_CACHE_MB must be a number of megabytes, 0 or more, not 'lots'",
+            "GRUNNDATA_SEARCH_CACHE_MB must be a number of megabytes from 0 to 1000000, not 'lots'",
         ),
+        (  # as bytes, no whole number: the server could not start
+            "GRUNNDATA_SEARCH_CACHE_MB",
+            "1e308",
+            "GRUNNDATA_SEARCH_CACHE_MB must be a number of megabytes from 0 to 1000000, not '1e308'",
+        ),
+        (
+            "GRUNNDATA_SEARCH_CACHE_MB",
+            "nan",
+            "GRUNNDATA_SEARCH_CACHE_MB must be a number of megabytes from 0 to 1000000, not 'nan'",
+        ),
+        ("GRUNNDATA_WARM", "abc", "GRUNNDATA_WARM must be 1 or 0 (or true/false, yes/no, on/off), not 'abc'"),
         (
             "GRUNNDATA_CLOCK_SKEW",
             "1m",
@@ -201,7 +217,8 @@ def test_a_bad_value_stops_serve_before_it_listens(tmp_path: Path) -> None:
     done = _cli("serve", "--db", f"sqlite:///{tmp_path / 's.db'}", env={"GRUNNDATA_SNAPSHOT_SECONDS": "-1"})
     assert done.returncode == 2
     assert (
-        done.stderr == "error: GRUNNDATA_SNAPSHOT_SECONDS must be a number of seconds, 0 or more, not '-1'\n"
+        done.stderr
+        == "error: GRUNNDATA_SNAPSHOT_SECONDS must be a number of seconds from 0 to 3600, not '-1'\n"
     )
     assert "Serving" not in done.stdout
 

@@ -3,7 +3,7 @@
 `POST /import/fest`, `/import/safest`, `/import/sector?owner=ORG`, `/import/supplementary?owner=ORG`
 with the file as the request body. The same importers run with the same rules (all or nothing,
 guards, one import at a time per store); the answer is the import's report as JSON, or an
-OperationOutcome saying why it was refused (422), that another import is running (409), or that
+OperationOutcome saying why it was refused (422), that another import or reindex is running (409), or that
 the token may not import this (401, 403).
 """
 

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from grunndata.errors import DeliveryError, StoreError
+from grunndata.errors import DeliveryError, StoreBusy, StoreError
 from grunndata.store.db import open_connection
 from grunndata.store.models import (
     OWN,
@@ -86,7 +86,7 @@ class _ImportLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        busy = StoreError("another import is running on this store; try again when it has finished")
+        busy = StoreBusy("another import or reindex is running on this store; try again when it has finished")
         if self.engine.dialect.name == "postgresql":
             got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_IMPORT_LOCK}).scalar()
             self.conn.commit()

@@ -80,3 +80,25 @@ def test_reindex_of_a_database_it_cannot_reach_is_one_sentence() -> None:
         "error: cannot open the database postgresql+psycopg://nobody@127.0.0.1:1/none"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_reindex_or_an_import_while_the_store_is_being_written_is_refused_with_one_sentence(
+    tmp_path: Any,
+) -> None:
+    """The lock names no holder, so the sentence names both writers an operator may have started."""
+    import fcntl
+    import os
+
+    db = tmp_path / "busy.db"
+    import_fest(connect(f"sqlite:///{db}"), require(REAL_FEST))
+    held = os.open(f"{db}.import-lock", os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running import or reindex holds it
+    try:
+        busy = "error: another import or reindex is running on this store; try again when it has finished\n"
+        done = run_cli("reindex", "--db", f"sqlite:///{db}")
+        assert (done.returncode, done.stderr.lstrip("\n")) == (2, busy)  # after the bar's empty lines
+        done = run_cli("import", "fest", str(require(REAL_FEST)), "--db", f"sqlite:///{db}")
+        assert (done.returncode, done.stderr) == (2, busy)
+    finally:
+        os.close(held)
+    assert run_cli("reindex", "--db", f"sqlite:///{db}").returncode == 0

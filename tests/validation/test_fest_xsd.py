@@ -126,7 +126,9 @@ def test_bad_usage_and_unreadable_files_are_one_sentence_exit_2(tmp_path: Path) 
     cut = _xml(tmp_path, _real_text()[:50_000], "cut.xml")
     done = run_cli("validate", str(cut), "--schemas", str(require(SCHEMAS)))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.startswith("error: the XML ends too early (truncated?) at line 929")  # as the importer says it
+    assert done.stderr.startswith(
+        "error: the XML ends too early (truncated?) at line 929"
+    )  # as the importer says it
     assert "Traceback" not in done.stderr
 
 

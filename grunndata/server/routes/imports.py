@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from grunndata.errors import DeliveryError, GrunndataError, StoreError
+from grunndata.errors import DeliveryError, GrunndataError, StoreBusy, StoreError
 from grunndata.server.deps import AccessDep, CatalogueDep, ServedDep, SettingsDep
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.imports import check_scope, file_name, importer, line, receive, refused
@@ -63,7 +63,7 @@ async def post_import(
         try:
             result = await run_in_threadpool(run, served.engine, path)
         except StoreError as e:
-            status = 409 if "another import is running" in str(e) else 503
+            status = 409 if isinstance(e, StoreBusy) else 503
             raise FhirError(status, "conflict" if status == 409 else "transient", str(e)) from None
         except DeliveryError as e:
             raise refused(e) from None
