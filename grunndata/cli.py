@@ -78,6 +78,7 @@ def _bar(label: str, counts: str) -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # in a pipe or a log it would leave only empty lines
     )
 
 
