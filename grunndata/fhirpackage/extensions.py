@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from grunndata.fhir import systems as s
 from grunndata.importers.resources import SOURCE_PROFILE
+from grunndata.importers.tiered import TIERS
 from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30 import catalogues
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
@@ -255,7 +256,7 @@ def extension_uses() -> list[ExtensionUse]:
     return [found[url] for url in sorted(found)]
 
 
-_TIERED = re.compile(re.escape(s.EXT_BASE) + r"(sector|supplementary)/([^/]+)/([^/]+)")
+_TIERED = re.compile(re.escape(s.EXT_BASE) + f"({'|'.join(TIERS)})" + r"/([^/]+)/([^/]+)")
 
 
 def tiered_extension(url: str) -> ExtensionUse | None:

@@ -28,6 +28,7 @@ from grunndata.errors import DeliveryError
 from grunndata.fhir import EXT_BASE, unfit_in_xml, unfit_sentence, unfit_text, xml_element_before
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.r4_elements import RESOURCES as R4_RESOURCES
+from grunndata.m30 import safe_parser
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -62,10 +63,6 @@ def stored_form(resource: dict[str, Any]) -> dict[str, Any]:
             {"url": SOURCE_PROFILE, "valueCanonical": p} for p in profiles if isinstance(p, str)
         ]
     return {"resourceType": resource["resourceType"], "id": resource["id"], **rest}
-
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def files_of(path: Path) -> list[Path]:
@@ -214,7 +211,7 @@ def _xml(file: Path) -> dict[str, Any]:
     if b"<!DOCTYPE" in raw[:65536].upper():  # a DOCTYPE comes before the root; the parser refuses the rest
         raise DeliveryError(f"{file.name} has a DOCTYPE; FHIR XML has none, and none is accepted")
     try:
-        root = etree.fromstring(raw, _safe_parser())
+        root = etree.fromstring(raw, safe_parser())
     except etree.XMLSyntaxError as e:
         raise DeliveryError(
             _unfit_xml(raw, file.name, e.lineno) or f"{file.name} is not well-formed XML ({e})"
@@ -247,7 +244,7 @@ def _unfit_xml(raw: bytes, name: str, error_line: int | None) -> str | None:
         parts += [raw[at:begin], marker.encode() if n == 0 else b""]
         at = end
     try:
-        document = _resource_json(etree.fromstring(b"".join(parts) + raw[at:], _safe_parser()), name)
+        document = _resource_json(etree.fromstring(b"".join(parts) + raw[at:], safe_parser()), name)
         found = [*_unbundled(document, name), Found(document, name)]
     except (etree.XMLSyntaxError, DeliveryError):
         found = []

@@ -22,7 +22,7 @@ from grunndata.m30.records import (
     child_text,
 )
 from grunndata.m30.schema import IDREF_ELEMENTS
-from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, check_file, open_xml
+from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, check_file, open_xml, safe_parser
 from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml, write_delivery
 
 __all__ = [
@@ -50,5 +50,6 @@ __all__ = [
     "entry_xml",
     "open_delivery",
     "open_xml",
+    "safe_parser",
     "write_delivery",
 ]

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from lxml import etree
+
 from grunndata.errors import DeliveryError
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 
@@ -85,6 +87,13 @@ class XmlStream:
         if b"<!DOCTYPE" in head.upper():
             raise DeliveryError(DOCTYPE_REFUSED, line=head.count(b"\n") + 1)
         self._prolog = None if root or len(prolog) > _PROLOG_LIMIT else prolog
+
+
+def safe_parser(huge_tree: bool = False) -> etree.XMLParser:
+    """A parser that expands no entity and reads nothing from the network, for every XML we read
+    whole (FHIR XML, the M30 XSD, a FEST delivery checked against it). `huge_tree` lifts libxml2's
+    limits on one text node and on depth, as the FEST reader does: the input's size is capped apart."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=huge_tree)
 
 
 def check_file(path: Path) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from grunndata.errors import DeliveryError
-from grunndata.m30 import open_xml, xml_error_sentence
+from grunndata.m30 import open_xml, safe_parser, xml_error_sentence
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.validation.engine import Problem, Report
 
@@ -85,12 +85,6 @@ def find_schema(schemas: Path) -> Path:
     return found[0]
 
 
-def _secure_parser(huge_tree: bool = False) -> etree.XMLParser:
-    """No entity expanded, nothing read from the network. `huge_tree` lifts libxml2's limits on one
-    text node and on depth, as the importer's reader does: the delivery's size is capped already."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=huge_tree)
-
-
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _M30 = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
 
@@ -99,7 +93,7 @@ def load_schema(schema: Path) -> etree.XMLSchema:
     """The schema, once it is seen to declare the M30 root (m30:FEST) and to import nothing from
     the network (which is never read: a missing import would pass what it should check)."""
     try:
-        document = etree.parse(str(schema), _secure_parser())
+        document = etree.parse(str(schema), safe_parser())
         _check_schema(schema, document, set())
         return etree.XMLSchema(document)
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as e:
@@ -128,7 +122,7 @@ def _check_schema(path: Path, document: etree._ElementTree, seen: set[Path]) -> 
             )
         target = (path.parent / location).resolve()
         if target not in seen and target.is_file():
-            _check_schema(target, etree.parse(str(target), _secure_parser()), seen)
+            _check_schema(target, etree.parse(str(target), safe_parser()), seen)
 
 
 def validate_fest(path: Path, schemas: Path, max_xml_bytes: int = DEFAULT_MAX_XML_BYTES) -> FestReport:
@@ -141,7 +135,7 @@ def validate_fest(path: Path, schemas: Path, max_xml_bytes: int = DEFAULT_MAX_XM
     report = FestReport(schema=schema_file)
     with open_xml(path, max_xml_bytes) as stream:
         try:
-            document = etree.parse(stream, _secure_parser(huge_tree=True))  # type: ignore[arg-type]
+            document = etree.parse(stream, safe_parser(huge_tree=True))  # type: ignore[arg-type]
         except etree.XMLSyntaxError as e:  # said as the importer says it
             raise DeliveryError(xml_error_sentence(path, e, stream.at_end, max_xml_bytes)) from None
     root = etree.QName(document.getroot()).localname
