@@ -484,11 +484,13 @@ def serve(
     import uvicorn
 
     from grunndata.server import create_app
-    from grunndata.server.auth import Authenticator, dev_mode_banner
+    from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 
     settings = _settings(ctx)
     engine = _engine(ctx, db)
-    auth = Authenticator(settings.auth())  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
+    auth = Authenticator(
+        AuthSettings.from_settings(settings)
+    )  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
     if auth.settings.dev:
         err.print(f"[bold red]{dev_mode_banner()}[/bold red]")
     elif auth.settings.jwks is None:

@@ -42,3 +42,8 @@ class StoreBusy(StoreError):
 
 class ExportError(GrunndataError):
     """An export that cannot be made as asked (an unknown HentetDato, an unwritable file)."""
+
+
+class ExportFailed(GrunndataError):
+    """An export that stopped before it finished (its process died): a fault of the moment, not
+    of the request; asking again may succeed."""

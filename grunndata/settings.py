@@ -11,15 +11,12 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from grunndata.errors import GrunndataError
-
-if TYPE_CHECKING:
-    from grunndata.server.auth import AuthSettings
 
 PREFIX = "GRUNNDATA_"
 DEFAULT_DB = "sqlite:///grunndata.db"
@@ -142,12 +139,6 @@ class Settings(BaseSettings):
             return Settings.model_construct(**dict(read))  # checked by _FromMapping: a plain Settings
         except ValidationError as error:
             raise SettingsError(_sentence(error)) from None
-
-    def auth(self) -> AuthSettings:
-        """The token settings, checked (a missing JWKS file, an issuer without a JWKS: ConfigError)."""
-        from grunndata.server.auth import AuthSettings
-
-        return AuthSettings(self.jwks, self.token_issuer, self.token_audience, self.clock_skew, self.dev_auth)
 
     @property
     def search_cache_bytes(self) -> int:

@@ -1,6 +1,16 @@
-"""Deliveries written from the store for systems that still need the old formats (M30)."""
+"""Deliveries written from the store for systems that still need the old formats (M30), and the
+runner that writes each in a child process (runner.py)."""
 
-from grunndata.errors import ExportError
+from grunndata.errors import ExportError, ExportFailed
 from grunndata.exporters.m30 import ExportResult, base_release, export_m30
+from grunndata.exporters.runner import Exporter, export_folder
 
-__all__ = ["ExportError", "ExportResult", "base_release", "export_m30"]
+__all__ = [
+    "ExportError",
+    "ExportFailed",
+    "ExportResult",
+    "Exporter",
+    "base_release",
+    "export_folder",
+    "export_m30",
+]

@@ -61,9 +61,11 @@ from grunndata.fhir.text import (
     unfit_text,
     xml_element_before,
 )
-from grunndata.fhir.types import FEST_TYPES, SERVED_TYPES, TERMINOLOGY_TYPES
+from grunndata.fhir.types import CORE_NAME, CORE_VERSION, FEST_TYPES, SERVED_TYPES, TERMINOLOGY_TYPES
 
 __all__ = [
+    "CORE_NAME",
+    "CORE_VERSION",
     "ATC",
     "ATC_OID",
     "CONCEPT_PARENT",

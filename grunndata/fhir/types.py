@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+CORE_NAME, CORE_VERSION = "hl7.fhir.r5.core", "5.0.0"
+"""The FHIR core package our resources are defined by (and validated against)."""
+
 _FEST = (
     "MedicinalProductDefinition",
     "PackagedProductDefinition",

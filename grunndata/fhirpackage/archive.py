@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from grunndata import __version__
-from grunndata.fhirpackage.content import CANONICAL, NAME, package_resources
-from grunndata.validation.packages import CORE_NAME, CORE_VERSION
+from grunndata.fhir import CORE_NAME, CORE_VERSION
+from grunndata.fhirpackage.content import package_resources
+from grunndata.fhirpackage.names import CANONICAL, NAME
 
 Json = dict[str, Any]
 

@@ -18,7 +18,9 @@ from grunndata import __version__
 from grunndata.catalog.fhir import INTERFACE_SYSTEM
 from grunndata.catalog.model import TIERS
 from grunndata.fhir import systems as s
+from grunndata.fhirpackage.capability import capability_statement
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
+from grunndata.fhirpackage.names import CANONICAL, IMPLEMENTATION_GUIDE, NAME
 from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
 from grunndata.store import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
@@ -27,10 +29,6 @@ from grunndata.translators.safest import CS_R4_CHARACTERISTIC
 
 Json = dict[str, Any]
 
-NAME = "no.grunndata.fhir"
-CANONICAL = "https://grunndata.no/fhir"
-IMPLEMENTATION_GUIDE = f"{CANONICAL}/ImplementationGuide/{NAME}"
-"""The package's canonical, as the CapabilityStatement's implementationGuide names it."""
 PUBLISHER = "Grunndata"
 DATE = "2026-11-21"
 """A fixed date: the package's bytes depend on the code only (the version says which code)."""
@@ -372,8 +370,6 @@ def code_systems() -> list[Json]:
 
 def package_resources() -> list[Json]:
     """Every resource of the package, in a fixed order."""
-    from grunndata.server.fhir_io.capability import capability_statement
-
     resources: list[Json] = [extension_definition(u) for u in extension_uses()]
     resources += [search_parameter(p) for p in SEARCH_PARAMS if not p.standard]
     resources += [naming_system(url, text) for url, text in OUR_NAMING_SYSTEMS]

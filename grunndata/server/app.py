@@ -16,12 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from grunndata import __version__
+from grunndata.exporters import export_folder
 from grunndata.server import routes
-from grunndata.server.auth import Authenticator, dev_mode_banner
+from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.fastpath import FastReads
 from grunndata.server.fhir_io.responses import FhirError, error_response
-from grunndata.server.m30 import M30Files, m30_folder
+from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
@@ -48,7 +49,7 @@ def create_app(
     settings = Settings.load() if settings is None else settings
     served = Served(
         engine,
-        auth or Authenticator(settings.auth()),
+        auth or Authenticator(AuthSettings.from_settings(settings)),
         snapshot_seconds=settings.snapshot_seconds,
         cache_size=settings.read_cache,
         search_cache_bytes=settings.search_cache_bytes,
@@ -56,7 +57,7 @@ def create_app(
     if served.auth.settings.dev:
         log.warning(dev_mode_banner())
     terms = Terminology(served)
-    files = M30Files(served, *m30_folder(settings.m30_dir))
+    files = M30Files(served, *export_folder(settings.m30_dir))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

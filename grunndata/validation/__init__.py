@@ -1,10 +1,9 @@
 """`grunndata validate`: FHIR R5 resources checked against the R5 core definitions from a package cache."""
 
+from grunndata.fhir import CORE_NAME, CORE_VERSION
 from grunndata.validation.definitions import Definitions
 from grunndata.validation.engine import Problem, Report, Validator
 from grunndata.validation.packages import (
-    CORE_NAME,
-    CORE_VERSION,
     PackageError,
     default_cache,
     fetch_with_npm,

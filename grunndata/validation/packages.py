@@ -18,9 +18,8 @@ from typing import Any
 import orjson
 
 from grunndata.errors import GrunndataError
+from grunndata.fhir import CORE_NAME, CORE_VERSION
 
-CORE_NAME = "hl7.fhir.r5.core"
-CORE_VERSION = "5.0.0"
 KINDS = ("StructureDefinition", "ValueSet", "CodeSystem")
 """The resource types the validator reads from a package; the rest (SearchParameter...) is left."""
 

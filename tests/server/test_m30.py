@@ -76,3 +76,19 @@ def test_a_new_release_gives_a_new_delivery_and_an_incremental_one(
     )  # Certican anew, its old listing and the dropped one expired
     assert since.text.count('<Status V="U" DN="Utgått oppføring"/>') == 2
     assert "Certican Disperg tab 0,1 mg (ny)" in since.text
+
+
+def test_an_export_whose_process_dies_is_a_503_and_the_next_ask_tries_again(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    engine, client = fresh_api
+    exporter = client.app.state.m30.exporter  # type: ignore[attr-defined]
+    assert exporter.url is not None  # a store in a file: each export in a child process
+    good, exporter.url = exporter.url, f"sqlite:///{tmp_path / 'gone' / 'store.db'}"
+    r = client.get("/fest/m30", params={"since": REAL_HENTET_DATO})
+    assert r.status_code == 503
+    assert r.json()["issue"][0]["code"] == "transient"
+    assert r.json()["issue"][0]["diagnostics"] == "the M30 export stopped before it finished; try again"
+    exporter.url = good
+    again = client.get("/fest/m30", params={"since": REAL_HENTET_DATO})
+    assert again.status_code == 200 and again.text.endswith("</FEST>\n")

@@ -37,7 +37,7 @@ retried for 60 s, so an identity provider that is down does not hold every reque
 worker thread, not on the event loop. Verified tokens are remembered until they expire, so the
 signature is checked once per token.
 
-The settings come from `grunndata.settings.Settings.auth()`, built at the edge: GRUNNDATA_JWKS (a
+The settings come from `AuthSettings.from_settings(settings)`, built at the edge: GRUNNDATA_JWKS (a
 file path, an https URL, or an http URL on the loopback interface), GRUNNDATA_TOKEN_ISSUER and
 GRUNNDATA_TOKEN_AUDIENCE (both required with a JWKS), GRUNNDATA_CLOCK_SKEW (seconds, default 60,
 at most 300) and GRUNNDATA_DEV_AUTH (1: development mode, everything readable without a token).

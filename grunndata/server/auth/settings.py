@@ -20,7 +20,7 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """The auth settings, checked on creation; made by `Settings.auth()` (or `from_env` from a mapping)."""
+    """The auth settings, checked on creation; made by `from_settings` (or `from_env` from a mapping)."""
 
     jwks: str | None = None  # a file path or an https URL (http on the loopback interface)
     issuer: str | None = None
@@ -72,10 +72,21 @@ class AuthSettings:
         )
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> AuthSettings:
+        """The token part of `settings`, checked (a missing JWKS file, an issuer without a JWKS: ConfigError)."""
+        return cls(
+            settings.jwks,
+            settings.token_issuer,
+            settings.token_audience,
+            settings.clock_skew,
+            settings.dev_auth,
+        )
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AuthSettings:
         """The settings from the GRUNNDATA_* variables in `environ` (an empty one counts as unset)."""
         try:
-            return Settings.load(environ).auth()
+            return cls.from_settings(Settings.load(environ))
         except SettingsError as error:
             raise ConfigError(str(error)) from None
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from grunndata import store
 from grunndata.fhir import SERVED_TYPES
+from grunndata.fhirpackage import capability_statement
 from grunndata.server.auth import Access
 from grunndata.server.deps import (
     AccessDep,
@@ -33,7 +34,6 @@ from grunndata.server.deps import (
     listed,
 )
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.capability import capability_statement
 from grunndata.server.fhir_io.openapi import read_doc, search_doc
 from grunndata.server.fhir_io.params import Query, bad, parse, strict, whole_number
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send

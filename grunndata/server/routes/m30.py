@@ -1,11 +1,11 @@
-"""`/fest/m30`: the national data as a FEST/M30 delivery, written once per snapshot (server/m30.py)."""
+"""`/fest/m30`: the national data as a FEST/M30 delivery, written once per snapshot (server/m30.py) by a child process (exporters/runner.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from grunndata.errors import ExportError
+from grunndata.errors import ExportError, ExportFailed
 from grunndata.server.deps import M30Dep, get_access
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.m30 import M30_TYPE, accepts_gzip, unpacked
@@ -39,6 +39,8 @@ async def fest_m30(request: Request, files: M30Dep, since: str | None = None) ->
         path = await files.file(key, since)
     except ExportError as e:
         raise FhirError(400, "invalid", str(e)) from None
+    except ExportFailed as e:
+        raise FhirError(503, "transient", str(e)) from None
     if accepts_gzip(request):
         headers["Content-Encoding"] = "gzip"
         return FileResponse(path, media_type=M30_TYPE, headers=headers)

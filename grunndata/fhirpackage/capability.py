@@ -1,4 +1,7 @@
-"""The CapabilityStatement at /fhir/metadata, generated from the served types and search parameters."""
+"""The CapabilityStatement at /fhir/metadata, generated from the served types and search parameters.
+
+It is part of our package (content.py) and served by the server (routes/fhir.py): it lives here so
+that the server uses the package and never the other way round."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import orjson
 
 from grunndata import __version__
 from grunndata.fhir import SERVED_TYPES
-from grunndata.fhirpackage.content import IMPLEMENTATION_GUIDE
+from grunndata.fhirpackage.names import IMPLEMENTATION_GUIDE
 from grunndata.store import SEARCHED_TYPES, params_for
 from grunndata.store.searchparams import CM, ENDPOINT
 
