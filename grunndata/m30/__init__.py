@@ -23,6 +23,7 @@ from grunndata.m30.records import (
 )
 from grunndata.m30.schema import IDREF_ELEMENTS
 from grunndata.m30.source import DOCTYPE_REFUSED, XmlStream, check_file, open_xml, safe_parser
+from grunndata.m30.structure import child_order
 from grunndata.m30.writer import DOCUMENT_END, document_start, entry_xml, write_delivery
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "catalogues",
     "check_file",
     "child",
+    "child_order",
     "child_text",
     "document_start",
     "entry_xml",

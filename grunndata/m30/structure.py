@@ -10,6 +10,7 @@ missing, or two arms of one choice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from grunndata.m30.schema import CONTENT_MODELS
 
@@ -50,6 +51,34 @@ for _key, _particles in CONTENT_MODELS.items():
         for _, members in _particles
         for name, _, high, model in members
     )
+
+
+def _models_by_element() -> dict[str, set[str]]:
+    """Element name -> the content models elements of that name have, wherever they occur."""
+    found: dict[str, set[str]] = {}
+    for particles in CONTENT_MODELS.values():
+        for _kind, members in particles:
+            for name, _low, _high, model in members:
+                if model is not None:
+                    found.setdefault(name, set()).add(model)
+    return found
+
+
+_MODELS_OF = _models_by_element()
+
+
+@cache
+def child_order(element: str) -> tuple[str, ...]:
+    """The children `element` may hold, in XSD order: where a writer inserts one so the XSD holds.
+
+    Refused (ValueError) for a name that holds no elements, or that the XSD gives two content models.
+    """
+    models = _MODELS_OF.get(element, set())
+    if len(models) != 1:
+        found = f"{len(models)} content models ({listed(sorted(models))})" if models else "no content model"
+        raise ValueError(f"{element} has {found}; its child order must come from one")
+    (key,) = models
+    return tuple(member[0] for _kind, members in CONTENT_MODELS[key] for member in members)
 
 
 def unknown(parent: str, model: Model | None, child: str) -> str:

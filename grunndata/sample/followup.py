@@ -1,10 +1,10 @@
 """Derive the next FEST delivery, 14 days later, from a delivery made by `generate_delivery`.
 
-Two streaming passes over the base (opened by `grunndata.m30.open_xml`; lxml iterparse, local
-names, on the elements themselves rather than FestReader's entries): the first records each
-entry's Ids and Ref*s, which is enough to choose what expires without leaving a dangling
-reference, what changes and what new entries copy; the second rewrites the entries in order
-and appends the new ones at the end of their catalogue.
+Two streaming passes over the base with `grunndata.m30.FestReader`, the one FEST reader: the
+first records each entry's Ids and Ref*s, which is enough to choose what expires without leaving
+a dangling reference, what changes and what new entries copy; the second rewrites the entries in
+order and appends the new ones at the end of their catalogue. Where a change inserts an element,
+`m30.child_order` gives the XSD's order from the schema data.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from lxml import etree
-
 from grunndata.m30 import (
-    CATALOGUE_BY_OPPF,
     IDREF_ELEMENTS,
     FestEntry,
+    FestReader,
     Node,
     catalogues,
+    child_order,
     open_delivery,
-    open_xml,
     write_delivery,
 )
 
@@ -71,100 +69,6 @@ DROPPABLE: dict[tuple[str, str], int] = {
     ("Virkestoff", "RefVirkestoff"): 0,
 }
 
-# XSD child order of the elements the changes insert into.
-ORDER: dict[str, tuple[str, ...]] = {
-    "LegemiddelMerkevare": (
-        "Atc",
-        "NavnFormStyrke",
-        "Reseptgruppe",
-        "LegemiddelformKort",
-        "RefVilkar",
-        "Preparattype",
-        "TypeSoknadSlv",
-        "Opioidsoknad",
-        "Refusjon",
-        "PakningByttegruppe",
-        "AdministreringLegemiddel",
-        "SvartTrekant",
-        "Id",
-        "Varenavn",
-        "LegemiddelformLang",
-        "SortertVirkestoffMedStyrke",
-        "SortertVirkestoffUtenStyrke",
-        "Smak",
-        "ProduktInfo",
-        "Reseptgyldighet",
-        "Hjelpestoff",
-        "Preparatomtaleavsnitt",
-    ),
-    "Markedsforingsinfo": (
-        "VarenrUtgaende",
-        "Markedsforingsdato",
-        "AvregDato",
-        "MidlUtgattDato",
-        "OmpakkerAvEndose",
-    ),
-    "AdministreringLegemiddel": (
-        "Blandingsveske",
-        "RefBlandingsveske",
-        "Administrasjonsvei",
-        "KanKnuses",
-        "KanApnes",
-        "Bolus",
-        "InjeksjonshastighetBolus",
-        "Deling",
-        "EnhetDosering",
-        "Kortdose",
-        "ForhandsregelInntak",
-        "BruksomradeEtikett",
-    ),
-    "Refusjonskode": (
-        "Refusjonskode",
-        "Underterm",
-        "GyldigFraDato",
-        "ForskrivesTilDato",
-        "UtleveresTilDato",
-        "Refusjonsvilkar",
-    ),
-    "Vilkar": (
-        "Id",
-        "VilkarNr",
-        "Gruppe",
-        "GjelderFor",
-        "Tekst",
-        "GyldigFraDato",
-        "GyldigTilDato",
-        "StrukturertVilkar",
-    ),
-    "Byttegruppe": (
-        "Id",
-        "Kode",
-        "MerknadTilByttbarhet",
-        "BeskrivelseByttbarhet",
-        "GyldigFraDato",
-        "GyldigTilDato",
-    ),
-    "Interaksjon": (
-        "Id",
-        "Relevans",
-        "Situasjonskriterium",
-        "KliniskKonsekvens",
-        "Interaksjonsmekanisme",
-        "Kildegrunnlag",
-        "Handtering",
-        "Visningsregel",
-        "Referanse",
-        "Substansgruppe",
-    ),
-    "Virkestoff": ("Id", "Navn", "NavnEngelsk", "RefVirkestoff", "Refusjon"),
-}
-
-_OPPF_TAGS = tuple("{*}" + c.oppf for c in catalogues())
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
 
 @dataclass(slots=True)
 class _Info:
@@ -189,88 +93,43 @@ class _Scan:
     max_vilkarnr: int = 0
 
 
-def _iter_oppf(path: Path) -> Iterator[tuple[str, etree._Element]]:
-    """(catalogue, Oppf element) for every entry; ("", HentetDato element) first. Memory stays flat."""
-    with open_xml(path) as f:
-        context = etree.iterparse(
-            f,
-            events=("end",),
-            tag=("{*}HentetDato", *_OPPF_TAGS),
-            resolve_entities=False,
-            no_network=True,
-            huge_tree=True,
-        )
-        for _, el in context:
-            name = _local(el.tag)
-            if name == "HentetDato":
-                yield "", el
-                continue
-            yield CATALOGUE_BY_OPPF[name].name, el
-            el.clear()
-            parent = el.getparent()
-            if parent is not None:
-                while el.getprevious() is not None:
-                    del parent[0]
-
-
-def _envelope(el: etree._Element) -> tuple[str, str, str, list[etree._Element]]:
-    kids = [c for c in el if isinstance(c.tag, str)]
-    return kids[0].text or "", kids[1].text or "", kids[2].get("V", ""), kids[3:]
-
-
 def _scan(path: Path) -> _Scan:
     scan = _Scan()
-    for cat, el in _iter_oppf(path):
-        if not cat:
-            scan.hentet = (el.text or "").strip()
-            continue
-        oppf, _, status, payload = _envelope(el)
-        scan.all_ids.add(oppf)
-        if status != "A":
+    reader = FestReader(path)
+    for entry, _ in reader.entries():
+        scan.all_ids.add(entry.oppf_id)
+        if entry.status != "A":
             continue
         ids: list[str] = []
         refs: list[tuple[str, str, tuple[str, ...]]] = []
-        stack = list(payload)
+        stack = list(entry.payload)
         while stack:
             e = stack.pop()
-            ename = _local(e.tag)
             here: dict[str, list[str]] = {}
-            for c in e:
-                if not isinstance(c.tag, str):
-                    continue
-                cname = _local(c.tag)
+            for c in e[3] or ():
+                cname, text = c[0], c[2] or ""
                 if cname in IDREF_ELEMENTS:
-                    here.setdefault(cname, []).append(c.text or "")
+                    here.setdefault(cname, []).append(text)
                 elif cname == "Id":
-                    if ename != "Info":
-                        ids.append(c.text or "")
-                elif len(c):
+                    if e[0] != "Info":
+                        ids.append(text)
+                elif c[3]:
                     stack.append(c)
                 elif cname in ("Varenr", "Nr"):
-                    scan.numbers.add(c.text or "")
+                    scan.numbers.add(text)
                 elif cname == "Ean":
-                    scan.eans.add(c.text or "")
-                elif cname == "LmrLopenr" and (c.text or "").isdigit():
-                    scan.max_lopenr = max(scan.max_lopenr, int(c.text or 0))
-                elif cname == "VilkarNr" and (c.text or "").isdigit():
-                    scan.max_vilkarnr = max(scan.max_vilkarnr, int(c.text or 0))
-            refs.extend((ename, name, tuple(values)) for name, values in here.items())
+                    scan.eans.add(text)
+                elif cname == "LmrLopenr" and text.isdigit():
+                    scan.max_lopenr = max(scan.max_lopenr, int(text))
+                elif cname == "VilkarNr" and text.isdigit():
+                    scan.max_vilkarnr = max(scan.max_vilkarnr, int(text))
+            refs.extend((e[0], name, tuple(values)) for name, values in here.items())
         scan.all_ids.update(ids)
-        kind = _local(payload[0].tag) if payload else None
-        inner = next((c.text for c in payload[0] if isinstance(c.tag, str) and _local(c.tag) == "Id"), None)
-        scan.infos.append(_Info(cat, kind, oppf, inner if payload else None, tuple(ids), tuple(refs)))
-    if not scan.hentet:
-        raise ValueError(f"{path}: no HentetDato, not a FEST delivery")
+        scan.infos.append(
+            _Info(entry.catalogue, entry.kind, entry.oppf_id, entry.inner_id, tuple(ids), tuple(refs))
+        )
+    scan.hentet = (reader.hentet_dato or "").strip()
     return scan
-
-
-def to_node(el: etree._Element) -> Node:
-    """An lxml element as a Node (local names; leaf text kept verbatim, container text dropped)."""
-    kids = [to_node(c) for c in el if isinstance(c.tag, str)]
-    attrs: dict[str, str] | None = {str(k): str(v) for k, v in el.attrib.items()} or None
-    if kids:
-        return [_local(el.tag), attrs, None, kids]
-    return [_local(el.tag), attrs, el.text, None]
 
 
 @dataclass(slots=True)
@@ -568,7 +427,7 @@ def _admin_change(payload: Node, rng: random.Random) -> bool:
     _insert(
         admin,
         cv("ForhandsregelInntak", code, V.OID_PRECAUTION, V.PRECAUTIONS[code]),
-        ORDER["AdministreringLegemiddel"],
+        child_order("AdministreringLegemiddel"),
     )
     return True
 
@@ -611,7 +470,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
             _insert(
                 market,
                 leaf("MidlUtgattDato", random_date(rng, ctx.base_day, day).isoformat()),
-                ORDER["Markedsforingsinfo"],
+                child_order("Markedsforingsinfo"),
             )
         return True
     if kind == "LegemiddelMerkevare":
@@ -624,7 +483,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
             _insert(
                 root,
                 cv("SvartTrekant", "1", V.OID_BLACK_TRIANGLE, V.BLACK_TRIANGLE["1"]),
-                ORDER["LegemiddelMerkevare"],
+                child_order("LegemiddelMerkevare"),
             )
             return True
         return _admin_change(root, rng)
@@ -650,7 +509,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
         _insert(
             root,
             elem("Refusjon", [leaf("RefRefusjonsgruppe", group_id), leaf("GyldigFraDato", day.isoformat())]),
-            ORDER["Virkestoff"],
+            child_order("Virkestoff"),
         )
         return True
     if kind == "Interaksjon":
@@ -683,7 +542,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
                     ],
                 ],
             ),
-            ORDER["Interaksjon"],
+            child_order("Interaksjon"),
         )
         return True
     if kind in ("Brystprotese", "MedForbMatr", "Naringsmiddel"):
@@ -693,7 +552,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
         code = find(group, "Refusjonskode") if group is not None else None
         if code is not None and find(code, "ForskrivesTilDato") is None:
             until = (day + timedelta(days=rng.randrange(60, 200))).isoformat()
-            _insert(code, leaf("ForskrivesTilDato", until), ORDER["Refusjonskode"])
+            _insert(code, leaf("ForskrivesTilDato", until), child_order("Refusjonskode"))
             return True
         bruk = find(group, "RefusjonsberettighetBruk") if group is not None else None
         return _set_text(bruk, (bruk[2] or "") + " Gjelder ikke forebyggende behandling.") if bruk else False
@@ -702,7 +561,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
             _insert(
                 root,
                 leaf("GyldigTilDato", (day + timedelta(days=rng.randrange(30, 365))).isoformat()),
-                ORDER["Vilkar"],
+                child_order("Vilkar"),
             )
             return True
         tekst = find(root, "Tekst")
@@ -735,7 +594,7 @@ def _change(root: Node, rng: random.Random, ctx: _Plan) -> bool:
                         "BeskrivelseByttbarhet",
                         "Bytte bør ikke skje for pasienter som er stabilt innstilt på ett preparat.",
                     ),
-                    ORDER["Byttegruppe"],
+                    child_order("Byttegruppe"),
                 )
         return True
     if kind == "Diagnose":
@@ -952,11 +811,9 @@ class _Writer:
         index = -1
         done: set[str] = set()
         current = ""
-        for cat, el in _iter_oppf(self.base):
-            if not cat:
-                continue
-            oppf, tid, status, payload_els = _envelope(el)
-            if status != "A":
+        for base_entry, _ in FestReader(self.base).entries():
+            cat, oppf = base_entry.catalogue, base_entry.oppf_id
+            if base_entry.status != "A":
                 continue
             if cat != current:
                 if current:
@@ -977,7 +834,7 @@ class _Writer:
             touched = index in plan.changed or index in plan.drops
             if not touched and self.incremental and index not in plan.templates:
                 continue
-            entry = FestEntry(cat, oppf, tid, "A", V.STATUS_ACTIVE[1], tuple(to_node(p) for p in payload_els))
+            entry = FestEntry(cat, oppf, base_entry.tidspunkt, "A", V.STATUS_ACTIVE[1], base_entry.payload)
             if index in plan.templates:
                 self.captured[index] = entry
             if not touched:

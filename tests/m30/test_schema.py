@@ -3,7 +3,9 @@
 import importlib.util
 from pathlib import Path
 
-from grunndata.m30 import catalogues, schema
+import pytest
+
+from grunndata.m30 import catalogues, child_order, schema
 from tests.conftest import M30_XSD, SCHEMAS, require
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "gen_m30_schema.py"
@@ -73,3 +75,25 @@ def test_the_fifteen_catalogues_in_xsd_order():
         "Virkestoff": "http://www.kith.no/xmlstds/eresept/forskrivning/2014-12-01",
         "VirkestoffMedStyrke": "http://www.kith.no/xmlstds/eresept/forskrivning/2014-12-01",
     }
+
+
+def test_child_order_gives_an_elements_children_in_xsd_order_and_refuses_an_ambiguous_name():
+    assert child_order("Vilkar") == (
+        "Id",
+        "VilkarNr",
+        "Gruppe",
+        "GjelderFor",
+        "Tekst",
+        "GyldigFraDato",
+        "GyldigTilDato",
+        "StrukturertVilkar",
+    )
+    # the shared base fields come before Id, as the XSD's extension puts them
+    assert child_order("LegemiddelMerkevare")[:3] == ("Atc", "NavnFormStyrke", "Reseptgruppe")
+    assert child_order("LegemiddelMerkevare").index("Id") == 12
+    # Refusjonskode holds a leaf also named Refusjonskode; only the container has a content model
+    assert child_order("Refusjonskode")[0] == "Refusjonskode"
+    with pytest.raises(ValueError, match="Doseringsregel has 2 content models"):
+        child_order("Doseringsregel")
+    with pytest.raises(ValueError, match="Id has no content model"):
+        child_order("Id")
