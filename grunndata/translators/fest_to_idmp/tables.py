@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from grunndata.fhir import systems as s
-from grunndata.m30 import Node, child
+from grunndata.m30 import Node, child, child_order
 from grunndata.translators.fest_to_idmp import values as v
 from grunndata.translators.fest_to_idmp.rules import (
     Context,
@@ -843,13 +843,13 @@ def _basic(
     kind: str,
     display: str,
     identifier: tuple[str, str] | None,
-    children: tuple[str, ...],
     finish: Callable[[Json, Context], None] | None = None,
     derived: tuple[tuple[str, str], ...] = (),
 ) -> Table:
-    """A Basic (code = the FEST kind) whose content is one extension per child element."""
+    """A Basic (code = the FEST kind) whose content is one extension per child element, the
+    children as the XSD orders them (m30.child_order)."""
     rules: list[Rule] = []
-    for name in children:
+    for name in child_order(kind):
         if identifier is not None and name == identifier[0]:
             rules.append(To(name, "identifier[]", v.Identifier(identifier[1]), "and id = fhir_id(Id)"))
         else:
@@ -871,37 +871,7 @@ def _refusjonsgrupper(basic: Json, ctx: Context) -> None:
                 basic.setdefault("identifier", []).append({"system": s.NS_REFUSJONSGRUPPE, "value": found[2]})
 
 
-_VARE = ("Nr", "Navn", "ProduktInfoVare", "Leverandor", "PrisVare", "Refusjon")
 _VARE_NOTE = "merchandise (Handelsvare): Basic, identifier = Nr (varenr), id = fhir_id(Oppf Id)"
-_BYTTEGRUPPE = (
-    "Id",
-    "Kode",
-    "MerknadTilByttbarhet",
-    "BeskrivelseByttbarhet",
-    "GyldigFraDato",
-    "GyldigTilDato",
-)
-_VILKAR = (
-    "Id",
-    "VilkarNr",
-    "Gruppe",
-    "GjelderFor",
-    "Tekst",
-    "GyldigFraDato",
-    "GyldigTilDato",
-    "StrukturertVilkar",
-)
-_VARSEL = (
-    "Type",
-    "Overskrift",
-    "Varseltekst",
-    "Visningsregel",
-    "KodetInfo",
-    "FraDato",
-    "Lenke",
-    "Referanseelement",
-)
-_HJEMMEL = ("Refusjonshjemmel", "KreverVarekobling", "KreverVedtak", "Refusjonsgruppe")
 _HJEMMEL_DERIVED = (("Basic.identifier", f"copy of every Refusjonsgruppe/Id ({s.NS_REFUSJONSGRUPPE})"),)
 
 MAPPINGS: dict[str, Mapping] = {
@@ -951,16 +921,14 @@ MAPPINGS: dict[str, Mapping] = {
         Mapping(
             "Byttegruppe",
             BASIC,
-            _basic("Byttegruppe", "Substitution group", ("Id", s.NS_BYTTEGRUPPE), _BYTTEGRUPPE),
+            _basic("Byttegruppe", "Substitution group", ("Id", s.NS_BYTTEGRUPPE)),
             "substitution group: Basic",
         ),
-        Mapping(
-            "Vilkar", BASIC, _basic("Vilkar", "Condition", ("Id", s.NS_VILKAR), _VILKAR), "condition: Basic"
-        ),
+        Mapping("Vilkar", BASIC, _basic("Vilkar", "Condition", ("Id", s.NS_VILKAR)), "condition: Basic"),
         Mapping(
             "VarselSlv",
             BASIC,
-            _basic("VarselSlv", "Notice from NoMA", None, _VARSEL),
+            _basic("VarselSlv", "Notice from NoMA", None),
             "notice from NoMA (SLV): Basic, id = fhir_id(Oppf Id)",
         ),
         Mapping(
@@ -970,7 +938,6 @@ MAPPINGS: dict[str, Mapping] = {
                 "Refusjonshjemmel",
                 "Reimbursement regulation",
                 None,
-                _HJEMMEL,
                 _refusjonsgrupper,
                 _HJEMMEL_DERIVED,
             ),
@@ -979,43 +946,31 @@ MAPPINGS: dict[str, Mapping] = {
         Mapping(
             "Kortdose",
             BASIC,
-            _basic(
-                "Kortdose", "Structured dosing", None, ("Kortdose", "BeskrivelseTerm", "Legemiddelforbruk")
-            ),
+            _basic("Kortdose", "Structured dosing", None),
             "structured dosing (StrDosering): Basic, id = fhir_id(Oppf Id)",
         ),
         Mapping(
             "Diagnose",
             BASIC,
-            _basic(
-                "Diagnose",
-                "Diagnosis",
-                ("Id", s.NS_DIAGNOSE),
-                ("Id", "Diagnosekode", "Bruksomrade", "Behandling"),
-            ),
+            _basic("Diagnose", "Diagnosis", ("Id", s.NS_DIAGNOSE)),
             "diagnosis with treatment suggestions: Basic",
         ),
         Mapping(
             "Brystprotese",
             BASIC,
-            _basic("Brystprotese", "Breast prosthesis", ("Nr", s.NS_VARENR), _VARE),
+            _basic("Brystprotese", "Breast prosthesis", ("Nr", s.NS_VARENR)),
             _VARE_NOTE,
         ),
         Mapping(
             "MedForbMatr",
             BASIC,
-            _basic("MedForbMatr", "Medical consumables", ("Nr", s.NS_VARENR), (*_VARE, "BestanddelMatr")),
+            _basic("MedForbMatr", "Medical consumables", ("Nr", s.NS_VARENR)),
             _VARE_NOTE,
         ),
         Mapping(
             "Naringsmiddel",
             BASIC,
-            _basic(
-                "Naringsmiddel",
-                "Food for special medical purposes",
-                ("Nr", s.NS_VARENR),
-                (*_VARE, "StyrkeFormStoff"),
-            ),
+            _basic("Naringsmiddel", "Food for special medical purposes", ("Nr", s.NS_VARENR)),
             _VARE_NOTE,
         ),
     )
