@@ -14,7 +14,14 @@ from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from grunndata.errors import GrunndataError
@@ -50,8 +57,21 @@ DbOption = Annotated[
 ]
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        from grunndata import __version__
+
+        out.print(f"grunndata {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _load_settings(ctx: typer.Context) -> None:
+def _load_settings(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
     # `main` passes the settings it read; a caller of `app` itself (CliRunner) gets them read here
     if ctx.obj is None:
         ctx.obj = Settings.load()
@@ -61,11 +81,12 @@ def _settings(ctx: typer.Context) -> Settings:
     return cast(Settings, ctx.obj)
 
 
-def _engine(ctx: typer.Context, db: str | None) -> Any:
-    """The store at `--db`, else GRUNNDATA_DB, else ./grunndata.db."""
+def _engine(ctx: typer.Context, db: str | None, *, new: bool = False) -> Any:
+    """The store at `--db`, else GRUNNDATA_DB, else ./grunndata.db. Only an import or `serve` may
+    make a new one (`new`); any other command on a missing or empty store is an error."""
     from grunndata.store import connect
 
-    return connect(db or _settings(ctx).db)
+    return connect(db or _settings(ctx).db, must_exist=not new)
 
 
 def _bar(label: str, counts: str) -> Progress:
@@ -76,6 +97,7 @@ def _bar(label: str, counts: str) -> Progress:
         TaskProgressColumn(),
         TextColumn(counts),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,  # in a pipe or a log it would leave only empty lines
@@ -96,21 +118,35 @@ def import_fest_cmd(
     """Import a FEST/M30 delivery (full by default) as a new release."""
     from grunndata.importers.fest import import_fest
 
-    engine = _engine(ctx, db)
+    engine = _engine(ctx, db, new=not dry_run)
     with _bar(
         "{task.description:<22}", "{task.fields[entries]:>7,} entries  {task.fields[rate]:>6,.0f}/s"
     ) as bar:
-        task = bar.add_task("reading", total=None, entries=0, rate=0.0)
+        phases: dict[str, Any] = {}  # phase -> its task
 
         def progress(catalogue: str | None, entries: int, done: int, total: int) -> None:
-            elapsed = bar.tasks[0].elapsed or 1e-9
+            """One bar a phase (reading the file, checking, making FHIR), each with its own rate and time left."""
+            phase = (
+                "fhir"
+                if catalogue and catalogue.startswith("FHIR")
+                else "reading"
+                if catalogue
+                else "checking"
+            )
+            if phase not in phases:
+                for old in phases.values():
+                    bar.update(old, completed=bar.tasks[old].total or 0)
+                    bar.stop_task(old)
+                phases[phase] = bar.add_task(phase, total=None, entries=0, rate=0.0)
+            task = phases[phase]
+            elapsed = bar.tasks[task].elapsed or 1e-9
             bar.update(
                 task,
                 description=catalogue or "checking and writing",
                 completed=done,
                 total=total,
                 entries=entries,
-                rate=entries / elapsed,
+                rate=entries / elapsed if phase != "checking" else 0.0,
             )
 
         try:
@@ -142,7 +178,7 @@ def import_safest_cmd(
     """Import SAFEST/IDMP data (R4 with the NOMA profiles, or R5) into the national line, beside FEST."""
     from grunndata.importers.safest import import_safest
 
-    engine = _engine(ctx, db)
+    engine = _engine(ctx, db, new=not dry_run)
     with err.status("reading and converting ...") as status:
 
         def progress(what: str | None, items: int, done: int, total: int) -> None:
@@ -159,12 +195,12 @@ def import_safest_cmd(
         )
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
-    _print_reconciliation(result.reconciliation)
+    _print_reconciliation(result.reconciliation, result.release_id)
     if result.warnings:
         kinds = Counter(w["kind"] for w in result.warnings)
         out.print(
             f"[yellow]{len(result.warnings):,} warnings[/yellow] ({_counts(dict(sorted(kinds.items())))}; "
-            "the first 20, all are in the release report):"
+            f"{_first_20(len(result.warnings), result.release_id)}):"
         )
         for w in sorted(result.warnings, key=lambda w: w["kind"] == "conversion")[:20]:
             where = f"{w['where']}: " if "where" in w else ""
@@ -191,7 +227,7 @@ def _import_tiered(
 ) -> None:
     from grunndata.importers.tiered import TieredDeliveryError, import_tiered
 
-    engine = _engine(ctx, db)
+    engine = _engine(ctx, db, new=not dry_run)
     try:
         with err.status("reading and checking ..."):
             result = import_tiered(
@@ -270,7 +306,19 @@ def _print_resources(resources: dict[str, dict[str, int]], title: str) -> None:
     out.print(fhir)
 
 
-def _print_reconciliation(reconciliation: dict[str, Any] | None) -> None:
+def _first_20(count: int, release_id: int | None) -> str:
+    """What a report shows of a long list, and where the rest is."""
+    if count <= 20:
+        return "all"
+    if release_id is None:  # a dry run, or nothing changed: no report was kept
+        return "the first 20"
+    from grunndata.importers.run import MAX_REPORTED
+
+    kept = "all" if count <= MAX_REPORTED else f"the first {MAX_REPORTED:,}"
+    return f"the first 20; `grunndata releases show {release_id}` lists {kept}"
+
+
+def _print_reconciliation(reconciliation: dict[str, Any] | None, release_id: int | None) -> None:
     if not reconciliation:
         return
     out.print("FEST and SAFEST both describe: " + _counts(reconciliation["linked"]))
@@ -278,7 +326,7 @@ def _print_reconciliation(reconciliation: dict[str, Any] | None) -> None:
     out.print("From SAFEST only: " + _counts(reconciliation["idmp_only"]))
     n = reconciliation["disagreement_count"]
     if n:
-        out.print(f"[yellow]{n:,} disagreements[/yellow] (the first 20; all are in the release report):")
+        out.print(f"[yellow]{n:,} disagreements[/yellow] ({_first_20(n, release_id)}):")
         for d in reconciliation["disagreements"][:20]:
             out.print(f"  {d['resource']} {d['element']}: FEST {d['fest']!r}, SAFEST {d['safest']!r}")
 
@@ -300,13 +348,13 @@ def _print_report(result: Any) -> None:
         table.add_row(name, *(f"{c[k]:,}" for k in ("entries", "new", "changed", "unchanged", "expired")))
     out.print(table)
     _print_resources(result.resources, "FHIR R5 resources made from the release")
-    _print_reconciliation(result.reconciliation)
+    _print_reconciliation(result.reconciliation, result.release_id)
     split = {k: v for k, v in result.kinds.items() if k not in result.catalogues}
     if split:
         out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))
     if result.warnings:
         out.print(
-            f"[yellow]{len(result.warnings):,} warnings[/yellow] (the first 20; all are in the release report):"
+            f"[yellow]{len(result.warnings):,} warnings[/yellow] ({_first_20(len(result.warnings), result.release_id)}):"
         )
         for w in result.warnings[:20]:
             if w.catalogue is None:  # about a FHIR resource served from the release
@@ -333,10 +381,34 @@ def export_m30_cmd(
         ),
     ] = None,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write: .xml, .xml.gz or .zip (DMP's fest251.zip)")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write: .xml, .xml.gz or .zip (DMP's fest251.zip); - for standard output",
+        ),
     ] = Path("fest251.xml"),
 ) -> None:
     """Write the national data as a FEST/M30 delivery, full or incremental, valid against the XSD."""
+    import shutil
+    import tempfile
+
+    if str(output) == "-":  # the XML to stdout, the report to stderr
+        with tempfile.TemporaryDirectory(prefix="grunndata-m30-") as folder:
+            written = Path(folder) / "fest251.xml"
+            _export_m30(
+                ctx, db, since, written, Console(stderr=True, width=out.width), shown="standard output"
+            )
+            with written.open("rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        return
+    _export_m30(ctx, db, since, output, out, shown=str(output))
+
+
+def _export_m30(
+    ctx: typer.Context, db: str | None, since: str | None, output: Path, console: Console, shown: str
+) -> None:
     from grunndata.exporters import export_m30
 
     if output.is_dir():
@@ -352,30 +424,30 @@ def export_m30_cmd(
             since=since,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    table = Table(title=f"{output}: {result.kind} delivery, HentetDato {result.hentet_dato}")
+    table = Table(title=f"{shown}: {result.kind} delivery, HentetDato {result.hentet_dato}")
     for col in ("Catalogue", "entries", "expired (Status U)"):
         table.add_column(col, justify="left" if col == "Catalogue" else "right")
     for name in sorted(set(result.entries) | set(result.expired), key=_catalogue_order):
         table.add_row(name, f"{result.entries.get(name, 0):,}", f"{result.expired.get(name, 0):,}")
-    out.print(table)
+    console.print(table)
     total = sum(result.entries.values()) + sum(result.expired.values())
-    out.print(
-        f"Wrote {output} ({output.stat().st_size:,} bytes, {total:,} entries) in {result.seconds:.1f} s "
+    console.print(
+        f"Wrote {shown} ({output.stat().st_size:,} bytes, {total:,} entries) in {result.seconds:.1f} s "
         f"from release{'s' if len(result.releases) != 1 else ''} {', '.join(map(str, result.releases)) or '(none)'}."
     )
     if result.idmp_written:
-        out.print("From SAFEST/IDMP alone (counted above): " + _counts(result.idmp_written))
+        console.print("From SAFEST/IDMP alone (counted above): " + _counts(result.idmp_written))
     for catalogue, elements in result.unfilled.items():
-        out.print(
+        console.print(
             f"[yellow]{catalogue}[/yellow]: required FEST elements IDMP could not fill (written empty, or "
             "the entry left out): "
             + ", ".join(f"{path.rsplit('/', 1)[-1]} {n:,}" for path, n in elements.items())
         )
     for catalogue, reasons in result.idmp.left_out_by_reason().items():
         for reason, n in reasons.items():
-            out.print(f"[yellow]Left out[/yellow] {n:,} {catalogue}: {reason}")
+            console.print(f"[yellow]Left out[/yellow] {n:,} {catalogue}: {reason}")
     if result.idmp_only:
-        out.print("Not written (SAFEST resources no FEST entry can hold): " + _counts(result.idmp_only))
+        console.print("Not written (SAFEST resources no FEST entry can hold): " + _counts(result.idmp_only))
 
 
 def _catalogue_order(name: str) -> int:
@@ -384,40 +456,95 @@ def _catalogue_order(name: str) -> int:
     return catalogue(name).order
 
 
-@app.command()
-def releases(ctx: typer.Context, db: DbOption = None) -> None:
-    """List releases, newest last."""
+releases_app = typer.Typer(
+    help="The store's releases: list them (newest last), or show one's whole report.",
+    invoke_without_command=True,
+)
+app.add_typer(releases_app, name="releases")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (for scripts)")]
+
+
+def _short(message: str | None, limit: int = 80) -> str:
+    """A failure reason cut at its first clause, for one line of the table (`releases show N` has it all)."""
+    if not message:
+        return ""
+    first = message.split("; ", 1)[0].split(" (", 1)[0]
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def _served_counts(counts: dict[str, Any]) -> dict[str, int]:
+    """Entries (FEST) and FHIR resources a release serves, from its per-type counts."""
+    return {
+        kind: sum(
+            c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0)
+            for t, c in counts.items()
+            if t.startswith("FEST.") == (kind == "entries")
+        )
+        for kind in ("entries", "fhir")
+    }
+
+
+def _release_json(r: Any, *, report: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": r.id,
+        "status": r.status,
+        "source": r.source,
+        "kind": r.kind,
+        "tier": r.tier,
+        "owner": r.owner_id,
+        "hentet_dato": r.hentet_dato,
+        "file": r.file_name,
+        "based_on": r.based_on,
+        "started": r.started_at.isoformat() + "Z" if r.started_at else None,
+        "ended": r.ended_at.isoformat() + "Z" if r.ended_at else None,
+        "activated": r.activated_at.isoformat() + "Z" if r.activated_at else None,
+        "served": _served_counts(r.counts or {}) if r.counts else None,
+        "message": r.message,
+    }
+    if report:
+        row["counts"] = r.counts or {}
+        row["report"] = r.report or {}
+    return row
+
+
+@releases_app.callback()
+def releases(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List releases, newest last (`releases show N` gives one's whole report)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from grunndata.store import list_releases
 
-    rows = list_releases(_engine(ctx, db))
+    rows = list_releases(_engine(ctx, db), with_report=False)
+    if as_json:
+        sys.stdout.write(_json([_release_json(r, report=False) for r in rows]))
+        return
     if not rows:
         out.print("No releases yet: import a delivery with `grunndata import fest PATH`.")
         return
-    table = Table()
-    for col in (
-        "Release",
-        "Status",
-        "Source",
-        "Kind",
-        "Tier/owner",
-        "HentetDato",
-        "File",
-        "Started",
-        "Entries",
-        "FHIR",
-        "Note",
-    ):
-        table.add_column(col)
-    for r in rows:
-        counts = r.counts or {}
-        served = {
-            fest: sum(
-                c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0)
-                for t, c in counts.items()
-                if t.startswith("FEST.") == fest
+    if out.width < 120:  # a narrow terminal: a table of 11 columns would cut every value
+        for r in rows:
+            served = _served_counts(r.counts or {})
+            counted = f"  {served['entries']:,} entries, {served['fhir']:,} FHIR" if r.counts else ""
+            out.print(
+                f"[bold]{r.id}[/bold] {r.status} {r.source} {r.kind} {r.tier}/{r.owner_id} "
+                f"{r.started_at:%Y-%m-%d %H:%M}{counted}",
+                highlight=False,
             )
-            for fest in (True, False)
-        }
+            if r.hentet_dato:  # whole: `export m30 --since` takes it exactly as it is
+                out.print(f"  HentetDato {r.hentet_dato}", highlight=False, soft_wrap=True)
+            if r.message:
+                out.print(f"  {_short(r.message)}", highlight=False)
+        return
+    table = Table()
+    whole = max((len(r.hentet_dato or "") for r in rows), default=0)
+    for col in ("Release", "Status", "Source", "Kind", "Tier/owner", "HentetDato", "File", "Started"):
+        # HentetDato whole, never cut: `export m30 --since` takes it exactly as it is
+        table.add_column(col, no_wrap=True, min_width=whole if col == "HentetDato" else None)
+    for col in ("Entries", "FHIR"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("Note", min_width=16)
+    for r in rows:
+        served = _served_counts(r.counts or {})
         table.add_row(
             str(r.id),
             r.status,
@@ -427,11 +554,67 @@ def releases(ctx: typer.Context, db: DbOption = None) -> None:
             r.hentet_dato or "",
             r.file_name or "",
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            f"{served[True]:,}" if counts else "",
-            f"{served[False]:,}" if counts else "",
-            r.message or "",
+            f"{served['entries']:,}" if r.counts else "",
+            f"{served['fhir']:,}" if r.counts else "",
+            _short(r.message),
         )
     out.print(table)
+
+
+@releases_app.command("show")
+def releases_show(
+    ctx: typer.Context,
+    release: Annotated[int, typer.Argument(help="The release's number (the first column of `releases`)")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One release's whole report: why it failed, every problem and warning with its place, the counts."""
+    from grunndata.store import release_row
+
+    r = release_row(_engine(ctx, db), release)
+    if r is None:
+        raise GrunndataError(f"there is no release {release}; `grunndata releases` lists them")
+    whole = _release_json(r, report=True)
+    if as_json:
+        sys.stdout.write(_json(whole))
+        return
+    out.print(
+        f"[bold]Release {r.id}[/bold]: {r.status}, {r.source} {r.kind} for {r.tier}/{r.owner_id}"
+        + (f", HentetDato {r.hentet_dato}" if r.hentet_dato else "")
+        + (f", from {r.file_name}" if r.file_name else ""),
+        highlight=False,
+    )
+    if r.message:
+        out.print(f"[red]Why:[/red] {r.message}", highlight=False)
+    report = whole["report"]
+    for kind in ("problems", "warnings"):
+        items = report.get(kind) or []
+        count = report.get(f"{kind[:-1]}_count", len(items))
+        if not count:
+            continue
+        shown = f" (the first {len(items):,} are kept)" if len(items) < count else ""
+        out.print(f"[yellow]{count:,} {kind}[/yellow]{shown}:")
+        for item in items:
+            out.print(f"  - {_item_text(item)}", highlight=False, soft_wrap=True)
+    if r.counts:
+        _print_resources(
+            {t: c for t, c in r.counts.items() if isinstance(c, dict)}, "What the release holds, by type"
+        )
+
+
+def _item_text(item: Any) -> str:
+    """A problem or warning as one line: its place (when the importer gave one) and its sentence."""
+    if not isinstance(item, dict):
+        return str(item)
+    place = ", ".join(f"{k} {v}" for k, v in item.items() if k not in ("message", "text") and v is not None)
+    text = item.get("message") or item.get("text") or ""
+    return f"{place}: {text}" if place and text else (text or place)
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 @app.command("rollback")
@@ -487,7 +670,7 @@ def serve(
     from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 
     settings = _settings(ctx)
-    engine = _engine(ctx, db)
+    engine = _engine(ctx, db, new=True)
     auth = Authenticator(
         AuthSettings.from_settings(settings)
     )  # bad GRUNNDATA_JWKS etc.: one sentence, exit 2
@@ -566,7 +749,7 @@ def catalog_probe(
     from grunndata.catalog.cli import run_probe
 
     settings = _settings(ctx)
-    engine = _engine(ctx, db)
+    engine = _engine(ctx, db, new=True)
     if not 0 < timeout <= 300:
         raise GrunndataError("--timeout must be more than 0 and at most 300 seconds")
     if not 0 <= retries <= 10:
@@ -671,20 +854,21 @@ def validate_cmd(
         return
     if schemas is not None:
         raise typer.BadParameter("--schemas checks a FEST delivery PATH, not a store (--db)")
+    engine = _engine(ctx, db) if db is not None else None  # a store that is not there: said first
     cache = packages or _settings(ctx).fhir_packages or default_cache()
     if fetch:
         with err.status("fetching hl7.fhir.r5.core 5.0.0 with npm ..."):
             folder = fetch_with_npm(cache)
         out.print(f"Installed hl7.fhir.r5.core 5.0.0 into {folder}.")
-        if path is None and db is None:
+        if path is None and engine is None:
             return
     with err.status("reading the R5 core definitions ..."):
         definitions = load_core(cache)
     with err.status("validating ..."):
         report = (
-            validate_files(definitions, path, _settings(ctx).max_resource_file_bytes)
-            if path is not None
-            else validate_store(definitions, _engine(ctx, db))
+            validate_files(definitions, cast(Path, path), _settings(ctx).max_resource_file_bytes)
+            if engine is None
+            else validate_store(definitions, engine)
         )
     for problem in report.problems[:show]:
         out.print(problem.sentence(), highlight=False, markup=False, soft_wrap=True)

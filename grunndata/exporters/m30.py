@@ -118,14 +118,26 @@ def export_m30(
     return plan.result
 
 
+SHOWN_HENTET_DATOS = 10  # the newest HentetDatos a refused `since` lists
+
+
 def base_release(conn: Connection, since: str) -> Any:
     """The FEST delivery that had HentetDato `since`; ExportError in one sentence if none did."""
     base = store.delivered_release(conn, FEST_SOURCE, since)
     if base is None:
+        known = store.delivered_hentet_datos(conn, FEST_SOURCE)
+        shown = ", ".join(known[:SHOWN_HENTET_DATOS]) + (
+            f" and {len(known) - SHOWN_HENTET_DATOS} older" if len(known) > SHOWN_HENTET_DATOS else ""
+        )
         raise ExportError(
             f"no FEST delivery here had HentetDato {since!r}, so there is nothing to count changes "
             "from; pass the HentetDato of a delivery you received from this service exactly as "
             "it was, or ask for a full export"
+            + (
+                f" (the deliveries here, newest first: {shown})"
+                if known
+                else " (none has been served here yet)"
+            )
         )
     return base
 

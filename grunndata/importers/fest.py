@@ -32,7 +32,14 @@ from grunndata.importers.national import (
     is_fest,
     is_safest,
 )
-from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
+from grunndata.importers.run import (
+    MAX_REMOVAL_SHARE,
+    MAX_REPORTED,
+    RunResult,
+    dangling_refusal,
+    refuse,
+    shrink_refusal,
+)
 from grunndata.m30 import (
     KNOWN_CODE_SYSTEMS,
     EntryFacts,
@@ -48,7 +55,7 @@ from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.store import ReleaseBuilder
 
 SOURCE = "fest"
-MAX_LISTED_WARNINGS = 500
+MAX_LISTED_WARNINGS = MAX_REPORTED
 
 Progress = Callable[[str | None, int, int, int], None]  # (catalogue, entries, bytes done, bytes total)
 

@@ -21,6 +21,7 @@ import orjson
 
 from grunndata.errors import DeliveryError
 from grunndata.fhir import EDQM, EDQM_ALIASES, NS_FEST_ID
+from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
 from grunndata.store import ReleaseBuilder
 from grunndata.store import index_rows as fhir_index_rows
@@ -30,7 +31,7 @@ from grunndata.translators.overlay import Disagreement, Json, Key, Overlay
 
 TIER, OWNER, OWNER_NAME = "national", "dmp", "Direktoratet for medisinske produkter (DMP)"
 FEST_PREFIX, SAFEST_PREFIX = "FEST.", "SAFEST."
-MAX_LISTED_DISAGREEMENTS = 1000
+MAX_LISTED_DISAGREEMENTS = MAX_REPORTED
 # Internal index row of a resource FEST and SAFEST were merged into: the M30 export writes FEST's
 # own entry for it (store/exports.py), since the merged values are no longer FEST's.
 MERGED = (("origin", "fest+safest"),)

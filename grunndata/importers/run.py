@@ -28,6 +28,11 @@ class Release(Protocol):
     def fail(self, message: str, report: dict[str, Any]) -> None: ...
 
 
+MAX_REPORTED = 10_000
+"""Problems, warnings or disagreements a release report keeps of each kind (the counts are whole):
+`grunndata releases show N` lists them; beyond this a broken delivery would make the report huge."""
+
+
 @dataclass(kw_only=True)
 class RunResult:
     """What every import did; `release_id` is None for a dry run, a refusal, or no change."""

@@ -33,7 +33,14 @@ from grunndata.importers.national import (
     safest_type,
 )
 from grunndata.importers.resources import Found, read_resources, stored_form
-from grunndata.importers.run import MAX_REMOVAL_SHARE, RunResult, dangling_refusal, refuse, shrink_refusal
+from grunndata.importers.run import (
+    MAX_REMOVAL_SHARE,
+    MAX_REPORTED,
+    RunResult,
+    dangling_refusal,
+    refuse,
+    shrink_refusal,
+)
 from grunndata.memory import cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_RESOURCE_FILE_BYTES
 from grunndata.store import ReleaseBuilder, reserved_organization_ids, reserved_organization_sentence
@@ -41,7 +48,7 @@ from grunndata.terminology import concept_map_files, replace_ours
 from grunndata.translators.safest import json_bytes, label_of, to_r5
 
 SOURCE = "safest"
-MAX_LISTED_PROBLEMS = 500
+MAX_LISTED_PROBLEMS = MAX_REPORTED
 
 __all__ = ["SafestResult", "import_safest"]
 
@@ -221,7 +228,8 @@ def _invalid(resource: dict[str, Any]) -> str | None:
 
 
 def _problem_sentence(problems: list[str]) -> str:
-    more = f" (and {len(problems) - 1} more, all in the release report)" if len(problems) > 1 else ""
+    kept = "all" if len(problems) <= MAX_LISTED_PROBLEMS else f"the first {MAX_LISTED_PROBLEMS:,}"
+    more = f" (and {len(problems) - 1} more; the release report keeps {kept})" if len(problems) > 1 else ""
     return f"refused: the delivery has {len(problems)} problem(s); the first: {problems[0]}{more}"
 
 

@@ -51,6 +51,7 @@ from grunndata.store.releases import (
     list_releases,
     read_active,
     reindex,
+    release_row,
     rollback,
     served_counts,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "index_values",
     "instant",
     "list_releases",
+    "release_row",
     "lookup",
     "may_read",
     "newest_release",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from grunndata.errors import StoreError
@@ -51,8 +51,12 @@ def _add_indexes(engine: Engine) -> None:
                     raise
 
 
-def connect(url: str | None = None, *, create: bool = True) -> Engine:
-    """An engine for the store at `url`, with the tables created; StoreError if unreachable."""
+def connect(url: str | None = None, *, create: bool = True, must_exist: bool = False) -> Engine:
+    """An engine for the store at `url`, with the tables created; StoreError if unreachable.
+
+    `must_exist`: the store must be there already (commands that read a store, or change one that
+    was imported into): a missing SQLite file, an empty database or something that is no store is
+    a StoreError, and nothing is made."""
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -65,6 +69,11 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
             parent = Path(parsed.database).parent
             if not parent.exists():
                 raise StoreError(f"the folder for the SQLite file does not exist: {parent}")
+            if must_exist and not Path(parsed.database).is_file():
+                raise StoreError(
+                    f"there is no store at {parsed.database}: import a delivery into it first "
+                    "(grunndata import fest PATH), or name another with --db or GRUNNDATA_DB"
+                )
         engine = create_engine(
             resolved, connect_args={"check_same_thread": False}, pool_size=40, max_overflow=24
         )
@@ -80,6 +89,8 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
         )
     else:
         raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+    if must_exist:
+        _check_is_store(engine, parsed.render_as_string(hide_password=True))
     if create:
         try:
             SQLModel.metadata.create_all(engine)
@@ -90,3 +101,18 @@ def connect(url: str | None = None, *, create: bool = True) -> Engine:
                 f"cannot open the database {parsed.render_as_string(hide_password=True)}: {reason}"
             ) from None
     return engine
+
+
+def _check_is_store(engine: Engine, shown: str) -> None:
+    """StoreError unless the database at `engine` holds a store (its release table)."""
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn).has_table("release")
+    except DatabaseError as e:  # OperationalError (unreachable) included
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise StoreError(f"cannot open the database {shown}: {reason}") from None
+    if not found:
+        raise StoreError(
+            f"{shown} holds no grunndata store (no releases table): import a delivery into it first, "
+            "or name another with --db or GRUNNDATA_DB"
+        )

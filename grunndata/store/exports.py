@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
@@ -52,6 +52,22 @@ def delivered_release(conn: Connection, source: str, hentet_dato: str) -> Any:
         .order_by(REL.c.id.desc())
         .limit(1)
     ).first()
+
+
+def delivered_hentet_datos(conn: Connection, source: str) -> list[str]:
+    """The HentetDato of every national release of `source` that was served, newest first, once each."""
+    rows = conn.execute(
+        select(REL.c.hentet_dato, func.max(REL.c.id).label("newest"))
+        .where(
+            REL.c.source == source,
+            REL.c.tier == NATIONAL,
+            REL.c.hentet_dato.is_not(None),
+            REL.c.activated_at.is_not(None),
+        )
+        .group_by(REL.c.hentet_dato)
+        .order_by(func.max(REL.c.id).desc())
+    )
+    return [r.hentet_dato for r in rows]
 
 
 def groups(conn: Connection, release_ids: Sequence[int], part_of: str) -> dict[str, list[int]]:

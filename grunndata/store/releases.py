@@ -559,9 +559,17 @@ def reindex(engine: Engine, progress: Callable[[int, int], None] | None = None) 
         conn.close()
 
 
-def list_releases(engine: Engine) -> list[Any]:
+def list_releases(engine: Engine, *, with_report: bool = True) -> list[Any]:
+    """Every release, oldest first; a listing leaves the reports out (a refused delivery's can be large)."""
+    columns = list(REL.c) if with_report else [c for c in REL.c if c.name != "report"]
     with engine.connect() as conn:
-        return list(conn.execute(select(REL).order_by(REL.c.id)))
+        return list(conn.execute(select(*columns).order_by(REL.c.id)))
+
+
+def release_row(engine: Engine, release_id: int) -> Any:
+    """One release with its whole report, or None."""
+    with engine.connect() as conn:
+        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
 
 def rollback(engine: Engine, release_id: int) -> Any:

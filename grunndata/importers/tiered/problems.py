@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from grunndata.errors import DeliveryError
+from grunndata.importers.run import MAX_REPORTED
 
-MAX_LISTED_PROBLEMS = 500
+MAX_LISTED_PROBLEMS = MAX_REPORTED
 _WHERE = re.compile(r"^(?P<file>.*) (?P<kind>line|entry) (?P<number>\d+)$")
 
 
