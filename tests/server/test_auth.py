@@ -536,6 +536,19 @@ def test_a_401_carries_a_bearer_challenge() -> None:
     assert str(error) == 'the token was not issued by "x"'
 
 
+def test_a_401_challenge_holds_no_line_break_whatever_the_token_said(authenticator: Authenticator) -> None:
+    header = b64(json.dumps({"alg": "RS256\r\nSet-Cookie: a=b", "typ": "JWT"}).encode())
+    status, message = refused(authenticator, f"Bearer {header}.e30.e30")
+    assert (status, message) == (
+        401,
+        "the token uses the algorithm RS256\r\nSet-Cookie: a=b, which this service does not accept (only RS256 and ES256)",
+    )
+    assert AuthError(status, message).www_authenticate == (
+        'Bearer realm="grunndata", error="invalid_token", error_description="the token uses the algorithm '
+        'RS256??Set-Cookie: a=b, which this service does not accept (only RS256 and ES256)"'
+    )
+
+
 def test_a_server_without_jwks_refuses_tokens(keys: Keys) -> None:
     plain = Authenticator(AuthSettings())
     assert plain.access(None) == ANONYMOUS
