@@ -698,6 +698,28 @@ def test_tokens_that_are_not_base64url_json_are_refused(
     assert refused(authenticator, f"Bearer {token}") == (401, message)
 
 
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "JWT", "jwt"])
+def test_an_access_token_says_at_jwt_or_jwt(authenticator: Authenticator, keys: Keys, typ: str) -> None:
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1", "typ": typ})
+    assert authenticator.access(f"Bearer {token}").sector is True
+
+
+@pytest.mark.parametrize(
+    ("typ", "message"),
+    [
+        (None, "the token is not an access token (it has no typ; at+jwt or JWT is expected)"),
+        ("dpop+jwt", "the token is not an access token (its typ is 'dpop+jwt', not at+jwt or JWT)"),
+        ("JOSE", "the token is not an access token (its typ is 'JOSE', not at+jwt or JWT)"),
+        (["at+jwt"], "the token is not an access token (its typ is ['at+jwt'], not at+jwt or JWT)"),
+    ],
+)
+def test_a_token_of_another_type_or_none_is_refused(
+    authenticator: Authenticator, keys: Keys, typ: object, message: str
+) -> None:
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1", "typ": typ})
+    assert refused(authenticator, f"Bearer {token}") == (401, message)
+
+
 def test_ps256_is_accepted_with_a_key_published_for_it(tmp_path: Path, keys: Keys, clock: Clock) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(

@@ -26,7 +26,9 @@ An owner id matches ``^[a-z0-9][a-z0-9-]{0,62}$``.
 
 Token checks, by PyJWT (tokens.py): the Authorization header is refused unread above 8192
 characters; the algorithm must be RS256, PS256 or ES256 (``none`` and HS* are refused before any
-key is looked at, so an RSA public key can never be used as an HMAC secret); the key is chosen by
+key is looked at, so an RSA public key can never be used as an HMAC secret); the token's type (typ)
+must say at+jwt (RFC 9068) or JWT, as HelseID's guidance for APIs has it, so a DPoP proof
+(dpop+jwt) is not taken for an access token, nor is a token without typ; the key is chosen by
 ``kid`` from the JWKS and must be a key for the token's algorithm (a JWK's ``alg``; without one an
 RSA key is for RS256 and an EC key for ES256, so PS256 needs a key published as PS256; a token
 without ``kid`` may use the JWKS's only key for its algorithm); then PyJWT checks the signature,

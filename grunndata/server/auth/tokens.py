@@ -3,7 +3,7 @@
 PyJWT reads the token and checks the signature, the algorithm against our list, the required
 claims, exp, nbf and iat with the clock skew as its leeway, the issuer and the audience. Ours are
 the rules around it: the Authorization header's size, which algorithms and which key (keys.py),
-that times are times, the 401 sentences, and what the scopes grant.
+the token type (typ), that times are times, the 401 sentences, and what the scopes grant.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from grunndata.server.auth.settings import AuthSettings
 
 MAX_AUTHORIZATION_LENGTH = 8192  # HelseID tokens are a few kB; the header is refused before it is read
 CACHE_SIZE = 10_000  # verified tokens remembered
+# typ with "application/" left off: RFC 9068 access tokens, and JWT as HelseID's guidance allows
+TOKEN_TYPES = ("at+jwt", "jwt")
 LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z; a later exp is not a time
 _OPTIONS: Options = {"require": ["exp", "iss", "aud"]}
 
@@ -170,6 +172,7 @@ class Authenticator:
         alg = _algorithm(header)  # before any key is looked at, so none and HS* never reach one
         if "crit" in header:
             raise unauthorized(_CRIT)
+        _check_type(header.get("typ"))
         key = keys.find(header.get("kid"), alg)
         try:
             claims = _DECODER.decode(
@@ -212,6 +215,16 @@ def _algorithm(header: dict[str, Any]) -> str:
             f"the token uses the algorithm {alg}, which this service does not accept (only {accepted})"
         )
     return alg
+
+
+def _check_type(typ: object) -> None:
+    """An access token says so (typ at+jwt, RFC 9068), or says JWT as HelseID's API guidance allows;
+    a token without typ, or of another type (a DPoP proof is dpop+jwt), is not one. Media types are
+    compared without case, and "application/" may be left off (RFC 7515, 4.1.9)."""
+    if typ is None:
+        raise unauthorized("the token is not an access token (it has no typ; at+jwt or JWT is expected)")
+    if not isinstance(typ, str) or typ.lower().removeprefix("application/") not in TOKEN_TYPES:
+        raise unauthorized(f"the token is not an access token (its typ is {typ!r}, not at+jwt or JWT)")
 
 
 def _access(claims: dict[str, Any]) -> Access:
