@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,6 @@ from grunndata.server.auth import (
     AuthSettings,
     ConfigError,
     dev_mode_banner,
-    tokens,
 )
 from grunndata.store.models import TIERS
 
@@ -90,8 +91,31 @@ def jwks_file(tmp_path: Path, keys: Keys) -> Path:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The authenticator's clock, and PyJWT's: it reads the time for exp, nbf and iat itself."""
+    clock = Clock()
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            return datetime.fromtimestamp(clock.now, tz)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Frozen)
+    return clock
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The RS256 signatures PyJWT checks from now on (the signed parts of each)."""
+    checks: list[bytes] = []
+    verify = RSAAlgorithm.verify
+
+    def counting(self: RSAAlgorithm, msg: bytes, key: Any, sig: bytes) -> bool:
+        checks.append(msg)
+        return verify(self, msg, key, sig)
+
+    monkeypatch.setattr(RSAAlgorithm, "verify", counting)
+    return checks
 
 
 @pytest.fixture
@@ -184,17 +208,9 @@ def test_a_token_without_kid_uses_the_only_key_of_its_type(authenticator: Authen
 
 
 def test_a_verified_token_is_checked_once_until_it_expires(
-    authenticator: Authenticator, keys: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    authenticator: Authenticator, keys: Keys, clock: Clock, signature_checks: list[bytes]
 ) -> None:
-    checks = []
-    verifier = tokens._VERIFIERS["RS256"]
-
-    class Counting:
-        def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
-            checks.append(msg)
-            return verifier.verify(msg, key, sig)
-
-    monkeypatch.setitem(tokens._VERIFIERS, "RS256", Counting())
+    checks = signature_checks
     header = "Bearer " + sign(keys, claims(exp=int(NOW) + 100))
     for _ in range(5):
         authenticator.access(header)
@@ -204,17 +220,9 @@ def test_a_verified_token_is_checked_once_until_it_expires(
 
 
 def test_the_cache_is_bounded_and_forgets_the_least_recently_used(
-    jwks_file: Path, keys: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    jwks_file: Path, keys: Keys, clock: Clock, signature_checks: list[bytes]
 ) -> None:
-    checks = []
-    verifier = tokens._VERIFIERS["RS256"]
-
-    class Counting:
-        def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
-            checks.append(msg)
-            return verifier.verify(msg, key, sig)
-
-    monkeypatch.setitem(tokens._VERIFIERS, "RS256", Counting())
+    checks = signature_checks
     settings = AuthSettings(jwks=str(jwks_file), issuer=ISSUER, audience=AUDIENCE)
     small = Authenticator(settings, clock=clock, cache_size=2)
     first, second, third = ("Bearer " + sign(keys, claims(sub=f"client-{n}")) for n in range(3))
@@ -420,15 +428,15 @@ def test_hs256_with_the_rsa_public_key_as_secret_is_refused(authenticator: Authe
     signature = b64(hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
     assert refused(authenticator, f"Bearer {header}.{payload}.{signature}") == (
         401,
-        "the token uses the algorithm HS256, which this service does not accept (only RS256 and ES256)",
+        "the token uses the algorithm HS256, which this service does not accept (only RS256, PS256 and ES256)",
     )
 
 
 def test_other_asymmetric_algorithms_are_refused(authenticator: Authenticator, keys: Keys) -> None:
-    token = jwt.encode(claims(), keys.rsa_key, algorithm="PS256", headers={"kid": "rsa-1"})
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS512", headers={"kid": "rsa-1"})
     assert refused(authenticator, f"Bearer {token}") == (
         401,
-        "the token uses the algorithm PS256, which this service does not accept (only RS256 and ES256)",
+        "the token uses the algorithm RS512, which this service does not accept (only RS256, PS256 and ES256)",
     )
 
 
@@ -494,18 +502,22 @@ def test_malformed_tokens_are_refused_with_what_is_wrong(authenticator: Authenti
     header, payload, signature = sign(keys).split(".")
     not_json = b64(b"{not json")
     list_payload = jwt.api_jws.encode(b"[1, 2]", keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1"})
+    signed_not_json = jwt.api_jws.encode(
+        b"{not json", keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1"}
+    )
     cases = {
         f"{header}.{payload}": "the token is malformed (a JWT has three parts separated by dots)",
         f"{header}.{payload}.{signature}.x": "the token is malformed (a JWT has three parts separated by dots)",
         f"{header}!.{payload}.{signature}": "the token is malformed (its header is not base64url)",
         f"{header}.{payload}%.{signature}": "the token is malformed (its payload is not base64url)",
         f"e.{payload}.{signature}": "the token is malformed (its header is not base64url)",  # 1 char over
-        f"{header}.{payload}.{signature}+": "the token is malformed (its signature is not base64url)",
+        f"{header}.{payload}.{signature}+": "the token's signature does not verify",
         f"{not_json}.{payload}.{signature}": "the token is malformed (its header is not a JSON object)",
-        f"{header}.{not_json}.{signature}": "the token is malformed (its payload is not a JSON object)",
+        f"{header}.{not_json}.{signature}": "the token's signature does not verify",  # read only once signed
+        signed_not_json: "the token is malformed (its payload is not a JSON object)",
         list_payload: "the token is malformed (its payload is not a JSON object)",
         f"{b64(b'{}')}.{payload}.{signature}": "the token is malformed (its header names no algorithm)",
-        "x" * 16_385: "the token is malformed (longer than 16384 characters)",
+        "x" * 8_186: "the Authorization header is too long (more than 8192 characters)",  # with "Bearer "
     }
     for token, message in cases.items():
         assert refused(authenticator, f"Bearer {token}") == (401, message), token
@@ -536,6 +548,19 @@ def test_a_401_carries_a_bearer_challenge() -> None:
     assert str(error) == 'the token was not issued by "x"'
 
 
+def test_a_401_challenge_holds_no_line_break_whatever_the_token_said(authenticator: Authenticator) -> None:
+    header = b64(json.dumps({"alg": "RS256\r\nSet-Cookie: a=b", "typ": "JWT"}).encode())
+    status, message = refused(authenticator, f"Bearer {header}.e30.e30")
+    assert (status, message) == (
+        401,
+        "the token uses the algorithm RS256\r\nSet-Cookie: a=b, which this service does not accept (only RS256, PS256 and ES256)",
+    )
+    assert AuthError(status, message).www_authenticate == (
+        'Bearer realm="grunndata", error="invalid_token", error_description="the token uses the algorithm '
+        'RS256??Set-Cookie: a=b, which this service does not accept (only RS256, PS256 and ES256)"'
+    )
+
+
 def test_a_server_without_jwks_refuses_tokens(keys: Keys) -> None:
     plain = Authenticator(AuthSettings())
     assert plain.access(None) == ANONYMOUS
@@ -543,6 +568,209 @@ def test_a_server_without_jwks_refuses_tokens(keys: Keys) -> None:
         401,
         "this server does not accept tokens: no JWKS configured",
     )
+
+
+# --- hostile and odd tokens: a 401 with a sentence, never a 500 ------------------------------------
+
+DEEP = b"[" * 2500 + b"]" * 2500  # past Python's recursion limit, within the header's 8 KB
+
+
+def sign_raw(keys: Keys, header: bytes, payload: bytes) -> str:
+    """A token whose header and payload are these bytes exactly, signed RS256 with our key."""
+    signing_input = f"{b64(header)}.{b64(payload)}"
+    signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input.encode(), keys.rsa_key)
+    return f"{signing_input}.{b64(signature)}"
+
+
+RS256_HEADER = b'{"alg":"RS256","typ":"JWT","kid":"rsa-1"}'
+NONE_HEADER = b'{"alg":"none","typ":"JWT"}'
+
+
+def unsigned(header: bytes, payload: bytes, signature: bytes = b"") -> str:
+    return ".".join(b64(part) for part in (header, payload, signature))
+
+
+def test_deeply_nested_json_is_refused_and_never_read_before_the_signature(
+    authenticator: Authenticator, keys: Keys
+) -> None:
+    good = json.dumps(claims()).encode()
+    cases = {
+        "unsigned, nested header": (
+            unsigned(b'{"alg":"none","x":' + DEEP + b"}", good),
+            "the token is malformed (its header is not a JSON object)",
+        ),
+        "unsigned, nested payload": (
+            unsigned(NONE_HEADER, b'{"x":' + DEEP + b"}"),
+            "the token uses the algorithm none, which is never accepted",
+        ),
+        "a forged signature, nested payload": (
+            unsigned(RS256_HEADER, b'{"x":' + DEEP + b"}", b"forged"),
+            "the token's signature does not verify",
+        ),
+        "signed, nested header": (
+            sign_raw(keys, b'{"alg":"RS256","typ":"JWT","kid":"rsa-1","x":' + DEEP + b"}", good),
+            "the token is malformed (its header is not a JSON object)",
+        ),
+        "signed, nested payload": (
+            sign_raw(keys, RS256_HEADER, b'{"x":' + DEEP + b"}"),
+            "the token is malformed (its payload is not a JSON object)",
+        ),
+    }
+    for name, (token, message) in cases.items():
+        assert refused(authenticator, f"Bearer {token}") == (401, message), name
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), float("inf"), -1, 253_402_300_800],
+    ids=["400 digits", "minus 400 digits", "infinity", "before 1970", "after 9999"],
+)
+def test_a_time_no_clock_can_show_is_refused(
+    authenticator: Authenticator, keys: Keys, name: str, value: float
+) -> None:
+    token = sign(keys, claims(**{name: value}))
+    assert refused(authenticator, f"Bearer {token}") == (
+        401,
+        f"the token is malformed (its {name} is not a time from 1970 to 9999)",
+    )
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [str(int(NOW)), True, False, [int(NOW)], {"seconds": int(NOW)}])
+def test_a_time_that_is_not_a_json_number_is_refused(
+    authenticator: Authenticator, keys: Keys, name: str, value: object
+) -> None:
+    """PyJWT reads times with int(), which would take "1750000000" and true; we do not."""
+    token = sign(keys, claims(**{name: value}))
+    assert refused(authenticator, f"Bearer {token}") == (
+        401,
+        f"the token is malformed (its {name} is not a number of seconds)",
+    )
+
+
+def test_a_time_with_a_fraction_is_a_time(authenticator: Authenticator, keys: Keys, clock: Clock) -> None:
+    """RFC 7519 NumericDate may have a fraction; it expires, with the clock skew, like any other."""
+    header = "Bearer " + sign(keys, claims(exp=NOW + 600.5, iat=NOW - 0.25))
+    assert authenticator.access(header).sector is True
+    clock.now = NOW + 660.5
+    assert refused(authenticator, header) == (401, "the token has expired")
+
+
+def test_the_authorization_header_is_refused_unread_above_8192_characters(
+    authenticator: Authenticator,
+) -> None:
+    longest = "Bearer " + "x" * (8192 - len("Bearer "))
+    assert refused(authenticator, longest) == (
+        401,
+        "the token is malformed (a JWT has three parts separated by dots)",
+    )
+    for header in (longest + "x", "Bearer " + "a.b.c" * 10_000, " " * 8193):
+        assert refused(authenticator, header) == (
+            401,
+            "the Authorization header is too long (more than 8192 characters)",
+        )
+        assert authenticator.known(header) is None
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("æøå.e30.e30", "the token is malformed (its header is not base64url)"),
+        (f"{b64(RS256_HEADER)}.e30=x.e30", "the token is malformed (its payload is not base64url)"),
+        (f"{b64(RS256_HEADER)}.e30.a b", "the Authorization header must be Bearer followed by one token"),
+        (f"{b64(RS256_HEADER)}..", "the token's signature does not verify"),
+        ("..", "the token is malformed (its header is not a JSON object)"),
+        (
+            unsigned(b'{"alg":"RS256","kid":5}', b"{}", b"{}"),
+            "the token is malformed (its kid is not a string)",
+        ),
+        (
+            unsigned(b'{"alg":["RS256"]}', b"{}", b"{}"),
+            "the token is malformed (its header names no algorithm)",
+        ),
+        (unsigned(b'"RS256"', b"{}", b"{}"), "the token is malformed (its header is not a JSON object)"),
+    ],
+)
+def test_tokens_that_are_not_base64url_json_are_refused(
+    authenticator: Authenticator, token: str, message: str
+) -> None:
+    assert refused(authenticator, f"Bearer {token}") == (401, message)
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "JWT", "jwt"])
+def test_an_access_token_says_at_jwt_or_jwt(authenticator: Authenticator, keys: Keys, typ: str) -> None:
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1", "typ": typ})
+    assert authenticator.access(f"Bearer {token}").sector is True
+
+
+@pytest.mark.parametrize(
+    ("typ", "message"),
+    [
+        (None, "the token is not an access token (it has no typ; at+jwt or JWT is expected)"),
+        ("dpop+jwt", "the token is not an access token (its typ is 'dpop+jwt', not at+jwt or JWT)"),
+        ("JOSE", "the token is not an access token (its typ is 'JOSE', not at+jwt or JWT)"),
+        (["at+jwt"], "the token is not an access token (its typ is ['at+jwt'], not at+jwt or JWT)"),
+    ],
+)
+def test_a_token_of_another_type_or_none_is_refused(
+    authenticator: Authenticator, keys: Keys, typ: object, message: str
+) -> None:
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS256", headers={"kid": "rsa-1", "typ": typ})
+    assert refused(authenticator, f"Bearer {token}") == (401, message)
+
+
+def test_ps256_is_accepted_with_a_key_published_for_it(tmp_path: Path, keys: Keys, clock: Clock) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(
+        json.dumps({"keys": [jwk(keys.rsa_key, "rsa-1"), {**jwk(keys.rsa_key, "ps-1"), "alg": "PS256"}]})
+    )
+    authenticator = Authenticator(AuthSettings(jwks=str(path), issuer=ISSUER, audience=AUDIENCE), clock=clock)
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="PS256", headers={"kid": "ps-1"})
+    assert authenticator.access(f"Bearer {token}").sector is True
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="PS256", headers={"kid": "rsa-1"})  # a key for RS256
+    assert refused(authenticator, f"Bearer {token}") == (
+        401,
+        "the token's key 'rsa-1' is not a key for PS256",
+    )
+    token = jwt.encode(claims(), keys.rsa_key, algorithm="RS256", headers={"kid": "ps-1"})
+    assert refused(authenticator, f"Bearer {token}") == (401, "the token's key 'ps-1' is not a key for RS256")
+
+
+def test_claims_of_the_wrong_type_are_refused(authenticator: Authenticator, keys: Keys) -> None:
+    cases = {
+        "sub": (42, "the token is malformed (its sub is not a string)"),
+        "jti": (["a"], "the token is malformed (its jti is not a string)"),
+        "iss": ([ISSUER], f"the token was not issued by {ISSUER}"),
+        "aud": ({AUDIENCE: True}, "the token is not for this service (audience)"),
+    }
+    for name, (value, message) in cases.items():
+        token = sign_raw(keys, RS256_HEADER, json.dumps(claims(**{name: value})).encode())
+        assert refused(authenticator, f"Bearer {token}") == (401, message), name
+
+
+def test_scopes_of_the_wrong_type_grant_nothing(authenticator: Authenticator, keys: Keys) -> None:
+    for scope in (42, {"grunndata:sector.read": True}, [["grunndata:sector.read"]], None):
+        access = authenticator.access("Bearer " + sign(keys, claims(scope=scope)))
+        assert access == Access(subject="epj-vendor-1"), scope
+
+
+def test_every_mangling_of_a_good_token_is_a_401(authenticator: Authenticator, keys: Keys) -> None:
+    """Each character of a good token replaced, dropped or doubled, and random bytes in each part."""
+    good = sign(keys, alg="ES256", kid="ec-1")
+    manglings = {good[:i] + c + good[i + 1 :] for i in range(len(good)) for c in "A_.=\x00"}
+    manglings |= {good[:i] + good[i + 1 :] for i in range(len(good))}
+    manglings |= {good[:i] + good[i] + good[i:] for i in range(len(good))}
+    rng = random.Random(18)
+    parts = good.split(".")
+    for _ in range(300):
+        noisy = rng.randrange(3)
+        noise = b64(rng.randbytes(rng.randrange(0, 200)))
+        manglings.add(".".join(noise if n == noisy else part for n, part in enumerate(parts)))
+    for token in manglings - {good}:
+        status, message = refused(authenticator, f"Bearer {token}")
+        assert status == 401 and message.startswith(("the token", "the Authorization")), (token, message)
+        assert AuthError(status, message).www_authenticate.isprintable(), token  # type: ignore[union-attr]
 
 
 # --- development mode -----------------------------------------------------------------------------
@@ -754,7 +982,7 @@ def bad_settings(tmp_path: Path, keys: Keys) -> list[tuple[dict[str, str], str]]
                     jwk(small_rsa, "small"),
                     jwk(p384, "p384"),
                     {**jwk(keys.rsa_key, "enc"), "use": "enc"},
-                    {**jwk(keys.rsa_key, "ps"), "alg": "PS256"},
+                    {**jwk(keys.rsa_key, "rs512"), "alg": "RS512"},
                     {"kty": "RSA", "n": "!!", "e": "AQAB", "kid": "broken"},
                 ]
             }

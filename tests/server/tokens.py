@@ -38,7 +38,7 @@ class Issuer:
             "scope": list(scopes),
             **claims,
         }
-        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": "k1"})
+        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": "k1", "typ": "at+jwt"})
 
     def headers(self, *scopes: str, **claims: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(*scopes, **claims)}"}

@@ -24,11 +24,18 @@ in the sector tier, where every sector reader would see it.
 
 An owner id matches ``^[a-z0-9][a-z0-9-]{0,62}$``.
 
-Token checks: RS256 or ES256 only (``none`` and HS* are refused before any key is looked at, so
-an RSA public key can never be used as an HMAC secret); the key is chosen by ``kid`` from the
-JWKS (a token without ``kid`` may use the JWKS's only key of its type); then signature, ``exp``
-(required), ``nbf`` and ``iat`` (when present), issuer (exact) and audience (the configured one
-must be among ``aud``), all times with the configured clock skew.
+Token checks, by PyJWT (tokens.py): the Authorization header is refused unread above 8192
+characters; the algorithm must be RS256, PS256 or ES256 (``none`` and HS* are refused before any
+key is looked at, so an RSA public key can never be used as an HMAC secret); the token's type (typ)
+must say at+jwt (RFC 9068) or JWT, as HelseID's guidance for APIs has it, so a DPoP proof
+(dpop+jwt) is not taken for an access token, nor is a token without typ; the key is chosen by
+``kid`` from the JWKS and must be a key for the token's algorithm (a JWK's ``alg``; without one an
+RSA key is for RS256 and an EC key for ES256, so PS256 needs a key published as PS256; a token
+without ``kid`` may use the JWKS's only key for its algorithm); then PyJWT checks the signature,
+``exp`` (required), ``nbf`` and ``iat`` (when present; numbers of seconds from 1970 to 9999),
+issuer (exact) and audience (the configured one must be among ``aud``), all times with the
+configured clock skew as leeway. Anything malformed is a 401 with a sentence saying what, never a
+500.
 
 Status codes: 401 when the token is at fault; 503 when the server cannot check a token because
 its JWKS URL cannot be fetched (the client is not at fault and may retry). A failed fetch is not

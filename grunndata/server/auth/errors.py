@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from grunndata.errors import GrunndataError
 
+# RFC 6750's error_description is printable ASCII without " and \: a token's alg or typ is echoed in
+# it, and a line break there would end the header
+_QUOTED = {"\\": "/", '"': "'"}
+
 
 class ConfigError(GrunndataError):
     """The auth settings cannot work (a missing JWKS file, a skew that is not a number...)."""
@@ -21,7 +25,7 @@ class AuthError(GrunndataError):
         """The WWW-Authenticate header value a 401 answer carries (RFC 6750), else None."""
         if self.status != 401:
             return None
-        description = self.message.replace("\\", "/").replace('"', "'")
+        description = "".join(_QUOTED.get(c, c if " " <= c <= "~" else "?") for c in self.message)
         return f'Bearer realm="grunndata", error="invalid_token", error_description="{description}"'
 
 

@@ -1,34 +1,106 @@
-"""Bearer tokens checked (RS256/ES256 signatures by PyJWT's algorithms, then the claims) and
-turned into an `Access`, remembered until they expire."""
+"""Bearer tokens checked by PyJWT and turned into an `Access`, remembered until they expire.
+
+PyJWT reads the token and checks the signature, the algorithm against our list, the required
+claims, exp, nbf and iat with the clock skew as its leeway, the issuer and the audience. Ours are
+the rules around it: the Authorization header's size, which algorithms and which key (keys.py),
+the token type (typ), that times are times, the 401 sentences, and what the scopes grant.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
-import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+import jwt
+from jwt.exceptions import (
+    DecodeError,
+    ExpiredSignatureError,
+    ImmatureSignatureError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    InvalidJTIError,
+    InvalidSignatureError,
+    InvalidSubjectError,
+    InvalidTokenError,
+    MissingRequiredClaimError,
+    PyJWTError,
+)
+from jwt.types import Options
 
 from grunndata.server.auth.access import ANONYMOUS, DEV_EVERYTHING, Access
 from grunndata.server.auth.errors import AuthError, unauthorized
-from grunndata.server.auth.keys import JWKS_REFETCH_INTERVAL, KeySet
+from grunndata.server.auth.keys import ALGORITHMS, JWKS_REFETCH_INTERVAL, KeySet
 from grunndata.server.auth.settings import AuthSettings
 
-ALGORITHMS = ("RS256", "ES256")
-MAX_TOKEN_LENGTH = 16_384  # HelseID tokens are a few kB; anything far larger is not a token
+MAX_AUTHORIZATION_LENGTH = 8192  # HelseID tokens are a few kB; the header is refused before it is read
 CACHE_SIZE = 10_000  # verified tokens remembered
-_VERIFIERS = {"RS256": RSAAlgorithm(RSAAlgorithm.SHA256), "ES256": ECAlgorithm(ECAlgorithm.SHA256)}
+# typ with "application/" left off: RFC 9068 access tokens, and JWT as HelseID's guidance allows
+TOKEN_TYPES = ("at+jwt", "jwt")
+LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z; a later exp is not a time
+_OPTIONS: Options = {"require": ["exp", "iss", "aud"]}
+
+_ISSUER = "the token was not issued by {issuer}"
+_AUDIENCE = "the token is not for this service (audience)"
+_SIGNATURE = "the token's signature does not verify"
+_CRIT = "the token has critical header parameters (crit) this service does not understand"
+# PyJWT's refusals as our sentences: the first row whose class matches and whose text is in
+# PyJWT's message decides; PyJWT names the part or claim only in its message.
+_REFUSALS: tuple[tuple[type[PyJWTError], str, str], ...] = (
+    (InvalidSignatureError, "", _SIGNATURE),
+    (DecodeError, "crypto", _SIGNATURE),  # a signature that is not base64url cannot verify
+    (DecodeError, "Not enough segments", "the token is malformed (a JWT has three parts separated by dots)"),
+    (DecodeError, "header string", "the token is malformed (its header is not a JSON object)"),
+    (DecodeError, "header", "the token is malformed (its header is not base64url)"),
+    (DecodeError, "payload string", "the token is malformed (its payload is not a JSON object)"),
+    (DecodeError, "payload", "the token is malformed (its payload is not base64url)"),
+    (ExpiredSignatureError, "", "the token has expired"),
+    (ImmatureSignatureError, "(iat)", "the token was issued in the future (iat)"),
+    (ImmatureSignatureError, "", "the token is not valid yet (nbf)"),
+    (MissingRequiredClaimError, '"exp"', "the token has no expiry (exp), which this service requires"),
+    (MissingRequiredClaimError, '"iss"', _ISSUER),
+    (MissingRequiredClaimError, '"aud"', _AUDIENCE),
+    (InvalidIssuerError, "", _ISSUER),
+    (InvalidAudienceError, "", _AUDIENCE),
+    (InvalidSubjectError, "", "the token is malformed (its sub is not a string)"),
+    (InvalidJTIError, "", "the token is malformed (its jti is not a string)"),
+    (InvalidTokenError, "crit", _CRIT),
+    (InvalidTokenError, "Key ID", "the token is malformed (its kid is not a string)"),
+)
+
+
+class _NotATime(InvalidTokenError):
+    """exp, nbf or iat that is not a number of seconds from 1970 to 9999 (the message is ours)."""
+
+
+class _AccessTokens(jwt.PyJWT):
+    """PyJWT with one rule more, at the hook PyJWT offers for it (after the signature, before the
+    claims are checked): exp, nbf and iat are numbers. PyJWT reads them with int(), which takes
+    "1750000600" and true, and a 400-digit exp that would never expire."""
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
+        claims = super()._decode_payload(decoded)
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if value is None:
+                continue  # absent: PyJWT says whether it is required
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _NotATime(f"the token is malformed (its {name} is not a number of seconds)")
+            if not 0 <= value <= LATEST_TIME:  # NaN and infinity fail this too
+                raise _NotATime(f"the token is malformed (its {name} is not a time from 1970 to 9999)")
+        return claims
+
+
+_DECODER = _AccessTokens()
 
 
 class Authenticator:
-    """Turns an Authorization header into an `Access`, or refuses it with an `AuthError`."""
+    """Turns an Authorization header into an `Access`, or refuses it with an `AuthError`.
+
+    `clock` is the time of the cache and of the JWKS refetches; PyJWT checks a token's own times
+    against the system clock, which is the same one unless a test says otherwise."""
 
     def __init__(
         self,
@@ -89,71 +161,39 @@ class Authenticator:
 
     def _verify(self, token: str, keys: KeySet) -> tuple[Access, float]:
         """The token's access and the time until which it holds; AuthError when it does not verify."""
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise unauthorized(f"the token is malformed (longer than {MAX_TOKEN_LENGTH} characters)")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise unauthorized("the token is malformed (a JWT has three parts separated by dots)")
-        header = _json_object(parts[0], "header")
-        claims = _json_object(parts[1], "payload")
-        signature = _b64decode(parts[2], "signature")
-
-        alg = header.get("alg")
-        if not isinstance(alg, str):
-            raise unauthorized("the token is malformed (its header names no algorithm)")
-        if alg.lower() == "none":
-            raise unauthorized("the token uses the algorithm none, which is never accepted")
-        if alg not in ALGORITHMS:
-            raise unauthorized(
-                f"the token uses the algorithm {alg}, which this service does not accept (only RS256 and ES256)"
-            )
-        if "crit" in header:
-            raise unauthorized(
-                "the token has critical header parameters (crit) this service does not understand"
-            )
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise unauthorized("the token is malformed (its kid is not a string)")
-
-        key = keys.find(kid, alg)
-        signed = f"{parts[0]}.{parts[1]}".encode("ascii")
-        if not _VERIFIERS[alg].verify(signed, key.public, signature):
-            raise unauthorized("the token's signature does not verify")
-
-        until = self._valid_until(claims)
-        return self._access(claims), until
-
-    def _valid_until(self, claims: dict[str, Any]) -> float:
-        """Check exp, nbf and iat (with the clock skew); the time the token expires, skew included."""
-        now, skew = self._clock(), self.settings.clock_skew
-        if "exp" not in claims:
-            raise unauthorized("the token has no expiry (exp), which this service requires")
-        exp = _numeric(claims, "exp")
-        if now >= exp + skew:
-            raise unauthorized("the token has expired")
-        if "nbf" in claims and now + skew < _numeric(claims, "nbf"):
-            raise unauthorized("the token is not valid yet (nbf)")
-        if "iat" in claims and now + skew < _numeric(claims, "iat"):
-            raise unauthorized("the token was issued in the future (iat)")
-        return exp + skew
-
-    def _access(self, claims: dict[str, Any]) -> Access:
-        """Check issuer and audience; the entitlement the token's scopes grant."""
         issuer, audience = self.settings.issuer, self.settings.audience
-        if claims.get("iss") != issuer:
-            raise unauthorized(f"the token was not issued by {issuer}")
-        aud = claims.get("aud")
-        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-            raise unauthorized("the token is not for this service (audience)")
-        scope = claims.get("scope", [])
-        scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
-        subject = claims.get("sub") or claims.get("client_id")
-        return Access.from_scopes(
-            (s for s in scopes if isinstance(s, str)), subject if isinstance(subject, str) else None
-        )
+        assert issuer is not None and audience is not None  # AuthSettings requires them with a JWKS
+        if token.count(".") != 2:  # PyJWT would read a fourth part as part of the payload
+            raise unauthorized("the token is malformed (a JWT has three parts separated by dots)")
+        try:
+            header = jwt.get_unverified_header(token)
+        except PyJWTError as error:
+            raise _refusal(error, issuer) from None
+        alg = _algorithm(header)  # before any key is looked at, so none and HS* never reach one
+        if "crit" in header:
+            raise unauthorized(_CRIT)
+        _check_type(header.get("typ"))
+        key = keys.find(header.get("kid"), alg)
+        try:
+            claims = _DECODER.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                options=_OPTIONS,
+                issuer=issuer,
+                audience=audience,
+                leeway=self.settings.clock_skew,
+            )
+        except PyJWTError as error:
+            raise _refusal(error, issuer) from None
+        return _access(claims), int(claims["exp"]) + self.settings.clock_skew  # int(): as PyJWT reads it
 
 
 def _bearer_token(authorization: str) -> str:
+    if len(authorization) > MAX_AUTHORIZATION_LENGTH:
+        raise unauthorized(
+            f"the Authorization header is too long (more than {MAX_AUTHORIZATION_LENGTH} characters)"
+        )
     words = authorization.split()
     if not words or words[0].lower() != "bearer":
         raise unauthorized("the Authorization header is not a bearer token")
@@ -162,30 +202,47 @@ def _bearer_token(authorization: str) -> str:
     return words[1]
 
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+def _algorithm(header: dict[str, Any]) -> str:
+    """The token's alg when it is one we accept."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise unauthorized("the token is malformed (its header names no algorithm)")
+    if alg.lower() == "none":
+        raise unauthorized("the token uses the algorithm none, which is never accepted")
+    if alg not in ALGORITHMS:
+        accepted = f"{', '.join(ALGORITHMS[:-1])} and {ALGORITHMS[-1]}"
+        raise unauthorized(
+            f"the token uses the algorithm {alg}, which this service does not accept (only {accepted})"
+        )
+    return alg
 
 
-def _b64decode(part: str, what: str) -> bytes:
-    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
-        raise unauthorized(f"the token is malformed (its {what} is not base64url)")
-    try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        raise unauthorized(f"the token is malformed (its {what} is not base64url)") from None
+def _check_type(typ: object) -> None:
+    """An access token says so (typ at+jwt, RFC 9068), or says JWT as HelseID's API guidance allows;
+    a token without typ, or of another type (a DPoP proof is dpop+jwt), is not one. Media types are
+    compared without case, and "application/" may be left off (RFC 7515, 4.1.9)."""
+    if typ is None:
+        raise unauthorized("the token is not an access token (it has no typ; at+jwt or JWT is expected)")
+    if not isinstance(typ, str) or typ.lower().removeprefix("application/") not in TOKEN_TYPES:
+        raise unauthorized(f"the token is not an access token (its typ is {typ!r}, not at+jwt or JWT)")
 
 
-def _json_object(part: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_b64decode(part, what))
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise unauthorized(f"the token is malformed (its {what} is not a JSON object)")
-    return value
+def _access(claims: dict[str, Any]) -> Access:
+    """The entitlement the token's scopes grant (unknown scopes and non-strings are ignored)."""
+    scope = claims.get("scope", [])
+    scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
+    subject = claims.get("sub") or claims.get("client_id")
+    return Access.from_scopes(
+        (s for s in scopes if isinstance(s, str)), subject if isinstance(subject, str) else None
+    )
 
 
-def _numeric(claims: dict[str, Any], name: str) -> float:
-    value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise unauthorized(f"the token is malformed (its {name} is not a number of seconds)")
-    return float(value)
+def _refusal(error: PyJWTError, issuer: str) -> AuthError:
+    """PyJWT's refusal as our 401 sentence."""
+    if isinstance(error, _NotATime):
+        return unauthorized(str(error))
+    text = str(error)
+    for kind, fragment, message in _REFUSALS:
+        if isinstance(error, kind) and fragment in text:
+            return unauthorized(message.format(issuer=issuer))
+    return unauthorized("the token is malformed")
