@@ -25,6 +25,46 @@ DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 DEFAULT_MAX_RESOURCE_FILE_BYTES = 1 << 30
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
+# The bounds of one search's parameters, checked before any is read further or the database asked
+# (server/fhir_io/params.py `Limits`): field -> (default, most allowed, description). A real EPJ
+# search sends a handful of parameters, one value each; the most allowed keeps every bound, and
+# their products, well under what SQLite and PostgreSQL refuse: a LIKE pattern of 50,000 bytes (a
+# character normalises to at most 33), an expression 1,000 deep (measured: a parameter adds 1, a
+# value OR-ed 2: 50 + 2 x 250 at the most), 32,766 bind variables in SQLite as shipped (a value
+# adds at most 11: 2,000 x 11 at the most), 65,535 in PostgreSQL. PostgreSQL plans a search of 40
+# parameters in 0.2 s, of 80 in 0.8 s, of 200 in 35 s: hence at most 50.
+SEARCH_LIMITS: dict[str, tuple[int, int, str]] = {
+    "bytes": (
+        32 * 1024,
+        1 << 20,
+        "The most bytes of a search's parameters, query string and POST `_search` body together; "
+        "also of `_history`, `$everything`, the terminology operations and `/fest/m30`.",
+    ),
+    "params": (
+        40,
+        50,
+        "The most parameters one search may send, repeats counted, and those a paging link adds "
+        "(`_count`, `_offset`, `_snapshot`, `_cursor`) not.",
+    ),
+    "repeats": (
+        8,
+        50,
+        "The most times one parameter may be given (AND), `_include` and `_revinclude` apart.",
+    ),
+    "values": (100, 250, "The most comma-separated values (OR) one parameter may have."),
+    "values_total": (200, 2000, "The most values of all a search's parameters together."),
+    "value_chars": (500, 1000, "The most characters of one value, and of a parameter's name."),
+    "sort": (5, 20, "The most `_sort` keys of a search; a key given twice counts once."),
+    "includes": (10, 40, "The most `_include` and `_revinclude` values of a search, together."),
+    "elements": (50, 1000, "The most element names `_elements` may list."),
+}
+
+
+def _search_limit(name: str) -> Any:
+    """The field of one search bound: a whole number from 1 to its most allowed."""
+    default, most, description = SEARCH_LIMITS[name]
+    return Field(default=default, ge=1, le=most, description=f"{description[:-1]} (1 to {most:,}).")
+
 
 class SettingsError(GrunndataError):
     """A GRUNNDATA_* variable holds a value that cannot be used; the message is one sentence."""
@@ -86,6 +126,15 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Megabytes of search answers a server keeps per snapshot; 0 turns it off.",
     )
+    search_max_bytes: int = _search_limit("bytes")
+    search_max_params: int = _search_limit("params")
+    search_max_repeats: int = _search_limit("repeats")
+    search_max_values: int = _search_limit("values")
+    search_max_values_total: int = _search_limit("values_total")
+    search_max_value_chars: int = _search_limit("value_chars")
+    search_max_sort: int = _search_limit("sort")
+    search_max_includes: int = _search_limit("includes")
+    search_max_elements: int = _search_limit("elements")
     m30_dir: Path | None = Field(
         default=None, description="A folder the server processes of one machine share for M30 export files."
     )
@@ -200,6 +249,10 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "max_upload_bytes": "a whole number of bytes, more than 0",
     "max_resource_file_bytes": "a whole number of bytes, more than 0",
     "max_xml_bytes": "a whole number of bytes, more than 0",
+    **{
+        f"search_max_{name}": f"a whole number from 1 to {most:,}"
+        for name, (_, most, _) in SEARCH_LIMITS.items()
+    },
 }
 
 

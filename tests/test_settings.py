@@ -69,7 +69,7 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 18
+    assert len(rows) == len(Settings.model_fields) == 27
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
@@ -94,6 +94,20 @@ def test_the_defaults_are_those_the_code_had() -> None:
     )
     assert settings.max_upload_bytes == settings.max_resource_file_bytes == 1 << 30
     assert settings.max_xml_bytes == 2 * 1024**3
+    bounds = {
+        name: getattr(settings, name) for name in Settings.model_fields if name.startswith("search_max_")
+    }
+    assert bounds == {
+        "search_max_bytes": 32 * 1024,
+        "search_max_params": 40,
+        "search_max_repeats": 8,
+        "search_max_values": 100,
+        "search_max_values_total": 200,
+        "search_max_value_chars": 500,
+        "search_max_sort": 5,
+        "search_max_includes": 10,
+        "search_max_elements": 50,
+    }
 
 
 def test_values_are_read_as_the_code_read_them() -> None:
@@ -185,6 +199,21 @@ def test_the_environment_is_read_by_load(monkeypatch: pytest.MonkeyPatch) -> Non
             "GRUNNDATA_CLOCK_SKEW must be a whole number of seconds from 0 to 300, not '1m'",
         ),
         ("GRUNNDATA_DEV_AUTH", "true", "GRUNNDATA_DEV_AUTH must be 1 (development mode) or 0, not 'true'"),
+        (  # more would let a search reach SQLite's limit on an expression's depth
+            "GRUNNDATA_SEARCH_MAX_VALUES",
+            "251",
+            "GRUNNDATA_SEARCH_MAX_VALUES must be a whole number from 1 to 250, not '251'",
+        ),
+        (
+            "GRUNNDATA_SEARCH_MAX_BYTES",
+            "0",
+            "GRUNNDATA_SEARCH_MAX_BYTES must be a whole number from 1 to 1,048,576, not '0'",
+        ),
+        (
+            "GRUNNDATA_SEARCH_MAX_PARAMS",
+            "many",
+            "GRUNNDATA_SEARCH_MAX_PARAMS must be a whole number from 1 to 50, not 'many'",
+        ),
     ],
 )
 def test_a_bad_value_is_one_sentence(name: str, value: str, message: str) -> None:

@@ -21,6 +21,7 @@ from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.fastpath import FastReads
+from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
@@ -127,6 +128,6 @@ def create_app(
         )
 
     app.add_middleware(
-        FastReads, served=served, terms=terms
+        FastReads, served=served, terms=terms, limits=Limits.of(settings)
     )  # outermost: the plainest reads skip the framework
     return app

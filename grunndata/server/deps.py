@@ -16,7 +16,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.catalog import CatalogueView
-from grunndata.server.fhir_io.params import ID_PATTERN, bad
+from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad
 from grunndata.server.fhir_io.responses import FhirError, negotiate
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
@@ -43,6 +43,26 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def limits_of(request: Request) -> Limits:
+    """The bounds of a request's parameters (GRUNNDATA_SEARCH_MAX_*), its query string and the body
+    it declares measured against them before anything reads either (a longer body than declared
+    is stopped while it is read: `form_items`)."""
+    limits = Limits.of(request.app.state.settings)
+    declared = request.headers.get("content-length", "") if request.method == "POST" else ""
+    body = 0
+    if declared.isascii() and declared.isdigit():
+        body = int(declared) if len(declared) <= 18 else 10**18  # no 5,000-digit int() either
+    limits.check_size(len(request.scope["query_string"]) + body)
+    return limits
+
+
+async def get_limits(request: Request) -> Limits:
+    return limits_of(request)
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
 
 
 async def get_terminology(request: Request) -> Terminology:

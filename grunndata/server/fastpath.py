@@ -10,7 +10,7 @@ framework stack an answer costs several times what the lookup does. This ASGI la
 - `GET /fhir/ConceptMap/$translate` once the snapshot's maps are indexed (a dictionary lookup;
   the framework around it cost 95 % of the answer).
 Anything else, misses included, goes to the app; so does a request whose token does not verify
-(the app answers it 401). What a client may read is decided here as in the app: a read of data
+(the app answers it 401), and a `$translate` past the bounds of a search (the app answers 400). What a client may read is decided here as in the app: a read of data
 it may not read, and searches, are keyed and filtered by its entitlement.
 """
 
@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import Access, AuthError
-from grunndata.server.fhir_io.params import ID_PATTERN
+from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
 from grunndata.store import STORE, sources_of
@@ -46,8 +46,10 @@ def _wants_json(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 class FastReads:
-    def __init__(self, app: Any, served: Served, terms: Terminology | None = None) -> None:
-        self.app, self.served, self.terms = app, served, terms
+    def __init__(
+        self, app: Any, served: Served, terms: Terminology | None = None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        self.app, self.served, self.terms, self.limits = app, served, terms, limits
 
     async def _access(self, scope: dict[str, Any]) -> Access | None:
         """Who asks, settled once per request for the whole app (`server/access.py` reads it).
@@ -79,7 +81,7 @@ class FastReads:
         if scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
             path: str = scope["path"]
             if path == TRANSLATE and self.terms is not None and _wants_json(scope["headers"]):
-                body = self.terms.translate_now(scope["query_string"])
+                body = self.terms.translate_now(scope["query_string"], self.limits)
                 if body is not None:
                     headers = [
                         (b"content-type", JSON_CONTENT_TYPE),

@@ -28,7 +28,7 @@ from fastapi import Request
 from grunndata import store
 from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.fhir_io.params import whole_number
+from grunndata.server.fhir_io.params import DEFAULT_LIMITS, Limits, body_within, form_items, whole_number
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 from grunndata.terminology import (
@@ -134,11 +134,12 @@ class Terminology:
         """The maps of the served snapshot, for the FHIR routes' ConceptMap search."""
         return list((await self.ready()).maps.maps) if rtype == "ConceptMap" else []
 
-    def translate_now(self, query: bytes) -> bytes | None:
+    def translate_now(self, query: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
         """A GET $translate answered at once, for the fast path: None when the indexes of the
-        current snapshot are not built yet, or the request needs the full route (formats, errors)."""
+        current snapshot are not built yet, or the request needs the full route (formats, errors,
+        parameters past `limits`)."""
         current = self.current()
-        if current is None:
+        if current is None or len(query) > limits.bytes:
             return None
         try:
             items = parse_qsl(query.decode(), keep_blank_values=True, strict_parsing=False)
@@ -147,9 +148,9 @@ class Terminology:
         if any(k in ("_format", "_pretty") for k, _ in items):
             return None
         try:
-            return orjson.dumps(
-                _translate(current, [(k, v) for k, v in items if not k.startswith("_")], None)
-            )
+            asked = [(k, v) for k, v in items if not k.startswith("_")]
+            limits.check(asked)
+            return orjson.dumps(_translate(current, asked, None))
         except FhirError:
             return None
 
@@ -224,31 +225,50 @@ def _bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
 
 
-async def inputs(request: Request) -> list[tuple[str, Any]]:
-    """(name, value) of the operation's parameters: the query, or a POSTed Parameters resource/form.
+async def inputs(request: Request, limits: Limits) -> list[tuple[str, Any]]:
+    """(name, value) of the operation's parameters: the query, or a POSTed Parameters resource/form,
+    within the bounds of a search (`limits`: the body is read no further than they allow).
 
     Coding values come as dicts; from a query or form, `system|code` is read as a Coding.
     """
     items: list[tuple[str, Any]] = [
         (k, v) for k, v in request.query_params.multi_items() if not k.startswith("_")
     ]
-    if request.method != "POST":
-        return items
+    if request.method == "POST":
+        items += await _posted(request, limits)
+    if len(items) > limits.params:
+        raise limits.exceeded("params", f"the request sends {len(items):,} parameters")
+    limits.check([(k, v) for k, v in items if isinstance(v, str)])
+    for name, value in items:
+        codings = value.get("coding") if isinstance(value, dict) else None
+        if codings is not None and not isinstance(codings, list):
+            raise _bad(f"{name}: coding must be a list of Codings")
+        if codings is not None and len(codings) > limits.values:
+            raise limits.exceeded("values", f"{name} has {len(codings):,} codings")
+    return items
+
+
+async def _posted(request: Request, limits: Limits) -> list[tuple[str, Any]]:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == _FORM:
-        form = await request.form()
-        return items + [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        return list(await form_items(request, limits))
     if media not in ("application/fhir+json", "application/json", ""):
         raise FhirError(
             415, "not-supported", f"send a Parameters resource as application/fhir+json, not {media}"
         )
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(await body_within(request, limits))
     except orjson.JSONDecodeError:
         raise _bad("the request body is not JSON; send a Parameters resource") from None
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise _bad("the request body must be a Parameters resource")
-    for p in body.get("parameter") or ():
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise _bad("the Parameters resource's parameter must be a list")
+    if len(parameters) > limits.params:
+        raise limits.exceeded("params", f"the request sends {len(parameters):,} parameters")
+    items: list[tuple[str, Any]] = []
+    for p in parameters:
         if not isinstance(p, dict) or not isinstance(p.get("name"), str):
             raise _bad("every parameter of the Parameters resource needs a name")
         values = [v for k, v in p.items() if k.startswith("value") or k == "resource"]
@@ -281,7 +301,10 @@ def _coding(value: Any, name: str) -> Coding:
             raise _bad(f"{name} in a query is written system|code")
         return Coding(system or None, code)
     if isinstance(value, dict) and isinstance(value.get("code"), str):
-        return Coding(value.get("system"), value["code"], value.get("display"))
+        of, display = value.get("system"), value.get("display")
+        if not isinstance(of, str | None) or not isinstance(display, str | None):
+            raise _bad(f"{name}: a Coding's system and display are strings")
+        return Coding(of, value["code"], display)
     raise _bad(f"{name} must be a Coding with a code")
 
 

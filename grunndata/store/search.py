@@ -49,8 +49,22 @@ class Include:
     target: str | None  # only resources of this type, when given
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+LIKE_PATTERN_BYTES = 50_000
+"""SQLite's SQLITE_MAX_LIKE_PATTERN_LENGTH: a longer pattern is its error ("LIKE or GLOB pattern too
+complex"), not a match. The server's bound on a value's characters keeps patterns under it (a
+character normalises to at most 33 bytes); this holds for any caller."""
+
+
+def _like(text: str, contains: bool) -> str:
+    """The LIKE pattern of a string search (prefix, or anywhere with `contains`); SearchError when
+    it is longer than SQLite would take."""
+    escaped = normalise(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = ("%" if contains else "") + escaped + "%"
+    if len(pattern.encode()) > LIKE_PATTERN_BYTES:
+        raise SearchError(
+            f"the text to match is {len(pattern.encode()):,} bytes, more than {LIKE_PATTERN_BYTES:,}"
+        )
+    return pattern
 
 
 def _token(value: str) -> tuple[str | None, str | None]:
@@ -80,12 +94,8 @@ def _index_condition(param: SearchParam, modifier: str | None, value: str) -> Co
             return and_(X.c.param == name, X.c.exact == value)
         if not normalise(value):
             raise SearchError(f"{param.code}: give some text to search for")
-        if modifier == "contains":
-            return and_(
-                X.c.param == name, X.c.value.like("%" + _escape_like(normalise(value)) + "%", escape="\\")
-            )
-        if modifier is None:
-            return and_(X.c.param == name, X.c.value.like(_escape_like(normalise(value)) + "%", escape="\\"))
+        if modifier in (None, "contains"):
+            return and_(X.c.param == name, X.c.value.like(_like(value, modifier == "contains"), escape="\\"))
         raise SearchError(f"the modifier :{modifier} is not supported on string parameter {param.code}")
     if param.type == "reference":
         return and_(X.c.param == name, X.c.value.in_(_reference_values(param, modifier, value)))

@@ -1,11 +1,23 @@
-"""Turning a search request's parameters into a query the store answers, or a 400 saying why not."""
+"""Turning a search request's parameters into a query the store answers, or a 400 saying why not.
+
+Every search passes here, whatever its type or source, and so do the history's, `$everything`'s,
+the terminology operations' and `/fest/m30`'s parameters: the bounds of `Limits` are checked first,
+before a value is read further or the database asked.
+"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
+from starlette.requests import Request
+
+from grunndata.fhir import UNFIT_TEXT, unfit_character
 from grunndata.server.fhir_io.responses import FhirError
+from grunndata.settings import SEARCH_LIMITS, Settings, env_name
 from grunndata.store import (
     STORE,
     Clause,
@@ -29,10 +41,119 @@ RESULT_PARAMS = {
     "_total", "_format", "_pretty",
 }  # fmt: skip
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+INCLUDES = ("_include", "_revinclude")
+PAGING = frozenset({"_count", "_offset", "_snapshot", "_cursor"})
+"""What the server's paging links add to a search's parameters: not counted as parameters (a search
+at the bound still has a next page), but repeats of them are."""
 
 
 def bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one request's parameters may ask: the GRUNNDATA_SEARCH_MAX_* settings.
+
+    Checked by counting, before anything is parsed further or the database asked: past a bound is a
+    400 `too-costly` naming the bound and its value, never the database's error (SQLite refuses a
+    LIKE pattern over 50,000 bytes, an expression over 1,000 deep) or a query that runs for seconds.
+    """
+
+    bytes: int
+    params: int
+    repeats: int
+    values: int
+    values_total: int
+    value_chars: int
+    sort: int
+    includes: int
+    elements: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(**{name: getattr(settings, f"search_max_{name}") for name in SEARCH_LIMITS})
+
+    def exceeded(self, bound: str, what: str) -> FhirError:
+        """`what` (e.g. "41 parameters") is more than the bound allows: a 400 naming the bound."""
+        setting = env_name(f"search_max_{bound}")
+        return FhirError(400, "too-costly", f"{what}, more than {setting}={getattr(self, bound)} allows")
+
+    def check_size(self, size: int) -> None:
+        """The bytes of the parameters (query string and form body), before they are parsed."""
+        if size > self.bytes:
+            raise self.exceeded("bytes", f"the parameters are {size:,} bytes")
+
+    def check(self, items: Sequence[tuple[str, str]]) -> None:
+        """Every other bound, on the (name, value) pairs, and no text a FHIR string cannot hold (a
+        NUL is refused by PostgreSQL itself): one pass of counting, nothing looked up."""
+        if len(items) > self.params:
+            counted = sum(name not in PAGING for name, _ in items)
+            if counted > self.params:
+                raise self.exceeded("params", f"the request sends {counted:,} parameters")
+        given: Counter[str] = Counter()
+        values = includes = 0
+        sort_keys: set[str] = set()
+        elements: set[str] = set()
+        for name, value in items:
+            unfit = UNFIT_TEXT.search(name) or UNFIT_TEXT.search(value)
+            if unfit is not None:
+                raise bad(
+                    f"{name[:100]!r} holds {unfit_character(unfit[0])} in its name or value, "
+                    "which no FHIR string can hold"
+                )
+            if len(name) > self.value_chars:
+                raise self.exceeded("value_chars", f"a parameter name has {len(name):,} characters")
+            code = name.partition(":")[0]
+            parts = split_values(value) if "," in value else (value,)
+            longest = max(len(p) for p in parts)
+            if longest > self.value_chars:
+                raise self.exceeded("value_chars", f"a value of {code[:100]} has {longest:,} characters")
+            if code in INCLUDES:
+                includes += 1
+                if includes > self.includes:
+                    raise self.exceeded("includes", f"the request has {includes} _include and _revinclude")
+                continue
+            given[code] += 1
+            if given[code] > self.repeats:
+                raise self.exceeded("repeats", f"{code[:100]} is given {given[code]} times")
+            if code == "_sort":
+                sort_keys.update(p.lstrip("-") for p in value.split(","))
+                if len(sort_keys) > self.sort:
+                    raise self.exceeded("sort", f"_sort names {len(sort_keys)} keys")
+            elif code == "_elements":
+                elements.update(e.strip() for e in value.split(",") if e.strip())
+                if len(elements) > self.elements:
+                    raise self.exceeded("elements", f"_elements names {len(elements)} elements")
+            elif code not in RESULT_PARAMS:
+                if len(parts) > self.values:
+                    raise self.exceeded("values", f"{code[:100]} has {len(parts):,} comma-separated values")
+                values += len(parts)
+                if values > self.values_total:
+                    raise self.exceeded("values_total", f"the request has {values:,} values in all")
+
+
+DEFAULT_LIMITS = Limits.of(Settings.model_construct())  # the settings' defaults; no environment read
+
+
+async def body_within(request: Request, limits: Limits) -> bytes:
+    """A request's body, read no further than `limits.bytes` allows (with the query string): a body
+    of a gigabyte, declared or not, costs the bound's bytes of reading, not a gigabyte of memory."""
+    query = len(request.scope["query_string"])
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        limits.check_size(query + len(body))
+    return bytes(body)
+
+
+async def form_items(request: Request, limits: Limits) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a form-encoded body (`body_within` the bounds), counted before
+    they are split."""
+    body = await body_within(request, limits)
+    if body.count(b"&") >= limits.params + len(PAGING):
+        raise limits.exceeded("params", f"the request sends {body.count(b'&') + 1:,} parameters or more")
+    return parse_qsl(body.decode("latin-1"), keep_blank_values=True)  # as Starlette reads a form
 
 
 @dataclass
@@ -108,8 +229,10 @@ def _include(rtype: str, value: str, reverse: bool) -> Include:
     return Include(source, param, target)
 
 
-def parse(rtype: str, items: list[tuple[str, str]], strict: bool) -> Query:
-    """A Query from (name, value) pairs; unknown parameters are ignored unless `strict`."""
+def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits = DEFAULT_LIMITS) -> Query:
+    """A Query from (name, value) pairs, checked against `limits` first; unknown parameters are
+    ignored unless `strict`."""
+    limits.check(items)
     query = Query(rtype)
     known = params_for(rtype)
     for name, value in items:
@@ -159,6 +282,8 @@ def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
         for part in value.split(","):
             descending = part.startswith("-")
             code = part.lstrip("-")
+            if any(key.param == code for key in query.sort):
+                continue  # said before: one key (`_sort=name,name` sorted twice by the same thing)
             param = lookup(rtype, code)
             if param is None or param.type not in ("string", "token", "date") or code == "_tag":
                 raise bad(
@@ -174,7 +299,7 @@ def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
             raise bad(f"_summary must be one of {', '.join(SUMMARY_VALUES)}, not {value!r}")
         query.summary = value
     elif name == "_elements":
-        query.elements = [e.strip() for e in value.split(",") if e.strip()]
+        query.elements = list(dict.fromkeys(e.strip() for e in value.split(",") if e.strip()))
         if not query.elements:
             raise bad("_elements names no element")
     elif name == "_total":

@@ -26,6 +26,7 @@ from grunndata.server.deps import (
     AccessDep,
     FormatDep,
     IdDep,
+    LimitsDep,
     Resource,
     SearchedTypeDep,
     ServedDep,
@@ -35,7 +36,7 @@ from grunndata.server.deps import (
 )
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import read_doc, search_doc
-from grunndata.server.fhir_io.params import Query, bad, parse, strict, whole_number
+from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
@@ -53,42 +54,64 @@ async def metadata(request: Request, _: AccessDep, fmt: FormatDep) -> Response:
     return send(request, fmt, capability_statement(bundles.base_url(request)))
 
 
-async def system_history(request: Request, access: AccessDep, fmt: FormatDep, served: ServedDep) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, None, None)
+async def system_history(
+    request: Request, access: AccessDep, limits: LimitsDep, fmt: FormatDep, served: ServedDep
+) -> Response:
+    return await run_in_threadpool(_history, request, fmt, served, access, limits, None, None)
 
 
 async def search(
-    request: Request, served: ServedDep, access: AccessDep, rtype: SearchedTypeDep, fmt: FormatDep
+    request: Request,
+    served: ServedDep,
+    access: AccessDep,
+    rtype: SearchedTypeDep,
+    limits: LimitsDep,
+    fmt: FormatDep,
 ) -> Response:
     items = list(request.query_params.multi_items())
     resources = await listed(request, rtype)
-    return await run_in_threadpool(_search, request, fmt, served, access, rtype, items, resources)
+    return await run_in_threadpool(_search, request, fmt, served, access, rtype, limits, items, resources)
 
 
 async def search_post(
-    request: Request, served: ServedDep, access: AccessDep, rtype: SearchedTypeDep, fmt: FormatDep
+    request: Request,
+    served: ServedDep,
+    access: AccessDep,
+    rtype: SearchedTypeDep,
+    limits: LimitsDep,
+    fmt: FormatDep,
 ) -> Response:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
-    form = await request.form()
-    items = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+    items = list(request.query_params.multi_items()) + await form_items(request, limits)
     resources = await listed(request, rtype)
-    return await run_in_threadpool(_search, request, fmt, served, access, rtype, items, resources)
+    return await run_in_threadpool(_search, request, fmt, served, access, rtype, limits, items, resources)
 
 
 async def type_history(
-    request: Request, served: ServedDep, access: AccessDep, rtype: StoredTypeDep, fmt: FormatDep
+    request: Request,
+    served: ServedDep,
+    access: AccessDep,
+    rtype: StoredTypeDep,
+    limits: LimitsDep,
+    fmt: FormatDep,
 ) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, rtype, None)
+    return await run_in_threadpool(_history, request, fmt, served, access, limits, rtype, None)
 
 
 async def read(
-    request: Request, served: ServedDep, rtype: StoredTypeDep, rid: IdDep, fmt: FormatDep, access: AccessDep
+    request: Request,
+    served: ServedDep,
+    rtype: StoredTypeDep,
+    rid: IdDep,
+    limits: LimitsDep,
+    fmt: FormatDep,
+    access: AccessDep,
 ) -> Response:
     for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
         if resource["id"] == rid:
-            return send(request, fmt, bundles.listed_bytes(resource, _shaping(request, rtype)))
+            return send(request, fmt, bundles.listed_bytes(resource, _shaping(request, rtype, limits)))
     prepared = served.read(rtype, rid, access)
     if prepared is None:
         with served.engine.connect() as conn:
@@ -96,7 +119,7 @@ async def read(
         if gone:
             raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
-    return _read_response(request, fmt, prepared.version, _shaping(request, rtype), prepared.body)
+    return _read_response(request, fmt, prepared.version, _shaping(request, rtype, limits), prepared.body)
 
 
 async def instance_history(
@@ -105,9 +128,10 @@ async def instance_history(
     access: AccessDep,
     rtype: StoredTypeDep,
     rid: IdDep,
+    limits: LimitsDep,
     fmt: FormatDep,
 ) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, rtype, rid)
+    return await run_in_threadpool(_history, request, fmt, served, access, limits, rtype, rid)
 
 
 async def vread(
@@ -115,6 +139,7 @@ async def vread(
     served: ServedDep,
     rtype: StoredTypeDep,
     rid: IdDep,
+    limits: LimitsDep,
     fmt: FormatDep,
     access: AccessDep,
     vid: str,
@@ -131,7 +156,7 @@ async def vread(
             "not-found",
             f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
         )
-    return _read_response(request, fmt, version, _shaping(request, rtype))
+    return _read_response(request, fmt, version, _shaping(request, rtype, limits))
 
 
 async def everything(
@@ -139,6 +164,7 @@ async def everything(
     served: ServedDep,
     access: AccessDep,
     rid: IdDep,
+    limits: LimitsDep,  # its parameters are measured, though none but _format and _pretty is read
     fmt: FormatDep,
     snapshot: SnapshotDep,
 ) -> Response:
@@ -208,13 +234,14 @@ def _search(
     served: Served,
     access: Access,
     rtype: str,
+    limits: Limits,
     items: list[tuple[str, str]],
     resources: list[Resource],
 ) -> Response:
     """Every search: the listed `resources` (sources besides the store) matched first, then the
     store's, one list paged as one. A type with no store part is answered without the store:
     its total is always given (it costs nothing) and its links name no snapshot."""
-    query = parse(rtype, items, strict(request.headers.get("prefer", "")))
+    query = parse(rtype, items, strict(request.headers.get("prefer", "")), limits)
     stored = STORE in sources_of(rtype)
     if stored:
         _check_tags(query, access)
@@ -256,9 +283,16 @@ def _search(
 
 
 def _history(
-    request: Request, fmt: str, served: Served, access: Access, rtype: str | None, rid: str | None
+    request: Request,
+    fmt: str,
+    served: Served,
+    access: Access,
+    limits: Limits,
+    rtype: str | None,
+    rid: str | None,
 ) -> Response:
     params = request.query_params
+    limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
     unknown = [k for k in params if k not in known]
     if strict(request.headers.get("prefer", "")) and unknown:
@@ -360,10 +394,10 @@ def _check_tags(query: Query, access: Access) -> None:
                 raise FhirError(403, "forbidden", access.scopes_missing_message("supplementary", "<owner>"))
 
 
-def _shaping(request: Request, rtype: str) -> Query | None:
+def _shaping(request: Request, rtype: str, limits: Limits) -> Query | None:
     """_summary/_elements on a read; everything else on a read is ignored."""
     items = [(k, v) for k, v in request.query_params.multi_items() if k in ("_summary", "_elements")]
-    return parse(rtype, items, strict=False) if items else None
+    return parse(rtype, items, strict=False, limits=limits) if items else None
 
 
 def _read_response(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError, ExportFailed
-from grunndata.server.deps import M30Dep, get_access
+from grunndata.server.deps import LimitsDep, M30Dep, get_access
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.m30 import M30_TYPE, accepts_gzip, unpacked
 
@@ -20,12 +20,14 @@ router = APIRouter(tags=["FEST/M30"], dependencies=[Depends(get_access)])
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
 )
-async def fest_m30(request: Request, files: M30Dep, since: str | None = None) -> Response:
+async def fest_m30(request: Request, files: M30Dep, limits: LimitsDep, since: str | None = None) -> Response:
     """A full delivery, or with `since` (the HentetDato of a delivery you had from here, exactly
     as it was) only what changed since: new and changed entries in full, Status U for expired
     listings. Valid against the M30 2014-12-01 XSD; gzip when the client accepts it."""
     if since is not None and not since.strip():
         raise FhirError(400, "invalid", "since is empty; give the HentetDato of your last delivery")
+    if since is not None:
+        limits.check([("since", since)])  # a NUL would be PostgreSQL's error, not a 400
     key = files.key(since)
     etag = f'"m30-{key}"'
     headers = {

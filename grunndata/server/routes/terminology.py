@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from grunndata.server import terminology as ops
-from grunndata.server.deps import FormatDep, TerminologyDep, get_access
+from grunndata.server.deps import FormatDep, TerminologyDep, get_access, limits_of
 from grunndata.server.fhir_io.responses import FhirError, send
 from grunndata.server.terminology import Indexes, Json, Terminology
 
@@ -68,8 +68,9 @@ async def _answer(
     fmt: str,
     work: Callable[[Indexes, list[tuple[str, Any]]], Json | None],
 ) -> Response:
-    """The operation's parameters read (query, form or Parameters), the snapshot's indexes asked."""
-    items = await ops.inputs(request)
+    """The operation's parameters read (query, form or Parameters, within the bounds of a search),
+    the snapshot's indexes asked."""
+    items = await ops.inputs(request, limits_of(request))
     indexes = await terms.ready()
     result = work(indexes, items)
     if result is None:
