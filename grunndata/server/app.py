@@ -21,6 +21,7 @@ from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.fastpath import FastReads
+from grunndata.server.faults import RequestIds
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
@@ -110,14 +111,6 @@ def create_app(
             FhirError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)), exc.headers),
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        """A fault of ours: still an OperationOutcome, and the traceback goes to the server log."""
-        log.exception("unexpected failure answering %s %s", request.method, request.url.path)
-        return error_response(
-            request, FhirError(500, "exception", f"unexpected failure ({type(exc).__name__})")
-        )
-
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
@@ -126,7 +119,6 @@ def create_app(
             request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
         )
 
-    app.add_middleware(
-        FastReads, served=served, terms=terms
-    )  # outermost: the plainest reads skip the framework
+    app.add_middleware(FastReads, served=served, terms=terms)  # the plainest reads skip the framework
+    app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
     return app
