@@ -248,6 +248,8 @@ async def inputs(request: Request) -> list[tuple[str, Any]]:
         raise _bad("the request body is not JSON; send a Parameters resource") from None
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise _bad("the request body must be a Parameters resource")
+    if not isinstance(body.get("parameter") or [], list):
+        raise _bad("Parameters.parameter must be a list of parameters")
     for p in body.get("parameter") or ():
         if not isinstance(p, dict) or not isinstance(p.get("name"), str):
             raise _bad("every parameter of the Parameters resource needs a name")
