@@ -23,7 +23,8 @@ router = APIRouter(tags=["Service catalogue"])
 
 _FILTERS = {
     "parameters": [
-        {"name": "tier", "in": "query", "schema": {"type": "string", "enum": list(TIERS)}},
+        # empty: every tier, as when it is left out
+        {"name": "tier", "in": "query", "schema": {"type": "string", "enum": ["", *TIERS]}},
         {"name": "owner", "in": "query", "schema": {"type": "string"}},
     ]
 }
