@@ -8,19 +8,25 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from grunndata import __version__
 from grunndata.exporters import export_folder
 from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
+from grunndata.server.deps import OPENAPI
 from grunndata.server.fastpath import FastReads
+from grunndata.server.faults import RequestIds
+from grunndata.server.fhir_io.openapi import document
 from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
@@ -86,6 +92,7 @@ def create_app(
     app.state.terminology, app.state.m30 = terms, files
     # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
     app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
+    app.include_router(routes.fhir.first)  # GET [type]/_search is a 405, before any read takes it
     app.include_router(routes.terminology.router)  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search
@@ -106,17 +113,11 @@ def create_app(
             405: f"{request.method} is not allowed here; this server is read-only",
         }
         code = _HTTP_CODES.get(exc.status_code, "processing")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
         return error_response(
-            request,
-            FhirError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)), exc.headers),
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        """A fault of ours: still an OperationOutcome, and the traceback goes to the server log."""
-        log.exception("unexpected failure answering %s %s", request.method, request.url.path)
-        return error_response(
-            request, FhirError(500, "exception", f"unexpected failure ({type(exc).__name__})")
+            request, FhirError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)), headers)
         )
 
     @app.exception_handler(RequestValidationError)
@@ -129,5 +130,22 @@ def create_app(
 
     app.add_middleware(
         FastReads, served=served, terms=terms, limits=Limits.of(settings)
-    )  # outermost: the plainest reads skip the framework
+    )  # the plainest reads skip the framework
+    app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app, OPENAPI)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))

@@ -16,6 +16,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import access_of
 from grunndata.server.auth import Access
 from grunndata.server.catalog import CatalogueView
+from grunndata.server.fhir_io.openapi import Gives
 from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad
 from grunndata.server.fhir_io.responses import FhirError, negotiate
 from grunndata.server.m30 import M30Files
@@ -161,3 +162,13 @@ async def listed(request: Request, rtype: str) -> list[Resource]:
         if lister is not None:
             found += await lister(request, rtype)
     return found
+
+
+OPENAPI: dict[Callable[..., Any], Gives] = {
+    get_access: Gives((401, 503), token=True),  # a token that does not verify; keys out of reach
+    get_format: Gives((406,), fhir=True),
+    stored_type: Gives((404,)),
+    searched_type: Gives((404,)),
+    resource_id: Gives((400,)),
+}
+"""What each dependency answers instead of the route, for the OpenAPI document (fhir_io/openapi.py)."""

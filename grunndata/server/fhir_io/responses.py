@@ -16,7 +16,7 @@ from grunndata.store import instant
 
 JSON_TYPE = "application/fhir+json"
 XML_TYPE = "application/fhir+xml"
-_FORMATS = {
+FORMATS = {
     "json": "json",
     "application/json": "json",
     "application/fhir+json": "json",
@@ -52,7 +52,7 @@ def negotiate(request: Request) -> str:
     """'json' or 'xml': `_format` wins over Accept; anything else is 406."""
     fmt = request.query_params.get("_format")
     if fmt is not None:
-        chosen = _FORMATS.get(_media_type(fmt))
+        chosen = FORMATS.get(_media_type(fmt))
         if chosen is None:
             raise FhirError(406, "not-supported", f"_format {fmt!r} is not served; use json or xml")
         return chosen
@@ -73,8 +73,8 @@ def negotiate(request: Request) -> str:
     for q, _, media in sorted(ranked):
         if q == 0:
             continue
-        if media in _FORMATS:
-            return _FORMATS[media]
+        if media in FORMATS:
+            return FORMATS[media]
         if media in ("*/*", "application/*"):
             return "json"
         if media == "text/*":

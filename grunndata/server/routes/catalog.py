@@ -14,13 +14,34 @@ from grunndata.catalog.model import TIERS
 from grunndata.catalog.ours import search
 from grunndata.catalog.page import render_error, render_page
 from grunndata.server.deps import AccessDep, CatalogueDep, FormatDep, Resource
+from grunndata.server.fhir_io.openapi import NEGOTIATION, answers, errors, fhir_content, resource_schema
 from grunndata.server.fhir_io.params import ID_PATTERN, bad
 from grunndata.server.fhir_io.responses import FhirError, send
 
 router = APIRouter(tags=["Service catalogue"])
 
 
-@router.get("/catalog", summary="The service catalogue as a page (filter: tier, owner)")
+_FILTERS = {
+    "parameters": [
+        # empty: every tier, as when it is left out
+        {"name": "tier", "in": "query", "schema": {"type": "string", "enum": ["", *TIERS]}},
+        {"name": "owner", "in": "query", "schema": {"type": "string"}},
+    ]
+}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+
+@router.get(
+    "/catalog",
+    summary="The service catalogue as a page (filter: tier, owner)",
+    response_class=HTMLResponse,
+    openapi_extra=_FILTERS
+    | {
+        "responses": {
+            "400": {"description": "A page saying what is wrong (an unknown tier)", "content": _HTML}
+        }
+    },
+)
 def page(request: Request, _: AccessDep, view: CatalogueDep) -> Response:
     base = request.scope.get("root_path", "")
     try:
@@ -32,7 +53,11 @@ def page(request: Request, _: AccessDep, view: CatalogueDep) -> Response:
     return HTMLResponse(render_page(services, found, tier=tier, owner=owner, base=base))
 
 
-@router.get("/catalog.json", summary="The service catalogue as JSON (filter: tier, owner)")
+@router.get(
+    "/catalog.json",
+    summary="The service catalogue as JSON (filter: tier, owner)",
+    openapi_extra=_FILTERS | {"responses": errors(400)},
+)
 def as_json(request: Request, _: AccessDep, view: CatalogueDep) -> Response:
     tier = _chosen_tier(request)
     services, found = view.current(request)
@@ -40,7 +65,12 @@ def as_json(request: Request, _: AccessDep, view: CatalogueDep) -> Response:
     return Response(orjson.dumps(catalogue_json(shown, found)), media_type="application/json")
 
 
-@router.get("/fhir/Endpoint/{rid}", summary="One service of the catalogue as a FHIR Endpoint")
+@router.get(
+    "/fhir/Endpoint/{rid}",
+    summary="One service of the catalogue as a FHIR Endpoint",
+    operation_id="Endpoint-read",
+    openapi_extra={"parameters": NEGOTIATION, **answers(fhir_content(resource_schema("Endpoint")), 400, 404)},
+)
 def read_endpoint(request: Request, _: AccessDep, fmt: FormatDep, view: CatalogueDep, rid: str) -> Response:
     return _read(request, fmt, "Endpoint", rid, view.endpoints(request))
 

@@ -9,6 +9,7 @@ XML make the server touch a resource's content (server/fhir_io/bundles.py). A se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -35,7 +36,15 @@ from grunndata.server.deps import (
     listed,
 )
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.openapi import read_doc, search_doc
+from grunndata.server.fhir_io.openapi import (
+    NEGOTIATION,
+    answers,
+    fhir_content,
+    history_doc,
+    read_doc,
+    resource_schema,
+    search_doc,
+)
 from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
@@ -43,8 +52,12 @@ from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Versio
 from grunndata.store.searchparams import MPD
 
 HISTORY_OFFSET_LIMIT = 100_000
+MAX_NUMBER = 2**31 - 1  # release and version numbers are INTEGER columns: PostgreSQL takes no more
+_VERSION = re.compile(r"[0-9]+")
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
+# included before every other router of /fhir: their reads would take "_search" for an id
+first = APIRouter(prefix="/fhir")
 
 
 # -- the handlers ---------------------------------------------------------------------------
@@ -144,9 +157,9 @@ async def vread(
     access: AccessDep,
     vid: str,
 ) -> Response:
-    number = whole_number("version", vid, 1, 2**62) if vid.isascii() else None
-    if number is None:
+    if not _VERSION.fullmatch(vid):  # digits only: int() would take " 1", "+1" and "1_0" too
         raise bad(f"{vid!r} is not a version id")
+    number = whole_number("version", vid, 1, MAX_NUMBER)
     with served.engine.connect() as conn:
         version = store.vread(conn, rtype, rid, number, access)
         known = version is not None or store.ever_served(conn, rtype, rid, access)
@@ -173,9 +186,39 @@ async def everything(
 
 # -- the routes, in the order they are matched ----------------------------------------------
 
-router.add_api_route("/metadata", metadata, methods=["GET"], summary="CapabilityStatement")
+
+async def search_get_refused(rtype: str) -> Response:
+    """[type]/_search takes POST alone: a search is GET [type] or POST [type]/_search."""
+    message = f"search by GET /fhir/{rtype}?... or by POST /fhir/{rtype}/_search"
+    raise FhirError(405, "not-supported", message, {"Allow": "POST"})
+
+
+first.add_api_route(  # every method but POST: a full match here, so the 405 names POST alone
+    "/{rtype}/_search",
+    search_get_refused,
+    methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
+    include_in_schema=False,
+)
+
+
 router.add_api_route(
-    "/_history", system_history, methods=["GET"], summary="System history: what changed since _since"
+    "/metadata",
+    metadata,
+    methods=["GET"],
+    summary="CapabilityStatement",
+    operation_id="metadata",
+    openapi_extra={
+        "parameters": NEGOTIATION,
+        **answers(fhir_content(resource_schema("CapabilityStatement"))),
+    },
+)
+router.add_api_route(
+    "/_history",
+    system_history,
+    methods=["GET"],
+    summary="System history: what changed since _since",
+    operation_id="history-system",
+    openapi_extra=history_doc(),
 )
 
 
@@ -189,10 +232,10 @@ def _typed_routes(rtype: str) -> None:
     ]
     if rtype in SERVED_TYPES:
         routes += [
-            ("/_history", type_history, "GET", "history-type", read_doc(history=True)),
-            ("/{rid}", read, "GET", "read", read_doc(version=True)),
-            ("/{rid}/_history", instance_history, "GET", "history-instance", read_doc(history=True)),
-            ("/{rid}/_history/{vid}", vread, "GET", "vread", read_doc(version=True)),
+            ("/_history", type_history, "GET", "history-type", history_doc()),
+            ("/{rid}", read, "GET", "read", read_doc(rtype)),
+            ("/{rid}/_history", instance_history, "GET", "history-instance", history_doc()),
+            ("/{rid}/_history/{vid}", vread, "GET", "vread", read_doc(rtype, version=True)),
         ]
     for suffix, endpoint, method, interaction, doc in routes:
         router.add_api_route(
@@ -222,6 +265,11 @@ router.add_api_route(
     everything,
     methods=["GET"],
     summary="A product with all that belongs to it",
+    operation_id="MedicinalProductDefinition-everything",
+    openapi_extra={
+        "parameters": NEGOTIATION,
+        **answers(fhir_content(resource_schema("Bundle")), 404, 410, description="A searchset Bundle"),
+    },
 )
 
 
@@ -319,7 +367,7 @@ def _history(
             raise bad(str(e)) from None
     with served.engine.connect() as conn:
         upto = (
-            whole_number("_snapshot", params["_snapshot"], 0, 2**62)
+            whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER)
             if "_snapshot" in params
             else store.newest_release(conn)
         )
@@ -363,6 +411,8 @@ def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | N
     client may read (a link's `_snapshot` is the client's to edit)."""
     if asked is None:
         return served.snapshot(access)
+    if any(r > MAX_NUMBER for r in asked.releases):  # no release ever had such a number
+        raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
     visible = served.visible(access, asked)  # first: releases it may not read are not asked about
     if visible is None or not store.snapshot_exists(conn, visible):
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")

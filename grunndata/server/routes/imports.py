@@ -13,10 +13,16 @@ from starlette.responses import JSONResponse, Response
 
 from grunndata.errors import DeliveryError, GrunndataError, StoreBusy, StoreError
 from grunndata.server.deps import AccessDep, CatalogueDep, ServedDep, SettingsDep
+from grunndata.server.fhir_io.openapi import errors
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.imports import check_scope, file_name, importer, line, receive, refused
 
 router = APIRouter(prefix="/import", tags=["Imports"])
+# what a delivery may come as (FEST is recognised by its bytes; ?filename= says what the others are)
+DELIVERY_TYPES = (
+    "application/octet-stream", "application/xml", "application/gzip", "application/zip",
+    "application/fhir+json", "application/x-ndjson", "application/fhir+xml", "text/csv",
+)  # fmt: skip
 
 
 async def _line(source: str, owner: str | None = None) -> tuple[str, str]:
@@ -27,7 +33,20 @@ async def _line(source: str, owner: str | None = None) -> tuple[str, str]:
 LineDep = Annotated[tuple[str, str], Depends(_line)]
 
 
-@router.post("/{source}", summary="Import a delivery (FEST, SAFEST, sector or supplementary data)")
+@router.post(
+    "/{source}",
+    summary="Import a delivery (FEST, SAFEST, sector or supplementary data)",
+    openapi_extra={
+        "security": [{"helseid": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}} for media in DELIVERY_TYPES
+            },
+        },
+        "responses": errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    },
+)
 async def post_import(
     request: Request,
     source: str,

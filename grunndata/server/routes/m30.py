@@ -7,6 +7,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from grunndata.errors import ExportError, ExportFailed
 from grunndata.server.deps import LimitsDep, M30Dep, get_access
+from grunndata.server.fhir_io.openapi import errors
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.m30 import M30_TYPE, accepts_gzip, unpacked
 
@@ -18,7 +19,11 @@ router = APIRouter(tags=["FEST/M30"], dependencies=[Depends(get_access)])
     "/fest/m30",
     summary="The national data as a FEST/M30 delivery",
     response_class=Response,
-    responses={200: {"content": {"application/xml": {}}}},
+    responses={
+        200: {"content": {"application/xml": {"schema": {"type": "string"}}}},
+        304: {"description": "Not modified (If-None-Match with the ETag of the same export)"},
+    },
+    openapi_extra={"responses": errors(400, 503)},
 )
 async def fest_m30(request: Request, files: M30Dep, limits: LimitsDep, since: str | None = None) -> Response:
     """A full delivery, or with `since` (the HentetDato of a delivery you had from here, exactly

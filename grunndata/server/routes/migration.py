@@ -12,7 +12,25 @@ from grunndata.server.migration import migration_page, migration_report
 router = APIRouter(tags=["Migration"])
 
 
-@router.get("/migration", summary="FEST -> IDMP migration status per release (HTML, or JSON)")
+@router.get(
+    "/migration",
+    summary="FEST -> IDMP migration status per release (HTML, or JSON)",
+    response_class=HTMLResponse,
+    openapi_extra={
+        "parameters": [
+            {"name": "_format", "in": "query", "schema": {"type": "string"}, "description": "json: JSON"}
+        ],
+        "responses": {
+            "200": {
+                "description": "The page, or the report as JSON (Accept: application/json or _format=json)",
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            }
+        },
+    },
+)
 def migration(request: Request, served: ServedDep, _: AccessDep) -> Response:
     # AccessDep: national data, open, but a bad token is still a 401
     report = migration_report(served)

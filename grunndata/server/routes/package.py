@@ -29,7 +29,10 @@ def package_bytes() -> tuple[bytes, str]:
     PACKAGE_PATH,
     summary=f"Our FHIR package ({NAME}): extensions, search parameters, naming and code systems",
     response_class=Response,
-    responses={200: {"content": {"application/gzip": {}}}},
+    responses={
+        200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "Not modified (If-None-Match with the package's ETag)"},
+    },
 )
 def fhir_package(request: Request) -> Response:
     data, etag = package_bytes()
