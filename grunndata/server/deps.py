@@ -170,5 +170,6 @@ OPENAPI: dict[Callable[..., Any], Gives] = {
     stored_type: Gives((404,)),
     searched_type: Gives((404,)),
     resource_id: Gives((400,)),
+    get_limits: Gives((400,)),  # parameters past a bound, or holding text no FHIR string can hold
 }
 """What each dependency answers instead of the route, for the OpenAPI document (fhir_io/openapi.py)."""

@@ -113,7 +113,16 @@ def answers(content: dict[str, Any], *statuses: int, description: str = "OK") ->
 # -- the FHIR interactions' parameters --------------------------------------------------------
 
 
+FHIR_TEXT = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F]*$"
+"""No character a FHIR string cannot hold: every parameter holding one is a 400 (params.Limits.check)."""
+
+
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    if schema.get("type") == "string" and "enum" not in schema:
+        if "pattern" not in schema:
+            schema = {**schema, "pattern": FHIR_TEXT}
+        else:  # both: the parameter's own grammar, and FHIR text
+            schema = {"allOf": [schema, {"type": "string", "pattern": FHIR_TEXT}]}
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 

@@ -63,7 +63,8 @@ first = APIRouter(prefix="/fhir")
 # -- the handlers ---------------------------------------------------------------------------
 
 
-async def metadata(request: Request, _: AccessDep, fmt: FormatDep) -> Response:
+async def metadata(request: Request, _: AccessDep, limits: LimitsDep, fmt: FormatDep) -> Response:
+    limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
     return send(request, fmt, capability_statement(bundles.base_url(request)))
 
 
@@ -181,6 +182,7 @@ async def everything(
     fmt: FormatDep,
     snapshot: SnapshotDep,
 ) -> Response:
+    limits.check(list(request.query_params.multi_items()))
     return await run_in_threadpool(_everything, request, fmt, served, access, snapshot, rid)
 
 
