@@ -90,6 +90,7 @@ def create_app(
     catalogue = CatalogueView(served, catalogues, settings.base_url)
     app.state.served, app.state.settings, app.state.catalogue = served, settings, catalogue
     app.state.terminology, app.state.m30 = terms, files
+    app.state.limits = Limits.of(settings)  # the search bounds, made once: every request reads them
     # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
     app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
     app.include_router(routes.fhir.first)  # GET [type]/_search is a 405, before any read takes it
@@ -129,7 +130,7 @@ def create_app(
         )
 
     app.add_middleware(
-        FastReads, served=served, terms=terms, limits=Limits.of(settings)
+        FastReads, served=served, terms=terms, limits=app.state.limits
     )  # the plainest reads skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
 

@@ -1,7 +1,7 @@
 """What a route receives besides the request, as annotated dependencies (FastAPI's `Depends`).
 
 The app factory hangs the long-lived state on `app.state` (`served`, `settings`, `listers`,
-`terminology`, `catalogue`, `m30`); these fetch it from `request.app.state`. The checks a route makes of its path (a served
+`terminology`, `catalogue`, `m30`, `limits`); these fetch it from `request.app.state`. The checks a route makes of its path (a served
 type, a valid id) are dependencies too, so a handler's parameters say, in order, what it checks.
 """
 
@@ -50,7 +50,7 @@ def limits_of(request: Request) -> Limits:
     """The bounds of a request's parameters (GRUNNDATA_SEARCH_MAX_*), its query string and the body
     it declares measured against them before anything reads either (a longer body than declared
     is stopped while it is read: `form_items`)."""
-    limits = Limits.of(request.app.state.settings)
+    limits: Limits = request.app.state.limits
     declared = request.headers.get("content-length", "") if request.method == "POST" else ""
     body = 0
     if declared.isascii() and declared.isdigit():
