@@ -1,0 +1,121 @@
+"""Instructions the server spends per request of a kind: a count, not a time, so it repeats.
+
+The machines here are shared and noisy (the bare app alone reads +-5% between slots of one run);
+valgrind's callgrind counts the instructions a process executes, whatever else runs beside it.
+The server runs under callgrind with instrumentation off; after a warm-up, instrumentation is
+switched on (`callgrind_control -i on`) for N requests on one keep-alive connection and off again,
+so the count is the requests' work alone (uvicorn, the app, SQLite), with the search cache and
+the warm-up task off (a first-time question; no export child competing).
+
+    python benchmarks/instr_bench.py --store sqlite:////tmp/full.db --only varenr name atc read
+    python benchmarks/instr_bench.py --store ... --tree /path/to/other/checkout   # its code, same store
+
+`--tree` serves another checkout's code and its `benchmarks/api_bench.py` factory (put first on
+PYTHONPATH, this venv's libraries), so two commits can be compared on one store. Needs valgrind (Debian: apt-get install valgrind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import api_bench  # noqa: E402  (the targets are drawn as the API benchmark draws them)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def count(store: str, kind: str, n: int, tree: Path | None) -> tuple[int, int]:
+    """(instructions, requests) for n requests of `kind` on `store`."""
+    paths = api_bench.pick_targets(store, n + 50, 0)[kind]
+    if len(paths) < n + 50:
+        raise SystemExit(f"{kind}: the store has {len(paths)} targets, {n + 50} needed")
+    port = _free_port()
+    env = dict(os.environ, GRUNNDATA_DB=store, GRUNNDATA_SEARCH_CACHE_MB="0", GRUNNDATA_WARM="0")
+    env["PYTHONHASHSEED"] = "0"
+    env["GRUNNDATA_LOG_FORMAT"] = "off"
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "callgrind.log"
+        server = subprocess.Popen(
+            [
+                "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/out",
+                f"--log-file={log}", sys.executable, "-m", "uvicorn", "api_bench:create_ours", "--factory",
+                "--app-dir", str(tree / "benchmarks" if tree else HERE), "--port", str(port), "--log-level", "warning",
+                "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            ],
+            env=env,
+            cwd=tree or HERE.parent,  # `python -m` puts the working folder first on sys.path
+        )  # fmt: skip
+        try:
+            conn = _connect(port)
+
+            def run(some: list[str]) -> None:
+                for path in some:
+                    conn.request("GET", path, headers={"Accept": "application/fhir+json"})
+                    answer = conn.getresponse()
+                    answer.read()
+                    if answer.status != 200:
+                        raise SystemExit(f"{path}: {answer.status}")
+
+            run(paths[n:])  # warm-up: imports, caches, the first connection
+            subprocess.run(
+                ["callgrind_control", "-i", "on", str(server.pid)], check=True, capture_output=True
+            )
+            run(paths[:n])
+            subprocess.run(
+                ["callgrind_control", "-i", "off", str(server.pid)], check=True, capture_output=True
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=120)
+        found = re.search(r"Collected : (\d+)", log.read_text())
+        if found is None:
+            raise SystemExit(f"callgrind reported no count: {log.read_text()[-500:]}")
+        return int(found.group(1)), n
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    deadline = time.monotonic() + 600  # under valgrind the app takes a minute or more to start
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            conn.request("GET", "/health")
+            conn.getresponse().read()
+            return conn
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", required=True, help="a store URL with an imported delivery")
+    ap.add_argument("--only", nargs="+", default=["varenr", "name", "atc", "read"], help="target kinds")
+    ap.add_argument("-n", type=int, default=200, help="requests counted per kind")
+    ap.add_argument("--tree", type=Path, help="serve this checkout's grunndata instead of the installed one")
+    args = ap.parse_args()
+    print("| kind | requests | instructions | per request | code |\n|---|---|---|---|---|")
+    for kind in args.only:
+        total, n = count(args.store, kind, args.n, args.tree)
+        print(f"| {kind} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
