@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from grunndata.server.auth.settings import ENV_DEV_AUTH
@@ -31,7 +31,9 @@ class Access:
     import_owners: frozenset[str] = frozenset()  # "<tier>:<owner>" lines it may import
     import_all: bool = False
     dev: bool = False
-    client_id: str | None = None  # the application (the token's `client_id`): what the request log names
+    # the application (the token's `client_id`), which the request log names; not part of what two
+    # Access are compared by: it changes nothing the request may read or import
+    client_id: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_scopes(

@@ -117,7 +117,10 @@ async def metrics(served: ServedDep) -> Response:
     return Response(body, media_type=media_type)
 
 
-@router.get("/releases/{release}")
+@router.get(
+    "/releases/{release}",
+    responses={404: {"description": "No such release, or one of a line the client may not read"}},
+)
 def release_report(
     release: Annotated[int, Path(ge=1, le=MAX_RELEASE)], served: ServedDep, access: AccessDep
 ) -> dict[str, Any]:
