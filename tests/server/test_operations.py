@@ -199,3 +199,17 @@ def test_metrics_add_up_every_worker_process(workers: str) -> None:
     assert (
         metric(text, "grunndata_http_requests_total", route="/livez", status="200") - before == 20
     )  # ...and all is counted
+
+
+def test_a_plain_line_stays_one_line_whatever_the_path(
+    fresh_api: tuple[Engine, TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, _ = fresh_api
+    settings = Settings.load({"GRUNNDATA_LOG_FORMAT": "plain"})
+    app = create_app(engine, warm=False, settings=settings)
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="grunndata.access"):
+        client.get("/fhir/Basic/x%0A200 GET forged", headers={"X-Request-ID": "req-44"})
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "grunndata.access"]
+    assert line.startswith(
+        "req-44 GET /fhir/Basic/x\\x0a200 GET forged (/fhir/Basic/{rid}) 400 "
+    )  # not an id
