@@ -472,58 +472,23 @@ def _short(message: str | None, limit: int = 80) -> str:
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
-def _served_counts(counts: dict[str, Any]) -> dict[str, int]:
-    """Entries (FEST) and FHIR resources a release serves, from its per-type counts."""
-    return {
-        kind: sum(
-            c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0)
-            for t, c in counts.items()
-            if t.startswith("FEST.") == (kind == "entries")
-        )
-        for kind in ("entries", "fhir")
-    }
-
-
-def _release_json(r: Any, *, report: bool) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": r.id,
-        "status": r.status,
-        "source": r.source,
-        "kind": r.kind,
-        "tier": r.tier,
-        "owner": r.owner_id,
-        "hentet_dato": r.hentet_dato,
-        "file": r.file_name,
-        "based_on": r.based_on,
-        "started": r.started_at.isoformat() + "Z" if r.started_at else None,
-        "ended": r.ended_at.isoformat() + "Z" if r.ended_at else None,
-        "activated": r.activated_at.isoformat() + "Z" if r.activated_at else None,
-        "served": _served_counts(r.counts or {}) if r.counts else None,
-        "message": r.message,
-    }
-    if report:
-        row["counts"] = r.counts or {}
-        row["report"] = r.report or {}
-    return row
-
-
 @releases_app.callback()
 def releases(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
     """List releases, newest last (`releases show N` gives one's whole report)."""
     if ctx.invoked_subcommand is not None:
         return
-    from grunndata.store import list_releases
+    from grunndata.store import list_releases, release_json, served_totals
 
     rows = list_releases(_engine(ctx, db), with_report=False)
     if as_json:
-        sys.stdout.write(_json([_release_json(r, report=False) for r in rows]))
+        sys.stdout.write(_json([release_json(r, report=False) for r in rows]))
         return
     if not rows:
         out.print("No releases yet: import a delivery with `grunndata import fest PATH`.")
         return
     if out.width < 120:  # a narrow terminal: a table of 11 columns would cut every value
         for r in rows:
-            served = _served_counts(r.counts or {})
+            served = served_totals(r.counts or {})
             counted = f"  {served['entries']:,} entries, {served['fhir']:,} FHIR" if r.counts else ""
             out.print(
                 f"[bold]{r.id}[/bold] {r.status} {r.source} {r.kind} {r.tier}/{r.owner_id} "
@@ -544,7 +509,7 @@ def releases(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = Fals
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("Note", min_width=16)
     for r in rows:
-        served = _served_counts(r.counts or {})
+        served = served_totals(r.counts or {})
         table.add_row(
             str(r.id),
             r.status,
@@ -569,12 +534,12 @@ def releases_show(
     as_json: JsonOption = False,
 ) -> None:
     """One release's whole report: why it failed, every problem and warning with its place, the counts."""
-    from grunndata.store import release_row
+    from grunndata.store import release_json, release_row
 
     r = release_row(_engine(ctx, db), release)
     if r is None:
         raise GrunndataError(f"there is no release {release}; `grunndata releases` lists them")
-    whole = _release_json(r, report=True)
+    whole = release_json(r, report=True)
     if as_json:
         sys.stdout.write(_json(whole))
         return
@@ -661,15 +626,24 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Server processes on this port (one per core is usual)")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (GRUNNDATA_LOG_FORMAT: json, plain or off)")
+    ] = True,
 ) -> None:
-    """Serve the FHIR R5 API at /fhir (and /health, /releases, /coverage/fest-idmp)."""
+    """Serve the FHIR R5 API at /fhir (and /, /docs, /health, /livez, /readyz, /metrics, /releases)."""
     import uvicorn
 
     from grunndata.server import create_app
     from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
+    from grunndata.server.observe import log_config
+    from grunndata.settings import hand_to_workers
 
     settings = _settings(ctx)
+    if not access_log:
+        settings = settings.model_copy(update={"log_format": "off"})
     engine = _engine(ctx, db, new=True)
     auth = Authenticator(
         AuthSettings.from_settings(settings)
@@ -681,13 +655,28 @@ def serve(
     from grunndata.catalog import CatalogueError
 
     try:
-        served_app = create_app(engine, auth, settings=settings)
+        served_app = create_app(engine, auth, settings=settings)  # checked here, once, before any worker
     except CatalogueError as e:  # every problem of the catalogue files, then the usual one sentence
         for problem in e.problems[1:]:
             err.print(f"error: {problem}", markup=False, highlight=False)
         raise
     out.print(f"Serving FHIR R5 on http://{host}:{port}/fhir (capabilities at /fhir/metadata)")
-    uvicorn.run(served_app, host=host, port=port, log_level="info", access_log=access_log)
+    if workers == 1:
+        uvicorn.run(served_app, host=host, port=port, log_config=log_config(), access_log=False)
+        return
+    # Each worker makes its own app from the environment: what this command was given goes there.
+    engine.dispose()
+    folder = hand_to_workers(settings, engine.url.render_as_string(hide_password=False))
+    out.print(f"{workers} worker processes; their metrics are kept in {folder}")
+    uvicorn.run(
+        "grunndata.server.app:from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=log_config(),
+        access_log=False,
+    )
 
 
 BaseUrlOption = Annotated[

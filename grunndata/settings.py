@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -24,6 +24,7 @@ DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW = 60, 300
 DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 DEFAULT_MAX_RESOURCE_FILE_BYTES = 1 << 30
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
+READY_CHECKS: tuple[Literal["store", "national"], ...] = ("store", "national")
 
 # The bounds of one search's parameters, checked before any is read further or the database asked
 # (server/fhir_io/params.py `Limits`): field -> (default, most allowed, description). A real EPJ
@@ -147,6 +148,16 @@ class Settings(BaseSettings):
         default=None,
         description="Where this server is reached: the address of our own services in the catalogue.",
     )
+    log_format: Literal["json", "plain", "off"] = Field(
+        default="json",
+        description="The server's line per request (request id, route, status, duration, client_id): "
+        "json, plain or off.",
+    )
+    ready_checks: Annotated[tuple[Literal["store", "national"], ...], NoDecode] = Field(
+        default=READY_CHECKS,
+        description="What `/readyz` asks before it answers 200, separated by `,`: store (the database "
+        "answers), national (a national release is active); none: answer 200 whenever the process does.",
+    )
     max_upload_bytes: int = Field(
         default=DEFAULT_MAX_UPLOAD_BYTES,
         gt=0,
@@ -237,6 +248,10 @@ _READ: dict[str, Callable[[str], Any]] = {
     "warm": _on_or_off,
     "catalog": lambda text: tuple(Path(p) for p in text.split(os.pathsep) if p.strip()),
     "base_url": lambda text: text.rstrip("/") or None,
+    "log_format": str.lower,
+    "ready_checks": lambda text: (
+        () if text.lower() == "none" else tuple(c.strip().lower() for c in text.split(",") if c.strip())
+    ),
 }
 
 _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
@@ -246,6 +261,8 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "warm": "1 or 0 (or true/false, yes/no, on/off)",
     "read_cache": "a whole number of versions, 0 or more",
     "search_cache_mb": "a number of megabytes from 0 to 1000000",
+    "log_format": "json, plain or off",
+    "ready_checks": "store and/or national, separated by commas, or none",
     "max_upload_bytes": "a whole number of bytes, more than 0",
     "max_resource_file_bytes": "a whole number of bytes, more than 0",
     "max_xml_bytes": "a whole number of bytes, more than 0",
@@ -268,6 +285,30 @@ def _sentence(error: ValidationError) -> str:
     return f"{env_name(name)} must be {expected}, not {shown!r}"
 
 
+# -- the environment other libraries read, and what `serve --workers` hands its workers ----------
+
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own, read when it is imported
+
+
+def prometheus_multiproc_dir() -> str | None:
+    """The folder where every worker process keeps its metrics (prometheus-client's multiprocess
+    mode), or None when each process counts for itself."""
+    return os.environ.get(PROMETHEUS_MULTIPROC_DIR) or None
+
+
+def hand_to_workers(settings: Settings, db: str) -> str:
+    """Put in the environment what worker processes, each making its app from the environment,
+    must share with this one: the store, the request log, and a metrics folder (a new temporary
+    one unless PROMETHEUS_MULTIPROC_DIR names one). Returns the metrics folder."""
+    import tempfile
+
+    os.environ[env_name("db")] = db
+    os.environ[env_name("log_format")] = settings.log_format
+    if not prometheus_multiproc_dir():
+        os.environ[PROMETHEUS_MULTIPROC_DIR] = tempfile.mkdtemp(prefix="grunndata-metrics-")
+    return os.environ[PROMETHEUS_MULTIPROC_DIR]
+
+
 # -- the README table ------------------------------------------------------------------------------
 
 README_START = (
@@ -280,7 +321,9 @@ def _type_name(annotation: Any) -> str:
     if get_origin(annotation) in (Union, UnionType):
         return _type_name(next(a for a in get_args(annotation) if a is not NoneType))
     if get_origin(annotation) is tuple:
-        return "paths"
+        return "paths" if get_args(annotation)[0] is Path else "words"
+    if get_origin(annotation) is Literal:
+        return "word"
     names = {str: "text", int: "integer", float: "number", bool: "flag", Path: "path"}
     return names[annotation]
 
@@ -288,6 +331,8 @@ def _type_name(annotation: Any) -> str:
 def _default(value: Any) -> str:
     if value is None or value == ():
         return "unset"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int) and value >= 1 << 30 and value % (1 << 30) == 0:

@@ -51,8 +51,48 @@ def _search_params(rtype: str) -> list[dict[str, str]]:
     ]
 
 
+def _security(issuer: str | None, read_scopes: tuple[str, ...]) -> dict[str, object]:
+    """rest.security: OAuth bearer tokens (HelseID) for what is not national; national data is open.
+
+    The token service is named by its issuer (GRUNNDATA_TOKEN_ISSUER): its OpenID configuration
+    gives the token endpoint. Without one this server accepts no token and serves national data
+    only, and says so."""
+    if issuer is None:
+        how = (
+            "National data is open and needs no token. This server is configured without a token "
+            "issuer, so it accepts no token and serves national data only."
+        )
+    else:
+        how = (
+            "National data is open and needs no token. Sector and supplementary data need an OAuth 2.0 "
+            f"bearer access token (a JWT) from HelseID's token service {issuer} (its endpoints: "
+            f"{issuer.rstrip('/')}/.well-known/openid-configuration), with one of the scopes: "
+            + ", ".join(f"`{s}`" for s in read_scopes)
+            + ". Data a token does not entitle the client to is left out of every answer, as if it "
+            "did not exist."
+        )
+    return {
+        "cors": False,  # no CORS headers yet: true once browsers may call the API from other origins
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/restful-security-service",
+                        "code": "OAuth",
+                        "display": "OAuth",
+                    }
+                ],
+                "text": "OAuth 2.0 bearer tokens (HelseID)",
+            }
+        ],
+        "description": how,
+    }
+
+
 @cache
-def capability_statement(base: str) -> bytes:
+def capability_statement(base: str, issuer: str | None = None, read_scopes: tuple[str, ...] = ()) -> bytes:
+    """The CapabilityStatement of a server at `base` whose tokens come from `issuer` and grant
+    `read_scopes` (the package's own copy has neither)."""
     resources: list[dict[str, object]] = []
     for rtype in SEARCHED_TYPES:
         if rtype not in SERVED_TYPES:
@@ -77,7 +117,7 @@ def capability_statement(base: str) -> bytes:
             "versioning": "versioned",
             "readHistory": True,
             "updateCreate": False,
-            "conditionalRead": "modified-since",
+            "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since (routes/fhir.py)
             "searchParam": _search_params(rtype),
         }
         if includes:  # R5 allows no empty array
@@ -140,6 +180,7 @@ def capability_statement(base: str) -> bytes:
                     "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "
                     "correct while a new release is activated. _total defaults to none."
                 ),
+                "security": _security(issuer, read_scopes),
                 "resource": resources,
                 "interaction": [{"code": "history-system"}],
                 "searchParam": _search_params("Resource"),

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -30,6 +31,7 @@ from grunndata.server.fhir_io.openapi import document
 from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
+from grunndata.server.observe import Observe
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
@@ -79,7 +81,7 @@ def create_app(
             if task is not None:
                 task.cancel()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with /docs and /redoc served from its own files: no CDN
         title="Grunndata",
         version=__version__,
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
@@ -102,6 +104,7 @@ def create_app(
     app.include_router(routes.imports.router)
     app.include_router(routes.migration.router)
     app.include_router(routes.ops.router)
+    app.include_router(routes.home.router)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
@@ -133,6 +136,8 @@ def create_app(
         FastReads, served=served, terms=terms, limits=app.state.limits
     )  # the plainest reads skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
+    # outermost: every request counted, timed and logged, the fast path's and the faults' too
+    app.add_middleware(Observe, routes=lambda: app.router.routes, log_format=settings.log_format)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -141,6 +146,16 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app as `grunndata serve --workers N` has each worker process make it (uvicorn's
+    `--factory grunndata.server.app:from_environment`): the store and everything else from the
+    GRUNNDATA_* variables."""
+    from grunndata.store import connect
+
+    settings = Settings.load()
+    return create_app(connect(settings.db), settings=settings)
 
 
 def _allowed(request: Request) -> str:

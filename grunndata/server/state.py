@@ -13,6 +13,7 @@ from email.utils import format_datetime
 from sqlalchemy.engine import Engine
 
 from grunndata.server.auth import ANONYMOUS, Authenticator, AuthSettings
+from grunndata.server.observe import READ_HIT, READ_MISS, SEARCH_HIT, SEARCH_MISS
 from grunndata.settings import Settings
 from grunndata.store import (
     Entitled,
@@ -199,7 +200,9 @@ class Served:
         key = (rtype, rid)
         found = self._reads.get(key)
         if found is not None:
+            READ_HIT.inc()
             return found
+        READ_MISS.inc()
         with self.engine.connect() as conn:
             version = read(conn, snapshot, rtype, rid)
         if version is None:
@@ -213,7 +216,9 @@ class Served:
 
     def cached_search(self, key: tuple[bytes, ...]) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         """A search answer given before in this snapshot (the key starts with its token)."""
-        return self._searches.get(key)
+        found = self._searches.get(key)
+        (SEARCH_MISS if found is None else SEARCH_HIT).inc()
+        return found
 
     def keep_search(self, key: tuple[bytes, ...], headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         if len(body) > self.search_cache_bytes // 16:

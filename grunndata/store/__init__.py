@@ -51,9 +51,11 @@ from grunndata.store.releases import (
     list_releases,
     read_active,
     reindex,
+    release_json,
     release_row,
     rollback,
     served_counts,
+    served_totals,
 )
 from grunndata.store.search import (
     Clause,
@@ -122,6 +124,7 @@ __all__ = [
     "index_values",
     "instant",
     "list_releases",
+    "release_json",
     "release_row",
     "lookup",
     "may_read",
@@ -145,6 +148,7 @@ __all__ = [
     "search",
     "served",
     "served_counts",
+    "served_totals",
     "served_elsewhere",
     "snapshot_exists",
     "sources_of",

@@ -572,6 +572,44 @@ def release_row(engine: Engine, release_id: int) -> Any:
         return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
 
+def served_totals(counts: dict[str, Any]) -> dict[str, int]:
+    """Entries (FEST) and FHIR resources a release serves, from its per-type counts."""
+    return {
+        kind: sum(
+            c.get("new", 0) + c.get("changed", 0) + c.get("unchanged", 0)
+            for t, c in counts.items()
+            if isinstance(c, dict) and t.startswith("FEST.") == (kind == "entries")
+        )
+        for kind in ("entries", "fhir")
+    }
+
+
+def release_json(r: Any, *, report: bool) -> dict[str, Any]:
+    """A release as JSON: the row of `grunndata releases --json`, and with `report` its whole
+    report and counts, as `grunndata releases show N --json` and `GET /releases/{N}` give it (one
+    function, so the two cannot differ)."""
+    row: dict[str, Any] = {
+        "id": r.id,
+        "status": r.status,
+        "source": r.source,
+        "kind": r.kind,
+        "tier": r.tier,
+        "owner": r.owner_id,
+        "hentet_dato": r.hentet_dato,
+        "file": r.file_name,
+        "based_on": r.based_on,
+        "started": r.started_at.isoformat() + "Z" if r.started_at else None,
+        "ended": r.ended_at.isoformat() + "Z" if r.ended_at else None,
+        "activated": r.activated_at.isoformat() + "Z" if r.activated_at else None,
+        "served": served_totals(r.counts or {}) if r.counts else None,
+        "message": r.message,
+    }
+    if report:
+        row["counts"] = r.counts or {}
+        row["report"] = r.report or {}
+    return row
+
+
 def rollback(engine: Engine, release_id: int) -> Any:
     """Make an earlier release of the same line (tier and owner) the active one again."""
     with engine.begin() as conn:

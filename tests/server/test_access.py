@@ -186,6 +186,7 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("$everything", f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything", "shows", ALL),
     ("system history", "/fhir/_history?_count=1000", "shows", ALL),
     ("releases", "/releases", "listing", ()),
+    ("release report", "/releases/{release}", "report", ()),
     ("health", "/health", "listing", ()),
     ("M30 export", "/fest/m30", "national", ()),
     (
@@ -211,6 +212,12 @@ def _ask(client: TestClient, who: str, issuer: Issuer, path: str) -> Any:
 def _all_releases(client: TestClient, issuer: Issuer) -> str:
     listed = client.get("/releases", headers=issuer.headers(*CLIENTS["all"] or ())).json()
     return ".".join(str(r["id"]) for r in listed if r["status"] == "active")
+
+
+def _line_release(client: TestClient, issuer: Issuer, tier: str, owner: str) -> int:
+    """The active release of the line (tier, owner)."""
+    listed = client.get("/releases", headers=issuer.headers(*CLIENTS["all"] or ())).json()
+    return next(r["id"] for r in listed if (r["tier"], r["owner"], r["status"]) == (tier, owner, "active"))
 
 
 def served_ids(answer: Any) -> set[str]:
@@ -247,9 +254,20 @@ def test_access_matrix(
     """Every path x every restricted resource (sector, two vendors' supplementary) x every client."""
     tier, owner = MARKERS[marker]
     rtype = next(r["resourceType"] for _, _, r in RESTRICTED if r["id"] == marker)
-    path = template.format(type=rtype, id=marker, tier=tier, all_releases=_all_releases(tiered, issuer))
+    release = _line_release(tiered, issuer, tier, owner) if "{release}" in template else 0
+    path = template.format(
+        type=rtype, id=marker, tier=tier, all_releases=_all_releases(tiered, issuer), release=release
+    )
     answer = _ask(tiered, who, issuer, path)
     may = entitled(who, tier, owner)
+    if kind == "report":  # the line's release report, or exactly what a release that never was gets
+        if may:
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["id"], answer.json()["owner"]) == (release, owner)
+        else:
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["issue"][0]["diagnostics"] == f"there is no release {release}"
+        return
     if kind == "own" and not may and name in ("read", "vread", "instance history"):
         # exactly what a resource that never existed gets: nothing tells the two apart
         assert answer.status_code == 404, answer.text

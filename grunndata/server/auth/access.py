@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from grunndata.server.auth.settings import ENV_DEV_AUTH
@@ -31,9 +31,14 @@ class Access:
     import_owners: frozenset[str] = frozenset()  # "<tier>:<owner>" lines it may import
     import_all: bool = False
     dev: bool = False
+    # the application (the token's `client_id`), which the request log names; not part of what two
+    # Access are compared by: it changes nothing the request may read or import
+    client_id: str | None = field(default=None, compare=False)
 
     @classmethod
-    def from_scopes(cls, scopes: Iterable[str], subject: str | None = None) -> Access:
+    def from_scopes(
+        cls, scopes: Iterable[str], subject: str | None = None, client_id: str | None = None
+    ) -> Access:
         """The entitlement the scopes grant; unknown scopes and malformed owner ids are ignored."""
         sector, import_all = False, False
         supplementary: set[str] = set()
@@ -51,7 +56,14 @@ class Access:
                 tier, _, owner = scope.removeprefix(SCOPE_IMPORT_OWNER).partition(":")
                 if tier in (SECTOR, SUPPLEMENTARY) and OWNER_ID.fullmatch(owner):
                     import_owners.add(f"{tier}:{owner}")
-        return cls(subject, sector, frozenset(supplementary), frozenset(import_owners), import_all)
+        return cls(
+            subject,
+            sector,
+            frozenset(supplementary),
+            frozenset(import_owners),
+            import_all,
+            client_id=client_id,
+        )
 
     def can_read(self, tier: str, owner: str) -> bool:
         _check_tier(tier)

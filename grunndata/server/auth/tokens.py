@@ -232,8 +232,11 @@ def _access(claims: dict[str, Any]) -> Access:
     scope = claims.get("scope", [])
     scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
     subject = claims.get("sub") or claims.get("client_id")
+    client = claims.get("client_id")
     return Access.from_scopes(
-        (s for s in scopes if isinstance(s, str)), subject if isinstance(subject, str) else None
+        (s for s in scopes if isinstance(s, str)),
+        subject if isinstance(subject, str) else None,
+        client if isinstance(client, str) else None,
     )
 
 

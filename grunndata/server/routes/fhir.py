@@ -22,7 +22,7 @@ from starlette.responses import Response
 from grunndata import store
 from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage import capability_statement
-from grunndata.server.auth import Access
+from grunndata.server.auth import ALL_OWNERS, SCOPE_SECTOR_READ, SCOPE_SUPPLEMENTARY_READ, Access
 from grunndata.server.deps import Asked, HistoryAsked, PlainAsked, ReadAsked, Resource, SearchAsked, listed
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import (
@@ -43,6 +43,8 @@ from grunndata.store.searchparams import MPD
 HISTORY_OFFSET_LIMIT = 100_000
 MAX_NUMBER = 2**31 - 1  # release and version numbers are INTEGER columns: PostgreSQL takes no more
 _VERSION = re.compile(r"[0-9]+")
+# the scopes that read more than national data, as the CapabilityStatement lists them
+READ_SCOPES = (SCOPE_SECTOR_READ, f"{SCOPE_SUPPLEMENTARY_READ}<owner>", SCOPE_SUPPLEMENTARY_READ + ALL_OWNERS)
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R5"])
 # included before every other router of /fhir: their reads would take "_search" for an id
@@ -54,7 +56,8 @@ first = APIRouter(prefix="/fhir")
 
 async def metadata(request: Request, asked: PlainAsked) -> Response:
     asked.limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
-    return send(request, asked.fmt, capability_statement(bundles.base_url(request)))
+    auth = asked.served.auth.settings  # rest.security names the token service and scopes
+    return send(request, asked.fmt, capability_statement(bundles.base_url(request), auth.issuer, READ_SCOPES))
 
 
 async def system_history(request: Request, asked: PlainAsked) -> Response:

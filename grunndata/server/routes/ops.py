@@ -1,18 +1,27 @@
-"""Operations: `/health` (up, and which releases are served), `/releases`, and the FEST->IDMP
-coverage report."""
+"""Operations: `/health` (up, and which releases are served), `/livez` and `/readyz` for the
+load balancer and the orchestrator, `/metrics` for Prometheus, `/releases` and one release's whole
+report, and the FEST->IDMP coverage report."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
 
 from grunndata import __version__
-from grunndata.server.deps import AccessDep, ServedDep
-from grunndata.store import active_releases, list_releases
+from grunndata.server.auth import NATIONAL
+from grunndata.server.deps import AccessDep, ServedDep, SettingsDep
+from grunndata.server.fhir_io.responses import FhirError
+from grunndata.server.observe import exposition
+from grunndata.settings import prometheus_multiproc_dir
+from grunndata.store import active_releases, list_releases, release_json, release_row
 
 router = APIRouter()
+MAX_RELEASE = 2**31 - 1  # a release number the store's integer column can hold
 
 
 @router.get("/health")
@@ -61,6 +70,68 @@ def releases(served: ServedDep, access: AccessDep) -> list[dict[str, Any]]:
         for r in list_releases(served.engine, with_report=False)
         if access.can_read(r.tier, r.owner_id)
     ]
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """The process answers (it touches nothing: a busy or empty store is /readyz's business)."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: the checks that failed say why"}},
+)
+def readyz(served: ServedDep, settings: SettingsDep) -> Response:
+    """Ready for traffic: the store answers and a national release is active (GRUNNDATA_READY_CHECKS
+    chooses which); 503 with the failed checks otherwise, so a load balancer sends nothing to a
+    server that has no data to give."""
+    checks: dict[str, str] = {}
+    active: list[Any] = []
+    try:
+        with served.engine.connect() as conn:
+            active = active_releases(conn)
+        checks["store"] = "ok"
+    except SQLAlchemyError as e:
+        checks["store"] = f"the store does not answer: {type(e).__name__}"
+    if "national" in settings.ready_checks and checks["store"] == "ok":
+        national = [r.id for r in active if r.tier == NATIONAL]
+        checks["national"] = (
+            f"ok: release {national[0]}" if national else "no national release is active: import one"
+        )
+    asked = {
+        name: checks.get(name, "not checked: the store does not answer") for name in settings.ready_checks
+    }
+    ready = all(text.startswith("ok") for text in asked.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": asked}, 200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(served: ServedDep) -> Response:
+    """Requests, latencies and cache lookups of every server process, and the store's releases."""
+    body, media_type = await run_in_threadpool(exposition, served.engine, prometheus_multiproc_dir())
+    return Response(body, media_type=media_type)
+
+
+@router.get(
+    "/releases/{release}",
+    responses={404: {"description": "No such release, or one of a line the client may not read"}},
+)
+def release_report(
+    release: Annotated[int, Path(ge=1, le=MAX_RELEASE)], served: ServedDep, access: AccessDep
+) -> dict[str, Any]:
+    """One release's whole report, refused and failed ones included: every problem and warning with
+    its place, and the counts (what `grunndata releases show N --json` prints). A sector or
+    supplementary line's release is 404 to a client not entitled to that line, exactly as one that
+    does not exist, so its existence does not leak."""
+    row = release_row(served.engine, release)
+    if row is None or not access.can_read(row.tier, row.owner_id):
+        raise FhirError(404, "not-found", f"there is no release {release}")
+    return release_json(row, report=True)
 
 
 @router.get("/coverage/fest-idmp")

@@ -1,0 +1,60 @@
+"""`GET /releases/{N}`: the whole report of any release, refused ones included, the same JSON as
+`grunndata releases show N --json` (who may read which line: the access matrix, test_access.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from grunndata.server import create_app
+from grunndata.store import connect
+from tests.cli.test_bad_input import run_cli
+from tests.cli.test_releases import MPD, imported
+
+__all__ = ["imported"]  # the CLI tests' store: the real extract (1) and a refused SAFEST delivery (2)
+
+
+@pytest.fixture(scope="module")
+def client(imported: Path) -> Iterator[TestClient]:
+    engine = connect(f"sqlite:///{imported}", must_exist=True)
+    with TestClient(create_app(engine, warm=False)) as c:
+        yield c
+    engine.dispose()
+
+
+def test_a_refused_delivery_lists_every_problem_the_cli_counted(client: TestClient, imported: Path) -> None:
+    answer = client.get("/releases/2")
+    assert answer.status_code == 200, answer.text
+    release = answer.json()
+    assert (release["status"], release["source"], release["tier"]) == ("failed", "safest", "national")
+    assert release["message"].startswith("refused: the delivery has 3 problem(s); the first: ")
+    report = release["report"]
+    assert report["problem_count"] == 3
+    assert [p.split(" is not valid")[0] for p in report["problems"]] == [f"{MPD}/bad-{n}" for n in range(3)]
+    shown = run_cli("releases", "show", "2", "--db", f"sqlite:///{imported}", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == release  # one function makes both
+
+
+def test_an_active_release_has_its_counts(client: TestClient) -> None:
+    release = client.get("/releases/1").json()
+    assert (release["id"], release["status"], release["served"]) == (
+        1,
+        "active",
+        {"entries": 403, "fhir": 637},
+    )
+    assert release["counts"]["PackagedProductDefinition"]["new"] == 107
+
+
+@pytest.mark.parametrize(
+    "path,status",
+    [("/releases/3", 404), ("/releases/0", 400), ("/releases/x", 400), ("/releases/99999999999", 400)],
+)
+def test_no_such_release(client: TestClient, path: str, status: int) -> None:
+    answer = client.get(path)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["resourceType"] == "OperationOutcome"
