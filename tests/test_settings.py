@@ -69,7 +69,7 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 27
+    assert len(rows) == len(Settings.model_fields) == 29
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
@@ -84,6 +84,7 @@ def test_the_defaults_are_those_the_code_had() -> None:
     assert (settings.debug, settings.dev_auth, settings.warm) == (False, False, True)
     assert (settings.jwks, settings.token_issuer, settings.token_audience) == (None, None, None)
     assert settings.clock_skew == 60
+    assert (settings.dpop, settings.dpop_max_age) == ("allowed", 60)
     assert (settings.snapshot_seconds, settings.read_cache, settings.search_cache_mb) == (1.0, 50_000, 256.0)
     assert settings.search_cache_bytes == 256 * 1024 * 1024
     assert (settings.m30_dir, settings.catalog, settings.base_url, settings.fhir_packages) == (
