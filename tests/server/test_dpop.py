@@ -537,3 +537,27 @@ def test_the_window_covers_the_clock_skew(issuer: Issuer, key: DpopKey) -> None:
     auth.access(f"DPoP {token}", request)
     with pytest.raises(AuthError, match="used before"):
         auth.access(f"DPoP {token}", request)
+
+
+def test_a_clients_proof_header_is_read_once_and_the_kept_ones_are_bounded(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grunndata.server.auth import dpop
+
+    monkeypatch.setattr(dpop, "_KEYS", {})
+    monkeypatch.setattr(dpop, "KNOWN_HEADERS", 2)
+    auth = issuer.authenticator()
+    clients = [DpopKey() for _ in range(3)]
+    for client in clients + clients[-1:]:
+        token = issuer.token(SECTOR_READ, cnf={"jkt": client.jkt})
+        proof = client.proof("GET", NOTE_URL, token)
+        assert auth.access(f"DPoP {token}", ProofRequest("GET", NOTE_URL, (proof,))).sector
+    kept = {jkt for _, _, jkt in dpop._KEYS.values()}
+    assert kept == {clients[1].jkt, clients[2].jkt}  # the first client's went first
+    # a header that fails is not kept: asking again says the same
+    token = issuer.token(SECTOR_READ, cnf={"jkt": clients[0].jkt})
+    bad = clients[0].proof("GET", NOTE_URL, token, header={"typ": "JWT"})
+    for _ in range(2):
+        with pytest.raises(AuthError, match="typ must be dpop"):
+            auth.access(f"DPoP {token}", ProofRequest("GET", NOTE_URL, (bad,)))
+    assert len(dpop._KEYS) == 2

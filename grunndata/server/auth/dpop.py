@@ -46,6 +46,11 @@ PROOF_TYPE = "dpop+jwt"
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638, 3.2: the members a key's thumbprint is made of, per key type (sorted, as hashed)
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
+# a client sends the same header (typ, alg, its jwk) with every proof: what is read from one, the
+# key and its thumbprint, is kept by its exact text for the next (a third of a proof's check)
+KNOWN_HEADERS = 1024
+_KEYS: dict[str, tuple[jwt.PyJWK, str, str]] = {}
+_KEYS_LOCK = threading.Lock()
 SEEN_PROOFS = 200_000  # proof ids remembered at once: a minute of reads at over 3,000 a second
 _OPTIONS: Options = {"require": ["iat", "jti", "htm", "htu"], "verify_aud": False, "verify_iss": False}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -132,6 +137,25 @@ def check_proof(request: ProofRequest, token: str, *, now: float, max_age: int, 
         raise invalid_proof(f"the DPoP proof is too long (more than {MAX_PROOF_LENGTH} characters)")
     if proof.count(".") != 2:
         raise invalid_proof("the DPoP proof is malformed (a JWT has three parts separated by dots)")
+    segment = proof[: proof.index(".")]
+    with _KEYS_LOCK:
+        found = _KEYS.get(segment)
+    if found is None:
+        found = _key_of(proof)
+        with _KEYS_LOCK:
+            if len(_KEYS) >= KNOWN_HEADERS:
+                del _KEYS[next(iter(_KEYS))]  # the oldest
+            _KEYS[segment] = found
+    key, alg, jkt = found
+    try:
+        claims = _DECODER.decode(proof, key, algorithms=[alg], options=_OPTIONS, leeway=skew)
+    except PyJWTError as error:
+        raise invalid_proof(_refusal(error)) from None
+    return Proof(jkt, _checked_claims(claims, request, token, now=now, max_age=max_age))
+
+
+def _key_of(proof: str) -> tuple[jwt.PyJWK, str, str]:
+    """The key a proof is verified with, its algorithm and the key's thumbprint, from its header."""
     try:
         header = jwt.get_unverified_header(proof)
     except PyJWTError as error:
@@ -145,9 +169,7 @@ def check_proof(request: ProofRequest, token: str, *, now: float, max_age: int, 
     if alg not in ALGORITHMS:
         raise invalid_proof(f"the DPoP proof's alg must be one of {' '.join(ALGORITHMS)}")
     if "crit" in header:
-        raise invalid_proof(
-            "the DPoP proof has critical header parameters (crit) this service does not understand"
-        )
+        raise invalid_proof(_CRIT)
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         raise invalid_proof("the DPoP proof has no public key (jwk) in its header")
@@ -162,11 +184,7 @@ def check_proof(request: ProofRequest, token: str, *, now: float, max_age: int, 
         raise invalid_proof(
             f"the DPoP proof's jwk is not an RSA (2048 bits or more) or EC P-256 key for {alg}"
         )
-    try:
-        claims = _DECODER.decode(proof, key, algorithms=[alg], options=_OPTIONS, leeway=skew)
-    except PyJWTError as error:
-        raise invalid_proof(_refusal(error)) from None
-    return Proof(jkt, _checked_claims(claims, request, token, now=now, max_age=max_age))
+    return key, alg, jkt
 
 
 def _checked_claims(
