@@ -47,7 +47,7 @@ PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638, 3.2: the members a key's thumbprint is made of, per key type (sorted, as hashed)
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
 # a client sends the same header (typ, alg, its jwk) with every proof: what is read from one, the
-# key and its thumbprint, is kept by its exact text for the next (a third of a proof's check)
+# key and its thumbprint, is kept by its exact text for the next (a quarter to a third of the check)
 KNOWN_HEADERS = 1024
 _KEYS: dict[str, tuple[jwt.PyJWK, str, str]] = {}
 _KEYS_LOCK = threading.Lock()
