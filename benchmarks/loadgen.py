@@ -91,6 +91,8 @@ class _Run:
     body_bytes: int = 0
     open_connections: int = 0
     connections: set[_Connection] = field(default_factory=set)
+    shared: bool = False  # one order for all connections: each request sent once (then again)
+    cursor: int = 0
 
     def closed(self, now: int) -> bool:
         if self.closed_at:
@@ -135,8 +137,12 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return
         requests = self.run.requests
-        request = requests[self.next_index]
-        self.next_index = (self.next_index + 1) % len(requests)
+        if self.run.shared:
+            request = requests[self.run.cursor % len(requests)]
+            self.run.cursor += 1
+        else:
+            request = requests[self.next_index]
+            self.next_index = (self.next_index + 1) % len(requests)
         self.buffer.clear()
         self.body_left = -1
         self.body_size = 0
@@ -251,13 +257,16 @@ async def measure_async(
     min_samples: int = 100,
     max_duration: float | None = None,
     headers: Sequence[str] = (),
+    requests: Sequence[bytes] = (),
 ) -> Result:
-    """Measure one concurrency level: `paths` are sent round-robin from a seeded shuffle.
+    """Measure one concurrency level: `paths` are sent round-robin from a seeded shuffle; or, given
+    `requests` (whole requests, e.g. each with its own DPoP proof), those are sent in their order,
+    each once, by whichever connection is free (after the last, the first again).
 
     The window lasts `duration` seconds, or longer until `min_samples` requests sent in it are
     answered, but no longer than `max_duration` (default five times `duration`).
     """
-    if not paths:
+    if not paths and not requests:
         raise ValueError("no paths to request")
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -266,12 +275,13 @@ async def measure_async(
     loop = asyncio.get_running_loop()
     started = time.perf_counter_ns()
     run = _Run(
-        requests=_request_bytes(f"{host}:{port}", order, headers),
+        requests=list(requests) or _request_bytes(f"{host}:{port}", order, headers),
         measure_from=started + int(warmup * 1e9),
         measure_until=started + int((warmup + duration) * 1e9),
         measure_limit=started + int((warmup + max(duration, max_duration or 5 * duration)) * 1e9),
         min_samples=min_samples,
         done=loop.create_future(),
+        shared=bool(requests),
     )
     reconnect: asyncio.Queue[int] = asyncio.Queue()
 
@@ -356,6 +366,7 @@ def measure(
     min_samples: int = 100,
     max_duration: float | None = None,
     headers: Sequence[str] = (),
+    requests: Sequence[bytes] = (),
 ) -> Result:
     """`measure_async` on a fresh event loop, for callers that are not async."""
     loop = new_loop()
@@ -371,6 +382,7 @@ def measure(
                 min_samples=min_samples,
                 max_duration=max_duration,
                 headers=headers,
+                requests=requests,
             )
         )
     finally:

@@ -21,6 +21,8 @@ from grunndata.errors import GrunndataError
 PREFIX = "GRUNNDATA_"
 DEFAULT_DB = "sqlite:///grunndata.db"
 DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW = 60, 300
+DPOP_MODES = ("off", "allowed", "required")  # GRUNNDATA_DPOP; server/auth/ says what each does
+DEFAULT_DPOP_MAX_AGE, MAX_DPOP_MAX_AGE = 60, 300
 DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 DEFAULT_MAX_RESOURCE_FILE_BYTES = 1 << 30
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
@@ -106,6 +108,19 @@ class Settings(BaseSettings):
         default=False,
         description="1: development mode, every client reads every tier and may import, no token.",
     )
+    dpop: str = Field(
+        default="allowed",
+        description="DPoP-bound tokens (RFC 9449): `allowed` (Bearer or DPoP), `required` (every token "
+        "as DPoP with a proof, so sector and supplementary data and imports need one; national data "
+        "stays open) or `off` (Bearer only). A token bound to a key is never taken as Bearer.",
+    )
+    dpop_max_age: int = Field(
+        default=DEFAULT_DPOP_MAX_AGE,
+        ge=1,
+        le=MAX_DPOP_MAX_AGE,
+        description=f"Seconds a DPoP proof is fresh after its `iat` (at most {MAX_DPOP_MAX_AGE}); "
+        "its `jti` is remembered that long.",
+    )
     warm: bool = Field(
         default=True,
         description="0 (or false, no, off): a new snapshot's indexes and M30 file wait for a request; 1 (or true, yes, on) the default.",
@@ -146,7 +161,8 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(
         default=None,
-        description="Where this server is reached: the address of our own services in the catalogue.",
+        description="Where this server is reached: the address of our own services in the catalogue, "
+        "and the start of the URL a DPoP proof must name (`htu`; without it, the scheme and Host the request came with).",
     )
     log_format: Literal["json", "plain", "off"] = Field(
         default="json",
@@ -232,6 +248,12 @@ def _zero_or_one(text: str) -> bool:
     return text == "1"
 
 
+def _dpop_mode(text: str) -> str:
+    if text.lower() not in DPOP_MODES:
+        raise ValueError(text)
+    return text.lower()
+
+
 def _on_or_off(text: str) -> bool:
     word = text.lower()
     if word in ("1", "true", "yes", "on"):
@@ -245,6 +267,8 @@ _READ: dict[str, Callable[[str], Any]] = {
     "debug": lambda text: True,  # set at all: as before, GRUNNDATA_DEBUG=0 shows tracebacks too
     "clock_skew": _digits,
     "dev_auth": _zero_or_one,
+    "dpop": _dpop_mode,
+    "dpop_max_age": _digits,
     "warm": _on_or_off,
     "catalog": lambda text: tuple(Path(p) for p in text.split(os.pathsep) if p.strip()),
     "base_url": lambda text: text.rstrip("/") or None,
@@ -257,6 +281,8 @@ _READ: dict[str, Callable[[str], Any]] = {
 _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "clock_skew": f"a whole number of seconds from 0 to {MAX_CLOCK_SKEW}",
     "dev_auth": "1 (development mode) or 0",
+    "dpop": "off, allowed or required",
+    "dpop_max_age": f"a whole number of seconds from 1 to {MAX_DPOP_MAX_AGE}",
     "snapshot_seconds": "a number of seconds from 0 to 3600",
     "warm": "1 or 0 (or true/false, yes/no, on/off)",
     "read_cache": "a whole number of versions, 0 or more",

@@ -84,6 +84,7 @@ def test_the_defaults_are_those_the_code_had() -> None:
     assert (settings.debug, settings.dev_auth, settings.warm) == (False, False, True)
     assert (settings.jwks, settings.token_issuer, settings.token_audience) == (None, None, None)
     assert settings.clock_skew == 60
+    assert (settings.dpop, settings.dpop_max_age) == ("allowed", 60)
     assert (settings.snapshot_seconds, settings.read_cache, settings.search_cache_mb) == (1.0, 50_000, 256.0)
     assert settings.search_cache_bytes == 256 * 1024 * 1024
     assert (settings.m30_dir, settings.catalog, settings.base_url, settings.fhir_packages) == (

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.server.access import ACCESS, AUTH_ERROR
+from grunndata.server.access import ACCESS, AUTH_ERROR, authorization_of
 from grunndata.server.auth import Access, AuthError
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
@@ -54,19 +54,19 @@ class FastReads:
     async def _access(self, scope: dict[str, Any]) -> Access | None:
         """Who asks, settled once per request for the whole app (`server/access.py` reads it).
 
-        A token seen before costs a dictionary lookup; a new one is verified in a worker thread,
-        since that may fetch the JWKS over the network and must not stall the event loop.
+        A token seen before costs a dictionary lookup (and a DPoP proof's check, which is CPU only);
+        a new one is verified in a worker thread, since that may fetch the JWKS over the network
+        and must not stall the event loop.
         """
-        raw = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        header = None if raw is None else raw.decode("latin-1")
         auth = self.served.auth
-        access = auth.known(header)
-        if access is None:
-            try:
-                access = await run_in_threadpool(auth.access, header)
-            except AuthError as e:
-                scope[AUTH_ERROR] = e  # the app answers it (401 or 503) in its own format
-                return None
+        header, proof = authorization_of(scope, auth)
+        try:
+            access = auth.known(header, proof)  # a DPoP proof is checked here (no I/O)
+            if access is None:
+                access = await run_in_threadpool(auth.access, header, proof)
+        except AuthError as e:
+            scope[AUTH_ERROR] = e  # the app answers it (401 or 503) in its own format
+            return None
         scope[ACCESS] = access
         return access
 

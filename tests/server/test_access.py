@@ -22,7 +22,7 @@ from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import TIER_SYSTEM, index_rows
 from tests.conftest import fresh_pg_database
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, served_store
-from tests.server.tokens import Issuer
+from tests.server.tokens import DpopKey, Issuer
 
 SECTOR_OWNER, VENDOR_A, VENDOR_B = "sykehusapotek-vest", "vendor-a", "vendor-b"
 
@@ -201,11 +201,19 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
 ]
 
 
-def _ask(client: TestClient, who: str, issuer: Issuer, path: str) -> Any:
+def _ask(client: TestClient, who: str, issuer: Issuer, path: str, key: DpopKey | None = None) -> Any:
+    """The client's request; with `key`, its token is bound to that key and sent with a proof."""
     scopes = CLIENTS[who]
-    headers = {} if scopes is None else issuer.headers(*scopes)
-    if path.startswith("POST "):
-        return client.post(path[5:], data={"_count": "1000"}, headers=headers)
+    method, _, path = path.rpartition(" ")
+    method = method or "GET"
+    if scopes is None:
+        headers = {}
+    elif key is None:
+        headers = issuer.headers(*scopes)
+    else:
+        headers = issuer.dpop_headers(key, method, "http://testserver" + path.partition("?")[0], *scopes)
+    if method == "POST":
+        return client.post(path, data={"_count": "1000"}, headers=headers)
     return client.get(path, headers=headers)
 
 
@@ -252,13 +260,63 @@ def test_access_matrix(
     shows: tuple[str, ...],
 ) -> None:
     """Every path x every restricted resource (sector, two vendors' supplementary) x every client."""
+    _check(tiered, issuer, who, marker, name, template, kind, shows)
+
+
+# a representative part of the matrix again with DPoP-bound tokens (the whole would double its
+# time): each kind of answer (a read, searches, an include, $everything, the change feed, a
+# listing) about sector and supplementary data, by every client with a token
+DPOP_PATHS = [
+    p
+    for p in PATHS
+    if p[0]
+    in (
+        "read",
+        "search by _id",
+        "search by tag",
+        "POST _search",
+        "revinclude notes",
+        "$everything",
+        "system history",
+        "releases",
+    )
+]
+
+
+@pytest.mark.parametrize("who", [c for c in CLIENTS if CLIENTS[c] is not None])
+@pytest.mark.parametrize("marker", ["sector-note-1", "vendor-a-note-1", "sector-epi-1"])
+@pytest.mark.parametrize("name,template,kind,shows", DPOP_PATHS, ids=[p[0] for p in DPOP_PATHS])
+def test_access_matrix_with_dpop_bound_tokens(
+    tiered: TestClient,
+    issuer: Issuer,
+    who: str,
+    marker: str,
+    name: str,
+    template: str,
+    kind: str,
+    shows: tuple[str, ...],
+) -> None:
+    _check(tiered, issuer, who, marker, name, template, kind, shows, DpopKey())
+
+
+def _check(
+    tiered: TestClient,
+    issuer: Issuer,
+    who: str,
+    marker: str,
+    name: str,
+    template: str,
+    kind: str,
+    shows: tuple[str, ...],
+    key: DpopKey | None = None,
+) -> None:
     tier, owner = MARKERS[marker]
     rtype = next(r["resourceType"] for _, _, r in RESTRICTED if r["id"] == marker)
     release = _line_release(tiered, issuer, tier, owner) if "{release}" in template else 0
     path = template.format(
         type=rtype, id=marker, tier=tier, all_releases=_all_releases(tiered, issuer), release=release
     )
-    answer = _ask(tiered, who, issuer, path)
+    answer = _ask(tiered, who, issuer, path, key)
     may = entitled(who, tier, owner)
     if kind == "report":  # the line's release report, or exactly what a release that never was gets
         if may:

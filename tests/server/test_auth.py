@@ -526,8 +526,8 @@ def test_malformed_tokens_are_refused_with_what_is_wrong(authenticator: Authenti
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("Basic dXNlcjpwYXNz", "the Authorization header is not a bearer token"),
-        ("", "the Authorization header is not a bearer token"),
+        ("Basic dXNlcjpwYXNz", "the Authorization header is not a bearer (or DPoP) token"),
+        ("", "the Authorization header is not a bearer (or DPoP) token"),
         ("Bearer", "the Authorization header must be Bearer followed by one token"),
         ("Bearer a.b.c d", "the Authorization header must be Bearer followed by one token"),
     ],
@@ -780,7 +780,10 @@ def test_dev_mode_without_a_token_reads_everything(keys: Keys) -> None:
     dev = Authenticator(AuthSettings(dev=True))
     assert dev.access(None) == Access(sector=True, supplementary=frozenset({"*"}), import_all=True, dev=True)
     assert dev.access("Bearer " + sign(keys)) == DEV_EVERYTHING
-    assert refused(dev, "Basic dXNlcjpwYXNz") == (401, "the Authorization header is not a bearer token")
+    assert refused(dev, "Basic dXNlcjpwYXNz") == (
+        401,
+        "the Authorization header is not a bearer (or DPoP) token",
+    )
 
 
 def test_dev_mode_with_a_jwks_still_checks_tokens(jwks_file: Path, keys: Keys, clock: Clock) -> None:

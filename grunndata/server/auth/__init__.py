@@ -44,10 +44,26 @@ retried for 60 s, so an identity provider that is down does not hold every reque
 worker thread, not on the event loop. Verified tokens are remembered until they expire, so the
 signature is checked once per token.
 
+DPoP (RFC 9449, dpop.py), as HelseID issues sender-constrained tokens: a token whose ``cnf.jkt``
+names the thumbprint (RFC 7638) of the client's key comes as ``Authorization: DPoP <token>`` with
+one ``DPoP`` header, a proof JWT (typ dpop+jwt, RS256/PS256/ES256) signed by that key with the
+public key in its header. PyJWT verifies the proof; we check that its key is the token's (the
+thumbprint), ``htm`` is the method, ``htu`` the URL (query and fragment ignored), ``iat`` no older
+than GRUNNDATA_DPOP_MAX_AGE (default 60 s) and no more than the clock skew ahead, ``ath`` the
+token's hash, and that its ``jti`` was not seen before within that window (in this process). A
+bound token sent as Bearer is refused, and so is an unbound one sent as DPoP. GRUNNDATA_DPOP:
+``allowed`` (the default: both schemes), ``required`` (tokens only as DPoP, so the restricted tiers
+and imports need DPoP; national data stays open without a token) or ``off`` (Bearer only). A
+refused proof is a 401 with ``WWW-Authenticate: DPoP ... error="invalid_dpop_proof" ... algs=...``;
+a token at fault as DPoP, ``error="invalid_token"`` with the DPoP challenge; a bearer token at
+fault keeps the Bearer challenge. The token's own verification is remembered as a bearer token's
+is; the proof is checked on every request (on the event loop when the token is known: no I/O).
+
 The settings come from `AuthSettings.from_settings(settings)`, built at the edge: GRUNNDATA_JWKS (a
 file path, an https URL, or an http URL on the loopback interface), GRUNNDATA_TOKEN_ISSUER and
 GRUNNDATA_TOKEN_AUDIENCE (both required with a JWKS), GRUNNDATA_CLOCK_SKEW (seconds, default 60,
-at most 300) and GRUNNDATA_DEV_AUTH (1: development mode, everything readable without a token).
+at most 300), GRUNNDATA_DEV_AUTH (1: development mode, everything readable without a token),
+GRUNNDATA_DPOP, GRUNNDATA_DPOP_MAX_AGE and GRUNNDATA_BASE_URL (a proof's htu is checked against it).
 """
 
 from grunndata.server.auth.access import (
@@ -66,11 +82,14 @@ from grunndata.server.auth.access import (
     Access,
     dev_mode_banner,
 )
+from grunndata.server.auth.dpop import ProofRequest, thumbprint
 from grunndata.server.auth.errors import AuthError, ConfigError
 from grunndata.server.auth.settings import (
     ENV_AUDIENCE,
     ENV_CLOCK_SKEW,
     ENV_DEV_AUTH,
+    ENV_DPOP,
+    ENV_DPOP_MAX_AGE,
     ENV_ISSUER,
     ENV_JWKS,
     AuthSettings,
@@ -84,6 +103,8 @@ __all__ = [
     "ENV_AUDIENCE",
     "ENV_CLOCK_SKEW",
     "ENV_DEV_AUTH",
+    "ENV_DPOP",
+    "ENV_DPOP_MAX_AGE",
     "ENV_ISSUER",
     "ENV_JWKS",
     "EVERYTHING",
@@ -100,5 +121,7 @@ __all__ = [
     "AuthSettings",
     "Authenticator",
     "ConfigError",
+    "ProofRequest",
     "dev_mode_banner",
+    "thumbprint",
 ]

@@ -74,13 +74,13 @@ def signing_keys(document: object) -> tuple[PyJWK, ...]:
         parsed = PyJWKSet(candidates).keys
     except PyJWKSetError:
         parsed = []
-    keys = tuple(key for key in map(_public, parsed) if key is not None)
+    keys = tuple(key for key in map(usable_key, parsed) if key is not None)
     if not keys:
         raise JwksProblem(f"the JWKS holds no RSA ({MIN_RSA_BITS} bits or more) or EC P-256 signing key")
     return keys
 
 
-def _public(key: PyJWK) -> PyJWK | None:
+def usable_key(key: PyJWK) -> PyJWK | None:
     """The key as a verification key (a private key's public half), or None when we do not use it."""
     if key.public_key_use not in (None, "sig") or key.algorithm_name not in ALGORITHMS:
         return None

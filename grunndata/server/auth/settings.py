@@ -8,13 +8,23 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from grunndata.server.auth.errors import ConfigError
-from grunndata.settings import DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW, Settings, SettingsError
+from grunndata.settings import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_DPOP_MAX_AGE,
+    DPOP_MODES,
+    MAX_CLOCK_SKEW,
+    MAX_DPOP_MAX_AGE,
+    Settings,
+    SettingsError,
+)
 
 ENV_JWKS = "GRUNNDATA_JWKS"
 ENV_ISSUER = "GRUNNDATA_TOKEN_ISSUER"
 ENV_AUDIENCE = "GRUNNDATA_TOKEN_AUDIENCE"
 ENV_CLOCK_SKEW = "GRUNNDATA_CLOCK_SKEW"
 ENV_DEV_AUTH = "GRUNNDATA_DEV_AUTH"
+ENV_DPOP = "GRUNNDATA_DPOP"
+ENV_DPOP_MAX_AGE = "GRUNNDATA_DPOP_MAX_AGE"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -27,10 +37,19 @@ class AuthSettings:
     audience: str | None = None
     clock_skew: int = DEFAULT_CLOCK_SKEW
     dev: bool = False
+    dpop: str = "allowed"  # off, allowed or required (DPOP_MODES)
+    dpop_max_age: int = DEFAULT_DPOP_MAX_AGE  # seconds a DPoP proof is fresh after its iat
+    public_url: str | None = None  # GRUNNDATA_BASE_URL: a DPoP proof's htu is this + the path
 
     def __post_init__(self) -> None:
         if not 0 <= self.clock_skew <= MAX_CLOCK_SKEW:
             raise ConfigError(_skew_message(str(self.clock_skew)))
+        if self.dpop not in DPOP_MODES:
+            raise ConfigError(f"{ENV_DPOP} must be off, allowed or required, not {self.dpop!r}")
+        if not 1 <= self.dpop_max_age <= MAX_DPOP_MAX_AGE:
+            raise ConfigError(
+                f"{ENV_DPOP_MAX_AGE} must be a whole number of seconds from 1 to {MAX_DPOP_MAX_AGE}, not {self.dpop_max_age!r}"
+            )
         if self.jwks is None:
             for name, value in ((ENV_ISSUER, self.issuer), (ENV_AUDIENCE, self.audience)):
                 if value is not None:
@@ -80,6 +99,9 @@ class AuthSettings:
             settings.token_audience,
             settings.clock_skew,
             settings.dev_auth,
+            settings.dpop,
+            settings.dpop_max_age,
+            settings.base_url,
         )
 
     @classmethod

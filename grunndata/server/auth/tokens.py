@@ -1,4 +1,5 @@
-"""Bearer tokens checked by PyJWT and turned into an `Access`, remembered until they expire.
+"""Access tokens checked by PyJWT and turned into an `Access`, remembered until they expire; a token
+bound to a key (DPoP) is taken only with a fresh proof by that key (dpop.py), checked per request.
 
 PyJWT reads the token and checks the signature, the algorithm against our list, the required
 claims, exp, nbf and iat with the clock skew as its leeway, the issuer and the audience. Ours are
@@ -31,9 +32,16 @@ from jwt.exceptions import (
 from jwt.types import Options
 
 from grunndata.server.auth.access import ANONYMOUS, DEV_EVERYTHING, Access
+from grunndata.server.auth.dpop import (
+    ProofRequest,
+    SeenProofs,
+    check_proof,
+    invalid_dpop_token,
+    invalid_proof,
+)
 from grunndata.server.auth.errors import AuthError, unauthorized
 from grunndata.server.auth.keys import ALGORITHMS, JWKS_REFETCH_INTERVAL, KeySet
-from grunndata.server.auth.settings import AuthSettings
+from grunndata.server.auth.settings import ENV_DPOP, AuthSettings
 
 MAX_AUTHORIZATION_LENGTH = 8192  # HelseID tokens are a few kB; the header is refused before it is read
 CACHE_SIZE = 10_000  # verified tokens remembered
@@ -41,6 +49,8 @@ CACHE_SIZE = 10_000  # verified tokens remembered
 TOKEN_TYPES = ("at+jwt", "jwt")
 LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z; a later exp is not a time
 _OPTIONS: Options = {"require": ["exp", "iss", "aud"]}
+_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}  # RFC 6750 and RFC 9449, compared without case
+_Verified = tuple[Access, float, str | None]  # a token's access, until when, the key it is bound to
 
 _ISSUER = "the token was not issued by {issuer}"
 _AUDIENCE = "the token is not for this service (audience)"
@@ -113,42 +123,87 @@ class Authenticator:
         self.settings = settings
         self._clock = clock
         self._keys = None if settings.jwks is None else KeySet(settings, clock, refetch_interval)
-        self._cache: OrderedDict[str, tuple[Access, float]] = OrderedDict()  # token -> (access, until)
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()  # token -> (access, until, jkt)
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        # a proof is fresh from max_age before now to the skew after it, so taken again until then
+        self._seen = SeenProofs(settings.dpop_max_age + settings.clock_skew)
 
-    def access(self, authorization: str | None) -> Access:
-        """The entitlement of a request with this Authorization header (None: no header)."""
+    def access(self, authorization: str | None, request: ProofRequest | None = None) -> Access:
+        """The entitlement of a request with this Authorization header (None: no header).
+
+        `request` is what a DPoP proof is checked against: the request's method, URL and DPoP
+        headers (None: it carried no DPoP header, which `Authorization: DPoP` needs)."""
         if authorization is None:
             return DEV_EVERYTHING if self.settings.dev else ANONYMOUS
-        token = _bearer_token(authorization)
+        scheme, token = _credentials(authorization)
         if self._keys is None:
             if self.settings.dev:
                 return DEV_EVERYTHING
             raise unauthorized("this server does not accept tokens: no JWKS configured")
-        cached = self._cached(token)
-        if cached is not None:
-            return cached
-        access, until = self._verify(token, self._keys)
-        with self._cache_lock:
-            self._cache[token] = (access, until)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)  # the least recently used
-        return access
+        entry = self._cached(token)
+        if entry is None:
+            entry = self._verify(token, self._keys)
+            with self._cache_lock:
+                self._cache[token] = entry
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)  # the least recently used
+        return self._bound(scheme, token, entry, request)
 
-    def known(self, authorization: str | None) -> Access | None:
+    def known(self, authorization: str | None, request: ProofRequest | None = None) -> Access | None:
         """The entitlement of a request whose token was verified before (or that has none), without
         any I/O; None when `access` has work to do (a signature to check, perhaps a JWKS to fetch),
-        which the server then does off its event loop."""
+        which the server then does off its event loop. A DPoP proof costs no I/O, so with a token
+        seen before it is checked here, and a bad one raised as the AuthError `access` would raise."""
         if authorization is None:
             return DEV_EVERYTHING if self.settings.dev else ANONYMOUS
         try:
-            token = _bearer_token(authorization)
+            scheme, token = _credentials(authorization)
         except AuthError:
             return None
-        return self._cached(token)
+        entry = self._cached(token)
+        return None if entry is None else self._bound(scheme, token, entry, request)
 
-    def _cached(self, token: str) -> Access | None:
+    def _bound(self, scheme: str, token: str, entry: _Verified, request: ProofRequest | None) -> Access:
+        """The verified token's access, once the way it came fits its binding: a token bound to a
+        key (cnf.jkt) only as DPoP with a good proof by that key; an unbound one only as Bearer."""
+        access, _, jkt = entry
+        mode = self.settings.dpop
+        if scheme == "bearer":
+            if jkt is not None:
+                raise invalid_dpop_token(
+                    "the token is bound to a key (cnf.jkt): send it as Authorization: DPoP, with a DPoP proof"
+                )
+            if mode == "required":
+                raise invalid_dpop_token(
+                    f"this service takes DPoP-bound tokens only ({ENV_DPOP}=required): ask for a DPoP token"
+                )
+            return access
+        if mode == "off":
+            raise unauthorized(f"this service does not take DPoP tokens ({ENV_DPOP}=off)")
+        if jkt is None:
+            raise invalid_dpop_token(
+                "the token is not bound to a key (no cnf.jkt), so it is not a DPoP token"
+            )
+        now = self._clock()
+        proof = check_proof(
+            request or ProofRequest("", "", ()),
+            token,
+            now=now,
+            max_age=self.settings.dpop_max_age,
+            skew=self.settings.clock_skew,
+        )
+        if proof.jkt != jkt:
+            raise invalid_proof(
+                "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)"
+            )
+        if not self._seen.first_use(f"{jkt} {proof.jti}", now):
+            raise invalid_proof(
+                "the DPoP proof was used before (its jti was seen): make a new proof per request"
+            )
+        return access
+
+    def _cached(self, token: str) -> _Verified | None:
         with self._cache_lock:
             entry = self._cache.get(token)
             if entry is None:
@@ -157,10 +212,11 @@ class Authenticator:
                 del self._cache[token]  # expired: verifying again says so
                 return None
             self._cache.move_to_end(token)
-            return entry[0]
+            return entry
 
-    def _verify(self, token: str, keys: KeySet) -> tuple[Access, float]:
-        """The token's access and the time until which it holds; AuthError when it does not verify."""
+    def _verify(self, token: str, keys: KeySet) -> _Verified:
+        """The token's access, the time until which it holds, and the thumbprint of the key it is
+        bound to (cnf.jkt, RFC 9449 6.1; None: a bearer token); AuthError when it does not verify."""
         issuer, audience = self.settings.issuer, self.settings.audience
         assert issuer is not None and audience is not None  # AuthSettings requires them with a JWKS
         if token.count(".") != 2:  # PyJWT would read a fourth part as part of the payload
@@ -186,20 +242,37 @@ class Authenticator:
             )
         except PyJWTError as error:
             raise _refusal(error, issuer) from None
-        return _access(claims), int(claims["exp"]) + self.settings.clock_skew  # int(): as PyJWT reads it
+        until = int(claims["exp"]) + self.settings.clock_skew  # int(): as PyJWT reads it
+        return _access(claims), until, _bound_key(claims)
 
 
-def _bearer_token(authorization: str) -> str:
+def _credentials(authorization: str) -> tuple[str, str]:
+    """The scheme (bearer or dpop) and the token of an Authorization header."""
     if len(authorization) > MAX_AUTHORIZATION_LENGTH:
         raise unauthorized(
             f"the Authorization header is too long (more than {MAX_AUTHORIZATION_LENGTH} characters)"
         )
     words = authorization.split()
-    if not words or words[0].lower() != "bearer":
-        raise unauthorized("the Authorization header is not a bearer token")
+    scheme = words[0].lower() if words else ""
+    if scheme not in _SCHEMES:
+        raise unauthorized("the Authorization header is not a bearer (or DPoP) token")
     if len(words) != 2:
-        raise unauthorized("the Authorization header must be Bearer followed by one token")
-    return words[1]
+        raise unauthorized(f"the Authorization header must be {_SCHEMES[scheme]} followed by one token")
+    return scheme, words[1]
+
+
+def _bound_key(claims: dict[str, Any]) -> str | None:
+    """The thumbprint a token is bound to (cnf.jkt), None for a bearer token. A token bound in a
+    way this service cannot check (a certificate, cnf x5t#S256) is refused, not taken as bearer."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not jkt:
+        raise unauthorized(
+            "the token is bound (cnf) but not to a key thumbprint (jkt), which is all this service checks"
+        )
+    return jkt
 
 
 def _algorithm(header: dict[str, Any]) -> str:

@@ -86,7 +86,9 @@ HELSEID = {
     "scheme": "bearer",
     "bearerFormat": "JWT",
     "description": "A HelseID access token; national data needs none, sector and supplementary data "
-    "and imports need the scopes README's Access section lists",
+    "and imports need the scopes README's Access section lists. A token bound to the client's key "
+    "is sent as `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449), and with "
+    "GRUNNDATA_DPOP=required every token must be",
 }
 
 
