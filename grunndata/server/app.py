@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -23,6 +24,14 @@ from grunndata.exporters import export_folder
 from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
+from grunndata.server.conventions import (
+    CORS_EXPOSED_HEADERS,
+    CORS_MAX_AGE,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    Compression,
+    Conventions,
+)
 from grunndata.server.deps import OPENAPI
 from grunndata.server.fastpath import FastReads
 from grunndata.server.faults import RequestIds
@@ -133,6 +142,20 @@ def create_app(
         FastReads, served=served, terms=terms, limits=app.state.limits
     )  # the plainest reads skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
+    # HTTP conventions (server/conventions.py) around all of it, so the fast path's answers and
+    # a 500 get them too; CORS outermost, so a preflight never reaches a route (it would be a 405)
+    app.add_middleware(Compression, minimum=settings.compress_min_bytes)
+    app.add_middleware(Conventions, max_age=settings.cache_max_age)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            allow_credentials=False,  # tokens come in Authorization, never as cookies
+            max_age=CORS_MAX_AGE,
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -149,4 +172,6 @@ def _allowed(request: Request) -> str:
     for route in iter_route_contexts(request.app.routes):
         if route.methods and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # server/conventions.py answers HEAD wherever GET is answered
     return ", ".join(sorted(methods))

@@ -23,6 +23,7 @@ from grunndata import store
 from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage import capability_statement
 from grunndata.server.auth import Access
+from grunndata.server.conventions import AUDIENCE, EVERYONE
 from grunndata.server.deps import (
     AccessDep,
     FormatDep,
@@ -49,6 +50,7 @@ from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, pars
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
+from grunndata.store.access import NATIONAL
 from grunndata.store.searchparams import MPD
 
 HISTORY_OFFSET_LIMIT = 100_000
@@ -456,6 +458,8 @@ def _read_response(
     request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
 ) -> Response:
     headers = {"ETag": f'W/"{version.version}"', "Last-Modified": http_date(version)}
+    if version.tier == NATIONAL:  # the same for every client: a proxy may keep it (server/conventions.py)
+        request.scope[AUDIENCE] = EVERYONE
     if _not_modified(request, version):
         return Response(status_code=304, headers=headers)
     return send(request, fmt, bundles.resource_bytes(version, query, body), headers=headers)
