@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -25,12 +24,9 @@ from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.conventions import (
-    CORS_EXPOSED_HEADERS,
-    CORS_MAX_AGE,
-    CORS_METHODS,
-    CORS_REQUEST_HEADERS,
     Compression,
     Conventions,
+    OnlyWithOrigin,
 )
 from grunndata.server.deps import OPENAPI
 from grunndata.server.fastpath import FastReads
@@ -145,17 +141,9 @@ def create_app(
     # HTTP conventions (server/conventions.py) around all of it, so the fast path's answers and
     # a 500 get them too; CORS outermost, so a preflight never reaches a route (it would be a 405)
     app.add_middleware(Compression, minimum=settings.compress_min_bytes)
-    app.add_middleware(Conventions, max_age=settings.cache_max_age)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=list(CORS_METHODS),
-            allow_headers=list(CORS_REQUEST_HEADERS),
-            expose_headers=list(CORS_EXPOSED_HEADERS),
-            allow_credentials=False,  # tokens come in Authorization, never as cookies
-            max_age=CORS_MAX_AGE,
-        )
+    app.add_middleware(Conventions, max_age=settings.cache_max_age, vary_origin=bool(settings.cors_origins))
+    if settings.cors_origins:  # Starlette's CORSMiddleware, for the requests that have an Origin
+        app.add_middleware(OnlyWithOrigin, origins=settings.cors_origins)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

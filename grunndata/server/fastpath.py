@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR
 from grunndata.server.auth import ANONYMOUS, Access, AuthError
-from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY
+from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY, PREPARED
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
@@ -169,6 +169,7 @@ class FastReads:
                     if prepared is not None:
                         if prepared.version.tier == NATIONAL:
                             scope[AUDIENCE] = EVERYONE
+                        scope[PREPARED] = True  # the same bytes object each time: its gzip is kept
                         await _answer(send, prepared.raw_headers(), prepared.body)
                         return
             elif (
@@ -209,6 +210,7 @@ class FastReads:
         )
         hit = self.served.cached_search(key)
         if hit is not None:
+            scope[PREPARED] = True
             await _answer(send, *hit)
             return
         start: dict[str, Any] = {}
