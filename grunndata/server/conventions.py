@@ -1,9 +1,10 @@
 """HTTP as proxies and browsers expect it, on the fast path (fastpath.py) and the framework alike.
 
-Two ASGI layers that app.py puts around both (outermost first: CORS, `Conventions`,
-`Compression`, then the request ids, the fast path and FastAPI), so an answer gets the same
-headers whichever of the two made it:
+ASGI layers that app.py puts around both (outermost first: `OnlyWithOrigin` (Starlette's CORS
+layer, for a browser's request), `Conventions`, `Compression`, then the request ids, the fast
+path and FastAPI), so an answer gets the same headers whichever of the two made it:
 
+- `OnlyWithOrigin`: CORS; a preflight is answered there and never reaches a route.
 - `Conventions`: HEAD on every GET route (answered as the GET, its body dropped, so the headers
   are exactly the GET's, Content-Length included); `Cache-Control` and `Vary` on every answer.
 - `Compression`: gzip or brotli, by the client's Accept-Encoding and its q-values, for a text
@@ -20,8 +21,8 @@ are `no-store`: a 503 or a 401 must not be served again from a cache.
 How an answer is known to be national: the client can read nothing else (its entitlement is
 national only), or the code that made the answer says so in the scope (`AUDIENCE`): a read of a
 national version (fastpath.py, routes/fhir.py), and a search whose client sees no restricted
-release in the snapshot served now (fastpath.py `_audience`). Everything else that a client with a scope
-gets is private: an answer that is marked wrongly is merely less cacheable, never leaked.
+release in the snapshot served now (fastpath.py `_audience`). Everything else that a client with
+a scope gets is private: an answer that is marked wrongly is merely less cacheable, never leaked.
 """
 
 from __future__ import annotations

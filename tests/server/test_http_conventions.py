@@ -9,11 +9,13 @@ supplementary data), so national and restricted answers can be told apart.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import brotli
 import httpx
@@ -22,7 +24,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from grunndata.server import create_app
-from grunndata.server.conventions import chosen_coding
+from grunndata.server.conventions import PREPARED, Compression, chosen_coding
 from grunndata.settings import Settings
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows
@@ -462,3 +464,45 @@ def test_a_new_release_changes_the_search_etag_of_those_who_can_read_it(servers:
     assert "sector-unit-dose-2" in [e["resource"]["id"] for e in orjson.loads(after.content)["entry"]]
     still = _get(servers.cached + SEARCH, **{"If-None-Match": anonymous.headers["etag"]})
     assert still.status_code == 304
+
+
+# -- the compressed forms the fast path's bodies keep -----------------------------------------
+
+
+def _asgi_answer(body: bytes, prepared: bool) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope[PREPARED] = prepared
+        headers = [(b"content-type", b"application/fhir+json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _through(layer: Compression) -> bytes:
+    scope = {"type": "http", "path": "/fhir/x/y", "headers": [(b"accept-encoding", b"gzip")]}
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(layer(scope, None, send))
+    assert (b"content-encoding", b"gzip") in sent[0]["headers"]
+    body: bytes = sent[1]["body"]
+    return body
+
+
+def test_a_prepared_bodys_gzip_is_made_once_and_the_kept_forms_are_bounded() -> None:
+    bodies = [orjson.dumps({"resourceType": "Basic", "id": str(n), "text": "x" * 3000}) for n in range(20)]
+    kept = Compression(_asgi_answer(bodies[0], prepared=True), minimum=1400, kept_bytes=16 * 3200)
+    first = _through(kept)
+    assert gzip.decompress(first) == bodies[0]
+    assert _through(kept) is first  # kept: not compressed again
+    fresh = Compression(_asgi_answer(bodies[0], prepared=False), minimum=1400)
+    assert _through(fresh) is not _through(fresh)  # a body made per request: never kept
+    assert fresh._kept == {}
+    for body in bodies:  # each ~3.1 KB with its gzip: the bound (51,200 bytes) holds 16, the oldest go
+        kept.app = _asgi_answer(body, prepared=True)
+        _through(kept)
+    assert [b for _, b in kept._kept] == bodies[4:]
+    assert kept._kept_size == sum(len(b) + len(z) for (_, b), z in kept._kept.items()) <= 16 * 3200
