@@ -24,18 +24,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage import capability_statement
 from grunndata.server.auth import Access
 from grunndata.server.conventions import AUDIENCE, EVERYONE
-from grunndata.server.deps import (
-    AccessDep,
-    FormatDep,
-    IdDep,
-    LimitsDep,
-    Resource,
-    SearchedTypeDep,
-    ServedDep,
-    SnapshotDep,
-    StoredTypeDep,
-    listed,
-)
+from grunndata.server.deps import Asked, HistoryAsked, PlainAsked, ReadAsked, Resource, SearchAsked, listed
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import (
     NEGOTIATION,
@@ -65,69 +54,41 @@ first = APIRouter(prefix="/fhir")
 # -- the handlers ---------------------------------------------------------------------------
 
 
-async def metadata(request: Request, _: AccessDep, limits: LimitsDep, fmt: FormatDep) -> Response:
-    limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
-    return send(request, fmt, capability_statement(bundles.base_url(request)))
+async def metadata(request: Request, asked: PlainAsked) -> Response:
+    asked.limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
+    return send(request, asked.fmt, capability_statement(bundles.base_url(request)))
 
 
-async def system_history(
-    request: Request, access: AccessDep, limits: LimitsDep, fmt: FormatDep, served: ServedDep
-) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, limits, None, None)
+async def system_history(request: Request, asked: PlainAsked) -> Response:
+    return await run_in_threadpool(_history, request, asked, None, None)
 
 
-async def search(
-    request: Request,
-    served: ServedDep,
-    access: AccessDep,
-    rtype: SearchedTypeDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-) -> Response:
+async def search(request: Request, asked: SearchAsked) -> Response:
     items = list(request.query_params.multi_items())
-    resources = await listed(request, rtype)
-    return await run_in_threadpool(_search, request, fmt, served, access, rtype, limits, items, resources)
+    resources = await listed(request, asked.rtype)
+    return await run_in_threadpool(_search, request, asked, items, resources)
 
 
-async def search_post(
-    request: Request,
-    served: ServedDep,
-    access: AccessDep,
-    rtype: SearchedTypeDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-) -> Response:
+async def search_post(request: Request, asked: SearchAsked) -> Response:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
-    items = list(request.query_params.multi_items()) + await form_items(request, limits)
-    resources = await listed(request, rtype)
-    return await run_in_threadpool(_search, request, fmt, served, access, rtype, limits, items, resources)
+    items = list(request.query_params.multi_items()) + await form_items(request, asked.limits)
+    resources = await listed(request, asked.rtype)
+    return await run_in_threadpool(_search, request, asked, items, resources)
 
 
-async def type_history(
-    request: Request,
-    served: ServedDep,
-    access: AccessDep,
-    rtype: StoredTypeDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, limits, rtype, None)
+async def type_history(request: Request, asked: HistoryAsked) -> Response:
+    return await run_in_threadpool(_history, request, asked, asked.rtype, None)
 
 
-async def read(
-    request: Request,
-    served: ServedDep,
-    rtype: StoredTypeDep,
-    rid: IdDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-    access: AccessDep,
-) -> Response:
+async def read(request: Request, asked: ReadAsked, rid: str) -> Response:
+    rtype, served, access = asked.rtype, asked.served, asked.access
     for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
         if resource["id"] == rid:
-            return send(request, fmt, bundles.listed_bytes(resource, _shaping(request, rtype, limits)))
+            return send(
+                request, asked.fmt, bundles.listed_bytes(resource, _shaping(request, rtype, asked.limits))
+            )
     prepared = served.read(rtype, rid, access)
     if prepared is None:
         with served.engine.connect() as conn:
@@ -135,57 +96,36 @@ async def read(
         if gone:
             raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
-    return _read_response(request, fmt, prepared.version, _shaping(request, rtype, limits), prepared.body)
+    return _read_response(
+        request, asked.fmt, prepared.version, _shaping(request, rtype, asked.limits), prepared.body
+    )
 
 
-async def instance_history(
-    request: Request,
-    served: ServedDep,
-    access: AccessDep,
-    rtype: StoredTypeDep,
-    rid: IdDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-) -> Response:
-    return await run_in_threadpool(_history, request, fmt, served, access, limits, rtype, rid)
+async def instance_history(request: Request, asked: HistoryAsked, rid: str) -> Response:
+    return await run_in_threadpool(_history, request, asked, asked.rtype, rid)
 
 
-async def vread(
-    request: Request,
-    served: ServedDep,
-    rtype: StoredTypeDep,
-    rid: IdDep,
-    limits: LimitsDep,
-    fmt: FormatDep,
-    access: AccessDep,
-    vid: str,
-) -> Response:
+async def vread(request: Request, asked: ReadAsked, rid: str, vid: str) -> Response:
     if not _VERSION.fullmatch(vid):  # digits only: int() would take " 1", "+1" and "1_0" too
         raise bad(f"{vid!r} is not a version id")
     number = whole_number("version", vid, 1, MAX_NUMBER)
-    with served.engine.connect() as conn:
-        version = store.vread(conn, rtype, rid, number, access)
-        known = version is not None or store.ever_served(conn, rtype, rid, access)
+    rtype = asked.rtype
+    with asked.served.engine.connect() as conn:
+        version = store.vread(conn, rtype, rid, number, asked.access)
+        known = version is not None or store.ever_served(conn, rtype, rid, asked.access)
     if version is None:
         raise FhirError(
             404,
             "not-found",
             f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
         )
-    return _read_response(request, fmt, version, _shaping(request, rtype, limits))
+    return _read_response(request, asked.fmt, version, _shaping(request, rtype, asked.limits))
 
 
-async def everything(
-    request: Request,
-    served: ServedDep,
-    access: AccessDep,
-    rid: IdDep,
-    limits: LimitsDep,  # its parameters are measured, though none but _format and _pretty is read
-    fmt: FormatDep,
-    snapshot: SnapshotDep,
-) -> Response:
-    limits.check(list(request.query_params.multi_items()))
-    return await run_in_threadpool(_everything, request, fmt, served, access, snapshot, rid)
+async def everything(request: Request, asked: PlainAsked, rid: str) -> Response:
+    # its parameters are measured, though none but _format and _pretty is read
+    asked.limits.check(list(request.query_params.multi_items()))
+    return await run_in_threadpool(_everything, request, asked, rid)
 
 
 # -- the routes, in the order they are matched ----------------------------------------------
@@ -281,18 +221,12 @@ router.add_api_route(
 
 
 def _search(
-    request: Request,
-    fmt: str,
-    served: Served,
-    access: Access,
-    rtype: str,
-    limits: Limits,
-    items: list[tuple[str, str]],
-    resources: list[Resource],
+    request: Request, asked: Asked, items: list[tuple[str, str]], resources: list[Resource]
 ) -> Response:
     """Every search: the listed `resources` (sources besides the store) matched first, then the
     store's, one list paged as one. A type with no store part is answered without the store:
     its total is always given (it costs nothing) and its links name no snapshot."""
+    fmt, served, access, rtype, limits = asked.fmt, asked.served, asked.access, asked.rtype, asked.limits
     query = parse(rtype, items, strict(request.headers.get("prefer", "")), limits)
     stored = STORE in sources_of(rtype)
     if stored:
@@ -334,15 +268,8 @@ def _search(
     return send(request, fmt, bundles.searchset(request, query, shown, page, included, snapshot, more, total))
 
 
-def _history(
-    request: Request,
-    fmt: str,
-    served: Served,
-    access: Access,
-    limits: Limits,
-    rtype: str | None,
-    rid: str | None,
-) -> Response:
+def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None) -> Response:
+    fmt, served, access, limits = asked.fmt, asked.served, asked.access, asked.limits
     params = request.query_params
     limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
@@ -391,9 +318,9 @@ def _history(
     return send(request, fmt, bundles.history(request, rtype, rid, items, more, count, offset, upto))
 
 
-def _everything(
-    request: Request, fmt: str, served: Served, access: Access, snapshot: Snapshot, rid: str
-) -> Response:
+def _everything(request: Request, asked: Asked, rid: str) -> Response:
+    fmt, served, access = asked.fmt, asked.served, asked.access
+    snapshot = served.snapshot(access)
     with served.engine.connect() as conn:
         product = store.read(conn, snapshot, MPD, rid)
         if product is None:
