@@ -58,6 +58,7 @@ class Scenario:
     label: str
     server: str  # "ours", "bare" or "raw"
     targets: str  # which list of paths it sends
+    headers: tuple[str, ...] = ()  # header lines every request adds
 
 
 SCENARIOS = (
@@ -65,6 +66,8 @@ SCENARIOS = (
     Scenario("tiny", "bare app, `{}`", "bare", "tiny"),
     Scenario("read-bare", "read by id, bare app", "bare", "read"),
     Scenario("read", "read by id", "ours", "read"),
+    # the same reads, compressed (server/conventions.py): what gzip costs the server per answer
+    Scenario("read-gzip", "read by id, `Accept-Encoding: gzip`", "ours", "read", ("Accept-Encoding: gzip",)),
     Scenario("varenr", "search by varenr", "ours", "varenr"),
     Scenario("name", "name `:contains`", "ours", "name"),
     Scenario("atc", "ATC search", "ours", "atc"),
@@ -304,10 +307,17 @@ class Row:
 
 
 def measure_on(
-    server: Server, paths: list[str], clients: int, duration: float, warmup: float
+    server: Server,
+    paths: list[str],
+    clients: int,
+    duration: float,
+    warmup: float,
+    headers: tuple[str, ...] = (),
 ) -> tuple[Result, float]:
     cpu, wall = server.cpu_seconds(), time.perf_counter()
-    result = measure(server.url, paths, concurrency=clients, duration=duration, warmup=warmup)
+    result = measure(
+        server.url, paths, concurrency=clients, duration=duration, warmup=warmup, headers=headers
+    )
     return result, (server.cpu_seconds() - cpu) / (time.perf_counter() - wall)
 
 
@@ -471,7 +481,7 @@ def run_all(
         for run in range(runs):
             for c in clients:
                 for s, store, server in plan:
-                    result, cpu = measure_on(server, targets[s.targets], c, duration, warmup)
+                    result, cpu = measure_on(server, targets[s.targets], c, duration, warmup, s.headers)
                     got = results.setdefault((s.key, store, c), ([], []))
                     got[0].append(result)
                     got[1].append(cpu)

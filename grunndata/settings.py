@@ -27,6 +27,9 @@ DEFAULT_MAX_XML_BYTES = 2 * 1024**3  # a real delivery is ~118 MB of XML
 DEFAULT_MAX_RESOURCE_FILE_BYTES = 1 << 30
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 READY_CHECKS: tuple[Literal["store", "national"], ...] = ("store", "national")
+MAX_CACHE_MAX_AGE = 86_400
+# an answer that fits one TCP segment (an Ethernet MTU less the headers) arrives no sooner compressed
+DEFAULT_COMPRESS_MIN_BYTES = 1400
 
 # The bounds of one search's parameters, checked before any is read further or the database asked
 # (server/fhir_io/params.py `Limits`): field -> (default, most allowed, description). A real EPJ
@@ -187,6 +190,26 @@ class Settings(BaseSettings):
     max_xml_bytes: int = Field(
         default=DEFAULT_MAX_XML_BYTES, gt=0, description="The most XML a FEST delivery may expand to."
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        # split by _READ, not read as JSON
+        default=("*",),
+        description="The origins (`https://app.example`) whose browser apps may call the API, "
+        "separated by `,`; `*` any origin; `none` no CORS headers at all. Never with credentials: "
+        "the API takes tokens in Authorization, not cookies.",
+    )
+    cache_max_age: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_CACHE_MAX_AGE,
+        description="Seconds a proxy or browser may serve national data without asking again; 0: "
+        "`no-cache`, it asks each time (a 304 by ETag when nothing changed), so a withdrawal is "
+        "never served stale after a release.",
+    )
+    compress_min_bytes: int = Field(
+        default=DEFAULT_COMPRESS_MIN_BYTES,
+        ge=0,
+        description="The smallest answer sent gzip or brotli compressed to a client that accepts it.",
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -263,6 +286,17 @@ def _on_or_off(text: str) -> bool:
     raise ValueError(text)
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    """Origins separated by commas, each `*` or scheme://host[:port] with nothing after it (a
+    browser's Origin header never has a path, so one with a path would never match)."""
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+            raise ValueError(text)
+    return origins
+
+
 _READ: dict[str, Callable[[str], Any]] = {
     "debug": lambda text: True,  # set at all: as before, GRUNNDATA_DEBUG=0 shows tracebacks too
     "clock_skew": _digits,
@@ -276,6 +310,7 @@ _READ: dict[str, Callable[[str], Any]] = {
     "ready_checks": lambda text: (
         () if text.lower() == "none" else tuple(c.strip().lower() for c in text.split(",") if c.strip())
     ),
+    "cors_origins": lambda text: () if text.lower() == "none" else _origins(text),
 }
 
 _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
@@ -292,6 +327,9 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "max_upload_bytes": "a whole number of bytes, more than 0",
     "max_resource_file_bytes": "a whole number of bytes, more than 0",
     "max_xml_bytes": "a whole number of bytes, more than 0",
+    "cors_origins": "`*`, `none` or origins such as https://app.example separated by commas",
+    "cache_max_age": f"a whole number of seconds from 0 to {MAX_CACHE_MAX_AGE:,}",
+    "compress_min_bytes": "a whole number of bytes, 0 or more",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()

@@ -69,13 +69,14 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 29
+    assert len(rows) == len(Settings.model_fields) == 31
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
         "| `GRUNNDATA_DB` | text | sqlite:///grunndata.db | The store's database URL when `--db` is not given. |"
     )
-    assert "| `GRUNNDATA_MAX_XML_BYTES` | integer | 2147483648 (2 GiB) |" in rows[-1]
+    assert "| `GRUNNDATA_MAX_XML_BYTES` | integer | 2147483648 (2 GiB) |" in rows[26]
+    assert rows[27].startswith("| `GRUNNDATA_CORS_ORIGINS` | list | * |")
 
 
 def test_the_defaults_are_those_the_code_had() -> None:
@@ -139,10 +140,22 @@ def test_the_environment_is_read_by_load(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GRUNNDATA_READ_CACHE", "7")
     monkeypatch.setenv("GRUNNDATA_JWKS", "")  # empty: unset
     monkeypatch.setenv("GRUNNDATA_CATALOG", os.pathsep.join(["x.yaml", "y.yaml"]))
+    monkeypatch.setenv("GRUNNDATA_CORS_ORIGINS", " https://a.example/, http://localhost:3000 ")
     settings = Settings.load()
     assert (settings.read_cache, settings.jwks) == (7, None)
     assert settings.catalog == (Path("x.yaml"), Path("y.yaml"))
+    assert settings.cors_origins == ("https://a.example", "http://localhost:3000")
     assert Settings.load({}).read_cache == 50_000  # a mapping alone: the environment is not read
+
+
+def test_the_http_settings() -> None:
+    defaults = Settings.load({})
+    assert (defaults.cors_origins, defaults.cache_max_age, defaults.compress_min_bytes) == (("*",), 0, 1400)
+    assert Settings.load({"GRUNNDATA_CORS_ORIGINS": "none"}).cors_origins == ()
+    assert Settings.load({"GRUNNDATA_CORS_ORIGINS": "NONE"}).cors_origins == ()
+    assert Settings.load({"GRUNNDATA_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    assert Settings.load({"GRUNNDATA_CACHE_MAX_AGE": "300"}).cache_max_age == 300
+    assert Settings.load({"GRUNNDATA_COMPRESS_MIN_BYTES": "0"}).compress_min_bytes == 0
 
 
 @pytest.mark.parametrize(
@@ -209,6 +222,28 @@ def test_the_environment_is_read_by_load(monkeypatch: pytest.MonkeyPatch) -> Non
             "GRUNNDATA_SEARCH_MAX_BYTES",
             "0",
             "GRUNNDATA_SEARCH_MAX_BYTES must be a whole number from 1 to 1,048,576, not '0'",
+        ),
+        (  # an Origin header never has a path: it would never match
+            "GRUNNDATA_CORS_ORIGINS",
+            "https://a.example/app",
+            "GRUNNDATA_CORS_ORIGINS must be `*`, `none` or origins such as https://app.example "
+            "separated by commas, not 'https://a.example/app'",
+        ),
+        (
+            "GRUNNDATA_CORS_ORIGINS",
+            "a.example",
+            "GRUNNDATA_CORS_ORIGINS must be `*`, `none` or origins such as https://app.example "
+            "separated by commas, not 'a.example'",
+        ),
+        (
+            "GRUNNDATA_CACHE_MAX_AGE",
+            "86401",
+            "GRUNNDATA_CACHE_MAX_AGE must be a whole number of seconds from 0 to 86,400, not '86401'",
+        ),
+        (
+            "GRUNNDATA_COMPRESS_MIN_BYTES",
+            "1k",
+            "GRUNNDATA_COMPRESS_MIN_BYTES must be a whole number of bytes, 0 or more, not '1k'",
         ),
         (
             "GRUNNDATA_SEARCH_MAX_PARAMS",

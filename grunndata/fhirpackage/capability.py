@@ -51,7 +51,7 @@ def _search_params(rtype: str) -> list[dict[str, str]]:
     ]
 
 
-def _security(issuer: str | None, read_scopes: tuple[str, ...]) -> dict[str, object]:
+def _security(issuer: str | None, read_scopes: tuple[str, ...], cors: bool) -> dict[str, object]:
     """rest.security: OAuth bearer tokens (HelseID) for what is not national; national data is open.
 
     The token service is named by its issuer (GRUNNDATA_TOKEN_ISSUER): its OpenID configuration
@@ -65,14 +65,14 @@ def _security(issuer: str | None, read_scopes: tuple[str, ...]) -> dict[str, obj
     else:
         how = (
             "National data is open and needs no token. Sector and supplementary data need an OAuth 2.0 "
-            f"bearer access token (a JWT) from HelseID's token service {issuer} (its endpoints: "
+            f"access token (a JWT), sent as Bearer or bound to the client's key as DPoP (RFC 9449), from HelseID's token service {issuer} (its endpoints: "
             f"{issuer.rstrip('/')}/.well-known/openid-configuration), with one of the scopes: "
             + ", ".join(f"`{s}`" for s in read_scopes)
             + ". Data a token does not entitle the client to is left out of every answer, as if it "
             "did not exist."
         )
     return {
-        "cors": False,  # no CORS headers yet: true once browsers may call the API from other origins
+        "cors": cors,  # GRUNNDATA_CORS_ORIGINS: browser apps on other origins may call the API
         "service": [
             {
                 "coding": [
@@ -90,9 +90,11 @@ def _security(issuer: str | None, read_scopes: tuple[str, ...]) -> dict[str, obj
 
 
 @cache
-def capability_statement(base: str, issuer: str | None = None, read_scopes: tuple[str, ...] = ()) -> bytes:
+def capability_statement(
+    base: str, issuer: str | None = None, read_scopes: tuple[str, ...] = (), cors: bool = False
+) -> bytes:
     """The CapabilityStatement of a server at `base` whose tokens come from `issuer` and grant
-    `read_scopes` (the package's own copy has neither)."""
+    `read_scopes`, answering browsers on other origins if `cors` (the package's own copy has none)."""
     resources: list[dict[str, object]] = []
     for rtype in SEARCHED_TYPES:
         if rtype not in SERVED_TYPES:
@@ -180,7 +182,7 @@ def capability_statement(base: str, issuer: str | None = None, read_scopes: tupl
                     "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "
                     "correct while a new release is activated. _total defaults to none."
                 ),
-                "security": _security(issuer, read_scopes),
+                "security": _security(issuer, read_scopes, cors),
                 "resource": resources,
                 "interaction": [{"code": "history-system"}],
                 "searchParam": _search_params("Resource"),

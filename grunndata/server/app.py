@@ -24,6 +24,11 @@ from grunndata.exporters import export_folder
 from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
 from grunndata.server.catalog import CatalogueView
+from grunndata.server.conventions import (
+    Compression,
+    Conventions,
+    OnlyWithOrigin,
+)
 from grunndata.server.deps import OPENAPI
 from grunndata.server.fastpath import FastReads
 from grunndata.server.faults import RequestIds
@@ -136,6 +141,12 @@ def create_app(
         FastReads, served=served, terms=terms, limits=app.state.limits
     )  # the plainest reads skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
+    # HTTP conventions (server/conventions.py) around all of it, so the fast path's answers and
+    # a 500 get them too; CORS outside them, so a preflight never reaches a route (it would be a 405)
+    app.add_middleware(Compression, minimum=settings.compress_min_bytes)
+    app.add_middleware(Conventions, max_age=settings.cache_max_age, vary_origin=bool(settings.cors_origins))
+    if settings.cors_origins:  # Starlette's CORSMiddleware, for the requests that have an Origin
+        app.add_middleware(OnlyWithOrigin, origins=settings.cors_origins)
     # outermost: every request counted, timed and logged, the fast path's and the faults' too
     app.add_middleware(Observe, routes=lambda: app.router.routes, log_format=settings.log_format)
 
@@ -164,4 +175,6 @@ def _allowed(request: Request) -> str:
     for route in iter_route_contexts(request.app.routes):
         if route.methods and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # server/conventions.py answers HEAD wherever GET is answered
     return ", ".join(sorted(methods))

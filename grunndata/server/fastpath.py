@@ -16,33 +16,92 @@ it may not read, and searches, are keyed and filtered by its entitlement.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR, authorization_of
-from grunndata.server.auth import Access, AuthError
+from grunndata.server.auth import ANONYMOUS, Access, AuthError
+from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY, PREPARED
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
 from grunndata.store import STORE, sources_of
+from grunndata.store.access import NATIONAL
 
 # only the store's: a listed part (the catalogue's Organizations) is live, and goes first
 _TYPES = frozenset(t for t in SERVED_TYPES if sources_of(t) == (STORE,))
 _CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")
+_SEARCH_CONDITIONAL = (b"if-modified-since", b"prefer")  # If-None-Match of a search is answered here
 TRANSLATE = "/fhir/ConceptMap/$translate"
+# the `_format` a read may name and still be the fast path's: the JSON it sends ("+" is a space
+# in a query string, so `application/fhir+json` unencoded arrives as `application/fhir json`)
+_JSON_FORMATS = frozenset(
+    f"_format={f}".encode()
+    for f in (
+        "json",
+        "application/json",
+        "application/fhir+json",
+        "application/fhir%2Bjson",
+        "application/fhir%2bjson",
+        "application/fhir%20json",
+    )
+)
 
 
-def _wants_json(headers: list[tuple[bytes, bytes]]) -> bool:
+def _plain_read(query_string: bytes) -> bool:
+    """No query string, or one `_format` that asks for JSON."""
+    return not query_string or query_string in _JSON_FORMATS
+
+
+def _wants_json(headers: list[tuple[bytes, bytes]], conditional: tuple[bytes, ...] = _CONDITIONAL) -> bool:
     for name, value in headers:
-        if name in _CONDITIONAL:
+        if name in conditional:
             return False
         if name == b"accept":
             accept = value.lower()
             if b"xml" in accept or not (b"json" in accept or b"*/*" in accept):
                 return False
     return True
+
+
+def search_etag(scope: dict[str, Any], served: Served, access: Access) -> str:
+    """The ETag of a search of a store-only type, known before the search is run.
+
+    Releases never change once served, so the answer is fixed by: the releases the client may
+    read in the snapshot served now (a new release changes them), its entitlement (two clients
+    whose answers could differ never share a tag, even when their releases are the same today),
+    the URL (its links name our scheme and host), and the headers that shape it (Accept, Prefer).
+    Weak: two such answers mean the same but are not the same bytes (Bundle.meta.lastUpdated is
+    the moment of answering, and a cached copy keeps its own); a weak tag is all If-None-Match
+    needs, and it stays true across gzip and brotli.
+    """
+    headers = dict(scope["headers"])  # the last of a repeated header: the key is the same for equal requests
+    parts = (
+        served.snapshot(access).token.encode(),
+        access.key.encode(),
+        scope.get("scheme", "http").encode(),
+        headers.get(b"host", b""),
+        scope["path"].encode(),
+        scope["query_string"],
+        headers.get(b"accept", b""),
+        headers.get(b"prefer", b""),
+    )
+    digest = hashlib.sha256(b"\x00".join(parts)).hexdigest()[:24]
+    return f'W/"s{digest}"'
+
+
+def _matches(if_none_match: bytes, etag: str) -> bool:
+    """If-None-Match against our weak tag: weak comparison (RFC 9110 8.8.3.2), or `*`."""
+    opaque = etag.removeprefix("W/")
+    for tag in if_none_match.decode("latin-1").split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == opaque:
+            return True
+    return False
 
 
 class FastReads:
@@ -80,6 +139,19 @@ class FastReads:
             return
         if scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
             path: str = scope["path"]
+            if path.count("/") == 2 and path[6:] in _TYPES:  # a search: the fast path's or the app's
+                audience = self._audience(scope, access)
+                if audience is not None:
+                    scope[AUDIENCE] = audience
+                etag = search_etag(scope, self.served, access)
+                asked = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+                if asked is not None and _matches(asked, etag):  # unchanged: no need to search
+                    await send(
+                        {"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]}
+                    )
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                send = _with_etag(send, etag.encode())
             if path == TRANSLATE and self.terms is not None and _wants_json(scope["headers"]):
                 body = self.terms.translate_now(scope["query_string"], self.limits)
                 if body is not None:
@@ -90,22 +162,40 @@ class FastReads:
                     await _answer(send, headers, body)
                     return
             slashes = path.count("/")
-            if slashes == 3 and not scope["query_string"]:
+            if slashes == 3 and _plain_read(scope["query_string"]):
                 rtype, rid = path[6:].split("/")
                 if rtype in _TYPES and ID_PATTERN.fullmatch(rid) and _wants_json(scope["headers"]):
                     prepared = self.served.read(rtype, rid, access)
                     if prepared is not None:
+                        if prepared.version.tier == NATIONAL:
+                            scope[AUDIENCE] = EVERYONE
+                        scope[PREPARED] = True  # the same bytes object each time: its gzip is kept
                         await _answer(send, prepared.raw_headers(), prepared.body)
                         return
             elif (
                 slashes == 2
                 and path[6:] in _TYPES
                 and self.served.search_cache_bytes > 0
-                and _wants_json(scope["headers"])
+                and _wants_json(scope["headers"], _SEARCH_CONDITIONAL)  # If-None-Match: answered above
             ):
                 await self._search(scope, receive, send, access)
                 return
         await self.app(scope, receive, send)
+
+    def _audience(self, scope: dict[str, Any], access: Access) -> str | None:
+        """Who may be given a search's answer (server/conventions.py): EVERYONE when no release
+        served now is restricted (every client gets this answer), NATIONAL_ONLY when this client
+        sees no release that a client without a token does not (other clients may get more, but
+        nothing restricted is in this one), None (private) otherwise. A search that names its own
+        `_snapshot` (a paging link's) is not compared, and is private to a client with a scope."""
+        if b"_snapshot" in scope["query_string"]:
+            return None
+        public = self.served.snapshot(ANONYMOUS)
+        if self.served.snapshot() == public:
+            return EVERYONE
+        if self.served.snapshot(access) == public:
+            return NATIONAL_ONLY
+        return None
 
     async def _search(self, scope: dict[str, Any], receive: Any, send: Any, access: Access) -> None:
         host = next((v for k, v in scope["headers"] if k == b"host"), b"")
@@ -120,6 +210,7 @@ class FastReads:
         )
         hit = self.served.cached_search(key)
         if hit is not None:
+            scope[PREPARED] = True
             await _answer(send, *hit)
             return
         start: dict[str, Any] = {}
@@ -135,6 +226,17 @@ class FastReads:
             await send(message)
 
         await self.app(scope, receive, keep)
+
+
+def _with_etag(send: Any, etag: bytes) -> Any:
+    """`send` with the search's ETag added to a 200 answer."""
+
+    async def tagged(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            message = {**message, "headers": [*message.get("headers", []), (b"etag", etag)]}
+        await send(message)
+
+    return tagged
 
 
 async def _answer(send: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

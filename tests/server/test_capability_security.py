@@ -41,7 +41,7 @@ def _rest(client: TestClient) -> dict[str, Any]:
 def test_security_names_the_token_service_and_the_scopes(secured: TestClient) -> None:
     security = _rest(secured)["security"]
     assert security["service"] == [{"coding": [OAUTH], "text": "OAuth 2.0 bearer tokens (HelseID)"}]
-    assert security["cors"] is False
+    assert security["cors"] is True  # GRUNNDATA_CORS_ORIGINS defaults to any origin
     text = security["description"]
     assert (
         f"token service {ISSUER} (its endpoints: {ISSUER.rstrip('/')}/.well-known/openid-configuration)"

@@ -24,6 +24,10 @@ FORMATS = {
     "text/xml": "xml",
     "application/xml": "xml",
     "application/fhir+xml": "xml",
+    # a "+" left unencoded in a query string arrives as a space: `_format=application/fhir+xml`
+    # typed into a browser's address bar means XML, and is answered so
+    "application/fhir json": "json",
+    "application/fhir xml": "xml",
 }
 
 

@@ -23,6 +23,7 @@ from grunndata import store
 from grunndata.fhir import SERVED_TYPES
 from grunndata.fhirpackage import capability_statement
 from grunndata.server.auth import ALL_OWNERS, SCOPE_SECTOR_READ, SCOPE_SUPPLEMENTARY_READ, Access
+from grunndata.server.conventions import AUDIENCE, EVERYONE
 from grunndata.server.deps import Asked, HistoryAsked, PlainAsked, ReadAsked, Resource, SearchAsked, listed
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import (
@@ -38,6 +39,7 @@ from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, pars
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
+from grunndata.store.access import NATIONAL
 from grunndata.store.searchparams import MPD
 
 HISTORY_OFFSET_LIMIT = 100_000
@@ -57,7 +59,9 @@ first = APIRouter(prefix="/fhir")
 async def metadata(request: Request, asked: PlainAsked) -> Response:
     asked.limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
     auth = asked.served.auth.settings  # rest.security names the token service and scopes
-    return send(request, asked.fmt, capability_statement(bundles.base_url(request), auth.issuer, READ_SCOPES))
+    cors = bool(request.app.state.settings.cors_origins)
+    body = capability_statement(bundles.base_url(request), auth.issuer, READ_SCOPES, cors)
+    return send(request, asked.fmt, body)
 
 
 async def system_history(request: Request, asked: PlainAsked) -> Response:
@@ -386,6 +390,8 @@ def _read_response(
     request: Request, fmt: str, version: Version, query: Query | None, body: bytes | None = None
 ) -> Response:
     headers = {"ETag": f'W/"{version.version}"', "Last-Modified": http_date(version)}
+    if version.tier == NATIONAL:  # the same for every client: a proxy may keep it (server/conventions.py)
+        request.scope[AUDIENCE] = EVERYONE
     if _not_modified(request, version):
         return Response(status_code=304, headers=headers)
     return send(request, fmt, bundles.resource_bytes(version, query, body), headers=headers)
