@@ -634,6 +634,16 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the FHIR R5 API at /fhir (and /, /docs, /health, /livez, /readyz, /metrics, /releases)."""
+    import os
+
+    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc and not Path(multiproc).is_dir():  # prometheus-client would fail on it at import
+        err.print(
+            f"error: PROMETHEUS_MULTIPROC_DIR={multiproc} is no folder: make it (empty) or unset it",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
     import uvicorn
 
     from grunndata.server import create_app

@@ -25,6 +25,11 @@ def refusal(e: AuthError) -> FhirError:
     return FhirError(e.status, _CODES.get(e.status, "security"), e.message, headers)
 
 
+ASKED_METHOD = "grunndata.asked_method"
+"""The method the client sent, where a layer serves it as another (HEAD is answered as GET
+without the body, server/conventions.py): a DPoP proof names the method sent (RFC 9449 `htm`)."""
+
+
 def authorization_of(
     scope: MutableMapping[str, Any], auth: Authenticator
 ) -> tuple[str | None, ProofRequest | None]:
@@ -38,10 +43,12 @@ def authorization_of(
     which then gives the scope the scheme the client used.
     """
     headers: list[tuple[bytes, bytes]] = scope["headers"]
-    raw = next((v for k, v in headers if k == b"authorization"), None)
-    if raw is None:
+    found = [v for k, v in headers if k == b"authorization"]
+    if not found:
         return None, None
-    authorization = raw.decode("latin-1")
+    if len(found) > 1:  # a proxy that reads the last and a server the first disagree about who asks
+        raise AuthError(400, "more than one Authorization header", error="invalid_request")
+    authorization = found[0].decode("latin-1")
     if authorization[:4].lower() != "dpop":
         return authorization, None
     proofs = tuple(v.decode("latin-1") for k, v in headers if k == b"dpop")
@@ -52,7 +59,7 @@ def authorization_of(
             server = scope.get("server") or ("localhost", None)
             host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
         base = f"{scope.get('scheme', 'http')}://{host}"
-    return authorization, ProofRequest(scope["method"], base + scope["path"], proofs)
+    return authorization, ProofRequest(scope.get(ASKED_METHOD, scope["method"]), base + scope["path"], proofs)
 
 
 def access_of(request: Request, auth: Authenticator) -> Access:

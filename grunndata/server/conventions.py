@@ -35,7 +35,7 @@ import brotli
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
-from grunndata.server.access import ACCESS
+from grunndata.server.access import ACCESS, ASKED_METHOD
 from grunndata.server.auth import Access
 
 # scope key: who may be given the answer, set by the code that made it; absent: a client with a
@@ -101,7 +101,8 @@ class Conventions:
             await self.app(scope, receive, send)
             return
         head = scope["method"] == "HEAD"
-        inner = {**scope, "method": "GET"} if head else scope  # the layers inside fill it in
+        # the layers inside fill it in; a DPoP proof is still checked against the method sent
+        inner = {**scope, "method": "GET", ASKED_METHOD: "HEAD"} if head else scope
 
         async def conventional(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -113,7 +114,12 @@ class Conventions:
                 message = {"type": "http.response.body", "body": b""}
             await send(message)
 
-        await self.app(inner, receive, conventional)
+        try:
+            await self.app(inner, receive, conventional)
+        finally:
+            if head:  # what the inner layers learnt (request id, access, route) for the outer ones' log
+                for key, value in inner.items():
+                    scope.setdefault(key, value)
 
     def _headers(self, scope: dict[str, Any], status: int, raw: Headers) -> Headers:
         access = scope.get(ACCESS)
@@ -252,6 +258,11 @@ class Compression:
                 return
             start, held = held, None
             body: bytes = message.get("body", b"")
+            if start["status"] == 304:  # RFC 9110 15.4.5: the Vary its 200 would have had (the 200
+                # may have been compressed; saying so of a small one costs a cache nothing wrong)
+                await send({**start, "headers": with_vary(start.get("headers", []), b"Accept-Encoding")})
+                await send(message)
+                return
             if len(body) < self.minimum or message.get("more_body") or not _compressible(start):
                 await send(start)
                 await send(message)

@@ -118,8 +118,8 @@ class FastReads:
         and must not stall the event loop.
         """
         auth = self.served.auth
-        header, proof = authorization_of(scope, auth)
         try:
+            header, proof = authorization_of(scope, auth)
             access = auth.known(header, proof)  # a DPoP proof is checked here (no I/O)
             if access is None:
                 access = await run_in_threadpool(auth.access, header, proof)

@@ -40,7 +40,16 @@ from grunndata.server.auth import NATIONAL, Access
 from grunndata.server.faults import REQUEST_ID
 from grunndata.store import SEARCHED_TYPES, list_releases
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # kept out of a plain line: a decoded %0A would start another
+# kept out of a plain line: a decoded %0A (or a line break Unicode knows) would start another
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(text: str) -> str:
+    return _CONTROL.sub(
+        lambda c: f"\\x{ord(c.group()):02x}" if ord(c.group()) < 256 else f"\\u{ord(c.group()):04x}", text
+    )
+
+
 UNMATCHED = "(no route)"  # a path no route takes: one label for all of them
 access_log = logging.getLogger("grunndata.access")
 
@@ -268,11 +277,9 @@ class Observe:
                 "%s %s %s (%s) %d %.1f ms client %s",
                 line["request_id"],
                 method,
-                _CONTROL.sub(
-                    lambda c: f"\\x{ord(c.group()):02x}", scope["path"]
-                ),  # one line, whatever the path
+                _escaped(scope["path"]),  # one line, whatever the path
                 route,
                 status,
                 line["duration_ms"],
-                line["client_id"] or "-",
+                _escaped(line["client_id"] or "-"),  # a signed claim, but still text from outside
             )

@@ -561,3 +561,33 @@ def test_a_clients_proof_header_is_read_once_and_the_kept_ones_are_bounded(
         with pytest.raises(AuthError, match="typ must be dpop"):
             auth.access(f"DPoP {token}", ProofRequest("GET", NOTE_URL, (bad,)))
     assert len(dpop._KEYS) == 2
+
+
+def test_a_head_request_is_proved_as_head_not_as_the_get_it_is_answered_as(
+    api: TestClient, issuer: Issuer, key: DpopKey
+) -> None:
+    # HEAD is served as GET without the body (server/conventions.py); the proof names what was sent
+    head = api.head(
+        "/fhir/Basic/sector-note-1", headers=issuer.dpop_headers(key, "HEAD", NOTE_URL, SECTOR_READ)
+    )
+    assert (head.status_code, head.content) == (200, b"")
+    as_get = api.head(
+        "/fhir/Basic/sector-note-1", headers=issuer.dpop_headers(key, "GET", NOTE_URL, SECTOR_READ)
+    )
+    assert as_get.status_code == 401
+    assert as_get.headers["www-authenticate"].startswith(
+        'DPoP realm="grunndata", error="invalid_dpop_proof", '
+        'error_description="the DPoP proof is for another method (htm is not HEAD)"'
+    )
+
+
+def test_two_authorization_headers_are_refused_whichever_comes_first(api: TestClient, issuer: Issuer) -> None:
+    # a proxy that reads the last one and a server that reads the first would disagree about who asks
+    good, bad = f"Bearer {issuer.token(SECTOR_READ)}", "Bearer not-a-token"
+    for first, second in ((good, bad), (bad, good), (good, good)):
+        answer = api.get(
+            "/fhir/Basic/sector-note-1", headers=[("Authorization", first), ("Authorization", second)]
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["issue"][0]["diagnostics"] == "more than one Authorization header"
+        assert "store below" not in answer.text

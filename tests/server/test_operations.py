@@ -213,3 +213,65 @@ def test_a_plain_line_stays_one_line_whatever_the_path(
     assert line.startswith(
         "req-44 GET /fhir/Basic/x\\x0a200 GET forged (/fhir/Basic/{rid}) 400 "
     )  # not an id
+
+
+def test_a_head_request_is_logged_with_its_request_id_and_client(
+    engine: Engine, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # HEAD is answered as a GET inside (server/conventions.py); what the inner layers learn of it
+    # (the request id, the client) still reaches the log line
+    import_fest(engine, require(REAL_FEST))
+    token = issuer.token(client_id="epj-vendor-7")
+    app = create_app(engine, issuer.authenticator(), warm=False, settings=Settings.load({}))
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="grunndata.access"):
+        answer = client.head(READ, headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-head-1"})
+    assert (answer.status_code, answer.content, answer.headers["x-request-id"]) == (200, b"", "req-head-1")
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "grunndata.access"]
+    assert (line["request_id"], line["method"], line["status"], line["client_id"]) == (
+        "req-head-1",
+        "HEAD",
+        200,
+        "epj-vendor-7",
+    )
+
+
+def test_a_plain_line_escapes_the_client_id_too(
+    engine: Engine, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a signed claim, but text from outside all the same: a line break in it must not forge a line
+    import_fest(engine, require(REAL_FEST))
+    token = issuer.token(client_id="evil\n2026 GET /admin 200 root\u2028\x1b[31m")
+    settings = Settings.load({"GRUNNDATA_LOG_FORMAT": "plain"})
+    app = create_app(engine, issuer.authenticator(), warm=False, settings=settings)
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="grunndata.access"):
+        client.get(READ, headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-45"})
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "grunndata.access"]
+    assert line.endswith(" ms client evil\\x0a2026 GET /admin 200 root\\u2028\\x1b[31m")
+
+
+def test_metrics_files_cut_short_are_a_503_not_a_500(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker killed while it made its file leaves it empty: prometheus-client cannot unpack it
+    (tmp_path / "counter_999.db").write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    _, client = fresh_api
+    answer = client.get("/metrics")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["issue"][0]["diagnostics"].startswith(
+        "the metrics files in PROMETHEUS_MULTIPROC_DIR cannot be read ("
+    )
+
+
+def test_serve_refuses_a_multiprocess_folder_that_is_not_there(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")}
+    done = subprocess.run(
+        [sys.executable, "-m", "grunndata.cli", "serve", "--db", f"sqlite:///{tmp_path / 'g.db'}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'missing'} is no folder" in done.stderr
+    assert not (tmp_path / "g.db").exists()  # nothing made

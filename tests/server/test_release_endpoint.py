@@ -52,7 +52,14 @@ def test_an_active_release_has_its_counts(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "path,status",
-    [("/releases/3", 404), ("/releases/0", 400), ("/releases/x", 400), ("/releases/99999999999", 400)],
+    [
+        ("/releases/3", 404),
+        ("/releases/0", 400),
+        ("/releases/x", 400),
+        ("/releases/99999999999", 400),
+        ("/releases/2147483648", 400),
+    ]
+    + [(f"/releases/{loose}", 400) for loose in ("1.0", "01", "%2B1", "1%20", "1e0")],
 )
 def test_no_such_release(client: TestClient, path: str, status: int) -> None:
     answer = client.get(path)

@@ -5,6 +5,7 @@ report, and the FEST->IDMP coverage report."""
 from __future__ import annotations
 
 import os
+import struct
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -113,7 +114,13 @@ def readyz(served: ServedDep, settings: SettingsDep) -> Response:
 )
 async def metrics(served: ServedDep) -> Response:
     """Requests, latencies and cache lookups of every server process, and the store's releases."""
-    body, media_type = await run_in_threadpool(exposition, served.engine, prometheus_multiproc_dir())
+    folder = prometheus_multiproc_dir()
+    try:
+        body, media_type = await run_in_threadpool(exposition, served.engine, folder)
+    except (OSError, ValueError, struct.error) as e:  # a process's file there cut short or not the library's
+        raise FhirError(
+            503, "transient", f"the metrics files in PROMETHEUS_MULTIPROC_DIR cannot be read ({e})"
+        ) from None
     return Response(body, media_type=media_type)
 
 
@@ -122,13 +129,18 @@ async def metrics(served: ServedDep) -> Response:
     responses={404: {"description": "No such release, or one of a line the client may not read"}},
 )
 def release_report(
-    release: Annotated[int, Path(ge=1, le=MAX_RELEASE)], served: ServedDep, access: AccessDep
+    # digits as written: an int would also take "1.0", "01", "+1" and "1 " for release 1
+    release: Annotated[str, Path(pattern=r"^[1-9][0-9]{0,9}$", description="A release number")],
+    served: ServedDep,
+    access: AccessDep,
 ) -> dict[str, Any]:
     """One release's whole report, refused and failed ones included: every problem and warning with
     its place, and the counts (what `grunndata releases show N --json` prints). A sector or
     supplementary line's release is 404 to a client not entitled to that line, exactly as one that
     does not exist, so its existence does not leak."""
-    row = release_row(served.engine, release)
+    if int(release) > MAX_RELEASE:
+        raise FhirError(400, "invalid", f"{release} is not a release number (1 to {MAX_RELEASE})")
+    row = release_row(served.engine, int(release))
     if row is None or not access.can_read(row.tier, row.owner_id):
         raise FhirError(404, "not-found", f"there is no release {release}")
     return release_json(row, report=True)
