@@ -634,9 +634,9 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the FHIR R5 API at /fhir (and /, /docs, /health, /livez, /readyz, /metrics, /releases)."""
-    import os
+    from grunndata.settings import prometheus_multiproc_dir
 
-    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    multiproc = prometheus_multiproc_dir()
     if multiproc and not Path(multiproc).is_dir():  # prometheus-client would fail on it at import
         err.print(
             f"error: PROMETHEUS_MULTIPROC_DIR={multiproc} is no folder: make it (empty) or unset it",

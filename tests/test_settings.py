@@ -75,8 +75,14 @@ def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     assert rows[0] == (
         "| `GRUNNDATA_DB` | text | sqlite:///grunndata.db | The store's database URL when `--db` is not given. |"
     )
-    assert "| `GRUNNDATA_MAX_XML_BYTES` | integer | 2147483648 (2 GiB) |" in rows[26]
-    assert rows[27].startswith("| `GRUNNDATA_CORS_ORIGINS` | list | * |")
+    by_name = {row.split("`")[1]: row for row in rows}
+    assert by_name["GRUNNDATA_MAX_XML_BYTES"].startswith(
+        "| `GRUNNDATA_MAX_XML_BYTES` | integer | 2147483648 (2 GiB) |"
+    )
+    assert by_name["GRUNNDATA_CORS_ORIGINS"].startswith("| `GRUNNDATA_CORS_ORIGINS` | words | * |")
+    assert by_name["GRUNNDATA_READY_CHECKS"].startswith(
+        "| `GRUNNDATA_READY_CHECKS` | words | store,national |"
+    )
 
 
 def test_the_defaults_are_those_the_code_had() -> None:
