@@ -17,11 +17,15 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jwt.api_jws import PyJWS
+from jwt.exceptions import DecodeError
 from sqlalchemy.engine import Engine
 
 from grunndata.server import create_app
 from grunndata.server.auth import AuthError, AuthSettings, ProofRequest, thumbprint
-from grunndata.server.auth.dpop import SeenProofs, same_url
+from grunndata.server.auth.dpop import SeenProofs, _Segments, same_url
 from grunndata.server.auth.errors import DPOP_ALGS
 from grunndata.server.auth.keys import ALGORITHMS
 from grunndata.settings import Settings, SettingsError
@@ -591,3 +595,49 @@ def test_two_authorization_headers_are_refused_whichever_comes_first(api: TestCl
         assert answer.status_code == 400, answer.text
         assert answer.json()["issue"][0]["diagnostics"] == "more than one Authorization header"
         assert "store below" not in answer.text
+
+
+# each part of a proof is read by our PyJWS (an alphabet check by regular expression instead of
+# PyJWT's loop per character): the same parts must pass and fail, with the same bytes out
+SEGMENT_CHARS = "ABCXYZabcxyz0189-_=+/!. \u00e6"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=SEGMENT_CHARS, max_size=14))
+def test_our_base64url_check_takes_and_refuses_exactly_what_pyjwts_does(text: str) -> None:
+    segment = text.encode()
+    outcomes = []
+    for decode in (PyJWS._decode_base64url_segment, _Segments._decode_base64url_segment):
+        try:
+            outcomes.append(decode(segment, "payload"))
+        except DecodeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    ("segment", "decoded"),
+    [(b"e30", b"{}"), (b"e30=", b"{}"), (b"", b""), (b"YQ==", b"a"), (b"-_8", b"\xfb\xff")],
+)
+def test_our_base64url_check_reads_canonical_parts(segment: bytes, decoded: bytes) -> None:
+    assert _Segments._decode_base64url_segment(segment, "payload") == decoded
+
+
+@pytest.mark.parametrize("segment", [b"e30==", b"e3", b"e31", b"e3+", b"e3/0", b"YQ===", b"Y", b"e30\n"])
+def test_our_base64url_check_refuses_what_is_not_base64url(segment: bytes) -> None:
+    with pytest.raises(DecodeError, match="Invalid payload padding"):
+        _Segments._decode_base64url_segment(segment, "payload")
+
+
+def test_a_proof_in_standard_base64_is_refused(api: TestClient, issuer: Issuer, key: DpopKey) -> None:
+    token = issuer.token(SECTOR_READ, cnf={"jkt": key.jkt})
+    header, payload, signature = key.proof("GET", NOTE_URL, token).split(".")
+    for proof, message in (
+        (
+            f"{header}.{payload}.{signature.replace('-', '+').replace('_', '/')}+",
+            "the DPoP proof's signature does not verify with its jwk",
+        ),
+        (f"{header}.{payload}+.{signature}", "the DPoP proof is malformed"),
+    ):
+        headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+        assert refused(api.get("/fhir/Basic/sector-note-1", headers=headers)) == message
