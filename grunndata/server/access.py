@@ -59,7 +59,9 @@ def authorization_of(
             server = scope.get("server") or ("localhost", None)
             host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
         base = f"{scope.get('scheme', 'http')}://{host}"
-    return authorization, ProofRequest(scope.get(ASKED_METHOD, scope["method"]), base + scope["path"], proofs)
+    raw = scope.get("raw_path")  # the path as sent (escapes kept), which the proof's htu names
+    path = raw.decode("latin-1") if raw else scope["path"]
+    return authorization, ProofRequest(scope.get(ASKED_METHOD, scope["method"]), base + path, proofs)
 
 
 def access_of(request: Request, auth: Authenticator) -> Access:

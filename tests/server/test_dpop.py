@@ -215,6 +215,35 @@ def test_the_url_compares_scheme_and_host_without_case_and_a_default_port_as_non
     assert not same_url("ftp://testserver/fhir", "ftp://testserver/fhir")
 
 
+def test_the_url_compares_escapes_as_rfc_3986_normalises_them(
+    api: TestClient, issuer: Issuer, key: DpopKey
+) -> None:
+    # an escaped unreserved character is the character, in the proof and in the request alike
+    for sent, htu in (
+        ("/fhir/Basic/sector-note-1", "http://testserver/fhir/Basic/sector%2Dnote%2d1"),
+        ("/fhir/Basic/sector%2Dnote-1", "http://testserver/fhir/Basic/sector-note-1"),
+        ("/fhir/Basic/sector%2dnote-1", "http://testserver/fhir/Basic/sector%2Dnote-1"),
+    ):
+        answer = api.get(sent, headers=issuer.dpop_headers(key, "GET", htu, SECTOR_READ))
+        assert answer.status_code == 200, (sent, htu, answer.text)
+    assert same_url("http://h/fhir/a%7Eb", "http://h/fhir/a~b")
+    assert same_url("http://h/fhir/%c3%a6", "http://h/fhir/%C3%A6")
+    assert same_url("http://h/fhir/\u00e6", "http://h/fhir/%C3%A6")
+    assert same_url("http://h", "http://h/")
+    assert not same_url("http://h/fhir/a%2Fb", "http://h/fhir/a/b")  # "/" is reserved: not the same
+    assert not same_url("http://h/fhir/a%20b", "http://h/fhir/a+b")
+
+
+def test_a_url_with_user_information_names_no_request(api: TestClient, issuer: Issuer, key: DpopKey) -> None:
+    htu = "http://someone@testserver/fhir/Basic/sector-note-1"
+    answer = api.get("/fhir/Basic/sector-note-1", headers=issuer.dpop_headers(key, "GET", htu, SECTOR_READ))
+    assert (
+        refused(answer)
+        == "the DPoP proof is for another URL (htu is not http://testserver/fhir/Basic/sector-note-1)"
+    )
+    assert not same_url("http://a:b@h/fhir", "http://h/fhir")
+
+
 def test_behind_a_proxy_the_url_is_the_public_base_url(store: Engine, issuer: Issuer, key: DpopKey) -> None:
     for client in _client(store, issuer, public_url="https://grunndata.example.no"):
         public = "https://grunndata.example.no/fhir/Basic/sector-note-1"

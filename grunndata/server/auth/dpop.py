@@ -18,12 +18,13 @@ import functools
 import hashlib
 import json
 import re
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jwt
 from jwt.api_jws import PyJWS
@@ -111,8 +112,11 @@ def token_hash(token: str) -> str:
 
 
 def same_url(a: str, b: str) -> bool:
-    """Whether two http(s) URLs name one resource, query and fragment ignored: scheme and host
-    without regard to case, a default port the same as none (RFC 3986, 6.2.2 and 6.2.3)."""
+    """Whether two http(s) URLs name one resource, query and fragment ignored, as RFC 3986's
+    normalisation (6.2.2) says: scheme and host without regard to case, a default port the same
+    as none, an empty path as "/", an escaped unreserved character (``%7E``) as the character and
+    other escapes without regard to the case of their hex digits, and characters outside ASCII as
+    their UTF-8 escapes. A URL with user information (``user@host``) names no request here."""
     first = _normal(a)
     return first is not None and first == _normal(b)
 
@@ -125,9 +129,20 @@ def _normal(url: str) -> tuple[str, str, int | None, str] | None:
     except ValueError:
         return None
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
         return None
-    return scheme, parts.hostname, None if port == _DEFAULT_PORTS[scheme] else port, parts.path or "/"
+    path = _ESCAPE.sub(_unescaped, quote(parts.path or "/", safe=_PATH_SAFE))
+    return scheme, parts.hostname, None if port == _DEFAULT_PORTS[scheme] else port, path
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PATH_SAFE = "/:@!$&'()*+,;=%-._~"  # RFC 3986's pchar and "/", and "%" (escapes kept as they are)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else f"%{match[1].upper()}"
 
 
 def check_proof(request: ProofRequest, token: str, *, now: float, max_age: int, skew: int) -> Proof:
