@@ -9,6 +9,12 @@ the warm-up task off (a first-time question; no export child competing).
 
     python benchmarks/instr_bench.py --store sqlite:////tmp/full.db --only varenr name atc read
     python benchmarks/instr_bench.py --store ... --tree /path/to/other/checkout   # its code, same store
+    python benchmarks/instr_bench.py --store ... --only read --auth none bearer dpop-es256 dpop-rs256 [--cached]
+
+`--auth` reads as a client with a token would: `bearer` an RS256 bearer token (verified once,
+then remembered), `dpop-es256`/`dpop-rs256` a DPoP-bound token with a fresh proof per request by
+the client's EC or RSA key (made by this process, outside the count), against a JWKS the server
+is given (auth_bench.py's keys and claims), so the cost of a proof's check is counted in full.
 
 `--tree` serves another checkout's code and its `benchmarks/api_bench.py` factory (put first on
 PYTHONPATH, this venv's libraries), so two commits can be compared on one store. Needs valgrind (Debian: apt-get install valgrind).
@@ -25,9 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+AUTH = ("none", "bearer", "dpop-es256", "dpop-rs256")
 sys.path.insert(0, str(HERE))
 
 import api_bench  # noqa: E402  (the targets are drawn as the API benchmark draws them)
@@ -39,8 +47,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def count(store: str, kind: str, n: int, tree: Path | None) -> tuple[int, int]:
-    """(instructions, requests) for n requests of `kind` on `store`."""
+def count(
+    store: str, kind: str, n: int, tree: Path | None, auth: str = "none", cached: bool = False
+) -> tuple[int, int]:
+    """(instructions, requests) for n requests of `kind` on `store`, as `auth` asks; `cached`: the
+    counted requests were asked once before (a read's answer is then kept), else they are new."""
     paths = api_bench.pick_targets(store, n + 50, 0)[kind]
     if len(paths) < n + 50:
         raise SystemExit(f"{kind}: the store has {len(paths)} targets, {n + 50} needed")
@@ -51,6 +62,7 @@ def count(store: str, kind: str, n: int, tree: Path | None) -> tuple[int, int]:
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     with tempfile.TemporaryDirectory() as tmp:
+        headers = _auth(auth, Path(tmp), env, port)
         log = Path(tmp) / "callgrind.log"
         server = subprocess.Popen(
             [
@@ -67,13 +79,15 @@ def count(store: str, kind: str, n: int, tree: Path | None) -> tuple[int, int]:
 
             def run(some: list[str]) -> None:
                 for path in some:
-                    conn.request("GET", path, headers={"Accept": "application/fhir+json"})
+                    conn.request("GET", path, headers={"Accept": "application/fhir+json", **headers(path)})
                     answer = conn.getresponse()
                     answer.read()
                     if answer.status != 200:
                         raise SystemExit(f"{path}: {answer.status}")
 
             run(paths[n:])  # warm-up: imports, caches, the first connection
+            if cached:
+                run(paths[:n])
             subprocess.run(
                 ["callgrind_control", "-i", "on", str(server.pid)], check=True, capture_output=True
             )
@@ -88,6 +102,27 @@ def count(store: str, kind: str, n: int, tree: Path | None) -> tuple[int, int]:
         if found is None:
             raise SystemExit(f"callgrind reported no count: {log.read_text()[-500:]}")
         return int(found.group(1)), n
+
+
+def _auth(auth: str, folder: Path, env: dict[str, str], port: int) -> Callable[[str], dict[str, str]]:
+    """The headers each request carries, as `auth` says; the server's token settings into `env`."""
+    if auth == "none":
+        return lambda path: {}
+    import auth_bench
+
+    jwks, tokens, clients = auth_bench._keys(folder)
+    env.update(
+        GRUNNDATA_JWKS=str(jwks),
+        GRUNNDATA_TOKEN_ISSUER=auth_bench.ISSUER,
+        GRUNNDATA_TOKEN_AUDIENCE=auth_bench.AUDIENCE,
+    )
+    if auth == "bearer":
+        return lambda path: {"Authorization": f"Bearer {tokens['RS256']}"}
+    client = clients[auth.removeprefix("dpop-").upper()]
+    return lambda path: {
+        "Authorization": f"DPoP {client.token}",
+        "DPoP": client.proof("GET", f"http://127.0.0.1:{port}{path}"),
+    }
 
 
 def _connect(port: int) -> http.client.HTTPConnection:
@@ -109,12 +144,21 @@ def main() -> None:
     ap.add_argument("--store", required=True, help="a store URL with an imported delivery")
     ap.add_argument("--only", nargs="+", default=["varenr", "name", "atc", "read"], help="target kinds")
     ap.add_argument("-n", type=int, default=200, help="requests counted per kind")
+    ap.add_argument(
+        "--auth", nargs="+", default=["none"], choices=AUTH, help="how the client reads (each counted apart)"
+    )
+    ap.add_argument("--cached", action="store_true", help="count requests asked once before (answers kept)")
     ap.add_argument("--tree", type=Path, help="serve this checkout's grunndata instead of the installed one")
     args = ap.parse_args()
-    print("| kind | requests | instructions | per request | code |\n|---|---|---|---|---|")
+    print("| kind | auth | requests | instructions | per request | code |\n|---|---|---|---|---|---|")
     for kind in args.only:
-        total, n = count(args.store, kind, args.n, args.tree)
-        print(f"| {kind} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |", flush=True)
+        for auth in args.auth:
+            total, n = count(args.store, kind, args.n, args.tree, auth, args.cached)
+            label = f"{kind} (asked before)" if args.cached else kind
+            print(
+                f"| {label} | {auth} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
