@@ -20,6 +20,7 @@ from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.importers.tiered import TIERS
 from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30 import catalogues
+from grunndata.terminology.verification import EXT_VERIFIED
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
@@ -252,6 +253,13 @@ def extension_uses() -> list[ExtensionUse]:
         "A profile the sender's resource claimed (its meta.profile)",
         {"Resource"},
         {"canonical"},
+    )
+    found[EXT_VERIFIED] = ExtensionUse(
+        EXT_VERIFIED,
+        "Whether the code of a noMap ConceptMap element is verified (confirmed by real data or an "
+        "official list), as the property 'verified' says it on every target",
+        {"ConceptMap.group.element"},
+        {"boolean"},
     )
     return [found[url] for url in sorted(found)]
 
