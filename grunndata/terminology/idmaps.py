@@ -127,6 +127,7 @@ def _concept_map(
                 pause()
         target_system = resource_ids(m.rtype) if target == RESOURCE else target
         groups.append({"source": source, "target": target_system, "element": elements})
+    kept = [g for g in groups if g["element"]]
     return {
         "resourceType": "ConceptMap",
         "id": m.id,
@@ -146,7 +147,7 @@ def _concept_map(
         "property": MAP_PROPERTIES,
         "sourceScopeUri": m.key,
         "targetScopeUri": resource_ids(m.rtype),
-        "group": [g for g in groups if g["element"]],
+        **({"group": kept} if kept else {}),  # FHIR JSON has no empty arrays: a map of nothing has no group
     }
 
 

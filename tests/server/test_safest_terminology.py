@@ -76,7 +76,7 @@ DOSE_FORM_MAP_R4 = {  # the url and version of our reviewed map: it replaces our
     "resourceType": "ConceptMap",
     "id": "dmp-legemiddelform-edqm",
     "url": OUR_DOSE_FORM_MAP,
-    "version": "1",
+    "version": "2",
     "status": "active",
     "group": [
         {
@@ -165,9 +165,9 @@ def test_the_report_says_what_was_not_served_as_sent_and_what_replaced_ours(
         {
             "kind": "replaces-shipped",
             "resource": "ConceptMap/dmp-legemiddelform-edqm",
-            "canonical": OUR_DOSE_FORM_MAP + "|1",
+            "canonical": OUR_DOSE_FORM_MAP + "|2",
             "replaced": "ConceptMap/fest-legemiddelform-edqm-doseform",
-            "message": f"{OUR_DOSE_FORM_MAP}|1 is also ConceptMap/fest-legemiddelform-edqm-doseform, shipped "
+            "message": f"{OUR_DOSE_FORM_MAP}|2 is also ConceptMap/fest-legemiddelform-edqm-doseform, shipped "
             "with grunndata; this release's terminology ($translate, $lookup, $validate-code, $expand) "
             "uses the delivered one instead",
         },
@@ -294,7 +294,7 @@ def test_a_map_with_the_url_and_version_of_ours_replaces_it(
     tablet = ok(client, t, params={"system": FORM, "sourceCode": "53", "targetSystem": EDQM})
     assert matches(tablet) == [("equivalent", EDQM, "10219000", OUR_DOSE_FORM_MAP)]
     origin = [p for p in tablet["parameter"] if p["name"] == "match"][0]["part"][2]
-    assert origin == {"name": "originMap", "valueCanonical": OUR_DOSE_FORM_MAP + "|1"}
+    assert origin == {"name": "originMap", "valueCanonical": OUR_DOSE_FORM_MAP + "|2"}
     # ours knew 28 (Enterotablett); the delivered map does not, and ours answers no more
     assert (
         result(ok(client, t, params={"system": FORM, "sourceCode": "28", "targetSystem": EDQM}))[0] is False
