@@ -22,6 +22,7 @@ from grunndata.importers.safest import SafestResult, import_safest
 from grunndata.sample import generate_delivery
 from grunndata.server import create_app
 from grunndata.store import connect
+from grunndata.terminology.verification import unmarked
 from grunndata.translators.safest.terminology import EQUIVALENCE_KEPT
 from tests.conftest import SHARED, fresh_pg_database, require
 from tests.server.test_terminology import matches, ok, result
@@ -284,6 +285,30 @@ def test_the_r4_concept_map_is_converted_and_translates(imported: tuple[SafestRe
         False,
         f"'10' is in ConceptMap {STATUS_MAP}|1 but explicitly not mapped (noMap)",
     )
+
+
+def test_every_served_map_of_ours_is_marked_and_the_delivered_ones_are_served_as_sent(
+    imported: tuple[SafestResult, TestClient],
+) -> None:
+    _, client = imported
+    listed = ok(client, "/fhir/ConceptMap", params={"_count": "1000", "_elements": "url,status"})
+    unmarked_by_id = {
+        e["resource"]["id"]: unmarked(ok(client, f"/fhir/ConceptMap/{e['resource']['id']}"))
+        for e in listed["entry"]
+    }
+    assert sorted(i for i, missing in unmarked_by_id.items() if missing) == [
+        "dmp-legemiddelform-edqm",
+        "marketing-status",
+    ]
+    assert len(unmarked_by_id) == 9  # ours: 4 reviewed (the 5th replaced), 3 id maps; DMP's 2
+    # a delivered map's matches carry no mark and no unverified message
+    status = ok(
+        client, "/fhir/ConceptMap/$translate", params={"system": NOMA + "MarketingStatus", "sourceCode": "6"}
+    )
+    assert result(status) == (True, None)
+    assert "property" not in [
+        part["name"] for p in status["parameter"] if p["name"] == "match" for part in p["part"]
+    ]
 
 
 def test_a_map_with_the_url_and_version_of_ours_replaces_it(
