@@ -20,7 +20,6 @@ from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.importers.tiered import TIERS
 from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30 import catalogues
-from grunndata.terminology.verification import EXT_VERIFIED
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
@@ -254,8 +253,8 @@ def extension_uses() -> list[ExtensionUse]:
         {"Resource"},
         {"canonical"},
     )
-    found[EXT_VERIFIED] = ExtensionUse(
-        EXT_VERIFIED,
+    found[CONCEPTMAP_VERIFIED] = ExtensionUse(
+        CONCEPTMAP_VERIFIED,
         "Whether the code of a noMap ConceptMap element is verified (confirmed by real data or an "
         "official list), as the property 'verified' says it on every target",
         {"ConceptMap.group.element"},
@@ -263,6 +262,10 @@ def extension_uses() -> list[ExtensionUse]:
     )
     return [found[url] for url in sorted(found)]
 
+
+CONCEPTMAP_VERIFIED = s.EXT_BASE + "conceptmap-verified"
+"""terminology.verification.EXT_VERIFIED, on a noMap element of our ConceptMaps (named here, not
+imported: this room does not use terminology; tests/terminology/test_verification.py holds them equal)."""
 
 _TIERED = re.compile(re.escape(s.EXT_BASE) + f"({'|'.join(TIERS)})" + r"/([^/]+)/([^/]+)")
 

@@ -311,3 +311,14 @@ def test_unmarked_names_every_entry_without_a_mark():
         "property": [],
     }  # marks whose property the map does not declare count for nothing
     assert "urn:s|a -> 1" in unmarked(undeclared)
+
+
+def test_our_package_defines_the_no_map_extension():
+    from grunndata.fhirpackage import package_resources
+    from grunndata.fhirpackage.extensions import CONCEPTMAP_VERIFIED
+
+    assert CONCEPTMAP_VERIFIED == EXT_VERIFIED
+    [definition] = [r for r in package_resources() if r.get("url") == EXT_VERIFIED]
+    assert definition["context"] == [{"type": "element", "expression": "ConceptMap.group.element"}]
+    value = [e for e in definition["snapshot"]["element"] if e["path"] == "Extension.value[x]"]
+    assert [t["code"] for t in value[0]["type"]] == ["boolean"]
