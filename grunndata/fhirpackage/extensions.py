@@ -253,8 +253,19 @@ def extension_uses() -> list[ExtensionUse]:
         {"Resource"},
         {"canonical"},
     )
+    found[CONCEPTMAP_VERIFIED] = ExtensionUse(
+        CONCEPTMAP_VERIFIED,
+        "Whether the code of a noMap ConceptMap element is verified (confirmed by real data or an "
+        "official list), as the property 'verified' says it on every target",
+        {"ConceptMap.group.element"},
+        {"boolean"},
+    )
     return [found[url] for url in sorted(found)]
 
+
+CONCEPTMAP_VERIFIED = s.EXT_BASE + "conceptmap-verified"
+"""terminology.verification.EXT_VERIFIED, on a noMap element of our ConceptMaps (named here, not
+imported: this room does not use terminology; tests/terminology/test_verification.py holds them equal)."""
 
 _TIERED = re.compile(re.escape(s.EXT_BASE) + f"({'|'.join(TIERS)})" + r"/([^/]+)/([^/]+)")
 

@@ -2,7 +2,8 @@
 
 `files` reads the reviewed FEST -> EDQM/UCUM ConceptMaps (conceptmaps/*.json, their sources in
 conceptmaps/SOURCES.md); `engine` indexes ConceptMaps and CodeSystems for $translate, $lookup,
-$validate-code and $expand; `idmaps` makes the FEST id <-> IDMP maps from a release's identifiers.
+$validate-code and $expand; `idmaps` makes the FEST id <-> IDMP maps from a release's identifiers;
+`verification` says how every entry of a map of ours is marked verified or not (and reads the marks).
 Pure, no I/O but reading the files: the server loads the resources and hands them in
 (server/terminology.py).
 """

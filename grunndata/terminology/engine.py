@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from grunndata.fhir import CONCEPT_PARENT
+from grunndata.terminology.verification import (
+    PROPERTY_VERIFIED,
+    element_verified,
+    target_verified,
+    verified_code,
+)
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -45,12 +51,14 @@ class Coding:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One $translate match: the relationship as the map states it, the concept and where it came from."""
+    """One $translate match: the relationship as the map states it, the concept and where it came from;
+    `verified` as the map's target says (None: the map says nothing, as maps others publish)."""
 
     relationship: str
     concept: Coding
     origin_map: str
     comment: str | None = None
+    verified: bool | None = None
 
 
 def _bare(canonical: str) -> str:
@@ -175,6 +183,7 @@ class _Group:
     target: str | None
     unmapped: Json | None
     current: bool = True
+    verified_code: str | None = None  # the map's code for the property PROPERTY_VERIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +192,14 @@ class _Entry:
 
     group: _Group
     match: Match | None
+    no_map_verified: bool | None = None  # a noMap element's mark (EXT_VERIFIED)
 
 
 def _groups(conceptmap: Json, current: bool = True) -> Iterator[tuple[_Group, Json]]:
     """Each group of a map with its JSON, systems stripped of any `|version`."""
     url = _bare(str(conceptmap.get("url", "")))
     origin = _origin(conceptmap)
+    marks = verified_code(conceptmap)
     for group in conceptmap.get("group", []):
         source, target = group.get("source"), group.get("target")
         yield (
@@ -199,6 +210,7 @@ def _groups(conceptmap: Json, current: bool = True) -> Iterator[tuple[_Group, Js
                 target=_bare(target) if target else None,
                 unmapped=group.get("unmapped"),
                 current=current,
+                verified_code=marks,
             ),
             group,
         )
@@ -207,12 +219,12 @@ def _groups(conceptmap: Json, current: bool = True) -> Iterator[tuple[_Group, Js
 def _forward_entries(group: _Group, element: Json) -> Iterator[_Entry]:
     """What one element says about its code read forward: a match per target, or a noMap marker."""
     if element.get("noMap"):
-        yield _Entry(group, None)
+        yield _Entry(group, None, element_verified(element))
         return
     for target in element.get("target", []):
         if "code" in target:
             concept = Coding(group.target, target["code"], target.get("display"))
-            yield _Entry(group, _match(target, concept, group.origin))
+            yield _Entry(group, _match(target, concept, group))
 
 
 def _reverse_entries(group: _Group, element: Json) -> Iterator[tuple[str, _Entry]]:
@@ -220,12 +232,15 @@ def _reverse_entries(group: _Group, element: Json) -> Iterator[tuple[str, _Entry
     concept = Coding(group.source, element["code"], element.get("display"))
     for target in element.get("target", []):
         if "code" in target:
-            yield target["code"], _Entry(group, _match(target, concept, group.origin))
+            yield target["code"], _Entry(group, _match(target, concept, group))
 
 
-def _match(target: Json, concept: Coding, origin: str) -> Match:
+def _match(target: Json, concept: Coding, group: _Group) -> Match:
     """A match from one element target; a target without a relationship (not valid R5) counts as related-to."""
-    return Match(target.get("relationship") or "related-to", concept, origin, target.get("comment"))
+    verified = target_verified(target, group.verified_code) if group.verified_code else None
+    return Match(
+        target.get("relationship") or "related-to", concept, group.origin, target.get("comment"), verified
+    )
 
 
 def _fits(
@@ -348,6 +363,7 @@ class ConceptMapIndex:
         matches = [e.match for e in entries if e.match is not None]
         notes = [
             f"'{code}' is in ConceptMap {e.group.origin} but explicitly not mapped (noMap)"
+            + (UNVERIFIED_NO_MAP if e.no_map_verified is False else "")
             for e in entries
             if e.match is None
         ]
@@ -386,10 +402,34 @@ class ConceptMapIndex:
         return self._translate_forward(code, system, target_system, other, seen | {other})
 
 
+UNVERIFIED_NO_MAP = "; the map marks this code unverified (not confirmed by real data or an official list)"
+
+
+def unverified_note(matches: list[Match]) -> str | None:
+    """The sentence $translate's `message` gives when some match rests on a map entry marked
+    unverified; None when every match is verified or unmarked."""
+    doubtful = [m for m in matches if m.verified is False]
+    if not doubtful:
+        return None
+    listed = ", ".join(
+        f"{m.concept.system}|{m.concept.code}" if m.concept.system else m.concept.code for m in doubtful
+    )
+    maps = ", ".join(dict.fromkeys(m.origin_map for m in doubtful))
+    return (
+        f"unverified: {len(doubtful)} of {len(matches)} match{'es' if len(matches) != 1 else ''} "
+        f"({listed}) rest on entries of {maps} whose codes are not confirmed by real data or an "
+        "official list (a stand-in code); check them before relying on them"
+    )
+
+
 def translate_parameters(matches: list[Match], message: str | None) -> Json:
-    """The R5 $translate answer; `result` is true when some match is anything but not-related-to."""
+    """The R5 $translate answer; `result` is true when some match is anything but not-related-to.
+
+    The `message` says so when a match rests on an unverified map entry (`unverified_note`), and
+    each match of a map that marks its entries carries the mark as a `property` part."""
     result = any(m.relationship != NOT_RELATED for m in matches)
     parameters: list[Json] = [{"name": "result", "valueBoolean": result}]
+    message = "; ".join(m for m in (message, unverified_note(matches)) if m) or None
     if message:
         parameters.append({"name": "message", "valueString": message})
     parameters.extend(_match_parameter(m) for m in matches)
@@ -397,12 +437,23 @@ def translate_parameters(matches: list[Match], message: str | None) -> Json:
 
 
 def _match_parameter(match: Match) -> Json:
-    """One `match` parameter; the map's comment on the target travels as its `message` part."""
+    """One `match` parameter; the map's `verified` mark travels as a `property` part (uri, value),
+    the map's comment on the target as its `message` part."""
     parts: list[Json] = [
         {"name": "relationship", "valueCode": match.relationship},
         {"name": "concept", "valueCoding": match.concept.as_json()},
-        {"name": "originMap", "valueCanonical": match.origin_map},
     ]
+    if match.verified is not None:
+        parts.append(
+            {
+                "name": "property",
+                "part": [
+                    {"name": "uri", "valueUri": PROPERTY_VERIFIED},
+                    {"name": "value", "valueBoolean": match.verified},
+                ],
+            }
+        )
+    parts.append({"name": "originMap", "valueCanonical": match.origin_map})
     if match.comment:
         parts.append({"name": "message", "valueString": match.comment})
     return {"name": "match", "part": parts}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grunndata.fhir import systems as s
+from grunndata.terminology.verification import MAP_PROPERTIES, mark
 
 Json = dict[str, Any]
 RESOURCE_IDS = "https://grunndata.no/fhir/"  # + resource type: the id space of our resources
@@ -19,6 +20,10 @@ MAP_BASE = "https://grunndata.no/fhir/ConceptMap/"
 MPD, PPD = "MedicinalProductDefinition", "PackagedProductDefinition"
 IDENTIFIER_PARAMS = (f"{MPD}.identifier", f"{PPD}.identifier")
 NAME_PARAMS = (f"{MPD}.name", f"{PPD}.name")
+FROM_THE_RELEASE = mark(True)
+"""Every target of a map made from a release is verified: its codes are the release's own (one list,
+shared by every target: the maps can have tens of thousands)."""
+VERIFIED_NOTE = " Every target carries the property 'verified' (true: both codes are the release's own data)."
 
 
 def resource_ids(rtype: str) -> str:
@@ -109,7 +114,12 @@ def _concept_map(
                 if display:
                     element["display"] = display
                 element["target"] = [
-                    {"code": t, **({"display": display} if display else {}), "relationship": "equivalent"}
+                    {
+                        "code": t,
+                        **({"display": display} if display else {}),
+                        "relationship": "equivalent",
+                        "property": FROM_THE_RELEASE,
+                    }
                     for t in targets
                 ]
                 if targets:
@@ -117,6 +127,7 @@ def _concept_map(
                 pause()
         target_system = resource_ids(m.rtype) if target == RESOURCE else target
         groups.append({"source": source, "target": target_system, "element": elements})
+    kept = [g for g in groups if g["element"]]
     return {
         "resourceType": "ConceptMap",
         "id": m.id,
@@ -131,10 +142,12 @@ def _concept_map(
             "Generated from the identifiers of the national release(s) "
             f"{version} (grunndata store), so it changes with every release. The resource side is the "
             f"id space {RESOURCE_IDS}{m.rtype}: a code there is the id of the {m.rtype} this server serves."
+            + VERIFIED_NOTE
         ),
+        "property": MAP_PROPERTIES,
         "sourceScopeUri": m.key,
         "targetScopeUri": resource_ids(m.rtype),
-        "group": [g for g in groups if g["element"]],
+        **({"group": kept} if kept else {}),  # FHIR JSON has no empty arrays: a map of nothing has no group
     }
 
 
@@ -176,8 +189,9 @@ def observed_maps(pairs: Iterable[dict[str, Any]], version: str) -> list[Json]:
                 "description": (
                     f"Derived from the national release(s) {version}: for each product FEST and SAFEST "
                     f"both describe, the {element} code each gives. Related, not reviewed: check before "
-                    "relying on a pair."
+                    "relying on a pair." + VERIFIED_NOTE
                 ),
+                "property": MAP_PROPERTIES,
                 "group": [
                     {
                         "source": fs,
@@ -192,6 +206,7 @@ def observed_maps(pairs: Iterable[dict[str, Any]], version: str) -> list[Json]:
                                         **({"display": sd} if sd else {}),
                                         "relationship": "related-to",
                                         "comment": f"seen together on {n} product{'s' if n != 1 else ''}",
+                                        "property": FROM_THE_RELEASE,
                                     }
                                     for sc, sd, n in sorted(targets)
                                 ],

@@ -471,6 +471,7 @@ def test_code_maps_are_derived_where_fest_and_safest_describe_the_same_product(w
                             "display": "Dispersible tablet",
                             "relationship": "related-to",
                             "comment": "seen together on 1 product",
+                            "property": [{"code": "verified", "valueBoolean": True}],
                         }
                     ],
                 },
@@ -483,6 +484,7 @@ def test_code_maps_are_derived_where_fest_and_safest_describe_the_same_product(w
                             "display": "Tablet",
                             "relationship": "related-to",
                             "comment": "seen together on 1 product",
+                            "property": [{"code": "verified", "valueBoolean": True}],
                         }
                     ],
                 },

@@ -22,6 +22,7 @@ from grunndata.importers.safest import SafestResult, import_safest
 from grunndata.sample import generate_delivery
 from grunndata.server import create_app
 from grunndata.store import connect
+from grunndata.terminology.verification import unmarked
 from grunndata.translators.safest.terminology import EQUIVALENCE_KEPT
 from tests.conftest import SHARED, fresh_pg_database, require
 from tests.server.test_terminology import matches, ok, result
@@ -76,7 +77,7 @@ DOSE_FORM_MAP_R4 = {  # the url and version of our reviewed map: it replaces our
     "resourceType": "ConceptMap",
     "id": "dmp-legemiddelform-edqm",
     "url": OUR_DOSE_FORM_MAP,
-    "version": "1",
+    "version": "2",
     "status": "active",
     "group": [
         {
@@ -165,9 +166,9 @@ def test_the_report_says_what_was_not_served_as_sent_and_what_replaced_ours(
         {
             "kind": "replaces-shipped",
             "resource": "ConceptMap/dmp-legemiddelform-edqm",
-            "canonical": OUR_DOSE_FORM_MAP + "|1",
+            "canonical": OUR_DOSE_FORM_MAP + "|2",
             "replaced": "ConceptMap/fest-legemiddelform-edqm-doseform",
-            "message": f"{OUR_DOSE_FORM_MAP}|1 is also ConceptMap/fest-legemiddelform-edqm-doseform, shipped "
+            "message": f"{OUR_DOSE_FORM_MAP}|2 is also ConceptMap/fest-legemiddelform-edqm-doseform, shipped "
             "with grunndata; this release's terminology ($translate, $lookup, $validate-code, $expand) "
             "uses the delivered one instead",
         },
@@ -286,6 +287,30 @@ def test_the_r4_concept_map_is_converted_and_translates(imported: tuple[SafestRe
     )
 
 
+def test_every_served_map_of_ours_is_marked_and_the_delivered_ones_are_served_as_sent(
+    imported: tuple[SafestResult, TestClient],
+) -> None:
+    _, client = imported
+    listed = ok(client, "/fhir/ConceptMap", params={"_count": "1000", "_elements": "url,status"})
+    unmarked_by_id = {
+        e["resource"]["id"]: unmarked(ok(client, f"/fhir/ConceptMap/{e['resource']['id']}"))
+        for e in listed["entry"]
+    }
+    assert sorted(i for i, missing in unmarked_by_id.items() if missing) == [
+        "dmp-legemiddelform-edqm",
+        "marketing-status",
+    ]
+    assert len(unmarked_by_id) == 9  # ours: 4 reviewed (the 5th replaced), 3 id maps; DMP's 2
+    # a delivered map's matches carry no mark and no unverified message
+    status = ok(
+        client, "/fhir/ConceptMap/$translate", params={"system": NOMA + "MarketingStatus", "sourceCode": "6"}
+    )
+    assert result(status) == (True, None)
+    assert "property" not in [
+        part["name"] for p in status["parameter"] if p["name"] == "match" for part in p["part"]
+    ]
+
+
 def test_a_map_with_the_url_and_version_of_ours_replaces_it(
     imported: tuple[SafestResult, TestClient],
 ) -> None:
@@ -294,7 +319,7 @@ def test_a_map_with_the_url_and_version_of_ours_replaces_it(
     tablet = ok(client, t, params={"system": FORM, "sourceCode": "53", "targetSystem": EDQM})
     assert matches(tablet) == [("equivalent", EDQM, "10219000", OUR_DOSE_FORM_MAP)]
     origin = [p for p in tablet["parameter"] if p["name"] == "match"][0]["part"][2]
-    assert origin == {"name": "originMap", "valueCanonical": OUR_DOSE_FORM_MAP + "|1"}
+    assert origin == {"name": "originMap", "valueCanonical": OUR_DOSE_FORM_MAP + "|2"}
     # ours knew 28 (Enterotablett); the delivered map does not, and ours answers no more
     assert (
         result(ok(client, t, params={"system": FORM, "sourceCode": "28", "targetSystem": EDQM}))[0] is False

@@ -15,6 +15,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.sample import generate_delivery
 from grunndata.server import create_app
 from grunndata.store import connect
+from grunndata.terminology.verification import entries, unmarked
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, GTIN, VARENR
 
 T = "/fhir/ConceptMap/$translate"
@@ -119,6 +120,46 @@ def test_fest_dose_form_to_edqm_from_the_reviewed_map(api: TestClient) -> None:
     ]
     xml = api.get(T, params={"system": FORM, "sourceCode": "53", "_format": "xml"})
     assert xml.status_code == 200 and '<code value="10219000"/>' in xml.text
+
+
+def test_every_served_map_marks_every_entry_verified_or_not(api: TestClient) -> None:
+    """Read every map as a client does (search, then each map by id) and fail on an unmarked entry."""
+    listed = ok(api, "/fhir/ConceptMap", params={"_count": "1000", "_elements": "url,status"})
+    ids = sorted(e["resource"]["id"] for e in listed["entry"])
+    assert ids == [
+        "fest-administrasjonsvei-edqm-route",
+        "fest-enhet-dosering-ucum",
+        "fest-enhet-pakning-ucum",
+        "fest-legemiddelform-edqm-doseform",
+        "fest-legemiddelmerkevare-idmp",
+        "fest-legemiddelpakning-idmp",
+        "fest-legemiddelvirkestoff-idmp",
+        "fest-pakningstype-edqm-container",
+    ]
+    unverified = {}
+    for map_id in ids:
+        conceptmap = ok(api, f"/fhir/ConceptMap/{map_id}")
+        assert unmarked(conceptmap) == [], map_id
+        doubtful = sum(flag is False for *_, flag in entries(conceptmap))
+        unverified[map_id] = doubtful
+        assert conceptmap["status"] == ("draft" if doubtful else "active"), map_id
+    assert sum(unverified.values()) == 51  # entries (targets and noMap elements) of the 29 stand-in codes
+
+
+def test_translate_says_when_a_code_is_unverified_and_not_when_it_is_verified(api: TestClient) -> None:
+    checked = ok(api, T, params={"system": FORM, "sourceCode": "25"})  # Depottablett, in the real extract
+    assert result(checked) == (True, None)
+    stand_in = ok(api, T, params={"system": FORM, "sourceCode": "28"})  # Enterotablett, a stand-in
+    said = result(stand_in)
+    assert said[0] is True and said[1] is not None and said[1].startswith("unverified: 1 of 1 match (")
+    marks = [
+        part["part"][1]
+        for p in stand_in["parameter"]
+        if p["name"] == "match"
+        for part in p["part"]
+        if part["name"] == "property"
+    ]
+    assert marks == [{"name": "value", "valueBoolean": False}]
 
 
 def test_unknown_codes_and_systems_are_result_false(api: TestClient) -> None:

@@ -38,7 +38,7 @@ MAP_103 = "http://hl7.org/fhir/ConceptMap/103|5.0.0"
 
 LEGEMIDDELFORM = "urn:oid:2.16.578.1.12.4.1.1.7448"  # FEST dose form (legemiddelform)
 EDQM = "http://standardterms.edqm.eu"
-DOSE_FORM_MAP = "https://grunndata.no/fhir/ConceptMap/fest-legemiddelform-edqm-doseform|1"
+DOSE_FORM_MAP = "https://grunndata.no/fhir/ConceptMap/fest-legemiddelform-edqm-doseform|2"
 ATC = "http://www.whocc.no/atc"
 BROADER = "source-is-broader-than-target"
 
@@ -203,6 +203,7 @@ def test_edqm_prolonged_release_tablet_translates_back_to_fest_depottablett(fest
                 Coding(LEGEMIDDELFORM, "25", "Depottablett"),
                 DOSE_FORM_MAP,
                 "EDQM's own Norwegian term is 'Depottablett'",
+                verified=True,
             )
         ],
         None,
@@ -226,6 +227,16 @@ def test_translate_parameters_are_the_r5_answer(fest_maps):
                             "code": "10226000",
                             "display": "Prolonged-release tablet",
                         },
+                    },
+                    {
+                        "name": "property",
+                        "part": [
+                            {
+                                "name": "uri",
+                                "valueUri": "https://grunndata.no/fhir/conceptmap-property/verified",
+                            },
+                            {"name": "value", "valueBoolean": True},
+                        ],
                     },
                     {"name": "originMap", "valueCanonical": DOSE_FORM_MAP},
                     {"name": "message", "valueString": "EDQM's own Norwegian term is 'Depottablett'"},
