@@ -1,0 +1,270 @@
+"""One served form per identifier kind, every known alias accepted: the table, and the lookups on it.
+
+FEST, SAFEST, LMDI, the Nordic ePI and FEST's 2020 SAFEST drafts name the same ids in different
+systems (and cases), and give FEST ids with or without ``ID_`` and GTINs as 13 or 14 digits. Each
+kind below has the one system we serve (the published one where there is one; `source` says whose)
+and the aliases we accept; `served` turns any accepted (system, value) into the served one. The
+importers apply it to every identifier of what they serve (importers/national.py), the search to
+every identifier token it is asked for (store/search.py), so a search in any accepted form finds
+what either source gave. Every lookup is a dictionary lookup on the system.
+
+A value that is not well formed for its kind (a FEST id that is not a GUID, a GTIN whose check
+digit is wrong) is left exactly as sent, system included, by the importers and the search alike:
+it is not claimed for a served system it does not fit, and a search for it finds only a resource
+that carries it so, as FHIR token search matches codes, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grunndata.fhir import systems as s
+
+Format = Callable[[str], str | None]  # a value -> its served form, None when not well formed
+
+_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+FEST_ID_PREFIX = "ID_"
+
+
+def fest_id(value: str) -> str | None:
+    """A FEST Id as FEST and our served systems have it: ``ID_`` and an uppercase GUID.
+
+    SAFEST and the 2020 drafts send the GUID without ``ID_``; GUIDs are case-insensitive."""
+    text = value.strip()
+    bare = text[len(FEST_ID_PREFIX) :] if text[: len(FEST_ID_PREFIX)].upper() == FEST_ID_PREFIX else text
+    return FEST_ID_PREFIX + bare.upper() if _GUID.fullmatch(bare) else None
+
+
+def gtin_check_digit(digits: str) -> int:
+    """GS1's check digit of a GTIN's other digits (weights 3, 1, 3, ... from the right)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return (10 - total % 10) % 10
+
+
+def gtin(value: str) -> str | None:
+    """A GTIN-8, -12, -13 or -14 with a right check digit, as served: the 13 digits of an EAN-13
+    (FEST's ``Ean``, the barcode on the pack), or 14 where the indicator digit is not 0 (a GTIN-14
+    of a trade unit, which has no 13-digit form). Spaces are ignored."""
+    digits = value.replace(" ", "")
+    if len(digits) not in (8, 12, 13, 14) or not digits.isascii() or not digits.isdigit():
+        return None
+    if gtin_check_digit(digits[:-1]) != int(digits[-1]):
+        return None
+    fourteen = digits.zfill(14)
+    return fourteen[1:] if fourteen[0] == "0" else fourteen
+
+
+def varenr(value: str) -> str | None:
+    """A Nordic article number (varenummer): six digits, leading zeros kept (``014884``)."""
+    digits = value.replace(" ", "")
+    if not 1 <= len(digits) <= 6 or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits.zfill(6)
+
+
+def as_given(value: str) -> str | None:
+    """Ids with no known format: the value without surrounding whitespace."""
+    text = value.strip()
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierKind:
+    """One kind of identifier: the system we serve it in, where that system comes from, the
+    systems we accept for it, and its value's one served form."""
+
+    name: str  # what it identifies, for people
+    served: str  # the system we serve
+    source: str  # who publishes `served` (or that we mint it)
+    aliases: tuple[str, ...]  # other systems that mean the same (case variants need no row)
+    value: Format
+    ours: bool = False  # minted under our domain: we publish its NamingSystem (fhirpackage/)
+
+
+LMDI = "HL7 Norway LMDI, NamingSystem {} (github.com/HL7Norway/LMDI, input/fsh/namingsystems)"
+LMDI_CODING = (
+    "HL7 Norway LMDI 1.1.0, the {} coding of the lmdi-Medication profile (no NamingSystem instance "
+    "published; github.com/folkehelseinstituttet/LMDI)"
+)
+HL7NO = "http://hl7.no/fhir/NamingSystem/"  # LMDI's systems before 2024-06-10 (commit cad0f7cb)
+KAT = "http://ehelse.no/fhir/CodeSystem/FEST/Kat"  # SAFEST 2020 drafts, per catalogue
+FEST_GENERIC = "http://ehelse.no/fhir/CodeSystem/FEST"
+"""SAFEST's and no-basis' system for any FEST id: which catalogue depends on the resource type."""
+NORDIC_EPI = "http://legemiddelverket.no/FEST/"
+FARMALOGG = "https://farmalogg.no/produktkode"
+SAFEST_IDS = "http://legemiddelverket.no/fhir/SAFEST/"
+OURS = "ours: no published system covers it (grunndata.no)"
+
+
+def _fest(served: str, source: str, *aliases: str, ours: bool = False) -> IdentifierKind:
+    catalogue = served.rsplit("/", 1)[-1].removeprefix("fest")
+    return IdentifierKind(f"FEST {catalogue} Id", served, source, aliases, fest_id, ours)
+
+
+MERKEVARE = _fest(
+    s.NS_MERKEVARE,
+    LMDI.format("no-basis-fest-legemiddelmerkevare"),
+    HL7NO + "festLegemiddelmerkevare",
+    KAT + "LegemiddelMerkevare",
+    NORDIC_EPI + "LegemiddelMerkevareID",
+)
+PAKNING = _fest(
+    s.NS_PAKNING,
+    LMDI.format("no-basis-fest-legemiddelpakning"),
+    HL7NO + "festLegemiddelpakning",
+    KAT + "LegemiddelPakning",
+    NORDIC_EPI + "LegemiddelPakningID",
+)
+LEGEMIDDELVIRKESTOFF = _fest(
+    s.NS_LEGEMIDDELVIRKESTOFF,
+    LMDI.format("no-basis-fest-legemiddelvirkestoff"),
+    HL7NO + "festLegemiddelvirkestoff",
+    KAT + "LegemiddelVirkestoff",
+)
+DOSE = _fest(s.NS_DOSE, LMDI.format("no-basis-fest-legemiddeldose"), KAT + "Legemiddeldose")
+VIRKESTOFF = _fest(
+    s.NS_VIRKESTOFF,
+    OURS + "; LMDI publishes no Virkestoff system, and http://dmp.no/fhir/NamingSystem/festVirkestoff, "
+    "which we served before, was minted by us under DMP's domain",
+    "http://dmp.no/fhir/NamingSystem/festVirkestoff",
+    KAT + "Virkestoff",
+    ours=True,
+)
+FEST_ID = IdentifierKind("Any FEST Id (catalogue not fixed)", s.NS_FEST_ID, OURS, (), fest_id, ours=True)
+_OURS_FEST = (
+    (s.NS_VIRKESTOFF_MED_STYRKE, "VirkestoffMedStyrke"),
+    (s.NS_ORDINERING_VIRKESTOFF, "OrdineringVirkestoff"),
+    (s.NS_INTERAKSJON, "Interaksjon"),
+    (s.NS_BYTTEGRUPPE, "Byttegruppe"),
+    (s.NS_VILKAR, "Vilkar"),
+    (s.NS_DIAGNOSE, "Diagnose"),
+    (s.NS_REFUSJONSGRUPPE, "Refusjonsgruppe"),
+)
+
+KINDS: tuple[IdentifierKind, ...] = (
+    MERKEVARE,
+    PAKNING,
+    LEGEMIDDELVIRKESTOFF,
+    DOSE,
+    VIRKESTOFF,
+    *(_fest(system, OURS, KAT + catalogue, ours=True) for system, catalogue in _OURS_FEST),
+    FEST_ID,
+    IdentifierKind(
+        "Varenummer (Nordic article number)",
+        s.NS_VARENR,
+        LMDI_CODING.format("Varenummer"),
+        ("https://farmalogg.no/varenummer",),  # Nordic ePI
+        varenr,
+    ),
+    IdentifierKind(
+        "LMR løpenummer (the LMR number of a Legemiddeldose)",
+        s.NS_LMR,
+        LMDI_CODING.format("FestLmrLopenr"),
+        (),
+        as_given,
+    ),
+    IdentifierKind(
+        "GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN)",
+        s.NS_GTIN,
+        "HL7 terminology (THO): GS1 GTIN, OID 1.3.160",
+        (FARMALOGG, FARMALOGG + "/GTIN", FARMALOGG + "/NTIN", "urn:oid:1.3.160", "http://www.gs1.org/gtin"),
+        gtin,
+    ),
+    *(
+        IdentifierKind(
+            f"SAFEST {r4type} id",
+            SAFEST_IDS + r4type,
+            "DMP's SAFEST (R4 examples, github.com/HL7Norway/SAFEST)",
+            (),
+            as_given,
+        )
+        for r4type in (
+            "MedicinalProduct",
+            "MedicinalProductPackaged",
+            "MedicinalProductManufactured",
+            "MedicinalProductPharmaceutical",
+            "MedicinalProductIngredient",
+            "MedicinalProductAuthorization",
+            "SubstanceSpecification",
+        )
+    ),
+)
+"""Every identifier kind we normalise. A system in none of them is served and searched as given."""
+
+GENERIC_KINDS: dict[str, IdentifierKind] = {
+    "MedicinalProductDefinition": MERKEVARE,
+    "PackagedProductDefinition": PAKNING,
+    "ManufacturedItemDefinition": DOSE,
+    "SubstanceDefinition": VIRKESTOFF,
+}
+"""The FEST catalogue the generic FEST system names, by the type of the resource carrying the id;
+on any other type it is `FEST_ID`'s (any FEST Id)."""
+
+FEST_ID_SYSTEMS = tuple(k.served for k in KINDS if k.value is fest_id)
+"""Every served system whose values are FEST Ids: what a generic FEST id may be, searched on a type
+whose FEST catalogue the generic system does not fix."""
+
+
+def _key(system: str) -> str:
+    return system.strip().rstrip("/").casefold()
+
+
+_BY_SYSTEM: dict[str, IdentifierKind] = {}
+for _kind in KINDS:
+    for _system in (_kind.served, *_kind.aliases):
+        if _key(_system) in _BY_SYSTEM:
+            raise ValueError(f"{_system} is in two identifier kinds")
+        _BY_SYSTEM[_key(_system)] = _kind
+_GENERIC = _key(FEST_GENERIC)
+
+
+def kind_of(system: str, rtype: str | None = None) -> IdentifierKind | None:
+    """The kind a system names (any case, a trailing ``/`` ignored) on a resource of `rtype`."""
+    key = _key(system)
+    if key == _GENERIC:
+        return GENERIC_KINDS.get(rtype or "", FEST_ID)
+    return _BY_SYSTEM.get(key)
+
+
+def served(system: str, value: str, rtype: str | None = None) -> tuple[str, str] | None:
+    """The served (system, value) of an identifier in an accepted system; None when the system is
+    not one we know, or the value is not well formed for its kind (it stays as sent)."""
+    kind = kind_of(system, rtype)
+    if kind is None:
+        return None
+    value_form = kind.value(value)
+    return (kind.served, value_form) if value_form is not None else None
+
+
+_VALUE_FORMATS: tuple[Format, ...] = (fest_id, gtin, varenr)
+
+
+def value_forms(value: str) -> tuple[str, ...]:
+    """The value, and its served form under every value format that takes it: what a search
+    without a system matches (a GUID also as ``ID_`` + GUID, 14 GTIN digits also as 13)."""
+    found = [value]
+    for value_format in _VALUE_FORMATS:
+        form = value_format(value)
+        if form is not None and form not in found:
+            found.append(form)
+    return tuple(found)
+
+
+def searched(system: str, value: str | None, rtype: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The (systems, values) an identifier token ``system|value`` of a search on `rtype` matches;
+    values None: any. An accepted system and a well-formed value: the served pair; the generic
+    FEST system: the value in every FEST id system (a GUID names one entry in all of FEST). A
+    system we do not know, or a value not well formed: as given. `system|` alone: the served
+    system and the one given (which holds the values that were not well formed)."""
+    kind = kind_of(system, rtype)
+    if kind is None or not system:
+        return (system,), (value,) if value is not None else None
+    systems = FEST_ID_SYSTEMS if _key(system) == _GENERIC else (kind.served,)
+    if value is None:
+        return (*systems, system) if system not in systems else systems, None
+    form = kind.value(value)
+    if form is None:
+        return (system,), (value,)
+    return systems, (form,)
