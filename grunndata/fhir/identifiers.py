@@ -70,6 +70,16 @@ def as_given(value: str) -> str | None:
     return text or None
 
 
+VALUE_FORMS: dict[Format, str] = {
+    fest_id: "ID_ and an uppercase GUID, as FEST has it (accepted without ID_, in any case)",
+    gtin: "13 digits (GTIN-13), or 14 for a GTIN-14 whose first digit is not 0; accepted as GTIN-8, "
+    "-12, -13 or -14 with a right check digit",
+    varenr: "six digits, leading zeros kept (accepted without them)",
+    as_given: "as the source gives it",
+}
+"""Each value format's served form and what is accepted, in one sentence (the README, NamingSystem.usage)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IdentifierKind:
     """One kind of identifier: the system we serve it in, where that system comes from, the
@@ -89,7 +99,7 @@ LMDI_CODING = (
     "published; github.com/folkehelseinstituttet/LMDI)"
 )
 HL7NO = "http://hl7.no/fhir/NamingSystem/"  # LMDI's systems before 2024-06-10 (commit cad0f7cb)
-KAT = "http://ehelse.no/fhir/CodeSystem/FEST/Kat"  # SAFEST 2020 drafts, per catalogue
+KAT = "http://ehelse.no/fhir/CodeSystem/FEST/Kat"  # SAFEST 2020 drafts: Merkevare, Pakning, dose only
 FEST_GENERIC = "http://ehelse.no/fhir/CodeSystem/FEST"
 """SAFEST's and no-basis' system for any FEST id: which catalogue depends on the resource type."""
 NORDIC_EPI = "http://legemiddelverket.no/FEST/"
@@ -98,9 +108,10 @@ SAFEST_IDS = "http://legemiddelverket.no/fhir/SAFEST/"
 OURS = "ours: no published system covers it (grunndata.no)"
 
 
-def _fest(served: str, source: str, *aliases: str, ours: bool = False) -> IdentifierKind:
+def _fest(served: str, source: str, *aliases: str, ours: bool = False, meaning: str = "") -> IdentifierKind:
     catalogue = served.rsplit("/", 1)[-1].removeprefix("fest")
-    return IdentifierKind(f"FEST {catalogue} Id", served, source, aliases, fest_id, ours)
+    name = f"FEST {catalogue} Id" + (f" ({meaning})" if meaning else "")
+    return IdentifierKind(name, served, source, aliases, fest_id, ours)
 
 
 MERKEVARE = _fest(
@@ -109,6 +120,7 @@ MERKEVARE = _fest(
     HL7NO + "festLegemiddelmerkevare",
     KAT + "LegemiddelMerkevare",
     NORDIC_EPI + "LegemiddelMerkevareID",
+    meaning="brand: a product's strength and form",
 )
 PAKNING = _fest(
     s.NS_PAKNING,
@@ -116,31 +128,36 @@ PAKNING = _fest(
     HL7NO + "festLegemiddelpakning",
     KAT + "LegemiddelPakning",
     NORDIC_EPI + "LegemiddelPakningID",
+    meaning="package",
 )
 LEGEMIDDELVIRKESTOFF = _fest(
     s.NS_LEGEMIDDELVIRKESTOFF,
     LMDI.format("no-basis-fest-legemiddelvirkestoff"),
     HL7NO + "festLegemiddelvirkestoff",
-    KAT + "LegemiddelVirkestoff",
+    meaning="substance-based product",
 )
-DOSE = _fest(s.NS_DOSE, LMDI.format("no-basis-fest-legemiddeldose"), KAT + "Legemiddeldose")
+DOSE = _fest(
+    s.NS_DOSE, LMDI.format("no-basis-fest-legemiddeldose"), KAT + "Legemiddeldose", meaning="single dose"
+)
 VIRKESTOFF = _fest(
     s.NS_VIRKESTOFF,
     OURS + "; LMDI publishes no Virkestoff system, and http://dmp.no/fhir/NamingSystem/festVirkestoff, "
     "which we served before, was minted by us under DMP's domain",
     "http://dmp.no/fhir/NamingSystem/festVirkestoff",
-    KAT + "Virkestoff",
     ours=True,
+    meaning="substance",
 )
-FEST_ID = IdentifierKind("Any FEST Id (catalogue not fixed)", s.NS_FEST_ID, OURS, (), fest_id, ours=True)
+FEST_ID = IdentifierKind(
+    "Any FEST Id, where FEST does not fix the target catalogue", s.NS_FEST_ID, OURS, (), fest_id, ours=True
+)
 _OURS_FEST = (
-    (s.NS_VIRKESTOFF_MED_STYRKE, "VirkestoffMedStyrke"),
-    (s.NS_ORDINERING_VIRKESTOFF, "OrdineringVirkestoff"),
-    (s.NS_INTERAKSJON, "Interaksjon"),
-    (s.NS_BYTTEGRUPPE, "Byttegruppe"),
-    (s.NS_VILKAR, "Vilkar"),
-    (s.NS_DIAGNOSE, "Diagnose"),
-    (s.NS_REFUSJONSGRUPPE, "Refusjonsgruppe"),
+    (s.NS_VIRKESTOFF_MED_STYRKE, "substance with strength"),
+    (s.NS_ORDINERING_VIRKESTOFF, "substance-based ordering"),
+    (s.NS_INTERAKSJON, "interaction"),
+    (s.NS_BYTTEGRUPPE, "substitution group"),
+    (s.NS_VILKAR, "condition"),
+    (s.NS_DIAGNOSE, "diagnosis"),
+    (s.NS_REFUSJONSGRUPPE, "reimbursement group"),
 )
 
 KINDS: tuple[IdentifierKind, ...] = (
@@ -149,7 +166,7 @@ KINDS: tuple[IdentifierKind, ...] = (
     LEGEMIDDELVIRKESTOFF,
     DOSE,
     VIRKESTOFF,
-    *(_fest(system, OURS, KAT + catalogue, ours=True) for system, catalogue in _OURS_FEST),
+    *(_fest(system, OURS, ours=True, meaning=meaning) for system, meaning in _OURS_FEST),
     FEST_ID,
     IdentifierKind(
         "Varenummer (Nordic article number)",
@@ -169,7 +186,7 @@ KINDS: tuple[IdentifierKind, ...] = (
         "GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN)",
         s.NS_GTIN,
         "HL7 terminology (THO): GS1 GTIN, OID 1.3.160",
-        (FARMALOGG, FARMALOGG + "/GTIN", FARMALOGG + "/NTIN", "urn:oid:1.3.160", "http://www.gs1.org/gtin"),
+        (FARMALOGG, FARMALOGG + "/GTIN", FARMALOGG + "/NTIN", "urn:oid:1.3.160"),
         gtin,
     ),
     *(
