@@ -160,6 +160,28 @@ _OURS_FEST = (
     (s.NS_REFUSJONSGRUPPE, "reimbursement group"),
 )
 
+VARENR = IdentifierKind(
+    "Varenummer (Nordic article number)",
+    s.NS_VARENR,
+    LMDI_CODING.format("Varenummer"),
+    ("https://farmalogg.no/varenummer",),  # Nordic ePI
+    varenr,
+)
+LMR = IdentifierKind(
+    "LMR løpenummer (the LMR number of a Legemiddeldose)",
+    s.NS_LMR,
+    LMDI_CODING.format("FestLmrLopenr"),
+    (),
+    as_given,
+)
+GTIN = IdentifierKind(
+    "GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN)",
+    s.NS_GTIN,
+    "HL7 terminology (THO): GS1 GTIN, OID 1.3.160",
+    (FARMALOGG, FARMALOGG + "/GTIN", FARMALOGG + "/NTIN", "urn:oid:1.3.160"),
+    gtin,
+)
+
 KINDS: tuple[IdentifierKind, ...] = (
     MERKEVARE,
     PAKNING,
@@ -168,27 +190,9 @@ KINDS: tuple[IdentifierKind, ...] = (
     VIRKESTOFF,
     *(_fest(system, OURS, ours=True, meaning=meaning) for system, meaning in _OURS_FEST),
     FEST_ID,
-    IdentifierKind(
-        "Varenummer (Nordic article number)",
-        s.NS_VARENR,
-        LMDI_CODING.format("Varenummer"),
-        ("https://farmalogg.no/varenummer",),  # Nordic ePI
-        varenr,
-    ),
-    IdentifierKind(
-        "LMR løpenummer (the LMR number of a Legemiddeldose)",
-        s.NS_LMR,
-        LMDI_CODING.format("FestLmrLopenr"),
-        (),
-        as_given,
-    ),
-    IdentifierKind(
-        "GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN)",
-        s.NS_GTIN,
-        "HL7 terminology (THO): GS1 GTIN, OID 1.3.160",
-        (FARMALOGG, FARMALOGG + "/GTIN", FARMALOGG + "/NTIN", "urn:oid:1.3.160"),
-        gtin,
-    ),
+    VARENR,
+    LMR,
+    GTIN,
     *(
         IdentifierKind(
             f"SAFEST {r4type} id",
