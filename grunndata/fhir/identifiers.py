@@ -106,6 +106,7 @@ NORDIC_EPI = "http://legemiddelverket.no/FEST/"
 FARMALOGG = "https://farmalogg.no/produktkode"
 SAFEST_IDS = "http://legemiddelverket.no/fhir/SAFEST/"
 OURS = "ours: no published system covers it (grunndata.no)"
+NS_BASE_FEST = s.NS_BASE + "fest"
 
 
 def _fest(served: str, source: str, *aliases: str, ours: bool = False, meaning: str = "") -> IdentifierKind:
@@ -289,3 +290,33 @@ def searched(system: str, value: str | None, rtype: str) -> tuple[tuple[str, ...
     if form is None:
         return (system,), (value,)
     return systems, (form,)
+
+
+def markdown_table() -> str:
+    """The table as README shows it (a test compares): kind, served system, accepted aliases, value.
+    Kinds alike but for their catalogue or type (ours with no alias, SAFEST's) share a row."""
+    rows = ["| kind | served system (source) | also accepted | value served |", "|---|---|---|---|"]
+    grouped: dict[str, list[IdentifierKind]] = {}
+    for kind in KINDS:
+        plain_fest = kind.ours and not kind.aliases and kind is not FEST_ID
+        group = "ours" if plain_fest else "safest" if kind.served.startswith(SAFEST_IDS) else kind.served
+        grouped.setdefault(group, []).append(kind)
+    for group, kinds in grouped.items():
+        kind = kinds[0]
+        aliases = [f"`{a}`" for a in kind.aliases]
+        on = [t for t, k in GENERIC_KINDS.items() if k is kind] or (
+            ["other types"] if kind is FEST_ID else []
+        )
+        if on:
+            aliases.append(f"`{FEST_GENERIC}` (on {', '.join(on)})")
+        source = "ours" if kind.ours else kind.source.split(" (")[0].split(",")[0]
+        name, served = kind.name, f"`{kind.served}`"
+        if group == "ours":
+            name = "FEST " + ", ".join(k.name.split(" ")[1] for k in kinds) + " Ids"
+            served = f"`{NS_BASE_FEST}<catalogue>`"
+        elif group == "safest":
+            name, served = "SAFEST ids", f"`{SAFEST_IDS}<R4 type>`"
+        rows.append(
+            f"| {name} | {served} ({source}) | {', '.join(aliases) or '-'} | {VALUE_FORMS[kind.value]} |"
+        )
+    return "\n".join(rows) + "\n"

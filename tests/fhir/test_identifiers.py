@@ -3,9 +3,13 @@ values that are not well formed left as sent."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from grunndata.fhir import identifiers as ids
+
+README = Path(__file__).parents[2] / "README.md"
 
 PAKNING = "http://dmp.no/fhir/NamingSystem/festLegemiddelPakning"
 MERKEVARE = "http://dmp.no/fhir/NamingSystem/festLegemiddelMerkevare"
@@ -169,3 +173,13 @@ def test_every_system_belongs_to_one_kind_only() -> None:
             seen[system.casefold()] = kind.name
     assert ids.FEST_GENERIC.casefold() not in seen  # its kind depends on the resource type
     assert set(ids.VALUE_FORMS) >= {k.value for k in ids.KINDS}
+
+
+def test_the_readme_shows_the_table_as_the_code_has_it() -> None:
+    table = ids.markdown_table()
+    assert table in README.read_text(encoding="utf-8")
+    assert table.count("\n") == 13  # header, rule, 11 rows
+    assert (
+        "| GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN) | `https://www.gs1.org/gtin` (HL7 terminology) |"
+        in table
+    )
