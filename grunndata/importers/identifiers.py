@@ -16,6 +16,7 @@ from grunndata.fhir import identifiers
 Json = dict[str, Any]
 
 _IDENTIFIER_KEYS = ("identifier", "valueIdentifier")
+_IN_EXTENSIONS = frozenset(("extension", "valueIdentifier", "valueReference"))
 
 
 def served_identifiers(resource: Json) -> Json:
@@ -31,7 +32,10 @@ def served_identifiers(resource: Json) -> Json:
 def _walk(node: Json, rtype: str, top: bool = False) -> None:
     """`top`: `node` is a resource (the one served or a contained one), whose type its own
     identifiers are read by; anywhere else the generic FEST system names any FEST id."""
+    extension = "url" in node and not top  # an extension: its values hold no Identifier but these
     for key, child in node.items():
+        if extension and key not in _IN_EXTENSIONS:
+            continue
         if isinstance(child, list):
             if key in _IDENTIFIER_KEYS:
                 child = node[key] = _served_list(child, rtype if top else None)
