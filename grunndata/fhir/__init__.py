@@ -1,11 +1,12 @@
 """Shared FHIR vocabulary, no I/O: what importers, translators and the server all mean by the same word.
 
-`systems` names the identifier and code systems and our extension URLs, `types` the resource types
+`systems` names the identifier and code systems and our extension URLs, `identifiers` the one
+served form of each identifier kind and the aliases accepted for it, `types` the resource types
 we serve, `text` what a FHIR string may hold and how importers find what it may not. `r4_elements` (generated, large) is imported by name
 where it is needed.
 """
 
-from grunndata.fhir import systems
+from grunndata.fhir import identifiers, systems
 from grunndata.fhir.systems import (
     ATC,
     ATC_OID,
@@ -115,6 +116,7 @@ __all__ = [
     "VOLVEN_PREFIX",
     "cs_system",
     "ext_url",
+    "identifiers",
     "systems",
     "unfit_character",
     "unfit_in_xml",

@@ -1,6 +1,7 @@
 """The URIs the FHIR resources use: identifier systems, code systems and our extension base.
 
-The Norwegian identifier systems for FEST ids come from the LMDI NamingSystems (DMP/FHI); FEST's
+The Norwegian identifier systems for FEST ids come from the LMDI NamingSystems (DMP/FHI; every
+kind's served system, its source and its accepted aliases: fhir/identifiers.py); FEST's
 Volven code systems keep their OID (`urn:oid:2.16.578.1.12.4.1.1.NNNN`, the CV's S attribute),
 except ATC, which uses WHO's URI. Everything FEST has and no published system covers gets a URI
 under grunndata.no, so that the M30 writer can tell where each value came from.
@@ -19,11 +20,12 @@ NS_MERKEVARE = "http://dmp.no/fhir/NamingSystem/festLegemiddelMerkevare"
 NS_PAKNING = "http://dmp.no/fhir/NamingSystem/festLegemiddelPakning"
 NS_LEGEMIDDELVIRKESTOFF = "http://dmp.no/fhir/NamingSystem/festLegemiddelVirkestoff"
 NS_DOSE = "http://dmp.no/fhir/NamingSystem/festLegemiddelDose"
-NS_VIRKESTOFF = "http://dmp.no/fhir/NamingSystem/festVirkestoff"
 NS_VARENR = "http://dmp.no/fhir/NamingSystem/fest-varenummer"
 NS_LMR = "http://dmp.no/fhir/NamingSystem/lmrLopenummer"
 NS_GTIN = "https://www.gs1.org/gtin"
-# ... and ours, for FEST ids no published NamingSystem covers
+# ... and ours, for FEST ids no published NamingSystem covers (LMDI has none for Virkestoff: the
+# dmp.no festVirkestoff we served before was ours, minted under DMP's domain; fhir/identifiers.py)
+NS_VIRKESTOFF = NS_BASE + "festVirkestoff"
 NS_VIRKESTOFF_MED_STYRKE = NS_BASE + "festVirkestoffMedStyrke"
 NS_ORDINERING_VIRKESTOFF = NS_BASE + "festOrdineringVirkestoff"
 NS_INTERAKSJON = NS_BASE + "festInteraksjon"

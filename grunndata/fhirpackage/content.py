@@ -17,6 +17,7 @@ from fhir.resources import get_fhir_model_class
 from grunndata import __version__
 from grunndata.catalog.fhir import INTERFACE_SYSTEM
 from grunndata.catalog.model import TIERS
+from grunndata.fhir import identifiers
 from grunndata.fhir import systems as s
 from grunndata.fhirpackage.capability import capability_statement
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
@@ -217,34 +218,32 @@ def search_parameter(param: SearchParam) -> Json:
 
 # --- naming systems -----------------------------------------------------------------------------
 
-OUR_NAMING_SYSTEMS: tuple[tuple[str, str], ...] = (
-    (s.NS_VIRKESTOFF_MED_STYRKE, "FEST VirkestoffMedStyrke Id (substance with strength)"),
-    (s.NS_ORDINERING_VIRKESTOFF, "FEST OrdineringVirkestoff Id (substance-based ordering)"),
-    (s.NS_INTERAKSJON, "FEST Interaksjon Id (interaction)"),
-    (s.NS_BYTTEGRUPPE, "FEST Byttegruppe Id (substitution group)"),
-    (s.NS_VILKAR, "FEST Vilkar Id (condition)"),
-    (s.NS_DIAGNOSE, "FEST Diagnose Id (diagnosis)"),
-    (s.NS_REFUSJONSGRUPPE, "FEST Refusjonsgruppe Id (reimbursement group)"),
-    (s.NS_FEST_ID, "Any FEST Id, where FEST does not fix the target catalogue"),
-)
-"""The identifier systems we mint (under systems.NS_BASE). DMP's published ones (http://dmp.no/fhir/
-NamingSystem/festLegemiddelMerkevare, festLegemiddelPakning, festLegemiddelVirkestoff,
-festLegemiddelDose, festVirkestoff, fest-varenummer, lmrLopenummer) and GS1's GTIN are theirs to
-publish, and are not in our package."""
 
-
-def naming_system(url: str, description: str) -> Json:
-    ident = _id(url)
+def naming_system(kind: identifiers.IdentifierKind) -> Json:
+    """The NamingSystem of an identifier system we mint: its served URI preferred, the aliases we
+    accept for it beside (fhir/identifiers.py), and the value's served form as its usage."""
+    ident = _id(kind.served)
+    aliases = [
+        {"type": "uri", "value": alias, "preferred": False, "comment": "accepted in deliveries and searches"}
+        for alias in kind.aliases
+    ]
     return {
         "resourceType": "NamingSystem",
         "id": ident,
-        "url": url,
+        "url": kind.served,
         **_COMMON,
         "name": _name(ident),
         "kind": "identifier",
-        "description": description,
-        "uniqueId": [{"type": "uri", "value": url, "preferred": True}],
+        "description": kind.name,
+        "usage": identifiers.VALUE_FORMS[kind.value],
+        "uniqueId": [{"type": "uri", "value": kind.served, "preferred": True}, *aliases],
     }
+
+
+def naming_systems() -> list[Json]:
+    """One per identifier system we mint (under systems.NS_BASE). The published ones (LMDI's FEST
+    systems, GS1's GTIN) and SAFEST's own are theirs to publish, and are not in our package."""
+    return [naming_system(kind) for kind in identifiers.KINDS if kind.ours]
 
 
 # --- code systems -------------------------------------------------------------------------------
@@ -372,7 +371,7 @@ def package_resources() -> list[Json]:
     """Every resource of the package, in a fixed order."""
     resources: list[Json] = [extension_definition(u) for u in extension_uses()]
     resources += [search_parameter(p) for p in SEARCH_PARAMS if not p.standard]
-    resources += [naming_system(url, text) for url, text in OUR_NAMING_SYSTEMS]
+    resources += naming_systems()
     resources += code_systems()
     resources.append(orjson.loads(capability_statement(CANONICAL)))
     return [implementation_guide(resources), *resources]

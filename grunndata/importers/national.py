@@ -21,6 +21,7 @@ import orjson
 
 from grunndata.errors import DeliveryError
 from grunndata.fhir import EDQM, EDQM_ALIASES, NS_FEST_ID
+from grunndata.importers.identifiers import served_identifiers
 from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
 from grunndata.store import ReleaseBuilder
@@ -124,7 +125,9 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if entry.kind in LOOKUP_KINDS:
             lookup.by_id[entry.key] = entry
-    safest = [orjson.loads(data) for _, data in builder.served_data(is_safest)]
+    # every identifier of either source in its served form (fhir/identifiers.py) before they meet:
+    # SAFEST's resources here, FEST's as they are made (below)
+    safest = [served_identifiers(orjson.loads(data)) for _, data in builder.served_data(is_safest)]
     try:
         overlay = (
             Overlay(safest, _links(builder, safest), equivalents or (lambda s, c: set())) if safest else None
@@ -143,7 +146,7 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
-        made_here = _translated(entry, key, lookup)
+        made_here = [served_identifiers(r) for r in _translated(entry, key, lookup)]
         served = overlay.apply_all(made_here) if overlay is not None else made_here
         serving.serve(
             [(s, s is not r) for r, s in zip(made_here, served, strict=True)],

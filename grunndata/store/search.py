@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
+from grunndata.fhir import identifiers
 from grunndata.store.models import R, X
 from grunndata.store.read import (
     COLUMNS,
@@ -22,7 +23,15 @@ from grunndata.store.read import (
     version_of,
     visible,
 )
-from grunndata.store.searchparams import TIER_SYSTEM, IndexRow, SearchParam, date_span, normalise, stamp
+from grunndata.store.searchparams import (
+    IDENTIFIER_PARAMS,
+    TIER_SYSTEM,
+    IndexRow,
+    SearchParam,
+    date_span,
+    normalise,
+    stamp,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +84,39 @@ def _token(value: str) -> tuple[str | None, str | None]:
     return system, (code or None)
 
 
+TokenForm = tuple[tuple[str, ...] | None, tuple[str, ...] | None]  # (systems, codes); None: any
+
+
+def _token_forms(param: SearchParam, value: str) -> TokenForm:
+    """The systems and codes a token value matches. On an identifier parameter, any accepted
+    alias system and value form of the identifier's kind finds what is served in its one form
+    (fhir/identifiers.py: dictionary lookups); a code without a system, in each of its forms."""
+    system, code = _token(value)
+    if system is None and code is None:
+        raise SearchError(f"{param.code}: '|' alone is not a token")
+    if (param.resource, param.code) not in IDENTIFIER_PARAMS:
+        return (None if system is None else (system,)), (None if code is None else (code,))
+    if system is None:
+        return None, identifiers.value_forms(code or "")
+    return identifiers.searched(system, code, param.resource)
+
+
+def _one_of(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column == values[0] if len(values) == 1 else column.in_(values)
+    return condition
+
+
 def _index_condition(param: SearchParam, modifier: str | None, value: str) -> ColumnElement[bool]:
     name = f"{param.resource}.{param.code}"
     if param.type == "token":
         if modifier not in (None,):
             raise SearchError(f"the modifier :{modifier} is not supported on token parameter {param.code}")
-        system, code = _token(value)
+        systems, codes = _token_forms(param, value)
         conds = [X.c.param == name]
-        if system is not None:
-            conds.append(X.c.system == system)
-        if code is not None:
-            conds.append(X.c.value == code)
-        if system is None and code is None:
-            raise SearchError(f"{param.code}: '|' alone is not a token")
+        if systems is not None:
+            conds.append(_one_of(X.c.system, systems))
+        if codes is not None:
+            conds.append(_one_of(X.c.value, codes))
         return and_(*conds)
     if param.type == "string":
         if modifier == "exact":
@@ -252,8 +281,8 @@ def _row_matches(param: SearchParam, modifier: str | None, value: str, row: Inde
     """`_index_condition`, for one index row in memory."""
     _index_condition(param, modifier, value)  # the same SearchError for a value or modifier it refuses
     if param.type == "token":
-        system, code = _token(value)
-        return (system is None or row.system == system) and (code is None or row.value == code)
+        systems, codes = _token_forms(param, value)
+        return (systems is None or row.system in systems) and (codes is None or row.value in codes)
     if param.type == "string":
         if modifier == "exact":
             return row.exact == value

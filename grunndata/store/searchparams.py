@@ -408,6 +408,14 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
 
 _BY_KEY = {(p.resource, p.code): p for p in SEARCH_PARAMS}
 
+IDENTIFIER_PARAMS = frozenset(
+    (p.resource, p.code)
+    for p in SEARCH_PARAMS
+    if p.type == "token" and any(alt.rsplit(".", 1)[-1] == "identifier" for alt in p.path.split("|"))
+)
+"""Token parameters over Identifiers: searched in any accepted system and value form of the
+identifier's kind (fhir/identifiers.py, store/search.py)."""
+
 
 def params_for(resource: str) -> dict[str, SearchParam]:
     """The search parameters of a resource type, the common ones included."""

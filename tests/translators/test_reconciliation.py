@@ -225,9 +225,17 @@ CASES = (
     Case(
         SD,
         "fest-id",
-        {"identifier": [{"system": "http://dmp.no/fhir/NamingSystem/festVirkestoff", "value": "ID_V1"}]},
+        {
+            "identifier": [
+                {"system": "https://grunndata.no/fhir/NamingSystem/festVirkestoff", "value": "ID_V1"}
+            ]
+        },
         {"identifier": [{"system": "http://ehelse.no/fhir/CodeSystem/FEST", "value": "ID_V1"}]},
-        {"identifier": [{"system": "http://dmp.no/fhir/NamingSystem/festVirkestoff", "value": "ID_V2"}]},
+        {
+            "identifier": [
+                {"system": "https://grunndata.no/fhir/NamingSystem/festVirkestoff", "value": "ID_V2"}
+            ]
+        },
     ),
     Case(
         ING,

@@ -68,9 +68,16 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
 
 
 def test_the_naming_systems_are_ours_only_never_dmps() -> None:
-    urls = sorted(r["url"] for r in package_resources() if r["resourceType"] == "NamingSystem")
-    assert len(urls) == 8
-    assert all(u.startswith("https://grunndata.no/fhir/NamingSystem/fest") for u in urls)
+    by_url = {r["url"]: r for r in package_resources() if r["resourceType"] == "NamingSystem"}
+    assert len(by_url) == 9
+    assert all(u.startswith("https://grunndata.no/fhir/NamingSystem/fest") for u in by_url)
+    # LMDI publishes no Virkestoff system: ours, with the dmp.no one we minted before as an alias
+    substance = by_url["https://grunndata.no/fhir/NamingSystem/festVirkestoff"]
+    assert [(u["value"], u["preferred"]) for u in substance["uniqueId"]] == [
+        ("https://grunndata.no/fhir/NamingSystem/festVirkestoff", True),
+        ("http://dmp.no/fhir/NamingSystem/festVirkestoff", False),
+    ]
+    assert substance["usage"].startswith("ID_ and an uppercase GUID")
 
 
 def test_an_extension_says_where_it_may_appear_and_what_it_holds() -> None:
