@@ -10,6 +10,7 @@ import contextlib
 import copy
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from fhir.resources import get_fhir_model_class
 
 from grunndata.fhir import NS_DOSE, NS_MERKEVARE, NS_PAKNING, NS_VARENR
 from grunndata.translators.safest import (
+    CS_PACKAGING_PROPERTY,
     CS_R4_CHARACTERISTIC,
     KEPT_BASE,
     R5_TYPES,
@@ -25,6 +27,7 @@ from grunndata.translators.safest import (
     FestLink,
     Problem,
     fest_links,
+    json_bytes,
     mapping,
     to_r5,
 )
@@ -388,7 +391,7 @@ def test_the_safest_contained_item_extension_becomes_a_contained_item() -> None:
                     "url": "item",
                     "valueReference": {"reference": "MedicinalProductManufactured/mpm-paracet-500"},
                 },
-                {"url": "amount", "valueInteger": 10},
+                {"url": "quantity", "valueInteger": 10},
             ],
         }
     ]
@@ -401,6 +404,148 @@ def test_the_safest_contained_item_extension_becomes_a_contained_item() -> None:
     ]
     assert converted["containedItemQuantity"] == [{"value": 20}]
     valid(converted)
+
+
+SAFEST = "http://legemiddelverket.no/fhir/StructureDefinition/"
+ITEMNUMBER_STATUS = "http://legemiddelverket.no/FHIR/CodeSystem/itemnumberstatus"
+
+
+def test_the_itemnumber_as_dmp_sends_it_gives_the_varenr_and_its_status_the_package_status() -> None:
+    """DMP's examples: one part holding the number, one its status coding, neither with a url."""
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    package["identifier"] = package["identifier"][:2]
+    del package["marketingAuthorization"]
+    active = {"system": ITEMNUMBER_STATUS, "code": "A", "display": "Active"}
+    package["extension"] = [
+        {
+            "url": SAFEST + "safest-itemnumber",
+            "extension": [{"valueString": "106383"}, {"valueCoding": active}],
+        }
+    ]
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    converted = the(conversion, PPD)
+    assert converted["identifier"][2:] == [{"system": NS_VARENR, "value": "106383"}]
+    assert converted["status"] == {
+        "coding": [{"system": "http://hl7.org/fhir/publication-status", "code": "active"}, active]
+    }
+    assert "extension" not in converted
+    assert [p.message.split("; ")[1] for p in conversion.warnings if p.resource.endswith("500-20")] == [
+        "its valueString is read as itemnumber",
+        "its valueCoding is read as status",
+    ]
+    valid(converted)
+
+
+def test_an_itemnumber_status_other_than_active_is_kept_as_given_without_a_publication_status() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    other = {"system": ITEMNUMBER_STATUS, "code": "U"}
+    package["extension"] = [
+        {
+            "url": SAFEST + "safest-itemnumber",
+            "extension": [
+                {"url": "itemnumber", "valueString": "106383"},
+                {"url": "status", "valueCoding": other},
+            ],
+        }
+    ]
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    assert the(conversion, PPD)["status"] == {"coding": [other]}
+    assert [p for p in conversion.problems if p.resource.endswith("500-20")] == []
+
+
+def test_the_merkevare_id_dose_id_and_lmr_number_of_a_manufactured_item_become_its_identifiers() -> None:
+    item = r4("MedicinalProductManufactured-paracet-500")
+    del item["ingredient"], item["quantity"]
+    merkevare = {
+        "system": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddelMerkevare",
+        "value": "2ABAC272-0BCF-43F0-84BE-984074D92E15",
+    }
+    item["extension"] += [
+        {"url": SAFEST + "safest-legemiddelMerkevareId", "valueIdentifier": merkevare},
+        {"url": SAFEST + "safest-lmrNumber", "valueString": "1003023"},
+    ]
+    converted = the(to_r5([item]), MID)
+    assert converted["identifier"] == [
+        {"system": NS_DOSE, "value": "ID_0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"},
+        merkevare,  # with the system SAFEST gives: the import maps it to the served one
+        {"system": "http://dmp.no/fhir/NamingSystem/lmrLopenummer", "value": "1003023"},
+    ]
+    assert "extension" not in converted
+    assert fest_links(converted) == [
+        FestLink("Legemiddeldose", "0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"),
+        FestLink("LegemiddelMerkevare", "2ABAC272-0BCF-43F0-84BE-984074D92E15"),
+    ]
+    valid(converted)
+
+
+def test_the_retail_pack_and_unit_dose_flags_of_a_package_level_become_its_properties() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    box, blister = package["packageItem"][0], package["packageItem"][0]["packageItem"][0]
+    box["extension"] = [
+        {"url": SAFEST + "safest-retailPack", "valueBoolean": True},
+        {"url": SAFEST + "safest-singleUnit", "valueBoolean": False},
+    ]
+    blister["extension"] = [{"url": SAFEST + "safest-singleUnit", "valueBoolean": "true"}]  # as text
+
+    def flag(code: str, display: str, value: bool) -> Json:
+        kind = {"system": CS_PACKAGING_PROPERTY, "code": code, "display": display}
+        return {"type": {"coding": [kind]}, "valueBoolean": value}
+
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    converted = the(conversion, PPD)
+    assert converted["packaging"]["property"] == [
+        flag("retail-pack", "Retail pack", True),
+        flag("unit-dose", "Unit dose", False),
+    ]
+    assert converted["packaging"]["packaging"][0]["property"] == [flag("unit-dose", "Unit dose", True)]
+    assert "extension" not in converted["packaging"]
+    valid(converted)
+
+
+def test_extension_values_given_as_text_are_read_as_their_type_and_an_unreadable_one_is_left_out() -> None:
+    """FHIR.js writes R4 XML's nested extension values as text: ``"valueInteger": "1"``."""
+    product = one_product(
+        extension=[
+            {
+                "url": "https://example.org/pack",
+                "extension": [
+                    {"url": "count", "valueInteger": "2"},
+                    {"url": "flag", "valueBoolean": "false"},
+                    {"url": "share", "valueDecimal": "0.50"},
+                    {"url": "bad", "valueInteger": "two"},
+                ],
+            }
+        ]
+    )
+    conversion = to_r5([product])
+    converted = the(conversion, MPD)
+    assert converted["extension"] == [
+        {
+            "url": "https://example.org/pack",
+            "extension": [
+                {"url": "count", "valueInteger": 2},
+                {"url": "flag", "valueBoolean": False},
+                {"url": "share", "valueDecimal": Decimal("0.50")},
+            ],
+        }
+    ]
+    label = "MedicinalProductDefinition/mp-paracet-500"
+    assert conversion.problems == [
+        Problem(
+            label,
+            "MedicinalProductDefinition.extension[0].extension[3].valueInteger 'two' is not a FHIR integer; left out",
+            True,
+        ),
+        Problem(
+            label,
+            "MedicinalProductDefinition.extension[0].extension[0].valueInteger '2' and 2 more came as text; "
+            "read as the type FHIR gives the value",
+            True,
+        ),
+    ]
+    assert json_bytes(converted).count(b'"valueDecimal":0.50') == 1
 
 
 def test_several_outer_package_items_go_under_one_packaging_level() -> None:
