@@ -92,8 +92,8 @@ PLANTED_DISAGREEMENTS = [
     (f"{MPD}/{SEVOFLURAN_BRAND}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
     (
         f"{MPD}/{SEVOFLURAN_BRAND}",
-        "dose-form",
-        f"{R7448}|97 (Væske til inhalasjonsdamp)",
+        "dose-form",  # FEST-made: EDQM's equivalent beside FEST's code (translators/shape.py)
+        f"http://standardterms.edqm.eu|11117000 (Inhalation vapour, liquid), {R7448}|97 (Væske til inhalasjonsdamp)",
         "https://mpd.noma.no/codesystem/pharmaceutical-dose-form|10219000 (Tablet)",
     ),
     (

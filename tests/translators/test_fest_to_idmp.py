@@ -231,8 +231,11 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
         {"coding": [{"system": ATC, "code": "L04AA18", "display": "Everolimus"}]}
     ]
     assert mpd["legalStatusOfSupply"]["coding"][0]["code"] == "C"
-    dose_form = {
-        "coding": [{"system": VOLVEN + "7448", "code": "5", "display": "Dispergerbar tablett"}],
+    dose_form = {  # EDQM's beside FEST's: the map calls them equivalent
+        "coding": [
+            {"system": VOLVEN + "7448", "code": "5", "display": "Dispergerbar tablett"},
+            {"system": "http://standardterms.edqm.eu", "code": "10121000", "display": "Dispersible tablet"},
+        ],
         "text": "Dispergerbar tablett",
     }
     assert mpd["combinedPharmaceuticalDoseForm"] == dose_form

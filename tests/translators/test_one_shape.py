@@ -29,12 +29,6 @@ PAKNING = "90728833-A374-471B-B39B-487A2ADF39E5"
 PLANTED = Path(__file__).parent / "safest_r4" / "Bundle-estradot-50.json"
 DOSE_FORM = "urn:oid:2.16.578.1.12.4.1.1.7448"
 EDQM = "http://standardterms.edqm.eu"
-EDQM_SYSTEMS = (
-    EDQM,
-    "https://standardterms.edqm.eu",
-    "https://mpd.noma.no/codesystem/pharmaceutical-dose-form",
-)
-"""EDQM's dose forms under EDQM's URI and under DMP's (mpd.noma.no), which holds EDQM's codes."""
 UCUM = "http://unitsofmeasure.org"
 DMP_MARKETING_STATUS = "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus"
 SPOR_NAME_PART = "https://spor.ema.europa.eu/rmswi/#/lists/220000000000"
@@ -83,14 +77,12 @@ def _list(value: Any) -> list[Any]:
 
 
 def codes(concepts: Any, *systems: str) -> list[tuple[str, str]]:
-    """(system, code) of every coding of `concepts` in `systems` (any when none named); EDQM's dose
-    forms under DMP's URI count as EDQM's."""
+    """(system, code) of every coding of `concepts` in `systems` (any when none named)."""
     found = []
     for concept in _list(concepts):
         for coding in concept.get("coding", []):
-            system = EDQM if coding.get("system") in EDQM_SYSTEMS else coding.get("system")
-            if not systems or system in systems:
-                found.append((system, coding.get("code")))
+            if not systems or coding.get("system") in systems:
+                found.append((coding.get("system"), coding.get("code")))
     return sorted(found)
 
 
@@ -247,22 +239,26 @@ FACTS = (
     Fact(
         "dose form (FEST 7448) of the product",
         lambda s: codes(product(s).get("combinedPharmaceuticalDoseForm"), DOSE_FORM),
-        "SAFEST gives EDQM dose forms only",
     ),
     Fact(
         "dose form (EDQM) of the product",
         lambda s: codes(product(s).get("combinedPharmaceuticalDoseForm"), EDQM),
-        "FEST-made products have FEST 7448 dose forms only",
     ),
     Fact(
         "dose form (EDQM) of the manufactured item",
         lambda s: codes(item(s).get("manufacturedDoseForm"), EDQM),
-        "FEST-made items have FEST 7448 dose forms only",
     ),
     Fact(
         "dose form (EDQM) of the administrable product",
         lambda s: codes(administrable(s).get("administrableDoseForm"), EDQM),
-        "FEST-made administrable products have FEST 7448 dose forms only",
+    ),
+    Fact(
+        "dose form (FEST 7448) of the manufactured item",
+        lambda s: codes(item(s).get("manufacturedDoseForm"), DOSE_FORM),
+    ),
+    Fact(
+        "dose form (FEST 7448) of the administrable product",
+        lambda s: codes(administrable(s).get("administrableDoseForm"), DOSE_FORM),
     ),
     Fact(
         "strength is a presentation ratio",
@@ -343,4 +339,4 @@ def test_the_sides_are_the_one_product_each() -> None:
         "MedicinalProductDefinition",
         "PackagedProductDefinition",
     ]
-    assert len(FACTS) == len({f.name for f in FACTS}) == 32
+    assert len(FACTS) == len({f.name for f in FACTS}) == 34

@@ -62,6 +62,12 @@ TABLET_FORM = {
         }
     ]
 }
+TABLET_FORM_SERVED = {  # DMP's code restated under EDQM's URI; 53 Tablett is broader, so no FEST code
+    "coding": [
+        *TABLET_FORM["coding"],
+        {"system": "http://standardterms.edqm.eu", "code": "10219000", "display": "Tablet"},
+    ]
+}
 NO = {"coding": [{"system": "urn:iso:std:iso:3166", "code": "NO"}]}
 TEN_TABLETS = {"value": 10, "unit": "tablett", "system": "http://standardterms.edqm.eu", "code": "15054000"}
 PARACET = "MedicinalProductDefinition/mp-paracet-500"
@@ -194,7 +200,7 @@ def test_nomas_authorised_dose_form_becomes_the_combined_pharmaceutical_dose_for
     delivery: Conversion,
 ) -> None:
     product = the(delivery, MPD)
-    assert product["combinedPharmaceuticalDoseForm"] == TABLET_FORM
+    assert product["combinedPharmaceuticalDoseForm"] == TABLET_FORM_SERVED
     assert "extension" not in product
 
 
@@ -204,7 +210,29 @@ def test_the_dose_form_extension_is_found_under_nomas_versioned_url_too() -> Non
         "valueCodeableConcept": TABLET_FORM,
     }
     conversion = to_r5([one_product(extension=[extension])])
-    assert the(conversion, MPD)["combinedPharmaceuticalDoseForm"] == TABLET_FORM
+    assert the(conversion, MPD)["combinedPharmaceuticalDoseForm"] == TABLET_FORM_SERVED
+
+
+def test_an_edqm_dose_form_with_an_equivalent_fest_code_gets_it_beside_and_a_fest_one_edqms() -> None:
+    """One shape with FEST-made resources: both codes, from the map's equivalent entries only."""
+    patch = {"system": "https://mpd.noma.no/codesystem/pharmaceutical-dose-form", "code": "10519000"}
+    item = r4("MedicinalProductManufactured-paracet-500")
+    del item["ingredient"], item["quantity"]
+    item["manufacturedDoseForm"] = {"coding": [patch]}
+    pharmaceutical = r4("MedicinalProductPharmaceutical-paracet-500")
+    del pharmaceutical["ingredient"]
+    pharmaceutical["administrableDoseForm"] = {
+        "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7448", "code": "46", "display": "Salve"}]
+    }
+    conversion = to_r5([item, pharmaceutical])
+    assert the(conversion, MID)["manufacturedDoseForm"]["coding"] == [
+        patch,
+        {"system": "http://standardterms.edqm.eu", "code": "10519000"},
+        {"system": "urn:oid:2.16.578.1.12.4.1.1.7448", "code": "58", "display": "Depotplaster"},
+    ]
+    assert the(conversion, APD)["administrableDoseForm"]["coding"][1:] == [
+        {"system": "http://standardterms.edqm.eu", "code": "10504000", "display": "Ointment"}
+    ]
 
 
 def test_the_name_parts_and_country_language_get_their_r5_names(delivery: Conversion) -> None:
@@ -605,7 +633,7 @@ def test_the_manufactured_item_is_active_and_carries_its_fest_dose_id(delivery: 
     item = the(delivery, MID)
     assert item["status"] == "active"
     assert item["identifier"] == [{"system": NS_DOSE, "value": "ID_0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"}]
-    assert item["manufacturedDoseForm"] == TABLET_FORM
+    assert item["manufacturedDoseForm"] == TABLET_FORM_SERVED
     assert item["unitOfPresentation"] == {
         "coding": [{"system": "http://standardterms.edqm.eu", "code": "15054000", "display": "Tablet"}]
     }
@@ -651,7 +679,7 @@ def test_the_administrable_product_is_active_and_a_form_of_the_product(delivery:
     administrable = the(delivery, APD)
     assert administrable["status"] == "active"
     assert administrable["formOf"] == [{"reference": PARACET}]
-    assert administrable["administrableDoseForm"] == TABLET_FORM
+    assert administrable["administrableDoseForm"] == TABLET_FORM_SERVED
     assert administrable["routeOfAdministration"] == [
         {
             "code": {

@@ -74,6 +74,10 @@ def _set_status_concept(obj: Json, ctx: Context) -> None:
 
 
 STATUS_NOTE = "from the entry's Status: A -> active, U -> retired/inactive"
+DOSE_FORM_NOTE = (
+    "dose form (CV 7448); EDQM's code beside it where our ConceptMap calls the two equivalent "
+    "(translators/shape.py), also on the item and administrable form that copy it"
+)
 
 # --- typeLegemiddel: the base of LegemiddelMerkevare, Legemiddelpakning, LegemiddelVirkestoff and
 #     Legemiddeldose, whose fields come before the subtype's own Id -----------------------------------
@@ -132,7 +136,7 @@ def _legemiddel_as_product(administrering: Rule) -> tuple[Rule, ...]:
             v.cs_concept,
             f"prescription group, system {s.RESEPTGRUPPE}",
         ),
-        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, "dose form (CV 7448)"),
+        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, DOSE_FORM_NOTE),
         *_LEGEMIDDEL_EXTENSIONS_A,
         To("Preparattype", "type", v.cs_concept, "regulatory type of product (CS): 7 Legemiddel, 11 ..."),
         *_LEGEMIDDEL_EXTENSIONS_B,
@@ -154,7 +158,7 @@ def _legemiddel_as(resource: str) -> tuple[Rule, ...]:
         To("Reseptgruppe", "legalStatusOfSupply[].code", v.cs_concept, f"system {s.RESEPTGRUPPE}")
         if resource == PPD
         else Ext("Reseptgruppe", f"prescription group, valueCoding system {s.RESEPTGRUPPE}"),
-        To("LegemiddelformKort", "manufacturedDoseForm.coding[]", v.cv, "dose form (CV 7448)")
+        To("LegemiddelformKort", "manufacturedDoseForm.coding[]", v.cv, DOSE_FORM_NOTE)
         if resource == MID
         else Ext(
             "LegemiddelformKort", "dose form (CV 7448); the merkevare's MID has it as manufacturedDoseForm"
@@ -561,7 +565,7 @@ ORDINERING_VIRKESTOFF = Table(
     (
         To("Id", "identifier[]", v.Identifier(s.NS_ORDINERING_VIRKESTOFF), "and id = fhir_id(Id)"),
         To("NavnVirkestoffOrdinering", "name[0].productName", v.text),
-        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, "dose form (CV 7448)"),
+        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, DOSE_FORM_NOTE),
         To("Reseptgruppe", "legalStatusOfSupply", v.cs_concept, f"system {s.RESEPTGRUPPE}"),
         Ext("RefByttegruppe", BYTTEGRUPPE_NOTE),
         Ext("EnhetOrdinering", "ordering unit (CV 7480)"),

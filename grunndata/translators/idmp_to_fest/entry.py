@@ -34,6 +34,7 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import XsdNode
+from grunndata.translators.shape import EDQM_SYSTEMS
 
 Json = dict[str, Any]
 CATALOGUE_OF = {kind: cat.name for cat in catalogues() for kind in cat.payloads}
@@ -156,7 +157,10 @@ def _text(value: Any, name: str) -> Node:
 BACK: dict[Any, Back] = {
     v.text: (lambda x: isinstance(x, str), _text),
     v.fhir_date: (lambda x: isinstance(x, str), _text),
-    v.cv: (lambda c: True, lambda c, name: leaf(name, coding_attributes(c, False))),
+    v.cv: (  # EDQM's dose form beside FEST's is a restatement (translators/shape.py), not FEST's
+        lambda c: c.get("system") not in EDQM_SYSTEMS,
+        lambda c, name: leaf(name, coding_attributes(c, False)),
+    ),
     v.concept: _coded(False),
     v.cs_concept: _coded(True),
     v.text_concept: (lambda c: "coding" not in c, lambda c, name: leaf(name, text=c["text"])),

@@ -1,0 +1,101 @@
+"""One shape for both sources: a dose form says FEST's code (Volven 7448) and EDQM's side by side,
+whichever source gave it, so a search for either code finds the product made from FEST or SAFEST.
+
+The pairs come from our reviewed ConceptMap fest-legemiddelform-edqm-doseform, its `equivalent`
+entries only (one target, and no other FEST code equivalent to that target): a broader FEST code
+(53 Tablett: tablet, film-coated or coated) names no one EDQM form. DMP's dose-form systems
+(mpd.noma.no) publish EDQM's codes as they are, so a code there is restated under EDQM's URI.
+A coding added here comes after the codings it restates (`restated` tells them apart).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+from typing import Any
+
+from grunndata.fhir import systems as s
+from grunndata.terminology import concept_map_files
+
+Json = dict[str, Any]
+
+LEGEMIDDELFORM = s.VOLVEN_PREFIX + "2.16.578.1.12.4.1.1.7448"
+DOSE_FORM_MAP = "https://grunndata.no/fhir/ConceptMap/fest-legemiddelform-edqm-doseform"
+EDQM_SYSTEMS = (s.EDQM, *s.EDQM_ALIASES)
+DOSE_FORM_ELEMENTS = {
+    "MedicinalProductDefinition": "combinedPharmaceuticalDoseForm",
+    "ManufacturedItemDefinition": "manufacturedDoseForm",
+    "AdministrableProductDefinition": "administrableDoseForm",
+}
+"""Where each resource type holds its dose form."""
+
+
+@cache
+def dose_form_pairs() -> tuple[dict[str, Json], dict[str, Json]]:
+    """(FEST 7448 code -> its EDQM Coding, EDQM code -> its FEST 7448 Coding), from the map's
+    equivalent entries that pair one FEST code with one EDQM code."""
+    pairs: list[tuple[Json, Json]] = []
+    for conceptmap in concept_map_files():
+        if conceptmap.get("url") != DOSE_FORM_MAP:
+            continue
+        for group in conceptmap.get("group", []):
+            if group.get("source") != LEGEMIDDELFORM or group.get("target") != s.EDQM:
+                continue
+            for element in group.get("element", []):
+                targets = element.get("target", [])
+                if len(targets) == 1 and targets[0].get("relationship") == "equivalent":
+                    fest = _coding(LEGEMIDDELFORM, element["code"], element.get("display"))
+                    pairs.append((fest, _coding(s.EDQM, targets[0]["code"], targets[0].get("display"))))
+    per_target = Counter(edqm["code"] for _, edqm in pairs)
+    unique = [(fest, edqm) for fest, edqm in pairs if per_target[edqm["code"]] == 1]
+    return {f["code"]: e for f, e in unique}, {e["code"]: f for f, e in unique}
+
+
+def _coding(system: str, code: str, display: Any) -> Json:
+    coding: Json = {"system": system, "code": code}
+    if isinstance(display, str):
+        coding["display"] = display
+    return coding
+
+
+def restatements(coding: Any) -> list[Json]:
+    """The codings that say what `coding` says in the other systems: EDQM's for a FEST code with an
+    equivalent, EDQM's URI for DMP's, FEST's for an EDQM code with an equivalent."""
+    if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
+        return []
+    forward, reverse = dose_form_pairs()
+    system, code = coding.get("system"), coding["code"]
+    if system == LEGEMIDDELFORM:
+        return [dict(forward[code])] if code in forward else []
+    if system not in EDQM_SYSTEMS:
+        return []
+    found = [] if system == s.EDQM else [_coding(s.EDQM, code, coding.get("display"))]
+    return found + ([dict(reverse[code])] if code in reverse else [])
+
+
+def with_both_dose_forms(resource: Json) -> None:
+    """Add, in place, the restatements of the dose form codings of `resource` that it lacks."""
+    concept = resource.get(DOSE_FORM_ELEMENTS.get(str(resource.get("resourceType")), ""))
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
+        return
+    codings: list[Any] = concept["coding"]
+    have = {(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)}
+    for coding in list(codings):
+        for other in restatements(coding):
+            if (other["system"], other["code"]) not in have:
+                have.add((other["system"], other["code"]))
+                codings.append(other)
+
+
+def restated(codings: list[Any]) -> set[int]:
+    """The positions of the codings an earlier coding of the list restates (added by
+    `with_both_dose_forms`, not given by the source)."""
+    found: set[int] = set()
+    seen: set[tuple[Any, Any]] = set()
+    for n, coding in enumerate(codings):
+        key = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else None
+        if key in seen:
+            found.add(n)
+        for other in restatements(coding):
+            seen.add((other["system"], other["code"]))
+    return found
