@@ -99,3 +99,44 @@ def restated(codings: list[Any]) -> set[int]:
         for other in restatements(coding):
             seen.add((other["system"], other["code"]))
     return found
+
+
+# --- strengths: always a Ratio, units in UCUM ----------------------------------------------------------
+
+UCUM = "http://unitsofmeasure.org"
+STRENGTH_UNITS = {
+    "mg": "mg",
+    "g": "g",
+    "mikrog": "ug",
+    "ml": "mL",
+    "timer": "h",
+    "%": "%",
+    "IU": "[iU]",
+    "IE": "[iU]",
+    "mill IE": "10*6.[iU]",
+}
+"""FEST's strength units (Styrke/StyrkeNevner U, as the real extract writes them) -> UCUM, where
+the UCUM unit is certain. Not here: E (enheter: units of what?), ELISA E, % w/v, sprøyte (a unit of
+presentation, no UCUM unit); they keep FEST's text alone."""
+PER_ONE: Json = {"value": 1, "system": UCUM, "code": "1"}
+"""The denominator of a strength FEST gives per unit of presentation (no StyrkeNevner): one. It has
+no unit text, which every denominator made of a FEST StyrkeNevner with a unit has."""
+
+
+def strength_as_ratio(strength: Json) -> None:
+    """In place: a presentationQuantity becomes presentationRatio over PER_ONE (unless FEST's
+    denominator could not be made a Quantity and is kept in an extension), and each part whose FEST
+    unit has a certain UCUM unit gets its system and code, FEST's text kept as unit."""
+    if "presentationQuantity" in strength and not any(
+        e.get("url") == s.ext_url("StyrkeNevner") for e in strength.get("extension", ())
+    ):
+        strength["presentationRatio"] = {
+            "numerator": strength.pop("presentationQuantity"),
+            "denominator": dict(PER_ONE),
+        }
+    ratio = strength.get("presentationRatio")
+    for quantity in (ratio.get("numerator"), ratio.get("denominator")) if isinstance(ratio, dict) else ():
+        if isinstance(quantity, dict) and "system" not in quantity:
+            code = STRENGTH_UNITS.get(str(quantity.get("unit")))
+            if code is not None:
+                quantity["system"], quantity["code"] = UCUM, code

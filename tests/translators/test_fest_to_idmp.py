@@ -266,7 +266,10 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
     assert substance["code"] == {
         "reference": {"reference": "SubstanceDefinition/82BF10B1-2FF0-4F26-8392-1C74748EC9A2"}
     }
-    assert substance["strength"][0]["presentationQuantity"] == {"value": 0.1, "unit": "mg"}
+    assert substance["strength"][0]["presentationRatio"] == {  # 0.1 mg per tablet: over one
+        "numerator": {"value": 0.1, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+        "denominator": {"value": 1, "system": "http://unitsofmeasure.org", "code": "1"},
+    }
     everolimus = by_id[("SubstanceDefinition", "82BF10B1-2FF0-4F26-8392-1C74748EC9A2")]
     assert [n["name"] for n in everolimus["name"]] == ["Everolimus", "Everolimus"]
     # the FEST substance with strength is an Ingredient of its own, shared, without `for`
@@ -284,8 +287,15 @@ def test_a_strength_per_unit_is_a_ratio(real_resources):
         and "for" not in r
         and "presentationRatio" in r["substance"]["strength"][0]
     ]
-    assert len(ratios) == 19 + 2  # the VirkestoffMedStyrke with a StyrkeNevner
+    assert len(ratios) == 55  # every VirkestoffMedStyrke: 19 + 2 with a StyrkeNevner, the rest over one
     assert all(set(r) == {"numerator", "denominator"} for r in ratios)
+    assert (
+        sum(
+            r["denominator"] != {"value": 1, "system": "http://unitsofmeasure.org", "code": "1"}
+            for r in ratios
+        )
+        == 21
+    )
 
 
 def test_a_substance_links_to_its_salt(by_id):
@@ -482,3 +492,35 @@ def test_fest_local_times_get_the_norwegian_offset_of_the_moment():
                 assert oslo_datetime(moment.isoformat()) == expected
                 moment += timedelta(minutes=30)
     assert oslo_datetime("2016-10-13T16:43:16.5") == "2016-10-13T16:43:16.5+02:00"
+
+
+def test_every_strength_of_the_real_extract_is_a_ratio_in_ucum_where_the_unit_is_certain(real_resources):
+    """One shape with SAFEST's: no presentationQuantity; FEST's unit text kept beside UCUM's code."""
+    strengths = [
+        st
+        for r in real_resources
+        if r["resourceType"] == "Ingredient"
+        for st in r["substance"].get("strength", ())
+    ]
+    assert len(strengths) == 139  # 84 products' Ingredients, 55 shared VirkestoffMedStyrke ones
+    assert [st for st in strengths if "presentationRatio" not in st] == []
+    units = Counter(
+        (q.get("unit"), q.get("code"))
+        for st in strengths
+        for q in (st["presentationRatio"]["numerator"], st["presentationRatio"]["denominator"])
+    )
+    assert units == {
+        ("mg", "mg"): 111,
+        (None, "1"): 96,  # per one unit of presentation: the 96 that had no StyrkeNevner
+        ("ml", "mL"): 25,
+        ("mikrog", "ug"): 12,
+        ("timer", "h"): 10,
+        ("%", "%"): 6,
+        ("g", "g"): 4,
+        ("sprøyte", None): 4,  # a unit of presentation: no UCUM unit
+        ("% w/v", None): 2,
+        ("ELISA E", None): 2,
+        ("E", None): 2,
+        ("mill IE", "10*6.[iU]"): 2,
+        ("IU", "[iU]"): 2,
+    }

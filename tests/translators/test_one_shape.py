@@ -267,12 +267,10 @@ FACTS = (
     Fact(
         "strength numerator (UCUM)",
         lambda s: ucum(strength(s)["presentationRatio"]["numerator"]),
-        "FEST-made strengths keep FEST's unit text (mikrog), no UCUM code",
     ),
     Fact(
         "strength denominator (UCUM)",
         lambda s: ucum(strength(s)["presentationRatio"]["denominator"]),
-        "FEST-made strengths keep FEST's unit text (timer), no UCUM code",
     ),
     Fact(
         "Ingredient.for names the product, item and administrable product",

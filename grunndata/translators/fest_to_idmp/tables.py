@@ -30,6 +30,7 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import Json, NotRepresentable, XsdNode
+from grunndata.translators.shape import strength_as_ratio
 
 MPD = "MedicinalProductDefinition"
 PPD = "PackagedProductDefinition"
@@ -199,6 +200,7 @@ def _substance_of_vms(node: Node, ingredient: Json, ctx: Context, xsd: XsdNode, 
         sub,
         _payload_xsd("Virkestoff", "VirkestoffMedStyrke"),
     )
+    _strengths_as_ratios(standalone, ctx)
     ingredient["substance"] = standalone["substance"]
 
 
@@ -494,6 +496,11 @@ def _denominator(node: Node, ingredient: Json, ctx: Context, xsd: XsdNode, occur
 _STRENGTH = parse_path("substance.strength[0]")[1]
 
 
+def _strengths_as_ratios(ingredient: Json, ctx: Context) -> None:
+    for strength in ingredient.get("substance", {}).get("strength", ()):
+        strength_as_ratio(strength)
+
+
 def _standalone_ingredient(ingredient: Json, ctx: Context) -> None:
     ingredient["status"] = _status_code(ctx)
     ingredient["role"] = _code(s.INGREDIENT_ROLE, "100000072072", "Active")
@@ -524,8 +531,14 @@ VIRKESTOFF_MED_STYRKE = Table(
             "Ingredient.for",
             "none: FEST's substance with strength is shared; each product's own Ingredient copies it",
         ),
+        (
+            "Ingredient.substance.strength.presentationRatio",
+            "always a Ratio: without StyrkeNevner over 1 (UCUM 1, no unit text); FEST's unit text kept "
+            "as unit, UCUM system and code beside it where certain (translators/shape.py STRENGTH_UNITS)",
+        ),
     ),
     start=_standalone_ingredient,
+    finish=_strengths_as_ratios,
 )
 
 

@@ -34,7 +34,7 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import XsdNode
-from grunndata.translators.shape import EDQM_SYSTEMS
+from grunndata.translators.shape import EDQM_SYSTEMS, PER_ONE
 
 Json = dict[str, Any]
 CATALOGUE_OF = {kind: cat.name for cat in catalogues() for kind in cat.payloads}
@@ -305,7 +305,8 @@ def back_substance(ingredient: Json, resources: Resources, xsd: XsdNode, name: s
 def back_denominator(ingredient: Json, resources: Resources, xsd: XsdNode, name: str) -> list[Node]:
     strength = ingredient["substance"]["strength"][0]
     ratio = strength.get("presentationRatio")
-    nodes = [leaf(name, quantity_attributes(ratio["denominator"], "unit"))] if ratio else []
+    given = ratio and ratio["denominator"] != PER_ONE  # PER_ONE: FEST gave no StyrkeNevner
+    nodes = [leaf(name, quantity_attributes(ratio["denominator"], "unit"))] if given else []
     return nodes + [
         untree(e, xsd, name) for e in strength.get("extension", ()) if e["url"] == s.ext_url(name)
     ]
