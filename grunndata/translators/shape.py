@@ -140,3 +140,62 @@ def strength_as_ratio(strength: Json) -> None:
             code = STRENGTH_UNITS.get(str(quantity.get("unit")))
             if code is not None:
                 quantity["system"], quantity["code"] = UCUM, code
+
+
+# --- codes both sides give in their own systems --------------------------------------------------------
+
+DMP_MARKETING_STATUS = "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus"
+"""DMP's marketing status codes (SAFEST's CodeSystem MarketingStatus: 0, 5 Marketed, 6 ...)."""
+MARKETING_STATUSES = (
+    ("markedsfort", "Marketed", "5", "Marketed"),
+    ("midlertidig-utgatt", "Temporarily unavailable (MidlUtgattDato)", "6", "Temporarily unavailable"),
+)
+"""Ours (FEST's dates) and DMP's code that say the same. Our `avregistrert` (has a deregistration
+date, maybe a future one) is not DMP's 0 Not marketed, and DMP's 0 is none of ours."""
+SPOR_NAME_PART = "https://spor.ema.europa.eu/rmswi/#/lists/220000000000"
+"""EMA SPOR's list of name part types, as DMP's SAFEST examples name it."""
+NAME_PARTS = (
+    ("InventedNamePart", "Invented name part", "220000000002"),
+    ("StrengthPart", "Strength part", "220000000004"),
+)
+"""HL7's name part type and SPOR's that say the same (the SPOR codes DMP's examples use)."""
+
+
+def _pairs() -> list[tuple[Json, Json]]:
+    found = [
+        (_coding(s.CS_MARKETING_STATUS, ours, shown), _coding(DMP_MARKETING_STATUS, dmp, display))
+        for ours, shown, dmp, display in MARKETING_STATUSES
+    ]
+    return found + [
+        (_coding(s.NAME_PART_TYPE, hl7, display), _coding(SPOR_NAME_PART, spor, display))
+        for hl7, display, spor in NAME_PARTS
+    ]
+
+
+def _with_both(concept: Any) -> None:
+    """Add, in place, the other system's coding of a pair (_pairs) the concept has one side of."""
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
+        return
+    codings: list[Any] = concept["coding"]
+    have = {(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)}
+    for a, b in _pairs():
+        for mine, other in ((a, b), (b, a)):
+            key, wanted = (mine["system"], mine["code"]), (other["system"], other["code"])
+            if key in have and wanted not in have:
+                have.add(wanted)
+                codings.append(dict(other))
+
+
+def one_shape(resource: Json) -> None:
+    """In place: what FEST-made and SAFEST-made resources must both say, in both systems: the dose
+    form (FEST's and EDQM's), marketing status (ours and DMP's), name part types (HL7's and SPOR's)."""
+    with_both_dose_forms(resource)
+    for status in resource.get("marketingStatus") or []:
+        if isinstance(status, dict):
+            _with_both(status.get("status"))
+    for name in (
+        resource.get("name") or [] if resource.get("resourceType") == "MedicinalProductDefinition" else []
+    ):
+        for part in name.get("part") or [] if isinstance(name, dict) else []:
+            if isinstance(part, dict):
+                _with_both(part.get("type"))

@@ -138,13 +138,14 @@ def packaging_property(code: str) -> Callable[[Side], Any]:
     return read
 
 
-def name_parts(system: str) -> Callable[[Side], Any]:
-    return lambda side: sorted(
-        (part["part"], code)
+def invented_part(system: str, code: str) -> Callable[[Side], Any]:
+    """The name parts typed invented name part in `system` (`code`)."""
+    return lambda side: [
+        part["part"]
         for name in product(side)["name"]
         for part in name.get("part", [])
-        for _, code in codes(part.get("type"), system)
-    )
+        if (system, code) in codes(part.get("type"))
+    ]
 
 
 def holder(side: Side) -> Any:
@@ -186,7 +187,6 @@ FACTS = (
     Fact(
         "merkevare id of the manufactured item",
         linked("LegemiddelMerkevare", item),
-        "FEST-made items are the merkevare's own (same id) and carry no identifier; SAFEST's carry it",
     ),
     Fact("varenr", lambda s: [i["value"] for i in package(s)["identifier"] if i["system"] == NS_VARENR]),
     Fact("varenr status (package status)", lambda s: codes(package(s).get("status"), PUBLICATION_STATUS)),
@@ -275,7 +275,6 @@ FACTS = (
     Fact(
         "Ingredient.for names the product, item and administrable product",
         lambda s: sorted(f["reference"].split("/")[0] for f in ingredient(s).get("for", [])),
-        "FEST-made Ingredients name the product only",
     ),
     Fact(
         "holder on RegulatedAuthorization.holder",
@@ -288,14 +287,12 @@ FACTS = (
         lambda s: codes(
             [m.get("status") for m in package(s).get("marketingStatus", [])], DMP_MARKETING_STATUS
         ),
-        "FEST-made packages carry our marketing-status code only",
     ),
     Fact(
         "marketing status (our code)",
         lambda s: codes(
             [m.get("status") for m in package(s).get("marketingStatus", [])], CS_MARKETING_STATUS
         ),
-        "SAFEST-made packages carry DMP's marketing-status code only",
     ),
     Fact(
         "marketed from",
@@ -303,13 +300,11 @@ FACTS = (
     ),
     Fact(
         "invented name part (HL7 type)",
-        name_parts(NAME_PART_TYPE),
-        "SAFEST types name parts by EMA SPOR's list only",
+        invented_part(NAME_PART_TYPE, "InventedNamePart"),
     ),
     Fact(
         "invented name part (SPOR type)",
-        name_parts(SPOR_NAME_PART),
-        "FEST-made name parts are typed by HL7's code system only",
+        invented_part(SPOR_NAME_PART, "220000000002"),
     ),
 )
 

@@ -237,20 +237,27 @@ def test_an_edqm_dose_form_with_an_equivalent_fest_code_gets_it_beside_and_a_fes
 
 def test_the_name_parts_and_country_language_get_their_r5_names(delivery: Conversion) -> None:
     spor = "https://spor.ema.europa.eu/rmswi/#/lists/220000000000"
+    hl7 = "http://hl7.org/fhir/medicinal-product-name-part-type"
     assert the(delivery, MPD)["name"] == [
         {
             "productName": "Paracet tab 500 mg",
             "part": [
                 {
                     "part": "Paracet",
-                    "type": {
-                        "coding": [{"system": spor, "code": "220000000002", "display": "Invented name part"}]
+                    "type": {  # HL7's beside SPOR's, as FEST-made names say it (translators/shape.py)
+                        "coding": [
+                            {"system": spor, "code": "220000000002", "display": "Invented name part"},
+                            {"system": hl7, "code": "InventedNamePart", "display": "Invented name part"},
+                        ]
                     },
                 },
                 {
                     "part": "500 mg",
                     "type": {
-                        "coding": [{"system": spor, "code": "220000000004", "display": "Strength part"}]
+                        "coding": [
+                            {"system": spor, "code": "220000000004", "display": "Strength part"},
+                            {"system": hl7, "code": "StrengthPart", "display": "Strength part"},
+                        ]
                     },
                 },
             ],
@@ -343,7 +350,12 @@ def test_the_package_keeps_its_fest_id_and_varenr_and_points_at_its_product(deli
                         "system": "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus",
                         "code": "5",
                         "display": "Marketed",
-                    }
+                    },
+                    {  # ours beside DMP's, as FEST-made packages say it (translators/shape.py)
+                        "system": "https://grunndata.no/fhir/CodeSystem/fest-marketing-status",
+                        "code": "markedsfort",
+                        "display": "Marketed",
+                    },
                 ]
             },
             "dateRange": {"start": "2001-03-01"},

@@ -208,7 +208,7 @@ SORTERING_NOTE = "order among the product's substances, on the Ingredient"
 INGREDIENT_DERIVED = (
     ("Ingredient.id", "the product's id + -<n>, n counting its Ingredients"),
     ("Ingredient.status", STATUS_NOTE),
-    ("Ingredient.for", "the product"),
+    ("Ingredient.for", "the product; a merkevare's also names its manufactured item and administrable form"),
     ("Ingredient.role", "Active (http://hl7.org/fhir/ingredient-role 100000072072)"),
 )
 SORTERT_MED_STYRKE = Table(
@@ -262,6 +262,11 @@ def _merkevare_finish(mpd: Json, ctx: Context) -> None:
         apd["formOf"] = [{"reference": f"{MPD}/{ctx.id}"}]
         apd["administrableDoseForm"] = _dose_form(mpd)
         apd["producedFrom"] = [{"reference": f"{MID}/{ctx.id}"}]
+    mid["identifier"] = [dict(i) for i in mpd.get("identifier", ()) if i.get("system") == s.NS_MERKEVARE]
+    parts = [MPD, MID] + ([APD] if apd is not None else [])
+    for ingredient in ctx.extra:
+        if ingredient["resourceType"] == ING:
+            ingredient["for"] = [{"reference": f"{part}/{ctx.id}"} for part in sorted(parts)]
 
 
 def _dose_form(mpd: Json) -> Json:
@@ -288,7 +293,12 @@ MERKEVARE = Table(
             )
         ),
         To("Id", "identifier[]", v.Identifier(s.NS_MERKEVARE), "and id = fhir_id(Id)"),
-        To("Varenavn", "name[0].part[]", _invented_name, "brand name, part type InventedNamePart"),
+        To(
+            "Varenavn",
+            "name[0].part[]",
+            _invented_name,
+            "brand name, part type InventedNamePart (and SPOR's 220000000002 beside it)",
+        ),
         To("LegemiddelformLang", "combinedPharmaceuticalDoseForm.text", v.text, "dose form in full"),
         *_INGREDIENTS,
         Ext("Smak", "taste (CS)"),
@@ -302,6 +312,7 @@ MERKEVARE = Table(
         ("MedicinalProductDefinition.comprisedOf", "the ManufacturedItemDefinition below"),
         ("ManufacturedItemDefinition (id = the merkevare's)", "the product's manufactured item"),
         ("ManufacturedItemDefinition.status", STATUS_NOTE),
+        ("ManufacturedItemDefinition.identifier", "the merkevare's Id, as SAFEST's items carry it"),
         ("ManufacturedItemDefinition.manufacturedDoseForm", "copy of combinedPharmaceuticalDoseForm"),
         ("AdministrableProductDefinition.status, formOf, producedFrom", "the product and its item"),
         ("AdministrableProductDefinition.administrableDoseForm", "copy of combinedPharmaceuticalDoseForm"),
@@ -340,7 +351,8 @@ MARKEDSFORINGSINFO = Table(
         ("country", "NO"),
         (
             "status",
-            f"{s.CS_MARKETING_STATUS}: avregistrert | midlertidig-utgatt | markedsfort, from the dates",
+            f"{s.CS_MARKETING_STATUS}: avregistrert | midlertidig-utgatt | markedsfort, from the dates; "
+            "DMP's code beside markedsfort (5) and midlertidig-utgatt (6) (translators/shape.py)",
         ),
     ),
     finish=_marketing_status,

@@ -24,7 +24,7 @@ from grunndata.translators.safest.rules import (
 )
 from grunndata.translators.safest.tables import SPECS, TABLES, TYPED_VALUES, typed_value
 from grunndata.translators.safest.terminology import terminology_to_r5
-from grunndata.translators.shape import with_both_dose_forms
+from grunndata.translators.shape import one_shape
 
 R5_TYPES = frozenset(SERVED_TYPES) - TERMINOLOGY_TYPES
 """Types that pass through unchanged: the R5 IDMP types, and Composition and Organization, which come
@@ -66,8 +66,8 @@ def to_r5(resources: list[Json]) -> Conversion:
         _turn_around(link, top, converted, problems)
     _ingredient_products(ctx, top)
     _in_stable_order(ctx)
-    for node in ctx.nodes:  # the dose form in FEST's code and EDQM's, as FEST-made resources say it
-        with_both_dose_forms(node.r5)
+    for node in ctx.nodes:  # codes in both sources' systems, as FEST-made resources say them
+        one_shape(node.r5)
     for node in ctx.nodes:
         if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
             message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
