@@ -413,13 +413,13 @@ _NOT_REPLACED = ("resourceType", "id", "meta", "text", "extension", "modifierExt
 def overwritten(fest: Json, safest: Json, covered: set[str]) -> list[tuple[str, str, str]]:
     """(FHIR element, FEST's, SAFEST's) for each element the merge replaces whose FEST value SAFEST's
     does not hold (numbers as numbers; what only FEST gives inside an element is not a difference).
-    Identifier lists are joined, not replaced; extensions are replaced by URL."""
+    Identifier and Ingredient.for lists are joined, not replaced; extensions are replaced by URL."""
     found = []
     for name, theirs in safest.items():
         ours = fest.get(name)
         if name in _NOT_REPLACED or name in covered or ours is None:
             continue
-        if name == "identifier" and isinstance(ours, list) and isinstance(theirs, list):
+        if name in ("identifier", "for") and isinstance(ours, list) and isinstance(theirs, list):
             continue
         inner = {c.split(".", 1)[1] for c in covered if c.startswith(name + ".")}
         ours, theirs = _without(ours, inner), _without(theirs, inner)

@@ -134,7 +134,8 @@ PLANTED_DISAGREEMENTS = [
     (f"{PPD}/{SEVOFLURAN_PACKAGE}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
     (
         f"{PPD}/{SEVOFLURAN_PACKAGE}",
-        "marketing-status",
+        "marketing-status",  # FEST-made: DMP's code beside ours (translators/shape.py)
+        "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus|5 (Marketed), "
         "https://grunndata.no/fhir/CodeSystem/fest-marketing-status|markedsfort (Marketed)",
         "https://spor.ema.europa.eu/v1/lists/100000072052|100000072081 (Not marketed)",
     ),
