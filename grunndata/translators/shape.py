@@ -2,7 +2,7 @@
 whichever source gave it, so a search for either code finds the product made from FEST or SAFEST.
 
 The pairs come from our reviewed ConceptMap fest-legemiddelform-edqm-doseform, its `equivalent`
-entries only (one target, and no other FEST code equivalent to that target): a broader FEST code
+entries only (one target, no other FEST code equivalent to that target, not marked unverified): a broader FEST code
 (53 Tablett: tablet, film-coated or coated) names no one EDQM form. DMP's dose-form systems
 (mpd.noma.no) publish EDQM's codes as they are, so a code there is restated under EDQM's URI.
 A coding added here comes after the codings it restates (`restated` tells them apart).
@@ -11,6 +11,7 @@ A coding added here comes after the codings it restates (`restated` tells them a
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -32,10 +33,15 @@ DOSE_FORM_ELEMENTS = {
 
 @cache
 def dose_form_pairs() -> tuple[dict[str, Json], dict[str, Json]]:
-    """(FEST 7448 code -> its EDQM Coding, EDQM code -> its FEST 7448 Coding), from the map's
-    equivalent entries that pair one FEST code with one EDQM code."""
+    """(FEST 7448 code -> its EDQM Coding, EDQM code -> its FEST 7448 Coding), from our map."""
+    return pairs_of(concept_map_files())
+
+
+def pairs_of(maps: Iterable[Json]) -> tuple[dict[str, Json], dict[str, Json]]:
+    """The dose-form map's entries that pair one FEST code with one EDQM code as equivalent, and
+    are not marked unverified (property `verified` false: a stand-in code nobody has checked)."""
     pairs: list[tuple[Json, Json]] = []
-    for conceptmap in concept_map_files():
+    for conceptmap in maps:
         if conceptmap.get("url") != DOSE_FORM_MAP:
             continue
         for group in conceptmap.get("group", []):
@@ -43,12 +49,22 @@ def dose_form_pairs() -> tuple[dict[str, Json], dict[str, Json]]:
                 continue
             for element in group.get("element", []):
                 targets = element.get("target", [])
-                if len(targets) == 1 and targets[0].get("relationship") == "equivalent":
+                if (
+                    len(targets) == 1
+                    and targets[0].get("relationship") == "equivalent"
+                    and _checked(targets[0])
+                ):
                     fest = _coding(LEGEMIDDELFORM, element["code"], element.get("display"))
                     pairs.append((fest, _coding(s.EDQM, targets[0]["code"], targets[0].get("display"))))
     per_target = Counter(edqm["code"] for _, edqm in pairs)
     unique = [(fest, edqm) for fest, edqm in pairs if per_target[edqm["code"]] == 1]
     return {f["code"]: e for f, e in unique}, {e["code"]: f for f, e in unique}
+
+
+def _checked(target: Json) -> bool:
+    return not any(
+        p.get("code") == "verified" and p.get("valueBoolean") is False for p in target.get("property", [])
+    )
 
 
 def _coding(system: str, code: str, display: Any) -> Json:

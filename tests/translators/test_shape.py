@@ -8,11 +8,13 @@ from typing import Any
 
 from grunndata.translators.shape import (
     DMP_MARKETING_STATUS,
+    DOSE_FORM_MAP,
     EDQM_SYSTEMS,
     LEGEMIDDELFORM,
     PER_ONE,
     dose_form_pairs,
     one_shape,
+    pairs_of,
     restated,
     strength_as_ratio,
 )
@@ -36,6 +38,24 @@ def test_only_equivalent_one_to_one_entries_of_the_dose_form_map_pair_codes() ->
     assert "136" not in forward  # Oppløsning: noMap
     assert "101" not in forward  # Injeksjonsvæske: broader
     assert all(reverse[edqm["code"]]["code"] == fest for fest, edqm in forward.items())  # one to one
+
+
+def test_an_entry_marked_unverified_pairs_nothing() -> None:
+    """The terminology's marks (property verified false: a stand-in FEST code) are heeded."""
+
+    def element(code: str, verified: bool | None) -> dict[str, Any]:
+        target: dict[str, Any] = {"code": f"E{code}", "relationship": "equivalent"}
+        if verified is not None:
+            target["property"] = [{"code": "verified", "valueBoolean": verified}]
+        return {"code": code, "target": [target]}
+
+    group = {
+        "source": LEGEMIDDELFORM,
+        "target": EDQM,
+        "element": [element("1", True), element("2", False), element("3", None)],
+    }
+    forward, reverse = pairs_of([{"url": DOSE_FORM_MAP, "group": [group]}])
+    assert sorted(forward) == ["1", "3"] and sorted(reverse) == ["E1", "E3"]
 
 
 def test_a_fest_dose_form_gets_edqms_and_an_edqm_one_fests_each_once() -> None:
