@@ -171,13 +171,13 @@ class _Plan:
         ids = [r.id for r in national]
         result = ExportResult(hentet, since, ids, seconds=-started)
         gyldig = (fest.report or {}).get("gyldig_fradato_helfo") if fest is not None else None
-        current = store.groups(conn, ids, PART_OF)
+        current = _once(store.groups(conn, ids, PART_OF))
         idmp = _Idmp.read(conn, ids)
         merged = store.merged(conn, ids)
         if since is None:
             return cls(result, gyldig, current, {}, releases=ids, merged=merged, idmp=idmp)
         base = base_release(conn, since)
-        before = store.groups(conn, [base.id], PART_OF)
+        before = _once(store.groups(conn, [base.id], PART_OF))
         changed = {g: pks for g, pks in current.items() if sorted(pks) != sorted(before.get(g, ()))}
         merged |= store.merged(conn, [base.id])
         idmp.add_base(conn, base.id)
@@ -379,6 +379,12 @@ def _chunks(
         part = keys[i : i + CHUNK]
         parsed = _parsed(conn, groups, part)
         yield [(g, parsed[g]) for g in part]
+
+
+def _once(groups: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Each version once per group: a brand's Ingredient is for its product, item and form, all
+    three of the brand's id, so the grouping names it once per reference."""
+    return {group: sorted(set(pks)) for group, pks in groups.items()}
 
 
 def _read_back(

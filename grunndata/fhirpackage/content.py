@@ -26,7 +26,7 @@ from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
 from grunndata.store import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
-from grunndata.translators.safest import CS_R4_CHARACTERISTIC
+from grunndata.translators.safest import CS_PACKAGING_PROPERTY, CS_R4_CHARACTERISTIC, PACKAGING_PROPERTIES
 
 Json = dict[str, Any]
 
@@ -341,6 +341,12 @@ def code_systems() -> list[Json]:
                 )
             ],
             "Property types for R4 ProdCharacteristic elements and otherCharacteristics (code = R4 element name)",
+        ),
+        code_system(
+            CS_PACKAGING_PROPERTY,
+            "Package level property",
+            sorted(PACKAGING_PROPERTIES.values()),
+            "Property types for what SAFEST flags on a package level (safest-retailPack, safest-singleUnit)",
         ),
         code_system(
             TIERED_DATA_SYSTEM,

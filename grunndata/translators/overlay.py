@@ -154,7 +154,9 @@ def _ingredient_pair(ingredient: Json) -> tuple[str, str] | None:
 
 
 def merge(fest: Json, safest: Json) -> Json:
-    """SAFEST's elements over FEST's; identifiers joined; FEST's extensions kept beside SAFEST's."""
+    """SAFEST's elements over FEST's; identifiers and Ingredient.for joined (FEST's names a brand's
+    item and form beside the product; SAFEST's may name the product alone); FEST's extensions kept
+    beside SAFEST's."""
     out = dict(fest)
     for name, value in safest.items():
         if name in _KEPT:
@@ -162,6 +164,10 @@ def merge(fest: Json, safest: Json) -> Json:
         if name == "identifier" and isinstance(value, list) and isinstance(fest.get(name), list):
             seen = {(i.get("system"), i.get("value")) for i in fest[name]}
             out[name] = fest[name] + [i for i in value if (i.get("system"), i.get("value")) not in seen]
+        elif name == "for" and isinstance(value, list) and isinstance(fest.get(name), list):
+            known = {str(r.get("reference")) for r in fest[name] if isinstance(r, dict)}
+            joined = fest[name] + [r for r in value if str(r.get("reference")) not in known]
+            out[name] = sorted(joined, key=lambda r: str(r.get("reference", "")))
         elif name in ("extension", "modifierExtension") and isinstance(fest.get(name), list):
             urls = {e.get("url") for e in value}
             out[name] = [e for e in fest[name] if e.get("url") not in urls] + list(value)

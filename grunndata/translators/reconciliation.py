@@ -22,6 +22,7 @@ import orjson
 
 from grunndata.fhir import ATC, NS_GTIN, NS_VARENR, ext_url
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, VARENR
+from grunndata.translators.shape import restated
 
 Json = dict[str, Any]
 Equivalents = Callable[[str, str], set[tuple[str, str]]]  # (system, code) -> codes meaning the same
@@ -84,6 +85,7 @@ def _same_codes(ours: list[Code], theirs: list[Code], equivalents: Equivalents) 
 
 
 def _show_codes(codes: list[Code]) -> str:
+    codes = sorted(codes)
     return ", ".join((f"{s}|{c}" if s else c) + (f" ({d})" if d else "") for s, c, d in codes)
 
 
@@ -167,7 +169,7 @@ def _concept(*path: str) -> Reader:
     """The codings of the CodeableConcept(s) at `path` (lists along the way are walked)."""
 
     def read(resource: Json, resolve: Resolve) -> list[Any]:
-        return sorted(c for concept in _at(resource, path) for c in _codings(concept))
+        return [c for concept in _at(resource, path) for c in _codings(concept)]  # in order: see _given
 
     return read
 
@@ -411,13 +413,13 @@ _NOT_REPLACED = ("resourceType", "id", "meta", "text", "extension", "modifierExt
 def overwritten(fest: Json, safest: Json, covered: set[str]) -> list[tuple[str, str, str]]:
     """(FHIR element, FEST's, SAFEST's) for each element the merge replaces whose FEST value SAFEST's
     does not hold (numbers as numbers; what only FEST gives inside an element is not a difference).
-    Identifier lists are joined, not replaced; extensions are replaced by URL."""
+    Identifier and Ingredient.for lists are joined, not replaced; extensions are replaced by URL."""
     found = []
     for name, theirs in safest.items():
         ours = fest.get(name)
         if name in _NOT_REPLACED or name in covered or ours is None:
             continue
-        if name == "identifier" and isinstance(ours, list) and isinstance(theirs, list):
+        if name in ("identifier", "for") and isinstance(ours, list) and isinstance(theirs, list):
             continue
         inner = {c.split(".", 1)[1] for c in covered if c.startswith(name + ".")}
         ours, theirs = _without(ours, inner), _without(theirs, inner)
@@ -474,8 +476,15 @@ def code_pairs(fest: Json, safest: Json) -> list[CodePair]:
     pairs = []
     for row in COMPARED:
         if row.observe and row.resource == fest.get("resourceType"):
-            for fs, fc, fd in row.read(fest, _nothing):
-                for ss, sc, sd in row.read(safest, _nothing):
+            for fs, fc, fd in _given(row.read(fest, _nothing)):
+                for ss, sc, sd in _given(row.read(safest, _nothing)):
                     if fs != ss:
                         pairs.append((row.element, fs, fc, fd, ss, sc, sd))
     return pairs
+
+
+def _given(codes: list[Code]) -> list[Code]:
+    """The codes a source gave: without those our one-shape pass added beside them (a dose form's
+    EDQM code beside FEST's), which are our map's word, not evidence for it."""
+    added = restated([{"system": s, "code": c} for s, c, _ in codes])
+    return [code for n, code in enumerate(codes) if n not in added]

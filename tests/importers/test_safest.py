@@ -92,8 +92,8 @@ PLANTED_DISAGREEMENTS = [
     (f"{MPD}/{SEVOFLURAN_BRAND}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
     (
         f"{MPD}/{SEVOFLURAN_BRAND}",
-        "dose-form",
-        f"{R7448}|97 (Væske til inhalasjonsdamp)",
+        "dose-form",  # FEST-made: EDQM's equivalent beside FEST's code (translators/shape.py)
+        f"http://standardterms.edqm.eu|11117000 (Inhalation vapour, liquid), {R7448}|97 (Væske til inhalasjonsdamp)",
         "https://mpd.noma.no/codesystem/pharmaceutical-dose-form|10219000 (Tablet)",
     ),
     (
@@ -134,7 +134,8 @@ PLANTED_DISAGREEMENTS = [
     (f"{PPD}/{SEVOFLURAN_PACKAGE}", "atc", "N01AB08 (Sevofluran)", "N01AB99"),
     (
         f"{PPD}/{SEVOFLURAN_PACKAGE}",
-        "marketing-status",
+        "marketing-status",  # FEST-made: DMP's code beside ours (translators/shape.py)
+        "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus|5 (Marketed), "
         "https://grunndata.no/fhir/CodeSystem/fest-marketing-status|markedsfort (Marketed)",
         "https://spor.ema.europa.eu/v1/lists/100000072052|100000072081 (Not marketed)",
     ),

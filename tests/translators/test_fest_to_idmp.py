@@ -117,7 +117,7 @@ def test_every_reference_points_at_a_resource_made_from_the_same_extract(real_re
             elif ref["identifier"]["system"] == NS_REFUSJONSGRUPPE:
                 logical += 1
                 assert ref["identifier"]["value"] in group_ids, ref
-    assert (literal, logical) == (1052, 95)
+    assert (literal, logical) == (1052 + 162, 95)  # + a brand Ingredient's item and administrable form
 
 
 def test_translation_is_deterministic_and_every_key_comes_in_fhir_element_order(real_entries):
@@ -220,7 +220,12 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
                                 "system": "http://hl7.org/fhir/medicinal-product-name-part-type",
                                 "code": "InventedNamePart",
                                 "display": "Invented name part",
-                            }
+                            },
+                            {  # SPOR's beside HL7's, as SAFEST types it (translators/shape.py)
+                                "system": "https://spor.ema.europa.eu/rmswi/#/lists/220000000000",
+                                "code": "220000000002",
+                                "display": "Invented name part",
+                            },
                         ]
                     },
                 }
@@ -231,8 +236,11 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
         {"coding": [{"system": ATC, "code": "L04AA18", "display": "Everolimus"}]}
     ]
     assert mpd["legalStatusOfSupply"]["coding"][0]["code"] == "C"
-    dose_form = {
-        "coding": [{"system": VOLVEN + "7448", "code": "5", "display": "Dispergerbar tablett"}],
+    dose_form = {  # EDQM's beside FEST's: the map calls them equivalent
+        "coding": [
+            {"system": VOLVEN + "7448", "code": "5", "display": "Dispergerbar tablett"},
+            {"system": "http://standardterms.edqm.eu", "code": "10121000", "display": "Dispersible tablet"},
+        ],
         "text": "Dispergerbar tablett",
     }
     assert mpd["combinedPharmaceuticalDoseForm"] == dose_form
@@ -250,7 +258,13 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
     ingredients = [
         r
         for (t, _), r in by_id.items()
-        if t == "Ingredient" and r.get("for") == [{"reference": f"MedicinalProductDefinition/{CERTICAN}"}]
+        if t == "Ingredient"
+        and r.get("for")
+        == [  # the product, and its item and form as SAFEST-made Ingredients name them
+            {"reference": f"AdministrableProductDefinition/{CERTICAN}"},
+            {"reference": f"ManufacturedItemDefinition/{CERTICAN}"},
+            {"reference": f"MedicinalProductDefinition/{CERTICAN}"},
+        ]
     ]
     assert len(ingredients) == 1
     (ingredient,) = ingredients
@@ -263,7 +277,10 @@ def test_the_certican_brand_its_item_form_and_ingredient(by_id):
     assert substance["code"] == {
         "reference": {"reference": "SubstanceDefinition/82BF10B1-2FF0-4F26-8392-1C74748EC9A2"}
     }
-    assert substance["strength"][0]["presentationQuantity"] == {"value": 0.1, "unit": "mg"}
+    assert substance["strength"][0]["presentationRatio"] == {  # 0.1 mg per tablet: over one
+        "numerator": {"value": 0.1, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+        "denominator": {"value": 1, "system": "http://unitsofmeasure.org", "code": "1"},
+    }
     everolimus = by_id[("SubstanceDefinition", "82BF10B1-2FF0-4F26-8392-1C74748EC9A2")]
     assert [n["name"] for n in everolimus["name"]] == ["Everolimus", "Everolimus"]
     # the FEST substance with strength is an Ingredient of its own, shared, without `for`
@@ -281,8 +298,15 @@ def test_a_strength_per_unit_is_a_ratio(real_resources):
         and "for" not in r
         and "presentationRatio" in r["substance"]["strength"][0]
     ]
-    assert len(ratios) == 19 + 2  # the VirkestoffMedStyrke with a StyrkeNevner
+    assert len(ratios) == 55  # every VirkestoffMedStyrke: 19 + 2 with a StyrkeNevner, the rest over one
     assert all(set(r) == {"numerator", "denominator"} for r in ratios)
+    assert (
+        sum(
+            r["denominator"] != {"value": 1, "system": "http://unitsofmeasure.org", "code": "1"}
+            for r in ratios
+        )
+        == 21
+    )
 
 
 def test_a_substance_links_to_its_salt(by_id):
@@ -479,3 +503,35 @@ def test_fest_local_times_get_the_norwegian_offset_of_the_moment():
                 assert oslo_datetime(moment.isoformat()) == expected
                 moment += timedelta(minutes=30)
     assert oslo_datetime("2016-10-13T16:43:16.5") == "2016-10-13T16:43:16.5+02:00"
+
+
+def test_every_strength_of_the_real_extract_is_a_ratio_in_ucum_where_the_unit_is_certain(real_resources):
+    """One shape with SAFEST's: no presentationQuantity; FEST's unit text kept beside UCUM's code."""
+    strengths = [
+        st
+        for r in real_resources
+        if r["resourceType"] == "Ingredient"
+        for st in r["substance"].get("strength", ())
+    ]
+    assert len(strengths) == 139  # 84 products' Ingredients, 55 shared VirkestoffMedStyrke ones
+    assert [st for st in strengths if "presentationRatio" not in st] == []
+    units = Counter(
+        (q.get("unit"), q.get("code"))
+        for st in strengths
+        for q in (st["presentationRatio"]["numerator"], st["presentationRatio"]["denominator"])
+    )
+    assert units == {
+        ("mg", "mg"): 111,
+        (None, "1"): 96,  # per one unit of presentation: the 96 that had no StyrkeNevner
+        ("ml", "mL"): 25,
+        ("mikrog", "ug"): 12,
+        ("timer", "h"): 10,
+        ("%", "%"): 6,
+        ("g", "g"): 4,
+        ("sprøyte", None): 4,  # a unit of presentation: no UCUM unit
+        ("% w/v", None): 2,
+        ("ELISA E", None): 2,
+        ("E", None): 2,
+        ("mill IE", "10*6.[iU]"): 2,
+        ("IU", "[iU]"): 2,
+    }

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from fhir.resources import get_fhir_model_class
 
 from grunndata.fhir import NS_DOSE, NS_MERKEVARE, NS_PAKNING, NS_VARENR
 from grunndata.translators.safest import (
+    CS_PACKAGING_PROPERTY,
     CS_R4_CHARACTERISTIC,
     KEPT_BASE,
     R5_TYPES,
@@ -25,6 +27,7 @@ from grunndata.translators.safest import (
     FestLink,
     Problem,
     fest_links,
+    json_bytes,
     mapping,
     to_r5,
 )
@@ -57,6 +60,12 @@ TABLET_FORM = {
             "code": "10219000",
             "display": "Tablet",
         }
+    ]
+}
+TABLET_FORM_SERVED = {  # DMP's code restated under EDQM's URI; 53 Tablett is broader, so no FEST code
+    "coding": [
+        *TABLET_FORM["coding"],
+        {"system": "http://standardterms.edqm.eu", "code": "10219000", "display": "Tablet"},
     ]
 }
 NO = {"coding": [{"system": "urn:iso:std:iso:3166", "code": "NO"}]}
@@ -191,7 +200,7 @@ def test_nomas_authorised_dose_form_becomes_the_combined_pharmaceutical_dose_for
     delivery: Conversion,
 ) -> None:
     product = the(delivery, MPD)
-    assert product["combinedPharmaceuticalDoseForm"] == TABLET_FORM
+    assert product["combinedPharmaceuticalDoseForm"] == TABLET_FORM_SERVED
     assert "extension" not in product
 
 
@@ -201,25 +210,54 @@ def test_the_dose_form_extension_is_found_under_nomas_versioned_url_too() -> Non
         "valueCodeableConcept": TABLET_FORM,
     }
     conversion = to_r5([one_product(extension=[extension])])
-    assert the(conversion, MPD)["combinedPharmaceuticalDoseForm"] == TABLET_FORM
+    assert the(conversion, MPD)["combinedPharmaceuticalDoseForm"] == TABLET_FORM_SERVED
+
+
+def test_an_edqm_dose_form_with_an_equivalent_fest_code_gets_it_beside_and_a_fest_one_edqms() -> None:
+    """One shape with FEST-made resources: both codes, from the map's equivalent entries only."""
+    patch = {"system": "https://mpd.noma.no/codesystem/pharmaceutical-dose-form", "code": "10519000"}
+    item = r4("MedicinalProductManufactured-paracet-500")
+    del item["ingredient"], item["quantity"]
+    item["manufacturedDoseForm"] = {"coding": [patch]}
+    pharmaceutical = r4("MedicinalProductPharmaceutical-paracet-500")
+    del pharmaceutical["ingredient"]
+    pharmaceutical["administrableDoseForm"] = {
+        "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7448", "code": "46", "display": "Salve"}]
+    }
+    conversion = to_r5([item, pharmaceutical])
+    assert the(conversion, MID)["manufacturedDoseForm"]["coding"] == [
+        patch,
+        {"system": "http://standardterms.edqm.eu", "code": "10519000"},
+        {"system": "urn:oid:2.16.578.1.12.4.1.1.7448", "code": "58", "display": "Depotplaster"},
+    ]
+    assert the(conversion, APD)["administrableDoseForm"]["coding"][1:] == [
+        {"system": "http://standardterms.edqm.eu", "code": "10504000", "display": "Ointment"}
+    ]
 
 
 def test_the_name_parts_and_country_language_get_their_r5_names(delivery: Conversion) -> None:
     spor = "https://spor.ema.europa.eu/rmswi/#/lists/220000000000"
+    hl7 = "http://hl7.org/fhir/medicinal-product-name-part-type"
     assert the(delivery, MPD)["name"] == [
         {
             "productName": "Paracet tab 500 mg",
             "part": [
                 {
                     "part": "Paracet",
-                    "type": {
-                        "coding": [{"system": spor, "code": "220000000002", "display": "Invented name part"}]
+                    "type": {  # HL7's beside SPOR's, as FEST-made names say it (translators/shape.py)
+                        "coding": [
+                            {"system": spor, "code": "220000000002", "display": "Invented name part"},
+                            {"system": hl7, "code": "InventedNamePart", "display": "Invented name part"},
+                        ]
                     },
                 },
                 {
                     "part": "500 mg",
                     "type": {
-                        "coding": [{"system": spor, "code": "220000000004", "display": "Strength part"}]
+                        "coding": [
+                            {"system": spor, "code": "220000000004", "display": "Strength part"},
+                            {"system": hl7, "code": "StrengthPart", "display": "Strength part"},
+                        ]
                     },
                 },
             ],
@@ -312,7 +350,12 @@ def test_the_package_keeps_its_fest_id_and_varenr_and_points_at_its_product(deli
                         "system": "http://legemiddelverket.no/fhir/CodeSystem/MarketingStatus",
                         "code": "5",
                         "display": "Marketed",
-                    }
+                    },
+                    {  # ours beside DMP's, as FEST-made packages say it (translators/shape.py)
+                        "system": "https://grunndata.no/fhir/CodeSystem/fest-marketing-status",
+                        "code": "markedsfort",
+                        "display": "Marketed",
+                    },
                 ]
             },
             "dateRange": {"start": "2001-03-01"},
@@ -388,7 +431,7 @@ def test_the_safest_contained_item_extension_becomes_a_contained_item() -> None:
                     "url": "item",
                     "valueReference": {"reference": "MedicinalProductManufactured/mpm-paracet-500"},
                 },
-                {"url": "amount", "valueInteger": 10},
+                {"url": "quantity", "valueInteger": 10},
             ],
         }
     ]
@@ -401,6 +444,148 @@ def test_the_safest_contained_item_extension_becomes_a_contained_item() -> None:
     ]
     assert converted["containedItemQuantity"] == [{"value": 20}]
     valid(converted)
+
+
+SAFEST = "http://legemiddelverket.no/fhir/StructureDefinition/"
+ITEMNUMBER_STATUS = "http://legemiddelverket.no/FHIR/CodeSystem/itemnumberstatus"
+
+
+def test_the_itemnumber_as_dmp_sends_it_gives_the_varenr_and_its_status_the_package_status() -> None:
+    """DMP's examples: one part holding the number, one its status coding, neither with a url."""
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    package["identifier"] = package["identifier"][:2]
+    del package["marketingAuthorization"]
+    active = {"system": ITEMNUMBER_STATUS, "code": "A", "display": "Active"}
+    package["extension"] = [
+        {
+            "url": SAFEST + "safest-itemnumber",
+            "extension": [{"valueString": "106383"}, {"valueCoding": active}],
+        }
+    ]
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    converted = the(conversion, PPD)
+    assert converted["identifier"][2:] == [{"system": NS_VARENR, "value": "106383"}]
+    assert converted["status"] == {
+        "coding": [{"system": "http://hl7.org/fhir/publication-status", "code": "active"}, active]
+    }
+    assert "extension" not in converted
+    assert [p.message.split("; ")[1] for p in conversion.warnings if p.resource.endswith("500-20")] == [
+        "its valueString is read as itemnumber",
+        "its valueCoding is read as status",
+    ]
+    valid(converted)
+
+
+def test_an_itemnumber_status_other_than_active_is_kept_as_given_without_a_publication_status() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    other = {"system": ITEMNUMBER_STATUS, "code": "U"}
+    package["extension"] = [
+        {
+            "url": SAFEST + "safest-itemnumber",
+            "extension": [
+                {"url": "itemnumber", "valueString": "106383"},
+                {"url": "status", "valueCoding": other},
+            ],
+        }
+    ]
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    assert the(conversion, PPD)["status"] == {"coding": [other]}
+    assert [p for p in conversion.problems if p.resource.endswith("500-20")] == []
+
+
+def test_the_merkevare_id_dose_id_and_lmr_number_of_a_manufactured_item_become_its_identifiers() -> None:
+    item = r4("MedicinalProductManufactured-paracet-500")
+    del item["ingredient"], item["quantity"]
+    merkevare = {
+        "system": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddelMerkevare",
+        "value": "2ABAC272-0BCF-43F0-84BE-984074D92E15",
+    }
+    item["extension"] += [
+        {"url": SAFEST + "safest-legemiddelMerkevareId", "valueIdentifier": merkevare},
+        {"url": SAFEST + "safest-lmrNumber", "valueString": "1003023"},
+    ]
+    converted = the(to_r5([item]), MID)
+    assert converted["identifier"] == [
+        {"system": NS_DOSE, "value": "ID_0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"},
+        merkevare,  # with the system SAFEST gives: the import maps it to the served one
+        {"system": "http://dmp.no/fhir/NamingSystem/lmrLopenummer", "value": "1003023"},
+    ]
+    assert "extension" not in converted
+    assert fest_links(converted) == [
+        FestLink("Legemiddeldose", "0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"),
+        FestLink("LegemiddelMerkevare", "2ABAC272-0BCF-43F0-84BE-984074D92E15"),
+    ]
+    valid(converted)
+
+
+def test_the_retail_pack_and_unit_dose_flags_of_a_package_level_become_its_properties() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    box, blister = package["packageItem"][0], package["packageItem"][0]["packageItem"][0]
+    box["extension"] = [
+        {"url": SAFEST + "safest-retailPack", "valueBoolean": True},
+        {"url": SAFEST + "safest-singleUnit", "valueBoolean": False},
+    ]
+    blister["extension"] = [{"url": SAFEST + "safest-singleUnit", "valueBoolean": "true"}]  # as text
+
+    def flag(code: str, display: str, value: bool) -> Json:
+        kind = {"system": CS_PACKAGING_PROPERTY, "code": code, "display": display}
+        return {"type": {"coding": [kind]}, "valueBoolean": value}
+
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    converted = the(conversion, PPD)
+    assert converted["packaging"]["property"] == [
+        flag("retail-pack", "Retail pack", True),
+        flag("unit-dose", "Unit dose", False),
+    ]
+    assert converted["packaging"]["packaging"][0]["property"] == [flag("unit-dose", "Unit dose", True)]
+    assert "extension" not in converted["packaging"]
+    valid(converted)
+
+
+def test_extension_values_given_as_text_are_read_as_their_type_and_an_unreadable_one_is_left_out() -> None:
+    """FHIR.js writes R4 XML's nested extension values as text: ``"valueInteger": "1"``."""
+    product = one_product(
+        extension=[
+            {
+                "url": "https://example.org/pack",
+                "extension": [
+                    {"url": "count", "valueInteger": "2"},
+                    {"url": "flag", "valueBoolean": "false"},
+                    {"url": "share", "valueDecimal": "0.50"},
+                    {"url": "bad", "valueInteger": "two"},
+                ],
+            }
+        ]
+    )
+    conversion = to_r5([product])
+    converted = the(conversion, MPD)
+    assert converted["extension"] == [
+        {
+            "url": "https://example.org/pack",
+            "extension": [
+                {"url": "count", "valueInteger": 2},
+                {"url": "flag", "valueBoolean": False},
+                {"url": "share", "valueDecimal": Decimal("0.50")},
+            ],
+        }
+    ]
+    label = "MedicinalProductDefinition/mp-paracet-500"
+    assert conversion.problems == [
+        Problem(
+            label,
+            "MedicinalProductDefinition.extension[0].extension[3].valueInteger 'two' is not a FHIR integer; left out",
+            True,
+        ),
+        Problem(
+            label,
+            "MedicinalProductDefinition.extension[0].extension[0].valueInteger '2' and 2 more came as text; "
+            "read as the type FHIR gives the value",
+            True,
+        ),
+    ]
+    assert json_bytes(converted).count(b'"valueDecimal":0.50') == 1
 
 
 def test_several_outer_package_items_go_under_one_packaging_level() -> None:
@@ -460,7 +645,7 @@ def test_the_manufactured_item_is_active_and_carries_its_fest_dose_id(delivery: 
     item = the(delivery, MID)
     assert item["status"] == "active"
     assert item["identifier"] == [{"system": NS_DOSE, "value": "ID_0008D107-5A4C-4F0B-9C11-7E2D3B4A5C6D"}]
-    assert item["manufacturedDoseForm"] == TABLET_FORM
+    assert item["manufacturedDoseForm"] == TABLET_FORM_SERVED
     assert item["unitOfPresentation"] == {
         "coding": [{"system": "http://standardterms.edqm.eu", "code": "15054000", "display": "Tablet"}]
     }
@@ -506,7 +691,7 @@ def test_the_administrable_product_is_active_and_a_form_of_the_product(delivery:
     administrable = the(delivery, APD)
     assert administrable["status"] == "active"
     assert administrable["formOf"] == [{"reference": PARACET}]
-    assert administrable["administrableDoseForm"] == TABLET_FORM
+    assert administrable["administrableDoseForm"] == TABLET_FORM_SERVED
     assert administrable["routeOfAdministration"] == [
         {
             "code": {

@@ -30,6 +30,7 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import Json, NotRepresentable, XsdNode
+from grunndata.translators.shape import strength_as_ratio
 
 MPD = "MedicinalProductDefinition"
 PPD = "PackagedProductDefinition"
@@ -74,6 +75,10 @@ def _set_status_concept(obj: Json, ctx: Context) -> None:
 
 
 STATUS_NOTE = "from the entry's Status: A -> active, U -> retired/inactive"
+DOSE_FORM_NOTE = (
+    "dose form (CV 7448); EDQM's code beside it where our ConceptMap calls the two equivalent "
+    "(translators/shape.py), also on the item and administrable form that copy it"
+)
 
 # --- typeLegemiddel: the base of LegemiddelMerkevare, Legemiddelpakning, LegemiddelVirkestoff and
 #     Legemiddeldose, whose fields come before the subtype's own Id -----------------------------------
@@ -132,7 +137,7 @@ def _legemiddel_as_product(administrering: Rule) -> tuple[Rule, ...]:
             v.cs_concept,
             f"prescription group, system {s.RESEPTGRUPPE}",
         ),
-        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, "dose form (CV 7448)"),
+        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, DOSE_FORM_NOTE),
         *_LEGEMIDDEL_EXTENSIONS_A,
         To("Preparattype", "type", v.cs_concept, "regulatory type of product (CS): 7 Legemiddel, 11 ..."),
         *_LEGEMIDDEL_EXTENSIONS_B,
@@ -154,7 +159,7 @@ def _legemiddel_as(resource: str) -> tuple[Rule, ...]:
         To("Reseptgruppe", "legalStatusOfSupply[].code", v.cs_concept, f"system {s.RESEPTGRUPPE}")
         if resource == PPD
         else Ext("Reseptgruppe", f"prescription group, valueCoding system {s.RESEPTGRUPPE}"),
-        To("LegemiddelformKort", "manufacturedDoseForm.coding[]", v.cv, "dose form (CV 7448)")
+        To("LegemiddelformKort", "manufacturedDoseForm.coding[]", v.cv, DOSE_FORM_NOTE)
         if resource == MID
         else Ext(
             "LegemiddelformKort", "dose form (CV 7448); the merkevare's MID has it as manufacturedDoseForm"
@@ -195,6 +200,7 @@ def _substance_of_vms(node: Node, ingredient: Json, ctx: Context, xsd: XsdNode, 
         sub,
         _payload_xsd("Virkestoff", "VirkestoffMedStyrke"),
     )
+    _strengths_as_ratios(standalone, ctx)
     ingredient["substance"] = standalone["substance"]
 
 
@@ -202,7 +208,7 @@ SORTERING_NOTE = "order among the product's substances, on the Ingredient"
 INGREDIENT_DERIVED = (
     ("Ingredient.id", "the product's id + -<n>, n counting its Ingredients"),
     ("Ingredient.status", STATUS_NOTE),
-    ("Ingredient.for", "the product"),
+    ("Ingredient.for", "the product; a merkevare's also names its manufactured item and administrable form"),
     ("Ingredient.role", "Active (http://hl7.org/fhir/ingredient-role 100000072072)"),
 )
 SORTERT_MED_STYRKE = Table(
@@ -256,6 +262,11 @@ def _merkevare_finish(mpd: Json, ctx: Context) -> None:
         apd["formOf"] = [{"reference": f"{MPD}/{ctx.id}"}]
         apd["administrableDoseForm"] = _dose_form(mpd)
         apd["producedFrom"] = [{"reference": f"{MID}/{ctx.id}"}]
+    mid["identifier"] = [dict(i) for i in mpd.get("identifier", ()) if i.get("system") == s.NS_MERKEVARE]
+    parts = [MPD, MID] + ([APD] if apd is not None else [])
+    for ingredient in ctx.extra:
+        if ingredient["resourceType"] == ING:
+            ingredient["for"] = [{"reference": f"{part}/{ctx.id}"} for part in sorted(parts)]
 
 
 def _dose_form(mpd: Json) -> Json:
@@ -282,7 +293,12 @@ MERKEVARE = Table(
             )
         ),
         To("Id", "identifier[]", v.Identifier(s.NS_MERKEVARE), "and id = fhir_id(Id)"),
-        To("Varenavn", "name[0].part[]", _invented_name, "brand name, part type InventedNamePart"),
+        To(
+            "Varenavn",
+            "name[0].part[]",
+            _invented_name,
+            "brand name, part type InventedNamePart (and SPOR's 220000000002 beside it)",
+        ),
         To("LegemiddelformLang", "combinedPharmaceuticalDoseForm.text", v.text, "dose form in full"),
         *_INGREDIENTS,
         Ext("Smak", "taste (CS)"),
@@ -296,6 +312,7 @@ MERKEVARE = Table(
         ("MedicinalProductDefinition.comprisedOf", "the ManufacturedItemDefinition below"),
         ("ManufacturedItemDefinition (id = the merkevare's)", "the product's manufactured item"),
         ("ManufacturedItemDefinition.status", STATUS_NOTE),
+        ("ManufacturedItemDefinition.identifier", "the merkevare's Id, as SAFEST's items carry it"),
         ("ManufacturedItemDefinition.manufacturedDoseForm", "copy of combinedPharmaceuticalDoseForm"),
         ("AdministrableProductDefinition.status, formOf, producedFrom", "the product and its item"),
         ("AdministrableProductDefinition.administrableDoseForm", "copy of combinedPharmaceuticalDoseForm"),
@@ -334,7 +351,8 @@ MARKEDSFORINGSINFO = Table(
         ("country", "NO"),
         (
             "status",
-            f"{s.CS_MARKETING_STATUS}: avregistrert | midlertidig-utgatt | markedsfort, from the dates",
+            f"{s.CS_MARKETING_STATUS}: avregistrert | midlertidig-utgatt | markedsfort, from the dates; "
+            "DMP's code beside markedsfort (5) and midlertidig-utgatt (6) (translators/shape.py)",
         ),
     ),
     finish=_marketing_status,
@@ -490,6 +508,11 @@ def _denominator(node: Node, ingredient: Json, ctx: Context, xsd: XsdNode, occur
 _STRENGTH = parse_path("substance.strength[0]")[1]
 
 
+def _strengths_as_ratios(ingredient: Json, ctx: Context) -> None:
+    for strength in ingredient.get("substance", {}).get("strength", ()):
+        strength_as_ratio(strength)
+
+
 def _standalone_ingredient(ingredient: Json, ctx: Context) -> None:
     ingredient["status"] = _status_code(ctx)
     ingredient["role"] = _code(s.INGREDIENT_ROLE, "100000072072", "Active")
@@ -520,8 +543,14 @@ VIRKESTOFF_MED_STYRKE = Table(
             "Ingredient.for",
             "none: FEST's substance with strength is shared; each product's own Ingredient copies it",
         ),
+        (
+            "Ingredient.substance.strength.presentationRatio",
+            "always a Ratio: without StyrkeNevner over 1 (UCUM 1, no unit text); FEST's unit text kept "
+            "as unit, UCUM system and code beside it where certain (translators/shape.py STRENGTH_UNITS)",
+        ),
     ),
     start=_standalone_ingredient,
+    finish=_strengths_as_ratios,
 )
 
 
@@ -561,7 +590,7 @@ ORDINERING_VIRKESTOFF = Table(
     (
         To("Id", "identifier[]", v.Identifier(s.NS_ORDINERING_VIRKESTOFF), "and id = fhir_id(Id)"),
         To("NavnVirkestoffOrdinering", "name[0].productName", v.text),
-        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, "dose form (CV 7448)"),
+        To("LegemiddelformKort", "combinedPharmaceuticalDoseForm.coding[]", v.cv, DOSE_FORM_NOTE),
         To("Reseptgruppe", "legalStatusOfSupply", v.cs_concept, f"system {s.RESEPTGRUPPE}"),
         Ext("RefByttegruppe", BYTTEGRUPPE_NOTE),
         Ext("EnhetOrdinering", "ordering unit (CV 7480)"),

@@ -11,6 +11,7 @@ from grunndata.translators.fest_to_idmp.rules import Context, Lookup, walk
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.values import Json, fhir_id, tree
+from grunndata.translators.shape import one_shape
 
 LOOKUP_KINDS: frozenset[str] = frozenset({"VirkestoffMedStyrke"})
 """The payload kinds translate() looks up: a product's Ingredients need the strength of each
@@ -48,6 +49,8 @@ def translate(entry: FestEntry, lookup: Lookup) -> list[dict[str, Any]]:
         table.finish(primary, ctx)
     primary.setdefault("extension", []).insert(0, oppforing(entry))
     made = [primary, *ctx.secondary.values(), *ctx.extra]
+    for resource in made:
+        one_shape(resource)
     return [ordered(resource, resource["resourceType"]) for resource in made]
 
 

@@ -34,6 +34,7 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import XsdNode
+from grunndata.translators.shape import EDQM_SYSTEMS, PER_ONE
 
 Json = dict[str, Any]
 CATALOGUE_OF = {kind: cat.name for cat in catalogues() for kind in cat.payloads}
@@ -156,7 +157,10 @@ def _text(value: Any, name: str) -> Node:
 BACK: dict[Any, Back] = {
     v.text: (lambda x: isinstance(x, str), _text),
     v.fhir_date: (lambda x: isinstance(x, str), _text),
-    v.cv: (lambda c: True, lambda c, name: leaf(name, coding_attributes(c, False))),
+    v.cv: (  # EDQM's dose form beside FEST's is a restatement (translators/shape.py), not FEST's
+        lambda c: c.get("system") not in EDQM_SYSTEMS,
+        lambda c, name: leaf(name, coding_attributes(c, False)),
+    ),
     v.concept: _coded(False),
     v.cs_concept: _coded(True),
     v.text_concept: (lambda c: "coding" not in c, lambda c, name: leaf(name, text=c["text"])),
@@ -301,7 +305,8 @@ def back_substance(ingredient: Json, resources: Resources, xsd: XsdNode, name: s
 def back_denominator(ingredient: Json, resources: Resources, xsd: XsdNode, name: str) -> list[Node]:
     strength = ingredient["substance"]["strength"][0]
     ratio = strength.get("presentationRatio")
-    nodes = [leaf(name, quantity_attributes(ratio["denominator"], "unit"))] if ratio else []
+    given = ratio and ratio["denominator"] != PER_ONE  # PER_ONE: FEST gave no StyrkeNevner
+    nodes = [leaf(name, quantity_attributes(ratio["denominator"], "unit"))] if given else []
     return nodes + [
         untree(e, xsd, name) for e in strength.get("extension", ()) if e["url"] == s.ext_url(name)
     ]

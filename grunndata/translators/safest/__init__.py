@@ -51,15 +51,24 @@ from grunndata.translators.safest.delivery import R5_TYPES, label_of, to_r5
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, FestLink, fest_links
 from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
-from grunndata.translators.safest.tables import CS_R4_CHARACTERISTIC, Row, mapping, primitive_keeps
+from grunndata.translators.safest.tables import (
+    CS_PACKAGING_PROPERTY,
+    CS_R4_CHARACTERISTIC,
+    PACKAGING_PROPERTIES,
+    Row,
+    mapping,
+    primitive_keeps,
+)
 from grunndata.translators.safest.terminology import EQUIVALENCE
 
 __all__ = [
+    "CS_PACKAGING_PROPERTY",
     "CS_R4_CHARACTERISTIC",
     "EQUIVALENCE",
     "FEST_SYSTEMS",
     "GENERIC_KINDS",
     "KEPT_BASE",
+    "PACKAGING_PROPERTIES",
     "R4_TO_R5",
     "R5_TYPES",
     "Conversion",

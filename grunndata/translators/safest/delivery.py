@@ -22,8 +22,9 @@ from grunndata.translators.safest.rules import (
     reference_key,
     retype,
 )
-from grunndata.translators.safest.tables import SPECS, TABLES
+from grunndata.translators.safest.tables import SPECS, TABLES, TYPED_VALUES, typed_value
 from grunndata.translators.safest.terminology import terminology_to_r5
+from grunndata.translators.shape import one_shape
 
 R5_TYPES = frozenset(SERVED_TYPES) - TERMINOLOGY_TYPES
 """Types that pass through unchanged: the R5 IDMP types, and Composition and Organization, which come
@@ -65,12 +66,15 @@ def to_r5(resources: list[Json]) -> Conversion:
         _turn_around(link, top, converted, problems)
     _ingredient_products(ctx, top)
     _in_stable_order(ctx)
+    for node in ctx.nodes:  # codes in both sources' systems, as FEST-made resources say them
+        one_shape(node.r5)
     for node in ctx.nodes:
         if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
             message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
             problems.append(Problem(node.label, node.prefix + message, warning=True))
     for resource in conversion.resources:
         _drop_extensions_without_url(resource, resource["resourceType"], label_of(resource), problems)
+        _type_extension_values(resource, resource["resourceType"], label_of(resource), problems)
     return conversion
 
 
@@ -337,3 +341,54 @@ def _drop_empty_holders(parent: Json, key: str) -> None:
 
 def _holds_something(extension: Json) -> bool:
     return bool(extension.get("extension")) or any(k.startswith("value") for k in extension)
+
+
+def _type_extension_values(value: Any, path: str, label: str, problems: list[Problem]) -> None:
+    """Every extension value JSON types as a number or true/false that came as text (``"valueInteger":
+    "1"``, as FHIR.js writes R4 XML's nested extensions) read as its type, in place, with one warning
+    per resource; an extension whose text is no such value is left out, with a warning."""
+    texts: list[str] = []
+    _type_values(value, path, label, problems, texts)
+    if texts:
+        more = f" and {len(texts) - 1} more" if len(texts) > 1 else ""
+        problems.append(
+            Problem(label, f"{texts[0]}{more} came as text; read as the type FHIR gives the value", True)
+        )
+
+
+def _type_values(value: Any, path: str, label: str, problems: list[Problem], texts: list[str]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _type_values(item, path, label, problems, texts)
+        return
+    if not isinstance(value, dict):
+        return
+    for key in list(value):
+        child, where = value[key], f"{path}.{key}"
+        if key not in ("extension", "modifierExtension") or not isinstance(child, list):
+            _type_values(child, where, label, problems, texts)
+            continue
+        kept = []
+        for n, extension in enumerate(child):
+            place = f"{where}[{n}]"
+            if isinstance(extension, dict):
+                kind = next((k for k in TYPED_VALUES if isinstance(extension.get(k), str)), None)
+                if kind is not None:
+                    typed = typed_value(kind, extension[kind])
+                    if isinstance(typed, str):
+                        problems.append(
+                            Problem(
+                                label,
+                                f"{place}.{kind} {typed!r} is not a FHIR {kind[5].lower()}{kind[6:]}; left out",
+                                True,
+                            )
+                        )
+                        continue
+                    texts.append(f"{place}.{kind} {extension[kind]!r}")
+                    extension[kind] = typed
+                _type_values(extension, place, label, problems, texts)
+            kept.append(extension)
+        if kept:
+            value[key] = kept
+        else:
+            del value[key]

@@ -14,11 +14,12 @@ containedItemQuantity (the pack size) is counted from the packaging levels and i
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from grunndata.fhir import INGREDIENT_ROLE, NS_DOSE, NS_VARENR
+from grunndata.fhir import INGREDIENT_ROLE, NS_DOSE, NS_LMR, NS_MERKEVARE, NS_VARENR, PUBLICATION_STATUS
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.translators.safest.model import Json
 from grunndata.translators.safest.rules import (
@@ -42,6 +43,15 @@ from grunndata.translators.safest.rules import (
 
 CS_R4_CHARACTERISTIC = "https://grunndata.no/fhir/CodeSystem/r4-characteristic"
 """Property types for R4 ProdCharacteristic elements and otherCharacteristics (code = R4 element name)."""
+CS_PACKAGING_PROPERTY = "https://grunndata.no/fhir/CodeSystem/packaging-property"
+"""Property types for what SAFEST flags on a package level (retail pack, unit dose), which R5 has no element for."""
+PACKAGING_PROPERTIES = {
+    "retailpack": ("retail-pack", "Retail pack"),  # SAFEST safest-retailPack
+    "singleunit": ("unit-dose", "Unit dose"),  # SAFEST safest-singleUnit
+}
+"""The tail of a SAFEST packageItem flag's URL (lower case) -> its property code and display."""
+ITEMNUMBER_STATUS = "http://legemiddelverket.no/FHIR/CodeSystem/itemnumberstatus"
+"""SAFEST's status of a varenr (its 2020 examples: A, Active), spelt as DMP's examples spell it."""
 ACTIVE_ROLE: Json = {"coding": [{"system": INGREDIENT_ROLE, "code": "100000072072", "display": "Active"}]}
 
 # --- value converters ------------------------------------------------------------------------------
@@ -258,48 +268,81 @@ def _dose_form(extension: Json, out: Json, at: At) -> bool:
 
 
 def _item_number(extension: Json, out: Json, at: At) -> bool:
-    """SAFEST itemnumber (varenr) -> PackagedProductDefinition.identifier in the fest-varenummer system.
+    """SAFEST itemnumber (varenr) -> PackagedProductDefinition.identifier in the fest-varenummer system,
+    and its status -> PackagedProductDefinition.status (R4 has no package status; FEST-made packages
+    have theirs there): SAFEST's coding kept, and publication status active beside it for A (Active).
 
     A plain valueString, or (as DMP's examples send it) a part holding the number beside a part
     holding its status coding."""
-    number = extension.get("valueString")
+    number, status = extension.get("valueString"), None
     if number is None:
-        number = _parts(extension, {"itemnumber": "valueString"}, at).get("itemnumber")
+        parts = _parts(extension, {"itemnumber": "valueString", "status": "valueCoding"}, at)
+        number, status = parts.get("itemnumber"), parts.get("status")
     if not isinstance(number, str):
         return False
     out.setdefault("identifier", []).append({"system": NS_VARENR, "value": number})
+    if isinstance(status, dict) and "status" not in out:
+        codings = [copy.deepcopy(status)]
+        if status.get("system") == ITEMNUMBER_STATUS and status.get("code") == "A":
+            codings.insert(0, {"system": PUBLICATION_STATUS, "code": "active"})
+        out["status"] = {"coding": codings}
     return True
 
 
-def _dose_id(extension: Json, out: Json, at: At) -> bool:
-    """SAFEST legemiddeldoseId (the FEST Legemiddeldose Id) -> ManufacturedItemDefinition.identifier."""
-    if isinstance(extension.get("valueIdentifier"), dict):
-        identifier = copy.deepcopy(extension["valueIdentifier"])
-    elif isinstance(extension.get("valueString"), str):
-        identifier = {"system": NS_DOSE, "value": extension["valueString"]}
-    else:
-        return False
-    out.setdefault("identifier", []).append(identifier)
-    return True
+def _fest_identifier(system: str) -> Callable[[Json, Json, At], bool]:
+    """A SAFEST extension holding a FEST id (legemiddeldoseId, legemiddelMerkevareId) or the LMR
+    number -> an identifier of the resource: an Identifier as SAFEST gives it (its system too: the
+    import maps systems to the served form), a plain string in `system`."""
+
+    def convert(extension: Json, out: Json, at: At) -> bool:
+        if isinstance(extension.get("valueIdentifier"), dict):
+            identifier = copy.deepcopy(extension["valueIdentifier"])
+        elif isinstance(extension.get("valueString"), str):
+            identifier = {"system": system, "value": extension["valueString"]}
+        else:
+            return False
+        out.setdefault("identifier", []).append(identifier)
+        return True
+
+    return convert
 
 
 def _contained_item(extension: Json, out: Json, at: At) -> bool:
-    """SAFEST containedItem (sub-extensions item: Reference, amount: integer) -> packaging.containedItem."""
-    parts = _parts(extension, {"item": "valueReference", "amount": "valueInteger"}, at)
+    """SAFEST containedItem (parts item: Reference, quantity: integer) -> packaging.containedItem,
+    the quantity as its amount."""
+    parts = _parts(extension, {"item": "valueReference", "quantity": "valueInteger"}, at)
     reference = parts.get("item")
     if not isinstance(reference, dict):
         return False
     item: Json = {"item": {"reference": copy.deepcopy(reference)}}
-    amount = parts.get("amount")
-    if isinstance(amount, int):
+    amount = parts.get("quantity")
+    if isinstance(amount, int) and not isinstance(amount, bool):
         item["amount"] = {"value": amount}
     out.setdefault("containedItem", []).append(item)
     return True
 
 
+def _packaging_flag(extension: Json, out: Json, at: At) -> bool:
+    """SAFEST retailPack / singleUnit (valueBoolean) on a package item -> packaging.property."""
+    tail = str(extension.get("url")).rstrip("/").rsplit("/", 1)[-1].lower()
+    found = next((v for k, v in PACKAGING_PROPERTIES.items() if k in tail), None)
+    value = typed_value("valueBoolean", extension.get("valueBoolean"))
+    if found is None or not isinstance(value, bool):
+        return False
+    code, display = found
+    out.setdefault("property", []).append(
+        {
+            "type": {"coding": [{"system": CS_PACKAGING_PROPERTY, "code": code, "display": display}]},
+            "valueBoolean": value,
+        }
+    )
+    return True
+
+
 def _parts(extension: Json, wanted: dict[str, str], at: At) -> dict[str, Any]:
     """The values of a complex extension's parts by their url; a part sent without a url (DMP's
-    2020 examples do so) is taken by its value type when exactly one part has that type, with a warning."""
+    2020 examples do so) is taken by its value type when exactly one part has that type, with a warning.
+    A value sent as text (``"valueInteger": "1"``, as a converter of R4 XML may give it) is read as its type."""
     subs = [e for e in extension.get("extension") or [] if isinstance(e, dict)]
     found = {name: e.get(kind) for name, kind in wanted.items() for e in subs if e.get("url") == name}
     for name, kind in wanted.items():
@@ -309,7 +352,30 @@ def _parts(extension: Json, wanted: dict[str, str], at: At) -> dict[str, Any]:
             at.warn(
                 f"{at.path}.extension ({extension.get('url')}) has a part without url; its {kind} is read as {name}"
             )
-    return found
+    return {name: typed_value(wanted[name], value) for name, value in found.items()}
+
+
+TYPED_VALUES = ("valueInteger", "valuePositiveInt", "valueUnsignedInt", "valueBoolean", "valueDecimal")
+"""Extension values JSON writes as a number or true/false, which a sender may give as text."""
+
+
+def typed_value(kind: str, value: Any) -> Any:
+    """`value` of extension value `kind` as JSON types it: ``"1"`` -> 1 for an integer, ``"true"`` ->
+    True for a boolean, ``"1.50"`` -> Decimal("1.50"); anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind == "valueBoolean":
+        return {"true": True, "false": False}.get(text, value)
+    if kind == "valueDecimal":
+        try:
+            number = Decimal(text)
+        except ArithmeticError:
+            return value
+        return number if number.is_finite() and text[:1] in "-0123456789" else value
+    if kind in TYPED_VALUES and re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    return value
 
 
 # --- the tables ------------------------------------------------------------------------------------
@@ -394,7 +460,11 @@ TABLES: dict[str, Table] = {
                 "MedicinalProductPackaged.packageItem",
             ),
         },
-        (ExtensionRule("itemnumber", "identifier", _item_number, f"system {NS_VARENR}"),),
+        (
+            ExtensionRule(
+                "itemnumber", "identifier | status", _item_number, f"system {NS_VARENR}; its status as status"
+            ),
+        ),
     ),
     "MedicinalProductPackaged.packageItem": Table(
         {
@@ -407,7 +477,17 @@ TABLES: dict[str, Table] = {
             "otherCharacteristics": To("property", other_property),
             "shelfLifeStorage": Into("shelfLifeStorage", "ProductShelfLife"),
         },
-        (ExtensionRule("containeditem", "containedItem", _contained_item, "SAFEST 2020 (item, amount)"),),
+        (
+            ExtensionRule(
+                "containeditem", "containedItem", _contained_item, "SAFEST containedItem (item, quantity)"
+            ),
+            ExtensionRule(
+                "retailpack", "property", _packaging_flag, f"type {CS_PACKAGING_PROPERTY}#retail-pack"
+            ),
+            ExtensionRule(
+                "singleunit", "property", _packaging_flag, f"type {CS_PACKAGING_PROPERTY}#unit-dose"
+            ),
+        ),
     ),
     "ProductShelfLife": Table(
         {
@@ -428,7 +508,18 @@ TABLES: dict[str, Table] = {
             "physicalCharacteristics": To("property", physical_properties),
             "otherCharacteristics": To("property", other_property),
         },
-        (ExtensionRule("legemiddeldoseid", "identifier", _dose_id, f"as given, or system {NS_DOSE}"),),
+        (
+            ExtensionRule(
+                "legemiddeldoseid", "identifier", _fest_identifier(NS_DOSE), f"as given, or system {NS_DOSE}"
+            ),
+            ExtensionRule(
+                "legemiddelmerkevareid",
+                "identifier",
+                _fest_identifier(NS_MERKEVARE),
+                f"as given, or system {NS_MERKEVARE}",
+            ),
+            ExtensionRule("lmrnumber", "identifier", _fest_identifier(NS_LMR), f"system {NS_LMR}"),
+        ),
     ),
     # MedicinalProductPharmaceutical -> AdministrableProductDefinition
     "MedicinalProductPharmaceutical": Table(
@@ -666,9 +757,8 @@ def _rows(table: str, r4: str, r5: str, seen: set[str]) -> Iterator[Row]:
             if rule.table and rule.table not in seen:
                 yield from _rows(rule.table, path, f"{r5}.{rule.r5}", seen | {rule.table})
     for extension in rules.extensions:
-        yield Row(
-            f"{r4}.extension(*{extension.tail}*)", f"{r5}.{extension.r5}", "NOMA extension", extension.note
-        )
+        targets = " | ".join(f"{r5}.{t}" for t in extension.r5.split(" | "))
+        yield Row(f"{r4}.extension(*{extension.tail}*)", targets, "NOMA extension", extension.note)
 
 
 def primitive_keeps() -> Iterator[str]:
