@@ -26,14 +26,18 @@ Format = Callable[[str], str | None]  # a value -> its served form, None when no
 
 _GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 FEST_ID_PREFIX = "ID_"
+# the whitespace a value may carry around it, for every kind alike: ASCII's only (a no-break or em
+# space is a character of the value, and ``"ıd_".upper()`` is ``"ID_"``: prefixes compare as ASCII)
+ASCII_SPACE = " \t\r\n\f\v"
 
 
 def fest_id(value: str) -> str | None:
     """A FEST Id as FEST and our served systems have it: ``ID_`` and an uppercase GUID.
 
     SAFEST and the 2020 drafts send the GUID without ``ID_``; GUIDs are case-insensitive."""
-    text = value.strip()
-    bare = text[len(FEST_ID_PREFIX) :] if text[: len(FEST_ID_PREFIX)].upper() == FEST_ID_PREFIX else text
+    text = value.strip(ASCII_SPACE)
+    prefix = text[: len(FEST_ID_PREFIX)]
+    bare = text[len(FEST_ID_PREFIX) :] if prefix.isascii() and prefix.upper() == FEST_ID_PREFIX else text
     return FEST_ID_PREFIX + bare.upper() if _GUID.fullmatch(bare) else None
 
 
@@ -47,7 +51,7 @@ def gtin(value: str) -> str | None:
     """A GTIN-8, -12, -13 or -14 with a right check digit, as served: the 13 digits of an EAN-13
     (FEST's ``Ean``, the barcode on the pack), or 14 where the indicator digit is not 0 (a GTIN-14
     of a trade unit, which has no 13-digit form). Spaces are ignored."""
-    digits = value.replace(" ", "")
+    digits = value.strip(ASCII_SPACE).replace(" ", "")
     if len(digits) not in (8, 12, 13, 14) or not digits.isascii() or not digits.isdigit():
         return None
     if gtin_check_digit(digits[:-1]) != int(digits[-1]):
@@ -58,15 +62,15 @@ def gtin(value: str) -> str | None:
 
 def varenr(value: str) -> str | None:
     """A Nordic article number (varenummer): six digits, leading zeros kept (``014884``)."""
-    digits = value.replace(" ", "")
+    digits = value.strip(ASCII_SPACE).replace(" ", "")
     if not 1 <= len(digits) <= 6 or not digits.isascii() or not digits.isdigit():
         return None
     return digits.zfill(6)
 
 
 def as_given(value: str) -> str | None:
-    """Ids with no known format: the value without surrounding whitespace."""
-    text = value.strip()
+    """Ids with no known format: the value without surrounding (ASCII) whitespace."""
+    text = value.strip(ASCII_SPACE)
     return text or None
 
 

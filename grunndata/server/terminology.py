@@ -359,6 +359,18 @@ def _translate(indexes: Indexes, items: list[tuple[str, Any]], map_url: str | No
         wanted, into, reverse = sources, target_system, False
     if not wanted:
         raise _bad("nothing to translate: give sourceCode and system, sourceCoding, or targetCode")
+    if any(
+        not c.system for c in wanted
+    ):  # a code means nothing without its system (R5: "a system must be provided")
+        raise _bad("a code to translate needs its system (sourceCode with system, a Coding with its system)")
+    version = _text(items, "conceptMapVersion")
+    if version is not None:
+        if url is None:
+            raise _bad("conceptMapVersion needs the map: give url (or ask the ConceptMap instance)")
+        listed, bar, own = url.partition("|")
+        if bar and own != version:
+            raise _bad(f"url names version {own!r} and conceptMapVersion {version!r}")
+        url = f"{listed}|{version}"
     if url is not None and indexes.maps.find(url) is None:
         return translate_parameters([], f"there is no ConceptMap {url!r} here")
     matches: list[Match] = []

@@ -183,3 +183,13 @@ def test_the_readme_shows_the_table_as_the_code_has_it() -> None:
         "| GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN) | `https://www.gs1.org/gtin` (HL7 terminology) |"
         in table
     )
+
+
+def test_only_ascii_whitespace_around_a_value_is_dropped_and_the_prefix_is_ascii() -> None:
+    assert ids.fest_id("\tid_" + GUID.lower() + " \n") == "ID_" + GUID
+    assert ids.gtin(" 7046260148840\t") == "7046260148840"
+    assert ids.varenr(" 14884\r\n") == "014884"
+    for value in ("\u00a0" + GUID, GUID + "\u2003", "\u0131d_" + GUID):  # no-break, em space, dotless i
+        assert ids.fest_id(value) is None, value
+    assert ids.gtin("7046260148840\u00a0") is None
+    assert ids.as_given("\u00a0x ") == "\u00a0x"

@@ -191,3 +191,9 @@ def test_everything_gives_the_product_and_what_belongs_to_it(api: TestClient) ->
     assert CERTICAN_PACKAGE in ids(r, "include")
     assert {PPD, "Ingredient", "SubstanceDefinition"} <= types
     assert api.get(f"/fhir/{MPD}/00000000-0000-0000-0000-000000000000/$everything").status_code == 404
+
+
+def test_a_colon_without_a_modifier_is_refused(api: TestClient) -> None:
+    answer = search(api, f"/fhir/{PPD}?identifier:=014884", status=400)
+    assert answer["issue"][0]["diagnostics"] == "identifier:: a ':' must be followed by a modifier"
+    assert ids(search(api, f"/fhir/{PPD}?identifier=014884")) != []

@@ -324,3 +324,44 @@ def test_the_fast_path_answers_exactly_as_the_route(api: TestClient) -> None:
     )
     bad = api.get(T, params={"system": VARENR})  # errors always come from the route
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_code_without_its_system_is_not_translated(api: TestClient) -> None:
+    # "53" is a code of FEST's dose forms and of its routes: without a system it names neither
+    for kwargs in (
+        {"params": {"sourceCode": "53"}},
+        {"params": {"sourceCoding": "|28"}},
+        {"params": {"targetCode": "10219000"}},
+        {
+            "method": "POST",
+            "json": {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "sourceCoding", "valueCoding": {"code": "28"}}],
+            },
+        },
+    ):
+        r = api.request(kwargs.pop("method", "GET"), T, **kwargs)
+        assert r.status_code == 400, (kwargs, r.text)
+        assert r.json()["issue"][0]["diagnostics"] == (
+            "a code to translate needs its system (sourceCode with system, a Coding with its system)"
+        )
+
+
+def test_translate_answers_from_the_map_version_asked_for(api: TestClient) -> None:
+    url = "https://grunndata.no/fhir/ConceptMap/fest-legemiddelform-edqm-doseform"
+    asked = {"system": FORM, "sourceCode": "25", "url": url}
+    assert result(ok(api, T, params={**asked, "conceptMapVersion": "2"})) == (True, None)
+    wrong = result(ok(api, T, params={**asked, "conceptMapVersion": "99"}))
+    assert wrong == (False, f"there is no ConceptMap '{url}|99' here")
+    instance = ok(
+        api,
+        "/fhir/ConceptMap/fest-legemiddelform-edqm-doseform/$translate",
+        params={"system": FORM, "sourceCode": "25", "conceptMapVersion": "99"},
+    )
+    assert result(instance)[0] is False
+    for params in (
+        {"system": FORM, "sourceCode": "25", "conceptMapVersion": "2"},  # which map?
+        {**asked, "url": f"{url}|1", "conceptMapVersion": "2"},  # two versions
+    ):
+        r = api.get(T, params=params)
+        assert r.status_code == 400, (params, r.text)

@@ -239,7 +239,9 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
         if name in RESULT_PARAMS:
             _result_param(query, rtype, name, value)
             continue
-        code, _, modifier = name.partition(":")
+        code, colon, modifier = name.partition(":")
+        if colon and not modifier:
+            raise bad(f"{name}: a ':' must be followed by a modifier")
         param = known.get(code)
         if param is None:
             if strict:
