@@ -26,6 +26,7 @@ import orjson
 from fastapi import Request
 
 from grunndata import store
+from grunndata.fhir import identifiers
 from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, Limits, body_within, form_items, whole_number
@@ -330,6 +331,16 @@ def _codings(
     return found
 
 
+def _served(coding: Coding) -> Coding:
+    form = identifiers.served(coding.system, coding.code) if coding.system else None
+    return coding if form is None else Coding(form[0], form[1], coding.display)
+
+
+def _served_system(system: str | None) -> str | None:
+    kind = identifiers.kind_of(system) if system else None
+    return system if kind is None or kind is identifiers.FEST_ID else kind.served
+
+
 def _translate(indexes: Indexes, items: list[tuple[str, Any]], map_url: str | None) -> Json:
     """$translate with the R5 names, and the R4 ones (code, coding, targetsystem, reverse) still in use.
 
@@ -359,10 +370,13 @@ def _translate(indexes: Indexes, items: list[tuple[str, Any]], map_url: str | No
         wanted, into, reverse = sources, target_system, False
     if not wanted:
         raise _bad("nothing to translate: give sourceCode and system, sourceCoding, or targetCode")
-    if any(
-        not c.system for c in wanted
-    ):  # a code means nothing without its system (R5: "a system must be provided")
+    # a code means nothing without its system (R5: "If a code is provided, a system must be provided")
+    if any(not c.system for c in wanted):
         raise _bad("a code to translate needs its system (sourceCode with system, a Coding with its system)")
+    # an identifier in any form a search accepts (an alias system, a FEST id without ID_, a GTIN-14)
+    # is translated as its served form, which is what the id maps hold
+    wanted = [_served(c) for c in wanted]
+    into = _served_system(into)
     version = _text(items, "conceptMapVersion")
     if version is not None:
         if url is None:

@@ -365,3 +365,22 @@ def test_translate_answers_from_the_map_version_asked_for(api: TestClient) -> No
     ):
         r = api.get(T, params=params)
         assert r.status_code == 400, (params, r.text)
+
+
+def test_an_identifier_in_any_form_a_search_takes_is_translated_as_its_served_form(api: TestClient) -> None:
+    to_gtin = [("equivalent", GTIN, "7046260148840", PACKAGE_MAP)]
+    for system, code, target in (
+        (VARENR, "14884", GTIN),  # the leading zero left out
+        ("https://farmalogg.no/varenummer", "014884", "https://farmalogg.no/produktkode/GTIN"),
+        (VARENR, "014884", "urn:oid:1.3.160"),
+    ):
+        answer = ok(api, T, params={"system": system, "sourceCode": code, "targetSystem": target})
+        assert matches(answer) == to_gtin, (system, code, target)
+    for system, code in (
+        (PAKNING, CERTICAN_PACKAGE.lower()),  # without ID_, in lower case
+        ("http://hl7.no/fhir/NamingSystem/festLegemiddelpakning", f"ID_{CERTICAN_PACKAGE}"),
+    ):
+        answer = ok(api, T, params={"system": system, "sourceCode": code, "targetSystem": VARENR})
+        assert [m[1:3] for m in matches(answer)] == [(VARENR, "014884")], (system, code)
+    reverse = ok(api, T, params={"targetCode": "07046260148840", "targetSystem": GTIN, "system": VARENR})
+    assert [m[1:3] for m in matches(reverse)] == [(VARENR, "014884")]
