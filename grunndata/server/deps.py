@@ -119,9 +119,17 @@ def _route_type(request: Request) -> str:
 
 
 def _typed(request: Request, types: frozenset[str]) -> str:
-    """The route's type if it is one of `types`; others are 404."""
+    """The route's type if it is one of `types`; others are 404 (saying so when the type is served
+    here, only not this way: the types made on request from other tables keep no history)."""
     rtype = _route_type(request)
     if rtype not in types:
+        if rtype in SEARCHED_TYPES:
+            raise FhirError(
+                404,
+                "not-supported",
+                f"{rtype} is served here but keeps no history: its resources are made on request "
+                "from the current release; read and search them",
+            )
         raise FhirError(404, "not-supported", f"{rtype!r} is not a resource type served here")
     return rtype
 

@@ -213,3 +213,19 @@ def test_a_deep_offset_without_a_cursor_is_a_400(fresh_api: tuple[Engine, TestCl
         "_offset above 100,000 in a history needs the _cursor of the next link that led there; "
         "follow the next links"
     )
+
+
+def test_a_type_made_on_request_says_it_keeps_no_history(api: TestClient) -> None:
+    for url in (
+        "/fhir/ConceptMap/fest-legemiddelform-edqm-doseform/_history",
+        "/fhir/Endpoint/some-id/_history",
+    ):
+        issue = get(api, url, status=404)["issue"][0]
+        assert issue["code"] == "not-supported", url
+        assert issue["diagnostics"].endswith(
+            "is served here but keeps no history: its resources are made on request "
+            "from the current release; read and search them"
+        ), url
+    assert get(api, "/fhir/Nonsense/_history", status=404)["issue"][0]["diagnostics"] == (
+        "'Nonsense' is not a resource type served here"
+    )
