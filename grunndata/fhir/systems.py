@@ -57,6 +57,18 @@ CS_REFERENCE = CS_BASE + "fest-reference"
 """Codes naming the FEST Ref* element a relationship or cross-reference came from."""
 CS_MARKETING_STATUS = CS_BASE + "fest-marketing-status"
 CS_INTERACTION_TYPE = CS_BASE + "fest-interaction-type"
+CS_PACKAGING_PROPERTY = CS_BASE + "packaging-property"
+"""Property types of a package level that R5 has no element for: SAFEST's flags (retail pack, unit
+dose) and the level's place counted from the item (package-level, valued in DMP's PackageLevel)."""
+PACKAGING_PROPERTIES = {
+    "retailpack": ("retail-pack", "Retail pack"),  # SAFEST safest-retailPack
+    "singleunit": ("unit-dose", "Unit dose"),  # SAFEST safest-singleUnit
+    "packagelevel": ("package-level", "Package level"),  # SAFEST's PackageLevel code system
+}
+"""The tail of a SAFEST package item flag's URL (lower case) -> its property code and display."""
+DMP_PACKAGE_LEVEL = "http://legemiddelverket.no/fhir/CodeSystem/PackageLevel"
+"""DMP's code system of package levels (SAFEST, 2020): 1 Primary .. 4 Quaternary."""
+PACKAGE_LEVELS = {1: "Primary", 2: "Secondary", 3: "Tertiary", 4: "Quaternary"}
 
 
 def cs_system(element: str) -> str:

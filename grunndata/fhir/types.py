@@ -16,12 +16,13 @@ _FEST = (
     "CodeSystem",
     "Basic",
 )
-FEST_TYPES = frozenset(_FEST)
-"""The types the FEST mapping tables make (Basic: FEST catalogues IDMP has no resource for)."""
+FEST_TYPES = frozenset((*_FEST, "RegulatedAuthorization"))
+"""The types the FEST mapping tables make (Basic: FEST catalogues IDMP has no resource for;
+RegulatedAuthorization: a product's holder, from its Produsent)."""
 
 SERVED_TYPES = (
     *_FEST,
-    "RegulatedAuthorization",  # from SAFEST/IDMP (FEST has no marketing authorisation of its own)
+    "RegulatedAuthorization",  # SAFEST/IDMP's, and FEST's Produsent as a holder
     "ValueSet",  # from SAFEST
     "Composition",  # an ePI document about a product (SAFEST) ...
     "Organization",  # ... and who holds it

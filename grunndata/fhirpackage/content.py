@@ -19,6 +19,7 @@ from grunndata.catalog.fhir import INTERFACE_SYSTEM
 from grunndata.catalog.model import TIERS
 from grunndata.fhir import identifiers
 from grunndata.fhir import systems as s
+from grunndata.fhir.systems import CS_PACKAGING_PROPERTY, PACKAGING_PROPERTIES
 from grunndata.fhirpackage.capability import capability_statement
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
 from grunndata.fhirpackage.names import CANONICAL, IMPLEMENTATION_GUIDE, NAME
@@ -26,7 +27,7 @@ from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
 from grunndata.store import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
-from grunndata.translators.safest import CS_PACKAGING_PROPERTY, CS_R4_CHARACTERISTIC, PACKAGING_PROPERTIES
+from grunndata.translators.safest import CS_R4_CHARACTERISTIC
 
 Json = dict[str, Any]
 
@@ -346,7 +347,8 @@ def code_systems() -> list[Json]:
             CS_PACKAGING_PROPERTY,
             "Package level property",
             sorted(PACKAGING_PROPERTIES.values()),
-            "Property types for what SAFEST flags on a package level (safest-retailPack, safest-singleUnit)",
+            "Property types of a package level R5 has no element for: SAFEST's flags (safest-retailPack, "
+            "safest-singleUnit) and the level's place (valued in DMP's PackageLevel)",
         ),
         code_system(
             TIERED_DATA_SYSTEM,

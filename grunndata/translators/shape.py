@@ -202,10 +202,81 @@ def _with_both(concept: Any) -> None:
                 codings.append(dict(other))
 
 
+# --- package levels ----------------------------------------------------------------------------------
+
+
+def packaging_property(code: str, value: Json) -> Json:
+    """A packaging.property of our packaging-property code system (`value`: its value[x] element)."""
+    display = next(d for c, d in s.PACKAGING_PROPERTIES.values() if c == code)
+    return {
+        "type": {"coding": [{"system": s.CS_PACKAGING_PROPERTY, "code": code, "display": display}]},
+        **value,
+    }
+
+
+def _has_property(level: Json, code: str) -> bool:
+    return any(
+        isinstance(p, dict)
+        and any(
+            isinstance(c, dict) and (c.get("system"), c.get("code")) == (s.CS_PACKAGING_PROPERTY, code)
+            for c in (p.get("type") or {}).get("coding") or ()
+        )
+        for p in level.get("property") or ()
+    )
+
+
+def with_package_levels(packaging: Any) -> int:
+    """In place: each level of a package says its level as DMP's PackageLevel counts it (1 Primary:
+    holds the items themselves; 2 Secondary: holds primary levels; ...), read from how the levels nest,
+    unless the level says it already. A level that holds nothing we know of (no item, no level), and
+    every level around it, has no known level and says none; nor does a level that is only R5's one
+    outer level around several packages (no type, identifier or item of its own). Returns the level
+    (0: not known)."""
+    if not isinstance(packaging, dict):
+        return 0
+    inner = packaging.get("packaging")
+    inner_levels = [with_package_levels(p) for p in inner] if isinstance(inner, list) else []
+    if inner_levels:
+        level = 0 if 0 in inner_levels else 1 + max(inner_levels)
+    else:
+        level = 1 if packaging.get("containedItem") else 0
+    wrapper = not (packaging.get("containedItem") or packaging.get("type") or packaging.get("identifier"))
+    if wrapper and inner_levels:  # R5's one outer level around several packages: no package of its own
+        return level
+    if level in s.PACKAGE_LEVELS and not _has_property(packaging, "package-level"):
+        coding = {"system": s.DMP_PACKAGE_LEVEL, "code": str(level), "display": s.PACKAGE_LEVELS[level]}
+        packaging.setdefault("property", []).append(
+            packaging_property("package-level", {"valueCodeableConcept": {"coding": [coding]}})
+        )
+    return level
+
+
+# --- the holder ----------------------------------------------------------------------------------------
+
+HOLDER = "holder"
+"""The id of the contained Organization an authorization's holder names."""
+
+
+def holder_authorization(rid: str, subject: str, name: str) -> Json:
+    """A RegulatedAuthorization of `subject` whose holder is an Organization known by its name only:
+    contained, since neither source gives the holder an identity (FEST's Produsent and SAFEST's
+    maHolderOrManufacturer are text), so two products of one holder do not claim one Organization."""
+    return {
+        "resourceType": "RegulatedAuthorization",
+        "id": rid,
+        "contained": [{"resourceType": "Organization", "id": HOLDER, "name": name}],
+        "subject": [{"reference": subject}],
+        "holder": {"reference": "#" + HOLDER, "display": name},
+    }
+
+
 def one_shape(resource: Json) -> None:
     """In place: what FEST-made and SAFEST-made resources must both say, in both systems: the dose
-    form (FEST's and EDQM's), marketing status (ours and DMP's), name part types (HL7's and SPOR's)."""
+    form (FEST's and EDQM's), marketing status (ours and DMP's), name part types (HL7's and SPOR's),
+    and each package level's place (DMP's PackageLevel)."""
     with_both_dose_forms(resource)
+    if resource.get("resourceType") == "PackagedProductDefinition":
+        with_package_levels(resource.get("packaging"))
     for status in resource.get("marketingStatus") or []:
         if isinstance(status, dict):
             _with_both(status.get("status"))

@@ -29,6 +29,7 @@ NATIONAL_TYPES = (
     "ManufacturedItemDefinition",
     "MedicinalProductDefinition",
     "PackagedProductDefinition",
+    "RegulatedAuthorization",  # each brand's holder, from its Produsent
     "SubstanceDefinition",
 )
 NATIONAL_RELEASE = f"release 1, HentetDato {REAL_HENTET_DATO}"

@@ -39,7 +39,7 @@ def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_
         ["1", "superseded", "fest", "full", "national/dmp", "2017-04-12T18:26:27.336Z"],
         ["2", "active", "fest", "full", "national/dmp", "2017-04-26T18:00:00Z"],
     ]
-    assert [row[8:10] for row in rows] == [["403", "637"], ["403", "637"]]  # FEST entries, FHIR resources
+    assert [row[8:10] for row in rows] == [["403", "712"], ["403", "712"]]  # FEST entries, FHIR resources
 
     back = run_cli("rollback", "1", "--db", db)
     assert back.returncode == 0

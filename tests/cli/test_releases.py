@@ -60,7 +60,7 @@ def test_releases_as_json_give_the_whole_hentet_dato_and_the_refusal(db: str) ->
         (1, "active", "fest", REAL_HENTET_DATO),
         (2, "failed", "safest", None),
     ]
-    assert rows[0]["served"] == {"entries": 403, "fhir": 637}  # as the table counts them (test_commands)
+    assert rows[0]["served"] == {"entries": 403, "fhir": 712}  # as the table counts them (test_commands)
     assert rows[1]["message"].startswith("refused: the delivery has 3 problem(s); the first: ")
     assert "report" not in rows[0]  # the listing stays small; `releases show N` has it
 
@@ -77,7 +77,7 @@ def test_the_table_shows_hentet_dato_whole_and_a_short_reason_in_80_columns(
     result = CliRunner().invoke(cli.app, ["releases", "--db", db])
     assert result.exit_code == 0, result.output
     assert screen.getvalue().splitlines() == [  # one release a line or two: nothing cut
-        f"1 active fest full national/dmp {started[1]}  403 entries, 637 FHIR",
+        f"1 active fest full national/dmp {started[1]}  403 entries, 712 FHIR",
         f"  HentetDato {REAL_HENTET_DATO}",  # exactly what `export m30 --since` takes
         f"2 failed safest full national/dmp {started[2]}",
         "  refused: the delivery has 3 problem(s)",  # the detail is `releases show 2`'s

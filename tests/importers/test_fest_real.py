@@ -34,6 +34,7 @@ def test_real_extract_imports_with_exact_counts(engine, path):
         "SubstanceDefinition": 71,
         "ClinicalUseDefinition": 25,
         "Basic": 67,  # Refusjon, Vilkar, VarselSlv, Byttegruppe entries
+        "RegulatedAuthorization": 75,  # each brand's holder (its Produsent)
     }
     assert {t: c["new"] for t, c in result.resources.items()} == fhir
     assert served_counts(engine, result.release_id) == {f"FEST.{k}": v for k, v in EXPECTED.items()} | fhir

@@ -45,7 +45,7 @@ def test_an_active_release_has_its_counts(client: TestClient) -> None:
     assert (release["id"], release["status"], release["served"]) == (
         1,
         "active",
-        {"entries": 403, "fhir": 637},
+        {"entries": 403, "fhir": 712},
     )
     assert release["counts"]["PackagedProductDefinition"]["new"] == 107
 

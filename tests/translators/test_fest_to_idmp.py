@@ -84,8 +84,10 @@ def test_every_resource_from_the_real_extract_is_valid_fhir_r5_with_a_unique_id(
     counts = Counter(r["resourceType"] for r in real_resources)
     # 75 brands (each with an item and an administrable form) + 3 substance-based products, 107
     # packages, 71 substances, 55 substances with strength + 84 product ingredients, 25
-    # interactions, 67 of the catalogues IDMP has no resource for (26 + 15 + 10 + 16)
+    # interactions, 67 of the catalogues IDMP has no resource for (26 + 15 + 10 + 16), and each
+    # brand's holder (all 75 name their Produsent)
     assert counts == {
+        "RegulatedAuthorization": 75,
         "MedicinalProductDefinition": 78,
         "ManufacturedItemDefinition": 75,
         "AdministrableProductDefinition": 75,
@@ -108,16 +110,22 @@ def test_every_reference_points_at_a_resource_made_from_the_same_extract(real_re
     group_ids = {
         i["value"] for r in real_resources for i in _identifiers(r) if i["system"] == NS_REFUSJONSGRUPPE
     }
-    literal = logical = 0
+    literal = logical = local = 0
     for resource in real_resources:
+        contained = {f"#{c['id']}" for c in resource.get("contained", [])}
         for ref in references(resource):
-            if "reference" in ref:
+            if str(ref.get("reference", "")).startswith("#"):
+                local += 1
+                assert ref["reference"] in contained, ref
+            elif "reference" in ref:
                 literal += 1
                 assert ref["reference"] in made, ref
             elif ref["identifier"]["system"] == NS_REFUSJONSGRUPPE:
                 logical += 1
                 assert ref["identifier"]["value"] in group_ids, ref
-    assert (literal, logical) == (1052 + 162, 95)  # + a brand Ingredient's item and administrable form
+    # + a brand Ingredient's item and administrable form (162), a holder's product (75); its holder
+    # is the Organization its authorization contains (75)
+    assert (literal, local, logical) == (1052 + 162 + 75, 75, 95)
 
 
 def test_translation_is_deterministic_and_every_key_comes_in_fhir_element_order(real_entries):
@@ -535,3 +543,86 @@ def test_every_strength_of_the_real_extract_is_a_ratio_in_ucum_where_the_unit_is
         ("mill IE", "10*6.[iU]"): 2,
         ("IU", "[iU]"): 2,
     }
+
+
+# --- what both sources say alike (issue 20): package levels and the holder ------------------------------
+
+ESTRADOT, ESTRADOT_PACKAGE = "5F631888-A74D-4DF9-A642-96E753944911", "90728833-A374-471B-B39B-487A2ADF39E5"
+PROPERTY = "https://grunndata.no/fhir/CodeSystem/packaging-property"
+
+
+def _flag(code: str, display: str, value: bool) -> dict[str, Any]:
+    return {
+        "type": {"coding": [{"system": PROPERTY, "code": code, "display": display}]},
+        "valueBoolean": value,
+    }
+
+
+def _level(level: int, display: str) -> dict[str, Any]:
+    kind = {"system": PROPERTY, "code": "package-level", "display": "Package level"}
+    value = {
+        "system": "http://legemiddelverket.no/fhir/CodeSystem/PackageLevel",
+        "code": str(level),
+        "display": display,
+    }
+    return {"type": {"coding": [kind]}, "valueCodeableConcept": {"coding": [value]}}
+
+
+def _package_entry(real_entries: list[FestEntry], key: str) -> FestEntry:
+    return next(e for e in real_entries if e.kind == "Legemiddelpakning" and e.key.endswith(key))
+
+
+def test_a_fest_package_is_the_retail_pack_and_no_unit_dose_its_level_counted(by_id):
+    """As DMP's SAFEST examples flag their outer level (retailPack true, singleUnit false)."""
+    packaging = by_id[("PackagedProductDefinition", ESTRADOT_PACKAGE)]["packaging"]
+    assert packaging["property"] == [
+        _flag("retail-pack", "Retail pack", True),
+        _flag("unit-dose", "Unit dose", False),
+        _level(1, "Primary"),  # the foliepose holds the 24 plasters themselves
+    ]
+    assert all(
+        r["packaging"]["property"][:2]
+        == [_flag("retail-pack", "Retail pack", True), _flag("unit-dose", "Unit dose", False)]
+        for (rtype, _), r in by_id.items()
+        if rtype == "PackagedProductDefinition"
+    )
+
+
+def test_a_package_of_two_products_is_a_secondary_retail_level_around_two_primary_ones(real_entries):
+    entry = _package_entry(real_entries, ESTRADOT_PACKAGE)
+    payload = json.loads(json.dumps(entry.payload[0]))
+    info = child(payload, "Pakningsinfo")
+    at = payload[3].index(info)
+    payload[3].insert(at + 1, json.loads(json.dumps(info)))  # a second product in the package
+    kit = FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "A", None, (payload,))
+    (ppd,) = translate(kit, {})
+    get_fhir_model_class("PackagedProductDefinition").model_validate(ppd)
+    outer = ppd["packaging"]
+    assert outer["property"] == [
+        _flag("retail-pack", "Retail pack", True),
+        _flag("unit-dose", "Unit dose", False),
+        _level(2, "Secondary"),
+    ]
+    assert [level["property"] for level in outer["packaging"]] == [
+        [_flag("retail-pack", "Retail pack", False), _level(1, "Primary")]
+    ] * 2
+
+
+def test_the_produsent_is_the_holder_of_the_products_authorization(by_id):
+    assert by_id[("RegulatedAuthorization", ESTRADOT)] == {
+        "resourceType": "RegulatedAuthorization",
+        "id": ESTRADOT,
+        "contained": [{"resourceType": "Organization", "id": "holder", "name": "Novartis Norge (2)"}],
+        "subject": [{"reference": f"MedicinalProductDefinition/{ESTRADOT}"}],
+        "holder": {"reference": "#holder", "display": "Novartis Norge (2)"},
+    }
+
+
+def test_a_product_without_a_produsent_has_no_authorization(real_entries):
+    entry = next(e for e in real_entries if e.kind == "LegemiddelMerkevare" and e.key.endswith(ESTRADOT))
+    payload = json.loads(json.dumps(entry.payload[0]))
+    info = child(payload, "ProduktInfo")
+    info[3] = [c for c in info[3] if c[0] != "Produsent"]  # type: ignore[index]
+    made = translate(FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "A", None, (payload,)), {})
+    assert "RegulatedAuthorization" not in {r["resourceType"] for r in made}
+    assert len(made) > 1

@@ -363,11 +363,23 @@ def test_the_package_keeps_its_fest_id_and_varenr_and_points_at_its_product(deli
     ]
 
 
+def package_level(level: int, display: str) -> Json:
+    """The package-level property the one-shape pass gives a level, as DMP's PackageLevel counts."""
+    kind = {"system": CS_PACKAGING_PROPERTY, "code": "package-level", "display": "Package level"}
+    value = {
+        "system": "http://legemiddelverket.no/fhir/CodeSystem/PackageLevel",
+        "code": str(level),
+        "display": display,
+    }
+    return {"type": {"coding": [kind]}, "valueCodeableConcept": {"coding": [value]}}
+
+
 def test_the_package_items_become_packaging_levels_holding_the_tablets(delivery: Conversion) -> None:
     assert the(delivery, PPD)["packaging"] == {
         "identifier": [{"system": "https://farmalogg.no/produktkode/GTIN", "value": "7046261063838"}],
         "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "8", "display": "Boks"}]},
         "quantity": 1,
+        "property": [package_level(2, "Secondary")],
         "packaging": [
             {
                 "type": {
@@ -386,6 +398,7 @@ def test_the_package_items_become_packaging_levels_holding_the_tablets(delivery:
                         "amount": TEN_TABLETS,
                     }
                 ],
+                "property": [package_level(1, "Primary")],
             }
         ],
     }
@@ -538,8 +551,12 @@ def test_the_retail_pack_and_unit_dose_flags_of_a_package_level_become_its_prope
     assert converted["packaging"]["property"] == [
         flag("retail-pack", "Retail pack", True),
         flag("unit-dose", "Unit dose", False),
+        package_level(2, "Secondary"),
     ]
-    assert converted["packaging"]["packaging"][0]["property"] == [flag("unit-dose", "Unit dose", True)]
+    assert converted["packaging"]["packaging"][0]["property"] == [
+        flag("unit-dose", "Unit dose", True),
+        package_level(1, "Primary"),
+    ]
     assert "extension" not in converted["packaging"]
     valid(converted)
 
@@ -1303,3 +1320,59 @@ def test_an_extension_without_url_on_a_primitive_goes_and_its_empty_holder_with_
         )
     ]
     valid(the(conversion, MPD))
+
+
+# --- the holder, as FEST-made products say it (issue 20) ---------------------------------------------
+
+HOLDER_URL = "http://legemiddelverket.no/fhir/StructureDefinition/safest-maHolderOrManufacturer"
+
+
+def test_a_package_holder_no_authorization_names_becomes_one_whose_holder_it_is() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    conversion = to_r5([package, r4("MedicinalProductManufactured-paracet-500")])
+    made = the(conversion, "RegulatedAuthorization")
+    assert made == {
+        "resourceType": "RegulatedAuthorization",
+        "id": "mpp-paracet-500-20",
+        "contained": [{"resourceType": "Organization", "id": "holder", "name": "Karo Pharma AS"}],
+        "subject": [{"reference": "PackagedProductDefinition/mpp-paracet-500-20"}],
+        "holder": {"reference": "#holder", "display": "Karo Pharma AS"},
+    }
+    valid(made)
+    assert the(conversion, PPD)["extension"] == [{"url": HOLDER_URL, "valueString": "Karo Pharma AS"}]
+
+
+def test_a_package_an_authorization_of_the_delivery_covers_gets_no_second_one(delivery: Conversion) -> None:
+    authorizations = [r for r in delivery.resources if r["resourceType"] == "RegulatedAuthorization"]
+    assert [a["id"] for a in authorizations] == ["ma-paracet-500"]
+
+
+def test_a_holder_whose_authorization_id_is_taken_is_reported_and_not_made() -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    other = r4("MedicinalProductAuthorization-paracet-500")
+    other["id"], other["subject"] = "mpp-paracet-500-20", [{"reference": "MedicinalProduct/elsewhere"}]
+    conversion = to_r5([package, other])
+    assert [r["id"] for r in conversion.resources if r["resourceType"] == "RegulatedAuthorization"] == [
+        "mpp-paracet-500-20"
+    ]
+    assert the(conversion, "RegulatedAuthorization").get("contained") is None
+    assert (
+        Problem(
+            "MedicinalProductPackaged/mpp-paracet-500-20",
+            "the delivery has a RegulatedAuthorization mpp-paracet-500-20 already, so the holder 'Karo Pharma AS' is not made one",
+            warning=True,
+        )
+        in conversion.problems
+    )
+
+
+@pytest.mark.parametrize("value", ["", "  ", None])
+def test_a_holder_without_a_name_makes_nothing(value: Any) -> None:
+    package = r4("MedicinalProductPackaged-paracet-500-20")
+    del package["marketingAuthorization"]
+    package["extension"] = [e for e in package["extension"] if e.get("url") != HOLDER_URL]
+    package["extension"].append({"url": HOLDER_URL, "valueString": value})
+    conversion = to_r5([package])
+    assert "RegulatedAuthorization" not in {r["resourceType"] for r in conversion.resources}

@@ -244,5 +244,5 @@ def test_the_built_package_from_a_cache_with_the_core_package_alone_validates_wh
     import_safest(engine, require(SAFEST_EXAMPLES), force=True)
     report = validate_store(definitions, engine)
     assert [p.sentence() for p in report.problems] == []
-    assert report.resources == 649
+    assert report.resources == 724
     assert [k for k in report.not_checked if "grunndata.no" in k] == []

@@ -30,13 +30,14 @@ from grunndata.translators.fest_to_idmp.rules import (
 )
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.values import Json, NotRepresentable, XsdNode
-from grunndata.translators.shape import strength_as_ratio
+from grunndata.translators.shape import holder_authorization, packaging_property, strength_as_ratio
 
 MPD = "MedicinalProductDefinition"
 PPD = "PackagedProductDefinition"
 MID = "ManufacturedItemDefinition"
 APD = "AdministrableProductDefinition"
 ING = "Ingredient"
+RA = "RegulatedAuthorization"
 SD = "SubstanceDefinition"
 CUD = "ClinicalUseDefinition"
 CS = "CodeSystem"
@@ -267,6 +268,20 @@ def _merkevare_finish(mpd: Json, ctx: Context) -> None:
     for ingredient in ctx.extra:
         if ingredient["resourceType"] == ING:
             ingredient["for"] = [{"reference": f"{part}/{ctx.id}"} for part in sorted(parts)]
+    holder = _produsent(mpd)
+    if holder is not None:
+        ctx.resource(RA).update(holder_authorization(ctx.id, f"{MPD}/{ctx.id}", holder))
+
+
+def _produsent(mpd: Json) -> str | None:
+    """ProduktInfo/Produsent: in FEST the name of the marketing-authorisation holder (Roche
+    Registration Ltd, Orion Corporation - Espoo), kept on the product and named as its holder."""
+    for info in mpd.get("extension", ()):
+        if info.get("url") == s.ext_url("ProduktInfo"):
+            for part in info.get("extension", ()):
+                if part.get("url") == "Produsent" and str(part.get("valueString") or "").strip():
+                    return str(part["valueString"])
+    return None
 
 
 def _dose_form(mpd: Json) -> Json:
@@ -316,6 +331,10 @@ MERKEVARE = Table(
         ("ManufacturedItemDefinition.manufacturedDoseForm", "copy of combinedPharmaceuticalDoseForm"),
         ("AdministrableProductDefinition.status, formOf, producedFrom", "the product and its item"),
         ("AdministrableProductDefinition.administrableDoseForm", "copy of combinedPharmaceuticalDoseForm"),
+        (
+            "RegulatedAuthorization (id = the merkevare's)",
+            "subject = the product, holder = a contained Organization named by ProduktInfo/Produsent",
+        ),
     ),
     finish=_merkevare_finish,
 )
@@ -401,6 +420,7 @@ def _pakning_finish(ppd: Json, ctx: Context) -> None:
     gtins = [i for i in ppd.get("identifier", ()) if i["system"] == s.NS_GTIN]
     if gtins:
         ppd.setdefault("packaging", {})["identifier"] = [dict(i) for i in gtins]
+    _retail_level(ppd.get("packaging"))
     count = sum(1 for c in ctx.entry.payload[0][3] or () if c[0] == "Pakningsinfo")
     products, sizes = ppd.get("packageFor", []), ppd.get("containedItemQuantity", [])
     if not count or len(products) != count:
@@ -413,6 +433,19 @@ def _pakning_finish(ppd: Json, ctx: Context) -> None:
         if size and "value" in size:
             item["amount"] = dict(size)
         level["containedItem"] = [item]
+
+
+def _retail_level(packaging: Json | None) -> None:
+    """A Legemiddelpakning is the retail article (a varenr a pharmacy sells): its outer level is the
+    retail pack and is no unit dose (FEST's unit doses are Legemiddeldose entries naming the packages
+    they come in), the levels inside it are no retail pack, as DMP's SAFEST examples flag theirs."""
+    if packaging is None:
+        return
+    flags = packaging.setdefault("property", [])
+    flags.append(packaging_property("retail-pack", {"valueBoolean": True}))
+    flags.append(packaging_property("unit-dose", {"valueBoolean": False}))
+    for inner in packaging.get("packaging", ()):
+        inner.setdefault("property", []).append(packaging_property("retail-pack", {"valueBoolean": False}))
 
 
 PAKNING = Table(
@@ -445,6 +478,11 @@ PAKNING = Table(
         (
             "PackagedProductDefinition.packaging.identifier",
             "copy of the GTINs (IDMP data carrier identifier)",
+        ),
+        (
+            "PackagedProductDefinition.packaging.property",
+            "retail-pack true and unit-dose false on the outer level, retail-pack false inside; "
+            "package-level (DMP's PackageLevel) from how the levels nest (translators/shape.py)",
         ),
     ),
     finish=_pakning_finish,

@@ -47,14 +47,13 @@ valueReference. Other NOMA extensions (maHolderOrManufacturer, repackagingManufa
 SMS ID and UNII of a substance, nutrition dose form, ...) have no R5 element and stay as they are.
 """
 
+from grunndata.fhir.systems import CS_PACKAGING_PROPERTY, PACKAGING_PROPERTIES
 from grunndata.translators.safest.delivery import R5_TYPES, label_of, to_r5
 from grunndata.translators.safest.links import FEST_SYSTEMS, GENERIC_KINDS, FestLink, fest_links
 from grunndata.translators.safest.model import Conversion, Problem, json_bytes
 from grunndata.translators.safest.rules import KEPT_BASE, R4_TO_R5, kept_url
 from grunndata.translators.safest.tables import (
-    CS_PACKAGING_PROPERTY,
     CS_R4_CHARACTERISTIC,
-    PACKAGING_PROPERTIES,
     Row,
     mapping,
     primitive_keeps,

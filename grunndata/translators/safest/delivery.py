@@ -24,7 +24,7 @@ from grunndata.translators.safest.rules import (
 )
 from grunndata.translators.safest.tables import SPECS, TABLES, TYPED_VALUES, typed_value
 from grunndata.translators.safest.terminology import terminology_to_r5
-from grunndata.translators.shape import one_shape
+from grunndata.translators.shape import holder_authorization, one_shape
 
 R5_TYPES = frozenset(SERVED_TYPES) - TERMINOLOGY_TYPES
 """Types that pass through unchanged: the R5 IDMP types, and Composition and Organization, which come
@@ -68,6 +68,7 @@ def to_r5(resources: list[Json]) -> Conversion:
     _in_stable_order(ctx)
     for node in ctx.nodes:  # codes in both sources' systems, as FEST-made resources say them
         one_shape(node.r5)
+    _holders(conversion, top, {id(node.r5): node.label for node in ctx.nodes}, problems)
     for node in ctx.nodes:
         if node.r5["resourceType"] == "Ingredient" and not node.r5.get("for"):
             message = "no MedicinalProductManufactured or MedicinalProductPharmaceutical of this delivery lists this ingredient, so Ingredient.for is empty"
@@ -76,6 +77,49 @@ def to_r5(resources: list[Json]) -> Conversion:
         _drop_extensions_without_url(resource, resource["resourceType"], label_of(resource), problems)
         _type_extension_values(resource, resource["resourceType"], label_of(resource), problems)
     return conversion
+
+
+HOLDER_EXTENSION = "safest-maholderormanufacturer"
+"""The tail (lower case) of SAFEST's extension naming a package's holder or manufacturer as text."""
+
+
+def _holders(
+    conversion: Conversion, top: dict[str, Json], labels: dict[int, str], problems: list[Problem]
+) -> None:
+    """A converted package's maHolderOrManufacturer as FEST-made products say their holder: a
+    RegulatedAuthorization of the package (the package's id) whose holder is a contained Organization
+    by that name, unless an authorization of the delivery covers the package already (it says who
+    holds it). The extension stays on the package as sent."""
+    covered = {
+        str(subject.get("reference"))
+        for r in conversion.resources
+        if r["resourceType"] == "RegulatedAuthorization"
+        for subject in r.get("subject") or ()
+        if isinstance(subject, dict)
+    }
+    for resource in list(conversion.resources):
+        if resource["resourceType"] != "PackagedProductDefinition" or id(resource) not in labels:
+            continue
+        names = [
+            e["valueString"]
+            for e in resource.get("extension") or ()
+            if isinstance(e, dict)
+            and str(e.get("url", "")).lower().endswith(HOLDER_EXTENSION)
+            and isinstance(e.get("valueString"), str)
+            and e["valueString"].strip()
+        ]
+        if len(names) != 1:
+            continue
+        rid = resource["id"]
+        if f"PackagedProductDefinition/{rid}" in covered:
+            continue
+        if f"RegulatedAuthorization/{rid}" in top:
+            message = f"the delivery has a RegulatedAuthorization {rid} already, so the holder {names[0]!r} is not made one"
+            problems.append(Problem(labels[id(resource)], message, warning=True))
+            continue
+        made = holder_authorization(rid, f"PackagedProductDefinition/{rid}", names[0])
+        conversion.resources.append(made)
+        top[f"RegulatedAuthorization/{rid}"] = made
 
 
 def _in_stable_order(ctx: Context) -> None:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from grunndata.fhir import INGREDIENT_ROLE, NS_DOSE, NS_LMR, NS_MERKEVARE, NS_VARENR, PUBLICATION_STATUS
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
+from grunndata.fhir.systems import CS_PACKAGING_PROPERTY, PACKAGING_PROPERTIES
 from grunndata.translators.safest.model import Json
 from grunndata.translators.safest.rules import (
     KEEP,
@@ -43,13 +44,6 @@ from grunndata.translators.safest.rules import (
 
 CS_R4_CHARACTERISTIC = "https://grunndata.no/fhir/CodeSystem/r4-characteristic"
 """Property types for R4 ProdCharacteristic elements and otherCharacteristics (code = R4 element name)."""
-CS_PACKAGING_PROPERTY = "https://grunndata.no/fhir/CodeSystem/packaging-property"
-"""Property types for what SAFEST flags on a package level (retail pack, unit dose), which R5 has no element for."""
-PACKAGING_PROPERTIES = {
-    "retailpack": ("retail-pack", "Retail pack"),  # SAFEST safest-retailPack
-    "singleunit": ("unit-dose", "Unit dose"),  # SAFEST safest-singleUnit
-}
-"""The tail of a SAFEST packageItem flag's URL (lower case) -> its property code and display."""
 ITEMNUMBER_STATUS = "http://legemiddelverket.no/FHIR/CodeSystem/itemnumberstatus"
 """SAFEST's status of a varenr (its 2020 examples: A, Active), spelt as DMP's examples spell it."""
 ACTIVE_ROLE: Json = {"coding": [{"system": INGREDIENT_ROLE, "code": "100000072072", "display": "Active"}]}
