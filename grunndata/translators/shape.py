@@ -225,23 +225,28 @@ def _has_property(level: Json, code: str) -> bool:
     )
 
 
-def with_package_levels(packaging: Any) -> int:
+def with_package_levels(packaging: Any, outer: bool = True) -> int:
     """In place: each level of a package says its level as DMP's PackageLevel counts it (1 Primary:
     holds the items themselves; 2 Secondary: holds primary levels; ...), read from how the levels nest,
     unless the level says it already. A level that holds nothing we know of (no item, no level), and
     every level around it, has no known level and says none; nor does a level that is only R5's one
-    outer level around several packages (no type, identifier or item of its own). Returns the level
-    (0: not known)."""
+    outer level (`outer`) around several packages (no type, identifier, item or retail-pack flag of its own). Returns
+    the level (0: not known)."""
     if not isinstance(packaging, dict):
         return 0
     inner = packaging.get("packaging")
-    inner_levels = [with_package_levels(p) for p in inner] if isinstance(inner, list) else []
+    inner_levels = [with_package_levels(p, outer=False) for p in inner] if isinstance(inner, list) else []
     if inner_levels:
         level = 0 if 0 in inner_levels else 1 + max(inner_levels)
     else:
         level = 1 if packaging.get("containedItem") else 0
-    wrapper = not (packaging.get("containedItem") or packaging.get("type") or packaging.get("identifier"))
-    if wrapper and inner_levels:  # R5's one outer level around several packages: no package of its own
+    own = (
+        packaging.get("containedItem")
+        or packaging.get("type")
+        or packaging.get("identifier")
+        or _has_property(packaging, "retail-pack")  # a FEST package is its retail level, typed or not
+    )
+    if outer and not own and len(inner_levels) > 1:  # R5's one outer level around several packages
         return level
     if level in s.PACKAGE_LEVELS and not _has_property(packaging, "package-level"):
         coding = {"system": s.DMP_PACKAGE_LEVEL, "code": str(level), "display": s.PACKAGE_LEVELS[level]}

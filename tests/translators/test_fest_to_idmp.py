@@ -626,3 +626,14 @@ def test_a_product_without_a_produsent_has_no_authorization(real_entries):
     made = translate(FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "A", None, (payload,)), {})
     assert "RegulatedAuthorization" not in {r["resourceType"] for r in made}
     assert len(made) > 1
+
+
+def test_a_package_of_two_products_without_a_gtin_is_still_the_secondary_retail_level(real_entries):
+    entry = _package_entry(real_entries, ESTRADOT_PACKAGE)
+    payload = json.loads(json.dumps(entry.payload[0]))
+    payload[3] = [c for c in payload[3] if c[0] != "Ean"]
+    info = child(payload, "Pakningsinfo")
+    payload[3].insert(payload[3].index(info) + 1, json.loads(json.dumps(info)))
+    (ppd,) = translate(FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, "A", None, (payload,)), {})
+    assert "identifier" not in ppd["packaging"] and "type" not in ppd["packaging"]
+    assert ppd["packaging"]["property"][2] == _level(2, "Secondary")

@@ -17,6 +17,7 @@ from grunndata.translators.shape import (
     pairs_of,
     restated,
     strength_as_ratio,
+    with_package_levels,
 )
 
 EDQM, MPD_NOMA = EDQM_SYSTEMS[0], "https://mpd.noma.no/codesystem/pharmaceutical-dose-form"
@@ -134,3 +135,59 @@ def test_a_strength_per_unit_becomes_a_ratio_over_one_and_fests_units_get_ucum_b
     }
     strength_as_ratio(kept_apart)  # FEST's denominator is kept in an extension: no ratio over one
     assert "presentationQuantity" in kept_apart
+
+
+# --- package levels ----------------------------------------------------------------------------------
+
+LEVELS = "http://legemiddelverket.no/fhir/CodeSystem/PackageLevel"
+ITEM = {"item": {"reference": {"reference": "ManufacturedItemDefinition/x"}}}
+
+
+def stated(level: dict[str, Any]) -> list[str]:
+    return [
+        c["code"]
+        for p in level.get("property", [])
+        for c in p.get("valueCodeableConcept", {}).get("coding", [])
+        if c["system"] == LEVELS
+    ]
+
+
+def test_levels_count_from_the_items_outwards() -> None:
+    box = {
+        "type": {"text": "Eske"},
+        "packaging": [{"packaging": [{"containedItem": [ITEM]}]}, {"containedItem": [ITEM]}],
+    }
+    assert with_package_levels(box) == 3
+    assert stated(box) == ["3"]
+    assert [stated(level) for level in box["packaging"]] == [["2"], ["1"]]
+    assert stated(box["packaging"][0]["packaging"][0]) == ["1"]
+
+
+def test_a_level_holding_nothing_known_and_the_levels_around_it_say_no_level() -> None:
+    box = {"type": {"text": "Eske"}, "packaging": [{"type": {"text": "Flaske"}}, {"containedItem": [ITEM]}]}
+    assert with_package_levels(box) == 0
+    assert "property" not in box and "property" not in box["packaging"][0]
+    assert stated(box["packaging"][1]) == ["1"]
+
+
+def test_the_one_outer_wrapper_r5_needs_around_several_packages_says_no_level() -> None:
+    wrapper = {"packaging": [{"containedItem": [ITEM]}, {"containedItem": [ITEM]}]}
+    assert with_package_levels(wrapper) == 2
+    assert "property" not in wrapper
+    assert [stated(level) for level in wrapper["packaging"]] == [["1"], ["1"]]
+
+
+def test_a_level_the_source_states_is_kept_and_levels_beyond_four_are_not_named() -> None:
+    given = {"system": LEVELS, "code": "2", "display": "Secondary"}
+    kind = {"system": "https://grunndata.no/fhir/CodeSystem/packaging-property", "code": "package-level"}
+    level = {
+        "containedItem": [ITEM],
+        "property": [{"type": {"coding": [kind]}, "valueCodeableConcept": {"coding": [given]}}],
+    }
+    with_package_levels(level)
+    assert stated(level) == ["2"]  # as sent, not recounted
+    deep: dict[str, Any] = {"containedItem": [ITEM]}
+    for _ in range(4):
+        deep = {"type": {"text": "Eske"}, "packaging": [deep]}
+    assert with_package_levels(deep) == 5
+    assert stated(deep) == [] and stated(deep["packaging"][0]) == ["4"]
