@@ -12,7 +12,8 @@ EVERYTHING_LIMIT = 1000  # of each kind of related resource
 
 def everything_of(conn: Connection, snapshot: Snapshot, product: Version) -> list[Version]:
     """What belongs to a product: packages, items, administrable forms, ingredients, substances,
-    interactions, the documents about it (ePI Compositions) and their authors (Organizations)."""
+    interactions, the authorizations of the product or its packages (their holders contained), the
+    documents about it (ePI Compositions) and their authors (Organizations)."""
     ref = f"{product.type}/{product.id}"
     packages = referring(conn, snapshot, "PackagedProductDefinition", "package-for", [ref], EVERYTHING_LIMIT)
     forms = referring(conn, snapshot, "AdministrableProductDefinition", "form-of", [ref], EVERYTHING_LIMIT)
@@ -34,6 +35,7 @@ def everything_of(conn: Connection, snapshot: Snapshot, product: Version) -> lis
         [f"{v.type}/{v.id}" for v in substances],
         EVERYTHING_LIMIT,
     )
+    authorizations = referring(conn, snapshot, "RegulatedAuthorization", "subject", owners, EVERYTHING_LIMIT)
     documents = referring(conn, snapshot, "Composition", "subject", owners, EVERYTHING_LIMIT)
     authors = read_many(conn, snapshot, references_from(conn, documents, "Composition.author"))
     notes = [
@@ -43,7 +45,16 @@ def everything_of(conn: Connection, snapshot: Snapshot, product: Version) -> lis
     ]
     out: list[Version] = []
     seen = {(product.type, product.id)}
-    related = (*packages, *forms, *items, *ingredients, *substances, *interactions, *by_substance)
+    related = (
+        *packages,
+        *forms,
+        *items,
+        *ingredients,
+        *substances,
+        *interactions,
+        *by_substance,
+        *authorizations,
+    )
     for v in (*related, *documents, *authors, *notes):
         if (v.type, v.id) not in seen:
             seen.add((v.type, v.id))

@@ -190,6 +190,11 @@ def test_everything_gives_the_product_and_what_belongs_to_it(api: TestClient) ->
     assert r["entry"][0]["resource"]["id"] == CERTICAN_BRAND
     assert CERTICAN_PACKAGE in ids(r, "include")
     assert {PPD, "Ingredient", "SubstanceDefinition"} <= types
+    assert [
+        (e["resource"]["id"], e["resource"]["contained"][0]["name"])
+        for e in r["entry"]
+        if e["resource"]["resourceType"] == "RegulatedAuthorization"
+    ] == [(CERTICAN_BRAND, "Novartis Norge (2)")]  # its holder, from the Produsent
     assert api.get(f"/fhir/{MPD}/00000000-0000-0000-0000-000000000000/$everything").status_code == 404
 
 
