@@ -43,8 +43,10 @@ SEARCH_LIMITS: dict[str, tuple[int, int, str]] = {
     "bytes": (
         32 * 1024,
         1 << 20,
-        "The most bytes of a search's parameters, query string and POST `_search` body together; "
-        "also of `_history`, `$everything`, the terminology operations and `/fest/m30`.",
+        "The most bytes of a search's parameters, query string and POST `_search` body together, "
+        "counted as the server's paging links write them (the paging parameters apart; as sent, "
+        "percent-encoding may make them up to three times longer); also of `_history`, "
+        "`$everything`, the terminology operations and `/fest/m30`.",
     ),
     "params": (
         40,

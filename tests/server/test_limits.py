@@ -26,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from grunndata.server import create_app
-from grunndata.server.fhir_io.params import DEFAULT_LIMITS, RESULT_PARAMS, Limits, parse
+from grunndata.server.fhir_io.params import DEFAULT_LIMITS, RESULT_PARAMS, Limits, parse, query_string
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.settings import SEARCH_LIMITS, Settings, SettingsError
 from grunndata.store import (
@@ -568,3 +568,31 @@ def test_the_endpoint_never_answers_5xx(api: TestClient) -> None:
     never_5xx()
     print(f"\nstatuses: {dict(sorted(statuses.items()))}")
     assert statuses[200] > 0 and statuses[400] > 0
+
+
+@METHODS
+def test_a_search_at_the_bytes_bound_pages_as_its_links_are_answered_too(
+    api: TestClient, method: str, varenrs: list[str]
+) -> None:
+    """The bound counts the parameters as the paging links write them (a `|` escaped, `,` `:` `/`
+    as they are, the paging parameters apart), so the next page of a search at the bound is no
+    refusal: the links escaped every `,` before, three bytes each, and outgrew the bound."""
+    wanted = [f"{VARENR}|{v}" for v in varenrs[:3]]
+
+    def at(size: int) -> Items:
+        fillers = [f"{VARENR}|9{n:03d}" + "0" * 112 for n in range(96)]  # no package has these
+        used = [("identifier", ",".join(wanted + fillers))] * 2  # the same OR twice (AND): the 3
+        items = used + padded(size - len(query_string(used)) - 1) + [("_count", "1")]
+        assert len(query_string(items[:-1])) == size
+        return items
+
+    bundle = found(ask(api, method, f"/fhir/{PPD}", at(LIMITS.bytes)))
+    seen = ids(bundle)
+    assert len(seen) == 1
+    for _ in range(2):
+        (following,) = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        assert len(following.split("?", 1)[1]) > LIMITS.bytes - 1_000  # the link is about as long
+        bundle = found(api.get(following.removeprefix("http://testserver")))
+        seen += ids(bundle)
+    assert len(set(seen)) == 3
+    refused(ask(api, method, f"/fhir/{PPD}", at(LIMITS.bytes + 1)), "bytes")

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from fastapi import Request
 
-from grunndata.server.fhir_io.params import Query
+from grunndata.server.fhir_io.params import Query, query_string
 from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import HistoryItem, Snapshot, Version, instant
 
@@ -123,7 +122,7 @@ def _search_links(
         paging = [("_count", str(query.count)), ("_offset", str(offset))]
         if snapshot is not None:  # the releases the page was read from (none for a listed-only type)
             paging.append(("_snapshot", snapshot.token))
-        return url + urlencode(query.used + shaping_params + kept + paging)
+        return url + query_string(query.used + shaping_params + kept + paging)
 
     links = [("self", at(query.offset)), ("first", at(0))]
     if more:
@@ -178,7 +177,7 @@ def history(
         pairs = [("_count", str(count)), ("_offset", str(n))]
         if cursor is not None:
             pairs.append(("_cursor", cursor))
-        return path + "?" + urlencode(kept + pairs + [("_snapshot", str(upto))])
+        return path + "?" + query_string(kept + pairs + [("_snapshot", str(upto))])
 
     links = [("self", at_offset(offset, params.get("_cursor")))]
     if more:

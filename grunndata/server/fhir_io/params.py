@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 
@@ -47,6 +47,18 @@ PAGING = frozenset({"_count", "_offset", "_snapshot", "_cursor"})
 at the bound still has a next page), but repeats of them are."""
 
 
+LINK_SAFE = ",:/"
+"""What the server's links leave unescaped in a query (RFC 3986 allows them there; clients send a
+token's `,` and a reference's `/` as they are). A `|` is escaped: strict URL parsers refuse it."""
+ENCODING_WORST = 3
+"""How many times longer percent-encoding makes a parameter at most (a byte becomes `%XX`)."""
+
+
+def query_string(items: Sequence[tuple[str, str]]) -> str:
+    """(name, value) pairs as the server's own links write them."""
+    return urlencode(items, safe=LINK_SAFE)
+
+
 def bad(message: str) -> FhirError:
     return FhirError(400, "invalid", message)
 
@@ -80,13 +92,20 @@ class Limits:
         return FhirError(400, "too-costly", f"{what}, more than {setting}={getattr(self, bound)} allows")
 
     def check_size(self, size: int) -> None:
-        """The bytes of the parameters (query string and form body), before they are parsed."""
-        if size > self.bytes:
-            raise self.exceeded("bytes", f"the parameters are {size:,} bytes")
+        """The bytes of the query string and form body as sent, before they are parsed: at most
+        what the bytes bound allows when every byte is percent-encoded (`check` measures them as
+        the server's links write them)."""
+        if size > self.bytes * ENCODING_WORST:
+            raise self.exceeded("bytes", f"the parameters are {size:,} bytes as sent")
 
     def check(self, items: Sequence[tuple[str, str]]) -> None:
-        """Every other bound, on the (name, value) pairs, and no text a FHIR string cannot hold (a
-        NUL is refused by PostgreSQL itself): one pass of counting, nothing looked up."""
+        """Every bound on the (name, value) pairs, and no text a FHIR string cannot hold (a NUL
+        is refused by PostgreSQL itself): one pass of counting, nothing looked up. Their bytes are
+        counted as the server's paging links write them, without the paging parameters the links
+        add, so a search the server answers has links the server answers too."""
+        size = len(query_string([(k, v) for k, v in items if k not in PAGING]))
+        if size > self.bytes:
+            raise self.exceeded("bytes", f"the parameters are {size:,} bytes")
         if len(items) > self.params:
             counted = sum(name not in PAGING for name, _ in items)
             if counted > self.params:
