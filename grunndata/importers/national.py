@@ -43,6 +43,7 @@ Progress = Callable[[str | None, int, int, int], None]  # (what, items, done, to
 # conditions, substitution groups): made first, so that few resources wait for what they name (_Serving)
 _REFERENCED_FIRST = ("Virkestoff", "Vilkar", "Byttegruppe")
 # FEST catalogue -> the FHIR type made from its entries, and the kind of link SAFEST names it by
+_ITEM = "ManufacturedItemDefinition"
 _LINKED_CATALOGUES = {
     "LegemiddelMerkevare": ("MedicinalProductDefinition", "LegemiddelMerkevare"),
     "LegemiddelVirkestoff": ("MedicinalProductDefinition", "LegemiddelVirkestoff"),
@@ -445,6 +446,7 @@ def _links(builder: ReleaseBuilder, safest: list[Json]) -> dict[Key, Key]:
         if varenr:
             targets[("varenr", varenr.strip())] = ("PackagedProductDefinition", fhir_id(entry.key))
     links: dict[Key, Key] = {}
+    items_of: dict[Key, list[Key]] = {}  # a FEST brand's item -> the SAFEST items naming the brand
     for resource in safest:
         own = (str(resource.get("resourceType")), str(resource.get("id")))
         for link in fest_links(resource):
@@ -454,4 +456,9 @@ def _links(builder: ReleaseBuilder, safest: list[Json]) -> dict[Key, Key]:
             if target is not None and target[0] == own[0]:
                 links[own] = target
                 break
+            if target is not None and own[0] == _ITEM and link.kind == "LegemiddelMerkevare":
+                items_of.setdefault((_ITEM, target[1]), []).append(own)
+    for item, named in items_of.items():  # every FEST brand makes one item, with the brand's id
+        if len(named) == 1 and named[0] not in links:
+            links[named[0]] = item
     return links
