@@ -322,3 +322,32 @@ def test_our_package_defines_the_no_map_extension():
     assert definition["context"] == [{"type": "element", "expression": "ConceptMap.group.element"}]
     value = [e for e in definition["snapshot"]["element"] if e["path"] == "Extension.value[x]"]
     assert [t["code"] for t in value[0]["type"]] == ["boolean"]
+
+
+def test_an_m30_export_takes_no_fest_code_from_an_unverified_entry():
+    """A stand-in FEST code nobody has checked goes to no e-prescription chain: read in reverse, an
+    entry marked unverified gives no FEST code, while the verified ones still do."""
+    codes = fest_codes(concept_map_files())
+    refused = given = 0
+    for conceptmap in concept_map_files():
+        rows = [
+            (group.get("source"), group.get("target"), element.get("code"), target)
+            for group in conceptmap.get("group", [])
+            for element in group.get("element", [])
+            for target in element.get("target", [])
+        ]
+        for source, system, code, target in rows:
+            if target.get("relationship") not in ("equivalent", BROADER) or system not in (EDQM, UCUM):
+                continue
+            sources = {c for s_, t_, c, t in rows if t_ == system and t.get("code") == target["code"]}
+            if len(sources) != 1:  # several FEST codes fit: none is taken anyway
+                continue
+            flagged = [p for p in target.get("property", []) if p.get("code") == "verified"]
+            found = codes(source, system, target["code"])
+            if flagged and flagged[0]["valueBoolean"] is False:
+                refused += 1
+                assert found is None, (source, code, target["code"])
+            elif flagged:
+                given += 1
+                assert found is not None and found[0] == code, (source, code, target["code"])
+    assert refused > 0 and given > 0, (refused, given)

@@ -700,8 +700,10 @@ def _with_placeholder(children: list[Node], name: str, xsd: XsdNode) -> list[Nod
 
 def fest_codes(concept_maps: Iterable[Json]) -> FestCode:
     """The FEST code meaning what a code of another system means, by the ConceptMaps given (FEST ->
-    EDQM/UCUM, read in reverse): where the map calls them equivalent or FEST's concept broader, and
-    only one FEST code fits. DMP's dose-form systems count as EDQM, whose codes they publish."""
+    EDQM/UCUM, read in reverse): where the map calls them equivalent or FEST's concept broader, the
+    entry is not marked unverified (a stand-in FEST code nobody has checked goes to no e-prescription
+    chain), and only one FEST code fits. DMP's dose-form systems count as EDQM, whose codes they
+    publish."""
     index = ConceptMapIndex(concept_maps)
     known: dict[tuple[str, str, str], tuple[str, str | None] | None] = {}
 
@@ -713,6 +715,7 @@ def fest_codes(concept_maps: Iterable[Json]) -> FestCode:
                 (m.concept.code, m.concept.display)
                 for m in matches
                 if m.relationship in ("equivalent", "source-is-broader-than-target")
+                and m.verified is not False
             }
             known[wanted] = fits.pop() if len({c for c, _ in fits}) == 1 else None
         return known[wanted]
