@@ -219,6 +219,8 @@ def test_a_type_made_on_request_says_it_keeps_no_history(api: TestClient) -> Non
     for url in (
         "/fhir/ConceptMap/fest-legemiddelform-edqm-doseform/_history",
         "/fhir/Endpoint/some-id/_history",
+        "/fhir/ConceptMap/_history",  # the type's: not a read of id `_history` (probe)
+        "/fhir/Endpoint/_history",
     ):
         issue = get(api, url, status=404)["issue"][0]
         assert issue["code"] == "not-supported", url

@@ -148,6 +148,9 @@ first.add_api_route(  # every method but POST: a full match here, so the 405 nam
     methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
     include_in_schema=False,
 )
+for _own in ("ConceptMap", "Endpoint"):  # their read routes (terminology, catalogue) would take
+    # `_history` for an id: the type's history says, as its instances' does, that none is kept
+    first.add_api_route(f"/{_own}/_history", type_history, methods=["GET"], include_in_schema=False)
 
 
 router.add_api_route(
