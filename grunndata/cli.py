@@ -336,7 +336,9 @@ def _print_content_filters(filters: dict[str, Any] | None) -> None:
     """What each H-resept content filter leaves out of the release (`content-filter=h-resept`)."""
     if not filters:
         return
-    when = f"now = HentetDato {filters['now']}" if filters["now"] else "no HentetDato: time filters not judged"
+    when = (
+        f"now = HentetDato {filters['now']}" if filters["now"] else "no HentetDato: time filters not judged"
+    )
     parts = [f"{code} {sum(by_type.values()):,}" for code, by_type in filters["excluded"].items()]
     out.print(f"H-resept view leaves out ({when}): " + ", ".join(parts))
 

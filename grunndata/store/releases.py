@@ -26,8 +26,8 @@ from grunndata.errors import DeliveryError, StoreBusy, StoreError
 from grunndata.store.db import open_connection
 from grunndata.store.models import (
     OWN,
-    C,
     REL,
+    C,
     M,
     N,
     R,

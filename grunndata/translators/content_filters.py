@@ -115,14 +115,16 @@ class Classifier:
             if any(self._homeopathic(c) for c in _type_codings(resource)):
                 found.add(HOMEOPATHIC)
         if rtype == _PPD:
-            if not any(i.get("system") == NS_VARENR and i.get("value") for i in _list(resource, "identifier")):
+            if not any(
+                i.get("system") == NS_VARENR and i.get("value") for i in _list(resource, "identifier")
+            ):
                 found.add(NO_VARENR)
             if self.now is not None:
                 cutoff = months_before(self.now)
                 if not _marketed_between(resource, cutoff, self.now):
                     found.add(NOT_MARKETED)
                 expired = _expired_on(resource)
-                if expired is not None and (expired is True or expired < cutoff):
+                if expired is not None and (isinstance(expired, bool) or expired < cutoff):
                     found.add(VARENR_EXPIRED)
         if rtype == _MID and _is_unit_dose(resource) and _expired_on(resource) is not None:
             found.add(UNIT_DOSE_EXPIRED)

@@ -44,7 +44,9 @@ def _packages_by_product(entries: list[FestEntry]) -> dict[str, list[str]]:
 def _changed(entry: FestEntry, change: Any) -> FestEntry:
     payload = copy.deepcopy(list(entry.payload))
     change(payload[0])
-    return FestEntry(entry.catalogue, entry.oppf_id, entry.tidspunkt, entry.status, entry.status_dn, tuple(payload))
+    return FestEntry(
+        entry.catalogue, entry.oppf_id, entry.tidspunkt, entry.status, entry.status_dn, tuple(payload)
+    )
 
 
 def _atc_q(node: list) -> None:
@@ -158,7 +160,10 @@ def test_what_belongs_to_a_left_out_product_is_left_out_too(planted_api: Any) ->
     package = next(i for t, i in found["expected"]["atc-q"] if t == PPD)
     bundle = client.get(f"/fhir/{PPD}?_id={package}&_include={PPD}:package-for").json()
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [PPD, MPD]
-    assert client.get(f"/fhir/{PPD}?_id={package}&_include={PPD}:package-for&{VIEW}").json().get("entry", []) == []
+    assert (
+        client.get(f"/fhir/{PPD}?_id={package}&_include={PPD}:package-for&{VIEW}").json().get("entry", [])
+        == []
+    )
 
 
 def test_the_counts_each_filter_removes_are_reported(planted_api: Any) -> None:
@@ -233,7 +238,14 @@ def _expired_unit_dose(product: str, package: str) -> FestEntry:
             ["RefPakning", None, package, None],
         ],
     ]
-    return FestEntry("Legemiddeldose", "ID_0D05E000-0000-4000-8000-0000000000AA", "2017-04-01T10:00:00", "U", "Utgått", (node,))
+    return FestEntry(
+        "Legemiddeldose",
+        "ID_0D05E000-0000-4000-8000-0000000000AA",
+        "2017-04-01T10:00:00",
+        "U",
+        "Utgått",
+        (node,),
+    )
 
 
 def test_a_served_expired_listing_is_left_out_a_unit_dose_at_once_a_package_after_three_months(
@@ -252,7 +264,12 @@ def test_a_served_expired_listing_is_left_out_a_unit_dose_at_once_a_package_afte
     )
     product = child_text(child(packages[2].payload[0], "Pakningsinfo") or [], "RefLegemiddelMerkevare")
     dose = _expired_unit_dose(product or "", packages[2].key)
-    planted_entries = [long_ago, lately, dose, *(e for e in entries if e.key not in (long_ago.key, lately.key))]
+    planted_entries = [
+        long_ago,
+        lately,
+        dose,
+        *(e for e in entries if e.key not in (long_ago.key, lately.key)),
+    ]
     with ReleaseBuilder(engine, "fest", "full", TIER, OWNER, OWNER_NAME, "planted.xml") as builder:
         for e in planted_entries:
             data = orjson.dumps(e.to_json())

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from grunndata.fhir import UNFIT_TEXT, unfit_character
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.settings import SEARCH_LIMITS, Settings, env_name
-from grunndata.translators.content_filters import VIEWS, unknown_view_sentence
 from grunndata.store import (
     STORE,
     Clause,
@@ -31,6 +30,7 @@ from grunndata.store import (
     params_for,
     sources_of,
 )
+from grunndata.translators.content_filters import VIEWS, unknown_view_sentence
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20
