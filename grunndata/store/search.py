@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import identifiers
-from grunndata.store.models import C, M, R, X
+from grunndata.store.models import C, R, X
 from grunndata.store.read import (
     COLUMNS,
     SearchError,
@@ -327,7 +327,7 @@ def search(
     filter of one of them excludes is no match, so totals and pages count without it."""
     where = [_clause_condition(c) for c in clauses]
     if excluded:
-        where.append(not_excluded(excluded))
+        where.append(not_excluded(snapshot, excluded))
     if not any(c.param.path for c in clauses):
         # an indexed parameter names its type already; saying it again makes SQLite walk every
         # resource of the type in id order instead of looking up the few that match
@@ -362,12 +362,16 @@ def search(
     return [stored[pk] for pk in page], len(pks) > count, total
 
 
-def not_excluded(codes: Sequence[str]) -> ColumnElement[bool]:
-    """Over `visible(snapshot)`: the served version is not excluded by any of the content filters
-    `codes` in the release that serves it (a per-release fact: store/models.py ContentFilter)."""
-    condition: ColumnElement[bool] = ~exists().where(
-        C.c.release_id == M.c.release_id, C.c.resource_pk == R.c.pk, C.c.code.in_(list(codes))
+def not_excluded(snapshot: Snapshot, codes: Sequence[str]) -> ColumnElement[bool]:
+    """The served version is not excluded by any of the content filters `codes` in the snapshot's
+    releases (a per-release fact: store/models.py ContentFilter). A version belongs to one line, and
+    a snapshot serves one release per line, so the rows of the snapshot's releases are its release's.
+    One uncorrelated set of the few excluded versions: a NOT EXISTS probed per match cost five times
+    the search for 10,000 packages."""
+    out = select(C.c.resource_pk).where(
+        C.c.release_id.in_(snapshot.releases or (-1,)), C.c.code.in_(list(codes))
     )
+    condition: ColumnElement[bool] = R.c.pk.not_in(out)
     return condition
 
 
