@@ -196,6 +196,7 @@ def import_safest_cmd(
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
     _print_reconciliation(result.reconciliation, result.release_id)
+    _print_content_filters(result.content_filters)
     if result.warnings:
         kinds = Counter(w["kind"] for w in result.warnings)
         out.print(
@@ -331,6 +332,17 @@ def _print_reconciliation(reconciliation: dict[str, Any] | None, release_id: int
             out.print(f"  {d['resource']} {d['element']}: FEST {d['fest']!r}, SAFEST {d['safest']!r}")
 
 
+def _print_content_filters(filters: dict[str, Any] | None) -> None:
+    """What each H-resept content filter leaves out of the release (`content-filter=h-resept`)."""
+    if not filters:
+        return
+    when = (
+        f"now = HentetDato {filters['now']}" if filters["now"] else "no HentetDato: time filters not judged"
+    )
+    parts = [f"{code} {sum(by_type.values()):,}" for code, by_type in filters["excluded"].items()]
+    out.print(f"H-resept view leaves out ({when}): " + ", ".join(parts))
+
+
 def _print_outcome(dry_run: bool, release_id: int | None, based_on: int | None) -> None:
     if dry_run:
         out.print("Dry run: the delivery passed every check; nothing was written.")
@@ -349,6 +361,7 @@ def _print_report(result: Any) -> None:
     out.print(table)
     _print_resources(result.resources, "FHIR R5 resources made from the release")
     _print_reconciliation(result.reconciliation, result.release_id)
+    _print_content_filters(result.content_filters)
     split = {k: v for k, v in result.kinds.items() if k not in result.catalogues}
     if split:
         out.print("Payload kinds: " + ", ".join(f"{k} {v:,}" for k, v in split.items()))

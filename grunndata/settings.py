@@ -213,6 +213,31 @@ class Settings(BaseSettings):
         description="The smallest answer sent gzip or brotli compressed to a client that accepts it.",
     )
 
+    hresept_atc_q: bool = Field(
+        default=True,
+        description="0 (or false, no, off): the H-resept view (`content-filter=h-resept`) keeps products "
+        "whose ATC code starts with Q, and their packages; 1 (or true, yes, on) the default.",
+    )
+    hresept_homeopathic: bool = Field(
+        default=True,
+        description="0: the H-resept view keeps homeopathic products (Preparattype Homøopatisk human or "
+        "veterinær) and their packages; 1 the default.",
+    )
+    hresept_not_marketed: bool = Field(
+        default=True,
+        description="0: the H-resept view keeps packages not marketed in the three months up to the "
+        "release's HentetDato; 1 the default.",
+    )
+    hresept_varenr: bool = Field(
+        default=True,
+        description="0: the H-resept view keeps packages without a varenr, or whose varenr expired more "
+        "than three months before HentetDato; 1 the default.",
+    )
+    hresept_unit_dose_expired: bool = Field(
+        default=True,
+        description="0: the H-resept view keeps unit doses (Legemiddeldose) with an expiry; 1 the default.",
+    )
+
     @field_validator("*", mode="before")
     @classmethod
     def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
@@ -240,6 +265,17 @@ class Settings(BaseSettings):
             return Settings.model_construct(**dict(read))  # checked by _FromMapping: a plain Settings
         except ValidationError as error:
             raise SettingsError(_sentence(error)) from None
+
+    def content_filters_on(self) -> dict[str, bool]:
+        """Each H-resept content filter's code (translators/content_filters.py) -> whether it applies."""
+        return {
+            "atc-q": self.hresept_atc_q,
+            "homeopathic": self.hresept_homeopathic,
+            "not-marketed": self.hresept_not_marketed,
+            "no-varenr": self.hresept_varenr,
+            "varenr-expired": self.hresept_varenr,
+            "unit-dose-expired": self.hresept_unit_dose_expired,
+        }
 
     @property
     def search_cache_bytes(self) -> int:
@@ -306,6 +342,11 @@ _READ: dict[str, Callable[[str], Any]] = {
     "dpop": _dpop_mode,
     "dpop_max_age": _digits,
     "warm": _on_or_off,
+    "hresept_atc_q": _on_or_off,
+    "hresept_homeopathic": _on_or_off,
+    "hresept_not_marketed": _on_or_off,
+    "hresept_varenr": _on_or_off,
+    "hresept_unit_dose_expired": _on_or_off,
     "catalog": lambda text: tuple(Path(p) for p in text.split(os.pathsep) if p.strip()),
     "base_url": lambda text: text.rstrip("/") or None,
     "log_format": str.lower,
@@ -322,6 +363,16 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "dpop_max_age": f"a whole number of seconds from 1 to {MAX_DPOP_MAX_AGE}",
     "snapshot_seconds": "a number of seconds from 0 to 3600",
     "warm": "1 or 0 (or true/false, yes/no, on/off)",
+    **{
+        name: "1 or 0 (or true/false, yes/no, on/off)"
+        for name in (
+            "hresept_atc_q",
+            "hresept_homeopathic",
+            "hresept_not_marketed",
+            "hresept_varenr",
+            "hresept_unit_dose_expired",
+        )
+    },
     "read_cache": "a whole number of versions, 0 or more",
     "search_cache_mb": "a number of megabytes from 0 to 1000000",
     "log_format": "json, plain or off",

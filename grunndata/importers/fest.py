@@ -110,6 +110,7 @@ class ImportResult(RunResult):
             "warning_count": len(self.warnings),
             "warnings": [w.as_dict() for w in self.warnings[:MAX_LISTED_WARNINGS]],
             "reconciliation": self.reconciliation,
+            "content_filters": self.content_filters,
         }
 
 
@@ -278,7 +279,7 @@ def import_fest(
         warnings = _order_warnings(reader) + _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
-        derived = derive(builder, progress, code_equivalents())
+        derived = derive(builder, progress, code_equivalents(), reader.hentet_dato)
         warnings += [  # FEST's own dangling references are reported above, by their FEST entries
             Warning("unserved-reference", None, u.resource, None, u.sentence())
             for u in derived.unserved
@@ -299,6 +300,7 @@ def import_fest(
         result.catalogues = _catalogue_counts(builder)
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_derived(t)}
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
+        result.content_filters = derived.content_filters
         refusal = None if force else _refusal(builder, checks, warnings)
         if refusal is not None:
             refuse(builder, result, refusal)

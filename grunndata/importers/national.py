@@ -26,6 +26,7 @@ from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
 from grunndata.store import ReleaseBuilder
 from grunndata.store import index_rows as fhir_index_rows
+from grunndata.translators import content_filters
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 from grunndata.translators.fest_to_idmp.values import fhir_id
 from grunndata.translators.overlay import Disagreement, Json, Key, Overlay
@@ -113,12 +114,14 @@ def derive(
     builder: ReleaseBuilder,
     progress: Progress | None = None,
     equivalents: Callable[[str, str], set[tuple[str, str]]] | None = None,
+    hentet_dato: str | None = None,
 ) -> Derived:
     """Serve the FHIR resources of everything the release holds, and say how FEST and SAFEST met.
 
     All of them are remade each time, also for an incremental delivery, so a changed substance
     reaches every product that names it; only resources whose bytes change get a new version.
     No resource is served with a literal reference to one that is not served (see `_Serving`).
+    Each is classified by DMP's H-resept content filters with `hentet_dato` (the release's) as now.
     """
     lookup_catalogues = {c.name for c in catalogues() if set(c.payloads) & LOOKUP_KINDS}
     lookup = _Entries()
@@ -136,7 +139,7 @@ def derive(
     except ValueError as e:
         raise DeliveryError(f"refused: {e}") from None
     builder.replace_derived(is_derived)
-    serving = _Serving(builder)
+    serving = _Serving(builder, content_filters.Classifier(content_filters.release_day(hentet_dato)))
     total = sum(1 for key in builder.active_keys() if is_fest(key[0])) if progress else 0
     first = {fest_type(c) for c in _REFERENCED_FIRST}  # what the others name is made before them
     entries = itertools.chain(
@@ -157,8 +160,11 @@ def derive(
     rest = overlay.rest() if overlay is not None else []
     serving.serve([(resource, True) for resource in rest], "SAFEST", None)
     unserved = serving.finish()
+    classes = serving.classifier.classes()
+    builder.exclude(classes)
+    filtered = filter_report(classes, hentet_dato)
     if overlay is None:
-        return Derived(None, unserved, serving.safest_references)
+        return Derived(None, unserved, serving.safest_references, filtered)
     idmp_only: dict[str, int] = {}
     for resource in rest:
         idmp_only[resource["resourceType"]] = idmp_only.get(resource["resourceType"], 0) + 1
@@ -169,7 +175,21 @@ def derive(
     reconciliation = Reconciliation(
         dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements, pairs
     )
-    return Derived(reconciliation, unserved, serving.safest_references)
+    return Derived(reconciliation, unserved, serving.safest_references, filtered)
+
+
+def filter_report(classes: Mapping[Key, frozenset[str]], hentet_dato: str | None) -> dict[str, Any]:
+    """What each H-resept content filter excludes in the release (the import report's
+    `content_filters`, shown by the CLI and `/migration`)."""
+    now = content_filters.release_day(hentet_dato)
+    return {
+        "view": content_filters.H_RESEPT,
+        "now": now.isoformat() if now else None,
+        "cutoff": content_filters.months_before(now).isoformat() if now else None,
+        "not_judged": [] if now else sorted(content_filters.TIME_DEPENDENT),
+        "excluded": content_filters.counts(classes),
+        "resources": len(classes),
+    }
 
 
 def code_equivalents() -> Callable[[str, str], set[tuple[str, str]]]:
@@ -243,6 +263,7 @@ class Derived:
     reconciliation: Reconciliation | None
     unserved: list[Unserved]
     safest_references: int  # literal references in resources holding SAFEST data, for the guard
+    content_filters: dict[str, Any]  # what each H-resept content filter excludes (`filter_report`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +284,9 @@ class _Serving:
     everything is made.
     """
 
-    def __init__(self, builder: ReleaseBuilder) -> None:
+    def __init__(self, builder: ReleaseBuilder, classifier: content_filters.Classifier) -> None:
         self.builder = builder
+        self.classifier = classifier
         self.made: dict[Key, str] = {}  # (type, id) -> what it was made from
         self.waiting: list[_Waiting] = []
         self.safest_references = 0
@@ -320,6 +342,7 @@ class _Serving:
 
     def _put(self, key: Key, body: bytes, oppf: str | None, merged: bool, resource: Json) -> None:
         """`merged`: made from a FEST entry (it has an Oppf Id) and holding SAFEST's data."""
+        self.classifier.observe(resource, body)
         self.builder.put(
             key[0],
             key[1],

@@ -45,6 +45,7 @@ class RunResult:
     resources: dict[str, dict[str, int]] = field(default_factory=dict)  # FHIR type -> new, changed...
     seconds: float = 0.0
     refused: str | None = None  # the sentence, when the delivery was refused
+    content_filters: dict[str, Any] | None = None  # national: what each H-resept filter excludes
 
     @property
     def changed_nothing(self) -> bool:

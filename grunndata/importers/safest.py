@@ -72,6 +72,7 @@ class SafestResult(RunResult):
             "types": self.types,
             "resources": self.resources,
             "reconciliation": self.reconciliation,
+            "content_filters": self.content_filters,
             "problem_count": len(self.problems),
             "problems": self.problems[:MAX_LISTED_PROBLEMS],
             "warning_count": len(self.warnings),
@@ -119,7 +120,9 @@ def import_safest(
             builder.put(
                 safest_type(resource["resourceType"]), resource["id"], body, hashlib.sha256(body).hexdigest()
             )
-        derived = derive(builder, progress, code_equivalents())
+        hentet = builder.based_on.hentet_dato if builder.based_on else None  # the FEST data's, unchanged
+        derived = derive(builder, progress, code_equivalents(), hentet)
+        result.content_filters = derived.content_filters
         result.warnings += _replacements(builder, resources)
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         unserved = [u for u in derived.unserved if u.from_safest]
@@ -139,7 +142,6 @@ def import_safest(
         )
         if refusal is not None:
             refuse(builder, result, refusal)
-        hentet = builder.based_on.hentet_dato if builder.based_on else None  # the FEST data's, unchanged
         result.activate(builder, hentet)
     return result
 

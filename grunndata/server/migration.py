@@ -69,6 +69,7 @@ def _release(release: Any) -> dict[str, Any]:
         "idmp_only": rec.get("idmp_only", {}),
         "disagreement_count": rec.get("disagreement_count", 0),
         "disagreements": rec.get("disagreements", [])[:MAX_SHOWN_DISAGREEMENTS],
+        "content_filters": (release.report or {}).get("content_filters"),
     }
 
 
@@ -85,6 +86,26 @@ def _not_in_idmp() -> list[dict[str, Any]]:
         if counts["extension"] or counts["dropped"]:
             out.append({"catalogue": catalogue["name"], **counts})
     return out
+
+
+def _filters_html(filters: dict[str, Any] | None) -> str:
+    """What each H-resept content filter leaves out of the release (`content-filter=h-resept`)."""
+    if not filters:
+        return "<p class='muted'>No H-resept content filters were judged for this release.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(code)}</td><td>{_e(', '.join(f'{t} {n:,}' for t, n in by_type.items()) or 'none')}</td></tr>"
+        for code, by_type in filters["excluded"].items()
+    )
+    when = (
+        f"now = HentetDato {_e(filters['now'])}, three months back to {_e(filters['cutoff'])}"
+        if filters.get("now")
+        else "no HentetDato: the time-dependent filters were not judged"
+    )
+    return (
+        f"<p>H-resept view (<code>content-filter={_e(filters['view'])}</code>; {when}): "
+        f"{filters['resources']:,} resources left out.</p>"
+        f"<table><tr><th>filter</th><th>leaves out</th></tr>{rows}</table>"
+    )
 
 
 # -- the page ---------------------------------------------------------------------------------------
@@ -157,6 +178,7 @@ def _release_card(release: dict[str, Any]) -> str:
         "<table><tr><th>Resource type</th><th>from FEST</th><th>also in IDMP</th><th>share</th></tr>"
         f"{rows}</table><p>Only in IDMP: {only}.</p>"
     )
+    head += _filters_html(release["content_filters"])
     if release["disagreement_count"]:
         head += (
             f"<p><strong>{release['disagreement_count']:,} disagreements</strong> "

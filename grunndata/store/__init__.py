@@ -63,8 +63,10 @@ from grunndata.store.search import (
     SortKey,
     clause_matches,
     date_range,
+    excluded_of,
     included,
     index_values,
+    not_excluded,
     search,
 )
 from grunndata.store.searchparams import (
@@ -116,6 +118,7 @@ __all__ = [
     "current_snapshot",
     "date_range",
     "ever_served",
+    "excluded_of",
     "everything_of",
     "fest_made_ids",
     "history",
@@ -129,6 +132,7 @@ __all__ = [
     "lookup",
     "may_read",
     "newest_release",
+    "not_excluded",
     "open_connection",
     "params_for",
     "parse_cursor",

@@ -112,6 +112,22 @@ class ResourceIndex(SQLModel, table=True):
     exact: str | None = None  # string: the text as written (for :exact)
 
 
+class ContentFilter(SQLModel, table=True):
+    """A content filter (DMP's H-resept filters: translators/content_filters.py) that excludes a
+    resource version from a release's filtered view.
+
+    Per release, not per version: the time-dependent filters take the release's HentetDato as now,
+    and a product's filters reach its packages, so the same bytes can be in one release's view
+    and out of the next one's.
+    """
+
+    __tablename__ = "content_filter"
+
+    release_id: int = Field(primary_key=True)
+    resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    code: str = Field(primary_key=True)
+
+
 class Tombstone(SQLModel, table=True):
     """A resource a release stopped serving: the deletions in `_history` and the change feed."""
 
@@ -179,6 +195,7 @@ R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the b
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]  # a release's manifest
 X = ResourceIndex.__table__  # type: ignore[attr-defined]  # FHIR search values per version
 S = SearchIndex.__table__  # type: ignore[attr-defined]  # raw FEST search values per version
+C = ContentFilter.__table__  # type: ignore[attr-defined]  # what a release's content filters exclude
 T = Tombstone.__table__  # type: ignore[attr-defined]  # what a release expired
 N = ExpiryNotice.__table__  # type: ignore[attr-defined]  # FEST Status U notices
 REL = Release.__table__  # type: ignore[attr-defined]

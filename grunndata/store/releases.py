@@ -27,6 +27,7 @@ from grunndata.store.db import open_connection
 from grunndata.store.models import (
     OWN,
     REL,
+    C,
     M,
     N,
     R,
@@ -134,7 +135,7 @@ def _refresh_statistics(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("ANALYZE")
     else:
-        for table in (R, M, X, S, T):
+        for table in (R, M, X, S, T, C):
             conn.exec_driver_sql(f"ANALYZE {table.name}")
     conn.commit()
 
@@ -178,6 +179,7 @@ class ReleaseBuilder:
     _is_derived: Callable[[str], bool] | None = None
     _expired: set[Key] = field(default_factory=set)
     _notices: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    _filtered: dict[Key, frozenset[str]] = field(default_factory=dict)  # content filters per resource
     _next_pk: int = 1
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
@@ -353,6 +355,11 @@ class ReleaseBuilder:
         """Keep a delivery's expiry notice (FEST Status U) with the release, as it came."""
         self._notices[(catalogue, oppf_id)] = (tidspunkt, status_dn)
 
+    def exclude(self, classes: dict[Key, frozenset[str]]) -> None:
+        """The content filters that exclude each resource this release serves (translators/
+        content_filters.py), replacing what was said before; kept with the release at `finish`."""
+        self._filtered = dict(classes)
+
     def keep(self, types: Callable[[str], bool]) -> None:
         """Serve on, unchanged, what the active release serves of the types `types` picks.
 
@@ -474,6 +481,13 @@ class ReleaseBuilder:
         )
         gone = [(release, t, i, self.active[(t, i)].pk) for t, i in set(self._left_out()) | self._expired]
         _insert_rows(conn, T, ("release_id", "type", "id", "resource_pk"), gone)
+        excluded = [
+            (release, self._manifest[key], code)
+            for key, codes in self._filtered.items()
+            if key in self._manifest
+            for code in sorted(codes)
+        ]
+        _insert_rows(conn, C, ("release_id", "resource_pk", "code"), excluded)
         notices = [(release, c, o, t, dn) for (c, o), (t, dn) in sorted(self._notices.items())]
         _insert_rows(conn, N, ("release_id", "catalogue", "oppf_id", "tidspunkt", "status_dn"), notices)
         activated = now()

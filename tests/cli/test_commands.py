@@ -18,6 +18,10 @@ def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_
     assert "Release 1 is now active." in first.stdout
     assert "│ Legemiddelpakning    │     107 │ 107 │       0 │         0 │       0 │" in first.stdout
     assert "Payload kinds: Refusjonshjemmel 26, VirkestoffMedStyrke 55" in first.stdout
+    assert (
+        "H-resept view leaves out (now = HentetDato 2017-04-12): atc-q 0, homeopathic 0, not-marketed 0, "
+        "no-varenr 0, varenr-expired 0, unit-dose-expired 0"
+    ) in " ".join(first.stdout.split())
 
     dry = run_cli("import", "fest", str(REAL_FEST), "--db", db, "--dry-run")
     assert (
@@ -28,6 +32,11 @@ def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_
     changed.write_bytes(real_fest_xml.replace(b"2017-04-12T18:26:27.336Z", b"2017-04-26T18:00:00Z"))
     second = run_cli("import", "fest", str(changed), "--db", db)
     assert "Release 2 is now active." in second.stdout
+    # two weeks on, three months back passes the two packages deregistered on 2017-01-18
+    assert "(now = HentetDato 2017-04-26): atc-q 0, homeopathic 0, not-marketed 2," in " ".join(
+        second.stdout.split()
+    )
+    assert _h_resept_packages(db) == 105
 
     listing = run_cli("releases", "--db", db)
     rows = [
@@ -44,8 +53,17 @@ def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_
     back = run_cli("rollback", "1", "--db", db)
     assert back.returncode == 0
     assert back.stdout.strip() == "Release 1 (fest, HentetDato 2017-04-12T18:26:27.336Z) is active again."
+    assert _h_resept_packages(db) == 107  # the same package versions: the view is the release's
     again = run_cli("rollback", "1", "--db", db)
     assert again.returncode == 2 and again.stderr.strip() == "error: release 1 is already the active one"
+
+
+def _h_resept_packages(db: str) -> int:
+    engine = connect(db)
+    with TestClient(create_app(engine)) as client:
+        bundle = client.get("/fhir/PackagedProductDefinition?content-filter=h-resept&_summary=count").json()
+    engine.dispose()
+    return int(bundle["total"])
 
 
 def test_an_unreachable_database_is_one_sentence(tmp_path):

@@ -19,9 +19,16 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from grunndata.server.fhir_io.params import ID_PATTERN, MAX_COUNT, SUMMARY_VALUES, TOTAL_VALUES
+from grunndata.server.fhir_io.params import (
+    CONTENT_FILTER,
+    ID_PATTERN,
+    MAX_COUNT,
+    SUMMARY_VALUES,
+    TOTAL_VALUES,
+)
 from grunndata.server.fhir_io.responses import FORMATS, JSON_TYPE, XML_TYPE
 from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
+from grunndata.translators.content_filters import VIEWS
 
 REF = "#/components/responses/"
 # status -> (component name, what it means here); every one an OperationOutcome in JSON or XML
@@ -193,6 +200,14 @@ def search_parameters(rtype: str) -> list[dict[str, Any]]:
         _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
     ]
     if STORE in sources_of(rtype):  # a type searched only in a list cannot sort or include
+        params.append(
+            _query(
+                CONTENT_FILTER,
+                {"type": "string", "enum": list(VIEWS)},
+                "A named view of the national data: h-resept leaves out what DMP's H-resept API does "
+                "(docs/h-resept-filters.md); totals and paging are the view's",
+            )
+        )
         sortable = [p.code for p in params_for(rtype).values() if p.type in ("string", "token", "date")]
         sortable = [c for c in sortable if c != "_tag"]
         includes, revincludes = _includes(rtype)

@@ -30,6 +30,7 @@ from grunndata.store import (
     params_for,
     sources_of,
 )
+from grunndata.translators.content_filters import VIEWS, unknown_view_sentence
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20
@@ -42,6 +43,9 @@ RESULT_PARAMS = {
 }  # fmt: skip
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 INCLUDES = ("_include", "_revinclude")
+CONTENT_FILTER = "content-filter"
+"""A named view of the national data (translators/content_filters.py VIEWS): `h-resept` leaves out
+what DMP's H-resept API leaves out. Not a search parameter of any type: it narrows every one."""
 PAGING = frozenset({"_count", "_offset", "_snapshot", "_cursor"})
 """What the server's paging links add to a search's parameters: not counted as parameters (a search
 at the bound still has a next page), but repeats of them are."""
@@ -192,6 +196,7 @@ class Query:
     summary: str | None = None
     elements: list[str] | None = None
     total: str = "none"
+    content_filter: str | None = None  # a VIEWS name
 
 
 def strict(prefer: str) -> bool:
@@ -257,6 +262,12 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
     for name, value in items:
         if name in RESULT_PARAMS:
             _result_param(query, rtype, name, value)
+            continue
+        if name == CONTENT_FILTER:
+            if value not in VIEWS or query.content_filter not in (None, value):
+                raise bad(unknown_view_sentence(value) if value not in VIEWS else "give content-filter once")
+            query.content_filter = value
+            query.used.append((name, value))
             continue
         code, colon, modifier = name.partition(":")
         if colon and not modifier:

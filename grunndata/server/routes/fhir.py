@@ -41,6 +41,7 @@ from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
 from grunndata.store.searchparams import MPD
+from grunndata.translators.content_filters import enabled
 
 HISTORY_OFFSET_LIMIT = 100_000
 MAX_NUMBER = 2**31 - 1  # release and version numbers are INTEGER columns: PostgreSQL takes no more
@@ -244,6 +245,7 @@ def _search(
     except SearchError as e:
         raise bad(str(e)) from None
     first = matched[query.offset : query.offset + query.count]
+    excluded = enabled(query.content_filter, request.app.state.settings.content_filters_on())
     count_only = query.summary == "count" or query.count == 0
     page: list[Version] = []
     included: list[Version] = []
@@ -264,6 +266,7 @@ def _search(
                     offset=max(0, query.offset - len(matched)),
                     with_total=count_only or query.total != "none",
                     with_page=not count_only,
+                    excluded=excluded,
                 )
             except SearchError as e:
                 raise bad(str(e)) from None
@@ -272,6 +275,9 @@ def _search(
             if not count_only:
                 keys = [(r["resourceType"], r["id"]) for r in first]
                 included = store.included(conn, snapshot, page, query.includes, query.revincludes, keys)
+                if excluded:  # what the view leaves out is not brought back by an _include
+                    out = store.excluded_of(conn, snapshot, [v.pk for v in included], excluded)
+                    included = [v for v in included if v.pk not in out]
     shown = [] if count_only else first
     return send(request, fmt, bundles.searchset(request, query, shown, page, included, snapshot, more, total))
 
