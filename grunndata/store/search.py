@@ -266,6 +266,9 @@ def _clause_condition(
 
 
 PPD, MID = "PackagedProductDefinition", "ManufacturedItemDefinition"
+_ITEMS_MEMO = "grunndata.barcode-items"
+"""Connection.info key: the items a barcode clause found, kept from a search to its matches
+(`barcode_matches`) on the same connection, and dropped when either starts or ends: one request."""
 MAX_BARCODE_ITEMS = 1000
 """The most items a barcode search follows into the packages holding them (a code names a few)."""
 
@@ -277,6 +280,10 @@ def _forms(clause: Clause) -> list[barcodes.Forms]:
 def barcode_items(conn: Connection, snapshot: Snapshot, clause: Clause) -> dict[str, list[dict[str, Any]]]:
     """The served manufactured items (``Type/id``) whose barcode a PackagedProductDefinition
     `barcode` clause names, each with its matching identifiers: the items the client may read only."""
+    memo: dict[Any, dict[str, list[dict[str, Any]]]] = conn.info.setdefault(_ITEMS_MEMO, {})
+    key = (snapshot.releases, clause.values)
+    if key in memo:  # the search's condition asked already: its matches ask again
+        return memo[key]
     item_param = Clause(lookup_param(MID, "barcode"), None, clause.values)
     matching = select(X.c.resource_pk).where(
         or_(*(_index_condition(item_param.param, None, v) for v in item_param.values))
@@ -285,6 +292,7 @@ def barcode_items(conn: Connection, snapshot: Snapshot, clause: Clause) -> dict[
     for version in _served_matching(conn, snapshot, matching, MAX_BARCODE_ITEMS):
         ids = [m.identifier for f in _forms(item_param) for m in barcodes.item_matches(version.resource(), f)]
         found[f"{version.type}/{version.id}"] = ids
+    memo[key] = found
     return found
 
 
@@ -302,7 +310,17 @@ def barcode_matches(
     contained item; empty when the search asked for no barcode."""
     asked = [c for c in clauses if c.param.code in BARCODE_PARAMS and c.param.resource == rtype]
     if not asked or not page:
+        conn.info.pop(_ITEMS_MEMO, None)
         return {}
+    try:
+        return _barcode_matches(conn, snapshot, rtype, asked, page)
+    finally:
+        conn.info.pop(_ITEMS_MEMO, None)
+
+
+def _barcode_matches(
+    conn: Connection, snapshot: Snapshot, rtype: str, asked: Sequence[Clause], page: Sequence[Version]
+) -> dict[int, list[barcodes.Match]]:
     found: dict[int, list[barcodes.Match]] = {}
     for clause in asked:
         code = clause.param.code
@@ -392,6 +410,7 @@ def search(
     with_page: bool = True,
 ) -> tuple[list[Version], bool, int | None]:
     """One page of matches, whether there are more, and (when asked) how many match in all."""
+    conn.info.pop(_ITEMS_MEMO, None)  # a memo of another request's is never read
     where = [_clause_condition(c, conn, snapshot) for c in clauses]
     if not any(c.param.path for c in clauses):
         # an indexed parameter names its type already; saying it again makes SQLite walk every
