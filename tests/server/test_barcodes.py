@@ -305,3 +305,20 @@ def test_the_capability_statement_lists_the_barcode_parameters(api: TestClient) 
         assert params[PPD][code]["definition"] == f"https://grunndata.no/fhir/SearchParameter/{PPD}-{code}"
     assert params[PPD]["any-level-item"]["type"] == "reference"
     assert params[MID]["barcode"]["type"] == "token"
+
+
+def test_the_match_is_said_in_xml_too(api: TestClient) -> None:
+    response = api.get(f"/fhir/{PPD}?package-item-level-three={UNIT_DOSE}&_format=xml&_elements=id")
+    assert response.status_code == 200
+    search = response.text[response.text.index("<search>") : response.text.index("</search>") + 9]
+    assert search == (
+        f'<search><extension url="{MATCH}">'
+        '<extension url="where"><valueCode value="packaging"/></extension>'
+        '<extension url="level"><valueInteger value="3"/></extension>'
+        f'<extension url="packageLevel"><valueCoding><system value="{LEVEL_SYSTEM}"/><code value="1"/>'
+        '<display value="Primary"/></valueCoding></extension>'
+        '<extension url="unitDose"><valueBoolean value="true"/></extension>'
+        f'<extension url="identifier"><valueIdentifier><system value="{GTIN}"/><value value="{UNIT_DOSE}"/>'
+        "</valueIdentifier></extension></extension>"
+        '<mode value="match"/></search>'
+    )
