@@ -322,3 +322,15 @@ def test_the_match_is_said_in_xml_too(api: TestClient) -> None:
         "</valueIdentifier></extension></extension>"
         '<mode value="match"/></search>'
     )
+
+
+def test_one_search_answers_with_the_package_and_the_item_whose_code_it_is(api: TestClient) -> None:
+    """`_include` of any-level-item brings the items of the packages found: the item's code gives
+    the package (a match) and the item itself (an include) in one answer."""
+    response = api.get(f"/fhir/{PPD}?barcode={TABLET_LMR}&_include={PPD}:any-level-item")
+    assert response.status_code == 200
+    entries = [
+        (e["search"]["mode"], e["resource"]["resourceType"], e["resource"]["id"])
+        for e in response.json()["entry"]
+    ]
+    assert entries == [("match", PPD, "mpp-barcode-test"), ("include", MID, "mpm-barcode-test")]
