@@ -501,6 +501,21 @@ IDENTIFIER_PARAMS = frozenset(
 identifier's kind (fhir/identifiers.py, store/search.py)."""
 
 
+R4_BARCODE_TYPES = {"MedicinalProductPackaged": PPD, "MedicinalProductManufactured": MID}
+
+
+def r4_barcode_param(r4type: str, code: str) -> SearchParam | None:
+    """The R5 parameter that answers a SAFEST R4 barcode parameter (DMP's package-item-level-one|
+    two|three on MedicinalProductPackaged; our barcode on it and on MedicinalProductManufactured),
+    for the R4 view: search the R5 type with it, and `search.barcode_matches` says where each match
+    carries the code (an R4 Bundle.entry.search takes the same extension; `level` is the depth of
+    R4's packageItem, since R5's wrapper around several R4 top levels is no level)."""
+    rtype = R4_BARCODE_TYPES.get(r4type)
+    if rtype is None or code not in BARCODE_PARAMS:
+        return None
+    return _BY_KEY.get((rtype, code))
+
+
 def params_for(resource: str) -> dict[str, SearchParam]:
     """The search parameters of a resource type, the common ones included."""
     return {p.code: p for p in SEARCH_PARAMS if p.resource in (resource, "Resource")}

@@ -104,3 +104,16 @@ def test_nothing_to_count_in_a_package_without_packaging_or_with_junk() -> None:
     junk = {"resourceType": PPD, "id": "k", "packaging": {"packaging": ["x", 1], "identifier": ["y"]}}
     assert [(lv.depth, lv.identifiers) for lv in barcodes.levels(junk)] == [(1, [])]
     assert barcodes.any_level_codes(junk) == []
+
+
+def test_the_r4_view_answers_dmps_parameters_with_the_r5_ones() -> None:
+    from grunndata.store.searchparams import r4_barcode_param
+
+    for word in ("one", "two", "three"):
+        param = r4_barcode_param("MedicinalProductPackaged", f"package-item-level-{word}")
+        assert param is not None and (param.resource, param.code) == (PPD, f"package-item-level-{word}")
+    param = r4_barcode_param("MedicinalProductManufactured", "barcode")
+    assert param is not None and (param.resource, param.code) == ("ManufacturedItemDefinition", "barcode")
+    assert r4_barcode_param("MedicinalProductManufactured", "package-item-level-one") is None
+    assert r4_barcode_param("MedicinalProductPackaged", "package-item-level-four") is None
+    assert r4_barcode_param("MedicinalProduct", "barcode") is None
