@@ -71,6 +71,7 @@ SCENARIOS = (
     Scenario("varenr", "search by varenr", "ours", "varenr"),
     Scenario("name", "name `:contains`", "ours", "name"),
     Scenario("atc", "ATC search", "ours", "atc"),
+    Scenario("barcode", "barcode search (a GTIN, no system, at any packaging level)", "ours", "barcode"),
     Scenario("everything", "`$everything`", "ours", "everything"),
     Scenario("translate-id", "`$translate` varenr to GTIN", "ours", "translate-id"),
     Scenario("translate-code", "`$translate` FEST code to EDQM/UCUM", "ours", "translate-code"),
@@ -126,6 +127,7 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
         varenr = indexed(f"{PPD}.identifier", VARENR, x.c.value)
         names = indexed(f"{MPD}.name", None, x.c.exact) or indexed(f"{MPD}.name", None, x.c.value)
         atc = indexed(f"{MPD}.product-classification", ATC, x.c.value)
+        gtins = indexed(f"{PPD}.barcode", GTIN, x.c.value)
     engine.dispose()
 
     def sample(values: list[str]) -> list[str]:
@@ -141,6 +143,7 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
         "name": [f"/fhir/{MPD}?name:contains={q(f)}" for f in name_fragments(names, n, rng)],
         "atc": [f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}" for c in sample(atc)],
         "everything": [f"/fhir/{MPD}/{i}/$everything" for i in sample(mpd_ids)],
+        "barcode": [f"/fhir/{PPD}?barcode={q(g)}" for g in sample(gtins)],
         "translate-id": [
             f"/fhir/ConceptMap/$translate?system={q(VARENR)}&sourceCode={q(v)}&targetSystem={q(GTIN)}"
             for v in sample(varenr)

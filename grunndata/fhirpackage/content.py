@@ -179,6 +179,8 @@ def expression(param: SearchParam) -> str | None:
     ``MedicinalProductDefinition.comprisedOf``; a choice's JSON name as ``item.ofType(CodeableConcept)``."""
     if not param.path:
         return None
+    if param.expression:
+        return param.expression
     choices = _choice_names(param.resource)
     out = []
     for alternative in param.path.split("|"):

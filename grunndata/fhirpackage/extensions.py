@@ -20,6 +20,7 @@ from grunndata.importers.resources import SOURCE_PROFILE
 from grunndata.importers.tiered import TIERS
 from grunndata.importers.tiered.keys import CODE_COLUMNS
 from grunndata.m30 import catalogues
+from grunndata.store.barcodes import MATCH_EXTENSION
 from grunndata.translators.fest_to_idmp.rules import Custom, Ext, Into, Table, To, fallback_owner, parse_path
 from grunndata.translators.fest_to_idmp.schema import oppf_xsd
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
@@ -259,6 +260,16 @@ def extension_uses() -> list[ExtensionUse]:
         "official list), as the property 'verified' says it on every target",
         {"ConceptMap.group.element"},
         {"boolean"},
+    )
+    found[MATCH_EXTENSION] = ExtensionUse(
+        MATCH_EXTENSION,
+        "Where a barcode search (barcode, package-item-level-one|two|three) found the code in the "
+        "matched resource: sub-extensions where (package, packaging or item), level (the packaging "
+        "level counted from the top, 1 the outer, as DMP's package-item-level-*), packageLevel (DMP's "
+        "PackageLevel the level states, 1 Primary counted from the item), unitDose, item (the contained "
+        "item whose code it is) and identifier (the code as served)",
+        {"Bundle.entry.search"},
+        complex=True,
     )
     return [found[url] for url in sorted(found)]
 

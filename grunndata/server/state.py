@@ -208,7 +208,7 @@ class Served:
         if version is None:
             return None
         prepared = Prepared.of(version)
-        if snapshot is self._snapshot:
+        if snapshot is self._snapshot and self.cache_size > 0:  # GRUNNDATA_READ_CACHE=0: no cache
             if len(self._reads) >= self.cache_size:
                 del self._reads[next(iter(self._reads))]  # the oldest entry
             self._reads[key] = prepared

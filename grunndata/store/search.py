@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import identifiers
+from grunndata.store import barcodes
 from grunndata.store.models import C, R, X
 from grunndata.store.read import (
     COLUMNS,
@@ -24,11 +25,13 @@ from grunndata.store.read import (
     visible,
 )
 from grunndata.store.searchparams import (
+    BARCODE_PARAMS,
     IDENTIFIER_PARAMS,
     TIER_SYSTEM,
     IndexRow,
     SearchParam,
     date_span,
+    lookup,
     normalise,
     stamp,
 )
@@ -228,7 +231,9 @@ def _date_test(value: str, first: Any, after: Any, both: Any, either: Any) -> An
     }[prefix]()
 
 
-def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+def _clause_condition(
+    clause: Clause, conn: Connection | None = None, snapshot: Snapshot | None = None
+) -> ColumnElement[bool]:
     code = clause.param.code
     if code.startswith("_") and clause.modifier is not None:
         raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
@@ -250,7 +255,91 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
         or_(*(_index_condition(clause.param, clause.modifier, v) for v in clause.values))
     )
     indexed: ColumnElement[bool] = R.c.pk.in_(matching)
+    if (clause.param.resource, code) == (PPD, "barcode") and conn is not None and snapshot is not None:
+        items = list(barcode_items(conn, snapshot, clause))
+        if items:  # a package holding an item with the code: the item's barcode found the package
+            holding = select(X.c.resource_pk).where(
+                X.c.param == f"{PPD}.any-level-item", X.c.value.in_(items)
+            )
+            return or_(indexed, R.c.pk.in_(holding))
     return indexed
+
+
+PPD, MID = "PackagedProductDefinition", "ManufacturedItemDefinition"
+_ITEMS_MEMO = "grunndata.barcode-items"
+"""Connection.info key: the items a barcode clause found, kept from a search to its matches
+(`barcode_matches`) on the same connection, and dropped when either starts or ends: one request."""
+MAX_BARCODE_ITEMS = 1000
+"""The most items a barcode search follows into the packages holding them (a code names a few)."""
+
+
+def _forms(clause: Clause) -> list[barcodes.Forms]:
+    return [_token_forms(clause.param, v) for v in clause.values]
+
+
+def barcode_items(conn: Connection, snapshot: Snapshot, clause: Clause) -> dict[str, list[dict[str, Any]]]:
+    """The served manufactured items (``Type/id``) whose barcode a PackagedProductDefinition
+    `barcode` clause names, each with its matching identifiers: the items the client may read only."""
+    memo: dict[Any, dict[str, list[dict[str, Any]]]] = conn.info.setdefault(_ITEMS_MEMO, {})
+    key = (snapshot.releases, clause.values)
+    if key in memo:  # the search's condition asked already: its matches ask again
+        return memo[key]
+    item_param = Clause(lookup_param(MID, "barcode"), None, clause.values)
+    matching = select(X.c.resource_pk).where(
+        or_(*(_index_condition(item_param.param, None, v) for v in item_param.values))
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for version in _served_matching(conn, snapshot, matching, MAX_BARCODE_ITEMS):
+        ids = [m.identifier for f in _forms(item_param) for m in barcodes.item_matches(version.resource(), f)]
+        found[f"{version.type}/{version.id}"] = ids
+    memo[key] = found
+    return found
+
+
+def lookup_param(resource: str, code: str) -> SearchParam:
+    param = lookup(resource, code)
+    assert param is not None, (resource, code)
+    return param
+
+
+def barcode_matches(
+    conn: Connection, snapshot: Snapshot, rtype: str, clauses: Sequence[Clause], page: Sequence[Version]
+) -> dict[int, list[barcodes.Match]]:
+    """Where each resource of a page carries the code its barcode clauses (BARCODE_PARAMS) asked
+    for, by pk: the package itself, a packaging level (DMP's depth, the level's PackageLevel), or a
+    contained item; empty when the search asked for no barcode."""
+    asked = [c for c in clauses if c.param.code in BARCODE_PARAMS and c.param.resource == rtype]
+    if not asked or not page:
+        conn.info.pop(_ITEMS_MEMO, None)
+        return {}
+    try:
+        return _barcode_matches(conn, snapshot, rtype, asked, page)
+    finally:
+        conn.info.pop(_ITEMS_MEMO, None)
+
+
+def _barcode_matches(
+    conn: Connection, snapshot: Snapshot, rtype: str, asked: Sequence[Clause], page: Sequence[Version]
+) -> dict[int, list[barcodes.Match]]:
+    found: dict[int, list[barcodes.Match]] = {}
+    for clause in asked:
+        code = clause.param.code
+        items = barcode_items(conn, snapshot, clause) if (rtype, code) == (PPD, "barcode") else {}
+        depth = None
+        if code.startswith("package-item-level-"):
+            depth = barcodes.LEVEL_WORDS.index(code.rsplit("-", 1)[1]) + 1
+        for version in page:
+            resource = version.resource()
+            for forms in _forms(clause):
+                if rtype == MID:
+                    matches = barcodes.item_matches(resource, forms)
+                else:
+                    matches = barcodes.package_matches(
+                        resource, forms, depth, items if depth is None else None
+                    )
+                mine = found.setdefault(version.pk, [])
+                mine += [m for m in matches if m not in mine]
+    return found
 
 
 def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[IndexRow]) -> bool:
@@ -325,7 +414,8 @@ def search(
 
     `excluded`: content-filter codes (translators/content_filters.py); a resource a release's
     filter of one of them excludes is no match, so totals and pages count without it."""
-    where = [_clause_condition(c) for c in clauses]
+    conn.info.pop(_ITEMS_MEMO, None)  # a memo of another request's is never read
+    where = [_clause_condition(c, conn, snapshot) for c in clauses]
     if excluded:
         where.append(not_excluded(snapshot, excluded))
     if not any(c.param.path for c in clauses):

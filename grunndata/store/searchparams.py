@@ -11,12 +11,13 @@ To add a searchable type, add its rows and, unless the store holds it, its entry
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from grunndata.fhir import SERVED_TYPES
+from grunndata.store import barcodes
 
 TIER_SYSTEM = "https://grunndata.no/fhir/CodeSystem/tier"
 R5 = "http://hl7.org/fhir/SearchParameter/"
@@ -33,6 +34,8 @@ class SearchParam:
     targets: tuple[str, ...] = ()  # reference: the types it may point at
     standard: bool = True  # False: ours, not in the R5 specification
     canonical: bool = False  # reference: to a canonical URL (matched whole), not to Type/id
+    values: Callable[[dict[str, Any]], list[Any]] | None = None  # computed: the values, not `path`'s
+    expression: str = ""  # FHIRPath, where `path` does not say it (computed values)
 
     @property
     def definition(self) -> str:
@@ -46,6 +49,44 @@ def _p(resource: str, code: str, type_: str, path: str, description: str, *targe
 
 def _ours(resource: str, code: str, type_: str, path: str, description: str, *targets: str) -> SearchParam:
     return SearchParam(resource, code, type_, path, description, targets, standard=False)
+
+
+def _computed(
+    resource: str,
+    code: str,
+    path: str,
+    expression: str,
+    values: Callable[[dict[str, Any]], list[Any]],
+    description: str,
+    *targets: str,
+) -> SearchParam:
+    """Ours, indexed from `values` (a function of the resource) rather than by walking `path`; `path`
+    names the elements the values come from (an identifier path makes it an identifier parameter).
+    A token, or a reference when `targets` are given."""
+    type_ = "reference" if targets else "token"
+    return SearchParam(
+        resource,
+        code,
+        type_,
+        path,
+        description,
+        targets,
+        standard=False,
+        values=values,
+        expression=expression,
+    )
+
+
+def _level(depth: int) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda resource: barcodes.level_codes(resource, depth)
+
+
+_ANY_LEVEL = (
+    "PackagedProductDefinition.identifier | PackagedProductDefinition.packaging.identifier"
+    " | PackagedProductDefinition.packaging.repeat(packaging).identifier"
+)
+BARCODE_PARAMS = ("barcode", *(f"package-item-level-{w}" for w in barcodes.LEVEL_WORDS))
+"""The product-code parameters whose matches say where the code was found (store/barcodes.py)."""
 
 
 def _canonical(resource: str, code: str, path: str, description: str, *targets: str) -> SearchParam:
@@ -184,8 +225,51 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         "A biologically derived product in the package",
         "BiologicallyDerivedProduct",
     ),
+    _computed(
+        PPD,
+        "barcode",
+        "identifier|packaging.identifier",
+        _ANY_LEVEL,
+        barcodes.any_level_codes,
+        "A product code (GTIN, varenr, ...) of the package at any level: its own, each packaging level's "
+        "however deep, and (matched at search time) a contained manufactured item's barcode",
+    ),
+    *(
+        _computed(
+            PPD,
+            f"package-item-level-{word}",
+            "packaging.identifier",
+            ".".join(["PackagedProductDefinition", *["packaging"] * depth, "identifier"]),
+            _level(depth),
+            f"DMP's SAFEST parameter: a product code at packaging level {depth} counted from the top "
+            "(1: the outer level; R5's one wrapper around several packages is no level)",
+        )
+        for depth, word in enumerate(barcodes.LEVEL_WORDS, 1)
+    ),
+    _computed(
+        PPD,
+        "any-level-item",
+        "packaging.containedItem.item.reference.reference",
+        "PackagedProductDefinition.packaging.containedItem.item.reference"
+        " | PackagedProductDefinition.packaging.repeat(packaging).containedItem.item.reference",
+        barcodes.any_level_items,
+        "An item the package holds at any packaging level (contained-item looks at the outer level only)",
+        MID,
+        "DeviceDefinition",
+        "NutritionProduct",
+        PPD,
+        MPD,
+        "BiologicallyDerivedProduct",
+    ),
     # ManufacturedItemDefinition
     _p(MID, "identifier", "token", "identifier", "FEST id (Legemiddeldose)"),
+    _ours(
+        MID,
+        "barcode",
+        "token",
+        "identifier",
+        "A product code of the item (a unit dose's GTIN, LMR number, ...)",
+    ),
     _p(MID, "dose-form", "token", "manufacturedDoseForm", "Dose form as manufactured"),
     _p(MID, "ingredient", "token", "ingredient", "An ingredient, as a code"),
     _p(MID, "name", "token", "name", "The item's name"),
@@ -417,6 +501,21 @@ IDENTIFIER_PARAMS = frozenset(
 identifier's kind (fhir/identifiers.py, store/search.py)."""
 
 
+R4_BARCODE_TYPES = {"MedicinalProductPackaged": PPD, "MedicinalProductManufactured": MID}
+
+
+def r4_barcode_param(r4type: str, code: str) -> SearchParam | None:
+    """The R5 parameter that answers a SAFEST R4 barcode parameter (DMP's package-item-level-one|
+    two|three on MedicinalProductPackaged; our barcode on it and on MedicinalProductManufactured),
+    for the R4 view: search the R5 type with it, and `search.barcode_matches` says where each match
+    carries the code (an R4 Bundle.entry.search takes the same extension; `level` is the depth of
+    R4's packageItem, since R5's wrapper around several R4 top levels is no level)."""
+    rtype = R4_BARCODE_TYPES.get(r4type)
+    if rtype is None or code not in BARCODE_PARAMS:
+        return None
+    return _BY_KEY.get((rtype, code))
+
+
 def params_for(resource: str) -> dict[str, SearchParam]:
     """The search parameters of a resource type, the common ones included."""
     return {p.code: p for p in SEARCH_PARAMS if p.resource in (resource, "Resource")}
@@ -517,8 +616,13 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     """Every indexed value of one resource, by its type's declared search parameters."""
     rows: set[IndexRow] = set()
     for name, param, paths in _INDEXED.get(resource["resourceType"], ()):
-        for steps in paths:
-            for value in _walk(resource, steps):
+        walked = (
+            [param.values(resource)]
+            if param.values is not None
+            else [list(_walk(resource, s)) for s in paths]
+        )
+        for found in walked:
+            for value in found:
                 if param.type == "token":
                     rows.update(IndexRow(name, system, code) for system, code in _tokens(value))
                 elif not isinstance(value, str):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from fhir.resources import get_fhir_model_class
 from lxml import etree
 
-from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR
+from grunndata.server import create_app
+from grunndata.settings import Settings
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR, served_store
 
 PPD = "PackagedProductDefinition"
 
@@ -158,3 +162,16 @@ def test_every_type_the_translators_make_is_served() -> None:
         "Organization",
     }
     assert set(SERVED_TYPES) | {"ConceptMap"} == set(R5_TYPES) | TERMINOLOGY_TYPES
+
+
+def test_reads_work_with_the_read_cache_off(tmp_path: Path) -> None:
+    """GRUNNDATA_READ_CACHE=0 (how benchmarks run with caches off) keeps nothing and answers every
+    read from the store; it made every read a 500 once (an eviction from the empty cache)."""
+    engine = served_store(f"sqlite:///{tmp_path / 'store.db'}")
+    settings = Settings(db="sqlite://", read_cache=0)
+    with TestClient(create_app(engine, settings=settings)) as client:
+        for _ in range(2):
+            response = client.get(f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}")
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == CERTICAN_PACKAGE
+    engine.dispose()

@@ -26,8 +26,9 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
     for resource in resources:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
-    # 226, the conceptmap-verified extension, a ninth NamingSystem, the packaging-property CodeSystem
-    assert report.resources == len(resources) == 229
+    # 226, the conceptmap-verified extension, a ninth NamingSystem, the packaging-property CodeSystem;
+    # the barcode search: its six SearchParameters and the barcode-match extension
+    assert report.resources == len(resources) == 236
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -55,6 +56,35 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
             ["ClinicalUseDefinition"],
             "reference",
             "ClinicalUseDefinition.interaction.interactant.item.ofType(Reference)",
+        ),
+        f"{ours}PackagedProductDefinition-barcode": (
+            "barcode",
+            ["PackagedProductDefinition"],
+            "token",
+            "PackagedProductDefinition.identifier | PackagedProductDefinition.packaging.identifier"
+            " | PackagedProductDefinition.packaging.repeat(packaging).identifier",
+        ),
+        **{
+            f"{ours}PackagedProductDefinition-package-item-level-{word}": (
+                f"package-item-level-{word}",
+                ["PackagedProductDefinition"],
+                "token",
+                "PackagedProductDefinition" + ".packaging" * depth + ".identifier",
+            )
+            for depth, word in enumerate(("one", "two", "three"), 1)
+        },
+        f"{ours}PackagedProductDefinition-any-level-item": (
+            "any-level-item",
+            ["PackagedProductDefinition"],
+            "reference",
+            "PackagedProductDefinition.packaging.containedItem.item.reference"
+            " | PackagedProductDefinition.packaging.repeat(packaging).containedItem.item.reference",
+        ),
+        f"{ours}ManufacturedItemDefinition-barcode": (
+            "barcode",
+            ["ManufacturedItemDefinition"],
+            "token",
+            "ManufacturedItemDefinition.identifier",
         ),
         f"{ours}Organization-tier": ("tier", ["Organization"], "token", None),  # from the store's columns
         f"{ours}Endpoint-owner": ("owner", ["Endpoint"], "reference", "Endpoint.managingOrganization"),

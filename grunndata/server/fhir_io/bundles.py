@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -13,6 +13,7 @@ from fastapi import Request
 from grunndata.server.fhir_io.params import Query, query_string
 from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import HistoryItem, Snapshot, Version, instant
+from grunndata.store.barcodes import Match
 
 Resource = dict[str, Any]
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
@@ -75,16 +76,18 @@ def searchset(
     snapshot: Snapshot | None,
     more: bool,
     total: int | None,
+    found: Mapping[int, Sequence[Match]] | None = None,
 ) -> bytes:
     """A search's Bundle: the listed matches, then the store's, what they include, and a warning
-    for each parameter ignored; links that page through the same releases."""
+    for each parameter ignored; links that page through the same releases. `found`: where a
+    barcode search found its code in each match (by pk), said on the entry's search element."""
     base = base_url(request)
     entries = [
         entry(f"{base}/{query.rtype}/{r['id']}", listed_bytes(r, query), {"search": {"mode": "match"}})
         for r in listed
     ]
     entries += [
-        entry(f"{base}/{v.type}/{v.id}", resource_bytes(v, query), {"search": {"mode": "match"}})
+        entry(f"{base}/{v.type}/{v.id}", resource_bytes(v, query), {"search": _match_search(v, found)})
         for v in page
     ]
     entries += [
@@ -107,6 +110,14 @@ def searchset(
             entry("urn:grunndata:search-outcome", orjson.dumps(note), {"search": {"mode": "outcome"}})
         )
     return bundle("searchset", entries, _search_links(request, query, snapshot, more), total)
+
+
+def _match_search(version: Version, found: Mapping[int, Sequence[Match]] | None) -> dict[str, Any]:
+    """A match's entry.search: its mode, and where a barcode search found the code (barcodes.py)."""
+    matches = (found or {}).get(version.pk)
+    if not matches:
+        return {"mode": "match"}
+    return {"extension": [m.extension() for m in matches], "mode": "match"}
 
 
 def _search_links(

@@ -40,6 +40,7 @@ from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
+from grunndata.store.barcodes import Match
 from grunndata.store.searchparams import MPD
 from grunndata.translators.content_filters import enabled
 
@@ -250,6 +251,7 @@ def _search(
     page: list[Version] = []
     included: list[Version] = []
     snapshot: Snapshot | None = None
+    found: dict[int, list[Match]] = {}
     more = not count_only and query.offset + query.count < len(matched)
     total: int | None = len(matched)
     if stored:
@@ -278,8 +280,10 @@ def _search(
                 if excluded:  # what the view leaves out is not brought back by an _include
                     out = store.excluded_of(conn, snapshot, [v.pk for v in included], excluded)
                     included = [v for v in included if v.pk not in out]
+                found = store.barcode_matches(conn, snapshot, rtype, query.clauses, page)
     shown = [] if count_only else first
-    return send(request, fmt, bundles.searchset(request, query, shown, page, included, snapshot, more, total))
+    body = bundles.searchset(request, query, shown, page, included, snapshot, more, total, found)
+    return send(request, fmt, body)
 
 
 def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None) -> Response:
