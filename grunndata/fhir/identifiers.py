@@ -189,9 +189,7 @@ GTIN = IdentifierKind(
 )
 
 PHPID = IdentifierKind(
-    "PhPID (ISO 11616 pharmaceutical product identifier), levels 1-4, computed by grunndata from the "
-    "ingredients, strengths (UCUM) and EDQM dose form; experimental until a national PhPID authority "
-    "exists (docs/phpid.md)",
+    "PhPID (ISO 11616), levels 1-4, computed by grunndata; experimental (docs/phpid.md)",
     s.NS_PHPID,
     OURS,
     (),
