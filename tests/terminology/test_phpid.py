@@ -192,3 +192,22 @@ def test_a_product_with_an_unknown_substance_has_no_phpid_and_packages_wait_for_
     assert {i["system"] for i in package["identifier"]} == {NS_PHPID}
     idx.package(package)
     assert len(package["identifier"]) == 4  # added once
+
+
+def test_the_system_is_named_in_the_capability_statement_and_experimental_in_its_naming_system() -> None:
+    import orjson
+
+    from grunndata.fhirpackage.capability import capability_statement
+    from grunndata.fhirpackage.content import naming_systems
+
+    statement = orjson.loads(capability_statement("http://example.org/fhir"))
+    documented = {
+        r["type"] for r in statement["rest"][0]["resource"] if NS_PHPID in (r.get("documentation") or "")
+    }
+    assert documented == {
+        "MedicinalProductDefinition",
+        "AdministrableProductDefinition",
+        "PackagedProductDefinition",
+    }
+    (phpid,) = [n for n in naming_systems() if n["url"] == NS_PHPID]
+    assert phpid["experimental"] is True
