@@ -17,6 +17,7 @@ every package that can fill a prescription by active substance.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -117,6 +118,10 @@ UNITS: dict[str, tuple[str, Decimal]] = {
 form, and a product with such a strength has no level 2 or 4 PhPID."""
 
 
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+"""A UCUM annotation (``{tablet}``): it does not change the unit, and alone it is the unit 1."""
+
+
 def _number(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -125,7 +130,7 @@ def _number(value: Decimal) -> str:
 def _quantity(quantity: Any) -> tuple[Decimal, str] | None:
     if not isinstance(quantity, dict) or quantity.get("system") != _UCUM:
         return None
-    unit = UNITS.get(str(quantity.get("code")))
+    unit = UNITS.get(_ANNOTATION.sub("", str(quantity.get("code"))) or "1")
     value = quantity.get("value")
     if unit is None or isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
@@ -136,10 +141,25 @@ def _quantity(quantity: Any) -> tuple[Decimal, str] | None:
     return (amount, unit[0]) if amount.is_finite() else None
 
 
+_OPERATOR, _UPPER = s.ext_url("Styrkeoperator"), s.ext_url("StyrkeOvreVerdi")
+
+
+def _exact(strength: Json) -> bool:
+    """A strength that is one amount: FEST's operator, where given, is L (equal), and no upper value."""
+    for extension in strength.get("extension") or []:
+        url = extension.get("url") if isinstance(extension, dict) else None
+        if url == _UPPER:
+            return False
+        if url == _OPERATOR and (extension.get("valueCoding") or {}).get("code") != "L":
+            return False
+    return True
+
+
 def strength_key(strength: Any) -> str | None:
     """A strength's canonical text: the amount per one unit of the denominator, both in UCUM
-    (``5 mg/1 mL`` for 120 mg in 24 mL, ``500 mg/1 1`` per tablet); None when it has none."""
-    if not isinstance(strength, dict):
+    (``5 mg/1 mL`` for 120 mg in 24 mL, ``500 mg/1 1`` per tablet); None when it has none, or
+    is not one amount (FEST's Styrkeoperator other than L, equal; an upper value)."""
+    if not isinstance(strength, dict) or not _exact(strength):
         return None
     ratio = strength.get("presentationRatio") or strength.get("concentrationRatio")
     if isinstance(ratio, dict):

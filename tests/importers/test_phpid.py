@@ -145,3 +145,28 @@ def test_phpid_groups_against_fest_legemiddelvirkestoff_on_the_real_extract(engi
     assert report["releases"][0]["phpid"] == compared
     assert "<strong>1 of 3</strong> LegemiddelVirkestoff groups (33.3%)" in page
     assert "Ofloksacin Tab 200 mg" in page
+
+
+def _digest(canonical: str, prefix: str) -> str:
+    return prefix + "-" + hashlib.sha256(canonical.encode()).hexdigest()[:24].upper()
+
+
+def test_phpids_are_computed_after_fest_and_safest_meet(engine: Engine) -> None:
+    """SAFEST's planted Certican says 0.25 mg per {tablet} where FEST says 0.1 mg per unit: the
+    served package's level 2 PhPID is made of the merged strength, the annotation being UCUM's 1."""
+    from grunndata.importers.safest import import_safest
+    from tests.server.test_migration import PLANTED
+
+    import_fest(engine, require(REAL_FEST))
+    result = import_safest(engine, PLANTED)
+    body = read_active(engine, PPD, "CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A")
+    assert body is not None
+    everolimus = "fest:ID_82BF10B1-2FF0-4F26-8392-1C74748EC9A2"
+    assert [i["value"] for i in orjson.loads(body)["identifier"] if i["system"] == NS_PHPID] == [
+        _digest(f"PhPID-v1|A|L1|{everolimus}", "L1A"),
+        _digest(f"PhPID-v1|A|L2|{everolimus}=0.25 mg/1 1", "L2A"),
+        _digest(f"PhPID-v1|A|L3|{everolimus}|edqm:10121000", "L3A"),
+        _digest(f"PhPID-v1|A|L4|{everolimus}=0.25 mg/1 1|edqm:10121000", "L4A"),
+    ]
+    assert result.phpid is not None
+    assert (result.phpid["level2"]["agreeing"], result.phpid["level2"]["packages_with_phpid"]) == (3, 104)

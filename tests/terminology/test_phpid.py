@@ -96,6 +96,15 @@ def test_strengths_are_normalised_with_ucum() -> None:
     assert strength_key(ingredient(A, 100, "ug")["substance"]["strength"][0]) == "0.1 mg/1 1"
     assert strength_key(ingredient(A, 120, "mg", (24, "mL"))["substance"]["strength"][0]) == "5 mg/1 mL"
     assert strength_key({"presentationQuantity": {"value": 720, "unit": "ELISA E"}}) is None
+    # SAFEST's per-tablet denominator: a UCUM annotation is the unit 1
+    assert strength_key(ingredient(A, 500, "mg", (1, "{tablet}"))["substance"]["strength"][0]) == "500 mg/1 1"
+    assert strength_key(ingredient(A, 500, "mg{base}")["substance"]["strength"][0]) == "500 mg/1 1"
+    operator = "https://grunndata.no/fhir/StructureDefinition/fest-Styrkeoperator"
+    at_most = ingredient(A, 5)["substance"]["strength"][0]
+    at_most["extension"] = [{"url": operator, "valueCoding": {"code": "M"}}]
+    assert strength_key(at_most) is None  # not one amount
+    at_most["extension"][0]["valueCoding"]["code"] = "L"
+    assert strength_key(at_most) == "5 mg/1 1"
 
 
 def test_one_substance_in_two_strengths_and_two_forms() -> None:
