@@ -95,6 +95,7 @@ class IdentifierKind:
     aliases: tuple[str, ...]  # other systems that mean the same (case variants need no row)
     value: Format
     ours: bool = False  # minted under our domain: we publish its NamingSystem (fhirpackage/)
+    experimental: bool = False  # ours, and may change before an authority publishes one
 
 
 LMDI = "HL7 Norway LMDI, NamingSystem {} (github.com/HL7Norway/LMDI, input/fsh/namingsystems)"
@@ -187,6 +188,16 @@ GTIN = IdentifierKind(
     gtin,
 )
 
+PHPID = IdentifierKind(
+    "PhPID (ISO 11616), levels 1-4, computed by grunndata; experimental (docs/phpid.md)",
+    s.NS_PHPID,
+    OURS,
+    (),
+    as_given,
+    ours=True,
+    experimental=True,
+)
+
 KINDS: tuple[IdentifierKind, ...] = (
     MERKEVARE,
     PAKNING,
@@ -195,6 +206,7 @@ KINDS: tuple[IdentifierKind, ...] = (
     VIRKESTOFF,
     *(_fest(system, OURS, ours=True, meaning=meaning) for system, meaning in _OURS_FEST),
     FEST_ID,
+    PHPID,
     VARENR,
     LMR,
     GTIN,
@@ -302,7 +314,7 @@ def markdown_table() -> str:
     rows = ["| kind | served system (source) | also accepted | value served |", "|---|---|---|---|"]
     grouped: dict[str, list[IdentifierKind]] = {}
     for kind in KINDS:
-        plain_fest = kind.ours and not kind.aliases and kind is not FEST_ID
+        plain_fest = kind.ours and not kind.aliases and kind not in (FEST_ID, PHPID)
         group = "ours" if plain_fest else "safest" if kind.served.startswith(SAFEST_IDS) else kind.served
         grouped.setdefault(group, []).append(kind)
     for group, kinds in grouped.items():

@@ -35,6 +35,9 @@ NS_DIAGNOSE = NS_BASE + "festDiagnose"
 NS_REFUSJONSGRUPPE = NS_BASE + "festRefusjonsgruppe"
 NS_FEST_ID = NS_BASE + "festId"
 """Any FEST Id, for references whose target catalogue FEST does not fix (RefElement, ...)."""
+NS_PHPID = NS_BASE + "phpid"
+"""Our PhPIDs (ISO 11616), levels 1-4 in one system, the level in the value (terminology/phpid.py);
+experimental until a national PhPID authority exists (docs/phpid.md)."""
 NS_URI = "urn:ietf:rfc:3986"
 
 # code systems

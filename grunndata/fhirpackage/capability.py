@@ -11,6 +11,7 @@ import orjson
 
 from grunndata import __version__
 from grunndata.fhir import SERVED_TYPES
+from grunndata.fhir.systems import NS_PHPID
 from grunndata.fhirpackage.names import IMPLEMENTATION_GUIDE
 from grunndata.store import SEARCHED_TYPES, params_for
 from grunndata.store.searchparams import CM, ENDPOINT
@@ -42,6 +43,15 @@ _LISTED_ONLY: dict[str, dict[str, object]] = {  # types no release holds: read a
     },
     ENDPOINT: {"documentation": "The service catalogue: every grunndata service offered, ours and others'"},
 }
+
+
+_PHPID_TYPES = ("MedicinalProductDefinition", "AdministrableProductDefinition", "PackagedProductDefinition")
+_PHPID_NOTE = (
+    f"identifier also holds PhPIDs (ISO 11616, levels 1-4) in the system {NS_PHPID}, computed by this "
+    "server and experimental until a national PhPID authority exists (docs/phpid.md): on the "
+    "administrable products, the substance-based products (FEST LegemiddelVirkestoff) and every package, "
+    "so identifier=<that system>|<PhPID> finds every package that can fill a prescription by active substance"
+)
 
 
 def _search_params(rtype: str) -> list[dict[str, str]]:
@@ -122,6 +132,8 @@ def capability_statement(
             "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since (routes/fhir.py)
             "searchParam": _search_params(rtype),
         }
+        if rtype in _PHPID_TYPES:
+            entry["documentation"] = _PHPID_NOTE
         if includes:  # R5 allows no empty array
             entry["searchInclude"] = includes
         if revincludes:

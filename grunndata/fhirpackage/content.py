@@ -236,6 +236,7 @@ def naming_system(kind: identifiers.IdentifierKind) -> Json:
         "url": kind.served,
         **_COMMON,
         "name": _name(ident),
+        **({"experimental": True} if kind.experimental else {}),
         "kind": "identifier",
         "description": kind.name,
         "usage": identifiers.VALUE_FORMS[kind.value],

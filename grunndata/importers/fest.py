@@ -95,6 +95,7 @@ class ImportResult(RunResult):
     entries: int = 0
     gyldig_fradato_helfo: str | None = None  # HELFO extracts' header, kept for the M30 export
     reconciliation: dict[str, Any] | None = None  # FEST against the SAFEST data of the release
+    phpid: dict[str, Any] | None = None  # PhPID groups against FEST's LegemiddelVirkestoff (migration)
 
     def as_report(self) -> dict[str, Any]:
         return {
@@ -111,6 +112,7 @@ class ImportResult(RunResult):
             "warnings": [w.as_dict() for w in self.warnings[:MAX_LISTED_WARNINGS]],
             "reconciliation": self.reconciliation,
             "content_filters": self.content_filters,
+            "phpid": self.phpid,
         }
 
 
@@ -301,6 +303,7 @@ def import_fest(
         result.resources = {t: c.as_dict() for t, c in sorted(builder.settle().items()) if is_derived(t)}
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         result.content_filters = derived.content_filters
+        result.phpid = derived.phpid
         refusal = None if force else _refusal(builder, checks, warnings)
         if refusal is not None:
             refuse(builder, result, refusal)

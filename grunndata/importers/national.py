@@ -26,6 +26,7 @@ from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
 from grunndata.store import ReleaseBuilder
 from grunndata.store import index_rows as fhir_index_rows
+from grunndata.terminology.phpid import PhpidIndex
 from grunndata.translators import content_filters
 from grunndata.translators.fest_to_idmp import LOOKUP_KINDS, translate
 from grunndata.translators.fest_to_idmp.values import fhir_id
@@ -163,8 +164,9 @@ def derive(
     classes = serving.classifier.classes()
     builder.exclude(classes)
     filtered = filter_report(classes, hentet_dato)
+    phpid = serving.phpids.comparison()
     if overlay is None:
-        return Derived(None, unserved, serving.safest_references, filtered)
+        return Derived(None, unserved, serving.safest_references, filtered, phpid)
     idmp_only: dict[str, int] = {}
     for resource in rest:
         idmp_only[resource["resourceType"]] = idmp_only.get(resource["resourceType"], 0) + 1
@@ -175,7 +177,7 @@ def derive(
     reconciliation = Reconciliation(
         dict(overlay.merged), dict(overlay.fest_only), idmp_only, overlay.disagreements, pairs
     )
-    return Derived(reconciliation, unserved, serving.safest_references, filtered)
+    return Derived(reconciliation, unserved, serving.safest_references, filtered, phpid)
 
 
 def filter_report(classes: Mapping[Key, frozenset[str]], hentet_dato: str | None) -> dict[str, Any]:
@@ -264,6 +266,7 @@ class Derived:
     unserved: list[Unserved]
     safest_references: int  # literal references in resources holding SAFEST data, for the guard
     content_filters: dict[str, Any]  # what each H-resept content filter excludes (`filter_report`)
+    phpid: dict[str, Any] = field(default_factory=dict)  # PhPID groups against FEST's (PhpidIndex)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +293,7 @@ class _Serving:
         self.made: dict[Key, str] = {}  # (type, id) -> what it was made from
         self.waiting: list[_Waiting] = []
         self.safest_references = 0
+        self.phpids = PhpidIndex()  # PhPIDs added as the products and packages are made
 
     def serve(self, resources: list[tuple[Json, bool]], origin: str, oppf: str | None) -> None:
         """Serve what one source made together: (resource, whether it holds SAFEST's data)."""
@@ -300,6 +304,7 @@ class _Serving:
                     f"{self.made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
                 )
             self.made[key] = origin
+        self.phpids.see([resource for resource, _ in resources])
         for resource, from_safest in resources:
             key = (resource["resourceType"], resource["id"])
             body = orjson.dumps(resource)
@@ -321,6 +326,8 @@ class _Serving:
             contained = _contained_ids(resource)
             gone = {t for t in w.targets if not self._names_served(t, contained)}
             body = w.body
+            if w.key[0] == "PackagedProductDefinition" and self.phpids.package(resource):
+                body = orjson.dumps(resource)  # its product was made after it
             if gone:
                 found: list[tuple[str, str, str]] = []
                 resource = _unlinked(resource, gone, self.made, w.key[0], not w.from_safest, found)

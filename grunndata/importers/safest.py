@@ -60,6 +60,7 @@ class SafestResult(RunResult):
     read: int = 0  # resources read from the files
     types: dict[str, int] = field(default_factory=dict)  # R5 types kept, after conversion
     reconciliation: dict[str, Any] | None = None
+    phpid: dict[str, Any] | None = None  # PhPID groups against FEST's LegemiddelVirkestoff (migration)
     problems: list[str] = field(default_factory=list)  # each refuses the delivery
     warnings: list[dict[str, str]] = field(default_factory=list)  # served all the same, not as sent
     gyldig_fradato_helfo: str | None = None  # the FEST delivery's, carried for the M30 export
@@ -73,6 +74,7 @@ class SafestResult(RunResult):
             "resources": self.resources,
             "reconciliation": self.reconciliation,
             "content_filters": self.content_filters,
+            "phpid": self.phpid,
             "problem_count": len(self.problems),
             "problems": self.problems[:MAX_LISTED_PROBLEMS],
             "warning_count": len(self.warnings),
@@ -125,6 +127,7 @@ def import_safest(
         result.content_filters = derived.content_filters
         result.warnings += _replacements(builder, resources)
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
+        result.phpid = derived.phpid
         unserved = [u for u in derived.unserved if u.from_safest]
         result.warnings += [
             {"kind": "unserved-reference", "resource": u.resource, "path": u.path, "message": u.sentence()}

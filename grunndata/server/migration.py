@@ -70,6 +70,7 @@ def _release(release: Any) -> dict[str, Any]:
         "disagreement_count": rec.get("disagreement_count", 0),
         "disagreements": rec.get("disagreements", [])[:MAX_SHOWN_DISAGREEMENTS],
         "content_filters": (release.report or {}).get("content_filters"),
+        "phpid": (release.report or {}).get("phpid") or {},
     }
 
 
@@ -188,4 +189,33 @@ def _release_card(release: dict[str, Any]) -> str:
         )
     else:
         head += "<p>No disagreements.</p>"
-    return head + "</div>"
+    return head + _phpid_section(release["phpid"]) + "</div>"
+
+
+def _phpid_section(phpid: dict[str, Any]) -> str:
+    """PhPID groups against FEST's LegemiddelVirkestoff groups (terminology/phpid.py), per level."""
+    if not phpid:
+        return ""
+    parts = ["<h3>PhPID groups and FEST's LegemiddelVirkestoff</h3>"]
+    for key in ("level4", "level2"):
+        c = phpid.get(key)
+        if not c:
+            continue
+        parts.append(
+            f"<p>Level {c['level']} ({_e(c['stratum'])} stratum): <strong>{c['agreeing']:,} of "
+            f"{c['fest_groups']:,}</strong> LegemiddelVirkestoff groups ({c['share']:.1%}) hold exactly the "
+            f"packages of one PhPID; {c['packages_with_phpid']:,} of {c['packages']:,} packages have a "
+            f"level {c['level']} PhPID, in {c['phpid_groups']:,} groups.</p>"
+        )
+        rows = "".join(
+            f"<tr><td>{_e(d['name'])}<br><span class='muted'>{_e(d['legemiddelvirkestoff'])}</span></td>"
+            f"<td>{_e(d['why'])}</td><td>{_e(', '.join(d['phpids']) or '-')}</td>"
+            f"<td>{_e(', '.join(d['phpid_group_beyond']) or '-')}</td></tr>"
+            for d in c["differing"][:MAX_SHOWN_DISAGREEMENTS]
+        )
+        if rows:
+            parts.append(
+                "<table><tr><th>LegemiddelVirkestoff</th><th>why they differ</th><th>PhPIDs</th>"
+                f"<th>packages of the PhPID beyond it</th></tr>{rows}</table>"
+            )
+    return "".join(parts)

@@ -178,7 +178,7 @@ def test_every_system_belongs_to_one_kind_only() -> None:
 def test_the_readme_shows_the_table_as_the_code_has_it() -> None:
     table = ids.markdown_table()
     assert table in README.read_text(encoding="utf-8")
-    assert table.count("\n") == 13  # header, rule, 11 rows
+    assert table.count("\n") == 14  # header, rule, 12 rows (PhPID the newest)
     assert (
         "| GTIN (the pack's barcode; FEST Ean, Farmalogg's NTIN) | `https://www.gs1.org/gtin` (HL7 terminology) |"
         in table

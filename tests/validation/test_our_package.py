@@ -27,8 +27,8 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
     # 226, the conceptmap-verified extension, a ninth NamingSystem, the packaging-property CodeSystem;
-    # the barcode search: its six SearchParameters and the barcode-match extension
-    assert report.resources == len(resources) == 236
+    # the barcode search: its six SearchParameters and the barcode-match extension; PhPID's NamingSystem
+    assert report.resources == len(resources) == 237
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -100,8 +100,11 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
 
 def test_the_naming_systems_are_ours_only_never_dmps() -> None:
     by_url = {r["url"]: r for r in package_resources() if r["resourceType"] == "NamingSystem"}
-    assert len(by_url) == 9
+    assert len(by_url) == 10
+    phpid = by_url.pop("https://grunndata.no/fhir/NamingSystem/phpid")
+    assert phpid["experimental"] is True and phpid["kind"] == "identifier"
     assert all(u.startswith("https://grunndata.no/fhir/NamingSystem/fest") for u in by_url)
+    assert not any(r.get("experimental") for r in by_url.values())
     # LMDI publishes no Virkestoff system: ours, with the dmp.no one we minted before as an alias
     substance = by_url["https://grunndata.no/fhir/NamingSystem/festVirkestoff"]
     assert [(u["value"], u["preferred"]) for u in substance["uniqueId"]] == [
