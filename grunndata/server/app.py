@@ -105,6 +105,7 @@ def create_app(
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search
     app.include_router(routes.fhir.router)
+    app.include_router(routes.r4.router)  # the SAFEST R4 view of the same store
     app.include_router(routes.m30.router)
     app.include_router(routes.imports.router)
     app.include_router(routes.migration.router)
