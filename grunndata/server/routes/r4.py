@@ -2,13 +2,12 @@
 
 A SAFEST client changes only its base URL. The answers are the R5 interactions' (routes/fhir.py: the
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
-on the way out; a made R4 body is cached per stored version (`R4Cache`), so a repeated read costs
-what an R5 read does. JSON only for now: the XML writer orders elements by R5's definitions.
+on the way out; a made R4 body is kept per stored version (server/r4view.py), and a plain read of
+one is answered by the fast path, as an R5 read is. JSON only for now: the XML writer orders elements by R5's definitions.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Annotated, Any
 
 import orjson
@@ -22,44 +21,19 @@ from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
 from grunndata.server.fhir_io.responses import FhirError, negotiate, send
+from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
-from grunndata.store import Version
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, SAFEST_TYPES, to_r4
 
-R5_OF_R4 = {r4: r5_type for r5_type, r4 in R4_OF_R5.items()}
 SEARCH_PARAMS = ("identifier", "_id")
 """The R4 search parameters: the R5 ones of the same name (a varenr, GTIN or FEST id in any form)."""
 KEPT_PARAMS = frozenset((*SEARCH_PARAMS, "_count", "_offset", "_snapshot", "_total", "_format", "_pretty"))
-CACHE_SIZE = 20_000
 
 router = APIRouter(prefix="/fhir-r4", tags=["FHIR R4 (SAFEST)"])
 
 
-class R4Cache:
-    """R4 bodies made, by stored version (pk: one stored version's bytes never change)."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
-        self._bodies: OrderedDict[int, bytes] = OrderedDict()
-
-    def body(self, version: Version) -> bytes:
-        found = self._bodies.get(version.pk)
-        if found is not None:
-            return found
-        made = to_r4(version.resource())
-        if made is None:  # not a SAFEST type: the routes never ask for one
-            raise FhirError(404, "not-supported", f"{version.type} is not served as R4")
-        body = orjson.dumps(made)
-        if len(self._bodies) >= self.size:
-            self._bodies.popitem(last=False)
-        self._bodies[version.pk] = body
-        return body
-
-
 def _cache(request: Request) -> R4Cache:
-    cache: R4Cache | None = getattr(request.app.state, "r4_cache", None)
-    if cache is None:
-        cache = request.app.state.r4_cache = R4Cache()
+    cache: R4Cache = request.app.state.r4_cache
     return cache
 
 
@@ -149,7 +123,7 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
         if gone:
             raise FhirError(410, "deleted", f"{r4_name} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{r4_name} is not known")
-    body = _cache(request).body(prepared.version)
+    body = _cache(request).prepared(prepared).body
     return r5._read_response(request, "json", prepared.version, None, body)
 
 
