@@ -256,3 +256,19 @@ def test_the_coverage_names_every_table_rule() -> None:
         by_r5["ManufacturedItemDefinition.identifier"]
         == "extension http://legemiddelverket.no/fhir/StructureDefinition/safest-lmrNumber"
     )
+
+
+def test_an_ingredient_names_its_substance_by_safests_substance_reference(served_r4: list[Json]) -> None:
+    ingredient = next(r for r in served_r4 if r["id"] == "F2CEF840-A295-4A7A-9CCD-5873D846C3BD-1")
+    assert ingredient["resourceType"] == "MedicinalProductIngredient"
+    assert ingredient["substance"]["code"] == {
+        "extension": [
+            {
+                "url": "http://legemiddelverket.no/fhir/StructureDefinition/safest-substanceReference",
+                "valueReference": {
+                    "reference": "SubstanceSpecification/82BF10B1-2FF0-4F26-8392-1C74748EC9A2"
+                },
+            }
+        ]
+    }
+    assert ingredient["substance"]["strength"][0]["presentation"]["numerator"]["value"] == 0.1

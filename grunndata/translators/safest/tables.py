@@ -62,8 +62,23 @@ def concept_of_text(text: Any, at: At) -> Json:
     return {"text": text}
 
 
+SUBSTANCE_REFERENCE = "http://legemiddelverket.no/fhir/StructureDefinition/safest-substanceReference"
+"""SAFEST's extension on a CodeableConcept naming a SubstanceSpecification (valueReference)."""
+
+
 def concept_reference(concept: Any, at: At) -> Json:
-    """R4 CodeableConcept -> R5 CodeableReference (substance codes, operation type)."""
+    """R4 CodeableConcept -> R5 CodeableReference (substance codes, operation type); a concept that
+    is only SAFEST's substanceReference extension -> the CodeableReference's reference."""
+    extensions = concept.get("extension") if isinstance(concept, dict) else None
+    if (
+        set(concept) == {"extension"}
+        and isinstance(extensions, list)
+        and len(extensions) == 1
+        and isinstance(extensions[0], dict)
+        and str(extensions[0].get("url", "")).lower().endswith("safest-substancereference")
+        and isinstance(extensions[0].get("valueReference"), dict)
+    ):
+        return {"reference": copy.deepcopy(extensions[0]["valueReference"])}
     return {"concept": copy.deepcopy(concept)}
 
 

@@ -104,6 +104,17 @@ def _added_by_one_shape(coding: Json) -> list[Json]:
     return list(concept["coding"][1:])
 
 
+def _concept_of_reference(value: Any) -> Any:
+    """Undoes concept_reference: the concept, or a reference as SAFEST's substanceReference extension."""
+    concept = _only(value, "concept")
+    if concept is not _NO:
+        return concept
+    reference = _only(value, "reference")
+    if reference is _NO:
+        return _NO
+    return {"extension": [{"url": t.SUBSTANCE_REFERENCE, "valueReference": _r4_references(reference)}]}
+
+
 def _whole_number(value: Any) -> Any:
     return {"value": value} if isinstance(value, int) and not isinstance(value, bool) else _NO
 
@@ -133,7 +144,7 @@ INVERSES: dict[Any, Inverse] = {
     same: copy.deepcopy,
     t.concept_of_coding: _coding_of_concept,
     t.concept_of_text: lambda v: _only(v, "text"),
-    t.concept_reference: lambda v: _only(v, "concept"),
+    t.concept_reference: _concept_of_reference,
     t.annotation: lambda v: _only(v, "text"),
     t.period_from: lambda v: _only(v, "start"),
     t.cross_reference: _cross_reference,
@@ -391,7 +402,7 @@ def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
     """R5 `item` back through `candidate`'s rule: the R4 value, or _NO."""
     rule = candidate.rule
     if isinstance(rule, Custom):
-        return _undo_custom(rule, item, r4_path, r5_path)
+        return _undo_custom(rule, item, r4_path, r5_path, r5_path.rsplit(".", 1)[-1])
     if rule.table is not None:
         if not isinstance(item, dict):
             return _NO
@@ -403,13 +414,15 @@ def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
     return _r4_references(r4) if r4 is not _NO else _NO
 
 
-def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str) -> Any:
+def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str, r5_name: str) -> Any:
     """The Custom rules with an inverse: packaging (one R5 level, or R5's outer level around several
-    R4 items) and a Ratio with its low limit (ratio_or_range)."""
+    R4 items) and a strength's Ratio (ratio_or_range; a RatioRange, two R4 elements, is carried as r5)."""
     if rule.table == "MedicinalProductPackaged.packageItem" and isinstance(item, dict):
         if set(item) == {"packaging"} and isinstance(item["packaging"], list):
             return [_walk(level, rule.table, r4_path, r5_path) for level in item["packaging"]]
         return [_walk(item, rule.table, r4_path, r5_path)]
+    if rule.function.__qualname__.startswith("ratio_or_range.") and r5_name == rule.r5.split(" | ")[0]:
+        return _r4_references(copy.deepcopy(item))
     return _NO
 
 
