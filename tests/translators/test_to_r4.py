@@ -8,6 +8,7 @@ for travels as ``r5-`` extensions, so the comparison is whole resources, not cho
 from __future__ import annotations
 
 import copy
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -272,3 +273,29 @@ def test_an_ingredient_names_its_substance_by_safests_substance_reference(served
         ]
     }
     assert ingredient["substance"]["strength"][0]["presentation"]["numerator"]["value"] == 0.1
+
+
+def _r4_model_problems(resource: Json) -> str | None:
+    """What fhirclient's R4 model class (types and required elements of R4 4.0.1) says of it."""
+    from fhirclient.models import fhirabstractbase
+    from fhirclient.models.fhirelementfactory import FHIRElementFactory
+
+    try:
+        FHIRElementFactory.instantiate(resource["resourceType"], resource)
+    except fhirabstractbase.FHIRValidationError as error:
+        return re.sub(r" object at 0x[0-9a-f]+", "", str(error).splitlines()[-1].strip())
+    return None
+
+
+def test_every_r4_resource_is_r4_by_fhirclients_models_but_the_items_without_quantity(
+    served_r4: list[Json],
+) -> None:
+    """Every resource holds R4's required elements and types, except MedicinalProductManufactured:
+    R4 requires its quantity, which FEST gives per package (R5 containedItem.amount), not per item."""
+    problems = Counter((r["resourceType"], p) for r in served_r4 if (p := _r4_model_problems(r)) is not None)
+    assert problems == {
+        (
+            "MedicinalProductManufactured",
+            "'Non-optional property \"quantity\" on <fhirclient.models.medicinalproductmanufactured.MedicinalProductManufactured> is missing'",
+        ): 75
+    }

@@ -379,13 +379,18 @@ def _primitive_extension(table: Table, name: str, value: Any, out: Json, at: At)
 
 def _r5_element(url: str, text: str, out: Json, at: At) -> bool:
     """An ``r5-<R5 path>`` extension (to_r4.py) -> that R5 element, replacing what the R4 elements
-    gave for it (it is the exact R5 value; they are what R4 could say of it). Not JSON: kept as it is."""
+    gave for it (it is the exact R5 value; they are what R4 could say of it); null: R5 has none.
+    Not JSON: kept as it is."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         at.warn(f"{at.path}.extension ({url}) holds no JSON; kept as it is")
         return False
-    out[url.rsplit(".", 1)[-1]] = value
+    name = url.rsplit(".", 1)[-1]
+    if value is None:  # R5 had none (R4 required a value, and said a default)
+        out.pop(name, None)
+    else:
+        out[name] = value
     return True
 
 

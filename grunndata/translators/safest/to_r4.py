@@ -404,9 +404,7 @@ def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
     if isinstance(rule, Custom):
         return _undo_custom(rule, item, r4_path, r5_path, r5_path.rsplit(".", 1)[-1])
     if rule.table is not None:
-        if not isinstance(item, dict):
-            return _NO
-        return _walk(item, rule.table, r4_path, r5_path)
+        return _backbone(item, rule.table, r4_path, r5_path)
     inverse = _inverse(rule.convert)
     if inverse is None:
         return _NO
@@ -414,13 +412,55 @@ def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
     return _r4_references(r4) if r4 is not _NO else _NO
 
 
+R4_REQUIRED = {
+    "MedicinalProduct.name": ("productName",),
+    "MedicinalProduct.name.countryLanguage": ("country", "language"),
+    "MedicinalProduct.name.namePart": ("part", "type"),
+    "MedicinalProductPackaged.packageItem": ("quantity", "type"),
+    "ProductShelfLife": ("period", "type"),
+    "MedicinalProductPharmaceutical.characteristics": ("code",),
+    "MedicinalProductIngredient.specifiedSubstance": ("code", "group"),
+    "MedicinalProductIngredient.strength": ("presentation",),
+    "MedicinalProductIngredient.strength.referenceStrength": ("strength",),
+    "MedicinalProductIngredient.substance": ("code",),
+    "SubstanceSpecification.name": ("name",),
+}
+"""The R4 (4.0.1) backbone elements of the tables with a required (1..1) child: a backbone R5 gives
+without one is not made R4 (its R5 element travels as ``r5-``), unless R4_DEFAULTS has a value."""
+R4_DEFAULTS: dict[tuple[str, str], tuple[str, Json]] = {
+    ("MedicinalProductPackaged.packageItem", "quantity"): ("quantity", {"value": 1}),
+}
+"""(table, R4 element) -> (its R5 element, the R4 value said when R5 has none): the level counts
+once in its parent. An ``r5-`` extension holding null tells the way back R5 had none."""
+
+
+def _backbone(item: Any, table: str, r4_path: str, r5_path: str) -> Any:
+    """R5 backbone `item` as R4 element of `table`, or _NO when it lacks what R4 requires."""
+    if not isinstance(item, dict):
+        return _NO
+    r4 = _walk(item, table, r4_path, r5_path)
+    for name in R4_REQUIRED.get(table, ()):
+        if name in r4:
+            continue
+        default = R4_DEFAULTS.get((table, name))
+        if default is None or default[0] in item:
+            return _NO
+        r4[name] = copy.deepcopy(default[1])
+        marker = {"url": f"{R5_KEPT_BASE}{r5_path}.{default[0]}", "valueString": "null"}
+        r4.setdefault("extension", []).append(marker)
+    return r4
+
+
 def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str, r5_name: str) -> Any:
     """The Custom rules with an inverse: packaging (one R5 level, or R5's outer level around several
     R4 items) and a strength's Ratio (ratio_or_range; a RatioRange, two R4 elements, is carried as r5)."""
     if rule.table == "MedicinalProductPackaged.packageItem" and isinstance(item, dict):
-        if set(item) == {"packaging"} and isinstance(item["packaging"], list):
-            return [_walk(level, rule.table, r4_path, r5_path) for level in item["packaging"]]
-        return [_walk(item, rule.table, r4_path, r5_path)]
+        outer = set(item) == {"packaging"} and isinstance(item["packaging"], list)
+        levels = [
+            _backbone(level, rule.table, r4_path, r5_path)
+            for level in (item["packaging"] if outer else [item])
+        ]
+        return _NO if any(level is _NO for level in levels) else levels
     if rule.function.__qualname__.startswith("ratio_or_range.") and r5_name == rule.r5.split(" | ")[0]:
         return _r4_references(copy.deepcopy(item))
     return _NO
