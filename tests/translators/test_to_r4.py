@@ -19,7 +19,7 @@ import pytest
 from grunndata.fhir import NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.importers.identifiers import served_identifiers
-from grunndata.translators.safest import to_r5
+from grunndata.translators.safest import CS_R4_CHARACTERISTIC, to_r5
 from grunndata.translators.safest.rules import R5_KEPT_BASE
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, coverage, to_r4
 from tests.conftest import require
@@ -299,3 +299,62 @@ def test_every_r4_resource_is_r4_by_fhirclients_models_but_the_items_without_qua
             "'Non-optional property \"quantity\" on <fhirclient.models.medicinalproductmanufactured.MedicinalProductManufactured> is missing'",
         ): 75
     }
+
+
+PLANTED: list[Json] = [
+    {  # a flag before a characteristic: the way back puts R4 elements' items first, so r5- says it
+        "resourceType": "PackagedProductDefinition",
+        "id": "planted-1",
+        "packaging": {
+            "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "169"}]},
+            "quantity": 2,
+            "property": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "https://grunndata.no/fhir/CodeSystem/packaging-property",
+                                "code": "unit-dose",
+                                "display": "Unit dose",
+                            }
+                        ]
+                    },
+                    "valueBoolean": True,
+                },
+                {
+                    "type": {"coding": [{"system": CS_R4_CHARACTERISTIC, "code": "otherCharacteristics"}]},
+                    "valueCodeableConcept": {"text": "child-proof cap"},
+                },
+            ],
+        },
+    },
+    {  # a strength range (two R4 elements) and an R5-only element
+        "resourceType": "Ingredient",
+        "id": "planted-2",
+        "status": "draft",
+        "role": {"coding": [{"system": "http://hl7.org/fhir/ingredient-role", "code": "100000072072"}]},
+        "substance": {
+            "code": {"concept": {"text": "paracetamol"}},
+            "strength": [
+                {
+                    "presentationRatioRange": {
+                        "lowNumerator": {"value": 1, "unit": "mg"},
+                        "highNumerator": {"value": 2, "unit": "mg"},
+                        "denominator": {"value": 1},
+                    }
+                }
+            ],
+        },
+        "group": {"text": "tablet core"},
+    },
+]
+
+
+@pytest.mark.parametrize("resource", PLANTED, ids=[r["id"] for r in PLANTED])
+def test_planted_shapes_come_back_exactly(resource: Json) -> None:
+    made = to_r4(resource)
+    assert made is not None
+    conversion = to_r5([made])
+    assert conversion.errors == []
+    (back,) = conversion.resources
+    assert _without_profile(back) == resource

@@ -16,6 +16,7 @@ clients. `coverage()` lists each R5 element and how it is carried.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -340,6 +341,7 @@ def _element(
     items = value if isinstance(value, list) else [value]
     exact = True
     left: list[Any] = []
+    order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
     for item in items:
         said = next(
             (
@@ -353,8 +355,12 @@ def _element(
             extensions.append(said.extension)
             exact &= said.exact
             if not said.also_element:
+                order += "e"
                 continue
+        order += "d" if _derived(name, item, r5_path) else "x"
         left.append(item)
+    # the way back puts R4 elements' items first, then extensions', then what one_shape derives
+    exact &= re.fullmatch("x*e*d*", order) is not None
     if not left:
         return exact
     remaining = [item for item in left if not _derived(name, item, r5_path)]
