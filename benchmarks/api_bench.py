@@ -136,9 +136,11 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
     def q(value: str) -> str:
         return quote(value, safe="")
 
+    reads = sample(ppd_ids)
     return {
         "tiny": ["/tiny"],
-        "read": [f"/fhir/{PPD}/{i}" for i in sample(ppd_ids)],
+        "read": [f"/fhir/{PPD}/{i}" for i in reads],
+        "read-r4": [f"/fhir-r4/MedicinalProductPackaged/{i}" for i in reads],  # the same packages, as R4
         "varenr": [f"/fhir/{PPD}?identifier={q(VARENR + '|' + v)}" for v in sample(varenr)],
         "name": [f"/fhir/{MPD}?name:contains={q(f)}" for f in name_fragments(names, n, rng)],
         "atc": [f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}" for c in sample(atc)],

@@ -37,6 +37,7 @@ from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
 from grunndata.server.observe import Observe
+from grunndata.server.r4view import R4Cache
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search
     app.include_router(routes.fhir.router)
+    app.include_router(routes.r4.router)  # the SAFEST R4 view of the same store
     app.include_router(routes.m30.router)
     app.include_router(routes.imports.router)
     app.include_router(routes.migration.router)
@@ -137,8 +139,9 @@ def create_app(
             request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
         )
 
+    app.state.r4_cache = R4Cache()  # the R4 bodies made of served versions (server/r4view.py)
     app.add_middleware(
-        FastReads, served=served, terms=terms, limits=app.state.limits
+        FastReads, served=served, terms=terms, limits=app.state.limits, r4=app.state.r4_cache
     )  # the plainest reads skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
     # HTTP conventions (server/conventions.py) around all of it, so the fast path's answers and

@@ -27,6 +27,7 @@ from grunndata.server.access import ACCESS, AUTH_ERROR, authorization_of
 from grunndata.server.auth import ANONYMOUS, Access, AuthError
 from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY, PREPARED
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
+from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.server.terminology import Terminology
 from grunndata.store import STORE, sources_of
@@ -37,6 +38,7 @@ _TYPES = frozenset(t for t in SERVED_TYPES if sources_of(t) == (STORE,))
 _CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")
 _SEARCH_CONDITIONAL = (b"if-modified-since", b"prefer")  # If-None-Match of a search is answered here
 TRANSLATE = "/fhir/ConceptMap/$translate"
+R4_BASE = "/fhir-r4/"
 # the `_format` a read may name and still be the fast path's: the JSON it sends ("+" is a space
 # in a query string, so `application/fhir+json` unencoded arrives as `application/fhir json`)
 _JSON_FORMATS = frozenset(
@@ -106,9 +108,15 @@ def _matches(if_none_match: bytes, etag: str) -> bool:
 
 class FastReads:
     def __init__(
-        self, app: Any, served: Served, terms: Terminology | None = None, limits: Limits = DEFAULT_LIMITS
+        self,
+        app: Any,
+        served: Served,
+        terms: Terminology | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        r4: R4Cache | None = None,
     ) -> None:
         self.app, self.served, self.terms, self.limits = app, served, terms, limits
+        self.r4 = r4
 
     async def _access(self, scope: dict[str, Any]) -> Access | None:
         """Who asks, settled once per request for the whole app (`server/access.py` reads it).
@@ -136,6 +144,12 @@ class FastReads:
         access = await self._access(scope)
         if access is None:
             await self.app(scope, receive, send)
+            return
+        if (
+            scope["method"] == "GET"
+            and scope["path"].startswith(R4_BASE)
+            and await self._r4_read(scope, send, access)
+        ):
             return
         if scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
             path: str = scope["path"]
@@ -181,6 +195,26 @@ class FastReads:
                 await self._search(scope, receive, send, access)
                 return
         await self.app(scope, receive, send)
+
+    async def _r4_read(self, scope: dict[str, Any], send: Any, access: Access) -> bool:
+        """The plainest R4 read (`GET /fhir-r4/<SAFEST type>/<id>`) of a served resource, from its
+        prepared R4 bytes (server/r4view.py); False: the app answers."""
+        path: str = scope["path"]
+        if path.count("/") != 3 or not _plain_read(scope["query_string"]) or self.r4 is None:
+            return False
+        r4_type, rid = path[len(R4_BASE) :].split("/")
+        rtype = R5_OF_R4.get(r4_type)
+        if rtype not in _TYPES or not ID_PATTERN.fullmatch(rid) or not _wants_json(scope["headers"]):
+            return False
+        prepared = self.served.read(str(rtype), rid, access)
+        if prepared is None:
+            return False
+        if prepared.version.tier == NATIONAL:
+            scope[AUDIENCE] = EVERYONE
+        r4 = self.r4.prepared(prepared)
+        scope[PREPARED] = True
+        await _answer(send, r4.raw_headers(), r4.body)
+        return True
 
     def _audience(self, scope: dict[str, Any], access: Access) -> str | None:
         """Who may be given a search's answer (server/conventions.py): EVERYONE when no release

@@ -184,6 +184,17 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("sector-unit-dose-1",),
     ),
     ("$everything", f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything", "shows", ALL),
+    # the SAFEST R4 view of the same store: the sector's unit dose is a MedicinalProductPackaged there
+    ("R4 read", "/fhir-r4/MedicinalProductPackaged/sector-unit-dose-1", "r4", ()),
+    ("R4 vread", "/fhir-r4/MedicinalProductPackaged/sector-unit-dose-1/_history/1", "r4", ()),
+    ("R4 instance history", "/fhir-r4/MedicinalProductPackaged/sector-unit-dose-1/_history", "r4", ()),
+    (
+        "R4 search by _id",
+        "/fhir-r4/MedicinalProductPackaged?_id=sector-unit-dose-1",
+        "shows",
+        ("sector-unit-dose-1",),
+    ),
+    ("R4 search all", "/fhir-r4/MedicinalProductPackaged?_count=1000", "shows", ("sector-unit-dose-1",)),
     ("system history", "/fhir/_history?_count=1000", "shows", ALL),
     ("releases", "/releases", "listing", ()),
     ("release report", "/releases/{release}", "report", ()),
@@ -325,6 +336,17 @@ def _check(
         else:
             assert answer.status_code == 404, answer.text
             assert answer.json()["issue"][0]["diagnostics"] == f"there is no release {release}"
+        return
+    if kind == "r4":  # about the sector's unit dose, whichever marker: 404 to all but its readers
+        unit_dose = "sector-unit-dose-1"
+        if entitled(who, *MARKERS[unit_dose]):
+            assert answer.status_code == 200, answer.text
+            assert unit_dose in served_ids(answer)
+        else:
+            assert answer.status_code == 404, answer.text
+            diagnostics = answer.json()["issue"][0]["diagnostics"]
+            assert diagnostics == f"MedicinalProductPackaged/{unit_dose} is not known"
+            assert unit_dose not in served_ids(answer)
         return
     if kind == "own" and not may and name in ("read", "vread", "instance history"):
         # exactly what a resource that never existed gets: nothing tells the two apart

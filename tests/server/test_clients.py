@@ -2,7 +2,8 @@
 
 fhirpy reads, pages and includes through its own API. fhirclient (SMART client-py) is R4 and has
 no model classes for the R5 IDMP types, so it talks to the server through its FHIRServer's JSON
-requests; its R4 CapabilityStatement model still has to accept our R5 statement. A client asking
+requests; its R4 CapabilityStatement model still has to accept our R5 statement. Against /fhir-r4
+(the SAFEST R4 view) it uses its R4 model classes, which check types and required elements. A client asking
 for FHIR XML gets what the JSON says, as fhir.resources' XML parser reads it.
 """
 
@@ -15,6 +16,10 @@ import pytest
 from fhir.resources import get_fhir_model_class
 from fhir.resources.packagedproductdefinition import PackagedProductDefinition
 from fhirclient.client import FHIRClient
+from fhirclient.models.medicinalproduct import MedicinalProduct
+from fhirclient.models.medicinalproductingredient import MedicinalProductIngredient
+from fhirclient.models.medicinalproductpackaged import MedicinalProductPackaged
+from fhirclient.models.substancespecification import SubstanceSpecification
 from fhirclient.server import FHIRNotFoundException, FHIRServer
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
@@ -107,6 +112,52 @@ def test_fhirclient_includes_the_product_a_package_is_for(smart: FHIRServer) -> 
     bundle = smart.request_json(f"{PPD}?identifier=014884&_include={PPD}:package-for")
     modes = [(e["search"]["mode"], e["resource"]["id"]) for e in bundle["entry"]]
     assert modes == [("match", CERTICAN_PACKAGE), ("include", CERTICAN_BRAND)]
+
+
+# -- fhirclient's R4 models against /fhir-r4 (the SAFEST view) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smart_r4(live: LiveServer) -> FHIRServer:
+    client = FHIRClient(settings={"app_id": "grunndata-tests", "api_base": live.url + "/fhir-r4"})
+    assert client.prepare()
+    assert client.server.capabilityStatement.fhirVersion == "4.0.1"
+    server: FHIRServer = client.server
+    return server
+
+
+def test_fhirclient_r4_models_read_a_package_its_product_ingredient_and_substance(
+    smart_r4: FHIRServer,
+) -> None:
+    """The R4 model classes (which validate types and required elements) take what /fhir-r4 sends."""
+    package = MedicinalProductPackaged.read(CERTICAN_PACKAGE, smart_r4)
+    assert package.id == CERTICAN_PACKAGE
+    assert "014884" in [i.value for i in package.identifier]
+    assert package.subject[0].reference == f"MedicinalProduct/{CERTICAN_BRAND}"
+    assert package.packageItem[0].type.coding[0].code == "169"
+    assert package.as_json()["resourceType"] == "MedicinalProductPackaged"
+    product = MedicinalProduct.read(CERTICAN_BRAND, smart_r4)
+    assert product.name[0].productName == "Certican Disperg tab 0,1 mg"
+    ingredient = MedicinalProductIngredient.read(f"{CERTICAN_BRAND}-1", smart_r4)
+    assert ingredient.role.coding[0].code == "100000072072"
+    (reference,) = ingredient.substance.code.extension
+    substance = SubstanceSpecification.read(reference.valueReference.reference.split("/")[1], smart_r4)
+    assert substance.name[0].name == "Everolimus"
+    with pytest.raises(FHIRNotFoundException):
+        MedicinalProductPackaged.read("no-such-package", smart_r4)
+
+
+def test_fhirclient_r4_searches_by_varenr_and_gtin(smart_r4: FHIRServer) -> None:
+    for value in ("014884", f"{VARENR}|014884", "https://www.gs1.org/gtin|7046260148840"):
+        found = MedicinalProductPackaged.where(struct={"identifier": value}).perform_resources(smart_r4)
+        assert [p.id for p in found] == [CERTICAN_PACKAGE], value
+
+
+def test_fhirclient_r4_pages_through_every_package_into_its_models(smart_r4: FHIRServer) -> None:
+    bundles = pages(smart_r4, "MedicinalProductPackaged?_count=25")
+    assert [len(b.get("entry", [])) for b in bundles] == [25, 25, 25, 25, 7]
+    models = [MedicinalProductPackaged(e["resource"]) for b in bundles for e in b["entry"]]  # strict
+    assert len({m.id for m in models}) == PACKAGES
 
 
 # -- FHIR XML -----------------------------------------------------------------------------------------

@@ -1,6 +1,17 @@
 """The HTTP routes, one module per area; each holds a module-level `router` of named handlers that
 receive what they need through server/deps.py. The app factory includes them in order."""
 
-from grunndata.server.routes import catalog, fhir, home, imports, m30, migration, ops, package, terminology
+from grunndata.server.routes import (
+    catalog,
+    fhir,
+    home,
+    imports,
+    m30,
+    migration,
+    ops,
+    package,
+    r4,
+    terminology,
+)
 
-__all__ = ["catalog", "fhir", "home", "imports", "m30", "migration", "ops", "package", "terminology"]
+__all__ = ["catalog", "fhir", "home", "imports", "m30", "migration", "ops", "package", "r4", "terminology"]

@@ -15,12 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from grunndata.fhir import EXT_BASE
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.translators.safest.model import Json, Problem, json_bytes
 
 KEPT_BASE = EXT_BASE + "r4-"
 """Extensions ``r4-<R4 path>`` hold an R4 element that R5 has no element for, as its JSON text."""
+R5_KEPT_BASE = EXT_BASE + "r5-"
+"""The mirror: extensions ``r5-<R5 path>`` on an R4 element hold an R5 element R4 has no element
+for (or cannot hold exactly), as its JSON text; made by to_r4.py, and the R5 element again here."""
 
 
 def kept_url(path: str) -> str:
@@ -372,6 +377,23 @@ def _primitive_extension(table: Table, name: str, value: Any, out: Json, at: At)
         )
 
 
+def _r5_element(url: str, text: str, out: Json, at: At) -> bool:
+    """An ``r5-<R5 path>`` extension (to_r4.py) -> that R5 element, replacing what the R4 elements
+    gave for it (it is the exact R5 value; they are what R4 could say of it); null: R5 has none.
+    Not JSON: kept as it is."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        at.warn(f"{at.path}.extension ({url}) holds no JSON; kept as it is")
+        return False
+    name = url.rsplit(".", 1)[-1]
+    if value is None:  # R5 had none (R4 required a value, and said a default)
+        out.pop(name, None)
+    else:
+        out[name] = value
+    return True
+
+
 def renames_only(rule: object) -> bool:
     """A rule that only renames its primitive: its ``_name`` (the primitive's extensions) follows it."""
     return isinstance(rule, To) and rule.convert is same and not rule.as_list and not rule.first
@@ -381,6 +403,8 @@ def _map_extension(extension: Any, table: Table, out: Json, at: At) -> bool:
     url = extension.get("url") if isinstance(extension, dict) else None
     if not isinstance(url, str):
         return False
+    if url.startswith(R5_KEPT_BASE) and isinstance(extension.get("valueString"), str):
+        return _r5_element(url, extension["valueString"], out, at)
     return any(rule.matches(url) and rule.function(extension, out, at) for rule in table.extensions)
 
 

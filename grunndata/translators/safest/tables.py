@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -61,8 +62,23 @@ def concept_of_text(text: Any, at: At) -> Json:
     return {"text": text}
 
 
+SUBSTANCE_REFERENCE = "http://legemiddelverket.no/fhir/StructureDefinition/safest-substanceReference"
+"""SAFEST's extension on a CodeableConcept naming a SubstanceSpecification (valueReference)."""
+
+
 def concept_reference(concept: Any, at: At) -> Json:
-    """R4 CodeableConcept -> R5 CodeableReference (substance codes, operation type)."""
+    """R4 CodeableConcept -> R5 CodeableReference (substance codes, operation type); a concept that
+    is only SAFEST's substanceReference extension -> the CodeableReference's reference."""
+    extensions = concept.get("extension") if isinstance(concept, dict) else None
+    if (
+        set(concept) == {"extension"}
+        and isinstance(extensions, list)
+        and len(extensions) == 1
+        and isinstance(extensions[0], dict)
+        and str(extensions[0].get("url", "")).lower().endswith("safest-substancereference")
+        and isinstance(extensions[0].get("valueReference"), dict)
+    ):
+        return {"reference": copy.deepcopy(extensions[0]["valueReference"])}
     return {"concept": copy.deepcopy(concept)}
 
 
@@ -76,13 +92,15 @@ def period_from(date_time: Any, at: At) -> Json:
     return {"start": date_time}
 
 
-def wrapped(name: str) -> Any:
-    """A converter putting the value one level down, under `name` (contact -> contact.contact)."""
+@dataclass(frozen=True, slots=True)
+class wrapped:  # noqa: N801 (a converter, named as the functions beside it)
+    """A converter putting the value one level down, under `name` (contact -> contact.contact).
+    A value, not a closure, so the R5 -> R4 direction (to_r4.py) can read `name` back."""
 
-    def convert(value: Any, at: At) -> Json:
-        return {name: copy.deepcopy(value)}
+    name: str
 
-    return convert
+    def __call__(self, value: Any, at: At) -> Json:
+        return {self.name: copy.deepcopy(value)}
 
 
 def cross_reference(identifier: Any, at: At) -> Json:
@@ -283,22 +301,24 @@ def _item_number(extension: Json, out: Json, at: At) -> bool:
     return True
 
 
-def _fest_identifier(system: str) -> Callable[[Json, Json, At], bool]:
+@dataclass(frozen=True, slots=True)
+class _fest_identifier:  # noqa: N801 (an extension function, named as the functions beside it)
     """A SAFEST extension holding a FEST id (legemiddeldoseId, legemiddelMerkevareId) or the LMR
     number -> an identifier of the resource: an Identifier as SAFEST gives it (its system too: the
-    import maps systems to the served form), a plain string in `system`."""
+    import maps systems to the served form), a plain string in `system`. A value, not a closure, so
+    the R5 -> R4 direction can read `system` back."""
 
-    def convert(extension: Json, out: Json, at: At) -> bool:
+    system: str
+
+    def __call__(self, extension: Json, out: Json, at: At) -> bool:
         if isinstance(extension.get("valueIdentifier"), dict):
             identifier = copy.deepcopy(extension["valueIdentifier"])
         elif isinstance(extension.get("valueString"), str):
-            identifier = {"system": system, "value": extension["valueString"]}
+            identifier = {"system": self.system, "value": extension["valueString"]}
         else:
             return False
         out.setdefault("identifier", []).append(identifier)
         return True
-
-    return convert
 
 
 def _contained_item(extension: Json, out: Json, at: At) -> bool:

@@ -1,0 +1,148 @@
+"""A SAFEST client changes its base URL to /fhir-r4 and nothing else: the same store's national
+data, in DMP's R4 shape, read, vread, history and search by varenr, GTIN and FEST id, paged."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi.testclient import TestClient
+
+from grunndata.importers.identifiers import served_identifiers
+from grunndata.translators.safest import to_r5
+from grunndata.translators.safest.to_r4 import PROFILES, to_r4
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, GTIN, VARENR
+
+MPP = "MedicinalProductPackaged"
+R4 = "/fhir-r4"
+
+
+def _get(api: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
+    r = api.get(path, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _ids(bundle: dict[str, Any]) -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
+def test_the_capability_statement_is_r4(api: TestClient) -> None:
+    statement = _get(api, f"{R4}/metadata")
+    assert statement["fhirVersion"] == "4.0.1"
+    assert statement["url"] == "http://testserver/fhir-r4/metadata"
+    resources = statement["rest"][0]["resource"]
+    assert [r["type"] for r in resources] == [
+        "MedicinalProduct",
+        "MedicinalProductPackaged",
+        "MedicinalProductManufactured",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductIngredient",
+        "SubstanceSpecification",
+    ]
+    assert resources[1]["profile"] == PROFILES[MPP]
+    assert [p["name"] for p in resources[1]["searchParam"]] == ["identifier", "_id"]
+
+
+def test_a_package_read_as_r4_is_the_r5_package_made_r4(api: TestClient) -> None:
+    r5 = _get(api, f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}")
+    answer = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}")
+    assert answer.status_code == 200
+    assert answer.headers["etag"] == 'W/"1"'
+    r4 = answer.json()
+    assert r4 == to_r4(r5)
+    assert r4["resourceType"] == MPP and r4["id"] == CERTICAN_PACKAGE
+    assert r4["meta"]["profile"] == [PROFILES[MPP]]
+    assert r4["meta"]["versionId"] == "1"
+    assert r4["subject"] == [{"reference": f"MedicinalProduct/{CERTICAN_BRAND}"}]
+    again = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}")  # made once, then from the cache
+    assert again.content == answer.content
+    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}", headers={"If-None-Match": 'W/"1"'}).status_code == 304
+
+
+def test_what_is_served_as_r4_comes_back_as_the_served_r5(api: TestClient) -> None:
+    """Every package, product and substance read over R4 and converted back by the SAFEST importer's
+    conversion is the R5 resource /fhir serves, meta included (SAFEST's profile aside)."""
+    for r4_type, r5_type in (
+        (MPP, "PackagedProductDefinition"),
+        ("MedicinalProduct", "MedicinalProductDefinition"),
+        ("SubstanceSpecification", "SubstanceDefinition"),
+        ("MedicinalProductIngredient", "Ingredient"),
+    ):
+        bundle = _get(api, f"/fhir/{r5_type}?_count=1000")
+        assert bundle["entry"]
+        for entry in bundle["entry"]:
+            r5 = entry["resource"]
+            r4 = _get(api, f"{R4}/{r4_type}/{r5['id']}")
+            conversion = to_r5([r4])
+            assert conversion.errors == []
+            (back,) = conversion.resources
+            back = served_identifiers(back)
+            back["meta"]["profile"].remove(PROFILES[r4_type])
+            if not back["meta"]["profile"]:
+                del back["meta"]["profile"]
+            assert back == r5, r5["id"]
+
+
+def test_vread_and_instance_history(api: TestClient) -> None:
+    r4 = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/1")
+    assert r4["resourceType"] == MPP and r4["meta"]["versionId"] == "1"
+    missing = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/2", 404)
+    assert missing["issue"][0]["diagnostics"] == f"{MPP}/{CERTICAN_PACKAGE} has no version 2"
+    assert _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/x1", 400)["resourceType"] == "OperationOutcome"
+    history = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history")
+    assert history["type"] == "history"
+    (entry,) = history["entry"]
+    assert entry["fullUrl"] == f"http://testserver/fhir-r4/{MPP}/{CERTICAN_PACKAGE}"
+    assert entry["request"] == {"method": "POST", "url": f"{MPP}/{CERTICAN_PACKAGE}"}
+    assert entry["resource"] == r4
+    unknown = _get(api, f"{R4}/{MPP}/nope/_history", 404)
+    assert unknown["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
+    assert all(urlsplit(link["url"]).path.startswith(f"{R4}/{MPP}/") for link in history["link"])
+
+
+def test_search_by_varenr_gtin_fest_id_and_id(api: TestClient) -> None:
+    for value in (
+        "014884",
+        f"{VARENR}|014884",
+        f"{GTIN}|7046260148840",
+        f"http://dmp.no/fhir/NamingSystem/festLegemiddelPakning|ID_{CERTICAN_PACKAGE}",
+    ):
+        bundle = _get(api, f"{R4}/{MPP}?identifier={value}")
+        assert _ids(bundle) == [CERTICAN_PACKAGE], value
+        assert bundle["entry"][0]["resource"]["resourceType"] == MPP
+        assert bundle["entry"][0]["fullUrl"] == f"http://testserver/fhir-r4/{MPP}/{CERTICAN_PACKAGE}"
+    assert _ids(_get(api, f"{R4}/{MPP}?_id={CERTICAN_PACKAGE},nope")) == [CERTICAN_PACKAGE]
+    assert _ids(_get(api, f"{R4}/{MPP}?identifier=http://example.org|014884")) == []
+    product = _get(api, f"{R4}/MedicinalProduct?_id={CERTICAN_BRAND}")
+    assert product["entry"][0]["resource"]["resourceType"] == "MedicinalProduct"
+
+
+def test_paging_stays_on_r4(api: TestClient) -> None:
+    seen: list[str] = []
+    page = _get(api, f"{R4}/{MPP}?_count=40&_total=accurate")
+    assert page["total"] == 107
+    while True:
+        seen += _ids(page)
+        assert {e["resource"]["resourceType"] for e in page["entry"]} == {MPP}
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        assert urlsplit(following[0]).path == f"{R4}/{MPP}"
+        page = _get(api, following[0].removeprefix("http://testserver"))
+    assert len(seen) == len(set(seen)) == 107
+
+
+def test_types_only_r5_has_and_bad_requests_are_clear(api: TestClient) -> None:
+    for r5_only in ("RegulatedAuthorization", "ClinicalUseDefinition", "PackagedProductDefinition", "Basic"):
+        outcome = _get(api, f"{R4}/{r5_only}/{CERTICAN_BRAND}", 404)
+        assert outcome["issue"][0]["diagnostics"].startswith(f"{r5_only!r} is not served as R4")
+    assert _get(api, f"{R4}/{MPP}/nope", 404)["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
+    assert _get(api, f"{R4}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
+    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=xml").status_code == 406
+    strict = _get(api, f"{R4}/{MPP}?colour=blue", 400, Prefer="handling=strict")
+    assert "colour" in strict["issue"][0]["diagnostics"]
+    lenient = _get(api, f"{R4}/{MPP}?identifier=014884&colour=blue")
+    assert _ids(lenient) == [CERTICAN_PACKAGE]
