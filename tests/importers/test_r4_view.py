@@ -1,9 +1,10 @@
 """The R4 view imported again: every national resource of the real extract, served in SAFEST's R4
 shape and imported through our SAFEST importer, is stored and served as the R5 resource it was.
 
-Apart from: meta (a new release's), the source-profile marker the import adds, and the references
+Apart from: meta (a new release's), the source-profile marker the import adds, the references
 to resources the R4 view does not serve (Basic: FEST's conditions and refund groups; R5-only, so
-not in this delivery), which the importer's guard drops as pointing at nothing.
+not in this delivery), which the importer's guard drops as pointing at nothing, and the PhPIDs the
+import computes (compared on their own: the same as a FEST import of the extract computes).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from grunndata.fhir.systems import NS_PHPID
+from grunndata.importers.fest import import_fest
 from grunndata.importers.safest import import_safest
 from grunndata.server import create_app
+from grunndata.store import connect
 from grunndata.translators.safest.to_r4 import R4_OF_R5, to_r4
 from tests.conftest import REAL_FEST, require
 from tests.translators.conftest import read, translate_all
@@ -32,6 +36,21 @@ def _references(value: Any) -> list[str]:
     if isinstance(value, list):
         return [r for child in value for r in _references(child)]
     return []
+
+
+def _phpids(resource: Json) -> list[str]:
+    found = resource.get("identifier", [])
+    return [
+        i["value"] for i in (found if isinstance(found, list) else [found]) if i.get("system") == NS_PHPID
+    ]
+
+
+def _without_phpids(resource: Json) -> Json:
+    found = resource.get("identifier")
+    if not isinstance(found, list) or not _phpids(resource):
+        return resource
+    kept = [i for i in found if i.get("system") != NS_PHPID]
+    return {k: v for k, v in resource.items() if k != "identifier"} | ({"identifier": kept} if kept else {})
 
 
 def _comparable(value: Any) -> Any:
@@ -64,13 +83,20 @@ def test_the_r4_view_imported_again_is_served_as_the_same_r5(engine: Engine, tmp
     # forced: the R5-only resources the view's references name are not in it
     result = import_safest(engine, delivery, force=True)
     assert result.as_report()["problem_count"] == 0
-    with TestClient(create_app(engine)) as client:
-        differing = []
+    from_fest = connect(f"sqlite:///{tmp_path / 'fest.db'}")
+    import_fest(from_fest, require(REAL_FEST))
+    with TestClient(create_app(engine)) as client, TestClient(create_app(from_fest)) as fest:
+        differing, phpids = [], 0
         for resource in national:
-            served = client.get(f"/fhir/{resource['resourceType']}/{resource['id']}").json()
+            path = f"/fhir/{resource['resourceType']}/{resource['id']}"
+            served = client.get(path).json()
             served.pop("meta")
-            if _comparable(served) != _comparable(resource):
+            if _comparable(_without_phpids(served)) != _comparable(resource):
                 differing.append(f"{resource['resourceType']}/{resource['id']}")
+            assert _phpids(served) == _phpids(fest.get(path).json()), path
+            phpids += bool(_phpids(served))
+    from_fest.dispose()
     assert differing == []
+    assert phpids == 185  # 107 packages, 75 administrable forms, 3 LegemiddelVirkestoff products
     dropped = [r for r in national if any(p.split("/")[0] in R5_ONLY for p in _references(r))]
     assert len(dropped) == 80  # what the comparison leaves aside, counted
