@@ -107,6 +107,7 @@ def create_app(
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search
     app.include_router(routes.fhir.router)
     app.include_router(routes.r4.router)  # the SAFEST R4 view of the same store
+    app.include_router(routes.r4.hresept_router)  # and with DMP's H-resept content filters
     app.include_router(routes.m30.router)
     app.include_router(routes.imports.router)
     app.include_router(routes.migration.router)

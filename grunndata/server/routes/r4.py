@@ -1,6 +1,8 @@
 """The national data as FHIR R4 in DMP's SAFEST shape at /fhir-r4, beside R5 at /fhir, from one store.
 
-A SAFEST client changes only its base URL. The answers are the R5 interactions' (routes/fhir.py: the
+A SAFEST client changes only its base URL. The same routes answer at /fhir-r4-hresept with DMP's
+H-resept content filters applied (translators/content_filters.py; each switchable by a setting):
+a search leaves out what the view excludes, a read of an excluded resource is a 404 there. The answers are the R5 interactions' (routes/fhir.py: the
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
 on the way out; a made R4 body is kept per stored version (server/r4view.py), and a plain read of
 one is answered by the fast path, as an R5 read is. JSON only for now: the XML writer orders elements by R5's definitions.
@@ -23,13 +25,57 @@ from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
 from grunndata.server.fhir_io.responses import FhirError, negotiate, send
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
+from grunndata.store.searchparams import R4_BARCODE_TYPES, r4_barcode_param
+from grunndata.translators.content_filters import H_RESEPT, enabled
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, SAFEST_TYPES, to_r4
 
 SEARCH_PARAMS = ("identifier", "_id")
 """The R4 search parameters: the R5 ones of the same name (a varenr, GTIN or FEST id in any form)."""
 KEPT_PARAMS = frozenset((*SEARCH_PARAMS, "_count", "_offset", "_snapshot", "_total", "_format", "_pretty"))
+BARCODE_PARAMS = {
+    "MedicinalProductPackaged": (
+        "package-item-level-one",
+        "package-item-level-two",
+        "package-item-level-three",
+    ),
+    "MedicinalProductManufactured": ("barcode",),
+}
+"""DMP's product-code parameters per R4 type (and our `barcode` on the item), each answered by the
+R5 parameter `searchparams.r4_barcode_param` names; an entry says where the code was found."""
+assert set(BARCODE_PARAMS) <= set(R4_BARCODE_TYPES)
 
-router = APIRouter(prefix="/fhir-r4", tags=["FHIR R4 (SAFEST)"])
+R4_PREFIX, HRESEPT_PREFIX = "/fhir-r4", "/fhir-r4-hresept"
+VIEWS = {R4_PREFIX: None, HRESEPT_PREFIX: H_RESEPT}
+"""Each R4 base and the content-filter view (translators/content_filters.py VIEWS) it serves."""
+CONTENT_FILTER = "content-filter"
+
+router = APIRouter(prefix=R4_PREFIX, tags=["FHIR R4 (SAFEST)"])
+hresept_router = APIRouter(prefix=HRESEPT_PREFIX, tags=["FHIR R4 (SAFEST), H-resept view"])
+
+
+def _prefix(request: Request) -> str:
+    """The R4 base the request came by (/fhir-r4 or /fhir-r4-hresept): its route's prefix."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    return HRESEPT_PREFIX if path.startswith(HRESEPT_PREFIX + "/") else R4_PREFIX
+
+
+def _excluded(request: Request) -> tuple[str, ...]:
+    """The content-filter codes the base applies (none on /fhir-r4; the settings' switches respected)."""
+    return enabled(VIEWS[_prefix(request)], request.app.state.settings.content_filters_on())
+
+
+def _check_view(asked: Asked, request: Request, pk: int, name: str) -> None:
+    """A 404 for a version the base's view leaves out (as if it were not there)."""
+    codes = _excluded(request)
+    if not codes:
+        return
+    with asked.served.engine.connect() as conn:
+        out = store.excluded_of(conn, asked.served.snapshot(), [pk], codes)
+    if out:
+        raise FhirError(
+            404, "not-found", f"{name} is not in the H-resept view (left out by {', '.join(sorted(out[pk]))})"
+        )
 
 
 def _cache(request: Request) -> R4Cache:
@@ -48,7 +94,7 @@ async def asked_r4(request: Request) -> Asked:
             raise FhirError(
                 404,
                 "not-supported",
-                f"{r4_type!r} is not served as R4; the SAFEST types are {', '.join(SAFEST_TYPES)} "
+                f"{r4_type[:100]!r} is not served as R4; the SAFEST types are {', '.join(SAFEST_TYPES)} "
                 "(the rest of the data is R5 only, at /fhir)",
             )
         rtype = R5_OF_R4[r4_type]
@@ -58,7 +104,9 @@ async def asked_r4(request: Request) -> Asked:
     limits = limits_of(request)
     if negotiate(request) != "json":
         raise FhirError(
-            406, "not-supported", "/fhir-r4 answers in application/fhir+json only (R4 XML is to come)"
+            406,
+            "not-supported",
+            f"{_prefix(request)} answers in application/fhir+json only (R4 XML is to come)",
         )
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
 
@@ -70,7 +118,7 @@ R4Asked = Annotated[Asked, Depends(asked_r4)]
 
 
 async def metadata(request: Request, asked: R4Asked) -> Response:
-    return send(request, "json", capability_statement(_base(request)))
+    return send(request, "json", capability_statement(_base(request), VIEWS[_prefix(request)]))
 
 
 async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
@@ -82,21 +130,30 @@ async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str
         answer = await r5.vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
+    if _excluded(request):
+        await run_in_threadpool(_check_current, request, asked, rid)
     return await run_in_threadpool(_resource_answer, request, asked, answer)
 
 
 async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
-    items = [(k, v) for k, v in request.query_params.multi_items() if k in KEPT_PARAMS]
-    unknown = sorted({k for k, _ in request.query_params.multi_items()} - KEPT_PARAMS)
+    barcodes = {code for code in BARCODE_PARAMS.get(rtype, ()) if r4_barcode_param(rtype, code) is not None}
+    kept = KEPT_PARAMS | barcodes
+    given = request.query_params.multi_items()
+    # a barcode parameter with a modifier goes on, so that R5's parse refuses it with a 400
+    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in barcodes]
+    unknown = sorted({k for k, _ in given} - {k for k, _ in items})
     if unknown and strict(request.headers.get("prefer", "")):
-        raise bad(
-            f"unknown R4 search parameter {unknown[0]!r}; /fhir-r4 searches by {', '.join(SEARCH_PARAMS)}"
-        )
+        known = ", ".join((*SEARCH_PARAMS, *sorted(barcodes)))
+        raise bad(f"unknown R4 search parameter {unknown[0][:100]!r}; {_prefix(request)} searches by {known}")
+    if VIEWS[_prefix(request)] is not None:
+        items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
     answer = await run_in_threadpool(r5._search, request, asked, items, [])
     return _bundle_answer(request, asked, answer)
 
 
 async def instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+    if _excluded(request):
+        await run_in_threadpool(_check_current, request, asked, rid)
     try:
         answer = await run_in_threadpool(r5._history, request, asked, asked.rtype, rid)
     except FhirError as error:
@@ -123,8 +180,17 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
         if gone:
             raise FhirError(410, "deleted", f"{r4_name} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{r4_name} is not known")
+    _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[rtype]}/{rid}")
     body = _cache(request).prepared(prepared).body
     return r5._read_response(request, "json", prepared.version, None, body)
+
+
+def _check_current(request: Request, asked: Asked, rid: str) -> None:
+    """In a filtered view: a 404 for a resource whose served version the view leaves out (its
+    history and versions with it: the view is judged on what the release serves)."""
+    prepared = asked.served.read(asked.rtype, rid, asked.access)
+    if prepared is not None:
+        _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[asked.rtype]}/{rid}")
 
 
 def _resource_answer(request: Request, asked: Asked, answer: Response) -> Response:
@@ -148,7 +214,7 @@ def _bundle_answer(request: Request, asked: Asked, answer: Response) -> Response
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        link["url"] = _r4_url(str(link.get("url", "")), r5_base, r4_base)
+        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, r4_base)
     return _sent(answer, orjson.dumps(bundle))
 
 
@@ -157,6 +223,15 @@ def _sent(answer: Response, body: bytes) -> Response:
     return Response(
         body, answer.status_code, headers=headers, media_type="application/fhir+json; charset=utf-8"
     )
+
+
+def _without_view(url: str) -> str:
+    """A link without the content-filter parameter the base added (its base says the view)."""
+    head, _, query = url.partition("?")
+    if not query:
+        return url
+    parts = [p for p in query.split("&") if not p.startswith(CONTENT_FILTER + "=")]
+    return f"{head}?{'&'.join(parts)}"
 
 
 def _r4_path(path: str) -> str:
@@ -173,12 +248,13 @@ def _r4_url(url: str, r5_base: str, r4_base: str) -> str:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir-r4"
+    return str(request.base_url).rstrip("/") + _prefix(request)
 
 
-def capability_statement(base: str) -> bytes:
-    """What /fhir-r4 serves, in R4: the SAFEST types, read, vread, history of an instance, search by
-    identifier and _id; each resource in its SAFEST profile."""
+def capability_statement(base: str, view: str | None = None) -> bytes:
+    """What an R4 base serves, in R4: the SAFEST types, read, vread, history of an instance, search by
+    identifier and _id (and DMP's product-code parameters); each resource in its SAFEST profile.
+    `view`: the content-filter view the base applies (/fhir-r4-hresept: h-resept)."""
     resources: list[dict[str, Any]] = [
         {
             "type": r4_type,
@@ -195,20 +271,40 @@ def capability_statement(base: str) -> bytes:
                     "documentation": "varenr, GTIN or FEST id, in any of its forms",
                 },
                 {"name": "_id", "type": "token"},
+                *(
+                    {
+                        "name": code,
+                        "type": "token",
+                        "documentation": (
+                            "a product code (GTIN) at this packaging level; the entry's search "
+                            "extension says where it was found"
+                            if code.startswith("package-item-level-")
+                            else "the item's product code (GTIN)"
+                        ),
+                    }
+                    for code in BARCODE_PARAMS.get(r4_type, ())
+                ),
             ],
         }
         for r4_type in SAFEST_TYPES
     ]
+    viewed = (
+        f" DMP's {view} content filters applied (docs/h-resept-filters.md): what they exclude is "
+        "neither found nor read here."
+        if view
+        else ""
+    )
     statement = {
         "resourceType": "CapabilityStatement",
-        "id": "grunndata-r4",
+        "id": "grunndata-r4" + (f"-{view}" if view else ""),
         "url": f"{base}/metadata",
         "name": "GrunndataR4",
         "title": "Grunndata: the national data as FHIR R4 in DMP's SAFEST profiles",
         "status": "active",
         "date": "2026-12-07",
         "publisher": "Grunndata",
-        "description": "The SAFEST R4 types made from the same store the R5 API at /fhir serves; read-only.",
+        "description": "The SAFEST R4 types made from the same store the R5 API at /fhir serves; read-only."
+        + viewed,
         "kind": "instance",
         "software": {"name": "grunndata"},
         "implementation": {"description": "Grunndata FHIR R4 (SAFEST) view", "url": base},
@@ -221,6 +317,7 @@ def capability_statement(base: str) -> bytes:
                     "Read-only. The same data, snapshots and access rules as the R5 API at /fhir: "
                     "sector and supplementary data only with their scopes. R5 elements R4 has no place "
                     "for travel as extensions https://grunndata.no/fhir/StructureDefinition/r5-<R5 path>."
+                    + viewed
                 ),
                 "resource": resources,
             }
@@ -230,12 +327,14 @@ def capability_statement(base: str) -> bytes:
 
 
 # not in the OpenAPI document yet (its answers are not described per SAFEST type); the
-# CapabilityStatement at /fhir-r4/metadata lists what is served
-for _path, _endpoint in (
-    ("/metadata", metadata),
-    ("/{rtype}", search),
-    ("/{rtype}/{rid}", read),
-    ("/{rtype}/{rid}/_history", instance_history),
-    ("/{rtype}/{rid}/_history/{vid}", vread),
-):
-    router.add_api_route(_path, _endpoint, methods=["GET"], include_in_schema=False)
+# CapabilityStatement at <base>/metadata lists what is served. The same handlers on both bases:
+# each asks `_prefix` which it was reached by.
+for _router in (router, hresept_router):
+    for _path, _endpoint in (
+        ("/metadata", metadata),
+        ("/{rtype}", search),
+        ("/{rtype}/{rid}", read),
+        ("/{rtype}/{rid}/_history", instance_history),
+        ("/{rtype}/{rid}/_history/{vid}", vread),
+    ):
+        _router.add_api_route(_path, _endpoint, methods=["GET"], include_in_schema=False)
