@@ -43,7 +43,14 @@ def test_the_capability_statement_is_r4(api: TestClient) -> None:
         "SubstanceSpecification",
     ]
     assert resources[1]["profile"] == PROFILES[MPP]
-    assert [p["name"] for p in resources[1]["searchParam"]] == ["identifier", "_id"]
+    assert [p["name"] for p in resources[1]["searchParam"]] == [
+        "identifier",
+        "_id",
+        "package-item-level-one",
+        "package-item-level-two",
+        "package-item-level-three",
+    ]
+    assert [p["name"] for p in resources[2]["searchParam"]] == ["identifier", "_id", "barcode"]
 
 
 def test_a_package_read_as_r4_is_the_r5_package_made_r4(api: TestClient) -> None:

@@ -1,0 +1,195 @@
+"""DMP's R4 bases beyond /fhir-r4's reads: `package-item-level-one|two|three` on MedicinalProductPackaged
+(the entry says where the code was found) and /fhir-r4-hresept, the R4 view with DMP's H-resept
+content filters applied; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from grunndata.importers.fest import import_fest
+from grunndata.server import create_app
+from grunndata.settings import Settings
+from tests.server.conftest import CERTICAN_PACKAGE, GTIN
+from tests.server.test_content_filters import MPD, PPD, planted
+
+MPP = "MedicinalProductPackaged"
+R4, HRESEPT = "/fhir-r4", "/fhir-r4-hresept"
+CERTICAN_GTIN = "7046260148840"
+LEVEL_ONE_MATCH = {
+    "url": "https://grunndata.no/fhir/StructureDefinition/barcode-match",
+    "extension": [
+        {"url": "where", "valueCode": "packaging"},
+        {"url": "level", "valueInteger": 1},
+        {
+            "url": "packageLevel",
+            "valueCoding": {
+                "system": "http://legemiddelverket.no/fhir/CodeSystem/PackageLevel",
+                "code": "1",
+                "display": "Primary",
+            },
+        },
+        {"url": "identifier", "valueIdentifier": {"system": GTIN, "value": CERTICAN_GTIN}},
+    ],
+}
+
+
+def _get(client: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
+    r = client.get(path, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _ids(client: TestClient, url: str) -> tuple[set[str], int]:
+    """Every id a search finds, following its next links (each on the same base, without a
+    content-filter parameter), and the total the first page gave."""
+    found: set[str] = set()
+    base = urlsplit(url).path
+    first = _get(client, url)
+    bundle = first
+    while True:
+        found |= {e["resource"]["id"] for e in bundle.get("entry", [])}
+        for link in bundle["link"]:
+            assert urlsplit(link["url"]).path == base
+            assert "content-filter" not in parse_qs(urlsplit(link["url"]).query)
+        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        if not following:
+            return found, int(first["total"])
+        bundle = _get(client, following[0].removeprefix("http://testserver"))
+
+
+# -- product codes at each packaging level ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", [R4, HRESEPT])
+def test_a_real_gtin_is_found_at_level_one_over_r4_and_the_entry_says_so(api: TestClient, base: str) -> None:
+    for value in (CERTICAN_GTIN, f"0{CERTICAN_GTIN}", f"{GTIN}|{CERTICAN_GTIN}"):  # GTIN-13, -14, system
+        bundle = _get(api, f"{base}/{MPP}?package-item-level-one={value}")
+        (entry,) = bundle["entry"]
+        assert entry["resource"]["resourceType"] == MPP
+        assert entry["resource"]["id"] == CERTICAN_PACKAGE
+        assert entry["fullUrl"] == f"http://testserver{base}/{MPP}/{CERTICAN_PACKAGE}"
+        assert entry["search"] == {"extension": [LEVEL_ONE_MATCH], "mode": "match"}, value
+    for deeper in ("two", "three"):  # the pack's GTIN is on its first level only
+        assert "entry" not in _get(api, f"{base}/{MPP}?package-item-level-{deeper}={CERTICAN_GTIN}")
+    assert "entry" not in _get(api, f"{base}/{MPP}?package-item-level-one=7046260148841")
+
+
+def test_the_r4_capability_statements_list_the_levels(api: TestClient) -> None:
+    for base, view in ((R4, ""), (HRESEPT, "h-resept")):
+        statement = _get(api, f"{base}/metadata")
+        assert statement["url"] == f"http://testserver{base}/metadata"
+        assert statement["id"] == ("grunndata-r4-h-resept" if view else "grunndata-r4")
+        assert ("h-resept content filters applied" in statement["description"]) == bool(view)
+        packaged = statement["rest"][0]["resource"][1]
+        assert packaged["type"] == MPP
+        assert [p["name"] for p in packaged["searchParam"]] == [
+            "identifier",
+            "_id",
+            "package-item-level-one",
+            "package-item-level-two",
+            "package-item-level-three",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        (f"package-item-level-one:exact={CERTICAN_GTIN}", "modifier :exact"),
+        ("package-item-level-one:missing=true", "missing"),
+        ("package-item-level-two=", "empty value"),
+        ("package-item-level-three=" + "9" * 600, "GRUNNDATA_SEARCH_MAX_VALUE_CHARS"),
+    ],
+)
+@pytest.mark.parametrize("base", [R4, HRESEPT])
+def test_a_bad_level_value_is_a_400_outcome(api: TestClient, base: str, query: str, said: str) -> None:
+    outcome = _get(api, f"{base}/{MPP}?{query}", 400)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert said in outcome["issue"][0]["diagnostics"]
+
+
+def test_a_level_dmp_does_not_define_or_a_level_on_another_type_is_unknown(api: TestClient) -> None:
+    strict = _get(api, f"{R4}/{MPP}?package-item-level-four=1", 400, Prefer="handling=strict")
+    assert "'package-item-level-four'" in strict["issue"][0]["diagnostics"]
+    other = _get(api, f"{R4}/MedicinalProduct?package-item-level-one=1", 400, Prefer="handling=strict")
+    assert "'package-item-level-one'" in other["issue"][0]["diagnostics"]
+    lenient = _get(api, f"{R4}/{MPP}?identifier=014884&package-item-level-four=1")
+    assert [e["resource"]["id"] for e in lenient["entry"]] == [CERTICAN_PACKAGE]
+
+
+# -- /fhir-r4-hresept: the R4 view with DMP's H-resept filters ---------------------------------------
+
+
+@pytest.fixture
+def planted_api(engine: Engine, tmp_path: Path) -> Iterator[tuple[Engine, TestClient, dict[str, Any]]]:
+    """The real extract with one product or package in each filter class (test_content_filters.py)."""
+    delivery, expected = planted(tmp_path)
+    import_fest(engine, delivery)
+    with TestClient(create_app(engine)) as client:
+        yield engine, client, {"expected": expected}
+
+
+def test_the_hresept_base_leaves_out_what_the_filters_exclude_and_fhir_r4_keeps_it(planted_api: Any) -> None:
+    _, client, found = planted_api
+    expected: dict[str, set[tuple[str, str]]] = found["expected"]
+    left_out = {rid for keys in expected.values() for rtype, rid in keys if rtype == PPD}
+    assert len(left_out) >= 4
+    everything, everything_total = _ids(client, f"{R4}/{MPP}?_count=200&_total=accurate")
+    view, view_total = _ids(client, f"{HRESEPT}/{MPP}?_count=9&_total=accurate")  # paged
+    assert (everything_total, len(everything)) == (107, 107)
+    assert everything - view == left_out
+    assert view_total == len(view) == 107 - len(left_out)
+    for rid in sorted(left_out):
+        assert _get(client, f"{R4}/{MPP}/{rid}")["id"] == rid
+        assert _get(client, f"{R4}/{MPP}?_id={rid}")["entry"][0]["resource"]["id"] == rid
+        outcome = _get(client, f"{HRESEPT}/{MPP}/{rid}", 404)
+        assert outcome["issue"][0]["diagnostics"].startswith(f"{MPP}/{rid} is not in the H-resept view")
+        assert "entry" not in _get(client, f"{HRESEPT}/{MPP}?_id={rid}")
+        _get(client, f"{HRESEPT}/{MPP}/{rid}/_history/1", 404)
+        _get(client, f"{HRESEPT}/{MPP}/{rid}/_history", 404)
+    kept = sorted(view)[0]
+    assert _get(client, f"{HRESEPT}/{MPP}/{kept}") == _get(client, f"{R4}/{MPP}/{kept}")
+    assert _get(client, f"{HRESEPT}/{MPP}/{kept}/_history/1")["id"] == kept
+    assert _get(client, f"{HRESEPT}/{MPP}/nope", 404)["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
+
+
+def test_the_left_out_product_is_left_out_of_the_hresept_base_too(planted_api: Any) -> None:
+    _, client, found = planted_api
+    planted = found["expected"]["atc-q"] | found["expected"]["homeopathic"]
+    products = {rid for rtype, rid in planted if rtype == MPD}
+    everything, _ = _ids(client, f"{R4}/MedicinalProduct?_count=200&_total=accurate")
+    view, view_total = _ids(client, f"{HRESEPT}/MedicinalProduct?_count=200&_total=accurate")
+    gone = everything - view
+    assert len(gone) == 2 and gone <= products
+    assert view_total == len(everything) - 2
+
+
+def test_a_filter_switched_off_lets_its_class_through_the_hresept_base(planted_api: Any) -> None:
+    engine, _, found = planted_api
+    no_varenr = {rid for _, rid in found["expected"]["no-varenr"]}
+    homeopathic = {rid for rtype, rid in found["expected"]["homeopathic"] if rtype == PPD}
+    settings = Settings.load({"GRUNNDATA_HRESEPT_VARENR": "off"})
+    with TestClient(create_app(engine, settings=settings)) as client:
+        view, _ = _ids(client, f"{HRESEPT}/{MPP}?_count=200&_total=accurate")
+        (rid,) = no_varenr
+        assert _get(client, f"{HRESEPT}/{MPP}/{rid}")["id"] == rid
+        assert homeopathic and not homeopathic & view
+    assert no_varenr <= view
+
+
+def test_the_hresept_base_refuses_what_fhir_r4_refuses(planted_api: Any) -> None:
+    _, client, _ = planted_api
+    assert client.get(f"{HRESEPT}/{MPP}/x?_format=xml").status_code == 406
+    outcome = _get(client, f"{HRESEPT}/PackagedProductDefinition/x", 404)
+    assert outcome["issue"][0]["diagnostics"].startswith("'PackagedProductDefinition' is not served as R4")
+    assert _get(client, f"{HRESEPT}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
+    strict = _get(client, f"{HRESEPT}/{MPP}?content-filter=none", 400, Prefer="handling=strict")
+    assert "'content-filter'" in strict["issue"][0]["diagnostics"]
