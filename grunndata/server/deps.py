@@ -21,7 +21,7 @@ from grunndata.server.auth import Access
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.fhir_io.openapi import Gives
 from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad
-from grunndata.server.fhir_io.responses import FhirError, negotiate
+from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate
 from grunndata.server.m30 import M30Files
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
@@ -149,11 +149,12 @@ class Asked:
 
 
 def _asking(
-    types: frozenset[str] | None, *, access_last: bool = False
+    types: frozenset[str] | None, *, access_last: bool = False, r4: bool = False
 ) -> Callable[[Request], Awaitable[Asked]]:
     """A dependency that makes a route's checks in the order its answer is chosen: the token
     (401 or 503; for reads last, so an unknown type or id is a 404/400 first), the route's type
-    (404 unless in `types`), its id (400), the parameters' bounds (400), the format (406)."""
+    (404 unless in `types`), its id (400), the parameters' bounds (400), the format (406), the
+    Accept's fhirVersion (406 unless 5.0, or 4.0 where `r4`: reads, answered in R4)."""
 
     async def asked(request: Request) -> Asked:
         served: Served = request.app.state.served
@@ -164,6 +165,13 @@ def _asking(
             raise bad(f"{rid!r} is not a valid resource id")
         limits = limits_of(request)
         fmt = negotiate(request)
+        if fhir_version(request) == "4.0" and not r4:
+            raise FhirError(
+                406,
+                "not-supported",
+                "fhirVersion=4.0 is answered on /fhir for reads and vreads of the SAFEST types; "
+                "R4 searches and history are at /fhir-r4",
+            )
         if access is None:
             access = access_of(request, served.auth)
         return Asked(served, access, limits, fmt, rtype)
@@ -177,7 +185,7 @@ asked_search = _asking(frozenset(SEARCHED_TYPES))
 """search by GET and POST: a type searched here (from the store or only listed by other sources)."""
 asked_history = _asking(frozenset(SERVED_TYPES))
 """type and instance history: a type the store serves."""
-asked_read = _asking(frozenset(SERVED_TYPES), access_last=True)
+asked_read = _asking(frozenset(SERVED_TYPES), access_last=True, r4=True)
 """read and vread: a type the store serves."""
 
 PlainAsked = Annotated[Asked, Depends(asked_plain)]

@@ -67,6 +67,8 @@ def _wants_json(headers: list[tuple[bytes, bytes]], conditional: tuple[bytes, ..
             accept = value.lower()
             if b"xml" in accept or not (b"json" in accept or b"*/*" in accept):
                 return False
+            if b"fhirversion" in accept:  # a version asked for: the app answers (or refuses) it
+                return False
     return True
 
 

@@ -193,3 +193,68 @@ def test_the_hresept_base_refuses_what_fhir_r4_refuses(planted_api: Any) -> None
     assert _get(client, f"{HRESEPT}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
     strict = _get(client, f"{HRESEPT}/{MPP}?content-filter=none", 400, Prefer="handling=strict")
     assert "'content-filter'" in strict["issue"][0]["diagnostics"]
+
+
+# -- Accept: application/fhir+json; fhirVersion=4.0 on /fhir reads ---------------------------------
+
+R4_JSON = "application/fhir+json; fhirVersion=4.0"
+
+
+@pytest.mark.parametrize(
+    "accept", [R4_JSON, "application/fhir+json;fhirVersion=4.0.1", "*/*; fhirVersion=4.0"]
+)
+def test_a_read_on_fhir_with_fhir_version_4_is_the_r4_view_s(api: TestClient, accept: str) -> None:
+    r4 = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}").json()
+    for path in (f"/fhir/{PPD}/{CERTICAN_PACKAGE}", f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history/1"):
+        answer = api.get(path, headers={"Accept": accept})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/fhir+json; fhirVersion=4.0; charset=utf-8"
+        assert "Accept" in answer.headers["vary"]
+        assert answer.headers["etag"] == 'W/"1"'
+        assert answer.json() == r4
+    plain = api.get(
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "application/fhir+json; fhirVersion=5.0"}
+    )
+    assert plain.json()["resourceType"] == PPD
+    assert api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}").json()["resourceType"] == PPD
+    unchanged = api.get(
+        f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": accept, "If-None-Match": 'W/"1"'}
+    )
+    assert unchanged.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "said"),
+    [
+        (
+            f"/fhir/{PPD}/{CERTICAN_PACKAGE}",
+            "application/fhir+json; fhirVersion=3.0",
+            "fhirVersion '3.0' is not served",
+        ),
+        (
+            f"/fhir/{PPD}/{CERTICAN_PACKAGE}",
+            "application/fhir+json; fhirVersion=4",
+            "fhirVersion '4' is not served",
+        ),
+        (
+            f"/fhir/{PPD}/{CERTICAN_PACKAGE}",
+            "application/fhir+json; fhirVersion=",
+            "fhirVersion '' is not served",
+        ),
+        (f"/fhir/{PPD}/{CERTICAN_PACKAGE}", "application/fhir+xml; fhirVersion=4.0", "in JSON"),
+        (f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_summary=true", R4_JSON, "whole resources"),
+        ("/fhir/RegulatedAuthorization/x", R4_JSON, "RegulatedAuthorization has no R4 form"),
+        (f"/fhir/{PPD}?_count=1", R4_JSON, "R4 searches and history are at /fhir-r4"),
+        (f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history", R4_JSON, "R4 searches and history are at /fhir-r4"),
+        (f"{R4}/{MPP}/{CERTICAN_PACKAGE}", "application/fhir+json; fhirVersion=5.0", "R5 is at /fhir"),
+    ],
+)
+def test_a_fhir_version_not_served_there_is_a_406(api: TestClient, path: str, accept: str, said: str) -> None:
+    answer = api.get(path, headers={"Accept": accept})
+    assert answer.status_code == 406, answer.text
+    if "xml" in accept:
+        assert said in answer.text
+        return
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert said in outcome["issue"][0]["diagnostics"]

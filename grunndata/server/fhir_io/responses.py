@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,34 @@ def negotiate(request: Request) -> str:
         if media == "text/*":
             return "xml"
     raise FhirError(406, "not-supported", f"cannot answer in {accept!r}; ask for {JSON_TYPE} or {XML_TYPE}")
+
+
+FHIR_VERSIONS = {"4.0": "R4", "5.0": "R5"}
+"""The `fhirVersion` MIME parameter values served (FHIR's versioning page: major.minor; a patch
+version such as 4.0.1 names the same)."""
+
+
+def fhir_version(request: Request) -> str | None:
+    """The FHIR version an Accept header's `fhirVersion` parameter asks for ("4.0", "5.0"), None
+    when it names none; a version not served is a 406. The first media range that names one wins."""
+    accept = request.headers.get("accept")
+    if not accept or "fhirversion" not in accept.lower():
+        return None
+    for part in accept.split(","):
+        for param in part.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() != "fhirversion":
+                continue
+            asked = value.strip().strip('"')
+            version = ".".join(asked.split(".")[:2])
+            if version not in FHIR_VERSIONS or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", asked):
+                raise FhirError(
+                    406,
+                    "not-supported",
+                    f"fhirVersion {asked[:20]!r} is not served; ask for 4.0 (R4) or 5.0 (R5)",
+                )
+            return version
+    return None
 
 
 def pretty(request: Request) -> bool:

@@ -15,6 +15,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -36,13 +37,14 @@ from grunndata.server.fhir_io.openapi import (
     search_doc,
 )
 from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
-from grunndata.server.fhir_io.responses import FhirError, bundle, entry, send
+from grunndata.server.fhir_io.responses import FhirError, bundle, entry, fhir_version, pretty, send
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
 from grunndata.store.barcodes import Match
 from grunndata.store.searchparams import MPD
 from grunndata.translators.content_filters import enabled
+from grunndata.translators.safest.to_r4 import R4_OF_R5, SAFEST_TYPES, to_r4
 
 HISTORY_OFFSET_LIMIT = 100_000
 MAX_NUMBER = 2**31 - 1  # release and version numbers are INTEGER columns: PostgreSQL takes no more
@@ -90,6 +92,13 @@ async def type_history(request: Request, asked: HistoryAsked) -> Response:
 
 
 async def read(request: Request, asked: ReadAsked, rid: str) -> Response:
+    if fhir_version(request) == "4.0":
+        _check_r4(request, asked)
+        return _as_r4(request, await _read(request, asked, rid))
+    return await _read(request, asked, rid)
+
+
+async def _read(request: Request, asked: ReadAsked, rid: str) -> Response:
     rtype, served, access = asked.rtype, asked.served, asked.access
     for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
         if resource["id"] == rid:
@@ -113,6 +122,13 @@ async def instance_history(request: Request, asked: HistoryAsked, rid: str) -> R
 
 
 async def vread(request: Request, asked: ReadAsked, rid: str, vid: str) -> Response:
+    if fhir_version(request) == "4.0":
+        _check_r4(request, asked)
+        return _as_r4(request, await _vread(request, asked, rid, vid))
+    return await _vread(request, asked, rid, vid)
+
+
+async def _vread(request: Request, asked: Asked, rid: str, vid: str) -> Response:
     if not _VERSION.fullmatch(vid):  # digits only: int() would take " 1", "+1" and "1_0" too
         raise bad(f"{vid!r} is not a version id")
     number = whole_number("version", vid, 1, MAX_NUMBER)
@@ -133,6 +149,33 @@ async def everything(request: Request, asked: PlainAsked, rid: str) -> Response:
     # its parameters are measured, though none but _format and _pretty is read
     asked.limits.check(list(request.query_params.multi_items()))
     return await run_in_threadpool(_everything, request, asked, rid)
+
+
+def _check_r4(request: Request, asked: Asked) -> None:
+    """`Accept: application/fhir+json; fhirVersion=4.0` on a read (FHIR's versioning page) is
+    answered for the SAFEST types, in JSON, whole resources; anything else is a 406, before the read."""
+    if asked.rtype not in R4_OF_R5:
+        raise FhirError(
+            406,
+            "not-supported",
+            f"{asked.rtype} has no R4 form; the SAFEST types are served as R4 ({', '.join(SAFEST_TYPES)})",
+        )
+    if asked.fmt != "json" or "_summary" in request.query_params or "_elements" in request.query_params:
+        raise FhirError(406, "not-supported", "fhirVersion=4.0 is answered in JSON, whole resources only")
+
+
+def _as_r4(request: Request, answer: Response) -> Response:
+    """A read's answer in the R4 form /fhir-r4 serves, the Content-Type naming the version; a 304
+    as it is."""
+    if answer.status_code != 200:
+        return answer
+    made = orjson.dumps(to_r4(orjson.loads(bytes(answer.body))))
+    if pretty(request):
+        made = orjson.dumps(orjson.loads(made), option=orjson.OPT_INDENT_2)
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return Response(
+        made, 200, headers=headers, media_type="application/fhir+json; fhirVersion=4.0; charset=utf-8"
+    )
 
 
 # -- the routes, in the order they are matched ----------------------------------------------

@@ -22,7 +22,7 @@ from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
-from grunndata.server.fhir_io.responses import FhirError, negotiate, send
+from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, send
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
 from grunndata.store.searchparams import R4_BARCODE_TYPES, r4_barcode_param
@@ -108,6 +108,8 @@ async def asked_r4(request: Request) -> Asked:
             "not-supported",
             f"{_prefix(request)} answers in application/fhir+json only (R4 XML is to come)",
         )
+    if fhir_version(request) == "5.0":
+        raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
 
 
@@ -132,7 +134,7 @@ async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
         await run_in_threadpool(_check_current, request, asked, rid)
-    return await run_in_threadpool(_resource_answer, request, asked, answer)
+    return await run_in_threadpool(_resource_answer, request, answer)
 
 
 async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
@@ -193,7 +195,7 @@ def _check_current(request: Request, asked: Asked, rid: str) -> None:
         _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[asked.rtype]}/{rid}")
 
 
-def _resource_answer(request: Request, asked: Asked, answer: Response) -> Response:
+def _resource_answer(request: Request, answer: Response) -> Response:
     """An R5 read answer made R4 (a 304 as it is)."""
     if answer.status_code != 200:
         return answer
