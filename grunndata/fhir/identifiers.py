@@ -68,6 +68,17 @@ def varenr(value: str) -> str | None:
     return digits.zfill(6)
 
 
+_PHPID = re.compile(r"L[1-4][AS]-[0-9A-F]{24}")
+
+
+def phpid(value: str) -> str | None:
+    """One of our PhPIDs (terminology/phpid.py): ``L``, the level, the stratum, ``-`` and 24
+    uppercase hex digits (``L1A-78428EDE06DA2A83AAD26F3F``); hex digits are taken in any case."""
+    text = value.strip(ASCII_SPACE)
+    form = text.upper() if text.isascii() else text
+    return form if _PHPID.fullmatch(form) else None
+
+
 def as_given(value: str) -> str | None:
     """Ids with no known format: the value without surrounding (ASCII) whitespace."""
     text = value.strip(ASCII_SPACE)
@@ -79,6 +90,8 @@ VALUE_FORMS: dict[Format, str] = {
     gtin: "13 digits (GTIN-13), or 14 for a GTIN-14 whose first digit is not 0; accepted as GTIN-8, "
     "-12, -13 or -14 with a right check digit",
     varenr: "six digits, leading zeros kept (accepted without them)",
+    phpid: "L, the level (1-4), the stratum (A active substance, S specified substance), - and 24 "
+    "uppercase hex digits, as grunndata computes it (accepted in any case)",
     as_given: "as the source gives it",
 }
 """Each value format's served form and what is accepted, in one sentence (the README, NamingSystem.usage)."""
@@ -193,7 +206,7 @@ PHPID = IdentifierKind(
     s.NS_PHPID,
     OURS,
     (),
-    as_given,
+    phpid,
     ours=True,
     experimental=True,
 )

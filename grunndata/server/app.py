@@ -92,6 +92,9 @@ def create_app(
         version=__version__,
         description="Norwegian medicinal-product master data: FEST deliveries served as FHIR R5 IDMP resources.",
         lifespan=lifespan,
+        # no 307 to the path without its trailing slash: the framework built that Location from the
+        # request's Host header, with an empty body; a path with one is not ours, a 404 saying so
+        redirect_slashes=False,
     )
     # what the routes receive through server/deps.py
     catalogues = list(settings.catalog if catalog is None else catalog)

@@ -41,6 +41,7 @@ from grunndata.store.read import (
     release_reports,
     served,
     snapshot_exists,
+    snapshot_one_per_line,
     vread,
 )
 from grunndata.store.releases import (
@@ -157,6 +158,7 @@ __all__ = [
     "served_totals",
     "served_elsewhere",
     "snapshot_exists",
+    "snapshot_one_per_line",
     "sources_of",
     "vread",
 ]

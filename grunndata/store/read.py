@@ -58,7 +58,10 @@ class Snapshot:
         parts = token.split(".")
         if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
             raise SearchError(f"_snapshot must be release numbers joined by '.', not {token!r}")
-        return cls(tuple(sorted(int(p) for p in parts if int(p) != 0)))
+        releases = sorted(int(p) for p in parts if int(p) != 0)
+        if len(set(releases)) != len(releases):
+            raise SearchError(f"_snapshot names a release twice: {token!r}")
+        return cls(tuple(releases))
 
 
 def current_snapshot(conn: Connection) -> Snapshot:
@@ -76,6 +79,15 @@ def snapshot_exists(conn: Connection, snapshot: Snapshot) -> bool:
         .where(REL.c.id.in_(snapshot.releases), REL.c.activated_at.is_not(None))
     ).scalar()
     return n == len(snapshot.releases)
+
+
+def snapshot_one_per_line(conn: Connection, snapshot: Snapshot) -> bool:
+    """Whether the snapshot names at most one release of each line (tier and owner), as every
+    snapshot the server gives out does: two of one line would serve a resource twice."""
+    if len(snapshot.releases) < 2:
+        return True
+    rows = conn.execute(select(REL.c.tier, REL.c.owner_id).where(REL.c.id.in_(snapshot.releases))).all()
+    return len(set(rows)) == len(rows)
 
 
 def instant(t: datetime) -> str:

@@ -123,6 +123,8 @@ def sources_of(rtype: str) -> tuple[str, ...]:
 
 
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
+ITEM_TARGETS = (MID, "DeviceDefinition", "NutritionProduct", PPD, MPD, "BiologicallyDerivedProduct")
+"""What a package's containedItem may name (R5's contained-item targets)."""
 
 SEARCH_PARAMS: tuple[SearchParam, ...] = (
     # every type: answered from the store's own columns
@@ -170,12 +172,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         "reference",
         CONTAINED_ITEM,
         "Any item in the package",
-        MID,
-        "DeviceDefinition",
-        "NutritionProduct",
-        PPD,
-        MPD,
-        "BiologicallyDerivedProduct",
+        *ITEM_TARGETS,
     ),
     _p(
         PPD,
@@ -254,12 +251,7 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         " | PackagedProductDefinition.packaging.repeat(packaging).containedItem.item.reference",
         barcodes.any_level_items,
         "An item the package holds at any packaging level (contained-item looks at the outer level only)",
-        MID,
-        "DeviceDefinition",
-        "NutritionProduct",
-        PPD,
-        MPD,
-        "BiologicallyDerivedProduct",
+        *ITEM_TARGETS,
     ),
     # ManufacturedItemDefinition
     _p(MID, "identifier", "token", "identifier", "FEST id (Legemiddeldose)"),

@@ -193,3 +193,18 @@ def test_only_ascii_whitespace_around_a_value_is_dropped_and_the_prefix_is_ascii
         assert ids.fest_id(value) is None, value
     assert ids.gtin("7046260148840\u00a0") is None
     assert ids.as_given("\u00a0x ") == "\u00a0x"
+
+
+def test_a_phpid_is_served_as_grunndata_computes_it_and_found_in_any_case() -> None:
+    value = "L1A-78428EDE06DA2A83AAD26F3F"
+    assert ids.phpid(value) == value
+    assert ids.phpid(" l1a-78428ede06da2a83aad26f3f\t") == value
+    assert ids.served(ids.PHPID.served, value.lower()) == (ids.PHPID.served, value)
+    for bad in (
+        "L5A-78428EDE06DA2A83AAD26F3F",
+        "L1X-78428EDE06DA2A83AAD26F3F",
+        "L1A-78428EDE",
+        "",
+        "L1A-" + "G" * 24,
+    ):
+        assert ids.phpid(bad) is None, bad

@@ -80,3 +80,16 @@ def test_two_items_naming_one_brand_are_not_taken_for_its_one_item(tmp_path: Pat
         assert client.get(f"/fhir/{MID}/mi-estradot-50").status_code == 200
         assert client.get(f"/fhir/{MID}/mi-estradot-50-twin").status_code == 200
     engine.dispose()
+
+
+def test_a_snapshot_naming_two_releases_of_one_line_is_refused(
+    both: tuple[dict[str, Any], TestClient],
+) -> None:
+    """Edited paging tokens (probe): release 1 (FEST) and 2 (SAFEST over it) are the national line's;
+    both at once served every resource twice and brought back what release 2 no longer serves."""
+    _, client = both
+    assert client.get(f"/fhir/{PPD}?_snapshot=2&_count=1").status_code == 200
+    for token, says in (("1.2", "names two releases of one line"), ("2.2", "names a release twice")):
+        r = client.get(f"/fhir/{PPD}?_snapshot={token}")
+        assert r.status_code == 400, token
+        assert says in r.json()["issue"][0]["diagnostics"], token

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -12,6 +15,8 @@ from sqlalchemy.engine import Engine
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.store import connect
+from grunndata.store.releases import ReleaseBuilder
+from grunndata.store.searchparams import index_rows
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 
 CERTICAN_PACKAGE = "CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"  # Legemiddelpakning, varenr 014884
@@ -19,6 +24,24 @@ CERTICAN_BRAND = "F2CEF840-A295-4A7A-9CCD-5873D846C3BD"  # its LegemiddelMerkeva
 VARENR = "http://dmp.no/fhir/NamingSystem/fest-varenummer"
 GTIN = "https://www.gs1.org/gtin"
 ATC = "http://www.whocc.no/atc"
+
+
+def publish(engine: Engine, lines: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+    """Serve `(tier, owner, resource)`s beside the national data: one full release per line, each
+    resource indexed as an import indexes it."""
+    given = list(lines)
+    for tier, owner in sorted({(t, o) for t, o, _ in given}):
+        with ReleaseBuilder(engine, tier, "full", tier, owner, owner) as builder:
+            for _, _, resource in (x for x in given if x[:2] == (tier, owner)):
+                body = orjson.dumps(resource)
+                builder.put(
+                    resource["resourceType"],
+                    resource["id"],
+                    body,
+                    hashlib.sha256(body).hexdigest(),
+                    fhir_index=index_rows(resource),
+                )
+            builder.finish(None, {})
 
 
 def served_store(url: str) -> Engine:

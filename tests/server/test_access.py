@@ -8,20 +8,17 @@ where the client is entitled to it and nowhere else. Bad tokens get 401 on every
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from grunndata.server import create_app
-from grunndata.store.releases import ReleaseBuilder
-from grunndata.store.searchparams import TIER_SYSTEM, index_rows
+from grunndata.store.searchparams import TIER_SYSTEM
 from tests.conftest import fresh_pg_database
-from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, served_store
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, publish, served_store
 from tests.server.tokens import DpopKey, Issuer
 
 SECTOR_OWNER, VENDOR_A, VENDOR_B = "sykehusapotek-vest", "vendor-a", "vendor-b"
@@ -67,18 +64,7 @@ MARKERS = {r["id"]: (tier, owner) for tier, owner, r in RESTRICTED}
 
 
 def _publish(engine: Engine) -> None:
-    for tier, owner in sorted({(t, o) for t, o, _ in RESTRICTED}):
-        with ReleaseBuilder(engine, tier, "full", tier, owner, owner) as builder:
-            for _, _, resource in (x for x in RESTRICTED if x[:2] == (tier, owner)):
-                body = orjson.dumps(resource)
-                builder.put(
-                    resource["resourceType"],
-                    resource["id"],
-                    body,
-                    hashlib.sha256(body).hexdigest(),
-                    fhir_index=index_rows(resource),
-                )
-            builder.finish(None, {})
+    publish(engine, RESTRICTED)
 
 
 @pytest.fixture(scope="module")

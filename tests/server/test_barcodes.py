@@ -10,23 +10,19 @@ own GTIN and a unit-dose item with one. DMP's package-item-level-one|two|three c
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from grunndata.importers.safest import import_safest
 from grunndata.server import create_app
-from grunndata.store.releases import ReleaseBuilder
-from grunndata.store.searchparams import index_rows
 from tests.conftest import REAL_FEST, fresh_pg_database, require
-from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, served_store
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, publish, served_store
 from tests.server.tokens import Issuer
 
 PLANTED = Path(__file__).parent / "barcode_data" / "safest-three-levels.json"
@@ -69,17 +65,7 @@ SECTOR_ITEM = {
 
 
 def _publish_sector(engine: Engine) -> None:
-    with ReleaseBuilder(engine, "sector", "full", "sector", SECTOR_OWNER, SECTOR_OWNER) as builder:
-        for resource in (SECTOR_REPACK, SECTOR_ITEM):
-            body = orjson.dumps(resource)
-            builder.put(
-                resource["resourceType"],
-                resource["id"],
-                body,
-                hashlib.sha256(body).hexdigest(),
-                fhir_index=index_rows(resource),
-            )
-        builder.finish(None, {})
+    publish(engine, [("sector", SECTOR_OWNER, r) for r in (SECTOR_REPACK, SECTOR_ITEM)])
 
 
 @pytest.fixture(scope="module")

@@ -175,3 +175,12 @@ def test_reads_work_with_the_read_cache_off(tmp_path: Path) -> None:
             assert response.status_code == 200, response.text
             assert response.json()["id"] == CERTICAN_PACKAGE
     engine.dispose()
+
+
+def test_a_path_with_a_trailing_slash_is_no_redirect_built_from_the_host_header(api: TestClient) -> None:
+    """The framework answered 307 with an empty body and a Location made of the Host header (probe)."""
+    for path in (f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}/", "/fhir/PackagedProductDefinition/"):
+        r = api.get(path, headers={"host": "evil.example"}, follow_redirects=False)
+        assert r.status_code == 404, path
+        assert "location" not in r.headers
+        assert r.json()["resourceType"] == "OperationOutcome"

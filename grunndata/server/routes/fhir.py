@@ -408,6 +408,8 @@ def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | N
     visible = served.visible(access, asked)  # first: releases it may not read are not asked about
     if visible is None or not store.snapshot_exists(conn, visible):
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
+    if not store.snapshot_one_per_line(conn, visible):
+        raise bad("_snapshot names two releases of one line; use the links a search gives")
     return visible
 
 
