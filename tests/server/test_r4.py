@@ -26,7 +26,10 @@ def _get(api: TestClient, path: str, status: int = 200, **headers: str) -> dict[
 
 
 def _ids(bundle: dict[str, Any]) -> list[str]:
-    return [e["resource"]["id"] for e in bundle.get("entry", [])]
+    """The ids of a Bundle's resources, a search's outcome note apart."""
+    return [
+        e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "outcome"
+    ]
 
 
 def test_the_capability_statement_is_r4(api: TestClient) -> None:
@@ -153,3 +156,27 @@ def test_types_only_r5_has_and_bad_requests_are_clear(api: TestClient) -> None:
     assert "colour" in strict["issue"][0]["diagnostics"]
     lenient = _get(api, f"{R4}/{MPP}?identifier=014884&colour=blue")
     assert _ids(lenient) == [CERTICAN_PACKAGE]
+    assert lenient["entry"][-1]["search"]["mode"] == "outcome"  # it says what it ignored
+
+
+def test_a_search_parameter_r4_does_not_answer_is_said_and_a_modifier_is_never_dropped(
+    api: TestClient,
+) -> None:
+    """Left out without a word, `identifier:missing=true` answered every package as a match and
+    300 unknown parameters passed the bounds R5 keeps (probe)."""
+    outcome = _get(api, "/fhir-r4/MedicinalProductPackaged?identifier:missing=true", status=400)
+    assert outcome["resourceType"] == "OperationOutcome"
+    outcome = _get(api, "/fhir-r4/MedicinalProductPackaged?_id:not=x", status=400)
+    assert outcome["issue"][0]["severity"] == "error"
+    bundle = _get(api, f"/fhir-r4/MedicinalProductPackaged?identifier={VARENR}|014884&foo=bar&_tag=x")
+    assert [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"] == [
+        CERTICAN_PACKAGE
+    ]
+    (note,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert [i["diagnostics"] for i in note["issue"]] == [
+        "ignored search parameter '_tag' (unknown for MedicinalProductPackaged over R4)",
+        "ignored search parameter 'foo' (unknown for MedicinalProductPackaged over R4)",
+    ]
+    many = "&".join(f"p{n}=1" for n in range(300))
+    outcome = _get(api, f"/fhir-r4/MedicinalProductPackaged?{many}", status=400)
+    assert "GRUNNDATA_SEARCH_MAX_PARAMS" in outcome["issue"][0]["diagnostics"]

@@ -122,7 +122,13 @@ def test_a_level_dmp_does_not_define_or_a_level_on_another_type_is_unknown(api: 
     other = _get(api, f"{R4}/MedicinalProduct?package-item-level-one=1", 400, Prefer="handling=strict")
     assert "'package-item-level-one'" in other["issue"][0]["diagnostics"]
     lenient = _get(api, f"{R4}/{MPP}?identifier=014884&package-item-level-four=1")
-    assert [e["resource"]["id"] for e in lenient["entry"]] == [CERTICAN_PACKAGE]
+    assert [e["resource"]["id"] for e in lenient["entry"] if e["search"]["mode"] == "match"] == [
+        CERTICAN_PACKAGE
+    ]
+    (note,) = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+    assert note["issue"][0]["diagnostics"] == (
+        f"ignored search parameter 'package-item-level-four' (unknown for {MPP} over R4)"
+    )
 
 
 # -- /fhir-r4-hresept: the R4 view with DMP's H-resept filters ---------------------------------------

@@ -10,6 +10,7 @@ one is answered by the fast path, as an R5 read is. JSON only for now: the XML w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -141,8 +142,11 @@ async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
     barcodes = {code for code in BARCODE_PARAMS.get(rtype, ()) if r4_barcode_param(rtype, code) is not None}
     kept = KEPT_PARAMS | barcodes
     given = request.query_params.multi_items()
-    # a barcode parameter with a modifier goes on, so that R5's parse refuses it with a 400
-    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in barcodes]
+    asked.limits.check(given)  # every parameter counts against the bounds, also one left unanswered
+    # a search parameter with a modifier goes on, so that R5's parse answers it or refuses it with a
+    # 400 (`identifier:missing` left out would answer every package as if it matched)
+    searched = {*SEARCH_PARAMS, *barcodes}
+    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in searched]
     unknown = sorted({k for k, _ in given} - {k for k, _ in items})
     if unknown and strict(request.headers.get("prefer", "")):
         known = ", ".join((*SEARCH_PARAMS, *sorted(barcodes)))
@@ -150,7 +154,7 @@ async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
     if VIEWS[_prefix(request)] is not None:
         items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
     answer = await run_in_threadpool(r5._search, request, asked, items, [])
-    return _bundle_answer(request, asked, answer)
+    return _bundle_answer(request, asked, answer, unknown)
 
 
 async def instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
@@ -203,9 +207,23 @@ def _resource_answer(request: Request, answer: Response) -> Response:
     return _sent(answer, orjson.dumps(made))
 
 
-def _bundle_answer(request: Request, asked: Asked, answer: Response) -> Response:
-    """An R5 Bundle answer made R4: each entry's resource (and fullUrl), and the links, on /fhir-r4."""
+def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Sequence[str] = ()) -> Response:
+    """An R5 Bundle answer made R4: each entry's resource (and fullUrl), and the links, on /fhir-r4;
+    a warning outcome for each parameter the R4 search `ignored` (as the R5 search gives one)."""
     bundle = orjson.loads(bytes(answer.body))
+    if ignored and answer.status_code == 200:
+        issues = [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": f"ignored search parameter {name[:100]!r} (unknown for {R4_OF_R5.get(asked.rtype, asked.rtype)} over R4)",
+            }
+            for name in ignored
+        ]
+        outcome = {"resourceType": "OperationOutcome", "issue": issues}
+        bundle.setdefault("entry", []).append(
+            {"fullUrl": "urn:grunndata:r4-search-outcome", "resource": outcome, "search": {"mode": "outcome"}}
+        )
     r5_base, r4_base = bundles.base_url(request), _base(request)
     for entry in bundle.get("entry", []):
         resource = entry.get("resource")
