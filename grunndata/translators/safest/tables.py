@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from grunndata.fhir import INGREDIENT_ROLE, NS_DOSE, NS_LMR, NS_MERKEVARE, NS_VARENR, PUBLICATION_STATUS
+from grunndata.fhir import (
+    DATA_ABSENT_REASON,
+    INGREDIENT_ROLE,
+    NS_DOSE,
+    NS_LMR,
+    NS_MERKEVARE,
+    NS_VARENR,
+    PUBLICATION_STATUS,
+)
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.systems import CS_PACKAGING_PROPERTY, PACKAGING_PROPERTIES
 from grunndata.translators.safest.model import Json
@@ -247,9 +255,16 @@ def _packaging(src: Json, name: str, out: Json, at: At) -> None:
 
 def _manufactured_quantity(src: Json, name: str, out: Json, at: At) -> None:
     """R4 MedicinalProductManufactured.quantity: R5 has it per package (packaging.containedItem.amount),
-    so it is kept here only when no package of the delivery counts this item."""
-    if id(at.node.r4) not in at.ctx.consumed:
-        at.keep(out, name, src[name])
+    so it is kept here only when no package of the delivery counts this item; one that only says it
+    is unknown (a data-absent-reason, as our R4 view sends it: R4 requires the element) says nothing."""
+    quantity = src[name]
+    unknown = (
+        isinstance(quantity, dict)
+        and set(quantity) == {"extension"}
+        and all(e.get("url") == DATA_ABSENT_REASON for e in quantity["extension"] if isinstance(e, dict))
+    )
+    if id(at.node.r4) not in at.ctx.consumed and not unknown:
+        at.keep(out, name, quantity)
 
 
 def _specified_substance(src: Json, name: str, out: Json, at: At) -> None:

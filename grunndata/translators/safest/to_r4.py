@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from grunndata.fhir import NS_VARENR
+from grunndata.fhir import DATA_ABSENT_REASON, NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.fhir.systems import CS_PACKAGING_PROPERTY, PACKAGING_PROPERTIES
 from grunndata.translators.safest import tables as t
@@ -291,6 +291,9 @@ def to_r4(resource: Json) -> Json | None:
         return None
     body = {k: v for k, v in resource.items() if k != "resourceType"}
     out = {"resourceType": r4_type, **_walk(body, r4_type, r4_type, resource["resourceType"], resource=True)}
+    if r4_type == "MedicinalProductManufactured" and "quantity" not in out:
+        # R4 requires it (1..1); R5 counts an item per package (containedItem.amount), FEST too: unknown
+        out["quantity"] = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
     meta = out.setdefault("meta", {})
     profiles = meta.setdefault("profile", [])
     if PROFILES[r4_type] not in profiles:
