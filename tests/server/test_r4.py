@@ -151,7 +151,7 @@ def test_types_only_r5_has_and_bad_requests_are_clear(api: TestClient) -> None:
         assert outcome["issue"][0]["diagnostics"].startswith(f"{r5_only!r} is not served as R4")
     assert _get(api, f"{R4}/{MPP}/nope", 404)["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
     assert _get(api, f"{R4}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
-    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=xml").status_code == 406
+    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=ttl").status_code == 406  # XML: test_r4_xml.py
     strict = _get(api, f"{R4}/{MPP}?colour=blue", 400, Prefer="handling=strict")
     assert "colour" in strict["issue"][0]["diagnostics"]
     lenient = _get(api, f"{R4}/{MPP}?identifier=014884&colour=blue")

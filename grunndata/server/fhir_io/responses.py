@@ -115,6 +115,17 @@ def fhir_version(request: Request) -> str | None:
     return None
 
 
+R4_ANSWER = "grunndata.r4_answer"
+"""Request scope key: set (`answer_in_r4`) where the resources answered are FHIR R4 (the /fhir-r4
+view, `fhirVersion=4.0` on /fhir), so that `send` writes their XML, an error's included, by the R4
+definitions."""
+
+
+def answer_in_r4(request: Request) -> None:
+    """Mark the request as answered in R4: its XML (errors too) is written by the R4 definitions."""
+    request.scope[R4_ANSWER] = True
+
+
 def pretty(request: Request) -> bool:
     return request.query_params.get("_pretty") == "true"
 
@@ -126,14 +137,21 @@ def send(
     *,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    name_version: bool = False,
 ) -> Response:
-    """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked."""
+    """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked.
+    XML is written by the R5 definitions, or R4's for a request marked `answer_in_r4`;
+    `name_version`: the Content-Type says which (`; fhirVersion=4.0`), as FHIR's versioning page
+    has it for an answer to an Accept that named one."""
     if fmt == "xml":
-        content = json_to_xml(_loaded(body), pretty=pretty(request))
+        version = "4.0" if request.scope.get(R4_ANSWER) else "5.0"
+        content = json_to_xml(_loaded(body), pretty=pretty(request), version=version)
         media = XML_TYPE
     else:
         content = _indented(body) if pretty(request) else body
         media = JSON_TYPE
+    if name_version:
+        media += "; fhirVersion=" + ("4.0" if request.scope.get(R4_ANSWER) else "5.0")
     return Response(content, status, headers=dict(headers or {}), media_type=media + "; charset=utf-8")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -37,7 +38,14 @@ from grunndata.server.fhir_io.openapi import (
     search_doc,
 )
 from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
-from grunndata.server.fhir_io.responses import FhirError, bundle, entry, fhir_version, pretty, send
+from grunndata.server.fhir_io.responses import (
+    FhirError,
+    answer_in_r4,
+    bundle,
+    entry,
+    fhir_version,
+    send,
+)
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
@@ -94,7 +102,7 @@ async def type_history(request: Request, asked: HistoryAsked) -> Response:
 async def read(request: Request, asked: ReadAsked, rid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, await _read(request, asked, rid))
+        return _as_r4(request, asked.fmt, await _read(request, replace(asked, fmt="json"), rid))
     return await _read(request, asked, rid)
 
 
@@ -124,7 +132,7 @@ async def instance_history(request: Request, asked: HistoryAsked, rid: str) -> R
 async def vread(request: Request, asked: ReadAsked, rid: str, vid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, await _vread(request, asked, rid, vid))
+        return _as_r4(request, asked.fmt, await _vread(request, replace(asked, fmt="json"), rid, vid))
     return await _vread(request, asked, rid, vid)
 
 
@@ -152,30 +160,28 @@ async def everything(request: Request, asked: PlainAsked, rid: str) -> Response:
 
 
 def _check_r4(request: Request, asked: Asked) -> None:
-    """`Accept: application/fhir+json; fhirVersion=4.0` on a read (FHIR's versioning page) is
-    answered for the SAFEST types, in JSON, whole resources; anything else is a 406, before the read."""
+    """`Accept: application/fhir+json; fhirVersion=4.0` (or `+xml`) on a read (FHIR's versioning
+    page) is answered for the SAFEST types, whole resources; anything else is a 406, before the read.
+    From here on the request is answered in R4 (its XML, an error's too, by the R4 definitions)."""
     if asked.rtype not in R4_OF_R5:
         raise FhirError(
             406,
             "not-supported",
             f"{asked.rtype} has no R4 form; the SAFEST types are served as R4 ({', '.join(SAFEST_TYPES)})",
         )
-    if asked.fmt != "json" or "_summary" in request.query_params or "_elements" in request.query_params:
-        raise FhirError(406, "not-supported", "fhirVersion=4.0 is answered in JSON, whole resources only")
+    if "_summary" in request.query_params or "_elements" in request.query_params:
+        raise FhirError(406, "not-supported", "fhirVersion=4.0 is answered with whole resources only")
+    answer_in_r4(request)
 
 
-def _as_r4(request: Request, answer: Response) -> Response:
-    """A read's answer in the R4 form /fhir-r4 serves, the Content-Type naming the version; a 304
-    as it is."""
+def _as_r4(request: Request, fmt: str, answer: Response) -> Response:
+    """A read's JSON answer in the R4 form /fhir-r4 serves, in `fmt`, the Content-Type naming the
+    version; a 304 as it is."""
     if answer.status_code != 200:
         return answer
     made = orjson.dumps(to_r4(orjson.loads(bytes(answer.body))))
-    if pretty(request):
-        made = orjson.dumps(orjson.loads(made), option=orjson.OPT_INDENT_2)
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(
-        made, 200, headers=headers, media_type="application/fhir+json; fhirVersion=4.0; charset=utf-8"
-    )
+    return send(request, fmt, made, headers=headers, name_version=True)
 
 
 # -- the routes, in the order they are matched ----------------------------------------------
