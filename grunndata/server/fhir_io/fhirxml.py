@@ -361,9 +361,17 @@ def _write_primitive_one(
     _write_complex(out, name, attrs, extra, element.release.element_type, nl)
 
 
-_ESCAPED = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_ESCAPED = (
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ('"', "&quot;"),
+    ("\t", "&#9;"),
+    ("\n", "&#10;"),
+    ("\r", "&#13;"),
 )
+"""In this order (`&` first). `str.replace` per character, not `str.translate` with a table: ten
+times faster on a long string, such as the R4 view's `r5-` extensions, JSON full of quotes."""
 _NEEDS_ESCAPING = re.compile(f'[&<>"\t\n\r]|{UNFIT_TEXT.pattern}')
 REPLACEMENT = "\ufffd"
 """What a character XML 1.0 cannot hold (`grunndata.fhir.UNFIT_TEXT`) is written as.
@@ -380,7 +388,11 @@ def _escape(text: str) -> str:
     """`text` as an attribute value; tab and line breaks as character references so they survive."""
     if _NEEDS_ESCAPING.search(text) is None:
         return text
-    return UNFIT_TEXT.sub(REPLACEMENT, text).translate(_ESCAPED)
+    text = UNFIT_TEXT.sub(REPLACEMENT, text)
+    for char, reference in _ESCAPED:
+        if char in text:
+            text = text.replace(char, reference)
+    return text
 
 
 def _lexical(value: Any, name: str) -> str:
