@@ -240,7 +240,7 @@ def test_a_scanned_gs1_code_gives_its_gtin(scanned: str) -> None:
         f"010{CERTICAN[:-1]}1",  # wrong check digit
         f"21SER1AL010{CERTICAN}",  # a variable-length element not ended: the rest is its data
         f"(01)0{CERTICAN[:-1]}",  # 13 digits in a bracketed 01
-        f"10LOT\x1d",  # no GTIN at all
+        "10LOT\x1d",  # no GTIN at all
         "ab" * 20,
         "0" * 600,  # longer than any scanned code
         f"(01)0{CERTICAN}".replace("0", "٠"),  # non-ASCII digits
