@@ -95,6 +95,28 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
             "token",
             "Endpoint.payload.type.text",
         ),
+        # not a row of the table: a view the search reads (docs/h-resept-filters.md), on the
+        # types the store holds (not the catalogue's Endpoint, the terminology's ConceptMap)
+        f"{ours}Resource-content-filter": (
+            "content-filter",
+            [
+                "MedicinalProductDefinition",
+                "PackagedProductDefinition",
+                "ManufacturedItemDefinition",
+                "AdministrableProductDefinition",
+                "Ingredient",
+                "SubstanceDefinition",
+                "ClinicalUseDefinition",
+                "CodeSystem",
+                "Basic",
+                "RegulatedAuthorization",
+                "ValueSet",
+                "Composition",
+                "Organization",
+            ],
+            "special",
+            None,
+        ),
     }
 
 
