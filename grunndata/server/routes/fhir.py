@@ -389,7 +389,7 @@ def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None)
         upto = (
             whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER)
             if "_snapshot" in params
-            else store.newest_release(conn)
+            else store.newest_release(conn, access)
         )
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
