@@ -402,3 +402,18 @@ def test_a_paging_snapshot_does_not_tell_which_restricted_releases_exist(
     restricted = tiered.get(f"/fhir/Basic?_snapshot={sector_release}")
     assert restricted.status_code == 200 and "entry" not in restricted.json()
     assert tiered.get("/fhir/Basic?_snapshot=999999").status_code == 410  # no release: gone for anyone
+
+
+@pytest.mark.parametrize("who", list(CLIENTS))
+def test_a_history_link_names_no_release_the_client_may_not_read(
+    tiered: TestClient, issuer: Issuer, who: str
+) -> None:
+    listed = tiered.get("/releases", headers=issuer.headers(*CLIENTS["all"] or ())).json()
+    activated = [r for r in listed if r["status"] in ("active", "superseded")]
+    readable = [r["id"] for r in activated if r["tier"] == "national" or entitled(who, r["tier"], r["owner"])]
+    headers = issuer.headers(*CLIENTS[who] or ()) if CLIENTS[who] is not None else {}
+    bundle = tiered.get("/fhir/_history?_count=1", headers=headers).json()
+    links = {link["relation"]: link["url"] for link in bundle["link"]}
+    assert links["next"].endswith(f"&_snapshot={max(readable)}"), (who, links)
+    # the store's newest release is a restricted line's: only a client reading everything names it
+    assert (max(readable) == max(r["id"] for r in activated)) == (who == "all")

@@ -37,7 +37,16 @@ from grunndata.server.fhir_io.openapi import (
     resource_schema,
     search_doc,
 )
-from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
+from grunndata.server.fhir_io.params import (
+    CONTENT_FILTER,
+    Limits,
+    Query,
+    bad,
+    form_items,
+    parse,
+    strict,
+    whole_number,
+)
 from grunndata.server.fhir_io.responses import (
     FhirError,
     answer_in_r4,
@@ -51,7 +60,7 @@ from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Versio
 from grunndata.store.access import NATIONAL
 from grunndata.store.barcodes import Match
 from grunndata.store.searchparams import MPD
-from grunndata.translators.content_filters import enabled
+from grunndata.translators.content_filters import VIEWS, enabled, unknown_view_sentence
 from grunndata.translators.safest.to_r4 import R4_OF_R5, SAFEST_TYPES, to_r4
 
 HISTORY_OFFSET_LIMIT = 100_000
@@ -153,10 +162,24 @@ async def _vread(request: Request, asked: Asked, rid: str, vid: str) -> Response
     return _read_response(request, asked.fmt, version, _shaping(request, rtype, asked.limits))
 
 
+EVERYTHING_PARAMS = frozenset(("_format", "_pretty", CONTENT_FILTER))
+"""What `$everything` reads: one Bundle holds a product and all it names (no paging: `_count`
+is no parameter of it), in a content-filter view when one is asked."""
+
+
 async def everything(request: Request, asked: PlainAsked, rid: str) -> Response:
-    # its parameters are measured, though none but _format and _pretty is read
-    asked.limits.check(list(request.query_params.multi_items()))
-    return await run_in_threadpool(_everything, request, asked, rid)
+    given = request.query_params.multi_items()
+    asked.limits.check(given)
+    unknown = sorted({k for k, _ in given} - EVERYTHING_PARAMS)
+    if unknown and strict(request.headers.get("prefer", "")):
+        raise bad(
+            f"unknown $everything parameter {unknown[0][:100]!r}; it reads content-filter, _format and _pretty"
+        )
+    views = [v for k, v in given if k == CONTENT_FILTER]
+    if len(views) > 1 or any(v not in VIEWS for v in views):
+        bad_view = next((v for v in views if v not in VIEWS), None)
+        raise bad(unknown_view_sentence(bad_view) if bad_view is not None else "give content-filter once")
+    return await run_in_threadpool(_everything, request, asked, rid, views[0] if views else None)
 
 
 def _check_r4(request: Request, asked: Asked) -> None:
@@ -340,6 +363,11 @@ def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None)
     params = request.query_params
     limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
+    if CONTENT_FILTER in params:  # ignoring it would answer the whole history as if filtered
+        raise bad(
+            f"{CONTENT_FILTER} selects what a search finds; a history lists every version served and "
+            "is not filtered (search with it, or read the R4 view /fhir-r4-hresept)"
+        )
     unknown = [k for k in params if k not in known]
     if strict(request.headers.get("prefer", "")) and unknown:
         raise bad(f"unknown history parameter {unknown[0]!r}")
@@ -367,7 +395,7 @@ def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None)
         upto = (
             whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER)
             if "_snapshot" in params
-            else store.newest_release(conn)
+            else store.newest_release(conn, access)
         )
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
@@ -385,9 +413,10 @@ def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None)
     return send(request, fmt, bundles.history(request, rtype, rid, items, more, count, offset, upto))
 
 
-def _everything(request: Request, asked: Asked, rid: str) -> Response:
+def _everything(request: Request, asked: Asked, rid: str, view: str | None = None) -> Response:
     fmt, served, access = asked.fmt, asked.served, asked.access
     snapshot = served.snapshot(access)
+    codes = enabled(view, request.app.state.settings.content_filters_on())
     with served.engine.connect() as conn:
         product = store.read(conn, snapshot, MPD, rid)
         if product is None:
@@ -395,6 +424,15 @@ def _everything(request: Request, asked: Asked, rid: str) -> Response:
                 raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
             raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
         related = store.everything_of(conn, snapshot, product)
+        if codes:  # the view leaves out what it excludes, the product first
+            out = store.excluded_of(conn, snapshot, [product.pk, *(v.pk for v in related)], codes)
+            if product.pk in out:
+                raise FhirError(
+                    404,
+                    "not-found",
+                    f"{MPD}/{rid} is not in the {view} view (left out by {', '.join(sorted(out[product.pk]))})",
+                )
+            related = [v for v in related if v.pk not in out]
     base = bundles.base_url(request)
     entries = [entry(f"{base}/{MPD}/{rid}", product.body(), {"search": {"mode": "match"}})]
     entries += [entry(f"{base}/{v.type}/{v.id}", v.body(), {"search": {"mode": "include"}}) for v in related]
