@@ -99,6 +99,9 @@ def test_what_is_served_as_r4_comes_back_as_the_served_r5(api: TestClient) -> No
 def test_vread_and_instance_history(api: TestClient) -> None:
     r4 = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/1")
     assert r4["resourceType"] == MPP and r4["meta"]["versionId"] == "1"
+    for accept in ("application/fhir+json; fhirVersion=4.0", "*/*; fhirVersion=4.0.1"):  # as R4 says
+        named = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/1", headers={"Accept": accept})
+        assert named.status_code == 200 and named.json() == r4, accept
     missing = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/2", 404)
     assert missing["issue"][0]["diagnostics"] == f"{MPP}/{CERTICAN_PACKAGE} has no version 2"
     assert _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/x1", 400)["resourceType"] == "OperationOutcome"

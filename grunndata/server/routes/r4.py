@@ -128,7 +128,9 @@ async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Respon
 
 async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str) -> Response:
     try:
-        answer = await r5.vread(request, asked, rid, vid)
+        # the R5 interaction itself, not its route: that one answers R4 already when the Accept
+        # header names fhirVersion=4.0, and making R4 of R4 gave `null`
+        answer = await r5._vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
