@@ -73,7 +73,7 @@ _GS1_FIXED = {
 }
 _GS = "\x1d"
 _GS1_BRACKETED = re.compile(r"\(01\)\s*([0-9]{14})(?![0-9])")
-_GS1_DIGITAL_LINK = re.compile(r"^https?://[^/?#\s]+(?:/[^?#\s]*)?/(?:01|gtin)/([0-9]{8,14})(?:[/?#]|$)")
+_GS1_DIGITAL_LINK = re.compile(r"^(?i:https?://[^/?#\s]+)(?:/[^?#\s]*)?/(?:01|gtin)/([0-9]{8,14})(?:[/?#]|$)")
 _AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9]")
 GS1_ELEMENT_MAX = 512
 """The longest GS1 element string or Digital Link read for its GTIN (a pack's DataMatrix holds

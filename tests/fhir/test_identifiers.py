@@ -226,6 +226,7 @@ CERTICAN = "7046260148840"  # the real extract's Certican 0,1 mg pack (FEST Ean)
         f"(01)0{CERTICAN}(17)280131(10)LOT 7(21)S1",  # bracketed, as printed under the code
         f"https://id.gs1.org/01/0{CERTICAN}/21/S1?17=280131",  # GS1 Digital Link
         f"https://apotek.example.no/some/path/gtin/{CERTICAN}",
+        f"HTTPS://ID.GS1.ORG/01/0{CERTICAN}",  # scheme and host are case-insensitive
     ],
 )
 def test_a_scanned_gs1_code_gives_its_gtin(scanned: str) -> None:

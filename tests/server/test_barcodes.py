@@ -257,6 +257,22 @@ def test_a_scanned_gs1_code_finds_the_pack_by_the_gtin_it_carries(api: TestClien
         assert by_id.status_code == 200 and "entry" not in by_id.json()
 
 
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        f"(01)0{CERTICAN_GTIN}(21)AB,482109",  # a serial number holding a comma (and a real varenr)
+        f"010{CERTICAN_GTIN}1728013121AB,482109",
+        f"https://id.gs1.org/01/0{CERTICAN_GTIN}/21/AB%2C482109",
+    ],
+)
+def test_a_comma_in_a_scanned_code_is_part_of_it_not_an_or(api: TestClient, scanned: str) -> None:
+    assert _search(api, f"{PPD}?identifier=482109") != []  # the varenr after the comma is a real one
+    found = api.get(f"/fhir/{PPD}", params={"barcode": scanned.replace("%2C", ",")}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+    level = api.get("/fhir-r4/MedicinalProductPackaged", params={"package-item-level-one": scanned}).json()
+    assert [e["resource"]["id"] for e in level["entry"]] == [CERTICAN_PACKAGE]
+
+
 # -- sector data: a unit-dose barcode, for entitled clients only ------------------------------------
 
 

@@ -248,6 +248,14 @@ def test_the_export_and_the_unfiltered_api_are_untouched(planted_api: Any) -> No
     assert total(client, PPD, "") == 107
 
 
+@pytest.mark.parametrize("modifier", ["not", "missing", "exact"])
+def test_content_filter_takes_no_modifier(planted_api: Any, modifier: str) -> None:
+    _, client, _ = planted_api
+    response = client.get(f"/fhir/{PPD}?content-filter:{modifier}=h-resept")
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["diagnostics"].startswith("content-filter takes no modifier")
+
+
 @pytest.mark.parametrize("value", ["nope", "H-RESEPT", ""])
 def test_an_unknown_content_filter_is_a_400_that_says_which_there_are(planted_api: Any, value: str) -> None:
     _, client, _ = planted_api
