@@ -449,7 +449,7 @@ def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | N
         return served.snapshot(access)
     if any(r > MAX_NUMBER for r in asked.releases):  # no release ever had such a number
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
-    visible = served.visible(access, asked)  # first: releases it may not read are not asked about
+    visible = served.visible(access, asked)  # a release it may not read: as if it never was
     if visible is None or not store.snapshot_exists(conn, visible):
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
     if not store.snapshot_one_per_line(conn, visible):
