@@ -230,6 +230,28 @@ def test_a_read_on_fhir_with_fhir_version_4_is_the_r4_view_s(api: TestClient, ac
 
 
 @pytest.mark.parametrize(
+    ("accept", "query", "version"),
+    [
+        (f"{R4_JSON};q=0.1, application/fhir+json; fhirVersion=5.0;q=0.9", "", "5.0"),  # quality decides
+        (f"application/fhir+json; fhirVersion=5.0;q=0.1, {R4_JSON};q=0.9", "", "4.0"),
+        (f"{R4_JSON};q=0, application/fhir+json", "", "5.0"),  # refused: the server's own
+        ("application/fhir+json", "?_format=application/fhir%2Bjson;fhirVersion=4.0", "4.0"),  # _format wins
+        (R4_JSON, "?_format=json", "5.0"),
+    ],
+)
+def test_the_fhir_version_is_chosen_as_the_format_is(
+    api: TestClient, accept: str, query: str, version: str
+) -> None:
+    answer = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}{query}", headers={"Accept": accept})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resourceType"] == (MPP if version == "4.0" else PPD)
+    refused = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=application/fhir%2Bjson;fhirVersion=3.0")
+    assert refused.status_code == 406
+    on_r4 = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=application/fhir%2Bjson;fhirVersion=5.0")
+    assert on_r4.status_code == 406
+
+
+@pytest.mark.parametrize(
     ("path", "accept", "said"),
     [
         (

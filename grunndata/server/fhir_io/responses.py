@@ -93,25 +93,46 @@ version such as 4.0.1 names the same)."""
 
 
 def fhir_version(request: Request) -> str | None:
-    """The FHIR version an Accept header's `fhirVersion` parameter asks for ("4.0", "5.0"), None
-    when it names none; a version not served is a 406. The first media range that names one wins."""
+    """The FHIR version asked for by the `fhirVersion` MIME parameter ("4.0", "5.0"), None when
+    none is named; a version not served is a 406. `_format` wins over Accept, as for the format;
+    in Accept the range of highest quality decides (the first of equal ones), a range of quality 0
+    never does."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None:
+        return _named_version(fmt.split(";")[1:])
     accept = request.headers.get("accept")
     if not accept or "fhirversion" not in accept.lower():
         return None
-    for part in accept.split(","):
-        for param in part.split(";")[1:]:
+    ranked = []
+    for n, part in enumerate(accept.split(",")):
+        params = part.split(";")[1:]
+        q = 1.0
+        for param in params:
             name, _, value = param.partition("=")
-            if name.strip().lower() != "fhirversion":
-                continue
-            asked = value.strip().strip('"')
-            version = ".".join(asked.split(".")[:2])
-            if version not in FHIR_VERSIONS or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", asked):
-                raise FhirError(
-                    406,
-                    "not-supported",
-                    f"fhirVersion {asked[:20]!r} is not served; ask for 4.0 (R4) or 5.0 (R5)",
-                )
-            return version
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            ranked.append((-q, n, params))
+    return _named_version(min(ranked)[2]) if ranked else None
+
+
+def _named_version(params: list[str]) -> str | None:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "fhirversion":
+            continue
+        asked = value.strip().strip('"')
+        version = ".".join(asked.split(".")[:2])
+        if version not in FHIR_VERSIONS or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", asked):
+            raise FhirError(
+                406,
+                "not-supported",
+                f"fhirVersion {asked[:20]!r} is not served; ask for 4.0 (R4) or 5.0 (R5)",
+            )
+        return version
     return None
 
 
