@@ -94,6 +94,9 @@ def test_the_r4_capability_statements_list_the_levels(api: TestClient) -> None:
         assert [p["name"] for p in packaged["searchParam"]] == [
             "identifier",
             "_id",
+            "_lastUpdated",
+            "_tag",
+            "subject",
             "package-item-level-one",
             "package-item-level-two",
             "package-item-level-three",

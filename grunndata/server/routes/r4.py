@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -23,7 +24,7 @@ from grunndata import store
 from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
+from grunndata.server.fhir_io.params import ID_PATTERN, INCLUDES, bad, strict
 from grunndata.server.fhir_io.responses import FhirError, answer_in_r4, fhir_version, negotiate, send
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
@@ -45,6 +46,19 @@ BARCODE_PARAMS = {
 """DMP's product-code parameters per R4 type (and our `barcode` on the item), each answered by the
 R5 parameter `searchparams.r4_barcode_param` names; an entry says where the code was found."""
 assert set(BARCODE_PARAMS) <= set(R4_BARCODE_TYPES)
+
+R4_PARAMS: dict[str, dict[str, str]] = {
+    "MedicinalProduct": {"name": "name", "name-language": "name-language"},
+    "MedicinalProductPackaged": {"subject": "package-for"},
+}
+"""R4's own search parameters of the SAFEST types (the R4 specification; MedicinalProductManufactured
+has none) and the R5 parameter that answers each."""
+COMMON_PARAMS = ("_lastUpdated", "_tag")
+"""Parameters of every type (as Azure API for FHIR, DMP's platform, offers them), as in R5."""
+SORTS = frozenset(("_id", "_lastUpdated"))
+"""What an R4 `_sort` may name (besides the R4 string and token parameters of the type)."""
+R4_RESULT_PARAMS = ("_summary", "_sort", "_include", "_revinclude")
+"""Result parameters translated to R5 (`_summary=count` only: the other summaries are R5's elements)."""
 
 R4_PREFIX, HRESEPT_PREFIX = "/fhir-r4", "/fhir-r4-hresept"
 VIEWS = {R4_PREFIX: None, HRESEPT_PREFIX: H_RESEPT}
@@ -145,11 +159,20 @@ async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
     asked.limits.check(given)  # every parameter counts against the bounds, also one left unanswered
     # a search parameter with a modifier goes on, so that R5's parse answers it or refuses it with a
     # 400 (`identifier:missing` left out would answer every package as if it matched)
-    searched = {*SEARCH_PARAMS, *barcodes}
-    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in searched]
-    unknown = sorted({k for k, _ in given} - {k for k, _ in items})
+    searched = {*SEARCH_PARAMS, *barcodes, *COMMON_PARAMS}
+    items, unknown_names = [], set()
+    for k, v in given:
+        if k in kept or k.split(":", 1)[0] in searched:
+            items.append((k, v))
+            continue
+        translated = _r5_item(rtype, k, v)
+        if translated is None:
+            unknown_names.add(k)
+        else:
+            items.append(translated)
+    unknown = sorted(unknown_names)
     if unknown and strict(request.headers.get("prefer", "")):
-        known = ", ".join((*SEARCH_PARAMS, *sorted(barcodes)))
+        known = ", ".join((*SEARCH_PARAMS, *R4_PARAMS.get(rtype, {}), *COMMON_PARAMS, *sorted(barcodes)))
         raise bad(f"unknown R4 search parameter {unknown[0][:100]!r}; {_prefix(request)} searches by {known}")
     if VIEWS[_prefix(request)] is not None:
         items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
@@ -234,7 +257,11 @@ def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Se
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, r4_base)
+        url = _without_view(str(link.get("url", "")))
+        head, question, query = url.partition("?")
+        if question and asked.rtype:
+            url = f"{head}?{_r4_query(asked.rtype, query)}"
+        link["url"] = _r4_url(url, r5_base, r4_base)
     return _sent(request, answer, orjson.dumps(bundle))
 
 
@@ -242,6 +269,78 @@ def _sent(request: Request, answer: Response, body: bytes) -> Response:
     """The R4 `body` in the format asked, with the R5 answer's status and headers."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
     return send(request, negotiate(request), body, status=answer.status_code, headers=headers)
+
+
+def _r5_ref(value: str) -> str:
+    """``MedicinalProduct/x`` -> ``MedicinalProductDefinition/x`` (a reference value or a type)."""
+    head, slash, tail = value.partition("/")
+    return R5_OF_R4.get(head, head) + slash + tail
+
+
+def _r5_item(rtype: str, name: str, value: str) -> tuple[str, str] | None:
+    """An R4 search parameter (R4_PARAMS, R4_RESULT_PARAMS) as the R5 search asks it; None for
+    one the R4 view does not answer (ignored, or a 400 with handling=strict)."""
+    code, colon, modifier = name.partition(":")
+    own = R4_PARAMS.get(rtype, {})
+    if code in own:
+        r5_modifier = _r5_ref(modifier) if modifier in R5_OF_R4 else modifier
+        r5_value = ",".join(_r5_ref(v) for v in value.split(",")) if code == "subject" else value
+        return own[code] + (colon + r5_modifier), r5_value
+    if name == "_summary":
+        return (name, value) if value == "count" else None
+    if name == "_sort":
+        keys = [k.lstrip("-") for k in value.split(",")]
+        if not all(k in SORTS or k in own for k in keys):
+            return None
+        return name, ",".join(
+            ("-" if k.startswith("-") else "") + own.get(k.lstrip("-"), k.lstrip("-"))
+            for k in value.split(",")
+        )
+    if name in INCLUDES:
+        source, _, rest = value.partition(":")
+        param, _, target = rest.partition(":")
+        r5_param = R4_PARAMS.get(source, {}).get(param)
+        if r5_param is None or (target and target not in R5_OF_R4):
+            return None
+        return name, ":".join((R5_OF_R4[source], r5_param, *((R5_OF_R4[target],) if target else ())))
+    return None
+
+
+_R4_OF_R5_PARAM = {
+    (R5_OF_R4[r4_type], r5): r4 for r4_type, params in R4_PARAMS.items() for r4, r5 in params.items()
+}
+
+
+def _r4_query(rtype: str, query: str) -> str:
+    """A link's query (written by the R5 search) in R4's parameter names and types again."""
+    out = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        name_decoded, value_decoded = unquote_plus(name), unquote_plus(value)
+        code, colon, modifier = name_decoded.partition(":")
+        r4 = _R4_OF_R5_PARAM.get((rtype, code))
+        if r4 is not None:
+            modifier = R4_OF_R5.get(modifier, modifier)
+            value_decoded = (
+                ",".join(_r4_path(v) for v in value_decoded.split(",")) if r4 == "subject" else value_decoded
+            )
+            out.append(f"{quote(r4 + colon + modifier, safe=':')}{eq}{quote(value_decoded, safe=',:/')}")
+        elif name_decoded in INCLUDES:
+            parts = value_decoded.split(":")
+            source = R4_OF_R5.get(parts[0], parts[0])
+            param = _R4_OF_R5_PARAM.get((parts[0], parts[1]), parts[1]) if len(parts) > 1 else ""
+            target = [R4_OF_R5.get(p, p) for p in parts[2:]]
+            out.append(f"{name}={quote(':'.join([source, param, *target]), safe=':')}")
+        elif name_decoded == "_sort":
+            keys = [
+                ("-" if k.startswith("-") else "")
+                + _R4_OF_R5_PARAM.get((rtype, k.lstrip("-")), k.lstrip("-"))
+                for k in value_decoded.split(",")
+            ]
+            out.append(f"_sort={quote(','.join(keys), safe=',')}")
+        else:
+            out.append(pair)
+    return "&".join(out)
 
 
 def _without_view(url: str) -> str:
@@ -279,6 +378,12 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
             "type": r4_type,
             "profile": PROFILES[r4_type],
             "interaction": [{"code": c} for c in ("read", "vread", "search-type", "history-instance")],
+            **({"searchInclude": [f"{r4_type}:subject"]} if r4_type == "MedicinalProductPackaged" else {}),
+            **(
+                {"searchRevInclude": ["MedicinalProductPackaged:subject"]}
+                if r4_type == "MedicinalProduct"
+                else {}
+            ),
             "versioning": "versioned",
             "readHistory": True,
             "updateCreate": False,
@@ -290,6 +395,20 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
                     "documentation": "varenr, GTIN or FEST id, in any of its forms",
                 },
                 {"name": "_id", "type": "token"},
+                {"name": "_lastUpdated", "type": "date"},
+                {
+                    "name": "_tag",
+                    "type": "token",
+                    "documentation": "the tier (national, sector, supplementary)",
+                },
+                *(
+                    {
+                        "name": code,
+                        "type": {"subject": "reference", "name": "string"}.get(code, "token"),
+                        "documentation": f"answered by the R5 parameter {r5_code}",
+                    }
+                    for code, r5_code in R4_PARAMS.get(r4_type, {}).items()
+                ),
                 *(
                     {
                         "name": code,
