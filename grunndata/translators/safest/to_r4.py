@@ -73,6 +73,12 @@ EXTENSION_URLS = {
     "singleunit": SAFEST_SD + "safest-singleUnit",
 }
 """The SAFEST URL written for each NOMA extension rule of the tables (by its tail)."""
+SAFEST_ID_SYSTEMS = {
+    "legemiddeldoseid": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddeldose",
+    "legemiddelmerkevareid": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddelMerkevare",
+}
+"""The identifier system SAFEST's MedicinalProductManufactured profile fixes in these extensions'
+valueIdentifier (the import serves it as ours again: fhir/identifiers.py accepts it)."""
 
 _NO = object()  # an inverse's "this item is not mine"
 
@@ -199,7 +205,9 @@ def _fest_identifier(value: Any, rule: ExtensionRule) -> Said | None:
         return None
     if value.get("system") != function.system:
         return None
-    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": copy.deepcopy(value)})
+    identifier = copy.deepcopy(value)
+    identifier["system"] = SAFEST_ID_SYSTEMS.get(rule.tail, function.system)
+    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": identifier})
 
 
 def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
