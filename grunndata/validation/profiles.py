@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from grunndata.validation.definitions import Definitions
 from grunndata.validation.engine import Problem, Report
+from grunndata.validation.packages import KINDS
 
 Json = dict[str, Any]
 FHIR_NS = "{http://hl7.org/fhir}"
@@ -50,17 +54,34 @@ def read_xml(path: Path) -> Json:
     return out
 
 
+def read_folder(folder: Path) -> list[Json]:
+    """Every StructureDefinition, ValueSet and CodeSystem of `folder` and its subfolders, XML or JSON."""
+    found: list[Json] = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".xml":
+            resource = read_xml(path)
+        elif path.suffix == ".json":
+            resource = orjson.loads(path.read_bytes())
+        else:
+            continue
+        if isinstance(resource, dict) and resource.get("resourceType") in KINDS:
+            found.append(resource)
+    return found
+
+
 def _xml_node(node: ET.Element, name: str) -> Json:
     out: Json = {}
-    for key, value in node.attrib.items():
+    for key, text in node.attrib.items():
         if key != "value":
-            out[key] = value
+            out[key] = text
     repeating = _REPEATING.get(name, frozenset())
     for child in node:
         if not isinstance(child.tag, str) or child.tag.startswith(_XHTML):
             continue
         tag = child.tag.removeprefix(FHIR_NS)
-        value: Any = child.get("value") if "value" in child.attrib and len(child) == 0 else _xml_node(child, tag)
+        value: Any = (
+            child.get("value") if "value" in child.attrib and len(child) == 0 else _xml_node(child, tag)
+        )
         if tag in repeating:
             out.setdefault(tag, []).append(value)
         else:
@@ -137,25 +158,22 @@ class _Visit:
 
 
 class ProfileValidator:
-    """Checks resources against the profiles they claim and the extensions they use, both from
-    `structures` (StructureDefinitions); `code_systems` (complete ones) check the codes of their
-    systems wherever a Coding names one, and expand value sets that include them whole."""
+    """Checks resources against the profiles they claim and the extensions they use, both from the
+    StructureDefinitions among `resources`; its ValueSets and CodeSystems answer required bindings,
+    and a complete CodeSystem checks the code of every Coding that names it."""
 
-    def __init__(
-        self,
-        structures: list[Json],
-        elements: Mapping[str, tuple[str, bool]],
-        code_systems: list[Json] = (),  # type: ignore[assignment]
-    ) -> None:
-        made = [profile_of(sd) for sd in structures if sd.get("url")]
+    def __init__(self, resources: list[Json], elements: Mapping[str, tuple[str, bool]]) -> None:
+        made = [
+            profile_of(r)
+            for r in resources
+            if r.get("resourceType") == "StructureDefinition" and r.get("url")
+        ]
         self.profiles = {p.url: p for p in made if p.type != "Extension"}
         self.extensions = {p.url: p for p in made if p.type == "Extension"}
         self.elements = elements
-        self.codes: dict[str, frozenset[str]] = {
-            str(cs["url"]): frozenset(_concepts(cs.get("concept", [])))
-            for cs in code_systems
-            if cs.get("url") and cs.get("content", "complete") == "complete"
-        }
+        self.terminology = Definitions(
+            [r for r in resources if r.get("resourceType") in ("ValueSet", "CodeSystem")]
+        )
 
     def validate(self, resource: Json, where: str, report: Report) -> None:
         report.resources += 1
@@ -172,8 +190,9 @@ class ProfileValidator:
         for path, type_path, extension in _extensions(resource, rtype, rtype, self._type_of):
             self._extension(extension, path, type_path, visit)
         for path, coding in _codings(resource, rtype):
-            known = self.codes.get(str(coding.get("system")))
-            if known is not None and coding.get("code") not in known:
+            system = str(coding.get("system"))
+            known = self.terminology.expand_system(system)
+            if known is not None and (system, coding.get("code")) not in known:
                 visit.problem(
                     path, "code", f"code {coding.get('code')!r} is not in code system {coding['system']}"
                 )
@@ -193,7 +212,9 @@ class ProfileValidator:
             kinds = {holder, self._type_of(holder) or holder}
             if not kinds & set(profile.contexts) and not set(profile.contexts) & {"Element", "Resource"}:
                 visit.problem(
-                    path, "extension context", f"{url} may appear on {', '.join(profile.contexts)}, not {holder}"
+                    path,
+                    "extension context",
+                    f"{url} may appear on {', '.join(profile.contexts)}, not {holder}",
                 )
         self._node(profile.root, extension, path, visit)
 
@@ -213,10 +234,15 @@ class ProfileValidator:
             discriminators = base.discriminators() if base is not None else []
             matched: set[int] = set()
             for s in slices:
+                wanted = self._wanted(s, discriminators, visit)
+                if wanted is None:  # members unknown: neither its cardinality nor its values judged
+                    continue
                 members = []
                 for i, (key, item) in enumerate(values):
-                    fit = self._fits(s, discriminators, item, visit)
-                    if fit:
+                    if all(
+                        _at(item, dpath) == value if kind == "value" else _contains(_at(item, dpath), value)
+                        for kind, dpath, value in wanted
+                    ):
                         members.append((key, item))
                         matched.add(i)
                 self._apply(s, members, f"{path}.{name}:{s.slice}", visit)
@@ -226,33 +252,36 @@ class ProfileValidator:
                     if i not in matched:
                         visit.problem(f"{path}.{key}", "slicing closed", f"{key} matches no slice")
 
-    def _fits(self, s: _Def, discriminators: list[tuple[str, str]], item: Any, visit: _Visit) -> bool:
+    def _wanted(
+        self, s: _Def, discriminators: list[tuple[str, str]], visit: _Visit
+    ) -> list[tuple[str, str, Any]] | None:
+        """(kind, path, value) a member of slice `s` has at each discriminator; None (counted as not
+        checked) when a discriminator is not by value or pattern, or the slice fixes no value there."""
         if not discriminators:
             visit.report.not_checked[f"slice {s.name}:{s.slice} (no discriminator)"] += 1
-            return False
+            return None
+        wanted = []
         for kind, dpath in discriminators:
             if kind not in ("value", "pattern"):
                 visit.report.not_checked[f"discriminator {kind} {dpath}"] += 1
-                return False
+                return None
             expected = _expected(s, dpath)
             if expected is None:
                 visit.report.not_checked[f"slice {s.name}:{s.slice} (discriminator {dpath} not fixed)"] += 1
-                return False
-            actual = _at(item, dpath)
-            if not (actual == expected if kind == "value" else _contains(actual, expected)):
-                return False
-        return True
+                return None
+            wanted.append((kind, dpath, expected))
+        return wanted
 
     def _apply(self, d: _Def, values: list[tuple[str, Any]], path: str, visit: _Visit) -> None:
         """What element (or slice) `d` says, over its `values` in one parent node."""
         raw = d.raw
         count = len(values)
+        rule = f"profile cardinality {raw.get('min', 0)}..{raw.get('max', '*')}"
         if "min" in raw and count < int(raw["min"]):
-            visit.problem(path, f"profile cardinality {raw['min']}..{raw.get('max', '*')}", "too few values (" + str(count) + ")")
+            visit.problem(path, rule, f"{count} values, at least {raw['min']}")
         if raw.get("max") not in (None, "*") and count > int(raw["max"]):
-            visit.problem(
-                path, f"profile cardinality {raw.get('min', 0)}..{raw['max']}", f"{count} values, at most {raw['max']}"
-            )
+            given = ", ".join(sorted({key.split("[")[0] for key, _ in values}))
+            visit.problem(path, rule, f"{count} values ({given}), at most {raw['max']}")
         allowed = d.types()
         fixed = d.fixed
         binding = raw.get("binding") or {}
@@ -276,23 +305,17 @@ class ProfileValidator:
                 self._node(d, item, at, visit)
 
     def _binding(self, value_set: str, item: Any, path: str, visit: _Visit) -> None:
-        codes = self.codes.get(value_set.split("|")[0])  # a value set named as its whole code system
+        codes = self.terminology.expand(value_set)
         if codes is None:
             visit.report.not_checked[f"binding {value_set}"] += 1
             return
-        codings = [item] if isinstance(item, dict) and "code" in item else (item or {}).get("coding", [])
-        if isinstance(item, str):
-            ok = item in codes
+        if isinstance(item, str):  # a code: its system is the value set's
+            ok = item in {code for _, code in codes}
         else:
-            ok = any(c.get("code") in codes for c in codings if isinstance(c, dict))
+            codings = [item] if isinstance(item, dict) and "code" in item else (item or {}).get("coding", [])
+            ok = any((c.get("system"), c.get("code")) in codes for c in codings if isinstance(c, dict))
         if not ok:
             visit.problem(path, f"profile binding {value_set}", f"{_show(item)} is not in the value set")
-
-
-def _concepts(concepts: list[Json]) -> Iterator[str]:
-    for c in concepts:
-        yield str(c.get("code"))
-        yield from _concepts(c.get("concept", []))
 
 
 def _values(node: Any, name: str) -> Iterator[tuple[str, Any]]:
