@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from grunndata.fhir import NS_VARENR
-from grunndata.fhir.systems import NS_LMR
+from grunndata.fhir import NS_LMR, NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.importers.identifiers import served_identifiers
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC, to_r5
