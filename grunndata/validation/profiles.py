@@ -175,12 +175,20 @@ class ProfileValidator:
             [r for r in resources if r.get("resourceType") in ("ValueSet", "CodeSystem")]
         )
 
-    def validate(self, resource: Json, where: str, report: Report) -> None:
+    def validate(self, resource: Any, where: str, report: Report) -> None:
+        """Problems and what was not checked go to `report`. Only the profiles' rules: that the
+        resource is FHIR at all (types, base cardinalities) is the base validator's to say."""
         report.resources += 1
+        if not isinstance(resource, dict):
+            return
         rtype = str(resource.get("resourceType", ""))
         visit = _Visit(report, f"{rtype}/{resource.get('id', '?')}", where)
-        for url in (resource.get("meta") or {}).get("profile", []):
-            profile = self.profiles.get(str(url).split("|")[0])
+        meta = resource.get("meta")
+        claimed = meta.get("profile") if isinstance(meta, dict) else None
+        for url in claimed if isinstance(claimed, list) else []:
+            if not isinstance(url, str):
+                continue
+            profile = self.profiles.get(url.split("|")[0])
             if profile is None:
                 report.not_checked[f"profile {url} (not given)"] += 1
             elif profile.type != rtype:
@@ -312,8 +320,14 @@ class ProfileValidator:
         if isinstance(item, str):  # a code: its system is the value set's
             ok = item in {code for _, code in codes}
         else:
-            codings = [item] if isinstance(item, dict) and "code" in item else (item or {}).get("coding", [])
-            ok = any((c.get("system"), c.get("code")) in codes for c in codings if isinstance(c, dict))
+            found = item.get("coding") if isinstance(item, dict) else None
+            codings = [item] if isinstance(item, dict) and "code" in item else found
+            codings = codings if isinstance(codings, list) else []
+            ok = any(
+                (c.get("system"), c.get("code")) in codes
+                for c in codings
+                if isinstance(c, dict) and isinstance(c.get("code"), str)
+            )
         if not ok:
             visit.problem(path, f"profile binding {value_set}", f"{_show(item)} is not in the value set")
 
@@ -391,7 +405,7 @@ def _extensions(
 
 def _codings(node: Any, path: str) -> Iterator[tuple[str, Json]]:
     if isinstance(node, dict):
-        if isinstance(node.get("system"), str) and "code" in node:
+        if isinstance(node.get("system"), str) and isinstance(node.get("code"), str):
             yield path, node
         for key, value in node.items():
             items = value if isinstance(value, list) else [value]

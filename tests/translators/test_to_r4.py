@@ -347,3 +347,61 @@ def test_planted_shapes_come_back_exactly(resource: Json) -> None:
     assert conversion.errors == []
     (back,) = conversion.resources
     assert _without_profile(back) == resource
+
+
+def test_two_levels_of_one_item_keep_two_pack_sizes_through_r4() -> None:
+    """R5 counts an item per level it is in; the way back would sum them, so the r5- form stands."""
+    amount = {"value": 10, "unit": "stykk", "system": "urn:oid:2.16.578.1.12.4.1.1.7452", "code": "stk"}
+    item = {"item": {"reference": {"reference": "ManufacturedItemDefinition/m"}}, "amount": amount}
+    level = {
+        "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "169"}]},
+        "quantity": 1,
+    }
+    package = {
+        "resourceType": "PackagedProductDefinition",
+        "id": "two-levels",
+        "containedItemQuantity": [amount, amount],
+        "packaging": {
+            **level,
+            "packaging": [{**level, "containedItem": [item]}, {**level, "containedItem": [item]}],
+        },
+    }
+    made = to_r4(package)
+    assert made is not None
+    (back,) = to_r5([made]).resources
+    assert back["containedItemQuantity"] == [amount, amount]
+
+
+def test_a_kits_package_of_another_products_item_adds_no_product_to_the_ingredient() -> None:
+    """A package of product B holding product A's item: the ingredient of A's item is for A only,
+    as its R5 says (the way back would add B, as it does for SAFEST's own R4)."""
+    ingredient = {
+        "resourceType": "Ingredient",
+        "id": "a-1",
+        "status": "active",
+        "for": [
+            {"reference": "ManufacturedItemDefinition/a"},
+            {"reference": "MedicinalProductDefinition/a"},
+        ],
+        "role": {"coding": [{"system": "http://hl7.org/fhir/ingredient-role", "code": "100000072072"}]},
+        "substance": {"code": {"concept": {"text": "paracetamol"}}},
+    }
+    item = {
+        "resourceType": "ManufacturedItemDefinition",
+        "id": "a",
+        "status": "active",
+        "manufacturedDoseForm": {"text": "tablett"},
+    }
+    kit = {
+        "resourceType": "PackagedProductDefinition",
+        "id": "b-kit",
+        "packageFor": [{"reference": "MedicinalProductDefinition/b"}],
+        "packaging": {
+            "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "169"}]},
+            "quantity": 1,
+            "containedItem": [{"item": {"reference": {"reference": "ManufacturedItemDefinition/a"}}}],
+        },
+    }
+    made = [to_r4(r) for r in (ingredient, item, kit)]
+    back = {r["id"]: r for r in to_r5([r for r in made if r is not None]).resources}
+    assert back["a-1"]["for"] == ingredient["for"]

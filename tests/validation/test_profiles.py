@@ -333,3 +333,47 @@ def test_a_structure_definition_in_xml_reads_as_its_json(tmp_path: Path) -> None
             ]
         },
     }
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        None,
+        "MedicinalProductPackaged",
+        {"resourceType": "MedicinalProductPackaged", "meta": "x"},
+        {"resourceType": "MedicinalProductPackaged", "meta": {"profile": PROFILE}},  # not a list
+        {"resourceType": 5, "meta": {"profile": [None, 3]}},
+    ],
+    ids=["null", "a string", "meta a string", "profile a string", "odd types"],
+)
+def test_what_is_not_a_resource_claiming_a_profile_is_left_to_the_base_validator(
+    planted: ProfileValidator, resource: Any
+) -> None:
+    report = Report()
+    planted.validate(resource, "x", report)
+    assert (report.resources, report.problems, dict(report.not_checked)) == (1, [], {})
+
+
+def test_odd_values_inside_a_profiled_resource_are_problems_not_crashes(planted: ProfileValidator) -> None:
+    odd: Json = {
+        "resourceType": "MedicinalProductPackaged",
+        "id": "odd",
+        "meta": {"profile": [PROFILE]},
+        "identifier": "urn:ours",
+        "extension": [{"url": FLAG, "valueBoolean": True, "extension": "x"}, "q", {"url": 5}],
+        "legalStatusOfSupply": [1],
+        "packageItem": [
+            "s",
+            {"type": {"coding": "x"}},
+            {"type": {"coding": [1, {"system": "urn:types", "code": [1]}]}},
+        ],
+    }
+    report = Report()
+    planted.validate(odd, "x", report)
+    assert [(p.path, p.rule) for p in report.problems] == [
+        ("MedicinalProductPackaged.identifier:ours", "profile cardinality 1..1"),
+        ("MedicinalProductPackaged.identifier", "slicing closed"),
+        ("MedicinalProductPackaged.legalStatusOfSupply[0]", "profile patternCodeableConcept"),
+        ("MedicinalProductPackaged.packageItem[1].type", "profile binding urn:planted:types|1"),
+        ("MedicinalProductPackaged.packageItem[2].type", "profile binding urn:planted:types|1"),
+    ]
