@@ -99,6 +99,9 @@ def test_what_is_served_as_r4_comes_back_as_the_served_r5(api: TestClient) -> No
 def test_vread_and_instance_history(api: TestClient) -> None:
     r4 = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/1")
     assert r4["resourceType"] == MPP and r4["meta"]["versionId"] == "1"
+    for accept in ("application/fhir+json; fhirVersion=4.0", "*/*; fhirVersion=4.0.1"):  # as R4 says
+        named = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/1", headers={"Accept": accept})
+        assert named.status_code == 200 and named.json() == r4, accept
     missing = _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/2", 404)
     assert missing["issue"][0]["diagnostics"] == f"{MPP}/{CERTICAN_PACKAGE} has no version 2"
     assert _get(api, f"{R4}/{MPP}/{CERTICAN_PACKAGE}/_history/x1", 400)["resourceType"] == "OperationOutcome"
@@ -151,7 +154,7 @@ def test_types_only_r5_has_and_bad_requests_are_clear(api: TestClient) -> None:
         assert outcome["issue"][0]["diagnostics"].startswith(f"{r5_only!r} is not served as R4")
     assert _get(api, f"{R4}/{MPP}/nope", 404)["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
     assert _get(api, f"{R4}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
-    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=xml").status_code == 406
+    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=ttl").status_code == 406  # XML: test_r4_xml.py
     strict = _get(api, f"{R4}/{MPP}?colour=blue", 400, Prefer="handling=strict")
     assert "colour" in strict["issue"][0]["diagnostics"]
     lenient = _get(api, f"{R4}/{MPP}?identifier=014884&colour=blue")

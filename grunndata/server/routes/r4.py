@@ -5,7 +5,8 @@ H-resept content filters applied (translators/content_filters.py; each switchabl
 a search leaves out what the view excludes, a read of an excluded resource is a 404 there. The answers are the R5 interactions' (routes/fhir.py: the
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
 on the way out; a made R4 body is kept per stored version (server/r4view.py), and a plain read of
-one is answered by the fast path, as an R5 read is. JSON only for now: the XML writer orders elements by R5's definitions.
+one is answered by the fast path, as an R5 read is. JSON or XML: the R5 interactions answer in JSON,
+and the R4 made of it is written as XML by the R4 definitions (fhir_io/fhirxml.py) when asked.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
-from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, send
+from grunndata.server.fhir_io.responses import FhirError, answer_in_r4, fhir_version, negotiate, send
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
 from grunndata.store.searchparams import R4_BARCODE_TYPES, r4_barcode_param
@@ -86,7 +87,9 @@ def _cache(request: Request) -> R4Cache:
 
 async def asked_r4(request: Request) -> Asked:
     """As the R5 routes' dependency: the type (an R4 SAFEST type; 404 otherwise), id, bounds,
-    format (JSON), token; `rtype` is the R5 type it is served from."""
+    format, token; `rtype` is the R5 type it is served from. `fmt` is JSON, the R5 interactions'
+    answer: the R4 made of it is sent in the format asked (`negotiate` again) by `send`."""
+    answer_in_r4(request)  # its XML, an error's too, by the R4 definitions
     served = request.app.state.served
     r4_type = request.path_params.get("rtype")
     rtype = ""
@@ -103,12 +106,7 @@ async def asked_r4(request: Request) -> Asked:
     if rid is not None and not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid!r} is not a valid resource id")
     limits = limits_of(request)
-    if negotiate(request) != "json":
-        raise FhirError(
-            406,
-            "not-supported",
-            f"{_prefix(request)} answers in application/fhir+json only (R4 XML is to come)",
-        )
+    negotiate(request)  # a format not served is a 406 here, before any work
     if fhir_version(request) == "5.0":
         raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
@@ -121,7 +119,7 @@ R4Asked = Annotated[Asked, Depends(asked_r4)]
 
 
 async def metadata(request: Request, asked: R4Asked) -> Response:
-    return send(request, "json", capability_statement(_base(request), VIEWS[_prefix(request)]))
+    return send(request, negotiate(request), capability_statement(_base(request), VIEWS[_prefix(request)]))
 
 
 async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
@@ -130,7 +128,9 @@ async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Respon
 
 async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str) -> Response:
     try:
-        answer = await r5.vread(request, asked, rid, vid)
+        # the R5 interaction itself, not its route: that one answers R4 already when the Accept
+        # header names fhirVersion=4.0, and making R4 of R4 gave `null`
+        answer = await r5._vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
@@ -188,7 +188,7 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
         raise FhirError(404, "not-found", f"{r4_name} is not known")
     _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[rtype]}/{rid}")
     body = _cache(request).prepared(prepared).body
-    return r5._read_response(request, "json", prepared.version, None, body)
+    return r5._read_response(request, negotiate(request), prepared.version, None, body)
 
 
 def _check_current(request: Request, asked: Asked, rid: str) -> None:
@@ -204,7 +204,7 @@ def _resource_answer(request: Request, answer: Response) -> Response:
     if answer.status_code != 200:
         return answer
     made = to_r4(orjson.loads(bytes(answer.body)))
-    return _sent(answer, orjson.dumps(made))
+    return _sent(request, answer, orjson.dumps(made))
 
 
 def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Sequence[str] = ()) -> Response:
@@ -235,14 +235,13 @@ def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Se
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
         link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, r4_base)
-    return _sent(answer, orjson.dumps(bundle))
+    return _sent(request, answer, orjson.dumps(bundle))
 
 
-def _sent(answer: Response, body: bytes) -> Response:
+def _sent(request: Request, answer: Response, body: bytes) -> Response:
+    """The R4 `body` in the format asked, with the R5 answer's status and headers."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(
-        body, answer.status_code, headers=headers, media_type="application/fhir+json; charset=utf-8"
-    )
+    return send(request, negotiate(request), body, status=answer.status_code, headers=headers)
 
 
 def _without_view(url: str) -> str:
@@ -329,7 +328,7 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
         "software": {"name": "grunndata"},
         "implementation": {"description": "Grunndata FHIR R4 (SAFEST) view", "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {
                 "mode": "server",
