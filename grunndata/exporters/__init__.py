@@ -3,9 +3,13 @@ runner that writes each in a child process (runner.py)."""
 
 from grunndata.errors import ExportError, ExportFailed
 from grunndata.exporters.m30 import ExportResult, base_release, export_m30
-from grunndata.exporters.runner import Exporter, export_folder
+from grunndata.exporters.ndjson import NdjsonResult, export_ndjson
+from grunndata.exporters.runner import EXPORT_DIR, Exporter, export_folder
 
 __all__ = [
+    "EXPORT_DIR",
+    "NdjsonResult",
+    "export_ndjson",
     "ExportError",
     "ExportFailed",
     "ExportResult",

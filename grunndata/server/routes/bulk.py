@@ -1,0 +1,287 @@
+"""FHIR Bulk Data `$export` (system and type level): kick-off, status polling, cancel, the files.
+
+The asynchronous pattern of Bulk Data 2.0: a kick-off with `Prefer: respond-async` is answered 202
+with the status URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
+export is written, then 200 with the manifest; DELETE cancels it. The work and its state:
+server/bulk.py. Only the entitlement that asked sees a job; to any other it does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from grunndata.fhir import SERVED_TYPES
+from grunndata.server.auth import Access
+from grunndata.server.bulk import BulkExports
+from grunndata.server.deps import AccessDep, PlainAsked
+from grunndata.server.fhir_io import bundles
+from grunndata.server.fhir_io.openapi import errors
+from grunndata.server.fhir_io.params import bad, split_values, strict
+from grunndata.server.fhir_io.responses import FhirError, outcome, send
+from grunndata.server.m30 import accepts_gzip, unpacked
+from grunndata.store import SEARCHED_TYPES, SearchError, date_range, instant
+from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job
+
+NDJSON_TYPE = "application/fhir+ndjson"
+# `_outputFormat` values meaning ndjson (Bulk Data lists the three; a "+" left unencoded in a
+# query string arrives as a space)
+OUTPUT_FORMATS = frozenset((NDJSON_TYPE, "application/ndjson", "ndjson", "application/fhir ndjson"))
+KICK_OFF_PARAMS = frozenset(("_type", "_since", "_outputFormat", "_format", "_pretty"))
+RETRY_AFTER = "1"  # seconds: the real extract takes about one, a full-size store some ten
+STATUS, FILE = "$export-status", "$export-file"
+
+router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"])
+
+
+def _bulk(request: Request) -> BulkExports:
+    bulk: BulkExports = request.app.state.bulk
+    return bulk
+
+
+def _entitlement(request: Request, access: Access) -> Entitlement:
+    """The client's entitlement; a token that verified (or none) was checked by the dependency."""
+    return Entitlement.of(access, token="authorization" in request.headers)
+
+
+async def system_export(request: Request, asked: PlainAsked) -> Response:
+    """All the resources served here, one ndjson file per type."""
+    return await _kick_off(request, asked.access, asked.limits, None)
+
+
+async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Response:
+    """The resources of one type."""
+    if rtype not in SERVED_TYPES:
+        if rtype in SEARCHED_TYPES:
+            raise FhirError(404, "not-supported", _not_exported(rtype))
+        raise FhirError(404, "not-supported", f"{rtype[:100]!r} is not a resource type served here")
+    return await _kick_off(request, asked.access, asked.limits, rtype)
+
+
+async def _kick_off(request: Request, access: Access, limits: Any, rtype: str | None) -> Response:
+    params = request.query_params
+    limits.check(list(params.multi_items()))
+    prefer = request.headers.get("prefer", "")
+    if "respond-async" not in [p.strip().lower() for p in prefer.split(",")]:
+        raise bad("$export is asynchronous: send the header Prefer: respond-async")
+    unknown = sorted({k for k in params} - KICK_OFF_PARAMS)
+    if unknown and strict(prefer):
+        raise bad(f"$export does not take {unknown[0][:100]!r}; it takes _type, _since and _outputFormat")
+    types = _types(params.getlist("_type"), rtype)
+    since = _since(params.getlist("_since"))
+    formats = params.getlist("_outputFormat")
+    if len(formats) > 1 or any(f.strip().lower() not in OUTPUT_FORMATS for f in formats):
+        shown = next(
+            (f for f in formats if f.strip().lower() not in OUTPUT_FORMATS), formats[-1] if formats else ""
+        )
+        raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
+    served = request.app.state.served
+    snapshot = served.snapshot(access)
+    job = await _bulk(request).kick_off(
+        _entitlement(request, access), snapshot, types, since, str(request.url)
+    )
+    body = outcome(
+        202, "informational", "the export is being written; poll the URL in Content-Location", "information"
+    )
+    return send(
+        request,
+        "json",
+        body,
+        status=202,
+        headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{job.id}"},
+    )
+
+
+def _types(given: list[str], rtype: str | None) -> list[str]:
+    """The types `_type` names (each once, in the order served), or all served here / the route's."""
+    named = [t.strip() for value in given for t in split_values(value) if t.strip()]
+    for name in named:
+        if name not in SERVED_TYPES:
+            if name in SEARCHED_TYPES:
+                raise bad(f"_type: {_not_exported(name)}")
+            raise bad(f"_type: {name[:100]!r} is not a resource type served here")
+        if rtype is not None and name != rtype:
+            raise bad(f"_type: {rtype}/$export exports {rtype} alone, not {name}; use /fhir/$export")
+    if rtype is not None:
+        return [rtype]
+    wanted = set(named)
+    return [t for t in SERVED_TYPES if not wanted or t in wanted]
+
+
+def _not_exported(rtype: str) -> str:
+    return (
+        f"{rtype} is served here but not exported: its resources are made on request "
+        "(search them); $export writes the types the store serves"
+    )
+
+
+def _since(given: list[str]) -> datetime | None:
+    if not given:
+        return None
+    if len(given) > 1:
+        raise bad("give _since once")
+    value = given[0]
+    if value[:2].isalpha():  # a search prefix (gt, le, ...) is no part of an instant
+        raise bad(f"_since: {value[:100]!r} is not an instant (e.g. 2026-11-21T10:00:00Z)")
+    try:
+        _, start, _ = date_range(value)
+    except SearchError as e:
+        raise bad(f"_since: {e}") from None
+    return start
+
+
+async def status(request: Request, access: AccessDep, job_id: str) -> Response:
+    """202 while it is written, 200 with the manifest when done; 404 for no such job (or another
+    entitlement's)."""
+    bulk = _bulk(request)
+    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    if job is None:
+        raise _no_job(job_id)
+    if job.status == FAILED:
+        raise FhirError(503, "exception", f"the export failed: {job.error}")
+    if job.status != DONE:
+        progress = (
+            "waiting for its turn"
+            if job.status == ACCEPTED
+            else f"{job.done:,} of {job.total:,} resources written"
+        )
+        return Response(
+            status_code=202,
+            headers={"X-Progress": progress, "Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
+        )
+    base = bundles.base_url(request)
+    manifest: dict[str, Any] = {
+        "transactionTime": instant(job.transaction_time or job.created_at),
+        "request": job.request,
+        "requiresAccessToken": job.entitlement.token,
+        "output": [_item(base, job, item) for item in job.output],
+        "error": [],
+    }
+    if job.since is not None:
+        manifest["deleted"] = [_item(base, job, item) for item in job.deleted]
+    expires = job.expires_at or datetime.now(UTC)
+    return Response(
+        orjson.dumps(manifest),
+        200,
+        media_type="application/json",
+        headers={"Expires": format_datetime(expires, usegmt=True), "Cache-Control": "no-store"},
+    )
+
+
+def _item(base: str, job: Job, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": item["type"], "url": f"{base}/{FILE}/{job.id}/{item['file']}", "count": item["count"]}
+
+
+async def cancel(request: Request, access: AccessDep, job_id: str) -> Response:
+    """Cancel the export and remove its files: 202; later polls are 404."""
+    if not await run_in_threadpool(_bulk(request).cancel, job_id, _entitlement(request, access)):
+        raise _no_job(job_id)
+    body = outcome(202, "informational", f"the export {job_id} was cancelled", "information")
+    return send(request, "json", body, status=202)
+
+
+async def export_file(request: Request, access: AccessDep, job_id: str, name: str) -> Response:
+    """One file of a finished export: gzip as it is kept, to a client that accepts it."""
+    bulk = _bulk(request)
+    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    path = None if job is None else bulk.file(job, name)
+    if path is None:
+        raise FhirError(
+            404, "not-found", f"the export {job_id[:64]!r} has no file {name[:100]!r} (here, for you)"
+        )
+    headers = {"Vary": "Accept-Encoding"}
+    if accepts_gzip(request):
+        headers["Content-Encoding"] = "gzip"
+        return FileResponse(path, media_type=NDJSON_TYPE, headers=headers)
+    return StreamingResponse(unpacked(path), media_type=NDJSON_TYPE, headers=headers)
+
+
+def _no_job(job_id: str) -> FhirError:
+    return FhirError(
+        404,
+        "not-found",
+        f"there is no export {job_id[:64]!r} for you: it expired, was cancelled, or was never asked for "
+        "with your entitlement",
+    )
+
+
+_KICK_OFF_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Prefer",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "enum": ["respond-async"]},
+        },
+        {
+            "name": "_type",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "Types, comma-separated",
+        },
+        {
+            "name": "_since",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "Changes after this instant",
+        },
+        {"name": "_outputFormat", "in": "query", "schema": {"type": "string"}, "description": NDJSON_TYPE},
+    ],
+    "responses": {
+        "202": {"description": "Accepted: the status URL is in Content-Location"},
+        **errors(400, 404),
+    },
+}
+router.add_api_route(
+    "/$export",
+    system_export,
+    methods=["GET"],
+    summary="Bulk Data export of every type",
+    operation_id="export-system",
+    openapi_extra=_KICK_OFF_DOC,
+)
+router.add_api_route(
+    f"/{STATUS}/{{job_id}}",
+    status,
+    methods=["GET"],
+    summary="Bulk Data export status: 202 while written, 200 with the manifest",
+    operation_id="export-status",
+    openapi_extra={"responses": {"202": {"description": "In progress (X-Progress)"}, **errors(404, 503)}},
+)
+router.add_api_route(
+    f"/{STATUS}/{{job_id}}",
+    cancel,
+    methods=["DELETE"],
+    summary="Cancel a Bulk Data export",
+    operation_id="export-cancel",
+    status_code=202,
+    openapi_extra={"responses": errors(404)},
+)
+router.add_api_route(
+    f"/{FILE}/{{job_id}}/{{name}}",
+    export_file,
+    methods=["GET"],
+    summary="A file of a finished Bulk Data export (ndjson)",
+    operation_id="export-file",
+    response_class=Response,
+    openapi_extra={
+        "responses": {
+            "200": {"description": "The file", "content": {NDJSON_TYPE: {"schema": {"type": "string"}}}},
+            **errors(404),
+        }
+    },
+)
+router.add_api_route(
+    "/{rtype}/$export",
+    type_export,
+    methods=["GET"],
+    summary="Bulk Data export of one type",
+    operation_id="export-type",
+    openapi_extra=_KICK_OFF_DOC,
+)
