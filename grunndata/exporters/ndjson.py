@@ -23,13 +23,52 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from grunndata.store import Entitled, Snapshot, open_connection
+from grunndata.errors import ExportError
+from grunndata.fhir import SERVED_TYPES
+from grunndata.store import SEARCHED_TYPES, Entitled, SearchError, Snapshot, date_range, open_connection
 from grunndata.store import bulk as store
 
 NDJSON = ".ndjson.gz"
 DELETED = "deleted"  # the file name (before NDJSON) of the deletions
 Progress = Callable[[int, int], bool]  # (resources written, in all) -> go on?
 _REPORT_SECONDS = 0.5  # how often a job's row hears of its progress
+
+
+def export_types(named: Sequence[str], only: str | None = None) -> list[str]:
+    """The types to export, in the order served: those `named` (each once), or every type the
+    store serves; `only` (a type-level export) allows that type alone. ExportError in one sentence."""
+    for name in named:
+        if name not in SERVED_TYPES:
+            if name in SEARCHED_TYPES:
+                raise ExportError(not_exported(name))
+            raise ExportError(f"{name[:100]!r} is not a resource type served here")
+        if only is not None and name != only:
+            raise ExportError(f"{only}/$export exports {only} alone, not {name}; use /fhir/$export")
+    if only is not None:
+        return [only]
+    wanted = set(named)
+    return [t for t in SERVED_TYPES if not wanted or t in wanted]
+
+
+def not_exported(rtype: str) -> str:
+    return (
+        f"{rtype} is served here but not exported: its resources are made on request "
+        "(search them); an export writes the types the store serves"
+    )
+
+
+_PREFIXES = frozenset(("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"))
+
+
+def since_instant(value: str) -> datetime:
+    """`_since` (`--since`) as the instant `_history` takes it; ExportError in one sentence."""
+    if value[:2] in _PREFIXES:  # a search prefix is no part of an instant
+        raise ExportError(f"{value[:100]!r} is not an instant (e.g. 2026-11-21T10:00:00Z)")
+    try:
+        _, start, _ = date_range(value)
+    except SearchError as e:
+        raise ExportError(str(e)) from None
+    return start
 
 
 class Cancelled(Exception):

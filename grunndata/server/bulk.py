@@ -19,8 +19,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from grunndata.exporters import Exporter
-from grunndata.exporters.ndjson import NDJSON, job_folder
+from grunndata.exporters import NDJSON, Exporter, job_folder
 from grunndata.server.state import Served
 from grunndata.store import Snapshot, open_connection
 from grunndata.store import bulk as store

@@ -20,9 +20,18 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from grunndata.store.access import Entitled, readable
+from grunndata.store.access import Entitled, may_read, readable
 from grunndata.store.models import REL, B, M, R, T
-from grunndata.store.read import COLUMNS, Snapshot, Version, utc, version_of, visible
+from grunndata.store.read import (
+    COLUMNS,
+    Snapshot,
+    Version,
+    current_snapshot,
+    release_lines,
+    utc,
+    version_of,
+    visible,
+)
 
 ACCEPTED, RUNNING, DONE, FAILED = "accepted", "running", "done", "failed"
 
@@ -312,3 +321,11 @@ def removed_since(
         .order_by(T.c.type, T.c.id)
     )
     return [(t, i) for t, i in rows]
+
+
+def entitled_snapshot(conn: Connection, entitled: Entitled) -> Snapshot:
+    """The releases served now whose data `entitled` may read (what a server's `snapshot(access)`
+    gives, for a command without a server)."""
+    snapshot = current_snapshot(conn)
+    lines = release_lines(conn, snapshot.releases)
+    return Snapshot(tuple(r for r in snapshot.releases if may_read(entitled, *lines[r])))

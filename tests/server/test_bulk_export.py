@@ -240,7 +240,7 @@ def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Served)
     assert cancelled.json()["issue"][0]["diagnostics"] == f"the export {job} was cancelled"
     assert client.get(status_url).status_code == 404
     assert client.delete(status_url).status_code == 404
-    time.sleep(3)  # the child, if it had started, stops at its next word and removes its folder
+    time.sleep(2)  # the child, if it had started, stops at its next word and removes its folder
     assert not (served.folder / f"bulk-{job}").exists()
     assert client.get(status_url).status_code == 404
     # asked again: a new export

@@ -17,6 +17,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from grunndata.errors import ExportError
+from grunndata.exporters import export_types, not_exported, since_instant
 from grunndata.fhir import SERVED_TYPES
 from grunndata.server.auth import Access
 from grunndata.server.bulk import BulkExports
@@ -26,7 +28,7 @@ from grunndata.server.fhir_io.openapi import errors
 from grunndata.server.fhir_io.params import bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
-from grunndata.store import SEARCHED_TYPES, SearchError, date_range, instant
+from grunndata.store import SEARCHED_TYPES, instant
 from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job
 
 NDJSON_TYPE = "application/fhir+ndjson"
@@ -36,7 +38,6 @@ OUTPUT_FORMATS = frozenset((NDJSON_TYPE, "application/ndjson", "ndjson", "applic
 KICK_OFF_PARAMS = frozenset(("_type", "_since", "_outputFormat", "_format", "_pretty"))
 RETRY_AFTER = "1"  # seconds: the real extract takes about one, a full-size store some ten
 STATUS, FILE = "$export-status", "$export-file"
-_PREFIXES = frozenset(("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"))
 
 router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"])
 
@@ -60,7 +61,7 @@ async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Respon
     """The resources of one type."""
     if rtype not in SERVED_TYPES:
         if rtype in SEARCHED_TYPES:
-            raise FhirError(404, "not-supported", _not_exported(rtype))
+            raise FhirError(404, "not-supported", not_exported(rtype))
         raise FhirError(404, "not-supported", f"{rtype[:100]!r} is not a resource type served here")
     return await _kick_off(request, asked.access, asked.limits, rtype)
 
@@ -100,26 +101,12 @@ async def _kick_off(request: Request, access: Access, limits: Any, rtype: str | 
 
 
 def _types(given: list[str], rtype: str | None) -> list[str]:
-    """The types `_type` names (each once, in the order served), or all served here / the route's."""
+    """The types `_type` names (or all served here, or the route's): 400 for one not exported."""
     named = [t.strip() for value in given for t in split_values(value) if t.strip()]
-    for name in named:
-        if name not in SERVED_TYPES:
-            if name in SEARCHED_TYPES:
-                raise bad(f"_type: {_not_exported(name)}")
-            raise bad(f"_type: {name[:100]!r} is not a resource type served here")
-        if rtype is not None and name != rtype:
-            raise bad(f"_type: {rtype}/$export exports {rtype} alone, not {name}; use /fhir/$export")
-    if rtype is not None:
-        return [rtype]
-    wanted = set(named)
-    return [t for t in SERVED_TYPES if not wanted or t in wanted]
-
-
-def _not_exported(rtype: str) -> str:
-    return (
-        f"{rtype} is served here but not exported: its resources are made on request "
-        "(search them); $export writes the types the store serves"
-    )
+    try:
+        return export_types(named, rtype)
+    except ExportError as e:
+        raise bad(f"_type: {e}") from None
 
 
 def _since(given: list[str]) -> datetime | None:
@@ -127,14 +114,10 @@ def _since(given: list[str]) -> datetime | None:
         return None
     if len(given) > 1:
         raise bad("give _since once")
-    value = given[0]
-    if value[:2] in _PREFIXES:  # a search prefix is no part of an instant
-        raise bad(f"_since: {value[:100]!r} is not an instant (e.g. 2026-11-21T10:00:00Z)")
     try:
-        _, start, _ = date_range(value)
-    except SearchError as e:
+        return since_instant(given[0])
+    except ExportError as e:
         raise bad(f"_since: {e}") from None
-    return start
 
 
 async def status(request: Request, access: AccessDep, job_id: str) -> Response:
