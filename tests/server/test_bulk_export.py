@@ -296,6 +296,9 @@ def test_a_second_server_process_answers_the_status_and_makes_no_second_export(s
     ("path", "status", "words"),
     [
         ("/fhir/$export?_type=Patient", 400, "_type: 'Patient' is not a resource type served here"),
+        ("/fhir/$export?_type=", 400, "_type names an empty type"),
+        ("/fhir/$export?_type=Basic,", 400, "_type names an empty type"),
+        ("/fhir/$export?_outputFormat=NDJSON", 400, "_outputFormat 'NDJSON' is not made here"),
         ("/fhir/$export?_type=ConceptMap", 400, "_type: ConceptMap is served here but not exported"),
         ("/fhir/$export?_since=yesterday", 400, "_since: not a date or time: 'yesterday'"),
         ("/fhir/$export?_since=gt2017-01-01", 400, "_since: 'gt2017-01-01' is not an instant"),

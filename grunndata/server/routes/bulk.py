@@ -24,7 +24,7 @@ from grunndata.server.auth import Access
 from grunndata.server.bulk import BulkExports
 from grunndata.server.deps import AccessDep, PlainAsked
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.openapi import errors
+from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, fhir_content, resource_schema
 from grunndata.server.fhir_io.params import bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
@@ -54,7 +54,7 @@ def _entitlement(request: Request, access: Access) -> Entitlement:
 
 async def system_export(request: Request, asked: PlainAsked) -> Response:
     """All the resources served here, one ndjson file per type."""
-    return await _kick_off(request, asked.access, asked.limits, None)
+    return await _kick_off(request, asked.access, asked.limits, asked.fmt, None)
 
 
 async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Response:
@@ -63,10 +63,10 @@ async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Respon
         if rtype in SEARCHED_TYPES:
             raise FhirError(404, "not-supported", not_exported(rtype))
         raise FhirError(404, "not-supported", f"{rtype[:100]!r} is not a resource type served here")
-    return await _kick_off(request, asked.access, asked.limits, rtype)
+    return await _kick_off(request, asked.access, asked.limits, asked.fmt, rtype)
 
 
-async def _kick_off(request: Request, access: Access, limits: Any, rtype: str | None) -> Response:
+async def _kick_off(request: Request, access: Access, limits: Any, fmt: str, rtype: str | None) -> Response:
     params = request.query_params
     limits.check(list(params.multi_items()))
     prefer = request.headers.get("prefer", "")
@@ -78,10 +78,8 @@ async def _kick_off(request: Request, access: Access, limits: Any, rtype: str | 
     types = _types(params.getlist("_type"), rtype)
     since = _since(params.getlist("_since"))
     formats = params.getlist("_outputFormat")
-    if len(formats) > 1 or any(f.strip().lower() not in OUTPUT_FORMATS for f in formats):
-        shown = next(
-            (f for f in formats if f.strip().lower() not in OUTPUT_FORMATS), formats[-1] if formats else ""
-        )
+    if len(formats) > 1 or any(f not in OUTPUT_FORMATS for f in formats):
+        shown = next((f for f in formats if f not in OUTPUT_FORMATS), formats[-1] if formats else "")
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
     served = request.app.state.served
     snapshot = served.snapshot(access)
@@ -102,7 +100,11 @@ async def _kick_off(request: Request, access: Access, limits: Any, rtype: str | 
 
 def _types(given: list[str], rtype: str | None) -> list[str]:
     """The types `_type` names (or all served here, or the route's): 400 for one not exported."""
-    named = [t.strip() for value in given for t in split_values(value) if t.strip()]
+    named = [t for value in given for t in split_values(value)]
+    if any(not t for t in named):
+        raise bad(
+            "_type names an empty type; give the types separated by commas, e.g. _type=Basic,Ingredient"
+        )
     try:
         return export_types(named, rtype)
     except ExportError as e:
@@ -195,32 +197,49 @@ def _no_job(job_id: str) -> FhirError:
     )
 
 
-_KICK_OFF_DOC: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "Prefer",
-            "in": "header",
-            "required": True,
-            "schema": {"type": "string", "enum": ["respond-async"]},
-        },
-        {
-            "name": "_type",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": "Types, comma-separated",
-        },
-        {
-            "name": "_since",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": "Changes after this instant",
-        },
-        {"name": "_outputFormat", "in": "query", "schema": {"type": "string"}, "description": NDJSON_TYPE},
-    ],
-    "responses": {
-        "202": {"description": "Accepted: the status URL is in Content-Location"},
-        **errors(400, 404),
-    },
+def _param(
+    where: str, name: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
+    return {"name": name, "in": where, "schema": schema, "description": description, "required": required}
+
+
+_TYPES = "(" + "|".join(SERVED_TYPES) + ")"
+_INSTANT = {"type": "string", "pattern": DATE_SCHEMA["pattern"].replace("(eq|ne|gt|lt|ge|le|sa|eb)?", "")}
+_PREFER_ASYNC = _param(
+    "header",
+    "Prefer",
+    {"type": "string", "enum": ["respond-async", "respond-async, handling=strict"]},
+    "respond-async (required); handling=strict: an unknown parameter is a 400",
+    required=True,
+)
+_ACCEPTED = {
+    "202": {
+        "description": "Accepted: the status URL is in Content-Location",
+        "content": fhir_content(resource_schema("OperationOutcome")),
+    }
+}
+
+
+def _kick_off_doc(system: bool) -> dict[str, Any]:
+    params = [
+        _param("query", "_since", _INSTANT, "Only what changed after this instant, and what was deleted"),
+        _param("query", "_outputFormat", {"type": "string", "enum": sorted(OUTPUT_FORMATS)}, NDJSON_TYPE),
+        *NEGOTIATION,
+        _PREFER_ASYNC,
+    ]
+    if system:
+        params.insert(
+            0,
+            _param(
+                "query", "_type", {"type": "string", "pattern": f"^{_TYPES}(,{_TYPES})*$"}, "Comma-separated"
+            ),
+        )
+    return {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404)}}
+
+
+_MANIFEST = {
+    "type": "object",
+    "required": ["transactionTime", "request", "requiresAccessToken", "output", "error"],
 }
 router.add_api_route(
     "/$export",
@@ -228,7 +247,8 @@ router.add_api_route(
     methods=["GET"],
     summary="Bulk Data export of every type",
     operation_id="export-system",
-    openapi_extra=_KICK_OFF_DOC,
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=True),
 )
 router.add_api_route(
     f"/{STATUS}/{{job_id}}",
@@ -236,7 +256,13 @@ router.add_api_route(
     methods=["GET"],
     summary="Bulk Data export status: 202 while written, 200 with the manifest",
     operation_id="export-status",
-    openapi_extra={"responses": {"202": {"description": "In progress (X-Progress)"}, **errors(404, 503)}},
+    openapi_extra={
+        "responses": {
+            "200": {"description": "The manifest", "content": {"application/json": {"schema": _MANIFEST}}},
+            "202": {"description": "In progress (X-Progress, Retry-After)"},
+            **errors(404, 503),
+        },
+    },
 )
 router.add_api_route(
     f"/{STATUS}/{{job_id}}",
@@ -245,7 +271,7 @@ router.add_api_route(
     summary="Cancel a Bulk Data export",
     operation_id="export-cancel",
     status_code=202,
-    openapi_extra={"responses": errors(404)},
+    openapi_extra={"responses": {**_ACCEPTED, **errors(404)}},
 )
 router.add_api_route(
     f"/{FILE}/{{job_id}}/{{name}}",
@@ -267,5 +293,6 @@ router.add_api_route(
     methods=["GET"],
     summary="Bulk Data export of one type",
     operation_id="export-type",
-    openapi_extra=_KICK_OFF_DOC,
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=False),
 )
