@@ -343,3 +343,22 @@ def test_the_files_are_written_gzip_on_disk(served: Served) -> None:
     job = found["output"][0]["url"].split("/")[-2]
     on_disk = served.folder / f"bulk-{job}" / "ClinicalUseDefinition.ndjson.gz"
     assert len(gzip.decompress(on_disk.read_bytes()).splitlines()) == 25
+
+
+def test_an_export_expires_after_the_configured_time(served: Served) -> None:
+    engine = served.client.app.state.served.engine  # type: ignore[attr-defined]
+    settings = Settings.load(
+        {"GRUNNDATA_EXPORT_DIR": str(served.folder), "GRUNNDATA_EXPORT_EXPIRE_SECONDS": "1"}
+    )
+    with TestClient(
+        create_app(engine, served.issuer.authenticator(), warm=False, settings=settings)
+    ) as client:
+        status_url = kick_off(client, "/fhir/RegulatedAuthorization/$export")
+        done = poll(client, status_url)[-1]
+        assert done.status_code == 200 and counts(done.json()) == {"RegulatedAuthorization": 75}
+        job = status_url.rsplit("/", 1)[1]
+        assert (served.folder / f"bulk-{job}").is_dir()
+        time.sleep(1.1)
+        assert client.get(status_url).status_code == 404
+        assert client.get(done.json()["output"][0]["url"]).status_code == 404
+        assert not (served.folder / f"bulk-{job}").exists()
