@@ -6,8 +6,12 @@ import gzip
 from pathlib import Path
 
 import orjson
+from typer.testing import CliRunner
 
+from grunndata.cli import app
+from grunndata.errors import GrunndataError
 from grunndata.importers.fest import import_fest
+from grunndata.settings import Settings
 from grunndata.store import connect
 from tests.cli.test_bad_input import run_cli
 from tests.conftest import REAL_FEST, require
@@ -65,17 +69,19 @@ def test_export_ndjson_errors_are_one_sentence(tmp_path: Path) -> None:
     connect(db).dispose()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "Basic.ndjson.gz").write_bytes(b"")
+    x = str(tmp_path / "x")
     cases = {
-        ("--type", "Patient"): "'Patient' is not a resource type served here",
-        ("--type", "Endpoint"): "Endpoint is served here but not exported",
-        ("--since", "yesterday"): "not a date or time: 'yesterday'",
+        ("--type", "Patient", "-o", x): "'Patient' is not a resource type served here",
+        ("--type", "Endpoint", "-o", x): "Endpoint is served here but not exported",
+        ("--since", "yesterday", "-o", x): "not a date or time: 'yesterday'",
         ("-o", str(tmp_path / "full")): f"{tmp_path / 'full'} holds an export already",
         ("-o", str(tmp_path / "missing" / "export")): f"the folder {tmp_path / 'missing'} does not exist",
     }
-    for args, words in cases.items():
-        r = run_cli(
-            "export", "ndjson", "--db", db, *(args if "-o" in args else (*args, "-o", str(tmp_path / "x")))
-        )
-        assert r.returncode == 2, r.stderr
-        assert words in r.stderr and "Traceback" not in r.stderr
+    for args, words in cases.items():  # in this process: main() prints the sentence of the error
+        result = CliRunner().invoke(app, ["export", "ndjson", "--db", db, *args], obj=Settings.load({}))
+        assert isinstance(result.exception, GrunndataError), result.output
+        assert words in str(result.exception)
+    r = run_cli("export", "ndjson", "--db", db, "--type", "Patient", "-o", x)  # and as the user sees it
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "error: 'Patient' is not a resource type served here" in r.stderr
     assert not (tmp_path / "x").exists()

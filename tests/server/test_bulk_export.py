@@ -228,8 +228,6 @@ def test_since_gives_what_history_gives_for_the_same_instant(served: Served) -> 
 def test_a_type_level_export_holds_that_type_alone(served: Served) -> None:
     found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
     assert counts(found) == {"ClinicalUseDefinition": 25}
-    also = manifest(served.client, "/fhir/$export?_type=ClinicalUseDefinition,Basic")
-    assert counts(also) == {"ClinicalUseDefinition": 25, "Basic": 67}
 
 
 def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Served) -> None:
@@ -241,7 +239,7 @@ def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Served)
     assert cancelled.json()["issue"][0]["diagnostics"] == f"the export {job} was cancelled"
     assert client.get(status_url).status_code == 404
     assert client.delete(status_url).status_code == 404
-    time.sleep(2)  # the child, if it had started, stops at its next word and removes its folder
+    time.sleep(0.5)  # the child, if it had started, stops at its next word and removes its folder
     assert not (served.folder / f"bulk-{job}").exists()
     assert client.get(status_url).status_code == 404
     # asked again: a new export
