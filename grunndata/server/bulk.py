@@ -32,6 +32,8 @@ SILENT_SECONDS = 900.0  # a job whose child has not spoken this long died with i
 class BulkExports:
     """The `$export` jobs of one server process: kick-off, status, cancel, files, expiry."""
 
+    MOST_UNFINISHED = 8  # exports waiting or being written at once, in all processes; more are a 429
+
     def __init__(self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float) -> None:
         self.served, self.exporter, self.folder, self.keep_seconds = served, exporter, folder, keep_seconds
         self._running: set[asyncio.Task[None]] = set()
@@ -45,10 +47,17 @@ class BulkExports:
         request: str,
     ) -> Job:
         """The job for this export: the one the same entitlement asked for already, else a new one
-        whose child is started now."""
+        whose child is started now; TooManyJobs when MOST_UNFINISHED are waiting or being written."""
         await run_in_threadpool(self._purge)
         job, new = await run_in_threadpool(
-            store.start_job, self.served.engine, entitlement, snapshot, types, since, request
+            store.start_job,
+            self.served.engine,
+            entitlement,
+            snapshot,
+            types,
+            since,
+            request,
+            self.MOST_UNFINISHED,
         )
         if new:
             task = asyncio.create_task(self._write(job.id), name=f"export-{job.id}")

@@ -115,6 +115,10 @@ def _job(row: Any) -> Job:
     )
 
 
+class TooManyJobs(Exception):
+    """As many exports are waiting or being written as the server takes at once."""
+
+
 def job_key(
     entitlement: Entitlement, snapshot: Snapshot, types: Sequence[str], since: datetime | None
 ) -> str:
@@ -132,9 +136,11 @@ def start_job(
     types: Sequence[str],
     since: datetime | None,
     request: str,
+    most_unfinished: int = 1_000_000,
 ) -> tuple[Job, bool]:
     """The job for this export: a new one (and True: the caller starts its child), or the one
-    already asked for by the same entitlement (False); a failed one is replaced."""
+    already asked for by the same entitlement (False); a failed one is replaced. TooManyJobs when a
+    new one is needed and `most_unfinished` jobs are waiting or being written already."""
     key = job_key(entitlement, snapshot, types, since)
     for _ in range(3):  # a failed job removed, or a race lost: look again
         with engine.begin() as conn:
@@ -143,6 +149,11 @@ def start_job(
                 return _job(row), False
             if row is not None:
                 conn.execute(delete(B).where(B.c.id == row.id))
+            unfinished = conn.execute(
+                select(func.count()).select_from(B).where(B.c.status.in_((ACCEPTED, RUNNING)))
+            ).scalar()
+            if (unfinished or 0) >= most_unfinished:
+                raise TooManyJobs
         now = _now()
         values: dict[str, Any] = {
             "id": secrets.token_hex(16),

@@ -360,3 +360,27 @@ def test_an_export_expires_after_the_configured_time(served: Served) -> None:
         assert client.get(status_url).status_code == 404
         assert client.get(done.json()["output"][0]["url"]).status_code == 404
         assert not (served.folder / f"bulk-{job}").exists()
+
+
+def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_answered(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = served.client
+    status_url = kick_off(client, "/fhir/ManufacturedItemDefinition/$export")
+    monkeypatch.setattr(client.app.state.bulk, "MOST_UNFINISHED", 0)  # type: ignore[attr-defined]
+    busy = client.get("/fhir/AdministrableProductDefinition/$export", headers=ASYNC)
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
+    assert busy.json()["issue"][0]["diagnostics"] == (
+        "0 exports are being written already; ask again in a minute"
+    )
+    assert kick_off(client, "/fhir/ManufacturedItemDefinition/$export") == status_url  # the same job
+    assert client.delete(status_url).status_code == 202
+
+
+def test_the_kick_off_answers_in_the_format_asked(served: Served) -> None:
+    r = served.client.get("/fhir/ManufacturedItemDefinition/$export?_format=xml", headers=ASYNC)
+    assert r.status_code == 202 and r.headers["content-type"] == "application/fhir+xml; charset=utf-8"
+    assert r.text.startswith(
+        '<?xml version="1.0" encoding="UTF-8"?><OperationOutcome xmlns="http://hl7.org/fhir">'
+    )
+    assert served.client.delete(r.headers["content-location"]).status_code == 202

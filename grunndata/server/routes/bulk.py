@@ -29,7 +29,7 @@ from grunndata.server.fhir_io.params import bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant
-from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job
+from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
 # `_outputFormat` values meaning ndjson (Bulk Data lists the three; a "+" left unencoded in a
@@ -83,15 +83,23 @@ async def _kick_off(request: Request, access: Access, limits: Any, fmt: str, rty
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
     served = request.app.state.served
     snapshot = served.snapshot(access)
-    job = await _bulk(request).kick_off(
-        _entitlement(request, access), snapshot, types, since, str(request.url)
-    )
+    try:
+        job = await _bulk(request).kick_off(
+            _entitlement(request, access), snapshot, types, since, str(request.url)
+        )
+    except TooManyJobs:
+        raise FhirError(
+            429,
+            "throttled",
+            f"{_bulk(request).MOST_UNFINISHED} exports are being written already; ask again in a minute",
+            {"Retry-After": "60"},
+        ) from None
     body = outcome(
         202, "informational", "the export is being written; poll the URL in Content-Location", "information"
     )
     return send(
         request,
-        "json",
+        fmt,
         body,
         status=202,
         headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{job.id}"},
@@ -234,7 +242,11 @@ def _kick_off_doc(system: bool) -> dict[str, Any]:
                 "query", "_type", {"type": "string", "pattern": f"^{_TYPES}(,{_TYPES})*$"}, "Comma-separated"
             ),
         )
-    return {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404)}}
+    busy = {
+        "description": "Too many exports are being written; Retry-After says when to ask again",
+        "content": fhir_content(resource_schema("OperationOutcome")),
+    }
+    return {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
 
 
 _MANIFEST = {
