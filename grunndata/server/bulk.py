@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from grunndata.store import bulk as store
 from grunndata.store.bulk import Entitlement, Job
 
 log = logging.getLogger("grunndata.server")
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # store/bulk.py makes them so
 SILENT_SECONDS = 900.0  # a job whose child has not spoken this long died with its server
 
 
@@ -83,6 +85,8 @@ class BulkExports:
 
     def job(self, job_id: str, entitlement: Entitlement) -> Job | None:
         """The job, if it exists and is this entitlement's (to any other it does not exist)."""
+        if not JOB_ID.fullmatch(job_id):  # none of ours: no query (a NUL is PostgreSQL's error)
+            return None
         self._purge()
         with open_connection(self.served.engine) as conn:
             job = store.get_job(conn, job_id)

@@ -315,6 +315,12 @@ def test_a_second_server_process_answers_the_status_and_makes_no_second_export(s
         ("/fhir/Patient/$export", 404, "'Patient' is not a resource type served here"),
         ("/fhir/Endpoint/$export", 404, "Endpoint is served here but not exported"),
         ("/fhir/$export-status/0123456789abcdef", 404, "there is no export '0123456789abcdef' for you"),
+        (
+            "/fhir/$export-status/0123456789abcdef0123456789abcdef",
+            404,
+            "there is no export '0123456789abcdef0",
+        ),
+        ("/fhir/$export-status/ab%00cd", 404, "there is no export 'ab\\x00cd' for you"),
         ("/fhir/$export-file/0123456789abcdef/Basic.ndjson.gz", 404, "has no file 'Basic.ndjson.gz'"),
     ],
 )

@@ -25,7 +25,7 @@ from grunndata.server.bulk import BulkExports
 from grunndata.server.deps import AccessDep, PlainAsked
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, fhir_content, resource_schema
-from grunndata.server.fhir_io.params import bad, split_values, strict
+from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant
@@ -66,7 +66,9 @@ async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Respon
     return await _kick_off(request, asked.access, asked.limits, asked.fmt, rtype)
 
 
-async def _kick_off(request: Request, access: Access, limits: Any, fmt: str, rtype: str | None) -> Response:
+async def _kick_off(
+    request: Request, access: Access, limits: Limits, fmt: str, rtype: str | None
+) -> Response:
     params = request.query_params
     limits.check(list(params.multi_items()))
     prefer = request.headers.get("prefer", "")
