@@ -48,7 +48,7 @@ NATIONAL_COUNTS = {
 
 
 @dataclass
-class Served:
+class Site:
     client: TestClient
     issuer: Issuer
     folder: Path
@@ -57,13 +57,13 @@ class Served:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("bulk")
     issuer = Issuer(tmp)
     followup, _ = write_followup(tmp, "Certican 0,1 mg (renamed)")
     settings = Settings.load({"GRUNNDATA_EXPORT_DIR": str(tmp / "exports")})
 
-    def serve(url: str) -> Iterator[Served]:
+    def serve(url: str) -> Iterator[Site]:
         engine = served_store(url)
         time.sleep(0.01)
         between = instant(datetime.now(UTC))
@@ -72,7 +72,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         import_fest(engine, followup)
         app = create_app(engine, issuer.authenticator(), warm=False, settings=settings)
         with TestClient(app) as client:
-            yield Served(client, issuer, tmp / "exports", settings, between)
+            yield Site(client, issuer, tmp / "exports", settings, between)
         engine.dispose()
 
     if request.param == "sqlite":
@@ -123,7 +123,7 @@ def counts(found: dict[str, Any]) -> dict[str, int]:
 # -- the asynchronous pattern ----------------------------------------------------------------
 
 
-def test_every_step_of_the_async_pattern(served: Served) -> None:
+def test_every_step_of_the_async_pattern(served: Site) -> None:
     client = served.client
     refused = client.get("/fhir/$export")
     assert refused.status_code == 400
@@ -161,7 +161,7 @@ def test_every_step_of_the_async_pattern(served: Served) -> None:
     assert client.get(status_url).json() == found
 
 
-def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(served: Served) -> None:
+def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(served: Site) -> None:
     client = served.client
     found = manifest(client, "/fhir/$export")
     url = found["output"][1]["url"]
@@ -175,7 +175,7 @@ def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(ser
     assert client.get(url.rsplit("/", 1)[0] + "/Patient.ndjson.gz").status_code == 404
 
 
-def test_a_system_export_holds_what_the_api_serves(served: Served) -> None:
+def test_a_system_export_holds_what_the_api_serves(served: Site) -> None:
     """Per type, the same resources with the same content as a search of all of them."""
     client = served.client
     found = manifest(client, "/fhir/$export")
@@ -191,7 +191,7 @@ def test_a_system_export_holds_what_the_api_serves(served: Served) -> None:
         assert exported == searched, item["type"]
 
 
-def test_since_gives_what_history_gives_for_the_same_instant(served: Served) -> None:
+def test_since_gives_what_history_gives_for_the_same_instant(served: Site) -> None:
     """The newest state of each resource `_history?_since` lists: versions in the files, removals
     in the deleted file, once each."""
     client = served.client
@@ -225,12 +225,12 @@ def test_since_gives_what_history_gives_for_the_same_instant(served: Served) -> 
     assert deletions[0]["type"] == "transaction" and deletions[0]["entry"][0]["request"]["method"] == "DELETE"
 
 
-def test_a_type_level_export_holds_that_type_alone(served: Served) -> None:
+def test_a_type_level_export_holds_that_type_alone(served: Site) -> None:
     found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
     assert counts(found) == {"ClinicalUseDefinition": 25}
 
 
-def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Served) -> None:
+def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Site) -> None:
     client = served.client
     status_url = kick_off(client, "/fhir/Ingredient/$export")
     job = status_url.rsplit("/", 1)[1]
@@ -251,7 +251,7 @@ def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Served)
 # -- who may see an export -------------------------------------------------------------------
 
 
-def test_a_restricted_clients_export_holds_only_what_it_may_read_and_is_its_alone(served: Served) -> None:
+def test_a_restricted_clients_export_holds_only_what_it_may_read_and_is_its_alone(served: Site) -> None:
     client, issuer = served.client, served.issuer
     sector = issuer.headers(*SECTOR)
     path = "/fhir/$export?_type=PackagedProductDefinition,Basic,Composition"
@@ -274,7 +274,7 @@ def test_a_restricted_clients_export_holds_only_what_it_may_read_and_is_its_alon
     assert national["requiresAccessToken"] is False
 
 
-def test_a_second_server_process_answers_the_status_and_makes_no_second_export(served: Served) -> None:
+def test_a_second_server_process_answers_the_status_and_makes_no_second_export(served: Site) -> None:
     """Two server processes over one store and one export folder: the store is the shared state."""
     first = served.client
     engine = first.app.state.served.engine  # type: ignore[attr-defined]
@@ -324,14 +324,14 @@ def test_a_second_server_process_answers_the_status_and_makes_no_second_export(s
         ("/fhir/$export-file/0123456789abcdef/Basic.ndjson.gz", 404, "has no file 'Basic.ndjson.gz'"),
     ],
 )
-def test_bad_requests_are_one_sentence(served: Served, path: str, status: int, words: str) -> None:
+def test_bad_requests_are_one_sentence(served: Site, path: str, status: int, words: str) -> None:
     r = served.client.get(path, headers=ASYNC)
     assert r.status_code == status, r.text
     assert r.json()["resourceType"] == "OperationOutcome"
     assert words in r.json()["issue"][0]["diagnostics"]
 
 
-def test_an_unknown_parameter_is_refused_only_when_strict(served: Served) -> None:
+def test_an_unknown_parameter_is_refused_only_when_strict(served: Site) -> None:
     strict = served.client.get(
         "/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive",
         headers={"Prefer": "respond-async, handling=strict"},
@@ -342,14 +342,14 @@ def test_an_unknown_parameter_is_refused_only_when_strict(served: Served) -> Non
     )
 
 
-def test_the_files_are_written_gzip_on_disk(served: Served) -> None:
+def test_the_files_are_written_gzip_on_disk(served: Site) -> None:
     found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
     job = found["output"][0]["url"].split("/")[-2]
     on_disk = served.folder / f"bulk-{job}" / "ClinicalUseDefinition.ndjson.gz"
     assert len(gzip.decompress(on_disk.read_bytes()).splitlines()) == 25
 
 
-def test_an_export_expires_after_the_configured_time(served: Served) -> None:
+def test_an_export_expires_after_the_configured_time(served: Site) -> None:
     engine = served.client.app.state.served.engine  # type: ignore[attr-defined]
     settings = Settings.load(
         {"GRUNNDATA_EXPORT_DIR": str(served.folder), "GRUNNDATA_EXPORT_EXPIRE_SECONDS": "1"}
@@ -369,7 +369,7 @@ def test_an_export_expires_after_the_configured_time(served: Served) -> None:
 
 
 def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_answered(
-    served: Served, monkeypatch: pytest.MonkeyPatch
+    served: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = served.client
     status_url = kick_off(client, "/fhir/ManufacturedItemDefinition/$export")
@@ -383,7 +383,7 @@ def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_
     assert client.delete(status_url).status_code == 202
 
 
-def test_the_kick_off_answers_in_the_format_asked(served: Served) -> None:
+def test_the_kick_off_answers_in_the_format_asked(served: Site) -> None:
     r = served.client.get("/fhir/ManufacturedItemDefinition/$export?_format=xml", headers=ASYNC)
     assert r.status_code == 202 and r.headers["content-type"] == "application/fhir+xml; charset=utf-8"
     assert r.text.startswith(
