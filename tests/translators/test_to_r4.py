@@ -8,6 +8,7 @@ for travels as ``r5-`` extensions, so the comparison is whole resources, not cho
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -75,6 +76,36 @@ def test_every_national_resource_of_the_real_extract_comes_back_exactly(
         "MedicinalProductManufactured": 75,
         "SubstanceSpecification": 71,
     }
+
+
+R4_OF_THE_REAL_EXTRACT = "7ca9b5d0af86bb2db3e5b5888192a56750bc13f172bb1c1c729a50c2842500a4"
+"""SHA-256 of the R4 JSON of every national resource of the real extract, one per line, in import
+order: computed before to_r4's mechanics were made faster (cached rules, a JSON copy for deepcopy),
+so a change of speed cannot change what is served. A deliberate change of the R4 output updates it."""
+
+
+def test_the_r4_of_the_real_extract_is_byte_for_byte_what_it_was(national: list[Json]) -> None:
+    made = b"\n".join(orjson.dumps(to_r4(r)) for r in national)
+    assert len(national) == 545
+    assert hashlib.sha256(made).hexdigest() == R4_OF_THE_REAL_EXTRACT
+
+
+def test_to_r4_leaves_its_r5_input_as_it_was(national: list[Json]) -> None:
+    """The rules' values are copied, never shared with or changed in the R5 resource given."""
+    for resource in national:
+        before = orjson.dumps(resource)
+        made = to_r4(resource)
+        assert orjson.dumps(resource) == before
+        _empty(made)  # every dict and list of the output emptied: none of them is the input's
+        assert orjson.dumps(resource) == before
+
+
+def _empty(value: Any) -> None:
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    for child in list(children):
+        _empty(child)
+    if isinstance(value, dict | list):
+        value.clear()
 
 
 def test_r5_only_types_are_not_served_as_r4(real_resources: list[Json]) -> None:

@@ -15,10 +15,10 @@ clients. `coverage()` lists each R5 element and how it is carried.
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -77,12 +77,21 @@ EXTENSION_URLS = {
 _NO = object()  # an inverse's "this item is not mine"
 
 
+def _copy(value: Any) -> Any:
+    """A copy of JSON `value` (dicts, lists, scalars): what copy.deepcopy gives, several times faster."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
+
+
 # --- inverses of the tables' value converters -----------------------------------------------------
 
 
 def _only(value: Any, name: str) -> Any:
     """`value[name]` (a copy) when that is all `value` holds, else _NO."""
-    return copy.deepcopy(value[name]) if isinstance(value, dict) and set(value) == {name} else _NO
+    return _copy(value[name]) if isinstance(value, dict) and set(value) == {name} else _NO
 
 
 def _coding_of_concept(concept: Any) -> Any:
@@ -93,11 +102,23 @@ def _coding_of_concept(concept: Any) -> Any:
     first = concept["coding"][0]
     if [first, *_added_by_one_shape(first)] != concept["coding"]:
         return _NO
-    return copy.deepcopy(first)
+    return _copy(first)
 
 
 def _added_by_one_shape(coding: Json) -> list[Json]:
     """The codings one_shape adds after `coding` in a concept holding it alone (shape._with_both)."""
+    key = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else (0, 0)
+    if not all(part is None or isinstance(part, str) for part in key):
+        return _added_to(coding)
+    return _added_by_code(*key)  # they depend on the system and code alone
+
+
+@cache
+def _added_by_code(system: str | None, code: str | None) -> list[Json]:
+    return _added_to({"system": system, "code": code})
+
+
+def _added_to(coding: Json) -> list[Json]:
     from grunndata.translators import shape
 
     concept: Json = {"coding": [dict(coding)]}
@@ -128,7 +149,7 @@ def _cross_reference(value: Any) -> Any:
 def _device(value: Any) -> Any:
     reference = _only(_only(value, "item"), "reference")
     target = reference.get("reference") if isinstance(reference, dict) else None
-    return copy.deepcopy(reference) if isinstance(target, str) and "DeviceDefinition/" in target else _NO
+    return _copy(reference) if isinstance(target, str) and "DeviceDefinition/" in target else _NO
 
 
 def _other_property(value: Any) -> Any:
@@ -137,12 +158,12 @@ def _other_property(value: Any) -> Any:
         {"system": t.CS_R4_CHARACTERISTIC, "code": "otherCharacteristics"}
     ]:
         return _NO
-    return copy.deepcopy(value["valueCodeableConcept"])
+    return _copy(value["valueCodeableConcept"])
 
 
 Inverse = Callable[[Any], Any]
 INVERSES: dict[Any, Inverse] = {
-    same: copy.deepcopy,
+    same: _copy,
     t.concept_of_coding: _coding_of_concept,
     t.concept_of_text: lambda v: _only(v, "text"),
     t.concept_reference: _concept_of_reference,
@@ -179,7 +200,7 @@ class Said:
 
 
 def _dose_form(value: Any, rule: ExtensionRule) -> Said | None:
-    return Said({"url": EXTENSION_URLS[rule.tail], "valueCodeableConcept": copy.deepcopy(value)})
+    return Said({"url": EXTENSION_URLS[rule.tail], "valueCodeableConcept": _copy(value)})
 
 
 def _item_number(value: Any, rule: ExtensionRule) -> Said | None:
@@ -199,7 +220,7 @@ def _fest_identifier(value: Any, rule: ExtensionRule) -> Said | None:
         return None
     if value.get("system") != function.system:
         return None
-    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": copy.deepcopy(value)})
+    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": _copy(value)})
 
 
 def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
@@ -208,7 +229,7 @@ def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
         reference.get("reference")
     ):
         return None
-    parts: list[Json] = [{"url": "item", "valueReference": _r4_references(copy.deepcopy(reference))}]
+    parts: list[Json] = [{"url": "item", "valueReference": _r4_references(_copy(reference))}]
     amount = value.get("amount")
     count = amount.get("value") if isinstance(amount, dict) else None
     if isinstance(count, int | float) and not isinstance(count, bool) and float(count).is_integer():
@@ -271,6 +292,17 @@ class _Candidate(NamedTuple):
     rule: To | Custom
 
 
+@cache
+def _rules_of(table_name: str) -> tuple[dict[str, list[_Candidate]], dict[str, list[ExtensionRule]]]:
+    """Of table `table_name`, once: its element rules and its NOMA extension rules by the R5 element they fill."""
+    table = t.TABLES[table_name]
+    by_name: dict[str, list[ExtensionRule]] = {}
+    for rule in table.extensions:
+        for r5 in rule.r5.split(" | "):
+            by_name.setdefault(r5, []).append(rule)
+    return _candidates(table), by_name
+
+
 def _candidates(table: Table) -> dict[str, list[_Candidate]]:
     """R5 element name -> the element rules of `table` that fill it, renames first."""
     found: dict[str, list[_Candidate]] = {}
@@ -302,8 +334,7 @@ def to_r4(resource: Json) -> Json | None:
 
 
 def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: bool = False) -> Json:
-    table = t.TABLES[table_name]
-    candidates = _candidates(table)
+    candidates, by_name = _rules_of(table_name)
     out: Json = {}
     extensions: list[Json] = []  # NOMA extensions made here
     carried: list[Json] = []  # r5- extensions: what R4 cannot say exactly
@@ -312,19 +343,21 @@ def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: b
             name.startswith("_") and name[1:] in ELEMENT_BASE
         ):
             if name != "extension":
-                out[name] = copy.deepcopy(value)
+                out[name] = _copy(value)
             continue
         if name == "contained" and resource:
-            out["contained"] = [to_r4(c) or copy.deepcopy(c) if isinstance(c, dict) else c for c in value]
+            out["contained"] = [to_r4(c) or _copy(c) if isinstance(c, dict) else c for c in value]
             continue
         if name == "meta" and resource:
             out["meta"] = _walk(value, "Meta", f"{r4_path}.meta", f"{r5_path}.meta")
             continue
-        exact = _element(name, value, table, candidates.get(name, []), out, extensions, r4_path, r5_path)
+        exact = _element(
+            name, value, by_name.get(name, ()), candidates.get(name, []), out, extensions, r4_path, r5_path
+        )
         if not exact:
             carried.append({"url": f"{R5_KEPT_BASE}{r5_path}.{name}", "valueString": _json(value)})
     own = [e for e in src.get("extension") or [] if not _restore_kept(e, r4_path, out)]
-    every = [copy.deepcopy(e) for e in own] + extensions + carried
+    every = [_copy(e) for e in own] + extensions + carried
     if every:
         out["extension"] = every
     return out
@@ -333,7 +366,7 @@ def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: b
 def _element(
     name: str,
     value: Any,
-    table: Table,
+    extension_rules: Iterable[ExtensionRule],
     candidates: list[_Candidate],
     out: Json,
     extensions: list[Json],
@@ -346,14 +379,7 @@ def _element(
     left: list[Any] = []
     order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
     for item in items:
-        said = next(
-            (
-                s
-                for rule in table.extensions
-                if name in rule.r5.split(" | ") and (s := _say(rule, item)) is not None
-            ),
-            None,
-        )
+        said = next((s for rule in extension_rules if (s := _say(rule, item)) is not None), None)
         if said is not None:
             extensions.append(said.extension)
             exact &= said.exact
@@ -363,7 +389,7 @@ def _element(
         order += "d" if _derived(name, item, r5_path) else "x"
         left.append(item)
     # the way back puts R4 elements' items first, then extensions', then what one_shape derives
-    exact &= re.fullmatch("x*e*d*", order) is not None
+    exact &= _IN_ORDER.fullmatch(order) is not None
     if not left:
         return exact
     remaining = [item for item in left if not _derived(name, item, r5_path)]
@@ -392,6 +418,9 @@ def _element(
         else:
             return False
     return exact
+
+
+_IN_ORDER = re.compile("x*e*d*")
 
 
 def _flat(rule: To | Custom, items: list[Any]) -> list[Any]:
@@ -454,7 +483,7 @@ def _backbone(item: Any, table: str, r4_path: str, r5_path: str) -> Any:
         default = R4_DEFAULTS.get((table, name))
         if default is None or default[0] in item:
             return _NO
-        r4[name] = copy.deepcopy(default[1])
+        r4[name] = _copy(default[1])
         marker = {"url": f"{R5_KEPT_BASE}{r5_path}.{default[0]}", "valueString": "null"}
         r4.setdefault("extension", []).append(marker)
     return r4
@@ -471,7 +500,7 @@ def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str, r5_name: s
         ]
         return _NO if any(level is _NO for level in levels) else levels
     if rule.function.__qualname__.startswith("ratio_or_range.") and r5_name == rule.r5.split(" | ")[0]:
-        return _r4_references(copy.deepcopy(item))
+        return _r4_references(_copy(item))
     return _NO
 
 
@@ -500,6 +529,7 @@ def _restore_kept(extension: Any, r4_path: str, out: Json) -> bool:
     return True
 
 
+@cache
 def _repeats(r4_path: str) -> bool:
     """Whether the R4 element at `r4_path` repeats, through referenced element definitions."""
     names = r4_path.split(".")
