@@ -143,7 +143,7 @@ def create_app(
             request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
         )
 
-    app.state.r4_cache = R4Cache()  # the R4 bodies made of served versions (server/r4view.py)
+    app.state.r4_cache = R4Cache(engine)  # the R4 bodies of served versions (server/r4view.py)
     app.add_middleware(
         FastReads, served=served, terms=terms, limits=app.state.limits, r4=app.state.r4_cache
     )  # the plainest reads skip the framework

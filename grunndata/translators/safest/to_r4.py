@@ -333,6 +333,13 @@ def to_r4(resource: Json) -> Json | None:
     return out
 
 
+def r4_json(body: bytes) -> bytes | None:
+    """The R4 body sent for R5 body `body` (the version as served, meta included), None for a type
+    SAFEST has not: made at import and stored (store R4Bodies), or at a read when the store has none."""
+    made = to_r4(orjson.loads(body))
+    return None if made is None else orjson.dumps(made)
+
+
 def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: bool = False) -> Json:
     candidates, by_name = _rules_of(table_name)
     out: Json = {}
