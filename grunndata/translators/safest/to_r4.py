@@ -90,8 +90,8 @@ def _copy(value: Any) -> Any:
 
 
 def _only(value: Any, name: str) -> Any:
-    """`value[name]` (a copy) when that is all `value` holds, else _NO."""
-    return _copy(value[name]) if isinstance(value, dict) and set(value) == {name} else _NO
+    """`value[name]` when that is all `value` holds, else _NO."""
+    return value[name] if isinstance(value, dict) and set(value) == {name} else _NO
 
 
 def _coding_of_concept(concept: Any) -> Any:
@@ -102,7 +102,7 @@ def _coding_of_concept(concept: Any) -> Any:
     first = concept["coding"][0]
     if [first, *_added_by_one_shape(first)] != concept["coding"]:
         return _NO
-    return _copy(first)
+    return first
 
 
 def _added_by_one_shape(coding: Json) -> list[Json]:
@@ -134,7 +134,7 @@ def _concept_of_reference(value: Any) -> Any:
     reference = _only(value, "reference")
     if reference is _NO:
         return _NO
-    return {"extension": [{"url": t.SUBSTANCE_REFERENCE, "valueReference": _r4_references(reference)}]}
+    return {"extension": [{"url": t.SUBSTANCE_REFERENCE, "valueReference": _r4_copy(reference)}]}
 
 
 def _whole_number(value: Any) -> Any:
@@ -149,7 +149,7 @@ def _cross_reference(value: Any) -> Any:
 def _device(value: Any) -> Any:
     reference = _only(_only(value, "item"), "reference")
     target = reference.get("reference") if isinstance(reference, dict) else None
-    return _copy(reference) if isinstance(target, str) and "DeviceDefinition/" in target else _NO
+    return reference if isinstance(target, str) and "DeviceDefinition/" in target else _NO
 
 
 def _other_property(value: Any) -> Any:
@@ -158,12 +158,12 @@ def _other_property(value: Any) -> Any:
         {"system": t.CS_R4_CHARACTERISTIC, "code": "otherCharacteristics"}
     ]:
         return _NO
-    return _copy(value["valueCodeableConcept"])
+    return value["valueCodeableConcept"]
 
 
 Inverse = Callable[[Any], Any]
 INVERSES: dict[Any, Inverse] = {
-    same: _copy,
+    same: lambda v: v,
     t.concept_of_coding: _coding_of_concept,
     t.concept_of_text: lambda v: _only(v, "text"),
     t.concept_reference: _concept_of_reference,
@@ -174,7 +174,8 @@ INVERSES: dict[Any, Inverse] = {
     t.contained_device: _device,
     t.other_property: _other_property,
 }
-"""Converter of the tables -> its inverse (R5 value -> R4 value, or _NO). Not here, so carried as
+"""Converter of the tables -> its inverse (R5 value -> R4 value, or _NO; the value may share parts
+with the R5 item: _undo copies it once, making R4 reference names on the way). Not here, so carried as
 ``r5-``: physical_properties (one R4 element becomes several properties), contained_manufactured_item
 (NOMA forbids packageItem.manufacturedItem; the containedItem extension says it), substance_property."""
 
@@ -229,7 +230,7 @@ def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
         reference.get("reference")
     ):
         return None
-    parts: list[Json] = [{"url": "item", "valueReference": _r4_references(_copy(reference))}]
+    parts: list[Json] = [{"url": "item", "valueReference": _r4_copy(reference)}]
     amount = value.get("amount")
     count = amount.get("value") if isinstance(amount, dict) else None
     if isinstance(count, int | float) and not isinstance(count, bool) and float(count).is_integer():
@@ -454,7 +455,7 @@ def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
     if inverse is None:
         return _NO
     r4 = inverse(item)
-    return _r4_references(r4) if r4 is not _NO else _NO
+    return _r4_copy(r4) if r4 is not _NO else _NO  # a copy: an inverse may give the R5 item's own parts
 
 
 R4_REQUIRED = {
@@ -507,7 +508,7 @@ def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str, r5_name: s
         ]
         return _NO if any(level is _NO for level in levels) else levels
     if rule.function.__qualname__.startswith("ratio_or_range.") and r5_name == rule.r5.split(" | ")[0]:
-        return _r4_references(_copy(item))
+        return _r4_copy(item)
     return _NO
 
 
@@ -553,17 +554,15 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _r4_references(value: Any) -> Any:
-    """R5 type names in Reference.reference -> their SAFEST R4 names, in place."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if name == "reference" and isinstance(item, str):
-                value[name] = _r4_type(item)
-            else:
-                _r4_references(item)
-    elif isinstance(value, list):
-        for item in value:
-            _r4_references(item)
+def _r4_copy(value: Any) -> Any:
+    """A copy of JSON `value` with R5 type names in Reference.reference made SAFEST R4 names (one walk)."""
+    if type(value) is dict:
+        return {
+            k: _r4_type(v) if k == "reference" and isinstance(v, str) else _r4_copy(v)
+            for k, v in value.items()
+        }
+    if type(value) is list:
+        return [_r4_copy(v) for v in value]
     return value
 
 
