@@ -271,9 +271,12 @@ EXTENSION_INVERSES: dict[str, Callable[[Any, ExtensionRule], Said | None]] = {
 # --- what one_shape adds, left for the way back to add again ------------------------------------------
 
 
+_DERIVED_UNDER = "PackagedProductDefinition.packaging"
+
+
 def _derived(name: str, value: Any, path: str) -> bool:
     """An R5 item the way back derives again (one_shape's package level), so R4 need not carry it."""
-    if name != "property" or not path.startswith("PackagedProductDefinition.packaging"):
+    if name != "property" or not path.startswith(_DERIVED_UNDER):
         return False
     codings = (value.get("type") or {}).get("coding") if isinstance(value, dict) else None
     return isinstance(codings, list) and any(
@@ -384,31 +387,34 @@ def _element(
     """Put R5 element `name` in R4 form on `out` (and `extensions`); False when R4 cannot say it exactly."""
     items = value if isinstance(value, list) else [value]
     exact = True
-    left: list[Any] = []
-    order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
-    for item in items:
-        said = next((s for rule in extension_rules if (s := _say(rule, item)) is not None), None)
-        if said is not None:
-            extensions.append(said.extension)
-            exact &= said.exact
-            if not said.also_element:
-                order += "e"
-                continue
-        order += "d" if _derived(name, item, r5_path) else "x"
-        left.append(item)
-    # the way back puts R4 elements' items first, then extensions', then what one_shape derives
-    exact &= _IN_ORDER.fullmatch(order) is not None
-    if not left:
-        return exact
-    remaining = [item for item in left if not _derived(name, item, r5_path)]
+    derivable = name == "property" and r5_path.startswith(_DERIVED_UNDER)
+    if extension_rules or derivable:
+        left: list[Any] = []
+        order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
+        for item in items:
+            said = next((s for rule in extension_rules if (s := _say(rule, item)) is not None), None)
+            if said is not None:
+                extensions.append(said.extension)
+                exact &= said.exact
+                if not said.also_element:
+                    order += "e"
+                    continue
+            order += "d" if derivable and _derived(name, item, r5_path) else "x"
+            left.append(item)
+        # the way back puts R4 elements' items first, then extensions', then what one_shape derives
+        exact &= _IN_ORDER.fullmatch(order) is not None
+        remaining = [item for item in left if not (derivable and _derived(name, item, r5_path))]
+    else:  # every item is an R4 element's (the common case): nothing to sort
+        remaining = items
     if not remaining:
         return exact
     if not candidates:
         return False
     placed: dict[str, list[Any]] = {}
+    r5_child = f"{r5_path}.{name}"
     for item in remaining:
         for candidate in candidates:
-            r4 = _undo(candidate, item, f"{r4_path}.{candidate.r4}", f"{r5_path}.{name}")
+            r4 = _undo(candidate, item, r4_path, r5_child)
             if r4 is not _NO:
                 placed.setdefault(candidate.r4, []).append(r4)
                 break
@@ -444,13 +450,15 @@ def _say(rule: ExtensionRule, item: Any) -> Said | None:
     return inverse(item, rule) if inverse is not None else None
 
 
-def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
-    """R5 `item` back through `candidate`'s rule: the R4 value, or _NO."""
+def _undo(candidate: _Candidate, item: Any, r4_parent: str, r5_path: str) -> Any:
+    """R5 `item` (at `r5_path`) back through `candidate`'s rule (an element of `r4_parent`): the R4
+    value, or _NO."""
     rule = candidate.rule
     if isinstance(rule, Custom):
+        r4_path = f"{r4_parent}.{candidate.r4}"
         return _undo_custom(rule, item, r4_path, r5_path, r5_path.rsplit(".", 1)[-1])
     if rule.table is not None:
-        return _backbone(item, rule.table, r4_path, r5_path)
+        return _backbone(item, rule.table, f"{r4_parent}.{candidate.r4}", r5_path)
     inverse = _inverse(rule.convert)
     if inverse is None:
         return _NO
