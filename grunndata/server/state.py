@@ -90,6 +90,7 @@ class Served:
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
     search_cache_bytes: int = _DEFAULTS.search_cache_bytes  # 0 turns it off
+    r4_stored: bool = True  # the store has R4 bodies (resource_r4); False: read_r4 reads the version alone
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
     _searches_size: int = 0
     # run on a new snapshot before it is served (the terminology indexes), given its part that
@@ -219,7 +220,11 @@ class Served:
         else:
             READ_MISS.inc()
             with self.engine.connect() as conn:
-                got = read_with_r4(conn, snapshot, rtype, rid)
+                if self.r4_stored:
+                    got = read_with_r4(conn, snapshot, rtype, rid)
+                else:
+                    version = read(conn, snapshot, rtype, rid)
+                    got = None if version is None else (version, None)
             if got is None:
                 return None
             found, r4 = self._keep(snapshot, key, Prepared.of(got[0])), got[1]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy import and_, bindparam, case, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
@@ -185,6 +185,12 @@ def read_with_r4(
     if row is None:
         return None
     return version_of(row[:-1]), None if row[-1] is None else bytes(row[-1])
+
+
+def keeps_r4_bodies(conn: Connection) -> bool:
+    """Whether the store has the table of R4 bodies (a store no import of this version has opened
+    has not: its R4 bodies are made at the first R4 read)."""
+    return inspect(conn).has_table("resource_r4")
 
 
 _R4_OF = select(R4.c.data).where(R4.c.resource_pk == bindparam("pk"))  # built once: a read is hot

@@ -249,20 +249,22 @@ def test_an_r4_read_sends_the_stored_body_on_both_bases(fresh_api: tuple[Engine,
 def test_a_store_made_before_r4_bodies_were_kept_still_serves_r4(
     fresh_api: tuple[Engine, TestClient],
 ) -> None:
-    """A store imported before the resource_r4 table existed: opening it adds the table, and an R4
-    read makes the body as it did before (to_r4 of the served version)."""
+    """A store imported before the resource_r4 table existed, served as it is (no import has added
+    the table): an R4 read makes the body as it did before (to_r4 of the served version), never a
+    500; opening it to import adds the table."""
     engine, _ = fresh_api
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE resource_r4"))
-    reopened = connect(engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    older = connect(url, create=False)
     try:
-        with reopened.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM resource_r4")).scalar() == 0
+        with older.connect() as conn:
+            assert not store.keeps_r4_bodies(conn)
             version = store.read(
                 conn, store.current_snapshot(conn), "PackagedProductDefinition", CERTICAN_PACKAGE
             )
         assert version is not None
-        with TestClient(create_app(reopened)) as api:
+        with TestClient(create_app(older)) as api:
             for path, accept in (
                 (f"{R4}/{MPP}/{CERTICAN_PACKAGE}", "application/fhir+json"),
                 (
@@ -271,7 +273,14 @@ def test_a_store_made_before_r4_bodies_were_kept_still_serves_r4(
                 ),
             ):
                 answer = api.get(path, headers={"Accept": accept})
-                assert answer.status_code == 200
+                assert answer.status_code == 200, answer.text
                 assert answer.content == r4_json(version.body())
+    finally:
+        older.dispose()
+    reopened = connect(url)
+    try:
+        with reopened.connect() as conn:
+            assert store.keeps_r4_bodies(conn)
+            assert conn.execute(text("SELECT count(*) FROM resource_r4")).scalar() == 0
     finally:
         reopened.dispose()
