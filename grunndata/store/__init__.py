@@ -76,6 +76,7 @@ from grunndata.store.search import (
     search,
 )
 from grunndata.store.searchparams import (
+    BARCODE_PARAMS,
     CATALOGUE,
     SEARCH_PARAMS,
     SEARCHED_TYPES,
@@ -91,6 +92,7 @@ from grunndata.store.searchparams import (
 )
 
 __all__ = [
+    "BARCODE_PARAMS",
     "CATALOGUE",
     "OWNER_SOURCE",
     "SEARCHED_TYPES",

@@ -28,6 +28,7 @@ from grunndata.server.fhir_io.params import (
 )
 from grunndata.server.fhir_io.responses import FORMATS, JSON_TYPE, XML_TYPE
 from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
+from grunndata.store.searchparams import CONTENT_FILTER_PARAM
 from grunndata.translators.content_filters import VIEWS
 
 REF = "#/components/responses/"
@@ -204,8 +205,7 @@ def search_parameters(rtype: str) -> list[dict[str, Any]]:
             _query(
                 CONTENT_FILTER,
                 {"type": "string", "enum": list(VIEWS)},
-                "A named view of the national data: h-resept leaves out what DMP's H-resept API does "
-                "(docs/h-resept-filters.md); totals and paging are the view's",
+                CONTENT_FILTER_PARAM.description,
             )
         )
         sortable = [p.code for p in params_for(rtype).values() if p.type in ("string", "token", "date")]

@@ -5,13 +5,15 @@ H-resept content filters applied (translators/content_filters.py; each switchabl
 a search leaves out what the view excludes, a read of an excluded resource is a 404 there. The answers are the R5 interactions' (routes/fhir.py: the
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
 on the way out; a made R4 body is kept per stored version (server/r4view.py), and a plain read of
-one is answered by the fast path, as an R5 read is. JSON only for now: the XML writer orders elements by R5's definitions.
+one is answered by the fast path, as an R5 read is. JSON or XML: the R5 interactions answer in JSON,
+and the R4 made of it is written as XML by the R4 definitions (fhir_io/fhirxml.py) when asked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -22,8 +24,8 @@ from grunndata import store
 from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
-from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, send
+from grunndata.server.fhir_io.params import ID_PATTERN, INCLUDES, bad, strict
+from grunndata.server.fhir_io.responses import FhirError, answer_in_r4, fhir_version, negotiate, send
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.routes import fhir as r5
 from grunndata.store.searchparams import R4_BARCODE_TYPES, r4_barcode_param
@@ -44,6 +46,19 @@ BARCODE_PARAMS = {
 """DMP's product-code parameters per R4 type (and our `barcode` on the item), each answered by the
 R5 parameter `searchparams.r4_barcode_param` names; an entry says where the code was found."""
 assert set(BARCODE_PARAMS) <= set(R4_BARCODE_TYPES)
+
+R4_PARAMS: dict[str, dict[str, str]] = {
+    "MedicinalProduct": {"name": "name", "name-language": "name-language"},
+    "MedicinalProductPackaged": {"subject": "package-for"},
+}
+"""R4's own search parameters of the SAFEST types (the R4 specification; MedicinalProductManufactured
+has none) and the R5 parameter that answers each."""
+COMMON_PARAMS = ("_lastUpdated", "_tag")
+"""Parameters of every type (as Azure API for FHIR, DMP's platform, offers them), as in R5."""
+SORTS = frozenset(("_id", "_lastUpdated"))
+"""What an R4 `_sort` may name (besides the R4 string and token parameters of the type)."""
+R4_RESULT_PARAMS = ("_summary", "_sort", "_include", "_revinclude")
+"""Result parameters translated to R5 (`_summary=count` only: the other summaries are R5's elements)."""
 
 R4_PREFIX, HRESEPT_PREFIX = "/fhir-r4", "/fhir-r4-hresept"
 VIEWS = {R4_PREFIX: None, HRESEPT_PREFIX: H_RESEPT}
@@ -86,7 +101,9 @@ def _cache(request: Request) -> R4Cache:
 
 async def asked_r4(request: Request) -> Asked:
     """As the R5 routes' dependency: the type (an R4 SAFEST type; 404 otherwise), id, bounds,
-    format (JSON), token; `rtype` is the R5 type it is served from."""
+    format, token; `rtype` is the R5 type it is served from. `fmt` is JSON, the R5 interactions'
+    answer: the R4 made of it is sent in the format asked (`negotiate` again) by `send`."""
+    answer_in_r4(request)  # its XML, an error's too, by the R4 definitions
     served = request.app.state.served
     r4_type = request.path_params.get("rtype")
     rtype = ""
@@ -103,12 +120,7 @@ async def asked_r4(request: Request) -> Asked:
     if rid is not None and not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid!r} is not a valid resource id")
     limits = limits_of(request)
-    if negotiate(request) != "json":
-        raise FhirError(
-            406,
-            "not-supported",
-            f"{_prefix(request)} answers in application/fhir+json only (R4 XML is to come)",
-        )
+    negotiate(request)  # a format not served is a 406 here, before any work
     if fhir_version(request) == "5.0":
         raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
@@ -121,7 +133,7 @@ R4Asked = Annotated[Asked, Depends(asked_r4)]
 
 
 async def metadata(request: Request, asked: R4Asked) -> Response:
-    return send(request, "json", capability_statement(_base(request), VIEWS[_prefix(request)]))
+    return send(request, negotiate(request), capability_statement(_base(request), VIEWS[_prefix(request)]))
 
 
 async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
@@ -130,7 +142,9 @@ async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Respon
 
 async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str) -> Response:
     try:
-        answer = await r5.vread(request, asked, rid, vid)
+        # the R5 interaction itself, not its route: that one answers R4 already when the Accept
+        # header names fhirVersion=4.0, and making R4 of R4 gave `null`
+        answer = await r5._vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
@@ -145,11 +159,20 @@ async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
     asked.limits.check(given)  # every parameter counts against the bounds, also one left unanswered
     # a search parameter with a modifier goes on, so that R5's parse answers it or refuses it with a
     # 400 (`identifier:missing` left out would answer every package as if it matched)
-    searched = {*SEARCH_PARAMS, *barcodes}
-    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in searched]
-    unknown = sorted({k for k, _ in given} - {k for k, _ in items})
+    searched = {*SEARCH_PARAMS, *barcodes, *COMMON_PARAMS}
+    items, unknown_names = [], set()
+    for k, v in given:
+        if k in kept or k.split(":", 1)[0] in searched:
+            items.append((k, v))
+            continue
+        translated = _r5_item(rtype, k, v)
+        if translated is None:
+            unknown_names.add(k)
+        else:
+            items.append(translated)
+    unknown = sorted(unknown_names)
     if unknown and strict(request.headers.get("prefer", "")):
-        known = ", ".join((*SEARCH_PARAMS, *sorted(barcodes)))
+        known = ", ".join((*SEARCH_PARAMS, *R4_PARAMS.get(rtype, {}), *COMMON_PARAMS, *sorted(barcodes)))
         raise bad(f"unknown R4 search parameter {unknown[0][:100]!r}; {_prefix(request)} searches by {known}")
     if VIEWS[_prefix(request)] is not None:
         items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
@@ -188,7 +211,7 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
         raise FhirError(404, "not-found", f"{r4_name} is not known")
     _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[rtype]}/{rid}")
     body = _cache(request).prepared(prepared).body
-    return r5._read_response(request, "json", prepared.version, None, body)
+    return r5._read_response(request, negotiate(request), prepared.version, None, body)
 
 
 def _check_current(request: Request, asked: Asked, rid: str) -> None:
@@ -204,7 +227,7 @@ def _resource_answer(request: Request, answer: Response) -> Response:
     if answer.status_code != 200:
         return answer
     made = to_r4(orjson.loads(bytes(answer.body)))
-    return _sent(answer, orjson.dumps(made))
+    return _sent(request, answer, orjson.dumps(made))
 
 
 def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Sequence[str] = ()) -> Response:
@@ -234,15 +257,90 @@ def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Se
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, r4_base)
-    return _sent(answer, orjson.dumps(bundle))
+        url = _without_view(str(link.get("url", "")))
+        head, question, query = url.partition("?")
+        if question and asked.rtype:
+            url = f"{head}?{_r4_query(asked.rtype, query)}"
+        link["url"] = _r4_url(url, r5_base, r4_base)
+    return _sent(request, answer, orjson.dumps(bundle))
 
 
-def _sent(answer: Response, body: bytes) -> Response:
+def _sent(request: Request, answer: Response, body: bytes) -> Response:
+    """The R4 `body` in the format asked, with the R5 answer's status and headers."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(
-        body, answer.status_code, headers=headers, media_type="application/fhir+json; charset=utf-8"
-    )
+    return send(request, negotiate(request), body, status=answer.status_code, headers=headers)
+
+
+def _r5_ref(value: str) -> str:
+    """``MedicinalProduct/x`` -> ``MedicinalProductDefinition/x`` (a reference value or a type)."""
+    head, slash, tail = value.partition("/")
+    return R5_OF_R4.get(head, head) + slash + tail
+
+
+def _r5_item(rtype: str, name: str, value: str) -> tuple[str, str] | None:
+    """An R4 search parameter (R4_PARAMS, R4_RESULT_PARAMS) as the R5 search asks it; None for
+    one the R4 view does not answer (ignored, or a 400 with handling=strict)."""
+    code, colon, modifier = name.partition(":")
+    own = R4_PARAMS.get(rtype, {})
+    if code in own:
+        r5_modifier = _r5_ref(modifier) if modifier in R5_OF_R4 else modifier
+        r5_value = ",".join(_r5_ref(v) for v in value.split(",")) if code == "subject" else value
+        return own[code] + (colon + r5_modifier), r5_value
+    if name == "_summary":
+        return (name, value) if value == "count" else None
+    if name == "_sort":
+        keys = [k.lstrip("-") for k in value.split(",")]
+        if not all(k in SORTS or k in own for k in keys):
+            return None
+        return name, ",".join(
+            ("-" if k.startswith("-") else "") + own.get(k.lstrip("-"), k.lstrip("-"))
+            for k in value.split(",")
+        )
+    if name in INCLUDES:
+        source, _, rest = value.partition(":")
+        param, _, target = rest.partition(":")
+        r5_param = R4_PARAMS.get(source, {}).get(param)
+        if r5_param is None or (target and target not in R5_OF_R4):
+            return None
+        return name, ":".join((R5_OF_R4[source], r5_param, *((R5_OF_R4[target],) if target else ())))
+    return None
+
+
+_R4_OF_R5_PARAM = {
+    (R5_OF_R4[r4_type], r5): r4 for r4_type, params in R4_PARAMS.items() for r4, r5 in params.items()
+}
+
+
+def _r4_query(rtype: str, query: str) -> str:
+    """A link's query (written by the R5 search) in R4's parameter names and types again."""
+    out = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        name_decoded, value_decoded = unquote_plus(name), unquote_plus(value)
+        code, colon, modifier = name_decoded.partition(":")
+        r4 = _R4_OF_R5_PARAM.get((rtype, code))
+        if r4 is not None:
+            modifier = R4_OF_R5.get(modifier, modifier)
+            value_decoded = (
+                ",".join(_r4_path(v) for v in value_decoded.split(",")) if r4 == "subject" else value_decoded
+            )
+            out.append(f"{quote(r4 + colon + modifier, safe=':')}{eq}{quote(value_decoded, safe=',:/')}")
+        elif name_decoded in INCLUDES:
+            parts = value_decoded.split(":")
+            source = R4_OF_R5.get(parts[0], parts[0])
+            param = _R4_OF_R5_PARAM.get((parts[0], parts[1]), parts[1]) if len(parts) > 1 else ""
+            target = [R4_OF_R5.get(p, p) for p in parts[2:]]
+            out.append(f"{name}={quote(':'.join([source, param, *target]), safe=':')}")
+        elif name_decoded == "_sort":
+            keys = [
+                ("-" if k.startswith("-") else "")
+                + _R4_OF_R5_PARAM.get((rtype, k.lstrip("-")), k.lstrip("-"))
+                for k in value_decoded.split(",")
+            ]
+            out.append(f"_sort={quote(','.join(keys), safe=',')}")
+        else:
+            out.append(pair)
+    return "&".join(out)
 
 
 def _without_view(url: str) -> str:
@@ -280,6 +378,12 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
             "type": r4_type,
             "profile": PROFILES[r4_type],
             "interaction": [{"code": c} for c in ("read", "vread", "search-type", "history-instance")],
+            **({"searchInclude": [f"{r4_type}:subject"]} if r4_type == "MedicinalProductPackaged" else {}),
+            **(
+                {"searchRevInclude": ["MedicinalProductPackaged:subject"]}
+                if r4_type == "MedicinalProduct"
+                else {}
+            ),
             "versioning": "versioned",
             "readHistory": True,
             "updateCreate": False,
@@ -291,6 +395,20 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
                     "documentation": "varenr, GTIN or FEST id, in any of its forms",
                 },
                 {"name": "_id", "type": "token"},
+                {"name": "_lastUpdated", "type": "date"},
+                {
+                    "name": "_tag",
+                    "type": "token",
+                    "documentation": "the tier (national, sector, supplementary)",
+                },
+                *(
+                    {
+                        "name": code,
+                        "type": {"subject": "reference", "name": "string"}.get(code, "token"),
+                        "documentation": f"answered by the R5 parameter {r5_code}",
+                    }
+                    for code, r5_code in R4_PARAMS.get(r4_type, {}).items()
+                ),
                 *(
                     {
                         "name": code,
@@ -329,7 +447,7 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
         "software": {"name": "grunndata"},
         "implementation": {"description": "Grunndata FHIR R4 (SAFEST) view", "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {
                 "mode": "server",
