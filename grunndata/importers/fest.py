@@ -35,6 +35,7 @@ from grunndata.importers.national import (
 from grunndata.importers.run import (
     MAX_REMOVAL_SHARE,
     MAX_REPORTED,
+    R4_BODIES,
     RunResult,
     dangling_refusal,
     refuse,
@@ -244,7 +245,9 @@ def import_fest(
     entries = 0
     with (
         cycle_collection_paused(),
-        ReleaseBuilder(engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder,
+        ReleaseBuilder(
+            engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES
+        ) as builder,
     ):
         builder.keep(is_safest)  # a FEST delivery replaces FEST entries; SAFEST data stays as it is
         for entry, facts in reader.entries():

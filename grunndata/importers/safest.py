@@ -36,6 +36,7 @@ from grunndata.importers.resources import Found, read_resources, stored_form
 from grunndata.importers.run import (
     MAX_REMOVAL_SHARE,
     MAX_REPORTED,
+    R4_BODIES,
     RunResult,
     dangling_refusal,
     refuse,
@@ -109,7 +110,9 @@ def import_safest(
     result.types = dict(sorted(Counter(r["resourceType"] for r in resources).items()))
     with (
         cycle_collection_paused(),
-        ReleaseBuilder(engine, SOURCE, "full", TIER, OWNER, OWNER_NAME, path.name, dry_run) as builder,
+        ReleaseBuilder(
+            engine, SOURCE, "full", TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES
+        ) as builder,
     ):
         result.based_on = builder.based_on.id if builder.based_on else None
         if builder.based_on is not None:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -43,7 +44,7 @@ from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
-from grunndata.store import CATALOGUE, TERMINOLOGY
+from grunndata.store import CATALOGUE, TERMINOLOGY, keeps_r4_bodies
 
 log = logging.getLogger("grunndata.server")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
@@ -70,6 +71,11 @@ def create_app(
         cache_size=settings.read_cache,
         search_cache_bytes=settings.search_cache_bytes,
     )
+    try:  # a store no import of this version has opened has no R4 bodies: they are made at reads
+        with engine.connect() as conn:
+            served.r4_stored = keeps_r4_bodies(conn)
+    except SQLAlchemyError:  # the store unreachable now: /readyz says so; it has the table once imported
+        pass
     if served.auth.settings.dev:
         log.warning(dev_mode_banner())
     terms = Terminology(served)
@@ -152,7 +158,9 @@ def create_app(
             request, FhirError(400, "invalid", f"bad request: {where}: {first.get('msg', '')}")
         )
 
-    app.state.r4_cache = R4Cache()  # the R4 bodies made of served versions (server/r4view.py)
+    app.state.r4_cache = R4Cache(
+        engine if served.r4_stored else None
+    )  # the R4 bodies of served versions (server/r4view.py)
     app.add_middleware(
         FastReads, served=served, terms=terms, limits=app.state.limits, r4=app.state.r4_cache
     )  # the plainest reads skip the framework

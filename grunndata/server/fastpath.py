@@ -220,12 +220,13 @@ class FastReads:
         rtype = R5_OF_R4.get(r4_type)
         if rtype not in _TYPES or not ID_PATTERN.fullmatch(rid) or not _wants_json(scope["headers"]):
             return False
-        prepared = self.served.read(str(rtype), rid, access)
-        if prepared is None:
+        found = self.served.read_r4(str(rtype), rid, access)  # the stored R4 body in the same query
+        if found is None:
             return False
+        prepared, stored = found
         if prepared.version.tier == NATIONAL:
             scope[AUDIENCE] = EVERYONE
-        r4 = self.r4.prepared(prepared)
+        r4 = self.r4.prepared(prepared, stored)
         scope[PREPARED] = True
         await _answer(send, r4.raw_headers(), r4.body)
         return True

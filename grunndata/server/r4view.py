@@ -1,39 +1,49 @@
-"""The R4 bodies of served versions, made once by translators/safest/to_r4.py and kept.
+"""The R4 bodies of served versions: made at import and stored (store.R4Bodies), kept here once read.
 
 A stored version's bytes never change (a new release makes new versions), so its R4 body, keyed by
-the version's primary key, is made at its first R4 read and sent as prepared bytes after that, by
-the fast path (server/fastpath.py) and the /fhir-r4 routes alike.
+the version's primary key, is read from the store at its first R4 read (one row by primary key,
+beside the R5 read; made by translators/safest/to_r4.py for a version stored before the store kept
+R4 bodies) and sent as prepared bytes after that, by the fast path (server/fastpath.py), the /fhir-r4
+routes and `Accept: ...; fhirVersion=4.0` on /fhir alike.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
-import orjson
+from sqlalchemy.engine import Engine
 
 from grunndata.server.state import Prepared
-from grunndata.translators.safest.to_r4 import R4_OF_R5, to_r4
+from grunndata.store import r4_body
+from grunndata.translators.safest.to_r4 import R4_OF_R5, r4_json
 
 R5_OF_R4 = {r4: r5 for r5, r4 in R4_OF_R5.items()}
 """The SAFEST R4 types served at /fhir-r4, and the R5 type each is made from."""
 
 
 class R4Cache:
-    """Prepared R4 answers by stored version (the oldest made goes first when `size` is reached)."""
+    """Prepared R4 answers by stored version (the oldest kept goes first when `size` is reached)."""
 
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
+    def __init__(self, engine: Engine | None = None, size: int = 20_000) -> None:
+        self.engine, self.size = engine, size
         self._prepared: OrderedDict[int, Prepared] = OrderedDict()
 
-    def prepared(self, r5: Prepared) -> Prepared:
-        """The R4 answer of a served R5 version of a SAFEST type (ValueError for any other type)."""
+    def prepared(self, r5: Prepared, stored: bytes | None = None) -> Prepared:
+        """The R4 answer of a served R5 version of a SAFEST type (ValueError for any other type);
+        `stored`: its R4 body, when the caller read it with the version (Served.read_r4)."""
         found = self._prepared.get(r5.version.pk)
         if found is not None:
             return found
-        made = to_r4(r5.version.resource())
-        if made is None:
+        if r5.version.type not in R4_OF_R5:
             raise ValueError(f"{r5.version.type} is not served as R4")
-        prepared = Prepared(r5.version, orjson.dumps(made), r5.etag, r5.last_modified)
+        body = stored
+        if body is None and self.engine is not None:
+            with self.engine.connect() as conn:
+                body = r4_body(conn, r5.version.pk)
+        if body is None:  # stored before the store kept R4 bodies
+            body = r4_json(r5.body)
+        assert body is not None  # a SAFEST type's
+        prepared = Prepared(r5.version, body, r5.etag, r5.last_modified)
         if len(self._prepared) >= self.size:
             self._prepared.popitem(last=False)
         self._prepared[r5.version.pk] = prepared

@@ -22,6 +22,7 @@ from grunndata.store import (
     current_snapshot,
     may_read,
     read,
+    read_with_r4,
     release_lines,
 )
 
@@ -89,6 +90,7 @@ class Served:
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
     search_cache_bytes: int = _DEFAULTS.search_cache_bytes  # 0 turns it off
+    r4_stored: bool = True  # the store has R4 bodies (resource_r4); False: read_r4 reads the version alone
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
     _searches_size: int = 0
     # run on a new snapshot before it is served (the terminology indexes), given its part that
@@ -209,9 +211,32 @@ class Served:
         READ_MISS.inc()
         with self.engine.connect() as conn:
             version = read(conn, snapshot, rtype, rid)
-        if version is None:
+        return None if version is None else self._keep(snapshot, key, Prepared.of(version))
+
+    def read_r4(self, rtype: str, rid: str, entitled: Entitled) -> tuple[Prepared, bytes | None] | None:
+        """As `read`, for an R4 answer (server/r4view.py): when the version is not cached, its R4 body
+        stored at import comes in the same query (None: cached, or none stored)."""
+        snapshot = self.snapshot()
+        key = (rtype, rid)
+        found, r4 = self._reads.get(key), None
+        if found is not None:
+            READ_HIT.inc()
+        else:
+            READ_MISS.inc()
+            with self.engine.connect() as conn:
+                if self.r4_stored:
+                    got = read_with_r4(conn, snapshot, rtype, rid)
+                else:
+                    version = read(conn, snapshot, rtype, rid)
+                    got = None if version is None else (version, None)
+            if got is None:
+                return None
+            found, r4 = self._keep(snapshot, key, Prepared.of(got[0])), got[1]
+        if not may_read(entitled, found.version.tier, found.version.owner):
             return None
-        prepared = Prepared.of(version)
+        return found, r4
+
+    def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:
         if snapshot is self._snapshot and self.cache_size > 0:  # GRUNNDATA_READ_CACHE=0: no cache
             if len(self._reads) >= self.cache_size:
                 del self._reads[next(iter(self._reads))]  # the oldest entry

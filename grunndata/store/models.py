@@ -70,6 +70,19 @@ class Resource(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class ResourceR4(SQLModel, table=True):
+    """A resource version's R4 body (SAFEST types only), made at import beside the version's R5 bytes.
+
+    Its own table, so a store made before it gets it by create_all and serves the versions it
+    lacks by making their R4 at the first read (server/r4view.py). Written once, like its version.
+    """
+
+    __tablename__ = "resource_r4"
+
+    resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the R4 JSON as sent, meta included
+
+
 class ReleaseEntry(SQLModel, table=True):
     """Membership of a resource version in a release: the release's manifest."""
 
@@ -219,6 +232,7 @@ class BulkExport(SQLModel, table=True):
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
+R4 = ResourceR4.__table__  # type: ignore[attr-defined]  # R4 bodies of resource versions, made at import
 M = ReleaseEntry.__table__  # type: ignore[attr-defined]  # a release's manifest
 X = ResourceIndex.__table__  # type: ignore[attr-defined]  # FHIR search values per version
 S = SearchIndex.__table__  # type: ignore[attr-defined]  # raw FEST search values per version

@@ -3,14 +3,21 @@ data, in DMP's R4 shape, read, vread, history and search by varenr, GTIN and FES
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text, update
+from sqlalchemy.engine import Engine
 
+from grunndata import store
 from grunndata.importers.identifiers import served_identifiers
+from grunndata.server.app import create_app
+from grunndata.store import connect
+from grunndata.store.models import R4 as R4_BODIES
 from grunndata.translators.safest import to_r5
-from grunndata.translators.safest.to_r4 import PROFILES, to_r4
+from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, r4_json, to_r4
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, GTIN, VARENR
 
 MPP = "MedicinalProductPackaged"
@@ -250,3 +257,100 @@ def test_r4s_own_parameters_are_answered_by_the_r5_ones(api: TestClient) -> None
     assert strict.status_code == 400 and "'package-for'" in strict.json()["issue"][0]["diagnostics"]
     sorted_ids = _ids(_get(api, f"{R4}/{MPP}?_sort=-_lastUpdated,_id&_count=3"))
     assert len(sorted_ids) == 3
+
+
+# -- the R4 bodies made at import and stored beside the R5 versions ---------------------------------
+
+
+def test_every_version_of_a_safest_type_has_its_r4_body_stored_at_import(api: TestClient) -> None:
+    """The stored body is what the R4 read made per request before: to_r4 of the version as served
+    (meta, lastUpdated the activation's, included); the other types have none."""
+    engine: Engine = api.app.state.served.engine  # type: ignore[attr-defined]
+    stored: Counter[str] = Counter()
+    with engine.connect() as conn:
+        for version in store.served(conn):
+            body = store.r4_body(conn, version.pk)
+            if version.type in R4_OF_R5:
+                assert body == r4_json(version.body()), f"{version.type}/{version.id}"
+                stored[version.type] += 1
+            else:
+                assert body is None, f"{version.type}/{version.id}"
+    assert stored == {
+        "Ingredient": 139,
+        "PackagedProductDefinition": 107,
+        "MedicinalProductDefinition": 78,
+        "AdministrableProductDefinition": 75,
+        "ManufacturedItemDefinition": 75,
+        "SubstanceDefinition": 71,
+    }
+
+
+def _plant(engine: Engine, pk: int, body: bytes) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(R4_BODIES).where(R4_BODIES.c.resource_pk == pk).values(data=body))
+
+
+def test_an_r4_read_sends_the_stored_body_on_both_bases(fresh_api: tuple[Engine, TestClient]) -> None:
+    """Planted bytes in the stored R4 body are what both R4 reads send: it is read, not made again."""
+    engine, api = fresh_api
+    with engine.connect() as conn:
+        version = store.read(
+            conn, store.current_snapshot(conn), "PackagedProductDefinition", CERTICAN_PACKAGE
+        )
+    assert version is not None
+    made = r4_json(version.body())
+    assert made is not None
+    planted = made.replace(
+        b'"resourceType":"MedicinalProductPackaged",',
+        b'"resourceType":"MedicinalProductPackaged","language":"nb",',
+        1,
+    )
+    assert planted != made
+    _plant(engine, version.pk, planted)
+    for path in (
+        f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}",
+        f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}/_history/1",
+    ):
+        on_r5 = api.get(path, headers={"Accept": "application/fhir+json; fhirVersion=4.0"})
+        assert on_r5.content == planted  # fhirVersion=4.0 on /fhir: the stored body
+    assert api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}").content == planted  # /fhir-r4, by the fast path
+
+
+def test_a_store_made_before_r4_bodies_were_kept_still_serves_r4(
+    fresh_api: tuple[Engine, TestClient],
+) -> None:
+    """A store imported before the resource_r4 table existed, served as it is (no import has added
+    the table): an R4 read makes the body as it did before (to_r4 of the served version), never a
+    500; opening it to import adds the table."""
+    engine, _ = fresh_api
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE resource_r4"))
+    url = engine.url.render_as_string(hide_password=False)
+    older = connect(url, create=False)
+    try:
+        with older.connect() as conn:
+            assert not store.keeps_r4_bodies(conn)
+            version = store.read(
+                conn, store.current_snapshot(conn), "PackagedProductDefinition", CERTICAN_PACKAGE
+            )
+        assert version is not None
+        with TestClient(create_app(older)) as api:
+            for path, accept in (
+                (f"{R4}/{MPP}/{CERTICAN_PACKAGE}", "application/fhir+json"),
+                (
+                    f"/fhir/PackagedProductDefinition/{CERTICAN_PACKAGE}",
+                    "application/fhir+json; fhirVersion=4.0",
+                ),
+            ):
+                answer = api.get(path, headers={"Accept": accept})
+                assert answer.status_code == 200, answer.text
+                assert answer.content == r4_json(version.body())
+    finally:
+        older.dispose()
+    reopened = connect(url)
+    try:
+        with reopened.connect() as conn:
+            assert store.keeps_r4_bodies(conn)
+            assert conn.execute(text("SELECT count(*) FROM resource_r4")).scalar() == 0
+    finally:
+        reopened.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from grunndata.errors import DeliveryError
 from grunndata.importers.resources import read_resources
-from grunndata.importers.run import RunResult
+from grunndata.importers.run import R4_BODIES, RunResult
 from grunndata.importers.run import refuse as refuse_release
 from grunndata.importers.tiered import csvrows
 from grunndata.importers.tiered.checks import Checked, against_national, referenced, shape
@@ -117,7 +117,7 @@ def import_tiered(
     delivery = _read(path, max_file_bytes)
     _check_registered(engine, path, tier, owner)  # before the builder registers a new owner
     name = (owner_name or "").strip() or owner
-    with ReleaseBuilder(engine, tier, "full", tier, owner, name, path.name, dry_run) as builder:
+    with ReleaseBuilder(engine, tier, "full", tier, owner, name, path.name, dry_run, r4=R4_BODIES) as builder:
         result = TieredResult(
             file=path.name,
             started=started,

@@ -16,7 +16,6 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -55,13 +54,14 @@ from grunndata.server.fhir_io.responses import (
     fhir_version,
     send,
 )
-from grunndata.server.state import Served, http_date
+from grunndata.server.r4view import R4Cache
+from grunndata.server.state import Prepared, Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
 from grunndata.store.barcodes import Match
 from grunndata.store.searchparams import MPD
 from grunndata.translators.content_filters import VIEWS, enabled, unknown_view_sentence
-from grunndata.translators.safest.to_r4 import R4_OF_R5, SAFEST_TYPES, to_r4
+from grunndata.translators.safest.to_r4 import R4_OF_R5, SAFEST_TYPES
 
 HISTORY_OFFSET_LIMIT = 100_000
 MAX_NUMBER = 2**31 - 1  # release and version numbers are INTEGER columns: PostgreSQL takes no more
@@ -111,11 +111,11 @@ async def type_history(request: Request, asked: HistoryAsked) -> Response:
 async def read(request: Request, asked: ReadAsked, rid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, asked.fmt, await _read(request, replace(asked, fmt="json"), rid))
+        return _as_r4(request, asked.fmt, await _read(request, replace(asked, fmt="json"), rid, r4=True))
     return await _read(request, asked, rid)
 
 
-async def _read(request: Request, asked: ReadAsked, rid: str) -> Response:
+async def _read(request: Request, asked: ReadAsked, rid: str, *, r4: bool = False) -> Response:
     rtype, served, access = asked.rtype, asked.served, asked.access
     for resource in await listed(request, rtype):  # the catalogue's ids are reserved: it goes first
         if resource["id"] == rid:
@@ -129,6 +129,8 @@ async def _read(request: Request, asked: ReadAsked, rid: str) -> Response:
         if gone:
             raise FhirError(410, "deleted", f"{rtype}/{rid} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+    if r4:  # the R4 body /fhir-r4 sends, stored at import (server/r4view.py)
+        prepared = _r4_cache(request).prepared(prepared)
     return _read_response(
         request, asked.fmt, prepared.version, _shaping(request, rtype, asked.limits), prepared.body
     )
@@ -141,11 +143,13 @@ async def instance_history(request: Request, asked: HistoryAsked, rid: str) -> R
 async def vread(request: Request, asked: ReadAsked, rid: str, vid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, asked.fmt, await _vread(request, replace(asked, fmt="json"), rid, vid))
+        return _as_r4(
+            request, asked.fmt, await _vread(request, replace(asked, fmt="json"), rid, vid, r4=True)
+        )
     return await _vread(request, asked, rid, vid)
 
 
-async def _vread(request: Request, asked: Asked, rid: str, vid: str) -> Response:
+async def _vread(request: Request, asked: Asked, rid: str, vid: str, *, r4: bool = False) -> Response:
     if not _VERSION.fullmatch(vid):  # digits only: int() would take " 1", "+1" and "1_0" too
         raise bad(f"{vid!r} is not a version id")
     number = whole_number("version", vid, 1, MAX_NUMBER)
@@ -159,7 +163,8 @@ async def _vread(request: Request, asked: Asked, rid: str, vid: str) -> Response
             "not-found",
             f"{rtype}/{rid} has no version {vid}" if known else f"{rtype}/{rid} is not known",
         )
-    return _read_response(request, asked.fmt, version, _shaping(request, rtype, asked.limits))
+    body = _r4_cache(request).prepared(Prepared.of(version)).body if r4 else None
+    return _read_response(request, asked.fmt, version, _shaping(request, rtype, asked.limits), body)
 
 
 EVERYTHING_PARAMS = frozenset(("_format", "_pretty", CONTENT_FILTER))
@@ -197,12 +202,17 @@ def _check_r4(request: Request, asked: Asked) -> None:
     answer_in_r4(request)
 
 
+def _r4_cache(request: Request) -> R4Cache:
+    cache: R4Cache = request.app.state.r4_cache
+    return cache
+
+
 def _as_r4(request: Request, fmt: str, answer: Response) -> Response:
-    """A read's JSON answer in the R4 form /fhir-r4 serves, in `fmt`, the Content-Type naming the
-    version; a 304 as it is."""
+    """A read's JSON answer of the R4 body /fhir-r4 serves (stored at import: server/r4view.py), in
+    `fmt`, the Content-Type naming the version; a 304 as it is."""
     if answer.status_code != 200:
         return answer
-    made = orjson.dumps(to_r4(orjson.loads(bytes(answer.body))))
+    made = bytes(answer.body)
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
     return send(request, fmt, made, headers=headers, name_version=True)
 

@@ -15,10 +15,10 @@ clients. `coverage()` lists each R5 element and how it is carried.
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -83,12 +83,21 @@ valueIdentifier (the import serves it as ours again: fhir/identifiers.py accepts
 _NO = object()  # an inverse's "this item is not mine"
 
 
+def _copy(value: Any) -> Any:
+    """A copy of JSON `value` (dicts, lists, scalars): what copy.deepcopy gives, several times faster."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
+
+
 # --- inverses of the tables' value converters -----------------------------------------------------
 
 
 def _only(value: Any, name: str) -> Any:
-    """`value[name]` (a copy) when that is all `value` holds, else _NO."""
-    return copy.deepcopy(value[name]) if isinstance(value, dict) and set(value) == {name} else _NO
+    """`value[name]` when that is all `value` holds, else _NO."""
+    return value[name] if isinstance(value, dict) and set(value) == {name} else _NO
 
 
 def _coding_of_concept(concept: Any) -> Any:
@@ -99,11 +108,23 @@ def _coding_of_concept(concept: Any) -> Any:
     first = concept["coding"][0]
     if [first, *_added_by_one_shape(first)] != concept["coding"]:
         return _NO
-    return copy.deepcopy(first)
+    return first
 
 
 def _added_by_one_shape(coding: Json) -> list[Json]:
     """The codings one_shape adds after `coding` in a concept holding it alone (shape._with_both)."""
+    key = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else (0, 0)
+    if not all(part is None or isinstance(part, str) for part in key):
+        return _added_to(coding)
+    return _added_by_code(*key)  # they depend on the system and code alone
+
+
+@cache
+def _added_by_code(system: str | None, code: str | None) -> list[Json]:
+    return _added_to({"system": system, "code": code})
+
+
+def _added_to(coding: Json) -> list[Json]:
     from grunndata.translators import shape
 
     concept: Json = {"coding": [dict(coding)]}
@@ -119,7 +140,7 @@ def _concept_of_reference(value: Any) -> Any:
     reference = _only(value, "reference")
     if reference is _NO:
         return _NO
-    return {"extension": [{"url": t.SUBSTANCE_REFERENCE, "valueReference": _r4_references(reference)}]}
+    return {"extension": [{"url": t.SUBSTANCE_REFERENCE, "valueReference": _r4_copy(reference)}]}
 
 
 def _whole_number(value: Any) -> Any:
@@ -134,7 +155,7 @@ def _cross_reference(value: Any) -> Any:
 def _device(value: Any) -> Any:
     reference = _only(_only(value, "item"), "reference")
     target = reference.get("reference") if isinstance(reference, dict) else None
-    return copy.deepcopy(reference) if isinstance(target, str) and "DeviceDefinition/" in target else _NO
+    return reference if isinstance(target, str) and "DeviceDefinition/" in target else _NO
 
 
 def _other_property(value: Any) -> Any:
@@ -143,12 +164,12 @@ def _other_property(value: Any) -> Any:
         {"system": t.CS_R4_CHARACTERISTIC, "code": "otherCharacteristics"}
     ]:
         return _NO
-    return copy.deepcopy(value["valueCodeableConcept"])
+    return value["valueCodeableConcept"]
 
 
 Inverse = Callable[[Any], Any]
 INVERSES: dict[Any, Inverse] = {
-    same: copy.deepcopy,
+    same: lambda v: v,
     t.concept_of_coding: _coding_of_concept,
     t.concept_of_text: lambda v: _only(v, "text"),
     t.concept_reference: _concept_of_reference,
@@ -159,7 +180,8 @@ INVERSES: dict[Any, Inverse] = {
     t.contained_device: _device,
     t.other_property: _other_property,
 }
-"""Converter of the tables -> its inverse (R5 value -> R4 value, or _NO). Not here, so carried as
+"""Converter of the tables -> its inverse (R5 value -> R4 value, or _NO; the value may share parts
+with the R5 item: _undo copies it once, making R4 reference names on the way). Not here, so carried as
 ``r5-``: physical_properties (one R4 element becomes several properties), contained_manufactured_item
 (NOMA forbids packageItem.manufacturedItem; the containedItem extension says it), substance_property."""
 
@@ -185,7 +207,7 @@ class Said:
 
 
 def _dose_form(value: Any, rule: ExtensionRule) -> Said | None:
-    return Said({"url": EXTENSION_URLS[rule.tail], "valueCodeableConcept": copy.deepcopy(value)})
+    return Said({"url": EXTENSION_URLS[rule.tail], "valueCodeableConcept": _copy(value)})
 
 
 def _item_number(value: Any, rule: ExtensionRule) -> Said | None:
@@ -208,7 +230,7 @@ def _fest_identifier(value: Any, rule: ExtensionRule) -> Said | None:
     if rule.tail == "lmrnumber":  # safest-lmrNumber's value is a string (the import gives it our system)
         exact = set(value) == {"system", "value"} and isinstance(value["value"], str)
         return Said({"url": EXTENSION_URLS[rule.tail], "valueString": str(value.get("value"))}, exact=exact)
-    identifier = copy.deepcopy(value)
+    identifier = _copy(value)
     identifier["system"] = SAFEST_ID_SYSTEMS.get(rule.tail, function.system)
     return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": identifier})
 
@@ -219,7 +241,7 @@ def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
         reference.get("reference")
     ):
         return None
-    parts: list[Json] = [{"url": "item", "valueReference": _r4_references(copy.deepcopy(reference))}]
+    parts: list[Json] = [{"url": "item", "valueReference": _r4_copy(reference)}]
     amount = value.get("amount")
     count = amount.get("value") if isinstance(amount, dict) else None
     if isinstance(count, int | float) and not isinstance(count, bool) and float(count).is_integer():
@@ -260,9 +282,12 @@ EXTENSION_INVERSES: dict[str, Callable[[Any, ExtensionRule], Said | None]] = {
 # --- what one_shape adds, left for the way back to add again ------------------------------------------
 
 
+_DERIVED_UNDER = "PackagedProductDefinition.packaging"
+
+
 def _derived(name: str, value: Any, path: str) -> bool:
     """An R5 item the way back derives again (one_shape's package level), so R4 need not carry it."""
-    if name != "property" or not path.startswith("PackagedProductDefinition.packaging"):
+    if name != "property" or not path.startswith(_DERIVED_UNDER):
         return False
     codings = (value.get("type") or {}).get("coding") if isinstance(value, dict) else None
     return isinstance(codings, list) and any(
@@ -280,6 +305,17 @@ RESOURCE_BASE = (*ELEMENT_BASE, "implicitRules", "language", "text")
 class _Candidate(NamedTuple):
     r4: str  # the R4 element's name
     rule: To | Custom
+
+
+@cache
+def _rules_of(table_name: str) -> tuple[dict[str, list[_Candidate]], dict[str, list[ExtensionRule]]]:
+    """Of table `table_name`, once: its element rules and its NOMA extension rules by the R5 element they fill."""
+    table = t.TABLES[table_name]
+    by_name: dict[str, list[ExtensionRule]] = {}
+    for rule in table.extensions:
+        for r5 in rule.r5.split(" | "):
+            by_name.setdefault(r5, []).append(rule)
+    return _candidates(table), by_name
 
 
 def _candidates(table: Table) -> dict[str, list[_Candidate]]:
@@ -321,9 +357,15 @@ def to_r4(resource: Json) -> Json | None:
     return out
 
 
+def r4_json(body: bytes) -> bytes | None:
+    """The R4 body sent for R5 body `body` (the version as served, meta included), None for a type
+    SAFEST has not: made at import and stored (store R4Bodies), or at a read when the store has none."""
+    made = to_r4(orjson.loads(body))
+    return None if made is None else orjson.dumps(made)
+
+
 def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: bool = False) -> Json:
-    table = t.TABLES[table_name]
-    candidates = _candidates(table)
+    candidates, by_name = _rules_of(table_name)
     out: Json = {}
     extensions: list[Json] = []  # NOMA extensions made here
     carried: list[Json] = []  # r5- extensions: what R4 cannot say exactly
@@ -332,19 +374,21 @@ def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: b
             name.startswith("_") and name[1:] in ELEMENT_BASE
         ):
             if name != "extension":
-                out[name] = copy.deepcopy(value)
+                out[name] = _copy(value)
             continue
         if name == "contained" and resource:
-            out["contained"] = [to_r4(c) or copy.deepcopy(c) if isinstance(c, dict) else c for c in value]
+            out["contained"] = [to_r4(c) or _copy(c) if isinstance(c, dict) else c for c in value]
             continue
         if name == "meta" and resource:
             out["meta"] = _walk(value, "Meta", f"{r4_path}.meta", f"{r5_path}.meta")
             continue
-        exact = _element(name, value, table, candidates.get(name, []), out, extensions, r4_path, r5_path)
+        exact = _element(
+            name, value, by_name.get(name, ()), candidates.get(name, []), out, extensions, r4_path, r5_path
+        )
         if not exact:
             carried.append({"url": f"{R5_KEPT_BASE}{r5_path}.{name}", "valueString": _json(value)})
     own = [e for e in src.get("extension") or [] if not _restore_kept(e, r4_path, out)]
-    every = [copy.deepcopy(e) for e in own] + extensions + carried
+    every = [_copy(e) for e in own] + extensions + carried
     if every:
         out["extension"] = every
     return out
@@ -353,7 +397,7 @@ def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: b
 def _element(
     name: str,
     value: Any,
-    table: Table,
+    extension_rules: Iterable[ExtensionRule],
     candidates: list[_Candidate],
     out: Json,
     extensions: list[Json],
@@ -363,38 +407,34 @@ def _element(
     """Put R5 element `name` in R4 form on `out` (and `extensions`); False when R4 cannot say it exactly."""
     items = value if isinstance(value, list) else [value]
     exact = True
-    left: list[Any] = []
-    order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
-    for item in items:
-        said = next(
-            (
-                s
-                for rule in table.extensions
-                if name in rule.r5.split(" | ") and (s := _say(rule, item)) is not None
-            ),
-            None,
-        )
-        if said is not None:
-            extensions.append(said.extension)
-            exact &= said.exact
-            if not said.also_element:
-                order += "e"
-                continue
-        order += "d" if _derived(name, item, r5_path) else "x"
-        left.append(item)
-    # the way back puts R4 elements' items first, then extensions', then what one_shape derives
-    exact &= re.fullmatch("x*e*d*", order) is not None
-    if not left:
-        return exact
-    remaining = [item for item in left if not _derived(name, item, r5_path)]
+    derivable = name == "property" and r5_path.startswith(_DERIVED_UNDER)
+    if extension_rules or derivable:
+        left: list[Any] = []
+        order = ""  # per item: x an R4 element's, e an extension's, d derived again on the way back
+        for item in items:
+            said = next((s for rule in extension_rules if (s := _say(rule, item)) is not None), None)
+            if said is not None:
+                extensions.append(said.extension)
+                exact &= said.exact
+                if not said.also_element:
+                    order += "e"
+                    continue
+            order += "d" if derivable and _derived(name, item, r5_path) else "x"
+            left.append(item)
+        # the way back puts R4 elements' items first, then extensions', then what one_shape derives
+        exact &= _IN_ORDER.fullmatch(order) is not None
+        remaining = [item for item in left if not (derivable and _derived(name, item, r5_path))]
+    else:  # every item is an R4 element's (the common case): nothing to sort
+        remaining = items
     if not remaining:
         return exact
     if not candidates:
         return False
     placed: dict[str, list[Any]] = {}
+    r5_child = f"{r5_path}.{name}"
     for item in remaining:
         for candidate in candidates:
-            r4 = _undo(candidate, item, f"{r4_path}.{candidate.r4}", f"{r5_path}.{name}")
+            r4 = _undo(candidate, item, r4_path, r5_child)
             if r4 is not _NO:
                 placed.setdefault(candidate.r4, []).append(r4)
                 break
@@ -414,6 +454,9 @@ def _element(
     return exact
 
 
+_IN_ORDER = re.compile("x*e*d*")
+
+
 def _flat(rule: To | Custom, items: list[Any]) -> list[Any]:
     """Items of a repeating R4 element; the packaging Custom gives lists itself."""
     found: list[Any] = []
@@ -427,18 +470,20 @@ def _say(rule: ExtensionRule, item: Any) -> Said | None:
     return inverse(item, rule) if inverse is not None else None
 
 
-def _undo(candidate: _Candidate, item: Any, r4_path: str, r5_path: str) -> Any:
-    """R5 `item` back through `candidate`'s rule: the R4 value, or _NO."""
+def _undo(candidate: _Candidate, item: Any, r4_parent: str, r5_path: str) -> Any:
+    """R5 `item` (at `r5_path`) back through `candidate`'s rule (an element of `r4_parent`): the R4
+    value, or _NO."""
     rule = candidate.rule
     if isinstance(rule, Custom):
+        r4_path = f"{r4_parent}.{candidate.r4}"
         return _undo_custom(rule, item, r4_path, r5_path, r5_path.rsplit(".", 1)[-1])
     if rule.table is not None:
-        return _backbone(item, rule.table, r4_path, r5_path)
+        return _backbone(item, rule.table, f"{r4_parent}.{candidate.r4}", r5_path)
     inverse = _inverse(rule.convert)
     if inverse is None:
         return _NO
     r4 = inverse(item)
-    return _r4_references(r4) if r4 is not _NO else _NO
+    return _r4_copy(r4) if r4 is not _NO else _NO  # a copy: an inverse may give the R5 item's own parts
 
 
 R4_REQUIRED = {
@@ -482,7 +527,7 @@ def _backbone(item: Any, table: str, r4_path: str, r5_path: str) -> Any:
         default = R4_DEFAULTS.get((table, name))
         if default is None or default[0] in item:
             return _NO
-        r4[name] = copy.deepcopy(default[1])
+        r4[name] = _copy(default[1])
         marker = {"url": f"{R5_KEPT_BASE}{r5_path}.{default[0]}", "valueString": "null"}
         r4.setdefault("extension", []).append(marker)
     return r4
@@ -499,7 +544,7 @@ def _undo_custom(rule: Custom, item: Any, r4_path: str, r5_path: str, r5_name: s
         ]
         return _NO if any(level is _NO for level in levels) else levels
     if rule.function.__qualname__.startswith("ratio_or_range.") and r5_name == rule.r5.split(" | ")[0]:
-        return _r4_references(copy.deepcopy(item))
+        return _r4_copy(item)
     return _NO
 
 
@@ -528,6 +573,7 @@ def _restore_kept(extension: Any, r4_path: str, out: Json) -> bool:
     return True
 
 
+@cache
 def _repeats(r4_path: str) -> bool:
     """Whether the R4 element at `r4_path` repeats, through referenced element definitions."""
     names = r4_path.split(".")
@@ -544,17 +590,15 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _r4_references(value: Any) -> Any:
-    """R5 type names in Reference.reference -> their SAFEST R4 names, in place."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if name == "reference" and isinstance(item, str):
-                value[name] = _r4_type(item)
-            else:
-                _r4_references(item)
-    elif isinstance(value, list):
-        for item in value:
-            _r4_references(item)
+def _r4_copy(value: Any) -> Any:
+    """A copy of JSON `value` with R5 type names in Reference.reference made SAFEST R4 names (one walk)."""
+    if type(value) is dict:
+        return {
+            k: _r4_type(v) if k == "reference" and isinstance(v, str) else _r4_copy(v)
+            for k, v in value.items()
+        }
+    if type(value) is list:
+        return [_r4_copy(v) for v in value]
     return value
 
 
