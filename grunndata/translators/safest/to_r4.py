@@ -388,7 +388,7 @@ def _walk(src: Json, table_name: str, r4_path: str, r5_path: str, *, resource: b
         if not exact:
             carried.append({"url": f"{R5_KEPT_BASE}{r5_path}.{name}", "valueString": _json(value)})
     own = [e for e in src.get("extension") or [] if not _restore_kept(e, r4_path, out)]
-    every = [_copy(e) for e in own] + extensions + carried
+    every = [_r4_copy(e) for e in own] + extensions + carried  # a reference names R4 types
     if every:
         out["extension"] = every
     return out
