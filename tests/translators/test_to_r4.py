@@ -20,9 +20,11 @@ import pytest
 from grunndata.fhir import NS_LMR, NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.importers.identifiers import served_identifiers
+from grunndata.importers.resources import read_resources
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC, to_r5
 from grunndata.translators.safest.rules import R5_KEPT_BASE
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, coverage, to_r4
+from tests.conftest import SHARED, require
 
 Json = dict[str, Any]
 
@@ -458,3 +460,22 @@ def test_a_kits_package_of_another_products_item_adds_no_product_to_the_ingredie
     made = [to_r4(r) for r in (ingredient, item, kit)]
     back = {r["id"]: r for r in to_r5([r for r in made if r is not None]).resources}
     assert back["a-1"]["for"] == ingredient["for"]
+
+
+def test_dmps_contained_item_by_identifier_is_given_back_as_dmp_gave_it() -> None:
+    """DMP's examples name the item a packaging level holds by identifier (a logical reference);
+    the R4 view gave it only as an r5- extension, so a SAFEST client saw no containedItem (probe)."""
+    path = require(SHARED / "data" / "safest-r4" / "Examples" / "safest-MedicinalProductPackaged_Paracet.xml")
+    sent = [found.resource for found in read_resources(path, 10**7)]
+    (package,) = [r for r in to_r5(sent).resources if r["resourceType"] == "PackagedProductDefinition"]
+    (level,) = to_r4(package)["packageItem"]
+    (contained,) = [e for e in level["extension"] if e["url"].endswith("/containedItem")]
+    assert contained["extension"] == [
+        {"url": "item", "valueReference": {"identifier": {"value": "ManufacturedItem/2148"}}},
+        {"url": "quantity", "valueInteger": 2},
+    ]
+    assert not [e for e in level["extension"] if e["url"].endswith("packaging.containedItem")]
+    (again,) = [
+        r for r in to_r5([to_r4(package)]).resources if r["resourceType"] == "PackagedProductDefinition"
+    ]
+    assert again["packaging"]["containedItem"] == package["packaging"]["containedItem"]

@@ -237,9 +237,12 @@ def _fest_identifier(value: Any, rule: ExtensionRule) -> Said | None:
 
 def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
     reference = (value.get("item") or {}).get("reference") if isinstance(value, dict) else None
-    if not isinstance(reference, dict) or "ManufacturedItemDefinition/" not in str(
-        reference.get("reference")
-    ):
+    if not isinstance(reference, dict):
+        return None
+    literal = reference.get("reference")
+    # a literal reference to the item, or a logical one by identifier as DMP's examples give
+    # (`{"identifier": {"value": "ManufacturedItem/2148"}}`), which SAFEST's import keeps as it was
+    if "ManufacturedItemDefinition/" not in str(literal) and (literal is not None or "identifier" not in reference):
         return None
     parts: list[Json] = [{"url": "item", "valueReference": _r4_copy(reference)}]
     amount = value.get("amount")
