@@ -4,13 +4,17 @@ A SAFEST client changes only its base URL. The same routes answer at /fhir-r4-hr
 H-resept content filters applied (translators/content_filters.py; each switchable by a setting):
 a search leaves out what the view excludes, a read of an excluded resource is a 404 there. The answers are the R5 interactions' (routes/fhir.py: the
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
-on the way out; a made R4 body is kept per stored version (server/r4view.py), and a plain read of
-one is answered by the fast path, as an R5 read is. JSON only for now: the XML writer orders elements by R5's definitions.
+(a CodeSystem by translators/safest/codesystem.py) on the way out; a made R4 body is kept per stored
+version (server/r4view.py), and a plain read of one is answered by the fast path, as an R5 read is.
+JSON only for now: the XML writer orders elements by R5's definitions.
+
+DMP's `delta/` (`<base>/delta[/<type>[/<id>[/_history[/<vid>]]]]`, docs/r4-view.md) is the R5
+history: every version the store keeps, expiries as DELETE entries, paged by the same links.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -22,17 +26,29 @@ from grunndata import store
 from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
-from grunndata.server.fhir_io.params import ID_PATTERN, bad, strict
+from grunndata.server.fhir_io.params import ID_PATTERN, bad, form_items, strict
 from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, send
-from grunndata.server.r4view import R5_OF_R4, R4Cache
+from grunndata.server.r4view import R4_OF_SERVED, R5_OF_R4, R4Cache, r4_of
 from grunndata.server.routes import fhir as r5
-from grunndata.store.searchparams import R4_BARCODE_TYPES, r4_barcode_param
+from grunndata.store import instant
+from grunndata.store.searchparams import R4_BARCODE_TYPES, params_for, r4_barcode_param
 from grunndata.translators.content_filters import H_RESEPT, enabled
-from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, SAFEST_TYPES, to_r4
+from grunndata.translators.safest.codesystem import CODE_SYSTEM
+from grunndata.translators.safest.to_r4 import PROFILES, SAFEST_TYPES
 
+R4_TYPES = (*SAFEST_TYPES, CODE_SYSTEM)
+"""What /fhir-r4 serves, as DMP's service does: the SAFEST types and CodeSystem."""
 SEARCH_PARAMS = ("identifier", "_id")
 """The R4 search parameters: the R5 ones of the same name (a varenr, GTIN or FEST id in any form)."""
-KEPT_PARAMS = frozenset((*SEARCH_PARAMS, "_count", "_offset", "_snapshot", "_total", "_format", "_pretty"))
+TYPE_SEARCH_PARAMS = {CODE_SYSTEM: ("url", "_id", "identifier", "name", "version", "status")}
+"""A type's own R4 search parameters where they are not SEARCH_PARAMS (R5's, which R4 has too)."""
+assert all(set(codes) <= set(params_for(t)) for t, codes in TYPE_SEARCH_PARAMS.items())
+KEPT_PARAMS = frozenset(("_count", "_offset", "_snapshot", "_total", "_format", "_pretty"))
+FORMATS = "application/fhir+json (_format=json)"
+"""What the R4 bases answer in."""
+DELTA = "delta"
+DELTA_START = "https://grunndata.no/fhir/StructureDefinition/delta-starts-at-release"
+"""A delta Bundle's meta extension: the oldest release the store keeps, where the delta begins."""
 BARCODE_PARAMS = {
     "MedicinalProductPackaged": (
         "package-item-level-one",
@@ -85,7 +101,7 @@ def _cache(request: Request) -> R4Cache:
 
 
 async def asked_r4(request: Request) -> Asked:
-    """As the R5 routes' dependency: the type (an R4 SAFEST type; 404 otherwise), id, bounds,
+    """As the R5 routes' dependency: the type (an R4 type served here; 404 otherwise), id, bounds,
     format (JSON), token; `rtype` is the R5 type it is served from."""
     served = request.app.state.served
     r4_type = request.path_params.get("rtype")
@@ -95,7 +111,7 @@ async def asked_r4(request: Request) -> Asked:
             raise FhirError(
                 404,
                 "not-supported",
-                f"{r4_type[:100]!r} is not served as R4; the SAFEST types are {', '.join(SAFEST_TYPES)} "
+                f"{r4_type[:100]!r} is not served as R4; the SAFEST types are {', '.join(R4_TYPES)} "
                 "(the rest of the data is R5 only, at /fhir)",
             )
         rtype = R5_OF_R4[r4_type]
@@ -103,12 +119,12 @@ async def asked_r4(request: Request) -> Asked:
     if rid is not None and not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid!r} is not a valid resource id")
     limits = limits_of(request)
-    if negotiate(request) != "json":
-        raise FhirError(
-            406,
-            "not-supported",
-            f"{_prefix(request)} answers in application/fhir+json only (R4 XML is to come)",
-        )
+    try:
+        fmt = negotiate(request)
+    except FhirError:  # its sentence names R5's formats
+        fmt = ""
+    if fmt != "json":
+        raise FhirError(406, "not-supported", f"{_prefix(request)} answers in {FORMATS} only")
     if fhir_version(request) == "5.0":
         raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
@@ -139,17 +155,30 @@ async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str
 
 
 async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
+    return await _search(request, asked, rtype, request.query_params.multi_items())
+
+
+async def search_post(request: Request, asked: R4Asked, rtype: str) -> Response:
+    """A FHIR search by POST [type]/_search with a form body: answered as the GET search (R5's too)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+    given = request.query_params.multi_items() + await form_items(request, asked.limits)
+    return await _search(request, asked, rtype, given)
+
+
+async def _search(request: Request, asked: Asked, rtype: str, given: list[tuple[str, str]]) -> Response:
     barcodes = {code for code in BARCODE_PARAMS.get(rtype, ()) if r4_barcode_param(rtype, code) is not None}
-    kept = KEPT_PARAMS | barcodes
-    given = request.query_params.multi_items()
+    own = TYPE_SEARCH_PARAMS.get(rtype, SEARCH_PARAMS)
+    kept = KEPT_PARAMS | barcodes | set(own)
     asked.limits.check(given)  # every parameter counts against the bounds, also one left unanswered
     # a search parameter with a modifier goes on, so that R5's parse answers it or refuses it with a
     # 400 (`identifier:missing` left out would answer every package as if it matched)
-    searched = {*SEARCH_PARAMS, *barcodes}
+    searched = {*own, *barcodes}
     items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in searched]
     unknown = sorted({k for k, _ in given} - {k for k, _ in items})
     if unknown and strict(request.headers.get("prefer", "")):
-        known = ", ".join((*SEARCH_PARAMS, *sorted(barcodes)))
+        known = ", ".join((*own, *sorted(barcodes)))
         raise bad(f"unknown R4 search parameter {unknown[0][:100]!r}; {_prefix(request)} searches by {known}")
     if VIEWS[_prefix(request)] is not None:
         items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
@@ -158,18 +187,43 @@ async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
 
 
 async def instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
-    if _excluded(request):
-        await run_in_threadpool(_check_current, request, asked, rid)
-    try:
-        answer = await run_in_threadpool(r5._history, request, asked, asked.rtype, rid)
-    except FhirError as error:
-        raise _in_r4_words(error, asked.rtype) from None
-    return _bundle_answer(request, asked, answer)
+    return await run_in_threadpool(_history, request, asked, rid, False)
+
+
+async def type_history(request: Request, asked: R4Asked, rtype: str) -> Response:
+    return await run_in_threadpool(_history, request, asked, None, False)
+
+
+async def system_history(request: Request, asked: R4Asked) -> Response:
+    """The history of every type served as R4 (and of nothing else: R5's ClinicalUseDefinition,
+    Basic, ... are not in it)."""
+    return await run_in_threadpool(_history, request, asked, None, False)
+
+
+# DMP's delta/: the version history of everything ever published and still kept (docs/r4-view.md)
+
+
+async def delta_system(request: Request, asked: R4Asked) -> Response:
+    return await run_in_threadpool(_history, request, asked, None, True)
+
+
+async def delta_type(request: Request, asked: R4Asked, rtype: str) -> Response:
+    return await run_in_threadpool(_history, request, asked, None, True)
+
+
+async def delta_read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+    """The latest version published: the served one, or for an expired resource its deletion (a
+    410 saying when, and where its versions are)."""
+    return await run_in_threadpool(_delta_read, request, asked, rid)
+
+
+async def delta_instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+    return await run_in_threadpool(_history, request, asked, rid, True)
 
 
 def _in_r4_words(error: FhirError, rtype: str) -> FhirError:
     """The R5 interaction's error, naming the resource by its R4 type."""
-    message = error.message.replace(f"{rtype}/", f"{R4_OF_R5[rtype]}/")
+    message = error.message.replace(f"{rtype}/", f"{R4_OF_SERVED.get(rtype, rtype)}/")
     return FhirError(error.status, error.code, message, error.headers, error.details)
 
 
@@ -182,11 +236,11 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
     if prepared is None:
         with asked.served.engine.connect() as conn:
             gone = store.ever_served(conn, rtype, rid, asked.access)
-        r4_name = f"{R4_OF_R5[rtype]}/{rid}"
+        r4_name = f"{R4_OF_SERVED[rtype]}/{rid}"
         if gone:
             raise FhirError(410, "deleted", f"{r4_name} is no longer served (it expired)")
         raise FhirError(404, "not-found", f"{r4_name} is not known")
-    _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[rtype]}/{rid}")
+    _check_view(asked, request, prepared.version.pk, f"{R4_OF_SERVED[rtype]}/{rid}")
     body = _cache(request).prepared(prepared).body
     return r5._read_response(request, "json", prepared.version, None, body)
 
@@ -196,27 +250,77 @@ def _check_current(request: Request, asked: Asked, rid: str) -> None:
     history and versions with it: the view is judged on what the release serves)."""
     prepared = asked.served.read(asked.rtype, rid, asked.access)
     if prepared is not None:
-        _check_view(asked, request, prepared.version.pk, f"{R4_OF_R5[asked.rtype]}/{rid}")
+        _check_view(asked, request, prepared.version.pk, f"{R4_OF_SERVED[asked.rtype]}/{rid}")
+
+
+def _history(request: Request, asked: Asked, rid: str | None, delta: bool) -> Response:
+    """The R5 history of the asked type (every R4 type without one), or of instance `rid`, made R4;
+    in the H-resept view without the versions its filters exclude. `delta`: links under delta/,
+    and the Bundle says from which release the delta starts."""
+    excluded = _excluded(request)
+    if rid is not None and excluded:
+        _check_current(request, asked, rid)
+    rtype = asked.rtype or None
+    types = None if rtype else list(R5_OF_R4.values())
+    try:
+        answer = r5._history(request, asked, rtype, rid, types, excluded)
+    except FhirError as error:
+        raise _in_r4_words(error, asked.rtype) from None
+    start = None
+    if delta and answer.status_code == 200:
+        with asked.served.engine.connect() as conn:
+            start = store.oldest_release(conn)
+    return _bundle_answer(request, asked, answer, delta_start=start)
+
+
+def _delta_read(request: Request, asked: Asked, rid: str) -> Response:
+    try:
+        return _read(request, asked, rid)
+    except FhirError as error:
+        if error.status != 410:
+            raise
+    with asked.served.engine.connect() as conn:
+        newest = store.newest_release(conn)
+        items, _ = store.history(
+            conn, rtype=asked.rtype, rid=rid, since=None, upto_release=newest, count=1, offset=0,
+            entitled=asked.access,
+        )  # fmt: skip
+    name = f"{R4_OF_SERVED[asked.rtype]}/{rid}"
+    when = f" at {instant(items[0].at)}" if items and items[0].version is None else ""
+    raise FhirError(
+        410,
+        "deleted",
+        f"{name} is no longer published: it expired{when}; its versions are at "
+        f"{_base(request)}/{DELTA}/{name}/_history",
+    )
 
 
 def _resource_answer(request: Request, answer: Response) -> Response:
     """An R5 read answer made R4 (a 304 as it is)."""
     if answer.status_code != 200:
         return answer
-    made = to_r4(orjson.loads(bytes(answer.body)))
+    made = r4_of(orjson.loads(bytes(answer.body)))
     return _sent(answer, orjson.dumps(made))
 
 
-def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Sequence[str] = ()) -> Response:
+def _bundle_answer(
+    request: Request,
+    asked: Asked,
+    answer: Response,
+    ignored: Sequence[str] = (),
+    delta_start: int | None = None,
+) -> Response:
     """An R5 Bundle answer made R4: each entry's resource (and fullUrl), and the links, on /fhir-r4;
-    a warning outcome for each parameter the R4 search `ignored` (as the R5 search gives one)."""
+    a warning outcome for each parameter the R4 search `ignored` (as the R5 search gives one).
+    `delta_start`: a delta's Bundle, its links under delta/ and its meta naming the release it
+    starts at."""
     bundle = orjson.loads(bytes(answer.body))
     if ignored and answer.status_code == 200:
         issues = [
             {
                 "severity": "warning",
                 "code": "not-supported",
-                "diagnostics": f"ignored search parameter {name[:100]!r} (unknown for {R4_OF_R5.get(asked.rtype, asked.rtype)} over R4)",
+                "diagnostics": f"ignored search parameter {name[:100]!r} (unknown for {R4_OF_SERVED.get(asked.rtype, asked.rtype)} over R4)",
             }
             for name in ignored
         ]
@@ -225,16 +329,21 @@ def _bundle_answer(request: Request, asked: Asked, answer: Response, ignored: Se
             {"fullUrl": "urn:grunndata:r4-search-outcome", "resource": outcome, "search": {"mode": "outcome"}}
         )
     r5_base, r4_base = bundles.base_url(request), _base(request)
+    links_base = r4_base
+    if delta_start is not None:
+        links_base = f"{r4_base}/{DELTA}"
+        meta = bundle.setdefault("meta", {})
+        meta["extension"] = [{"url": DELTA_START, "valueInteger": delta_start}]
     for entry in bundle.get("entry", []):
         resource = entry.get("resource")
-        if isinstance(resource, dict) and resource.get("resourceType") in R4_OF_R5:
-            entry["resource"] = to_r4(resource)
+        if isinstance(resource, dict) and resource.get("resourceType") in R4_OF_SERVED:
+            entry["resource"] = r4_of(resource)
         entry["fullUrl"] = _r4_url(str(entry.get("fullUrl", "")), r5_base, r4_base)
         request_part = entry.get("request")
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, r4_base)
+        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, links_base)
     return _sent(answer, orjson.dumps(bundle))
 
 
@@ -258,7 +367,7 @@ def _r4_path(path: str) -> str:
     """``PackagedProductDefinition/x...`` (or ``...?query``) -> ``MedicinalProductPackaged/x...``."""
     end = min((i for i in (path.find("/"), path.find("?")) if i >= 0), default=len(path))
     head = path[:end]
-    return R4_OF_R5.get(head, head) + path[end:]
+    return R4_OF_SERVED.get(head, head) + path[end:]
 
 
 def _r4_url(url: str, r5_base: str, r4_base: str) -> str:
@@ -271,42 +380,54 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + _prefix(request)
 
 
+def _search_params(r4_type: str) -> list[dict[str, Any]]:
+    if r4_type in TYPE_SEARCH_PARAMS:
+        described = params_for(r4_type)
+        return [
+            {"name": code, "type": described[code].type, "documentation": described[code].description}
+            for code in TYPE_SEARCH_PARAMS[r4_type]
+        ]
+    return [
+        {
+            "name": "identifier",
+            "type": "token",
+            "documentation": "varenr, GTIN or FEST id, in any of its forms",
+        },
+        {"name": "_id", "type": "token"},
+        *(
+            {
+                "name": code,
+                "type": "token",
+                "documentation": (
+                    "a product code (GTIN) at this packaging level; the entry's search "
+                    "extension says where it was found"
+                    if code.startswith("package-item-level-")
+                    else "the item's product code (GTIN)"
+                ),
+            }
+            for code in BARCODE_PARAMS.get(r4_type, ())
+        ),
+    ]
+
+
 def capability_statement(base: str, view: str | None = None) -> bytes:
-    """What an R4 base serves, in R4: the SAFEST types, read, vread, history of an instance, search by
-    identifier and _id (and DMP's product-code parameters); each resource in its SAFEST profile.
+    """What an R4 base serves, in R4: the SAFEST types and CodeSystem, read, vread, history
+    (instance, type, system), search by identifier and _id (and DMP's product-code parameters;
+    CodeSystem by url, ...); each SAFEST resource in its SAFEST profile.
     `view`: the content-filter view the base applies (/fhir-r4-hresept: h-resept)."""
+    interactions = ("read", "vread", "search-type", "history-instance", "history-type")
     resources: list[dict[str, Any]] = [
         {
             "type": r4_type,
-            "profile": PROFILES[r4_type],
-            "interaction": [{"code": c} for c in ("read", "vread", "search-type", "history-instance")],
+            **({"profile": PROFILES[r4_type]} if r4_type in PROFILES else {}),
+            "interaction": [{"code": c} for c in interactions],
             "versioning": "versioned",
             "readHistory": True,
             "updateCreate": False,
             "conditionalRead": "full-support",
-            "searchParam": [
-                {
-                    "name": "identifier",
-                    "type": "token",
-                    "documentation": "varenr, GTIN or FEST id, in any of its forms",
-                },
-                {"name": "_id", "type": "token"},
-                *(
-                    {
-                        "name": code,
-                        "type": "token",
-                        "documentation": (
-                            "a product code (GTIN) at this packaging level; the entry's search "
-                            "extension says where it was found"
-                            if code.startswith("package-item-level-")
-                            else "the item's product code (GTIN)"
-                        ),
-                    }
-                    for code in BARCODE_PARAMS.get(r4_type, ())
-                ),
-            ],
+            "searchParam": _search_params(r4_type),
         }
-        for r4_type in SAFEST_TYPES
+        for r4_type in R4_TYPES
     ]
     viewed = (
         f" DMP's {view} content filters applied (docs/h-resept-filters.md): what they exclude is "
@@ -323,8 +444,8 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
         "status": "active",
         "date": "2026-12-07",
         "publisher": "Grunndata",
-        "description": "The SAFEST R4 types made from the same store the R5 API at /fhir serves; read-only."
-        + viewed,
+        "description": "The SAFEST R4 types and CodeSystem made from the same store the R5 API at /fhir "
+        "serves; read-only." + viewed,
         "kind": "instance",
         "software": {"name": "grunndata"},
         "implementation": {"description": "Grunndata FHIR R4 (SAFEST) view", "url": base},
@@ -336,25 +457,38 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
                 "documentation": (
                     "Read-only. The same data, snapshots and access rules as the R5 API at /fhir: "
                     "sector and supplementary data only with their scopes. R5 elements R4 has no place "
-                    "for travel as extensions https://grunndata.no/fhir/StructureDefinition/r5-<R5 path>."
-                    + viewed
+                    "for travel as extensions https://grunndata.no/fhir/StructureDefinition/r5-<R5 path>. "
+                    f"DMP's delta: {base}/{DELTA}[/<type>[/<id>[/_history[/<vid>]]]] gives every version "
+                    "the store keeps, expiries as DELETE entries, as a history Bundle whose meta says "
+                    "from which release it starts (docs/r4-view.md)." + viewed
                 ),
                 "resource": resources,
+                "interaction": [{"code": "history-system"}],
             }
         ],
     }
     return orjson.dumps(statement)
 
 
-# not in the OpenAPI document yet (its answers are not described per SAFEST type); the
-# CapabilityStatement at <base>/metadata lists what is served. The same handlers on both bases:
-# each asks `_prefix` which it was reached by.
+# The same handlers on both bases: each asks `_prefix` which it was reached by. delta/ goes first:
+# its paths would otherwise be read as a type "delta".
+ROUTES: tuple[tuple[str, Callable[..., Any], str], ...] = (
+    ("/metadata", metadata, "GET"),
+    ("/_history", system_history, "GET"),
+    (f"/{DELTA}", delta_system, "GET"),
+    (f"/{DELTA}/_history", delta_system, "GET"),
+    (f"/{DELTA}/{{rtype}}", delta_type, "GET"),
+    (f"/{DELTA}/{{rtype}}/_history", delta_type, "GET"),
+    (f"/{DELTA}/{{rtype}}/{{rid}}", delta_read, "GET"),
+    (f"/{DELTA}/{{rtype}}/{{rid}}/_history", delta_instance_history, "GET"),
+    (f"/{DELTA}/{{rtype}}/{{rid}}/_history/{{vid}}", vread, "GET"),
+    ("/{rtype}", search, "GET"),
+    ("/{rtype}/_search", search_post, "POST"),
+    ("/{rtype}/_history", type_history, "GET"),
+    ("/{rtype}/{rid}", read, "GET"),
+    ("/{rtype}/{rid}/_history", instance_history, "GET"),
+    ("/{rtype}/{rid}/_history/{vid}", vread, "GET"),
+)
 for _router in (router, hresept_router):
-    for _path, _endpoint in (
-        ("/metadata", metadata),
-        ("/{rtype}", search),
-        ("/{rtype}/{rid}", read),
-        ("/{rtype}/{rid}/_history", instance_history),
-        ("/{rtype}/{rid}/_history/{vid}", vread),
-    ):
-        _router.add_api_route(_path, _endpoint, methods=["GET"], include_in_schema=False)
+    for _path, _endpoint, _method in ROUTES:
+        _router.add_api_route(_path, _endpoint, methods=[_method], include_in_schema=False)
