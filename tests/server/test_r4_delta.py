@@ -5,7 +5,6 @@ Also the R4 search by POST, its ETag, and the R4 CodeSystems."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -210,7 +209,11 @@ def test_type_and_system_history_since_the_first_sync(two_releases: tuple[TestCl
             "_cursor 'x' is not one this server wrote; start again from the first page",
         ),
         (f"{R4}/_history?_format=ttl", 406, "/fhir-r4 answers in application/fhir+json (_format=json) only"),
-        (f"{DELTA}/{MPP}/x?_format=ttl", 406, "/fhir-r4 answers in application/fhir+json (_format=json) only"),
+        (
+            f"{DELTA}/{MPP}/x?_format=ttl",
+            406,
+            "/fhir-r4 answers in application/fhir+json (_format=json) only",
+        ),
     ],
 )
 def test_bad_delta_and_history_requests_are_400_404_406_outcomes(
@@ -237,7 +240,7 @@ def test_a_search_by_post_is_the_get_search_and_r4_searches_carry_an_etag(
     etag = got.headers["etag"]
     assert (
         etag.startswith('W/"s')
-        and etag != client.get(f"/fhir/PackagedProductDefinition?identifier=014884").headers["etag"]
+        and etag != client.get("/fhir/PackagedProductDefinition?identifier=014884").headers["etag"]
     )
     assert client.get(f"{R4}/{MPP}?identifier=014884", headers={"If-None-Match": etag}).status_code == 304
     assert client.get(f"/fhir-r4-hresept/{MPP}?identifier=014884").headers["etag"] != etag
