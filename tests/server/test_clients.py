@@ -4,8 +4,8 @@ fhirpy reads, pages and includes through its own API. fhirclient (SMART client-p
 no model classes for the R5 IDMP types, so it talks to the server through its FHIRServer's JSON
 requests; its R4 CapabilityStatement model still has to accept our R5 statement. Against /fhir-r4
 (the SAFEST R4 view) it uses its R4 model classes, which check types and required elements, also
-on DMP's delta/. A client asking
-for FHIR XML gets what the JSON says, as fhir.resources' XML parser reads it.
+on DMP's delta/. A client asking for FHIR XML gets what the JSON says, as fhir.resources' XML
+parser reads it.
 """
 
 from __future__ import annotations
