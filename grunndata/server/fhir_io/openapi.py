@@ -10,7 +10,7 @@ that uses it. `tests/server/test_openapi.py` holds the server to the document wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,7 +234,7 @@ def search_doc(rtype: str, *, post: bool = False) -> dict[str, Any]:
     }
 
 
-def history_doc() -> dict[str, Any]:
+def history_doc(negotiation: list[dict[str, Any]] = NEGOTIATION) -> dict[str, Any]:
     params = [
         _query("_since", DATE_SCHEMA),
         _query("_count", {"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -245,7 +245,7 @@ def history_doc() -> dict[str, Any]:
         _query("_snapshot", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
     ]
     doc = answers(fhir_content(resource_schema("Bundle")), 400, description="A history Bundle")
-    return {"parameters": [*params, *NEGOTIATION, _PREFER], **doc}
+    return {"parameters": [*params, *negotiation, _PREFER], **doc}
 
 
 def read_doc(rtype: str, *, version: bool = False) -> dict[str, Any]:
@@ -261,6 +261,76 @@ def read_doc(rtype: str, *, version: bool = False) -> dict[str, Any]:
     return {"parameters": params, **doc}
 
 
+# -- the R4 view (/fhir-r4, routes/r4.py): JSON only, its own search parameters -------------------
+
+R4_NEGOTIATION = [
+    _query(
+        "_format",
+        {"type": "string", "enum": [f for f, kind in FORMATS.items() if kind == "json"]},
+        "The format (FHIR JSON: the R4 view answers in nothing else yet); wins over Accept",
+    ),
+    *NEGOTIATION[1:],
+]
+
+
+def r4_search_doc(codes: Mapping[str, str], *, post: bool = False) -> dict[str, Any]:
+    """An R4 search (routes/r4.py): `codes` its search parameters (code -> what it finds), the
+    paging and total parameters R5's search reads; as a form body for POST _search."""
+    params = [
+        _query(code, IDS_SCHEMA if code == "_id" else VALUES_SCHEMA, what) for code, what in codes.items()
+    ]
+    params += [
+        _query("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}),
+        _query("_offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
+        _query(
+            "_snapshot",
+            {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]{1,18})*$"},
+            "The releases a page belongs to (from a next link)",
+        ),
+        _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
+    ]
+    doc = answers(
+        {JSON_TYPE: {"schema": resource_schema("Bundle")}}, 400, 410, description="A searchset Bundle"
+    )
+    if not post:
+        return {"parameters": [*params, *R4_NEGOTIATION, _PREFER], **doc}
+    doc["responses"].update(errors(415))
+    form = {"type": "object", "properties": {p["name"]: p["schema"] for p in params}}
+    return {
+        "parameters": [*R4_NEGOTIATION, _PREFER],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        **doc,
+    }
+
+
+def r4_read_doc(r4_types: Sequence[str], *, version: bool = False) -> dict[str, Any]:
+    """An R4 read of one of `r4_types` (a vread with `version`; also delta/'s read, whose 410 says
+    when it expired)."""
+    params = [
+        *R4_NEGOTIATION,
+        _header("If-None-Match", {"type": "string"}, "An ETag from an earlier read: 304 if unchanged"),
+        _header("If-Modified-Since", {"type": "string"}, "An HTTP date: 304 if not changed since"),
+    ]
+    schema = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"enum": list(r4_types)}},
+    }
+    doc = answers({JSON_TYPE: {"schema": schema}}, 400, 404, *(() if version else (410,)))
+    doc["responses"]["304"] = {"description": "Not modified"}
+    return {"parameters": params, **doc}
+
+
+def r4_type_parameter(types: Sequence[str]) -> dict[str, Any]:
+    """The `{rtype}` of an R4 route documented once for every type."""
+    return {
+        "name": "rtype",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": list(types)},
+    }
+
+
 # -- the document ----------------------------------------------------------------------------
 
 
@@ -270,6 +340,7 @@ class Gives:
 
     statuses: tuple[int, ...] = ()
     fhir: bool = False  # the route answers in FHIR's formats, JSON or XML
+    json_only: bool = False  # ... in FHIR JSON alone (the R4 view)
     token: bool = False  # the route reads a bearer token if there is one
 
 
@@ -296,12 +367,12 @@ def _complete(op: dict[str, Any], route: RouteContext, given: Mapping[Callable[.
     for status in sorted(statuses):
         responses.setdefault(str(status), {"$ref": REF + ERRORS[status][0]})
     if any(g.fhir for g in gives):  # FHIR's formats only (FastAPI put its application/json there)
+        json_only = any(g.json_only for g in gives)
         for code, response in responses.items():
             content = response.get("content", {})
             if code.startswith("2") and content:
-                response["content"] = fhir_content(
-                    content.get(JSON_TYPE, {}).get("schema", {"type": "object"})
-                )
+                schema = content.get(JSON_TYPE, {}).get("schema", {"type": "object"})
+                response["content"] = {JSON_TYPE: {"schema": schema}} if json_only else fhir_content(schema)
     if any(g.token for g in gives):
         op.setdefault("security", [{}, {"helseid": []}])  # national data needs no token
     for response in responses.values():

@@ -26,8 +26,18 @@ from grunndata import store
 from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
+from grunndata.server.fhir_io.openapi import (
+    R4_NEGOTIATION,
+    Gives,
+    answers,
+    history_doc,
+    r4_read_doc,
+    r4_search_doc,
+    r4_type_parameter,
+    resource_schema,
+)
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, form_items, strict
-from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, send
+from grunndata.server.fhir_io.responses import JSON_TYPE, FhirError, fhir_version, negotiate, send
 from grunndata.server.r4view import R4_OF_SERVED, R5_OF_R4, R4Cache, r4_of
 from grunndata.server.routes import fhir as r5
 from grunndata.store import instant
@@ -100,11 +110,23 @@ def _cache(request: Request) -> R4Cache:
     return cache
 
 
+def _route_type(request: Request) -> str | None:
+    """The R4 type a route is about: the generic routes' `{rtype}`, or the type a documented route
+    was made for (its path is <base>[/delta]/<type>/...); None for metadata and system histories."""
+    r4_type = request.path_params.get("rtype")
+    if r4_type is not None:
+        return str(r4_type)
+    parts = request.scope["route"].path_format.split("/")[2:]
+    if parts[:1] == [DELTA]:
+        parts = parts[1:]
+    return parts[0] if parts and parts[0] in R5_OF_R4 else None
+
+
 async def asked_r4(request: Request) -> Asked:
     """As the R5 routes' dependency: the type (an R4 type served here; 404 otherwise), id, bounds,
     format (JSON), token; `rtype` is the R5 type it is served from."""
     served = request.app.state.served
-    r4_type = request.path_params.get("rtype")
+    r4_type = _route_type(request)
     rtype = ""
     if r4_type is not None:
         if r4_type not in R5_OF_R4:
@@ -140,11 +162,11 @@ async def metadata(request: Request, asked: R4Asked) -> Response:
     return send(request, "json", capability_statement(_base(request), VIEWS[_prefix(request)]))
 
 
-async def read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+async def read(request: Request, asked: R4Asked, rid: str) -> Response:
     return await run_in_threadpool(_read, request, asked, rid)
 
 
-async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str) -> Response:
+async def vread(request: Request, asked: R4Asked, rid: str, vid: str) -> Response:
     try:
         answer = await r5.vread(request, asked, rid, vid)
     except FhirError as error:
@@ -154,20 +176,21 @@ async def vread(request: Request, asked: R4Asked, rtype: str, rid: str, vid: str
     return await run_in_threadpool(_resource_answer, request, answer)
 
 
-async def search(request: Request, asked: R4Asked, rtype: str) -> Response:
-    return await _search(request, asked, rtype, request.query_params.multi_items())
+async def search(request: Request, asked: R4Asked) -> Response:
+    return await _search(request, asked, request.query_params.multi_items())
 
 
-async def search_post(request: Request, asked: R4Asked, rtype: str) -> Response:
+async def search_post(request: Request, asked: R4Asked) -> Response:
     """A FHIR search by POST [type]/_search with a form body: answered as the GET search (R5's too)."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
     given = request.query_params.multi_items() + await form_items(request, asked.limits)
-    return await _search(request, asked, rtype, given)
+    return await _search(request, asked, given)
 
 
-async def _search(request: Request, asked: Asked, rtype: str, given: list[tuple[str, str]]) -> Response:
+async def _search(request: Request, asked: Asked, given: list[tuple[str, str]]) -> Response:
+    rtype = R4_OF_SERVED[asked.rtype]
     barcodes = {code for code in BARCODE_PARAMS.get(rtype, ()) if r4_barcode_param(rtype, code) is not None}
     own = TYPE_SEARCH_PARAMS.get(rtype, SEARCH_PARAMS)
     kept = KEPT_PARAMS | barcodes | set(own)
@@ -186,11 +209,11 @@ async def _search(request: Request, asked: Asked, rtype: str, given: list[tuple[
     return _bundle_answer(request, asked, answer, unknown)
 
 
-async def instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+async def instance_history(request: Request, asked: R4Asked, rid: str) -> Response:
     return await run_in_threadpool(_history, request, asked, rid, False)
 
 
-async def type_history(request: Request, asked: R4Asked, rtype: str) -> Response:
+async def type_history(request: Request, asked: R4Asked) -> Response:
     return await run_in_threadpool(_history, request, asked, None, False)
 
 
@@ -207,17 +230,17 @@ async def delta_system(request: Request, asked: R4Asked) -> Response:
     return await run_in_threadpool(_history, request, asked, None, True)
 
 
-async def delta_type(request: Request, asked: R4Asked, rtype: str) -> Response:
+async def delta_type(request: Request, asked: R4Asked) -> Response:
     return await run_in_threadpool(_history, request, asked, None, True)
 
 
-async def delta_read(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+async def delta_read(request: Request, asked: R4Asked, rid: str) -> Response:
     """The latest version published: the served one, or for an expired resource its deletion (a
     410 saying when, and where its versions are)."""
     return await run_in_threadpool(_delta_read, request, asked, rid)
 
 
-async def delta_instance_history(request: Request, asked: R4Asked, rtype: str, rid: str) -> Response:
+async def delta_instance_history(request: Request, asked: R4Asked, rid: str) -> Response:
     return await run_in_threadpool(_history, request, asked, rid, True)
 
 
@@ -470,25 +493,112 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
     return orjson.dumps(statement)
 
 
+OPENAPI = {asked_r4: Gives((400, 401, 404, 406, 503), fhir=True, token=True, json_only=True)}
+"""What the R4 routes' dependency answers instead of them (deps.OPENAPI's, for fhir_io/openapi.py)."""
+
+
+def _codes(r4_type: str) -> dict[str, str]:
+    """An R4 type's search parameters and what each finds (as the CapabilityStatement says)."""
+    return {p["name"]: p.get("documentation", "Logical id of the resource") for p in _search_params(r4_type)}
+
+
+def _r4_history_doc() -> dict[str, Any]:
+    return history_doc(R4_NEGOTIATION)
+
+
 # The same handlers on both bases: each asks `_prefix` which it was reached by. delta/ goes first:
-# its paths would otherwise be read as a type "delta".
-ROUTES: tuple[tuple[str, Callable[..., Any], str], ...] = (
-    ("/metadata", metadata, "GET"),
-    ("/_history", system_history, "GET"),
-    (f"/{DELTA}", delta_system, "GET"),
-    (f"/{DELTA}/_history", delta_system, "GET"),
-    (f"/{DELTA}/{{rtype}}", delta_type, "GET"),
-    (f"/{DELTA}/{{rtype}}/_history", delta_type, "GET"),
-    (f"/{DELTA}/{{rtype}}/{{rid}}", delta_read, "GET"),
-    (f"/{DELTA}/{{rtype}}/{{rid}}/_history", delta_instance_history, "GET"),
-    (f"/{DELTA}/{{rtype}}/{{rid}}/_history/{{vid}}", vread, "GET"),
-    ("/{rtype}", search, "GET"),
-    ("/{rtype}/_search", search_post, "POST"),
-    ("/{rtype}/_history", type_history, "GET"),
-    ("/{rtype}/{rid}", read, "GET"),
-    ("/{rtype}/{rid}/_history", instance_history, "GET"),
-    ("/{rtype}/{rid}/_history/{vid}", vread, "GET"),
+# its paths would otherwise be read as a type "delta". Documented (/fhir-r4 only: /fhir-r4-hresept
+# answers the same routes): the system-wide ones, each type's own, and a few once for every type.
+GENERAL: tuple[tuple[str, Callable[..., Any], str, str, Callable[[], dict[str, Any]]], ...] = (
+    (
+        "/metadata",
+        metadata,
+        "GET",
+        "metadata",
+        lambda: {
+            "parameters": R4_NEGOTIATION,
+            **answers({JSON_TYPE: {"schema": resource_schema("CapabilityStatement")}}),
+        },
+    ),
+    ("/_history", system_history, "GET", "history-system", _r4_history_doc),
+    (f"/{DELTA}", delta_system, "GET", "delta-system", _r4_history_doc),
+    (f"/{DELTA}/_history", delta_system, "GET", "delta-system-history", _r4_history_doc),
 )
-for _router in (router, hresept_router):
-    for _path, _endpoint, _method in ROUTES:
-        _router.add_api_route(_path, _endpoint, methods=[_method], include_in_schema=False)
+TYPED: tuple[tuple[str, Callable[..., Any], str, Callable[[str], dict[str, Any]]], ...] = (
+    ("/{type}", search, "search", lambda t: r4_search_doc(_codes(t))),
+    ("/{type}/_history", type_history, "history-type", lambda t: _r4_history_doc()),
+    ("/{type}/{{rid}}", read, "read", lambda t: r4_read_doc([t])),
+    ("/{type}/{{rid}}/_history", instance_history, "history-instance", lambda t: _r4_history_doc()),
+    ("/{type}/{{rid}}/_history/{{vid}}", vread, "vread", lambda t: r4_read_doc([t], version=True)),
+    (f"/{DELTA}/{{type}}", delta_type, "delta-type", lambda t: _r4_history_doc()),
+    (f"/{DELTA}/{{type}}/{{{{rid}}}}", delta_read, "delta-read", lambda t: r4_read_doc([t])),
+)
+"""Each R4 type's documented routes (GET): path (`{type}` filled in), handler, interaction, its doc."""
+ONCE: tuple[tuple[str, Callable[..., Any], str, str, Callable[[], dict[str, Any]]], ...] = (
+    (f"/{DELTA}/{{rtype}}/_history", delta_type, "GET", "delta-type-history", _r4_history_doc),
+    (f"/{DELTA}/{{rtype}}/{{rid}}/_history", delta_instance_history, "GET", "delta-history", _r4_history_doc),
+    (
+        f"/{DELTA}/{{rtype}}/{{rid}}/_history/{{vid}}",
+        vread,
+        "GET",
+        "delta-vread",
+        lambda: r4_read_doc(R4_TYPES, version=True),
+    ),
+    ("/{rtype}/_search", search_post, "POST", "search-form", lambda: r4_search_doc(_all_codes(), post=True)),
+)
+"""Routes for any R4 type (`{rtype}`; 404 for another) documented once, `{rtype}` listing the
+types; before the types' own (a type's delta read would take `_history` for an id)."""
+ANY_TYPE: tuple[tuple[str, Callable[..., Any]], ...] = (
+    (f"/{DELTA}/{{rtype}}", delta_type),
+    (f"/{DELTA}/{{rtype}}/{{rid}}", delta_read),
+    ("/{rtype}", search),
+    ("/{rtype}/_history", type_history),
+    ("/{rtype}/{rid}", read),
+    ("/{rtype}/{rid}/_history", instance_history),
+    ("/{rtype}/{rid}/_history/{vid}", vread),
+)
+"""The other routes for any R4 type (GET), undocumented: the types' own routes document them."""
+
+
+def _all_codes() -> dict[str, str]:
+    return {code: what for t in R4_TYPES for code, what in _codes(t).items()}
+
+
+def _add_routes(to: APIRouter, documented: bool) -> None:
+    def add(path: str, endpoint: Callable[..., Any], method: str, op: str, doc: dict[str, Any]) -> None:
+        if not documented:
+            to.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
+            return
+        to.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            summary=f"R4: {op}",
+            operation_id=f"r4-{op}",
+            openapi_extra=doc,
+        )
+
+    for path, endpoint, method, op, make in GENERAL:
+        add(path, endpoint, method, op, make())
+    for path, endpoint, method, op, make in ONCE:
+        doc = make()
+        doc["parameters"] = [r4_type_parameter(R4_TYPES), *doc["parameters"]]
+        add(path, endpoint, method, op, doc)
+    if documented:
+        for r4_type in R4_TYPES:
+            for template, endpoint, op, make_typed in TYPED:
+                path = template.format(type=r4_type)
+                to.add_api_route(
+                    path,
+                    endpoint,
+                    methods=["GET"],
+                    summary=f"{r4_type} (R4): {op}",
+                    operation_id=f"r4-{r4_type}-{op}",
+                    openapi_extra=make_typed(r4_type),
+                )
+    for path, endpoint in ANY_TYPE:
+        to.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
+_add_routes(router, documented=True)
+_add_routes(hresept_router, documented=False)
