@@ -141,6 +141,7 @@ async def asked_r4(request: Request) -> Asked:
     if rid is not None and not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid!r} is not a valid resource id")
     limits = limits_of(request)
+    limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
     try:
         fmt = negotiate(request)
     except FhirError:  # its sentence names R5's formats
@@ -242,6 +243,13 @@ async def delta_read(request: Request, asked: R4Asked, rid: str) -> Response:
 
 async def delta_instance_history(request: Request, asked: R4Asked, rid: str) -> Response:
     return await run_in_threadpool(_history, request, asked, rid, True)
+
+
+async def search_refused(request: Request) -> Response:
+    """[type]/_search takes POST alone (as on /fhir): a search is GET [type] or POST [type]/_search."""
+    base, r4_type = _prefix(request), str(request.path_params["rtype"])[:100]
+    message = f"search by GET {base}/{r4_type}?... or by POST {base}/{r4_type}/_search"
+    raise FhirError(405, "not-supported", message, {"Allow": "POST"})
 
 
 def _in_r4_words(error: FhirError, rtype: str) -> FhirError:
@@ -544,7 +552,13 @@ ONCE: tuple[tuple[str, Callable[..., Any], str, str, Callable[[], dict[str, Any]
         "delta-vread",
         lambda: r4_read_doc(R4_TYPES, version=True),
     ),
-    ("/{rtype}/_search", search_post, "POST", "search-form", lambda: r4_search_doc(_all_codes(), post=True)),
+    (
+        "/{rtype}/_search",
+        search_post,
+        "POST",
+        "search-form",
+        lambda: r4_search_doc(_common_codes(), post=True),
+    ),
 )
 """Routes for any R4 type (`{rtype}`; 404 for another) documented once, `{rtype}` listing the
 types; before the types' own (a type's delta read would take `_history` for an id)."""
@@ -560,8 +574,14 @@ ANY_TYPE: tuple[tuple[str, Callable[..., Any]], ...] = (
 """The other routes for any R4 type (GET), undocumented: the types' own routes document them."""
 
 
-def _all_codes() -> dict[str, str]:
-    return {code: what for t in R4_TYPES for code, what in _codes(t).items()}
+def _common_codes() -> dict[str, str]:
+    """The search parameters every R4 type has (a POST _search documented once lists these; each
+    type's own are in its GET search's document)."""
+    return {
+        code: what
+        for code, what in _codes(SAFEST_TYPES[0]).items()
+        if all(code in _codes(t) for t in R4_TYPES)
+    }
 
 
 def _add_routes(to: APIRouter, documented: bool) -> None:
@@ -584,6 +604,12 @@ def _add_routes(to: APIRouter, documented: bool) -> None:
         doc = make()
         doc["parameters"] = [r4_type_parameter(R4_TYPES), *doc["parameters"]]
         add(path, endpoint, method, op, doc)
+    to.add_api_route(  # every method but POST: a full match here, so the 405 names POST alone
+        "/{rtype}/_search",
+        search_refused,
+        methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
+        include_in_schema=False,
+    )
     if documented:
         for r4_type in R4_TYPES:
             for template, endpoint, op, make_typed in TYPED:
