@@ -307,3 +307,18 @@ def test_an_r5_only_code_system_element_travels_as_an_extension() -> None:
             }
         ],
     }
+
+
+def test_search_takes_post_alone_and_every_route_measures_its_parameters(
+    two_releases: tuple[TestClient, str, str],
+) -> None:
+    """Found by schemathesis against the OpenAPI document: an OPTIONS on _search said `Allow: GET,
+    HEAD, POST`, and a control character in `_pretty` on metadata was answered 200."""
+    client, _, _ = two_releases
+    for method in ("GET", "OPTIONS", "DELETE"):
+        refused = client.request(method, f"{R4}/{MPP}/_search")
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST", method
+        assert refused.json()["issue"][0]["diagnostics"] == (
+            f"search by GET {R4}/{MPP}?... or by POST {R4}/{MPP}/_search"
+        )
+    assert _get(client, f"{R4}/metadata?_pretty=%0F", 400)["issue"][0]["code"] == "invalid"
