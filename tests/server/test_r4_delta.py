@@ -322,3 +322,13 @@ def test_search_takes_post_alone_and_every_route_measures_its_parameters(
             f"search by GET {R4}/{MPP}?... or by POST {R4}/{MPP}/_search"
         )
     assert _get(client, f"{R4}/metadata?_pretty=%0F", 400)["issue"][0]["code"] == "invalid"
+
+
+def test_a_vread_asking_for_fhir_version_4_is_the_r4_version(
+    two_releases: tuple[TestClient, str, str],
+) -> None:
+    """It was `null`: the R5 vread made it R4 for the Accept, and the R4 route made that R4 again."""
+    client, _, _ = two_releases
+    path = f"{DELTA}/{MPP}/{CERTICAN_PACKAGE}/_history/1"
+    asked = _get(client, path, Accept="application/fhir+json; fhirVersion=4.0")
+    assert asked == _get(client, path) and asked["resourceType"] == MPP

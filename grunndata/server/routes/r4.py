@@ -169,7 +169,7 @@ async def read(request: Request, asked: R4Asked, rid: str) -> Response:
 
 async def vread(request: Request, asked: R4Asked, rid: str, vid: str) -> Response:
     try:
-        answer = await r5.vread(request, asked, rid, vid)
+        answer = await r5._vread(request, asked, rid, vid)  # R5's, made R4 here (whatever the Accept)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
