@@ -188,11 +188,9 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
         "shows",
         ("sector-unit-dose-1",),
     ),
-    ("R4 system history", "/fhir-r4/_history?_count=5", "shows", ("sector-unit-dose-1",)),
-    # DMP's delta/ of the same view: the version history, by the same rules
+    # DMP's delta/ of the same view: the version history, by the same rules (its vread and instance
+    # history are the handlers of the rows above)
     ("R4 delta read", "/fhir-r4/delta/MedicinalProductPackaged/sector-unit-dose-1", "r4", ()),
-    ("R4 delta vread", "/fhir-r4/delta/MedicinalProductPackaged/sector-unit-dose-1/_history/1", "r4", ()),
-    ("R4 delta history", "/fhir-r4/delta/MedicinalProductPackaged/sector-unit-dose-1/_history", "r4", ()),
     (
         "R4 delta of a type",
         "/fhir-r4/delta/MedicinalProductPackaged?_count=5",
