@@ -141,6 +141,8 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
         "tiny": ["/tiny"],
         "read": [f"/fhir/{PPD}/{i}" for i in reads],
         "read-r4": [f"/fhir-r4/MedicinalProductPackaged/{i}" for i in reads],  # the same packages, as R4
+        "read-xml": [f"/fhir/{PPD}/{i}?_format=xml" for i in reads],  # and as XML: R5, R4
+        "read-r4-xml": [f"/fhir-r4/MedicinalProductPackaged/{i}?_format=xml" for i in reads],
         "varenr": [f"/fhir/{PPD}?identifier={q(VARENR + '|' + v)}" for v in sample(varenr)],
         "name": [f"/fhir/{MPD}?name:contains={q(f)}" for f in name_fragments(names, n, rng)],
         "atc": [f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}" for c in sample(atc)],

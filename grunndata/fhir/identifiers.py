@@ -60,6 +60,67 @@ def gtin(value: str) -> str | None:
     return fourteen[1:] if fourteen[0] == "0" else fourteen
 
 
+# GS1 application identifiers whose element has a predefined length (the AI's first two digits ->
+# the length of AI and data together); every other element runs to a group separator (FNC1,
+# sent by scanners as ASCII GS) or the end (GS1 General Specifications, "pre-defined length").
+_GS1_FIXED = {
+    **dict.fromkeys(("00",), 20),
+    **dict.fromkeys(("01", "02", "03", "41"), 16),
+    "04": 18,
+    **dict.fromkeys(("11", "12", "13", "14", "15", "16", "17", "18", "19"), 8),
+    "20": 4,
+    **dict.fromkeys(("31", "32", "33", "34", "35", "36"), 10),
+}
+_GS = "\x1d"
+_GS1_BRACKETED = re.compile(r"\(01\)\s*([0-9]{14})(?![0-9])")
+_GS1_DIGITAL_LINK = re.compile(r"^(?i:https?://[^/?#\s]+)(?:/[^?#\s]*)?/(?:01|gtin)/([0-9]{8,14})(?:[/?#]|$)")
+_AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9]")
+GS1_ELEMENT_MAX = 512
+"""The longest GS1 element string or Digital Link read for its GTIN (a pack's DataMatrix holds
+well under 100 characters)."""
+
+
+def gs1_gtin(value: str) -> str | None:
+    """The GTIN (as served, `gtin`) a scanned GS1 code carries in application identifier 01, or None.
+
+    A 2D code on a medicine pack (the EU Falsified Medicines Directive's DataMatrix) holds more than
+    the GTIN: expiry (17), batch (10) and serial number (21). Scanners send it as an element string,
+    raw (``0107046260148840172801311012345\\x1d21ABC``, with the AIM symbology prefix ``]d2`` or
+    without) or bracketed as printed (``(01)07046260148840(17)280131``), or, for newer codes, as a
+    GS1 Digital Link URI (``https://id.gs1.org/01/07046260148840/21/ABC``). A plain GTIN is no
+    element string (None: `gtin` reads it)."""
+    text = value.strip(ASCII_SPACE)
+    if len(text) > GS1_ELEMENT_MAX or not text.isascii():
+        return None
+    found = _GS1_DIGITAL_LINK.match(text) or _GS1_BRACKETED.search(text)
+    if found is not None:
+        return gtin(found.group(1))
+    text = _AIM_PREFIX.sub("", text, count=1).lstrip(_GS)
+    if len(text) <= 16 and not (len(text) == 16 and text.startswith("01")):
+        return None  # at most a GTIN (14 digits) or less: not an element string
+    at = 0
+    while at < len(text):
+        ai = text[at : at + 2]
+        if not ai.isdigit():
+            return None
+        length = _GS1_FIXED.get(ai)
+        if ai == "01":
+            digits = text[at + 2 : at + 16]
+            return gtin(digits) if len(digits) == 14 else None
+        if length is not None:
+            at += length
+            if at > len(text):
+                return None
+        else:
+            end = text.find(_GS, at)
+            if end < 0:
+                return None
+            at = end
+        while text[at : at + 1] == _GS:
+            at += 1
+    return None
+
+
 def varenr(value: str) -> str | None:
     """A Nordic article number (varenummer): six digits, leading zeros kept (``014884``)."""
     digits = value.strip(ASCII_SPACE).replace(" ", "")

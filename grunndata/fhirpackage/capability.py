@@ -13,8 +13,8 @@ from grunndata import __version__
 from grunndata.fhir import SERVED_TYPES
 from grunndata.fhir.systems import NS_PHPID
 from grunndata.fhirpackage.names import IMPLEMENTATION_GUIDE
-from grunndata.store import SEARCHED_TYPES, params_for
-from grunndata.store.searchparams import CM, ENDPOINT
+from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
+from grunndata.store.searchparams import CM, CONTENT_FILTER_PARAM, ENDPOINT
 
 _REFERENCE_PARAMS = {
     t: sorted(p.code for p in params_for(t).values() if p.type == "reference") for t in SERVED_TYPES
@@ -59,6 +59,14 @@ def _search_params(rtype: str) -> list[dict[str, str]]:
         {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
         for p in params_for(rtype).values()
     ]
+
+
+def _view_param(rtype: str) -> list[dict[str, str]]:
+    """`content-filter` (store/searchparams.py CONTENT_FILTER_PARAM) on the types the store holds."""
+    if STORE not in sources_of(rtype):
+        return []
+    p = CONTENT_FILTER_PARAM
+    return [{"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}]
 
 
 def _security(issuer: str | None, read_scopes: tuple[str, ...], cors: bool) -> dict[str, object]:
@@ -130,7 +138,7 @@ def capability_statement(
             "readHistory": True,
             "updateCreate": False,
             "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since (routes/fhir.py)
-            "searchParam": _search_params(rtype),
+            "searchParam": _search_params(rtype) + _view_param(rtype),
         }
         if rtype in _PHPID_TYPES:
             entry["documentation"] = _PHPID_NOTE

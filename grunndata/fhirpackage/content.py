@@ -24,7 +24,8 @@ from grunndata.fhirpackage.capability import capability_statement
 from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
 from grunndata.fhirpackage.names import CANONICAL, IMPLEMENTATION_GUIDE, NAME
 from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
-from grunndata.store import SEARCH_PARAMS, TIER_SYSTEM, SearchParam
+from grunndata.store import SEARCH_PARAMS, SEARCHED_TYPES, STORE, TIER_SYSTEM, SearchParam, sources_of
+from grunndata.store.searchparams import CONTENT_FILTER_PARAM
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC
@@ -382,6 +383,9 @@ def package_resources() -> list[Json]:
     """Every resource of the package, in a fixed order."""
     resources: list[Json] = [extension_definition(u) for u in extension_uses()]
     resources += [search_parameter(p) for p in SEARCH_PARAMS if not p.standard]
+    view = search_parameter(CONTENT_FILTER_PARAM)
+    view["base"] = [t for t in SEARCHED_TYPES if STORE in sources_of(t)]
+    resources.append(view)
     resources += naming_systems()
     resources += code_systems()
     resources.append(orjson.loads(capability_statement(CANONICAL)))

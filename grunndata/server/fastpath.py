@@ -64,12 +64,24 @@ def _wants_json(headers: list[tuple[bytes, bytes]], conditional: tuple[bytes, ..
     for name, value in headers:
         if name in conditional:
             return False
-        if name == b"accept":
-            accept = value.lower()
-            if b"xml" in accept or not (b"json" in accept or b"*/*" in accept):
-                return False
-            if b"fhirversion" in accept:  # a version asked for: the app answers (or refuses) it
-                return False
+        if name == b"accept" and not _plain_json_accept(value):
+            return False
+    return True
+
+
+_JSON_RANGES = frozenset((b"application/fhir+json", b"application/json", b"*/*", b"application/*"))
+
+
+def _plain_json_accept(value: bytes) -> bool:
+    """An Accept every one of whose media ranges is JSON or anything, with no parameter but a
+    charset: the route would answer JSON. Anything else (a quality, `fhirVersion`, another type
+    that may rank above JSON or be all that is asked) goes to the app's negotiation."""
+    for part in value.lower().split(b","):
+        media, *params = part.split(b";")
+        if media.strip() not in _JSON_RANGES:
+            return False
+        if any(not p.strip().startswith(b"charset=") for p in params):
+            return False
     return True
 
 

@@ -180,13 +180,17 @@ class Served:
         return None if self._served is None else self._served.snapshot
 
     def visible(self, entitled: Entitled, snapshot: Snapshot) -> Snapshot | None:
-        """`snapshot` (from a paging link, perhaps old) cut to the releases `entitled` may read;
-        None when it names a release that does not exist (for anyone)."""
+        """`snapshot` (from a paging link, perhaps old) if `entitled` may read every release it
+        names; None when it names one that does not exist or one of a line `entitled` may not read:
+        the two look alike (a 410), so a client cannot learn by trying numbers when a restricted
+        line had a release."""
         with self.engine.connect() as conn:
             lines = release_lines(conn, snapshot.releases)
         if len(lines) != len(snapshot.releases):
             return None
-        return Snapshot(tuple(r for r in snapshot.releases if may_read(entitled, *lines[r])))
+        if not all(may_read(entitled, *lines[r]) for r in snapshot.releases):
+            return None
+        return snapshot
 
     def read(self, rtype: str, rid: str, entitled: Entitled) -> Prepared | None:
         """The served version of (rtype, rid) if `entitled` may read it, ready to send, cached."""

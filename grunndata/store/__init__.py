@@ -72,6 +72,7 @@ from grunndata.store.search import (
     search,
 )
 from grunndata.store.searchparams import (
+    BARCODE_PARAMS,
     CATALOGUE,
     SEARCH_PARAMS,
     SEARCHED_TYPES,
@@ -87,6 +88,7 @@ from grunndata.store.searchparams import (
 )
 
 __all__ = [
+    "BARCODE_PARAMS",
     "CATALOGUE",
     "OWNER_SOURCE",
     "SEARCHED_TYPES",

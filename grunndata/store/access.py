@@ -7,7 +7,7 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from grunndata.store.models import R
+from grunndata.store.models import REL, R
 
 NATIONAL, SECTOR, SUPPLEMENTARY = "national", "sector", "supplementary"
 ALL_OWNERS = "*"
@@ -44,4 +44,16 @@ def readable(entitled: Entitled) -> ColumnElement[bool]:
         terms.append(R.c.tier == SUPPLEMENTARY)
     elif entitled.supplementary:
         terms.append(and_(R.c.tier == SUPPLEMENTARY, R.c.owner_id.in_(sorted(entitled.supplementary))))
+    return or_(*terms)
+
+
+def readable_release(entitled: Entitled) -> ColumnElement[bool]:
+    """SQL: the releases whose data `entitled` may read (as `readable`, on the release's line)."""
+    terms = [REL.c.tier == NATIONAL]
+    if entitled.sector:
+        terms.append(REL.c.tier == SECTOR)
+    if ALL_OWNERS in entitled.supplementary:
+        terms.append(REL.c.tier == SUPPLEMENTARY)
+    elif entitled.supplementary:
+        terms.append(and_(REL.c.tier == SUPPLEMENTARY, REL.c.owner_id.in_(sorted(entitled.supplementary))))
     return or_(*terms)

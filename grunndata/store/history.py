@@ -12,7 +12,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.store.access import Entitled, readable
+from grunndata.store.access import Entitled, readable, readable_release
 from grunndata.store.models import REL, C, R, T
 from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
 
@@ -125,22 +125,21 @@ def history(
     return items, len(changes) > offset + count
 
 
-def newest_release(conn: Connection) -> int:
-    """The newest release that was ever activated: history pages stop there, so they stay put."""
-    return (
-        conn.execute(
-            select(func.coalesce(func.max(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
-        ).scalar()
-        or 0
-    )
+def newest_release(conn: Connection, entitled: Entitled | None = None) -> int:
+    """The newest release that was ever activated (of those whose data `entitled` may read): history
+    pages stop there, so they stay put. A client's links name no release of a line it may not read
+    (an anonymous client's `_snapshot` would otherwise tell when a sector release came out)."""
+    query = select(func.coalesce(func.max(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
+    if entitled is not None:
+        query = query.where(readable_release(entitled))
+    return conn.execute(query).scalar() or 0
 
 
-def oldest_release(conn: Connection) -> int:
-    """The oldest release ever activated that the store still keeps: a history (DMP's delta) reaches
-    back to it. The store prunes none today, so it is the first release imported."""
-    return (
-        conn.execute(
-            select(func.coalesce(func.min(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
-        ).scalar()
-        or 0
-    )
+def oldest_release(conn: Connection, entitled: Entitled | None = None) -> int:
+    """The oldest release ever activated that the store still keeps (of those whose data `entitled`
+    may read): a history (DMP's delta) reaches back to it. The store prunes none today, so it is the
+    first release imported."""
+    query = select(func.coalesce(func.min(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
+    if entitled is not None:
+        query = query.where(readable_release(entitled))
+    return conn.execute(query).scalar() or 0

@@ -99,6 +99,9 @@ def _token_forms(param: SearchParam, value: str) -> TokenForm:
         raise SearchError(f"{param.code}: '|' alone is not a token")
     if (param.resource, param.code) not in IDENTIFIER_PARAMS:
         return (None if system is None else (system,)), (None if code is None else (code,))
+    if code is not None and param.code in BARCODE_PARAMS:
+        # a scanned GS1 code (element string or Digital Link) is searched by the GTIN it carries
+        code = identifiers.gs1_gtin(code) or code
     if system is None:
         return None, identifiers.value_forms(code or "")
     return identifiers.searched(system, code, param.resource)

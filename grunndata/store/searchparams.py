@@ -39,8 +39,27 @@ class SearchParam:
 
     @property
     def definition(self) -> str:
-        name = f"{self.resource}-{self.code}" if self.resource != "Resource" else f"Resource-{self.code[1:]}"
+        name = (
+            f"{self.resource}-{self.code}"
+            if self.resource != "Resource"
+            else f"Resource-{self.code.lstrip('_')}"
+        )
         return (R5 if self.standard else OURS) + name
+
+
+CONTENT_FILTER_PARAM = SearchParam(
+    "Resource",
+    "content-filter",
+    "special",
+    "",
+    "A named view of the national data: h-resept leaves out what DMP's H-resept API does (ATC group Q, "
+    "homeopathic products, packages not marketed in the last three months or without a current varenr, "
+    "expired unit doses; docs/h-resept-filters.md); totals and paging are the view's. On searches of the "
+    "store's types and on $everything",
+    standard=False,
+)
+"""Not a parameter of the index: the search reads it as a view (fhir_io/params.py), the package
+and the CapabilityStatement describe it."""
 
 
 def _p(resource: str, code: str, type_: str, path: str, description: str, *targets: str) -> SearchParam:

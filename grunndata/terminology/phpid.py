@@ -315,11 +315,16 @@ def phpids(ingredients: Iterable[Json], dose_form: Any, substances: Substances) 
 
 
 def add_identifiers(resource: Json, found: Iterable[Phpid]) -> None:
-    """In place: `resource` with an identifier for each PhPID it does not carry yet."""
+    """In place: `resource` with an identifier for each PhPID it does not carry yet (once: a package
+    holding one item at two levels finds its PhPIDs twice)."""
     have = {
         (i.get("system"), i.get("value")) for i in resource.get("identifier") or [] if isinstance(i, dict)
     }
-    new = [p.identifier() for p in found if (PHPID, p.value) not in have]
+    new = []
+    for p in found:
+        if (PHPID, p.value) not in have:
+            have.add((PHPID, p.value))
+            new.append(p.identifier())
     if new:
         resource["identifier"] = [*(resource.get("identifier") or []), *new]
 

@@ -1,4 +1,5 @@
-"""`grunndata validate`: FHIR R5 resources checked against the R5 core definitions from a package cache."""
+"""`grunndata validate`: FHIR R5 resources checked against the R5 core definitions from a package cache;
+and resources of any version checked against the differentials of the profiles they claim (profiles.py)."""
 
 from grunndata.fhir import CORE_NAME, CORE_VERSION
 from grunndata.validation.definitions import Definitions
@@ -11,6 +12,7 @@ from grunndata.validation.packages import (
     load_definitions,
     package_folder,
 )
+from grunndata.validation.profiles import ProfileValidator, read_folder, read_xml
 from grunndata.validation.run import load_core, validate_files, validate_store
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "Definitions",
     "PackageError",
     "Problem",
+    "ProfileValidator",
     "Report",
     "Validator",
     "default_cache",
@@ -27,6 +30,8 @@ __all__ = [
     "load_core",
     "load_definitions",
     "package_folder",
+    "read_folder",
+    "read_xml",
     "validate_files",
     "validate_store",
 ]

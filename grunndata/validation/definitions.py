@@ -235,6 +235,13 @@ class Definitions:
             codes = set(s) if codes is None else codes & s
         return frozenset(codes or ())
 
+    def expand_system(self, system: str) -> Codes | None:
+        """Every code of code system `system`, when it is given here in full; else None."""
+        key = "system " + system
+        if key not in self._expansions:
+            self._expansions[key] = self._whole(system)
+        return self._expansions[key]
+
     def _whole(self, system: str) -> Codes | None:
         cs = self.code_systems.get(system)
         if cs is None or cs.get("content") != "complete":

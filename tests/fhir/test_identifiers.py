@@ -208,3 +208,45 @@ def test_a_phpid_is_served_as_grunndata_computes_it_and_found_in_any_case() -> N
         "L1A-" + "G" * 24,
     ):
         assert ids.phpid(bad) is None, bad
+
+
+# -- a scanned GS1 code: the GTIN of application identifier 01 -----------------------------------
+
+CERTICAN = "7046260148840"  # the real extract's Certican 0,1 mg pack (FEST Ean)
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        f"010{CERTICAN}17280131101234A\x1d21SER1AL",  # raw, FNC1 as ASCII GS, GTIN first
+        f"]d2010{CERTICAN}17280131",  # with the DataMatrix symbology prefix
+        f"\x1d010{CERTICAN}",  # a leading FNC1
+        f"17280131010{CERTICAN}21X",  # a fixed-length element (expiry) before the GTIN
+        f"10LOT-7\x1d010{CERTICAN}",  # a variable-length element (batch) ended by GS
+        f"(01)0{CERTICAN}(17)280131(10)LOT 7(21)S1",  # bracketed, as printed under the code
+        f"https://id.gs1.org/01/0{CERTICAN}/21/S1?17=280131",  # GS1 Digital Link
+        f"https://apotek.example.no/some/path/gtin/{CERTICAN}",
+        f"HTTPS://ID.GS1.ORG/01/0{CERTICAN}",  # scheme and host are case-insensitive
+    ],
+)
+def test_a_scanned_gs1_code_gives_its_gtin(scanned: str) -> None:
+    assert ids.gs1_gtin(scanned) == CERTICAN
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        CERTICAN,  # a plain GTIN is no element string (gtin() reads it)
+        f"0{CERTICAN}",
+        f"010{CERTICAN[:-1]}1",  # wrong check digit
+        f"21SER1AL010{CERTICAN}",  # a variable-length element not ended: the rest is its data
+        f"(01)0{CERTICAN[:-1]}",  # 13 digits in a bracketed 01
+        "10LOT\x1d",  # no GTIN at all
+        "ab" * 20,
+        "0" * 600,  # longer than any scanned code
+        f"(01)0{CERTICAN}".replace("0", "٠"),  # non-ASCII digits
+        "https://id.gs1.org/10/LOT",
+    ],
+)
+def test_what_carries_no_gs1_gtin_gives_none(value: str) -> None:
+    assert ids.gs1_gtin(value) is None

@@ -229,6 +229,50 @@ def test_the_real_certican_pack_says_where_its_gtin_is(api: TestClient) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        f"010{CERTICAN_GTIN}17280131\x1d10LOT7",  # the pack's DataMatrix as a scanner sends it
+        f"(01)0{CERTICAN_GTIN}(17)280131(10)LOT7",  # bracketed, as printed under it
+        f"https://id.gs1.org/01/0{CERTICAN_GTIN}/21/S1",  # a GS1 Digital Link
+    ],
+)
+def test_a_scanned_gs1_code_finds_the_pack_by_the_gtin_it_carries(api: TestClient, scanned: str) -> None:
+    expected = {"where": "package", "identifier": {"system": GTIN, "value": CERTICAN_GTIN}}
+    for parameter in ("barcode", f"barcode={GTIN}|", "package-item-level-one"):
+        name, _, system = parameter.partition("=")
+        response = api.get(f"/fhir/{PPD}", params={name: f"{system}{scanned}"})
+        assert response.status_code == 200, response.text
+        matches = [e for e in response.json().get("entry", []) if e["search"]["mode"] == "match"]
+        assert [m[0] for m in _found(matches)] == [CERTICAN_PACKAGE], parameter
+        if name == "barcode":
+            assert expected in _found(matches)[0][1]
+    # over R4 as DMP's parameter, and not on the identifier parameter (no scanned code is an id)
+    r4 = api.get("/fhir-r4/MedicinalProductPackaged", params={"package-item-level-one": scanned})
+    assert [e["resource"]["id"] for e in r4.json()["entry"]] == [CERTICAN_PACKAGE]
+    by_id = api.get(f"/fhir/{PPD}", params={"identifier": scanned})
+    if "\x1d" in scanned:  # only a barcode parameter takes a scanner's group separator
+        assert by_id.status_code == 400 and "U+001D" in by_id.text
+    else:
+        assert by_id.status_code == 200 and "entry" not in by_id.json()
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        f"(01)0{CERTICAN_GTIN}(21)AB,482109",  # a serial number holding a comma (and a real varenr)
+        f"010{CERTICAN_GTIN}1728013121AB,482109",
+        f"https://id.gs1.org/01/0{CERTICAN_GTIN}/21/AB%2C482109",
+    ],
+)
+def test_a_comma_in_a_scanned_code_is_part_of_it_not_an_or(api: TestClient, scanned: str) -> None:
+    assert _search(api, f"{PPD}?identifier=482109") != []  # the varenr after the comma is a real one
+    found = api.get(f"/fhir/{PPD}", params={"barcode": scanned.replace("%2C", ",")}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+    level = api.get("/fhir-r4/MedicinalProductPackaged", params={"package-item-level-one": scanned}).json()
+    assert [e["resource"]["id"] for e in level["entry"]] == [CERTICAN_PACKAGE]
+
+
 # -- sector data: a unit-dose barcode, for entitled clients only ------------------------------------
 
 

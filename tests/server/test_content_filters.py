@@ -166,6 +166,46 @@ def test_what_belongs_to_a_left_out_product_is_left_out_too(planted_api: Any) ->
     )
 
 
+def test_everything_in_the_view_leaves_out_what_the_view_excludes(planted_api: Any) -> None:
+    _, client, found = planted_api
+    q_product = next(i for t, i in found["expected"]["atc-q"] if t == MPD)
+    whole = client.get(f"/fhir/{MPD}/{q_product}/$everything")
+    assert whole.status_code == 200 and len(whole.json()["entry"]) > 1
+    left_out = client.get(f"/fhir/{MPD}/{q_product}/$everything?{VIEW}")
+    assert left_out.status_code == 404
+    assert left_out.json()["issue"][0]["diagnostics"] == (
+        f"{MPD}/{q_product} is not in the h-resept view (left out by atc-q)"
+    )
+    # a product kept whose one package is not marketed: everything but that package
+    package = next(i for _, i in found["expected"]["not-marketed"])
+    product = client.get(f"/fhir/{PPD}/{package}").json()["packageFor"][0]["reference"].split("/")[1]
+    everything = {
+        (e["resource"]["resourceType"], e["resource"]["id"])
+        for e in client.get(f"/fhir/{MPD}/{product}/$everything").json()["entry"]
+    }
+    viewed = {
+        (e["resource"]["resourceType"], e["resource"]["id"])
+        for e in client.get(f"/fhir/{MPD}/{product}/$everything?{VIEW}").json()["entry"]
+    }
+    assert everything - viewed == {(PPD, package)}
+    for query, status in (("content-filter=nope", 400), (f"{VIEW}&{VIEW}", 400), ("_count=1", 200)):
+        assert client.get(f"/fhir/{MPD}/{product}/$everything?{query}").status_code == status, query
+    strict = client.get(f"/fhir/{MPD}/{product}/$everything?_count=1", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400 and "'_count'" in strict.json()["issue"][0]["diagnostics"]
+
+
+def test_a_history_is_not_filtered_and_says_so(planted_api: Any) -> None:
+    _, client, found = planted_api
+    package = next(i for _, i in found["expected"]["not-marketed"])
+    for path in (f"{PPD}/{package}/_history", f"{PPD}/_history", "_history"):
+        response = client.get(f"/fhir/{path}?{VIEW}")
+        assert response.status_code == 400, path
+        assert response.json()["issue"][0]["diagnostics"].startswith(
+            "content-filter selects what a search finds"
+        )
+        assert client.get(f"/fhir/{path}").status_code == 200
+
+
 def test_the_counts_each_filter_removes_are_reported(planted_api: Any) -> None:
     engine, client, found = planted_api
     report = found["report"]
@@ -206,6 +246,14 @@ def test_the_export_and_the_unfiltered_api_are_untouched(planted_api: Any) -> No
     varenr_less = next(iter(found["expected"]["no-varenr"]))[1]
     assert client.get(f"/fhir/{PPD}/{varenr_less}").status_code == 200
     assert total(client, PPD, "") == 107
+
+
+@pytest.mark.parametrize("modifier", ["not", "missing", "exact"])
+def test_content_filter_takes_no_modifier(planted_api: Any, modifier: str) -> None:
+    _, client, _ = planted_api
+    response = client.get(f"/fhir/{PPD}?content-filter:{modifier}=h-resept")
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["diagnostics"].startswith("content-filter takes no modifier")
 
 
 @pytest.mark.parametrize("value", ["nope", "H-RESEPT", ""])

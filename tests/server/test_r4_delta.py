@@ -208,12 +208,8 @@ def test_type_and_system_history_since_the_first_sync(two_releases: tuple[TestCl
             400,
             "_cursor 'x' is not one this server wrote; start again from the first page",
         ),
-        (f"{R4}/_history?_format=ttl", 406, "/fhir-r4 answers in application/fhir+json (_format=json) only"),
-        (
-            f"{DELTA}/{MPP}/x?_format=ttl",
-            406,
-            "/fhir-r4 answers in application/fhir+json (_format=json) only",
-        ),
+        (f"{R4}/_history?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
+        (f"{DELTA}/{MPP}/x?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
     ],
 )
 def test_bad_delta_and_history_requests_are_400_404_406_outcomes(

@@ -94,6 +94,9 @@ def test_the_r4_capability_statements_list_the_levels(api: TestClient) -> None:
         assert [p["name"] for p in packaged["searchParam"]] == [
             "identifier",
             "_id",
+            "_lastUpdated",
+            "_tag",
+            "subject",
             "package-item-level-one",
             "package-item-level-two",
             "package-item-level-three",
@@ -223,7 +226,7 @@ def test_a_filter_switched_off_lets_its_class_through_the_hresept_base(planted_a
 
 def test_the_hresept_base_refuses_what_fhir_r4_refuses(planted_api: Any) -> None:
     _, client, _ = planted_api
-    assert client.get(f"{HRESEPT}/{MPP}/x?_format=xml").status_code == 406
+    assert client.get(f"{HRESEPT}/{MPP}/x?_format=ttl").status_code == 406
     outcome = _get(client, f"{HRESEPT}/PackagedProductDefinition/x", 404)
     assert outcome["issue"][0]["diagnostics"].startswith("'PackagedProductDefinition' is not served as R4")
     assert _get(client, f"{HRESEPT}/{MPP}/bad%20id", 400)["resourceType"] == "OperationOutcome"
@@ -260,6 +263,28 @@ def test_a_read_on_fhir_with_fhir_version_4_is_the_r4_view_s(api: TestClient, ac
 
 
 @pytest.mark.parametrize(
+    ("accept", "query", "version"),
+    [
+        (f"{R4_JSON};q=0.1, application/fhir+json; fhirVersion=5.0;q=0.9", "", "5.0"),  # quality decides
+        (f"application/fhir+json; fhirVersion=5.0;q=0.1, {R4_JSON};q=0.9", "", "4.0"),
+        (f"{R4_JSON};q=0, application/fhir+json", "", "5.0"),  # refused: the server's own
+        ("application/fhir+json", "?_format=application/fhir%2Bjson;fhirVersion=4.0", "4.0"),  # _format wins
+        (R4_JSON, "?_format=json", "5.0"),
+    ],
+)
+def test_the_fhir_version_is_chosen_as_the_format_is(
+    api: TestClient, accept: str, query: str, version: str
+) -> None:
+    answer = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}{query}", headers={"Accept": accept})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resourceType"] == (MPP if version == "4.0" else PPD)
+    refused = api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_format=application/fhir%2Bjson;fhirVersion=3.0")
+    assert refused.status_code == 406
+    on_r4 = api.get(f"{R4}/{MPP}/{CERTICAN_PACKAGE}?_format=application/fhir%2Bjson;fhirVersion=5.0")
+    assert on_r4.status_code == 406
+
+
+@pytest.mark.parametrize(
     ("path", "accept", "said"),
     [
         (
@@ -277,7 +302,7 @@ def test_a_read_on_fhir_with_fhir_version_4_is_the_r4_view_s(api: TestClient, ac
             "application/fhir+json; fhirVersion=",
             "fhirVersion '' is not served",
         ),
-        (f"/fhir/{PPD}/{CERTICAN_PACKAGE}", "application/fhir+xml; fhirVersion=4.0", "in JSON"),
+        (f"/fhir/{PPD}/{CERTICAN_PACKAGE}", "application/fhir+xml; fhirVersion=3.0", "fhirVersion '3.0'"),
         (f"/fhir/{PPD}/{CERTICAN_PACKAGE}?_summary=true", R4_JSON, "whole resources"),
         ("/fhir/RegulatedAuthorization/x", R4_JSON, "RegulatedAuthorization has no R4 form"),
         (f"/fhir/{PPD}?_count=1", R4_JSON, "R4 searches and history are at /fhir-r4"),

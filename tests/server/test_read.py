@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from fhir.resources import get_fhir_model_class
 from lxml import etree
@@ -146,6 +147,26 @@ def test_the_fast_read_path_sends_what_the_full_route_sends(api: TestClient) -> 
     assert api.get(
         f"/fhir/{PPD}/{CERTICAN_PACKAGE}", headers={"Accept": "application/fhir+xml"}
     ).content.startswith(b"<?xml")
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/fhir+json;q=0", 406),  # JSON refused, nothing else acceptable
+        ("application/fhir+ndjson", 406),
+        ("text/json-seq", 406),
+        ("application/jsonpath", 406),
+        ("application/fhir+xml;q=0.9, application/fhir+json;q=0.1", 200),  # XML preferred
+        ("application/fhir+json; charset=utf-8", 200),
+        ("application/fhir+ndjson, */*;q=0.1", 200),
+    ],
+)
+def test_the_fast_path_negotiates_as_the_route_does(api: TestClient, accept: str, status: int) -> None:
+    for path in (f"/fhir/{PPD}/{CERTICAN_PACKAGE}", f"/fhir-r4/MedicinalProductPackaged/{CERTICAN_PACKAGE}"):
+        fast = api.get(path, headers={"Accept": accept})  # plain: the fast path's to answer or pass on
+        full = api.get(f"{path}?_pretty=false", headers={"Accept": accept})  # the route's
+        assert (fast.status_code, full.status_code) == (status, status), (path, accept)
+        assert fast.headers["content-type"] == full.headers["content-type"], (path, accept)
 
 
 def test_every_type_the_translators_make_is_served() -> None:

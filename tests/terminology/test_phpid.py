@@ -220,3 +220,13 @@ def test_the_system_is_named_in_the_capability_statement_and_experimental_in_its
     }
     (phpid,) = [n for n in naming_systems() if n["url"] == NS_PHPID]
     assert phpid["experimental"] is True
+
+
+def test_a_phpid_found_twice_is_added_once() -> None:
+    """A package holding one item at two levels finds that item's PhPIDs twice."""
+    from grunndata.terminology.phpid import add_identifiers
+
+    package: Json = {"identifier": [{"system": "https://www.gs1.org/gtin", "value": "7046260148840"}]}
+    one, two = Phpid(1, "A", "paracetamol"), Phpid(2, "A", "paracetamol|500 mg")
+    add_identifiers(package, [one, two, one, two])
+    assert [i["value"] for i in package["identifier"]] == ["7046260148840", one.value, two.value]

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import copy
 import re
-import xml.etree.ElementTree as ET
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from grunndata.fhir import NS_VARENR
+from grunndata.fhir import NS_LMR, NS_VARENR
 from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
 from grunndata.importers.identifiers import served_identifiers
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC, to_r5
 from grunndata.translators.safest.rules import R5_KEPT_BASE
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, coverage, to_r4
-from tests.conftest import require
 
 Json = dict[str, Any]
-SAFEST_SD = Path(__file__).parents[2].parent / "shared" / "data" / "safest-r4" / "StructureDefinition"
-FHIR = "{http://hl7.org/fhir}"
 
 
 @pytest.fixture(scope="module")
@@ -172,63 +167,15 @@ def test_every_r4_resource_has_only_r4_elements(served_r4: list[Json]) -> None:
     assert found == []
 
 
-def _differential(path: Path) -> tuple[str, list[ET.Element]]:
-    root = ET.parse(path).getroot()
-    url = root.find(f"{FHIR}url")
-    assert url is not None
-    return str(url.get("value")), list(root.iter(f"{FHIR}element"))
-
-
-def test_every_r4_resource_keeps_the_safest_profiles_constraints(served_r4: list[Json]) -> None:
-    """The SAFEST differentials' element constraints that need no slicing: max 0 (absent), fixed
-    values on a non-sliced path, and each NOMA extension written is one DMP defines."""
-    require(SAFEST_SD)
-    defined = {_differential(p)[0] for p in SAFEST_SD.glob("*extension.xml")}
-    defined |= {
-        "http://legemiddelverket.no/fhir/StructureDefinition/safest-itemnumber",  # in DMP's examples
-        "http://legemiddelverket.no/fhir/StructureDefinition/safest-retailPack",
-        "http://legemiddelverket.no/fhir/StructureDefinition/safest-singleUnit",
-    }
-    forbidden: dict[str, set[str]] = {}
-    for path in SAFEST_SD.glob("*profile.xml"):
-        url, elements = _differential(path)
-        for element in elements:
-            element_id = str(element.get("id"))
-            maximum = element.find(f"{FHIR}max")
-            if maximum is not None and maximum.get("value") == "0" and ":" not in element_id:
-                forbidden.setdefault(url, set()).add(element_id)
-    assert forbidden[PROFILES["MedicinalProductPackaged"]] >= {
-        "MedicinalProductPackaged.packageItem.manufacturedItem"
-    }
-    problems = []
-    for resource in served_r4:
-        for element_id in forbidden.get(PROFILES[resource["resourceType"]], ()):
-            if _has(resource, element_id.split(".")[1:]):
-                problems.append(f"{resource['resourceType']}/{resource['id']} has {element_id}")
-        for url in _extension_urls(resource):
-            if url.startswith("http://legemiddelverket.no/") and url not in defined:
-                problems.append(f"{resource['resourceType']}/{resource['id']} uses undefined {url}")
-    assert problems == []
-
-
-def _has(value: Any, names: list[str]) -> bool:
-    if not names:
-        return True
-    items = value if isinstance(value, list) else [value]
-    return any(isinstance(i, dict) and names[0] in i and _has(i[names[0]], names[1:]) for i in items)
-
-
-def _extension_urls(value: Any) -> list[str]:
-    found = []
-    if isinstance(value, dict):
-        for name, child in value.items():
-            if name in ("extension", "modifierExtension"):
-                found += [e["url"] for e in child]
-            found += _extension_urls(child)
-    elif isinstance(value, list):
-        for item in value:
-            found += _extension_urls(item)
-    return found
+def test_the_fest_ids_in_safest_extensions_are_in_the_system_the_profile_fixes(served_r4: list[Json]) -> None:
+    items = [r for r in served_r4 if r["resourceType"] == "MedicinalProductManufactured"]
+    systems = Counter(
+        e["valueIdentifier"]["system"]
+        for r in items
+        for e in r.get("extension", [])
+        if e["url"].endswith("safest-legemiddelMerkevareId")
+    )
+    assert systems == {"http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddelMerkevare": 75}
 
 
 def test_an_r5_extension_that_is_not_json_is_kept_with_a_warning(served_r4: list[Json]) -> None:
@@ -350,6 +297,48 @@ PLANTED: list[Json] = [
 ]
 
 
+PLANTED += [
+    {  # a level FEST names no packaging type for: R4 requires one, says it is unknown
+        "resourceType": "PackagedProductDefinition",
+        "id": "planted-3",
+        "packaging": {"identifier": [{"system": "https://www.gs1.org/gtin", "value": "7046260148840"}]},
+    },
+    {  # two identifiers, where safest-MedicinalProduct allows one
+        "resourceType": "MedicinalProductDefinition",
+        "id": "planted-4",
+        "identifier": [
+            {"system": "http://dmp.no/fhir/NamingSystem/festLegemiddelVirkestoff", "value": "ID_1"},
+            {"system": "https://grunndata.no/fhir/NamingSystem/phpid", "value": "L1A-1"},
+        ],
+        "name": [{"productName": "x"}],
+    },
+    {  # an LMR number: safest-lmrNumber holds a string
+        "resourceType": "ManufacturedItemDefinition",
+        "id": "planted-5",
+        "identifier": [{"system": NS_LMR, "value": "123456"}],
+        "status": "active",
+        "manufacturedDoseForm": {"text": "tablett"},
+    },
+]
+
+
+def test_what_the_safest_profiles_allow_is_what_the_planted_shapes_get() -> None:
+    package, product, item = (to_r4(r) for r in PLANTED[2:5])
+    assert package is not None and product is not None and item is not None
+    assert package["packageItem"][0]["type"] == {
+        "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+        ]
+    }
+    assert product["identifier"] == PLANTED[3]["identifier"][:1]
+    assert [e for e in item["extension"] if e["url"].endswith("lmrNumber")] == [
+        {
+            "url": "http://legemiddelverket.no/fhir/StructureDefinition/safest-lmrNumber",
+            "valueString": "123456",
+        }
+    ]
+
+
 @pytest.mark.parametrize("resource", PLANTED, ids=[r["id"] for r in PLANTED])
 def test_planted_shapes_come_back_exactly(resource: Json) -> None:
     made = to_r4(resource)
@@ -358,3 +347,61 @@ def test_planted_shapes_come_back_exactly(resource: Json) -> None:
     assert conversion.errors == []
     (back,) = conversion.resources
     assert _without_profile(back) == resource
+
+
+def test_two_levels_of_one_item_keep_two_pack_sizes_through_r4() -> None:
+    """R5 counts an item per level it is in; the way back would sum them, so the r5- form stands."""
+    amount = {"value": 10, "unit": "stykk", "system": "urn:oid:2.16.578.1.12.4.1.1.7452", "code": "stk"}
+    item = {"item": {"reference": {"reference": "ManufacturedItemDefinition/m"}}, "amount": amount}
+    level = {
+        "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "169"}]},
+        "quantity": 1,
+    }
+    package = {
+        "resourceType": "PackagedProductDefinition",
+        "id": "two-levels",
+        "containedItemQuantity": [amount, amount],
+        "packaging": {
+            **level,
+            "packaging": [{**level, "containedItem": [item]}, {**level, "containedItem": [item]}],
+        },
+    }
+    made = to_r4(package)
+    assert made is not None
+    (back,) = to_r5([made]).resources
+    assert back["containedItemQuantity"] == [amount, amount]
+
+
+def test_a_kits_package_of_another_products_item_adds_no_product_to_the_ingredient() -> None:
+    """A package of product B holding product A's item: the ingredient of A's item is for A only,
+    as its R5 says (the way back would add B, as it does for SAFEST's own R4)."""
+    ingredient = {
+        "resourceType": "Ingredient",
+        "id": "a-1",
+        "status": "active",
+        "for": [
+            {"reference": "ManufacturedItemDefinition/a"},
+            {"reference": "MedicinalProductDefinition/a"},
+        ],
+        "role": {"coding": [{"system": "http://hl7.org/fhir/ingredient-role", "code": "100000072072"}]},
+        "substance": {"code": {"concept": {"text": "paracetamol"}}},
+    }
+    item = {
+        "resourceType": "ManufacturedItemDefinition",
+        "id": "a",
+        "status": "active",
+        "manufacturedDoseForm": {"text": "tablett"},
+    }
+    kit = {
+        "resourceType": "PackagedProductDefinition",
+        "id": "b-kit",
+        "packageFor": [{"reference": "MedicinalProductDefinition/b"}],
+        "packaging": {
+            "type": {"coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7449", "code": "169"}]},
+            "quantity": 1,
+            "containedItem": [{"item": {"reference": {"reference": "ManufacturedItemDefinition/a"}}}],
+        },
+    }
+    made = [to_r4(r) for r in (ingredient, item, kit)]
+    back = {r["id"]: r for r in to_r5([r for r in made if r is not None]).resources}
+    assert back["a-1"]["for"] == ingredient["for"]

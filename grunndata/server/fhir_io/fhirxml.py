@@ -1,12 +1,14 @@
-"""FHIR R5 JSON -> FHIR XML, for answering `application/fhir+xml` from the stored JSON bytes.
+"""FHIR JSON -> FHIR XML, for answering `application/fhir+xml` from the stored JSON bytes, in R5 or R4.
 
 Resources are stored once, as FHIR JSON; XML is derived on the read path, so this module walks the
 plain dict from `orjson.loads` and writes strings: no fhir.resources model is built per call. What it
-does need from fhir.resources is the R5 metadata JSON lacks: the order of each type's elements
-(`elements_sequence()`) and each element's type and cardinality (its pydantic field). That is read
-once per type and cached in `_TYPES`.
+does need is the metadata JSON lacks: the order of each type's elements and each element's type and
+cardinality. One writer, two definition sets (`_Release`): R5's from fhir.resources
+(`elements_sequence()` and the pydantic fields), R4's from the generated table of the R4
+specification (grunndata/fhir/r4_elements.py, which the SAFEST importer reads R4 XML by) for the
+/fhir-r4 view. Each is read once per type and cached.
 
-The rules are those of https://hl7.org/fhir/R5/xml.html: the root is the resourceType in the FHIR
+The rules are those of https://hl7.org/fhir/R5/xml.html (R4's are the same): the root is the resourceType in the FHIR
 namespace, primitives are `<name value="..."/>` with their `_name` id and extensions merged in,
 `Element.id` and `Extension.url` are attributes, resources inside resources are wrapped
 (`<contained><Patient>...</Patient></contained>`) and `Narrative.div` is embedded as XHTML.
@@ -25,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fhir.resources import get_fhir_model_class
@@ -35,8 +37,10 @@ from fhir_core.utils import get_fhir_type_name, is_list_type, is_primitive_type
 from lxml import etree
 
 from grunndata.fhir import UNFIT_TEXT
+from grunndata.fhir.r4_elements import ELEMENTS as R4_ELEMENTS
+from grunndata.fhir.r4_elements import LISTED_RESOURCES as R4_RESOURCES
 
-__all__ = ["FHIR_NS", "REPLACEMENT", "XHTML_NS", "FhirXmlError", "json_to_xml"]
+__all__ = ["FHIR_NS", "REPLACEMENT", "VERSIONS", "XHTML_NS", "FhirXmlError", "json_to_xml"]
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -53,8 +57,10 @@ class FhirXmlError(ValueError):
         self.problem = problem
 
 
-def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
-    """One FHIR R5 JSON resource (as from `orjson.loads`) as UTF-8 FHIR XML, declaration included.
+def json_to_xml(resource: dict[str, Any], *, pretty: bool = False, version: str = "5.0") -> bytes:
+    """One FHIR JSON resource (as from `orjson.loads`) as UTF-8 FHIR XML, declaration included,
+    its elements ordered and typed by the definitions of FHIR `version` ("5.0" or "4.0", as the
+    `fhirVersion` MIME parameter names them; `VERSIONS`).
 
     Raises `FhirXmlError` (a `ValueError`) for anything it cannot write faithfully: an element the
     type does not have, a JSON value of the wrong shape, a narrative that is not well-formed XHTML.
@@ -64,8 +70,11 @@ def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         raise FhirXmlError("", "the JSON object has no resourceType, so it is not a FHIR resource")
+    release = VERSIONS.get(version)
+    if release is None:
+        raise ValueError(f"FHIR version {version!r} has no XML writer here; there are {', '.join(VERSIONS)}")
     try:
-        info = _resource_info(resource_type)
+        info = release.resource_info(resource_type)
         out = [_DECLARATION]
         _write_complex(out, resource_type, f' xmlns="{FHIR_NS}"', resource, info, "\n" if pretty else "")
     except _Invalid as e:
@@ -74,7 +83,7 @@ def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
     return "".join(out).encode()
 
 
-# --- the metadata, from fhir.resources, once per type ------------------------------------------------
+# --- the metadata, once per type: R5's from fhir.resources, R4's from the R4 table --------------------
 
 
 class _Kind(Enum):
@@ -92,7 +101,8 @@ class _Element:
     position: int
     kind: _Kind
     many: bool
-    type_name: str  # the complex type, for COMPLEX
+    type_name: str  # the complex type, for COMPLEX (in R4, a backbone element's own path)
+    release: _Release  # whose definitions `type_name` (and an inner resource's type) is looked up in
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,54 +113,123 @@ class _Type:
     attributes: tuple[str, ...]  # JSON keys written as XML attributes, in order
 
 
-_TYPES: dict[str, _Type] = {}
+class _Definitions(Protocol):
+    """Where a release's type definitions come from."""
+
+    def is_resource(self, type_name: str) -> bool:
+        """Whether `type_name` is a concrete resource type of the release."""
+
+    def elements(self, type_name: str) -> list[tuple[str, str, bool, bool]]:
+        """The elements of a type (a datatype, resource or, in R4, a backbone path) in the
+        specification's order: (JSON name, FHIR type, repeats, primitive)."""
+
+
+class _Release:
+    """The XML metadata of one FHIR release, made from its definitions once per type and kept."""
+
+    def __init__(self, label: str, definitions: _Definitions) -> None:
+        self.label = label
+        self._definitions = definitions
+        self._types: dict[str, _Type] = {}
+        self._element: _Type | None = None
+
+    def type_info(self, type_name: str) -> _Type:
+        info = self._types.get(type_name)
+        if info is None:
+            info = self._types[type_name] = self._build(type_name)
+        return info
+
+    def resource_info(self, resource_type: str) -> _Type:
+        info = self._types.get(resource_type)
+        if info is not None and info.is_resource:
+            return info
+        if not self._definitions.is_resource(resource_type):
+            raise _Invalid(f"{resource_type!r} is not a FHIR {self.label} resource type")
+        return self.type_info(resource_type)
+
+    @property
+    def element_type(self) -> _Type:
+        """Element: the shape of a primitive's `_name` (its id and extensions)."""
+        if self._element is None:
+            self._element = self.type_info("Element")
+        return self._element
+
+    def _build(self, type_name: str) -> _Type:
+        """Order, kind and cardinality of each element of the type."""
+        is_resource = self._definitions.is_resource(type_name)
+        extension = type_name == "Extension"
+        elements: dict[str, _Element] = {}
+        attributes: list[str] = []
+        for position, (name, fhir_type, many, primitive) in enumerate(self._definitions.elements(type_name)):
+            if (name == "id" and not is_resource) or (name == "url" and extension):
+                elements[name] = _Element(name, position, _Kind.ATTRIBUTE, False, "", self)
+                elements["_" + name] = _Element(name, position, _Kind.ATTRIBUTE_EXTENSION, False, "", self)
+                attributes.append(name)
+            elif fhir_type == "xhtml":
+                elements[name] = _Element(name, position, _Kind.XHTML, many, "", self)
+            elif primitive:
+                elements[name] = elements["_" + name] = _Element(
+                    name, position, _Kind.PRIMITIVE, many, "", self
+                )
+            elif fhir_type == "Resource":
+                elements[name] = _Element(name, position, _Kind.RESOURCE, many, "", self)
+            else:
+                elements[name] = _Element(name, position, _Kind.COMPLEX, many, fhir_type, self)
+        return _Type(type_name, is_resource, elements, tuple(attributes))
+
+
 _ABSTRACT_RESOURCES = frozenset({"Resource", "DomainResource"})
 
 
-def _type_info(type_name: str) -> _Type:
-    info = _TYPES.get(type_name)
-    if info is None:
-        info = _TYPES[type_name] = _build_type(get_fhir_model_class(type_name))
-    return info
+class _R5Definitions:
+    """R5: fhir.resources' models, which know each element's order, type and cardinality."""
+
+    def is_resource(self, type_name: str) -> bool:
+        try:
+            cls = get_fhir_model_class(type_name)
+        except (ValueError, KeyError):
+            return False
+        return issubclass(cls, Resource) and type_name not in _ABSTRACT_RESOURCES
+
+    def elements(self, type_name: str) -> list[tuple[str, str, bool, bool]]:
+        cls: type[FHIRAbstractModel] = get_fhir_model_class(type_name)
+        field_names = cls.get_alias_mapping()
+        out = []
+        for name in cls.elements_sequence():
+            field = cls.model_fields[field_names[name]]
+            out.append((name, str(get_fhir_type_name(field)), is_list_type(field), is_primitive_type(field)))
+        return out
 
 
-def _resource_info(resource_type: str) -> _Type:
-    info = _TYPES.get(resource_type)
-    if info is not None and info.is_resource:
-        return info
-    try:
-        cls = get_fhir_model_class(resource_type)
-    except ValueError:
-        cls = None
-    if cls is None or not issubclass(cls, Resource) or resource_type in _ABSTRACT_RESOURCES:
-        raise _Invalid(f"{resource_type!r} is not a FHIR R5 resource type")
-    return _type_info(resource_type)
+class _R4Definitions:
+    """R4: the generated table of the R4 specification (grunndata/fhir/r4_elements.py), which lists
+    each owner's elements in the specification's order, choices expanded (`valueQuantity`), and a
+    backbone element's type as its own path. Primitive types are the lower-case ones."""
+
+    def __init__(self) -> None:
+        self._children: dict[str, list[tuple[str, str, bool, bool]]] | None = None
+
+    def is_resource(self, type_name: str) -> bool:
+        return type_name in R4_RESOURCES
+
+    def elements(self, type_name: str) -> list[tuple[str, str, bool, bool]]:
+        if self._children is None:
+            children: dict[str, list[tuple[str, str, bool, bool]]] = {}
+            for path, (kind, many) in R4_ELEMENTS.items():
+                owner, _, name = path.rpartition(".")
+                children.setdefault(owner, []).append((name, kind, many, kind[0].islower()))
+            self._children = children
+        found = self._children.get(type_name)
+        if found is None:
+            raise _Invalid(f"{type_name!r} is not a FHIR R4 type this server writes")
+        return found
 
 
-def _build_type(cls: type[FHIRAbstractModel]) -> _Type:
-    """Order, kind and cardinality of each element of `cls`, from its pydantic fields."""
-    type_name = cls.get_resource_type()
-    is_resource = issubclass(cls, Resource)
-    field_names = cls.get_alias_mapping()
-    elements: dict[str, _Element] = {}
-    attributes: list[str] = []
-    for position, name in enumerate(cls.elements_sequence()):
-        field = cls.model_fields[field_names[name]]
-        fhir_type = str(get_fhir_type_name(field))
-        many = is_list_type(field)
-        if (name == "id" and not is_resource) or (name == "url" and type_name == "Extension"):
-            elements[name] = _Element(name, position, _Kind.ATTRIBUTE, False, "")
-            elements["_" + name] = _Element(name, position, _Kind.ATTRIBUTE_EXTENSION, False, "")
-            attributes.append(name)
-        elif fhir_type == "xhtml":
-            elements[name] = _Element(name, position, _Kind.XHTML, many, "")
-        elif is_primitive_type(field):
-            elements[name] = elements["_" + name] = _Element(name, position, _Kind.PRIMITIVE, many, "")
-        elif fhir_type == "Resource":
-            elements[name] = _Element(name, position, _Kind.RESOURCE, many, "")
-        else:
-            elements[name] = _Element(name, position, _Kind.COMPLEX, many, fhir_type)
-    return _Type(type_name, is_resource, elements, tuple(attributes))
+VERSIONS: dict[str, _Release] = {
+    "5.0": _Release("R5", _R5Definitions()),
+    "4.0": _Release("R4", _R4Definitions()),
+}
+"""The XML writer's definition sets, by the `fhirVersion` MIME parameter's value."""
 
 
 # --- the writer ----------------------------------------------------------------------------------------
@@ -224,13 +303,13 @@ def _write_other(out: list[str], element: _Element, value: Any, nl: str) -> None
 def _write_one(out: list[str], element: _Element, value: Any, nl: str) -> None:
     kind = element.kind
     if kind is _Kind.COMPLEX:
-        _write_complex(out, element.name, "", value, _type_info(element.type_name), nl)
+        _write_complex(out, element.name, "", value, element.release.type_info(element.type_name), nl)
     elif kind is _Kind.RESOURCE:
         resource_type = value.get("resourceType") if type(value) is dict else None
         if not isinstance(resource_type, str):
             raise _Invalid(f"expected a resource (a JSON object with resourceType), got {_json_kind(value)}")
         try:
-            info = _resource_info(resource_type)
+            info = element.release.resource_info(resource_type)
             out.append(f"{nl}<{element.name}>")
             _write_complex(out, resource_type, "", value, info, nl + _INDENT if nl else "")
             out.append(f"{nl}</{element.name}>")
@@ -247,7 +326,7 @@ def _write_primitive(out: list[str], element: _Element, value: Any, extra: Any, 
     """`<name id="..." value="...">extensions</name>`: the value from `name`, the rest from `_name`."""
     name = element.name
     if not element.many:
-        _write_primitive_one(out, name, value, extra, nl)
+        _write_primitive_one(out, element, name, value, extra, nl)
         return
     if value is not None and type(value) is not list:
         raise _Invalid(f"expected a JSON array, got {_json_kind(value)}")
@@ -263,13 +342,15 @@ def _write_primitive(out: list[str], element: _Element, value: Any, extra: Any, 
         raise _Invalid(f"{name} has {len(value)} values but _{name} has {len(extra)}: they must align")
     for index, (item, item_extra) in enumerate(zip(value, extra, strict=True)):
         try:
-            _write_primitive_one(out, name, item, item_extra, nl)
+            _write_primitive_one(out, element, name, item, item_extra, nl)
         except _Invalid as e:
             e.segments.append(f"[{index}]")
             raise
 
 
-def _write_primitive_one(out: list[str], name: str, value: Any, extra: Any, nl: str) -> None:
+def _write_primitive_one(
+    out: list[str], element: _Element, name: str, value: Any, extra: Any, nl: str
+) -> None:
     attrs = "" if value is None else f' value="{_lexical(value, name)}"'
     if extra is None:
         if value is None:
@@ -277,12 +358,20 @@ def _write_primitive_one(out: list[str], name: str, value: Any, extra: Any, nl: 
         out.append(f"{nl}<{name}{attrs}/>")
         return
     # `_name` has the shape of Element: id (an attribute) and extensions.
-    _write_complex(out, name, attrs, extra, _type_info("Element"), nl)
+    _write_complex(out, name, attrs, extra, element.release.element_type, nl)
 
 
-_ESCAPED = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_ESCAPED = (
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ('"', "&quot;"),
+    ("\t", "&#9;"),
+    ("\n", "&#10;"),
+    ("\r", "&#13;"),
 )
+"""In this order (`&` first). `str.replace` per character, not `str.translate` with a table: ten
+times faster on a long string, such as the R4 view's `r5-` extensions, JSON full of quotes."""
 _NEEDS_ESCAPING = re.compile(f'[&<>"\t\n\r]|{UNFIT_TEXT.pattern}')
 REPLACEMENT = "\ufffd"
 """What a character XML 1.0 cannot hold (`grunndata.fhir.UNFIT_TEXT`) is written as.
@@ -299,7 +388,11 @@ def _escape(text: str) -> str:
     """`text` as an attribute value; tab and line breaks as character references so they survive."""
     if _NEEDS_ESCAPING.search(text) is None:
         return text
-    return UNFIT_TEXT.sub(REPLACEMENT, text).translate(_ESCAPED)
+    text = UNFIT_TEXT.sub(REPLACEMENT, text)
+    for char, reference in _ESCAPED:
+        if char in text:
+            text = text.replace(char, reference)
+    return text
 
 
 def _lexical(value: Any, name: str) -> str:

@@ -28,6 +28,7 @@ from grunndata.server.fhir_io.params import (
 )
 from grunndata.server.fhir_io.responses import FORMATS, JSON_TYPE, XML_TYPE
 from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
+from grunndata.store.searchparams import CONTENT_FILTER_PARAM
 from grunndata.translators.content_filters import VIEWS
 
 REF = "#/components/responses/"
@@ -204,8 +205,7 @@ def search_parameters(rtype: str) -> list[dict[str, Any]]:
             _query(
                 CONTENT_FILTER,
                 {"type": "string", "enum": list(VIEWS)},
-                "A named view of the national data: h-resept leaves out what DMP's H-resept API does "
-                "(docs/h-resept-filters.md); totals and paging are the view's",
+                CONTENT_FILTER_PARAM.description,
             )
         )
         sortable = [p.code for p in params_for(rtype).values() if p.type in ("string", "token", "date")]
@@ -234,7 +234,7 @@ def search_doc(rtype: str, *, post: bool = False) -> dict[str, Any]:
     }
 
 
-def history_doc(negotiation: list[dict[str, Any]] = NEGOTIATION) -> dict[str, Any]:
+def history_doc() -> dict[str, Any]:
     params = [
         _query("_since", DATE_SCHEMA),
         _query("_count", {"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -245,7 +245,7 @@ def history_doc(negotiation: list[dict[str, Any]] = NEGOTIATION) -> dict[str, An
         _query("_snapshot", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
     ]
     doc = answers(fhir_content(resource_schema("Bundle")), 400, description="A history Bundle")
-    return {"parameters": [*params, *negotiation, _PREFER], **doc}
+    return {"parameters": [*params, *NEGOTIATION, _PREFER], **doc}
 
 
 def read_doc(rtype: str, *, version: bool = False) -> dict[str, Any]:
@@ -261,16 +261,7 @@ def read_doc(rtype: str, *, version: bool = False) -> dict[str, Any]:
     return {"parameters": params, **doc}
 
 
-# -- the R4 view (/fhir-r4, routes/r4.py): JSON only, its own search parameters -------------------
-
-R4_NEGOTIATION = [
-    _query(
-        "_format",
-        {"type": "string", "enum": [f for f, kind in FORMATS.items() if kind == "json"]},
-        "The format (FHIR JSON: the R4 view answers in nothing else yet); wins over Accept",
-    ),
-    *NEGOTIATION[1:],
-]
+# -- the R4 view (/fhir-r4, routes/r4.py): its own search parameters -------------------
 
 
 def r4_search_doc(codes: Mapping[str, str], *, post: bool = False) -> dict[str, Any]:
@@ -289,15 +280,13 @@ def r4_search_doc(codes: Mapping[str, str], *, post: bool = False) -> dict[str, 
         ),
         _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
     ]
-    doc = answers(
-        {JSON_TYPE: {"schema": resource_schema("Bundle")}}, 400, 410, description="A searchset Bundle"
-    )
+    doc = answers(fhir_content(resource_schema("Bundle")), 400, 410, description="A searchset Bundle")
     if not post:
-        return {"parameters": [*params, *R4_NEGOTIATION, _PREFER], **doc}
+        return {"parameters": [*params, *NEGOTIATION, _PREFER], **doc}
     doc["responses"].update(errors(415))
     form = {"type": "object", "properties": {p["name"]: p["schema"] for p in params}}
     return {
-        "parameters": [*R4_NEGOTIATION, _PREFER],
+        "parameters": [*NEGOTIATION, _PREFER],
         "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
         **doc,
     }
@@ -307,7 +296,7 @@ def r4_read_doc(r4_types: Sequence[str], *, version: bool = False) -> dict[str, 
     """An R4 read of one of `r4_types` (a vread with `version`; also delta/'s read, whose 410 says
     when it expired)."""
     params = [
-        *R4_NEGOTIATION,
+        *NEGOTIATION,
         _header("If-None-Match", {"type": "string"}, "An ETag from an earlier read: 304 if unchanged"),
         _header("If-Modified-Since", {"type": "string"}, "An HTTP date: 304 if not changed since"),
     ]
@@ -316,7 +305,7 @@ def r4_read_doc(r4_types: Sequence[str], *, version: bool = False) -> dict[str, 
         "required": ["resourceType"],
         "properties": {"resourceType": {"enum": list(r4_types)}},
     }
-    doc = answers({JSON_TYPE: {"schema": schema}}, 400, 404, *(() if version else (410,)))
+    doc = answers(fhir_content(schema), 400, 404, *(() if version else (410,)))
     doc["responses"]["304"] = {"description": "Not modified"}
     return {"parameters": params, **doc}
 
@@ -340,7 +329,6 @@ class Gives:
 
     statuses: tuple[int, ...] = ()
     fhir: bool = False  # the route answers in FHIR's formats, JSON or XML
-    json_only: bool = False  # ... in FHIR JSON alone (the R4 view)
     token: bool = False  # the route reads a bearer token if there is one
 
 
@@ -367,12 +355,12 @@ def _complete(op: dict[str, Any], route: RouteContext, given: Mapping[Callable[.
     for status in sorted(statuses):
         responses.setdefault(str(status), {"$ref": REF + ERRORS[status][0]})
     if any(g.fhir for g in gives):  # FHIR's formats only (FastAPI put its application/json there)
-        json_only = any(g.json_only for g in gives)
         for code, response in responses.items():
             content = response.get("content", {})
             if code.startswith("2") and content:
-                schema = content.get(JSON_TYPE, {}).get("schema", {"type": "object"})
-                response["content"] = {JSON_TYPE: {"schema": schema}} if json_only else fhir_content(schema)
+                response["content"] = fhir_content(
+                    content.get(JSON_TYPE, {}).get("schema", {"type": "object"})
+                )
     if any(g.token for g in gives):
         op.setdefault("security", [{}, {"helseid": []}])  # national data needs no token
     for response in responses.values():

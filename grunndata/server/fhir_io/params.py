@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 
 from grunndata.fhir import UNFIT_TEXT, unfit_character
+from grunndata.fhir.identifiers import gs1_gtin
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.settings import SEARCH_LIMITS, Settings, env_name
 from grunndata.store import (
+    BARCODE_PARAMS,
     STORE,
     Clause,
     Include,
@@ -31,6 +33,9 @@ from grunndata.store import (
     sources_of,
 )
 from grunndata.translators.content_filters import VIEWS, unknown_view_sentence
+
+GS = "\x1d"
+"""ASCII group separator: a scanner's FNC1 in a GS1 code, allowed in a barcode parameter's value."""
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 20
@@ -120,6 +125,10 @@ class Limits:
         elements: set[str] = set()
         for name, value in items:
             unfit = UNFIT_TEXT.search(name) or UNFIT_TEXT.search(value)
+            if unfit is not None and unfit[0] == GS and name in BARCODE_PARAMS:
+                # a scanner sends a GS1 code's FNC1 as ASCII GS: the barcode search reads it, and
+                # no answer holds it (links percent-encode it; a match names the code as stored)
+                unfit = UNFIT_TEXT.search(value.replace(GS, ""))
             if unfit is not None:
                 raise bad(
                     f"{name[:100]!r} holds {unfit_character(unfit[0])} in its name or value, "
@@ -204,6 +213,13 @@ def strict(prefer: str) -> bool:
     return "handling=strict" in prefer.replace(" ", "")
 
 
+def _scanned(value: str) -> bool:
+    """A GS1 code as a scanner sends it (element string or Digital Link), read whole: its batch
+    (AI 10) or serial number (AI 21) may hold a comma, which no scanner escapes."""
+    code = value.partition("|")[2] if "|" in value else value
+    return gs1_gtin(code) is not None
+
+
 def split_values(value: str) -> tuple[str, ...]:
     """Comma-separated values (OR); a backslash escapes a comma."""
     parts, current, escaped = [], [], False
@@ -263,6 +279,8 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
         if name in RESULT_PARAMS:
             _result_param(query, rtype, name, value)
             continue
+        if name.startswith(CONTENT_FILTER + ":"):
+            raise bad(f"{CONTENT_FILTER} takes no modifier (a view is asked for by name, or not at all)")
         if name == CONTENT_FILTER:
             if value not in VIEWS or query.content_filter not in (None, value):
                 raise bad(unknown_view_sentence(value) if value not in VIEWS else "give content-filter once")
@@ -279,6 +297,8 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
             query.ignored.append(name)
             continue
         values = split_values(value)
+        if len(values) > 1 and code in BARCODE_PARAMS and _scanned(value):
+            values = (value,)  # a scanned code is one value: a batch or serial number may hold a comma
         if any(v == "" for v in values):
             raise bad(f"{name}: empty value")
         if modifier == "missing":

@@ -93,26 +93,58 @@ version such as 4.0.1 names the same)."""
 
 
 def fhir_version(request: Request) -> str | None:
-    """The FHIR version an Accept header's `fhirVersion` parameter asks for ("4.0", "5.0"), None
-    when it names none; a version not served is a 406. The first media range that names one wins."""
+    """The FHIR version asked for by the `fhirVersion` MIME parameter ("4.0", "5.0"), None when
+    none is named; a version not served is a 406. `_format` wins over Accept, as for the format;
+    in Accept the range of highest quality decides (the first of equal ones), a range of quality 0
+    never does."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None:
+        return _named_version(fmt.split(";")[1:])
     accept = request.headers.get("accept")
     if not accept or "fhirversion" not in accept.lower():
         return None
-    for part in accept.split(","):
-        for param in part.split(";")[1:]:
+    ranked = []
+    for n, part in enumerate(accept.split(",")):
+        params = part.split(";")[1:]
+        q = 1.0
+        for param in params:
             name, _, value = param.partition("=")
-            if name.strip().lower() != "fhirversion":
-                continue
-            asked = value.strip().strip('"')
-            version = ".".join(asked.split(".")[:2])
-            if version not in FHIR_VERSIONS or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", asked):
-                raise FhirError(
-                    406,
-                    "not-supported",
-                    f"fhirVersion {asked[:20]!r} is not served; ask for 4.0 (R4) or 5.0 (R5)",
-                )
-            return version
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            ranked.append((-q, n, params))
+    return _named_version(min(ranked)[2]) if ranked else None
+
+
+def _named_version(params: list[str]) -> str | None:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "fhirversion":
+            continue
+        asked = value.strip().strip('"')
+        version = ".".join(asked.split(".")[:2])
+        if version not in FHIR_VERSIONS or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", asked):
+            raise FhirError(
+                406,
+                "not-supported",
+                f"fhirVersion {asked[:20]!r} is not served; ask for 4.0 (R4) or 5.0 (R5)",
+            )
+        return version
     return None
+
+
+R4_ANSWER = "grunndata.r4_answer"
+"""Request scope key: set (`answer_in_r4`) where the resources answered are FHIR R4 (the /fhir-r4
+view, `fhirVersion=4.0` on /fhir), so that `send` writes their XML, an error's included, by the R4
+definitions."""
+
+
+def answer_in_r4(request: Request) -> None:
+    """Mark the request as answered in R4: its XML (errors too) is written by the R4 definitions."""
+    request.scope[R4_ANSWER] = True
 
 
 def pretty(request: Request) -> bool:
@@ -126,14 +158,21 @@ def send(
     *,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    name_version: bool = False,
 ) -> Response:
-    """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked."""
+    """Send a resource given as JSON bytes: as they are, or as XML, or pretty-printed when asked.
+    XML is written by the R5 definitions, or R4's for a request marked `answer_in_r4`;
+    `name_version`: the Content-Type says which (`; fhirVersion=4.0`), as FHIR's versioning page
+    has it for an answer to an Accept that named one."""
     if fmt == "xml":
-        content = json_to_xml(_loaded(body), pretty=pretty(request))
+        version = "4.0" if request.scope.get(R4_ANSWER) else "5.0"
+        content = json_to_xml(_loaded(body), pretty=pretty(request), version=version)
         media = XML_TYPE
     else:
         content = _indented(body) if pretty(request) else body
         media = JSON_TYPE
+    if name_version:
+        media += "; fhirVersion=" + ("4.0" if request.scope.get(R4_ANSWER) else "5.0")
     return Response(content, status, headers=dict(headers or {}), media_type=media + "; charset=utf-8")
 
 

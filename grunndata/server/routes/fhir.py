@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -36,14 +37,30 @@ from grunndata.server.fhir_io.openapi import (
     resource_schema,
     search_doc,
 )
-from grunndata.server.fhir_io.params import Limits, Query, bad, form_items, parse, strict, whole_number
-from grunndata.server.fhir_io.responses import FhirError, bundle, entry, fhir_version, pretty, send
+from grunndata.server.fhir_io.params import (
+    CONTENT_FILTER,
+    Limits,
+    Query,
+    bad,
+    form_items,
+    parse,
+    strict,
+    whole_number,
+)
+from grunndata.server.fhir_io.responses import (
+    FhirError,
+    answer_in_r4,
+    bundle,
+    entry,
+    fhir_version,
+    send,
+)
 from grunndata.server.state import Served, http_date
 from grunndata.store import SEARCHED_TYPES, STORE, SearchError, Snapshot, Version, index_rows, sources_of
 from grunndata.store.access import NATIONAL
 from grunndata.store.barcodes import Match
 from grunndata.store.searchparams import MPD
-from grunndata.translators.content_filters import enabled
+from grunndata.translators.content_filters import VIEWS, enabled, unknown_view_sentence
 from grunndata.translators.safest.to_r4 import R4_OF_R5, SAFEST_TYPES, to_r4
 
 HISTORY_OFFSET_LIMIT = 100_000
@@ -94,7 +111,7 @@ async def type_history(request: Request, asked: HistoryAsked) -> Response:
 async def read(request: Request, asked: ReadAsked, rid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, await _read(request, asked, rid))
+        return _as_r4(request, asked.fmt, await _read(request, replace(asked, fmt="json"), rid))
     return await _read(request, asked, rid)
 
 
@@ -124,7 +141,7 @@ async def instance_history(request: Request, asked: HistoryAsked, rid: str) -> R
 async def vread(request: Request, asked: ReadAsked, rid: str, vid: str) -> Response:
     if fhir_version(request) == "4.0":
         _check_r4(request, asked)
-        return _as_r4(request, await _vread(request, asked, rid, vid))
+        return _as_r4(request, asked.fmt, await _vread(request, replace(asked, fmt="json"), rid, vid))
     return await _vread(request, asked, rid, vid)
 
 
@@ -145,37 +162,49 @@ async def _vread(request: Request, asked: Asked, rid: str, vid: str) -> Response
     return _read_response(request, asked.fmt, version, _shaping(request, rtype, asked.limits))
 
 
+EVERYTHING_PARAMS = frozenset(("_format", "_pretty", CONTENT_FILTER))
+"""What `$everything` reads: one Bundle holds a product and all it names (no paging: `_count`
+is no parameter of it), in a content-filter view when one is asked."""
+
+
 async def everything(request: Request, asked: PlainAsked, rid: str) -> Response:
-    # its parameters are measured, though none but _format and _pretty is read
-    asked.limits.check(list(request.query_params.multi_items()))
-    return await run_in_threadpool(_everything, request, asked, rid)
+    given = request.query_params.multi_items()
+    asked.limits.check(given)
+    unknown = sorted({k for k, _ in given} - EVERYTHING_PARAMS)
+    if unknown and strict(request.headers.get("prefer", "")):
+        raise bad(
+            f"unknown $everything parameter {unknown[0][:100]!r}; it reads content-filter, _format and _pretty"
+        )
+    views = [v for k, v in given if k == CONTENT_FILTER]
+    if len(views) > 1 or any(v not in VIEWS for v in views):
+        bad_view = next((v for v in views if v not in VIEWS), None)
+        raise bad(unknown_view_sentence(bad_view) if bad_view is not None else "give content-filter once")
+    return await run_in_threadpool(_everything, request, asked, rid, views[0] if views else None)
 
 
 def _check_r4(request: Request, asked: Asked) -> None:
-    """`Accept: application/fhir+json; fhirVersion=4.0` on a read (FHIR's versioning page) is
-    answered for the SAFEST types, in JSON, whole resources; anything else is a 406, before the read."""
+    """`Accept: application/fhir+json; fhirVersion=4.0` (or `+xml`) on a read (FHIR's versioning
+    page) is answered for the SAFEST types, whole resources; anything else is a 406, before the read.
+    From here on the request is answered in R4 (its XML, an error's too, by the R4 definitions)."""
     if asked.rtype not in R4_OF_R5:
         raise FhirError(
             406,
             "not-supported",
             f"{asked.rtype} has no R4 form; the SAFEST types are served as R4 ({', '.join(SAFEST_TYPES)})",
         )
-    if asked.fmt != "json" or "_summary" in request.query_params or "_elements" in request.query_params:
-        raise FhirError(406, "not-supported", "fhirVersion=4.0 is answered in JSON, whole resources only")
+    if "_summary" in request.query_params or "_elements" in request.query_params:
+        raise FhirError(406, "not-supported", "fhirVersion=4.0 is answered with whole resources only")
+    answer_in_r4(request)
 
 
-def _as_r4(request: Request, answer: Response) -> Response:
-    """A read's answer in the R4 form /fhir-r4 serves, the Content-Type naming the version; a 304
-    as it is."""
+def _as_r4(request: Request, fmt: str, answer: Response) -> Response:
+    """A read's JSON answer in the R4 form /fhir-r4 serves, in `fmt`, the Content-Type naming the
+    version; a 304 as it is."""
     if answer.status_code != 200:
         return answer
     made = orjson.dumps(to_r4(orjson.loads(bytes(answer.body))))
-    if pretty(request):
-        made = orjson.dumps(orjson.loads(made), option=orjson.OPT_INDENT_2)
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(
-        made, 200, headers=headers, media_type="application/fhir+json; fhirVersion=4.0; charset=utf-8"
-    )
+    return send(request, fmt, made, headers=headers, name_version=True)
 
 
 # -- the routes, in the order they are matched ----------------------------------------------
@@ -343,6 +372,11 @@ def _history(
     params = request.query_params
     limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
+    if CONTENT_FILTER in params:  # ignoring it would answer the whole history as if filtered
+        raise bad(
+            f"{CONTENT_FILTER} selects what a search finds; a history lists every version served and "
+            "is not filtered (search with it, or read the R4 view /fhir-r4-hresept)"
+        )
     unknown = [k for k in params if k not in known]
     if strict(request.headers.get("prefer", "")) and unknown:
         raise bad(f"unknown history parameter {unknown[0]!r}")
@@ -370,7 +404,7 @@ def _history(
         upto = (
             whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER)
             if "_snapshot" in params
-            else store.newest_release(conn)
+            else store.newest_release(conn, access)
         )
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
@@ -390,9 +424,10 @@ def _history(
     return send(request, fmt, bundles.history(request, rtype, rid, items, more, count, offset, upto))
 
 
-def _everything(request: Request, asked: Asked, rid: str) -> Response:
+def _everything(request: Request, asked: Asked, rid: str, view: str | None = None) -> Response:
     fmt, served, access = asked.fmt, asked.served, asked.access
     snapshot = served.snapshot(access)
+    codes = enabled(view, request.app.state.settings.content_filters_on())
     with served.engine.connect() as conn:
         product = store.read(conn, snapshot, MPD, rid)
         if product is None:
@@ -400,6 +435,15 @@ def _everything(request: Request, asked: Asked, rid: str) -> Response:
                 raise FhirError(410, "deleted", f"{MPD}/{rid} is no longer served (it expired)")
             raise FhirError(404, "not-found", f"{MPD}/{rid} is not known")
         related = store.everything_of(conn, snapshot, product)
+        if codes:  # the view leaves out what it excludes, the product first
+            out = store.excluded_of(conn, snapshot, [product.pk, *(v.pk for v in related)], codes)
+            if product.pk in out:
+                raise FhirError(
+                    404,
+                    "not-found",
+                    f"{MPD}/{rid} is not in the {view} view (left out by {', '.join(sorted(out[product.pk]))})",
+                )
+            related = [v for v in related if v.pk not in out]
     base = bundles.base_url(request)
     entries = [entry(f"{base}/{MPD}/{rid}", product.body(), {"search": {"mode": "match"}})]
     entries += [entry(f"{base}/{v.type}/{v.id}", v.body(), {"search": {"mode": "include"}}) for v in related]
@@ -416,7 +460,7 @@ def _snapshot_for(conn: Any, served: Served, access: Access, asked: Snapshot | N
         return served.snapshot(access)
     if any(r > MAX_NUMBER for r in asked.releases):  # no release ever had such a number
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
-    visible = served.visible(access, asked)  # first: releases it may not read are not asked about
+    visible = served.visible(access, asked)  # a release it may not read: as if it never was
     if visible is None or not store.snapshot_exists(conn, visible):
         raise FhirError(410, "expired", "the releases this page belongs to are gone; start the search again")
     if not store.snapshot_one_per_line(conn, visible):

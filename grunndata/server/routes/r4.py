@@ -6,7 +6,8 @@ a search leaves out what the view excludes, a read of an excluded resource is a 
 same store, snapshots, paging and access rules), each resource made R4 by translators/safest/to_r4.py
 (a CodeSystem by translators/safest/codesystem.py) on the way out; a made R4 body is kept per stored
 version (server/r4view.py), and a plain read of one is answered by the fast path, as an R5 read is.
-JSON only for now: the XML writer orders elements by R5's definitions.
+JSON or XML: the R5 interactions answer in JSON, and the R4 made of it is written as XML by the R4
+definitions (fhir_io/fhirxml.py) when asked.
 
 DMP's `delta/` (`<base>/delta[/<type>[/<id>[/_history[/<vid>]]]]`, docs/r4-view.md) is the R5
 history: every version the store keeps, expiries as DELETE entries, paged by the same links.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -27,24 +29,25 @@ from grunndata.server.access import access_of
 from grunndata.server.deps import Asked, limits_of
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import (
-    R4_NEGOTIATION,
+    NEGOTIATION,
     Gives,
     answers,
+    fhir_content,
     history_doc,
     r4_read_doc,
     r4_search_doc,
     r4_type_parameter,
     resource_schema,
 )
-from grunndata.server.fhir_io.params import ID_PATTERN, bad, form_items, strict
-from grunndata.server.fhir_io.responses import JSON_TYPE, FhirError, fhir_version, negotiate, send
+from grunndata.server.fhir_io.params import ID_PATTERN, INCLUDES, bad, form_items, strict
+from grunndata.server.fhir_io.responses import FhirError, answer_in_r4, fhir_version, negotiate, send
 from grunndata.server.r4view import R4_OF_SERVED, R5_OF_R4, R4Cache, r4_of
 from grunndata.server.routes import fhir as r5
 from grunndata.store import instant
 from grunndata.store.searchparams import R4_BARCODE_TYPES, params_for, r4_barcode_param
 from grunndata.translators.content_filters import H_RESEPT, enabled
 from grunndata.translators.safest.codesystem import CODE_SYSTEM
-from grunndata.translators.safest.to_r4 import PROFILES, SAFEST_TYPES
+from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, SAFEST_TYPES
 
 R4_TYPES = (*SAFEST_TYPES, CODE_SYSTEM)
 """What /fhir-r4 serves, as DMP's service does: the SAFEST types and CodeSystem."""
@@ -54,8 +57,6 @@ TYPE_SEARCH_PARAMS = {CODE_SYSTEM: ("url", "_id", "identifier", "name", "version
 """A type's own R4 search parameters where they are not SEARCH_PARAMS (R5's, which R4 has too)."""
 assert all(set(codes) <= set(params_for(t)) for t, codes in TYPE_SEARCH_PARAMS.items())
 KEPT_PARAMS = frozenset(("_count", "_offset", "_snapshot", "_total", "_format", "_pretty"))
-FORMATS = "application/fhir+json (_format=json)"
-"""What the R4 bases answer in."""
 DELTA = "delta"
 DELTA_START = "https://grunndata.no/fhir/StructureDefinition/delta-starts-at-release"
 """A delta Bundle's meta extension: the oldest release the store keeps, where the delta begins."""
@@ -70,6 +71,19 @@ BARCODE_PARAMS = {
 """DMP's product-code parameters per R4 type (and our `barcode` on the item), each answered by the
 R5 parameter `searchparams.r4_barcode_param` names; an entry says where the code was found."""
 assert set(BARCODE_PARAMS) <= set(R4_BARCODE_TYPES)
+
+R4_PARAMS: dict[str, dict[str, str]] = {
+    "MedicinalProduct": {"name": "name", "name-language": "name-language"},
+    "MedicinalProductPackaged": {"subject": "package-for"},
+}
+"""R4's own search parameters of the SAFEST types (the R4 specification; MedicinalProductManufactured
+has none) and the R5 parameter that answers each."""
+COMMON_PARAMS = ("_lastUpdated", "_tag")
+"""Parameters of every type (as Azure API for FHIR, DMP's platform, offers them), as in R5."""
+SORTS = frozenset(("_id", "_lastUpdated"))
+"""What an R4 `_sort` may name (besides the R4 string and token parameters of the type)."""
+R4_RESULT_PARAMS = ("_summary", "_sort", "_include", "_revinclude")
+"""Result parameters translated to R5 (`_summary=count` only: the other summaries are R5's elements)."""
 
 R4_PREFIX, HRESEPT_PREFIX = "/fhir-r4", "/fhir-r4-hresept"
 VIEWS = {R4_PREFIX: None, HRESEPT_PREFIX: H_RESEPT}
@@ -124,7 +138,9 @@ def _route_type(request: Request) -> str | None:
 
 async def asked_r4(request: Request) -> Asked:
     """As the R5 routes' dependency: the type (an R4 type served here; 404 otherwise), id, bounds,
-    format (JSON), token; `rtype` is the R5 type it is served from."""
+    format, token; `rtype` is the R5 type it is served from. `fmt` is JSON, the R5 interactions'
+    answer: the R4 made of it is sent in the format asked (`negotiate` again) by `send`."""
+    answer_in_r4(request)  # its XML, an error's too, by the R4 definitions
     served = request.app.state.served
     r4_type = _route_type(request)
     rtype = ""
@@ -142,12 +158,7 @@ async def asked_r4(request: Request) -> Asked:
         raise bad(f"{rid!r} is not a valid resource id")
     limits = limits_of(request)
     limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
-    try:
-        fmt = negotiate(request)
-    except FhirError:  # its sentence names R5's formats
-        fmt = ""
-    if fmt != "json":
-        raise FhirError(406, "not-supported", f"{_prefix(request)} answers in {FORMATS} only")
+    negotiate(request)  # a format not served is a 406 here, before any work
     if fhir_version(request) == "5.0":
         raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
@@ -160,7 +171,7 @@ R4Asked = Annotated[Asked, Depends(asked_r4)]
 
 
 async def metadata(request: Request, asked: R4Asked) -> Response:
-    return send(request, "json", capability_statement(_base(request), VIEWS[_prefix(request)]))
+    return send(request, negotiate(request), capability_statement(_base(request), VIEWS[_prefix(request)]))
 
 
 async def read(request: Request, asked: R4Asked, rid: str) -> Response:
@@ -169,7 +180,9 @@ async def read(request: Request, asked: R4Asked, rid: str) -> Response:
 
 async def vread(request: Request, asked: R4Asked, rid: str, vid: str) -> Response:
     try:
-        answer = await r5._vread(request, asked, rid, vid)  # R5's, made R4 here (whatever the Accept)
+        # the R5 interaction itself, not its route: that one answers R4 already when the Accept
+        # header names fhirVersion=4.0, and making R4 of R4 gave `null`
+        answer = await r5._vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
     if _excluded(request):
@@ -198,11 +211,20 @@ async def _search(request: Request, asked: Asked, given: list[tuple[str, str]]) 
     asked.limits.check(given)  # every parameter counts against the bounds, also one left unanswered
     # a search parameter with a modifier goes on, so that R5's parse answers it or refuses it with a
     # 400 (`identifier:missing` left out would answer every package as if it matched)
-    searched = {*own, *barcodes}
-    items = [(k, v) for k, v in given if k in kept or k.split(":", 1)[0] in searched]
-    unknown = sorted({k for k, _ in given} - {k for k, _ in items})
+    searched = {*own, *barcodes, *COMMON_PARAMS}
+    items, unknown_names = [], set()
+    for k, v in given:
+        if k in kept or k.split(":", 1)[0] in searched:
+            items.append((k, v))
+            continue
+        translated = _r5_item(rtype, k, v)
+        if translated is None:
+            unknown_names.add(k)
+        else:
+            items.append(translated)
+    unknown = sorted(unknown_names)
     if unknown and strict(request.headers.get("prefer", "")):
-        known = ", ".join((*own, *sorted(barcodes)))
+        known = ", ".join((*own, *R4_PARAMS.get(rtype, {}), *COMMON_PARAMS, *sorted(barcodes)))
         raise bad(f"unknown R4 search parameter {unknown[0][:100]!r}; {_prefix(request)} searches by {known}")
     if VIEWS[_prefix(request)] is not None:
         items.append((CONTENT_FILTER, str(VIEWS[_prefix(request)])))
@@ -273,7 +295,7 @@ def _read(request: Request, asked: Asked, rid: str) -> Response:
         raise FhirError(404, "not-found", f"{r4_name} is not known")
     _check_view(asked, request, prepared.version.pk, f"{R4_OF_SERVED[rtype]}/{rid}")
     body = _cache(request).prepared(prepared).body
-    return r5._read_response(request, "json", prepared.version, None, body)
+    return r5._read_response(request, negotiate(request), prepared.version, None, body)
 
 
 def _check_current(request: Request, asked: Asked, rid: str) -> None:
@@ -300,7 +322,7 @@ def _history(request: Request, asked: Asked, rid: str | None, delta: bool) -> Re
     start = None
     if delta and answer.status_code == 200:
         with asked.served.engine.connect() as conn:
-            start = store.oldest_release(conn)
+            start = store.oldest_release(conn, asked.access)
     return _bundle_answer(request, asked, answer, delta_start=start)
 
 
@@ -311,7 +333,7 @@ def _delta_read(request: Request, asked: Asked, rid: str) -> Response:
         if error.status != 410:
             raise
     with asked.served.engine.connect() as conn:
-        newest = store.newest_release(conn)
+        newest = store.newest_release(conn, asked.access)
         items, _ = store.history(
             conn, rtype=asked.rtype, rid=rid, since=None, upto_release=newest, count=1, offset=0,
             entitled=asked.access,
@@ -331,7 +353,7 @@ def _resource_answer(request: Request, answer: Response) -> Response:
     if answer.status_code != 200:
         return answer
     made = r4_of(orjson.loads(bytes(answer.body)))
-    return _sent(answer, orjson.dumps(made))
+    return _sent(request, answer, orjson.dumps(made))
 
 
 def _bundle_answer(
@@ -374,15 +396,90 @@ def _bundle_answer(
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        link["url"] = _r4_url(_without_view(str(link.get("url", ""))), r5_base, links_base)
-    return _sent(answer, orjson.dumps(bundle))
+        url = _without_view(str(link.get("url", "")))
+        head, question, query = url.partition("?")
+        if question and asked.rtype:
+            url = f"{head}?{_r4_query(asked.rtype, query)}"
+        link["url"] = _r4_url(url, r5_base, links_base)
+    return _sent(request, answer, orjson.dumps(bundle))
 
 
-def _sent(answer: Response, body: bytes) -> Response:
+def _sent(request: Request, answer: Response, body: bytes) -> Response:
+    """The R4 `body` in the format asked, with the R5 answer's status and headers."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(
-        body, answer.status_code, headers=headers, media_type="application/fhir+json; charset=utf-8"
-    )
+    return send(request, negotiate(request), body, status=answer.status_code, headers=headers)
+
+
+def _r5_ref(value: str) -> str:
+    """``MedicinalProduct/x`` -> ``MedicinalProductDefinition/x`` (a reference value or a type)."""
+    head, slash, tail = value.partition("/")
+    return R5_OF_R4.get(head, head) + slash + tail
+
+
+def _r5_item(rtype: str, name: str, value: str) -> tuple[str, str] | None:
+    """An R4 search parameter (R4_PARAMS, R4_RESULT_PARAMS) as the R5 search asks it; None for
+    one the R4 view does not answer (ignored, or a 400 with handling=strict)."""
+    code, colon, modifier = name.partition(":")
+    own = R4_PARAMS.get(rtype, {})
+    if code in own:
+        r5_modifier = _r5_ref(modifier) if modifier in R5_OF_R4 else modifier
+        r5_value = ",".join(_r5_ref(v) for v in value.split(",")) if code == "subject" else value
+        return own[code] + (colon + r5_modifier), r5_value
+    if name == "_summary":
+        return (name, value) if value == "count" else None
+    if name == "_sort":
+        keys = [k.lstrip("-") for k in value.split(",")]
+        if not all(k in SORTS or k in own for k in keys):
+            return None
+        return name, ",".join(
+            ("-" if k.startswith("-") else "") + own.get(k.lstrip("-"), k.lstrip("-"))
+            for k in value.split(",")
+        )
+    if name in INCLUDES:
+        source, _, rest = value.partition(":")
+        param, _, target = rest.partition(":")
+        r5_param = R4_PARAMS.get(source, {}).get(param)
+        if r5_param is None or (target and target not in R5_OF_R4):
+            return None
+        return name, ":".join((R5_OF_R4[source], r5_param, *((R5_OF_R4[target],) if target else ())))
+    return None
+
+
+_R4_OF_R5_PARAM = {
+    (R5_OF_R4[r4_type], r5): r4 for r4_type, params in R4_PARAMS.items() for r4, r5 in params.items()
+}
+
+
+def _r4_query(rtype: str, query: str) -> str:
+    """A link's query (written by the R5 search) in R4's parameter names and types again."""
+    out = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        name_decoded, value_decoded = unquote_plus(name), unquote_plus(value)
+        code, colon, modifier = name_decoded.partition(":")
+        r4 = _R4_OF_R5_PARAM.get((rtype, code))
+        if r4 is not None:
+            modifier = R4_OF_R5.get(modifier, modifier)
+            value_decoded = (
+                ",".join(_r4_path(v) for v in value_decoded.split(",")) if r4 == "subject" else value_decoded
+            )
+            out.append(f"{quote(r4 + colon + modifier, safe=':')}{eq}{quote(value_decoded, safe=',:/')}")
+        elif name_decoded in INCLUDES:
+            parts = value_decoded.split(":")
+            source = R4_OF_R5.get(parts[0], parts[0])
+            param = _R4_OF_R5_PARAM.get((parts[0], parts[1]), parts[1]) if len(parts) > 1 else ""
+            target = [R4_OF_R5.get(p, p) for p in parts[2:]]
+            out.append(f"{name}={quote(':'.join([source, param, *target]), safe=':')}")
+        elif name_decoded == "_sort":
+            keys = [
+                ("-" if k.startswith("-") else "")
+                + _R4_OF_R5_PARAM.get((rtype, k.lstrip("-")), k.lstrip("-"))
+                for k in value_decoded.split(",")
+            ]
+            out.append(f"_sort={quote(','.join(keys), safe=',')}")
+        else:
+            out.append(pair)
+    return "&".join(out)
 
 
 def _without_view(url: str) -> str:
@@ -412,6 +509,7 @@ def _base(request: Request) -> str:
 
 
 def _search_params(r4_type: str) -> list[dict[str, Any]]:
+    """An R4 type's search parameters as the CapabilityStatement lists them."""
     if r4_type in TYPE_SEARCH_PARAMS:
         described = params_for(r4_type)
         return [
@@ -425,6 +523,20 @@ def _search_params(r4_type: str) -> list[dict[str, Any]]:
             "documentation": "varenr, GTIN or FEST id, in any of its forms",
         },
         {"name": "_id", "type": "token"},
+        {"name": "_lastUpdated", "type": "date"},
+        {
+            "name": "_tag",
+            "type": "token",
+            "documentation": "the tier (national, sector, supplementary)",
+        },
+        *(
+            {
+                "name": code,
+                "type": {"subject": "reference", "name": "string"}.get(code, "token"),
+                "documentation": f"answered by the R5 parameter {r5_code}",
+            }
+            for code, r5_code in R4_PARAMS.get(r4_type, {}).items()
+        ),
         *(
             {
                 "name": code,
@@ -452,6 +564,12 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
             "type": r4_type,
             **({"profile": PROFILES[r4_type]} if r4_type in PROFILES else {}),
             "interaction": [{"code": c} for c in interactions],
+            **({"searchInclude": [f"{r4_type}:subject"]} if r4_type == "MedicinalProductPackaged" else {}),
+            **(
+                {"searchRevInclude": ["MedicinalProductPackaged:subject"]}
+                if r4_type == "MedicinalProduct"
+                else {}
+            ),
             "versioning": "versioned",
             "readHistory": True,
             "updateCreate": False,
@@ -481,7 +599,7 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
         "software": {"name": "grunndata"},
         "implementation": {"description": "Grunndata FHIR R4 (SAFEST) view", "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {
                 "mode": "server",
@@ -501,7 +619,7 @@ def capability_statement(base: str, view: str | None = None) -> bytes:
     return orjson.dumps(statement)
 
 
-OPENAPI = {asked_r4: Gives((400, 401, 404, 406, 503), fhir=True, token=True, json_only=True)}
+OPENAPI = {asked_r4: Gives((400, 401, 404, 406, 503), fhir=True, token=True)}
 """What the R4 routes' dependency answers instead of them (deps.OPENAPI's, for fhir_io/openapi.py)."""
 
 
@@ -511,7 +629,7 @@ def _codes(r4_type: str) -> dict[str, str]:
 
 
 def _r4_history_doc() -> dict[str, Any]:
-    return history_doc(R4_NEGOTIATION)
+    return history_doc()
 
 
 # The same handlers on both bases: each asks `_prefix` which it was reached by. delta/ goes first:
@@ -524,8 +642,8 @@ GENERAL: tuple[tuple[str, Callable[..., Any], str, str, Callable[[], dict[str, A
         "GET",
         "metadata",
         lambda: {
-            "parameters": R4_NEGOTIATION,
-            **answers({JSON_TYPE: {"schema": resource_schema("CapabilityStatement")}}),
+            "parameters": NEGOTIATION,
+            **answers(fhir_content(resource_schema("CapabilityStatement"))),
         },
     ),
     ("/_history", system_history, "GET", "history-system", _r4_history_doc),

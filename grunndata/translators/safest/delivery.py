@@ -13,6 +13,7 @@ from typing import Any
 from grunndata.fhir import SERVED_TYPES, TERMINOLOGY_TYPES
 from grunndata.translators.safest.model import Conversion, Json, Problem
 from grunndata.translators.safest.rules import (
+    R5_KEPT_BASE,
     Context,
     Link,
     Node,
@@ -296,13 +297,20 @@ def _ingredient_products(ctx: Context, top: dict[str, Json]) -> None:
             for item in _contained_items(resource.get("packaging")):
                 products_of.setdefault(item, []).extend(_literal(resource.get("packageFor")))
     for node in ctx.nodes:
-        if node.container is not None or node.r5["resourceType"] != "Ingredient":
+        if node.container is not None or node.r5["resourceType"] != "Ingredient" or _exact_for(node.r4):
             continue
         fors = node.r5.get("for", [])
         for reference in list(_literal(fors)):
             for product in products_of.get(reference_key(reference) or "", []):
                 if product not in _literal(fors):
                     fors.append({"reference": product})
+
+
+def _exact_for(r4: Json) -> bool:
+    """Whether R4 `r4` carries R5's Ingredient.for exactly (our R4 view's ``r5-`` extension): then
+    nothing is added (a kit's package may hold another product's item; its R5 does not name it)."""
+    wanted = R5_KEPT_BASE + "Ingredient.for"
+    return any(isinstance(e, dict) and e.get("url") == wanted for e in r4.get("extension") or [])
 
 
 def _literal(references: Any) -> list[str]:

@@ -715,7 +715,10 @@ def _ingredient(out: Json, at: At) -> None:
 
 
 def _pack_size(out: Json, at: At) -> None:
-    """containedItemQuantity: each contained item's amount times the count of every level above it."""
+    """containedItemQuantity: each contained item's amount times the count of every level above it;
+    unless given exactly (our R4 view's ``r5-`` extension: two levels of one item stay two)."""
+    if "containedItemQuantity" in out:
+        return
     totals: dict[tuple[Any, ...], Json] = {}
     if isinstance(out.get("packaging"), dict):
         _count(out["packaging"], 1, totals)

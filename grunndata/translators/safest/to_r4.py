@@ -73,6 +73,12 @@ EXTENSION_URLS = {
     "singleunit": SAFEST_SD + "safest-singleUnit",
 }
 """The SAFEST URL written for each NOMA extension rule of the tables (by its tail)."""
+SAFEST_ID_SYSTEMS = {
+    "legemiddeldoseid": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddeldose",
+    "legemiddelmerkevareid": "http://ehelse.no/fhir/CodeSystem/FEST/KatLegemiddelMerkevare",
+}
+"""The identifier system SAFEST's MedicinalProductManufactured profile fixes in these extensions'
+valueIdentifier (the import serves it as ours again: fhir/identifiers.py accepts it)."""
 
 _NO = object()  # an inverse's "this item is not mine"
 
@@ -199,7 +205,12 @@ def _fest_identifier(value: Any, rule: ExtensionRule) -> Said | None:
         return None
     if value.get("system") != function.system:
         return None
-    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": copy.deepcopy(value)})
+    if rule.tail == "lmrnumber":  # safest-lmrNumber's value is a string (the import gives it our system)
+        exact = set(value) == {"system", "value"} and isinstance(value["value"], str)
+        return Said({"url": EXTENSION_URLS[rule.tail], "valueString": str(value.get("value"))}, exact=exact)
+    identifier = copy.deepcopy(value)
+    identifier["system"] = SAFEST_ID_SYSTEMS.get(rule.tail, function.system)
+    return Said({"url": EXTENSION_URLS[rule.tail], "valueIdentifier": identifier})
 
 
 def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
@@ -291,6 +302,15 @@ def to_r4(resource: Json) -> Json | None:
         return None
     body = {k: v for k, v in resource.items() if k != "resourceType"}
     out = {"resourceType": r4_type, **_walk(body, r4_type, r4_type, resource["resourceType"], resource=True)}
+    for name, most in PROFILE_MAX.get(r4_type, {}).items():
+        if isinstance(out.get(name), list) and len(out[name]) > most:
+            out[name] = out[name][:most]
+            carried = {
+                "url": f"{R5_KEPT_BASE}{resource['resourceType']}.{name}",
+                "valueString": _json(resource[name]),
+            }
+            if carried["url"] not in {e.get("url") for e in out.get("extension", [])}:
+                out.setdefault("extension", []).append(carried)
     if r4_type == "MedicinalProductManufactured" and "quantity" not in out:
         # R4 requires it (1..1); R5 counts an item per package (containedItem.amount), FEST too: unknown
         out["quantity"] = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
@@ -438,9 +458,17 @@ R4_REQUIRED = {
 without one is not made R4 (its R5 element travels as ``r5-``), unless R4_DEFAULTS has a value."""
 R4_DEFAULTS: dict[tuple[str, str], tuple[str, Json]] = {
     ("MedicinalProductPackaged.packageItem", "quantity"): ("quantity", {"value": 1}),
+    ("MedicinalProductPackaged.packageItem", "type"): (
+        "type",
+        {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]},
+    ),
 }
 """(table, R4 element) -> (its R5 element, the R4 value said when R5 has none): the level counts
-once in its parent. An ``r5-`` extension holding null tells the way back R5 had none."""
+once in its parent; a level FEST names no packaging type for has an unknown one. An ``r5-``
+extension holding null tells the way back R5 had none."""
+PROFILE_MAX = {"MedicinalProduct": {"identifier": 1}}
+"""Repeating R4 elements a SAFEST profile allows fewer of (safest-MedicinalProduct: one identifier):
+R4 keeps the first; the whole R5 element travels as ``r5-`` (our PhPIDs beside FEST's id)."""
 
 
 def _backbone(item: Any, table: str, r4_path: str, r5_path: str) -> Any:
