@@ -419,6 +419,81 @@ def export_m30_cmd(
     _export_m30(ctx, db, since, output, out, shown=str(output))
 
 
+@export_app.command("ndjson")
+def export_ndjson_cmd(
+    ctx: typer.Context,
+    db: DbOption = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="The folder to write into (made if missing; must hold no export)"
+        ),
+    ] = Path("export"),
+    types: Annotated[
+        str | None,
+        typer.Option("--type", metavar="TYPES", help="Only these resource types, comma-separated (as _type)"),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="INSTANT",
+            help="Only what changed after this instant (as _since), and deleted.ndjson.gz for what was removed",
+        ),
+    ] = None,
+    sector: Annotated[bool, typer.Option("--sector", help="With the sector tier's data")] = False,
+    supplementary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--supplementary", metavar="OWNER", help="With this owner's supplementary data (* for all)"
+        ),
+    ] = None,
+) -> None:
+    """Write what the store serves as FHIR Bulk Data ndjson, one gzip file per type, as `$export` does."""
+    from grunndata.exporters import export_ndjson, export_types, since_instant
+    from grunndata.store import instant, open_connection
+    from grunndata.store.bulk import Entitlement, entitled_snapshot
+
+    named = [t.strip() for t in (types or "").split(",") if t.strip()]
+    wanted = export_types(named)
+    after = None if since is None else since_instant(since)
+    if output.exists() and not output.is_dir():
+        raise GrunndataError(f"{output} is a file; give a folder to write the ndjson files into")
+    if not output.parent.is_dir():
+        raise GrunndataError(f"the folder {output.parent} does not exist")
+    if output.is_dir() and any(output.glob("*.ndjson.gz")):
+        raise GrunndataError(f"{output} holds an export already; give an empty or new folder")
+    entitled = Entitlement(sector, frozenset(supplementary or ()))
+    engine = _engine(ctx, db)
+    with open_connection(engine) as conn:
+        snapshot = entitled_snapshot(conn, entitled)
+    with _bar("writing ndjson", "{task.completed:>7,} resources") as bar:
+        task = bar.add_task("writing", total=None)
+
+        def progress(done: int, total: int) -> bool:
+            bar.update(task, completed=done, total=total)
+            return True
+
+        result = export_ndjson(
+            engine, output, snapshot=snapshot, types=wanted, since=after, entitled=entitled, progress=progress
+        )
+    table = Table(
+        title=f"{output}: FHIR Bulk Data ndjson{'' if since is None else ' changed since ' + since}"
+    )
+    table.add_column("File")
+    table.add_column("resources", justify="right")
+    for _, name, n in result.files():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    total = sum(result.counts.values())
+    out.print(
+        f"Wrote {total:,} resources{f' and {result.deleted:,} deletions' if since is not None else ''} in "
+        f"{result.seconds:.1f} s from release{'s' if len(snapshot.releases) != 1 else ''} "
+        f"{', '.join(map(str, snapshot.releases)) or '(none)'}; transactionTime "
+        f"{instant(result.transaction_time)} (the --since of the next export)."
+    )
+
+
 def _export_m30(
     ctx: typer.Context, db: str | None, since: str | None, output: Path, console: Console, shown: str
 ) -> None:

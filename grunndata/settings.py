@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     m30_dir: Path | None = Field(
         default=None, description="A folder the server processes of one machine share for M30 export files."
     )
+    export_dir: Path | None = Field(
+        default=None,
+        description="A folder the server processes of one machine share for FHIR Bulk Data `$export` "
+        "files (`grunndata serve --workers N` makes one when unset).",
+    )
+    export_expire_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds a finished `$export`'s files are kept (and its status answered) before "
+        "they are removed (at most a week).",
+    )
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),
@@ -415,14 +427,17 @@ def prometheus_multiproc_dir() -> str | None:
 
 def hand_to_workers(settings: Settings, db: str) -> str:
     """Put in the environment what worker processes, each making its app from the environment,
-    must share with this one: the store, the request log, and a metrics folder (a new temporary
-    one unless PROMETHEUS_MULTIPROC_DIR names one). Returns the metrics folder."""
+    must share with this one: the store, the request log, a metrics folder (a new temporary
+    one unless PROMETHEUS_MULTIPROC_DIR names one) and the `$export` folder (likewise, unless
+    GRUNNDATA_EXPORT_DIR names one). Returns the metrics folder."""
     import tempfile
 
     os.environ[env_name("db")] = db
     os.environ[env_name("log_format")] = settings.log_format
     if not prometheus_multiproc_dir():
         os.environ[PROMETHEUS_MULTIPROC_DIR] = tempfile.mkdtemp(prefix="grunndata-metrics-")
+    if settings.export_dir is None:  # an $export's files are fetched from whichever worker answers
+        os.environ[env_name("export_dir")] = tempfile.mkdtemp(prefix="grunndata-export-")
     return os.environ[PROMETHEUS_MULTIPROC_DIR]
 
 

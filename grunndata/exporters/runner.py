@@ -21,6 +21,7 @@ import stat
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from anyio import to_thread
@@ -28,15 +29,17 @@ from sqlalchemy.engine import Engine
 
 from grunndata.errors import ExportError, ExportFailed
 from grunndata.exporters.m30 import export_m30
+from grunndata.exporters.ndjson import run_job
 from grunndata.store import Snapshot
 
 M30_DIR = "GRUNNDATA_M30_DIR"  # named in messages; the value comes from Settings.m30_dir
+EXPORT_DIR = "GRUNNDATA_EXPORT_DIR"  # the same, Settings.export_dir ($export files)
 log = logging.getLogger("grunndata.exporters")
 
 
 class Exporter:
-    """Writes each export in a child process (`python -m grunndata.exporters.runner PATH TOKEN [SINCE]`,
-    the store's URL on its stdin), or in a thread for an in-memory store. A child that outlives a killed server finishes its file and
+    """Writes each export in a child process (`python -m grunndata.exporters.runner PATH TOKEN [SINCE]`
+    for M30, `... --ndjson-job JOB ROOT KEEP_SECONDS` for a Bulk Data job; the store's URL on its stdin), or in a thread for an in-memory store. A child that outlives a killed server finishes its file and
     exits; nothing is left waiting."""
 
     CHILDREN = 2  # at most this many exports at once; more wait their turn
@@ -51,25 +54,37 @@ class Exporter:
     async def write(self, path: Path, snapshot: Snapshot, since: str | None) -> None:
         """Write the export of `snapshot`'s national releases (the one served, even if a newer one
         was activated meanwhile) to `path`."""
+        await self._run(
+            [str(path), snapshot.token, *([] if since is None else [since])],
+            functools.partial(export_m30, self.engine, path, since=since, releases=snapshot.releases),
+            "M30",
+        )
+
+    async def write_ndjson(self, job_id: str, root: Path, keep_seconds: float) -> None:
+        """Write the files of the FHIR Bulk Data job `job_id` (its row in the store says what) into
+        its folder under `root` (exporters/ndjson.py); the row tells every server how it went."""
+        await self._run(
+            [NDJSON_JOB, job_id, str(root), repr(keep_seconds)],
+            functools.partial(run_job, self.engine, job_id, root, keep_seconds),
+            "FHIR Bulk Data",
+        )
+
+    async def _run(self, argv: list[str], in_thread: Callable[[], object], what: str) -> None:
         await to_thread.run_sync(self._turns.acquire)
         try:
-            await self._write(path, snapshot, since)
+            await self._child(argv, in_thread, what)
         finally:
             self._turns.release()
 
-    async def _write(self, path: Path, snapshot: Snapshot, since: str | None) -> None:
+    async def _child(self, argv: list[str], in_thread: Callable[[], object], what: str) -> None:
         if self.url is None:
-            await to_thread.run_sync(
-                functools.partial(export_m30, self.engine, path, since=since, releases=snapshot.releases)
-            )
+            await to_thread.run_sync(in_thread)
             return
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "grunndata.exporters.runner",
-            str(path),
-            snapshot.token,
-            *([] if since is None else [since]),
+            *argv,
             stdin=asyncio.subprocess.PIPE,  # the URL: not on the command line, where ps shows it
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -85,11 +100,14 @@ class Exporter:
         if child.returncode == _REFUSED:
             raise ExportError(message)
         if child.returncode != 0:
-            log.error("the M30 export process ended with %s: %s", child.returncode, message[-2000:])
-            raise ExportFailed("the M30 export stopped before it finished; try again")
+            log.error("the %s export process ended with %s: %s", what, child.returncode, message[-2000:])
+            raise ExportFailed(f"the {what} export stopped before it finished; try again")
 
 
 _REFUSED = 2  # the child's exit status for an export refused as asked (its sentence on stderr)
+
+
+NDJSON_JOB = "--ndjson-job"  # the child's first argument for a Bulk Data job (else an M30 export)
 
 
 def _child(argv: list[str]) -> int:
@@ -97,6 +115,13 @@ def _child(argv: list[str]) -> int:
     from grunndata.store import connect
 
     os.nice(10)  # the readers in the server come first
+    if argv[:1] == [NDJSON_JOB]:
+        engine = connect(sys.stdin.readline().strip(), create=False)
+        try:
+            run_job(engine, argv[1], Path(argv[2]), float(argv[3]))
+        finally:
+            engine.dispose()
+        return 0
     path, releases = Path(argv[0]), Snapshot.parse(argv[1]).releases
     since = argv[2] if len(argv) > 2 else None
     engine = connect(sys.stdin.readline().strip(), create=False)
@@ -110,24 +135,24 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def export_folder(configured: Path | None) -> tuple[Path, bool]:
-    """The folder GRUNNDATA_M30_DIR names (made private if missing; refused if others could write
-    it) and True, else (None) a private folder for this process and False."""
+def export_folder(configured: Path | None, variable: str = M30_DIR) -> tuple[Path, bool]:
+    """The folder the setting `variable` names (made private if missing; refused if others could
+    write it) and True, else (None) a private folder for this process and False."""
     if configured is not None:
         folder = configured
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = folder.stat()
         except OSError as e:
-            raise ExportError(f"{M30_DIR}={configured}: cannot make the folder ({e.strerror})") from None
+            raise ExportError(f"{variable}={configured}: cannot make the folder ({e.strerror})") from None
         if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            # anyone else who may write there could put a file in that is sent as the national M30
+            # anyone else who may write there could put a file in that is sent as our data
             raise ExportError(
-                f"{M30_DIR}={configured}: the folder must belong to this user and be writable by no one "
+                f"{variable}={configured}: the folder must belong to this user and be writable by no one "
                 f"else (it is mode {stat.S_IMODE(st.st_mode):o}, owner uid {st.st_uid})"
             )
         return folder, True
-    folder = Path(tempfile.mkdtemp(prefix="grunndata-m30-"))
+    folder = Path(tempfile.mkdtemp(prefix="grunndata-m30-" if variable == M30_DIR else "grunndata-export-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder, False
 

@@ -21,6 +21,10 @@ _REFERENCE_PARAMS = {
 }
 
 
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+
+
 def _operation(name: str, definition: str, documentation: str) -> dict[str, str]:
     return {
         "name": name,
@@ -193,6 +197,7 @@ def capability_statement(
         "software": {"name": "grunndata", "version": __version__},
         "implementation": {"description": "Grunndata FHIR R5 server", "url": base},
         "fhirVersion": "5.0.0",
+        "instantiates": [BULK_DATA],  # the Bulk Data server's CapabilityStatement: $export
         "implementationGuide": [IMPLEMENTATION_GUIDE],  # our package, at /fhir/package.tgz
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
@@ -206,6 +211,16 @@ def capability_statement(
                 "resource": resources,
                 "interaction": [{"code": "history-system"}],
                 "searchParam": _search_params("Resource"),
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": BULK_EXPORT,
+                        "documentation": (
+                            "FHIR Bulk Data export (Prefer: respond-async), also per type as "
+                            "/fhir/<type>/$export; _type, _since, _outputFormat (docs/bulk-export.md)"
+                        ),
+                    }
+                ],
             }
         ],
     }

@@ -20,9 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from grunndata import __version__
-from grunndata.exporters import export_folder
+from grunndata.exporters import EXPORT_DIR, export_folder
 from grunndata.server import routes
 from grunndata.server.auth import Authenticator, AuthSettings, dev_mode_banner
+from grunndata.server.bulk import BulkExports
 from grunndata.server.catalog import CatalogueView
 from grunndata.server.conventions import (
     Compression,
@@ -73,6 +74,12 @@ def create_app(
         log.warning(dev_mode_banner())
     terms = Terminology(served)
     files = M30Files(served, *export_folder(settings.m30_dir))
+    bulk = BulkExports(
+        served,
+        files.exporter,  # one runner, one pair of turns for every export
+        export_folder(settings.export_dir, EXPORT_DIR)[0],
+        settings.export_expire_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +93,7 @@ def create_app(
         finally:
             if task is not None:
                 task.cancel()
+            await bulk.stop()
 
     app = FastAPIOffline(  # FastAPI, with /docs and /redoc served from its own files: no CDN
         title="Grunndata",
@@ -100,11 +108,12 @@ def create_app(
     catalogues = list(settings.catalog if catalog is None else catalog)
     catalogue = CatalogueView(served, catalogues, settings.base_url)
     app.state.served, app.state.settings, app.state.catalogue = served, settings, catalogue
-    app.state.terminology, app.state.m30 = terms, files
+    app.state.terminology, app.state.m30, app.state.bulk = terms, files, bulk
     app.state.limits = Limits.of(settings)  # the search bounds, made once: every request reads them
     # searches of the types not (only) in the store ask their sources (store/searchparams.py SOURCES)
     app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
     app.include_router(routes.fhir.first)  # GET [type]/_search is a 405, before any read takes it
+    app.include_router(routes.bulk.router)  # before the FHIR routes: /fhir/$export is no search
     app.include_router(routes.terminology.router)  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 TIERS = ("national", "sector", "supplementary")
@@ -189,6 +189,33 @@ class ServiceAvailability(SQLModel, table=True):
     last_message: str
 
 
+class BulkExport(SQLModel, table=True):
+    """One FHIR Bulk Data `$export` job: what was asked, by which entitlement, how far it got and
+    what it wrote. In the store, so every server process can answer its status (store/bulk.py)."""
+
+    __tablename__ = "bulk_export"
+
+    id: str = Field(primary_key=True)  # random: the status and file URLs name it
+    # what makes two requests the same export: entitlement, snapshot, types and _since; unique,
+    # so two processes asked at once make one row, and one export
+    key: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    entitlement: str  # who may see it: whether a token was used, the sector scope, the owners
+    request: str  # the kick-off URL, as the manifest repeats it
+    snapshot: str  # the releases the files are made from (Snapshot.token of the entitlement's view)
+    types: str  # comma-separated
+    since: datetime | None = None
+    status: str = "accepted"  # accepted, running, done, failed
+    done: int = 0  # resources written so far
+    total: int = 0  # resources to write
+    created_at: datetime
+    updated_at: datetime  # the child's last word: a job silent too long is given up
+    transaction_time: datetime | None = None
+    expires_at: datetime | None = None  # set when done: the files are removed after it
+    output: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    deleted: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = None  # why it failed, in one sentence
+
+
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
@@ -202,3 +229,4 @@ REL = Release.__table__  # type: ignore[attr-defined]
 OWN = Owner.__table__  # type: ignore[attr-defined]
 P = ServiceProbe.__table__  # type: ignore[attr-defined]  # the catalogue's probe history
 A = ServiceAvailability.__table__  # type: ignore[attr-defined]  # and its running totals
+B = BulkExport.__table__  # type: ignore[attr-defined]  # FHIR Bulk Data export jobs

@@ -111,7 +111,14 @@ WHOLE_NUMBER = either(
 SNAPSHOT = either(
     ["0", "-1", "9223372036854775808", "1.99999999999999999999"], r"^[1-9][0-9]?(\.[1-9][0-9]?){0,2}$"
 )
-VALUES = {"date": DATE, "token": TOKEN, "reference": REFERENCE, "string": ANY, "uri": ANY}
+VALUES = {
+    "date": DATE,
+    "token": TOKEN,
+    "reference": REFERENCE,
+    "string": ANY,
+    "uri": ANY,
+    "special": known("h-resept", "H-RESEPT", ""),  # content-filter: a view by name
+}
 MODIFIERS = {
     "string": ("exact", "contains"),
     "token": ("not", "text", "missing"),

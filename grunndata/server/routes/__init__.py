@@ -2,6 +2,7 @@
 receive what they need through server/deps.py. The app factory includes them in order."""
 
 from grunndata.server.routes import (
+    bulk,
     catalog,
     fhir,
     home,
@@ -14,4 +15,16 @@ from grunndata.server.routes import (
     terminology,
 )
 
-__all__ = ["catalog", "fhir", "home", "imports", "m30", "migration", "ops", "package", "r4", "terminology"]
+__all__ = [
+    "bulk",
+    "catalog",
+    "fhir",
+    "home",
+    "imports",
+    "m30",
+    "migration",
+    "ops",
+    "package",
+    "r4",
+    "terminology",
+]

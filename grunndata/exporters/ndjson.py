@@ -1,0 +1,196 @@
+"""FHIR Bulk Data output: the resources a snapshot serves as ndjson, one gzip file per type.
+
+Each line is a resource exactly as a read sends it (the stored bytes with `meta` spliced in).
+With `since`, only the resources changed after it, and a `deleted` file of transaction Bundles,
+one DELETE per resource a release after it stopped serving (Bulk Data 2.0's `deleted`): what
+`_history` lists for the same instant, newest state only. Memory stays flat: rows are streamed.
+
+`run_job` is what the child process does for a `$export` job (exporters/runner.py): the job's
+row in the store says what to write, and hears how far it got.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from grunndata.errors import ExportError
+from grunndata.fhir import SERVED_TYPES
+from grunndata.store import SEARCHED_TYPES, Entitled, SearchError, Snapshot, date_range, open_connection
+from grunndata.store import bulk as store
+
+NDJSON = ".ndjson.gz"
+DELETED = "deleted"  # the file name (before NDJSON) of the deletions
+Progress = Callable[[int, int], bool]  # (resources written, in all) -> go on?
+_REPORT_SECONDS = 0.5  # how often a job's row hears of its progress
+
+
+def export_types(named: Sequence[str], only: str | None = None) -> list[str]:
+    """The types to export, in the order served: those `named` (each once), or every type the
+    store serves; `only` (a type-level export) allows that type alone. ExportError in one sentence."""
+    for name in named:
+        if name not in SERVED_TYPES:
+            if name in SEARCHED_TYPES:
+                raise ExportError(not_exported(name))
+            raise ExportError(f"{name[:100]!r} is not a resource type served here")
+        if only is not None and name != only:
+            raise ExportError(f"{only}/$export exports {only} alone, not {name}; use /fhir/$export")
+    if only is not None:
+        return [only]
+    wanted = set(named)
+    return [t for t in SERVED_TYPES if not wanted or t in wanted]
+
+
+def not_exported(rtype: str) -> str:
+    return (
+        f"{rtype} is served here but not exported: its resources are made on request "
+        "(search them); an export writes the types the store serves"
+    )
+
+
+_PREFIXES = frozenset(("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"))
+
+
+def since_instant(value: str) -> datetime:
+    """`_since` (`--since`) as the instant `_history` takes it; ExportError in one sentence."""
+    if value[:2] in _PREFIXES:  # a search prefix is no part of an instant
+        raise ExportError(f"{value[:100]!r} is not an instant (e.g. 2026-11-21T10:00:00Z)")
+    try:
+        _, start, _ = date_range(value)
+    except SearchError as e:
+        raise ExportError(str(e)) from None
+    return start
+
+
+class Cancelled(Exception):
+    """The job was cancelled (its row is gone) while it was written."""
+
+
+@dataclass
+class NdjsonResult:
+    """What an export wrote: per type the file and its lines, the deletions, and when."""
+
+    transaction_time: datetime
+    counts: dict[str, int] = field(default_factory=dict)  # type -> resources written
+    deleted: int = 0  # resources deleted since `since` (lines of the deleted file)
+    seconds: float = 0.0
+
+    def files(self) -> list[tuple[str, str, int]]:
+        """(type, file name, lines) of each file written, the deleted file last."""
+        made = [(t, t + NDJSON, n) for t, n in self.counts.items() if n]
+        if self.deleted:
+            made.append(("Bundle", DELETED + NDJSON, self.deleted))
+        return made
+
+
+def export_ndjson(
+    engine: Engine,
+    folder: Path,
+    *,
+    snapshot: Snapshot,
+    types: Sequence[str],
+    since: datetime | None,
+    entitled: Entitled,
+    progress: Progress | None = None,
+) -> NdjsonResult:
+    """Write `<Type>.ndjson.gz` for each type with resources (and `deleted.ndjson.gz` with `since`)
+    into `folder`, from `snapshot` (already cut to what `entitled` may read)."""
+    started = time.monotonic()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open_connection(engine) as conn:
+        result = NdjsonResult(store.transaction_time(conn, snapshot))
+        total = sum(store.count_served(conn, snapshot, t, since) for t in types)
+        done = 0
+        if progress is not None and not progress(0, total):
+            raise Cancelled
+        last = time.monotonic()
+        for rtype in types:
+            n = 0
+            path = folder / (rtype + NDJSON)
+            with gzip.open(path, "wb", compresslevel=6) as out:
+                for version in store.served_versions(conn, snapshot, rtype, since):
+                    out.write(version.body())
+                    out.write(b"\n")
+                    n += 1
+                    if progress is not None and time.monotonic() - last >= _REPORT_SECONDS:
+                        last = time.monotonic()
+                        if not progress(done + n, total):
+                            raise Cancelled
+            done += n
+            result.counts[rtype] = n
+            if not n:
+                path.unlink()
+        if since is not None:
+            removed = store.removed_since(conn, snapshot, types, since, entitled)
+            if removed:
+                with gzip.open(folder / (DELETED + NDJSON), "wb", compresslevel=6) as out:
+                    for rtype, rid in removed:
+                        out.write(orjson.dumps(deletion(rtype, rid)))
+                        out.write(b"\n")
+            result.deleted = len(removed)
+    if progress is not None and not progress(total, total):
+        raise Cancelled
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def deletion(rtype: str, rid: str) -> dict[str, Any]:
+    """A deleted resource, as Bulk Data writes it: a transaction Bundle of one DELETE."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": f"{rtype}/{rid}"}}],
+    }
+
+
+def job_folder(root: Path, job_id: str) -> Path:
+    return root / f"bulk-{job_id}"
+
+
+def run_job(engine: Engine, job_id: str, root: Path, keep_seconds: float) -> None:
+    """Write the files of job `job_id` into its folder under `root`, telling its row how far it got;
+    the row says when it is done (or failed, in one sentence). A cancelled job leaves nothing."""
+    folder = job_folder(root, job_id)
+    with open_connection(engine) as conn:
+        job = store.get_job(conn, job_id)
+    if job is None:
+        return  # cancelled before it began
+
+    def report(done: int, total: int) -> bool:
+        with open_connection(engine) as conn:
+            return store.report_progress(conn, job_id, done, total)
+
+    try:
+        result = export_ndjson(
+            engine,
+            folder,
+            snapshot=job.snapshot,
+            types=job.types,
+            since=job.since,
+            entitled=job.entitlement,
+            progress=report,
+        )
+    except Cancelled:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    except Exception as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        with open_connection(engine) as conn:
+            store.fail_job(
+                conn, job_id, f"the export stopped before it finished ({type(e).__name__})", keep_seconds
+            )
+        raise
+    output = [{"type": t, "file": name, "count": n} for t, name, n in result.files() if t != "Bundle"]
+    deleted = [{"type": t, "file": name, "count": n} for t, name, n in result.files() if t == "Bundle"]
+    with open_connection(engine) as conn:
+        if not store.finish_job(conn, job_id, result.transaction_time, output, deleted, keep_seconds):
+            shutil.rmtree(folder, ignore_errors=True)  # cancelled as it finished

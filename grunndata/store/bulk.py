@@ -1,0 +1,342 @@
+"""FHIR Bulk Data `$export`: the jobs (one row each, the state every server process shares) and
+the reads an export makes (the versions a snapshot serves, the resources it stopped serving).
+
+A job is keyed on what makes two requests the same export (entitlement, snapshot, types,
+`_since`): the key is unique, so when two processes are asked at once one insert wins and both
+answer with its id. Cancelling a job deletes its row; the child writing it sees the row gone
+at its next word and stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from grunndata.store.access import Entitled, may_read, readable
+from grunndata.store.models import REL, B, M, R, T
+from grunndata.store.read import (
+    COLUMNS,
+    Snapshot,
+    Version,
+    current_snapshot,
+    release_lines,
+    utc,
+    version_of,
+    visible,
+)
+
+ACCEPTED, RUNNING, DONE, FAILED = "accepted", "running", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Entitlement:
+    """What an export may hold and who may fetch it: the restricted data its client may read, and
+    whether it came with a token (then its files need one too). Two requests share an export only
+    when their entitlements are equal."""
+
+    sector: bool = False
+    supplementary: frozenset[str] = field(default_factory=frozenset)
+    token: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{'t' if self.token else 'a'}:{int(self.sector)}:{','.join(sorted(self.supplementary))}"
+
+    @classmethod
+    def of(cls, entitled: Entitled, token: bool) -> Entitlement:
+        return cls(entitled.sector, frozenset(entitled.supplementary), token)
+
+    @classmethod
+    def parse(cls, key: str) -> Entitlement:
+        token, sector, owners = key.split(":", 2)
+        return cls(sector == "1", frozenset(o for o in owners.split(",") if o), token == "t")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job's row, as the status poll and the child read it."""
+
+    id: str
+    entitlement: Entitlement
+    request: str
+    snapshot: Snapshot
+    types: tuple[str, ...]
+    since: datetime | None
+    status: str
+    done: int
+    total: int
+    created_at: datetime
+    updated_at: datetime
+    transaction_time: datetime | None
+    expires_at: datetime | None
+    output: list[dict[str, Any]]
+    deleted: list[dict[str, Any]]
+    error: str | None
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite gives it back without a zone)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _now() -> datetime:
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        row.id,
+        Entitlement.parse(row.entitlement),
+        row.request,
+        Snapshot.parse(row.snapshot),
+        tuple(t for t in row.types.split(",") if t),
+        _aware(row.since),
+        row.status,
+        row.done,
+        row.total,
+        _aware(row.created_at),  # type: ignore[arg-type]
+        _aware(row.updated_at),  # type: ignore[arg-type]
+        _aware(row.transaction_time),
+        _aware(row.expires_at),
+        list(row.output or []),
+        list(row.deleted or []),
+        row.error,
+    )
+
+
+class TooManyJobs(Exception):
+    """As many exports are waiting or being written as the server takes at once."""
+
+
+def job_key(
+    entitlement: Entitlement, snapshot: Snapshot, types: Sequence[str], since: datetime | None
+) -> str:
+    """What makes two requests the same export."""
+    asked = (
+        f"{entitlement.key}|{snapshot.token}|{','.join(sorted(types))}|{since.isoformat() if since else ''}"
+    )
+    return hashlib.sha256(asked.encode()).hexdigest()
+
+
+def start_job(
+    engine: Engine,
+    entitlement: Entitlement,
+    snapshot: Snapshot,
+    types: Sequence[str],
+    since: datetime | None,
+    request: str,
+    most_unfinished: int = 1_000_000,
+) -> tuple[Job, bool]:
+    """The job for this export: a new one (and True: the caller starts its child), or the one
+    already asked for by the same entitlement (False); a failed one is replaced. TooManyJobs when a
+    new one is needed and `most_unfinished` jobs are waiting or being written already."""
+    key = job_key(entitlement, snapshot, types, since)
+    for _ in range(3):  # a failed job removed, or a race lost: look again
+        with engine.begin() as conn:
+            row = conn.execute(select(B).where(B.c.key == key)).first()
+            if row is not None and row.status != FAILED:
+                return _job(row), False
+            if row is not None:
+                conn.execute(delete(B).where(B.c.id == row.id))
+            unfinished = conn.execute(
+                select(func.count()).select_from(B).where(B.c.status.in_((ACCEPTED, RUNNING)))
+            ).scalar()
+            if (unfinished or 0) >= most_unfinished:
+                raise TooManyJobs
+        now = _now()
+        values: dict[str, Any] = {
+            "id": secrets.token_hex(16),
+            "key": key,
+            "entitlement": entitlement.key,
+            "request": request,
+            "snapshot": snapshot.token,
+            "types": ",".join(types),
+            "since": None if since is None else utc(since),
+            "status": ACCEPTED,
+            "created_at": now,
+            "updated_at": now,
+            "output": [],
+            "deleted": [],
+        }
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(B).values(**values))
+        except IntegrityError:  # another process inserted the same export first
+            continue
+        with engine.connect() as conn:
+            return _job(conn.execute(select(B).where(B.c.id == values["id"])).one()), True
+    raise RuntimeError("could not record the export job")  # pragma: no cover - three lost races
+
+
+def get_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(select(B).where(B.c.id == job_id)).first()
+    return None if row is None else _job(row)
+
+
+def report_progress(conn: Connection, job_id: str, done: int, total: int) -> bool:
+    """The child's word that it works on; False when the job is gone (cancelled): it stops."""
+    found = conn.execute(
+        update(B)
+        .where(B.c.id == job_id, B.c.status.in_((ACCEPTED, RUNNING)))
+        .values(status=RUNNING, done=done, total=total, updated_at=_now())
+    )
+    conn.commit()
+    return bool(found.rowcount)
+
+
+def finish_job(
+    conn: Connection,
+    job_id: str,
+    transaction_time: datetime,
+    output: list[dict[str, Any]],
+    deleted: list[dict[str, Any]],
+    keep_seconds: float,
+) -> bool:
+    """The job done, its files kept `keep_seconds`; False when it was cancelled meanwhile."""
+    now = _now()
+    found = conn.execute(
+        update(B)
+        .where(B.c.id == job_id, B.c.status.in_((ACCEPTED, RUNNING)))
+        .values(
+            status=DONE,
+            done=B.c.total,
+            transaction_time=utc(transaction_time),
+            output=output,
+            deleted=deleted,
+            updated_at=now,
+            expires_at=now + timedelta(seconds=keep_seconds),
+        )
+    )
+    conn.commit()
+    return bool(found.rowcount)
+
+
+def fail_job(conn: Connection, job_id: str, message: str, keep_seconds: float) -> None:
+    """The job failed: its status says why until it expires (asking again starts it anew)."""
+    now = _now()
+    conn.execute(
+        update(B)
+        .where(B.c.id == job_id)
+        .values(
+            status=FAILED, error=message, updated_at=now, expires_at=now + timedelta(seconds=keep_seconds)
+        )
+    )
+    conn.commit()
+
+
+def remove_job(conn: Connection, job_id: str) -> bool:
+    found = conn.execute(delete(B).where(B.c.id == job_id))
+    conn.commit()
+    return bool(found.rowcount)
+
+
+def expired_jobs(conn: Connection, silent_seconds: float) -> list[str]:
+    """Remove the jobs whose files expired, and those whose child fell silent longer than
+    `silent_seconds` (it died with its server); their ids, so their files go too."""
+    now = _now()
+    gone = or_(
+        B.c.expires_at < now,
+        and_(B.c.status.in_((ACCEPTED, RUNNING)), B.c.updated_at < now - timedelta(seconds=silent_seconds)),
+    )
+    ids = [r[0] for r in conn.execute(select(B.c.id).where(gone))]
+    if ids:
+        conn.execute(delete(B).where(B.c.id.in_(ids)))
+        conn.commit()
+    return ids
+
+
+def job_ids(conn: Connection) -> set[str]:
+    return {r[0] for r in conn.execute(select(B.c.id))}
+
+
+# -- what an export reads ------------------------------------------------------------------
+
+
+def transaction_time(conn: Connection, snapshot: Snapshot) -> datetime:
+    """When the newest release of the snapshot was served: every version it serves was last
+    updated then or before, and every later change after it (the next `_since`)."""
+    found = conn.execute(
+        select(func.max(REL.c.activated_at)).where(REL.c.id.in_(snapshot.releases or (-1,)))
+    ).scalar()
+    return _aware(found) or datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _changed(rtype: str, since: datetime | None) -> Any:
+    where = [R.c.type == rtype]
+    if since is not None:
+        where.append(R.c.last_updated > utc(since))
+    return where
+
+
+def count_served(conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(visible(snapshot)).where(*_changed(rtype, since))
+        ).scalar()
+        or 0
+    )
+
+
+def served_versions(
+    conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None
+) -> Iterator[Version]:
+    """The versions of `rtype` the snapshot serves (last updated after `since`), by id, streamed."""
+    rows = conn.execution_options(stream_results=True, yield_per=500).execute(
+        select(*COLUMNS)
+        .select_from(visible(snapshot))
+        .where(*_changed(rtype, since))
+        .order_by(R.c.id, R.c.pk)
+    )
+    for row in rows:
+        yield version_of(row)
+
+
+def removed_since(
+    conn: Connection, snapshot: Snapshot, rtypes: Sequence[str], since: datetime, entitled: Entitled
+) -> list[tuple[str, str]]:
+    """(type, id) of the resources a release after `since` stopped serving and the snapshot does
+    not serve again: the deletions `_history` lists for the same instant, once each."""
+    now_r, now_m = R.alias("now_r"), M.alias("now_m")
+    served_again = (
+        select(now_r.c.pk)
+        .select_from(now_r.join(now_m, now_m.c.resource_pk == now_r.c.pk))
+        .where(
+            now_r.c.type == T.c.type,
+            now_r.c.id == T.c.id,
+            now_m.c.release_id.in_(snapshot.releases or (-1,)),
+        )
+        .exists()
+    )
+    rows = conn.execute(
+        select(T.c.type, T.c.id)
+        .select_from(T.join(REL, REL.c.id == T.c.release_id).join(R, R.c.pk == T.c.resource_pk))
+        .where(
+            T.c.type.in_(list(rtypes)),
+            T.c.release_id <= max(snapshot.releases, default=0),
+            REL.c.activated_at > utc(since),
+            readable(entitled),
+            ~served_again,
+        )
+        .distinct()
+        .order_by(T.c.type, T.c.id)
+    )
+    return [(t, i) for t, i in rows]
+
+
+def entitled_snapshot(conn: Connection, entitled: Entitled) -> Snapshot:
+    """The releases served now whose data `entitled` may read (what a server's `snapshot(access)`
+    gives, for a command without a server)."""
+    snapshot = current_snapshot(conn)
+    lines = release_lines(conn, snapshot.releases)
+    return Snapshot(tuple(r for r in snapshot.releases if may_read(entitled, *lines[r])))

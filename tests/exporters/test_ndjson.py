@@ -1,0 +1,66 @@
+"""The child's side of a `$export` job: it hears of a cancel while it writes, and leaves nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Connection, Engine
+
+from grunndata.exporters import ndjson
+from grunndata.importers.fest import import_fest
+from grunndata.store import bulk, connect, current_snapshot, open_connection
+from grunndata.store.bulk import Entitlement
+from tests.conftest import REAL_FEST, require
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Engine:
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    import_fest(engine, require(REAL_FEST))
+    return engine
+
+
+def _job(engine: Engine) -> str:
+    with open_connection(engine) as conn:
+        snapshot = current_snapshot(conn)
+    job, new = bulk.start_job(engine, Entitlement(), snapshot, ["PackagedProductDefinition"], None, "/x")
+    assert new
+    return job.id
+
+
+def test_a_job_cancelled_while_it_is_written_stops_and_removes_its_files(
+    store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _job(store)
+    monkeypatch.setattr(ndjson, "_REPORT_SECONDS", 0.0)  # a word after every resource
+    words: list[int] = []
+    report = bulk.report_progress
+
+    def cancelled_at_the_tenth(conn: Connection, job: str, done: int, total: int) -> bool:
+        words.append(done)
+        if len(words) == 10:  # another server process answers a DELETE
+            with open_connection(store) as other:
+                assert bulk.remove_job(other, job)
+        return report(conn, job, done, total)
+
+    monkeypatch.setattr(bulk, "report_progress", cancelled_at_the_tenth)
+    ndjson.run_job(store, job_id, tmp_path / "exports", 60)
+    assert len(words) == 10 and words[-1] == 9  # it stopped at the word that found the row gone
+    assert not ndjson.job_folder(tmp_path / "exports", job_id).exists()
+    with open_connection(store) as conn:
+        assert bulk.get_job(conn, job_id) is None
+
+
+def test_a_job_written_to_the_end_is_done_with_its_manifest(store: Engine, tmp_path: Path) -> None:
+    job_id = _job(store)
+    ndjson.run_job(store, job_id, tmp_path / "exports", 60)
+    with open_connection(store) as conn:
+        job = bulk.get_job(conn, job_id)
+    assert job is not None and job.status == bulk.DONE and (job.done, job.total) == (107, 107)
+    assert job.output == [
+        {"type": "PackagedProductDefinition", "file": "PackagedProductDefinition.ndjson.gz", "count": 107}
+    ]
+    assert job.expires_at is not None and 59 <= (job.expires_at - job.updated_at).total_seconds() <= 60
+    folder = ndjson.job_folder(tmp_path / "exports", job_id)
+    assert sorted(p.name for p in folder.iterdir()) == ["PackagedProductDefinition.ndjson.gz"]

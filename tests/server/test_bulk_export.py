@@ -1,0 +1,392 @@
+"""A record system pulls the whole catalogue with FHIR Bulk Data `$export`, then what changed.
+
+The store holds the real 2017 extract, then a follow-up delivery (the Certican package renamed,
+one package dropped), beside a hospital pharmacy's sector data and a vendor's supplementary data.
+Every step of the asynchronous pattern is asked on SQLite and PostgreSQL; each export is written
+by a child process, as in production.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from grunndata.importers.fest import import_fest
+from grunndata.server import create_app
+from grunndata.settings import Settings
+from grunndata.store import instant
+from tests.conftest import fresh_pg_database
+from tests.server.conftest import publish, served_store, write_followup
+from tests.server.test_access import RESTRICTED
+from tests.server.tokens import Issuer
+
+ASYNC = {"Prefer": "respond-async"}
+SECTOR = ("grunndata:sector.read",)
+# what the anonymous system export holds: the real extract after the follow-up (one package dropped)
+NATIONAL_COUNTS = {
+    "MedicinalProductDefinition": 78,
+    "PackagedProductDefinition": 106,
+    "ManufacturedItemDefinition": 75,
+    "AdministrableProductDefinition": 75,
+    "Ingredient": 139,
+    "SubstanceDefinition": 71,
+    "ClinicalUseDefinition": 25,
+    "Basic": 67,
+    "RegulatedAuthorization": 75,
+}
+
+
+@dataclass
+class Site:
+    client: TestClient
+    issuer: Issuer
+    folder: Path
+    settings: Settings
+    between: str  # an instant after the first delivery was served and before anything else
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("bulk")
+    issuer = Issuer(tmp)
+    followup, _ = write_followup(tmp, "Certican 0,1 mg (renamed)")
+    settings = Settings.load({"GRUNNDATA_EXPORT_DIR": str(tmp / "exports")})
+
+    def serve(url: str) -> Iterator[Site]:
+        engine = served_store(url)
+        time.sleep(0.01)
+        between = instant(datetime.now(UTC))
+        time.sleep(0.01)
+        publish(engine, RESTRICTED)
+        import_fest(engine, followup)
+        app = create_app(engine, issuer.authenticator(), warm=False, settings=settings)
+        with TestClient(app) as client:
+            yield Site(client, issuer, tmp / "exports", settings, between)
+        engine.dispose()
+
+    if request.param == "sqlite":
+        yield from serve(f"sqlite:///{tmp / 'store.db'}")
+        return
+    with fresh_pg_database() as url:
+        yield from serve(url)
+
+
+def kick_off(client: TestClient, path: str, headers: dict[str, str] | None = None) -> str:
+    r = client.get(path, headers={**ASYNC, **(headers or {})})
+    assert r.status_code == 202, r.text
+    assert r.json()["issue"][0]["severity"] == "information"
+    return r.headers["content-location"]
+
+
+def poll(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[httpx.Response]:
+    """Every status answer until the export is done (Retry-After is 1 s; tests ask every 0.1 s)."""
+    answers = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = client.get(url, headers=headers)
+        answers.append(r)
+        if r.status_code != 202:
+            return answers
+        time.sleep(0.1)
+    raise AssertionError(f"{url} still 202 after 60 s: {answers[-1].headers}")
+
+
+def manifest(client: TestClient, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    done = poll(client, kick_off(client, path, headers), headers)[-1]
+    assert done.status_code == 200, done.text
+    found: dict[str, Any] = done.json()
+    return found
+
+
+def lines(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    r = client.get(url, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/fhir+ndjson"
+    return [orjson.loads(line) for line in r.content.splitlines()]
+
+
+def counts(found: dict[str, Any]) -> dict[str, int]:
+    return {item["type"]: item["count"] for item in found["output"]}
+
+
+# -- the asynchronous pattern ----------------------------------------------------------------
+
+
+def test_every_step_of_the_async_pattern(served: Site) -> None:
+    client = served.client
+    refused = client.get("/fhir/$export")
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["diagnostics"] == (
+        "$export is asynchronous: send the header Prefer: respond-async"
+    )
+    status_url = kick_off(client, "/fhir/$export")
+    job = status_url.rsplit("/", 1)[1]
+    assert status_url == f"http://testserver/fhir/$export-status/{job}" and len(job) == 32
+    answers = poll(client, status_url)
+    first, done = answers[0], answers[-1]
+    assert first.status_code == 202  # the child has not even started by the first poll
+    assert first.headers["retry-after"] == "1"
+    assert re.fullmatch(r"waiting for its turn|[0-9]+ of 711 resources written", first.headers["x-progress"])
+    assert first.content == b"" and first.headers["cache-control"] == "no-store"
+    assert done.status_code == 200 and done.headers["content-type"] == "application/json"
+    found = done.json()
+    assert set(found) == {"transactionTime", "request", "requiresAccessToken", "output", "error"}
+    assert found["request"] == "http://testserver/fhir/$export"
+    assert found["requiresAccessToken"] is False
+    assert found["error"] == []
+    assert counts(found) == NATIONAL_COUNTS
+    assert [item["url"] for item in found["output"]][:2] == [
+        f"http://testserver/fhir/$export-file/{job}/MedicinalProductDefinition.ndjson.gz",
+        f"http://testserver/fhir/$export-file/{job}/PackagedProductDefinition.ndjson.gz",
+    ]
+    # the newest national release's activation: every resource exported was updated then or before
+    newest = max(
+        r["resource"]["meta"]["lastUpdated"]
+        for r in client.get("/fhir/PackagedProductDefinition?_count=1000").json()["entry"]
+    )
+    assert found["transactionTime"] == newest
+    # asked again with the same parameters: the same export, not a second one
+    assert kick_off(client, "/fhir/$export") == status_url
+    assert client.get(status_url).json() == found
+
+
+def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(served: Site) -> None:
+    client = served.client
+    found = manifest(client, "/fhir/$export")
+    url = found["output"][1]["url"]
+    raw = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["content-type"] == "application/fhir+ndjson"
+    assert plain.content.count(b"\n") == 106 and plain.content.endswith(b"}\n")
+    assert raw.content == plain.content  # httpx unpacks what it accepted
+    assert client.get(url.rsplit("/", 1)[0] + "/Patient.ndjson.gz").status_code == 404
+
+
+def test_a_system_export_holds_what_the_api_serves(served: Site) -> None:
+    """Per type, the same resources with the same content as a search of all of them."""
+    client = served.client
+    found = manifest(client, "/fhir/$export")
+    for item in found["output"]:
+        exported = {r["id"]: r for r in lines(client, item["url"])}
+        assert len(exported) == item["count"]
+        bundle = client.get(f"/fhir/{item['type']}?_count=1000").json()
+        searched = {
+            e["resource"]["id"]: e["resource"]
+            for e in bundle["entry"]
+            if e["resource"].get("meta", {}).get("source", "").startswith("https://grunndata.no/owner/")
+        }
+        assert exported == searched, item["type"]
+
+
+def test_since_gives_what_history_gives_for_the_same_instant(served: Site) -> None:
+    """The newest state of each resource `_history?_since` lists: versions in the files, removals
+    in the deleted file, once each."""
+    client = served.client
+    found = manifest(client, f"/fhir/$export?_since={served.between}")
+    assert found["request"] == f"http://testserver/fhir/$export?_since={served.between}"
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    url: str | None = f"/fhir/_history?_since={served.between}&_count=1000"
+    while url:
+        page = client.get(url).json()
+        for e in page["entry"]:
+            rtype, rid = e["request"]["url"].split("/")[-2:]
+            newest.setdefault((rtype, rid), e)  # newest first
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    expected_changed = {
+        (t, i): e["resource"]["meta"]["versionId"]
+        for (t, i), e in newest.items()
+        if e["request"]["method"] != "DELETE"
+    }
+    expected_deleted = {f"{t}/{i}" for (t, i), e in newest.items() if e["request"]["method"] == "DELETE"}
+    exported = {
+        (r["resourceType"], r["id"]): r["meta"]["versionId"]
+        for item in found["output"]
+        for r in lines(client, item["url"])
+    }
+    assert exported == expected_changed
+    assert len(exported) == 1  # the renamed Certican package
+    [deleted_file] = found["deleted"]
+    deletions = lines(client, deleted_file["url"])
+    assert deleted_file["type"] == "Bundle" and deleted_file["count"] == len(deletions) == 1
+    assert {d["entry"][0]["request"]["url"] for d in deletions} == expected_deleted
+    assert deletions[0]["type"] == "transaction" and deletions[0]["entry"][0]["request"]["method"] == "DELETE"
+
+
+def test_a_type_level_export_holds_that_type_alone(served: Site) -> None:
+    found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
+    assert counts(found) == {"ClinicalUseDefinition": 25}
+
+
+def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Site) -> None:
+    client = served.client
+    status_url = kick_off(client, "/fhir/Ingredient/$export")
+    job = status_url.rsplit("/", 1)[1]
+    cancelled = client.delete(status_url)
+    assert cancelled.status_code == 202
+    assert cancelled.json()["issue"][0]["diagnostics"] == f"the export {job} was cancelled"
+    assert client.get(status_url).status_code == 404
+    assert client.delete(status_url).status_code == 404
+    time.sleep(0.5)  # the child, if it had started, stops at its next word and removes its folder
+    assert not (served.folder / f"bulk-{job}").exists()
+    assert client.get(status_url).status_code == 404
+    # asked again: a new export
+    again = kick_off(client, "/fhir/Ingredient/$export")
+    assert again != status_url
+    assert client.delete(again).status_code == 202
+
+
+# -- who may see an export -------------------------------------------------------------------
+
+
+def test_a_restricted_clients_export_holds_only_what_it_may_read_and_is_its_alone(served: Site) -> None:
+    client, issuer = served.client, served.issuer
+    sector = issuer.headers(*SECTOR)
+    path = "/fhir/$export?_type=PackagedProductDefinition,Basic,Composition"
+    status_url = kick_off(client, path, sector)
+    done = poll(client, status_url, sector)[-1]
+    found = done.json()
+    assert found["requiresAccessToken"] is True
+    assert counts(found) == {"PackagedProductDefinition": 107, "Basic": 68, "Composition": 1}
+    basics = {r["id"] for r in lines(client, found["output"][1]["url"], sector)}
+    assert "sector-note-1" in basics and "vendor-a-note-1" not in basics
+    # the status and the files are the sector entitlement's: to anyone else they do not exist
+    for other in ({}, issuer.headers(), issuer.headers("grunndata:supplementary.read:vendor-a")):
+        assert client.get(status_url, headers=other).status_code == 404
+        assert client.get(found["output"][0]["url"], headers=other).status_code == 404
+        assert client.delete(status_url, headers=other).status_code == 404
+    # another client with the same entitlement gets the same export; without a token, another one
+    assert kick_off(client, path, issuer.headers(*SECTOR, sub="another-client")) == status_url
+    national = manifest(client, path)
+    assert counts(national) == {"PackagedProductDefinition": 106, "Basic": 67}
+    assert national["requiresAccessToken"] is False
+
+
+def test_a_second_server_process_answers_the_status_and_makes_no_second_export(served: Site) -> None:
+    """Two server processes over one store and one export folder: the store is the shared state."""
+    first = served.client
+    engine = first.app.state.served.engine  # type: ignore[attr-defined]
+    second_app = create_app(engine, served.issuer.authenticator(), warm=False, settings=served.settings)
+    with TestClient(second_app) as second:
+        status_url = kick_off(first, "/fhir/SubstanceDefinition/$export")
+        assert kick_off(second, "/fhir/SubstanceDefinition/$export") == status_url
+        done = poll(second, status_url)[-1]
+        assert counts(done.json()) == {"SubstanceDefinition": 71}
+        assert len(lines(second, done.json()["output"][0]["url"])) == 71
+        assert first.get(status_url).json() == done.json()
+
+
+# -- bad requests ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("/fhir/$export?_type=Patient", 400, "_type: 'Patient' is not a resource type served here"),
+        ("/fhir/$export?_type=", 400, "_type names an empty type"),
+        ("/fhir/$export?_type=Basic,", 400, "_type names an empty type"),
+        ("/fhir/$export?_outputFormat=NDJSON", 400, "_outputFormat 'NDJSON' is not made here"),
+        ("/fhir/$export?_type=ConceptMap", 400, "_type: ConceptMap is served here but not exported"),
+        ("/fhir/$export?_since=yesterday", 400, "_since: not a date or time: 'yesterday'"),
+        ("/fhir/$export?_since=gt2017-01-01", 400, "_since: 'gt2017-01-01' is not an instant"),
+        ("/fhir/$export?_since=2017&_since=2018", 400, "give _since once"),
+        (
+            "/fhir/$export?_outputFormat=application/fhir%2Bjson",
+            400,
+            "_outputFormat 'application/fhir+json' is not made here",
+        ),
+        (
+            "/fhir/Basic/$export?_type=Ingredient",
+            400,
+            "_type: Basic/$export exports Basic alone, not Ingredient",
+        ),
+        ("/fhir/Patient/$export", 404, "'Patient' is not a resource type served here"),
+        ("/fhir/Endpoint/$export", 404, "Endpoint is served here but not exported"),
+        ("/fhir/$export-status/0123456789abcdef", 404, "there is no export '0123456789abcdef' for you"),
+        (
+            "/fhir/$export-status/0123456789abcdef0123456789abcdef",
+            404,
+            "there is no export '0123456789abcdef0",
+        ),
+        ("/fhir/$export-status/ab%00cd", 404, "there is no export 'ab\\x00cd' for you"),
+        ("/fhir/$export-file/0123456789abcdef/Basic.ndjson.gz", 404, "has no file 'Basic.ndjson.gz'"),
+    ],
+)
+def test_bad_requests_are_one_sentence(served: Site, path: str, status: int, words: str) -> None:
+    r = served.client.get(path, headers=ASYNC)
+    assert r.status_code == status, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert words in r.json()["issue"][0]["diagnostics"]
+
+
+def test_an_unknown_parameter_is_refused_only_when_strict(served: Site) -> None:
+    strict = served.client.get(
+        "/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive",
+        headers={"Prefer": "respond-async, handling=strict"},
+    )
+    assert strict.status_code == 400
+    assert strict.json()["issue"][0]["diagnostics"] == (
+        "$export does not take '_typeFilter'; it takes _type, _since and _outputFormat"
+    )
+
+
+def test_the_files_are_written_gzip_on_disk(served: Site) -> None:
+    found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
+    job = found["output"][0]["url"].split("/")[-2]
+    on_disk = served.folder / f"bulk-{job}" / "ClinicalUseDefinition.ndjson.gz"
+    assert len(gzip.decompress(on_disk.read_bytes()).splitlines()) == 25
+
+
+def test_an_export_expires_after_the_configured_time(served: Site) -> None:
+    engine = served.client.app.state.served.engine  # type: ignore[attr-defined]
+    settings = Settings.load(
+        {"GRUNNDATA_EXPORT_DIR": str(served.folder), "GRUNNDATA_EXPORT_EXPIRE_SECONDS": "1"}
+    )
+    with TestClient(
+        create_app(engine, served.issuer.authenticator(), warm=False, settings=settings)
+    ) as client:
+        status_url = kick_off(client, "/fhir/RegulatedAuthorization/$export")
+        done = poll(client, status_url)[-1]
+        assert done.status_code == 200 and counts(done.json()) == {"RegulatedAuthorization": 75}
+        job = status_url.rsplit("/", 1)[1]
+        assert (served.folder / f"bulk-{job}").is_dir()
+        time.sleep(1.1)
+        assert client.get(status_url).status_code == 404
+        assert client.get(done.json()["output"][0]["url"]).status_code == 404
+        assert not (served.folder / f"bulk-{job}").exists()
+
+
+def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_answered(
+    served: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = served.client
+    status_url = kick_off(client, "/fhir/ManufacturedItemDefinition/$export")
+    monkeypatch.setattr(client.app.state.bulk, "MOST_UNFINISHED", 0)  # type: ignore[attr-defined]
+    busy = client.get("/fhir/AdministrableProductDefinition/$export", headers=ASYNC)
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
+    assert busy.json()["issue"][0]["diagnostics"] == (
+        "0 exports are being written already; ask again in a minute"
+    )
+    assert kick_off(client, "/fhir/ManufacturedItemDefinition/$export") == status_url  # the same job
+    assert client.delete(status_url).status_code == 202
+
+
+def test_the_kick_off_answers_in_the_format_asked(served: Site) -> None:
+    r = served.client.get("/fhir/ManufacturedItemDefinition/$export?_format=xml", headers=ASYNC)
+    assert r.status_code == 202 and r.headers["content-type"] == "application/fhir+xml; charset=utf-8"
+    assert r.text.startswith(
+        '<?xml version="1.0" encoding="UTF-8"?><OperationOutcome xmlns="http://hl7.org/fhir">'
+    )
+    assert served.client.delete(r.headers["content-location"]).status_code == 202
