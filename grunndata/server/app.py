@@ -176,7 +176,7 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(app, OPENAPI)
+            app.openapi_schema = document(app, {**OPENAPI, **routes.r4.OPENAPI})
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

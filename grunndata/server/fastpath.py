@@ -39,6 +39,7 @@ _CONDITIONAL = (b"if-none-match", b"if-modified-since", b"prefer")
 _SEARCH_CONDITIONAL = (b"if-modified-since", b"prefer")  # If-None-Match of a search is answered here
 TRANSLATE = "/fhir/ConceptMap/$translate"
 R4_BASE = "/fhir-r4/"
+R4_SEARCH_BASES = ("/fhir-r4", "/fhir-r4-hresept")
 # the `_format` a read may name and still be the fast path's: the JSON it sends ("+" is a space
 # in a query string, so `application/fhir+json` unencoded arrives as `application/fhir json`)
 _JSON_FORMATS = frozenset(
@@ -110,6 +111,12 @@ def search_etag(scope: dict[str, Any], served: Served, access: Access) -> str:
     return f'W/"s{digest}"'
 
 
+def _r4_search(path: str) -> bool:
+    """`/fhir-r4/<R4 type>` or `/fhir-r4-hresept/<R4 type>`: a search of an R4 base."""
+    base, _, r4_type = path.rpartition("/")
+    return base in R4_SEARCH_BASES and r4_type in R5_OF_R4
+
+
 def _matches(if_none_match: bytes, etag: str) -> bool:
     """If-None-Match against our weak tag: weak comparison (RFC 9110 8.8.3.2), or `*`."""
     opaque = etag.removeprefix("W/")
@@ -165,21 +172,18 @@ class FastReads:
             and await self._r4_read(scope, send, access)
         ):
             return
+        if scope["method"] == "GET" and _r4_search(scope["path"]):  # tagged as an R5 search is
+            tagged = await self._tag_search(scope, send, access)
+            if tagged is None:
+                return
+            send = tagged
         if scope["method"] == "GET" and scope["path"].startswith("/fhir/"):
             path: str = scope["path"]
             if path.count("/") == 2 and path[6:] in _TYPES:  # a search: the fast path's or the app's
-                audience = self._audience(scope, access)
-                if audience is not None:
-                    scope[AUDIENCE] = audience
-                etag = search_etag(scope, self.served, access)
-                asked = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-                if asked is not None and _matches(asked, etag):  # unchanged: no need to search
-                    await send(
-                        {"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]}
-                    )
-                    await send({"type": "http.response.body", "body": b""})
+                tagged = await self._tag_search(scope, send, access)
+                if tagged is None:
                     return
-                send = _with_etag(send, etag.encode())
+                send = tagged
             if path == TRANSLATE and self.terms is not None and _wants_json(scope["headers"]):
                 body = self.terms.translate_now(scope["query_string"], self.limits)
                 if body is not None:
@@ -209,6 +213,20 @@ class FastReads:
                 await self._search(scope, receive, send, access)
                 return
         await self.app(scope, receive, send)
+
+    async def _tag_search(self, scope: dict[str, Any], send: Any, access: Access) -> Any:
+        """A search's ETag (`search_etag`) on its answer: the `send` that adds it, or None when
+        If-None-Match holds it (a 304 is sent: no need to search)."""
+        audience = self._audience(scope, access)
+        if audience is not None:
+            scope[AUDIENCE] = audience
+        etag = search_etag(scope, self.served, access)
+        asked = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+        if asked is not None and _matches(asked, etag):
+            await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]})
+            await send({"type": "http.response.body", "body": b""})
+            return None
+        return _with_etag(send, etag.encode())
 
     async def _r4_read(self, scope: dict[str, Any], send: Any, access: Access) -> bool:
         """The plainest R4 read (`GET /fhir-r4/<SAFEST type>/<id>`) of a served resource, from its

@@ -39,6 +39,7 @@ from grunndata.server.access import ACCESS
 from grunndata.server.auth import NATIONAL, Access
 from grunndata.server.faults import REQUEST_ID
 from grunndata.store import SEARCHED_TYPES, list_releases
+from grunndata.translators.safest.codesystem import CODE_SYSTEM
 from grunndata.translators.safest.to_r4 import SAFEST_TYPES
 
 # kept out of a plain line: a decoded %0A (or a line break Unicode knows) would start another
@@ -174,15 +175,18 @@ def exposition(engine: Engine, multiproc_dir: str | None) -> tuple[bytes, str]:
     return own + generate_latest(store), CONTENT_TYPE_LATEST
 
 
+_R4_TYPES = frozenset((*SAFEST_TYPES, CODE_SYSTEM))  # what /fhir-r4 serves (routes/r4.py R4_TYPES)
+
+
 def _shape(scope: dict[str, Any]) -> tuple[str, str] | None:
     """A bounded key for the requests the fast path answers (`/fhir/<type>` and `/fhir/<type>/<id>`
-    of a served type, the same of /fhir-r4's SAFEST types, `$translate`): all of one shape go by one route, so its template is looked up
+    of a served type, the same of /fhir-r4's types, `$translate`): all of one shape go by one route, so its template is looked up
     once. Anything else is None."""
     parts = scope["path"].split("/")
     if len(parts) < 3 or len(parts) > 4:
         return None
     if not (parts[1] == "fhir" and parts[2] in SEARCHED_TYPES) and not (
-        parts[1] == "fhir-r4" and parts[2] in SAFEST_TYPES  # the SAFEST R4 view's reads and searches
+        parts[1] == "fhir-r4" and parts[2] in _R4_TYPES  # the R4 view's reads and searches
     ):
         return None
     if len(parts) == 4 and parts[3][:1] not in ("$", "_"):

@@ -10,7 +10,7 @@ sector data is checked against), `probes` (the catalogue's availability history)
 from grunndata.store.access import Entitled, may_read
 from grunndata.store.db import connect, open_connection, resolve_url
 from grunndata.store.everything import everything_of
-from grunndata.store.history import HistoryItem, history, newest_release, parse_cursor
+from grunndata.store.history import HistoryItem, history, newest_release, oldest_release, parse_cursor
 from grunndata.store.models import Owner
 from grunndata.store.national import (
     Key,
@@ -142,6 +142,7 @@ __all__ = [
     "lookup",
     "may_read",
     "newest_release",
+    "oldest_release",
     "not_excluded",
     "open_connection",
     "params_for",

@@ -4,6 +4,7 @@ paged by a cursor so that every page costs the same."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import Entitled, readable, readable_release
-from grunndata.store.models import REL, R, T
+from grunndata.store.models import REL, C, R, T
 from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
 
 
@@ -62,6 +63,8 @@ def history(
     offset: int,
     entitled: Entitled,
     after: tuple[datetime, bool, int] | None = None,
+    types: Sequence[str] | None = None,
+    excluded: Sequence[str] = (),
 ) -> tuple[list[HistoryItem], bool]:
     """Newest first: versions made and resources expired by releases up to `upto_release`.
 
@@ -72,8 +75,11 @@ def history(
 
     `after` (a parsed `_cursor`) starts the page just after that item, read from the index as the
     first page is; `offset` (ignored with `after`) has to read and skip every item before it.
+    `types`: those of a history without `rtype` (every served type when None). `excluded`: content
+    filter codes (the R4 H-resept view) that leave out a version any release excluded by one of
+    them, and its removal.
     """
-    types = [rtype] if rtype else list(SERVED_TYPES)
+    types = [rtype] if rtype else list(SERVED_TYPES if types is None else types)
     if after is not None:
         offset = 0
     reach = offset + count + 1
@@ -93,6 +99,10 @@ def history(
     if rid is not None:
         made = made.where(R.c.id == rid)
         gone = gone.where(T.c.id == rid)
+    if excluded:
+        out = select(C.c.resource_pk).where(C.c.code.in_(list(excluded)))
+        made = made.where(R.c.pk.not_in(out))
+        gone = gone.where(T.c.resource_pk.not_in(out))
     if since is not None:
         made = made.where(R.c.last_updated > utc(since))
         gone = gone.where(REL.c.activated_at > utc(since))
@@ -120,6 +130,16 @@ def newest_release(conn: Connection, entitled: Entitled | None = None) -> int:
     pages stop there, so they stay put. A client's links name no release of a line it may not read
     (an anonymous client's `_snapshot` would otherwise tell when a sector release came out)."""
     query = select(func.coalesce(func.max(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
+    if entitled is not None:
+        query = query.where(readable_release(entitled))
+    return conn.execute(query).scalar() or 0
+
+
+def oldest_release(conn: Connection, entitled: Entitled | None = None) -> int:
+    """The oldest release ever activated that the store still keeps (of those whose data `entitled`
+    may read): a history (DMP's delta) reaches back to it. The store prunes none today, so it is the
+    first release imported."""
+    query = select(func.coalesce(func.min(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
     if entitled is not None:
         query = query.where(readable_release(entitled))
     return conn.execute(query).scalar() or 0

@@ -181,6 +181,23 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("sector-unit-dose-1",),
     ),
     ("R4 search all", "/fhir-r4/MedicinalProductPackaged?_count=1000", "shows", ("sector-unit-dose-1",)),
+    # histories are newest first: the sector release came last, so five entries hold its unit dose
+    (
+        "R4 type history",
+        "/fhir-r4/MedicinalProductPackaged/_history?_count=5",
+        "shows",
+        ("sector-unit-dose-1",),
+    ),
+    # DMP's delta/ of the same view: the version history, by the same rules (its vread and instance
+    # history are the handlers of the rows above)
+    ("R4 delta read", "/fhir-r4/delta/MedicinalProductPackaged/sector-unit-dose-1", "r4", ()),
+    (
+        "R4 delta of a type",
+        "/fhir-r4/delta/MedicinalProductPackaged?_count=5",
+        "shows",
+        ("sector-unit-dose-1",),
+    ),
+    ("R4 delta", "/fhir-r4/delta?_count=5", "shows", ("sector-unit-dose-1",)),
     ("system history", "/fhir/_history?_count=1000", "shows", ALL),
     ("releases", "/releases", "listing", ()),
     ("release report", "/releases/{release}", "report", ()),

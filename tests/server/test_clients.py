@@ -3,8 +3,9 @@
 fhirpy reads, pages and includes through its own API. fhirclient (SMART client-py) is R4 and has
 no model classes for the R5 IDMP types, so it talks to the server through its FHIRServer's JSON
 requests; its R4 CapabilityStatement model still has to accept our R5 statement. Against /fhir-r4
-(the SAFEST R4 view) it uses its R4 model classes, which check types and required elements. A client asking
-for FHIR XML gets what the JSON says, as fhir.resources' XML parser reads it.
+(the SAFEST R4 view) it uses its R4 model classes, which check types and required elements, also
+on DMP's delta/. A client asking for FHIR XML gets what the JSON says, as fhir.resources' XML
+parser reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from fhir.resources import get_fhir_model_class
 from fhir.resources.packagedproductdefinition import PackagedProductDefinition
 from fhirclient.client import FHIRClient
+from fhirclient.models.bundle import Bundle
 from fhirclient.models.medicinalproduct import MedicinalProduct
 from fhirclient.models.medicinalproductingredient import MedicinalProductIngredient
 from fhirclient.models.medicinalproductpackaged import MedicinalProductPackaged
@@ -158,6 +160,30 @@ def test_fhirclient_r4_pages_through_every_package_into_its_models(smart_r4: FHI
     assert [len(b.get("entry", [])) for b in bundles] == [25, 25, 25, 25, 7]
     models = [MedicinalProductPackaged(e["resource"]) for b in bundles for e in b["entry"]]  # strict
     assert len({m.id for m in models}) == PACKAGES
+
+
+def test_fhirclient_r4_follows_delta_into_its_models(smart_r4: FHIRServer) -> None:
+    """DMP's delta/ (the version history of everything published): its pages, each a history Bundle
+    fhirclient's R4 Bundle model takes, by next links on delta/; a delta read and vread into its
+    models. (A change and an expiry in delta/ are in tests/server/test_r4_delta.py.)"""
+    bundles = pages(smart_r4, "delta/MedicinalProductPackaged?_count=40")
+    assert [len(b["entry"]) for b in bundles] == [40, 40, 27]
+    models = [Bundle(b) for b in bundles]  # strict: every entry's resource a MedicinalProductPackaged
+    assert {m.type for m in models} == {"history"}
+    assert all(link.url.startswith(smart_r4.base_uri + "delta/") for m in models for link in m.link)
+    entries = [e for m in models for e in m.entry]
+    assert {(e.request.method, e.resource.meta.versionId) for e in entries} == {("POST", "1")}
+    assert len({e.resource.id for e in entries}) == PACKAGES
+    package = MedicinalProductPackaged.read_from(
+        f"delta/MedicinalProductPackaged/{CERTICAN_PACKAGE}", smart_r4
+    )
+    assert package.id == CERTICAN_PACKAGE and package.meta.versionId == "1"
+    first = MedicinalProductPackaged.read_from(
+        f"delta/MedicinalProductPackaged/{CERTICAN_PACKAGE}/_history/1", smart_r4
+    )
+    assert first.as_json() == package.as_json()
+    with pytest.raises(FHIRNotFoundException):
+        MedicinalProductPackaged.read_from("delta/MedicinalProductPackaged/no-such-package", smart_r4)
 
 
 # -- FHIR XML -----------------------------------------------------------------------------------------

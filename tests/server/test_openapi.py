@@ -28,7 +28,7 @@ from tests.server.tokens import Issuer
 
 DEFAULTS = {"positive_data_acceptance": POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES}  # schemathesis's
 MAX_EXAMPLES = 5  # per operation and phase; SCHEMATHESIS_EXAMPLES=50 for a longer run
-SEARCH = r"^/fhir/[A-Z][A-Za-z]+(/_search)?$"
+SEARCH = r"^/fhir(-r4)?/([A-Z][A-Za-z]+|\{rtype\})(/_search)?$"  # R5's and the R4 view's
 TERMINOLOGY = r"\$(translate|lookup|validate-code|expand)$"
 
 
@@ -46,7 +46,7 @@ EXCEPTIONS = [
     Allowance(
         "positive_data_acceptance",
         ("406",),
-        r"^/fhir/(?!package\.tgz$)",
+        r"^/fhir(-r4)?/(?!package\.tgz$)",
         "Accept is content negotiation: any list of media ranges (RFC 9110 12.5.1), so every string "
         "is a valid request; when it names no format served and no _format overrides it (_format "
         "wins over Accept, http.html#parameters), FHIR's answer is 406 (http.html#mime-type).",

@@ -51,8 +51,26 @@ def test_the_capability_statement_is_r4(api: TestClient) -> None:
         "MedicinalProductPharmaceutical",
         "MedicinalProductIngredient",
         "SubstanceSpecification",
+        "CodeSystem",
     ]
     assert resources[1]["profile"] == PROFILES[MPP]
+    assert [i["code"] for i in resources[1]["interaction"]] == [
+        "read",
+        "vread",
+        "search-type",
+        "history-instance",
+        "history-type",
+    ]
+    assert statement["rest"][0]["interaction"] == [{"code": "history-system"}]
+    assert "profile" not in resources[6]  # SAFEST has no CodeSystem profile
+    assert [p["name"] for p in resources[6]["searchParam"]] == [
+        "url",
+        "_id",
+        "identifier",
+        "name",
+        "version",
+        "status",
+    ]
     assert [p["name"] for p in resources[1]["searchParam"]] == [
         "identifier",
         "_id",

@@ -170,6 +170,36 @@ def test_the_hresept_base_leaves_out_what_the_filters_exclude_and_fhir_r4_keeps_
     assert _get(client, f"{HRESEPT}/{MPP}/nope", 404)["issue"][0]["diagnostics"] == f"{MPP}/nope is not known"
 
 
+def test_the_hresept_delta_and_histories_leave_out_what_the_filters_exclude(planted_api: Any) -> None:
+    _, client, found = planted_api
+    expected: dict[str, set[tuple[str, str]]] = found["expected"]
+    left_out = {rid for keys in expected.values() for rtype, rid in keys if rtype == PPD}
+
+    def versions(url: str) -> list[str]:
+        bundle, seen = _get(client, url), []
+        while True:
+            seen += [e["request"]["url"].split("/")[1] for e in bundle.get("entry", [])]
+            following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+            assert all(urlsplit(link["url"]).path.startswith(urlsplit(url).path) for link in bundle["link"])
+            if not following:
+                return seen
+            bundle = _get(client, following[0].removeprefix("http://testserver"))
+
+    everything = versions(f"{R4}/delta/{MPP}?_count=40")
+    view = versions(
+        f"{HRESEPT}/delta/{MPP}?_count=40"
+    )  # paged: a page is full, what is left out is not counted
+    assert len(everything) == len(set(everything)) == 107
+    assert set(everything) - set(view) == left_out and len(view) == 107 - len(left_out)
+    assert versions(f"{HRESEPT}/{MPP}/_history?_count=40") == view
+    system = versions(f"{HRESEPT}/_history?_count=1000")
+    assert not left_out & set(system) and set(view) <= set(system)
+    for rid in sorted(left_out):
+        _get(client, f"{HRESEPT}/delta/{MPP}/{rid}", 404)
+        _get(client, f"{HRESEPT}/delta/{MPP}/{rid}/_history", 404)
+        assert _get(client, f"{R4}/delta/{MPP}/{rid}")["id"] == rid
+
+
 def test_the_left_out_product_is_left_out_of_the_hresept_base_too(planted_api: Any) -> None:
     _, client, found = planted_api
     planted = found["expected"]["atc-q"] | found["expected"]["homeopathic"]

@@ -10,7 +10,7 @@ that uses it. `tests/server/test_openapi.py` holds the server to the document wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +259,65 @@ def read_doc(rtype: str, *, version: bool = False) -> dict[str, Any]:
     doc = answers(fhir_content(resource_schema(rtype)), 400, 404, *(() if version else (410,)))
     doc["responses"]["304"] = {"description": "Not modified"}
     return {"parameters": params, **doc}
+
+
+# -- the R4 view (/fhir-r4, routes/r4.py): its own search parameters -------------------
+
+
+def r4_search_doc(codes: Mapping[str, str], *, post: bool = False) -> dict[str, Any]:
+    """An R4 search (routes/r4.py): `codes` its search parameters (code -> what it finds), the
+    paging and total parameters R5's search reads; as a form body for POST _search."""
+    params = [
+        _query(code, IDS_SCHEMA if code == "_id" else VALUES_SCHEMA, what) for code, what in codes.items()
+    ]
+    params += [
+        _query("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}),
+        _query("_offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
+        _query(
+            "_snapshot",
+            {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]{1,18})*$"},
+            "The releases a page belongs to (from a next link)",
+        ),
+        _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
+    ]
+    doc = answers(fhir_content(resource_schema("Bundle")), 400, 410, description="A searchset Bundle")
+    if not post:
+        return {"parameters": [*params, *NEGOTIATION, _PREFER], **doc}
+    doc["responses"].update(errors(415))
+    form = {"type": "object", "properties": {p["name"]: p["schema"] for p in params}}
+    return {
+        "parameters": [*NEGOTIATION, _PREFER],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        **doc,
+    }
+
+
+def r4_read_doc(r4_types: Sequence[str], *, version: bool = False) -> dict[str, Any]:
+    """An R4 read of one of `r4_types` (a vread with `version`; also delta/'s read, whose 410 says
+    when it expired)."""
+    params = [
+        *NEGOTIATION,
+        _header("If-None-Match", {"type": "string"}, "An ETag from an earlier read: 304 if unchanged"),
+        _header("If-Modified-Since", {"type": "string"}, "An HTTP date: 304 if not changed since"),
+    ]
+    schema = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"enum": list(r4_types)}},
+    }
+    doc = answers(fhir_content(schema), 400, 404, *(() if version else (410,)))
+    doc["responses"]["304"] = {"description": "Not modified"}
+    return {"parameters": params, **doc}
+
+
+def r4_type_parameter(types: Sequence[str]) -> dict[str, Any]:
+    """The `{rtype}` of an R4 route documented once for every type."""
+    return {
+        "name": "rtype",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": list(types)},
+    }
 
 
 # -- the document ----------------------------------------------------------------------------

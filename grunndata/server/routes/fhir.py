@@ -10,7 +10,7 @@ XML make the server touch a resource's content (server/fhir_io/bundles.py). A se
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -368,7 +368,16 @@ def _search(
     return send(request, fmt, body)
 
 
-def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None) -> Response:
+def _history(
+    request: Request,
+    asked: Asked,
+    rtype: str | None,
+    rid: str | None,
+    types: Sequence[str] | None = None,
+    excluded: Sequence[str] = (),
+) -> Response:
+    """A history (`types`: of a system history, every served type when None; `excluded`: content
+    filter codes whose versions it leaves out: the R4 views, routes/r4.py)."""
     fmt, served, access, limits = asked.fmt, asked.served, asked.access, asked.limits
     params = request.query_params
     limits.check(list(params.multi_items()))
@@ -419,6 +428,8 @@ def _history(request: Request, asked: Asked, rtype: str | None, rid: str | None)
             offset=offset,
             entitled=access,
             after=after,
+            types=types,
+            excluded=excluded,
         )
     return send(request, fmt, bundles.history(request, rtype, rid, items, more, count, offset, upto))
 

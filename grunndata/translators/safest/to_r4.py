@@ -242,7 +242,9 @@ def _contained_item(value: Any, rule: ExtensionRule) -> Said | None:
     literal = reference.get("reference")
     # a literal reference to the item, or a logical one by identifier as DMP's examples give
     # (`{"identifier": {"value": "ManufacturedItem/2148"}}`), which SAFEST's import keeps as it was
-    if "ManufacturedItemDefinition/" not in str(literal) and (literal is not None or "identifier" not in reference):
+    if "ManufacturedItemDefinition/" not in str(literal) and (
+        literal is not None or "identifier" not in reference
+    ):
         return None
     parts: list[Json] = [{"url": "item", "valueReference": _r4_copy(reference)}]
     amount = value.get("amount")
