@@ -479,3 +479,11 @@ def test_dmps_contained_item_by_identifier_is_given_back_as_dmp_gave_it() -> Non
         r for r in to_r5([to_r4(package)]).resources if r["resourceType"] == "PackagedProductDefinition"
     ]
     assert again["packaging"]["containedItem"] == package["packaging"]["containedItem"]
+
+
+def test_every_served_type_is_r4_or_said_to_be_r5_only() -> None:
+    from grunndata.fhir import SERVED_TYPES
+    from grunndata.translators.safest.to_r4 import R5_ONLY
+
+    assert set(R5_ONLY) == set(SERVED_TYPES) - set(R4_OF_R5) - {"CodeSystem"}
+    assert not set(R5_ONLY) & set(R4_OF_R5)

@@ -18,6 +18,7 @@ from grunndata.m30 import catalogues
 from grunndata.translators.fest_to_idmp.rules import Row
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
+from grunndata.translators.safest.to_r4 import R4_OF_R5, R5_ONLY
 
 DISPOSITIONS = ("fhir", "extension", "dropped", "structure")
 
@@ -240,6 +241,17 @@ def render_markdown(report: CoverageReport) -> str:
         "| FEST type | FHIR |",
         "|---|---|",
         *[f"| {_cell(fest)} | {_cell(fhir)} |" for fest, fhir in VALUE_RULES],
+        "",
+        "## Served as R4 too, and what is R5 only",
+        "",
+        "The R4 view (`/fhir-r4`, docs/r4-view.md) serves "
+        + ", ".join(f"{r5} as {r4}" for r5, r4 in R4_OF_R5.items())
+        + ", and CodeSystem as CodeSystem, made from the same stored R5 resources. These R5 types "
+        "are served at `/fhir` only:",
+        "",
+        "| R5 type | why not R4 |",
+        "|---|---|",
+        *[f"| {rtype} | {_cell(why)} |" for rtype, why in R5_ONLY.items()],
         "",
     ]
     current = None

@@ -55,6 +55,18 @@ SAFEST_TYPES = (
 """The R4 types SAFEST serves (MedicinalProductAuthorization is not one: RegulatedAuthorization is R5-only)."""
 R4_OF_R5 = {R4_TO_R5[r4]: r4 for r4 in SAFEST_TYPES}
 """The R5 types served as R4, and their SAFEST type."""
+R5_ONLY = {
+    "RegulatedAuthorization": "SAFEST serves no MedicinalProductAuthorization; the holder is also on "
+    "FEST's extensions of the product (fest-Produsent)",
+    "ClinicalUseDefinition": "FEST's interactions: R4 has MedicinalProductInteraction, but SAFEST has no "
+    "profile or service for it",
+    "Basic": "FEST-only content (conditions, refund groups, SLV notices, ...) with no SAFEST counterpart",
+    "Composition": "a sector owner's ePI document: not national product data of a SAFEST type",
+    "Organization": "the authors of ePI documents: not national product data of a SAFEST type",
+    "ValueSet": "terminology beside the code systems; DMP's service serves CodeSystem only",
+}
+"""The R5 types served at /fhir only, and why: every other served type is R4 too (the SAFEST types,
+and CodeSystem as DMP's service has it). docs/fest-idmp-coverage.md lists them."""
 SAFEST_SD = "http://legemiddelverket.no/fhir/StructureDefinition/"
 PROFILES = {
     rtype: SAFEST_SD
