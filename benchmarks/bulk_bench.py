@@ -1,0 +1,314 @@
+"""FHIR Bulk Data `$export` benchmark (issue 22): a full-size system export through the server, and
+what it does to the reads of the clients the server is serving meanwhile.
+
+    python benchmarks/bulk_bench.py [--store URL | --delivery PATH] [--pg ADMIN_URL] [--runs 3] [--write]
+
+For each store, and with the server's caches off (`GRUNNDATA_SEARCH_CACHE_MB=0
+GRUNNDATA_READ_CACHE=0`) and on (the defaults), our server runs under api_bench.py's uvicorn
+settings and:
+
+- exports alone, --runs times: wall time from the kick-off (`GET /fhir/$export`, `Prefer:
+  respond-async`) to the status answering 200 with the manifest (polled every 0.1 s), and the
+  peak RSS of the child process that wrote the files (its VmHWM, read every 20 ms while it runs:
+  the server starts it, so wait4 is the server's, not ours). Each job is deleted afterwards so the
+  next kick-off is a new export.
+- read by id (api_bench.py's targets and loadgen.py, --clients clients) without an export and
+  while one runs (exports kicked off back to back for the whole window), --runs times
+  interleaved; p99 while exporting over p99 without.
+
+Prints a table; --write appends it, dated, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+sys.path.insert(0, str(HERE))
+
+from api_bench import (  # noqa: E402
+    Server,
+    import_into,
+    measure_on,
+    pick_targets,
+    served_counts,
+    start,
+    uvicorn,
+    warm,
+)
+from import_bench import fresh_pg, machine, run_timed  # noqa: E402
+from loadgen import Result  # noqa: E402
+
+CACHES = {
+    "off": {"GRUNNDATA_SEARCH_CACHE_MB": "0", "GRUNNDATA_READ_CACHE": "0"},
+    "on": {},
+}
+TARGET_SECONDS, TARGET_MIB, TARGET_RATIO = 20.0, 300.0, 1.5
+
+
+def _request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def _child_of(pid: int) -> int | None:
+    """The export child the server `pid` runs now, if any."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            if f"\nPPid:\t{pid}\n" in status and b"--ndjson-job" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def _hwm_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Export:
+    seconds: float
+    peak_mib: float  # 0 when the child was not seen (it ran in less than one sample)
+    resources: int
+
+
+def export_once(server: Server) -> Export:
+    """One system export, kick-off to manifest, then deleted; the child's peak RSS watched meanwhile."""
+    peak = {"kib": 0}
+    stop = threading.Event()
+
+    def watch() -> None:
+        child = None
+        while not stop.is_set():
+            child = child or _child_of(server.proc.pid)
+            if child is not None:
+                hwm = _hwm_kib(child)
+                if hwm:
+                    peak["kib"] = max(peak["kib"], hwm)
+                else:
+                    child = None  # gone (or the next one)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    status, headers, body = _request(server.url + "/fhir/$export", headers={"Prefer": "respond-async"})
+    if status != 202:
+        raise SystemExit(f"kick-off answered {status}: {body[:300]!r}")
+    status_url = headers["content-location"]
+    while True:
+        status, _, body = _request(status_url)
+        if status != 202:
+            break
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    stop.set()
+    watcher.join()
+    if status != 200:
+        raise SystemExit(f"the export answered {status}: {body[:300]!r}")
+    resources = sum(item["count"] for item in json.loads(body)["output"])
+    _request(status_url, method="DELETE")
+    return Export(seconds, peak["kib"] / 1024, resources)
+
+
+@dataclass
+class Point:
+    store: str
+    caches: str
+    alone: list[Export] = field(default_factory=list)
+    without: list[Result] = field(default_factory=list)
+    during: list[Result] = field(default_factory=list)
+    under_load: list[Export] = field(default_factory=list)  # the exports that ran during the reads
+
+
+def reads_while(
+    server: Server, paths: list[str], clients: int, duration: float, warmup: float
+) -> tuple[Result, list[Export]]:
+    """Read by id while exports run back to back (the first kicked off before the warm-up)."""
+    done: list[Export] = []
+    stop = threading.Event()
+
+    def exporting() -> None:
+        while not stop.is_set():
+            done.append(export_once(server))
+
+    worker = threading.Thread(target=exporting, daemon=True)
+    worker.start()
+    time.sleep(0.5)  # the child is running
+    result, _ = measure_on(server, paths, clients, duration, warmup)
+    stop.set()
+    worker.join()
+    return result, done
+
+
+def bench(
+    store: str, db: str, paths: list[str], args: argparse.Namespace, log: Path, exports: Path
+) -> list[Point]:
+    points = []
+    for caches, env in CACHES.items():
+        print(f"{store}, caches {caches}: starting the server ...", flush=True)
+        command, base_env = uvicorn("api_bench:create_ours", db)
+        server = start(
+            f"ours on {store}", command, {**base_env, **env, "GRUNNDATA_EXPORT_DIR": str(exports)}, log
+        )
+        point = Point(store, caches)
+        try:
+            warm(server, paths)
+            for i in range(args.runs):
+                point.alone.append(export_once(server))
+                print(f"  export alone {i + 1}: {point.alone[-1]}", flush=True)
+            for i in range(args.runs):
+                result, _ = measure_on(server, paths, args.clients, args.duration, args.warmup)
+                point.without.append(result)
+                print(f"  reads without {i + 1}: {result.line()}", flush=True)
+                result, under = reads_while(server, paths, args.clients, args.duration, args.warmup)
+                point.during.append(result)
+                point.under_load.extend(under)
+                print(f"  reads during {i + 1}: {result.line()}; exports {under}", flush=True)
+        finally:
+            server.proc.terminate()
+            server.proc.wait(timeout=30)
+        points.append(point)
+    return points
+
+
+def report(points: list[Point], notes: list[str], args: argparse.Namespace, command: str) -> str:
+    m = statistics.median
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"\n## FHIR Bulk Data `$export` (issue 22), {stamp}\n",
+        f"Machine: {machine()}; server, export child, load generator and store on the same machine. "
+        + " ".join(notes),
+        "Server: api_bench.py's uvicorn (uvloop, httptools, 1 worker); the export in its child process "
+        "(`nice 10`, as in production). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
+        f"{args.runs}; child peak RSS is its VmHWM read every 20 ms, the largest seen. Reads: read by id of "
+        f"2,000 packages, {args.clients} clients, loadgen.py, {args.duration:.0f} s windows after "
+        f"{args.warmup:.0f} s warm-up, without and while system exports run back to back, interleaved, "
+        f"medians of {args.runs}.",
+        f"Command: `{command}`\n",
+        "| store | caches | resources | export wall | child peak RSS | read p99 without | read p99 during export "
+        "| ratio | read req/s without / during | export wall under load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        wall = m(e.seconds for e in p.alone)
+        peak = max(e.peak_mib for e in p.alone)
+        p99, p99x = m(r.p99 for r in p.without), m(r.p99 for r in p.during)
+        rps, rpsx = m(r.rps for r in p.without), m(r.rps for r in p.during)
+        loaded = m(e.seconds for e in p.under_load) if p.under_load else float("nan")
+        errors = sum(r.errors for r in (*p.without, *p.during))
+        lines.append(
+            f"| {p.store} | {p.caches} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | "
+            f"{p99:.2f} ms | {p99x:.2f} ms | {p99x / p99:.2f}x | {rps:,.0f} / {rpsx:,.0f} | {loaded:.1f} s "
+            f"({len(p.under_load)} exports){'' if not errors else f'; {errors} errors'} |"
+        )
+    lines.append(
+        f"\nTargets (issue 22): export <= {TARGET_SECONDS:.0f} s and <= {TARGET_MIB:.0f} MB peak RSS; "
+        f"read p99 while exporting <= {TARGET_RATIO}x without."
+    )
+    for p in points:
+        wall = m(e.seconds for e in p.alone)
+        peak = max(e.peak_mib for e in p.alone)
+        ratio = m(r.p99 for r in p.during) / m(r.p99 for r in p.without)
+        verdicts = [
+            f"wall {'met' if wall <= TARGET_SECONDS else 'missed'}",
+            f"RSS {'met' if peak <= TARGET_MIB else 'missed'}",
+            f"p99 ratio {'met' if ratio <= TARGET_RATIO else 'missed'}",
+        ]
+        lines.append(f"- {p.store}, caches {p.caches}: {', '.join(verdicts)}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--store",
+        action="append",
+        default=[],
+        help="a SQLite or PostgreSQL store to serve as it is, repeatable (else import --delivery)",
+    )
+    ap.add_argument(
+        "--delivery", type=Path, help="a FEST delivery to import (default: generate the real size)"
+    )
+    ap.add_argument("--pg", help="also on a fresh database on this PostgreSQL server (admin URL)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--note", default="", help="a sentence for the table (e.g. what else ran)")
+    ap.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    args = ap.parse_args()
+    notes = [args.note] if args.note else []
+    drop: Callable[[], None] = lambda: None  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        exports = work / "exports"
+        exports.mkdir(mode=0o700)
+        try:
+            stores: dict[str, str] = {}
+            for url in args.store:
+                stores["postgresql" if url.startswith("postgresql") else "sqlite"] = url
+            delivery = args.delivery
+            if (not args.store or args.pg) and delivery is None:
+                delivery = work / "fest251.zip"
+                print("generating ...", flush=True)
+                run_timed([sys.executable, "-m", "grunndata.cli", "generate", "fest", str(delivery)])
+                notes.append("Delivery: generated, real size.")
+            if not args.store:
+                stores["sqlite"] = f"sqlite:///{work / 'bulk.db'}"
+                print("importing into sqlite ...", flush=True)
+                import_into(delivery, stores["sqlite"])  # type: ignore[arg-type]
+            if args.pg:
+                url, drop, version = fresh_pg(args.pg)
+                stores["postgresql"] = url
+                print("importing into postgresql ...", flush=True)
+                import_into(delivery, url)  # type: ignore[arg-type]
+                notes.append(f"PostgreSQL {version} on the same machine.")
+            first = next(iter(stores.values()))
+            counts = served_counts(first)
+            notes.append(f"Served: {sum(counts.values()):,} resources of {len(counts)} types.")
+            paths = pick_targets(first, 2000, 1)["read"]
+            points: list[Point] = []
+            for store, db in stores.items():
+                points += bench(store, db, paths, args, work / "servers.log", exports)
+        finally:
+            drop()
+    command = "python benchmarks/bulk_bench.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--write")
+    table = report(points, notes, args, command)
+    print(table)
+    if args.write:
+        with RESULTS.open("a") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
