@@ -216,8 +216,8 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         f"medians of {args.runs}.",
         f"Command: `{command}`\n",
         "| store | caches | resources | export wall | child peak RSS | read p99 without | read p99 during export "
-        "| ratio | read req/s without / during | export wall under load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| ratio | ratio per run | read req/s without / during | export wall under load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         wall = m(e.seconds for e in p.alone)
@@ -226,9 +226,10 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         rps, rpsx = m(r.rps for r in p.without), m(r.rps for r in p.during)
         loaded = m(e.seconds for e in p.under_load) if p.under_load else float("nan")
         errors = sum(r.errors for r in (*p.without, *p.during))
+        per_run = ", ".join(f"{b.p99 / a.p99:.2f}" for a, b in zip(p.without, p.during, strict=True))
         lines.append(
             f"| {p.store} | {p.caches} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | "
-            f"{p99:.2f} ms | {p99x:.2f} ms | {p99x / p99:.2f}x | {rps:,.0f} / {rpsx:,.0f} | {loaded:.1f} s "
+            f"{p99:.2f} ms | {p99x:.2f} ms | {p99x / p99:.2f}x | {per_run} | {rps:,.0f} / {rpsx:,.0f} | {loaded:.1f} s "
             f"({len(p.under_load)} exports){'' if not errors else f'; {errors} errors'} |"
         )
     lines.append(
