@@ -430,7 +430,7 @@ def searched(client: TestClient, rtype: str) -> Iterator[dict[str, Any]]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1 (~5 min)"
+    os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1 (~1.5 min)"
 )
 def test_a_full_size_system_export_holds_what_the_api_serves(tmp_path: Path) -> None:
     """The generated full-size delivery imported into SQLite; its system export, per type, holds the
