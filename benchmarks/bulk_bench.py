@@ -13,7 +13,8 @@ settings and:
   the server starts it, so wait4 is the server's, not ours). Each job is deleted afterwards so the
   next kick-off is a new export.
 - read by id (api_bench.py's targets and loadgen.py, --clients clients) without an export and
-  while one runs (exports kicked off back to back for the whole window), --runs times
+  while one runs (exports kicked off back to back for the whole window, each polled as its
+  Retry-After says), --runs times
   interleaved; p99 while exporting over p99 without.
 
 Prints a table; --write appends it, dated, to benchmarks/RESULTS.md.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -101,8 +103,9 @@ class Export:
     resources: int
 
 
-def export_once(server: Server) -> Export:
-    """One system export, kick-off to manifest, then deleted; the child's peak RSS watched meanwhile."""
+def export_once(server: Server, every: float | None = 0.1) -> Export:
+    """One system export, kick-off to manifest, then deleted; the child's peak RSS watched meanwhile.
+    The status is asked `every` seconds, or (None) as its Retry-After says, as a client would."""
     peak = {"kib": 0}
     stop = threading.Event()
 
@@ -126,10 +129,10 @@ def export_once(server: Server) -> Export:
         raise SystemExit(f"kick-off answered {status}: {body[:300]!r}")
     status_url = headers["content-location"]
     while True:
-        status, _, body = _request(status_url)
+        status, headers, body = _request(status_url)
         if status != 202:
             break
-        time.sleep(0.1)
+        time.sleep(every if every is not None else float(headers["retry-after"]))
     seconds = time.perf_counter() - started
     stop.set()
     watcher.join()
@@ -159,7 +162,7 @@ def reads_while(
 
     def exporting() -> None:
         while not stop.is_set():
-            done.append(export_once(server))
+            done.append(export_once(server, every=None))  # polled as Retry-After says
 
     worker = threading.Thread(target=exporting, daemon=True)
     worker.start()
@@ -212,7 +215,8 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         "(`nice 10`, as in production). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
         f"{args.runs}; child peak RSS is its VmHWM read every 20 ms, the largest seen. Reads: read by id of "
         f"2,000 packages, {args.clients} clients, loadgen.py, {args.duration:.0f} s windows after "
-        f"{args.warmup:.0f} s warm-up, without and while system exports run back to back, interleaved, "
+        f"{args.warmup:.0f} s warm-up, without and while system exports run back to back (each polled "
+        "as its Retry-After says), interleaved, "
         f"medians of {args.runs}.",
         f"Command: `{command}`\n",
         "| store | caches | resources | export wall | child peak RSS | read p99 without | read p99 during export "
@@ -269,6 +273,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args()
     notes = [args.note] if args.note else []
+    load_before = os.getloadavg()[0]
     drop: Callable[[], None] = lambda: None  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -303,6 +308,10 @@ def main() -> None:
                 points += bench(store, db, paths, args, work / "servers.log", exports)
         finally:
             drop()
+    notes.append(
+        f"Load average (1 min, other work included) {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end."
+    )
     command = "python benchmarks/bulk_bench.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--write")
     table = report(points, notes, args, command)
     print(table)
