@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
+from tests.conftest import REAL_FEST
 from tests.server.conftest import CERTICAN_PACKAGE, write_followup
 
 PPD = "PackagedProductDefinition"
@@ -64,6 +65,37 @@ def test_since_gives_the_changed_and_the_expired_packages(
     system = get(client, f"/fhir/_history?_since={synced_at}&_count=1000")
     assert {(e["request"]["method"], e["request"]["url"]) for e in system["entry"]} >= entries
     assert all(not e["request"]["url"].startswith("FEST.") for e in system["entry"])
+
+
+def test_a_resource_served_again_is_in_the_history_since(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A package that expired and comes back with its old content, and one changed back to its
+    first content, are new versions at the release that serves them: before, the old version was
+    served again with its old instant, so a client syncing by _since never got the package back
+    (probe)."""
+    engine, client = fresh_api
+    followup, dropped = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    client = fresh_client(engine)
+    gone = dropped.removeprefix("ID_")
+    synced_at = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    assert get(client, f"/fhir/{PPD}/{gone}", status=410)
+    time.sleep(0.01)
+    again = import_fest(engine, REAL_FEST)  # the first delivery again: both as they were
+    assert again.resources[PPD] == {"new": 1, "changed": 1, "unchanged": 105, "expired": 0}
+
+    client = fresh_client(engine)
+    feed = get(client, f"/fhir/{PPD}/_history?_since={synced_at}")
+    assert sorted(
+        (e["request"]["method"], e["request"]["url"], e["resource"]["meta"]["versionId"])
+        for e in feed["entry"]
+    ) == sorted([("PUT", f"{PPD}/{CERTICAN_PACKAGE}", "3"), ("PUT", f"{PPD}/{gone}", "2")])
+    assert get(client, f"/fhir/{PPD}/{gone}")["meta"]["versionId"] == "2"
+    delta = get(client, f"/fhir-r4/delta/MedicinalProductPackaged?_since={synced_at}")
+    assert sorted(e["request"]["url"] for e in delta["entry"]) == sorted(
+        [f"MedicinalProductPackaged/{CERTICAN_PACKAGE}", f"MedicinalProductPackaged/{gone}"]
+    )
 
 
 def test_history_pages_and_bad_since(fresh_api: tuple[Engine, TestClient]) -> None:
