@@ -71,8 +71,9 @@ async def _kick_off(
 ) -> Response:
     params = request.query_params
     limits.check(list(params.multi_items()))
-    prefer = request.headers.get("prefer", "")
-    if "respond-async" not in [p.strip().lower() for p in prefer.split(",")]:
+    # RFC 7240: preferences in one header or several, each with parameters (`respond-async; wait=10`)
+    prefer = ", ".join(request.headers.getlist("prefer"))
+    if "respond-async" not in {p.split(";")[0].strip().lower() for p in prefer.split(",")}:
         raise bad("$export is asynchronous: send the header Prefer: respond-async")
     unknown = sorted({k for k in params} - KICK_OFF_PARAMS)
     if unknown and strict(prefer):
