@@ -10,7 +10,14 @@ sector data is checked against), `probes` (the catalogue's availability history)
 from grunndata.store.access import Entitled, may_read
 from grunndata.store.db import connect, open_connection, resolve_url
 from grunndata.store.everything import everything_of
-from grunndata.store.history import HistoryItem, history, newest_release, oldest_release, parse_cursor
+from grunndata.store.history import (
+    HistoryItem,
+    history,
+    newest_release,
+    oldest_release,
+    parse_cursor,
+    rolled_back_since,
+)
 from grunndata.store.models import Owner
 from grunndata.store.national import (
     Key,
@@ -149,6 +156,7 @@ __all__ = [
     "open_connection",
     "params_for",
     "parse_cursor",
+    "rolled_back_since",
     "probe_totals",
     "r4_body",
     "read",

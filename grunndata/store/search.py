@@ -474,9 +474,7 @@ def ever_excluded(conn: Connection, rtype: str, rid: str, version: int, codes: S
     if not codes:
         return set()
     pk = select(R.c.pk).where(R.c.type == rtype, R.c.id == rid, R.c.version == version).scalar_subquery()
-    found = conn.execute(
-        select(C.c.code).where(C.c.resource_pk == pk, C.c.code.in_(list(codes))).distinct()
-    )
+    found = conn.execute(select(C.c.code).where(C.c.resource_pk == pk, C.c.code.in_(list(codes))).distinct())
     return {code for (code,) in found}
 
 

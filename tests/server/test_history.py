@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
+from grunndata.store import rollback
 from tests.conftest import REAL_FEST
 from tests.server.conftest import CERTICAN_PACKAGE, write_followup
 
@@ -96,6 +97,37 @@ def test_a_resource_served_again_is_in_the_history_since(
     assert sorted(e["request"]["url"] for e in delta["entry"]) == sorted(
         [f"MedicinalProductPackaged/{CERTICAN_PACKAGE}", f"MedicinalProductPackaged/{gone}"]
     )
+
+
+def test_a_rollback_after_since_is_a_410_that_says_to_read_again(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A rollback switches what a line serves without a version or removal of its own, so a history
+    since before it would say nothing changed (probe): it answers 410, and a history since after
+    the rollback is answered again."""
+    engine, client = fresh_api
+    first = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    second = import_fest(engine, followup)
+    synced_at = get(fresh_client(engine), f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    time.sleep(0.01)
+    rollback(engine, second.release_id - 1)
+    client = fresh_client(engine)
+    for path in (
+        f"/fhir/_history?_since={synced_at}",
+        f"/fhir/{PPD}/_history?_since={first}",
+        f"/fhir-r4/delta?_since={synced_at}",
+    ):
+        gone = client.get(path)
+        assert gone.status_code == 410, (path, gone.text)
+        assert gone.json()["issue"][0]["diagnostics"].startswith(
+            f"release {second.release_id - 1} was made active again by a rollback at "
+        )
+    kick = client.get(f"/fhir/$export?_since={synced_at}", headers={"Prefer": "respond-async"})
+    assert kick.status_code == 410 and "export without _since" in kick.json()["issue"][0]["diagnostics"]
+    assert client.get("/fhir/_history").status_code == 200
+    now = get(client, "/fhir/_history?_count=1")["meta"]["lastUpdated"]
+    assert client.get(f"/fhir/_history?_since={now}").status_code == 200
 
 
 def test_history_pages_and_bad_since(fresh_api: tuple[Engine, TestClient]) -> None:

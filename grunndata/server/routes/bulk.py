@@ -28,7 +28,7 @@ from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, f
 from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
-from grunndata.store import SEARCHED_TYPES, instant
+from grunndata.store import SEARCHED_TYPES, instant, rolled_back_since
 from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
@@ -86,6 +86,17 @@ async def _kick_off(
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
     served = request.app.state.served
     snapshot = served.snapshot(access)
+    if since is not None:
+        with served.engine.connect() as conn:
+            rolled = rolled_back_since(conn, since, access)
+        if rolled is not None:
+            raise FhirError(
+                410,
+                "expired",
+                f"release {rolled[0]} was made active again by a rollback at {instant(rolled[1])}, "
+                "after _since: an export since then cannot say what the rollback changed; export "
+                "without _since",
+            )
     try:
         job = await _bulk(request).kick_off(
             _entitlement(request, access), snapshot, types, since, str(request.url)

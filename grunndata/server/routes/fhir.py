@@ -418,6 +418,15 @@ def _history(
         )
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+        rolled = store.rolled_back_since(conn, since, access) if since is not None else None
+        if rolled is not None:
+            raise FhirError(
+                410,
+                "expired",
+                f"release {rolled[0]} was made active again by a rollback at {store.instant(rolled[1])}, after "
+                "_since; what it serves is not told as changes: read the data again (a search, or "
+                "$export without _since) and follow the history from then",
+            )
         items, more = store.history(
             conn,
             rtype=rtype,
