@@ -443,8 +443,11 @@ def _r5_item(rtype: str, name: str, value: str) -> tuple[str, str] | None:
         return (name, value) if value == "count" else None
     if name == "_sort":
         keys = [k.lstrip("-") for k in value.split(",")]
-        if not all(k in SORTS or k in own for k in keys):
-            return None
+        sortable = [k for k in own if k != "subject"]  # a reference is no sort key (R5's rule)
+        wrong = next((k for k in keys if k not in SORTS and k not in sortable), None)
+        if wrong is not None:  # as the R5 search refuses a key it cannot sort by
+            known = ", ".join((*sorted(SORTS), *sortable))
+            raise bad(f"_sort: {wrong[:100]!r} is not a sort key here; sort by {known}")
         return name, ",".join(
             ("-" if k.startswith("-") else "") + own.get(k.lstrip("-"), k.lstrip("-"))
             for k in value.split(",")
