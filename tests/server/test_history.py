@@ -130,6 +130,23 @@ def test_a_rollback_after_since_is_a_410_that_says_to_read_again(
     assert client.get(f"/fhir/_history?_since={now}").status_code == 200
 
 
+def test_history_parameters_it_does_not_answer_are_refused(fresh_api: tuple[Engine, TestClient]) -> None:
+    _, client = fresh_api
+    for query in ("_at=2017", "_list=x", "_sort=_lastUpdated"):
+        for path in (
+            f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history",
+            f"/fhir/{PPD}/_history",
+            "/fhir/_history",
+            f"/fhir-r4/MedicinalProductPackaged/{CERTICAN_PACKAGE}/_history",
+        ):
+            answer = client.get(f"{path}?{query}")
+            assert answer.status_code == 400, (path, query)
+            name = query.split("=")[0]
+            assert answer.json()["issue"][0]["diagnostics"].startswith(
+                f"{name} is not supported on a history"
+            )
+
+
 def test_history_pages_and_bad_since(fresh_api: tuple[Engine, TestClient]) -> None:
     _, client = fresh_api
     seen, url = [], f"/fhir/{PPD}/_history?_count=40"

@@ -382,6 +382,11 @@ def _history(
     params = request.query_params
     limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
+    for standard in ("_at", "_list", "_sort"):  # R5's history parameters this server does not answer:
+        if standard in params:  # ignored, the answer would look like theirs
+            raise bad(
+                f"{standard} is not supported on a history here; it reads _since, _count and the paging links"
+            )
     if CONTENT_FILTER in params:  # ignoring it would answer the whole history as if filtered
         raise bad(
             f"{CONTENT_FILTER} selects what a search finds; a history lists every version served and "
