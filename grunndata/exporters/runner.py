@@ -31,6 +31,7 @@ from grunndata.errors import ExportError, ExportFailed
 from grunndata.exporters.m30 import export_m30
 from grunndata.exporters.ndjson import run_job
 from grunndata.store import Snapshot
+from grunndata.store.bulk import get_job
 
 M30_DIR = "GRUNNDATA_M30_DIR"  # named in messages; the value comes from Settings.m30_dir
 EXPORT_DIR = "GRUNNDATA_EXPORT_DIR"  # the same, Settings.export_dir ($export files)
@@ -67,11 +68,26 @@ class Exporter:
             [NDJSON_JOB, job_id, str(root), repr(keep_seconds)],
             functools.partial(run_job, self.engine, job_id, root, keep_seconds),
             "FHIR Bulk Data",
+            functools.partial(self._job_exists, job_id),
         )
 
-    async def _run(self, argv: list[str], in_thread: Callable[[], object], what: str) -> None:
+    def _job_exists(self, job_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return get_job(conn, job_id) is not None
+
+    async def _run(
+        self,
+        argv: list[str],
+        in_thread: Callable[[], object],
+        what: str,
+        wanted: Callable[[], bool] | None = None,
+    ) -> None:
+        """Run the export when its turn comes, unless `wanted` then says it is no longer asked for
+        (a job cancelled while it waited starts no child)."""
         await to_thread.run_sync(self._turns.acquire)
         try:
+            if wanted is not None and not await to_thread.run_sync(wanted):
+                return
             await self._child(argv, in_thread, what)
         finally:
             self._turns.release()

@@ -10,7 +10,14 @@ sector data is checked against), `probes` (the catalogue's availability history)
 from grunndata.store.access import Entitled, may_read
 from grunndata.store.db import connect, open_connection, resolve_url
 from grunndata.store.everything import everything_of
-from grunndata.store.history import HistoryItem, history, newest_release, oldest_release, parse_cursor
+from grunndata.store.history import (
+    HistoryItem,
+    history,
+    newest_release,
+    oldest_release,
+    parse_cursor,
+    rolled_back_since,
+)
 from grunndata.store.models import Owner
 from grunndata.store.national import (
     Key,
@@ -69,6 +76,7 @@ from grunndata.store.search import (
     barcode_matches,
     clause_matches,
     date_range,
+    ever_excluded,
     excluded_of,
     included,
     index_values,
@@ -127,6 +135,7 @@ __all__ = [
     "current_snapshot",
     "date_range",
     "ever_served",
+    "ever_excluded",
     "excluded_of",
     "everything_of",
     "fest_made_ids",
@@ -147,6 +156,7 @@ __all__ = [
     "open_connection",
     "params_for",
     "parse_cursor",
+    "rolled_back_since",
     "probe_totals",
     "r4_body",
     "read",

@@ -125,6 +125,33 @@ def history(
     return items, len(changes) > offset + count
 
 
+def rolled_back_since(conn: Connection, since: datetime, entitled: Entitled) -> tuple[int, datetime] | None:
+    """A release (of a line `entitled` may read) made active again by a rollback after `since`, and
+    when: (release id, instant), the newest such. A rollback switches what a line serves without
+    a version or a removal of its own, so a history since before it does not show the switch: the
+    client has to read the data again."""
+    rolled = REL.alias("rolled")
+    found = conn.execute(
+        select(REL.c.id, REL.c.activated_at)
+        .where(
+            REL.c.activated_at > utc(since),
+            REL.c.status == "active",
+            readable_release(entitled),
+            select(rolled.c.id)
+            .where(
+                rolled.c.status == "rolled-back",
+                rolled.c.tier == REL.c.tier,
+                rolled.c.owner_id == REL.c.owner_id,
+                rolled.c.id > REL.c.id,
+            )
+            .exists(),
+        )
+        .order_by(REL.c.activated_at.desc())
+        .limit(1)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
 def newest_release(conn: Connection, entitled: Entitled | None = None) -> int:
     """The newest release that was ever activated (of those whose data `entitled` may read): history
     pages stop there, so they stay put. A client's links name no release of a line it may not read

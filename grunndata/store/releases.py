@@ -313,9 +313,10 @@ class ReleaseBuilder:
         else:
             tally.changed += 1
         latest = self._latest.get(key)
-        if latest is not None and latest.content_hash == content_hash:
-            self._manifest[key] = latest.pk  # back to a version served before (after a rollback)
-            return outcome
+        # content served before (by a release before a rollback, or before the resource expired)
+        # is written again as a new version, not served as the old one: the history, and every
+        # client that follows it by _since, must see the resource come back (the old version's
+        # instant is in the past, before the removal a client has applied)
         pk = self._next_pk
         self._next_pk += 1
         version = max(latest.version if latest else 0, other[0] if other else 0) + 1

@@ -468,6 +468,16 @@ def not_excluded(snapshot: Snapshot, codes: Sequence[str]) -> ColumnElement[bool
     return condition
 
 
+def ever_excluded(conn: Connection, rtype: str, rid: str, version: int, codes: Sequence[str]) -> set[str]:
+    """The content filters `codes` that left version `version` of (rtype, rid) out of any release
+    (the R4 H-resept view's histories leave such a version out; its vread does the same)."""
+    if not codes:
+        return set()
+    pk = select(R.c.pk).where(R.c.type == rtype, R.c.id == rid, R.c.version == version).scalar_subquery()
+    found = conn.execute(select(C.c.code).where(C.c.resource_pk == pk, C.c.code.in_(list(codes))).distinct())
+    return {code for (code,) in found}
+
+
 def excluded_of(
     conn: Connection, snapshot: Snapshot, pks: Sequence[int], codes: Sequence[str]
 ) -> dict[int, set[str]]:

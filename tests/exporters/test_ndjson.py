@@ -22,9 +22,13 @@ def store(tmp_path: Path) -> Engine:
 
 
 def _job(engine: Engine) -> str:
+    return _job_of(engine, ["PackagedProductDefinition"])
+
+
+def _job_of(engine: Engine, types: list[str]) -> str:
     with open_connection(engine) as conn:
         snapshot = current_snapshot(conn)
-    job, new = bulk.start_job(engine, Entitlement(), snapshot, ["PackagedProductDefinition"], None, "/x")
+    job, new = bulk.start_job(engine, Entitlement(), snapshot, types, None, "/x")
     assert new
     return job.id
 
@@ -64,3 +68,29 @@ def test_a_job_written_to_the_end_is_done_with_its_manifest(store: Engine, tmp_p
     assert job.expires_at is not None and 59 <= (job.expires_at - job.updated_at).total_seconds() <= 60
     folder = ndjson.job_folder(tmp_path / "exports", job_id)
     assert sorted(p.name for p in folder.iterdir()) == ["PackagedProductDefinition.ndjson.gz"]
+
+
+def test_a_job_cancelled_while_it_waits_for_its_turn_starts_no_child(store: Engine, tmp_path: Path) -> None:
+    """A kick-off and a cancel in a loop queued a child per job, each started when its turn came
+    though its job was gone (probe): the turn now asks first whether the job is still there."""
+    import asyncio
+
+    from grunndata.exporters.runner import Exporter
+
+    exporter = Exporter(store)
+    started: list[str] = []
+
+    async def started_child(argv: list[str], in_thread: object, what: str) -> None:
+        started.append(argv[1])
+
+    exporter._child = started_child  # type: ignore[method-assign]
+    kept, cancelled = _job(store), _job_of(store, ["Basic"])
+    with open_connection(store) as conn:
+        assert bulk.remove_job(conn, cancelled)
+
+    async def both() -> None:
+        await exporter.write_ndjson(kept, tmp_path, 60)
+        await exporter.write_ndjson(cancelled, tmp_path, 60)
+
+    asyncio.run(both())
+    assert started == [kept]

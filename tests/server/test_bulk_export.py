@@ -164,8 +164,12 @@ def test_every_step_of_the_async_pattern(served: Site) -> None:
         for r in client.get("/fhir/PackagedProductDefinition?_count=1000").json()["entry"]
     )
     assert found["transactionTime"] == newest
-    # asked again with the same parameters: the same export, not a second one
+    # asked again with the same parameters: the same export, not a second one; the preference
+    # with a parameter (RFC 7240), or in a second Prefer header, is the same preference
     assert kick_off(client, "/fhir/$export") == status_url
+    assert kick_off(client, "/fhir/$export", {"Prefer": "respond-async; wait=10"}) == status_url
+    twice = client.get("/fhir/$export", headers=[("Prefer", "handling=lenient"), ("Prefer", "respond-async")])
+    assert twice.status_code == 202 and twice.headers["content-location"] == status_url
     assert client.get(status_url).json() == found
 
 

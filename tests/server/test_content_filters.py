@@ -333,3 +333,35 @@ def test_a_served_expired_listing_is_left_out_a_unit_dose_at_once_a_package_afte
         dose_search = f"/fhir/ManufacturedItemDefinition?_id={fhir_id(DOSE_ID)}&_summary=count"
         assert client.get(dose_search).json()["total"] == 1
         assert client.get(dose_search + f"&{VIEW}").json()["total"] == 0
+
+
+def test_a_version_the_view_kept_stays_readable_after_a_newer_one_is_left_out(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The R4 H-resept histories list a version no release's view left out; its vread agrees (it
+    was judged by the current version, a 404 for an entry the delta lists; probe)."""
+    hentet, entries = real_entries(require(REAL_FEST))
+    import_fest(engine, write(tmp_path / "one.xml", hentet, entries))
+    by_product = _packages_by_product(entries)
+    product = sorted(p for p, packages in by_product.items() if packages)[0]
+    import_fest(
+        engine,
+        write(
+            tmp_path / "two.xml", hentet, [_changed(e, _atc_q) if e.key == product else e for e in entries]
+        ),
+    )
+    base = f"/fhir-r4-hresept/MedicinalProduct/{fhir_id(product)}"
+    with TestClient(create_app(engine)) as client:
+        assert client.get(f"{base}/_history/1").status_code == 200
+        newer = client.get(f"{base}/_history/2")
+        assert newer.status_code == 404 and "left out by atc-q" in newer.json()["issue"][0]["diagnostics"]
+        assert client.get(base).status_code == 404
+        history = client.get(f"{base}/_history").json()
+        assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["1"]
+        delta = client.get("/fhir-r4-hresept/delta/MedicinalProduct?_count=1000").json()
+        assert [
+            e["resource"]["meta"]["versionId"]
+            for e in delta["entry"]
+            if e["resource"]["id"] == fhir_id(product)
+        ] == ["1"]
+        assert client.get(f"/fhir-r4/MedicinalProduct/{fhir_id(product)}/_history/2").status_code == 200

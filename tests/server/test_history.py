@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
+from grunndata.store import rollback
+from tests.conftest import REAL_FEST
 from tests.server.conftest import CERTICAN_PACKAGE, write_followup
 
 PPD = "PackagedProductDefinition"
@@ -64,6 +66,85 @@ def test_since_gives_the_changed_and_the_expired_packages(
     system = get(client, f"/fhir/_history?_since={synced_at}&_count=1000")
     assert {(e["request"]["method"], e["request"]["url"]) for e in system["entry"]} >= entries
     assert all(not e["request"]["url"].startswith("FEST.") for e in system["entry"])
+
+
+def test_a_resource_served_again_is_in_the_history_since(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A package that expired and comes back with its old content, and one changed back to its
+    first content, are new versions at the release that serves them: before, the old version was
+    served again with its old instant, so a client syncing by _since never got the package back
+    (probe)."""
+    engine, client = fresh_api
+    followup, dropped = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    import_fest(engine, followup)
+    client = fresh_client(engine)
+    gone = dropped.removeprefix("ID_")
+    synced_at = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    assert get(client, f"/fhir/{PPD}/{gone}", status=410)
+    time.sleep(0.01)
+    again = import_fest(engine, REAL_FEST)  # the first delivery again: both as they were
+    assert again.resources[PPD] == {"new": 1, "changed": 1, "unchanged": 105, "expired": 0}
+
+    client = fresh_client(engine)
+    feed = get(client, f"/fhir/{PPD}/_history?_since={synced_at}")
+    assert sorted(
+        (e["request"]["method"], e["request"]["url"], e["resource"]["meta"]["versionId"])
+        for e in feed["entry"]
+    ) == sorted([("PUT", f"{PPD}/{CERTICAN_PACKAGE}", "3"), ("PUT", f"{PPD}/{gone}", "2")])
+    assert get(client, f"/fhir/{PPD}/{gone}")["meta"]["versionId"] == "2"
+    delta = get(client, f"/fhir-r4/delta/MedicinalProductPackaged?_since={synced_at}")
+    assert sorted(e["request"]["url"] for e in delta["entry"]) == sorted(
+        [f"MedicinalProductPackaged/{CERTICAN_PACKAGE}", f"MedicinalProductPackaged/{gone}"]
+    )
+
+
+def test_a_rollback_after_since_is_a_410_that_says_to_read_again(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A rollback switches what a line serves without a version or removal of its own, so a history
+    since before it would say nothing changed (probe): it answers 410, and a history since after
+    the rollback is answered again."""
+    engine, client = fresh_api
+    first = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    second = import_fest(engine, followup)
+    synced_at = get(fresh_client(engine), f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    time.sleep(0.01)
+    rollback(engine, second.release_id - 1)
+    client = fresh_client(engine)
+    for path in (
+        f"/fhir/_history?_since={synced_at}",
+        f"/fhir/{PPD}/_history?_since={first}",
+        f"/fhir-r4/delta?_since={synced_at}",
+    ):
+        gone = client.get(path)
+        assert gone.status_code == 410, (path, gone.text)
+        assert gone.json()["issue"][0]["diagnostics"].startswith(
+            f"release {second.release_id - 1} was made active again by a rollback at "
+        )
+    kick = client.get(f"/fhir/$export?_since={synced_at}", headers={"Prefer": "respond-async"})
+    assert kick.status_code == 410 and "export without _since" in kick.json()["issue"][0]["diagnostics"]
+    assert client.get("/fhir/_history").status_code == 200
+    now = get(client, "/fhir/_history?_count=1")["meta"]["lastUpdated"]
+    assert client.get(f"/fhir/_history?_since={now}").status_code == 200
+
+
+def test_history_parameters_it_does_not_answer_are_refused(fresh_api: tuple[Engine, TestClient]) -> None:
+    _, client = fresh_api
+    for query in ("_at=2017", "_list=x", "_sort=_lastUpdated"):
+        for path in (
+            f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history",
+            f"/fhir/{PPD}/_history",
+            "/fhir/_history",
+            f"/fhir-r4/MedicinalProductPackaged/{CERTICAN_PACKAGE}/_history",
+        ):
+            answer = client.get(f"{path}?{query}")
+            assert answer.status_code == 400, (path, query)
+            name = query.split("=")[0]
+            assert answer.json()["issue"][0]["diagnostics"].startswith(
+                f"{name} is not supported on a history"
+            )
 
 
 def test_history_pages_and_bad_since(fresh_api: tuple[Engine, TestClient]) -> None:

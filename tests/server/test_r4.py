@@ -269,10 +269,16 @@ def test_r4s_own_parameters_are_answered_by_the_r5_ones(api: TestClient) -> None
         assert not url or (f"subject=MedicinalProduct/{product}" in url and f"_include={MPP}:subject" in url)
     assert sorted(paged) == sorted(packs)
     # what R4 does not name here is ignored with a note, or a 400 when strict
-    ignored = _get(api, f"{R4}/{MPP}?_summary=true&_sort=name&_count=1")
+    ignored = _get(api, f"{R4}/{MPP}?_summary=true&_count=1")
     assert [e["resource"]["resourceType"] for e in ignored["entry"]][-1] == "OperationOutcome"
+    unsortable = _get(api, f"{R4}/{MPP}?_sort=name", status=400)  # MedicinalProduct's, not this type's
+    assert (
+        unsortable["issue"][0]["diagnostics"]
+        == "_sort: 'name' is not a sort key here; sort by _id, _lastUpdated"
+    )
     strict = api.get(f"{R4}/{MPP}?package-for={CERTICAN_BRAND}", headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400 and "'package-for'" in strict.json()["issue"][0]["diagnostics"]
+    assert len(_ids(_get(api, f"{R4}/MedicinalProduct?_sort=name,-_lastUpdated&_count=3"))) == 3
     sorted_ids = _ids(_get(api, f"{R4}/{MPP}?_sort=-_lastUpdated,_id&_count=3"))
     assert len(sorted_ids) == 3
 

@@ -28,7 +28,7 @@ from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, f
 from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
-from grunndata.store import SEARCHED_TYPES, instant
+from grunndata.store import SEARCHED_TYPES, instant, rolled_back_since
 from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
@@ -71,8 +71,9 @@ async def _kick_off(
 ) -> Response:
     params = request.query_params
     limits.check(list(params.multi_items()))
-    prefer = request.headers.get("prefer", "")
-    if "respond-async" not in [p.strip().lower() for p in prefer.split(",")]:
+    # RFC 7240: preferences in one header or several, each with parameters (`respond-async; wait=10`)
+    prefer = ", ".join(request.headers.getlist("prefer"))
+    if "respond-async" not in {p.split(";")[0].strip().lower() for p in prefer.split(",")}:
         raise bad("$export is asynchronous: send the header Prefer: respond-async")
     unknown = sorted({k for k in params} - KICK_OFF_PARAMS)
     if unknown and strict(prefer):
@@ -85,6 +86,17 @@ async def _kick_off(
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
     served = request.app.state.served
     snapshot = served.snapshot(access)
+    if since is not None:
+        with served.engine.connect() as conn:
+            rolled = rolled_back_since(conn, since, access)
+        if rolled is not None:
+            raise FhirError(
+                410,
+                "expired",
+                f"release {rolled[0]} was made active again by a rollback at {instant(rolled[1])}, "
+                "after _since: an export since then cannot say what the rollback changed; export "
+                "without _since",
+            )
     try:
         job = await _bulk(request).kick_off(
             _entitlement(request, access), snapshot, types, since, str(request.url)

@@ -382,6 +382,11 @@ def _history(
     params = request.query_params
     limits.check(list(params.multi_items()))
     known = {"_since", "_count", "_offset", "_cursor", "_snapshot", "_format", "_pretty"}
+    for standard in ("_at", "_list", "_sort"):  # R5's history parameters this server does not answer:
+        if standard in params:  # ignored, the answer would look like theirs
+            raise bad(
+                f"{standard} is not supported on a history here; it reads _since, _count and the paging links"
+            )
     if CONTENT_FILTER in params:  # ignoring it would answer the whole history as if filtered
         raise bad(
             f"{CONTENT_FILTER} selects what a search finds; a history lists every version served and "
@@ -418,6 +423,15 @@ def _history(
         )
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+        rolled = store.rolled_back_since(conn, since, access) if since is not None else None
+        if rolled is not None:
+            raise FhirError(
+                410,
+                "expired",
+                f"release {rolled[0]} was made active again by a rollback at {store.instant(rolled[1])}, after "
+                "_since; what it serves is not told as changes: read the data again (a search, or "
+                "$export without _since) and follow the history from then",
+            )
         items, more = store.history(
             conn,
             rtype=rtype,

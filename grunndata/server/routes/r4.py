@@ -185,8 +185,8 @@ async def vread(request: Request, asked: R4Asked, rid: str, vid: str) -> Respons
         answer = await r5._vread(request, asked, rid, vid)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
-    if _excluded(request):
-        await run_in_threadpool(_check_current, request, asked, rid)
+    if _excluded(request) and answer.status_code == 200:
+        await run_in_threadpool(_check_version, request, asked, rid, int(vid))
     return await run_in_threadpool(_resource_answer, request, answer)
 
 
@@ -306,19 +306,33 @@ def _check_current(request: Request, asked: Asked, rid: str) -> None:
         _check_view(asked, request, prepared.version.pk, f"{R4_OF_SERVED[asked.rtype]}/{rid}")
 
 
+def _check_version(request: Request, asked: Asked, rid: str, version: int) -> None:
+    """In a filtered view: a 404 for a version any release's view left out, as its histories and
+    delta/ leave it out (a version of a resource whose newer one the view excludes can be in it)."""
+    with asked.served.engine.connect() as conn:
+        out = store.ever_excluded(conn, asked.rtype, rid, version, _excluded(request))
+    if out:
+        raise FhirError(
+            404,
+            "not-found",
+            f"{R4_OF_SERVED[asked.rtype]}/{rid}/_history/{version} is not in the H-resept view "
+            f"(left out by {', '.join(sorted(out))})",
+        )
+
+
 def _history(request: Request, asked: Asked, rid: str | None, delta: bool) -> Response:
     """The R5 history of the asked type (every R4 type without one), or of instance `rid`, made R4;
     in the H-resept view without the versions its filters exclude. `delta`: links under delta/,
     and the Bundle says from which release the delta starts."""
-    excluded = _excluded(request)
-    if rid is not None and excluded:
-        _check_current(request, asked, rid)
+    excluded = _excluded(request)  # the versions any release's view left out are not listed
     rtype = asked.rtype or None
     types = None if rtype else list(R5_OF_R4.values())
     try:
         answer = r5._history(request, asked, rtype, rid, types, excluded)
     except FhirError as error:
         raise _in_r4_words(error, asked.rtype) from None
+    if rid is not None and excluded and answer.status_code == 200 and b'"entry"' not in bytes(answer.body):
+        _check_current(request, asked, rid)  # none of its versions in the view: as if it were not there
     start = None
     if delta and answer.status_code == 200:
         with asked.served.engine.connect() as conn:
@@ -429,8 +443,11 @@ def _r5_item(rtype: str, name: str, value: str) -> tuple[str, str] | None:
         return (name, value) if value == "count" else None
     if name == "_sort":
         keys = [k.lstrip("-") for k in value.split(",")]
-        if not all(k in SORTS or k in own for k in keys):
-            return None
+        sortable = [k for k in own if k != "subject"]  # a reference is no sort key (R5's rule)
+        wrong = next((k for k in keys if k not in SORTS and k not in sortable), None)
+        if wrong is not None:  # as the R5 search refuses a key it cannot sort by
+            known = ", ".join((*sorted(SORTS), *sortable))
+            raise bad(f"_sort: {wrong[:100]!r} is not a sort key here; sort by {known}")
         return name, ",".join(
             ("-" if k.startswith("-") else "") + own.get(k.lstrip("-"), k.lstrip("-"))
             for k in value.split(",")
