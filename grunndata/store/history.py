@@ -134,8 +134,9 @@ def rolled_back_since(conn: Connection, since: datetime, entitled: Entitled) -> 
     found = conn.execute(
         select(REL.c.id, REL.c.activated_at)
         .where(
+            # made active after `since` (a rollback sets the time), whatever it is now: a release
+            # imported after the rollback builds on it, and does not tell the switch either
             REL.c.activated_at > utc(since),
-            REL.c.status == "active",
             readable_release(entitled),
             select(rolled.c.id)
             .where(

@@ -128,6 +128,13 @@ def test_a_rollback_after_since_is_a_410_that_says_to_read_again(
     assert client.get("/fhir/_history").status_code == 200
     now = get(client, "/fhir/_history?_count=1")["meta"]["lastUpdated"]
     assert client.get(f"/fhir/_history?_since={now}").status_code == 200
+    # a release imported after the rollback builds on the release it made active: the switch is
+    # still not told by versions, so a _since before the rollback stays a 410
+    time.sleep(0.01)
+    import_fest(engine, followup)
+    client = fresh_client(engine)
+    assert client.get(f"/fhir/_history?_since={synced_at}").status_code == 410
+    assert client.get(f"/fhir/_history?_since={now}").status_code == 200
 
 
 def test_history_parameters_it_does_not_answer_are_refused(fresh_api: tuple[Engine, TestClient]) -> None:
