@@ -37,6 +37,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from grunndata.server.access import ACCESS, ASKED_METHOD
 from grunndata.server.auth import Access
+from grunndata.server.fhir_io.responses import weighed
 
 # scope key: who may be given the answer, set by the code that made it; absent: a client with a
 # scope may have got restricted data in it (private)
@@ -187,19 +188,7 @@ def chosen_coding(accept_encoding: str | None) -> str | None:
     the same cost); identity named with a higher q than both keeps the answer as it is."""
     if not accept_encoding:
         return None
-    weights: dict[str, float] = {}
-    for part in accept_encoding.split(","):
-        name, *params = (p.strip() for p in part.split(";"))
-        weight = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if name:
-            weights[name.lower()] = weight
+    weights = {name: weight for weight, name, _ in weighed(accept_encoding) if name}
     star = weights.get("*", 0.0)
     best, best_weight = None, 0.0
     for coding in ("br", "gzip"):

@@ -53,6 +53,27 @@ def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
+def weighed(header: str) -> list[tuple[float, str, list[str]]]:
+    """The parts of an Accept-style header in the order given: (quality, the media range or coding
+    in lower case, its other parameters). A quality that is no number counts as 0 (refused); none
+    given is 1. One reading for Accept (the format, fhirVersion) and Accept-Encoding alike."""
+    out = []
+    for part in header.split(","):
+        name, *params = (p.strip() for p in part.split(";"))
+        q, rest = 1.0, []
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() != "q":
+                rest.append(param)
+                continue
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+        out.append((q, name.lower(), rest))
+    return out
+
+
 def negotiate(request: Request) -> str:
     """'json' or 'xml': `_format` wins over Accept; anything else is 406."""
     fmt = request.query_params.get("_format")
@@ -64,18 +85,7 @@ def negotiate(request: Request) -> str:
     accept = request.headers.get("accept")
     if not accept:
         return "json"
-    ranked = []
-    for n, part in enumerate(accept.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for p in params:
-            if p.startswith("q="):
-                try:
-                    q = float(p[2:])
-                except ValueError:
-                    q = 0.0
-        ranked.append((-q, n, media.lower()))
-    for q, _, media in sorted(ranked):
+    for q, media, _ in sorted(weighed(accept), key=lambda r: -r[0]):  # sorted keeps the order of equals
         if q == 0:
             continue
         if media in FORMATS:
@@ -103,20 +113,8 @@ def fhir_version(request: Request) -> str | None:
     accept = request.headers.get("accept")
     if not accept or "fhirversion" not in accept.lower():
         return None
-    ranked = []
-    for n, part in enumerate(accept.split(",")):
-        params = part.split(";")[1:]
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q > 0:
-            ranked.append((-q, n, params))
-    return _named_version(min(ranked)[2]) if ranked else None
+    ranked = sorted((r for r in weighed(accept) if r[0] > 0), key=lambda r: -r[0])
+    return _named_version(ranked[0][2]) if ranked else None
 
 
 def _named_version(params: list[str]) -> str | None:
