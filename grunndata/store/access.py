@@ -3,7 +3,7 @@ data per owner; in Python (`may_read`) and as SQL (`readable`), one rule for bot
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, or_
 
@@ -37,23 +37,21 @@ def may_read(entitled: Entitled, tier: str, owner: str) -> bool:
 
 def readable(entitled: Entitled) -> ColumnElement[bool]:
     """SQL: the resource versions `entitled` may read (for what is not read through a snapshot)."""
-    terms = [R.c.tier == NATIONAL]
-    if entitled.sector:
-        terms.append(R.c.tier == SECTOR)
-    if ALL_OWNERS in entitled.supplementary:
-        terms.append(R.c.tier == SUPPLEMENTARY)
-    elif entitled.supplementary:
-        terms.append(and_(R.c.tier == SUPPLEMENTARY, R.c.owner_id.in_(sorted(entitled.supplementary))))
-    return or_(*terms)
+    return _of_lines(entitled, R.c.tier, R.c.owner_id)
 
 
 def readable_release(entitled: Entitled) -> ColumnElement[bool]:
     """SQL: the releases whose data `entitled` may read (as `readable`, on the release's line)."""
-    terms = [REL.c.tier == NATIONAL]
+    return _of_lines(entitled, REL.c.tier, REL.c.owner_id)
+
+
+def _of_lines(entitled: Entitled, tier: Any, owner: Any) -> ColumnElement[bool]:
+    """`may_read` in SQL, on a table's tier and owner columns."""
+    terms = [tier == NATIONAL]
     if entitled.sector:
-        terms.append(REL.c.tier == SECTOR)
+        terms.append(tier == SECTOR)
     if ALL_OWNERS in entitled.supplementary:
-        terms.append(REL.c.tier == SUPPLEMENTARY)
+        terms.append(tier == SUPPLEMENTARY)
     elif entitled.supplementary:
-        terms.append(and_(REL.c.tier == SUPPLEMENTARY, REL.c.owner_id.in_(sorted(entitled.supplementary))))
+        terms.append(and_(tier == SUPPLEMENTARY, owner.in_(sorted(entitled.supplementary))))
     return or_(*terms)
