@@ -26,6 +26,15 @@ GTIN = "https://www.gs1.org/gtin"
 ATC = "http://www.whocc.no/atc"
 
 
+def fhir_json(client: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
+    """The JSON of a GET answered with `status` in application/fhir+json."""
+    r = client.get(path, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    body: dict[str, Any] = r.json()
+    return body
+
+
 def publish(engine: Engine, lines: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
     """Serve `(tier, owner, resource)`s beside the national data: one full release per line, each
     resource indexed as an import indexes it."""

@@ -19,17 +19,21 @@ from grunndata.store.models import R4 as R4_BODIES
 from grunndata.translators.safest import to_r5
 from grunndata.translators.safest.to_r4 import PROFILES, R4_OF_R5, r4_json, to_r4
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, GTIN, VARENR
+from tests.server.conftest import fhir_json as _get
 
 MPP = "MedicinalProductPackaged"
+PACKAGED_PARAMS = [
+    "identifier",
+    "_id",
+    "_lastUpdated",
+    "_tag",
+    "subject",
+    "package-item-level-one",
+    "package-item-level-two",
+    "package-item-level-three",
+]
+"""MedicinalProductPackaged's search parameters, as both R4 bases' CapabilityStatements list them."""
 R4 = "/fhir-r4"
-
-
-def _get(api: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
-    r = api.get(path, headers=headers)
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def _ids(bundle: dict[str, Any]) -> list[str]:
@@ -71,16 +75,7 @@ def test_the_capability_statement_is_r4(api: TestClient) -> None:
         "version",
         "status",
     ]
-    assert [p["name"] for p in resources[1]["searchParam"]] == [
-        "identifier",
-        "_id",
-        "_lastUpdated",
-        "_tag",
-        "subject",
-        "package-item-level-one",
-        "package-item-level-two",
-        "package-item-level-three",
-    ]
+    assert [p["name"] for p in resources[1]["searchParam"]] == PACKAGED_PARAMS
     assert [p["name"] for p in resources[2]["searchParam"]] == [
         "identifier",
         "_id",

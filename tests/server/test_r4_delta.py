@@ -19,6 +19,7 @@ from grunndata.store import connect
 from grunndata.translators.safest.to_r4 import SAFEST_TYPES
 from tests.conftest import REAL_FEST, SHARED, fresh_pg_database, require
 from tests.server.conftest import CERTICAN_PACKAGE, write_followup
+from tests.server.conftest import fhir_json as _get
 
 MPP = "MedicinalProductPackaged"
 R4, DELTA = "/fhir-r4", "/fhir-r4/delta"
@@ -61,14 +62,6 @@ def two_releases(
         return
     with fresh_pg_database() as url:
         yield from serve(url)
-
-
-def _get(client: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
-    r = client.get(path, headers=headers)
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def _pages(client: TestClient, path: str) -> list[dict[str, Any]]:

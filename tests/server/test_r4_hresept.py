@@ -17,7 +17,9 @@ from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.settings import Settings
 from tests.server.conftest import CERTICAN_PACKAGE, GTIN
+from tests.server.conftest import fhir_json as _get
 from tests.server.test_content_filters import MPD, PPD, planted
+from tests.server.test_r4 import PACKAGED_PARAMS
 
 MPP = "MedicinalProductPackaged"
 R4, HRESEPT = "/fhir-r4", "/fhir-r4-hresept"
@@ -38,14 +40,6 @@ LEVEL_ONE_MATCH = {
         {"url": "identifier", "valueIdentifier": {"system": GTIN, "value": CERTICAN_GTIN}},
     ],
 }
-
-
-def _get(client: TestClient, path: str, status: int = 200, **headers: str) -> dict[str, Any]:
-    r = client.get(path, headers=headers)
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/fhir+json; charset=utf-8"
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def _ids(client: TestClient, url: str) -> tuple[set[str], int]:
@@ -91,16 +85,7 @@ def test_the_r4_capability_statements_list_the_levels(api: TestClient) -> None:
         assert ("h-resept content filters applied" in statement["description"]) == bool(view)
         packaged = statement["rest"][0]["resource"][1]
         assert packaged["type"] == MPP
-        assert [p["name"] for p in packaged["searchParam"]] == [
-            "identifier",
-            "_id",
-            "_lastUpdated",
-            "_tag",
-            "subject",
-            "package-item-level-one",
-            "package-item-level-two",
-            "package-item-level-three",
-        ]
+        assert [p["name"] for p in packaged["searchParam"]] == PACKAGED_PARAMS
 
 
 @pytest.mark.parametrize(
