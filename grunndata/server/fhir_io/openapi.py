@@ -177,6 +177,19 @@ def _includes(rtype: str) -> tuple[list[str], list[str]]:
     return includes, revincludes
 
 
+def _paging() -> list[dict[str, Any]]:
+    """The paging parameters every search's links carry (R5's and R4's searches alike)."""
+    return [
+        _query("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}),
+        _query("_offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
+        _query(
+            "_snapshot",
+            {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]{1,18})*$"},
+            "The releases a page belongs to (from a next link)",
+        ),
+    ]
+
+
 def search_parameters(rtype: str) -> list[dict[str, Any]]:
     """Every search and result parameter of `rtype`, from the search-parameter table."""
     params = []
@@ -189,17 +202,7 @@ def search_parameters(rtype: str) -> list[dict[str, Any]]:
             ]
         if p.type == "reference" and not p.canonical and p.resource != "Resource":
             params += [_query(f"{p.code}:{t}", schema, f"{p.description} (a {t})") for t in p.targets]
-    params += [
-        _query("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}),
-        _query("_offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
-        _query(
-            "_snapshot",
-            {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]{1,18})*$"},
-            "The releases a page belongs to (from a next link)",
-        ),
-        *_SHAPING,
-        _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
-    ]
+    params += [*_paging(), *_SHAPING, _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)})]
     if STORE in sources_of(rtype):  # a type searched only in a list cannot sort or include
         params.append(
             _query(
@@ -270,16 +273,7 @@ def r4_search_doc(codes: Mapping[str, str], *, post: bool = False) -> dict[str, 
     params = [
         _query(code, IDS_SCHEMA if code == "_id" else VALUES_SCHEMA, what) for code, what in codes.items()
     ]
-    params += [
-        _query("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}),
-        _query("_offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
-        _query(
-            "_snapshot",
-            {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]{1,18})*$"},
-            "The releases a page belongs to (from a next link)",
-        ),
-        _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)}),
-    ]
+    params += [*_paging(), _query("_total", {"type": "string", "enum": list(TOTAL_VALUES)})]
     doc = answers(fhir_content(resource_schema("Bundle")), 400, 410, description="A searchset Bundle")
     if not post:
         return {"parameters": [*params, *NEGOTIATION, _PREFER], **doc}
