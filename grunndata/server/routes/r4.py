@@ -410,9 +410,9 @@ def _bundle_answer(
         if isinstance(request_part, dict) and isinstance(request_part.get("url"), str):
             request_part["url"] = _r4_path(request_part["url"])
     for link in bundle.get("link", []):
-        url = _without_view(str(link.get("url", "")))
+        url = str(link.get("url", ""))
         head, question, query = url.partition("?")
-        if question and asked.rtype:
+        if question:
             url = f"{head}?{_r4_query(asked.rtype, query)}"
         link["url"] = _r4_url(url, r5_base, links_base)
     return _sent(request, answer, orjson.dumps(bundle))
@@ -468,9 +468,12 @@ _R4_OF_R5_PARAM = {
 
 
 def _r4_query(rtype: str, query: str) -> str:
-    """A link's query (written by the R5 search) in R4's parameter names and types again."""
+    """A link's query (written by the R5 search) in R4's parameter names and types again, without
+    the content-filter parameter the base added (its base says the view)."""
     out = []
     for pair in query.split("&"):
+        if pair.startswith(CONTENT_FILTER + "="):
+            continue
         name, eq, value = pair.partition("=")
         name_decoded, value_decoded = unquote_plus(name), unquote_plus(value)
         code, colon, modifier = name_decoded.partition(":")
@@ -497,15 +500,6 @@ def _r4_query(rtype: str, query: str) -> str:
         else:
             out.append(pair)
     return "&".join(out)
-
-
-def _without_view(url: str) -> str:
-    """A link without the content-filter parameter the base added (its base says the view)."""
-    head, _, query = url.partition("?")
-    if not query:
-        return url
-    parts = [p for p in query.split("&") if not p.startswith(CONTENT_FILTER + "=")]
-    return f"{head}?{'&'.join(parts)}"
 
 
 def _r4_path(path: str) -> str:
