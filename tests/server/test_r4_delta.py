@@ -202,6 +202,9 @@ def test_type_and_system_history_since_the_first_sync(two_releases: tuple[TestCl
             "_cursor 'x' is not one this server wrote; start again from the first page",
         ),
         (f"{R4}/_history?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
+        # a page of a release still to come would change under its link
+        (f"{DELTA}?_snapshot=999", 400, "_snapshot: no release 999 has been served (the newest is 3)"),
+        (f"{DELTA}/{MPP}?_snapshot=4", 400, "_snapshot: no release 4 has been served (the newest is 3)"),
         (f"{DELTA}/{MPP}/x?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
     ],
 )
