@@ -70,8 +70,12 @@ from grunndata.store.releases import (
     served_totals,
 )
 from grunndata.store.search import (
+    CHAIN,
+    HAS,
+    MISSING_VALUES,
     Clause,
     Include,
+    Link,
     SortKey,
     barcode_matches,
     clause_matches,
@@ -101,6 +105,10 @@ from grunndata.store.searchparams import (
 
 __all__ = [
     "BARCODE_PARAMS",
+    "CHAIN",
+    "HAS",
+    "MISSING_VALUES",
+    "Link",
     "CATALOGUE",
     "OWNER_SOURCE",
     "SEARCHED_TYPES",
