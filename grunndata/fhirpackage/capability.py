@@ -14,7 +14,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.fhir.systems import NS_PHPID
 from grunndata.fhirpackage.names import IMPLEMENTATION_GUIDE
 from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
-from grunndata.store.searchparams import CM, CONTENT_FILTER_PARAM, ENDPOINT, SearchParam
+from grunndata.store.searchparams import CM, CONTENT_FILTER_PARAM, ENDPOINT, SearchParam, chain_targets
 
 CHAIN_LINKS, ITERATE_ROUNDS = 2, 3
 """GRUNNDATA_SEARCH_MAX_CHAIN's and _ITERATE's defaults, for the package's own copy of the statement
@@ -84,13 +84,8 @@ def _documentation(param: SearchParam, chain: int) -> str:
         modifiers.append(":[type] (" + ", ".join(param.targets) + ")")
     if modifiers:
         said.append("Modifiers: " + ", ".join(modifiers) + ".")
-    chained = [t for t in param.targets if t in SEARCHED_TYPES and STORE in sources_of(t)]
-    if (
-        param.type == "reference"
-        and not param.canonical
-        and chained
-        and sources_of(param.resource) == (STORE,)
-    ):
+    chained = chain_targets(param)
+    if chained:
         said.append(
             f"Chains: {param.code}.<parameter> to any parameter of "
             + ", ".join(chained)

@@ -177,6 +177,15 @@ def sources_of(rtype: str) -> tuple[str, ...]:
     return SOURCES.get(rtype, (STORE,))
 
 
+def chain_targets(param: SearchParam) -> tuple[str, ...]:
+    """The types a chain may go on into after `param` (`param.<code>`): a reference to Type/id
+    of a type searched in the store alone, into the types the store holds (a list in memory has
+    no index to join)."""
+    if param.type != "reference" or param.canonical or sources_of(param.resource) != (STORE,):
+        return ()
+    return tuple(t for t in param.targets if t in SEARCHED_TYPES and STORE in sources_of(t))
+
+
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 ITEM_TARGETS = (MID, "DeviceDefinition", "NutritionProduct", PPD, MPD, "BiologicallyDerivedProduct")
 """What a package's containedItem may name (R5's contained-item targets)."""

@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from grunndata.fhirpackage.capability import CHAIN_LINKS, ITERATE_ROUNDS
+from grunndata.fhirpackage.content import search_parameter
 from grunndata.server import create_app
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS
 from grunndata.settings import Settings
-from grunndata.store import connect
+from grunndata.store import connect, lookup, params_for
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, fhir_json
 from tests.server.test_search import ids, search
 
@@ -345,3 +346,28 @@ def test_the_capability_statement_declares_the_grammar_from_the_table(api: TestC
     ]
     assert resources[MPD]["searchRevInclude"][-1] == "*"
     assert (DEFAULT_LIMITS.chain, DEFAULT_LIMITS.iterate) == (CHAIN_LINKS, ITERATE_ROUNDS)
+
+
+def test_our_search_parameters_in_the_package_list_their_modifiers_and_chains() -> None:
+    comprised_of, interactant = lookup(MPD, "comprised-of"), lookup("ClinicalUseDefinition", "interactant")
+    assert comprised_of is not None and interactant is not None
+    made = search_parameter(comprised_of)
+    assert made["modifier"] == ["missing", "type"]
+    assert made["chain"] == sorted(params_for(MID))  # every parameter of what it points at
+    assert search_parameter(interactant)["modifier"] == ["missing", "not", "above", "below"]
+    assert "chain" not in search_parameter(interactant)
+
+
+def test_interactions_below_an_atc_group(api: TestClient) -> None:
+    interactions = every(api, "ClinicalUseDefinition")
+    expected = sorted(
+        c["id"]
+        for c in interactions
+        if any(
+            code.startswith("N02")
+            for i in c.get("interaction", {}).get("interactant", [])
+            for code in codes(i.get("itemCodeableConcept"), ATC)
+        )
+    )
+    assert expected
+    assert ids(search(api, "/fhir/ClinicalUseDefinition?interactant:below=N02&_count=100")) == expected
