@@ -178,12 +178,12 @@ def sources_of(rtype: str) -> tuple[str, ...]:
 
 
 def chain_targets(param: SearchParam) -> tuple[str, ...]:
-    """The types a chain may go on into after `param` (`param.<code>`): a reference to Type/id
-    of a type searched in the store alone, into the types the store holds (a list in memory has
-    no index to join)."""
+    """The types a chain may go on into after `param` (`param.<code>`), and a `_has` come back
+    from: a reference to Type/id between types searched in the store alone (a list in memory, as
+    the catalogue's Organizations, has no index to join)."""
     if param.type != "reference" or param.canonical or sources_of(param.resource) != (STORE,):
         return ()
-    return tuple(t for t in param.targets if t in SEARCHED_TYPES and STORE in sources_of(t))
+    return tuple(t for t in param.targets if t in SEARCHED_TYPES and sources_of(t) == (STORE,))
 
 
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters

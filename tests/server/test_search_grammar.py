@@ -243,8 +243,17 @@ def test_revinclude_star_brings_everything_that_points_at_the_match(api: TestCli
         (f"{MPD}?type:missing=maybe", "invalid", "takes true or false, not 'maybe'"),
         (f"{MPD}?_has:{PPD}:package-for=1", "invalid", "_has takes _has:Type:reference:parameter"),
         (f"{MPD}?_has:{PPD}::identifier=1", "invalid", "_has takes"),
-        (f"{MPD}?_has:Patient:general-practitioner:name=1", "invalid", "'Patient' is not a type"),
+        (
+            f"{MPD}?_has:Patient:general-practitioner:name=1",
+            "invalid",
+            "'Patient' is not a type this server searches in its store alone",
+        ),
         (f"{MPD}?_has:{PPD}:nope:identifier=1", "invalid", "no reference search parameter 'nope'"),
+        (
+            "Organization?_has:RegulatedAuthorization:holder:identifier=1",
+            "invalid",
+            "Organization is searched in a list in memory, which _has cannot join",
+        ),
         (
             f"{MPD}?_has:{APD}:manufactured-item:identifier=1",
             "invalid",
@@ -318,7 +327,7 @@ def test_an_unknown_first_step_is_ignored_as_any_unknown_parameter_unless_strict
     assert strict.json()["issue"][0]["diagnostics"] == f"unknown search parameter 'colour.name' for {PPD}"
     listed = search(api, "/fhir/Endpoint?organization.name=x", status=400)  # a list in memory, not the store
     assert listed["issue"][0]["diagnostics"] == (
-        "organization.name: 'Endpoint' is not a type this server searches in its store"
+        "organization.name: 'Endpoint' is not a type this server searches in its store alone"
     )
 
 

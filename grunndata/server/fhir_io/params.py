@@ -33,6 +33,7 @@ from grunndata.store import (
     SearchParam,
     Snapshot,
     SortKey,
+    chain_targets,
     date_range,
     lookup,
     params_for,
@@ -350,6 +351,8 @@ def _parse_name(rtype: str, name: str) -> tuple[tuple[Link, ...], str, str, str]
             ref = _reference_of(name, source, code)
             if current not in ref.targets:
                 raise bad(f"{name}: {source}.{code} never points at {current}")
+            if current not in chain_targets(ref):
+                raise bad(f"{name}: {current} is searched in a list in memory, which _has cannot join")
             links.append(Link(HAS, source, ref, current))
             current = source
             continue
@@ -368,31 +371,24 @@ def _parse_name(rtype: str, name: str) -> tuple[tuple[Link, ...], str, str, str]
                 )
         else:
             onward = tail.partition(".")[0].partition(":")[0]
-            fits = [
-                t
-                for t in ref.targets
-                if _stored(t) and (tail.startswith(HAS_PREFIX) or onward in params_for(t))
-            ]
+            fits = [t for t in chain_targets(ref) if tail.startswith(HAS_PREFIX) or onward in params_for(t)]
             if len(fits) != 1:
                 raise bad(
                     f"{name}: say which type {current}.{code} points at ({code}:Type.{tail}); "
                     f"it may point at {', '.join(ref.targets)}"
                 )
             target = fits[0]
-        if not _stored(target):
+        if target not in chain_targets(ref):
             raise bad(f"{name}: {target} is not a type this server stores; a chain searches those")
         links.append(Link(CHAIN, current, ref, target))
         current, rest = target, tail
 
 
-def _stored(rtype: str) -> bool:
-    return rtype in SEARCHED_TYPES and STORE in sources_of(rtype)
-
-
 def _reference_of(name: str, source: str, code: str) -> SearchParam:
-    """The reference parameter a chain or `_has` follows, or a 400 saying why there is none."""
-    if not _stored(source):
-        raise bad(f"{name}: {source!r} is not a type this server searches in its store")
+    """The reference parameter a chain or `_has` follows, or a 400 saying why there is none: a
+    type searched in the store alone has one (a list in memory has no index to join)."""
+    if source not in SEARCHED_TYPES or sources_of(source) != (STORE,):
+        raise bad(f"{name}: {source!r} is not a type this server searches in its store alone")
     param = lookup(source, code)
     if param is None or not _followed(param):
         raise bad(f"{name}: {source} has no reference search parameter {code!r} to follow")
