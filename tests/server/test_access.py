@@ -170,6 +170,21 @@ PATHS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("sector-unit-dose-1",),
     ),
     ("$everything", f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}/$everything", "shows", ALL),
+    # the search grammar: a chain, the wildcards and iterated includes by the same rules
+    (
+        "chain to the package",
+        "/fhir/Basic?subject:PackagedProductDefinition.identifier=014884",
+        "shows",
+        NOTES,
+    ),
+    ("revinclude *", f"/fhir/PackagedProductDefinition?_id={CERTICAN_PACKAGE}&_revinclude=*", "shows", NOTES),
+    (
+        "revinclude iterate",
+        f"/fhir/MedicinalProductDefinition?_id={CERTICAN_BRAND}"
+        "&_revinclude:iterate=PackagedProductDefinition:package-for&_revinclude:iterate=Basic:subject",
+        "shows",
+        ("sector-unit-dose-1", *NOTES),
+    ),
     # the SAFEST R4 view of the same store: the sector's unit dose is a MedicinalProductPackaged there
     ("R4 read", "/fhir-r4/MedicinalProductPackaged/sector-unit-dose-1", "r4", ()),
     ("R4 vread", "/fhir-r4/MedicinalProductPackaged/sector-unit-dose-1/_history/1", "r4", ()),
@@ -451,3 +466,15 @@ def test_a_history_link_names_no_release_the_client_may_not_read(
     assert links["next"].endswith(f"&_snapshot={max(readable)}"), (who, links)
     # the store's newest release is a restricted line's: only a client reading everything names it
     assert (max(readable) == max(r["id"] for r in activated)) == (who == "all")
+
+
+@pytest.mark.parametrize("who", list(CLIENTS))
+def test_a_has_never_passes_through_what_the_client_may_not_read(
+    tiered: TestClient, issuer: Issuer, who: str
+) -> None:
+    """The brand is national, but that the sector's unit dose points at it is the sector's to know."""
+    path = (
+        "/fhir/MedicinalProductDefinition?_has:PackagedProductDefinition:package-for:_id=sector-unit-dose-1"
+    )
+    found = served_ids(_ask(tiered, who, issuer, path))
+    assert found == ({CERTICAN_BRAND} if entitled(who, "sector", SECTOR_OWNER) else set())

@@ -412,6 +412,22 @@ def test_the_worst_query_the_most_allowed_bounds_let_through_is_answered(
     # the longest LIKE pattern: 1,000 characters of 33 bytes each once normalised
     for name in ("name", "name:contains"):
         assert found(ask(most_allowed, "POST", f"/fhir/{MPD}", [(name, "\ufdfa" * most.value_chars)]))
+    # the deepest chains: each link nests the values again, so a linked parameter's values count
+    # once per link more (SQLite refused 250 values one link deep: "Expression tree is too large")
+    for name, value in (
+        ("package-for.name:contains", "name{}"),
+        (
+            f"package-for:{MPD}._has:AdministrableProductDefinition:form-of:_has:Ingredient:for:substance",
+            "x{}",
+        ),
+    ):
+        links = name.count(".") + name.count("_has:")
+        n = most.values // (1 + links)
+        times = min(most.params // (1 + links), most.values_total // n)
+        chained = [(name, ",".join(value.format(i) for i in range(n)))] * times
+        assert found(ask(most_allowed, "POST", f"/fhir/{PPD}", chained)).get("entry") is None, name
+        over = [(name, ",".join(value.format(i) for i in range(n + 1)))]
+        assert ask(most_allowed, "POST", f"/fhir/{PPD}", over).status_code == 400
     # every key MedicinalProductDefinition sorts by (12, fewer than the most), the most includes
     keys = [c for c, p in params_for(MPD).items() if p.type in ("string", "token", "date") and c != "_tag"]
     at = [("_sort", ",".join(keys)), *[("_revinclude", f"{PPD}:package-for")] * most.includes]

@@ -268,6 +268,12 @@ def test_revinclude_star_brings_everything_that_points_at_the_match(api: TestCli
         (f"{PPD}?identifier:above=014884", "invalid", "the modifier :above is not supported"),
         (f"{MPD}?product-classification:below=L4", "invalid", "give a code of http://www.whocc.no/atc"),
         (f"{PPD}?_include:iterate=*", "too-costly", "name the references to follow"),
+        (
+            f"{PPD}?package-for.name=" + ",".join(f"n{i}" for i in range(51)),
+            "too-costly",
+            "package-for.name has 51 comma-separated values (each counted 2 times: it takes 1 link), "
+            "more than GRUNNDATA_SEARCH_MAX_VALUES=100 allows",
+        ),
         (f"{PPD}?_include:recurse={PPD}:package-for", "invalid", "takes :iterate as its only modifier"),
         (f"{PPD}?_include={PPD}:package-for:iterate", "invalid", f"write _include:iterate={PPD}:package-for"),
     ],

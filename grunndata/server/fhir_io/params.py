@@ -174,8 +174,15 @@ class Limits:
                 if len(elements) > self.elements:
                     raise self.exceeded("elements", f"_elements names {len(elements)} elements")
             elif code not in RESULT_PARAMS:
-                if len(parts) > self.values:
-                    raise self.exceeded("values", f"{code[:100]} has {len(parts):,} comma-separated values")
+                if len(parts) * (1 + links) > self.values:  # a link's subqueries nest every value again
+                    times = (
+                        f" (each counted {1 + links} times: it takes {links} link{'s' * (links > 1)})"
+                        if links
+                        else ""
+                    )
+                    raise self.exceeded(
+                        "values", f"{code[:100]} has {len(parts):,} comma-separated values{times}"
+                    )
                 values += len(parts)
                 if values > self.values_total:
                     raise self.exceeded("values_total", f"the request has {values:,} values in all")
