@@ -386,3 +386,19 @@ def test_interactions_below_an_atc_group(api: TestClient) -> None:
     )
     assert expected
     assert ids(search(api, "/fhir/ClinicalUseDefinition?interactant:below=N02&_count=100")) == expected
+
+
+def test_uri_below_and_above_go_by_path_segment(api: TestClient) -> None:
+    """The terminology service's maps (matched in memory by the same rules); an OID is no URL."""
+    urls = {m["id"]: m["url"] for m in every(api, "ConceptMap")}
+    base = "https://grunndata.no/fhir/ConceptMap"
+    below = sorted(i for i, u in urls.items() if u.startswith(base + "/"))
+    assert len(below) == len(urls) == 8
+    assert sorted(ids(search(api, f"/fhir/ConceptMap?url:below={base}&_count=100"))) == below
+    assert ids(search(api, "/fhir/ConceptMap?url:below=https://grunndata.no/fhir/Concept")) == []
+    one = urls[below[0]]
+    assert ids(search(api, f"/fhir/ConceptMap?url:above={one}/a/b")) == [below[0]]
+    refused = search(api, "/fhir/CodeSystem?url:below=urn:oid:2.16.578.1.12.4.1.1", status=400)
+    assert refused["issue"][0]["diagnostics"] == (
+        "url: :above and :below take a http(s) URL, not 'urn:oid:2.16.578.1.12.4.1.1'"
+    )
