@@ -49,6 +49,63 @@ _LISTED_ONLY: dict[str, dict[str, object]] = {  # types no release holds: read a
 }
 
 
+_SUBSCRIPTIONS: list[dict[str, object]] = [  # server/routes/subscriptions.py
+    {
+        "type": "Subscription",
+        "documentation": (
+            "R5 topic-based subscriptions (rest-hook), with a token holding the scope "
+            "grunndata:subscription; a client reads, finds and deletes only its own. Channel "
+            "parameters (the headers sent with each notification) are kept but never read back."
+        ),
+        "interaction": [{"code": c} for c in ("create", "read", "delete", "search-type")],
+        "searchParam": [
+            {
+                "name": "_id",
+                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                "type": "token",
+            },
+            {
+                "name": "status",
+                "definition": "http://hl7.org/fhir/SearchParameter/Subscription-status",
+                "type": "token",
+            },
+            {
+                "name": "topic",
+                "definition": "http://hl7.org/fhir/SearchParameter/Subscription-topic",
+                "type": "uri",
+            },
+        ],
+        "operation": [
+            _operation("status", "Subscription-status", "The subscription's SubscriptionStatus"),
+            _operation(
+                "events", "Subscription-events", "The events kept (eventsSinceNumber, eventsUntilNumber)"
+            ),
+        ],
+    },
+    {
+        "type": "SubscriptionTopic",
+        "documentation": (
+            "A release of a line served (one topic per line: national, each sector or supplementary "
+            "owner, visible only to clients entitled to the line), resources changed (filters type, "
+            "tier), and safety-relevant changes (filters kind, type)"
+        ),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": "_id",
+                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                "type": "token",
+            },
+            {
+                "name": "url",
+                "definition": "http://hl7.org/fhir/SearchParameter/CanonicalResource-url",
+                "type": "uri",
+            },
+        ],
+    },
+]
+
+
 _PHPID_TYPES = ("MedicinalProductDefinition", "AdministrableProductDefinition", "PackagedProductDefinition")
 _PHPID_NOTE = (
     f"identifier also holds PhPIDs (ISO 11616, levels 1-4) in the system {NS_PHPID}, computed by this "
@@ -182,6 +239,7 @@ def capability_statement(
                 )
             ]
         resources.append(entry)
+    resources += _SUBSCRIPTIONS
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "grunndata",

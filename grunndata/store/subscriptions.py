@@ -20,7 +20,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from grunndata.store.models import EV, LEASE, NL, REL, SUB
+from grunndata.store.models import EV, LEASE, NL, REL, SUB, R
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 NOTIFIER = "notifier"  # the one lease's name
@@ -380,6 +380,32 @@ def first_kept(conn: Connection, sub_id: str) -> int | None:
     """The lowest event number still kept, or None."""
     found = conn.execute(select(func.min(EV.c.number)).where(EV.c.subscription_id == sub_id)).scalar()
     return None if found is None else int(found)
+
+
+def bodies(conn: Connection, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], bytes]:
+    """The stored bytes of resource versions by (type, id, version), for full-resource content."""
+    found: dict[tuple[str, str, int], bytes] = {}
+    wanted = list(dict.fromkeys(keys))
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        rows = conn.execute(
+            select(R.c.type, R.c.id, R.c.version, R.c.data).where(
+                or_(*(and_(R.c.type == t, R.c.id == i, R.c.version == v) for t, i, v in chunk))
+            )
+        )
+        found.update({(t, i, v): bytes(d) for t, i, v, d in rows})
+    return found
+
+
+def lines(conn: Connection) -> list[tuple[str, str]]:
+    """The lines (tier, owner) that serve a release now: each has a release topic."""
+    rows = conn.execute(
+        select(REL.c.tier, REL.c.owner_id)
+        .where(REL.c.status == "active")
+        .distinct()
+        .order_by(REL.c.tier, REL.c.owner_id)
+    )
+    return [(t, o) for t, o in rows]
 
 
 # -- delivery bookkeeping ------------------------------------------------------------------------

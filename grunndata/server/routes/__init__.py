@@ -12,6 +12,7 @@ from grunndata.server.routes import (
     ops,
     package,
     r4,
+    subscriptions,
     terminology,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "ops",
     "package",
     "r4",
+    "subscriptions",
     "terminology",
 ]
