@@ -1,0 +1,1 @@
+"""R5 topic-based subscriptions: the topics and what a release tells each subscriber (topics.py)."""
