@@ -42,12 +42,9 @@ class Change:
         return f"{self.type}/{self.id}/_history/{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    pk: int
-    version: int
-    tier: str
-    owner: str
+_Row = tuple[int, int, str, str]  # a version in one manifest: pk, version, tier, owner
+_NO_CLASS, _EXPIRED, _WITHDRAWN = frozenset[str](), frozenset({"expired"}), frozenset({"withdrawn"})
+_SLV_NOTICE, _INTERACTION = frozenset({"slv-notice"}), frozenset({"interaction"})
 
 
 def release_changes(conn: Connection, release_id: int, previous_id: int | None) -> list[Change]:
@@ -57,27 +54,21 @@ def release_changes(conn: Connection, release_id: int, previous_id: int | None) 
     The difference of the two manifests, not the release's own tombstones: the release before
     may be one notified several releases ago, or the newer one a rollback made active again. Only
     the entries in one manifest and not the other are read (a release changes a few thousand of
-    ~77k), and resource bodies only of the types a safety class looks into.
+    ~107k), and resource bodies only of the types a safety class looks into.
     """
     added = _only_in(conn, release_id, previous_id)
     removed = _only_in(conn, previous_id, release_id) if previous_id is not None else {}
-    made: dict[tuple[str, str], tuple[str, _Row, _Row | None]] = {}
-    for key, row in added.items():
-        old = removed.get(key)
-        made[key] = ("create" if old is None else "update", row, old)
-    safety = _safety(conn, made)
-    changes = [
-        Change(t, i, row.version, row.tier, row.owner, action, safety.get((t, i), frozenset()))
-        for (t, i), (action, row, _) in made.items()
-    ]
-    changes += [
-        Change(
-            t, i, row.version, row.tier, row.owner, "delete", frozenset({"expired"} if t in _PRODUCTS else ())
-        )
-        for (t, i), row in removed.items()
-        if (t, i) not in added
-    ]
-    changes.sort(key=lambda c: (c.type, c.id))
+    safety = _safety(conn, added, removed)
+    changes: list[Change] = []
+    for key in sorted(added.keys() | removed.keys()):
+        row = added.get(key)
+        if row is None:  # served before, not now
+            _, version, tier, owner = removed[key]
+            classes = _EXPIRED if key[0] in _PRODUCTS else _NO_CLASS
+            changes.append(Change(key[0], key[1], version, tier, owner, "delete", classes))
+        else:
+            action = "update" if key in removed else "create"
+            changes.append(Change(key[0], key[1], row[1], row[2], row[3], action, safety.get(key, _NO_CLASS)))
     return changes
 
 
@@ -95,36 +86,36 @@ def _only_in(conn: Connection, release: int | None, other: int | None) -> dict[t
             .where(theirs.c.release_id == other, theirs.c.resource_pk == M.c.resource_pk)
             .exists()
         )
-    return {(t, i): _Row(pk, v, tier, owner) for t, i, pk, v, tier, owner in conn.execute(query)}
+    return {(t, i): (pk, v, tier, owner) for t, i, pk, v, tier, owner in conn.execute(query).tuples()}
 
 
 def _safety(
-    conn: Connection, made: dict[tuple[str, str], tuple[str, _Row, _Row | None]]
+    conn: Connection, added: dict[tuple[str, str], _Row], removed: dict[tuple[str, str], _Row]
 ) -> dict[tuple[str, str], frozenset[str]]:
     """The safety classes of the created and updated resources, from the bodies of those whose type
     can carry one: SLV notices (Basic), interactions (ClinicalUseDefinition), and the products
     updated to a withdrawn status (with the version served before, which must not have been)."""
     wanted: dict[int, tuple[str, str]] = {}  # pk -> the key whose body it is
     before: dict[tuple[str, str], int] = {}  # an updated product -> the version served before
-    for key, (_, row, old) in made.items():
+    for key, row in added.items():
         if key[0] in ("Basic", "ClinicalUseDefinition"):
-            wanted[row.pk] = key
-        elif key[0] in _PRODUCTS and old is not None:
-            wanted[row.pk] = key
-            before[key] = old.pk
+            wanted[row[0]] = key
+        elif key[0] in _PRODUCTS and key in removed:
+            wanted[row[0]] = key
+            before[key] = removed[key][0]
     found: dict[tuple[str, str], frozenset[str]] = {}
     withdrawn: list[tuple[str, str]] = []
     for pk, data in _bodies(conn, wanted):
         key = wanted[pk]
         if key[0] == "Basic" and _is_slv_notice(data):
-            found[key] = frozenset({"slv-notice"})
+            found[key] = _SLV_NOTICE
         elif key[0] == "ClinicalUseDefinition" and _is_interaction(data):
-            found[key] = frozenset({"interaction"})
+            found[key] = _INTERACTION
         elif key[0] in _PRODUCTS and _withdrawn(data):
             withdrawn.append(key)
     if withdrawn:  # withdrawn by this release only if the version served before was not
         already = {pk for pk, data in _bodies(conn, [before[k] for k in withdrawn]) if _withdrawn(data)}
-        found.update((k, frozenset({"withdrawn"})) for k in withdrawn if before[k] not in already)
+        found.update((k, _WITHDRAWN) for k in withdrawn if before[k] not in already)
     return found
 
 

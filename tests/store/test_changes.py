@@ -3,6 +3,8 @@ withdrawal, expiries, a new SLV notice and a new interaction planted, on SQLite 
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -171,3 +173,62 @@ def test_a_changed_notice_and_a_changed_interaction_are_safety_changes_a_changed
         _change(CUD, interaction.key, 2, "update", "interaction"),
         _change(PPD, CERTICAN, 2, "update"),
     ]
+
+
+# -- full size (GRUNNDATA_SLOW=1) ------------------------------------------------------------
+
+
+def _marketed(entry: FestEntry) -> bool:
+    info = child(entry.payload[0], "Markedsforingsinfo")
+    return info is not None and not any(c[0] in ("AvregDato", "MidlUtgattDato") for c in info[3] or ())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1 (~10 min)"
+)
+def test_a_full_size_release_is_diffed_and_classed_in_a_second(engine: Engine, tmp_path: Path) -> None:
+    """The generated full-size delivery, then the same with 1 in 30 marketed packages deregistered,
+    1 in 300 packages left out and 1 in 5 SLV notices doubled: the changes of each release."""
+    from grunndata.sample import generate_delivery
+
+    full = tmp_path / "full.xml.gz"
+    generate_delivery(full)
+    _, entries = real_entries(full)
+    packages = [e for e in entries if e.catalogue == "Legemiddelpakning"]
+    dropped = {e.key for e in packages[::300]}
+    planted = {e.key for e in packages[1::30] if _marketed(e)}
+    notices = {n.key for n in [e for e in entries if e.catalogue == "VarselSlv"][::5]}
+    second: list[FestEntry] = []
+    for n, e in enumerate(entries):
+        if e.key in dropped:
+            continue
+        if e.key in planted:
+            e = relisted(e, f"ID_00000000-0000-4000-8000-{n:012d}", _marketing("AvregDato", "2026-06-01"))
+        second.append(e)
+        if e.key in notices:
+            second.append(relisted(e, f"ID_00000000-0000-4000-9000-{n:012d}"))
+    first = import_fest(engine, full).release_id
+    two = import_fest(engine, write(tmp_path / "second.xml.gz", "2026-05-15T18:00:00Z", second)).release_id
+
+    started = time.monotonic()
+    everything = _changes(engine, first, None)
+    created = time.monotonic() - started
+    started = time.monotonic()
+    changes = _changes(engine, two, first)
+    diffed = time.monotonic() - started
+    print(f"\n{len(everything):,} created in {created:.2f} s; {len(changes):,} changes in {diffed:.2f} s")
+    assert len(everything) > 70_000 and {c.action for c in everything} == {"create"}
+    assert Counter((c.type, c.action, *sorted(c.safety)) for c in changes if c.safety) == {
+        (PPD, "update", "withdrawn"): len(planted),
+        (PPD, "delete", "expired"): len(dropped),
+        (BASIC, "create", "slv-notice"): len(notices),
+    }
+    # the rest: the products and items of the packages left out, and the planted packages that
+    # were withdrawn already, changed
+    assert {(c.type, c.action) for c in changes if not c.safety} <= {
+        (PPD, "update"),
+        ("MedicinalProductDefinition", "update"),
+        ("ManufacturedItemDefinition", "update"),
+    }
+    assert created < 5 and diffed < 2
