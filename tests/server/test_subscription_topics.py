@@ -149,7 +149,15 @@ def test_a_topic_is_found_by_id_or_url_and_a_line_a_client_may_not_read_is_as_un
             [("type", "Basic")],
             f"the topic {BASE}release-sector-helse-vest takes no filters: it tells of every release of its line",
         ),
-        ("changes", [], f"there is no topic {BASE}changes"),
+        ("changes", [], f"there is no topic '{BASE}changes'"),
+        (
+            "resource-changed",
+            [("type", "X" * 10_000)],
+            "the filter type takes a type this server serves (MedicinalProductDefinition, "
+            "PackagedProductDefinition, ManufacturedItemDefinition, AdministrableProductDefinition, "
+            "Ingredient, SubstanceDefinition, ClinicalUseDefinition, CodeSystem, Basic, "
+            "RegulatedAuthorization, ValueSet, Composition, Organization), not '" + "X" * 64 + "...'",
+        ),
     ],
 )
 def test_filters_are_checked_against_the_topics_can_filter_by(

@@ -219,18 +219,19 @@ def _values(value: str) -> list[str]:
 def check_filters(topic_url: str, filters: Sequence[tuple[str, str]]) -> str | None:
     """Why the filters ((filterParameter, value) pairs) do not fit the topic's canFilterBy, as one
     sentence; None when they do. Commas join values of one filter (any of them); filters are all
-    to hold."""
+    to hold. The topic is one `topic` found for the client: a release topic's line is not looked
+    up again here."""
     topic_id = _topic_id(topic_url)
     allowed = _FILTERS.get(topic_id)
     if allowed is None:
         if not topic_id.startswith("release-"):
-            return f"there is no topic {topic_url}"
+            return f"there is no topic {_shown(topic_url)}"
         if filters:
             return f"the topic {topic_url} takes no filters: it tells of every release of its line"
         return None
     for name, value in filters:
         if name not in allowed:
-            return f"the topic {topic_url} filters by {' and '.join(allowed)}, not by {name!r}"
+            return f"the topic {topic_url} filters by {' and '.join(allowed)}, not by {_shown(name)}"
         for v in _values(value):
             problem = _value_problem(topic_id, name, v)
             if problem:
@@ -238,17 +239,22 @@ def check_filters(topic_url: str, filters: Sequence[tuple[str, str]]) -> str | N
     return None
 
 
+def _shown(text: str) -> str:
+    """A client's text quoted in a sentence, cut short: the sentence is not to echo a megabyte."""
+    return repr(text if len(text) <= 64 else text[:64] + "...")
+
+
 def _value_problem(topic_id: str, name: str, value: str) -> str | None:
     if not value:
         return f"the filter {name} has an empty value; give one or more values joined by commas"
     if name == "tier" and value not in TIERS:
-        return f"the filter tier takes national, sector or supplementary, not {value!r}"
+        return f"the filter tier takes national, sector or supplementary, not {_shown(value)}"
     if name == "kind" and value not in SAFETY_KINDS:
-        return f"the filter kind takes {', '.join(SAFETY_KINDS)}, not {value!r}"
+        return f"the filter kind takes {', '.join(SAFETY_KINDS)}, not {_shown(value)}"
     if name == "type" and topic_id == SAFETY and value not in SAFETY_TYPES:
-        return f"the safety topic's changes are of the types {', '.join(SAFETY_TYPES)}; {value!r} is none of them"
+        return f"the safety topic's changes are of the types {', '.join(SAFETY_TYPES)}; {_shown(value)} is none of them"
     if name == "type" and value not in SERVED_TYPES:
-        return f"the filter type takes a type this server serves ({', '.join(SERVED_TYPES)}), not {value!r}"
+        return f"the filter type takes a type this server serves ({', '.join(SERVED_TYPES)}), not {_shown(value)}"
     return None
 
 
