@@ -202,6 +202,13 @@ def test_type_and_system_history_since_the_first_sync(two_releases: tuple[TestCl
             "_cursor 'x' is not one this server wrote; start again from the first page",
         ),
         (f"{R4}/_history?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
+        # paths taken by a route for another pattern say what they were meant to be
+        (f"{DELTA}/{MPP}/_history/1", 404, f"DMP's delta is {R4}/delta[/<type>[/<id>[/_history[/<vid>]]]]; "),
+        (f"{R4}/{MPP}/$export", 404, f"'$export' is not an operation of {R4}: "),
+        (f"{R4}/$export", 404, f"'$export' is not an operation of {R4}: "),
+        # a page of a release still to come would change under its link
+        (f"{DELTA}?_snapshot=999", 400, "_snapshot: no release 999 has been served (the newest is 3)"),
+        (f"{DELTA}/{MPP}?_snapshot=4", 400, "_snapshot: no release 4 has been served (the newest is 3)"),
         (f"{DELTA}/{MPP}/x?_format=ttl", 406, "_format 'ttl' is not served; use json or xml"),
     ],
 )

@@ -157,6 +157,11 @@ def test_bad_parameter_values_are_400(api: TestClient) -> None:
         "_count=-1",
         "_count=abc",
         "_count=100000",
+        "_count=%D9%A1%D9%A2",  # Arabic-Indic digits: Python's int() reads them as 12
+        "_count=%2B5",
+        "_count=1_0",
+        "_offset=%205",
+        "_count=" + "9" * 30,
         "_summary=maybe",
         "_total=some",
         "identifier=",

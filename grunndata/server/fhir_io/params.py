@@ -238,11 +238,14 @@ def split_values(value: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,19}")
+
+
 def whole_number(name: str, value: str, low: int, high: int) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise bad(f"{name} must be a whole number, not {value!r}") from None
+    """ASCII digits only: int() would also take "١٢", " 5", "+5" and "5_0" (and a 5,000-digit string)."""
+    if not _WHOLE.fullmatch(value):
+        raise bad(f"{name} must be a whole number, not {value!r}")
+    n = int(value)
     if not low <= n <= high:
         raise bad(f"{name} must be between {low} and {high}, not {n}")
     return n

@@ -416,11 +416,12 @@ def _history(
         except SearchError as e:
             raise bad(str(e)) from None
     with served.engine.connect() as conn:
+        newest = store.newest_release(conn, access)
         upto = (
-            whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER)
-            if "_snapshot" in params
-            else store.newest_release(conn, access)
+            whole_number("_snapshot", params["_snapshot"], 0, MAX_NUMBER) if "_snapshot" in params else newest
         )
+        if upto > newest:  # a page of a release still to come would change under its link
+            raise bad(f"_snapshot: no release {upto} has been served (the newest is {newest})")
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
         rolled = store.rolled_back_since(conn, since, access) if since is not None else None

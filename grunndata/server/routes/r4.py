@@ -145,6 +145,7 @@ async def asked_r4(request: Request) -> Asked:
     r4_type = _route_type(request)
     rtype = ""
     if r4_type is not None:
+        _check_path(request, r4_type)
         if r4_type not in R5_OF_R4:
             raise FhirError(
                 404,
@@ -162,6 +163,28 @@ async def asked_r4(request: Request) -> Asked:
     if fhir_version(request) == "5.0":
         raise FhirError(406, "not-supported", f"{_prefix(request)} answers in FHIR R4 (4.0); R5 is at /fhir")
     return Asked(served, access_of(request, served.auth), limits, "json", rtype)
+
+
+def _check_path(request: Request, r4_type: str) -> None:
+    """A path the R4 routes took for another pattern is answered by what it was meant to be: DMP's
+    delta malformed (`delta/<type>/_history/1` reaches vread with `delta` as the type) or an
+    operation (`<type>/$export` reaches read with `$export` as the id)."""
+    base = _prefix(request)
+    if r4_type == DELTA:
+        raise FhirError(
+            404,
+            "not-found",
+            f"DMP's delta is {base}/{DELTA}[/<type>[/<id>[/_history[/<vid>]]]]; "
+            f"{request.url.path[:200]!r} is none of these",
+        )
+    operation = r4_type if r4_type.startswith("$") else request.path_params.get("rid", "")
+    if str(operation).startswith("$"):
+        raise FhirError(
+            404,
+            "not-supported",
+            f"{str(operation)[:100]!r} is not an operation of {base}: the R4 view serves read, vread, "
+            "search, history and delta; the operations ($export, $everything, $translate, ...) are at /fhir",
+        )
 
 
 R4Asked = Annotated[Asked, Depends(asked_r4)]
