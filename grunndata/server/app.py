@@ -4,6 +4,7 @@ page, plus health, releases and the FEST->IDMP coverage report."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from grunndata.server.m30 import M30Files
 from grunndata.server.observe import Observe
 from grunndata.server.r4view import R4Cache
 from grunndata.server.state import Served
+from grunndata.server.subscriptions.worker import Notifier
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
@@ -94,11 +96,16 @@ def create_app(
             if (settings.warm if warm is None else warm)
             else None
         )
+        # every process runs the notifier; the one holding its lease sends (server/subscriptions/)
+        notifying = asyncio.create_task(Notifier(engine, settings).run(), name="notifier")
         try:
             yield
         finally:
             if task is not None:
                 task.cancel()
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await notifying
             await bulk.stop()
 
     app = FastAPIOffline(  # FastAPI, with /docs and /redoc served from its own files: no CDN

@@ -243,6 +243,7 @@ class Subscription(SQLModel, table=True):
     topic: str  # the SubscriptionTopic's canonical URL
     channel: str  # rest-hook, websocket
     endpoint: str | None = None
+    base_url: str = ""  # the FHIR base its client made it at: what notifications' URLs start with
     content: str = "id-only"  # empty, id-only, full-resource
     heartbeat_seconds: int | None = None
     timeout_seconds: int | None = None

@@ -50,6 +50,7 @@ class Subscription:
     topic: str
     channel: str
     endpoint: str | None
+    base_url: str
     content: str
     heartbeat_seconds: int | None
     timeout_seconds: int | None
@@ -78,6 +79,7 @@ def _subscription(row: Any) -> Subscription:
         row.topic,
         row.channel,
         row.endpoint,
+        row.base_url,
         row.content,
         row.heartbeat_seconds,
         row.timeout_seconds,
@@ -107,6 +109,7 @@ class New:
     topic: str
     channel: str
     endpoint: str | None
+    base_url: str
     content: str
     heartbeat_seconds: int | None
     timeout_seconds: int | None
@@ -138,6 +141,7 @@ def create(conn: Connection, new: New, most_per_owner: int) -> Subscription:
         "topic": new.topic,
         "channel": new.channel,
         "endpoint": new.endpoint,
+        "base_url": new.base_url,
         "content": new.content,
         "heartbeat_seconds": new.heartbeat_seconds,
         "timeout_seconds": new.timeout_seconds,

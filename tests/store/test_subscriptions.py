@@ -22,6 +22,7 @@ def _new(owner: str = "client-a", topic: str = TOPIC, **kw: object) -> subs.New:
         "topic": topic,
         "channel": "rest-hook",
         "endpoint": "https://example.org/hook",
+        "base_url": "https://grunndata.example/fhir",
         "content": "id-only",
         "heartbeat_seconds": None,
         "timeout_seconds": None,

@@ -212,7 +212,7 @@ def _end(given: dict[str, Any]) -> datetime | None:
 
 
 def new_subscription(
-    given: Any, access: Access, owner: str, lines: Sequence[tuple[str, str]], settings: Settings
+    given: Any, access: Access, owner: str, lines: Sequence[tuple[str, str]], settings: Settings, base: str
 ) -> New:
     """What a posted Subscription asks for, checked; a 400 saying what is wrong."""
     body = _validated(given)
@@ -251,6 +251,7 @@ def new_subscription(
         topic=topic_url,
         channel=channel,
         endpoint=None if endpoint is None else str(endpoint),
+        base_url=settings.base_url + "/fhir" if settings.base_url else base,
         content=content,
         heartbeat_seconds=_whole(body, "heartbeatPeriod", 1, 86_400),
         timeout_seconds=_whole(body, "timeout", 1, 120),
@@ -279,7 +280,8 @@ async def create(request: Request, limits: LimitsDep, fmt: FormatDep, access: Ac
     except orjson.JSONDecodeError:
         raise _fail("the body is not JSON") from None
     settings = _settings(request)
-    new = new_subscription(given, access, owner, await run_in_threadpool(_lines, request), settings)
+    lines = await run_in_threadpool(_lines, request)
+    new = new_subscription(given, access, owner, lines, settings, fhir_bundles.base_url(request))
     try:
         sub = await run_in_threadpool(_create, request, new, settings.subscription_max_per_owner)
     except TooManySubscriptions:

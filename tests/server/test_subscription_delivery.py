@@ -1,0 +1,119 @@
+"""A record system subscribed to the national releases hears of each one: a live server posts the
+handshake, heartbeats, and one notification per served release to a local rest-hook within 5 s of
+the import; a receiver down for a few seconds gets what it missed when it comes back, numbered on
+without a gap or a repeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from grunndata.importers.fest import import_fest
+from grunndata.server import create_app
+from grunndata.server.auth import SCOPE_SUBSCRIBE
+from grunndata.settings import Settings
+from grunndata.store import rollback
+from tests.server.conftest import CERTICAN_PACKAGE, served_store, write_followup
+from tests.server.hooks import Receiver, receiving
+from tests.server.live import running
+from tests.server.test_subscriptions import NATIONAL_TOPIC, subscription, valid
+from tests.server.tokens import Issuer
+
+WITHIN = 5.0  # seconds from a release served to its notification (issue 22)
+SETTINGS = {
+    "GRUNNDATA_SUBSCRIPTION_HTTP_HOSTS": "127.0.0.1",
+    "GRUNNDATA_SUBSCRIPTION_PRIVATE_ADDRESSES": "1",
+    "GRUNNDATA_SUBSCRIPTION_TICK_SECONDS": "0.2",
+    "GRUNNDATA_SUBSCRIPTION_RETRY_MAX_SECONDS": "1",
+    "GRUNNDATA_WARM": "0",
+}
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiving() as receiver:
+        yield receiver
+
+
+def _subscribe(base: str, headers: dict[str, str], hook: Receiver, **extra: Any) -> dict[str, Any]:
+    body = subscription(NATIONAL_TOPIC, endpoint=hook.url, **extra)
+    r = httpx.post(
+        f"{base}/fhir/Subscription", json=body, headers={**headers, "Content-Type": "application/fhir+json"}
+    )
+    assert r.status_code == 201, r.text
+    return valid(r.json())
+
+
+def test_handshake_heartbeat_and_one_notification_per_release_then_the_missed_ones(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    engine = served_store(f"sqlite:///{tmp_path / 'store.db'}")
+    issuer = Issuer(tmp_path)
+    headers = issuer.headers(SCOPE_SUBSCRIBE, sub="epj-vendor")
+    app = create_app(engine, issuer.authenticator(), settings=Settings.load(SETTINGS))
+    followup, _ = write_followup(tmp_path, "Certican (renamed)")
+    try:
+        with running(app) as base:
+            made = _subscribe(base, headers, hook, heartbeatPeriod=1)
+            hook.wait_for(lambda h: len(h.of("handshake")) == 1, WITHIN)
+            [handshake] = hook.of("handshake")
+            assert handshake.headers["Authorization"] == "Bearer very-secret-4711"  # the channel's header
+            assert handshake.headers["Content-Type"] == "application/fhir+json"
+            assert handshake.status["subscription"] == {"reference": f"Subscription/{made['id']}"}
+            assert valid(handshake.body)["type"] == "subscription-notification"
+            hook.wait_for(lambda h: len(h.of("heartbeat")) >= 1, 3.0)
+            assert (
+                valid(hook.of("heartbeat")[0].body)["entry"][0]["resource"]["eventsSinceSubscriptionStart"]
+                == "0"
+            )
+
+            release = import_fest(engine, followup).release_id
+            took = hook.wait_for(lambda h: len(h.of("event-notification")) == 1, WITHIN)
+            [event] = hook.of("event-notification")
+            assert took < WITHIN and event.numbers == [1]
+            notified = valid(event.body)["entry"][0]["resource"]["notificationEvent"][0]
+            assert notified["focus"]["identifier"] == {
+                "system": "https://grunndata.no/fhir/release",
+                "value": str(release),
+            }
+            context = {
+                c["reference"].rsplit("/_history/", 1)[0]: c["display"] for c in notified["additionalContext"]
+            }
+            assert context[f"PackagedProductDefinition/{CERTICAN_PACKAGE}"] == "updated"
+
+            hook.down()  # the receiver is away for two releases (a rollback and back)
+            first = release - 1
+            rollback(engine, first)
+            rollback(engine, release)
+            with httpx.Client() as client:  # the server says it could not send them
+                for _ in range(100):
+                    status = client.get(
+                        f"{base}/fhir/Subscription/{made['id']}/$status", headers=headers
+                    ).json()
+                    if "error" in status["entry"][0]["resource"]:
+                        break
+                    time.sleep(0.1)
+            found = status["entry"][0]["resource"]
+            assert found["eventsSinceSubscriptionStart"] == "3"
+            assert found["error"][0]["text"].startswith("the endpoint could not be reached")
+            hook.up()
+            hook.wait_for(
+                lambda h: [n for r in h.of("event-notification") for n in r.numbers] == [1, 2, 3], WITHIN
+            )
+            focus = [
+                r.status["notificationEvent"][0]["focus"]["identifier"]["value"]
+                for r in hook.of("event-notification")
+            ]
+            assert focus == [str(release), str(first), str(release)]
+            hook.wait_for(lambda h: len(h.of("heartbeat")) >= 2, 3.0)  # and it is active again
+            after = httpx.get(f"{base}/fhir/Subscription/{made['id']}/$status", headers=headers).json()
+            assert after["entry"][0]["resource"]["status"] == "active"
+            assert "error" not in after["entry"][0]["resource"]
+            assert len(hook.of("handshake")) == 1
+    finally:
+        engine.dispose()
