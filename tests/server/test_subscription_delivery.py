@@ -18,10 +18,14 @@ from grunndata.server import create_app
 from grunndata.server.auth import SCOPE_SUBSCRIBE
 from grunndata.settings import Settings
 from grunndata.store import rollback
+from grunndata.store.subscriptions import lease_holder
+from tests.conftest import fresh_pg_database
 from tests.server.conftest import CERTICAN_PACKAGE, served_store, write_followup
 from tests.server.hooks import Receiver, receiving
 from tests.server.live import running
+from tests.server.test_bulk_workers import clients_of_each_process
 from tests.server.test_subscriptions import NATIONAL_TOPIC, subscription, valid
+from tests.server.test_workers import WORKERS, uvicorn_workers
 from tests.server.tokens import Issuer
 
 WITHIN = 5.0  # seconds from a release served to its notification (issue 22)
@@ -117,3 +121,44 @@ def test_handshake_heartbeat_and_one_notification_per_release_then_the_missed_on
             assert len(hook.of("handshake")) == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_server_processes_send_each_notification_once(
+    tmp_path: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`uvicorn --workers 2`: both run the notifier, the lease holder alone sends."""
+    for name, value in {**SETTINGS, "GRUNNDATA_DEV_AUTH": "1"}.items():
+        monkeypatch.setenv(name, value)  # the workers read their settings from the environment
+    followup, _ = write_followup(tmp_path, "Certican (renamed)")
+    with fresh_pg_database() as db:
+        engine = served_store(db)
+        try:
+            with uvicorn_workers(db, WORKERS, tmp_path / "uvicorn.log") as base:
+                pids = set()
+                for pid, client in clients_of_each_process(base):
+                    pids.add(pid)
+                    client.close()
+                assert len(pids) == WORKERS
+                made = _subscribe(base, {}, hook, heartbeatPeriod=2)
+                hook.wait_for(lambda h: len(h.of("handshake")) == 1, WITHIN)
+                release = import_fest(engine, followup).release_id
+                took = hook.wait_for(lambda h: len(h.of("event-notification")) == 1, WITHIN)
+                time.sleep(
+                    2 * float(SETTINGS["GRUNNDATA_SUBSCRIPTION_TICK_SECONDS"]) + 1.0
+                )  # no second copy comes
+                assert [
+                    (r.numbers, r.status["notificationEvent"][0]["focus"]["identifier"]["value"])
+                    for r in hook.of("event-notification")
+                ] == [([1], str(release))]
+                assert len(hook.of("handshake")) == 1 and took < WITHIN
+                with engine.connect() as conn:
+                    holder = lease_holder(conn)
+                assert holder is not None and int(holder.split(":")[1]) in pids
+                status = httpx.get(f"{base}/fhir/Subscription/{made['id']}/$status").json()["entry"][0][
+                    "resource"
+                ]
+                assert (status["status"], status["eventsSinceSubscriptionStart"]) == ("active", "1")
+        finally:
+            engine.dispose()

@@ -375,7 +375,9 @@ async def status(
     """`$status`: a searchset with the subscription's SubscriptionStatus (query-status)."""
     _asked(request, limits, rid)
     sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
-    return send(request, fmt, bundles.status_searchset([sub], fhir_bundles.base_url(request)))
+    return send(
+        request, fmt, bundles.status_searchset([sub], fhir_bundles.base_url(request), str(request.url))
+    )
 
 
 def _event_number(request: Request, name: str) -> int | None:

@@ -116,7 +116,7 @@ def notification(
                 if action == "delete" or key in seen or key not in bodies:
                     continue
                 seen.add(key)
-                entries.append(entry(f"{base}/{t}/{i}/_history/{v}", bodies[key], {}))
+                entries.append(entry(f"{base}/{t}/{i}", bodies[key], {}))
     return bundle(
         "subscription-notification",
         entries,
@@ -125,8 +125,9 @@ def notification(
     )
 
 
-def status_searchset(subs: Sequence[Subscription], base: str) -> bytes:
-    """`$status`: a searchset of one SubscriptionStatus (query-status) per subscription."""
+def status_searchset(subs: Sequence[Subscription], base: str, self_url: str) -> bytes:
+    """`$status` (asked at `self_url`): a searchset of one SubscriptionStatus (query-status) per
+    subscription."""
     entries = [
         entry(
             f"urn:uuid:{uuid.uuid4()}",
@@ -135,4 +136,4 @@ def status_searchset(subs: Sequence[Subscription], base: str) -> bytes:
         )
         for s in subs
     ]
-    return bundle("searchset", entries, [], total=len(subs))
+    return bundle("searchset", entries, [("self", self_url)], total=len(subs))
