@@ -14,12 +14,14 @@ import httpx
 import pytest
 
 from grunndata.importers.fest import import_fest
+from grunndata.m30 import FestEntry
 from grunndata.server import create_app
 from grunndata.server.auth import SCOPE_SUBSCRIBE
 from grunndata.settings import Settings
 from grunndata.store import rollback
 from grunndata.store.subscriptions import lease_holder
-from tests.conftest import fresh_pg_database
+from tests.conftest import REAL_FEST, fresh_pg_database, require
+from tests.deliveries import real_entries, relisted, write
 from tests.server.conftest import CERTICAN_PACKAGE, served_store, write_followup
 from tests.server.hooks import Receiver, receiving
 from tests.server.live import running
@@ -27,6 +29,7 @@ from tests.server.test_bulk_workers import clients_of_each_process
 from tests.server.test_subscriptions import NATIONAL_TOPIC, subscription, valid
 from tests.server.test_workers import WORKERS, uvicorn_workers
 from tests.server.tokens import Issuer
+from tests.store.test_changes import CERTICAN, NEW_NOTICE, _marketing
 
 WITHIN = 5.0  # seconds from a release served to its notification (issue 22)
 SETTINGS = {
@@ -162,3 +165,51 @@ def test_two_server_processes_send_each_notification_once(
                 assert (status["status"], status["eventsSinceSubscriptionStart"]) == ("active", "1")
         finally:
             engine.dispose()
+
+
+def test_a_planted_withdrawal_and_a_new_slv_notice_reach_the_safety_topics_subscribers(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    engine = served_store(f"sqlite:///{tmp_path / 'store.db'}")
+    issuer = Issuer(tmp_path)
+    headers = issuer.headers(SCOPE_SUBSCRIBE, sub="pharmacy-system")
+    real = real_entries(require(REAL_FEST))[1]
+    notice = next(e for e in real if e.catalogue == "VarselSlv")
+    planted: list[FestEntry] = []
+    for e in real:
+        if e.inner_id == CERTICAN:
+            e = relisted(e, "ID_00000000-0000-4000-8000-0000000000A1", _marketing("AvregDato", "2017-05-01"))
+        planted.append(e)
+        if e is notice:
+            planted.append(relisted(notice, NEW_NOTICE))
+    delivery = write(tmp_path / "planted.xml", "2017-04-26T18:00:00Z", planted)
+    try:
+        with running(create_app(engine, issuer.authenticator(), settings=Settings.load(SETTINGS))) as base:
+            safety = NATIONAL_TOPIC.replace("release-national", "safety")
+            kinds = {}
+            for kind in ("withdrawn", "slv-notice"):
+                body = subscription(
+                    safety, endpoint=hook.url, filterBy=[{"filterParameter": "kind", "value": kind}]
+                )
+                r = httpx.post(
+                    f"{base}/fhir/Subscription",
+                    json=body,
+                    headers={**headers, "Content-Type": "application/fhir+json"},
+                )
+                assert r.status_code == 201, r.text
+                kinds[f"Subscription/{r.json()['id']}"] = kind
+            hook.wait_for(lambda h: len(h.of("handshake")) == 2, WITHIN)
+            import_fest(engine, delivery)
+            hook.wait_for(lambda h: len(h.of("event-notification")) == 2, WITHIN)
+            told = {
+                kinds[r.status["subscription"]["reference"]]: [
+                    c["reference"] for c in r.status["notificationEvent"][0]["additionalContext"]
+                ]
+                for r in hook.of("event-notification")
+            }
+            assert told == {
+                "withdrawn": [f"PackagedProductDefinition/{CERTICAN.removeprefix('ID_')}/_history/2"],
+                "slv-notice": [f"Basic/{NEW_NOTICE.removeprefix('ID_')}/_history/1"],
+            }
+    finally:
+        engine.dispose()
