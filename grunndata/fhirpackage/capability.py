@@ -53,7 +53,7 @@ _SUBSCRIPTIONS: list[dict[str, object]] = [  # server/routes/subscriptions.py
     {
         "type": "Subscription",
         "documentation": (
-            "R5 topic-based subscriptions (rest-hook), with a token holding the scope "
+            "R5 topic-based subscriptions (rest-hook and websocket), with a token holding the scope "
             "grunndata:subscription; a client reads, finds and deletes only its own. Channel "
             "parameters (the headers sent with each notification) are kept but never read back."
         ),

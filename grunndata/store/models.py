@@ -307,6 +307,17 @@ class NotifierLine(SQLModel, table=True):
     activated_at: datetime
 
 
+class WsBinding(SQLModel, table=True):
+    """A websocket binding token (`$get-ws-binding-token`): which subscription a socket that
+    presents it is bound to, until when. Kept as its hash: the store never holds a usable token."""
+
+    __tablename__ = "ws_binding"
+
+    token_hash: str = Field(primary_key=True)
+    subscription_id: str
+    expires_at: datetime
+
+
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
@@ -326,3 +337,4 @@ SUB = Subscription.__table__  # type: ignore[attr-defined]  # R5 subscriptions
 EV = SubscriptionEvent.__table__  # type: ignore[attr-defined]  # their events, kept for delivery and $events
 LEASE = NotifierLease.__table__  # type: ignore[attr-defined]  # who sends notifications
 NL = NotifierLine.__table__  # type: ignore[attr-defined]  # the last release notified per line
+WS = WsBinding.__table__  # type: ignore[attr-defined]  # websocket binding tokens

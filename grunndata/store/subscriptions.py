@@ -10,6 +10,7 @@ same UPDATE ... WHERE on SQLite and PostgreSQL, no locking statement either lack
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from grunndata.store.models import EV, LEASE, NL, REL, SUB, R
+from grunndata.store.models import EV, LEASE, NL, REL, SUB, WS, R
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 NOTIFIER = "notifier"  # the one lease's name
@@ -125,7 +126,7 @@ class TooManySubscriptions(Exception):
     """The owner has as many subscriptions as one owner may keep."""
 
 
-def create(conn: Connection, new: New, most_per_owner: int) -> Subscription:
+def create(conn: Connection, new: New, most_per_owner: int, status: str = REQUESTED) -> Subscription:
     """Record a new subscription (status requested); TooManySubscriptions when its owner already
     keeps `most_per_owner` that are not off. The caller commits."""
     kept = conn.execute(
@@ -137,7 +138,7 @@ def create(conn: Connection, new: New, most_per_owner: int) -> Subscription:
     values = {
         "id": secrets.token_hex(16),
         "owner": new.owner,
-        "status": REQUESTED,
+        "status": status,
         "topic": new.topic,
         "channel": new.channel,
         "endpoint": new.endpoint,
@@ -192,6 +193,7 @@ def remove(conn: Connection, sub_id: str, owner: str) -> bool:
     gone = conn.execute(delete(SUB).where(SUB.c.id == sub_id, SUB.c.owner == owner))
     if gone.rowcount:
         conn.execute(delete(EV).where(EV.c.subscription_id == sub_id))
+        conn.execute(delete(WS).where(WS.c.subscription_id == sub_id))
     return bool(gone.rowcount)
 
 
@@ -231,8 +233,9 @@ def _event(row: Any) -> Event:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """The next release of a line to make events for, and the one notified before it (None: the
-    line's first)."""
+    """The next release of a line to make events for, and the one its changes are counted from
+    (None: nothing before it). `previous_at` is None when the line was never notified: then the
+    line's mark is made, not moved."""
 
     tier: str
     owner: str
@@ -253,11 +256,12 @@ class Draft:
 def pending_releases(conn: Connection) -> list[Pending]:
     """Per line, the first release activated after the one its events were last made for: a new
     release, or an older one a rollback made active again (its activation is new). A line never
-    notified starts at the release it serves now."""
+    notified starts at the release it serves now, its changes counted from the release it was
+    built on."""
     done = {(r.tier, r.owner): r for r in conn.execute(select(NL))}
     found: list[Pending] = []
     rows = conn.execute(
-        select(REL.c.id, REL.c.tier, REL.c.owner_id, REL.c.status, REL.c.activated_at)
+        select(REL.c.id, REL.c.tier, REL.c.owner_id, REL.c.status, REL.c.activated_at, REL.c.based_on)
         .where(REL.c.status.in_(_SERVED), REL.c.activated_at.is_not(None))
         .order_by(REL.c.tier, REL.c.owner_id, REL.c.activated_at, REL.c.id)
     )
@@ -269,7 +273,7 @@ def pending_releases(conn: Connection) -> list[Pending]:
         if last is None:
             first = next((r for r in releases if r.status == "active"), None)
             if first is not None:
-                found.append(Pending(*line, first.id, _aware(first.activated_at), None, None))  # type: ignore[arg-type]
+                found.append(Pending(*line, first.id, _aware(first.activated_at), first.based_on, None))  # type: ignore[arg-type]
             continue
         last_at = _aware(last.activated_at)
         assert last_at is not None
@@ -305,7 +309,7 @@ def record(
     process advanced the line first: the caller rolls back. The caller commits: the advance and
     the events are one transaction."""
     line = (NL.c.tier == pending.tier, NL.c.owner == pending.owner)
-    if pending.previous_id is None:
+    if pending.previous_at is None:
         if conn.execute(select(NL.c.tier).where(*line)).first() is not None:
             raise LineMoved
         try:  # two at once: one insert fails, and its transaction is rolled back by the caller
@@ -468,6 +472,35 @@ def end_expired(conn: Connection) -> int:
         update(SUB).where(SUB.c.status != OFF, SUB.c.end.is_not(None), SUB.c.end <= now()).values(status=OFF)
     )
     return int(done.rowcount or 0)
+
+
+# -- websocket bindings --------------------------------------------------------------------------
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bind_token(conn: Connection, sub_id: str, seconds: float) -> tuple[str, datetime]:
+    """A new token binding a websocket to `sub_id` for `seconds`, and when it expires (expired
+    tokens are removed here). The caller commits."""
+    at = now()
+    conn.execute(delete(WS).where(WS.c.expires_at < at))
+    token = secrets.token_urlsafe(32)
+    expires = at + timedelta(seconds=seconds)
+    conn.execute(insert(WS).values(token_hash=_hashed(token), subscription_id=sub_id, expires_at=expires))
+    return token, expires
+
+
+def bound(conn: Connection, token: str) -> Subscription | None:
+    """The subscription `token` binds to, while the token lasts and the subscription is not off."""
+    row = conn.execute(
+        select(WS.c.subscription_id).where(WS.c.token_hash == _hashed(token), WS.c.expires_at >= now())
+    ).first()
+    if row is None:
+        return None
+    sub = get(conn, row.subscription_id)
+    return None if sub is None or sub.status == OFF else sub
 
 
 # -- the lease -----------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources import get_fhir_model_class
+from starlette.websockets import WebSocketDisconnect
 
 from grunndata.server import create_app
 from grunndata.server.auth import SCOPE_SECTOR_READ, SCOPE_SUBSCRIBE
@@ -250,7 +252,7 @@ BAD: list[tuple[str, Any, str]] = [
         ),
         "the filter tier takes",
     ),
-    ("websocket", {**subscription(), "channelType": {"code": "websocket"}}, "channelType must be"),
+    ("email", {**subscription(), "channelType": {"code": "email"}}, "channelType must be"),
     ("no endpoint", {**subscription(), "endpoint": None}, "a rest-hook subscription needs an endpoint"),
     ("plain http", subscription(endpoint="http://hooks.example.org/x"), "the endpoint must use https"),
     ("a loopback address", subscription(endpoint="https://127.0.0.1/hook"), "loopback, private, link-local"),
@@ -368,3 +370,50 @@ def test_status_and_events_of_a_new_subscription(api: TestClient, issuer: Issuer
         "eventsUntilNumber=-1",
     ):
         assert api.get(f"/fhir/Subscription/{made['id']}/$events?{query}", headers=headers).status_code == 400
+
+
+def test_a_websocket_is_bound_by_token_and_gets_the_handshake_and_each_new_release(
+    api: TestClient, issuer: Issuer
+) -> None:
+    headers = _as(issuer, SCOPE_SUBSCRIBE, sub="socket-user")
+    body = {**subscription(), "channelType": {"code": "websocket"}}
+    del body["endpoint"], body["parameter"]
+    r = _post(api, body, headers)
+    assert r.status_code == 201, r.text
+    made = valid(r.json())
+    assert made["status"] == "active"
+    rest_hook = _made(api, issuer, "socket-user")
+    refused = api.get(f"/fhir/Subscription/{rest_hook['id']}/$get-ws-binding-token", headers=headers)
+    assert refused.status_code == 400
+    assert (
+        api.get(
+            f"/fhir/Subscription/{made['id']}/$get-ws-binding-token",
+            headers=_as(issuer, SCOPE_SUBSCRIBE, sub="x"),
+        ).status_code
+        == 404
+    )
+    answer = api.get(f"/fhir/Subscription/{made['id']}/$get-ws-binding-token", headers=headers)
+    assert answer.status_code == 200, answer.text
+    given = {
+        p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+        for p in valid(answer.json())["parameter"]
+    }
+    assert given["subscription"] == made["id"]
+    assert given["websocket-url"] == "ws://testserver/fhir/subscription-ws"
+    with api.websocket_connect("/fhir/subscription-ws") as socket:
+        socket.send_text("bind-with-token not-a-token")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_text()
+    assert closed.value.code == 1008
+    with api.websocket_connect("/fhir/subscription-ws") as socket:
+        socket.send_text(f"bind-with-token {given['token']}")
+        handshake = valid(orjson.loads(socket.receive_text()))
+        assert handshake["entry"][0]["resource"]["type"] == "handshake"
+        engine = api.app.state.served.engine  # type: ignore[attr-defined]
+        publish(engine, [("national", "dmp", _basic("n-2"))])
+        event = valid(orjson.loads(socket.receive_text()))
+    status = event["entry"][0]["resource"]
+    assert status["type"] == "event-notification"
+    assert status["notificationEvent"][0]["eventNumber"] == "1"
+    context = [(c["reference"], c["display"]) for c in status["notificationEvent"][0]["additionalContext"]]
+    assert context == [("Basic/n-1/_history/1", "no longer served"), ("Basic/n-2/_history/1", "created")]

@@ -260,3 +260,15 @@ def test_deleting_a_subscription_removes_its_events(engine: Engine) -> None:
         assert conn.execute(select(EV).where(EV.c.subscription_id == a.id)).first() is None
         assert conn.execute(select(SUB)).first() is None
         assert conn.execute(select(NL)).first() is not None
+
+
+def test_a_line_never_notified_counts_its_release_from_the_one_it_was_built_on(engine: Engine) -> None:
+    old = _release(engine)
+    new = _release(engine)
+    with engine.begin() as conn:
+        conn.execute(update(REL).where(REL.c.id == new).values(based_on=old))
+        [pending] = subs.pending_releases(conn)
+    assert (pending.release_id, pending.previous_id, pending.previous_at) == (new, old, None)
+    _record(engine, [])
+    with engine.begin() as conn:
+        assert conn.execute(select(NL.c.release_id)).scalar_one() == new

@@ -36,7 +36,7 @@ from grunndata.server.fhir_io.openapi import (
 from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, body_within, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
-from grunndata.server.subscriptions import bundles, topics
+from grunndata.server.subscriptions import bundles, topics, websocket
 from grunndata.server.subscriptions.outbound import EndpointPolicy, RefusedEndpoint, check_endpoint
 from grunndata.settings import Settings
 from grunndata.store import instant
@@ -46,7 +46,7 @@ from grunndata.store.subscriptions import New, Subscription, TooManySubscription
 router = APIRouter(prefix="/fhir", tags=["FHIR R5 Subscriptions"])
 
 CHANNEL_TYPES = "http://terminology.hl7.org/CodeSystem/subscription-channel-type"
-CHANNELS = ("rest-hook",)
+CHANNELS = ("rest-hook", "websocket")
 CONTENTS = ("empty", "id-only", "full-resource")
 STATUSES = ("requested", "active", "error", "off", "entered-in-error")
 REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED"}
@@ -161,7 +161,7 @@ def _channel(given: dict[str, Any]) -> str:
     coding = given.get("channelType") or {}
     system, code = coding.get("system"), coding.get("code")
     if system not in (None, CHANNEL_TYPES) or code not in CHANNELS:
-        raise _fail(f"channelType must be {CHANNEL_TYPES}|rest-hook: the channels served here")
+        raise _fail(f"channelType must be {CHANNEL_TYPES}|rest-hook or |websocket: the channels served here")
     return str(code)
 
 
@@ -230,7 +230,7 @@ def new_subscription(
     if problem:
         raise _fail(problem)
     channel = _channel(body)
-    endpoint = body.get("endpoint")
+    endpoint = body.get("endpoint") if channel == "rest-hook" else None
     if channel == "rest-hook":
         if not endpoint:
             raise _fail("a rest-hook subscription needs an endpoint: the https URL notifications are sent to")
@@ -296,8 +296,10 @@ async def create(request: Request, limits: LimitsDep, fmt: FormatDep, access: Ac
 
 
 def _create(request: Request, new: New, most: int) -> Subscription:
+    # a websocket subscription is active at once: its handshake goes to each socket bound to it
+    status = store.ACTIVE if new.channel == "websocket" else store.REQUESTED
     with _served(request).engine.begin() as conn:
-        return store.create(conn, new, most)
+        return store.create(conn, new, most, status)
 
 
 async def read(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep, rid: str) -> Response:
@@ -413,6 +415,37 @@ async def events(
     sub, kept, bodies = await run_in_threadpool(found)
     base = fhir_bundles.base_url(request)
     return send(request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content))
+
+
+async def binding_token(
+    request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep, rid: str
+) -> Response:
+    """`$get-ws-binding-token`: a token a websocket sends (`bind-with-token <token>`) to be bound to
+    this subscription, its expiry and the socket's URL."""
+    _asked(request, limits, rid)
+    owner = owner_of(request, access)
+
+    def made() -> tuple[Subscription, str, datetime]:
+        sub = _own(request, owner, rid)
+        if sub.channel != "websocket":
+            raise _fail(
+                f"Subscription/{sub.id} is a {sub.channel} subscription; only websocket ones bind a socket"
+            )
+        with _served(request).engine.begin() as conn:
+            token, expires = store.bind_token(conn, sub.id, websocket.TOKEN_SECONDS)
+        return sub, token, expires
+
+    sub, token, expires = await run_in_threadpool(made)
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "token", "valueString": token},
+            {"name": "expiration", "valueDateTime": instant(expires)},
+            {"name": "subscription", "valueString": sub.id},
+            {"name": "websocket-url", "valueUrl": websocket.websocket_url(fhir_bundles.base_url(request))},
+        ],
+    }
+    return send(request, fmt, orjson.dumps(parameters), headers={"Cache-Control": "no-store"})
 
 
 async def topic_search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
@@ -533,6 +566,19 @@ router.add_api_route(
         ),
     },
 )
+router.add_api_route(
+    "/Subscription/{rid}/$get-ws-binding-token",
+    binding_token,
+    methods=["GET"],
+    summary="Subscription: $get-ws-binding-token (websocket channel)",
+    operation_id="Subscription-get-ws-binding-token",
+    openapi_extra={
+        **_SECURITY,
+        "parameters": NEGOTIATION,
+        **answers(fhir_content(resource_schema("Parameters")), 400, 401, 403, 404),
+    },
+)
+router.add_api_websocket_route(websocket.WS_PATH.removeprefix("/fhir"), websocket.subscription_socket)
 router.add_api_route(
     "/Subscription/{rid}",
     read,

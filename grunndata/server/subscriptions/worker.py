@@ -119,9 +119,9 @@ class Notifier:
 
     async def round(self) -> None:
         """Make the events of newly served releases, then start the sends that are due."""
+        await self._store(self.make_events)  # with no subscription, the lines' marks move on
         if not await self._store(self._any_live):
             return
-        await self._store(self.make_events)
         for sub in await self._store(self._due):
             running = self._sending.get(sub.id)
             if running is not None and not running.done():
