@@ -506,11 +506,13 @@ def bound(conn: Connection, token: str) -> Subscription | None:
 # -- the lease -----------------------------------------------------------------------------------
 
 
-def take_lease(engine: Engine, holder: str, seconds: float, name: str = NOTIFIER) -> bool:
-    """Take or renew the lease `name` for `seconds`: True when `holder` has it now. Compare-and-set:
-    it is renewed by its holder, or taken over once it ran out; the first to insert the row holds
-    it when there is none."""
-    at = now()
+def take_lease(
+    engine: Engine, holder: str, seconds: float, name: str = NOTIFIER, *, at: datetime | None = None
+) -> bool:
+    """Take or renew the lease `name` for `seconds` from `at` (now): True when `holder` has it now.
+    Compare-and-set: it is renewed by its holder, or taken over once it ran out; the first to insert
+    the row holds it when there is none."""
+    at = now() if at is None else at
     until = at + timedelta(seconds=seconds)
     with engine.begin() as conn:
         taken = conn.execute(

@@ -3,7 +3,6 @@ and numbered consecutively, bounded, delivery bookkept, one lease holder at a ti
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,14 +234,18 @@ def test_a_subscription_past_its_end_is_off(engine: Engine) -> None:
 
 
 def test_one_lease_holder_at_a_time_until_it_runs_out_or_is_dropped(engine: Engine) -> None:
-    assert subs.take_lease(engine, "process-a", 0.4) is True
-    assert subs.take_lease(engine, "process-b", 0.4) is False
-    assert subs.take_lease(engine, "process-a", 0.4) is True  # renewed
+    # instants given, not slept: a busy machine must not make the lease run out between two lines
+    t = subs.now()
+    assert subs.take_lease(engine, "process-a", 5, at=t) is True
+    assert subs.take_lease(engine, "process-b", 5, at=t + timedelta(seconds=4.9)) is False
+    assert subs.take_lease(engine, "process-a", 5, at=t + timedelta(seconds=4.9)) is True  # renewed
     with engine.connect() as conn:
         assert subs.lease_holder(conn) == "process-a"
-    time.sleep(0.5)
-    assert subs.take_lease(engine, "process-b", 5) is True  # ran out: taken over
-    assert subs.take_lease(engine, "process-a", 5) is False
+    assert subs.take_lease(engine, "process-b", 5, at=t + timedelta(seconds=9.8)) is False  # renewal held
+    assert (
+        subs.take_lease(engine, "process-b", 5, at=t + timedelta(seconds=10)) is True
+    )  # ran out: taken over
+    assert subs.take_lease(engine, "process-a", 5, at=t + timedelta(seconds=10)) is False
     with engine.begin() as conn:
         subs.drop_lease(conn, "process-b")
         assert subs.lease_holder(conn) is None
