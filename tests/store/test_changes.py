@@ -184,8 +184,9 @@ def _marketed(entry: FestEntry) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two full-size imports: ten minutes each on PostgreSQL on a busy machine
 @pytest.mark.skipif(
-    os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1 (~10 min)"
+    os.environ.get("GRUNNDATA_SLOW") != "1", reason="full size; set GRUNNDATA_SLOW=1 (~20 min)"
 )
 def test_a_full_size_release_is_diffed_and_classed_in_a_second(engine: Engine, tmp_path: Path) -> None:
     """The generated full-size delivery, then the same with 1 in 30 marketed packages deregistered,
@@ -231,4 +232,6 @@ def test_a_full_size_release_is_diffed_and_classed_in_a_second(engine: Engine, t
         ("MedicinalProductDefinition", "update"),
         ("ManufacturedItemDefinition", "update"),
     }
-    assert created < 5 and diffed < 2
+    # measured on a busy shared machine: 3 s and 0.7 s on SQLite, 10 s and 0.8 s on PostgreSQL;
+    # a line's first release is told once, a normal release's changes every time
+    assert created < 30 and diffed < 2
