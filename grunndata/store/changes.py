@@ -86,7 +86,7 @@ def _only_in(conn: Connection, release: int | None, other: int | None) -> dict[t
             .where(theirs.c.release_id == other, theirs.c.resource_pk == M.c.resource_pk)
             .exists()
         )
-    return {(t, i): (pk, v, tier, owner) for t, i, pk, v, tier, owner in conn.execute(query).tuples()}
+    return {(t, i): (pk, v, tier, owner) for t, i, pk, v, tier, owner in conn.execute(query)}
 
 
 def _safety(
