@@ -229,6 +229,19 @@ class BulkExport(SQLModel, table=True):
     error: str | None = None  # why it failed, in one sentence
 
 
+class BulkExportTicket(SQLModel, table=True):
+    """One `$export` kick-off: its status URL names the ticket, the ticket names the job it shares
+    with every kick-off asking the same export. A cancel removes one ticket; the job goes with
+    the last (store/bulk.py)."""
+
+    __tablename__ = "bulk_export_ticket"
+
+    id: str = Field(primary_key=True)  # random: this kick-off's status and file URLs name it
+    job_id: str = Field(index=True)
+    request: str  # this kick-off's URL, as its manifest repeats it
+    created_at: datetime
+
+
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
@@ -244,3 +257,4 @@ OWN = Owner.__table__  # type: ignore[attr-defined]
 P = ServiceProbe.__table__  # type: ignore[attr-defined]  # the catalogue's probe history
 A = ServiceAvailability.__table__  # type: ignore[attr-defined]  # and its running totals
 B = BulkExport.__table__  # type: ignore[attr-defined]  # FHIR Bulk Data export jobs
+BT = BulkExportTicket.__table__  # type: ignore[attr-defined]  # and each kick-off's ticket to one

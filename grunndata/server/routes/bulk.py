@@ -2,8 +2,10 @@
 
 The asynchronous pattern of Bulk Data 2.0: a kick-off with `Prefer: respond-async` is answered 202
 with the status URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
-export is written, then 200 with the manifest; DELETE cancels it. The work and its state:
-server/bulk.py. Only the entitlement that asked sees a job; to any other it does not exist.
+export is written, then 200 with the manifest; DELETE cancels it. The status URL names the
+kick-off's own ticket to the (shared) job, so a DELETE cancels that kick-off alone. The work and
+its state: server/bulk.py. Only the entitlement that asked sees a job; to any other it does not
+exist.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant, rolled_back_since
-from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job, TooManyJobs
+from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
 # `_outputFormat` values meaning ndjson (Bulk Data lists the three; a "+" left unencoded in a
@@ -98,16 +100,11 @@ async def _kick_off(
                 "without _since",
             )
     try:
-        job = await _bulk(request).kick_off(
+        ticket = await _bulk(request).kick_off(
             _entitlement(request, access), snapshot, types, since, str(request.url)
         )
-    except TooManyJobs:
-        raise FhirError(
-            429,
-            "throttled",
-            f"{_bulk(request).MOST_UNFINISHED} exports are being written already; ask again in a minute",
-            {"Retry-After": "60"},
-        ) from None
+    except TooManyJobs as e:
+        raise FhirError(429, "throttled", str(e), {"Retry-After": "60"}) from None
     body = outcome(
         202, "informational", "the export is being written; poll the URL in Content-Location", "information"
     )
@@ -116,7 +113,7 @@ async def _kick_off(
         fmt,
         body,
         status=202,
-        headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{job.id}"},
+        headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{ticket}"},
     )
 
 
@@ -144,13 +141,13 @@ def _since(given: list[str]) -> datetime | None:
         raise bad(f"_since: {e}") from None
 
 
-async def status(request: Request, access: AccessDep, job_id: str) -> Response:
-    """202 while it is written, 200 with the manifest when done; 404 for no such job (or another
-    entitlement's)."""
+async def status(request: Request, access: AccessDep, ticket: str) -> Response:
+    """202 while it is written, 200 with the manifest when done; 404 for no such ticket (cancelled,
+    expired, or another entitlement's)."""
     bulk = _bulk(request)
-    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    job = await run_in_threadpool(bulk.job, ticket, _entitlement(request, access))
     if job is None:
-        raise _no_job(job_id)
+        raise _no_job(ticket)
     if job.status == FAILED:
         raise FhirError(503, "exception", f"the export failed: {job.error}")
     if job.status != DONE:
@@ -168,11 +165,11 @@ async def status(request: Request, access: AccessDep, job_id: str) -> Response:
         "transactionTime": instant(job.transaction_time or job.created_at),
         "request": job.request,
         "requiresAccessToken": job.entitlement.token,
-        "output": [_item(base, job, item) for item in job.output],
+        "output": [_item(base, ticket, item) for item in job.output],
         "error": [],
     }
     if job.since is not None:
-        manifest["deleted"] = [_item(base, job, item) for item in job.deleted]
+        manifest["deleted"] = [_item(base, ticket, item) for item in job.deleted]
     expires = job.expires_at or datetime.now(UTC)
     return Response(
         orjson.dumps(manifest),
@@ -182,26 +179,27 @@ async def status(request: Request, access: AccessDep, job_id: str) -> Response:
     )
 
 
-def _item(base: str, job: Job, item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": item["type"], "url": f"{base}/{FILE}/{job.id}/{item['file']}", "count": item["count"]}
+def _item(base: str, ticket: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": item["type"], "url": f"{base}/{FILE}/{ticket}/{item['file']}", "count": item["count"]}
 
 
-async def cancel(request: Request, access: AccessDep, job_id: str) -> Response:
-    """Cancel the export and remove its files: 202; later polls are 404."""
-    if not await run_in_threadpool(_bulk(request).cancel, job_id, _entitlement(request, access)):
-        raise _no_job(job_id)
-    body = outcome(202, "informational", f"the export {job_id} was cancelled", "information")
+async def cancel(request: Request, access: AccessDep, ticket: str) -> Response:
+    """Cancel this kick-off's export: 202, and later polls of its URLs are 404. The export goes on
+    for the other kick-offs that asked for it; with the last one it stops and its files go."""
+    if not await run_in_threadpool(_bulk(request).cancel, ticket, _entitlement(request, access)):
+        raise _no_job(ticket)
+    body = outcome(202, "informational", f"the export {ticket} was cancelled", "information")
     return send(request, "json", body, status=202)
 
 
-async def export_file(request: Request, access: AccessDep, job_id: str, name: str) -> Response:
+async def export_file(request: Request, access: AccessDep, ticket: str, name: str) -> Response:
     """One file of a finished export: gzip as it is kept, to a client that accepts it."""
     bulk = _bulk(request)
-    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    job = await run_in_threadpool(bulk.job, ticket, _entitlement(request, access))
     path = None if job is None else bulk.file(job, name)
     if path is None:
         raise FhirError(
-            404, "not-found", f"the export {job_id[:64]!r} has no file {name[:100]!r} (here, for you)"
+            404, "not-found", f"the export {ticket[:64]!r} has no file {name[:100]!r} (here, for you)"
         )
     headers = {"Vary": "Accept-Encoding"}
     if accepts_gzip(request):
@@ -210,11 +208,11 @@ async def export_file(request: Request, access: AccessDep, job_id: str, name: st
     return StreamingResponse(unpacked(path), media_type=NDJSON_TYPE, headers=headers)
 
 
-def _no_job(job_id: str) -> FhirError:
+def _no_job(ticket: str) -> FhirError:
     return FhirError(
         404,
         "not-found",
-        f"there is no export {job_id[:64]!r} for you: it expired, was cancelled, or was never asked for "
+        f"there is no export {ticket[:64]!r} for you: it expired, was cancelled, or was never asked for "
         "with your entitlement",
     )
 
@@ -277,7 +275,7 @@ router.add_api_route(
     openapi_extra=_kick_off_doc(system=True),
 )
 router.add_api_route(
-    f"/{STATUS}/{{job_id}}",
+    f"/{STATUS}/{{ticket}}",
     status,
     methods=["GET"],
     summary="Bulk Data export status: 202 while written, 200 with the manifest",
@@ -291,7 +289,7 @@ router.add_api_route(
     },
 )
 router.add_api_route(
-    f"/{STATUS}/{{job_id}}",
+    f"/{STATUS}/{{ticket}}",
     cancel,
     methods=["DELETE"],
     summary="Cancel a Bulk Data export",
@@ -300,7 +298,7 @@ router.add_api_route(
     openapi_extra={"responses": {**_ACCEPTED, **errors(404)}},
 )
 router.add_api_route(
-    f"/{FILE}/{{job_id}}/{{name}}",
+    f"/{FILE}/{{ticket}}/{{name}}",
     export_file,
     methods=["GET"],
     summary="A file of a finished Bulk Data export (ndjson)",
