@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         description="Seconds a finished `$export`'s files are kept (and its status answered) before "
         "they are removed (at most a week).",
     )
+    export_jobs_per_entitlement: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="`$export`s one entitlement (the same scopes; every anonymous client is one) may have "
+        "waiting or being written at once, of the 8 the server takes; a new one past it is a 429.",
+    )
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),

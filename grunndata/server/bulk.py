@@ -38,8 +38,11 @@ class BulkExports:
 
     MOST_UNFINISHED = 8  # exports waiting or being written at once, in all processes; more are a 429
 
-    def __init__(self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float) -> None:
+    def __init__(
+        self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float, per_entitlement: int = 2
+    ) -> None:
         self.served, self.exporter, self.folder, self.keep_seconds = served, exporter, folder, keep_seconds
+        self.per_entitlement = per_entitlement  # of MOST_UNFINISHED, for one entitlement
         self._running: set[asyncio.Task[None]] = set()
 
     async def kick_off(
@@ -51,8 +54,9 @@ class BulkExports:
         request: str,
     ) -> str:
         """A ticket of this kick-off's own to the job for this export: the one the same entitlement
-        asked for already, else a new one whose child is started now; TooManyJobs when
-        MOST_UNFINISHED are waiting or being written."""
+        asked for already, else a new one whose child is started now; TooManyJobs (its message
+        says why) when MOST_UNFINISHED, or `per_entitlement` of this entitlement's, are waiting
+        or being written."""
         await run_in_threadpool(self._purge)
         job, ticket, new = await run_in_threadpool(
             store.start_job,
@@ -62,7 +66,7 @@ class BulkExports:
             types,
             since,
             request,
-            self.MOST_UNFINISHED,
+            store.Caps(self.MOST_UNFINISHED, self.per_entitlement),
         )
         if new:
             task = asyncio.create_task(self._write(job.id), name=f"export-{job.id}")

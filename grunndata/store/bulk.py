@@ -120,7 +120,17 @@ def _job(row: Any) -> Job:
 
 
 class TooManyJobs(Exception):
-    """As many exports are waiting or being written as the server takes at once."""
+    """As many exports are waiting or being written as the server takes at once, in all or for one
+    entitlement; the message says which, in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """How many exports may wait or be written at once: in all, and for one entitlement (so one
+    client cannot take every turn)."""
+
+    most: int = 1_000_000
+    per_entitlement: int = 1_000_000
 
 
 def job_key(
@@ -139,12 +149,22 @@ def _new_ticket(conn: Connection, job_id: str, request: str, now: datetime) -> s
     return ticket
 
 
-def _check_caps(conn: Connection, most_unfinished: int) -> None:
-    unfinished = conn.execute(
-        select(func.count()).select_from(B).where(B.c.status.in_((ACCEPTED, RUNNING)))
+def _check_caps(conn: Connection, entitlement: Entitlement, caps: Caps) -> None:
+    unfinished = B.c.status.in_((ACCEPTED, RUNNING))
+    mine = conn.execute(
+        select(func.count()).select_from(B).where(unfinished, B.c.entitlement == entitlement.key)
     ).scalar()
-    if (unfinished or 0) >= most_unfinished:
-        raise TooManyJobs(f"{most_unfinished} exports are being written already; ask again in a minute")
+    if (mine or 0) >= caps.per_entitlement:
+        raise TooManyJobs(
+            f"{mine} exports asked with your entitlement (your scopes) are waiting or being written, "
+            f"the most one entitlement may have at once; ask again when one is done, or cancel one"
+        )
+    everyone = conn.execute(select(func.count()).select_from(B).where(unfinished)).scalar()
+    if (everyone or 0) >= caps.most:
+        raise TooManyJobs(
+            f"the server writes at most {caps.most} exports at once, and as many are waiting or being "
+            "written; ask again in a minute"
+        )
 
 
 class _Gone(Exception):
@@ -175,12 +195,11 @@ def start_job(
     types: Sequence[str],
     since: datetime | None,
     request: str,
-    most_unfinished: int = 1_000_000,
+    caps: Caps = Caps(),
 ) -> tuple[Job, str, bool]:
     """A ticket of this kick-off's own to the job for this export: the one already asked for by
     the same entitlement, or a new one (then True: the caller starts its child); a failed one is
-    replaced. TooManyJobs when a new one is needed and `most_unfinished` jobs are waiting or being
-    written already."""
+    replaced. TooManyJobs when a new one is needed and `caps` are reached."""
     key = job_key(entitlement, snapshot, types, since)
     for _ in range(5):  # a failed job removed, a job removed as it was joined, a race lost: again
         try:
@@ -188,7 +207,7 @@ def start_job(
                 joined = _join(conn, key, request)
                 if joined is not None:
                     return (*joined, False)
-                _check_caps(conn, most_unfinished)
+                _check_caps(conn, entitlement, caps)
         except _Gone:
             continue
         now = _now()

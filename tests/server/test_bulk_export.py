@@ -30,8 +30,8 @@ from grunndata.exporters import export_types
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.settings import Settings
-from grunndata.store import connect, instant
-from grunndata.store.bulk import get_job
+from grunndata.store import Snapshot, connect, instant
+from grunndata.store.bulk import Entitlement, cancel_ticket, get_job, start_job
 from grunndata.store.models import BT
 from tests.conftest import fresh_pg_database
 from tests.server.conftest import publish, served_store, write_followup
@@ -451,12 +451,43 @@ def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_
     busy = client.get("/fhir/AdministrableProductDefinition/$export", headers=ASYNC)
     assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
     assert busy.json()["issue"][0]["diagnostics"] == (
-        "0 exports are being written already; ask again in a minute"
+        "the server writes at most 0 exports at once, and as many are waiting or being written; "
+        "ask again in a minute"
     )
     joined = kick_off(client, "/fhir/ManufacturedItemDefinition/$export")
     assert job_of(client, joined) == job_of(client, status_url)  # the same job
     assert client.delete(status_url).status_code == 202
     assert client.delete(joined).status_code == 202
+
+
+def test_one_entitlement_cannot_take_every_turn(served: Site) -> None:
+    """A sector client with two exports waiting is refused a third (429, Retry-After, a sentence
+    saying why); an anonymous client is not, and joining an export that exists is still answered."""
+    client, issuer = served.client, served.issuer
+    engine = client.app.state.served.engine  # type: ignore[attr-defined]
+    sector = Entitlement(sector=True, token=True)
+    elsewhere = Snapshot((987_654,))  # no release: these jobs start no child and wait until removed
+    tickets = [
+        start_job(engine, sector, elsewhere, [rtype], None, "/x")[1] for rtype in ("Basic", "Ingredient")
+    ]
+    try:
+        busy = client.get("/fhir/Composition/$export", headers={**ASYNC, **issuer.headers(*SECTOR)})
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
+        assert busy.json()["issue"][0]["code"] == "throttled"
+        assert busy.json()["issue"][0]["diagnostics"] == (
+            "2 exports asked with your entitlement (your scopes) are waiting or being written, the most "
+            "one entitlement may have at once; ask again when one is done, or cancel one"
+        )
+        # another entitlement has turns of its own
+        assert client.delete(kick_off(client, "/fhir/Composition/$export")).status_code == 202
+        # an export that exists is joined, not started
+        job, ticket, new = start_job(engine, sector, elsewhere, ["Basic"], None, "/y")
+        assert not new and job.request == "/y"
+        tickets.append(ticket)
+    finally:
+        with engine.connect() as conn:
+            for ticket in tickets:
+                cancel_ticket(conn, ticket)
 
 
 def test_the_kick_off_answers_in_the_format_asked(served: Site) -> None:
