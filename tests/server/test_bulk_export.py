@@ -405,15 +405,131 @@ def test_bad_requests_are_one_sentence(served: Site, path: str, status: int, wor
     assert words in r.json()["issue"][0]["diagnostics"]
 
 
+STRICT = {"Prefer": "respond-async, handling=strict"}
+TYPE_FILTER_REFUSED = (
+    "_typeFilter is not supported here: an export holds every resource of the types asked; ask "
+    "without it (or without Prefer: handling=strict to have it ignored)"
+)
+
+
 def test_an_unknown_parameter_is_refused_only_when_strict(served: Site) -> None:
-    strict = served.client.get(
-        "/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive",
-        headers={"Prefer": "respond-async, handling=strict"},
-    )
+    strict = served.client.get("/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive", headers=STRICT)
     assert strict.status_code == 400
-    assert strict.json()["issue"][0]["diagnostics"] == (
-        "$export does not take '_typeFilter'; it takes _type, _since and _outputFormat"
+    assert strict.json()["issue"][0]["diagnostics"] == TYPE_FILTER_REFUSED
+    other = served.client.get("/fhir/$export?_elements=id", headers=STRICT)
+    assert other.status_code == 400
+    assert other.json()["issue"][0]["diagnostics"] == (
+        "$export does not take '_elements'; it takes _type, _since and _outputFormat"
     )
+
+
+def test_an_ignored_parameter_is_noted_in_the_kick_offs_outcome(served: Site) -> None:
+    """Without handling=strict, `_typeFilter` (and any other parameter not taken) is ignored, and the
+    202's OperationOutcome says so: the client learns its filter was not applied."""
+    r = served.client.get(
+        "/fhir/ClinicalUseDefinition/$export?_typeFilter=ClinicalUseDefinition%3Ftype%3Dwarning&_elements=id",
+        headers=ASYNC,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["issue"] == [
+        {
+            "severity": "information",
+            "code": "informational",
+            "diagnostics": "the export is being written; poll the URL in Content-Location",
+        },
+        {
+            "severity": "warning",
+            "code": "not-supported",
+            "diagnostics": "'_elements' is not a parameter of $export here and was ignored",
+        },
+        {
+            "severity": "warning",
+            "code": "not-supported",
+            "diagnostics": "_typeFilter is not supported here and was ignored: the export holds every "
+            "resource of the types asked (with Prefer: handling=strict it is refused)",
+        },
+    ]
+    done = poll(served.client, r.headers["content-location"])[-1]
+    assert counts(done.json()) == {"ClinicalUseDefinition": 25}  # every one: no filter applied
+    assert served.client.delete(r.headers["content-location"]).status_code == 202
+
+
+def parameters(*pairs: tuple[str, str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": name, kind: value} for name, kind, value in pairs],
+    }
+
+
+def test_a_post_kick_off_takes_the_parameters_in_a_parameters_resource(served: Site) -> None:
+    """Bulk Data's POST: the same parameters, the same export as the GET asking the same."""
+    client = served.client
+    body = parameters(
+        ("_type", "valueString", "PackagedProductDefinition"),
+        ("_type", "valueString", "Basic"),
+        ("_since", "valueInstant", served.between),
+        ("_outputFormat", "valueString", "application/fhir+ndjson"),
+    )
+    r = client.post("/fhir/$export", json=body, headers={**ASYNC, "Content-Type": "application/fhir+json"})
+    assert r.status_code == 202, r.text
+    assert r.json()["issue"][0]["severity"] == "information"
+    posted = r.headers["content-location"]
+    got = kick_off(client, f"/fhir/$export?_type=PackagedProductDefinition,Basic&_since={served.between}")
+    assert job_of(client, got) == job_of(client, posted)  # the same export, made once
+    found = poll(client, posted)[-1].json()
+    assert found["request"] == "http://testserver/fhir/$export"  # a POST's URL, without its body
+    assert counts(found) == {"PackagedProductDefinition": 1}  # the renamed Certican package
+    assert found["deleted"][0]["count"] == 1
+    typed = client.post(
+        "/fhir/Basic/$export", json=parameters(("_outputFormat", "valueString", "ndjson")), headers=ASYNC
+    )
+    assert typed.status_code == 202, typed.text
+    assert counts(poll(client, typed.headers["content-location"])[-1].json()) == {"Basic": 67}
+    for url in (posted, got, typed.headers["content-location"]):
+        assert client.delete(url).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "words"),
+    [
+        (b"{", {}, 400, "the request body is not JSON; send a Parameters resource"),
+        (b'{"resourceType": "Bundle"}', {}, 400, "the request body must be a Parameters resource"),
+        (
+            orjson.dumps(parameters(("_since", "valueInteger", 2017))),
+            {},
+            400,
+            "_since takes a string (valueString, valueInstant); the Parameters resource gave another",
+        ),
+        (
+            orjson.dumps(parameters(("_type", "valueString", "Patient"))),
+            {},
+            400,
+            "_type: 'Patient' is not a resource type served here",
+        ),
+        (
+            orjson.dumps(parameters(("_typeFilter", "valueString", "Basic?code=x"))),
+            {"Prefer": "respond-async, handling=strict"},
+            400,
+            TYPE_FILTER_REFUSED,
+        ),
+        (b"<Parameters/>", {"Content-Type": "application/fhir+xml"}, 415, "send a Parameters resource as"),
+        (
+            orjson.dumps(parameters()),
+            {"Prefer": "return=minimal"},
+            400,
+            "send the header Prefer: respond-async",
+        ),
+    ],
+)
+def test_a_bad_post_kick_off_is_one_sentence(
+    served: Site, body: bytes, headers: dict[str, str], status: int, words: str
+) -> None:
+    r = served.client.post(
+        "/fhir/$export", content=body, headers={**ASYNC, "Content-Type": "application/fhir+json", **headers}
+    )
+    assert r.status_code == status, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert words in r.json()["issue"][0]["diagnostics"]
 
 
 def test_the_files_are_written_gzip_on_disk(served: Site) -> None:

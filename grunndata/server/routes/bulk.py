@@ -1,7 +1,8 @@
 """FHIR Bulk Data `$export` (system and type level): kick-off, status polling, cancel, the files.
 
-The asynchronous pattern of Bulk Data 2.0: a kick-off with `Prefer: respond-async` is answered 202
-with the status URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
+The asynchronous pattern of Bulk Data 2.0: a kick-off (GET with the parameters in the query, or
+POST with a Parameters resource) with `Prefer: respond-async` is answered 202 with the status
+URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
 export is written, then 200 with the manifest; DELETE cancels it. The status URL names the
 kick-off's own ticket to the (shared) job, so a DELETE cancels that kick-off alone. The work and
 its state: server/bulk.py. Only the entitlement that asked sees a job; to any other it does not
@@ -27,7 +28,7 @@ from grunndata.server.bulk import BulkExports
 from grunndata.server.deps import AccessDep, PlainAsked
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, fhir_content, resource_schema
-from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
+from grunndata.server.fhir_io.params import Limits, bad, posted_parameters, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant, rolled_back_since
@@ -38,6 +39,7 @@ NDJSON_TYPE = "application/fhir+ndjson"
 # query string arrives as a space)
 OUTPUT_FORMATS = frozenset((NDJSON_TYPE, "application/ndjson", "ndjson", "application/fhir ndjson"))
 KICK_OFF_PARAMS = frozenset(("_type", "_since", "_outputFormat", "_format", "_pretty"))
+TYPE_FILTER = "_typeFilter"
 RETRY_AFTER = "1"  # seconds: the real extract takes about one, a full-size store some ten
 STATUS, FILE = "$export-status", "$export-file"
 
@@ -71,18 +73,27 @@ async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Respon
 async def _kick_off(
     request: Request, access: Access, limits: Limits, fmt: str, rtype: str | None
 ) -> Response:
-    params = request.query_params
-    limits.check(list(params.multi_items()))
+    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    limits.check(items)
     # RFC 7240: preferences in one header or several, each with parameters (`respond-async; wait=10`)
     prefer = ", ".join(request.headers.getlist("prefer"))
     if "respond-async" not in {p.split(";")[0].strip().lower() for p in prefer.split(",")}:
         raise bad("$export is asynchronous: send the header Prefer: respond-async")
-    unknown = sorted({k for k in params} - KICK_OFF_PARAMS)
+    if request.method == "POST":  # Bulk Data's POST: the same parameters in a Parameters resource
+        posted = await posted_parameters(request, limits)
+        limits.check([(k, v) for k, v in posted if isinstance(v, str)])
+        items += posted
+    unknown = sorted({k for k, _ in items} - KICK_OFF_PARAMS)
     if unknown and strict(prefer):
+        if TYPE_FILTER in unknown:
+            raise bad(
+                "_typeFilter is not supported here: an export holds every resource of the types asked; "
+                "ask without it (or without Prefer: handling=strict to have it ignored)"
+            )
         raise bad(f"$export does not take {unknown[0][:100]!r}; it takes _type, _since and _outputFormat")
-    types = _types(params.getlist("_type"), rtype)
-    since = _since(params.getlist("_since"))
-    formats = params.getlist("_outputFormat")
+    types = _types(_strings(items, "_type"), rtype)
+    since = _since(_strings(items, "_since"))
+    formats = _strings(items, "_outputFormat")
     if len(formats) > 1 or any(f not in OUTPUT_FORMATS for f in formats):
         shown = next((f for f in formats if f not in OUTPUT_FORMATS), formats[-1] if formats else "")
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
@@ -105,9 +116,12 @@ async def _kick_off(
         )
     except TooManyJobs as e:
         raise FhirError(429, "throttled", str(e), {"Retry-After": "60"}) from None
-    body = outcome(
-        202, "informational", "the export is being written; poll the URL in Content-Location", "information"
-    )
+    written = {
+        "severity": "information",
+        "code": "informational",
+        "diagnostics": "the export is being written; poll the URL in Content-Location",
+    }
+    body = orjson.dumps({"resourceType": "OperationOutcome", "issue": [written, *map(_ignored, unknown)]})
     return send(
         request,
         fmt,
@@ -115,6 +129,26 @@ async def _kick_off(
         status=202,
         headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{ticket}"},
     )
+
+
+def _strings(items: list[tuple[str, Any]], name: str) -> list[str]:
+    """The values of `name`, each a string (a POSTed Parameters resource could give anything)."""
+    found = [v for k, v in items if k == name]
+    if not all(isinstance(v, str) for v in found):
+        raise bad(f"{name} takes a string (valueString, valueInstant); the Parameters resource gave another")
+    return found
+
+
+def _ignored(name: str) -> dict[str, str]:
+    """The kick-off's note on a parameter it does not take (without Prefer: handling=strict)."""
+    if name == TYPE_FILTER:
+        said = (
+            "_typeFilter is not supported here and was ignored: the export holds every resource of the "
+            "types asked (with Prefer: handling=strict it is refused)"
+        )
+    else:
+        said = f"{name[:100]!r} is not a parameter of $export here and was ignored"
+    return {"severity": "warning", "code": "not-supported", "diagnostics": said}
 
 
 def _types(given: list[str], rtype: str | None) -> list[str]:
@@ -240,7 +274,7 @@ _ACCEPTED = {
 }
 
 
-def _kick_off_doc(system: bool) -> dict[str, Any]:
+def _kick_off_doc(system: bool, post: bool = False) -> dict[str, Any]:
     params = [
         _param("query", "_since", _INSTANT, "Only what changed after this instant, and what was deleted"),
         _param("query", "_outputFormat", {"type": "string", "enum": sorted(OUTPUT_FORMATS)}, NDJSON_TYPE),
@@ -258,7 +292,11 @@ def _kick_off_doc(system: bool) -> dict[str, Any]:
         "description": "Too many exports are being written; Retry-After says when to ask again",
         "content": fhir_content(resource_schema("OperationOutcome")),
     }
-    return {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
+    doc: dict[str, Any] = {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
+    if post:  # the same parameters in a Parameters resource (or the query)
+        doc["requestBody"] = {"required": True, "content": fhir_content(resource_schema("Parameters"))}
+        doc["responses"].update(errors(415))
+    return doc
 
 
 _MANIFEST = {
@@ -273,6 +311,15 @@ router.add_api_route(
     operation_id="export-system",
     status_code=202,
     openapi_extra=_kick_off_doc(system=True),
+)
+router.add_api_route(
+    "/$export",
+    system_export,
+    methods=["POST"],
+    summary="Bulk Data export of every type (the parameters in a Parameters resource)",
+    operation_id="export-system-post",
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=True, post=True),
 )
 router.add_api_route(
     f"/{STATUS}/{{ticket}}",
@@ -319,4 +366,13 @@ router.add_api_route(
     operation_id="export-type",
     status_code=202,
     openapi_extra=_kick_off_doc(system=False),
+)
+router.add_api_route(
+    "/{rtype}/$export",
+    type_export,
+    methods=["POST"],
+    summary="Bulk Data export of one type (the parameters in a Parameters resource)",
+    operation_id="export-type-post",
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=False, post=True),
 )
