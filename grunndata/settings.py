@@ -231,6 +231,13 @@ class Settings(BaseSettings):
         description="The longest wait between two tries of a failing rest-hook (the wait starts at 1 s "
         "and doubles).",
     )
+    export_jobs_per_entitlement: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="`$export`s one entitlement (the same scopes; every anonymous client is one) may have "
+        "waiting or being written at once, of the 8 the server takes; a new one past it is a 429.",
+    )
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),

@@ -69,7 +69,7 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 50
+    assert len(rows) == len(Settings.model_fields) == 51
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
@@ -255,6 +255,12 @@ def test_the_http_settings() -> None:
             "GRUNNDATA_SEARCH_MAX_PARAMS",
             "many",
             "GRUNNDATA_SEARCH_MAX_PARAMS must be a whole number from 1 to 50, not 'many'",
+        ),
+        (
+            "GRUNNDATA_EXPORT_JOBS_PER_ENTITLEMENT",
+            "0",
+            "GRUNNDATA_EXPORT_JOBS_PER_ENTITLEMENT cannot be used: Input should be greater than or equal "
+            "to 1 (it is '0')",
         ),
     ],
 )

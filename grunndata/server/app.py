@@ -87,6 +87,7 @@ def create_app(
         files.exporter,  # one runner, one pair of turns for every export
         export_folder(settings.export_dir, EXPORT_DIR)[0],
         settings.export_expire_seconds,
+        settings.export_jobs_per_entitlement,
     )
 
     @asynccontextmanager

@@ -318,6 +318,19 @@ class WsBinding(SQLModel, table=True):
     expires_at: datetime
 
 
+class BulkExportTicket(SQLModel, table=True):
+    """One `$export` kick-off: its status URL names the ticket, the ticket names the job it shares
+    with every kick-off asking the same export. A cancel removes one ticket; the job goes with
+    the last (store/bulk.py)."""
+
+    __tablename__ = "bulk_export_ticket"
+
+    id: str = Field(primary_key=True)  # random: this kick-off's status and file URLs name it
+    job_id: str = Field(index=True)
+    request: str  # this kick-off's URL, as its manifest repeats it
+    created_at: datetime
+
+
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
@@ -338,3 +351,4 @@ EV = SubscriptionEvent.__table__  # type: ignore[attr-defined]  # their events, 
 LEASE = NotifierLease.__table__  # type: ignore[attr-defined]  # who sends notifications
 NL = NotifierLine.__table__  # type: ignore[attr-defined]  # the last release notified per line
 WS = WsBinding.__table__  # type: ignore[attr-defined]  # websocket binding tokens
+BT = BulkExportTicket.__table__  # type: ignore[attr-defined]  # and each kick-off's ticket to one
