@@ -65,6 +65,19 @@ SEARCH_LIMITS: dict[str, tuple[int, int, str]] = {
     "sort": (5, 20, "The most `_sort` keys of a search; a key given twice counts once."),
     "includes": (10, 40, "The most `_include` and `_revinclude` values of a search, together."),
     "elements": (50, 1000, "The most element names `_elements` may list."),
+    "chain": (
+        2,
+        3,
+        "The most links one parameter may take to other resources: each step of a chained "
+        "parameter (`package-for.name`) and each `_has` is one, and counts as one more parameter "
+        "against the bound of parameters.",
+    ),
+    "iterate": (
+        3,
+        10,
+        "The most rounds `_include:iterate` and `_revinclude:iterate` follow, the first included "
+        "(`_include:iterate=*`, unbounded, is refused).",
+    ),
 }
 
 
@@ -156,6 +169,8 @@ class Settings(BaseSettings):
     search_max_sort: int = _search_limit("sort")
     search_max_includes: int = _search_limit("includes")
     search_max_elements: int = _search_limit("elements")
+    search_max_chain: int = _search_limit("chain")
+    search_max_iterate: int = _search_limit("iterate")
     m30_dir: Path | None = Field(
         default=None, description="A folder the server processes of one machine share for M30 export files."
     )

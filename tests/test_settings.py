@@ -69,7 +69,7 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 51
+    assert len(rows) == len(Settings.model_fields) == 52
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
@@ -115,6 +115,8 @@ def test_the_defaults_are_those_the_code_had() -> None:
         "search_max_sort": 5,
         "search_max_includes": 10,
         "search_max_elements": 50,
+        "search_max_chain": 2,
+        "search_max_iterate": 3,
     }
 
 

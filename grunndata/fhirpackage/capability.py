@@ -14,7 +14,11 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.fhir.systems import NS_PHPID
 from grunndata.fhirpackage.names import IMPLEMENTATION_GUIDE
 from grunndata.store import SEARCHED_TYPES, STORE, params_for, sources_of
-from grunndata.store.searchparams import CM, CONTENT_FILTER_PARAM, ENDPOINT
+from grunndata.store.searchparams import CM, CONTENT_FILTER_PARAM, ENDPOINT, SearchParam, chain_targets
+
+CHAIN_LINKS, ITERATE_ROUNDS = 2, 3
+"""GRUNNDATA_SEARCH_MAX_CHAIN's and _ITERATE's defaults, for the package's own copy of the statement
+(the package may not read settings; a server passes its own bounds)."""
 
 _REFERENCE_PARAMS = {
     t: sorted(p.code for p in params_for(t).values() if p.type == "reference") for t in SERVED_TYPES
@@ -115,11 +119,81 @@ _PHPID_NOTE = (
 )
 
 
-def _search_params(rtype: str) -> list[dict[str, str]]:
+def _search_params(rtype: str, chain: int = CHAIN_LINKS) -> list[dict[str, str]]:
     return [
-        {"name": p.code, "definition": p.definition, "type": p.type, "documentation": p.description}
+        {
+            "name": p.code,
+            "definition": p.definition,
+            "type": p.type,
+            "documentation": _documentation(p, chain),
+        }
         for p in params_for(rtype).values()
     ]
+
+
+def _documentation(param: SearchParam, chain: int) -> str:
+    """A parameter's description and the grammar it answers: its modifiers (R5's CapabilityStatement
+    has no element for them; the SearchParameter's `modifier` and `chain` do, and ours are not the
+    HL7 definitions' to change) and, for a reference, what may be chained after it."""
+    said = [param.description.rstrip(".") + "."]
+    modifiers = [f":{m}" for m in param.modifiers]
+    if param.type == "reference" and not param.canonical:
+        modifiers.append(":[type] (" + ", ".join(param.targets) + ")")
+    if modifiers:
+        said.append("Modifiers: " + ", ".join(modifiers) + ".")
+    chained = chain_targets(param)
+    if chained:
+        said.append(
+            f"Chains: {param.code}.<parameter> to any parameter of "
+            + ", ".join(chained)
+            + f" ({param.code}:<Type>.<parameter> where it may point at several), "
+            f"at most {chain} links deep with _has (GRUNNDATA_SEARCH_MAX_CHAIN)."
+        )
+    return " ".join(said)
+
+
+def _has_param(chain: int) -> dict[str, str]:
+    """`_has` (R5's Resource-has), on every type the store holds."""
+    return {
+        "name": "_has",
+        "definition": "http://hl7.org/fhir/SearchParameter/Resource-has",
+        "type": "special",
+        "documentation": (
+            "Reverse chaining: _has:<Type>:<reference>:<parameter>=<value> finds the resources a <Type> "
+            "matching <parameter> points at by <reference> (nested _has and chains after it too); on the "
+            f"types the store holds. Each _has and each chain step is a link: at most {chain} to a "
+            "parameter (GRUNNDATA_SEARCH_MAX_CHAIN), each counted as one more parameter against "
+            "GRUNNDATA_SEARCH_MAX_PARAMS."
+        ),
+    }
+
+
+def _reachable(rtype: str, rounds: int) -> list[str]:
+    """The types an `_include:iterate` from `rtype` may reach in `rounds` rounds, `rtype` apart."""
+    found: list[str] = []
+    frontier = [rtype]
+    for _ in range(rounds):
+        onward = [
+            t
+            for source in frontier
+            for p in params_for(source).values()
+            if p.type == "reference" and not p.canonical and p.resource != "Resource"
+            for t in p.targets
+            if t in SERVED_TYPES and t != rtype and t not in found
+        ]
+        frontier = list(dict.fromkeys(onward))
+        found += frontier
+    return found
+
+
+def _includes(rtype: str, rounds: int) -> list[str]:
+    """searchInclude: the type's own, `*`, and (R5: iterate support is listed on the root type) those
+    of every type an `_include:iterate` may reach within the bound of rounds."""
+    own = [f"{rtype}:{code}" for code in _REFERENCE_PARAMS[rtype]]
+    if not own:
+        return []
+    onward = [f"{t}:{code}" for t in _reachable(rtype, rounds) for code in _REFERENCE_PARAMS[t]]
+    return [*own, "*", *onward]
 
 
 def _view_param(rtype: str) -> list[dict[str, str]]:
@@ -170,10 +244,16 @@ def _security(issuer: str | None, read_scopes: tuple[str, ...], cors: bool) -> d
 
 @cache
 def capability_statement(
-    base: str, issuer: str | None = None, read_scopes: tuple[str, ...] = (), cors: bool = False
+    base: str,
+    issuer: str | None = None,
+    read_scopes: tuple[str, ...] = (),
+    cors: bool = False,
+    chain: int = CHAIN_LINKS,
+    iterate: int = ITERATE_ROUNDS,
 ) -> bytes:
     """The CapabilityStatement of a server at `base` whose tokens come from `issuer` and grant
-    `read_scopes`, answering browsers on other origins if `cors` (the package's own copy has none)."""
+    `read_scopes`, answering browsers on other origins if `cors` (the package's own copy has none),
+    whose searches take `chain` links to a parameter and `iterate` rounds of includes at most."""
     resources: list[dict[str, object]] = []
     for rtype in SEARCHED_TYPES:
         if rtype not in SERVED_TYPES:
@@ -183,7 +263,7 @@ def capability_statement(
                 | _LISTED_ONLY[rtype]
             )
             continue
-        includes = [f"{rtype}:{code}" for code in _REFERENCE_PARAMS[rtype]]
+        includes = _includes(rtype, iterate)
         revincludes = [
             f"{source}:{p.code}"
             for source in SERVED_TYPES
@@ -199,14 +279,14 @@ def capability_statement(
             "readHistory": True,
             "updateCreate": False,
             "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since (routes/fhir.py)
-            "searchParam": _search_params(rtype) + _view_param(rtype),
+            "searchParam": _search_params(rtype, chain) + _view_param(rtype),
         }
         if rtype in _PHPID_TYPES:
             entry["documentation"] = _PHPID_NOTE
         if includes:  # R5 allows no empty array
             entry["searchInclude"] = includes
         if revincludes:
-            entry["searchRevInclude"] = sorted(revincludes)
+            entry["searchRevInclude"] = [*sorted(revincludes), "*"]
         if rtype == "MedicinalProductDefinition":
             entry["operation"] = [
                 {
@@ -263,12 +343,15 @@ def capability_statement(
                 "mode": "server",
                 "documentation": (
                     "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "
-                    "correct while a new release is activated. _total defaults to none."
+                    "correct while a new release is activated. _total defaults to none. "
+                    "_include and _revinclude take :iterate (followed from what they bring, at most "
+                    f"{iterate} rounds: GRUNNDATA_SEARCH_MAX_ITERATE) and * (every "
+                    "reference; _include:iterate=* is refused as unbounded)."
                 ),
                 "security": _security(issuer, read_scopes, cors),
                 "resource": resources,
                 "interaction": [{"code": "history-system"}],
-                "searchParam": _search_params("Resource"),
+                "searchParam": [*_search_params("Resource", chain), _has_param(chain)],
                 "operation": [
                     {
                         "name": "export",

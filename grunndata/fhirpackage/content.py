@@ -25,7 +25,7 @@ from grunndata.fhirpackage.extensions import ExtensionUse, extension_uses
 from grunndata.fhirpackage.names import CANONICAL, IMPLEMENTATION_GUIDE, NAME
 from grunndata.importers.tiered.csvrows import TIERED_DATA_SYSTEM
 from grunndata.store import SEARCH_PARAMS, SEARCHED_TYPES, STORE, TIER_SYSTEM, SearchParam, sources_of
-from grunndata.store.searchparams import CONTENT_FILTER_PARAM
+from grunndata.store.searchparams import CONTENT_FILTER_PARAM, chain_targets, params_for
 from grunndata.translators.fest_to_idmp.tables import MAPPINGS
 from grunndata.translators.fest_to_idmp.xsd_paths import XSD_PATHS
 from grunndata.translators.safest import CS_R4_CHARACTERISTIC
@@ -217,6 +217,14 @@ def search_parameter(param: SearchParam) -> Json:
         out["description"] = f"{param.description} (answered from the server's own records, not a FHIRPath)"
     if param.targets:
         out["target"] = sorted(param.targets)
+    modifiers = list(param.modifiers) + (
+        ["type"] if param.type == "reference" and not param.canonical else []
+    )
+    if modifiers:  # R5 search-modifier-code: a reference's [type] modifiers are `type`
+        out["modifier"] = modifiers
+    chained = sorted({code for t in chain_targets(param) for code in params_for(t)})
+    if chained:
+        out["chain"] = chained
     return out
 
 

@@ -70,8 +70,12 @@ from grunndata.store.releases import (
     served_totals,
 )
 from grunndata.store.search import (
+    CHAIN,
+    HAS,
+    MISSING_VALUES,
     Clause,
     Include,
+    Link,
     SortKey,
     barcode_matches,
     clause_matches,
@@ -93,6 +97,7 @@ from grunndata.store.searchparams import (
     TIER_SYSTEM,
     IndexRow,
     SearchParam,
+    chain_targets,
     index_rows,
     lookup,
     params_for,
@@ -101,6 +106,11 @@ from grunndata.store.searchparams import (
 
 __all__ = [
     "BARCODE_PARAMS",
+    "CHAIN",
+    "HAS",
+    "MISSING_VALUES",
+    "Link",
+    "chain_targets",
     "CATALOGUE",
     "OWNER_SOURCE",
     "SEARCHED_TYPES",

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import identifiers
@@ -31,6 +31,7 @@ from grunndata.store.searchparams import (
     IndexRow,
     SearchParam,
     date_span,
+    hierarchy_ancestors,
     lookup,
     normalise,
     stamp,
@@ -38,12 +39,37 @@ from grunndata.store.searchparams import (
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """One step a chained parameter or a `_has` takes before its last parameter is matched.
+
+    A chain (`package-for.name`) goes from `source` along its reference `param` to `target`; a
+    `_has` (`_has:PackagedProductDefinition:package-for:identifier`) goes from `target` back to the
+    `source` resources whose reference `param` points at it."""
+
+    kind: str  # CHAIN or HAS
+    source: str  # the type holding the reference
+    param: SearchParam  # the reference parameter of `source`
+    target: str  # the type it points at
+
+    @property
+    def onward(self) -> str:
+        """The type the next step (or the last parameter) is of."""
+        return self.target if self.kind == CHAIN else self.source
+
+
+CHAIN, HAS = "chain", "has"
+
+
+@dataclass(frozen=True, slots=True)
 class Clause:
-    """One search parameter of a query: its values are OR-ed, clauses are AND-ed."""
+    """One search parameter of a query: its values are OR-ed, clauses are AND-ed. With `links`,
+    `param` is of the type the last link reaches (a chained parameter, `_has`)."""
 
     param: SearchParam
     modifier: str | None
     values: tuple[str, ...]
+    links: tuple[Link, ...] = ()
+    rtype: str = ""  # the type searched: what :missing and :not count the resources of
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +85,7 @@ class Include:
     source: str  # the resource type holding the reference
     param: SearchParam
     target: str | None  # only resources of this type, when given
+    iterate: bool = False  # followed from what the includes bring too, round after round
 
 
 LIKE_PATTERN_BYTES = 50_000
@@ -115,7 +142,13 @@ def _one_of(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
 def _index_condition(param: SearchParam, modifier: str | None, value: str) -> ColumnElement[bool]:
     name = f"{param.resource}.{param.code}"
     if param.type == "token":
-        if modifier not in (None,):
+        if modifier in ("above", "below"):
+            system, codes_of = _in_hierarchy(param, modifier, value)
+            matched: ColumnElement[bool] = (
+                X.c.value.in_(codes_of) if isinstance(codes_of, list) else _starts(X.c.value, codes_of)
+            )
+            return and_(X.c.param == name, X.c.system == system, matched)
+        if modifier is not None:
             raise SearchError(f"the modifier :{modifier} is not supported on token parameter {param.code}")
         systems, codes = _token_forms(param, value)
         conds = [X.c.param == name]
@@ -135,6 +168,11 @@ def _index_condition(param: SearchParam, modifier: str | None, value: str) -> Co
     if param.type == "reference":
         return and_(X.c.param == name, X.c.value.in_(_reference_values(param, modifier, value)))
     if param.type == "uri":
+        if modifier == "above":
+            return and_(X.c.param == name, X.c.value.in_(_url_ancestors(param, value)))
+        if modifier == "below":
+            base = _url_ancestors(param, value)[-1]
+            return and_(X.c.param == name, or_(X.c.value == base, _starts(X.c.value, base + "/")))
         if modifier is not None:
             raise SearchError(f"the modifier :{modifier} is not supported on uri parameter {param.code}")
         return and_(X.c.param == name, X.c.value == value)
@@ -143,6 +181,45 @@ def _index_condition(param: SearchParam, modifier: str | None, value: str) -> Co
             raise SearchError(f"the modifier :{modifier} is not supported on date parameter {param.code}")
         return and_(X.c.param == name, _indexed_date_condition(value))
     raise SearchError(f"{param.code}: {param.type} parameters are not supported")
+
+
+def _starts(column: Any, prefix: str) -> ColumnElement[bool]:
+    """The column's text begins with `prefix`, case and all (SQLite's LIKE ignores ASCII case)."""
+    condition: ColumnElement[bool] = func.substr(column, 1, len(prefix)) == prefix
+    return condition
+
+
+def _in_hierarchy(param: SearchParam, modifier: str, value: str) -> tuple[str, list[str] | str]:
+    """A token's :above (the code and those above it: a list) or :below (the code and those under
+    it: ATC's are the codes it is a prefix of, a str) in the parameter's code system hierarchy; a
+    value without a system is of that system."""
+    if not param.hierarchy:
+        raise SearchError(
+            f"{param.code}:{modifier}: {param.code} has no code system hierarchy to follow; "
+            "the parameters with one list :above and :below in /fhir/metadata"
+        )
+    system, code = _token(value)
+    system = param.hierarchy if system is None else system
+    ancestors = hierarchy_ancestors(system, code or "")
+    if ancestors is None:
+        raise SearchError(
+            f"{param.code}:{modifier}={value}: give a code of {param.hierarchy} (e.g. L04A), "
+            "whose hierarchy this server knows"
+        )
+    return system, ancestors if modifier == "above" else ancestors[-1]
+
+
+def _url_ancestors(param: SearchParam, value: str) -> list[str]:
+    """A URL and the URLs above it, path segment by segment (R5: uri :above and :below compare
+    URLs by their paths, and do not apply to URNs such as OIDs)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/"):
+        raise SearchError(f"{param.code}: :above and :below take a http(s) URL, not {value!r}")
+    host, *segments = rest.rstrip("/").split("/")
+    out = [f"{scheme}://{host}"]
+    for segment in segments:
+        out.append(f"{out[-1]}/{segment}")
+    return out
 
 
 def _reference_values(param: SearchParam, modifier: str | None, value: str) -> list[str]:
@@ -237,6 +314,17 @@ def _date_test(value: str, first: Any, after: Any, both: Any, either: Any) -> An
 def _clause_condition(
     clause: Clause, conn: Connection | None = None, snapshot: Snapshot | None = None
 ) -> ColumnElement[bool]:
+    if clause.links:
+        return _linked_condition(clause, conn, snapshot)
+    if clause.modifier == "missing":
+        return _missing_condition(clause)
+    if clause.modifier == "not":
+        if clause.param.type != "token":
+            raise SearchError(
+                f":not is a modifier of token parameters; {clause.param.code} is a {clause.param.type}"
+            )
+        found = _clause_condition(replace(clause, modifier=None), conn, snapshot)
+        return and_(R.c.type == _searched(clause), not_(found))
     code = clause.param.code
     if code.startswith("_") and clause.modifier is not None:
         raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
@@ -266,6 +354,66 @@ def _clause_condition(
             )
             return or_(indexed, R.c.pk.in_(holding))
     return indexed
+
+
+def _searched(clause: Clause) -> str:
+    return clause.rtype or clause.param.resource
+
+
+MISSING_VALUES = ("true", "false")
+
+
+def missing_flags(clause: Clause) -> set[bool]:
+    """What `:missing`'s values ask: {True} (no value), {False} (a value), or both."""
+    for value in clause.values:
+        if value not in MISSING_VALUES:
+            raise SearchError(f"{clause.param.code}:missing takes true or false, not {value!r}")
+    return {v == "true" for v in clause.values}
+
+
+def _missing_condition(clause: Clause) -> ColumnElement[bool]:
+    """`:missing=true`: resources of the type with no value of the parameter; `false`: with one.
+    The parameters answered from the store's columns (_id, _lastUpdated, _tag) are never missing."""
+    flags = missing_flags(clause)
+    rtype = _searched(clause)
+    everything: ColumnElement[bool] = R.c.type == rtype
+    if len(flags) == 2:
+        return everything
+    if not clause.param.path:
+        return false() if True in flags else everything
+    valued = R.c.pk.in_(
+        select(X.c.resource_pk).where(X.c.param == f"{clause.param.resource}.{clause.param.code}")
+    )
+    return and_(everything, not_(valued)) if True in flags else valued
+
+
+def _linked_condition(
+    clause: Clause, conn: Connection | None, snapshot: Snapshot | None
+) -> ColumnElement[bool]:
+    """A chained parameter's or `_has`'s condition: the rest of the clause matched among the
+    resources the snapshot serves of the type its first link reaches (so a client finds nothing
+    through data it may not read), joined back by the link's reference rows."""
+    if snapshot is None:
+        raise SearchError("a chained parameter or _has needs the served snapshot")
+    link = clause.links[0]
+    rest = replace(clause, links=clause.links[1:], rtype=link.onward)
+    where = [_clause_condition(rest, conn, snapshot)]
+    if not rest.links and not rest.param.path and rest.modifier is None:
+        where.append(R.c.type == link.onward)  # _id, _lastUpdated, _tag name no type
+    name = f"{link.source}.{link.param.code}"
+    if link.kind == CHAIN:
+        pointed = literal(f"{link.target}/", String) + R.c.id
+        targets = select(pointed).select_from(visible(snapshot)).where(*where).correlate(None)
+        chained: ColumnElement[bool] = R.c.pk.in_(
+            select(X.c.resource_pk).where(X.c.param == name, X.c.value.in_(targets))
+        )
+        return chained
+    prefix = f"{link.target}/"
+    sources = select(R.c.pk).select_from(visible(snapshot)).where(*where).correlate(None)
+    pointed_at = select(func.substr(X.c.value, len(prefix) + 1)).where(
+        X.c.param == name, _starts(X.c.value, prefix), X.c.resource_pk.in_(sources)
+    )
+    return and_(R.c.type == link.target, R.c.id.in_(pointed_at))
 
 
 PPD, MID = "PackagedProductDefinition", "ManufacturedItemDefinition"
@@ -311,7 +459,11 @@ def barcode_matches(
     """Where each resource of a page carries the code its barcode clauses (BARCODE_PARAMS) asked
     for, by pk: the package itself, a packaging level (DMP's depth, the level's PackageLevel), or a
     contained item; empty when the search asked for no barcode."""
-    asked = [c for c in clauses if c.param.code in BARCODE_PARAMS and c.param.resource == rtype]
+    asked = [
+        c
+        for c in clauses
+        if c.param.code in BARCODE_PARAMS and c.param.resource == rtype and c.modifier is None and not c.links
+    ]
     if not asked or not page:
         conn.info.pop(_ITEMS_MEMO, None)
         return {}
@@ -350,6 +502,20 @@ def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[Inde
     service's maps) matches `clause` as a stored one would: `rows` are its `index_rows`, its tiers
     are in meta.tag. No last-updated time is known for such a resource, so `_lastUpdated` never
     matches it."""
+    if clause.links:
+        raise SearchError("chained parameters and _has search the store's types only")
+    if clause.modifier == "missing":
+        flags = missing_flags(clause)
+        if not clause.param.path:
+            return False in flags
+        name = f"{clause.param.resource}.{clause.param.code}"
+        return (not any(r.param == name for r in rows)) in flags
+    if clause.modifier == "not":
+        if clause.param.type != "token":
+            raise SearchError(
+                f":not is a modifier of token parameters; {clause.param.code} is a {clause.param.type}"
+            )
+        return not clause_matches(replace(clause, modifier=None), resource, rows)
     code = clause.param.code
     if code.startswith("_") and clause.modifier is not None:
         raise SearchError(f"the modifier :{clause.modifier} is not supported on {code}")
@@ -372,6 +538,10 @@ def clause_matches(clause: Clause, resource: dict[str, Any], rows: Sequence[Inde
 def _row_matches(param: SearchParam, modifier: str | None, value: str, row: IndexRow) -> bool:
     """`_index_condition`, for one index row in memory."""
     _index_condition(param, modifier, value)  # the same SearchError for a value or modifier it refuses
+    if param.type == "token" and modifier in ("above", "below"):
+        system, codes_of = _in_hierarchy(param, modifier, value)
+        within = row.value in codes_of if isinstance(codes_of, list) else row.value.startswith(codes_of)
+        return row.system == system and within
     if param.type == "token":
         systems, codes = _token_forms(param, value)
         return (systems is None or row.system in systems) and (codes is None or row.value in codes)
@@ -385,6 +555,11 @@ def _row_matches(param: SearchParam, modifier: str | None, value: str, row: Inde
         return row.value in _reference_values(param, modifier, value)
     if param.type == "date":
         return bool(_date_test(value, row.value, row.exact or "", lambda a, b: a and b, lambda a, b: a or b))
+    if modifier == "above":
+        return row.value in _url_ancestors(param, value)
+    if modifier == "below":
+        base = _url_ancestors(param, value)[-1]
+        return row.value == base or row.value.startswith(base + "/")
     return row.value == value  # uri
 
 
@@ -573,13 +748,38 @@ def included(
     includes: Sequence[Include],
     revincludes: Sequence[Include],
     listed: Sequence[tuple[str, str]] = (),
+    rounds: int = 1,
 ) -> list[Version]:
     """What `_include` and `_revinclude` add to a page: the store's matches, and those pointing at
     the (type, id) `listed` by other sources (they can be pointed at, but point at nothing the
-    store serves)."""
+    store serves). The `iterate` ones are followed again from what the last round brought, for at
+    most `rounds` rounds in all (the server's bound), each resource once."""
     if not page and not listed:
         return []
     seen = {(v.type, v.id) for v in page} | set(listed)
+    found: list[Version] = []
+    frontier, frontier_listed = list(page), list(listed)
+    for _ in range(rounds):
+        brought = _include_once(conn, snapshot, frontier, includes, revincludes, frontier_listed, seen)
+        found += brought
+        includes = [i for i in includes if i.iterate]
+        revincludes = [i for i in revincludes if i.iterate]
+        if not brought or not (includes or revincludes):
+            break
+        frontier, frontier_listed = brought, []
+    return found
+
+
+def _include_once(
+    conn: Connection,
+    snapshot: Snapshot,
+    page: Sequence[Version],
+    includes: Sequence[Include],
+    revincludes: Sequence[Include],
+    listed: Sequence[tuple[str, str]],
+    seen: set[tuple[str, str]],
+) -> list[Version]:
+    """One round of includes from `page` (and `listed`): what they bring that is not `seen` yet."""
     found: list[Version] = []
     for inc in includes:
         keys = references_from(conn, page, f"{inc.source}.{inc.param.code}") if page else []
@@ -588,7 +788,8 @@ def included(
             seen.add((v.type, v.id))
             found.append(v)
     for inc in revincludes:
-        targets = [f"{v.type}/{v.id}" for v in page] + [f"{t}/{i}" for t, i in listed]
+        targets = [f"{v.type}/{v.id}" for v in page if v.type in inc.param.targets]
+        targets += [f"{t}/{i}" for t, i in listed if t in inc.param.targets]
         for v in referring(conn, snapshot, inc.source, inc.param.code, targets):
             if (v.type, v.id) not in seen:
                 seen.add((v.type, v.id))

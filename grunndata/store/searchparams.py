@@ -10,13 +10,15 @@ To add a searchable type, add its rows and, unless the store holds it, its entry
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from grunndata.fhir import SERVED_TYPES
+from grunndata.fhir.systems import ATC
 from grunndata.store import barcodes
 
 TIER_SYSTEM = "https://grunndata.no/fhir/CodeSystem/tier"
@@ -36,6 +38,13 @@ class SearchParam:
     canonical: bool = False  # reference: to a canonical URL (matched whole), not to Type/id
     values: Callable[[dict[str, Any]], list[Any]] | None = None  # computed: the values, not `path`'s
     expression: str = ""  # FHIRPath, where `path` does not say it (computed values)
+    hierarchy: str = ""  # token: the code system whose is-a hierarchy :above and :below follow
+
+    @property
+    def modifiers(self) -> tuple[str, ...]:
+        """The modifiers this parameter answers (R5 3.2.1.5.5), as the CapabilityStatement and the
+        package's SearchParameters list them; a reference's [type] modifiers are its `targets`."""
+        return MODIFIERS[self.type] + (("above", "below") if self.hierarchy else ())
 
     @property
     def definition(self) -> str:
@@ -45,6 +54,33 @@ class SearchParam:
             else f"Resource-{self.code.lstrip('_')}"
         )
         return (R5 if self.standard else OURS) + name
+
+
+MODIFIERS: dict[str, tuple[str, ...]] = {
+    "token": ("missing", "not"),
+    "string": ("missing", "exact", "contains"),
+    "reference": ("missing",),
+    "uri": ("missing", "above", "below"),
+    "date": ("missing",),
+    "special": (),
+}
+"""The modifiers each type of parameter answers. :above/:below on a token follow a code system's
+hierarchy (`SearchParam.hierarchy`: ATC's, where the code's levels are its prefixes); on a uri,
+a URL's path; on a reference, R5 defines them for circular references that make a hierarchy
+(Organization.partof): no data of ours has one, so they are refused there."""
+
+ATC_LEVELS = (1, 3, 4, 5, 7)
+"""The lengths of an ATC code at its five levels (anatomical group ... chemical substance): a
+code's ancestors are its prefixes of these lengths."""
+_ATC_CODE = re.compile(r"[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?")
+
+
+def hierarchy_ancestors(system: str, code: str) -> list[str] | None:
+    """The code and every code above it in `system`'s hierarchy (ATC: its level prefixes), or None
+    when the code is not one of the system's."""
+    if system != ATC or not _ATC_CODE.fullmatch(code):
+        return None
+    return [code[:n] for n in ATC_LEVELS if n <= len(code)]
 
 
 CONTENT_FILTER_PARAM = SearchParam(
@@ -141,6 +177,15 @@ def sources_of(rtype: str) -> tuple[str, ...]:
     return SOURCES.get(rtype, (STORE,))
 
 
+def chain_targets(param: SearchParam) -> tuple[str, ...]:
+    """The types a chain may go on into after `param` (`param.<code>`), and a `_has` come back
+    from: a reference to Type/id between types searched in the store alone (a list in memory, as
+    the catalogue's Organizations, has no index to join)."""
+    if param.type != "reference" or param.canonical or sources_of(param.resource) != (STORE,):
+        return ()
+    return tuple(t for t in param.targets if t in SEARCHED_TYPES and sources_of(t) == (STORE,))
+
+
 CONTAINED_ITEM = "packaging.containedItem.item.reference.reference"  # R5: one path, seven parameters
 ITEM_TARGETS = (MID, "DeviceDefinition", "NutritionProduct", PPD, MPD, "BiologicallyDerivedProduct")
 """What a package's containedItem may name (R5's contained-item targets)."""
@@ -154,7 +199,10 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
     _p(MPD, "identifier", "token", "identifier", "FEST id (LegemiddelMerkevare, LegemiddelVirkestoff)"),
     _p(MPD, "name", "string", "name.productName", "The full product name"),
     _p(MPD, "name-language", "token", "name.usage.language", "Language of the product name"),
-    _p(MPD, "product-classification", "token", "classification", "ATC code and other classifications"),
+    replace(
+        _p(MPD, "product-classification", "token", "classification", "ATC code and other classifications"),
+        hierarchy=ATC,
+    ),
     _p(MPD, "status", "token", "status", "Status of the product definition"),
     _p(MPD, "type", "token", "type", "Regulatory type, e.g. investigational or authorized"),
     _p(MPD, "domain", "token", "domain", "Human or veterinary use"),
@@ -387,12 +435,15 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         "An undesirable effect, as a reference",
         "ObservationDefinition",
     ),
-    _ours(
-        CUD,
-        "interactant",
-        "token",
-        "interaction.interactant.itemCodeableConcept",
-        "An interacting substance, as a code (ATC)",
+    replace(
+        _ours(
+            CUD,
+            "interactant",
+            "token",
+            "interaction.interactant.itemCodeableConcept",
+            "An interacting substance, as a code (ATC)",
+        ),
+        hierarchy=ATC,
     ),
     _ours(
         CUD,

@@ -92,7 +92,7 @@ def test_the_r4_capability_statements_list_the_levels(api: TestClient) -> None:
     ("query", "said"),
     [
         (f"package-item-level-one:exact={CERTICAN_GTIN}", "modifier :exact"),
-        ("package-item-level-one:missing=true", "missing"),
+        ("package-item-level-one:missing=maybe", "true or false"),
         ("package-item-level-two=", "empty value"),
         ("package-item-level-three=" + "9" * 600, "GRUNNDATA_SEARCH_MAX_VALUE_CHARS"),
     ],

@@ -23,12 +23,19 @@ from grunndata.server.fhir_io.responses import FhirError
 from grunndata.settings import SEARCH_LIMITS, Settings, env_name
 from grunndata.store import (
     BARCODE_PARAMS,
+    CHAIN,
+    HAS,
+    MISSING_VALUES,
+    SEARCHED_TYPES,
     STORE,
     Clause,
     Include,
+    Link,
     SearchError,
+    SearchParam,
     Snapshot,
     SortKey,
+    chain_targets,
     date_range,
     lookup,
     params_for,
@@ -36,6 +43,7 @@ from grunndata.store import (
 )
 from grunndata.translators.content_filters import VIEWS, unknown_view_sentence
 
+PPD = "PackagedProductDefinition"
 GS = "\x1d"
 """ASCII group separator: a scanner's FNC1 in a GS1 code, allowed in a barcode parameter's value."""
 
@@ -50,6 +58,7 @@ RESULT_PARAMS = {
 }  # fmt: skip
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 INCLUDES = ("_include", "_revinclude")
+HAS_PREFIX = "_has:"
 CONTENT_FILTER = "content-filter"
 """A named view of the national data (translators/content_filters.py VIEWS): `h-resept` leaves out
 what DMP's H-resept API leaves out. Not a search parameter of any type: it narrows every one."""
@@ -95,6 +104,8 @@ class Limits:
     sort: int
     includes: int
     elements: int
+    chain: int
+    iterate: int
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -125,7 +136,7 @@ class Limits:
             if counted > self.params:
                 raise self.exceeded("params", f"the request sends {counted:,} parameters")
         given: Counter[str] = Counter()
-        values = includes = 0
+        values = includes = links_total = 0
         sort_keys: set[str] = set()
         elements: set[str] = set()
         for name, value in items:
@@ -142,6 +153,11 @@ class Limits:
             if len(name) > self.value_chars:
                 raise self.exceeded("value_chars", f"a parameter name has {len(name):,} characters")
             code = name.partition(":")[0]
+            links = links_in(name)
+            if links:
+                if links > self.chain:
+                    raise self.exceeded("chain", f"{name[:100]} takes {links} links")
+                links_total += links
             parts = split_values(value) if "," in value else (value,)
             longest = max(len(p) for p in parts)
             if longest > self.value_chars:
@@ -168,6 +184,20 @@ class Limits:
                 values += len(parts)
                 if values > self.values_total:
                     raise self.exceeded("values_total", f"the request has {values:,} values in all")
+        if links_total:  # a link is a join: it costs as one more parameter
+            counted = sum(name not in PAGING for name, _ in items) + links_total
+            if counted > self.params:
+                raise self.exceeded(
+                    "params",
+                    f"the request sends {counted:,} parameters, each link of a chain or _has counted as one",
+                )
+
+
+def links_in(name: str) -> int:
+    """How many links to other resources a parameter's name takes: chain steps and `_has`es."""
+    if name.startswith(INCLUDES):
+        return 0
+    return name.count(".") + name.count(HAS_PREFIX)
 
 
 DEFAULT_LIMITS = Limits.of(Settings.model_construct())  # the settings' defaults; no environment read
@@ -243,6 +273,7 @@ class Query:
     elements: list[str] | None = None
     total: str = "none"
     content_filter: str | None = None  # a VIEWS name
+    include_rounds: int = 1  # how many rounds the includes take: the bound when one iterates
 
 
 def strict(prefer: str) -> bool:
@@ -288,25 +319,117 @@ def whole_number(name: str, value: str, low: int, high: int) -> int:
     return n
 
 
-def _include(rtype: str, value: str, reverse: bool) -> Include:
-    name = "_revinclude" if reverse else "_include"
+def _include(rtype: str, name: str, value: str, reverse: bool) -> list[Include]:
+    """The includes one `_include` or `_revinclude` asks for: `*` is every one the type has."""
+    base, _, modifier = name.partition(":")
+    if modifier not in ("", "iterate"):
+        raise bad(f"{name}: {base} takes :iterate as its only modifier")
+    iterate = modifier == "iterate"
     parts = value.split(":")
-    if parts[-1] == "iterate":
-        raise bad(f"{name}:iterate is not supported")
-    if value == "*" or len(parts) not in (2, 3) or parts[1] == "*":
-        raise bad(f"{name} takes Type:parameter or Type:parameter:TargetType, not {value!r}")
+    if parts[-1] == "iterate":  # R4's and DSTU2's form, `_include=Type:param:iterate`
+        raise bad(f"{base}={value}: write {base}:iterate={':'.join(parts[:-1])}")
+    if value == "*":
+        if iterate:
+            raise FhirError(
+                400,
+                "too-costly",
+                f"{name}=* would follow every reference of all it brings, round after round: "
+                f"name the references to follow ({base}:iterate=Type:parameter)",
+            )
+        return _wildcard(rtype, reverse)
+    if len(parts) not in (2, 3) or parts[1] == "*":
+        raise bad(f"{base} takes Type:parameter, Type:parameter:TargetType or *, not {value!r}")
     source, code = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
     param = lookup(source, code)
     if param is None or param.type != "reference" or param.resource == "Resource":
-        raise bad(f"{name}: {source} has no reference search parameter {code!r}")
-    if not reverse and source != rtype:
+        raise bad(f"{base}: {source} has no reference search parameter {code!r}")
+    if not reverse and source != rtype and not iterate:
         raise bad(f"_include={value} names {source}, but this search is for {rtype}")
-    if reverse and rtype not in param.targets:
+    if reverse and rtype not in param.targets and not iterate:
         raise bad(f"_revinclude={value}: {source}.{code} never points at {rtype}")
     if target is not None and target not in param.targets:
-        raise bad(f"{name}={value}: {source}.{code} never points at {target}")
-    return Include(source, param, target)
+        raise bad(f"{base}={value}: {source}.{code} never points at {target}")
+    return [Include(source, param, target, iterate)]
+
+
+def _wildcard(rtype: str, reverse: bool) -> list[Include]:
+    """`_include=*`: every reference parameter of the type; `_revinclude=*`: every one of a type
+    the store serves that may point at it (store/searchparams.py)."""
+    if not reverse:
+        return [Include(rtype, p, None) for p in params_for(rtype).values() if _followed(p)]
+    return [
+        Include(source, p, None)
+        for source in SEARCHED_TYPES
+        if STORE in sources_of(source)
+        for p in params_for(source).values()
+        if _followed(p) and rtype in p.targets
+    ]
+
+
+def _followed(param: SearchParam) -> bool:
+    """A parameter an include follows: a reference to Type/id of the store's (not a canonical URL)."""
+    return param.type == "reference" and not param.canonical and param.resource != "Resource"
+
+
+def _parse_name(rtype: str, name: str) -> tuple[tuple[Link, ...], str, str, str]:
+    """A parameter's name as (links, the type its last parameter is of, that parameter's code,
+    modifier): `code[:modifier]`, a chain `ref[:Type].code...`, `_has:Type:ref:code...` (nested)."""
+    links: list[Link] = []
+    current, rest = rtype, name
+    while True:
+        if rest.startswith(HAS_PREFIX):
+            parts = rest.split(":", 3)
+            if len(parts) < 4 or not all(parts[1:]):
+                raise bad(
+                    f"{name}: _has takes _has:Type:reference:parameter (e.g. _has:{PPD}:package-for:identifier)"
+                )
+            _, source, code, rest = parts
+            ref = _reference_of(name, source, code)
+            if current not in ref.targets:
+                raise bad(f"{name}: {source}.{code} never points at {current}")
+            if current not in chain_targets(ref):
+                raise bad(f"{name}: {current} is searched in a list in memory, which _has cannot join")
+            links.append(Link(HAS, source, ref, current))
+            current = source
+            continue
+        head, dot, tail = rest.partition(".")
+        if not dot:
+            code, colon, modifier = rest.partition(":")
+            if colon and not modifier:
+                raise bad(f"{name}: a ':' must be followed by a modifier")
+            return tuple(links), current, code, modifier
+        code, colon, target = head.partition(":")
+        ref = _reference_of(name, current, code)
+        if colon:
+            if target not in ref.targets:
+                raise bad(
+                    f"{name}: {current}.{code} never points at {target!r}; it points at {', '.join(ref.targets)}"
+                )
+        else:
+            onward = tail.partition(".")[0].partition(":")[0]
+            fits = [t for t in chain_targets(ref) if tail.startswith(HAS_PREFIX) or onward in params_for(t)]
+            if len(fits) != 1:
+                raise bad(
+                    f"{name}: say which type {current}.{code} points at ({code}:Type.{tail}); "
+                    f"it may point at {', '.join(ref.targets)}"
+                )
+            target = fits[0]
+        if target not in chain_targets(ref):
+            raise bad(f"{name}: {target} is not a type this server stores; a chain searches those")
+        links.append(Link(CHAIN, current, ref, target))
+        current, rest = target, tail
+
+
+def _reference_of(name: str, source: str, code: str) -> SearchParam:
+    """The reference parameter a chain or `_has` follows, or a 400 saying why there is none: a
+    type searched in the store alone has one (a list in memory has no index to join)."""
+    if source not in SEARCHED_TYPES or sources_of(source) != (STORE,):
+        raise bad(f"{name}: {source!r} is not a type this server searches in its store alone")
+    param = lookup(source, code)
+    if param is None or not _followed(param):
+        raise bad(f"{name}: {source} has no reference search parameter {code!r} to follow")
+    return param
 
 
 def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits = DEFAULT_LIMITS) -> Query:
@@ -316,7 +439,7 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
     query = Query(rtype)
     known = params_for(rtype)
     for name, value in items:
-        if name in RESULT_PARAMS:
+        if name in RESULT_PARAMS or name.partition(":")[0] in INCLUDES:
             _result_param(query, rtype, name, value)
             continue
         if name.startswith(CONTENT_FILTER + ":"):
@@ -327,22 +450,39 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
             query.content_filter = value
             query.used.append((name, value))
             continue
-        code, colon, modifier = name.partition(":")
-        if colon and not modifier:
-            raise bad(f"{name}: a ':' must be followed by a modifier")
-        param = known.get(code)
-        if param is None:
+        first = name.partition(".")[0].partition(":")[0]
+        if first != "_has" and first not in known:  # not a parameter of ours, chained or not
             if strict:
                 raise bad(f"unknown search parameter {name!r} for {rtype}")
             query.ignored.append(name)
             continue
+        links, last_type, code, modifier = _parse_name(rtype, name)
+        if len(links) > limits.chain:
+            raise limits.exceeded("chain", f"{name[:100]} takes {len(links)} links")
+        param = (params_for(last_type) if links else known).get(code)
+        if param is None:
+            # a chain or _has of a known parameter names its way: a wrong step is the client's to fix
+            raise bad(f"unknown search parameter {code[:100]!r} of {last_type} in {name[:200]!r}")
         values = split_values(value)
         if len(values) > 1 and code in BARCODE_PARAMS and _scanned(value):
             values = (value,)  # a scanned code is one value: a batch or serial number may hold a comma
         if any(v == "" for v in values):
             raise bad(f"{name}: empty value")
         if modifier == "missing":
-            raise bad(f"{name}: the :missing modifier is not supported")
+            wrong = next((v for v in values if v not in MISSING_VALUES), None)
+            if wrong is not None:
+                raise bad(f"{name} takes true or false, not {wrong[:100]!r}")
+            query.clauses.append(Clause(param, modifier, values, links, rtype))
+            query.used.append((name, value))
+            continue
+        if (
+            modifier
+            and modifier not in param.modifiers
+            and not (param.type == "reference" and modifier in param.targets)
+        ):
+            named = f"{param.type} parameter {param.code}"
+            supported = ", ".join(f":{m}" for m in param.modifiers) or "none"
+            raise bad(f"{name}: the modifier :{modifier} is not supported on {named} (it takes {supported})")
         if param.code == "_id":
             for v in values:
                 if not ID_PATTERN.fullmatch(v):
@@ -353,14 +493,17 @@ def parse(rtype: str, items: list[tuple[str, str]], strict: bool, limits: Limits
                     date_range(v)
             except SearchError as e:
                 raise bad(f"{name}: {e}") from None
-        query.clauses.append(Clause(param, modifier or None, values))
+        query.clauses.append(Clause(param, modifier or None, values, links, rtype))
         query.used.append((name, value))
+    if any(i.iterate for i in (*query.includes, *query.revincludes)):
+        query.include_rounds = limits.iterate
     return query
 
 
 def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
-    if name in ("_sort", "_include", "_revinclude") and STORE not in sources_of(rtype):
-        raise bad(f"{name} is not supported for {rtype}: it is searched in the {sources_of(rtype)[0]}'s list")
+    base = name.partition(":")[0]
+    if base in ("_sort", "_include", "_revinclude") and STORE not in sources_of(rtype):
+        raise bad(f"{base} is not supported for {rtype}: it is searched in the {sources_of(rtype)[0]}'s list")
     if name == "_count":
         query.count = whole_number(name, value, 0, MAX_COUNT)
     elif name == "_offset":
@@ -382,10 +525,10 @@ def _result_param(query: Query, rtype: str, name: str, value: str) -> None:
                     f"cannot sort {rtype} by {code!r}; sort by _id, _lastUpdated or a string or token parameter"
                 )
             query.sort.append(SortKey(code, descending))
-    elif name == "_include":
-        query.includes.append(_include(rtype, value, reverse=False))
-    elif name == "_revinclude":
-        query.revincludes.append(_include(rtype, value, reverse=True))
+    elif name.partition(":")[0] == "_include":
+        query.includes += _include(rtype, name, value, reverse=False)
+    elif name.partition(":")[0] == "_revinclude":
+        query.revincludes += _include(rtype, name, value, reverse=True)
     elif name == "_summary":
         if value not in SUMMARY_VALUES:
             raise bad(f"_summary must be one of {', '.join(SUMMARY_VALUES)}, not {value!r}")

@@ -81,7 +81,10 @@ async def metadata(request: Request, asked: PlainAsked) -> Response:
     asked.limits.check(list(request.query_params.multi_items()))  # as every route: no text FHIR cannot hold
     auth = asked.served.auth.settings  # rest.security names the token service and scopes
     cors = bool(request.app.state.settings.cors_origins)
-    body = capability_statement(bundles.base_url(request), auth.issuer, READ_SCOPES, cors)
+    limits = asked.limits  # the bounds of chains and iterated includes are said with the grammar
+    body = capability_statement(
+        bundles.base_url(request), auth.issuer, READ_SCOPES, cors, limits.chain, limits.iterate
+    )
     return send(request, asked.fmt, body)
 
 
@@ -358,7 +361,9 @@ def _search(
             total = None if total_stored is None else total_stored + len(matched)
             if not count_only:
                 keys = [(r["resourceType"], r["id"]) for r in first]
-                included = store.included(conn, snapshot, page, query.includes, query.revincludes, keys)
+                included = store.included(
+                    conn, snapshot, page, query.includes, query.revincludes, keys, query.include_rounds
+                )
                 if excluded:  # what the view leaves out is not brought back by an _include
                     out = store.excluded_of(conn, snapshot, [v.pk for v in included], excluded)
                     included = [v for v in included if v.pk not in out]
