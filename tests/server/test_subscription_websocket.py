@@ -10,14 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
+from websockets.sync.client import connect as ws_connect
 
 from grunndata.server import create_app
 from grunndata.server.auth import SCOPE_SECTOR_READ, SCOPE_SUBSCRIBE
@@ -28,6 +32,7 @@ from grunndata.store.models import REL, WS
 from grunndata.store.subscriptions import NotBound
 from tests.conftest import fresh_pg_database
 from tests.server.conftest import publish
+from tests.server.live import running
 from tests.server.test_subscriptions import NATIONAL_TOPIC, subscription, valid
 from tests.server.tokens import Issuer
 
@@ -385,3 +390,31 @@ def test_the_capability_statement_and_openapi_name_the_websocket(servers: Server
         "Subscription-get-ws-binding-token"
     )
     assert "/fhir/Subscription/$get-ws-binding-token" in paths
+
+
+def test_a_real_client_reaches_the_socket_the_answer_names(tmp_path: Path) -> None:
+    """Through uvicorn and a websocket client library, not the test client: the URL works as given."""
+    issuer = Issuer(tmp_path)
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    publish(engine, [("national", "dmp", _basic("n-1"))])
+    settings = Settings.load({"GRUNNDATA_SUBSCRIPTION_TICK_SECONDS": "0.1", "GRUNNDATA_WARM": "0"})
+    headers = issuer.headers(SCOPE_SUBSCRIBE, sub=OWNER)
+    body = {**subscription(NATIONAL_TOPIC, heartbeatPeriod=1), "channelType": CHANNEL}
+    del body["endpoint"], body["parameter"]
+    try:
+        with running(create_app(engine, issuer.authenticator(), settings=settings)) as base:
+            made = httpx.post(f"{base}/fhir/Subscription", json=body, headers=headers).json()
+            answer = httpx.post(
+                f"{base}/fhir/Subscription/{made['id']}/$get-ws-binding-token", headers=headers
+            )
+            given = {
+                p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+                for p in answer.json()["parameter"]
+            }
+            assert given["websocket-url"] == base.replace("http://", "ws://") + SOCKET
+            with ws_connect(given["websocket-url"], open_timeout=5) as ws:
+                ws.send(f"bind-with-token {given['token']}")
+                kinds = [_status(orjson.loads(ws.recv(timeout=5)))["type"] for _ in range(2)]
+            assert kinds == ["handshake", "heartbeat"]
+    finally:
+        engine.dispose()
