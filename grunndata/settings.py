@@ -253,6 +253,13 @@ class Settings(BaseSettings):
         description="`$export`s one entitlement (the same scopes; every anonymous client is one) may have "
         "waiting or being written at once, of the 8 the server takes; a new one past it is a 429.",
     )
+    subscription_ws_token_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Seconds a websocket binding token (`$get-ws-binding-token`) binds in; a socket "
+        "bound stays bound until it closes or its subscriptions are deleted or end.",
+    )
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),
@@ -487,6 +494,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_max_per_owner": "a whole number from 1 to 10,000",
     "subscription_send_timeout": "a number of seconds, more than 0 and at most 120",
     "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
+    "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()

@@ -29,6 +29,16 @@ BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 
 
+WEBSOCKET = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket"
+WEBSOCKET_PATH = "/fhir/subscription-ws"  # the subscriptions' socket (server/subscriptions/websocket.py)
+
+
+def websocket_url(base: str) -> str:
+    """The subscriptions' socket at the FHIR base `http(s)://host/fhir`: `ws(s)://host/fhir/subscription-ws`."""
+    scheme, _, rest = base.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.split('/', 1)[0]}{WEBSOCKET_PATH}"
+
+
 def _operation(name: str, definition: str, documentation: str) -> dict[str, str]:
     return {
         "name": name,
@@ -83,6 +93,12 @@ _SUBSCRIPTIONS: list[dict[str, object]] = [  # server/routes/subscriptions.py
             _operation("status", "Subscription-status", "The subscription's SubscriptionStatus"),
             _operation(
                 "events", "Subscription-events", "The events kept (eventsSinceNumber, eventsUntilNumber)"
+            ),
+            _operation(
+                "get-ws-binding-token",
+                "Subscription-get-ws-binding-token",
+                "A token a websocket client sends as `bind-with-token <token>` on the socket the "
+                "rest's websocket extension names (POST; on the type with id parameters too)",
             ),
         ],
     },
@@ -340,6 +356,7 @@ def capability_statement(
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {
+                "extension": [{"url": WEBSOCKET, "valueUrl": websocket_url(base)}],
                 "mode": "server",
                 "documentation": (
                     "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "

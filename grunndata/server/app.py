@@ -128,6 +128,9 @@ def create_app(
     app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
     app.include_router(routes.fhir.first)  # GET [type]/_search is a 405, before any read takes it
     app.include_router(routes.bulk.router)  # before the FHIR routes: /fhir/$export is no search
+    app.include_router(
+        routes.subscription_ws.router
+    )  # before a read takes Subscription/$get-ws-binding-token
     app.include_router(routes.subscriptions.router)  # before the FHIR routes: Subscription is no stored type
     app.include_router(routes.terminology.router)  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours

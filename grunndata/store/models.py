@@ -308,13 +308,14 @@ class NotifierLine(SQLModel, table=True):
 
 
 class WsBinding(SQLModel, table=True):
-    """A websocket binding token (`$get-ws-binding-token`): which subscription a socket that
-    presents it is bound to, until when. Kept as its hash: the store never holds a usable token."""
+    """A websocket binding token (`$get-ws-binding-token`): which subscriptions a socket that
+    presents it is bound to (a row each), until when. Kept as its hash: the store never holds a
+    usable token."""
 
     __tablename__ = "ws_binding"
 
     token_hash: str = Field(primary_key=True)
-    subscription_id: str
+    subscription_id: str = Field(primary_key=True)
     expires_at: datetime
 
 

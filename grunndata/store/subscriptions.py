@@ -481,26 +481,43 @@ def _hashed(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def bind_token(conn: Connection, sub_id: str, seconds: float) -> tuple[str, datetime]:
-    """A new token binding a websocket to `sub_id` for `seconds`, and when it expires (expired
-    tokens are removed here). The caller commits."""
+def bind_token(conn: Connection, sub_ids: Sequence[str], seconds: float) -> tuple[str, datetime]:
+    """A new token binding a websocket to the subscriptions `sub_ids` for `seconds`, and when it
+    expires (expired tokens are removed here). The caller commits."""
     at = now()
     conn.execute(delete(WS).where(WS.c.expires_at < at))
     token = secrets.token_urlsafe(32)
     expires = at + timedelta(seconds=seconds)
-    conn.execute(insert(WS).values(token_hash=_hashed(token), subscription_id=sub_id, expires_at=expires))
+    digest = _hashed(token)
+    conn.execute(
+        insert(WS),
+        [{"token_hash": digest, "subscription_id": s, "expires_at": expires} for s in dict.fromkeys(sub_ids)],
+    )
     return token, expires
 
 
-def bound(conn: Connection, token: str) -> Subscription | None:
-    """The subscription `token` binds to, while the token lasts and the subscription is not off."""
-    row = conn.execute(
-        select(WS.c.subscription_id).where(WS.c.token_hash == _hashed(token), WS.c.expires_at >= now())
-    ).first()
-    if row is None:
-        return None
-    sub = get(conn, row.subscription_id)
-    return None if sub is None or sub.status == OFF else sub
+class NotBound(Exception):
+    """A binding token binds nothing; str(e) says why, in one sentence for the client."""
+
+
+def bound(conn: Connection, token: str) -> list[Subscription]:
+    """The subscriptions `token` binds to, those not off; NotBound when the token is unknown, has
+    expired, or binds none that is still on."""
+    rows = conn.execute(
+        select(WS.c.subscription_id, WS.c.expires_at)
+        .where(WS.c.token_hash == _hashed(token))
+        .order_by(WS.c.subscription_id)
+    ).all()
+    if not rows:
+        raise NotBound("the binding token is not known here: get one by $get-ws-binding-token")
+    expires = _aware(rows[0].expires_at)
+    if expires is None or expires < now():
+        raise NotBound("the binding token has expired: get a new one by $get-ws-binding-token")
+    subs = [get(conn, r.subscription_id) for r in rows]
+    live = [s for s in subs if s is not None and s.status != OFF]
+    if not live:
+        raise NotBound("the binding token's subscriptions were deleted or have ended")
+    return live
 
 
 # -- the lease -----------------------------------------------------------------------------------

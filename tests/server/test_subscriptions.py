@@ -402,9 +402,13 @@ def test_a_websocket_is_bound_by_token_and_gets_the_handshake_and_each_new_relea
     assert given["websocket-url"] == "ws://testserver/fhir/subscription-ws"
     with api.websocket_connect("/fhir/subscription-ws") as socket:
         socket.send_text("bind-with-token not-a-token")
+        said = socket.receive_json()["issue"][0]["diagnostics"]  # why, then the socket is closed
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_text()
     assert closed.value.code == 1008
+    assert (
+        closed.value.reason == said == "the binding token is not known here: get one by $get-ws-binding-token"
+    )
     with api.websocket_connect("/fhir/subscription-ws") as socket:
         socket.send_text(f"bind-with-token {given['token']}")
         handshake = valid(orjson.loads(socket.receive_text()))

@@ -12,6 +12,7 @@ from grunndata.server.routes import (
     ops,
     package,
     r4,
+    subscription_ws,
     subscriptions,
     terminology,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ops",
     "package",
     "r4",
+    "subscription_ws",
     "subscriptions",
     "terminology",
 ]

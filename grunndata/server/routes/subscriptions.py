@@ -36,7 +36,7 @@ from grunndata.server.fhir_io.openapi import (
 from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, body_within, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
-from grunndata.server.subscriptions import bundles, topics, websocket
+from grunndata.server.subscriptions import bundles, topics
 from grunndata.server.subscriptions.outbound import EndpointPolicy, RefusedEndpoint, check_endpoint
 from grunndata.settings import Settings
 from grunndata.store import instant
@@ -417,37 +417,6 @@ async def events(
     return send(request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content))
 
 
-async def binding_token(
-    request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep, rid: str
-) -> Response:
-    """`$get-ws-binding-token`: a token a websocket sends (`bind-with-token <token>`) to be bound to
-    this subscription, its expiry and the socket's URL."""
-    _asked(request, limits, rid)
-    owner = owner_of(request, access)
-
-    def made() -> tuple[Subscription, str, datetime]:
-        sub = _own(request, owner, rid)
-        if sub.channel != "websocket":
-            raise _fail(
-                f"Subscription/{sub.id} is a {sub.channel} subscription; only websocket ones bind a socket"
-            )
-        with _served(request).engine.begin() as conn:
-            token, expires = store.bind_token(conn, sub.id, websocket.TOKEN_SECONDS)
-        return sub, token, expires
-
-    sub, token, expires = await run_in_threadpool(made)
-    parameters = {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "token", "valueString": token},
-            {"name": "expiration", "valueDateTime": instant(expires)},
-            {"name": "subscription", "valueString": sub.id},
-            {"name": "websocket-url", "valueUrl": websocket.websocket_url(fhir_bundles.base_url(request))},
-        ],
-    }
-    return send(request, fmt, orjson.dumps(parameters), headers={"Cache-Control": "no-store"})
-
-
 async def topic_search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
     """The topics this client may subscribe to, by `_id` and `url`."""
     _asked(request, limits)
@@ -566,19 +535,6 @@ router.add_api_route(
         ),
     },
 )
-router.add_api_route(
-    "/Subscription/{rid}/$get-ws-binding-token",
-    binding_token,
-    methods=["GET"],
-    summary="Subscription: $get-ws-binding-token (websocket channel)",
-    operation_id="Subscription-get-ws-binding-token",
-    openapi_extra={
-        **_SECURITY,
-        "parameters": NEGOTIATION,
-        **answers(fhir_content(resource_schema("Parameters")), 400, 401, 403, 404),
-    },
-)
-router.add_api_websocket_route(websocket.WS_PATH.removeprefix("/fhir"), websocket.subscription_socket)
 router.add_api_route(
     "/Subscription/{rid}",
     read,
