@@ -238,8 +238,17 @@ def test_an_unknown_expired_or_malformed_token_is_refused_and_the_socket_closed(
             assert _refused(ws).startswith(("send bind-with-token and the token", "a message is at most"))
 
     gone = servers.token(made["id"])["token"]
-    assert (
-        servers.one.delete(f"/fhir/Subscription/{made['id']}", headers=servers.headers()).status_code == 200
+    with servers.two.websocket_connect(SOCKET) as ws:  # bound, and then its subscription is deleted
+        ws.send_text(f"bind-with-token {gone}")
+        assert _status(ws.receive_json())["type"] == "handshake"
+        deleted = servers.one.delete(f"/fhir/Subscription/{made['id']}", headers=servers.headers())
+        assert deleted.status_code == 200
+        said = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert (said["issue"][0]["diagnostics"], closed.value.code) == (
+        "the subscriptions this socket was bound to were deleted or have ended",
+        1000,
     )
     with servers.one.websocket_connect(SOCKET) as ws:
         ws.send_text(f"bind-with-token {gone}")
