@@ -384,6 +384,20 @@ def events(
     return [_event(r) for r in conn.execute(query)]
 
 
+def undelivered(
+    conn: Connection, sub: Subscription, after: int, limit: int
+) -> tuple[list[Event], dict[tuple[str, str, int], bytes]]:
+    """The next kept events of `sub` numbered after `after` (at most `limit`), with the bodies
+    full-resource content needs; those dropped before they were sent (the kept events are
+    bounded) are marked lost. For every channel's sender: the caller commits."""
+    first = first_kept(conn, sub.id)
+    if first is None or first > after + 1:
+        lost(conn, sub.id, sub.events if first is None else first - 1)
+    found = events(conn, sub.id, after + 1, None, limit)
+    keys = [(t, i, v) for e in found for t, i, v, a in e.changes if a != "delete"]
+    return found, bodies(conn, keys) if sub.content == "full-resource" else {}
+
+
 def first_kept(conn: Connection, sub_id: str) -> int | None:
     """The lowest event number still kept, or None."""
     found = conn.execute(select(func.min(EV.c.number)).where(EV.c.subscription_id == sub_id)).scalar()

@@ -238,8 +238,17 @@ def test_an_unknown_expired_or_malformed_token_is_refused_and_the_socket_closed(
             assert _refused(ws).startswith(("send bind-with-token and the token", "a message is at most"))
 
     gone = servers.token(made["id"])["token"]
-    assert (
-        servers.one.delete(f"/fhir/Subscription/{made['id']}", headers=servers.headers()).status_code == 200
+    with servers.two.websocket_connect(SOCKET) as ws:  # bound, and then its subscription is deleted
+        ws.send_text(f"bind-with-token {gone}")
+        assert _status(ws.receive_json())["type"] == "handshake"
+        deleted = servers.one.delete(f"/fhir/Subscription/{made['id']}", headers=servers.headers())
+        assert deleted.status_code == 200
+        said = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert (said["issue"][0]["diagnostics"], closed.value.code) == (
+        "the subscriptions this socket was bound to were deleted or have ended",
+        1000,
     )
     with servers.one.websocket_connect(SOCKET) as ws:
         ws.send_text(f"bind-with-token {gone}")
@@ -418,3 +427,49 @@ def test_a_real_client_reaches_the_socket_the_answer_names(tmp_path: Path) -> No
             assert kinds == ["handshake", "heartbeat"]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_events_dropped_before_the_socket_came_are_named_lost(tmp_path: Path, store_kind: str) -> None:
+    """One event kept per subscription: a client away for two releases gets the last, and the status
+    says the first was dropped unsent."""
+    issuer = Issuer(tmp_path)
+    settings = Settings.load(
+        {
+            "GRUNNDATA_SUBSCRIPTION_TICK_SECONDS": "0.1",
+            "GRUNNDATA_SUBSCRIPTION_KEEP_EVENTS": "1",
+            "GRUNNDATA_WARM": "0",
+        }
+    )
+
+    def check(url: str) -> None:
+        engine = connect(url)
+        publish(engine, [("national", "dmp", _basic("n-1"))])
+        try:
+            with TestClient(create_app(engine, issuer.authenticator(), settings=settings)) as client:
+                servers = Servers(engine, client, client, issuer)
+                made = servers.subscribe()
+                for rid in ("n-2", "n-3"):
+                    servers.release(rid)
+                    for _ in range(100):  # each release's event made before the next is served
+                        if servers.status(made["id"])["eventsSinceSubscriptionStart"] == str(
+                            int(rid[-1]) - 1
+                        ):
+                            break
+                        time.sleep(0.1)
+                with client.websocket_connect(SOCKET) as ws:
+                    ws.send_text(f"bind-with-token {servers.token(made['id'])['token']}")
+                    assert _status(ws.receive_json())["type"] == "handshake"
+                    event = _next(ws, "event-notification")
+                assert [e["eventNumber"] for e in event["notificationEvent"]] == ["2"]
+                assert servers.status(made["id"])["error"][0]["text"].startswith(
+                    "events up to number 1 not delivered by then were dropped unsent"
+                )
+        finally:
+            engine.dispose()
+
+    if store_kind == "sqlite":
+        check(f"sqlite:///{tmp_path / 'store.db'}")
+        return
+    with fresh_pg_database() as url:
+        check(url)

@@ -180,7 +180,7 @@ async def post_only(request: Request) -> Response:
 _PARAMETERS = fhir_content(resource_schema("Parameters"))
 _SECURITY: dict[str, Any] = {"security": [{"helseid": []}]}
 _GIVES = (
-    f"Parameters: token (binds once), expiration, subscription (each id), websocket-url (the socket, "
+    f"Parameters: token, expiration (until then it binds), subscription (each id), websocket-url (the socket, "
     f"{WS_PATH}: send `bind-with-token <token>` on it)"
 )
 router.add_api_route(

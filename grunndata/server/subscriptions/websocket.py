@@ -106,14 +106,7 @@ def due(engine: Engine, sub_id: str, after: int) -> Due:
             return Due(None)
         if sub.events <= after:
             return Due(sub)
-        first = store.first_kept(conn, sub_id)
-        if first is None or first > after + 1:
-            store.lost(conn, sub_id, sub.events if first is None else first - 1)
-        events = store.events(conn, sub_id, after + 1, None, EVENTS_PER_ROUND)
-        bodies: dict[Key, bytes] = {}
-        if sub.content == "full-resource":
-            keys = [(t, i, v) for e in events for t, i, v, a in e.changes if a != "delete"]
-            bodies = store.bodies(conn, keys)
+        events, bodies = store.undelivered(conn, sub, after, EVENTS_PER_ROUND)
         return Due(sub, tuple(events), bodies)
 
 

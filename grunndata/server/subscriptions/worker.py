@@ -209,15 +209,7 @@ class Notifier:
     def _undelivered(self, sub: Subscription) -> tuple[list[Event], dict[tuple[str, str, int], bytes]]:
         """The next events to send; those dropped unsent (the kept events are bounded) are marked lost."""
         with self.engine.begin() as conn:
-            first = store.first_kept(conn, sub.id)
-            if first is None or first > sub.delivered + 1:
-                store.lost(conn, sub.id, sub.events if first is None else first - 1)
-            events = store.events(conn, sub.id, sub.delivered + 1, None, EVENTS_PER_ROUND)
-            bodies: dict[tuple[str, str, int], bytes] = {}
-            if sub.content == "full-resource":
-                keys = [(t, i, v) for e in events for t, i, v, a in e.changes if a != "delete"]
-                bodies = store.bodies(conn, keys)
-        return events, bodies
+            return store.undelivered(conn, sub, sub.delivered, EVENTS_PER_ROUND)
 
     async def _post(self, sub: Subscription, body: bytes, through: int | None) -> bool:
         """POST one notification; its outcome written to the subscription. True when it went through."""
