@@ -186,6 +186,80 @@ class Settings(BaseSettings):
         description="Seconds a finished `$export`'s files are kept (and its status answered) before "
         "they are removed (at most a week).",
     )
+    subscription_http_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        # split by _READ, not read as JSON
+        default=(),
+        description="Hosts a rest-hook subscription may name with plain `http` (separated by `,`; "
+        "tests name 127.0.0.1); every other endpoint must be `https`.",
+    )
+    subscription_private_addresses: bool = Field(
+        default=False,
+        description="1: rest-hook endpoints may resolve to loopback, private and link-local addresses "
+        "(tests); 0, the default: such an endpoint is refused, at creation and at every delivery.",
+    )
+    subscription_tick_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=60,
+        allow_inf_nan=False,
+        description="Seconds between two rounds of the notifier: renew the lease, make the events of "
+        "newly served releases, send what is due.",
+    )
+    subscription_lease_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=600,
+        allow_inf_nan=False,
+        description="Seconds the notifier's lease lasts unrenewed: when its process dies, another "
+        "takes over sending after this long.",
+    )
+    subscription_keep_events: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Events kept per subscription, for redelivery and `$events`; older ones are dropped "
+        "(the subscription's status says which were lost unsent).",
+    )
+    subscription_max_references: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="Changed resources one notification names; beyond it an extension says how many "
+        "more, to be read with `_history?_since=`.",
+    )
+    subscription_max_per_owner: int = Field(
+        default=20, ge=1, le=10_000, description="Subscriptions one client (token subject) may keep."
+    )
+    subscription_send_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        allow_inf_nan=False,
+        description="Seconds a rest-hook endpoint has to answer a notification (a subscription's own "
+        "`timeout` may be shorter).",
+    )
+    subscription_retry_max_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        allow_inf_nan=False,
+        description="The longest wait between two tries of a failing rest-hook (the wait starts at 1 s "
+        "and doubles).",
+    )
+    export_jobs_per_entitlement: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="`$export`s one entitlement (the same scopes; every anonymous client is one) may have "
+        "waiting or being written at once, of the 8 the server takes; a new one past it is a 429.",
+    )
+    subscription_ws_token_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Seconds a websocket binding token (`$get-ws-binding-token`) binds in; a socket "
+        "bound stays bound until it closes or its subscriptions are deleted or end.",
+    )
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),
@@ -381,6 +455,8 @@ _READ: dict[str, Callable[[str], Any]] = {
         () if text.lower() == "none" else tuple(c.strip().lower() for c in text.split(",") if c.strip())
     ),
     "cors_origins": lambda text: () if text.lower() == "none" else _origins(text),
+    "subscription_http_hosts": lambda text: tuple(h.strip().lower() for h in text.split(",") if h.strip()),
+    "subscription_private_addresses": _on_or_off,
 }
 
 _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
@@ -410,6 +486,15 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "cors_origins": "`*`, `none` or origins such as https://app.example separated by commas",
     "cache_max_age": f"a whole number of seconds from 0 to {MAX_CACHE_MAX_AGE:,}",
     "compress_min_bytes": "a whole number of bytes, 0 or more",
+    "subscription_private_addresses": "1 or 0 (or true/false, yes/no, on/off)",
+    "subscription_tick_seconds": "a number of seconds from 0.05 to 60",
+    "subscription_lease_seconds": "a number of seconds from 0.5 to 600",
+    "subscription_keep_events": "a whole number from 1 to 1,000,000",
+    "subscription_max_references": "a whole number from 0 to 100,000",
+    "subscription_max_per_owner": "a whole number from 1 to 10,000",
+    "subscription_send_timeout": "a number of seconds, more than 0 and at most 120",
+    "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
+    "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()

@@ -69,7 +69,7 @@ def test_the_readme_settings_table_is_made_from_settings() -> None:
 
 def test_every_variable_has_a_type_a_default_and_a_description() -> None:
     rows = settings_table().splitlines()[2:]
-    assert len(rows) == len(Settings.model_fields) == 43
+    assert len(rows) == len(Settings.model_fields) == 54
     for name, field in Settings.model_fields.items():
         assert field.description and field.description.endswith("."), name
     assert rows[0] == (
@@ -258,6 +258,12 @@ def test_the_http_settings() -> None:
             "many",
             "GRUNNDATA_SEARCH_MAX_PARAMS must be a whole number from 1 to 50, not 'many'",
         ),
+        (
+            "GRUNNDATA_EXPORT_JOBS_PER_ENTITLEMENT",
+            "0",
+            "GRUNNDATA_EXPORT_JOBS_PER_ENTITLEMENT cannot be used: Input should be greater than or equal "
+            "to 1 (it is '0')",
+        ),
     ],
 )
 def test_a_bad_value_is_one_sentence(name: str, value: str, message: str) -> None:
@@ -323,3 +329,23 @@ def test_the_factory_takes_its_values_from_the_settings_given(tmp_path: Path) ->
     served = create_app(engine, settings=settings, warm=False).state.served
     assert (served.snapshot_seconds, served.cache_size, served.search_cache_bytes) == (0.25, 10, 0)
     engine.dispose()
+
+
+def test_the_subscription_settings_are_read_and_a_bad_one_is_a_sentence() -> None:
+    settings = Settings.load(
+        {
+            "GRUNNDATA_SUBSCRIPTION_HTTP_HOSTS": " 127.0.0.1, LocalHost ,",
+            "GRUNNDATA_SUBSCRIPTION_PRIVATE_ADDRESSES": "yes",
+            "GRUNNDATA_SUBSCRIPTION_TICK_SECONDS": "0.2",
+        }
+    )
+    assert settings.subscription_http_hosts == ("127.0.0.1", "localhost")
+    assert settings.subscription_private_addresses is True
+    assert settings.subscription_tick_seconds == 0.2
+    assert Settings.load({}).subscription_http_hosts == ()
+    with pytest.raises(SettingsError) as e:
+        Settings.load({"GRUNNDATA_SUBSCRIPTION_LEASE_SECONDS": "0"})
+    assert (
+        str(e.value)
+        == "GRUNNDATA_SUBSCRIPTION_LEASE_SECONDS must be a number of seconds from 0.5 to 600, not '0'"
+    )

@@ -29,6 +29,16 @@ BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 
 
+WEBSOCKET = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket"
+WEBSOCKET_PATH = "/fhir/subscription-ws"  # the subscriptions' socket (server/subscriptions/websocket.py)
+
+
+def websocket_url(base: str) -> str:
+    """The subscriptions' socket at the FHIR base `http(s)://host/fhir`: `ws(s)://host/fhir/subscription-ws`."""
+    scheme, _, rest = base.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.split('/', 1)[0]}{WEBSOCKET_PATH}"
+
+
 def _operation(name: str, definition: str, documentation: str) -> dict[str, str]:
     return {
         "name": name,
@@ -51,6 +61,69 @@ _LISTED_ONLY: dict[str, dict[str, object]] = {  # types no release holds: read a
     },
     ENDPOINT: {"documentation": "The service catalogue: every grunndata service offered, ours and others'"},
 }
+
+
+_SUBSCRIPTIONS: list[dict[str, object]] = [  # server/routes/subscriptions.py
+    {
+        "type": "Subscription",
+        "documentation": (
+            "R5 topic-based subscriptions (rest-hook and websocket), with a token holding the scope "
+            "grunndata:subscription; a client reads, finds and deletes only its own. Channel "
+            "parameters (the headers sent with each notification) are kept but never read back."
+        ),
+        "interaction": [{"code": c} for c in ("create", "read", "delete", "search-type")],
+        "searchParam": [
+            {
+                "name": "_id",
+                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                "type": "token",
+            },
+            {
+                "name": "status",
+                "definition": "http://hl7.org/fhir/SearchParameter/Subscription-status",
+                "type": "token",
+            },
+            {
+                "name": "topic",
+                "definition": "http://hl7.org/fhir/SearchParameter/Subscription-topic",
+                "type": "uri",
+            },
+        ],
+        "operation": [
+            _operation("status", "Subscription-status", "The subscription's SubscriptionStatus"),
+            _operation(
+                "events", "Subscription-events", "The events kept (eventsSinceNumber, eventsUntilNumber)"
+            ),
+            _operation(
+                "get-ws-binding-token",
+                "Subscription-get-ws-binding-token",
+                "A token a websocket client sends as `bind-with-token <token>` on the socket the "
+                "rest's websocket extension names (POST; on the type with id parameters too)",
+            ),
+        ],
+    },
+    {
+        "type": "SubscriptionTopic",
+        "documentation": (
+            "A release of a line served (one topic per line: national, each sector or supplementary "
+            "owner, visible only to clients entitled to the line), resources changed (filters type, "
+            "tier), and safety-relevant changes (filters kind, type)"
+        ),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": "_id",
+                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                "type": "token",
+            },
+            {
+                "name": "url",
+                "definition": "http://hl7.org/fhir/SearchParameter/CanonicalResource-url",
+                "type": "uri",
+            },
+        ],
+    },
+]
 
 
 _PHPID_TYPES = ("MedicinalProductDefinition", "AdministrableProductDefinition", "PackagedProductDefinition")
@@ -262,6 +335,7 @@ def capability_statement(
                 )
             ]
         resources.append(entry)
+    resources += _SUBSCRIPTIONS
     statement = {
         "resourceType": "CapabilityStatement",
         "id": "grunndata",
@@ -282,6 +356,7 @@ def capability_statement(
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
             {
+                "extension": [{"url": WEBSOCKET, "valueUrl": websocket_url(base)}],
                 "mode": "server",
                 "documentation": (
                     "Read-only. Search paging links carry the release snapshot (_snapshot) so they stay "

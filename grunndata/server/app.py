@@ -4,6 +4,7 @@ page, plus health, releases and the FEST->IDMP coverage report."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from grunndata.server.m30 import M30Files
 from grunndata.server.observe import Observe
 from grunndata.server.r4view import R4Cache
 from grunndata.server.state import Served
+from grunndata.server.subscriptions.worker import Notifier
 from grunndata.server.terminology import Terminology
 from grunndata.server.warm import keep_warm
 from grunndata.settings import Settings
@@ -85,6 +87,7 @@ def create_app(
         files.exporter,  # one runner, one pair of turns for every export
         export_folder(settings.export_dir, EXPORT_DIR)[0],
         settings.export_expire_seconds,
+        settings.export_jobs_per_entitlement,
     )
 
     @asynccontextmanager
@@ -94,11 +97,16 @@ def create_app(
             if (settings.warm if warm is None else warm)
             else None
         )
+        # every process runs the notifier; the one holding its lease sends (server/subscriptions/)
+        notifying = asyncio.create_task(Notifier(engine, settings).run(), name="notifier")
         try:
             yield
         finally:
             if task is not None:
                 task.cancel()
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await notifying
             await bulk.stop()
 
     app = FastAPIOffline(  # FastAPI, with /docs and /redoc served from its own files: no CDN
@@ -120,6 +128,10 @@ def create_app(
     app.state.listers = {CATALOGUE: catalogue.listed, TERMINOLOGY: terms.listed}
     app.include_router(routes.fhir.first)  # GET [type]/_search is a 405, before any read takes it
     app.include_router(routes.bulk.router)  # before the FHIR routes: /fhir/$export is no search
+    app.include_router(
+        routes.subscription_ws.router
+    )  # before a read takes Subscription/$get-ws-binding-token
+    app.include_router(routes.subscriptions.router)  # before the FHIR routes: Subscription is no stored type
     app.include_router(routes.terminology.router)  # before the FHIR routes: /CodeSystem/$lookup is no read
     app.include_router(routes.catalog.router)  # before the FHIR routes: /fhir/Endpoint/{id} is ours
     app.include_router(routes.package.router)  # before the FHIR routes: /fhir/package.tgz is no search

@@ -1,5 +1,7 @@
 """FHIR Bulk Data `$export` jobs as the server keeps them: started once per entitlement and
-request, written by a child process, their state in the store, their files in a folder.
+request, written by a child process, their state in the store, their files in a folder. Each
+kick-off holds a ticket of its own to the job (the status URL names it): a cancel removes that
+ticket, and the job only with its last.
 
 The job's row (store/bulk.py) is the state every server process shares: whichever process a poll
 reaches reads it there. The process that made the row starts the child (exporters/runner.py,
@@ -27,7 +29,7 @@ from grunndata.store import bulk as store
 from grunndata.store.bulk import Entitlement, Job
 
 log = logging.getLogger("grunndata.server")
-JOB_ID = re.compile(r"[0-9a-f]{32}")  # store/bulk.py makes them so
+TICKET = re.compile(r"[0-9a-f]{32}")  # store/bulk.py makes them so
 SILENT_SECONDS = 900.0  # a job whose child has not spoken this long died with its server
 
 
@@ -36,8 +38,11 @@ class BulkExports:
 
     MOST_UNFINISHED = 8  # exports waiting or being written at once, in all processes; more are a 429
 
-    def __init__(self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float) -> None:
+    def __init__(
+        self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float, per_entitlement: int = 2
+    ) -> None:
         self.served, self.exporter, self.folder, self.keep_seconds = served, exporter, folder, keep_seconds
+        self.per_entitlement = per_entitlement  # of MOST_UNFINISHED, for one entitlement
         self._running: set[asyncio.Task[None]] = set()
 
     async def kick_off(
@@ -47,11 +52,13 @@ class BulkExports:
         types: list[str],
         since: datetime | None,
         request: str,
-    ) -> Job:
-        """The job for this export: the one the same entitlement asked for already, else a new one
-        whose child is started now; TooManyJobs when MOST_UNFINISHED are waiting or being written."""
+    ) -> str:
+        """A ticket of this kick-off's own to the job for this export: the one the same entitlement
+        asked for already, else a new one whose child is started now; TooManyJobs (its message
+        says why) when MOST_UNFINISHED, or `per_entitlement` of this entitlement's, are waiting
+        or being written."""
         await run_in_threadpool(self._purge)
-        job, new = await run_in_threadpool(
+        job, ticket, new = await run_in_threadpool(
             store.start_job,
             self.served.engine,
             entitlement,
@@ -59,13 +66,13 @@ class BulkExports:
             types,
             since,
             request,
-            self.MOST_UNFINISHED,
+            store.Caps(self.MOST_UNFINISHED, self.per_entitlement),
         )
         if new:
             task = asyncio.create_task(self._write(job.id), name=f"export-{job.id}")
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        return job
+        return ticket
 
     async def _write(self, job_id: str) -> None:
         try:
@@ -83,25 +90,28 @@ class BulkExports:
             if job is not None and job.status in (store.ACCEPTED, store.RUNNING):
                 store.fail_job(conn, job_id, message, self.keep_seconds)
 
-    def job(self, job_id: str, entitlement: Entitlement) -> Job | None:
-        """The job, if it exists and is this entitlement's (to any other it does not exist)."""
-        if not JOB_ID.fullmatch(job_id):  # none of ours: no query (a NUL is PostgreSQL's error)
+    def job(self, ticket: str, entitlement: Entitlement) -> Job | None:
+        """The job `ticket` holds, if both exist and it is this entitlement's (to any other it does
+        not exist)."""
+        if not TICKET.fullmatch(ticket):  # none of ours: no query (a NUL is PostgreSQL's error)
             return None
         self._purge()
         with open_connection(self.served.engine) as conn:
-            job = store.get_job(conn, job_id)
+            job = store.ticket_job(conn, ticket)
         if job is None or job.entitlement != entitlement:
             return None
         return job
 
-    def cancel(self, job_id: str, entitlement: Entitlement) -> bool:
-        """Delete the job and its files; its child stops at its next word (False: no such job)."""
-        if self.job(job_id, entitlement) is None:
+    def cancel(self, ticket: str, entitlement: Entitlement) -> bool:
+        """Remove the ticket; with the job's last ticket the job and its files go too, and its child
+        stops at its next word (False: no such ticket)."""
+        if self.job(ticket, entitlement) is None:
             return False
         with open_connection(self.served.engine) as conn:
-            removed = store.remove_job(conn, job_id)
-        shutil.rmtree(job_folder(self.folder, job_id), ignore_errors=True)
-        return removed
+            found, last_of = store.cancel_ticket(conn, ticket)
+        if last_of is not None:
+            shutil.rmtree(job_folder(self.folder, last_of), ignore_errors=True)
+        return found
 
     def file(self, job: Job, name: str) -> Path | None:
         """The file `name` of a finished job, if the manifest lists it."""

@@ -29,7 +29,7 @@ from grunndata import store
 from grunndata.fhir import identifiers
 from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS
-from grunndata.server.fhir_io.params import DEFAULT_LIMITS, Limits, body_within, form_items, whole_number
+from grunndata.server.fhir_io.params import DEFAULT_LIMITS, Limits, posted_parameters, whole_number
 from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.state import Served
 from grunndata.terminology import (
@@ -48,7 +48,6 @@ from grunndata.terminology import (
 )
 
 Json = dict[str, Any]
-_FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +235,7 @@ async def inputs(request: Request, limits: Limits) -> list[tuple[str, Any]]:
         (k, v) for k, v in request.query_params.multi_items() if not k.startswith("_")
     ]
     if request.method == "POST":
-        items += await _posted(request, limits)
+        items += await posted_parameters(request, limits)
     if len(items) > limits.params:
         raise limits.exceeded("params", f"the request sends {len(items):,} parameters")
     limits.check([(k, v) for k, v in items if isinstance(v, str)])
@@ -246,36 +245,6 @@ async def inputs(request: Request, limits: Limits) -> list[tuple[str, Any]]:
             raise _bad(f"{name}: coding must be a list of Codings")
         if codings is not None and len(codings) > limits.values:
             raise limits.exceeded("values", f"{name} has {len(codings):,} codings")
-    return items
-
-
-async def _posted(request: Request, limits: Limits) -> list[tuple[str, Any]]:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media == _FORM:
-        return list(await form_items(request, limits))
-    if media not in ("application/fhir+json", "application/json", ""):
-        raise FhirError(
-            415, "not-supported", f"send a Parameters resource as application/fhir+json, not {media}"
-        )
-    try:
-        body = orjson.loads(await body_within(request, limits))
-    except orjson.JSONDecodeError:
-        raise _bad("the request body is not JSON; send a Parameters resource") from None
-    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-        raise _bad("the request body must be a Parameters resource")
-    parameters = body.get("parameter") or []
-    if not isinstance(parameters, list):
-        raise _bad("the Parameters resource's parameter must be a list")
-    if len(parameters) > limits.params:
-        raise limits.exceeded("params", f"the request sends {len(parameters):,} parameters")
-    items: list[tuple[str, Any]] = []
-    for p in parameters:
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
-            raise _bad("every parameter of the Parameters resource needs a name")
-        values = [v for k, v in p.items() if k.startswith("value") or k == "resource"]
-        if len(values) != 1:
-            raise _bad(f"parameter {p['name']!r} needs exactly one value")
-        items.append((p["name"], values[0]))
     return items
 
 

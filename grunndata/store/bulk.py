@@ -3,12 +3,16 @@ the reads an export makes (the versions a snapshot serves, the resources it stop
 
 A job is keyed on what makes two requests the same export (entitlement, snapshot, types,
 `_since`): the key is unique, so when two processes are asked at once one insert wins and both
-answer with its id. Cancelling a job deletes its row; the child writing it sees the row gone
-at its next word and stops.
+join it. Each kick-off gets a ticket of its own (its status URL names it), so a client's cancel
+removes its ticket only; the job's row goes with its last ticket, and the child writing it sees
+the row gone at its next word and stops. A ticket is joined and left with the job's row locked
+(PostgreSQL: FOR UPDATE; SQLite: one writer at a time), so a kick-off never joins a job that
+its last ticket's cancel is removing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Iterator, Sequence
@@ -21,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from grunndata.store.access import Entitled, may_read, readable
-from grunndata.store.models import REL, B, M, R, T
+from grunndata.store.models import BT, REL, B, M, R, T
 from grunndata.store.read import (
     COLUMNS,
     Snapshot,
@@ -116,7 +120,17 @@ def _job(row: Any) -> Job:
 
 
 class TooManyJobs(Exception):
-    """As many exports are waiting or being written as the server takes at once."""
+    """As many exports are waiting or being written as the server takes at once, in all or for one
+    entitlement; the message says which, in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """How many exports may wait or be written at once: in all, and for one entitlement (so one
+    client cannot take every turn)."""
+
+    most: int = 1_000_000
+    per_entitlement: int = 1_000_000
 
 
 def job_key(
@@ -129,6 +143,51 @@ def job_key(
     return hashlib.sha256(asked.encode()).hexdigest()
 
 
+def _new_ticket(conn: Connection, job_id: str, request: str, now: datetime) -> str:
+    ticket = secrets.token_hex(16)
+    conn.execute(insert(BT).values(id=ticket, job_id=job_id, request=request, created_at=now))
+    return ticket
+
+
+def _check_caps(conn: Connection, entitlement: Entitlement, caps: Caps) -> None:
+    unfinished = B.c.status.in_((ACCEPTED, RUNNING))
+    mine = conn.execute(
+        select(func.count()).select_from(B).where(unfinished, B.c.entitlement == entitlement.key)
+    ).scalar()
+    if (mine or 0) >= caps.per_entitlement:
+        raise TooManyJobs(
+            f"{mine} exports asked with your entitlement (your scopes) are waiting or being written, "
+            f"the most one entitlement may have at once; ask again when one is done, or cancel one"
+        )
+    everyone = conn.execute(select(func.count()).select_from(B).where(unfinished)).scalar()
+    if (everyone or 0) >= caps.most:
+        raise TooManyJobs(
+            f"the server writes at most {caps.most} exports at once, and as many are waiting or being "
+            "written; ask again in a minute"
+        )
+
+
+class _Gone(Exception):
+    """The job was removed (its last ticket cancelled) as this kick-off joined it."""
+
+
+def _join(conn: Connection, key: str, request: str) -> tuple[Job, str] | None:
+    """A new ticket to the job `key` names, unless there is none (a failed one is removed)."""
+    row = conn.execute(select(B).where(B.c.key == key).with_for_update()).first()
+    if row is not None and row.status == FAILED:
+        conn.execute(delete(BT).where(BT.c.job_id == row.id))
+        conn.execute(delete(B).where(B.c.id == row.id))
+        return None
+    if row is None:
+        return None
+    ticket = _new_ticket(conn, row.id, request, _now())
+    # SQLite takes no row lock, but the insert made this connection the one writer: is the job
+    # still there, or did its last ticket's cancel remove it since it was read?
+    if conn.execute(select(B.c.id).where(B.c.id == row.id)).first() is None:
+        raise _Gone  # the ticket is rolled back with the transaction
+    return dataclasses.replace(_job(row), request=request), ticket
+
+
 def start_job(
     engine: Engine,
     entitlement: Entitlement,
@@ -136,24 +195,21 @@ def start_job(
     types: Sequence[str],
     since: datetime | None,
     request: str,
-    most_unfinished: int = 1_000_000,
-) -> tuple[Job, bool]:
-    """The job for this export: a new one (and True: the caller starts its child), or the one
-    already asked for by the same entitlement (False); a failed one is replaced. TooManyJobs when a
-    new one is needed and `most_unfinished` jobs are waiting or being written already."""
+    caps: Caps = Caps(),
+) -> tuple[Job, str, bool]:
+    """A ticket of this kick-off's own to the job for this export: the one already asked for by
+    the same entitlement, or a new one (then True: the caller starts its child); a failed one is
+    replaced. TooManyJobs when a new one is needed and `caps` are reached."""
     key = job_key(entitlement, snapshot, types, since)
-    for _ in range(3):  # a failed job removed, or a race lost: look again
-        with engine.begin() as conn:
-            row = conn.execute(select(B).where(B.c.key == key)).first()
-            if row is not None and row.status != FAILED:
-                return _job(row), False
-            if row is not None:
-                conn.execute(delete(B).where(B.c.id == row.id))
-            unfinished = conn.execute(
-                select(func.count()).select_from(B).where(B.c.status.in_((ACCEPTED, RUNNING)))
-            ).scalar()
-            if (unfinished or 0) >= most_unfinished:
-                raise TooManyJobs
+    for _ in range(5):  # a failed job removed, a job removed as it was joined, a race lost: again
+        try:
+            with engine.begin() as conn:
+                joined = _join(conn, key, request)
+                if joined is not None:
+                    return (*joined, False)
+                _check_caps(conn, entitlement, caps)
+        except _Gone:
+            continue
         now = _now()
         values: dict[str, Any] = {
             "id": secrets.token_hex(16),
@@ -172,16 +228,47 @@ def start_job(
         try:
             with engine.begin() as conn:
                 conn.execute(insert(B).values(**values))
-        except IntegrityError:  # another process inserted the same export first
+                ticket = _new_ticket(conn, values["id"], request, now)
+        except IntegrityError:  # another process inserted the same export first: join it
             continue
         with engine.connect() as conn:
-            return _job(conn.execute(select(B).where(B.c.id == values["id"])).one()), True
-    raise RuntimeError("could not record the export job")  # pragma: no cover - three lost races
+            return _job(conn.execute(select(B).where(B.c.id == values["id"])).one()), ticket, True
+    raise RuntimeError("could not record the export job")  # pragma: no cover - five lost races
 
 
 def get_job(conn: Connection, job_id: str) -> Job | None:
     row = conn.execute(select(B).where(B.c.id == job_id)).first()
     return None if row is None else _job(row)
+
+
+def ticket_job(conn: Connection, ticket: str) -> Job | None:
+    """The job `ticket` shares, its `request` the ticket's own kick-off; None once the ticket was
+    cancelled or its job removed."""
+    row = conn.execute(
+        select(B, BT.c.request.label("asked"))
+        .select_from(BT.join(B, B.c.id == BT.c.job_id))
+        .where(BT.c.id == ticket)
+    ).first()
+    return None if row is None else dataclasses.replace(_job(row), request=row.asked)
+
+
+def cancel_ticket(conn: Connection, ticket: str) -> tuple[bool, str | None]:
+    """Remove `ticket`: (False, None) when there was none; else True, and the id of its job when
+    that was its last ticket, so the job's row went too (its child stops; the caller removes its
+    files)."""
+    with conn.begin():
+        job_id = conn.execute(select(BT.c.job_id).where(BT.c.id == ticket)).scalar()
+        if job_id is None:
+            return False, None
+        # the job's row locked first (PostgreSQL), as a kick-off that joins it locks it
+        conn.execute(select(B.c.id).where(B.c.id == job_id).with_for_update())
+        if not conn.execute(delete(BT).where(BT.c.id == ticket)).rowcount:
+            return False, None  # another cancel of the same ticket came first
+        left = conn.execute(select(func.count()).select_from(BT).where(BT.c.job_id == job_id)).scalar()
+        if left:
+            return True, None
+        conn.execute(delete(B).where(B.c.id == job_id))
+        return True, job_id
 
 
 def report_progress(conn: Connection, job_id: str, done: int, total: int) -> bool:
@@ -235,12 +322,6 @@ def fail_job(conn: Connection, job_id: str, message: str, keep_seconds: float) -
     conn.commit()
 
 
-def remove_job(conn: Connection, job_id: str) -> bool:
-    found = conn.execute(delete(B).where(B.c.id == job_id))
-    conn.commit()
-    return bool(found.rowcount)
-
-
 def expired_jobs(conn: Connection, silent_seconds: float) -> list[str]:
     """Remove the jobs whose files expired, and those whose child fell silent longer than
     `silent_seconds` (it died with its server); their ids, so their files go too."""
@@ -251,6 +332,7 @@ def expired_jobs(conn: Connection, silent_seconds: float) -> list[str]:
     )
     ids = [r[0] for r in conn.execute(select(B.c.id).where(gone))]
     if ids:
+        conn.execute(delete(BT).where(BT.c.job_id.in_(ids)))
         conn.execute(delete(B).where(B.c.id.in_(ids)))
         conn.commit()
     return ids

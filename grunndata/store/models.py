@@ -229,6 +229,109 @@ class BulkExport(SQLModel, table=True):
     error: str | None = None  # why it failed, in one sentence
 
 
+class Subscription(SQLModel, table=True):
+    """One R5 Subscription: what its owner asked for, whose data it may hear about, and how far
+    its notifications got. In the store, so it survives a restart and every process sees it
+    (store/subscriptions.py)."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (Index("ix_subscription_owner", "owner"),)
+
+    id: str = Field(primary_key=True)  # random: only its owner learns it
+    owner: str  # the token's subject (else its client_id): only it reads, finds and deletes it
+    status: str = "requested"  # requested, active, error, off
+    topic: str  # the SubscriptionTopic's canonical URL
+    channel: str  # rest-hook, websocket
+    endpoint: str | None = None
+    base_url: str = ""  # the FHIR base its client made it at: what notifications' URLs start with
+    content: str = "id-only"  # empty, id-only, full-resource
+    heartbeat_seconds: int | None = None
+    timeout_seconds: int | None = None
+    # the read entitlement every event is judged by: the sector scope, and the supplementary owners
+    # ("*" all), as the token that made it granted them
+    sector: bool = False
+    supplementary: str = ""  # owner ids separated by commas
+    filters: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # the Subscription as given, without id, meta, status and the channel parameters' values
+    resource: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # the channel parameters (rest-hook: HTTP headers, often a secret), never sent back in a read
+    headers: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    end: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    events: int = 0  # the last eventNumber given (eventsSinceSubscriptionStart)
+    delivered: int = 0  # every event up to this number was delivered (or is lost: `lost_through`)
+    lost_through: int = 0  # events up to this number were dropped unsent (kept events bounded)
+    attempts: int = 0  # failed sends since the last one that went through
+    next_attempt: datetime | None = None  # no send before this (back-off after a failure)
+    last_sent: datetime | None = None  # the last notification that went through (heartbeats count)
+    error: str | None = None  # why the last send failed, in one sentence
+
+
+class SubscriptionEvent(SQLModel, table=True):
+    """One event of one subscription: a served release that matched its topic, with the changed
+    resources it may read (capped), numbered consecutively per subscription."""
+
+    __tablename__ = "subscription_event"
+
+    subscription_id: str = Field(primary_key=True)
+    number: int = Field(primary_key=True)  # the eventNumber
+    release_id: int
+    tier: str  # the line the release belongs to
+    owner: str
+    created_at: datetime
+    total: int = 0  # changed resources the subscriber may read, before the cap
+    # ["Type", "id", version, "create|update|delete"], at most the cap of them
+    changes: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class NotifierLease(SQLModel, table=True):
+    """Which server process sends notifications now: the one whose lease has not run out."""
+
+    __tablename__ = "notifier_lease"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime
+
+
+class NotifierLine(SQLModel, table=True):
+    """Per line (tier, owner), the last release events were made for: a release activated after
+    it (a new one, or an older one made active again by a rollback) is next."""
+
+    __tablename__ = "notifier_line"
+
+    tier: str = Field(primary_key=True)
+    owner: str = Field(primary_key=True)
+    release_id: int
+    activated_at: datetime
+
+
+class WsBinding(SQLModel, table=True):
+    """A websocket binding token (`$get-ws-binding-token`): which subscriptions a socket that
+    presents it is bound to (a row each), until when. Kept as its hash: the store never holds a
+    usable token."""
+
+    __tablename__ = "ws_binding"
+
+    token_hash: str = Field(primary_key=True)
+    subscription_id: str = Field(primary_key=True)
+    expires_at: datetime
+
+
+class BulkExportTicket(SQLModel, table=True):
+    """One `$export` kick-off: its status URL names the ticket, the ticket names the job it shares
+    with every kick-off asking the same export. A cancel removes one ticket; the job goes with
+    the last (store/bulk.py)."""
+
+    __tablename__ = "bulk_export_ticket"
+
+    id: str = Field(primary_key=True)  # random: this kick-off's status and file URLs name it
+    job_id: str = Field(index=True)
+    request: str  # this kick-off's URL, as its manifest repeats it
+    created_at: datetime
+
+
 # The tables as SQLAlchemy Core objects, for the queries the store writes by hand; short names,
 # defined once (SQLModel's classes do not declare `__table__` to a type checker).
 R = Resource.__table__  # type: ignore[attr-defined]  # resource versions: the bytes we send
@@ -244,3 +347,9 @@ OWN = Owner.__table__  # type: ignore[attr-defined]
 P = ServiceProbe.__table__  # type: ignore[attr-defined]  # the catalogue's probe history
 A = ServiceAvailability.__table__  # type: ignore[attr-defined]  # and its running totals
 B = BulkExport.__table__  # type: ignore[attr-defined]  # FHIR Bulk Data export jobs
+SUB = Subscription.__table__  # type: ignore[attr-defined]  # R5 subscriptions
+EV = SubscriptionEvent.__table__  # type: ignore[attr-defined]  # their events, kept for delivery and $events
+LEASE = NotifierLease.__table__  # type: ignore[attr-defined]  # who sends notifications
+NL = NotifierLine.__table__  # type: ignore[attr-defined]  # the last release notified per line
+WS = WsBinding.__table__  # type: ignore[attr-defined]  # websocket binding tokens
+BT = BulkExportTicket.__table__  # type: ignore[attr-defined]  # and each kick-off's ticket to one

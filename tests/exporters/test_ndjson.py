@@ -22,30 +22,31 @@ def store(tmp_path: Path) -> Engine:
 
 
 def _job(engine: Engine) -> str:
-    return _job_of(engine, ["PackagedProductDefinition"])
+    return _kicked_off(engine, ["PackagedProductDefinition"])[0]
 
 
-def _job_of(engine: Engine, types: list[str]) -> str:
+def _kicked_off(engine: Engine, types: list[str]) -> tuple[str, str]:
+    """(job id, the kick-off's ticket) of a new job."""
     with open_connection(engine) as conn:
         snapshot = current_snapshot(conn)
-    job, new = bulk.start_job(engine, Entitlement(), snapshot, types, None, "/x")
+    job, ticket, new = bulk.start_job(engine, Entitlement(), snapshot, types, None, "/x")
     assert new
-    return job.id
+    return job.id, ticket
 
 
 def test_a_job_cancelled_while_it_is_written_stops_and_removes_its_files(
     store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = _job(store)
+    job_id, ticket = _kicked_off(store, ["PackagedProductDefinition"])
     monkeypatch.setattr(ndjson, "_REPORT_SECONDS", 0.0)  # a word after every resource
     words: list[int] = []
     report = bulk.report_progress
 
     def cancelled_at_the_tenth(conn: Connection, job: str, done: int, total: int) -> bool:
         words.append(done)
-        if len(words) == 10:  # another server process answers a DELETE
+        if len(words) == 10:  # another server process answers a DELETE of the job's one ticket
             with open_connection(store) as other:
-                assert bulk.remove_job(other, job)
+                assert bulk.cancel_ticket(other, ticket) == (True, job)
         return report(conn, job, done, total)
 
     monkeypatch.setattr(bulk, "report_progress", cancelled_at_the_tenth)
@@ -84,9 +85,9 @@ def test_a_job_cancelled_while_it_waits_for_its_turn_starts_no_child(store: Engi
         started.append(argv[1])
 
     exporter._child = started_child  # type: ignore[method-assign]
-    kept, cancelled = _job(store), _job_of(store, ["Basic"])
+    kept, (cancelled, ticket) = _job(store), _kicked_off(store, ["Basic"])
     with open_connection(store) as conn:
-        assert bulk.remove_job(conn, cancelled)
+        assert bulk.cancel_ticket(conn, ticket) == (True, cancelled)
 
     async def both() -> None:
         await exporter.write_ndjson(kept, tmp_path, 60)

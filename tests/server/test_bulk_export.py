@@ -23,13 +23,16 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from grunndata.catalog.fhir import CATALOGUE_SOURCE
 from grunndata.exporters import export_types
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.settings import Settings
-from grunndata.store import connect, instant
+from grunndata.store import Snapshot, connect, instant
+from grunndata.store.bulk import Entitlement, cancel_ticket, get_job, start_job
+from grunndata.store.models import BT
 from tests.conftest import fresh_pg_database
 from tests.server.conftest import publish, served_store, write_followup
 from tests.server.test_access import RESTRICTED
@@ -128,6 +131,16 @@ def counts(found: dict[str, Any]) -> dict[str, int]:
     return {item["type"]: item["count"] for item in found["output"]}
 
 
+def job_of(client: TestClient, status_url: str) -> str | None:
+    """The job a status URL's ticket shares (its files' folder is named by it), from the store."""
+    engine = client.app.state.served.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        found: str | None = conn.execute(
+            select(BT.c.job_id).where(BT.c.id == status_url.rsplit("/", 1)[1])
+        ).scalar()
+    return found
+
+
 # -- the asynchronous pattern ----------------------------------------------------------------
 
 
@@ -164,13 +177,22 @@ def test_every_step_of_the_async_pattern(served: Site) -> None:
         for r in client.get("/fhir/PackagedProductDefinition?_count=1000").json()["entry"]
     )
     assert found["transactionTime"] == newest
-    # asked again with the same parameters: the same export, not a second one; the preference
-    # with a parameter (RFC 7240), or in a second Prefer header, is the same preference
-    assert kick_off(client, "/fhir/$export") == status_url
-    assert kick_off(client, "/fhir/$export", {"Prefer": "respond-async; wait=10"}) == status_url
+    # asked again with the same parameters: the same export, not a second one, with a ticket of
+    # its own; the preference with a parameter (RFC 7240), or in a second Prefer header, is the
+    # same preference
+    again = kick_off(client, "/fhir/$export")
+    assert again != status_url and job_of(client, again) == job_of(client, status_url)
+    assert job_of(client, kick_off(client, "/fhir/$export", {"Prefer": "respond-async; wait=10"})) == (
+        job_of(client, status_url)
+    )
     twice = client.get("/fhir/$export", headers=[("Prefer", "handling=lenient"), ("Prefer", "respond-async")])
-    assert twice.status_code == 202 and twice.headers["content-location"] == status_url
+    assert twice.status_code == 202
+    assert job_of(client, twice.headers["content-location"]) == job_of(client, status_url)
     assert client.get(status_url).json() == found
+    second = client.get(again).json()
+    assert second["output"] == [
+        {**item, "url": item["url"].replace(job, again.rsplit("/", 1)[1])} for item in found["output"]
+    ]
 
 
 def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(served: Site) -> None:
@@ -245,10 +267,10 @@ def test_a_type_level_export_holds_that_type_alone(served: Site) -> None:
 def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Site) -> None:
     client = served.client
     status_url = kick_off(client, "/fhir/Ingredient/$export")
-    job = status_url.rsplit("/", 1)[1]
+    ticket, job = status_url.rsplit("/", 1)[1], job_of(client, status_url)
     cancelled = client.delete(status_url)
     assert cancelled.status_code == 202
-    assert cancelled.json()["issue"][0]["diagnostics"] == f"the export {job} was cancelled"
+    assert cancelled.json()["issue"][0]["diagnostics"] == f"the export {ticket} was cancelled"
     assert client.get(status_url).status_code == 404
     assert client.delete(status_url).status_code == 404
     time.sleep(0.5)  # the child, if it had started, stops at its next word and removes its folder
@@ -258,6 +280,43 @@ def test_a_cancelled_export_is_gone_and_its_child_leaves_nothing(served: Site) -
     again = kick_off(client, "/fhir/Ingredient/$export")
     assert again != status_url
     assert client.delete(again).status_code == 202
+
+
+def test_a_cancel_removes_that_kick_off_alone_and_the_export_goes_on_for_the_others(
+    served: Site,
+) -> None:
+    """Two clients with the same entitlement ask the same export: one job, two tickets. One
+    client's DELETE ends its own ticket; the other still gets the manifest and the files. The last
+    ticket's DELETE stops the job and removes its files."""
+    client, issuer = served.client, served.issuer
+    path = "/fhir/$export?_type=Ingredient,SubstanceDefinition"
+    mine, theirs = issuer.headers(*SECTOR, sub="client-a"), issuer.headers(*SECTOR, sub="client-b")
+    a = kick_off(client, path, mine)
+    b = kick_off(client, path, theirs)
+    job = job_of(client, a)
+    assert a != b and job is not None and job_of(client, b) == job
+    assert client.delete(a, headers=mine).status_code == 202
+    assert client.get(a, headers=mine).status_code == 404
+    assert client.delete(a, headers=mine).status_code == 404  # once
+    done = poll(client, b, theirs)[-1]
+    assert done.status_code == 200, done.text
+    assert counts(done.json()) == {"Ingredient": 139, "SubstanceDefinition": 71}
+    file_url = done.json()["output"][0]["url"]
+    assert file_url == f"http://testserver/fhir/$export-file/{b.rsplit('/', 1)[1]}/Ingredient.ndjson.gz"
+    assert len(lines(client, file_url, theirs)) == 139
+    # the cancelled ticket's file URL is gone with it, though the files are there for b
+    assert (
+        client.get(file_url.replace(b.rsplit("/", 1)[1], a.rsplit("/", 1)[1]), headers=mine).status_code
+        == 404
+    )
+    assert (served.folder / f"bulk-{job}").is_dir()
+    assert client.delete(b, headers=theirs).status_code == 202  # the last ticket: the job goes
+    assert client.get(b, headers=theirs).status_code == 404
+    assert not (served.folder / f"bulk-{job}").exists()
+    engine = client.app.state.served.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert get_job(conn, job) is None
+    assert job_of(client, kick_off(client, path, mine)) != job  # asked again: a new export
 
 
 # -- who may see an export -------------------------------------------------------------------
@@ -280,7 +339,8 @@ def test_a_restricted_clients_export_holds_only_what_it_may_read_and_is_its_alon
         assert client.get(found["output"][0]["url"], headers=other).status_code == 404
         assert client.delete(status_url, headers=other).status_code == 404
     # another client with the same entitlement gets the same export; without a token, another one
-    assert kick_off(client, path, issuer.headers(*SECTOR, sub="another-client")) == status_url
+    same = kick_off(client, path, issuer.headers(*SECTOR, sub="another-client"))
+    assert same != status_url and job_of(client, same) == job_of(client, status_url)
     national = manifest(client, path)
     assert counts(national) == {"PackagedProductDefinition": 106, "Basic": 67}
     assert national["requiresAccessToken"] is False
@@ -293,7 +353,9 @@ def test_a_second_server_process_answers_the_status_and_makes_no_second_export(s
     second_app = create_app(engine, served.issuer.authenticator(), warm=False, settings=served.settings)
     with TestClient(second_app) as second:
         status_url = kick_off(first, "/fhir/SubstanceDefinition/$export")
-        assert kick_off(second, "/fhir/SubstanceDefinition/$export") == status_url
+        assert job_of(first, kick_off(second, "/fhir/SubstanceDefinition/$export")) == job_of(
+            first, status_url
+        )
         done = poll(second, status_url)[-1]
         assert counts(done.json()) == {"SubstanceDefinition": 71}
         assert len(lines(second, done.json()["output"][0]["url"])) == 71
@@ -343,20 +405,136 @@ def test_bad_requests_are_one_sentence(served: Site, path: str, status: int, wor
     assert words in r.json()["issue"][0]["diagnostics"]
 
 
+STRICT = {"Prefer": "respond-async, handling=strict"}
+TYPE_FILTER_REFUSED = (
+    "_typeFilter is not supported here: an export holds every resource of the types asked; ask "
+    "without it (or without Prefer: handling=strict to have it ignored)"
+)
+
+
 def test_an_unknown_parameter_is_refused_only_when_strict(served: Site) -> None:
-    strict = served.client.get(
-        "/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive",
-        headers={"Prefer": "respond-async, handling=strict"},
-    )
+    strict = served.client.get("/fhir/$export?_typeFilter=Basic%3Fstatus%3Dactive", headers=STRICT)
     assert strict.status_code == 400
-    assert strict.json()["issue"][0]["diagnostics"] == (
-        "$export does not take '_typeFilter'; it takes _type, _since and _outputFormat"
+    assert strict.json()["issue"][0]["diagnostics"] == TYPE_FILTER_REFUSED
+    other = served.client.get("/fhir/$export?_elements=id", headers=STRICT)
+    assert other.status_code == 400
+    assert other.json()["issue"][0]["diagnostics"] == (
+        "$export does not take '_elements'; it takes _type, _since and _outputFormat"
     )
+
+
+def test_an_ignored_parameter_is_noted_in_the_kick_offs_outcome(served: Site) -> None:
+    """Without handling=strict, `_typeFilter` (and any other parameter not taken) is ignored, and the
+    202's OperationOutcome says so: the client learns its filter was not applied."""
+    r = served.client.get(
+        "/fhir/ClinicalUseDefinition/$export?_typeFilter=ClinicalUseDefinition%3Ftype%3Dwarning&_elements=id",
+        headers=ASYNC,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["issue"] == [
+        {
+            "severity": "information",
+            "code": "informational",
+            "diagnostics": "the export is being written; poll the URL in Content-Location",
+        },
+        {
+            "severity": "warning",
+            "code": "not-supported",
+            "diagnostics": "'_elements' is not a parameter of $export here and was ignored",
+        },
+        {
+            "severity": "warning",
+            "code": "not-supported",
+            "diagnostics": "_typeFilter is not supported here and was ignored: the export holds every "
+            "resource of the types asked (with Prefer: handling=strict it is refused)",
+        },
+    ]
+    done = poll(served.client, r.headers["content-location"])[-1]
+    assert counts(done.json()) == {"ClinicalUseDefinition": 25}  # every one: no filter applied
+    assert served.client.delete(r.headers["content-location"]).status_code == 202
+
+
+def parameters(*pairs: tuple[str, str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": name, kind: value} for name, kind, value in pairs],
+    }
+
+
+def test_a_post_kick_off_takes_the_parameters_in_a_parameters_resource(served: Site) -> None:
+    """Bulk Data's POST: the same parameters, the same export as the GET asking the same."""
+    client = served.client
+    body = parameters(
+        ("_type", "valueString", "PackagedProductDefinition"),
+        ("_type", "valueString", "Basic"),
+        ("_since", "valueInstant", served.between),
+        ("_outputFormat", "valueString", "application/fhir+ndjson"),
+    )
+    r = client.post("/fhir/$export", json=body, headers={**ASYNC, "Content-Type": "application/fhir+json"})
+    assert r.status_code == 202, r.text
+    assert r.json()["issue"][0]["severity"] == "information"
+    posted = r.headers["content-location"]
+    got = kick_off(client, f"/fhir/$export?_type=PackagedProductDefinition,Basic&_since={served.between}")
+    assert job_of(client, got) == job_of(client, posted)  # the same export, made once
+    found = poll(client, posted)[-1].json()
+    assert found["request"] == "http://testserver/fhir/$export"  # a POST's URL, without its body
+    assert counts(found) == {"PackagedProductDefinition": 1}  # the renamed Certican package
+    assert found["deleted"][0]["count"] == 1
+    typed = client.post(
+        "/fhir/Basic/$export", json=parameters(("_outputFormat", "valueString", "ndjson")), headers=ASYNC
+    )
+    assert typed.status_code == 202, typed.text
+    assert counts(poll(client, typed.headers["content-location"])[-1].json()) == {"Basic": 67}
+    for url in (posted, got, typed.headers["content-location"]):
+        assert client.delete(url).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "words"),
+    [
+        (b"{", {}, 400, "the request body is not JSON; send a Parameters resource"),
+        (b'{"resourceType": "Bundle"}', {}, 400, "the request body must be a Parameters resource"),
+        (
+            orjson.dumps(parameters(("_since", "valueInteger", 2017))),
+            {},
+            400,
+            "_since takes a string (valueString, valueInstant); the Parameters resource gave another",
+        ),
+        (
+            orjson.dumps(parameters(("_type", "valueString", "Patient"))),
+            {},
+            400,
+            "_type: 'Patient' is not a resource type served here",
+        ),
+        (
+            orjson.dumps(parameters(("_typeFilter", "valueString", "Basic?code=x"))),
+            {"Prefer": "respond-async, handling=strict"},
+            400,
+            TYPE_FILTER_REFUSED,
+        ),
+        (b"<Parameters/>", {"Content-Type": "application/fhir+xml"}, 415, "send a Parameters resource as"),
+        (
+            orjson.dumps(parameters()),
+            {"Prefer": "return=minimal"},
+            400,
+            "send the header Prefer: respond-async",
+        ),
+    ],
+)
+def test_a_bad_post_kick_off_is_one_sentence(
+    served: Site, body: bytes, headers: dict[str, str], status: int, words: str
+) -> None:
+    r = served.client.post(
+        "/fhir/$export", content=body, headers={**ASYNC, "Content-Type": "application/fhir+json", **headers}
+    )
+    assert r.status_code == status, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert words in r.json()["issue"][0]["diagnostics"]
 
 
 def test_the_files_are_written_gzip_on_disk(served: Site) -> None:
     found = manifest(served.client, "/fhir/ClinicalUseDefinition/$export?_outputFormat=ndjson")
-    job = found["output"][0]["url"].split("/")[-2]
+    job = job_of(served.client, found["output"][0]["url"].rsplit("/", 1)[0])
     on_disk = served.folder / f"bulk-{job}" / "ClinicalUseDefinition.ndjson.gz"
     assert len(gzip.decompress(on_disk.read_bytes()).splitlines()) == 25
 
@@ -372,7 +550,7 @@ def test_an_export_expires_after_the_configured_time(served: Site) -> None:
         status_url = kick_off(client, "/fhir/RegulatedAuthorization/$export")
         done = poll(client, status_url)[-1]
         assert done.status_code == 200 and counts(done.json()) == {"RegulatedAuthorization": 75}
-        job = status_url.rsplit("/", 1)[1]
+        job = job_of(client, status_url)
         assert (served.folder / f"bulk-{job}").is_dir()
         time.sleep(1.1)
         assert client.get(status_url).status_code == 404
@@ -389,10 +567,43 @@ def test_a_new_export_past_the_most_at_once_is_a_429_but_a_running_one_is_still_
     busy = client.get("/fhir/AdministrableProductDefinition/$export", headers=ASYNC)
     assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
     assert busy.json()["issue"][0]["diagnostics"] == (
-        "0 exports are being written already; ask again in a minute"
+        "the server writes at most 0 exports at once, and as many are waiting or being written; "
+        "ask again in a minute"
     )
-    assert kick_off(client, "/fhir/ManufacturedItemDefinition/$export") == status_url  # the same job
+    joined = kick_off(client, "/fhir/ManufacturedItemDefinition/$export")
+    assert job_of(client, joined) == job_of(client, status_url)  # the same job
     assert client.delete(status_url).status_code == 202
+    assert client.delete(joined).status_code == 202
+
+
+def test_one_entitlement_cannot_take_every_turn(served: Site) -> None:
+    """A sector client with two exports waiting is refused a third (429, Retry-After, a sentence
+    saying why); an anonymous client is not, and joining an export that exists is still answered."""
+    client, issuer = served.client, served.issuer
+    engine = client.app.state.served.engine  # type: ignore[attr-defined]
+    sector = Entitlement(sector=True, token=True)
+    elsewhere = Snapshot((987_654,))  # no release: these jobs start no child and wait until removed
+    tickets = [
+        start_job(engine, sector, elsewhere, [rtype], None, "/x")[1] for rtype in ("Basic", "Ingredient")
+    ]
+    try:
+        busy = client.get("/fhir/Composition/$export", headers={**ASYNC, **issuer.headers(*SECTOR)})
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "60"
+        assert busy.json()["issue"][0]["code"] == "throttled"
+        assert busy.json()["issue"][0]["diagnostics"] == (
+            "2 exports asked with your entitlement (your scopes) are waiting or being written, the most "
+            "one entitlement may have at once; ask again when one is done, or cancel one"
+        )
+        # another entitlement has turns of its own
+        assert client.delete(kick_off(client, "/fhir/Composition/$export")).status_code == 202
+        # an export that exists is joined, not started
+        job, ticket, new = start_job(engine, sector, elsewhere, ["Basic"], None, "/y")
+        assert not new and job.request == "/y"
+        tickets.append(ticket)
+    finally:
+        with engine.connect() as conn:
+            for ticket in tickets:
+                cancel_ticket(conn, ticket)
 
 
 def test_the_kick_off_answers_in_the_format_asked(served: Site) -> None:

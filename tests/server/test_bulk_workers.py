@@ -11,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from grunndata.importers.fest import import_fest
 from grunndata.store import connect
+from grunndata.store.models import BT
 from tests.conftest import REAL_FEST, fresh_pg_database, require
+from tests.server.test_bulk_export import counts
 from tests.server.test_workers import WORKERS, uvicorn_workers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -54,8 +57,11 @@ def test_two_processes_asked_at_once_make_one_export_and_both_serve_it(
                         pool.map(lambda c: c.get("/fhir/$export?_type=Ingredient", headers=ASYNC), (a, b))
                     )
                 assert [r.status_code for r in kicked] == [202, 202]
-                status_url = kicked[0].headers["content-location"]
-                assert kicked[1].headers["content-location"] == status_url  # one job
+                status_url, other_url = (r.headers["content-location"] for r in kicked)
+                assert status_url != other_url  # a ticket each
+                with engine.connect() as conn:
+                    jobs = conn.execute(select(BT.c.job_id).distinct()).scalars().all()
+                assert len(jobs) == 1  # to one job
                 for _ in range(300):  # process b answers the job process a (or b) started
                     done = b.get(status_url)
                     if done.status_code != 202:
@@ -63,6 +69,7 @@ def test_two_processes_asked_at_once_make_one_export_and_both_serve_it(
                     time.sleep(0.1)
                 assert done.status_code == 200, done.text
                 assert a.get(status_url).json() == done.json()
+                assert counts(a.get(other_url).json()) == counts(done.json())
                 [item] = done.json()["output"]
                 assert item["type"] == "Ingredient" and item["count"] == 139
                 from_a, from_b = a.get(item["url"]), b.get(item["url"])

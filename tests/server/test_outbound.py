@@ -96,6 +96,23 @@ def _post(
         "https://0.0.0.0/hook",
         "https://192.168.0.10/hook",
         "https://224.0.0.1/hook",
+        # IPv6 forms carrying an IPv4 address a gateway would reach
+        "https://[64:ff9b::a9fe:a9fe]/x",  # NAT64 of 169.254.169.254
+        "https://[64:ff9b:1::a9fe:a9fe]/x",  # local-use NAT64
+        "https://[2002:a9fe:a9fe::]/x",  # 6to4 of 169.254.169.254
+        "https://[::127.0.0.1]:8700/x",  # IPv4-compatible
+        "https://[::ffff:0:127.0.0.1]/x",  # SIIT
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",  # Teredo
+        # IPv4 in the forms a resolver reads as one
+        "https://2130706433:8700/",
+        "https://0x7f000001/",
+        "https://127.1/",
+        "https://0/",
+        "https://10.0x1.1/",
+        "https://1.2.3.4.5/",  # not an address at all, yet not a name either
+        # names that are loopback by definition (RFC 6761)
+        "https://localhost/hook",
+        "https://api.localhost:8443/hook",
     ],
 )
 def test_an_endpoint_that_can_never_be_sent_to_is_refused_when_made(url: str) -> None:
@@ -106,6 +123,11 @@ def test_an_endpoint_that_can_never_be_sent_to_is_refused_when_made(url: str) ->
 def test_a_public_https_endpoint_and_an_allowed_local_one_are_taken() -> None:
     check_endpoint("https://hooks.example.org:8443/fhir/notify?k=1", EndpointPolicy())
     check_endpoint("https://93.184.216.34/hook", EndpointPolicy())
+    check_endpoint("https://[64:ff9b::5db8:d822]/hook", EndpointPolicy())  # NAT64 of a public address
+    check_endpoint("https://[2002:5db8:d822::1]/hook", EndpointPolicy())  # 6to4 of a public address
+    check_endpoint(
+        "https://hooks.example.org1/hook", EndpointPolicy()
+    )  # a name whose last label is not a number
     check_endpoint("http://127.0.0.1:8080/hook", LOCAL)
     # plain http to an allowed host is still refused on a loopback address without the private setting
     with pytest.raises(RefusedEndpoint, match="non-public"):

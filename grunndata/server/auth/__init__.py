@@ -17,6 +17,7 @@ scope                                      grants
 ``grunndata:import``                       every import, the national tier included
 ``grunndata:import:sector:<owner>``        import that owner's sector data
 ``grunndata:import:supplementary:<owner>`` import that owner's supplementary data
+``grunndata:subscription``                 make, read and delete one's own R5 Subscriptions
 =========================================  ====================================================
 
 The tier is in the import scope: an owner entitled to publish supplementary data cannot put it
@@ -76,6 +77,7 @@ from grunndata.server.auth.access import (
     SCOPE_IMPORT,
     SCOPE_IMPORT_OWNER,
     SCOPE_SECTOR_READ,
+    SCOPE_SUBSCRIBE,
     SCOPE_SUPPLEMENTARY_READ,
     SECTOR,
     SUPPLEMENTARY,
@@ -113,6 +115,7 @@ __all__ = [
     "SCOPE_IMPORT",
     "SCOPE_IMPORT_OWNER",
     "SCOPE_SECTOR_READ",
+    "SCOPE_SUBSCRIBE",
     "SCOPE_SUPPLEMENTARY_READ",
     "SECTOR",
     "SUPPLEMENTARY",

@@ -17,6 +17,7 @@ SCOPE_SECTOR_READ = "grunndata:sector.read"
 SCOPE_SUPPLEMENTARY_READ = "grunndata:supplementary.read:"  # + owner id, or + ALL_OWNERS
 SCOPE_IMPORT = "grunndata:import"
 SCOPE_IMPORT_OWNER = "grunndata:import:"  # + "sector:" or "supplementary:" + owner id
+SCOPE_SUBSCRIBE = "grunndata:subscription"  # make, read and delete one's own R5 Subscriptions
 ALL_OWNERS = "*"
 OWNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -31,6 +32,7 @@ class Access:
     import_owners: frozenset[str] = frozenset()  # "<tier>:<owner>" lines it may import
     import_all: bool = False
     dev: bool = False
+    subscribe: bool = False  # may keep R5 Subscriptions (SCOPE_SUBSCRIBE)
     # the application (the token's `client_id`), which the request log names; not part of what two
     # Access are compared by: it changes nothing the request may read or import
     client_id: str | None = field(default=None, compare=False)
@@ -40,7 +42,7 @@ class Access:
         cls, scopes: Iterable[str], subject: str | None = None, client_id: str | None = None
     ) -> Access:
         """The entitlement the scopes grant; unknown scopes and malformed owner ids are ignored."""
-        sector, import_all = False, False
+        sector, import_all, subscribe = False, False, False
         supplementary: set[str] = set()
         import_owners: set[str] = set()
         for scope in scopes:
@@ -48,6 +50,8 @@ class Access:
                 sector = True
             elif scope == SCOPE_IMPORT:
                 import_all = True
+            elif scope == SCOPE_SUBSCRIBE:
+                subscribe = True
             elif scope.startswith(SCOPE_SUPPLEMENTARY_READ):
                 owner = scope.removeprefix(SCOPE_SUPPLEMENTARY_READ)
                 if owner == ALL_OWNERS or OWNER_ID.fullmatch(owner):
@@ -62,6 +66,7 @@ class Access:
             frozenset(supplementary),
             frozenset(import_owners),
             import_all,
+            subscribe=subscribe,
             client_id=client_id,
         )
 
@@ -121,7 +126,7 @@ def _check_tier(tier: str) -> None:
 
 
 ANONYMOUS = Access()
-EVERYTHING = Access(sector=True, supplementary=frozenset({ALL_OWNERS}), import_all=True)
+EVERYTHING = Access(sector=True, supplementary=frozenset({ALL_OWNERS}), import_all=True, subscribe=True)
 DEV_EVERYTHING = replace(EVERYTHING, dev=True)
 
 

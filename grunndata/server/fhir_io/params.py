@@ -11,8 +11,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from starlette.requests import Request
 
 from grunndata.fhir import UNFIT_TEXT, unfit_character
@@ -75,6 +77,9 @@ ENCODING_WORST = 3
 def query_string(items: Sequence[tuple[str, str]]) -> str:
     """(name, value) pairs as the server's own links write them."""
     return urlencode(items, safe=LINK_SAFE)
+
+
+FORM = "application/x-www-form-urlencoded"
 
 
 def bad(message: str) -> FhirError:
@@ -223,6 +228,38 @@ async def form_items(request: Request, limits: Limits) -> list[tuple[str, str]]:
     if body.count(b"&") >= limits.params + len(PAGING):
         raise limits.exceeded("params", f"the request sends {body.count(b'&') + 1:,} parameters or more")
     return parse_qsl(body.decode("latin-1"), keep_blank_values=True)  # as Starlette reads a form
+
+
+async def posted_parameters(request: Request, limits: Limits) -> list[tuple[str, Any]]:
+    """(name, value) of a POSTed operation's parameters: a Parameters resource (JSON), or a form,
+    read `body_within` the bounds; each value as the resource holds it (a string, a Coding...)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == FORM:
+        return list(await form_items(request, limits))
+    if media not in ("application/fhir+json", "application/json", ""):
+        raise FhirError(
+            415, "not-supported", f"send a Parameters resource as application/fhir+json, not {media}"
+        )
+    try:
+        body = orjson.loads(await body_within(request, limits))
+    except orjson.JSONDecodeError:
+        raise bad("the request body is not JSON; send a Parameters resource") from None
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise bad("the request body must be a Parameters resource")
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise bad("the Parameters resource's parameter must be a list")
+    if len(parameters) > limits.params:
+        raise limits.exceeded("params", f"the request sends {len(parameters):,} parameters")
+    items: list[tuple[str, Any]] = []
+    for p in parameters:
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise bad("every parameter of the Parameters resource needs a name")
+        values = [v for k, v in p.items() if k.startswith("value") or k == "resource"]
+        if len(values) != 1:
+            raise bad(f"parameter {p['name']!r} needs exactly one value")
+        items.append((p["name"], values[0]))
+    return items
 
 
 @dataclass

@@ -12,6 +12,8 @@ from grunndata.server.routes import (
     ops,
     package,
     r4,
+    subscription_ws,
+    subscriptions,
     terminology,
 )
 
@@ -26,5 +28,7 @@ __all__ = [
     "ops",
     "package",
     "r4",
+    "subscription_ws",
+    "subscriptions",
     "terminology",
 ]

@@ -1,9 +1,12 @@
 """FHIR Bulk Data `$export` (system and type level): kick-off, status polling, cancel, the files.
 
-The asynchronous pattern of Bulk Data 2.0: a kick-off with `Prefer: respond-async` is answered 202
-with the status URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
-export is written, then 200 with the manifest; DELETE cancels it. The work and its state:
-server/bulk.py. Only the entitlement that asked sees a job; to any other it does not exist.
+The asynchronous pattern of Bulk Data 2.0: a kick-off (GET with the parameters in the query, or
+POST with a Parameters resource) with `Prefer: respond-async` is answered 202 with the status
+URL in Content-Location; the status is 202 (X-Progress, Retry-After) while the
+export is written, then 200 with the manifest; DELETE cancels it. The status URL names the
+kick-off's own ticket to the (shared) job, so a DELETE cancels that kick-off alone. The work and
+its state: server/bulk.py. Only the entitlement that asked sees a job; to any other it does not
+exist.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ from grunndata.server.bulk import BulkExports
 from grunndata.server.deps import AccessDep, PlainAsked
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, fhir_content, resource_schema
-from grunndata.server.fhir_io.params import Limits, bad, split_values, strict
+from grunndata.server.fhir_io.params import Limits, bad, posted_parameters, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant, rolled_back_since
-from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, Job, TooManyJobs
+from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
 # `_outputFormat` values meaning ndjson (Bulk Data lists the three; a "+" left unencoded in a
 # query string arrives as a space)
 OUTPUT_FORMATS = frozenset((NDJSON_TYPE, "application/ndjson", "ndjson", "application/fhir ndjson"))
 KICK_OFF_PARAMS = frozenset(("_type", "_since", "_outputFormat", "_format", "_pretty"))
+TYPE_FILTER = "_typeFilter"
 RETRY_AFTER = "1"  # seconds: the real extract takes about one, a full-size store some ten
 STATUS, FILE = "$export-status", "$export-file"
 
@@ -69,18 +73,27 @@ async def type_export(request: Request, asked: PlainAsked, rtype: str) -> Respon
 async def _kick_off(
     request: Request, access: Access, limits: Limits, fmt: str, rtype: str | None
 ) -> Response:
-    params = request.query_params
-    limits.check(list(params.multi_items()))
+    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    limits.check(items)
     # RFC 7240: preferences in one header or several, each with parameters (`respond-async; wait=10`)
     prefer = ", ".join(request.headers.getlist("prefer"))
     if "respond-async" not in {p.split(";")[0].strip().lower() for p in prefer.split(",")}:
         raise bad("$export is asynchronous: send the header Prefer: respond-async")
-    unknown = sorted({k for k in params} - KICK_OFF_PARAMS)
+    if request.method == "POST":  # Bulk Data's POST: the same parameters in a Parameters resource
+        posted = await posted_parameters(request, limits)
+        limits.check([(k, v) for k, v in posted if isinstance(v, str)])
+        items += posted
+    unknown = sorted({k for k, _ in items} - KICK_OFF_PARAMS)
     if unknown and strict(prefer):
+        if TYPE_FILTER in unknown:
+            raise bad(
+                "_typeFilter is not supported here: an export holds every resource of the types asked; "
+                "ask without it (or without Prefer: handling=strict to have it ignored)"
+            )
         raise bad(f"$export does not take {unknown[0][:100]!r}; it takes _type, _since and _outputFormat")
-    types = _types(params.getlist("_type"), rtype)
-    since = _since(params.getlist("_since"))
-    formats = params.getlist("_outputFormat")
+    types = _types(_strings(items, "_type"), rtype)
+    since = _since(_strings(items, "_since"))
+    formats = _strings(items, "_outputFormat")
     if len(formats) > 1 or any(f not in OUTPUT_FORMATS for f in formats):
         shown = next((f for f in formats if f not in OUTPUT_FORMATS), formats[-1] if formats else "")
         raise bad(f"_outputFormat {shown[:100]!r} is not made here; ask for {NDJSON_TYPE}")
@@ -98,26 +111,44 @@ async def _kick_off(
                 "without _since",
             )
     try:
-        job = await _bulk(request).kick_off(
+        ticket = await _bulk(request).kick_off(
             _entitlement(request, access), snapshot, types, since, str(request.url)
         )
-    except TooManyJobs:
-        raise FhirError(
-            429,
-            "throttled",
-            f"{_bulk(request).MOST_UNFINISHED} exports are being written already; ask again in a minute",
-            {"Retry-After": "60"},
-        ) from None
-    body = outcome(
-        202, "informational", "the export is being written; poll the URL in Content-Location", "information"
-    )
+    except TooManyJobs as e:
+        raise FhirError(429, "throttled", str(e), {"Retry-After": "60"}) from None
+    written = {
+        "severity": "information",
+        "code": "informational",
+        "diagnostics": "the export is being written; poll the URL in Content-Location",
+    }
+    body = orjson.dumps({"resourceType": "OperationOutcome", "issue": [written, *map(_ignored, unknown)]})
     return send(
         request,
         fmt,
         body,
         status=202,
-        headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{job.id}"},
+        headers={"Content-Location": f"{bundles.base_url(request)}/{STATUS}/{ticket}"},
     )
+
+
+def _strings(items: list[tuple[str, Any]], name: str) -> list[str]:
+    """The values of `name`, each a string (a POSTed Parameters resource could give anything)."""
+    found = [v for k, v in items if k == name]
+    if not all(isinstance(v, str) for v in found):
+        raise bad(f"{name} takes a string (valueString, valueInstant); the Parameters resource gave another")
+    return found
+
+
+def _ignored(name: str) -> dict[str, str]:
+    """The kick-off's note on a parameter it does not take (without Prefer: handling=strict)."""
+    if name == TYPE_FILTER:
+        said = (
+            "_typeFilter is not supported here and was ignored: the export holds every resource of the "
+            "types asked (with Prefer: handling=strict it is refused)"
+        )
+    else:
+        said = f"{name[:100]!r} is not a parameter of $export here and was ignored"
+    return {"severity": "warning", "code": "not-supported", "diagnostics": said}
 
 
 def _types(given: list[str], rtype: str | None) -> list[str]:
@@ -144,13 +175,13 @@ def _since(given: list[str]) -> datetime | None:
         raise bad(f"_since: {e}") from None
 
 
-async def status(request: Request, access: AccessDep, job_id: str) -> Response:
-    """202 while it is written, 200 with the manifest when done; 404 for no such job (or another
-    entitlement's)."""
+async def status(request: Request, access: AccessDep, ticket: str) -> Response:
+    """202 while it is written, 200 with the manifest when done; 404 for no such ticket (cancelled,
+    expired, or another entitlement's)."""
     bulk = _bulk(request)
-    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    job = await run_in_threadpool(bulk.job, ticket, _entitlement(request, access))
     if job is None:
-        raise _no_job(job_id)
+        raise _no_job(ticket)
     if job.status == FAILED:
         raise FhirError(503, "exception", f"the export failed: {job.error}")
     if job.status != DONE:
@@ -168,11 +199,11 @@ async def status(request: Request, access: AccessDep, job_id: str) -> Response:
         "transactionTime": instant(job.transaction_time or job.created_at),
         "request": job.request,
         "requiresAccessToken": job.entitlement.token,
-        "output": [_item(base, job, item) for item in job.output],
+        "output": [_item(base, ticket, item) for item in job.output],
         "error": [],
     }
     if job.since is not None:
-        manifest["deleted"] = [_item(base, job, item) for item in job.deleted]
+        manifest["deleted"] = [_item(base, ticket, item) for item in job.deleted]
     expires = job.expires_at or datetime.now(UTC)
     return Response(
         orjson.dumps(manifest),
@@ -182,26 +213,27 @@ async def status(request: Request, access: AccessDep, job_id: str) -> Response:
     )
 
 
-def _item(base: str, job: Job, item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": item["type"], "url": f"{base}/{FILE}/{job.id}/{item['file']}", "count": item["count"]}
+def _item(base: str, ticket: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": item["type"], "url": f"{base}/{FILE}/{ticket}/{item['file']}", "count": item["count"]}
 
 
-async def cancel(request: Request, access: AccessDep, job_id: str) -> Response:
-    """Cancel the export and remove its files: 202; later polls are 404."""
-    if not await run_in_threadpool(_bulk(request).cancel, job_id, _entitlement(request, access)):
-        raise _no_job(job_id)
-    body = outcome(202, "informational", f"the export {job_id} was cancelled", "information")
+async def cancel(request: Request, access: AccessDep, ticket: str) -> Response:
+    """Cancel this kick-off's export: 202, and later polls of its URLs are 404. The export goes on
+    for the other kick-offs that asked for it; with the last one it stops and its files go."""
+    if not await run_in_threadpool(_bulk(request).cancel, ticket, _entitlement(request, access)):
+        raise _no_job(ticket)
+    body = outcome(202, "informational", f"the export {ticket} was cancelled", "information")
     return send(request, "json", body, status=202)
 
 
-async def export_file(request: Request, access: AccessDep, job_id: str, name: str) -> Response:
+async def export_file(request: Request, access: AccessDep, ticket: str, name: str) -> Response:
     """One file of a finished export: gzip as it is kept, to a client that accepts it."""
     bulk = _bulk(request)
-    job = await run_in_threadpool(bulk.job, job_id, _entitlement(request, access))
+    job = await run_in_threadpool(bulk.job, ticket, _entitlement(request, access))
     path = None if job is None else bulk.file(job, name)
     if path is None:
         raise FhirError(
-            404, "not-found", f"the export {job_id[:64]!r} has no file {name[:100]!r} (here, for you)"
+            404, "not-found", f"the export {ticket[:64]!r} has no file {name[:100]!r} (here, for you)"
         )
     headers = {"Vary": "Accept-Encoding"}
     if accepts_gzip(request):
@@ -210,11 +242,11 @@ async def export_file(request: Request, access: AccessDep, job_id: str, name: st
     return StreamingResponse(unpacked(path), media_type=NDJSON_TYPE, headers=headers)
 
 
-def _no_job(job_id: str) -> FhirError:
+def _no_job(ticket: str) -> FhirError:
     return FhirError(
         404,
         "not-found",
-        f"there is no export {job_id[:64]!r} for you: it expired, was cancelled, or was never asked for "
+        f"there is no export {ticket[:64]!r} for you: it expired, was cancelled, or was never asked for "
         "with your entitlement",
     )
 
@@ -242,7 +274,7 @@ _ACCEPTED = {
 }
 
 
-def _kick_off_doc(system: bool) -> dict[str, Any]:
+def _kick_off_doc(system: bool, post: bool = False) -> dict[str, Any]:
     params = [
         _param("query", "_since", _INSTANT, "Only what changed after this instant, and what was deleted"),
         _param("query", "_outputFormat", {"type": "string", "enum": sorted(OUTPUT_FORMATS)}, NDJSON_TYPE),
@@ -260,7 +292,11 @@ def _kick_off_doc(system: bool) -> dict[str, Any]:
         "description": "Too many exports are being written; Retry-After says when to ask again",
         "content": fhir_content(resource_schema("OperationOutcome")),
     }
-    return {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
+    doc: dict[str, Any] = {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
+    if post:  # the same parameters in a Parameters resource (or the query)
+        doc["requestBody"] = {"required": True, "content": fhir_content(resource_schema("Parameters"))}
+        doc["responses"].update(errors(415))
+    return doc
 
 
 _MANIFEST = {
@@ -277,7 +313,16 @@ router.add_api_route(
     openapi_extra=_kick_off_doc(system=True),
 )
 router.add_api_route(
-    f"/{STATUS}/{{job_id}}",
+    "/$export",
+    system_export,
+    methods=["POST"],
+    summary="Bulk Data export of every type (the parameters in a Parameters resource)",
+    operation_id="export-system-post",
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=True, post=True),
+)
+router.add_api_route(
+    f"/{STATUS}/{{ticket}}",
     status,
     methods=["GET"],
     summary="Bulk Data export status: 202 while written, 200 with the manifest",
@@ -291,7 +336,7 @@ router.add_api_route(
     },
 )
 router.add_api_route(
-    f"/{STATUS}/{{job_id}}",
+    f"/{STATUS}/{{ticket}}",
     cancel,
     methods=["DELETE"],
     summary="Cancel a Bulk Data export",
@@ -300,7 +345,7 @@ router.add_api_route(
     openapi_extra={"responses": {**_ACCEPTED, **errors(404)}},
 )
 router.add_api_route(
-    f"/{FILE}/{{job_id}}/{{name}}",
+    f"/{FILE}/{{ticket}}/{{name}}",
     export_file,
     methods=["GET"],
     summary="A file of a finished Bulk Data export (ndjson)",
@@ -321,4 +366,13 @@ router.add_api_route(
     operation_id="export-type",
     status_code=202,
     openapi_extra=_kick_off_doc(system=False),
+)
+router.add_api_route(
+    "/{rtype}/$export",
+    type_export,
+    methods=["POST"],
+    summary="Bulk Data export of one type (the parameters in a Parameters resource)",
+    operation_id="export-type-post",
+    status_code=202,
+    openapi_extra=_kick_off_doc(system=False, post=True),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
@@ -77,24 +78,53 @@ def _target(url: str, policy: EndpointPolicy) -> _Target:
         raise RefusedEndpoint(
             "the endpoint must use https (plain http is allowed only to the hosts the server names)"
         )
-    try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
+    literal = _literal(host)
     port = parts.port or (443 if scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return _Target(scheme, host, port, path, literal)
+
+
+NON_PUBLIC = "the endpoint's host is a loopback, private, link-local or otherwise non-public address"
+# IPv6 ranges that carry an IPv4 address a gateway or the host itself may reach (Python's
+# is_global calls them global): the NAT64 well-known prefix is judged by the address it carries;
+# the others (local-use NAT64, IPv4-compatible, SIIT, Teredo) are no receiver's address
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NEVER = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96", "2001::/32"))
+# a host whose last label is a number is an IPv4 address in one of inet_aton's forms ("127.1",
+# "2130706433", "0x7f000001"), as browsers and resolvers read it: no registered name ends so
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 
 
 def _refusal(address: IPAddress, policy: EndpointPolicy) -> str | None:
     """Why the address may not be sent to, or None."""
     if policy.private:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in _NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+        elif any(address in net for net in _NEVER):
+            return NON_PUBLIC
     if address.is_global and not address.is_multicast:
         return None
-    return "the endpoint's host is a loopback, private, link-local or otherwise non-public address"
+    return NON_PUBLIC
+
+
+def _literal(host: str) -> IPAddress | None:
+    """The address a host names, when it is one (in any form a resolver would read as one)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        raise RefusedEndpoint(f"the endpoint's host {host[:100]} is not a valid address") from None
 
 
 def check_endpoint(url: str, policy: EndpointPolicy) -> None:
@@ -105,6 +135,8 @@ def check_endpoint(url: str, policy: EndpointPolicy) -> None:
     target = _target(url, policy)
     if target.literal is not None and (why := _refusal(target.literal, policy)):
         raise RefusedEndpoint(why)
+    if not policy.private and (target.host == "localhost" or target.host.endswith(".localhost")):
+        raise RefusedEndpoint(NON_PUBLIC)  # always loopback (RFC 6761)
 
 
 async def _resolve(target: _Target, policy: EndpointPolicy, timeout: float) -> IPAddress:

@@ -1,0 +1,139 @@
+"""The Bundles of R5 topic-based subscriptions: a notification (handshake, heartbeat, events) and
+the answers of `$status` and `$events`, each led by a SubscriptionStatus.
+
+An event is one served release: its focus names the release (an identifier, no resource of ours
+is a release), its additionalContext the changed resources the subscriber may read, as
+`Type/id/_history/version` (the last version served, for one no longer served), at most the cap of
+them; beyond it an extension says how many more and where `_history` lists them all. With content
+`full-resource` the created and updated resources follow as entries; `empty` names none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from grunndata.server.fhir_io.responses import bundle, entry
+from grunndata.store import instant
+from grunndata.store.subscriptions import Event, Subscription
+
+RELEASE_SYSTEM = "https://grunndata.no/fhir/release"
+MORE_CHANGES = "https://grunndata.no/fhir/StructureDefinition/subscription-more-changes"
+HANDSHAKE, HEARTBEAT, EVENT = "handshake", "heartbeat", "event-notification"
+QUERY_STATUS, QUERY_EVENT = "query-status", "query-event"
+_DONE = {"create": "created", "update": "updated", "delete": "no longer served"}
+Key = tuple[str, str, int]  # (type, id, version)
+
+
+def _line(tier: str, owner: str) -> str:
+    return "the national line" if tier == "national" else f"{owner}'s {tier} line"
+
+
+def _event(event: Event, content: str, base: str) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "eventNumber": str(event.number),  # integer64: a string in JSON
+        "timestamp": instant(event.created_at),
+        "focus": {
+            "identifier": {"system": RELEASE_SYSTEM, "value": str(event.release_id)},
+            "display": f"release {event.release_id} of {_line(event.tier, event.owner)}",
+        },
+    }
+    if content == "empty":
+        return shown
+    if event.changes:
+        shown["additionalContext"] = [
+            {"reference": f"{t}/{i}/_history/{v}", "display": _DONE.get(a, a)} for t, i, v, a in event.changes
+        ]
+    more = event.total - len(event.changes)
+    if more > 0:
+        since = instant(event.created_at - timedelta(seconds=1))
+        shown["extension"] = [
+            {
+                "url": MORE_CHANGES,
+                "extension": [
+                    {"url": "count", "valueInteger": more},
+                    {"url": "history", "valueUri": f"{base}/_history?_since={since}"},
+                ],
+            }
+        ]
+    return shown
+
+
+def status_resource(
+    sub: Subscription, kind: str, base: str, events: Sequence[Event] = (), content: str | None = None
+) -> dict[str, Any]:
+    """The SubscriptionStatus of `sub` for a notification or answer of `kind`, with `events`."""
+    status: dict[str, Any] = {
+        "resourceType": "SubscriptionStatus",
+        "status": sub.status,
+        "type": kind,
+        "eventsSinceSubscriptionStart": str(sub.events),
+    }
+    if events:
+        status["notificationEvent"] = [_event(e, content or sub.content, base) for e in events]
+    status["subscription"] = {"reference": f"Subscription/{sub.id}"}
+    status["topic"] = sub.topic
+    problems = []
+    if sub.error:
+        problems.append({"text": sub.error})
+    if sub.lost_through:
+        problems.append(
+            {
+                "text": f"events up to number {sub.lost_through} not delivered by then were dropped "
+                "unsent (a bounded number of events is kept); read _history to catch up"
+            }
+        )
+    if problems:
+        status["error"] = problems
+    return status
+
+
+def _status_entry(status: Mapping[str, Any]) -> bytes:
+    return entry(f"urn:uuid:{uuid.uuid4()}", orjson.dumps(status), {})
+
+
+def notification(
+    sub: Subscription,
+    kind: str,
+    base: str,
+    events: Sequence[Event] = (),
+    bodies: Mapping[Key, bytes] | None = None,
+    content: str | None = None,
+) -> bytes:
+    """A subscription-notification Bundle: the status first, then (full-resource) the created and
+    updated resources of the events, from `bodies`."""
+    content = content or sub.content
+    entries = [_status_entry(status_resource(sub, kind, base, events, content))]
+    if content == "full-resource" and bodies:
+        seen: set[Key] = set()
+        for event in events:
+            for t, i, v, action in event.changes:
+                key = (t, i, v)
+                if action == "delete" or key in seen or key not in bodies:
+                    continue
+                seen.add(key)
+                entries.append(entry(f"{base}/{t}/{i}", bodies[key], {}))
+    return bundle(
+        "subscription-notification",
+        entries,
+        [],
+        extra={"id": str(uuid.uuid4()), "timestamp": instant(datetime.now(UTC))},
+    )
+
+
+def status_searchset(subs: Sequence[Subscription], base: str, self_url: str) -> bytes:
+    """`$status` (asked at `self_url`): a searchset of one SubscriptionStatus (query-status) per
+    subscription."""
+    entries = [
+        entry(
+            f"urn:uuid:{uuid.uuid4()}",
+            orjson.dumps(status_resource(s, QUERY_STATUS, base)),
+            {"search": {"mode": "match"}},
+        )
+        for s in subs
+    ]
+    return bundle("searchset", entries, [("self", self_url)], total=len(subs))

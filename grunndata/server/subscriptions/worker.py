@@ -1,0 +1,248 @@
+"""The notifier every server process runs in its lifespan; the one holding the lease sends.
+
+Each tick (GRUNNDATA_SUBSCRIPTION_TICK_SECONDS, 1 s) a process tries to take or renew the lease
+(a store row, GRUNNDATA_SUBSCRIPTION_LEASE_SECONDS, 5 s): the holder makes the events of newly
+served releases (store/subscriptions.py makes them once, in one transaction with the line's
+advance) and sends what is due to the rest-hooks: the handshake of a new subscription, the events
+not yet delivered in order, a heartbeat when nothing was sent for heartbeatPeriod. A failed send
+is tried again after 1 s, doubling to GRUNNDATA_SUBSCRIPTION_RETRY_MAX_SECONDS; after three in a
+row the status is error, and the next send that goes through makes it active again with every
+event it missed, numbered as before. A process that loses the lease sends nothing more; if the
+holder dies, another takes over when its lease runs out. Blocking store calls run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import httpx
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from grunndata.server.auth import Access
+from grunndata.server.subscriptions import bundles, outbound, topics
+from grunndata.server.subscriptions.outbound import EndpointPolicy, RefusedEndpoint
+from grunndata.settings import Settings
+from grunndata.store import subscriptions as store
+from grunndata.store.changes import release_changes
+from grunndata.store.subscriptions import Draft, Event, LineMoved, Pending, Subscription
+
+log = logging.getLogger("grunndata.server")
+ERROR_AFTER = 3  # failed sends in a row that make the status error
+EVENTS_PER_ROUND = 20  # events one subscription is sent in one round, in order
+MOST_RELEASES_PER_TICK = 50
+T = TypeVar("T")
+
+
+def _entitlement(sub: Subscription) -> Access:
+    """What the subscriber may read, as it was when it subscribed."""
+    return Access(sector=sub.sector, supplementary=sub.supplementary)
+
+
+class Notifier:
+    """One process's notifier: the lease, the events, the sends."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.policy = EndpointPolicy(
+            frozenset(settings.subscription_http_hosts), settings.subscription_private_addresses
+        )
+        self.tick = settings.subscription_tick_seconds
+        self.lease_seconds = settings.subscription_lease_seconds
+        self.keep = settings.subscription_keep_events
+        self.most_changes = settings.subscription_max_references
+        self.timeout = settings.subscription_send_timeout
+        self.retry_max = settings.subscription_retry_max_seconds
+        self._leader_until = 0.0  # monotonic: the lease is ours until then (a margin kept)
+        self._sending: dict[str, asyncio.Task[None]] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def leader(self) -> bool:
+        return time.monotonic() < self._leader_until
+
+    async def _store(self, work: Callable[..., T], *args: object) -> T:
+        return await asyncio.to_thread(work, *args)
+
+    # -- the loops ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled: the lease renewed every tick, and the work done while it is ours."""
+        lease = asyncio.create_task(self._keep_lease(), name="notifier-lease")
+        try:
+            while True:
+                if self.leader:
+                    try:
+                        await self.round()
+                    except SQLAlchemyError as e:  # the store busy or away: the next tick tries again
+                        log.warning("the notifier's round failed: %s", str(e).splitlines()[0])
+                    except Exception:
+                        log.exception("the notifier's round failed")
+                await asyncio.sleep(self.tick)
+        finally:
+            lease.cancel()
+            for task in list(self._sending.values()):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(lease, *self._sending.values(), return_exceptions=True)
+            if self._client is not None:
+                await self._client.aclose()
+            if self.leader:  # let another process take over at once
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._store(self._drop), 2.0)
+
+    def _drop(self) -> None:
+        with self.engine.begin() as conn:
+            store.drop_lease(conn, self.holder)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                held = await self._store(store.take_lease, self.engine, self.holder, self.lease_seconds)
+            except Exception as e:  # the store away: not the leader until it answers again
+                log.warning("the notifier could not renew its lease: %s", str(e).splitlines()[0])
+                held = False
+            # ours until shortly before it runs out for the others (counted from before we asked)
+            self._leader_until = started + self.lease_seconds * 0.8 if held else 0.0
+            await asyncio.sleep(self.tick)
+
+    async def round(self) -> None:
+        """Make the events of newly served releases, then start the sends that are due."""
+        await self._store(self.make_events)  # with no subscription, the lines' marks move on
+        if not await self._store(self._any_live):
+            return
+        for sub in await self._store(self._due):
+            running = self._sending.get(sub.id)
+            if running is not None and not running.done():
+                continue  # a slow endpoint holds up only its own subscription
+            task = asyncio.create_task(self.send(sub), name=f"notify-{sub.id}")
+            self._sending[sub.id] = task
+            task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        for sub_id, running in list(self._sending.items()):
+            if running is task:
+                del self._sending[sub_id]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _any_live(self) -> bool:
+        with self.engine.begin() as conn:
+            store.end_expired(conn)
+            return bool(store.live(conn))
+
+    def make_events(self) -> int:
+        """The events of every release served since the last round, line by line; how many made."""
+        made = 0
+        for _ in range(MOST_RELEASES_PER_TICK):
+            with self.engine.connect() as conn:
+                pending = store.pending_releases(conn)
+            if not pending:
+                break
+            for release in pending:
+                try:
+                    with self.engine.begin() as conn:
+                        drafts = self._drafts(conn, release)
+                        made += len(store.record(conn, release, drafts, self.keep, self.most_changes))
+                except LineMoved:  # another process made them first
+                    continue
+        return made
+
+    def _drafts(self, conn: Connection, release: Pending) -> list[Draft]:
+        recipients = store.recipients(conn, release)
+        if not recipients:
+            return []
+        changes = release_changes(conn, release.release_id, release.previous_id)
+        line = (release.tier, release.owner)
+        drafts = []
+        for sub in recipients:
+            found = topics.matching(sub.topic, sub.filters, line, changes, _entitlement(sub))
+            if found is not None:
+                drafts.append(Draft(sub.id, tuple((c.type, c.id, c.version, c.action) for c in found)))
+        return drafts
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _due(self) -> list[Subscription]:
+        """The rest-hook subscriptions with something to send now."""
+        now = store.now()
+        with self.engine.connect() as conn:
+            subs = store.live(conn)
+        due = []
+        for sub in subs:
+            if sub.channel != "rest-hook" or not sub.endpoint:
+                continue
+            if sub.next_attempt is not None and sub.next_attempt > now:
+                continue
+            heartbeat = sub.heartbeat_seconds is not None and (
+                sub.last_sent is None or now - sub.last_sent >= timedelta(seconds=sub.heartbeat_seconds)
+            )
+            if sub.status == store.REQUESTED or sub.events > sub.delivered or heartbeat:
+                due.append(sub)
+        return due
+
+    async def send(self, sub: Subscription) -> None:
+        """What `sub` is due: the handshake, else its undelivered events in order, else a heartbeat."""
+        if sub.status == store.REQUESTED:
+            await self._post(sub, bundles.notification(sub, bundles.HANDSHAKE, sub.base_url), None)
+            return
+        if sub.events > sub.delivered:
+            events, bodies = await self._store(self._undelivered, sub)
+            for event in events:
+                body = bundles.notification(sub, bundles.EVENT, sub.base_url, [event], bodies)
+                if not await self._post(sub, body, event.number):
+                    return
+            return
+        await self._post(sub, bundles.notification(sub, bundles.HEARTBEAT, sub.base_url), None)
+
+    def _undelivered(self, sub: Subscription) -> tuple[list[Event], dict[tuple[str, str, int], bytes]]:
+        """The next events to send; those dropped unsent (the kept events are bounded) are marked lost."""
+        with self.engine.begin() as conn:
+            return store.undelivered(conn, sub, sub.delivered, EVENTS_PER_ROUND)
+
+    async def _post(self, sub: Subscription, body: bytes, through: int | None) -> bool:
+        """POST one notification; its outcome written to the subscription. True when it went through."""
+        if not self.leader:  # the lease was lost meanwhile: the new holder sends
+            return False
+        if self._client is None:
+            self._client = outbound.client()
+        timeout = min(float(sub.timeout_seconds or self.timeout), self.timeout)
+        error: str | None = None
+        try:
+            status = await outbound.post(
+                self._client, str(sub.endpoint), body, dict(sub.headers), self.policy, timeout
+            )
+            if not 200 <= status < 300:
+                error = f"the endpoint answered {status}"
+        except RefusedEndpoint as e:
+            error = str(e)
+        except httpx.HTTPError as e:
+            error = f"the endpoint could not be reached ({type(e).__name__})"
+        if error is None:
+            await self._store(self._sent, sub.id, through)
+            return True
+        await self._store(self._failed, sub.id, error)
+        return False
+
+    def _sent(self, sub_id: str, through: int | None) -> None:
+        with self.engine.begin() as conn:
+            store.sent(conn, sub_id, through)
+
+    def _failed(self, sub_id: str, error: str) -> None:
+        with self.engine.begin() as conn:
+            found = store.get(conn, sub_id)
+            if found is None:
+                return
+            retry_in = min(2.0**found.attempts, self.retry_max)  # 1, 2, 4, ... seconds
+            store.failed(conn, sub_id, error, retry_in, ERROR_AFTER)
