@@ -243,6 +243,7 @@ def test_revinclude_star_brings_everything_that_points_at_the_match(api: TestCli
         (f"{MPD}?type:missing=maybe", "invalid", "takes true or false, not 'maybe'"),
         (f"{MPD}?_has:{PPD}:package-for=1", "invalid", "_has takes _has:Type:reference:parameter"),
         (f"{MPD}?_has:{PPD}::identifier=1", "invalid", "_has takes"),
+        (f"{MPD}?_has=1", "invalid", "_has: _has takes _has:Type:reference:parameter"),
         (
             f"{MPD}?_has:Patient:general-practitioner:name=1",
             "invalid",

@@ -385,7 +385,7 @@ def _parse_name(rtype: str, name: str) -> tuple[tuple[Link, ...], str, str, str]
     links: list[Link] = []
     current, rest = rtype, name
     while True:
-        if rest.startswith(HAS_PREFIX):
+        if rest.startswith(HAS_PREFIX) or rest.partition(".")[0] == "_has":
             parts = rest.split(":", 3)
             if len(parts) < 4 or not all(parts[1:]):
                 raise bad(
