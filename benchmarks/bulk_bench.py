@@ -212,7 +212,7 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         f"Machine: {machine()}; server, export child, load generator and store on the same machine. "
         + " ".join(notes),
         "Server: api_bench.py's uvicorn (uvloop, httptools, 1 worker); the export in its child process "
-        "(`nice 10`, as in production). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
+        "(`nice 19` and `SCHED_IDLE`, as in production). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
         f"{args.runs}; child peak RSS is its VmHWM read every 20 ms, the largest seen. Reads: read by id of "
         f"2,000 packages, {args.clients} clients, loadgen.py, {args.duration:.0f} s windows after "
         f"{args.warmup:.0f} s warm-up, without and while system exports run back to back (each polled "
