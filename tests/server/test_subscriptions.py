@@ -4,6 +4,7 @@ secrets never sent back, topics of lines a client may not read unknown to it, ba
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -421,3 +422,19 @@ def test_a_websocket_is_bound_by_token_and_gets_the_handshake_and_each_new_relea
     assert status["notificationEvent"][0]["eventNumber"] == "1"
     context = [(c["reference"], c["display"]) for c in status["notificationEvent"][0]["additionalContext"]]
     assert context == [("Basic/n-1/_history/1", "no longer served"), ("Basic/n-2/_history/1", "created")]
+
+
+def test_a_subscription_survives_a_restart(tmp_path: Path, issuer: Issuer) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    publish(engine, [("national", "dmp", _basic("n-1"))])
+    headers = {**_as(issuer, SCOPE_SUBSCRIBE, sub="restarter"), "Content-Type": "application/fhir+json"}
+    settings = Settings.load({"GRUNNDATA_WARM": "0"})
+    with TestClient(create_app(engine, issuer.authenticator(), settings=settings)) as first:
+        made = first.post("/fhir/Subscription", json=subscription(), headers=headers).json()
+    with TestClient(create_app(engine, issuer.authenticator(), settings=settings)) as second:
+        again = second.get(f"/fhir/Subscription/{made['id']}", headers=headers)
+    engine.dispose()
+    assert again.status_code == 200
+    assert {k: v for k, v in again.json().items() if k not in ("meta", "status")} == {
+        k: v for k, v in made.items() if k not in ("meta", "status")
+    }
