@@ -292,6 +292,30 @@ BAD: list[tuple[str, Any, str]] = [
         subscription(parameter=[{"name": "X Key", "value": "a"}]),
         "is no HTTP header",
     ),
+    *(
+        (
+            f"a header value with {shown}",
+            subscription(parameter=[{"name": "X-Key", "value": value}]),
+            "is no HTTP header",
+        )
+        for shown, value in (
+            ("letters not ASCII", "Bearer \u00f8\u00e6"),
+            ("SOH", "a\x01b"),
+            ("VT", "a\x0bb"),
+            ("DEL", "a\x7fb"),
+            ("ESC", "a\x1b[31m"),
+            ("NUL", "a\x00b"),
+            ("5000 characters", "a" * 5000),
+        )
+    ),
+    *(
+        (
+            f"the header {name}",
+            subscription(parameter=[{"name": name, "value": "x"}]),
+            "a header the server sets itself",
+        )
+        for name in ("Host", "content-type", "Content-Length", "Transfer-Encoding", "Connection", "TE")
+    ),
 ]
 
 
@@ -421,3 +445,80 @@ def test_a_websocket_is_bound_by_token_and_gets_the_handshake_and_each_new_relea
     assert status["notificationEvent"][0]["eventNumber"] == "1"
     context = [(c["reference"], c["display"]) for c in status["notificationEvent"][0]["additionalContext"]]
     assert context == [("Basic/n-1/_history/1", "no longer served"), ("Basic/n-2/_history/1", "created")]
+
+
+def _events_when_made(api: TestClient, sub_id: str, headers: dict[str, str], query: str = "") -> Any:
+    """$events once the notifier made one (it runs each tick in the app), within 15 s."""
+    import time
+
+    deadline = time.monotonic() + 15
+    while True:
+        found = api.get(f"/fhir/Subscription/{sub_id}/$events?{query}", headers=headers).json()
+        if found["entry"][0]["resource"].get("notificationEvent") or time.monotonic() > deadline:
+            return valid(found)
+        time.sleep(0.2)
+
+
+def test_events_and_status_give_only_what_the_asking_token_may_read(api: TestClient, issuer: Issuer) -> None:
+    sector = _as(issuer, SCOPE_SUBSCRIBE, SCOPE_SECTOR_READ, sub="narrowing")
+    plain = _as(issuer, SCOPE_SUBSCRIBE, sub="narrowing")  # the same subject, no sector scope now
+    body = {
+        **subscription(TOPICS + "resource-changed", content="full-resource"),
+        "channelType": {"code": "websocket"},
+    }
+    del body["endpoint"], body["parameter"]
+    r = _post(api, body, sector)
+    assert r.status_code == 201, r.text
+    sub_id = r.json()["id"]
+    publish(api.app.state.served.engine, [("sector", SECTOR_OWNER, _basic("s-narrow"))])  # type: ignore[attr-defined]
+    full = _events_when_made(api, sub_id, sector, "content=full-resource")
+    status = full["entry"][0]["resource"]
+    assert [c["reference"] for c in status["notificationEvent"][0]["additionalContext"]] == [
+        "Basic/s-1/_history/1",
+        "Basic/s-narrow/_history/1",
+    ]
+    assert [e["fullUrl"].rsplit("/", 1)[1] for e in full["entry"][1:]] == ["s-narrow"]
+    assert status["eventsSinceSubscriptionStart"] == "1"
+    narrow = valid(
+        api.get(f"/fhir/Subscription/{sub_id}/$events?content=full-resource", headers=plain).json()
+    )
+    assert len(narrow["entry"]) == 1  # no sector resource
+    assert "notificationEvent" not in narrow["entry"][0]["resource"]
+    assert "eventsSinceSubscriptionStart" not in narrow["entry"][0]["resource"]  # it counts sector events
+    asked = valid(api.get(f"/fhir/Subscription/{sub_id}/$status", headers=plain).json())
+    assert "eventsSinceSubscriptionStart" not in asked["entry"][0]["resource"]
+    asked = valid(api.get(f"/fhir/Subscription/{sub_id}/$status", headers=sector).json())
+    assert asked["entry"][0]["resource"]["eventsSinceSubscriptionStart"] == "1"
+    # a socket bound by a token the plain token got is not sent the sector event
+    answer = api.post(f"/fhir/Subscription/{sub_id}/$get-ws-binding-token", headers=plain)
+    token = next(p["valueString"] for p in answer.json()["parameter"] if p["name"] == "token")
+    with api.websocket_connect("/fhir/subscription-ws") as socket:
+        socket.send_text(f"bind-with-token {token}")
+        handshake = valid(orjson.loads(socket.receive_text()))["entry"][0]["resource"]
+        assert (handshake["type"], "eventsSinceSubscriptionStart" in handshake) == ("handshake", False)
+        publish(api.app.state.served.engine, [("national", "dmp", _basic("n-narrow"))])  # type: ignore[attr-defined]
+        event = valid(orjson.loads(socket.receive_text()))
+    sent = event["entry"][0]["resource"]["notificationEvent"]
+    assert [n["eventNumber"] for n in sent] == ["2"]  # not 1, the sector release's
+    assert [e["fullUrl"].rsplit("/", 1)[1] for e in event["entry"][1:]] == ["n-narrow"]
+
+
+def test_a_binding_token_binds_one_socket(api: TestClient, issuer: Issuer) -> None:
+    headers = _as(issuer, SCOPE_SUBSCRIBE, sub="single-use")
+    body = {**subscription(), "channelType": {"code": "websocket"}}
+    del body["endpoint"], body["parameter"]
+    made = _post(api, body, headers).json()
+    answer = api.post(f"/fhir/Subscription/{made['id']}/$get-ws-binding-token", headers=headers)
+    token = next(p["valueString"] for p in answer.json()["parameter"] if p["name"] == "token")
+    with api.websocket_connect("/fhir/subscription-ws") as socket:
+        socket.send_text(f"bind-with-token {token}")
+        assert orjson.loads(socket.receive_text())["entry"][0]["resource"]["type"] == "handshake"
+        with api.websocket_connect("/fhir/subscription-ws") as second:
+            second.send_text(f"bind-with-token {token}")
+            said = second.receive_json()["issue"][0]["diagnostics"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                second.receive_text()
+    assert (closed.value.code, said) == (
+        1008,
+        "the binding token is not known here: get one by $get-ws-binding-token",
+    )

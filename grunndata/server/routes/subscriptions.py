@@ -174,14 +174,26 @@ def _filters(given: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+_DROPPED = frozenset({"host", "content-type", "content-length", "transfer-encoding", "connection", "te"})
+_VALUE = re.compile(r"[\t\x20-\x7e]{0,4096}")  # visible ASCII, space and tab
+
+
 def _headers(given: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The channel parameters as HTTP headers: a token as the name (not one the sender sets
+    itself), a value of visible ASCII, spaces and tabs; a 400 saying which is not (its value never
+    repeated: it is often a secret)."""
     found = []
     for p in given.get("parameter") or ():
         name, value = str(p["name"]), str(p["value"])
-        if not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\x00") or len(value) > 4096:
+        if name.lower() in _DROPPED:
+            raise _fail(
+                f"the channel parameter {name!r} is a header the server sets itself: "
+                "Host, Content-Type, Content-Length, Transfer-Encoding, Connection and TE are not taken"
+            )
+        if not _HEADER_NAME.fullmatch(name) or not _VALUE.fullmatch(value):
             raise _fail(
                 f"the channel parameter {name[:100]!r} is no HTTP header: a name of letters, digits and "
-                "-, a value on one line of at most 4096 characters"
+                "-, a value on one line of at most 4096 characters, visible ASCII, spaces and tabs"
             )
         found.append((name, value))
     return tuple(found)
@@ -378,7 +390,9 @@ async def status(
     _asked(request, limits, rid)
     sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
     return send(
-        request, fmt, bundles.status_searchset([sub], fhir_bundles.base_url(request), str(request.url))
+        request,
+        fmt,
+        bundles.status_searchset([sub], fhir_bundles.base_url(request), str(request.url), access),
     )
 
 
@@ -404,17 +418,25 @@ async def events(
         raise bad(f"content takes {', '.join(CONTENTS)}")
     owner = owner_of(request, access)
 
-    def found() -> tuple[Subscription, list[store.Event], dict[tuple[str, str, int], bytes]]:
+    def found() -> tuple[Subscription, list[store.Event], dict[tuple[str, str, int], bytes], bool]:
         sub = _own(request, owner, rid)
+        # the events were made with the subscriber's rights then; this token may read less now
+        reads = bundles.narrowed(sub, access)
+        counted = reads == bundles.entitlement(sub)
         with _served(request).engine.connect() as conn:
             kept = store.events(conn, sub.id, since, until, MOST_EVENTS)
+            if not counted:
+                named = [(t, i, v) for e in kept for t, i, v, _ in e.changes]
+                kept = bundles.readable(kept, store.lines_of(conn, named), reads)
             wanted = content or sub.content
             keys = [(t, i, v) for e in kept for t, i, v, a in e.changes if a != "delete"]
-            return sub, kept, store.bodies(conn, keys) if wanted == "full-resource" else {}
+            return sub, kept, store.bodies(conn, keys) if wanted == "full-resource" else {}, counted
 
-    sub, kept, bodies = await run_in_threadpool(found)
+    sub, kept, bodies, counted = await run_in_threadpool(found)
     base = fhir_bundles.base_url(request)
-    return send(request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content))
+    return send(
+        request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content, counted)
+    )
 
 
 async def topic_search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:

@@ -126,9 +126,19 @@ class Notifier:
             running = self._sending.get(sub.id)
             if running is not None and not running.done():
                 continue  # a slow endpoint holds up only its own subscription
-            task = asyncio.create_task(self.send(sub), name=f"notify-{sub.id}")
+            task = asyncio.create_task(self._guarded(sub), name=f"notify-{sub.id}")
             self._sending[sub.id] = task
             task.add_done_callback(self._forget)
+
+    async def _guarded(self, sub: Subscription) -> None:
+        """`send`, its failure logged in one line naming the exception's type only (its text may
+        carry a channel parameter's value, often a secret); the next round tries again."""
+        try:
+            await self.send(sub)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("sending to Subscription/%s failed (%s)", sub.id, type(e).__name__)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for sub_id, running in list(self._sending.items()):
@@ -237,6 +247,8 @@ class Notifier:
             error = str(e)
         except httpx.HTTPError as e:
             error = f"the endpoint could not be reached ({type(e).__name__})"
+        except Exception as e:  # any other failure is a failed send; its text may hold a header's value
+            error = f"the notification could not be sent ({type(e).__name__})"
         if error is None:
             await self._store(self._sent, sub.id, through)
             return True
