@@ -221,6 +221,13 @@ def test_a_sector_topic_is_invisible_without_the_sector_scope(api: TestClient, i
     assert _post(api, subscription(SECTOR_TOPIC), sector).status_code == 201
 
 
+def _nested(depth: int) -> list[dict[str, Any]]:
+    extension: list[dict[str, Any]] = [{"url": "https://x.example/e", "valueString": "x"}]
+    for _ in range(depth):
+        extension = [{"url": "https://x.example/e", "extension": extension}]
+    return extension
+
+
 BAD: list[tuple[str, Any, str]] = [
     ("not a subscription", {"resourceType": "Basic"}, "the body must be a Subscription resource (JSON)"),
     ("a list", [subscription()], "the body must be a Subscription resource (JSON)"),
@@ -308,6 +315,31 @@ BAD: list[tuple[str, Any, str]] = [
             ("5000 characters", "a" * 5000),
         )
     ),
+    *(
+        (f"an endpoint {value!r}", subscription(endpoint=value), "not a valid R5 Subscription")
+        for value in (12, True, 1.5, ["https://a.example"], {"url": "x"})
+    ),
+    (
+        "a contained Endpoint with a number as address",
+        subscription(
+            contained=[
+                {
+                    "resourceType": "Endpoint",
+                    "id": "e",
+                    "status": "active",
+                    "connectionType": [{"coding": [{"code": "hl7-fhir-rest"}]}],
+                    "address": 5,
+                }
+            ]
+        ),
+        "not a valid R5 Subscription",
+    ),
+    (
+        "extensions nested 300 deep",
+        subscription(extension=_nested(300)),
+        "the Subscription nests deeper than 32 levels of objects and arrays",
+    ),
+    ("a topic that is a number", subscription(topic=7), "not a valid R5 Subscription"),
     *(
         (
             f"the header {name}",

@@ -52,6 +52,7 @@ STATUSES = ("requested", "active", "error", "off", "entered-in-error")
 REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED"}
 MASK = "******"
 MOST_EVENTS = 100  # events one $events answer holds
+MOST_DEPTH = 32  # levels of objects and arrays a posted Subscription may nest
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _MEDIA = ("application/fhir+json", "application/json")
 
@@ -146,15 +147,34 @@ def _validated(given: Any) -> dict[str, Any]:
 
     if not isinstance(given, dict) or given.get("resourceType") != "Subscription":
         raise _fail("the body must be a Subscription resource (JSON)")
+    if _depth(given) > MOST_DEPTH:
+        raise _fail(f"the Subscription nests deeper than {MOST_DEPTH} levels of objects and arrays")
     try:
         get_fhir_model_class("Subscription").model_validate(given)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise _fail(f"not a valid R5 Subscription: {where}: {first.get('msg', '')}"[:500]) from None
-    except (ValueError, TypeError) as e:
-        raise _fail(f"not a valid R5 Subscription: {str(e)[:300]}") from None
+    except (
+        Exception
+    ) as e:  # the model's own checks fail in other ways on some bodies (an Endpoint's address 5)
+        raise _fail(f"not a valid R5 Subscription ({type(e).__name__})") from None
+    for name in ("endpoint", "topic"):
+        if name in given and not isinstance(given[name], str):
+            raise _fail(f"not a valid R5 Subscription: {name} must be a string (a URL)")
     return given
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in `value` (a scalar: 0), counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MOST_DEPTH:  # deeper is refused anyway: no need to walk it all
+                todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _channel(given: dict[str, Any]) -> str:
