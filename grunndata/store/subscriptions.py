@@ -128,12 +128,12 @@ class TooManySubscriptions(Exception):
 
 def create(conn: Connection, new: New, most_per_owner: int, status: str = REQUESTED) -> Subscription:
     """Record a new subscription (status requested); TooManySubscriptions when its owner already
-    keeps `most_per_owner` that are not off. The caller commits."""
-    kept = conn.execute(
-        select(func.count()).select_from(SUB).where(SUB.c.owner == new.owner, SUB.c.status != OFF)
-    ).scalar()
-    if (kept or 0) >= most_per_owner:
-        raise TooManySubscriptions
+    keeps `most_per_owner` that are not off (nothing is left written then). The caller commits.
+
+    The count and the insert are one step for concurrent creates on any number of processes: on
+    PostgreSQL the owner's advisory lock is taken for the transaction before counting; SQLite
+    serialises writes, so the row is inserted first (the transaction holds the write lock from
+    then on) and counted with the others after."""
     made = now()
     values = {
         "id": secrets.token_hex(16),
@@ -155,7 +155,18 @@ def create(conn: Connection, new: New, most_per_owner: int, status: str = REQUES
         "created_at": made,
         "updated_at": made,
     }
-    conn.execute(insert(SUB).values(**values))
+    counted = select(func.count()).select_from(SUB).where(SUB.c.owner == new.owner, SUB.c.status != OFF)
+    if conn.dialect.name == "postgresql":
+        key = func.hashtextextended(f"grunndata-subscription-owner:{new.owner}", 0)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+        if (conn.execute(counted).scalar() or 0) >= most_per_owner:
+            raise TooManySubscriptions
+        conn.execute(insert(SUB).values(**values))
+    else:
+        conn.execute(insert(SUB).values(**values))
+        if (conn.execute(counted).scalar() or 0) > most_per_owner:
+            conn.execute(delete(SUB).where(SUB.c.id == values["id"]))  # whether or not the caller rolls back
+            raise TooManySubscriptions
     return _subscription(conn.execute(select(SUB).where(SUB.c.id == values["id"])).one())
 
 
