@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from grunndata.server.subscriptions.worker import Notifier
 from grunndata.settings import Settings
 from grunndata.store import subscriptions as store
+from grunndata.store.models import SUB
 from tests.server.hooks import Receiver, receiving
 from tests.store.test_subscriptions import _new
 
@@ -65,3 +66,31 @@ def test_a_send_that_cannot_be_made_is_a_failed_send_without_the_secret(
     assert after.error is not None and after.error.startswith("the notification could not be sent (")
     assert "secret" not in (after.error or "") and "secret" not in caplog.text
     assert hook.received == []
+
+
+def test_only_the_handshake_is_retried_until_it_goes_through(engine: Engine, hook: Receiver) -> None:
+    with engine.begin() as conn:
+        sub = store.create(conn, _new(endpoint=hook.url, heartbeat_seconds=1), 5)
+    notifier = _notifier(engine)
+    hook.down()
+
+    async def sends(count: int) -> None:
+        for _ in range(count):
+            await notifier.send(_get(engine, sub.id))
+        if notifier._client is not None:
+            await notifier._client.aclose()
+            notifier._client = None
+
+    asyncio.run(sends(3))
+    failed = _get(engine, sub.id)
+    assert (failed.status, failed.attempts, failed.last_sent) == ("error", 3, None)
+    assert [s.id for s in notifier._due()] == []  # backing off
+    with engine.begin() as conn:  # the back-off over
+        conn.execute(SUB.update().where(SUB.c.id == sub.id).values(next_attempt=None))
+    assert [s.id for s in notifier._due()] == [sub.id]
+    hook.up()
+    asyncio.run(sends(1))
+    assert [r.status["type"] for r in hook.received] == ["handshake"]  # not a heartbeat
+    assert _get(engine, sub.id).status == "active"
+    asyncio.run(sends(1))
+    assert [r.status["type"] for r in hook.received] == ["handshake", "heartbeat"]

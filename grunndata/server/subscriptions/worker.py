@@ -198,13 +198,14 @@ class Notifier:
             heartbeat = sub.heartbeat_seconds is not None and (
                 sub.last_sent is None or now - sub.last_sent >= timedelta(seconds=sub.heartbeat_seconds)
             )
-            if sub.status == store.REQUESTED or sub.events > sub.delivered or heartbeat:
+            if sub.last_sent is None or sub.events > sub.delivered or heartbeat:
                 due.append(sub)
         return due
 
     async def send(self, sub: Subscription) -> None:
-        """What `sub` is due: the handshake, else its undelivered events in order, else a heartbeat."""
-        if sub.status == store.REQUESTED:
+        """What `sub` is due: the handshake until one went through (nothing else before it, however
+        often it failed), else its undelivered events in order, else a heartbeat."""
+        if sub.last_sent is None:  # no send ever went through: the handshake did not
             await self._post(sub, bundles.notification(sub, bundles.HANDSHAKE, sub.base_url), None)
             return
         if sub.events > sub.delivered:
