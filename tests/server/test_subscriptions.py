@@ -288,6 +288,8 @@ BAD: list[tuple[str, Any, str]] = [
         subscription(heartbeatPeriod=0),
         "heartbeatPeriod must be a whole number of seconds from 1",
     ),
+    ("a heartbeat of true", subscription(heartbeatPeriod=True), "heartbeatPeriod must be a whole number"),
+    ("a timeout of true", subscription(timeout=True), "timeout must be a whole number"),
     ("an end in the past", subscription(end="2020-01-01T00:00:00Z"), "end is in the past"),
     (
         "a header over two lines",
@@ -378,6 +380,23 @@ def test_a_body_that_is_no_json_or_not_json_media_is_refused(api: TestClient, is
         headers={**headers, "Content-Type": "application/fhir+xml"},
     )
     assert r.status_code == 415
+
+
+def test_a_body_too_large_for_a_subscription_is_a_413(api: TestClient, issuer: Issuer) -> None:
+    headers = {**_as(issuer, SCOPE_SUBSCRIBE, sub="big"), "Content-Type": "application/fhir+json"}
+    big = orjson.dumps(
+        subscription(extension=[{"url": "https://x.example/e", "valueString": "x" * 5_000_000}])
+    )
+    said = "the body is larger than 262,144 bytes: too large for a Subscription"
+    r = api.post("/fhir/Subscription", content=big, headers=headers)
+    assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (413, said)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: read until the bound, no further
+        yield big[:200_000]
+        yield big[200_000:]
+
+    r = api.post("/fhir/Subscription", content=chunks(), headers=headers)
+    assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (413, said)
 
 
 def test_a_client_keeps_no_more_than_the_most_allowed(api: TestClient, issuer: Issuer) -> None:

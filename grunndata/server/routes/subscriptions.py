@@ -33,7 +33,7 @@ from grunndata.server.fhir_io.openapi import (
     fhir_content,
     resource_schema,
 )
-from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, body_within, split_values, strict
+from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
 from grunndata.server.subscriptions import bundles, topics
@@ -53,6 +53,7 @@ REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue
 MASK = "******"
 MOST_EVENTS = 100  # events one $events answer holds
 MOST_DEPTH = 32  # levels of objects and arrays a posted Subscription may nest
+MOST_BODY = 262_144  # bytes of a posted Subscription (its parameters at most 4096 characters each)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _MEDIA = ("application/fhir+json", "application/json")
 
@@ -223,7 +224,7 @@ def _whole(given: dict[str, Any], name: str, low: int, high: int) -> int | None:
     value = given.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or not low <= value <= high:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise _fail(f"{name} must be a whole number of seconds from {low} to {high}")
     return value
 
@@ -299,14 +300,34 @@ def new_subscription(
 # -- the handlers ------------------------------------------------------------------------------
 
 
-async def create(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
+def _too_large() -> FhirError:
+    return FhirError(
+        413, "too-costly", f"the body is larger than {MOST_BODY:,} bytes: too large for a Subscription"
+    )
+
+
+async def _body(request: Request) -> bytes:
+    """The posted body, no more than MOST_BODY bytes of it read (declared or not); a 413 beyond."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > MOST_BODY):
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MOST_BODY:
+            raise _too_large()
+    return bytes(body)
+
+
+async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Response:
     """Make a subscription (status requested): 201 with it, its Location; the handshake follows."""
+    limits: Limits = request.app.state.limits  # the query's bounds; the body has its own (MOST_BODY)
     limits.check(list(request.query_params.multi_items()))
     owner = owner_of(request, access)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _MEDIA:
         raise FhirError(415, "not-supported", "POST a Subscription as application/fhir+json")
-    raw = await body_within(request, limits)
+    raw = await _body(request)
     try:
         given = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -526,6 +547,7 @@ router.add_api_route(
                 "content": _SUBSCRIPTION,
             },
             **errors(400, 401, 403, 409, 415),
+            "413": {"description": f"The body is larger than {MOST_BODY:,} bytes", "content": _OUTCOME},
         },
     },
 )
