@@ -290,6 +290,11 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("a heartbeat of true", subscription(heartbeatPeriod=True), "heartbeatPeriod must be a whole number"),
     ("a timeout of true", subscription(timeout=True), "timeout must be a whole number"),
+    (
+        "a websocket with an endpoint",
+        {**subscription(), "channelType": {"code": "websocket"}},
+        "a websocket subscription has no endpoint",
+    ),
     ("an end in the past", subscription(end="2020-01-01T00:00:00Z"), "end is in the past"),
     (
         "a header over two lines",
@@ -445,6 +450,37 @@ def test_status_and_events_of_a_new_subscription(api: TestClient, issuer: Issuer
         "eventsUntilNumber=-1",
     ):
         assert api.get(f"/fhir/Subscription/{made['id']}/$events?{query}", headers=headers).status_code == 400
+
+
+def test_the_search_by_post_and_strict_operations(api: TestClient, issuer: Issuer) -> None:
+    made = _made(api, issuer, "poster")
+    headers = _as(issuer, SCOPE_SUBSCRIBE, sub="poster")
+    form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    r = api.post("/fhir/Subscription/_search", content=f"_id={made['id']}&status=requested", headers=form)
+    assert r.status_code == 200, r.text
+    found = valid(r.json())
+    assert [e["resource"]["id"] for e in found["entry"]] == [made["id"]]
+    assert found["link"][0]["url"] == f"http://testserver/fhir/Subscription?_id={made['id']}&status=requested"
+    r = api.post("/fhir/Subscription/_search", content="status=off", headers=form)
+    assert (r.status_code, r.json()["total"]) == (200, 0)
+    r = api.post(
+        "/fhir/Subscription/_search", content="{}", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 415
+    strict = {**headers, "Prefer": "handling=strict"}
+    for op, said in (
+        ("$status", "'colour' is not a parameter of this operation; it takes none"),
+        (
+            "$events",
+            "'colour' is not a parameter of this operation; it takes eventsSinceNumber, eventsUntilNumber, content",
+        ),
+    ):
+        r = api.get(f"/fhir/Subscription/{made['id']}/{op}?colour=red", headers=strict)
+        assert (r.status_code, r.json()["issue"][0]["diagnostics"]) == (400, said)
+        assert api.get(f"/fhir/Subscription/{made['id']}/{op}?colour=red", headers=headers).status_code == 200
+    assert (
+        api.get(f"/fhir/Subscription/{made['id']}/$events?content=empty", headers=strict).status_code == 200
+    )
 
 
 def test_a_websocket_is_bound_by_token_and_gets_the_handshake_and_each_new_release(

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -33,7 +34,7 @@ from grunndata.server.fhir_io.openapi import (
     fhir_content,
     resource_schema,
 )
-from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, split_values, strict
+from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, form_items, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
 from grunndata.server.subscriptions import bundles, topics
@@ -263,6 +264,10 @@ def new_subscription(
     if problem:
         raise _fail(problem)
     channel = _channel(body)
+    if channel == "websocket" and body.get("endpoint") is not None:
+        raise _fail(
+            "a websocket subscription has no endpoint: its notifications go to the socket bound to it"
+        )
     endpoint = body.get("endpoint") if channel == "rest-hook" else None
     if channel == "rest-hook":
         if not endpoint:
@@ -380,12 +385,14 @@ async def delete(
     )
 
 
-def _one_each(request: Request, names: Sequence[str]) -> dict[str, list[str]]:
-    """The search parameters `names` (each given once, values joined by commas); another is a 400
-    with Prefer: handling=strict and ignored without."""
+def _one_each(
+    request: Request, names: Sequence[str], items: Sequence[tuple[str, str]] | None = None
+) -> dict[str, list[str]]:
+    """The search parameters `names` (each given once, values joined by commas) of `items` (the
+    query's); another is a 400 with Prefer: handling=strict and ignored without."""
     given: dict[str, list[str]] = {}
     ignored = {"_format", "_pretty"}
-    for name, value in request.query_params.multi_items():
+    for name, value in request.query_params.multi_items() if items is None else items:
         if name in ignored:
             continue
         if name not in names:
@@ -401,10 +408,40 @@ def _one_each(request: Request, names: Sequence[str]) -> dict[str, list[str]]:
     return given
 
 
+def _strictly(request: Request, names: Sequence[str]) -> None:
+    """With Prefer: handling=strict, a query parameter not among `names` is a 400 (as on the
+    other routes); without, it is ignored."""
+    if not strict(request.headers.get("prefer", "")):
+        return
+    for name, _ in request.query_params.multi_items():
+        if name not in names and name not in ("_format", "_pretty"):
+            taken = ", ".join(names) if names else "none"
+            raise bad(f"{name[:100]!r} is not a parameter of this operation; it takes {taken}")
+
+
 async def search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
     """The client's subscriptions, by `_id`, `status` and `topic` (each: any of its values)."""
     _asked(request, limits)
-    asked = _one_each(request, ("_id", "status", "topic"))
+    return await _search(request, fmt, access, list(request.query_params.multi_items()), str(request.url))
+
+
+async def search_post(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
+    """POST Subscription/_search: the form's parameters with the query's, answered as the GET."""
+    _asked(request, limits)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+    items = list(request.query_params.multi_items()) + await form_items(request, limits)
+    limits.check(items)
+    query = urlencode(items)
+    self_url = f"{fhir_bundles.base_url(request)}/Subscription" + (f"?{query}" if query else "")
+    return await _search(request, fmt, access, items, self_url)
+
+
+async def _search(
+    request: Request, fmt: str, access: Access, items: list[tuple[str, str]], self_url: str
+) -> Response:
+    asked = _one_each(request, ("_id", "status", "topic"), items)
     for status in asked.get("status", ()):
         if status not in STATUSES:
             raise bad(f"status takes {', '.join(STATUSES)}, not {status[:100]!r}")
@@ -421,7 +458,7 @@ async def search(request: Request, limits: LimitsDep, fmt: FormatDep, access: Ac
         entry(f"{base}/Subscription/{s.id}", orjson.dumps(resource_of(s)), {"search": {"mode": "match"}})
         for s in subs
     ]
-    return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=len(subs)))
+    return send(request, fmt, bundle("searchset", entries, [("self", self_url)], total=len(subs)))
 
 
 async def status(
@@ -429,6 +466,7 @@ async def status(
 ) -> Response:
     """`$status`: a searchset with the subscription's SubscriptionStatus (query-status)."""
     _asked(request, limits, rid)
+    _strictly(request, ())
     sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
     return send(
         request,
@@ -452,6 +490,7 @@ async def events(
     """`$events`: the kept events from eventsSinceNumber to eventsUntilNumber (at most 100), as a
     subscription-notification Bundle of type query-event."""
     _asked(request, limits, rid)
+    _strictly(request, ("eventsSinceNumber", "eventsUntilNumber", "content"))
     since = _event_number(request, "eventsSinceNumber") or 1
     until = _event_number(request, "eventsUntilNumber")
     content = request.query_params.get("content")
@@ -566,6 +605,33 @@ router.add_api_route(
             *NEGOTIATION,
         ],
         **answers(_BUNDLE, 400, 401, 403, description="A searchset Bundle"),
+    },
+)
+router.add_api_route(
+    "/Subscription/_search",
+    search_post,
+    methods=["POST"],
+    summary="Subscription: search the client's own (a form)",
+    operation_id="Subscription-search-form",
+    openapi_extra={
+        **_SECURITY,
+        "parameters": NEGOTIATION,
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "_id": IDS_SCHEMA,
+                            "status": _STATUSES,
+                            "topic": _URLS,
+                        },
+                    }
+                }
+            },
+        },
+        **answers(_BUNDLE, 400, 401, 403, 415, description="A searchset Bundle"),
     },
 )
 router.add_api_route(
