@@ -148,7 +148,9 @@ def test_a_subscription_is_made_and_read_back_without_its_secret(api: TestClient
     ]
     assert [a.status_code for a in answers] == [200] * 5
     assert all("very-secret" not in a.text for a in [r, *answers])
-    assert valid(answers[0].json()) == made
+    read = valid(answers[0].json())
+    # a failed handshake (the notifier runs in the app; the hook does not exist) may move lastUpdated
+    assert {**read, "meta": read["meta"]["security"]} == {**made, "meta": made["meta"]["security"]}
     assert [e["resource"]["id"] for e in valid(answers[1].json())["entry"]] == [made["id"]]
 
 
