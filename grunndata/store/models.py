@@ -309,14 +309,18 @@ class NotifierLine(SQLModel, table=True):
 
 class WsBinding(SQLModel, table=True):
     """A websocket binding token (`$get-ws-binding-token`): which subscriptions a socket that
-    presents it is bound to (a row each), until when. Kept as its hash: the store never holds a
-    usable token."""
+    presents it is bound to (a row each), until when; removed when a socket binds it (one use).
+    Kept as its hash: the store never holds a usable token."""
 
     __tablename__ = "ws_binding"
 
     token_hash: str = Field(primary_key=True)
     subscription_id: str = Field(primary_key=True)
     expires_at: datetime
+    # what the token that asked for it may read (a socket is sent no more): the sector, and the
+    # supplementary owners joined by commas
+    sector: bool = False
+    supplementary: str = ""
 
 
 class BulkExportTicket(SQLModel, table=True):

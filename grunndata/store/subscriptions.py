@@ -128,12 +128,12 @@ class TooManySubscriptions(Exception):
 
 def create(conn: Connection, new: New, most_per_owner: int, status: str = REQUESTED) -> Subscription:
     """Record a new subscription (status requested); TooManySubscriptions when its owner already
-    keeps `most_per_owner` that are not off. The caller commits."""
-    kept = conn.execute(
-        select(func.count()).select_from(SUB).where(SUB.c.owner == new.owner, SUB.c.status != OFF)
-    ).scalar()
-    if (kept or 0) >= most_per_owner:
-        raise TooManySubscriptions
+    keeps `most_per_owner` that are not off (nothing is left written then). The caller commits.
+
+    The count and the insert are one step for concurrent creates on any number of processes: on
+    PostgreSQL the owner's advisory lock is taken for the transaction before counting; SQLite
+    serialises writes, so the row is inserted first (the transaction holds the write lock from
+    then on) and counted with the others after."""
     made = now()
     values = {
         "id": secrets.token_hex(16),
@@ -155,7 +155,18 @@ def create(conn: Connection, new: New, most_per_owner: int, status: str = REQUES
         "created_at": made,
         "updated_at": made,
     }
-    conn.execute(insert(SUB).values(**values))
+    counted = select(func.count()).select_from(SUB).where(SUB.c.owner == new.owner, SUB.c.status != OFF)
+    if conn.dialect.name == "postgresql":
+        key = func.hashtextextended(f"grunndata-subscription-owner:{new.owner}", 0)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+        if (conn.execute(counted).scalar() or 0) >= most_per_owner:
+            raise TooManySubscriptions
+        conn.execute(insert(SUB).values(**values))
+    else:
+        conn.execute(insert(SUB).values(**values))
+        if (conn.execute(counted).scalar() or 0) > most_per_owner:
+            conn.execute(delete(SUB).where(SUB.c.id == values["id"]))  # whether or not the caller rolls back
+            raise TooManySubscriptions
     return _subscription(conn.execute(select(SUB).where(SUB.c.id == values["id"])).one())
 
 
@@ -419,6 +430,23 @@ def bodies(conn: Connection, keys: Sequence[tuple[str, str, int]]) -> dict[tuple
     return found
 
 
+def lines_of(
+    conn: Connection, keys: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], tuple[str, str]]:
+    """The line (tier, owner) of resource versions by (type, id, version): who may read them."""
+    found: dict[tuple[str, str, int], tuple[str, str]] = {}
+    wanted = list(dict.fromkeys(keys))
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        rows = conn.execute(
+            select(R.c.type, R.c.id, R.c.version, R.c.tier, R.c.owner_id).where(
+                or_(*(and_(R.c.type == t, R.c.id == i, R.c.version == v) for t, i, v in chunk))
+            )
+        )
+        found.update({(t, i, v): (tier, owner) for t, i, v, tier, owner in rows})
+    return found
+
+
 def lines(conn: Connection) -> list[tuple[str, str]]:
     """The lines (tier, owner) that serve a release now: each has a release topic."""
     rows = conn.execute(
@@ -495,17 +523,34 @@ def _hashed(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def bind_token(conn: Connection, sub_ids: Sequence[str], seconds: float) -> tuple[str, datetime]:
-    """A new token binding a websocket to the subscriptions `sub_ids` for `seconds`, and when it
-    expires (expired tokens are removed here). The caller commits."""
+def bind_token(
+    conn: Connection,
+    sub_ids: Sequence[str],
+    seconds: float,
+    sector: bool = False,
+    supplementary: frozenset[str] = frozenset(),
+) -> tuple[str, datetime]:
+    """A new token binding a websocket to the subscriptions `sub_ids` for `seconds`, once, and when
+    it expires (expired tokens are removed here); `sector` and `supplementary` are what the token
+    that asked for it may read. The caller commits."""
     at = now()
     conn.execute(delete(WS).where(WS.c.expires_at < at))
     token = secrets.token_urlsafe(32)
     expires = at + timedelta(seconds=seconds)
     digest = _hashed(token)
+    owners = ",".join(sorted(supplementary))
     conn.execute(
         insert(WS),
-        [{"token_hash": digest, "subscription_id": s, "expires_at": expires} for s in dict.fromkeys(sub_ids)],
+        [
+            {
+                "token_hash": digest,
+                "subscription_id": s,
+                "expires_at": expires,
+                "sector": sector,
+                "supplementary": owners,
+            }
+            for s in dict.fromkeys(sub_ids)
+        ],
     )
     return token, expires
 
@@ -514,16 +559,32 @@ class NotBound(Exception):
     """A binding token binds nothing; str(e) says why, in one sentence for the client."""
 
 
-def bound(conn: Connection, token: str) -> list[Subscription]:
-    """The subscriptions `token` binds to, those not off; NotBound when the token is unknown, has
-    expired, or binds none that is still on."""
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a binding token bound: the subscriptions still on, and what the token that asked for
+    it may read."""
+
+    subscriptions: list[Subscription]
+    sector: bool
+    supplementary: frozenset[str]
+
+
+def bound(conn: Connection, token: str) -> Binding:
+    """Use up `token`: the subscriptions it binds to, those not off. NotBound when the token is
+    unknown, was used already (by another socket, maybe on another process: its rows are deleted
+    here, and only one deletion finds them), has expired, or binds none that is still on. The
+    caller commits."""
+    digest = _hashed(token)
     rows = conn.execute(
-        select(WS.c.subscription_id, WS.c.expires_at)
-        .where(WS.c.token_hash == _hashed(token))
+        select(WS.c.subscription_id, WS.c.expires_at, WS.c.sector, WS.c.supplementary)
+        .where(WS.c.token_hash == digest)
         .order_by(WS.c.subscription_id)
     ).all()
     if not rows:
         raise NotBound("the binding token is not known here: get one by $get-ws-binding-token")
+    used = conn.execute(delete(WS).where(WS.c.token_hash == digest)).rowcount
+    if not used:  # another socket bound it meanwhile
+        raise NotBound("the binding token was used already: get a new one by $get-ws-binding-token")
     expires = _aware(rows[0].expires_at)
     if expires is None or expires < now():
         raise NotBound("the binding token has expired: get a new one by $get-ws-binding-token")
@@ -531,7 +592,8 @@ def bound(conn: Connection, token: str) -> list[Subscription]:
     live = [s for s in subs if s is not None and s.status != OFF]
     if not live:
         raise NotBound("the binding token's subscriptions were deleted or have ended")
-    return live
+    owners = frozenset(o for o in str(rows[0].supplementary or "").split(",") if o)
+    return Binding(live, bool(rows[0].sector), owners)
 
 
 # -- the lease -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and numbered consecutively, bounded, delivery bookkept, one lease holder at a ti
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -106,6 +107,29 @@ def test_an_owner_keeps_no_more_than_the_most_allowed(engine: Engine) -> None:
         subs.create(conn, _new(), most_per_owner=5)
     with engine.begin() as conn:  # another owner is not counted against it
         subs.create(conn, _new("client-b"), most_per_owner=5)
+
+
+def test_concurrent_creates_keep_no_more_than_the_most_allowed(engine: Engine) -> None:
+    """20 creates of one owner at once, each in its own transaction (as two server processes would
+    make them): exactly the most allowed are kept, the others refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(20)
+
+    def one(_: int) -> bool:
+        start.wait()
+        try:
+            with engine.begin() as conn:
+                subs.create(conn, _new("racer"), most_per_owner=5)
+        except subs.TooManySubscriptions:
+            return False
+        return True
+
+    with ThreadPoolExecutor(20) as pool:
+        made = list(pool.map(one, range(20)))
+    assert made.count(True) == 5
+    with engine.connect() as conn:
+        assert len(subs.find(conn, "racer")) == 5
 
 
 def test_events_are_numbered_on_per_subscription_and_made_once_per_release(engine: Engine) -> None:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from grunndata.server.auth import Access
 from grunndata.server.deps import AccessDep, FormatDep, LimitsDep
 from grunndata.server.fhir_io import bundles as fhir_bundles
 from grunndata.server.fhir_io.openapi import NEGOTIATION, answers, fhir_content, resource_schema
@@ -93,9 +94,12 @@ async def _ids_given(request: Request, limits: LimitsDep) -> list[str]:
     return _checked(given)
 
 
-def _issue(request: Request, owner: str, ids: Sequence[str]) -> tuple[str, datetime, list[Subscription]]:
+def _issue(
+    request: Request, access: Access, owner: str, ids: Sequence[str]
+) -> tuple[str, datetime, list[Subscription]]:
     """A token for `ids` (none: every websocket subscription of `owner` not off), each checked to be
-    the owner's, a websocket one and not off."""
+    the owner's, a websocket one and not off; a socket it binds is sent no more than `access` (the
+    token asking) may read."""
     seconds = _settings(request).subscription_ws_token_seconds
     with _served(request).engine.begin() as conn:
         if ids:
@@ -120,7 +124,9 @@ def _issue(request: Request, owner: str, ids: Sequence[str]) -> tuple[str, datet
                 )
             if sub.status == store.OFF:
                 raise bad(f"Subscription/{sub.id} is off: nothing would be sent on a socket")
-        token, expires = store.bind_token(conn, [s.id for s in subs], seconds)
+        token, expires = store.bind_token(
+            conn, [s.id for s in subs], seconds, access.sector, access.supplementary
+        )
         return token, expires, subs
 
 
@@ -134,8 +140,9 @@ def _parameters(token: str, expires: datetime, subs: Sequence[Subscription], url
     return orjson.dumps({"resourceType": "Parameters", "parameter": parameter})
 
 
-async def _token(request: Request, fmt: str, owner: str, ids: Sequence[str]) -> Response:
-    token, expires, subs = await run_in_threadpool(_issue, request, owner, ids)
+async def _token(request: Request, fmt: str, access: Access, ids: Sequence[str]) -> Response:
+    owner = owner_of(request, access)
+    token, expires, subs = await run_in_threadpool(_issue, request, access, owner, ids)
     body = _parameters(token, expires, subs, websocket_url(_fhir_base(request)))
     return send(request, fmt, body, headers={"Cache-Control": "no-store"})
 
@@ -148,10 +155,10 @@ async def binding_token(
     limits.check(list(request.query_params.multi_items()))
     if not ID_PATTERN.fullmatch(rid):
         raise bad(f"{rid[:100]!r} is not a valid resource id")
-    owner = owner_of(request, access)
+    owner_of(request, access)
     if request.method == "POST":
         await body_within(request, limits)  # read within the bounds, and ignored
-    return await _token(request, fmt, owner, [rid])
+    return await _token(request, fmt, access, [rid])
 
 
 async def binding_token_for(
@@ -160,8 +167,8 @@ async def binding_token_for(
     """`$get-ws-binding-token` on the type: one token for the subscriptions named by `id`, or for
     every websocket subscription of the client."""
     limits.check(list(request.query_params.multi_items()))
-    owner = owner_of(request, access)
-    return await _token(request, fmt, owner, await _ids_given(request, limits))
+    owner_of(request, access)
+    return await _token(request, fmt, access, await _ids_given(request, limits))
 
 
 async def post_only(request: Request) -> Response:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -33,7 +34,7 @@ from grunndata.server.fhir_io.openapi import (
     fhir_content,
     resource_schema,
 )
-from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, body_within, split_values, strict
+from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, form_items, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
 from grunndata.server.subscriptions import bundles, topics
@@ -52,6 +53,8 @@ STATUSES = ("requested", "active", "error", "off", "entered-in-error")
 REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED"}
 MASK = "******"
 MOST_EVENTS = 100  # events one $events answer holds
+MOST_DEPTH = 32  # levels of objects and arrays a posted Subscription may nest
+MOST_BODY = 262_144  # bytes of a posted Subscription (its parameters at most 4096 characters each)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _MEDIA = ("application/fhir+json", "application/json")
 
@@ -146,15 +149,34 @@ def _validated(given: Any) -> dict[str, Any]:
 
     if not isinstance(given, dict) or given.get("resourceType") != "Subscription":
         raise _fail("the body must be a Subscription resource (JSON)")
+    if _depth(given) > MOST_DEPTH:
+        raise _fail(f"the Subscription nests deeper than {MOST_DEPTH} levels of objects and arrays")
     try:
         get_fhir_model_class("Subscription").model_validate(given)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise _fail(f"not a valid R5 Subscription: {where}: {first.get('msg', '')}"[:500]) from None
-    except (ValueError, TypeError) as e:
-        raise _fail(f"not a valid R5 Subscription: {str(e)[:300]}") from None
+    except (
+        Exception
+    ) as e:  # the model's own checks fail in other ways on some bodies (an Endpoint's address 5)
+        raise _fail(f"not a valid R5 Subscription ({type(e).__name__})") from None
+    for name in ("endpoint", "topic"):
+        if name in given and not isinstance(given[name], str):
+            raise _fail(f"not a valid R5 Subscription: {name} must be a string (a URL)")
     return given
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in `value` (a scalar: 0), counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MOST_DEPTH:  # deeper is refused anyway: no need to walk it all
+                todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _channel(given: dict[str, Any]) -> str:
@@ -174,14 +196,26 @@ def _filters(given: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+_DROPPED = frozenset({"host", "content-type", "content-length", "transfer-encoding", "connection", "te"})
+_VALUE = re.compile(r"[\t\x20-\x7e]{0,4096}")  # visible ASCII, space and tab
+
+
 def _headers(given: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The channel parameters as HTTP headers: a token as the name (not one the sender sets
+    itself), a value of visible ASCII, spaces and tabs; a 400 saying which is not (its value never
+    repeated: it is often a secret)."""
     found = []
     for p in given.get("parameter") or ():
         name, value = str(p["name"]), str(p["value"])
-        if not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\x00") or len(value) > 4096:
+        if name.lower() in _DROPPED:
+            raise _fail(
+                f"the channel parameter {name!r} is a header the server sets itself: "
+                "Host, Content-Type, Content-Length, Transfer-Encoding, Connection and TE are not taken"
+            )
+        if not _HEADER_NAME.fullmatch(name) or not _VALUE.fullmatch(value):
             raise _fail(
                 f"the channel parameter {name[:100]!r} is no HTTP header: a name of letters, digits and "
-                "-, a value on one line of at most 4096 characters"
+                "-, a value on one line of at most 4096 characters, visible ASCII, spaces and tabs"
             )
         found.append((name, value))
     return tuple(found)
@@ -191,7 +225,7 @@ def _whole(given: dict[str, Any], name: str, low: int, high: int) -> int | None:
     value = given.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or not low <= value <= high:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise _fail(f"{name} must be a whole number of seconds from {low} to {high}")
     return value
 
@@ -230,6 +264,10 @@ def new_subscription(
     if problem:
         raise _fail(problem)
     channel = _channel(body)
+    if channel == "websocket" and body.get("endpoint") is not None:
+        raise _fail(
+            "a websocket subscription has no endpoint: its notifications go to the socket bound to it"
+        )
     endpoint = body.get("endpoint") if channel == "rest-hook" else None
     if channel == "rest-hook":
         if not endpoint:
@@ -267,14 +305,34 @@ def new_subscription(
 # -- the handlers ------------------------------------------------------------------------------
 
 
-async def create(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
+def _too_large() -> FhirError:
+    return FhirError(
+        413, "too-costly", f"the body is larger than {MOST_BODY:,} bytes: too large for a Subscription"
+    )
+
+
+async def _body(request: Request) -> bytes:
+    """The posted body, no more than MOST_BODY bytes of it read (declared or not); a 413 beyond."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > MOST_BODY):
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MOST_BODY:
+            raise _too_large()
+    return bytes(body)
+
+
+async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Response:
     """Make a subscription (status requested): 201 with it, its Location; the handshake follows."""
+    limits: Limits = request.app.state.limits  # the query's bounds; the body has its own (MOST_BODY)
     limits.check(list(request.query_params.multi_items()))
     owner = owner_of(request, access)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _MEDIA:
         raise FhirError(415, "not-supported", "POST a Subscription as application/fhir+json")
-    raw = await body_within(request, limits)
+    raw = await _body(request)
     try:
         given = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -327,12 +385,14 @@ async def delete(
     )
 
 
-def _one_each(request: Request, names: Sequence[str]) -> dict[str, list[str]]:
-    """The search parameters `names` (each given once, values joined by commas); another is a 400
-    with Prefer: handling=strict and ignored without."""
+def _one_each(
+    request: Request, names: Sequence[str], items: Sequence[tuple[str, str]] | None = None
+) -> dict[str, list[str]]:
+    """The search parameters `names` (each given once, values joined by commas) of `items` (the
+    query's); another is a 400 with Prefer: handling=strict and ignored without."""
     given: dict[str, list[str]] = {}
     ignored = {"_format", "_pretty"}
-    for name, value in request.query_params.multi_items():
+    for name, value in request.query_params.multi_items() if items is None else items:
         if name in ignored:
             continue
         if name not in names:
@@ -348,10 +408,40 @@ def _one_each(request: Request, names: Sequence[str]) -> dict[str, list[str]]:
     return given
 
 
+def _strictly(request: Request, names: Sequence[str]) -> None:
+    """With Prefer: handling=strict, a query parameter not among `names` is a 400 (as on the
+    other routes); without, it is ignored."""
+    if not strict(request.headers.get("prefer", "")):
+        return
+    for name, _ in request.query_params.multi_items():
+        if name not in names and name not in ("_format", "_pretty"):
+            taken = ", ".join(names) if names else "none"
+            raise bad(f"{name[:100]!r} is not a parameter of this operation; it takes {taken}")
+
+
 async def search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
     """The client's subscriptions, by `_id`, `status` and `topic` (each: any of its values)."""
     _asked(request, limits)
-    asked = _one_each(request, ("_id", "status", "topic"))
+    return await _search(request, fmt, access, list(request.query_params.multi_items()), str(request.url))
+
+
+async def search_post(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
+    """POST Subscription/_search: the form's parameters with the query's, answered as the GET."""
+    _asked(request, limits)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+    items = list(request.query_params.multi_items()) + await form_items(request, limits)
+    limits.check(items)
+    query = urlencode(items)
+    self_url = f"{fhir_bundles.base_url(request)}/Subscription" + (f"?{query}" if query else "")
+    return await _search(request, fmt, access, items, self_url)
+
+
+async def _search(
+    request: Request, fmt: str, access: Access, items: list[tuple[str, str]], self_url: str
+) -> Response:
+    asked = _one_each(request, ("_id", "status", "topic"), items)
     for status in asked.get("status", ()):
         if status not in STATUSES:
             raise bad(f"status takes {', '.join(STATUSES)}, not {status[:100]!r}")
@@ -368,7 +458,7 @@ async def search(request: Request, limits: LimitsDep, fmt: FormatDep, access: Ac
         entry(f"{base}/Subscription/{s.id}", orjson.dumps(resource_of(s)), {"search": {"mode": "match"}})
         for s in subs
     ]
-    return send(request, fmt, bundle("searchset", entries, [("self", str(request.url))], total=len(subs)))
+    return send(request, fmt, bundle("searchset", entries, [("self", self_url)], total=len(subs)))
 
 
 async def status(
@@ -376,9 +466,12 @@ async def status(
 ) -> Response:
     """`$status`: a searchset with the subscription's SubscriptionStatus (query-status)."""
     _asked(request, limits, rid)
+    _strictly(request, ())
     sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
     return send(
-        request, fmt, bundles.status_searchset([sub], fhir_bundles.base_url(request), str(request.url))
+        request,
+        fmt,
+        bundles.status_searchset([sub], fhir_bundles.base_url(request), str(request.url), access),
     )
 
 
@@ -397,6 +490,7 @@ async def events(
     """`$events`: the kept events from eventsSinceNumber to eventsUntilNumber (at most 100), as a
     subscription-notification Bundle of type query-event."""
     _asked(request, limits, rid)
+    _strictly(request, ("eventsSinceNumber", "eventsUntilNumber", "content"))
     since = _event_number(request, "eventsSinceNumber") or 1
     until = _event_number(request, "eventsUntilNumber")
     content = request.query_params.get("content")
@@ -404,17 +498,25 @@ async def events(
         raise bad(f"content takes {', '.join(CONTENTS)}")
     owner = owner_of(request, access)
 
-    def found() -> tuple[Subscription, list[store.Event], dict[tuple[str, str, int], bytes]]:
+    def found() -> tuple[Subscription, list[store.Event], dict[tuple[str, str, int], bytes], bool]:
         sub = _own(request, owner, rid)
+        # the events were made with the subscriber's rights then; this token may read less now
+        reads = bundles.narrowed(sub, access)
+        counted = reads == bundles.entitlement(sub)
         with _served(request).engine.connect() as conn:
             kept = store.events(conn, sub.id, since, until, MOST_EVENTS)
+            if not counted:
+                named = [(t, i, v) for e in kept for t, i, v, _ in e.changes]
+                kept = bundles.readable(kept, store.lines_of(conn, named), reads)
             wanted = content or sub.content
             keys = [(t, i, v) for e in kept for t, i, v, a in e.changes if a != "delete"]
-            return sub, kept, store.bodies(conn, keys) if wanted == "full-resource" else {}
+            return sub, kept, store.bodies(conn, keys) if wanted == "full-resource" else {}, counted
 
-    sub, kept, bodies = await run_in_threadpool(found)
+    sub, kept, bodies, counted = await run_in_threadpool(found)
     base = fhir_bundles.base_url(request)
-    return send(request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content))
+    return send(
+        request, fmt, bundles.notification(sub, bundles.QUERY_EVENT, base, kept, bodies, content, counted)
+    )
 
 
 async def topic_search(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep) -> Response:
@@ -484,6 +586,7 @@ router.add_api_route(
                 "content": _SUBSCRIPTION,
             },
             **errors(400, 401, 403, 409, 415),
+            "413": {"description": f"The body is larger than {MOST_BODY:,} bytes", "content": _OUTCOME},
         },
     },
 )
@@ -502,6 +605,33 @@ router.add_api_route(
             *NEGOTIATION,
         ],
         **answers(_BUNDLE, 400, 401, 403, description="A searchset Bundle"),
+    },
+)
+router.add_api_route(
+    "/Subscription/_search",
+    search_post,
+    methods=["POST"],
+    summary="Subscription: search the client's own (a form)",
+    operation_id="Subscription-search-form",
+    openapi_extra={
+        **_SECURITY,
+        "parameters": NEGOTIATION,
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "_id": IDS_SCHEMA,
+                            "status": _STATUSES,
+                            "topic": _URLS,
+                        },
+                    }
+                }
+            },
+        },
+        **answers(_BUNDLE, 400, 401, 403, 415, description="A searchset Bundle"),
     },
 )
 router.add_api_route(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from grunndata.server.auth import ALL_OWNERS, Access
 from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import instant
 from grunndata.store.subscriptions import Event, Subscription
@@ -27,6 +29,47 @@ HANDSHAKE, HEARTBEAT, EVENT = "handshake", "heartbeat", "event-notification"
 QUERY_STATUS, QUERY_EVENT = "query-status", "query-event"
 _DONE = {"create": "created", "update": "updated", "delete": "no longer served"}
 Key = tuple[str, str, int]  # (type, id, version)
+
+
+def entitlement(sub: Subscription) -> Access:
+    """What the subscriber could read when it subscribed: the events were made with it."""
+    return Access(sector=sub.sector, supplementary=sub.supplementary)
+
+
+def _owners(kept: frozenset[str], now: frozenset[str]) -> frozenset[str]:
+    if ALL_OWNERS in kept:
+        return now
+    if ALL_OWNERS in now:
+        return kept
+    return kept & now
+
+
+def narrowed(sub: Subscription, access: Access) -> Access:
+    """The narrower of the subscriber's entitlement kept with `sub` and `access` (the token that
+    asks now): the sector only if both read it, a supplementary owner only if both read it. What
+    is answered to a request or a socket is judged by it, so a token of the same subject with
+    fewer rights gets no more than it may read."""
+    return Access(
+        sector=sub.sector and access.sector,
+        supplementary=_owners(sub.supplementary, access.supplementary),
+    )
+
+
+def readable(events: Sequence[Event], lines: Mapping[Key, tuple[str, str]], access: Access) -> list[Event]:
+    """The events `access` may read: those of a line it reads, each with only the changes whose
+    line (from `lines`, by type, id and version) it reads; an event of a line it may not read is
+    left out whole (a release of that line is none of its business)."""
+    kept: list[Event] = []
+    for event in events:
+        if not access.can_read(event.tier, event.owner):
+            continue
+        changes = tuple(
+            c for c in event.changes if (line := lines.get(c[:3])) is not None and access.can_read(*line)
+        )
+        if changes != event.changes:
+            event = replace(event, changes=changes, total=event.total - len(event.changes) + len(changes))
+        kept.append(event)
+    return kept
 
 
 def _line(tier: str, owner: str) -> str:
@@ -64,15 +107,19 @@ def _event(event: Event, content: str, base: str) -> dict[str, Any]:
 
 
 def status_resource(
-    sub: Subscription, kind: str, base: str, events: Sequence[Event] = (), content: str | None = None
+    sub: Subscription,
+    kind: str,
+    base: str,
+    events: Sequence[Event] = (),
+    content: str | None = None,
+    counted: bool = True,
 ) -> dict[str, Any]:
-    """The SubscriptionStatus of `sub` for a notification or answer of `kind`, with `events`."""
-    status: dict[str, Any] = {
-        "resourceType": "SubscriptionStatus",
-        "status": sub.status,
-        "type": kind,
-        "eventsSinceSubscriptionStart": str(sub.events),
-    }
+    """The SubscriptionStatus of `sub` for a notification or answer of `kind`, with `events`;
+    without `counted` (asked by a token that reads less than the subscriber did) no
+    eventsSinceSubscriptionStart, which counts events it may not read."""
+    status: dict[str, Any] = {"resourceType": "SubscriptionStatus", "status": sub.status, "type": kind}
+    if counted:
+        status["eventsSinceSubscriptionStart"] = str(sub.events)
     if events:
         status["notificationEvent"] = [_event(e, content or sub.content, base) for e in events]
     status["subscription"] = {"reference": f"Subscription/{sub.id}"}
@@ -103,11 +150,12 @@ def notification(
     events: Sequence[Event] = (),
     bodies: Mapping[Key, bytes] | None = None,
     content: str | None = None,
+    counted: bool = True,
 ) -> bytes:
     """A subscription-notification Bundle: the status first, then (full-resource) the created and
-    updated resources of the events, from `bodies`."""
+    updated resources of the events, from `bodies` (only those the events name)."""
     content = content or sub.content
-    entries = [_status_entry(status_resource(sub, kind, base, events, content))]
+    entries = [_status_entry(status_resource(sub, kind, base, events, content, counted))]
     if content == "full-resource" and bodies:
         seen: set[Key] = set()
         for event in events:
@@ -125,13 +173,19 @@ def notification(
     )
 
 
-def status_searchset(subs: Sequence[Subscription], base: str, self_url: str) -> bytes:
-    """`$status` (asked at `self_url`): a searchset of one SubscriptionStatus (query-status) per
-    subscription."""
+def status_searchset(
+    subs: Sequence[Subscription], base: str, self_url: str, access: Access | None = None
+) -> bytes:
+    """`$status` (asked at `self_url`, by `access`): a searchset of one SubscriptionStatus
+    (query-status) per subscription."""
     entries = [
         entry(
             f"urn:uuid:{uuid.uuid4()}",
-            orjson.dumps(status_resource(s, QUERY_STATUS, base)),
+            orjson.dumps(
+                status_resource(
+                    s, QUERY_STATUS, base, counted=access is None or narrowed(s, access) == entitlement(s)
+                )
+            ),
             {"search": {"mode": "match"}},
         )
         for s in subs

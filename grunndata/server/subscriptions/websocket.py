@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from grunndata.fhirpackage.capability import WEBSOCKET_PATH, websocket_url
+from grunndata.server.auth import Access
 from grunndata.server.fhir_io.responses import outcome
 from grunndata.server.subscriptions import bundles
 from grunndata.settings import Settings
@@ -65,30 +66,38 @@ def token_of(message: str) -> str:
 
 @dataclass(slots=True)
 class Bound:
-    """One subscription this socket is bound to: the last event number sent, and when it last was
-    sent anything (monotonic seconds)."""
+    """One subscription this socket is bound to: the last event number sent, when it last was
+    sent anything (monotonic seconds), and what the token that bound it may read (the narrower of
+    it and the subscriber's entitlement judges what is sent)."""
 
     sub_id: str
     after: int
     last_sent: float
+    reads: Access
 
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """What one bound subscription is due now, read from the store; None: deleted or ended."""
+    """What one bound subscription is due now, read from the store; None: deleted or ended.
+    `through`: the last event number read (some may be left out as the socket may not read them);
+    `counted`: the socket reads as much as the subscriber did."""
 
     sub: Subscription | None
     events: tuple[Event, ...] = ()
     bodies: dict[Key, bytes] | None = None
+    through: int = 0
+    counted: bool = True
 
 
-def bind(engine: Engine, token: str) -> list[Subscription]:
-    """The websocket subscriptions `token` binds; NotBound when it binds none."""
-    with engine.connect() as conn:
-        subs = [s for s in store.bound(conn, token) if s.channel == CHANNEL]
+def bind(engine: Engine, token: str) -> tuple[list[Subscription], Access]:
+    """The websocket subscriptions `token` binds (it is used up), and what the token that asked
+    for it may read; NotBound when it binds none."""
+    with engine.begin() as conn:
+        binding = store.bound(conn, token)
+    subs = [s for s in binding.subscriptions if s.channel == CHANNEL]
     if not subs:
         raise NotBound("the binding token binds no websocket subscription")
-    return subs
+    return subs, Access(sector=binding.sector, supplementary=binding.supplementary)
 
 
 def handshaken(engine: Engine, sub_id: str) -> None:
@@ -97,17 +106,26 @@ def handshaken(engine: Engine, sub_id: str) -> None:
         store.sent(conn, sub_id)
 
 
-def due(engine: Engine, sub_id: str, after: int) -> Due:
+def due(engine: Engine, sub_id: str, after: int, reads: Access | None = None) -> Due:
     """The subscription's events after number `after` (at most EVENTS_PER_ROUND), with the bodies
-    full-resource content needs; events dropped before they were sent are marked lost."""
+    full-resource content needs; events dropped before they were sent are marked lost. Only what
+    the narrower of `reads` (the binding token's rights) and the subscriber's entitlement reads."""
     with engine.begin() as conn:
         sub = store.get(conn, sub_id)
         if sub is None or sub.status == store.OFF:
             return Due(None)
+        narrowed = bundles.narrowed(sub, reads) if reads is not None else bundles.entitlement(sub)
+        counted = narrowed == bundles.entitlement(sub)
         if sub.events <= after:
-            return Due(sub)
+            return Due(sub, through=after, counted=counted)
         events, bodies = store.undelivered(conn, sub, after, EVENTS_PER_ROUND)
-        return Due(sub, tuple(events), bodies)
+        through = events[-1].number if events else sub.events
+        if not counted:
+            named = [(t, i, v) for e in events for t, i, v, _ in e.changes]
+            events = bundles.readable(events, store.lines_of(conn, named), narrowed)
+            kept = {(t, i, v) for e in events for t, i, v, _ in e.changes}
+            bodies = {key: body for key, body in bodies.items() if key in kept}
+        return Due(sub, tuple(events), bodies, through, counted)
 
 
 def delivered(engine: Engine, sub_id: str, through: int) -> None:
@@ -175,18 +193,19 @@ class Channel:
         try:
             if len(message) > MOST_MESSAGE:
                 raise NotBound(f"a message is at most {MOST_MESSAGE} characters")
-            subs = await asyncio.to_thread(bind, self.engine, token_of(message))
+            subs, reads = await asyncio.to_thread(bind, self.engine, token_of(message))
             if len(set(self.bound) | {s.id for s in subs}) > MOST_BOUND:
                 raise NotBound(f"one socket is bound to at most {MOST_BOUND} subscriptions")
         except NotBound as e:
             await self._close(POLICY_VIOLATION, str(e))
             return False
         for sub in subs:
-            await self._send(bundles.notification(sub, bundles.HANDSHAKE, sub.base_url))
+            counted = bundles.narrowed(sub, reads) == bundles.entitlement(sub)
+            await self._send(bundles.notification(sub, bundles.HANDSHAKE, sub.base_url, counted=counted))
             await asyncio.to_thread(handshaken, self.engine, sub.id)
             known = self.bound.get(sub.id)
             self.bound[sub.id] = Bound(
-                sub.id, sub.delivered if known is None else known.after, time.monotonic()
+                sub.id, sub.delivered if known is None else known.after, time.monotonic(), reads
             )
         return True
 
@@ -194,19 +213,26 @@ class Channel:
         """Each bound subscription's new events, else its heartbeat when one is due; False when
         none is left (all deleted or ended: the socket is closed)."""
         for bound in list(self.bound.values()):
-            found = await asyncio.to_thread(due, self.engine, bound.sub_id, bound.after)
+            found = await asyncio.to_thread(due, self.engine, bound.sub_id, bound.after, bound.reads)
             sub = found.sub
             if sub is None:
                 del self.bound[bound.sub_id]
                 continue
             for event in found.events:
-                body = bundles.notification(sub, bundles.EVENT, sub.base_url, [event], found.bodies)
+                body = bundles.notification(
+                    sub, bundles.EVENT, sub.base_url, [event], found.bodies, counted=found.counted
+                )
                 await self._send(body)
                 bound.after = event.number
-            if found.events:
+            read = found.through > bound.after  # events read and left out: this socket may not read them
+            bound.after = max(bound.after, found.through)
+            if found.events or read:
                 await asyncio.to_thread(delivered, self.engine, sub.id, bound.after)
+                if not found.events:
+                    continue
             elif sub.heartbeat_seconds and time.monotonic() - bound.last_sent >= sub.heartbeat_seconds:
-                await self._send(bundles.notification(sub, bundles.HEARTBEAT, sub.base_url))
+                heartbeat = bundles.notification(sub, bundles.HEARTBEAT, sub.base_url, counted=found.counted)
+                await self._send(heartbeat)
             else:
                 continue
             bound.last_sent = time.monotonic()

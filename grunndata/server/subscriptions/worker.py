@@ -126,9 +126,19 @@ class Notifier:
             running = self._sending.get(sub.id)
             if running is not None and not running.done():
                 continue  # a slow endpoint holds up only its own subscription
-            task = asyncio.create_task(self.send(sub), name=f"notify-{sub.id}")
+            task = asyncio.create_task(self._guarded(sub), name=f"notify-{sub.id}")
             self._sending[sub.id] = task
             task.add_done_callback(self._forget)
+
+    async def _guarded(self, sub: Subscription) -> None:
+        """`send`, its failure logged in one line naming the exception's type only (its text may
+        carry a channel parameter's value, often a secret); the next round tries again."""
+        try:
+            await self.send(sub)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("sending to Subscription/%s failed (%s)", sub.id, type(e).__name__)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for sub_id, running in list(self._sending.items()):
@@ -188,13 +198,14 @@ class Notifier:
             heartbeat = sub.heartbeat_seconds is not None and (
                 sub.last_sent is None or now - sub.last_sent >= timedelta(seconds=sub.heartbeat_seconds)
             )
-            if sub.status == store.REQUESTED or sub.events > sub.delivered or heartbeat:
+            if sub.last_sent is None or sub.events > sub.delivered or heartbeat:
                 due.append(sub)
         return due
 
     async def send(self, sub: Subscription) -> None:
-        """What `sub` is due: the handshake, else its undelivered events in order, else a heartbeat."""
-        if sub.status == store.REQUESTED:
+        """What `sub` is due: the handshake until one went through (nothing else before it, however
+        often it failed), else its undelivered events in order, else a heartbeat."""
+        if sub.last_sent is None:  # no send ever went through: the handshake did not
             await self._post(sub, bundles.notification(sub, bundles.HANDSHAKE, sub.base_url), None)
             return
         if sub.events > sub.delivered:
@@ -229,6 +240,8 @@ class Notifier:
             error = str(e)
         except httpx.HTTPError as e:
             error = f"the endpoint could not be reached ({type(e).__name__})"
+        except Exception as e:  # any other failure is a failed send; its text may hold a header's value
+            error = f"the notification could not be sent ({type(e).__name__})"
         if error is None:
             await self._store(self._sent, sub.id, through)
             return True
