@@ -294,7 +294,8 @@ def _kick_off_doc(system: bool, post: bool = False) -> dict[str, Any]:
     }
     doc: dict[str, Any] = {"parameters": params, "responses": {**_ACCEPTED, **errors(400, 404), "429": busy}}
     if post:  # the same parameters in a Parameters resource (or the query)
-        doc["requestBody"] = {"required": True, "content": fhir_content(resource_schema("Parameters"))}
+        body = {"application/fhir+json": {"schema": resource_schema("Parameters")}}  # not XML: a 415
+        doc["requestBody"] = {"required": True, "content": body}
         doc["responses"].update(errors(415))
     return doc
 
