@@ -26,37 +26,20 @@ from grunndata.server.fhir_io import bundles as fhir_bundles
 from grunndata.server.fhir_io.openapi import NEGOTIATION, answers, fhir_content, resource_schema
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, body_within, split_values
 from grunndata.server.fhir_io.responses import FhirError, send
-from grunndata.server.routes.subscriptions import owner_of
-from grunndata.server.state import Served
+from grunndata.server.routes.subscriptions import MEDIA, not_found, owner_of, served_of, settings_of
 from grunndata.server.subscriptions import websocket
 from grunndata.server.subscriptions.websocket import WS_PATH, websocket_url
-from grunndata.settings import Settings
 from grunndata.store import instant
 from grunndata.store import subscriptions as store
 from grunndata.store.subscriptions import Subscription
 
 router = APIRouter(tags=["FHIR R5 Subscriptions"])
 MOST_IDS = 100  # subscriptions one token may bind
-_MEDIA = ("application/fhir+json", "application/json")
-
-
-def _served(request: Request) -> Served:
-    served: Served = request.app.state.served
-    return served
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _fhir_base(request: Request) -> str:
-    settings = _settings(request)
+    settings = settings_of(request)
     return settings.base_url + "/fhir" if settings.base_url else fhir_bundles.base_url(request)
-
-
-def _not_found(sub_id: str) -> FhirError:
-    return FhirError(404, "not-found", f"Subscription/{sub_id[:64]} is not known")
 
 
 def _checked(ids: Sequence[str]) -> list[str]:
@@ -75,7 +58,7 @@ async def _ids_given(request: Request, limits: LimitsDep) -> list[str]:
     raw = await body_within(request, limits)
     if raw.strip():
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in _MEDIA:
+        if media not in MEDIA:
             raise FhirError(415, "not-supported", "POST the parameters as a Parameters resource in FHIR JSON")
         try:
             body = orjson.loads(raw)
@@ -100,13 +83,13 @@ def _issue(
     """A token for `ids` (none: every websocket subscription of `owner` not off), each checked to be
     the owner's, a websocket one and not off; a socket it binds is sent no more than `access` (the
     token asking) may read."""
-    seconds = _settings(request).subscription_ws_token_seconds
-    with _served(request).engine.begin() as conn:
+    seconds = settings_of(request).subscription_ws_token_seconds
+    with served_of(request).engine.begin() as conn:
         if ids:
             found = {s.id: s for s in store.find(conn, owner, ids)}
             missing = [sid for sid in ids if sid not in found]
             if missing:
-                raise _not_found(missing[0])
+                raise not_found(missing[0])
             subs = [found[sid] for sid in ids]
         else:
             subs = [
@@ -210,7 +193,7 @@ router.add_api_route(
         ],
         "requestBody": {
             "required": False,
-            "content": {media: {"schema": resource_schema("Parameters")} for media in _MEDIA},
+            "content": {media: {"schema": resource_schema("Parameters")} for media in MEDIA},
         },
         **answers(_PARAMETERS, 400, 401, 403, 404, 415, description=_GIVES),
     },

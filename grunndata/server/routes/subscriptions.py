@@ -56,15 +56,15 @@ MOST_EVENTS = 100  # events one $events answer holds
 MOST_DEPTH = 32  # levels of objects and arrays a posted Subscription may nest
 MOST_BODY = 262_144  # bytes of a posted Subscription (its parameters at most 4096 characters each)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
-_MEDIA = ("application/fhir+json", "application/json")
+MEDIA = ("application/fhir+json", "application/json")
 
 
-def _served(request: Request) -> Served:
+def served_of(request: Request) -> Served:
     served: Served = request.app.state.served
     return served
 
 
-def _settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -92,7 +92,7 @@ def owner_of(request: Request, access: Access) -> str:
 
 
 def _lines(request: Request) -> list[tuple[str, str]]:
-    with _served(request).engine.connect() as conn:
+    with served_of(request).engine.connect() as conn:
         return store.lines(conn)
 
 
@@ -112,7 +112,7 @@ def resource_of(sub: Subscription) -> dict[str, Any]:
     return body
 
 
-def _not_found(sub_id: str) -> FhirError:
+def not_found(sub_id: str) -> FhirError:
     return FhirError(404, "not-found", f"Subscription/{sub_id[:64]} is not known")
 
 
@@ -129,10 +129,10 @@ def _asked(request: Request, limits: Limits, rid: str | None = None) -> str:
 
 
 def _own(request: Request, owner: str, sub_id: str) -> Subscription:
-    with _served(request).engine.connect() as conn:
+    with served_of(request).engine.connect() as conn:
         sub = store.get(conn, _checked_id(sub_id), owner)
     if sub is None:
-        raise _not_found(sub_id)
+        raise not_found(sub_id)
     return sub
 
 
@@ -280,7 +280,7 @@ def new_subscription(
     if content not in CONTENTS:
         raise _fail(f"content must be one of {', '.join(CONTENTS)}")
     media = body.get("contentType")
-    if media is not None and media not in _MEDIA:
+    if media is not None and media not in MEDIA:
         raise _fail("contentType must be application/fhir+json: notifications are sent as JSON")
     kept = {k: v for k, v in body.items() if k not in ("resourceType", "id", "meta", "status", "parameter")}
     kept["topic"] = topic_url
@@ -330,14 +330,14 @@ async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Respons
     limits.check(list(request.query_params.multi_items()))
     owner = owner_of(request, access)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in _MEDIA:
+    if media not in MEDIA:
         raise FhirError(415, "not-supported", "POST a Subscription as application/fhir+json")
     raw = await _body(request)
     try:
         given = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _fail("the body is not JSON") from None
-    settings = _settings(request)
+    settings = settings_of(request)
     lines = await run_in_threadpool(_lines, request)
     new = new_subscription(given, access, owner, lines, settings, fhir_bundles.base_url(request))
     try:
@@ -356,7 +356,7 @@ async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Respons
 def _create(request: Request, new: New, most: int) -> Subscription:
     # a websocket subscription is active at once: its handshake goes to each socket bound to it
     status = store.ACTIVE if new.channel == "websocket" else store.REQUESTED
-    with _served(request).engine.begin() as conn:
+    with served_of(request).engine.begin() as conn:
         return store.create(conn, new, most, status)
 
 
@@ -375,11 +375,11 @@ async def delete(
     owner = owner_of(request, access)
 
     def remove() -> bool:
-        with _served(request).engine.begin() as conn:
+        with served_of(request).engine.begin() as conn:
             return store.remove(conn, sub_id, owner)
 
     if not await run_in_threadpool(remove):
-        raise _not_found(rid)
+        raise not_found(rid)
     return send(
         request, fmt, outcome(200, "informational", f"Subscription/{sub_id} was deleted", "information")
     )
@@ -449,7 +449,7 @@ async def _search(
     topic_urls = [t if t.startswith(topics.BASE) else topics.BASE + t for t in asked.get("topic", ())]
 
     def found() -> list[Subscription]:
-        with _served(request).engine.connect() as conn:
+        with served_of(request).engine.connect() as conn:
             return store.find(conn, owner, asked.get("_id", ()), asked.get("status", ()), topic_urls)
 
     subs = await run_in_threadpool(found)
@@ -503,7 +503,7 @@ async def events(
         # the events were made with the subscriber's rights then; this token may read less now
         reads = bundles.narrowed(sub, access)
         counted = reads == bundles.entitlement(sub)
-        with _served(request).engine.connect() as conn:
+        with served_of(request).engine.connect() as conn:
             kept = store.events(conn, sub.id, since, until, MOST_EVENTS)
             if not counted:
                 named = [(t, i, v) for e in kept for t, i, v, _ in e.changes]
@@ -578,7 +578,7 @@ router.add_api_route(
         "parameters": NEGOTIATION,
         "requestBody": {
             "required": True,
-            "content": {media: {"schema": resource_schema("Subscription")} for media in _MEDIA},
+            "content": {media: {"schema": resource_schema("Subscription")} for media in MEDIA},
         },
         "responses": {
             "201": {
