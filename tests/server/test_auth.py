@@ -778,7 +778,9 @@ def test_every_mangling_of_a_good_token_is_a_401(authenticator: Authenticator, k
 
 def test_dev_mode_without_a_token_reads_everything(keys: Keys) -> None:
     dev = Authenticator(AuthSettings(dev=True))
-    assert dev.access(None) == Access(sector=True, supplementary=frozenset({"*"}), import_all=True, subscribe=True, dev=True)
+    assert dev.access(None) == Access(
+        sector=True, supplementary=frozenset({"*"}), import_all=True, subscribe=True, dev=True
+    )
     assert dev.access("Bearer " + sign(keys)) == DEV_EVERYTHING
     assert refused(dev, "Basic dXNlcjpwYXNz") == (
         401,
