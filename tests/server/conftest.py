@@ -18,6 +18,7 @@ from grunndata.store import connect
 from grunndata.store.releases import ReleaseBuilder
 from grunndata.store.searchparams import index_rows
 from tests.conftest import REAL_FEST, fresh_pg_database, require
+from tests.server.hooks import Receiver, receiving
 
 CERTICAN_PACKAGE = "CE0BBADB-DDC1-4713-AC09-1F6A1861AE8A"  # Legemiddelpakning, varenr 014884
 CERTICAN_BRAND = "F2CEF840-A295-4A7A-9CCD-5873D846C3BD"  # its LegemiddelMerkevare
@@ -114,3 +115,10 @@ def write_followup(tmp_path: Path, new_name: str) -> tuple[Path, str]:
             )
         out.append(e)
     return write(tmp_path / "followup.xml.gz", "2017-04-26T03:00:00", out), dropped
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    """A local rest-hook receiver on 127.0.0.1 (tests/server/hooks.py), for the subscription tests."""
+    with receiving() as receiver:
+        yield receiver

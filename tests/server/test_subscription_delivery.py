@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from grunndata.store.subscriptions import lease_holder
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 from tests.deliveries import real_entries, relisted, write
 from tests.server.conftest import CERTICAN_PACKAGE, served_store, write_followup
-from tests.server.hooks import Receiver, receiving
+from tests.server.hooks import Receiver
 from tests.server.live import running
 from tests.server.test_bulk_workers import clients_of_each_process
 from tests.server.test_subscriptions import NATIONAL_TOPIC, subscription, valid
@@ -41,12 +40,6 @@ SETTINGS = {
     "GRUNNDATA_SUBSCRIPTION_RETRY_MAX_SECONDS": "1",
     "GRUNNDATA_WARM": "0",
 }
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with receiving() as receiver:
-        yield receiver
 
 
 def _subscribe(base: str, headers: dict[str, str], hook: Receiver, **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -15,7 +14,7 @@ from grunndata.server.subscriptions.worker import Notifier
 from grunndata.settings import Settings
 from grunndata.store import subscriptions as store
 from grunndata.store.models import SUB
-from tests.server.hooks import Receiver, receiving
+from tests.server.hooks import Receiver
 from tests.store.test_subscriptions import _new
 
 SETTINGS = {
@@ -23,12 +22,6 @@ SETTINGS = {
     "GRUNNDATA_SUBSCRIPTION_PRIVATE_ADDRESSES": "1",
     "GRUNNDATA_WARM": "0",
 }
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with receiving() as receiver:
-        yield receiver
 
 
 def _notifier(engine: Engine) -> Notifier:
