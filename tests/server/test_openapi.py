@@ -183,9 +183,11 @@ def test_every_check_of_schemathesis_passes(site: Site, with_token: bool, tmp_pa
     token = site.issuer.token(*scopes, expires_in=3600) if with_token else None
     started = time.monotonic()
     done = run_schemathesis(site, tmp_path, token, int(os.environ.get("SCHEMATHESIS_EXAMPLES", MAX_EXAMPLES)))
-    summary = done.stdout[-6000:]
+    # what failed (the operation, the status, a curl line to repeat it), then the summary
+    failures = done.stdout.partition("= FAILURES =")[2].partition("= SUMMARY =")[0][:8000]
+    summary = done.stdout[-3000:]
     print(f"schemathesis took {time.monotonic() - started:.0f} s\n{summary}")
-    assert done.returncode == 0, summary + done.stderr[-2000:]
+    assert done.returncode == 0, failures + summary + done.stderr[-2000:]
 
 
 def test_operation_ids_are_unique_and_errors_are_described_once(site: Site) -> None:

@@ -616,8 +616,8 @@ router.add_api_route(
     openapi_extra={
         **_SECURITY,
         "parameters": NEGOTIATION,
-        "requestBody": {
-            "required": False,
+        "requestBody": {  # the form is required, as on every POST _search (415 without it)
+            "required": True,
             "content": {
                 "application/x-www-form-urlencoded": {
                     "schema": {
