@@ -141,6 +141,7 @@ def create_app(
     app.include_router(routes.m30.router)
     app.include_router(routes.imports.router)
     app.include_router(routes.migration.router)
+    app.include_router(routes.pages.router)  # /legemidler: find a drug, its product card
     app.include_router(routes.ops.router)
     app.include_router(routes.home.router)
 

@@ -144,6 +144,20 @@ BARCODE_PARAMS = ("barcode", *(f"package-item-level-{w}" for w in barcodes.LEVEL
 """The product-code parameters whose matches say where the code was found (store/barcodes.py)."""
 
 
+SUBSTITUTION_GROUP = "https://grunndata.no/fhir/StructureDefinition/fest-PakningByttegruppe"
+
+
+def _substitution_groups(resource: dict[str, Any]) -> list[Any]:
+    """The Basic/<id> references of a package's FEST substitution groups (PakningByttegruppe)."""
+    return [
+        part["valueReference"]["reference"]
+        for ext in resource.get("extension", ())
+        if ext.get("url") == SUBSTITUTION_GROUP
+        for part in ext.get("extension", ())
+        if part.get("url") == "RefByttegruppe" and "reference" in part.get("valueReference", {})
+    ]
+
+
 def _canonical(resource: str, code: str, path: str, description: str, *targets: str) -> SearchParam:
     return SearchParam(resource, code, "reference", path, description, targets, canonical=True)
 
@@ -319,6 +333,16 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         barcodes.any_level_items,
         "An item the package holds at any packaging level (contained-item looks at the outer level only)",
         *ITEM_TARGETS,
+    ),
+    _computed(
+        PPD,
+        "substitution-group",
+        "extension",
+        "PackagedProductDefinition.extension('" + SUBSTITUTION_GROUP + "').extension('RefByttegruppe').value",
+        _substitution_groups,
+        "The FEST substitution group (Byttegruppe, a Basic) the package belongs to: its other packages "
+        "are the ones a pharmacist may hand out instead",
+        BASIC,
     ),
     # ManufacturedItemDefinition
     _p(MID, "identifier", "token", "identifier", "FEST id (Legemiddeldose)"),

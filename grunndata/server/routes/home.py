@@ -14,6 +14,7 @@ router = APIRouter()
 
 # (path, Norwegian, English): where a visitor goes next
 LINKS = (
+    ("/legemidler", "Finn legemiddel: søk og produktkort", "Find a drug: search and product card"),
     (
         "/fhir/metadata",
         "FHIR R5-API: hva serveren kan (CapabilityStatement)",
