@@ -49,7 +49,7 @@ class QueryError(ValueError):
 
 def fold(text: str) -> str:
     """`text` as names are compared: casefolded, accents dropped except å's ring (æ, ø have none)."""
-    kept = "".join(_OWN_LETTERS.get(c, c) for c in text.casefold())
+    kept = "".join(_OWN_LETTERS.get(c, c) for c in unicodedata.normalize("NFC", text).casefold())
     bare = "".join(c for c in unicodedata.normalize("NFKD", kept) if not unicodedata.combining(c))
     return bare.replace("\0a", "å").strip()
 

@@ -1,0 +1,172 @@
+"""The product card on the real extract: what it shows of Certican is what the FEST XML says.
+
+The expected values are read from the XML here (the package, its prices, its reimbursement group,
+codes and conditions, the interactions naming everolimus), never copied from our own output."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from lxml import etree
+
+from tests.conftest import REAL_FEST, require
+from tests.server.conftest import CERTICAN_BRAND
+
+
+def _local(el: Any) -> str:
+    return str(etree.QName(el).localname)
+
+
+def _kid(el: Any, name: str) -> Any:
+    return next((c for c in el if _local(c) == name), None)
+
+
+def _kids(el: Any, name: str) -> list[Any]:
+    return [c for c in el if _local(c) == name]
+
+
+@pytest.fixture(scope="module")
+def fest() -> Any:
+    with gzip.open(require(REAL_FEST)) as f:
+        return etree.parse(f).getroot()
+
+
+def _payloads(root: Any, oppf: str) -> list[Any]:
+    return [list(o)[-1] for o in root.iter() if isinstance(o.tag, str) and _local(o) == oppf]
+
+
+def _text(page: str) -> str:
+    """The page's text, tags dropped and whitespace collapsed, for comparing with the XML's."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def _section(page: str, start: str) -> str:
+    """The <section ...> whose opening tag holds `start`, up to its end."""
+    at = page.index(start)
+    return page[page.rindex("<section", 0, at) : page.index("</section>", at)]
+
+
+def _kroner(value: str) -> str:
+    return f"{Decimal(value):.2f}".replace(".", ",") + " NOK"
+
+
+def test_the_certican_card_shows_package_014884_with_its_gtin_size_and_prices_as_the_xml_has_them(
+    api: TestClient, fest: Any
+) -> None:
+    package = next(p for p in _payloads(fest, "OppfLegemiddelpakning") if _kid(p, "Varenr").text == "014884")
+    info = _kid(package, "Pakningsinfo")
+    r = api.get(f"/legemidler/{CERTICAN_BRAND}")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    section = _text(_section(r.text, 'data-varenr="014884"'))
+    assert f"GTIN {_kid(package, 'Ean').text}" in section  # 7046260148840
+    size = f"{_kid(info, 'Pakningsstr').text} {_kid(info, 'EnhetPakning').get('V')}"  # 60 stk
+    assert f"Pakningsstørrelse {size}" in section
+    assert f"Pakningstype {_kid(info, 'Pakningstype').get('DN')}" in section
+    prices = [
+        (p.find("{*}Type").get("DN"), _kroner(p.find("{*}Pris").get("V")), p.find("{*}GyldigFraDato").text)
+        for p in _kids(package, "PrisVare")
+    ]
+    assert len(prices) == 3  # AUP, AIP and Refusjonspris
+    shown = re.findall(
+        r'<tr class="price"><td>(.*?)</td><td class="num">(.*?)</td><td>(.*?)</td></tr>', r.text
+    )
+    assert sorted(shown) == sorted(prices)
+
+
+def test_the_certican_card_shows_its_reimbursement_group_codes_and_conditions_as_the_xml_has_them(
+    api: TestClient, fest: Any
+) -> None:
+    package = next(p for p in _payloads(fest, "OppfLegemiddelpakning") if _kid(p, "Varenr").text == "014884")
+    group_id = _kid(_kid(package, "Refusjon"), "RefRefusjonsgruppe").text
+    hjemmel, group = next(
+        (h, g)
+        for h in _payloads(fest, "OppfRefusjon")
+        for g in _kids(h, "Refusjonsgruppe")
+        if _kid(g, "Id").text == group_id
+    )
+    conditions = {_kid(v, "Id").text: v for v in _payloads(fest, "OppfVilkar")}
+    section = _section(api.get(f"/legemidler/{CERTICAN_BRAND}").text, 'data-varenr="014884"')
+    text = _text(section)
+    assert f"{_kid(hjemmel, 'Refusjonshjemmel').get('DN')}, gruppe {_kid(group, 'GruppeNr').get('V')}" in text
+    assert _kid(group, "RefusjonsberettighetBruk").text in text
+    codes = _kids(group, "Refusjonskode")
+    assert codes  # -51 Organtransplantasjon and Z94 in the real extract
+    shown = re.findall(r'<li class="code" data-code="([^"]*)">', section)
+    assert shown == [_kid(c, "Refusjonskode").get("V") for c in codes]
+    for code in codes:
+        item = _text(
+            section.split(f'data-code="{_kid(code, "Refusjonskode").get("V")}"', 1)[1].split(
+                '<li class="code"'
+            )[0]
+        )
+        assert _kid(code, "Refusjonskode").get("DN") in item
+        wanted = [conditions[_kid(v, "RefVilkar").text] for v in _kids(code, "Refusjonsvilkar")]
+        assert wanted
+        for vilkar in wanted:
+            assert (
+                f"Vilkår {_kid(vilkar, 'VilkarNr').text}: {' '.join(_kid(vilkar, 'Tekst').text.split())}"
+                in item
+            )
+
+
+def test_the_certican_card_lists_the_real_extracts_interactions_for_everolimus(
+    api: TestClient, fest: Any
+) -> None:
+    expected = {}
+    for interaction in _payloads(fest, "OppfInteraksjon"):
+        atcs = {a.get("V") for a in interaction.iter("{*}Atc")}
+        if "L04AA18" in atcs:  # Certican's ATC code: everolimus
+            expected[_kid(interaction, "Id").text.removeprefix("ID_")] = interaction
+    assert len(expected) == 2  # the real extract: with clarithromycin, with inactivated vaccines
+    page = api.get(f"/legemidler/{CERTICAN_BRAND}").text
+    assert set(re.findall(r'<section class="box interaction[^"]*" data-id="([^"]+)"', page)) == set(expected)
+    for rid, interaction in expected.items():
+        section = _text(_section(page, f'data-id="{rid}"'))
+        assert _kid(interaction, "Relevans").get("DN") in section
+        assert " ".join(_kid(interaction, "KliniskKonsekvens").text.split()) in section
+        assert " ".join(_kid(interaction, "Handtering").text.split()) in section
+
+
+def test_the_card_names_form_atc_legal_status_substance_and_links_to_the_fhir_resources(
+    api: TestClient, fest: Any
+) -> None:
+    brand = next(
+        p for p in _payloads(fest, "OppfLegemiddelMerkevare") if _kid(p, "Id").text == "ID_" + CERTICAN_BRAND
+    )
+    page = api.get(f"/legemidler/{CERTICAN_BRAND}").text
+    text = _text(page)
+    assert f"<h1>{_kid(brand, 'NavnFormStyrke').text}</h1>" in page
+    assert f"Legemiddelform {_kid(brand, 'LegemiddelformKort').get('DN')}" in text
+    assert f"ATC {_kid(brand, 'Atc').get('V')} {_kid(brand, 'Atc').get('DN')}" in text
+    assert f"Reseptgruppe {_kid(brand, 'Reseptgruppe').get('DN')}" in text
+    assert "Everolimus 0,1 mg" in text  # VirkestoffMedStyrke: 0.1 mg everolimus
+    for form in ("json", "xml"):
+        link = f"/fhir/MedicinalProductDefinition/{CERTICAN_BRAND}?_format={form}"
+        assert f'href="{link}"' in page
+        assert api.get(link).status_code == 200
+    assert "Enkeltoppføringer serveres ikke som M30" in text  # no single-entry M30 endpoint: said so
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/legemidler/00000000-0000-0000-0000-000000000000", 404),
+        ("/legemidler/" + "A" * 5000, 404),
+        ("/legemidler/%00", 404),
+        ("/legemidler/%3Cscript%3E", 404),
+    ],
+)
+def test_an_unknown_or_malformed_id_is_a_clear_page_not_a_500(
+    api: TestClient, path: str, status: int
+) -> None:
+    r = api.get(path)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Fant ikke legemidlet</h1>" in r.text
+    assert "<script>" not in r.text
