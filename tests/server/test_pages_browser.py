@@ -42,7 +42,15 @@ def axe(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -
     script = root / "node_modules" / "axe-core" / "axe.min.js"
     if not script.is_file():
         npm(
-            ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(root), f"axe-core@{AXE_VERSION}"],
+            [
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+                str(root),
+                f"axe-core@{AXE_VERSION}",
+            ],
             root,
             f"axe-core {AXE_VERSION}",
         )
@@ -54,12 +62,12 @@ def axe(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -
 class Browser:
     """One headless chromium and one tab, spoken to over the DevTools protocol (websocket-client)."""
 
-    def __init__(self, chromium: Path, profile: Path) -> None:
+    def __init__(self, binary: Path, profile: Path) -> None:
         import websocket
 
         self.process = subprocess.Popen(
             [
-                str(chromium),
+                str(binary),
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
@@ -125,7 +133,12 @@ class Browser:
 
     def key(self, key: str, code: str, keycode: int, text: str = "") -> None:
         for kind in ("keyDown", "keyUp"):
-            params: dict[str, Any] = {"type": kind, "key": key, "code": code, "windowsVirtualKeyCode": keycode}
+            params: dict[str, Any] = {
+                "type": kind,
+                "key": key,
+                "code": code,
+                "windowsVirtualKeyCode": keycode,
+            }
             if text and kind == "keyDown":
                 params["text"] = text
             self.send("Input.dispatchKeyEvent", **params)
@@ -219,14 +232,19 @@ def test_a_person_types_a_name_sees_the_answers_as_they_type_and_opens_the_card_
     browser.tab_to("e.id === 'q'")
     browser.type("certi")
     link = f'#treff a[href="/legemidler/{CERTICAN_BRAND}"]'
-    assert browser.until(f"document.querySelector({json.dumps(link)})?.textContent") == "Certican Disperg tab 0,1 mg"
+    assert (
+        browser.until(f"document.querySelector({json.dumps(link)})?.textContent")
+        == "Certican Disperg tab 0,1 mg"
+    )
     assert browser.js("window.samePage === true && location.search") == "?q=certi"  # as you type
     _fits(browser)
     _drawn(browser.screenshot(f"legemidler-{size[0]}", tmp_path), size)
     assert _serious(browser, axe) == []
     browser.tab_to(f"e.getAttribute('href') === '/legemidler/{CERTICAN_BRAND}'")
     browser.key("Enter", "Enter", 13, "\r")
-    browser.until(f"location.pathname === '/legemidler/{CERTICAN_BRAND}' && document.readyState === 'complete'")
+    browser.until(
+        f"location.pathname === '/legemidler/{CERTICAN_BRAND}' && document.readyState === 'complete'"
+    )
     assert browser.js("document.querySelector('h1').textContent") == "Certican Disperg tab 0,1 mg"
     assert browser.js("document.querySelector('[data-varenr=\"014884\"]') !== null")
     _fits(browser)
@@ -250,5 +268,7 @@ def test_axe_does_find_a_violation_when_one_is_planted(browser: Browser, site: s
     """The control: the same axe run finds an image without a text alternative (critical)."""
     browser.size(DESKTOP)
     browser.go(f"{site}/legemidler")
-    browser.js("document.querySelector('main').insertAdjacentHTML('beforeend', '<img src=\"/favicon.ico\">'); true")
+    browser.js(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<img src=\"/favicon.ico\">'); true"
+    )
     assert "image-alt" in {v["id"] for v in _serious(browser, axe)}

@@ -138,7 +138,10 @@ def find(conn: Connection, snapshot: Snapshot, query: str) -> Found:
             hits.setdefault(v.id, "ATC")
     if not compact.isdigit():
         wanted = fold(text)
-        named = _search(conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES)
+        # names beginning with the query first, then those holding it: each asks the index for a
+        # bounded number, so a one-letter query on a full store still lists the prefix matches
+        named = _search(conn, snapshot, MPD, _clause(MPD, "name", text), _NAME_CANDIDATES)
+        named += _search(conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES)
         by_name = [(v.id, _name(body(v))) for v in named if wanted in fold(_name(body(v)))]
         by_name.sort(key=lambda x: (not fold(x[1]).startswith(wanted), fold(x[1])))
         for rid, _ in by_name:

@@ -12,7 +12,7 @@ from grunndata.server.deps import ServedDep
 from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, render
 from grunndata.server.state import Served
 
-router = APIRouter(tags=["Pages"])
+router = APIRouter()
 _HTML = "text/html; charset=utf-8"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
 _SCRIPT = (STATIC / "sok.js").read_bytes()
@@ -34,9 +34,11 @@ def _find(served: Served, q: str, fragment: bool) -> Response:
     return HTMLResponse(render("find.html", found=found, max_query=MAX_QUERY))
 
 
-@router.get("/legemidler", response_class=HTMLResponse, summary="Find a drug (a page, in Norwegian)")
-async def find_page(served: ServedDep, q: str = "", fragment: bool = False) -> Response:
-    return await run_in_threadpool(_find, served, q, fragment)
+# pages for people, as the landing page: not in the API document (the FHIR routes they read are)
+@router.get("/legemidler", response_class=HTMLResponse, include_in_schema=False)
+async def find_page(served: ServedDep, q: str = "", fragment: str = "") -> Response:
+    # fragment=1: the results alone, for the as-you-type script; any other value: the whole page
+    return await run_in_threadpool(_find, served, q, fragment == "1")
 
 
 @router.get("/legemidler/sok.js", include_in_schema=False)
@@ -57,6 +59,6 @@ def _card(served: Served, rid: str) -> Response:
     return HTMLResponse(render("card.html", card=card))
 
 
-@router.get("/legemidler/{rid}", response_class=HTMLResponse, summary="A product card (a page, in Norwegian)")
+@router.get("/legemidler/{rid}", response_class=HTMLResponse, include_in_schema=False)
 async def card_page(served: ServedDep, rid: str) -> Response:
     return await run_in_threadpool(_card, served, rid)
