@@ -41,6 +41,14 @@ def release_reports(conn: Connection, release_ids: Sequence[int]) -> list[dict[s
     return [dict(r[0] or {}) for r in rows]
 
 
+def release_disagreements(conn: Connection, release_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Where FEST and SAFEST disagree, from the releases' import reports (their reconciliation),
+    taken out by the database: a full delivery's whole report is megabytes of JSON."""
+    found = REL.c.report["reconciliation"]["disagreements"]
+    rows = conn.execute(select(found).where(REL.c.id.in_(list(release_ids) or [-1])).order_by(REL.c.id))
+    return [dict(d) for (listed,) in rows for d in (listed or ()) if isinstance(d, dict)]
+
+
 class SearchError(ValueError):
     """A search the store cannot answer as asked: the server says 400 with this sentence."""
 

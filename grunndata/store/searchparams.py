@@ -338,7 +338,9 @@ SEARCH_PARAMS: tuple[SearchParam, ...] = (
         PPD,
         "substitution-group",
         "extension",
-        "PackagedProductDefinition.extension('" + SUBSTITUTION_GROUP + "').extension('RefByttegruppe').value",
+        "PackagedProductDefinition.extension('"
+        + SUBSTITUTION_GROUP
+        + "').extension('RefByttegruppe').value.ofType(Reference)",
         _substitution_groups,
         "The FEST substitution group (Byttegruppe, a Basic) the package belongs to: its other packages "
         "are the ones a pharmacist may hand out instead",

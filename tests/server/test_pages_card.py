@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
+from sqlalchemy.engine import Engine
 
 from tests.conftest import REAL_FEST, require
-from tests.server.conftest import CERTICAN_BRAND
+from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE
 
 
 def _local(el: Any) -> str:
@@ -170,3 +171,28 @@ def test_an_unknown_or_malformed_id_is_a_clear_page_not_a_500(
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     assert "<h1>Fant ikke legemidlet</h1>" in r.text
     assert "<script>" not in r.text
+
+
+def test_where_fest_and_idmp_disagree_about_certican_the_card_shows_both_values(engine: Engine) -> None:
+    """The planted SAFEST delivery of the importer tests disagrees with FEST about Certican, its
+    package and its ingredient; the card lists exactly those of the reconciliation's disagreements."""
+    from grunndata.importers.fest import import_fest
+    from grunndata.importers.safest import import_safest
+    from grunndata.server import create_app
+    from tests.importers.test_safest import PLANTED_DISAGREEMENTS
+    from tests.server.test_migration import PLANTED
+
+    import_fest(engine, require(REAL_FEST))
+    import_safest(engine, PLANTED)
+    with TestClient(create_app(engine, warm=False)) as client:
+        page = client.get(f"/legemidler/{CERTICAN_BRAND}").text
+    table = page.split('id="fest-idmp"', 1)[1]
+    shown = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    ours = {
+        f"MedicinalProductDefinition/{CERTICAN_BRAND}",
+        f"PackagedProductDefinition/{CERTICAN_PACKAGE}",  # its one package
+        f"Ingredient/{CERTICAN_BRAND}-1",  # its one ingredient
+    }
+    expected = [d for d in PLANTED_DISAGREEMENTS if d[0] in ours]
+    assert {d[0] for d in expected} == ours
+    assert sorted(tuple(html.unescape(x) for x in row) for row in shown) == sorted(expected)

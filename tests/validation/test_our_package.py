@@ -27,8 +27,9 @@ def test_every_resource_of_our_package_is_valid_r5(r5: Definitions) -> None:
         validator.validate(resource, "our package", report)
     assert [p.sentence() for p in report.problems] == []
     # 226, the conceptmap-verified extension, a ninth NamingSystem, the packaging-property CodeSystem;
-    # the barcode search: its six SearchParameters and the barcode-match extension; PhPID's NamingSystem
-    assert report.resources == len(resources) == 238
+    # the barcode search: its six SearchParameters and the barcode-match extension; PhPID's NamingSystem;
+    # the substitution-group SearchParameter (the pages' substitution groups)
+    assert report.resources == len(resources) == 239
 
 
 def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() -> None:
@@ -79,6 +80,13 @@ def test_our_search_parameters_are_the_rows_of_the_search_table_that_are_ours() 
             "reference",
             "PackagedProductDefinition.packaging.containedItem.item.reference"
             " | PackagedProductDefinition.packaging.repeat(packaging).containedItem.item.reference",
+        ),
+        f"{ours}PackagedProductDefinition-substitution-group": (
+            "substitution-group",
+            ["PackagedProductDefinition"],
+            "reference",
+            "PackagedProductDefinition.extension('https://grunndata.no/fhir/StructureDefinition/"
+            "fest-PakningByttegruppe').extension('RefByttegruppe').value.ofType(Reference)",
         ),
         f"{ours}ManufacturedItemDefinition-barcode": (
             "barcode",

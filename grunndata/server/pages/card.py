@@ -30,7 +30,7 @@ from grunndata.store import (
     lookup,
     read,
     read_many,
-    release_reports,
+    release_disagreements,
     search,
 )
 
@@ -524,9 +524,8 @@ class _Disagreements(_PerSnapshot):
 
     def build(self, conn: Connection, snapshot: Snapshot) -> dict[str, list[dict[str, Any]]]:
         index: dict[str, list[dict[str, Any]]] = {}
-        for report in release_reports(conn, snapshot.releases):
-            for d in (report.get("reconciliation") or {}).get("disagreements", ()):
-                index.setdefault(str(d.get("resource", "")), []).append(dict(d))
+        for d in release_disagreements(conn, snapshot.releases):
+            index.setdefault(str(d.get("resource", "")), []).append(d)
         return index
 
 
