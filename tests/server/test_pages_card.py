@@ -196,3 +196,44 @@ def test_where_fest_and_idmp_disagree_about_certican_the_card_shows_both_values(
     expected = [d for d in PLANTED_DISAGREEMENTS if d[0] in ours]
     assert {d[0] for d in expected} == ours
     assert sorted(tuple(html.unescape(x) for x in row) for row in shown) == sorted(expected)
+
+
+def _brand_of(package: Any) -> str:
+    return str(_kid(_kid(package, "Pakningsinfo"), "RefLegemiddelMerkevare").text).removeprefix("ID_")
+
+
+def test_a_package_in_a_substitution_group_lists_the_groups_other_packages_as_the_xml_has_them(
+    api: TestClient, fest: Any
+) -> None:
+    packages = _payloads(fest, "OppfLegemiddelpakning")
+    members: dict[str, list[Any]] = {}
+    for p in packages:
+        for group in _kids(p, "PakningByttegruppe"):
+            members.setdefault(_kid(group, "RefByttegruppe").text, []).append(p)
+    group, inside = max(members.items(), key=lambda kv: (len(kv[1]), kv[0]))  # the largest group
+    assert len(inside) >= 3
+    package = min(inside, key=lambda p: _kid(p, "Varenr").text)
+    code = next(
+        _kid(g, "Kode").get("DN") for g in _payloads(fest, "OppfByttegruppe") if _kid(g, "Id").text == group
+    )
+    page = api.get(f"/legemidler/{_brand_of(package)}").text
+    section = _section(page, f'data-varenr="{_kid(package, "Varenr").text}"')
+    listed = section.split("<h4>Byttegruppe</h4>", 1)[1]
+    assert code in _text(listed)
+    shown = re.findall(r"varenr (\d+)</li>", listed)
+    assert sorted(shown) == sorted(_kid(p, "Varenr").text for p in inside if p is not package)
+
+
+def test_slvs_notices_naming_a_product_are_on_its_card(api: TestClient, fest: Any) -> None:
+    brands = {_kid(b, "Id").text for b in _payloads(fest, "OppfLegemiddelMerkevare")}
+    naming: dict[str, list[str]] = {}
+    for notice in _payloads(fest, "OppfVarselSlv"):
+        for element in _kids(notice, "Referanseelement"):
+            for ref in _kids(element, "RefElement"):
+                if ref.text in brands:
+                    naming.setdefault(ref.text, []).append(_kid(notice, "Overskrift").text)
+    assert naming  # the real extract has notices naming brands
+    brand, headings = min(naming.items())
+    page = api.get(f"/legemidler/{brand.removeprefix('ID_')}").text
+    shown = re.findall(r'<section class="box notice">\s*<h3>(.*?)</h3>', page)
+    assert set(headings) <= {html.unescape(h) for h in shown}

@@ -154,6 +154,11 @@ def _names(client: TestClient, query: str) -> set[str]:
         ("decanor", {"Décanor tab 10 mg"}),  # é is e
         ("décanor", {"Décanor tab 10 mg"}),
         ("DECANOR", {"Décanor tab 10 mg"}),
+        ("br", {"Bråkdempe tab 1 mg", "Brakmol tab 2 mg"}),  # two letters: names beginning with them
+        ("vibra", {"Vibranord Mikst 10 mg/ml"}),  # a real name, for contrast: "bra" is inside it
+        ("brå", {"Bråkdempe tab 1 mg"}),
+        ("kmol", {"Brakmol tab 2 mg"}),  # three or more: anywhere in the name
+        ("km", set()),  # fewer: not inside a name
     ],
 )
 def test_norwegian_letters_are_letters_of_their_own_and_e_acute_is_e(

@@ -91,6 +91,7 @@ def _number(value: Any) -> str:
 
 MARKETING = {"markedsfort": "Markedsført", "midlertidig-utgatt": "Midlertidig utgått"}
 ROLES = {"100000072072": "virkestoff"}
+RELATIONS = {"RefVirkestoff": "Salt eller ester av dette virkestoffet"}  # fest-reference codes
 
 
 def _clause(rtype: str, code: str, *values: str) -> Clause:
@@ -250,7 +251,14 @@ def _substances(conn: Connection, snapshot: Snapshot, rid: str) -> list[dict[str
                         "name": related.get(
                             rel.get("substanceDefinitionReference", {}).get("reference", ""), ""
                         ),
-                        "type": text_of(rel.get("type")),
+                        "type": next(
+                            (
+                                RELATIONS[c["code"]]
+                                for c in rel.get("type", {}).get("coding", ())
+                                if c.get("code") in RELATIONS
+                            ),
+                            text_of(rel.get("type")),
+                        ),
                     }
                     for rel in substance.get("relationship", ())
                 ],

@@ -25,6 +25,7 @@ MPD, PPD, ING, SD = (
     "SubstanceDefinition",
 )
 MAX_QUERY = 100  # characters: a drug's name is far shorter; longer is a 400 saying so
+MIN_CONTAINS = 3  # letters before a name is also found by what it contains (a prefix before that)
 MAX_PRODUCTS = 50  # products shown; more says "the first 50"
 _NAME_CANDIDATES = 400  # matches asked of the index before `fold` narrows them
 _ATC = re.compile(r"[A-Za-z][0-9]{2}(?:[A-Za-z](?:[A-Za-z](?:[0-9]{2})?)?)?")
@@ -141,8 +142,9 @@ def find(conn: Connection, snapshot: Snapshot, query: str) -> Found:
         # names beginning with the query first, then those holding it: each asks the index for a
         # bounded number, so a one-letter query on a full store still lists the prefix matches
         named = _search(conn, snapshot, MPD, _clause(MPD, "name", text), _NAME_CANDIDATES)
-        named += _search(conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES)
-        by_name = [(v.id, _name(body(v))) for v in named if wanted in fold(_name(body(v)))]
+        if len(wanted) >= MIN_CONTAINS:  # one or two letters, typed first: names beginning with them
+            named += _search(conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES)
+        by_name = [(v.id, _name(body(v))) for v in named if _matches(wanted, _name(body(v)))]
         by_name.sort(key=lambda x: (not fold(x[1]).startswith(wanted), fold(x[1])))
         for rid, _ in by_name:
             hits.setdefault(rid, "navn")
@@ -157,13 +159,20 @@ def find(conn: Connection, snapshot: Snapshot, query: str) -> Found:
     return Found(text, kind, products, len(ids) > MAX_PRODUCTS)
 
 
+def _matches(wanted: str, name: str) -> bool:
+    """`name` holds `wanted` (folded), or begins with it when it is shorter than MIN_CONTAINS."""
+    folded = fold(name)
+    return wanted in folded if len(wanted) >= MIN_CONTAINS else folded.startswith(wanted)
+
+
 def _by_substance(conn: Connection, snapshot: Snapshot, text: str, wanted: str) -> list[str]:
     """Products with an ingredient whose substance has a name matching `wanted`."""
-    found = _search(conn, snapshot, SD, _clause(SD, "name", text, "contains"), 50)
+    anywhere = "contains" if len(wanted) >= MIN_CONTAINS else None
+    found = _search(conn, snapshot, SD, _clause(SD, "name", text, anywhere), 50)
     substances = [
         f"{SD}/{v.id}"
         for v in found
-        if any(wanted in fold(n.get("name", "")) for n in body(v).get("name", ()))
+        if any(_matches(wanted, n.get("name", "")) for n in body(v).get("name", ()))
     ]
     if not substances:
         return []
