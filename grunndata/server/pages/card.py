@@ -35,6 +35,7 @@ from grunndata.store import (
 )
 
 EXT = "https://grunndata.no/fhir/StructureDefinition/fest-"
+SUBSTANSGRUPPE = EXT + "Substansgruppe"
 ING, CUD, BASIC, MID = "Ingredient", "ClinicalUseDefinition", "Basic", "ManufacturedItemDefinition"
 MANY = 1000  # a product's packages, ingredients, interactions: far fewer in FEST
 PRICE_ORDER = {"AUP": 0, "AIP": 1, "Refusjonspris": 2}
@@ -429,9 +430,14 @@ def _interactions(conn: Connection, snapshot: Snapshot, atc: str) -> list[dict[s
         interaction = body(v).get("interaction", {})
         groups: dict[int, list[str]] = {}
         for interactant in interaction.get("interactant", ()):
-            for e in _ext(interactant, "Substansgruppe"):
-                name = str(_part(e, "Navn") or text_of(interactant.get("itemCodeableConcept")))
-                members = groups.setdefault(int(_part(e, "gruppe") or 0), [])
+            # a tight loop: an interaction of a common drug class names a hundred ATC codes
+            for e in interactant.get("extension", ()):
+                if e.get("url") != SUBSTANSGRUPPE:
+                    continue
+                parts = {p.get("url"): p for p in e.get("extension", ())}
+                named = parts.get("Navn", {}).get("valueString")
+                name = str(named or text_of(interactant.get("itemCodeableConcept")))
+                members = groups.setdefault(int(parts.get("gruppe", {}).get("valueInteger") or 0), [])
                 if name and name not in members:
                     members.append(name)
         management = interaction.get("management", ())
