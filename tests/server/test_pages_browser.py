@@ -1,7 +1,7 @@
 """Find a drug and its card in a real browser, driven as a person would: Debian's chromium, headless,
 over the DevTools protocol (one browser for the module). Keys only: Tab to the search box, type a
 name, see the answers come as you type (no page load), Tab to Certican and press Enter, read the
-card. On a phone (390x844) and a desktop: nothing scrolls sideways, the screenshots are drawn;
+card; with the network cut but for the local server (test_docs_offline.py's cut). On a phone (390x844) and a desktop: nothing scrolls sideways, the screenshots are drawn;
 axe-core (npm, installed as the FHIR.js tests install theirs) finds no serious or critical
 violation on the search page or the card.
 
@@ -30,6 +30,7 @@ from tests.npm import cache_folder, npm, unavailable
 from tests.server.conftest import CERTICAN_BRAND, served_store
 from tests.server.live import running
 from tests.server.test_catalog_browser import DESKTOP, PHONE, chromium, read_png  # noqa: F401 (a fixture)
+from tests.server.test_docs_offline import OFFLINE
 
 pytestmark = pytest.mark.slow
 AXE_VERSION = "4.10.3"
@@ -74,6 +75,7 @@ class Browser:
                 "--hide-scrollbars",
                 "--no-first-run",
                 "--remote-debugging-port=0",
+                *OFFLINE,  # no network but 127.0.0.1: the pages must need nothing outside
                 f"--user-data-dir={profile}",
                 "about:blank",
             ],
