@@ -237,3 +237,17 @@ def test_slvs_notices_naming_a_product_are_on_its_card(api: TestClient, fest: An
     page = api.get(f"/legemidler/{brand.removeprefix('ID_')}").text
     shown = re.findall(r'<section class="box notice">\s*<h3>(.*?)</h3>', page)
     assert set(headings) <= {html.unescape(h) for h in shown}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        f"ID_{CERTICAN_BRAND}",  # the FEST id as FEST writes it
+        CERTICAN_BRAND.lower(),
+        CERTICAN_PACKAGE,  # its package: the product the package is for
+        f"ID_{CERTICAN_PACKAGE}",
+    ],
+)
+def test_a_fest_id_or_a_package_id_leads_to_the_products_card(api: TestClient, given: str) -> None:
+    r = api.get(f"/legemidler/{given}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/legemidler/{CERTICAN_BRAND}"

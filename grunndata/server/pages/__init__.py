@@ -4,8 +4,19 @@ server-rendered in Norwegian bokmål from the national data, with no outside ass
 `render` fills a template of `templates/` (Jinja2, autoescaped); every page extends `base.html`,
 which holds the shared style. `find` and `card` gather what the pages show from the store."""
 
-from grunndata.server.pages.card import Card, product_card
+from grunndata.server.pages.card import Card, product_card, product_of
 from grunndata.server.pages.find import MAX_QUERY, Found, QueryError, find, fold
 from grunndata.server.pages.render import STATIC, render
 
-__all__ = ["MAX_QUERY", "STATIC", "Card", "Found", "QueryError", "find", "fold", "product_card", "render"]
+__all__ = [
+    "MAX_QUERY",
+    "STATIC",
+    "Card",
+    "Found",
+    "QueryError",
+    "find",
+    "fold",
+    "product_card",
+    "product_of",
+    "render",
+]

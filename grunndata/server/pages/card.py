@@ -168,6 +168,16 @@ def product_card(conn: Connection, snapshot: Snapshot, rid: str) -> Card | None:
     return card
 
 
+def product_of(conn: Connection, snapshot: Snapshot, rid: str) -> str | None:
+    """The product `rid` names when it is not a product's own id as served: the product itself in
+    another spelling (FEST's ID_, lower case), or the product a package with that id is for."""
+    if read(conn, snapshot, MPD, rid) is not None:
+        return rid
+    package = read(conn, snapshot, PPD, rid)
+    refs = [] if package is None else _product_refs(body(package))
+    return refs[0] if refs else None
+
+
 def _strength_part(r: dict[str, Any]) -> str:
     for name in r.get("name", ()):
         for part in name.get("part", ()):

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.deps import ServedDep
-from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, render
+from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, product_of, render
 from grunndata.server.state import Served
 
 router = APIRouter()
 _HTML = "text/html; charset=utf-8"
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._")
 _SCRIPT = (STATIC / "sok.js").read_bytes()
 
 
@@ -54,6 +54,11 @@ def _card(served: Served, rid: str) -> Response:
     snapshot = served.snapshot(ANONYMOUS)
     with served.engine.connect() as conn:
         card = product_card(conn, snapshot, rid)
+        if card is None:  # a FEST id as FEST writes it (ID_, any case), or a package's id: its product
+            bare = rid.removeprefix("ID_").removeprefix("id_").upper()
+            product = product_of(conn, snapshot, bare)
+            if product is not None:
+                return RedirectResponse(f"/legemidler/{product}", status_code=303)
     if card is None:
         return _problem(404, "Fant ikke legemidlet", f"Aktiv leveranse har ikke noe produkt med id {rid}.")
     return HTMLResponse(render("card.html", card=card))
