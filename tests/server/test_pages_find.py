@@ -171,3 +171,27 @@ def test_a_name_beginning_with_the_query_comes_before_one_containing_it(planted:
     names = [n for _, n in _products(planted.get("/legemidler", params={"q": "tab 5"}).text)]
     assert {"Søvnfin tab 5 mg", "Sovnal tab 5 mg"} <= set(names)
     assert names == sorted(names, key=lambda n: (not fold(n).startswith("tab 5"), fold(n)))
+
+
+def test_a_real_substance_spelt_with_o_slash_is_found_and_not_without_it(api: TestClient) -> None:
+    """The real extract names estradiol "Østradiol": the brands whose substances with strength
+    name it are found by "østradiol", by substance, and "ostradiol" finds nothing."""
+    import gzip
+
+    from lxml import etree
+
+    with gzip.open(require(REAL_FEST)) as f:
+        root = etree.parse(f).getroot()
+    payloads = [list(o)[-1] for o in root.iter("{*}OppfVirkestoff", "{*}OppfLegemiddelMerkevare")]
+    estradiol = {p.findtext("{*}Id") for p in payloads if p.findtext("{*}Navn") == "Østradiol"}
+    strengths = {p.findtext("{*}Id") for p in payloads if p.findtext("{*}RefVirkestoff") in estradiol}
+    brands = {
+        p.findtext("{*}Id").removeprefix("ID_")
+        for p in payloads
+        if {r.text for r in p.iter("{*}RefVirkestoffMedStyrke")} & strengths
+    }
+    assert len(estradiol) == 1 and brands
+    found = api.get("/legemidler", params={"q": "østradiol"}).text
+    assert {rid for rid, _ in _products(found)} == brands
+    assert found.count("funnet på virkestoff") == len(brands)
+    assert "Ingen treff for «ostradiol»." in api.get("/legemidler", params={"q": "ostradiol"}).text
