@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from grunndata.store import Clause, SearchError, Snapshot, Version, lookup, read_many, search
+from grunndata.store import Clause, SearchError, Snapshot, SortKey, Version, lookup, read_many, search
 
 MPD, PPD, ING, SD = (
     "MedicinalProductDefinition",
@@ -93,9 +93,13 @@ def _clause(rtype: str, code: str, value: str, modifier: str | None = None) -> C
     return Clause(param, modifier, (value,))
 
 
-def _search(conn: Connection, snapshot: Snapshot, rtype: str, clause: Clause, count: int) -> list[Version]:
+def _search(
+    conn: Connection, snapshot: Snapshot, rtype: str, clause: Clause, count: int, by_name: bool = False
+) -> list[Version]:
+    """The first `count` matches (in name order with `by_name`: the ones a person reads first)."""
     try:
-        return search(conn, snapshot, rtype, [clause], count=count)[0]
+        sort = (SortKey("name", False),) if by_name else ()
+        return search(conn, snapshot, rtype, [clause], sort=sort, count=count)[0]
     except SearchError:  # a value the index cannot take (an ATC code it does not know): no match
         return []
 
@@ -109,7 +113,7 @@ def _refs(resource: dict[str, Any], *path: str) -> list[str]:
     return [n for n in nodes if isinstance(n, str)]
 
 
-def product_ids_of_packages(packages: list[Version]) -> list[str]:
+def _products_of(packages: list[Version]) -> list[str]:
     out: list[str] = []
     for p in packages:
         for ref in _refs(body(p), "packageFor", "reference"):
@@ -130,7 +134,7 @@ def find(conn: Connection, snapshot: Snapshot, query: str) -> Found:
     if compact.isdigit():
         kind = "varenummer" if len(compact) <= 6 else "GTIN"
         packages = _search(conn, snapshot, PPD, _clause(PPD, "identifier", compact), 50)
-        for rid in product_ids_of_packages(packages):
+        for rid in _products_of(packages):
             hits.setdefault(rid, kind)
     elif _ATC.fullmatch(text):
         kind = "ATC-kode eller navn"
@@ -141,9 +145,11 @@ def find(conn: Connection, snapshot: Snapshot, query: str) -> Found:
         wanted = fold(text)
         # names beginning with the query first, then those holding it: each asks the index for a
         # bounded number, so a one-letter query on a full store still lists the prefix matches
-        named = _search(conn, snapshot, MPD, _clause(MPD, "name", text), _NAME_CANDIDATES)
+        named = _search(conn, snapshot, MPD, _clause(MPD, "name", text), _NAME_CANDIDATES, True)
         if len(wanted) >= MIN_CONTAINS:  # one or two letters, typed first: names beginning with them
-            named += _search(conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES)
+            named += _search(
+                conn, snapshot, MPD, _clause(MPD, "name", text, "contains"), _NAME_CANDIDATES, True
+            )
         by_name = [(v.id, _name(body(v))) for v in named if _matches(wanted, _name(body(v)))]
         by_name.sort(key=lambda x: (not fold(x[1]).startswith(wanted), fold(x[1])))
         for rid, _ in by_name:
