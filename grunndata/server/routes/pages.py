@@ -13,7 +13,6 @@ from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_
 from grunndata.server.state import Served
 
 router = APIRouter()
-_HTML = "text/html; charset=utf-8"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._")
 _SCRIPT = (STATIC / "sok.js").read_bytes()
 
