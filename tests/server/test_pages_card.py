@@ -94,7 +94,9 @@ def test_the_certican_card_shows_its_reimbursement_group_codes_and_conditions_as
     conditions = {_kid(v, "Id").text: v for v in _payloads(fest, "OppfVilkar")}
     section = _section(api.get(f"/legemidler/{CERTICAN_BRAND}").text, 'data-varenr="014884"')
     text = _text(section)
-    assert f"{_kid(hjemmel, 'Refusjonshjemmel').get('DN')}, gruppe {_kid(group, 'GruppeNr').get('V')}" in text
+    since = _kid(_kid(package, "Refusjon"), "GyldigFraDato").text
+    regulation = _kid(hjemmel, "Refusjonshjemmel").get("DN")
+    assert f"{regulation}, gruppe {_kid(group, 'GruppeNr').get('V')} (fra {since})" in text
     assert _kid(group, "RefusjonsberettighetBruk").text in text
     codes = _kids(group, "Refusjonskode")
     assert codes  # -51 Organtransplantasjon and Z94 in the real extract

@@ -328,8 +328,8 @@ def _packages(conn: Connection, snapshot: Snapshot, packages: list[Version]) -> 
     for v in packages:
         r = body(v)
         packaging = r.get("packaging", {})
-        groups_of = [
-            groups[ident]
+        groups_of = [  # (the group with its regulation, from when the package is reimbursed in it)
+            (groups[ident], str(_part(refusjon, "GyldigFraDato") or ""))
             for refusjon in _ext(r, "Refusjon")
             for ident in [
                 str((_part(refusjon, "RefRefusjonsgruppe") or {}).get("identifier", {}).get("value", ""))
@@ -356,8 +356,7 @@ def _packages(conn: Connection, snapshot: Snapshot, packages: list[Version]) -> 
                     for m in r.get("marketingStatus", ())
                 ],
                 "prices": _prices(r),
-                "reimbursement": [_reimbursement(g, conditions) for g in groups_of],
-                "reimbursement_from": [str(_part(e, "GyldigFraDato") or "") for e in _ext(r, "Refusjon")],
+                "reimbursement": [_reimbursement(g, conditions) | {"from": since} for g, since in groups_of],
                 "substitution": [
                     {
                         "code": _shown(_part(substitution.get(ref, {}), "Kode")),
