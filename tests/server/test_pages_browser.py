@@ -12,6 +12,7 @@ chromium, node/npm or the registry the tests skip, except on CI, where they fail
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -61,10 +62,10 @@ def axe(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -
 
 
 class Browser:
-    """One headless chromium and one tab, spoken to over the DevTools protocol (websocket-client)."""
+    """One headless chromium and one tab, spoken to over the DevTools protocol (websockets)."""
 
     def __init__(self, binary: Path, profile: Path) -> None:
-        import websocket
+        from websockets.sync.client import connect  # uvicorn[standard]'s: a runtime dependency
 
         self.process = subprocess.Popen(
             [
@@ -92,14 +93,17 @@ class Browser:
             port = found[1] if found else None
         assert port is not None, "chromium did not say where DevTools listens"
         pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
-        self.socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30)
+        self.stack = contextlib.ExitStack()
+        self.socket = self.stack.enter_context(
+            connect(pages[0]["webSocketDebuggerUrl"], open_timeout=30, max_size=2**26)
+        )
         self.ids = itertools.count(1)
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         ident = next(self.ids)
         self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
         while True:
-            message = json.loads(self.socket.recv())
+            message = json.loads(self.socket.recv(timeout=30))
             if message.get("id") == ident:
                 assert "error" not in message, (method, message["error"])
                 result: dict[str, Any] = message["result"]
@@ -169,7 +173,7 @@ class Browser:
         return path
 
     def close(self) -> None:
-        self.socket.close()
+        self.stack.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
