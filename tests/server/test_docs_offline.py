@@ -76,7 +76,7 @@ def test_docs_render_with_no_network(chromium: Path, live: LiveServer, tmp_path:
 def test_the_landing_page_renders_with_no_network(chromium: Path, live: LiveServer, tmp_path: Path) -> None:
     page = dom(chromium, tmp_path, live.url + "/")
     assert "<h1>Grunndata</h1>" in page
-    for link in ("/fhir/metadata", "/docs", "/catalog", "/migration", "/releases"):
+    for link in ("/legemidler", "/fhir/metadata", "/docs", "/catalog", "/migration", "/releases"):
         assert f'href="{link}"' in page
 
 
