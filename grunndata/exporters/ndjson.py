@@ -112,7 +112,7 @@ def export_ndjson(
     folder.mkdir(parents=True, exist_ok=True)
     with open_connection(engine) as conn:
         result = NdjsonResult(store.transaction_time(conn, snapshot))
-        total = sum(store.count_served(conn, snapshot, t, since) for t in types)
+        total = sum(store.count_served(conn, snapshot, types, since).values())
         done = 0
         if progress is not None and not progress(0, total):
             raise Cancelled
@@ -122,8 +122,8 @@ def export_ndjson(
             path = folder / (rtype + NDJSON)
             with gzip.open(path, "wb", compresslevel=_LEVEL) as out:
                 chunk = bytearray()
-                for version in store.served_versions(conn, snapshot, rtype, since):
-                    chunk += version.body()
+                for body in store.served_bodies(conn, snapshot, rtype, since):
+                    chunk += body
                     chunk += b"\n"
                     n += 1
                     if len(chunk) >= _CHUNK:
