@@ -282,13 +282,17 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         cpu = f"{child:.2f} s | {'-' if backend is None else f'{backend:.2f} s'}"
         p99, p99x = (m(r.p99 for r in p.without), m(r.p99 for r in p.during)) if p.without else (nan, nan)
         rps, rpsx = (m(r.rps for r in p.without), m(r.rps for r in p.during)) if p.without else (nan, nan)
-        loaded = m(e.seconds for e in p.under_load) if p.under_load else float("nan")
+        loaded = m(e.seconds for e in p.under_load) if p.under_load else nan
         errors = sum(r.errors for r in (*p.without, *p.during))
         per_run = ", ".join(f"{b.p99 / a.p99:.2f}" for a, b in zip(p.without, p.during, strict=True))
+        reads = (
+            f"{p99:.2f} ms | {p99x:.2f} ms | {p99x / p99:.2f}x | {per_run} | {rps:,.0f} / {rpsx:,.0f} | "
+            f"{loaded:.1f} s ({len(p.under_load)} exports){'' if not errors else f'; {errors} errors'}"
+            if p.without
+            else "- | - | - | - | - | - (--no-reads)"
+        )
         lines.append(
-            f"| {p.store} | {p.caches} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | {cpu} | "
-            f"{p99:.2f} ms | {p99x:.2f} ms | {p99x / p99:.2f}x | {per_run} | {rps:,.0f} / {rpsx:,.0f} | {loaded:.1f} s "
-            f"({len(p.under_load)} exports){'' if not errors else f'; {errors} errors'} |"
+            f"| {p.store} | {p.caches} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | {cpu} | {reads} |"
         )
     lines.append(
         f"\nTargets (issue 22): export <= {TARGET_SECONDS:.0f} s and <= {TARGET_MIB:.0f} MB peak RSS; "
