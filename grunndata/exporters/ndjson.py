@@ -11,6 +11,7 @@ row in the store says what to write, and hears how far it got.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import shutil
@@ -136,9 +137,11 @@ def export_ndjson(
         for rtype in types:
             n = 0
             path = folder / (rtype + NDJSON)
-            with _GZIP.open(path, "wb", compresslevel=_LEVEL) as out:
+            # closed (its COPY ended) before the connection goes back, should a cancel stop it
+            bodies = contextlib.closing(store.served_bodies(conn, snapshot, rtype, since))
+            with _GZIP.open(path, "wb", compresslevel=_LEVEL) as out, bodies as served:
                 chunk = bytearray()
-                for body in store.served_bodies(conn, snapshot, rtype, since):
+                for body in served:
                     chunk += body
                     chunk += b"\n"
                     n += 1

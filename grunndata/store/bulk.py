@@ -429,7 +429,7 @@ _PLAN_DONE = "RESET max_parallel_workers_per_gather; RESET enable_hashjoin; RESE
 def _rows(conn: Connection, statement: Any) -> Iterator[tuple[Any, ...]]:
     """The rows of `statement`, streamed: PostgreSQL by binary COPY, else a cursor."""
     if conn.dialect.name != "postgresql":
-        rows = conn.execution_options(stream_results=True, yield_per=2000).execute(statement)
+        rows = conn.execution_options(stream_results=True, yield_per=500).execute(statement)
         for row in rows:
             yield row[0], row[1], row[2], row[3], bytes(row[4])
         return
