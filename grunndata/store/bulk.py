@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -387,7 +387,7 @@ def _served(snapshot: Snapshot, rtype: str, since: datetime | None) -> Any:
 
 def served_bodies(
     conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The versions of `rtype` the snapshot serves (last updated after `since`), by id, each as a
     read sends it (`Version.body`), streamed.
 
