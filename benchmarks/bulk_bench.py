@@ -72,18 +72,25 @@ def _request(
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
-def _child_of(pid: int) -> int | None:
-    """The export child the server `pid` runs now, if any."""
+def _children_of(pid: int) -> set[int]:
+    """The export children the server `pid` runs now."""
+    found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             status = (entry / "status").read_text()
             if f"\nPPid:\t{pid}\n" in status and b"--ndjson-job" in (entry / "cmdline").read_bytes():
-                return int(entry.name)
+                found.add(int(entry.name))
         except OSError:
             continue
-    return None
+    return found
+
+
+def _child_of(pid: int, earlier: set[int]) -> int | None:
+    """The export child the server `pid` runs now, if any, not one of `earlier` (the previous
+    export's child may still be exiting when the next is kicked off)."""
+    return min(_children_of(pid) - earlier, default=None)
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -142,13 +149,14 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
     peak = {"kib": 0}
     cpu: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the child's and its backends')
     served_by: set[int] = set()
+    earlier = _children_of(server.proc.pid)
     stop = threading.Event()
 
     def watch() -> None:
         child = None
         asked = 0.0
         while not stop.is_set():
-            child = child or _child_of(server.proc.pid)
+            child = child or _child_of(server.proc.pid, earlier)
             if child is not None:
                 hwm = _hwm_kib(child)
                 if hwm:
