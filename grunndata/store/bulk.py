@@ -399,7 +399,7 @@ def served_bodies(
     reach) works less for them."""
     statement = _served(snapshot, rtype, since)
     metas: dict[tuple[Any, ...], bytes] = {}
-    for version, last_updated, tier, owner, data in _rows(conn, statement):
+    for version, last_updated, tier, owner, data in _rows(conn, statement, whole=since is None):
         key = (version, last_updated, tier, owner)
         meta = metas.get(key)
         if meta is None:
@@ -423,11 +423,14 @@ _PLAN = (
     "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
     " set_config('enable_hashjoin', 'off', true), set_config('enable_sort', 'off', true)"
 )
+_ONE_BACKEND = "SELECT set_config('max_parallel_workers_per_gather', '0', true)"
 _PLAN_DONE = "RESET max_parallel_workers_per_gather; RESET enable_hashjoin; RESET enable_sort"
 
 
-def _rows(conn: Connection, statement: Any) -> Iterator[tuple[Any, ...]]:
-    """The rows of `statement`, streamed: PostgreSQL by binary COPY, else a cursor."""
+def _rows(conn: Connection, statement: Any, whole: bool) -> Iterator[tuple[Any, ...]]:
+    """The rows of `statement`, streamed: PostgreSQL by binary COPY, else a cursor. `whole`: every
+    row of the type is read (no `_since`), so by index in id order; a `_since` export's few rows
+    are left to the planner (found by last_updated, then sorted)."""
     if conn.dialect.name != "postgresql":
         rows = conn.execution_options(stream_results=True, yield_per=500).execute(statement)
         for row in rows:
@@ -437,7 +440,7 @@ def _rows(conn: Connection, statement: Any) -> Iterator[tuple[Any, ...]]:
     driver = conn.connection.driver_connection  # psycopg's, in this connection's transaction
     assert driver is not None
     with driver.cursor() as cursor:
-        cursor.execute(_PLAN)
+        cursor.execute(_PLAN if whole else _ONE_BACKEND)
         with cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)", compiled.params) as copy:
             copy.set_types(list(_COPY_TYPES))
             yield from copy.rows()
