@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anyio import to_thread
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from grunndata.errors import ExportError, ExportFailed
 from grunndata.exporters.m30 import export_m30
@@ -162,7 +162,7 @@ def _child(argv: list[str]) -> int:
 
     lowest_priority()  # the readers in the server come first
     if argv[:1] == [NDJSON_JOB]:
-        engine = connect(sys.stdin.readline().strip(), create=False)
+        engine = connect(_named(sys.stdin.readline().strip()), create=False)
         try:
             run_job(engine, argv[1], Path(argv[2]), float(argv[3]))
         finally:
@@ -179,6 +179,22 @@ def _child(argv: list[str]) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+EXPORT_APPLICATION = "grunndata-export"  # the application_name of a Bulk Data child's connections
+
+
+def _named(url: str) -> str:
+    """A PostgreSQL URL with the child's application_name: its backends, which its priority does
+    not reach, can be told from the server's in pg_stat_activity (bulk_bench.py counts their CPU)."""
+    if not url.startswith(("postgresql", "postgres:")):
+        return url
+    parsed = make_url(url)
+    if "application_name" in parsed.query:
+        return url
+    return parsed.update_query_dict({"application_name": EXPORT_APPLICATION}).render_as_string(
+        hide_password=False
+    )
 
 
 def export_folder(configured: Path | None, variable: str = M30_DIR) -> tuple[Path, bool]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -27,13 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from grunndata.store.access import Entitled, may_read, readable
 from grunndata.store.models import BT, REL, B, M, R, T
 from grunndata.store.read import (
-    COLUMNS,
     Snapshot,
     Version,
     current_snapshot,
     release_lines,
     utc,
-    version_of,
     visible,
 )
 
@@ -361,27 +360,91 @@ def _changed(rtype: str, since: datetime | None) -> Any:
     return where
 
 
-def count_served(conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).select_from(visible(snapshot)).where(*_changed(rtype, since))
-        ).scalar()
-        or 0
+def count_served(
+    conn: Connection, snapshot: Snapshot, rtypes: Sequence[str], since: datetime | None
+) -> dict[str, int]:
+    """Per type of `rtypes`, how many versions the snapshot serves (last updated after `since`):
+    one query, one pass over the snapshot's manifests (a count per type cost a pass each)."""
+    where = [R.c.type.in_(list(rtypes))]
+    if since is not None:
+        where.append(R.c.last_updated > utc(since))
+    rows = conn.execute(
+        select(R.c.type, func.count()).select_from(visible(snapshot)).where(*where).group_by(R.c.type)
     )
+    found = {t: int(n) for t, n in rows}
+    return {t: found.get(t, 0) for t in rtypes}
 
 
-def served_versions(
-    conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None
-) -> Iterator[Version]:
-    """The versions of `rtype` the snapshot serves (last updated after `since`), by id, streamed."""
-    rows = conn.execution_options(stream_results=True, yield_per=500).execute(
-        select(*COLUMNS)
+def _served(snapshot: Snapshot, rtype: str, since: datetime | None) -> Any:
+    """The versions of `rtype` the snapshot serves, by id: what a body is made of."""
+    return (
+        select(R.c.version, R.c.last_updated, R.c.tier, R.c.owner_id, R.c.data)
         .select_from(visible(snapshot))
         .where(*_changed(rtype, since))
         .order_by(R.c.id, R.c.pk)
     )
-    for row in rows:
-        yield version_of(row)
+
+
+def served_bodies(
+    conn: Connection, snapshot: Snapshot, rtype: str, since: datetime | None
+) -> Generator[bytes, None, None]:
+    """The versions of `rtype` the snapshot serves (last updated after `since`), by id, each as a
+    read sends it (`Version.body`), streamed.
+
+    An export's cost is per row, so a row is made in as few steps as can be: the columns a body
+    needs and no more, its `meta` made once per (version, lastUpdated, line) and spliced in as
+    `Version.body` does. On PostgreSQL the rows come by `COPY ... TO STDOUT` in binary: the
+    server sends them as fast as this process takes them, with no cursor round trip per 500 rows
+    and no text escaping of the bytes, and its backend (which the child's low priority does not
+    reach) works less for them."""
+    statement = _served(snapshot, rtype, since)
+    metas: dict[tuple[Any, ...], bytes] = {}
+    for version, last_updated, tier, owner, data in _rows(conn, statement, whole=since is None):
+        key = (version, last_updated, tier, owner)
+        meta = metas.get(key)
+        if meta is None:
+            made = Version(0, rtype, "", version, last_updated, tier, owner, b"").meta()
+            meta = metas[key] = b',"meta":' + orjson.dumps(made)
+        start = data.find(b'"id":"')
+        bare = memoryview(data)  # sliced without a copy: join copies each byte once
+        if start < 0:
+            yield b"".join((b"{", meta[1:], b",", bare[1:]))
+        else:
+            end = data.index(b'"', start + 6) + 1  # an id never holds a quote
+            yield b"".join((bare[:end], meta, bare[end:]))
+
+
+_COPY_TYPES = ("int4", "timestamptz", "text", "text", "bytea")  # the columns of `_served`, in order
+# For the export's query only (SET LOCAL, reset after it): one backend, no parallel workers beside
+# it; the type's rows read by index in id order, each probed in the manifests' key, not the
+# planner's choice of a hash of every manifest row and a sort of the type's rows with their
+# bytes, which cost the backend a sixth more CPU (0.92 against 0.78 s on the full-size store).
+_PLAN = (
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('enable_hashjoin', 'off', true), set_config('enable_sort', 'off', true)"
+)
+_ONE_BACKEND = "SELECT set_config('max_parallel_workers_per_gather', '0', true)"
+_PLAN_DONE = "RESET max_parallel_workers_per_gather; RESET enable_hashjoin; RESET enable_sort"
+
+
+def _rows(conn: Connection, statement: Any, whole: bool) -> Iterator[tuple[Any, ...]]:
+    """The rows of `statement`, streamed: PostgreSQL by binary COPY, else a cursor. `whole`: every
+    row of the type is read (no `_since`), so by index in id order; a `_since` export's few rows
+    are left to the planner (found by last_updated, then sorted)."""
+    if conn.dialect.name != "postgresql":
+        rows = conn.execution_options(stream_results=True, yield_per=500).execute(statement)
+        for row in rows:
+            yield row[0], row[1], row[2], row[3], bytes(row[4])
+        return
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    driver = conn.connection.driver_connection  # psycopg's, in this connection's transaction
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(_PLAN if whole else _ONE_BACKEND)
+        with cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT BINARY)", compiled.params) as copy:
+            copy.set_types(list(_COPY_TYPES))
+            yield from copy.rows()
+        cursor.execute(_PLAN_DONE)  # (a cancel leaves mid-way: the caller's rollback undoes it too)
 
 
 def removed_since(
