@@ -14,7 +14,8 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, St
 from sqlmodel import Field, SQLModel
 
 TIERS = ("national", "sector", "supplementary")
-RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back")
+RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back", "pruned")
+PRUNED = "pruned"  # its manifest and the versions only it served are gone (store/prune.py); its row stays
 
 
 class Owner(SQLModel, table=True):
