@@ -289,12 +289,13 @@ def _analyze(conn: Connection) -> None:
 
 
 def vacuum(engine: Engine) -> None:
-    """Give the freed space back to the file system (SQLite: VACUUM rewrites the file; PostgreSQL:
-    VACUUM makes it reusable, not smaller, as autovacuum would). Not under the import lock: SQLite's
-    VACUUM takes the database for itself, PostgreSQL's runs beside readers."""
+    """Give the freed space back to the file system: SQLite's VACUUM rewrites the file, PostgreSQL's
+    VACUUM FULL rewrites the store's tables. Both hold the tables while they work (reads wait), so
+    it is asked for (`--vacuum`), not done by every prune: without it the free space is reused by
+    the next imports (SQLite's free pages, PostgreSQL's free space map after autovacuum)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("VACUUM")
         else:
             for table in (R, M, X, S, T, C, R4, N):
-                conn.exec_driver_sql(f"VACUUM (ANALYZE) {table.name}")
+                conn.exec_driver_sql(f"VACUUM (FULL, ANALYZE) {table.name}")
