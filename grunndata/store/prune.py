@@ -30,6 +30,7 @@ from grunndata.store.db import open_connection
 from grunndata.store.models import BT, EV, NL, PRUNED, R4, REL, SUB, B, C, M, N, R, S, T, X
 from grunndata.store.read import SearchError, Snapshot
 from grunndata.store.releases import _ImportLock
+from grunndata.store.subscriptions import OFF
 
 _CANDIDATES = ("superseded", "rolled-back")  # served once, not now: what a prune may remove
 _UNFINISHED = ("accepted", "running")  # bulk export jobs still writing (store/bulk.py)
@@ -98,7 +99,10 @@ def _kept(
     for r in releases:
         if r.activated_at is not None and r.status != PRUNED:
             lines.setdefault((r.tier, r.owner_id), []).append(r)
-    marks = {(n.tier, n.owner): n for n in conn.execute(select(NL))}
+    # the notifier counts a release's changes from the manifest of the one before; with no
+    # subscription it counts none (its marks just move on), so then it holds nothing
+    listening = conn.execute(select(SUB.c.id).where(SUB.c.status != OFF).limit(1)).first() is not None
+    marks = {(n.tier, n.owner): n for n in conn.execute(select(NL))} if listening else {}
     for line, rows in lines.items():
         rows.sort(key=lambda r: r.id)
         active = next((r for r in rows if r.status == "active"), None)
@@ -111,7 +115,9 @@ def _kept(
             for r in rows[::-1][:keep]:
                 hold(r.id, f"among the {keep} newest of its line")
         mark = marks.get(line)
-        if mark is None:
+        if not listening:
+            pass
+        elif mark is None:
             if active is not None and active.based_on is not None:
                 hold(active.based_on, "the notifier counts the active release's changes from it")
         else:
@@ -148,7 +154,7 @@ def _doomed(conn: Connection, pruned: list[int]) -> list[int]:
     """The versions that go with the pruned releases: made or served by one of them, and neither
     served by a release kept, nor the last served version a kept removal names, nor the newest
     version of their resource."""
-    m2, t2, newer = M.alias("m2"), T.alias("t2"), R.alias("newer")
+    m2, newer = M.alias("m2"), R.alias("newer")
     ours = (
         R.c.release_id.in_(pruned)
         | select(M.c.resource_pk).where(M.c.resource_pk == R.c.pk, M.c.release_id.in_(pruned)).exists()
@@ -156,12 +162,13 @@ def _doomed(conn: Connection, pruned: list[int]) -> list[int]:
     query = select(R.c.pk).where(
         ours,
         ~select(m2.c.resource_pk).where(m2.c.resource_pk == R.c.pk, m2.c.release_id.not_in(pruned)).exists(),
-        ~select(t2.c.resource_pk).where(t2.c.resource_pk == R.c.pk, t2.c.release_id.not_in(pruned)).exists(),
         ~select(newer.c.pk)
         .where(newer.c.type == R.c.type, newer.c.id == R.c.id, newer.c.version > R.c.version)
         .exists(),
     )
-    return sorted(pk for (pk,) in conn.execute(query))
+    # the removals are few (a release's expiries) and not indexed by version: a set, not a subquery
+    named = set(conn.execute(select(T.c.resource_pk).where(T.c.release_id.not_in(pruned))).scalars())
+    return sorted(pk for (pk,) in conn.execute(query) if pk not in named)
 
 
 def _count(conn: Connection, table: Any, where: Any) -> int:

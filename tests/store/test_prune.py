@@ -19,7 +19,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.sample import derive_followup, generate_delivery
 from grunndata.server import create_app
 from grunndata.store import connect, prune, rollback, vacuum
-from grunndata.store.models import BT, NL, REL, B, M, R
+from grunndata.store.models import BT, NL, REL, SUB, B, M, R
 from grunndata.store.read import instant
 from tests.conftest import PG_ADMIN_URL, fresh_pg_database
 
@@ -251,6 +251,12 @@ def test_what_a_prune_never_takes(store: Engine) -> None:
             )
         )  # fmt: skip
         conn.execute(insert(BT).values(id="t2", job_id="done", request="r", created_at=now))
+        conn.execute(  # a subscriber: the notifier counts changes for it
+            insert(SUB).values(
+                id="sub", owner="epj", status="active", topic="t", channel="rest-hook", created_at=now,
+                updated_at=now, filters=[], resource={}, headers=[],
+            )
+        )  # fmt: skip
         conn.execute(
             insert(NL).values(
                 tier="national", owner="dmp", release_id=6, activated_at=now - timedelta(days=14 * 7)
