@@ -206,6 +206,11 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
             "$export without _since) and follow the history from then"
         )
         assert client.get(f"/fhir/{PPD}/_history?_since=2020-01-01").status_code == 410
+        export = client.get(
+            f"/fhir/$export?_since={_since(activated[10])}", headers={"Prefer": "respond-async"}
+        )  # an export since then cannot say what changed either
+        assert export.status_code == 410
+        assert "it starts at release 11" in export.json()["issue"][0]["diagnostics"]
         # a paging link made on a pruned release is gone
         assert client.get(old_link).status_code == 410
         # DMP's delta says where it starts now: the oldest release kept
@@ -293,3 +298,13 @@ def test_prune_needs_to_be_told_what_to_keep(store: Engine) -> None:
         prune(store)
     with pytest.raises(Exception, match="at least 1"):
         prune(store, keep=0)
+
+
+def test_the_notifiers_mark_holds_nothing_while_no_subscription_listens(store: Engine) -> None:
+    """With no subscription the notifier counts no changes (its marks only move on), so a lagging
+    mark does not keep every release after it."""
+    with store.begin() as conn:
+        at = conn.execute(select(REL.c.activated_at).where(REL.c.id == 2)).scalar_one()
+        conn.execute(insert(NL).values(tier="national", owner="dmp", release_id=2, activated_at=at))
+    result = prune(store, keep=1, keep_rollback=0, grace=timedelta(0))
+    assert result.pruned == list(range(1, 13)) and result.kept == {13: "active"}
