@@ -760,7 +760,7 @@ def prune_cmd(
         task = bar.add_task("pruning", total=None, versions="")
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, versions=f"{done:,} of {total:,} versions")
+            bar.update(task, completed=done, total=total, versions=f"{done:,} of {total:,} rows")
 
         try:
             result = prune(

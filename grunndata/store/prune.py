@@ -189,7 +189,8 @@ def prune(
     """Prune the releases that `keep` (the newest N of each line) and `older_than` (superseded
     longer ago) let go and nothing else holds; with `dry_run`, only say what would go.
 
-    One transaction under the import lock; `progress(done, total)` after each batch of versions.
+    One transaction under the import lock; `progress(done, total)` after each batch of versions
+    and each manifest (rows: versions and manifest rows).
     The caller removes the files of `result.exports` (bulk export jobs of pruned releases).
     """
     if keep is None and older_than is None:
@@ -218,10 +219,18 @@ def prune(
         if not pruned:
             return result
         doomed = _doomed(conn, pruned)
-        total = len(doomed)
         rows = result.rows
-        for table in (M, C, N):
+        manifests: dict[int, int] = dict(
+            conn.execute(
+                select(M.c.release_id, func.count())
+                .where(M.c.release_id.in_(pruned))
+                .group_by(M.c.release_id)
+            ).all()
+        )
+        rows[M.name] = sum(manifests.values())
+        for table in (C, N):
             rows[table.name] = _count(conn, table, table.c.release_id.in_(pruned))
+        total, whole = len(doomed), len(doomed) + rows[M.name]  # the bar counts versions and manifest rows
         for table in (S, X, R4, T):
             rows[table.name] = 0
         rows[R.name] = total
@@ -251,7 +260,7 @@ def prune(
                 conn.execute(delete(R4).where(R4.c.resource_pk.in_(batch)))
                 conn.execute(delete(T).where(T.c.release_id.in_(pruned), T.c.resource_pk.in_(batch)))
             if progress is not None:
-                progress(min(i + _BATCH, total), total)
+                progress(min(i + _BATCH, total), whole)
         finished = [
             (job_id, token)
             for job_id, token in conn.execute(
@@ -261,8 +270,15 @@ def prune(
         result.exports = sorted(j for j, token in finished if set(_snapshot_releases(token)) & set(pruned))
         rows[B.name] = len(result.exports)
         rows[BT.name] = _count(conn, BT, BT.c.job_id.in_(result.exports)) if result.exports else 0
+        done = total
+        for release_id in pruned:  # a manifest is a release's ~171,000 rows: one at a time
+            if not dry_run:
+                conn.execute(delete(M).where(M.c.release_id == release_id))
+            done += manifests.get(release_id, 0)
+            if progress is not None:
+                progress(done, whole)
         if not dry_run:
-            for table in (M, C, N):
+            for table in (C, N):
                 conn.execute(delete(table).where(table.c.release_id.in_(pruned)))
             for i in range(0, total, _BATCH):  # the versions last: the index rows named them
                 conn.execute(delete(R).where(R.c.pk.in_(doomed[i : i + _BATCH])))
@@ -272,8 +288,6 @@ def prune(
             conn.execute(update(REL).where(REL.c.id.in_(pruned)).values(status=PRUNED))
             conn.commit()
             _analyze(conn)
-        if progress is not None:
-            progress(total, total)
         return result
     finally:
         if conn.in_transaction():
