@@ -162,7 +162,7 @@ def _doomed(conn: Connection, pruned: list[int]) -> list[int]:
     query = select(R.c.pk).where(
         ours,
         ~select(m2.c.resource_pk).where(m2.c.resource_pk == R.c.pk, m2.c.release_id.not_in(pruned)).exists(),
-        ~select(newer.c.pk)
+        select(newer.c.pk)  # a newer version of the same resource is stored: this is not the newest
         .where(newer.c.type == R.c.type, newer.c.id == R.c.id, newer.c.version > R.c.version)
         .exists(),
     )

@@ -108,6 +108,12 @@ def _size(engine: Engine) -> int:
         return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
 
 
+def _newest(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(R.c.type, R.c.id, func.max(R.c.version)).group_by(R.c.type, R.c.id))
+        return {(t, i): v for t, i, v in rows}
+
+
 def _activated(engine: Engine) -> dict[int, datetime]:
     with engine.connect() as conn:
         rows = conn.execute(select(REL.c.id, REL.c.activated_at).order_by(REL.c.id))
@@ -145,6 +151,7 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
     assert list(activated) == list(range(1, 14))
     with store.connect() as conn:
         manifests = dict(conn.execute(select(M.c.release_id, func.count()).group_by(M.c.release_id)).all())
+    newest = _newest(store)
     before, size_before = _rows(store), _size(store)
     with TestClient(create_app(store, warm=False)) as client:
         searched, _ = _all_pages(client, f"/fhir/{PPD}?_count=7")
@@ -159,6 +166,8 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
     assert result.pruned == list(range(1, 11))
     assert result.kept == {11: "a rollback may return to it", 12: "a rollback may return to it", 13: "active"}
     after = _rows(store)
+    # the newest version of every resource stays, of those that expired long ago too
+    assert _newest(store) == newest
     assert {t: before[t] - after[t] for t in TABLES} == {t: result.rows[t] for t in TABLES}
     # every manifest row of the pruned releases went, none of the kept ones
     assert result.rows["release_entry"] == sum(manifests[r] for r in range(1, 11))
@@ -167,11 +176,11 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
         "release_entry": 9302,
         "content_filter": 4,
         "expiry_notice": 0,
-        "search_index": 30,
-        "resource_index": 27,
-        "resource_r4": 9,
-        "tombstone": 18,
-        "resource": 18,
+        "search_index": 296,
+        "resource_index": 536,
+        "resource_r4": 53,
+        "tombstone": 0,
+        "resource": 134,
         "bulk_export": 0,
         "bulk_export_ticket": 0,
     }
