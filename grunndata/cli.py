@@ -737,7 +737,11 @@ def prune_cmd(
         bool, typer.Option("--dry-run", help="Say what would go, and how much; change nothing")
     ] = False,
     vacuum: Annotated[
-        bool, typer.Option("--vacuum", help="Then give the space back to the file system (SQLite: VACUUM)")
+        bool,
+        typer.Option(
+            "--vacuum",
+            help="Then give the space back to the file system (SQLite VACUUM, PostgreSQL VACUUM FULL: reads wait)",
+        ),
     ] = False,
     db: DbOption = None,
 ) -> None:

@@ -152,6 +152,16 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
     with store.connect() as conn:
         manifests = dict(conn.execute(select(M.c.release_id, func.count()).group_by(M.c.release_id)).all())
     newest = _newest(store)
+    with store.connect() as conn:  # a version only the releases to be pruned served
+        later = select(M.c.resource_pk).where(M.c.release_id >= 11)
+        other = R.alias("other")
+        newer = select(func.max(other.c.version)).where(other.c.type == R.c.type, other.c.id == R.c.id)
+        superseded = conn.execute(
+            select(R.c.type, R.c.id, R.c.version)
+            .where(R.c.type == PPD, R.c.pk.not_in(later), R.c.version < newer.scalar_subquery())
+            .order_by(R.c.pk)
+            .limit(1)
+        ).one()
     before, size_before = _rows(store), _size(store)
     with TestClient(create_app(store, warm=False)) as client:
         searched, _ = _all_pages(client, f"/fhir/{PPD}?_count=7")
@@ -220,6 +230,9 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
         )  # an export since then cannot say what changed either
         assert export.status_code == 410
         assert "it starts at release 11" in export.json()["issue"][0]["diagnostics"]
+        # a version only pruned releases served is gone; the resource itself is served
+        assert client.get(f"/fhir/{PPD}/{superseded.id}/_history/{superseded.version}").status_code == 404
+        assert client.get(f"/fhir/{PPD}/{superseded.id}").status_code in (200, 410)
         # a paging link made on a pruned release is gone
         assert client.get(old_link).status_code == 410
         # DMP's delta says where it starts now: the oldest release kept
