@@ -708,6 +708,110 @@ def reindex_cmd(ctx: typer.Context, db: DbOption = None) -> None:
     )
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def _duration(text: str) -> Any:
+    """`--older-than`: a whole number and a unit (s, m, h, d, w), as 90d or 12w."""
+    from datetime import timedelta
+
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _DURATION_UNITS or not number.isascii() or not number.isdigit() or len(number) > 6:
+        raise GrunndataError(
+            f"--older-than {text!r}: give a whole number and a unit s, m, h, d or w (e.g. 90d)"
+        )
+    return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
+@app.command("prune")
+def prune_cmd(
+    ctx: typer.Context,
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=1, help="Keep the N newest releases of each line")
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Prune only releases superseded longer ago than this (90d, 12w)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go, and how much; change nothing")
+    ] = False,
+    vacuum: Annotated[
+        bool,
+        typer.Option(
+            "--vacuum",
+            help="Then give the space back to the file system (SQLite VACUUM, PostgreSQL VACUUM FULL: reads wait)",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Remove superseded releases and what only they held. Always kept: the active release of every
+    line, the GRUNNDATA_PRUNE_KEEP_ROLLBACK before it, releases superseded less than
+    GRUNNDATA_PRUNE_GRACE_SECONDS ago, and those a running export or the notifier still reads."""
+    from datetime import timedelta
+
+    from grunndata.exporters.ndjson import job_folder
+    from grunndata.store import prune
+    from grunndata.store import vacuum as vacuum_store
+
+    settings = _settings(ctx)
+    if keep is None and older_than is None:
+        raise GrunndataError(
+            "say what to keep: --keep N (the newest releases of each line) or --older-than 90d"
+        )
+    engine = _engine(ctx, db)
+    with _bar("pruning" if not dry_run else "counting", "{task.fields[versions]}") as bar:
+        task = bar.add_task("pruning", total=None, versions="")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, versions=f"{done:,} of {total:,} rows")
+
+        try:
+            result = prune(
+                engine,
+                keep=keep,
+                older_than=None if older_than is None else _duration(older_than),
+                keep_rollback=settings.prune_keep_rollback,
+                grace=timedelta(seconds=settings.prune_grace_seconds),
+                dry_run=dry_run,
+                progress=progress,
+            )
+        except GrunndataError:
+            bar.stop()
+            raise
+    if not dry_run and result.exports and settings.export_dir is not None:
+        import shutil
+
+        for job_id in result.exports:
+            shutil.rmtree(job_folder(settings.export_dir, job_id), ignore_errors=True)
+    if not result.pruned:
+        out.print("Nothing to prune: every release is kept.", highlight=False)
+    else:
+        verb = "Would prune" if dry_run else "Pruned"
+        out.print(
+            f"{verb} {len(result.pruned)} release(s): {', '.join(map(str, result.pruned))}; "
+            f"{result.rows.get('resource', 0):,} resource versions ({result.body_bytes / 1e6:,.1f} MB of bodies), "
+            f"{result.rows.get('release_entry', 0):,} manifest rows.",
+            highlight=False,
+        )
+        table = Table("Table", "Rows removed" if not dry_run else "Rows that would go")
+        table.columns[1].justify = "right"
+        for name, n in result.rows.items():
+            table.add_row(name, f"{n:,}")
+        out.print(table)
+    for release_id, why in sorted(result.kept.items()):
+        out.print(f"  kept {release_id}: {why}", highlight=False)
+    if vacuum and not dry_run:
+        with err.status("vacuuming ..."):
+            vacuum_store(engine)
+        out.print("Vacuumed: the freed space is back with the file system.", highlight=False)
+    elif result.pruned and not dry_run:
+        out.print(
+            "The freed space is reused by the next imports; `--vacuum` gives it back to the file system.",
+            highlight=False,
+        )
+
+
 @app.command()
 def serve(
     ctx: typer.Context,

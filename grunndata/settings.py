@@ -186,6 +186,21 @@ class Settings(BaseSettings):
         description="Seconds a finished `$export`'s files are kept (and its status answered) before "
         "they are removed (at most a week).",
     )
+    prune_keep_rollback: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Releases before the active one of each line that `grunndata prune` always keeps, "
+        "so that `grunndata rollback` can return to them.",
+    )
+    prune_grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=365 * 24 * 3600,
+        description="Seconds after a release stopped being served that `grunndata prune` keeps it: a "
+        "client paging a search or a history made on it has this long to finish (its links answer "
+        "410 after).",
+    )
     subscription_http_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         # split by _READ, not read as JSON
         default=(),

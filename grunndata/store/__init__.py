@@ -13,6 +13,7 @@ from grunndata.store.everything import everything_of
 from grunndata.store.history import (
     HistoryItem,
     history,
+    history_gap,
     newest_release,
     oldest_release,
     parse_cursor,
@@ -32,6 +33,7 @@ from grunndata.store.national import (
 from grunndata.store.probes import ProbeTotals
 from grunndata.store.probes import record as record_probes
 from grunndata.store.probes import totals as probe_totals
+from grunndata.store.prune import PruneResult, prune, vacuum
 from grunndata.store.read import (
     OWNER_SOURCE,
     SearchError,
@@ -151,6 +153,7 @@ __all__ = [
     "everything_of",
     "fest_made_ids",
     "history",
+    "history_gap",
     "included",
     "index_rows",
     "index_values",
@@ -169,6 +172,8 @@ __all__ = [
     "parse_cursor",
     "rolled_back_since",
     "probe_totals",
+    "prune",
+    "PruneResult",
     "r4_body",
     "read",
     "read_active",
@@ -184,6 +189,7 @@ __all__ = [
     "reserved_organization_sentence",
     "resolve_url",
     "rollback",
+    "vacuum",
     "search",
     "barcode_matches",
     "served",

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.models import (
+    PRUNED,
     REL,
     M,
     N,
@@ -48,6 +49,7 @@ def delivered_release(conn: Connection, source: str, hentet_dato: str) -> Any:
             REL.c.tier == NATIONAL,
             REL.c.hentet_dato == hentet_dato,
             REL.c.activated_at.is_not(None),
+            REL.c.status != PRUNED,  # its manifest is gone
         )
         .order_by(REL.c.id.desc())
         .limit(1)
@@ -63,6 +65,7 @@ def delivered_hentet_datos(conn: Connection, source: str) -> list[str]:
             REL.c.tier == NATIONAL,
             REL.c.hentet_dato.is_not(None),
             REL.c.activated_at.is_not(None),
+            REL.c.status != PRUNED,  # its manifest is gone
         )
         .group_by(REL.c.hentet_dato)
         .order_by(func.max(REL.c.id).desc())

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import Entitled, readable, readable_release
-from grunndata.store.models import REL, C, R, T
+from grunndata.store.models import PRUNED, REL, C, R, T
 from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
 
 
@@ -165,9 +165,48 @@ def newest_release(conn: Connection, entitled: Entitled | None = None) -> int:
 
 def oldest_release(conn: Connection, entitled: Entitled | None = None) -> int:
     """The oldest release ever activated that the store still keeps (of those whose data `entitled`
-    may read): a history (DMP's delta) reaches back to it. The store prunes none today, so it is the
-    first release imported."""
-    query = select(func.coalesce(func.min(REL.c.id), 0)).where(REL.c.activated_at.is_not(None))
+    may read): a history (DMP's delta) reaches back to it; `grunndata prune` moves it on."""
+    query = select(func.coalesce(func.min(REL.c.id), 0)).where(
+        REL.c.activated_at.is_not(None), REL.c.status != PRUNED
+    )
     if entitled is not None:
         query = query.where(readable_release(entitled))
     return conn.execute(query).scalar() or 0
+
+
+def history_gap(conn: Connection, since: datetime, entitled: Entitled) -> tuple[int, datetime] | None:
+    """When releases were pruned and `since` is before the complete history of the lines `entitled`
+    may read starts: (the oldest release kept after a pruned one, its activation). Changes before it
+    are partly gone (`grunndata prune`), so a history since then cannot be told truly: the client
+    reloads. None when the history since `since` is whole.
+
+    Per pruned release, the first activation in its line after its own (when it stopped being
+    served; a rollback only moves activations later, so never too early); the newest of those.
+    """
+    after = REL.alias("after")
+    stopped = (
+        select(func.min(after.c.activated_at))
+        .where(
+            after.c.tier == REL.c.tier,
+            after.c.owner_id == REL.c.owner_id,
+            after.c.activated_at > REL.c.activated_at,
+        )
+        .scalar_subquery()
+    )
+    found = conn.execute(
+        select(REL.c.tier, REL.c.owner_id, stopped.label("stopped"))
+        .where(REL.c.status == PRUNED, readable_release(entitled))
+        .order_by(stopped.desc().nulls_last())
+        .limit(1)
+    ).first()
+    if found is None or found.stopped is None:
+        return None
+    start = found.stopped if found.stopped.tzinfo else found.stopped.replace(tzinfo=UTC)
+    if utc(since) >= start:
+        return None
+    first = conn.execute(
+        select(func.min(REL.c.id)).where(
+            REL.c.tier == found.tier, REL.c.owner_id == found.owner_id, REL.c.activated_at == found.stopped
+        )
+    ).scalar()
+    return int(first or 0), start

@@ -14,7 +14,8 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, St
 from sqlmodel import Field, SQLModel
 
 TIERS = ("national", "sector", "supplementary")
-RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back")
+RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back", "pruned")
+PRUNED = "pruned"  # its manifest and the versions only it served are gone (store/prune.py); its row stays
 
 
 class Owner(SQLModel, table=True):
@@ -87,7 +88,9 @@ class ReleaseEntry(SQLModel, table=True):
     """Membership of a resource version in a release: the release's manifest."""
 
     __tablename__ = "release_entry"
-    __table_args__ = (Index("ix_release_entry_resource", "resource_pk"),)
+    # SQLite: the rows are the primary key's b-tree, not a rowid table beside it (a manifest row
+    # is two integers; stored twice it took a third more room). Stores made before keep theirs.
+    __table_args__ = (Index("ix_release_entry_resource", "resource_pk"), {"sqlite_with_rowid": False})
 
     release_id: int = Field(primary_key=True)
     resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -97,7 +100,7 @@ class SearchIndex(SQLModel, table=True):
     """A searchable value of a resource version: (parameter, value) -> version."""
 
     __tablename__ = "search_index"
-    __table_args__ = (Index("ix_search_index_resource", "resource_pk"),)
+    __table_args__ = (Index("ix_search_index_resource", "resource_pk"), {"sqlite_with_rowid": False})
 
     param: str = Field(primary_key=True)
     value: str = Field(primary_key=True)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import NATIONAL, Entitled, readable
-from grunndata.store.models import R4, REL, M, R
+from grunndata.store.models import PRUNED, R4, REL, M, R
 from grunndata.store.searchparams import TIER_SYSTEM
 
 OWNER_SOURCE = "https://grunndata.no/owner/"  # meta.source: who published the data
@@ -78,13 +78,13 @@ def current_snapshot(conn: Connection) -> Snapshot:
 
 
 def snapshot_exists(conn: Connection, snapshot: Snapshot) -> bool:
-    """Whether every release of the snapshot still holds data (it was activated once)."""
+    """Whether every release of the snapshot still holds data (it was activated once, and not pruned)."""
     if not snapshot.releases:
         return True
     n = conn.execute(
         select(func.count())
         .select_from(REL)
-        .where(REL.c.id.in_(snapshot.releases), REL.c.activated_at.is_not(None))
+        .where(REL.c.id.in_(snapshot.releases), REL.c.activated_at.is_not(None), REL.c.status != PRUNED)
     ).scalar()
     return n == len(snapshot.releases)
 

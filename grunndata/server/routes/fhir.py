@@ -438,6 +438,15 @@ def _history(
                 "_since; what it serves is not told as changes: read the data again (a search, or "
                 "$export without _since) and follow the history from then",
             )
+        gap = store.history_gap(conn, since, access) if since is not None else None
+        if gap is not None:
+            raise FhirError(
+                410,
+                "expired",
+                f"_since reaches before the history this server keeps: it starts at release {gap[0]}, "
+                f"served from {store.instant(gap[1])} (older releases were pruned); read the data again "
+                "(a search, or $export without _since) and follow the history from then",
+            )
         items, more = store.history(
             conn,
             rtype=rtype,
