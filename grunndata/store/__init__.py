@@ -55,11 +55,15 @@ from grunndata.store.read import (
     vread,
 )
 from grunndata.store.releases import (
+    DISCARDED,
+    STAGED,
     R4Bodies,
     ReleaseBuilder,
     StoredVersion,
     Tally,
+    activate,
     active_releases,
+    discard,
     list_releases,
     read_active,
     reindex,
@@ -105,6 +109,10 @@ from grunndata.store.searchparams import (
 )
 
 __all__ = [
+    "DISCARDED",
+    "STAGED",
+    "activate",
+    "discard",
     "BARCODE_PARAMS",
     "CHAIN",
     "HAS",
