@@ -638,7 +638,7 @@ def discard(engine: Engine, release_id: int) -> Any:
         conn.execute(
             update(REL)
             .where(REL.c.id == release_id)
-            .values(status=DISCARDED, message="staged, then discarded unserved: its data was removed")
+            .values(status=DISCARDED, message="staged, then discarded; its data was removed unserved")
         )
         conn.commit()
         return conn.execute(select(REL).where(REL.c.id == release_id)).first()
