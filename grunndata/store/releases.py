@@ -566,15 +566,8 @@ def _staged(conn: Connection, release_id: int, step: str) -> Any:
     if row is None:
         raise UnknownRelease(f"there is no release {release_id}")
     if row.status != STAGED:
-        hint = (
-            "; `grunndata rollback` makes a superseded release active again"
-            if row.status
-            in (
-                "superseded",
-                "rolled-back",
-            )
-            else ""
-        )
+        served_before = row.status in ("superseded", "rolled-back")
+        hint = "; `grunndata rollback` makes a superseded release active again" if served_before else ""
         raise ReleaseConflict(
             f"release {release_id} is {row.status}, not staged; only a staged release can be {step}{hint}"
         )
