@@ -122,8 +122,10 @@ async def post_import(
 
 
 def _number(release: str) -> int:
+    """A release number as the path writes it; one beyond what the store's column holds is a
+    release that does not exist (404), not a malformed request: the path's pattern allows it."""
     if int(release) > MAX_RELEASE:
-        raise FhirError(400, "invalid", f"{release} is not a release number (1 to {MAX_RELEASE})")
+        raise FhirError(404, "not-found", f"there is no release {release}")
     return int(release)
 
 
