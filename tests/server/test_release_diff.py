@@ -182,6 +182,11 @@ def test_a_restricted_lines_diff_tells_others_only_that_its_releases_exist_and_w
 def test_activate_over_the_api_needs_the_import_scope_then_the_release_is_served(site: Site) -> None:
     client, path = site.client, f"/releases/{site.staged}/activate"
     assert client.post(path).status_code == 404  # no token: not even that it exists
+    beyond = client.post("/releases/9999999999/activate", headers=site.issuer.headers(*IMPORT))
+    assert (beyond.status_code, beyond.json()["issue"][0]["diagnostics"]) == (
+        404,
+        "there is no release 9999999999",
+    )
     other = client.post(path, headers=site.issuer.headers("grunndata:import:sector:ward-a"))
     assert other.status_code == 404
     reader = client.post(path, headers=site.issuer.headers("grunndata:sector.read"))
