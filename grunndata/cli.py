@@ -55,6 +55,13 @@ DbOption = Annotated[
         help="Database URL (sqlite:///FILE or postgresql://...); default GRUNNDATA_DB or ./grunndata.db",
     ),
 ]
+StageOption = Annotated[
+    bool,
+    typer.Option(
+        "--stage",
+        help="Write and check the release but serve it to no one; `activate N` makes it active, `discard N` drops it",
+    ),
+]
 
 
 def _version(asked: bool) -> None:
@@ -114,6 +121,7 @@ def import_fest_cmd(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Import even if a guard would refuse it")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+    stage: StageOption = False,
 ) -> None:
     """Import a FEST/M30 delivery (full by default) as a new release."""
     from grunndata.importers.fest import import_fest
@@ -158,6 +166,7 @@ def import_fest_cmd(
                 dry_run=dry_run,
                 progress=progress,
                 max_xml_bytes=_settings(ctx).max_xml_bytes,
+                stage=stage,
             )
         except GrunndataError:
             bar.stop()
@@ -174,6 +183,7 @@ def import_safest_cmd(
     db: DbOption = None,
     force: Annotated[bool, typer.Option("--force", help="Import even if a guard would refuse it")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+    stage: StageOption = False,
 ) -> None:
     """Import SAFEST/IDMP data (R4 with the NOMA profiles, or R5) into the national line, beside FEST."""
     from grunndata.importers.safest import import_safest
@@ -192,6 +202,7 @@ def import_safest_cmd(
             progress=progress,
             catalogue_owners=_catalogue_owners(ctx),
             max_file_bytes=_settings(ctx).max_resource_file_bytes,
+            stage=stage,
         )
     out.print(f"{result.file}: {result.read:,} resources read; as R5: " + _counts(result.types))
     _print_resources(result.resources, "FHIR R5 resources served from FEST and SAFEST")
@@ -207,7 +218,7 @@ def import_safest_cmd(
             where = f"{w['where']}: " if "where" in w else ""
             out.print(f"  {w['kind']}: {where}{w['resource']}: {w['message']}")
     out.print(f"{result.seconds:.1f} s.")
-    _print_outcome(result.dry_run, result.release_id, result.based_on)
+    _print_outcome(result)
 
 
 def _catalogue_owners(ctx: typer.Context) -> set[str]:
@@ -225,6 +236,7 @@ def _import_tiered(
     owner_name: str | None,
     db: str | None,
     dry_run: bool,
+    stage: bool,
 ) -> None:
     from grunndata.importers.tiered import TieredDeliveryError, import_tiered
 
@@ -240,6 +252,7 @@ def _import_tiered(
                 dry_run=dry_run,
                 catalogue_owners=_catalogue_owners(ctx),
                 max_file_bytes=_settings(ctx).max_resource_file_bytes,
+                stage=stage,
             )
     except TieredDeliveryError as e:  # every problem with its line, then the usual one sentence
         for problem in e.problems[1:]:
@@ -250,7 +263,7 @@ def _import_tiered(
     for w in result.warnings[:20]:
         out.print(f"  [yellow]warning[/yellow] {w}")
     out.print(f"{result.seconds:.1f} s.")
-    _print_outcome(result.dry_run, result.release_id, result.based_on)
+    _print_outcome(result)
 
 
 OwnerOption = Annotated[
@@ -273,9 +286,10 @@ def import_sector_cmd(
     owner_name: OwnerNameOption = None,
     db: DbOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+    stage: StageOption = False,
 ) -> None:
     """Import an owner's sector data (value added for part of the sector), replacing its previous data."""
-    _import_tiered(ctx, "sector", path, owner, owner_name, db, dry_run)
+    _import_tiered(ctx, "sector", path, owner, owner_name, db, dry_run, stage)
 
 
 @import_app.command("supplementary")
@@ -286,9 +300,10 @@ def import_supplementary_cmd(
     owner_name: OwnerNameOption = None,
     db: DbOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+    stage: StageOption = False,
 ) -> None:
     """Import an owner's supplementary data (market-driven extras), replacing its previous data."""
-    _import_tiered(ctx, "supplementary", path, owner, owner_name, db, dry_run)
+    _import_tiered(ctx, "supplementary", path, owner, owner_name, db, dry_run, stage)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -343,13 +358,21 @@ def _print_content_filters(filters: dict[str, Any] | None) -> None:
     out.print(f"H-resept view leaves out ({when}): " + ", ".join(parts))
 
 
-def _print_outcome(dry_run: bool, release_id: int | None, based_on: int | None) -> None:
-    if dry_run:
+def _print_outcome(result: Any) -> None:
+    if result.dry_run:
         out.print("Dry run: the delivery passed every check; nothing was written.")
-    elif release_id is None:
-        out.print(f"Nothing changed: the delivery is identical to the active release {based_on}.")
+    elif result.release_id is None:
+        out.print(f"Nothing changed: the delivery is identical to the active release {result.based_on}.")
+    elif result.staged:
+        n = result.release_id
+        against = f"releases diff {result.based_on} {n}" if result.based_on else f"releases show {n}"
+        out.print(
+            f"[green]Release {n} is staged[/green]: checked, not served. Review it (`grunndata {against}`), "
+            f"then `grunndata activate {n}` or `grunndata discard {n}`.",
+            highlight=False,
+        )
     else:
-        out.print(f"[green]Release {release_id} is now active.[/green]")
+        out.print(f"[green]Release {result.release_id} is now active.[/green]")
 
 
 def _print_report(result: Any) -> None:
@@ -378,7 +401,7 @@ def _print_report(result: Any) -> None:
             out.print(f"  {w.kind}: {w.catalogue}{which} ({where}): {w.message}")
     rate = result.entries / result.seconds if result.seconds else 0
     out.print(f"{result.entries:,} entries in {result.seconds:.1f} s ({rate:,.0f} entries/s).")
-    _print_outcome(result.dry_run, result.release_id, result.based_on)
+    _print_outcome(result)
 
 
 @export_app.command("m30")
@@ -655,6 +678,105 @@ def releases_show(
         )
 
 
+@releases_app.command("diff")
+def releases_diff(
+    ctx: typer.Context,
+    base: Annotated[int, typer.Argument(help="The release compared against (the older one, usually)")],
+    target: Annotated[
+        int | None,
+        typer.Argument(help="The release compared; without it, BASE against the release it was built on"),
+    ] = None,
+    db: DbOption = None,
+    rtype: Annotated[
+        str | None,
+        typer.Option(
+            "--type", help="Only entries of this FEST catalogue or FHIR type (e.g. Legemiddelpakning)"
+        ),
+    ] = None,
+    show: Annotated[int, typer.Option("--show", help="Entries listed (with their changed elements)")] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Entries skipped before those listed")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """What changed between two releases of a line: per catalogue and type the new, changed and
+    expired entries, and each changed entry's elements (old value, new value)."""
+    from grunndata.store.diff import diff_json
+
+    if show < 0 or offset < 0:
+        raise GrunndataError("--show and --offset must be 0 or more")
+    engine = _engine(ctx, db)
+    if target is None:
+        from grunndata.store import release_row
+
+        row = release_row(engine, base)
+        if row is None:
+            raise GrunndataError(f"there is no release {base}; `grunndata releases` lists them")
+        if row.based_on is None:
+            raise GrunndataError(
+                f"release {base} was the first of its line: name the release to compare it with"
+            )
+        base, target = row.based_on, base
+    with engine.connect() as conn:
+        diff = diff_json(conn, base, target, rtype=rtype, offset=offset, count=show)
+    if as_json:
+        sys.stdout.write(_json(diff))
+        return
+    _print_diff(diff)
+
+
+def _print_diff(diff: dict[str, Any]) -> None:
+    a, b = diff["base"], diff["target"]
+    out.print(
+        f"[bold]Release {a['id']} ({a['status']}) -> {b['id']} ({b['status']})[/bold], "
+        f"{diff['tier']}/{diff['owner']}"
+        + (f", HentetDato {a['hentet_dato']} -> {b['hentet_dato']}" if b["hentet_dato"] else ""),
+        highlight=False,
+    )
+    for group, title in (("catalogues", "FEST catalogue"), ("resources", "FHIR type")):
+        counts = diff["counts"][group]
+        if not counts:
+            continue
+        table = Table()
+        table.add_column(title)
+        for col in ("new", "changed", "expired"):
+            table.add_column(col, justify="right")
+        for name, c in counts.items():
+            table.add_row(name, *(f"{c[k]:,}" for k in ("new", "changed", "expired")))
+        out.print(table)
+    if not diff["total"]:
+        out.print("No entries differ." if diff["type"] is None else f"No {diff['type']} entries differ.")
+        return
+    shown = diff["entries"]
+    if shown:
+        first = diff["offset"] + 1
+        out.print(f"Entries {first:,} to {first + len(shown) - 1:,} of {diff['total']:,}:")
+    for e in shown:
+        safety = f" ({', '.join(e['safety'])})" if e["safety"] else ""
+        out.print(f"  {e['change']:<8} {e['type']}/{e['id']}{safety}", highlight=False)
+        for c in e.get("elements", []):
+            out.print(
+                f"      {c['path']}: {_value(c['old'])} -> {_value(c['new'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        hidden = e.get("elements_total", 0) - len(e.get("elements", []))
+        if hidden > 0:
+            out.print(
+                f"      ... {hidden:,} more (--json lists {len(e['elements']):,} of each)", highlight=False
+            )
+
+
+def _value(value: Any) -> str:
+    """An element's value on one line: (none) where it is absent, JSON where it is not text."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    import orjson
+
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
 def _item_text(item: Any) -> str:
     """A problem or warning as one line: its place (when the importer gave one) and its sentence."""
     if not isinstance(item, dict):
@@ -681,6 +803,33 @@ def rollback_cmd(
 
     row = rollback(_engine(ctx, db), release)
     out.print(f"Release {row.id} ({row.source}, HentetDato {row.hentet_dato}) is active again.")
+
+
+@app.command("activate")
+def activate_cmd(
+    ctx: typer.Context,
+    release: Annotated[int, typer.Argument(help="The staged release to make active")],
+    db: DbOption = None,
+) -> None:
+    """Make a staged release active, as an import's end would (the line's current release is superseded)."""
+    from grunndata.importers.run import activate_staged
+
+    row = activate_staged(_engine(ctx, db), release)
+    date = f", HentetDato {row.hentet_dato}" if row.hentet_dato else ""
+    out.print(f"[green]Release {row.id} ({row.source}{date}) is now active.[/green]", highlight=False)
+
+
+@app.command("discard")
+def discard_cmd(
+    ctx: typer.Context,
+    release: Annotated[int, typer.Argument(help="The staged release to drop")],
+    db: DbOption = None,
+) -> None:
+    """Drop a staged release unserved: its data is removed, its record stays (status discarded)."""
+    from grunndata.store import discard
+
+    row = discard(_engine(ctx, db), release)
+    out.print(f"Release {row.id} ({row.source}) is discarded; nothing served changed.", highlight=False)
 
 
 @app.command("reindex")

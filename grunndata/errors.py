@@ -47,3 +47,12 @@ class ExportError(GrunndataError):
 class ExportFailed(GrunndataError):
     """An export that stopped before it finished (its process died): a fault of the moment, not
     of the request; asking again may succeed."""
+
+
+class UnknownRelease(StoreError):
+    """A release number the store does not hold (or, to a client, one of a line it may not see)."""
+
+
+class ReleaseConflict(StoreError):
+    """A release that cannot take the asked step in its state: activating one that is not staged,
+    or one staged against a release that is no longer the active one."""

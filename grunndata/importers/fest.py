@@ -232,6 +232,7 @@ def import_fest(
     dry_run: bool = False,
     progress: Progress | None = None,
     max_xml_bytes: int = DEFAULT_MAX_XML_BYTES,
+    stage: bool = False,
 ) -> ImportResult:
     """Import one delivery as a new release; DeliveryError (nothing served changes) if refused.
     `max_xml_bytes` caps the XML it may expand to (GRUNNDATA_MAX_XML_BYTES)."""
@@ -246,7 +247,7 @@ def import_fest(
     with (
         cycle_collection_paused(),
         ReleaseBuilder(
-            engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES
+            engine, SOURCE, kind, TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES, stage=stage
         ) as builder,
     ):
         builder.keep(is_safest)  # a FEST delivery replaces FEST entries; SAFEST data stays as it is

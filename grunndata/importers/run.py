@@ -1,8 +1,8 @@
 """What every importer shares: the result's common part, the refusal, and the guards that refuse a
 delivery that looks cut or broken.
 
-An import builds one release (store.ReleaseBuilder) and either activates it (`RunResult.activate`)
-or refuses it (`refuse`: the release is kept as failed, with why, and nothing served changes). A
+An import builds one release (store.ReleaseBuilder) and either activates it (`RunResult.activate`;
+with `--stage` it is kept staged instead, for review, until `activate_staged`) or refuses it (`refuse`: the release is kept as failed, with why, and nothing served changes). A
 guard refuses what is valid but suspicious; `--force` (force=True) accepts what a guard would
 refuse, and nothing else: a delivery with errors is refused whatever the flag says.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from grunndata.errors import DeliveryError
-from grunndata.store import R4Bodies
+from grunndata.store import R4Bodies, activate
 from grunndata.translators.safest.to_r4 import R4_OF_R5, r4_json
 
 R4_BODIES = R4Bodies(frozenset(R4_OF_R5), r4_json)
@@ -28,6 +28,8 @@ MAX_DANGLING_SHARE = 0.01  # of all references; more means a broken or cut deliv
 
 class Release(Protocol):
     """The part of store.ReleaseBuilder an import ends with."""
+
+    stage: bool
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None: ...
 
@@ -48,6 +50,7 @@ class RunResult:
     release_id: int | None = None
     based_on: int | None = None
     dry_run: bool = False
+    staged: bool = False  # the release was kept staged (`--stage`), not activated
     resources: dict[str, dict[str, int]] = field(default_factory=dict)  # FHIR type -> new, changed...
     seconds: float = 0.0
     refused: str | None = None  # the sentence, when the delivery was refused
@@ -61,10 +64,18 @@ class RunResult:
         raise NotImplementedError
 
     def activate(self, release: Release, hentet_dato: str | None = None) -> None:
-        """Make the release the active one (a dry run or an unchanged delivery makes none)."""
+        """Make the release the active one, or with `stage` keep it staged (a dry run or an unchanged
+        delivery makes none)."""
         self.seconds = time.monotonic() - self.started
         self.release_id = release.finish(hentet_dato, self.as_report())
+        self.staged = release.stage and self.release_id is not None
         self.seconds = time.monotonic() - self.started
+
+
+def activate_staged(engine: Any, release_id: int) -> Any:
+    """Make staged release `release_id` active as an import's end would (its R4 bodies made as every
+    import has them made); returns its row. The CLI's `activate` and the API's use this one."""
+    return activate(engine, release_id, R4_BODIES)
 
 
 def refuse(

@@ -95,6 +95,7 @@ def import_safest(
     progress: Progress | None = None,
     catalogue_owners: Collection[str] = (),
     max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES,
+    stage: bool = False,
 ) -> SafestResult:
     """Import one SAFEST delivery as a new national release; DeliveryError (nothing changes) if refused.
 
@@ -111,7 +112,7 @@ def import_safest(
     with (
         cycle_collection_paused(),
         ReleaseBuilder(
-            engine, SOURCE, "full", TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES
+            engine, SOURCE, "full", TIER, OWNER, OWNER_NAME, path.name, dry_run, r4=R4_BODIES, stage=stage
         ) as builder,
     ):
         result.based_on = builder.based_on.id if builder.based_on else None

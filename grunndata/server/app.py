@@ -140,6 +140,7 @@ def create_app(
     app.include_router(routes.r4.hresept_router)  # and with DMP's H-resept content filters
     app.include_router(routes.m30.router)
     app.include_router(routes.imports.router)
+    app.include_router(routes.imports.releases)  # a staged release: its diff, activation, discard
     app.include_router(routes.migration.router)
     app.include_router(routes.pages.router)  # /legemidler: find a drug, its product card
     app.include_router(routes.ops.router)

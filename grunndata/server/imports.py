@@ -4,7 +4,9 @@
 with the file as the request body. The same importers run with the same rules (all or nothing,
 guards, one import at a time per store); the answer is the import's report as JSON, or an
 OperationOutcome saying why it was refused (422), that another import or reindex is running (409), or that
-the token may not import this (401, 403).
+the token may not import this (401, 403). With `?stage=true` the release is kept staged: checked,
+served to no client, until `POST /releases/{N}/activate` (or `/discard`) with the same scope;
+`GET /releases/{a}/diff/{b}` shows what it would change.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import Request
 from grunndata.errors import DeliveryError
 from grunndata.server.auth import Access
 from grunndata.server.fhir_io.responses import FhirError
+from grunndata.store import DISCARDED, STAGED
 
 NATIONAL_OWNER = "dmp"
 _SUFFIXES = {  # Content-Type -> the file suffix the importers read by
@@ -59,6 +62,23 @@ def check_scope(access: Access, tier: str, owner: str, with_token: bool) -> None
     if not with_token:  # no token at all: say how to get in
         raise FhirError(401, "login", message, {"WWW-Authenticate": 'Bearer realm="grunndata"'})
     raise FhirError(403, "forbidden", message)
+
+
+def may_see_release(access: Access, release: Any) -> bool:
+    """Whether a client may know of `release` at all: a staged or discarded one (never served) only
+    with the right to import its line, any other with the right to read its line."""
+    if release.status in (STAGED, DISCARDED):
+        return access.can_import(release.tier, release.owner_id)
+    return access.can_read(release.tier, release.owner_id)
+
+
+def may_see_content(access: Access, release: Any) -> bool:
+    """Whether a client may see what a release of a restricted line holds (a diff's entries), not
+    only that it exists and when: with the right to read the line, or to import it (who reviews
+    a staged delivery of their own)."""
+    return access.can_read(release.tier, release.owner_id) or access.can_import(
+        release.tier, release.owner_id
+    )
 
 
 def file_name(source: str, filename: str | None, content_type: str) -> str:
@@ -106,6 +126,7 @@ def importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Cal
             force=options["force"],
             dry_run=options["dry_run"],
             max_xml_bytes=options["max_xml_bytes"],
+            stage=options["stage"],
         )
     if source == "safest":
         from grunndata.importers.safest import import_safest
@@ -117,6 +138,7 @@ def importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Cal
             dry_run=options["dry_run"],
             catalogue_owners=options["catalogue_owners"],
             max_file_bytes=options["max_file_bytes"],
+            stage=options["stage"],
         )
     from grunndata.importers.tiered import import_tiered
 
@@ -129,6 +151,7 @@ def importer(source: str, tier: str, owner: str, options: dict[str, Any]) -> Cal
         dry_run=options["dry_run"],
         catalogue_owners=options["catalogue_owners"],
         max_file_bytes=options["max_file_bytes"],
+        stage=options["stage"],
     )
 
 

@@ -58,11 +58,15 @@ from grunndata.store.read import (
     vread,
 )
 from grunndata.store.releases import (
+    DISCARDED,
+    STAGED,
     R4Bodies,
     ReleaseBuilder,
     StoredVersion,
     Tally,
+    activate,
     active_releases,
+    discard,
     list_releases,
     read_active,
     reindex,
@@ -108,6 +112,10 @@ from grunndata.store.searchparams import (
 )
 
 __all__ = [
+    "DISCARDED",
+    "STAGED",
+    "activate",
+    "discard",
     "BARCODE_PARAMS",
     "CHAIN",
     "HAS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 
 from grunndata.store.models import REL, R
 
@@ -36,8 +36,15 @@ def may_read(entitled: Entitled, tier: str, owner: str) -> bool:
 
 
 def readable(entitled: Entitled) -> ColumnElement[bool]:
-    """SQL: the resource versions `entitled` may read (for what is not read through a snapshot)."""
-    return _of_lines(entitled, R.c.tier, R.c.owner_id)
+    """SQL: the resource versions `entitled` may read (for what is not read through a snapshot): of
+    its lines, and made by a release that was served (a staged one's versions are no client's)."""
+    return and_(_of_lines(entitled, R.c.tier, R.c.owner_id), R.c.release_id.not_in(unserved_releases()))
+
+
+def unserved_releases() -> Select[tuple[int]]:
+    """SQL: the releases never served (staged ones; a building one's rows are not committed): what
+    they wrote is read through no snapshot, and nothing read across releases may show it."""
+    return select(REL.c.id).where(REL.c.activated_at.is_(None))
 
 
 def readable_release(entitled: Entitled) -> ColumnElement[bool]:

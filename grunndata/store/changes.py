@@ -4,7 +4,7 @@ for the subscriptions that tell record systems about a release."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,17 +47,23 @@ _NO_CLASS, _EXPIRED, _WITHDRAWN = frozenset[str](), frozenset({"expired"}), froz
 _SLV_NOTICE, _INTERACTION = frozenset({"slv-notice"}), frozenset({"interaction"})
 
 
-def release_changes(conn: Connection, release_id: int, previous_id: int | None) -> list[Change]:
+def release_changes(
+    conn: Connection,
+    release_id: int,
+    previous_id: int | None,
+    types: Collection[str] | None = SERVED_TYPES,
+) -> list[Change]:
     """What `release_id` serves differently from `previous_id` (the line's release served before;
-    None: none, so everything served is created), sorted by type and id.
+    None: none, so everything served is created), sorted by type and id. `types`: the resource
+    types compared (None: every stored type, the FEST entries too, as a release diff shows them).
 
     The difference of the two manifests, not the release's own tombstones: the release before
     may be one notified several releases ago, or the newer one a rollback made active again. Only
     the entries in one manifest and not the other are read (a release changes a few thousand of
     ~107k), and resource bodies only of the types a safety class looks into.
     """
-    added = _only_in(conn, release_id, previous_id)
-    removed = _only_in(conn, previous_id, release_id) if previous_id is not None else {}
+    added = _only_in(conn, release_id, previous_id, types)
+    removed = _only_in(conn, previous_id, release_id, types) if previous_id is not None else {}
     safety = _safety(conn, added, removed)
     changes: list[Change] = []
     for key in sorted(added.keys() | removed.keys()):
@@ -72,13 +78,17 @@ def release_changes(conn: Connection, release_id: int, previous_id: int | None) 
     return changes
 
 
-def _only_in(conn: Connection, release: int | None, other: int | None) -> dict[tuple[str, str], _Row]:
+def _only_in(
+    conn: Connection, release: int | None, other: int | None, types: Collection[str] | None
+) -> dict[tuple[str, str], _Row]:
     """The served versions in `release`'s manifest and not in `other`'s, by (type, id)."""
     query = (
         select(R.c.type, R.c.id, R.c.pk, R.c.version, R.c.tier, R.c.owner_id)
         .select_from(M.join(R, R.c.pk == M.c.resource_pk))
-        .where(M.c.release_id == release, R.c.type.in_(SERVED_TYPES))
+        .where(M.c.release_id == release)
     )
+    if types is not None:
+        query = query.where(R.c.type.in_(list(types)))
     if other is not None:
         theirs = M.alias("theirs")
         query = query.where(

@@ -155,7 +155,8 @@ def expiry_notices(conn: Connection, after: int, upto: int) -> dict[str, tuple[s
     """Oppf Id -> (Tidspunkt, Status DN) of the expiry notices that releases after..upto came with."""
     rows = conn.execute(
         select(N.c.oppf_id, N.c.tidspunkt, N.c.status_dn)
-        .where(N.c.release_id > after, N.c.release_id <= upto)
+        .select_from(N.join(REL, REL.c.id == N.c.release_id))
+        .where(N.c.release_id > after, N.c.release_id <= upto, REL.c.activated_at.is_not(None))
         .order_by(N.c.release_id)
     )
     return {oppf_id: (tidspunkt, dn) for oppf_id, tidspunkt, dn in rows}
@@ -169,7 +170,11 @@ def stopped_serving(conn: Connection, pks: Iterable[int], after: int) -> dict[in
         rows = conn.execute(
             select(T.c.resource_pk, REL.c.activated_at)
             .select_from(T.join(REL, REL.c.id == T.c.release_id))
-            .where(T.c.resource_pk.in_(wanted[i : i + _CHUNK]), T.c.release_id > after)
+            .where(
+                T.c.resource_pk.in_(wanted[i : i + _CHUNK]),
+                T.c.release_id > after,
+                REL.c.activated_at.is_not(None),  # not a staged release's
+            )
             .order_by(T.c.release_id.desc())
         )
         for pk, at in rows:

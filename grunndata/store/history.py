@@ -12,7 +12,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.store.access import Entitled, readable, readable_release
+from grunndata.store.access import Entitled, readable, readable_release, unserved_releases
 from grunndata.store.models import PRUNED, REL, C, R, T
 from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
 
@@ -92,7 +92,12 @@ def history(
     gone = (
         select(T.c.resource_pk, REL.c.activated_at, T.c.type, T.c.id)
         .select_from(T.join(REL, REL.c.id == T.c.release_id).join(R, R.c.pk == T.c.resource_pk))
-        .where(T.c.type.in_(types), T.c.release_id <= upto_release, readable(entitled))
+        .where(
+            T.c.type.in_(types),
+            T.c.release_id <= upto_release,
+            REL.c.activated_at.is_not(None),  # a staged release's removals are no client's
+            readable(entitled),
+        )
         .order_by(REL.c.activated_at.desc(), T.c.resource_pk.desc())
         .limit(reach)
     )
@@ -100,7 +105,9 @@ def history(
         made = made.where(R.c.id == rid)
         gone = gone.where(T.c.id == rid)
     if excluded:
-        out = select(C.c.resource_pk).where(C.c.code.in_(list(excluded)))
+        out = select(C.c.resource_pk).where(
+            C.c.code.in_(list(excluded)), C.c.release_id.not_in(unserved_releases())
+        )
         made = made.where(R.c.pk.not_in(out))
         gone = gone.where(T.c.resource_pk.not_in(out))
     if since is not None:

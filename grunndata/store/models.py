@@ -14,7 +14,11 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, St
 from sqlmodel import Field, SQLModel
 
 TIERS = ("national", "sector", "supplementary")
-RELEASE_STATUSES = ("building", "active", "superseded", "failed", "rolled-back", "pruned")
+# staged: written and checked, served to no client until `grunndata activate`; discarded: a staged
+# release dropped unserved (its record kept, its data removed)
+RELEASE_STATUSES = (
+    "building", "staged", "active", "superseded", "failed", "rolled-back", "discarded", "pruned",
+)  # fmt: skip
 PRUNED = "pruned"  # its manifest and the versions only it served are gone (store/prune.py); its row stays
 
 

@@ -5,6 +5,11 @@ An import runs inside one `ReleaseBuilder`: it takes the store's import lock, re
 activates the release in that same commit. A crash or `kill -9` before the commit leaves the
 previous release active and nothing of the new one but its `building` row, which the next
 import marks `failed`.
+
+A *staged* release (`stage=True`) is written and committed the same way but not activated: no
+client sees it until `activate` makes it active with the same switch an import ends with (or
+`discard` removes its data). Its versions' rows exist meanwhile; everything that reads versions
+outside a snapshot keeps to released ones (store/access.py `readable`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from grunndata.errors import DeliveryError, StoreBusy, StoreError
+from grunndata.errors import DeliveryError, ReleaseConflict, StoreBusy, StoreError, UnknownRelease
 from grunndata.store.db import open_connection
 from grunndata.store.models import (
     OWN,
@@ -168,6 +173,7 @@ class ReleaseBuilder:
     file_name: str | None = None
     dry_run: bool = False
     r4: R4Bodies | None = None  # the R4 bodies of new versions, made and stored at activation
+    stage: bool = False  # finish writes the release as `staged`: checked and kept, not served
 
     release_id: int | None = None
     based_on: Any = None  # the active release row when we started
@@ -465,7 +471,8 @@ class ReleaseBuilder:
             self._fhir_index = []
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
-        """Activate the release, or return None when it would change nothing (or on a dry run)."""
+        """Activate the release (with `stage`, keep it staged), or return None when it would change
+        nothing (or on a dry run)."""
         conn = self._conn
         assert conn is not None
         counts = {t: tally.as_dict() for t, tally in sorted(self.settle().items())}
@@ -494,27 +501,13 @@ class ReleaseBuilder:
         _insert_rows(conn, C, ("release_id", "resource_pk", "code"), excluded)
         notices = [(release, c, o, t, dn) for (c, o), (t, dn) in sorted(self._notices.items())]
         _insert_rows(conn, N, ("release_id", "catalogue", "oppf_id", "tidspunkt", "status_dn"), notices)
-        activated = now()
-        conn.execute(update(R).where(R.c.release_id == self.release_id).values(last_updated=activated))
-        if self.r4 is not None:
-            _store_r4(conn, self.release_id, self.r4)
-        if self.based_on is not None:
-            conn.execute(update(REL).where(REL.c.id == self.based_on.id).values(status="superseded"))
-        conn.execute(
-            update(REL)
-            .where(REL.c.id == self.release_id)
-            .values(
-                status="active",
-                hentet_dato=hentet_dato,
-                ended_at=activated,
-                activated_at=activated,
-                counts=counts,
-                report=report,
-            )
-        )
-        conn.commit()
-        _refresh_statistics(conn)
-        return self.release_id
+        done = {"hentet_dato": hentet_dato, "counts": counts, "report": report}
+        if self.stage:
+            conn.execute(update(REL).where(REL.c.id == release).values(status=STAGED, ended_at=now(), **done))
+            conn.commit()
+            return release
+        _switch(conn, release, self.based_on.id if self.based_on else None, self.r4, done, ends=True)
+        return release
 
     def fail(self, message: str, report: dict[str, Any]) -> None:
         """Throw away everything this release wrote and record why."""
@@ -533,6 +526,117 @@ class ReleaseBuilder:
             .values(status="failed", ended_at=now(), message=message[:2000], counts=counts, report=report)
         )
         conn.commit()
+
+
+STAGED, DISCARDED = "staged", "discarded"
+
+
+def _switch(
+    conn: Connection,
+    release: int | None,
+    previous: int | None,
+    r4: R4Bodies | None,
+    values: dict[str, Any],
+    *,
+    ends: bool,
+) -> None:
+    """Make `release` the active one of its line in one commit: its versions' lastUpdated is the
+    activation, their R4 bodies are made, `previous` is superseded; then the planner's statistics.
+    The end of every import, and `activate` of a staged release: one switch, so they cannot differ.
+    `ends`: the import ends with it (a staged release's ended when it was staged)."""
+    activated = now()
+    conn.execute(update(R).where(R.c.release_id == release).values(last_updated=activated))
+    if r4 is not None:
+        _store_r4(conn, release, r4)
+    if previous is not None:
+        conn.execute(update(REL).where(REL.c.id == previous).values(status="superseded"))
+    ended = {"ended_at": activated} if ends else {}
+    conn.execute(
+        update(REL)
+        .where(REL.c.id == release)
+        .values(status="active", activated_at=activated, **ended, **values)
+    )
+    conn.commit()
+    _refresh_statistics(conn)
+
+
+def _staged(conn: Connection, release_id: int, step: str) -> Any:
+    """The staged release `release_id`, or why `step` (activated, discarded) cannot be done to it."""
+    row = conn.execute(select(REL).where(REL.c.id == release_id)).first()
+    if row is None:
+        raise UnknownRelease(f"there is no release {release_id}")
+    if row.status != STAGED:
+        served_before = row.status in ("superseded", "rolled-back")
+        hint = "; `grunndata rollback` makes a superseded release active again" if served_before else ""
+        raise ReleaseConflict(
+            f"release {release_id} is {row.status}, not staged; only a staged release can be {step}{hint}"
+        )
+    return row
+
+
+def _under_lock(engine: Engine, work: Callable[[Connection], Any]) -> Any:
+    """Run `work` on a connection holding the import lock: no import, reindex, activation or
+    discard runs beside it."""
+    conn = open_connection(engine)
+    lock = _ImportLock(engine, conn)
+    try:
+        lock.acquire()
+        return work(conn)
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        lock.release()
+        conn.close()
+
+
+def activate(engine: Engine, release_id: int, r4: R4Bodies | None) -> Any:
+    """Make staged release `release_id` the active one of its line, as an import's end does (under
+    the import lock, the same switch); returns its row. Refused (ReleaseConflict) when the release
+    it was checked against is no longer the active one: what it would change was reviewed against
+    that one, so it is not rebased silently; import the delivery again with `--stage`."""
+
+    def work(conn: Connection) -> Any:
+        target = _staged(conn, release_id, "activated")
+        current = active_release(conn, target.tier, target.owner_id)
+        current_id = current.id if current is not None else None
+        if current_id != target.based_on:
+            base = f"release {target.based_on}" if target.based_on is not None else "an empty line"
+            now_active = (
+                f"release {current_id} is active now" if current_id is not None else "none is active now"
+            )
+            raise ReleaseConflict(
+                f"release {release_id} was staged against {base}, but {now_active}; what it changes was "
+                f"reviewed against a release no longer served, so it is not activated: import the delivery "
+                f"again with --stage (or discard release {release_id})"
+            )
+        _switch(conn, release_id, current_id, r4, {}, ends=False)
+        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+
+    return _under_lock(engine, work)
+
+
+def discard(engine: Engine, release_id: int) -> Any:
+    """Drop staged release `release_id` unserved: its versions, their index rows and R4 bodies, and
+    its manifest, removals, notices and filters go; its record stays, `discarded`, for the history
+    of the line. Returns the record."""
+
+    def work(conn: Connection) -> Any:
+        _staged(conn, release_id, "discarded")
+        own = select(R.c.pk).where(R.c.release_id == release_id)
+        for table, column in ((X, X.c.resource_pk), (S, S.c.resource_pk), (R4, R4.c.resource_pk)):
+            conn.execute(delete(table).where(column.in_(own)))
+        for table in (M, T, C, N):
+            conn.execute(delete(table).where(table.c.release_id == release_id))
+        conn.execute(delete(R).where(R.c.release_id == release_id))
+        conn.execute(
+            update(REL)
+            .where(REL.c.id == release_id)
+            .values(status=DISCARDED, message="staged, then discarded; its data was removed unserved")
+        )
+        conn.commit()
+        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+
+    return _under_lock(engine, work)
 
 
 # -- release administration ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir import identifiers
 from grunndata.store import barcodes
+from grunndata.store.access import unserved_releases
 from grunndata.store.models import C, R, X
 from grunndata.store.read import (
     COLUMNS,
@@ -671,7 +672,11 @@ def ever_excluded(conn: Connection, rtype: str, rid: str, version: int, codes: S
     if not codes:
         return set()
     pk = select(R.c.pk).where(R.c.type == rtype, R.c.id == rid, R.c.version == version).scalar_subquery()
-    found = conn.execute(select(C.c.code).where(C.c.resource_pk == pk, C.c.code.in_(list(codes))).distinct())
+    found = conn.execute(
+        select(C.c.code)
+        .where(C.c.resource_pk == pk, C.c.code.in_(list(codes)), C.c.release_id.not_in(unserved_releases()))
+        .distinct()
+    )
     return {code for (code,) in found}
 
 

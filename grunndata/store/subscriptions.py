@@ -25,7 +25,8 @@ from grunndata.store.models import EV, LEASE, NL, REL, SUB, WS, R
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 NOTIFIER = "notifier"  # the one lease's name
-_SERVED = ("active", "superseded", "rolled-back")  # statuses of a release that was served
+_SERVED = ("active", "superseded", "rolled-back")  # statuses of a release that was served (a staged one
+# is not: its events wait for its activation, which gives it activated_at and the status active)
 
 
 def now() -> datetime:

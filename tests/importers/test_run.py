@@ -24,6 +24,7 @@ class _Release:
     finished: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
     failed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     release_id: int | None = 7
+    stage: bool = False
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
         self.finished.append((hentet_dato, report))
@@ -67,7 +68,10 @@ def test_a_refusal_keeps_the_report_with_the_failed_release_and_on_the_error() -
 def test_an_activated_result_has_its_release_and_a_refusal_can_carry_its_own_error() -> None:
     release, result = _Release(), _Result(file="d.csv")
     result.activate(release, "2026-12-06T00:00:00")
-    assert (result.release_id, release.finished[0][0]) == (7, "2026-12-06T00:00:00")
+    assert (result.release_id, release.finished[0][0], result.staged) == (7, "2026-12-06T00:00:00", False)
+    staged = _Result(file="d.csv")
+    staged.activate(_Release(stage=True))
+    assert (staged.release_id, staged.staged) == (7, True)
     unchanged = _Release(release_id=None)
     same = _Result(file="d.csv")
     same.activate(unchanged)

@@ -106,6 +106,7 @@ def import_tiered(
     progress: Progress | None = None,
     catalogue_owners: Collection[str] = (),
     max_file_bytes: int = DEFAULT_MAX_RESOURCE_FILE_BYTES,
+    stage: bool = False,
 ) -> TieredResult:
     """Import `path` as the owner's data in `tier`; TieredDeliveryError (nothing changes) if refused.
 
@@ -117,7 +118,9 @@ def import_tiered(
     delivery = _read(path, max_file_bytes)
     _check_registered(engine, path, tier, owner)  # before the builder registers a new owner
     name = (owner_name or "").strip() or owner
-    with ReleaseBuilder(engine, tier, "full", tier, owner, name, path.name, dry_run, r4=R4_BODIES) as builder:
+    with ReleaseBuilder(
+        engine, tier, "full", tier, owner, name, path.name, dry_run, r4=R4_BODIES, stage=stage
+    ) as builder:
         result = TieredResult(
             file=path.name,
             started=started,

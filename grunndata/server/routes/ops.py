@@ -17,6 +17,7 @@ from grunndata import __version__
 from grunndata.server.auth import NATIONAL
 from grunndata.server.deps import AccessDep, ServedDep, SettingsDep
 from grunndata.server.fhir_io.responses import FhirError
+from grunndata.server.imports import may_see_release
 from grunndata.server.observe import exposition
 from grunndata.settings import prometheus_multiproc_dir
 from grunndata.store import active_releases, list_releases, release_json, release_row
@@ -53,7 +54,8 @@ def health(served: ServedDep, access: AccessDep) -> dict[str, Any]:
 
 @router.get("/releases")
 def releases(served: ServedDep, access: AccessDep) -> list[dict[str, Any]]:
-    """Every release of the lines the client may read: national for all, the rest by scope."""
+    """Every release of the lines the client may read: national for all, the rest by scope; a staged
+    release (not served yet) only to a client that may import its line."""
     return [
         {
             "id": r.id,
@@ -69,7 +71,7 @@ def releases(served: ServedDep, access: AccessDep) -> list[dict[str, Any]]:
             "message": r.message,
         }
         for r in list_releases(served.engine, with_report=False)
-        if access.can_read(r.tier, r.owner_id)
+        if may_see_release(access, r)  # a staged (or discarded) one only with its line's import right
     ]
 
 
@@ -141,7 +143,7 @@ def release_report(
     if int(release) > MAX_RELEASE:
         raise FhirError(400, "invalid", f"{release} is not a release number (1 to {MAX_RELEASE})")
     row = release_row(served.engine, int(release))
-    if row is None or not access.can_read(row.tier, row.owner_id):
+    if row is None or not may_see_release(access, row):
         raise FhirError(404, "not-found", f"there is no release {release}")
     return release_json(row, report=True)
 
