@@ -353,11 +353,12 @@ def test_the_capability_statement_declares_the_grammar_from_the_table(api: TestC
     atc = {p["name"]: p["documentation"] for p in resources[MPD]["searchParam"]}["product-classification"]
     assert atc.endswith("Modifiers: :missing, :not, :above, :below.")
     # R5: the includes an iterate may follow are listed on the root type, with the wildcard
-    assert resources[PPD]["searchInclude"][-5:] == [
+    assert resources[PPD]["searchInclude"][-6:] == [
         "*",
         f"{MPD}:comprised-of",
         f"{MPD}:contact",
         f"{MPD}:master-file",
+        "Basic:subject",  # substitution-group names a Basic (the Byttegruppe): its own references follow
         "Organization:partof",
     ]
     assert resources[MPD]["searchRevInclude"][-1] == "*"
