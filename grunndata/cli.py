@@ -865,10 +865,12 @@ def _duration(text: str) -> Any:
     from datetime import timedelta
 
     number, unit = text[:-1], text[-1:].lower()
-    if unit not in _DURATION_UNITS or not number.isascii() or not number.isdigit() or len(number) > 6:
+    if unit not in _DURATION_UNITS or not number.isascii() or not number.isdigit():
         raise GrunndataError(
             f"--older-than {text!r}: give a whole number and a unit s, m, h, d or w (e.g. 90d)"
         )
+    if len(number.lstrip("0")) > 6:
+        raise GrunndataError(f"--older-than {text!r}: at most 999999 of a unit (999999w is 19,000 years)")
     return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
 
 

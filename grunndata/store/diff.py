@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection
 
 from grunndata.errors import ReleaseConflict, UnknownRelease
 from grunndata.store.changes import release_changes
-from grunndata.store.models import REL, M, R
+from grunndata.store.models import M, R
 from grunndata.store.read import instant
+from grunndata.store.releases import release_by_number
 
 FEST_PREFIX = "FEST."  # the store's type of a FEST catalogue's entries: FEST.Legemiddelpakning
 ACTIONS = {"create": "new", "update": "changed", "delete": "expired"}
@@ -94,9 +95,9 @@ class ReleaseDiff:
 
 def release_pair(conn: Connection, base: int, target: int) -> tuple[Any, Any]:
     """The two release rows, when both hold data of one line (UnknownRelease, ReleaseConflict if not)."""
-    rows = {r.id: r for r in conn.execute(select(REL).where(REL.c.id.in_([base, target])))}
+    rows = {n: release_by_number(conn, n) for n in (base, target)}
     for n in (base, target):
-        if n not in rows:
+        if rows[n] is None:
             raise UnknownRelease(f"there is no release {n}")
     a, b = rows[base], rows[target]
     if (a.tier, a.owner_id) != (b.tier, b.owner_id):
@@ -105,7 +106,7 @@ def release_pair(conn: Connection, base: int, target: int) -> tuple[Any, Any]:
             f"{b.tier}/{b.owner_id}); a diff compares two releases of one line"
         )
     for r in (a, b):
-        if r.activated_at is None and r.status != "staged":
+        if r.status == "pruned" or (r.activated_at is None and r.status != "staged"):
             raise ReleaseConflict(f"release {r.id} is {r.status} and holds no data to compare")
     return a, b
 

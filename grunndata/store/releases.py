@@ -19,6 +19,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -562,7 +563,7 @@ def _switch(
 
 def _staged(conn: Connection, release_id: int, step: str) -> Any:
     """The staged release `release_id`, or why `step` (activated, discarded) cannot be done to it."""
-    row = conn.execute(select(REL).where(REL.c.id == release_id)).first()
+    row = release_by_number(conn, release_id)
     if row is None:
         raise UnknownRelease(f"there is no release {release_id}")
     if row.status != STAGED:
@@ -574,14 +575,16 @@ def _staged(conn: Connection, release_id: int, step: str) -> Any:
     return row
 
 
-def _under_lock(engine: Engine, work: Callable[[Connection], Any]) -> Any:
-    """Run `work` on a connection holding the import lock: no import, reindex, activation or
-    discard runs beside it."""
+@contextmanager
+def under_import_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection holding the import lock: no import, reindex, prune, activation, discard or
+    rollback runs beside the work done on it (StoreBusy at once if one does). What the work left
+    uncommitted is rolled back, and the lock let go, however it ends."""
     conn = open_connection(engine)
     lock = _ImportLock(engine, conn)
     try:
         lock.acquire()
-        return work(conn)
+        yield conn
     finally:
         if conn.in_transaction():
             conn.rollback()
@@ -612,7 +615,8 @@ def activate(engine: Engine, release_id: int, r4: R4Bodies | None) -> Any:
         _switch(conn, release_id, current_id, r4, {}, ends=False)
         return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
-    return _under_lock(engine, work)
+    with under_import_lock(engine) as conn:
+        return work(conn)
 
 
 def discard(engine: Engine, release_id: int) -> Any:
@@ -636,7 +640,8 @@ def discard(engine: Engine, release_id: int) -> Any:
         conn.commit()
         return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
-    return _under_lock(engine, work)
+    with under_import_lock(engine) as conn:
+        return work(conn)
 
 
 # -- release administration ------------------------------------------------------------------
@@ -676,10 +681,7 @@ def reindex(engine: Engine, progress: Callable[[int, int], None] | None = None) 
     One transaction, under the import lock: searches see the old rows or the new ones, never a
     mix, and no import writes meanwhile. `progress(done, total)` after each batch.
     """
-    conn = open_connection(engine)
-    lock = _ImportLock(engine, conn)
-    try:
-        lock.acquire()
+    with under_import_lock(engine) as conn:
         indexed = R.c.type.in_(sorted(INDEXED_TYPES))  # not the FEST entries kept beside them
         total = conn.execute(select(func.count()).select_from(R).where(indexed)).scalar() or 0
         conn.execute(delete(X))
@@ -702,11 +704,6 @@ def reindex(engine: Engine, progress: Callable[[int, int], None] | None = None) 
         conn.commit()
         _refresh_statistics(conn)
         return done
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        lock.release()
-        conn.close()
 
 
 def list_releases(engine: Engine, *, with_report: bool = True) -> list[Any]:
@@ -719,7 +716,7 @@ def list_releases(engine: Engine, *, with_report: bool = True) -> list[Any]:
 def release_row(engine: Engine, release_id: int) -> Any:
     """One release with its whole report, or None."""
     with engine.connect() as conn:
-        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+        return release_by_number(conn, release_id)
 
 
 def served_totals(counts: dict[str, Any]) -> dict[str, int]:
@@ -732,6 +729,15 @@ def served_totals(counts: dict[str, Any]) -> dict[str, int]:
         )
         for kind in ("entries", "fhir")
     }
+
+
+def _utc(t: datetime | None) -> str | None:
+    """A stored time in UTC with a Z, as SQLite (naive, UTC) and PostgreSQL (aware) both hold it."""
+    if t is None:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat() + "Z"
 
 
 def release_json(r: Any, *, report: bool) -> dict[str, Any]:
@@ -748,9 +754,9 @@ def release_json(r: Any, *, report: bool) -> dict[str, Any]:
         "hentet_dato": r.hentet_dato,
         "file": r.file_name,
         "based_on": r.based_on,
-        "started": r.started_at.isoformat() + "Z" if r.started_at else None,
-        "ended": r.ended_at.isoformat() + "Z" if r.ended_at else None,
-        "activated": r.activated_at.isoformat() + "Z" if r.activated_at else None,
+        "started": _utc(r.started_at),
+        "ended": _utc(r.ended_at),
+        "activated": _utc(r.activated_at),
         "served": served_totals(r.counts or {}) if r.counts else None,
         "message": r.message,
     }
@@ -760,12 +766,24 @@ def release_json(r: Any, *, report: bool) -> dict[str, Any]:
     return row
 
 
+MAX_RELEASE = 2**31 - 1  # the largest release number the store's integer column holds
+
+
+def release_by_number(conn: Connection, release_id: int) -> Any:
+    """The release row numbered `release_id`, or None; a number no release can have (0, negative,
+    beyond the column) is one that does not exist, not an error of the database driver."""
+    if not 1 <= release_id <= MAX_RELEASE:
+        return None
+    return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+
+
 def rollback(engine: Engine, release_id: int) -> Any:
-    """Make an earlier release of the same line (tier and owner) the active one again."""
-    with engine.begin() as conn:
-        target = conn.execute(select(REL).where(REL.c.id == release_id)).first()
+    """Make an earlier release of the same line (tier and owner) the active one again (under the
+    import lock, as every switch)."""
+    with under_import_lock(engine) as conn:
+        target = release_by_number(conn, release_id)
         if target is None:
-            raise StoreError(f"there is no release {release_id}")
+            raise UnknownRelease(f"there is no release {release_id}")
         if target.status == "active":
             raise StoreError(f"release {release_id} is already the active one")
         if target.status not in ("superseded", "rolled-back"):
@@ -776,6 +794,7 @@ def rollback(engine: Engine, release_id: int) -> Any:
         if current is not None:
             conn.execute(update(REL).where(REL.c.id == current.id).values(status="rolled-back"))
         conn.execute(update(REL).where(REL.c.id == release_id).values(status="active", activated_at=now()))
+        conn.commit()
         return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
 

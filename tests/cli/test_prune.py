@@ -68,6 +68,11 @@ def test_a_dry_run_says_what_would_go_then_prune_and_roll_back_to_a_kept_release
     back = run_cli("rollback", "4", "--db", url)
     assert back.returncode == 0, back.stderr
     assert _statuses(store)[3:] == [(4, "active"), (5, "rolled-back")]
+    gone = run_cli("releases", "diff", "2", "4", "--db", url)  # a pruned release's data is gone
+    assert (gone.returncode, gone.stderr.strip()) == (
+        2,
+        "error: release 2 is pruned and holds no data to compare",
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,6 +83,7 @@ def test_a_dry_run_says_what_would_go_then_prune_and_roll_back_to_a_kept_release
             ("--older-than", "3 months"),
             "--older-than '3 months': give a whole number and a unit s, m, h, d or w",
         ),
+        (("--older-than", "99999999999d"), "--older-than '99999999999d': at most 999999 of a unit"),
     ],
 )
 def test_prune_refuses_what_it_cannot_do_in_one_sentence(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from grunndata import cli
 from grunndata.sample import derive_followup, generate_delivery
+from grunndata.store import connect
 from tests.cli.test_bad_input import run_cli
 
 
@@ -95,3 +96,28 @@ def test_a_staged_release_is_discarded_and_leaves_the_served_one_alone(
         2,
         "error: release 2 is discarded and holds no data to compare",
     )
+
+
+BIG = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (("activate", BIG), f"there is no release {BIG}"),
+        (("discard", BIG), f"there is no release {BIG}"),
+        (("rollback", BIG), f"there is no release {BIG}"),
+        (("releases", "diff", BIG), f"there is no release {BIG}; `grunndata releases` lists them"),
+        (("releases", "diff", BIG, BIG), f"there is no release {BIG}"),
+        (("releases", "show", BIG), f"there is no release {BIG}; `grunndata releases` lists them"),
+    ],
+)
+def test_a_release_number_beyond_the_store_is_one_that_does_not_exist(
+    command: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    """The store numbers releases up to 2**31-1; a larger number is a release it does not hold (as
+    the HTTP routes answer 404), not the driver's overflow."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    connect(db).dispose()  # an empty store
+    answer = run_cli(*command, "--db", db)
+    assert (answer.returncode, answer.stderr.strip()) == (2, f"error: {message}")

@@ -65,3 +65,25 @@ def test_no_such_release(client: TestClient, path: str, status: int) -> None:
     answer = client.get(path)
     assert answer.status_code == status, answer.text
     assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_times_are_utc_with_one_z_from_either_store() -> None:
+    """SQLite hands back naive UTC times, PostgreSQL aware ones: both are written `...Z` once."""
+    from datetime import UTC, datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from grunndata.store import release_json
+
+    naive = datetime(2026, 12, 7, 17, 35, 0, 120000)
+    aware = naive.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=1)))  # 18:35 in Oslo
+    fields = dict.fromkeys(
+        ("id", "status", "source", "kind", "tier", "owner_id", "hentet_dato", "file_name", "based_on")
+    )
+    rows = [
+        SimpleNamespace(**fields, started_at=t, ended_at=t, activated_at=None, counts=None, message=None)
+        for t in (naive, aware)
+    ]
+    written = [release_json(r, report=False) for r in rows]
+    assert [(w["started"], w["ended"], w["activated"]) for w in written] == [
+        ("2026-12-07T17:35:00.120000Z", "2026-12-07T17:35:00.120000Z", None)
+    ] * 2

@@ -39,7 +39,6 @@ from grunndata.store import DISCARDED, STAGED, discard, release_json, release_ro
 
 router = APIRouter(prefix="/import", tags=["Imports"])
 releases = APIRouter(prefix="/releases", tags=["Imports"])
-MAX_RELEASE = 2**31 - 1  # a release number the store's integer column can hold
 MAX_DIFF_PAGE = 500  # entries of a diff page (each changed one with up to store/diff.py MAX_ELEMENTS)
 ReleaseNumber = Annotated[str, PathParam(pattern=r"^[1-9][0-9]{0,9}$", description="A release number")]
 # what a delivery may come as (FEST is recognised by its bytes; ?filename= says what the others are)
@@ -121,19 +120,11 @@ async def post_import(
     return JSONResponse({"outcome": outcome, "release_id": result.release_id, "report": result.as_report()})
 
 
-def _number(release: str) -> int:
-    """A release number as the path writes it; one beyond what the store's column holds is a
-    release that does not exist (404), not a malformed request: the path's pattern allows it."""
-    if int(release) > MAX_RELEASE:
-        raise FhirError(404, "not-found", f"there is no release {release}")
-    return int(release)
-
-
 def _release_for(served: Any, access: Access, release: str, *, restricted_exist: bool = False) -> Any:
     """The release row, or 404 when there is none or the client may not know of it (a staged one
     without the line's import right; with `restricted_exist`, a served release of a line the
     client may not read is known to exist, as a diff tells its dates)."""
-    row = release_row(served.engine, _number(release))
+    row = release_row(served.engine, int(release))  # None beyond what the store numbers
     if row is None:
         raise FhirError(404, "not-found", f"there is no release {release}")
     never_served = row.status in (STAGED, DISCARDED)

@@ -21,9 +21,9 @@ from grunndata.server.imports import may_see_release
 from grunndata.server.observe import exposition
 from grunndata.settings import prometheus_multiproc_dir
 from grunndata.store import active_releases, list_releases, release_json, release_row
+from grunndata.store.releases import MAX_RELEASE
 
 router = APIRouter()
-MAX_RELEASE = 2**31 - 1  # a release number the store's integer column can hold
 
 
 @router.get("/health")
