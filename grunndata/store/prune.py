@@ -26,10 +26,9 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from grunndata.errors import StoreError
-from grunndata.store.db import open_connection
 from grunndata.store.models import BT, EV, NL, PRUNED, R4, REL, SUB, B, C, M, N, R, S, T, X
 from grunndata.store.read import SearchError, Snapshot
-from grunndata.store.releases import _ImportLock
+from grunndata.store.releases import under_import_lock
 from grunndata.store.subscriptions import OFF
 
 _CANDIDATES = ("superseded", "rolled-back")  # served once, not now: what a prune may remove
@@ -199,10 +198,7 @@ def prune(
         raise StoreError("--keep must be at least 1: the active release of every line is always kept")
     now = now or datetime.now(UTC)
     result = PruneResult(dry_run)
-    conn = open_connection(engine)
-    lock = _ImportLock(engine, conn)
-    try:
-        lock.acquire()
+    with under_import_lock(engine) as conn:
         releases = list(conn.execute(select(*(REL.c[n] for n in _RELEASE_COLUMNS)).order_by(REL.c.id)))
         why = _kept(
             conn,
@@ -289,11 +285,6 @@ def prune(
             conn.commit()
             _analyze(conn)
         return result
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        lock.release()
-        conn.close()
 
 
 _RELEASE_COLUMNS = ("id", "tier", "owner_id", "status", "activated_at", "based_on")
