@@ -18,6 +18,7 @@ from grunndata.store.history import (
     oldest_release,
     parse_cursor,
     rolled_back_since,
+    since_untold,
 )
 from grunndata.store.models import Owner
 from grunndata.store.national import (
@@ -179,6 +180,7 @@ __all__ = [
     "params_for",
     "parse_cursor",
     "rolled_back_since",
+    "since_untold",
     "probe_totals",
     "prune",
     "PruneResult",

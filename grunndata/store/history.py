@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from grunndata.fhir import SERVED_TYPES
 from grunndata.store.access import Entitled, readable, readable_release, unserved_releases
 from grunndata.store.models import PRUNED, REL, C, R, T
-from grunndata.store.read import COLUMNS, SearchError, Version, utc, version_of
+from grunndata.store.read import COLUMNS, SearchError, Version, instant, utc, version_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +217,22 @@ def history_gap(conn: Connection, since: datetime, entitled: Entitled) -> tuple[
         )
     ).scalar()
     return int(first or 0), start
+
+
+def since_untold(conn: Connection, since: datetime, entitled: Entitled) -> str | None:
+    """Why what changed since `since` cannot be told as changes, or None: a rollback after it
+    switched what a line serves without versions, or the history kept starts after it (older
+    releases were pruned). Each caller (`_history`, R4 delta, `$export`) adds what the client does."""
+    rolled = rolled_back_since(conn, since, entitled)
+    if rolled is not None:
+        return (
+            f"release {rolled[0]} was made active again by a rollback at {instant(rolled[1])}, after "
+            "_since; what it serves is not told as changes"
+        )
+    gap = history_gap(conn, since, entitled)
+    if gap is not None:
+        return (
+            f"_since reaches before the history this server keeps: it starts at release {gap[0]}, "
+            f"served from {instant(gap[1])} (older releases were pruned)"
+        )
+    return None

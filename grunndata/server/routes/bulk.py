@@ -31,7 +31,7 @@ from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, f
 from grunndata.server.fhir_io.params import Limits, bad, posted_parameters, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
 from grunndata.server.m30 import accepts_gzip, unpacked
-from grunndata.store import SEARCHED_TYPES, history_gap, instant, rolled_back_since
+from grunndata.store import SEARCHED_TYPES, instant, since_untold
 from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, TooManyJobs
 
 NDJSON_TYPE = "application/fhir+ndjson"
@@ -101,23 +101,9 @@ async def _kick_off(
     snapshot = served.snapshot(access)
     if since is not None:
         with served.engine.connect() as conn:
-            rolled = rolled_back_since(conn, since, access)
-            gap = history_gap(conn, since, access)
-        if gap is not None:
-            raise FhirError(
-                410,
-                "expired",
-                f"_since reaches before the history this server keeps: it starts at release {gap[0]}, "
-                f"served from {instant(gap[1])} (older releases were pruned); export without _since",
-            )
-        if rolled is not None:
-            raise FhirError(
-                410,
-                "expired",
-                f"release {rolled[0]} was made active again by a rollback at {instant(rolled[1])}, "
-                "after _since: an export since then cannot say what the rollback changed; export "
-                "without _since",
-            )
+            untold = since_untold(conn, since, access)
+        if untold is not None:
+            raise FhirError(410, "expired", f"{untold}; export without _since")
     try:
         ticket = await _bulk(request).kick_off(
             _entitlement(request, access), snapshot, types, since, str(request.url)

@@ -429,23 +429,13 @@ def _history(
             raise bad(f"_snapshot: no release {upto} has been served (the newest is {newest})")
         if rid is not None and not store.ever_served(conn, rtype or "", rid, access):
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
-        rolled = store.rolled_back_since(conn, since, access) if since is not None else None
-        if rolled is not None:
+        untold = store.since_untold(conn, since, access) if since is not None else None
+        if untold is not None:
             raise FhirError(
                 410,
                 "expired",
-                f"release {rolled[0]} was made active again by a rollback at {store.instant(rolled[1])}, after "
-                "_since; what it serves is not told as changes: read the data again (a search, or "
-                "$export without _since) and follow the history from then",
-            )
-        gap = store.history_gap(conn, since, access) if since is not None else None
-        if gap is not None:
-            raise FhirError(
-                410,
-                "expired",
-                f"_since reaches before the history this server keeps: it starts at release {gap[0]}, "
-                f"served from {store.instant(gap[1])} (older releases were pruned); read the data again "
-                "(a search, or $export without _since) and follow the history from then",
+                f"{untold}; read the data again (a search, or $export without _since) and follow the "
+                "history from then",
             )
         items, more = store.history(
             conn,

@@ -5,6 +5,7 @@ server/imports.py); a staged one's review and fate: `GET /releases/{a}/diff/{b}`
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -141,6 +142,19 @@ def _store_failure(e: StoreError) -> FhirError:
     return FhirError(503, "transient", str(e))
 
 
+async def _staged_step(
+    request: Request, release: str, access: Access, served: Any, step: Callable[[Any, int], Any]
+) -> Any:
+    """`step` (activate, discard) done to a staged release by a client with its line's import
+    scope; the store's refusals as HTTP answers. Returns the release's row after the step."""
+    row = _release_for(served, access, release)
+    check_scope(access, row.tier, row.owner_id, "authorization" in request.headers)
+    try:
+        return await run_in_threadpool(step, served.engine, row.id)
+    except StoreError as e:
+        raise _store_failure(e) from None
+
+
 @releases.post(
     "/{release}/activate",
     summary="Make a staged release active (as an import's end does)",
@@ -153,12 +167,7 @@ async def activate_release(
     it is not staged, or the release it was staged against is no longer the active one."""
     from grunndata.importers.run import activate_staged
 
-    row = _release_for(served, access, release)
-    check_scope(access, row.tier, row.owner_id, "authorization" in request.headers)
-    try:
-        row = await run_in_threadpool(activate_staged, served.engine, row.id)
-    except StoreError as e:
-        raise _store_failure(e) from None
+    row = await _staged_step(request, release, access, served, activate_staged)
     await run_in_threadpool(served.serve_newest)  # served from the next request on, as after an import
     return {"outcome": "activated", "release": release_json(row, report=False)}
 
@@ -173,12 +182,7 @@ async def discard_release(
 ) -> dict[str, Any]:
     """A staged release's data is removed (its record stays, discarded), with the import scope of
     its line; 409 when it is not staged."""
-    row = _release_for(served, access, release)
-    check_scope(access, row.tier, row.owner_id, "authorization" in request.headers)
-    try:
-        row = await run_in_threadpool(discard, served.engine, row.id)
-    except StoreError as e:
-        raise _store_failure(e) from None
+    row = await _staged_step(request, release, access, served, discard)
     return {"outcome": "discarded", "release": release_json(row, report=False)}
 
 
