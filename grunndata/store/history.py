@@ -7,8 +7,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir import SERVED_TYPES
@@ -90,16 +91,10 @@ def history(
         .limit(reach)
     )
     gone = (
-        select(T.c.resource_pk, REL.c.activated_at, T.c.type, T.c.id)
-        .select_from(T.join(REL, REL.c.id == T.c.release_id).join(R, R.c.pk == T.c.resource_pk))
-        .where(
-            T.c.type.in_(types),
-            T.c.release_id <= upto_release,
-            REL.c.activated_at.is_not(None),  # a staged release's removals are no client's
-            readable(entitled),
-        )
-        .order_by(REL.c.activated_at.desc(), T.c.resource_pk.desc())
-        .limit(reach)
+        select(T.c.resource_pk, T.c.type, T.c.id)
+        .select_from(T.join(R, R.c.pk == T.c.resource_pk))
+        .where(T.c.type.in_(types), readable(entitled))
+        .order_by(T.c.resource_pk.desc())
     )
     if rid is not None:
         made = made.where(R.c.id == rid)
@@ -112,13 +107,11 @@ def history(
         gone = gone.where(T.c.resource_pk.not_in(out))
     if since is not None:
         made = made.where(R.c.last_updated > utc(since))
-        gone = gone.where(REL.c.activated_at > utc(since))
     if after is not None:  # at the cursor's instant removals come first, then versions newest first
         at, removed, pk = after
         made = made.where(tuple_(R.c.last_updated, R.c.pk) < tuple_(at, 2**62 if removed else pk))
-        gone = gone.where(tuple_(REL.c.activated_at, T.c.resource_pk) < tuple_(at, pk if removed else -1))
     changes: list[tuple[datetime, bool, int, str, str]] = [  # (at, removed, pk, type, id)
-        (at, True, pk, t, i) for pk, at, t, i in conn.execute(gone)
+        (at, True, pk, t, i) for at, pk, t, i in _removals(conn, gone, since, upto_release, after, reach)
     ]
     changes += [(at, False, pk, t, i) for pk, at, t, i in conn.execute(made)]
     changes.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
@@ -130,6 +123,45 @@ def history(
             versions[r[0]] = version_of(r)
     items = [HistoryItem(t, i, at, None if removed else versions[pk], pk) for at, removed, pk, t, i in page]
     return items, len(changes) > offset + count
+
+
+def _removals(
+    conn: Connection,
+    gone: Select[Any],
+    since: datetime | None,
+    upto_release: int,
+    after: tuple[datetime, bool, int] | None,
+    reach: int,
+) -> list[tuple[datetime, int, str, str]]:
+    """The first `reach` removals newest first (the release's activation, then resource_pk), read
+    release by release: one query over every tombstone ever written had to sort them all (a temp
+    B-tree growing with the history) to give the newest few; a release's own are few, and the
+    releases are read from the newest only until the page is full. Releases activated at the same
+    instant are read together, so the order is exact."""
+    releases = select(REL.c.id, REL.c.activated_at).where(
+        REL.c.id <= upto_release, REL.c.activated_at.is_not(None)
+    )
+    if since is not None:
+        releases = releases.where(REL.c.activated_at > utc(since))
+    if after is not None:
+        releases = releases.where(REL.c.activated_at <= _naive_utc(after[0]).replace(tzinfo=UTC))
+    instants: dict[datetime, list[int]] = {}
+    for rel, at in conn.execute(releases.order_by(REL.c.activated_at.desc())):
+        instants.setdefault(at, []).append(rel)
+    found: list[tuple[datetime, int, str, str]] = []
+    for at, rels in instants.items():
+        query = gone.where(T.c.release_id.in_(rels)).limit(reach - len(found))
+        if after is not None and _naive_utc(at) == _naive_utc(after[0]):  # past the cursor's removal
+            query = query.where(T.c.resource_pk < (after[2] if after[1] else -1))
+        found += [(at, pk, t, i) for pk, t, i in conn.execute(query)]
+        if len(found) >= reach:
+            break
+    return found
+
+
+def _naive_utc(t: datetime) -> datetime:
+    """An instant as SQLite gives it (naive, UTC), whichever store or cursor it came from."""
+    return t if t.tzinfo is None else t.astimezone(UTC).replace(tzinfo=None)
 
 
 def rolled_back_since(conn: Connection, since: datetime, entitled: Entitled) -> tuple[int, datetime] | None:
