@@ -22,5 +22,13 @@ _ENV = Environment(
 _ENV.globals["version"] = __version__
 
 
+def _number(n: int | float) -> str:
+    """A count as Norwegian writes it: 12 345 (a no-break space between thousands)."""
+    return f"{n:,}".replace(",", "\u00a0")
+
+
+_ENV.filters["tall"] = _number
+
+
 def render(template: str, **context: Any) -> str:
     return _ENV.get_template(template).render(**context)
