@@ -406,6 +406,8 @@ def test_the_migration_pages_bars_keep_their_labels_beside_them_on_a_phone(
         assert pct_left >= right and pct_top < bottom and pct_bottom > top, f"the label wrapped: {row}"
     _fits(browser)
     _drawn(browser.screenshot("migration-375", tmp_path), NARROW_PHONE)
+    browser.js("document.querySelector('table.coverage').scrollIntoView(); true")
+    _drawn(browser.screenshot("migration-375-bars", tmp_path), NARROW_PHONE)
     assert _serious(browser, axe) == []
     click(browser, 'a[href="/migration/1/PackagedProductDefinition?del=fra-fest"]')
     browser.until(
