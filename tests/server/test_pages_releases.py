@@ -50,19 +50,27 @@ class Site:
         return lxml_html.fromstring(answer.text)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The real extract (1), a sector line's two releases (2, 3), the follow-up staged (4)."""
     tmp = tmp_path_factory.mktemp("pages-releases")
     issuer = Issuer(tmp)
     followup, dropped = write_followup(tmp, NEW_NAME)
-    engine = served_store(f"sqlite:///{tmp / 'store.db'}")
-    publish(engine, [("sector", "ward-a", sector_note("Keep cold"))])
-    publish(engine, [("sector", "ward-a", sector_note("Keep cold, away from light"))])
-    assert import_fest(engine, followup, stage=True).release_id == 4
-    with TestClient(create_app(engine, issuer.authenticator(), warm=False)) as client:
-        yield Site(client, issuer, dropped)
-    engine.dispose()
+
+    def serve(url: str) -> Iterator[Site]:
+        engine = served_store(url)
+        publish(engine, [("sector", "ward-a", sector_note("Keep cold"))])
+        publish(engine, [("sector", "ward-a", sector_note("Keep cold, away from light"))])
+        assert import_fest(engine, followup, stage=True).release_id == 4
+        with TestClient(create_app(engine, issuer.authenticator(), warm=False)) as client:
+            yield Site(client, issuer, dropped)
+        engine.dispose()
+
+    if request.param == "sqlite":
+        yield from serve(f"sqlite:///{tmp / 'store.db'}")
+        return
+    with fresh_pg_database() as url:
+        yield from serve(url)
 
 
 def text(node: Any) -> str:
@@ -95,6 +103,16 @@ def test_everyone_sees_the_national_line_and_not_the_staged_release(site: Site) 
     site.get("/leveranser/4", status=404)
     site.get("/leveranser/sammenlign?fra=1&til=4", status=404)
     site.get("/leveranser/sammenlign", status=404)  # the default pair needs a second release
+
+
+def test_the_landing_page_and_every_pages_menu_lead_to_the_releases(site: Site) -> None:
+    landing = site.get("/")
+    assert landing.xpath("//nav//a[@href='/leveranser']/text()") == [
+        "Leveransene: historikk, hva hver endret, rapporten fra en avvist import"
+    ]
+    for path in ("/legemidler", "/leveranser", "/leveranser/1", "/migration"):
+        menu = site.get(path).xpath("//nav[@aria-label='Hovedmeny']/a/@href")
+        assert menu == ["/", "/legemidler", "/leveranser", "/migration"], path
 
 
 def test_the_operator_sees_the_staged_release_and_compares_it_by_default(site: Site) -> None:
