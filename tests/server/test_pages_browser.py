@@ -372,6 +372,8 @@ def test_the_operator_opens_the_releases_and_compares_the_staged_one_with_the_ac
         assert changed[-1] == ["Legemiddelpakning.NavnFormStyrke", "Certican Disperg tab 0,1 mg", STAGED_NAME]
         _fits(browser)
         _drawn(browser.screenshot("sammenlign-390", tmp_path), PHONE)
+        browser.js("document.querySelector('section.entry[data-change=changed]').scrollIntoView(); true")
+        _drawn(browser.screenshot("sammenlign-390-endret", tmp_path), PHONE)
         assert _serious(browser, axe) == []
         browser.size(DESKTOP)
         browser.go(f"{served.url}/leveranser/2")
