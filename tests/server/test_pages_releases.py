@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from lxml import html as lxml_html
 from grunndata.importers.fest import import_fest
 from grunndata.sample import derive_followup, generate_delivery
 from grunndata.server import create_app
-from grunndata.server.pages.releases import hentet, when
+from grunndata.server.pages.releases import hentet, release_view, when
 from grunndata.store import connect
 from tests.cli.test_bad_input import run_cli
 from tests.cli.test_releases import imported
@@ -89,6 +90,30 @@ def test_dates_read_as_people_in_norway_read_them() -> None:
     assert hentet("2017-04-12T18:26:27.336Z") == "12. april 2017 kl. 20.26"
     assert hentet("2017-04-26T03:00:00") == "26. april 2017 kl. 03.00"  # FEST's clock: Norwegian already
     assert hentet("not a date") == "not a date"
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "shown"),
+    [
+        ("active", None, "aktiv"),
+        ("superseded", None, "erstattet"),
+        ("staged", None, "iscenesatt"),
+        ("discarded", "staged, then discarded; its data was removed unserved", "forkastet"),
+        ("pruned", None, "beskåret"),
+        ("rolled-back", None, "rullet tilbake"),
+        ("failed", "refused: the delivery has 3 problem(s)", "avvist"),
+        ("failed", "interrupted before it finished (process ended)", "feilet"),
+    ],
+)
+def test_every_status_has_its_norwegian_name(status: str, message: str | None, shown: str) -> None:
+    row = SimpleNamespace(
+        id=7, status=status, message=message, source="fest", kind="full", tier="national", owner_id="dmp",
+        started_at=datetime(2026, 12, 7, 16, 35), ended_at=None, activated_at=None, hentet_dato=None,
+        based_on=6, file_name=None, counts={}, report={},
+    )  # fmt: skip
+    view = release_view(row)
+    assert (view.status_text, view.has_data) == (shown, status not in ("discarded", "pruned", "failed"))
+    assert view.started == "7. desember 2026 kl. 17.35"
 
 
 def test_everyone_sees_the_national_line_and_not_the_staged_release(site: Site) -> None:
