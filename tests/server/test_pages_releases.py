@@ -242,6 +242,7 @@ def test_a_refused_deliverys_page_lists_every_problem_the_cli_prints(imported: P
         with TestClient(create_app(engine, warm=False)) as client:
             answer = client.get("/leveranser/2")
             listing = lxml_html.fromstring(client.get("/leveranser").text)
+            compared = client.get("/leveranser/sammenlign?fra=1&til=2")
     finally:
         engine.dispose()
     assert answer.status_code == 200
@@ -261,6 +262,8 @@ def test_a_refused_deliverys_page_lists_every_problem_the_cli_prints(imported: P
     # the CLI's lines, each the page's (rich takes the pydantic detail "[type=...]" for markup and drops it)
     assert [line.split(" [type=")[0] for line in listed] == printed
     assert [r[:2] for r in rows(listing, "national/dmp")] == [["2", "avvist"], ["1", "aktiv"]]
+    assert compared.status_code == 400
+    assert "Leveranse 2 er avvist og har ingen data å sammenligne." in compared.text
 
 
 # -- a generated base and its staged follow-up ---------------------------------------------------

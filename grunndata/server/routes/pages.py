@@ -155,10 +155,13 @@ def _compare(served: Served, access: Access, fra: str, til: str, rtype: str, sta
         if base_n is None or target_n is None:
             return _problem(404, "Ingenting å sammenligne", "Velg to leveranser å sammenligne.", _BACK)
         base, target = base_n, target_n
-    known = {r.id for r in national}
+    known = {r.id: r for r in national}
     for n in (base, target):
         if n not in known:  # not national, unknown, or a staged one the asker may not know of
             return _problem(404, "Fant ikke leveransen", f"Det finnes ingen nasjonal leveranse {n}.", _BACK)
+        if not known[n].has_data:  # a pruned one's manifest is gone: everything would look new
+            why = f"Leveranse {n} er {known[n].status_text} og har ingen data å sammenligne."
+            return _problem(400, "Sammenligningen kan ikke vises", why, _BACK)
     if rtype and (len(rtype) > 64 or not set(rtype) <= _TYPE_CHARS):
         return _problem(
             400, "Sammenligningen kan ikke vises", "Typen er ikke en FEST-katalog eller FHIR-type.", _BACK
