@@ -4,17 +4,38 @@ For every national release: how much of what FEST describes SAFEST/IDMP describe
 two disagree, and what IDMP gives that FEST does not. Beside it, once, what IDMP has no element
 for at all (the FEST content carried in extensions), from the FEST->IDMP coverage table.
 National data only: the page is open to all.
+
+The page (templates/migration.html, in Norwegian, on the pages' base.html) drills down from each
+count to the resources behind it (`behind`: a release's manifest, FEST-made ones by their Oppf Id,
+those merged with SAFEST by the index row the import gives them) and from each disagreement to
+both values in full (`disagreements`).
 """
 
 from __future__ import annotations
 
-import html
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.engine import Engine
+
+from grunndata.server.pages import render
+from grunndata.server.pages.releases import STATUS, hentet, when
 from grunndata.server.state import Served
-from grunndata.store import list_releases
+from grunndata.store import list_releases, release_disagreements
+from grunndata.store.models import REL, M, R, S
 
 MAX_SHOWN_DISAGREEMENTS = 200
+SHOWN_BEHIND = 500  # resources listed on one page of a drill-down
+PARTS = {  # a drill-down: which of a type's resources, as the page says it
+    "fra-fest": "laget fra FEST",
+    "med-idmp": "laget fra FEST og også beskrevet i IDMP (SAFEST)",
+    "bare-fest": "laget fra FEST, uten motpart i IDMP",
+    "bare-idmp": "bare i IDMP (SAFEST)",
+}
+_MERGED = ("origin", "fest+safest")  # the index row of a resource FEST and SAFEST were merged into
 
 
 def migration_report(served: Served) -> dict[str, Any]:
@@ -89,133 +110,105 @@ def _not_in_idmp() -> list[dict[str, Any]]:
     return out
 
 
-def _filters_html(filters: dict[str, Any] | None) -> str:
-    """What each H-resept content filter leaves out of the release (`content-filter=h-resept`)."""
-    if not filters:
-        return "<p class='muted'>No H-resept content filters were judged for this release.</p>"
-    rows = "".join(
-        f"<tr><td>{_e(code)}</td><td>{_e(', '.join(f'{t} {n:,}' for t, n in by_type.items()) or 'none')}</td></tr>"
-        for code, by_type in filters["excluded"].items()
-    )
-    when = (
-        f"now = HentetDato {_e(filters['now'])}, three months back to {_e(filters['cutoff'])}"
-        if filters.get("now")
-        else "no HentetDato: the time-dependent filters were not judged"
-    )
-    return (
-        f"<p>H-resept view (<code>content-filter={_e(filters['view'])}</code>; {when}): "
-        f"{filters['resources']:,} resources left out.</p>"
-        f"<table><tr><th>filter</th><th>leaves out</th></tr>{rows}</table>"
-    )
-
-
 # -- the page ---------------------------------------------------------------------------------------
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;line-height:1.4;color:#1b1b1b}
-h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem}table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-td.n{text-align:right;font-variant-numeric:tabular-nums}.bar{background:#e6eef7;height:.6rem;min-width:4rem}
-.bar span{display:block;height:100%;background:#2b6cb0}.card{border:1px solid #ccc;border-radius:.4rem;padding:.6rem .8rem;margin:.8rem 0}
-.muted{color:#666}@media(max-width:40rem){th,td{font-size:.85rem}}
-"""
 
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+def _readable(iso: str | None) -> str:
+    return when(datetime.fromisoformat(iso)) if iso else ""
 
 
 def migration_page(report: dict[str, Any]) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>FEST to IDMP migration</title><style>{_STYLE}</style></head><body>",
-        "<h1>FEST &rarr; IDMP migration</h1>",
-        "<p class='muted'>For each national release: how much of what FEST describes SAFEST/IDMP describes "
-        "too, where the two disagree, and what only IDMP gives. JSON: <code>Accept: application/json</code>.</p>",
+    releases = [
+        r
+        | {
+            "activated": _readable(r["activated_at"]),
+            "hentet": hentet(r["hentet_dato"]),
+            "status_text": STATUS.get(r["status"], r["status"]),
+        }
+        for r in report["releases"]
     ]
-    compared = "; ".join(f"{_e(t)}: {_e(', '.join(elements))}" for t, elements in report["compared"].items())
-    parts.append(
-        f"<p class='muted'>Compared where both give a value: {compared}. Any other element whose FEST "
-        "value SAFEST's replaces is listed under its FHIR name.</p>"
+    return render(
+        "migration.html",
+        releases=releases,
+        compared=report["compared"],
+        not_in_idmp=report["not_in_idmp"],
+        shown=MAX_SHOWN_DISAGREEMENTS,
     )
-    if not report["releases"]:
-        parts.append("<p>No national release has been imported yet.</p>")
-    for release in report["releases"]:
-        parts.append(_release_card(release))
-    parts.append("<h2>What IDMP has no element for</h2>")
-    parts.append(
-        "<p class='muted'>FEST elements per catalogue that the FHIR R5 IDMP resources cannot hold: carried in "
-        "documented extensions (so M30 can be written again), or dropped.</p>"
-    )
-    parts.append(
-        "<table><tr><th>Catalogue</th><th>IDMP elements</th><th>extensions</th><th>dropped</th></tr>"
-    )
-    for row in report["not_in_idmp"]:
-        parts.append(
-            f"<tr><td>{_e(row['catalogue'])}</td><td class='n'>{row['fhir']}</td>"
-            f"<td class='n'>{row['extension']}</td><td class='n'>{row['dropped']}</td></tr>"
-        )
-    parts.append("</table></body></html>")
-    return "".join(parts)
 
 
-def _release_card(release: dict[str, Any]) -> str:
-    share = release["share_with_idmp"]
-    rows = "".join(
-        f"<tr><td>{_e(t)}</td><td class='n'>{c['fest']:,}</td><td class='n'>{c['with_idmp']:,}</td>"
-        f"<td><div class='bar'><span style='width:{c['share'] * 100:.1f}%'></span></div>{c['share']:.0%}</td></tr>"
-        for t, c in release["coverage"].items()
-    )
-    only = ", ".join(f"{_e(t)} {n:,}" for t, n in release["idmp_only"].items()) or "none"
-    disagreements = "".join(
-        f"<tr><td>{_e(d['resource'])}</td><td>{_e(d['element'])}</td><td>{_e(d['fest'])}</td><td>{_e(d['safest'])}</td></tr>"
-        for d in release["disagreements"]
-    )
-    head = (
-        f"<div class='card'><h2>Release {release['id']} ({_e(release['source'])}, {_e(release['status'])})</h2>"
-        f"<p>Activated {_e(release['activated_at'])}; HentetDato {_e(release['hentet_dato'])}. "
-        f"<strong>{share:.1%}</strong> of the FEST-made resources have an IDMP counterpart.</p>"
-        "<table><tr><th>Resource type</th><th>from FEST</th><th>also in IDMP</th><th>share</th></tr>"
-        f"{rows}</table><p>Only in IDMP: {only}.</p>"
-    )
-    head += _filters_html(release["content_filters"])
-    if release["disagreement_count"]:
-        head += (
-            f"<p><strong>{release['disagreement_count']:,} disagreements</strong> "
-            f"(the first {len(release['disagreements'])}):</p>"
-            "<table><tr><th>Resource</th><th>element</th><th>FEST</th><th>SAFEST</th></tr>"
-            f"{disagreements}</table>"
-        )
-    else:
-        head += "<p>No disagreements.</p>"
-    return head + _phpid_section(release["phpid"]) + "</div>"
+# -- the drill-downs ---------------------------------------------------------------------------------
 
 
-def _phpid_section(phpid: dict[str, Any]) -> str:
-    """PhPID groups against FEST's LegemiddelVirkestoff groups (terminology/phpid.py), per level."""
-    if not phpid:
-        return ""
-    parts = ["<h3>PhPID groups and FEST's LegemiddelVirkestoff</h3>"]
-    for key in ("level4", "level2"):
-        c = phpid.get(key)
-        if not c:
-            continue
-        parts.append(
-            f"<p>Level {c['level']} ({_e(c['stratum'])} stratum): <strong>{c['agreeing']:,} of "
-            f"{c['fest_groups']:,}</strong> LegemiddelVirkestoff groups ({c['share']:.1%}) hold exactly the "
-            f"packages of one PhPID; {c['packages_with_phpid']:,} of {c['packages']:,} packages have a "
-            f"level {c['level']} PhPID, in {c['phpid_groups']:,} groups.</p>"
-        )
-        rows = "".join(
-            f"<tr><td>{_e(d['name'])}<br><span class='muted'>{_e(d['legemiddelvirkestoff'])}</span></td>"
-            f"<td>{_e(d['why'])}</td><td>{_e(', '.join(d['phpids']) or '-')}</td>"
-            f"<td>{_e(', '.join(d['phpid_group_beyond']) or '-')}</td></tr>"
-            for d in c["differing"][:MAX_SHOWN_DISAGREEMENTS]
-        )
-        if rows:
-            parts.append(
-                "<table><tr><th>LegemiddelVirkestoff</th><th>why they differ</th><th>PhPIDs</th>"
-                f"<th>packages of the PhPID beyond it</th></tr>{rows}</table>"
+def national_release(engine: Engine, number: int) -> Any:
+    """A national release that has been served (the page's), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(REL.c.id, REL.c.status, REL.c.source, REL.c.hentet_dato, REL.c.activated_at).where(
+                REL.c.id == number, REL.c.tier == "national", REL.c.activated_at.is_not(None)
             )
-    return "".join(parts)
+        ).first()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Behind:
+    """One resource behind a count: its type, id and a name people know it by."""
+
+    type: str
+    id: str
+    name: str
+
+
+def _name(data: bytes) -> str:
+    """A resource's name as people read it: a product's name, a name, a description, a code's text."""
+    resource = orjson.loads(data)
+    for name in resource.get("name") or ():
+        if isinstance(name, dict) and name.get("productName"):
+            return str(name["productName"])
+    if isinstance(resource.get("name"), str):
+        return str(resource["name"])
+    for key in ("description", "title"):
+        if isinstance(resource.get(key), str):
+            return str(resource[key])
+    for key in ("code", "substance", "type"):
+        value = resource.get(key)
+        if isinstance(value, dict):
+            inner = value.get("concept")
+            concept: dict[str, Any] = inner if isinstance(inner, dict) else value
+            if concept.get("text"):
+                return str(concept["text"])
+            for coding in concept.get("coding") or ():
+                if coding.get("display"):
+                    return str(coding["display"])
+    return ""
+
+
+def behind(engine: Engine, release: int, rtype: str, part: str, start: int) -> tuple[int, list[Behind]]:
+    """The resources of `rtype` the release serves that a count of the page counts (`part`, one of
+    PARTS), sorted by id: how many in all, and one page of them from `start`."""
+    merged = exists().where(S.c.resource_pk == R.c.pk, S.c.param == _MERGED[0], S.c.value == _MERGED[1])
+    where = {
+        "fra-fest": R.c.source_id.is_not(None),
+        "med-idmp": and_(R.c.source_id.is_not(None), merged),
+        "bare-fest": and_(R.c.source_id.is_not(None), ~merged),
+        "bare-idmp": R.c.source_id.is_(None),
+    }[part]
+    served = R.join(M, and_(M.c.resource_pk == R.c.pk, M.c.release_id == release))
+    chosen = (R.c.type == rtype, where)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(served).where(*chosen)).scalar() or 0
+        rows = conn.execute(
+            select(R.c.id, R.c.data)
+            .select_from(served)
+            .where(*chosen)
+            .order_by(R.c.id)
+            .offset(start)
+            .limit(SHOWN_BEHIND)
+        ).all()
+    return int(total), [Behind(rtype, rid, _name(bytes(data))) for rid, data in rows]
+
+
+def disagreements(engine: Engine, release: int) -> list[dict[str, Any]]:
+    """Every disagreement the release's import report keeps, in its order."""
+    with engine.connect() as conn:
+        return release_disagreements(conn, [release])

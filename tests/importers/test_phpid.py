@@ -143,7 +143,7 @@ def test_phpid_groups_against_fest_legemiddelvirkestoff_on_the_real_extract(engi
         report = client.get("/migration", headers={"Accept": "application/json"}).json()
         page = client.get("/migration").text
     assert report["releases"][0]["phpid"] == compared
-    assert "<strong>1 of 3</strong> LegemiddelVirkestoff groups (33.3%)" in page
+    assert "<strong>1 av 3</strong> LegemiddelVirkestoff-grupper (33.3 %)" in page
     assert "Ofloksacin Tab 200 mg" in page
 
 

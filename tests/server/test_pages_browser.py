@@ -5,6 +5,11 @@ card; with the network cut but for the local server (test_docs_offline.py's cut)
 axe-core (npm, installed as the FHIR.js tests install theirs) finds no serious or critical
 violation on the search page or the card.
 
+The releases: the operator (with the import scope, sent as a header by the browser) opens the
+releases, clicks "Sammenlign" and reads what the staged follow-up would change; the staged and the
+refused release's pages and the migration page with its drill-downs have no serious or critical
+violation either, and at 375 px the migration page's share labels stay beside their bars.
+
 Chromium comes from tests/server/test_catalog_browser.py's fixture (apt-get when missing); without
 chromium, node/npm or the registry the tests skip, except on CI, where they fail.
 """
@@ -21,6 +26,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,16 @@ import httpx
 import pytest
 
 from tests.npm import cache_folder, npm, unavailable
-from tests.server.conftest import CERTICAN_BRAND, served_store
+from tests.server.conftest import CERTICAN_BRAND, served_store, write_followup
 from tests.server.live import running
 from tests.server.test_catalog_browser import DESKTOP, PHONE, chromium, read_png  # noqa: F401 (a fixture)
 from tests.server.test_docs_offline import OFFLINE
+from tests.server.tokens import Issuer
 
 pytestmark = pytest.mark.slow
 AXE_VERSION = "4.10.3"
+STAGED_NAME = "Certican Disperg tab 0,1 mg (staged)"
+NARROW_PHONE = (375, 812)  # the narrowest phone the pages are drawn for
 
 
 @pytest.fixture(scope="module")
@@ -181,16 +190,44 @@ class Browser:
             self.process.kill()
 
 
+@dataclass(frozen=True)
+class Site:
+    url: str
+    issuer: Issuer
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The real extract (release 1), its follow-up staged (2) and a refused SAFEST delivery (3)."""
+    from grunndata.errors import DeliveryError
+    from grunndata.importers.fest import import_fest
+    from grunndata.importers.safest import import_safest
     from grunndata.server import create_app
 
-    engine = served_store(f"sqlite:///{tmp_path_factory.mktemp('pages-browser') / 'store.db'}")
+    folder = tmp_path_factory.mktemp("pages-browser")
+    engine = served_store(f"sqlite:///{folder / 'store.db'}")
+    followup, _ = write_followup(folder, STAGED_NAME)
+    assert import_fest(engine, followup, stage=True).release_id == 2
+    bad = folder / "bad.json"
+    products = [{"resourceType": "MedicinalProductDefinition", "id": f"bad-{n}", "name": n} for n in range(3)]
+    bad.write_text(
+        json.dumps(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in products]}
+        )
+    )
+    with pytest.raises(DeliveryError):
+        import_safest(engine, bad)
+    issuer = Issuer(folder)
     try:
-        with running(create_app(engine, warm=False)) as url:
-            yield url
+        with running(create_app(engine, issuer.authenticator(), warm=False)) as url:
+            yield Site(url, issuer)
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def site(served: Site) -> str:
+    return served.url
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +315,106 @@ def test_axe_does_find_a_violation_when_one_is_planted(browser: Browser, site: s
         "document.querySelector('main').insertAdjacentHTML('beforeend', '<img src=\"/favicon.ico\">'); true"
     )
     assert "image-alt" in {v["id"] for v in _serious(browser, axe)}
+
+
+@contextlib.contextmanager
+def signed_in(browser: Browser, headers: dict[str, str]) -> Iterator[None]:
+    """Every request of the browser carries `headers` (an operator's token) until the block ends."""
+    browser.send("Network.enable")
+    browser.send("Network.setExtraHTTPHeaders", headers=headers)
+    try:
+        yield
+    finally:
+        browser.send("Network.setExtraHTTPHeaders", headers={})
+
+
+def click(browser: Browser, selector: str) -> None:
+    """A mouse click in the middle of the element, as a person's."""
+    browser.js(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}}); true")
+    box = browser.js(
+        f"(r => [r.left + r.width / 2, r.top + r.height / 2])(document.querySelector({json.dumps(selector)})"
+        ".getBoundingClientRect())"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
+
+def test_the_operator_opens_the_releases_and_compares_the_staged_one_with_the_active(
+    browser: Browser, served: Site, axe: str, tmp_path: Path
+) -> None:
+    browser.size(PHONE)
+    with signed_in(browser, served.issuer.headers("grunndata:import")):
+        browser.go(f"{served.url}/leveranser")
+        statuses = browser.js("[...document.querySelectorAll('tr[data-release]')].map(r => r.dataset.status)")
+        assert statuses == ["failed", "staged", "active"]  # newest first
+        _fits(browser)
+        _drawn(browser.screenshot("leveranser-390", tmp_path), PHONE)
+        assert _serious(browser, axe) == []
+        click(browser, "#sammenlign")
+        browser.until("location.pathname === '/leveranser/sammenlign' && document.readyState === 'complete'")
+        assert browser.js("location.search") == "?fra=1&til=2"  # the staged one against the active one
+        assert (
+            browser.js("document.querySelector('h1').textContent") == "Hva leveranse 2 endrer fra leveranse 1"
+        )
+        counts = browser.js(
+            "[...document.querySelectorAll('table[data-kind=catalogue] tr[data-name] td[data-change]')]"
+            ".map(td => td.closest('tr').dataset.name + ' ' + td.dataset.change + ' ' + td.textContent)"
+        )
+        assert counts == [
+            "Legemiddelpakning new 0",
+            "Legemiddelpakning changed 1",
+            "Legemiddelpakning expired 1",
+        ]
+        changed = browser.js(
+            "[...document.querySelectorAll('section.entry[data-type=Legemiddelpakning][data-change=changed] tbody tr')]"
+            ".map(tr => [...tr.cells].map(td => td.textContent))"
+        )
+        assert changed[-1] == ["Legemiddelpakning.NavnFormStyrke", "Certican Disperg tab 0,1 mg", STAGED_NAME]
+        _fits(browser)
+        _drawn(browser.screenshot("sammenlign-390", tmp_path), PHONE)
+        browser.js("document.querySelector('section.entry[data-change=changed]').scrollIntoView(); true")
+        _drawn(browser.screenshot("sammenlign-390-endret", tmp_path), PHONE)
+        assert _serious(browser, axe) == []
+        browser.size(DESKTOP)
+        browser.go(f"{served.url}/leveranser/2")
+        assert browser.js("document.getElementById('endringer').textContent") == "Hva den vil endre"
+        _fits(browser)
+        _drawn(browser.screenshot("leveranse-2-1280", tmp_path), DESKTOP)
+        assert _serious(browser, axe) == []
+    browser.go(f"{served.url}/leveranser/3")  # the refused delivery: open to all, every problem listed
+    assert browser.js("document.querySelectorAll('ol.problems li').length") == 3
+    _fits(browser)
+    assert _serious(browser, axe) == []
+    browser.go(f"{served.url}/leveranser/2")  # without the token the staged release is unknown
+    assert browser.js("document.querySelector('h1').textContent") == "Fant ikke leveransen"
+
+
+def test_the_migration_pages_bars_keep_their_labels_beside_them_on_a_phone(
+    browser: Browser, served: Site, axe: str, tmp_path: Path
+) -> None:
+    browser.size(NARROW_PHONE)
+    browser.go(f"{served.url}/migration")
+    rows = browser.js(
+        "[...document.querySelectorAll('.share')].map(s => {"
+        " const b = s.querySelector('.bar').getBoundingClientRect(), p = s.querySelector('.pct').getBoundingClientRect();"
+        " return {bar: [b.left, b.right, b.top, b.bottom, b.width], pct: [p.left, p.top, p.bottom], label: s.textContent.trim()}; })"
+    )
+    assert len(rows) > 5
+    for row in rows:
+        left, right, top, bottom, width = row["bar"]
+        pct_left, pct_top, pct_bottom = row["pct"]
+        assert row["label"] == "0 %"  # the real extract alone: no IDMP counterpart yet
+        assert width >= 30, f"a bar squeezed to {width} px"
+        assert pct_left >= right and pct_top < bottom and pct_bottom > top, f"the label wrapped: {row}"
+    _fits(browser)
+    _drawn(browser.screenshot("migration-375", tmp_path), NARROW_PHONE)
+    browser.js("document.querySelector('table.coverage').scrollIntoView(); true")
+    _drawn(browser.screenshot("migration-375-bars", tmp_path), NARROW_PHONE)
+    assert _serious(browser, axe) == []
+    click(browser, 'a[href="/migration/1/PackagedProductDefinition?del=fra-fest"]')
+    browser.until(
+        "location.pathname === '/migration/1/PackagedProductDefinition' && document.readyState === 'complete'"
+    )
+    assert browser.js("document.querySelectorAll('ul.behind li[data-id]').length") == 107
+    _fits(browser)
+    assert _serious(browser, axe) == []

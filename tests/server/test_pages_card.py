@@ -163,6 +163,8 @@ def test_the_card_names_form_atc_legal_status_substance_and_links_to_the_fhir_re
         ("/legemidler/" + "A" * 5000, 404),
         ("/legemidler/%00", 404),
         ("/legemidler/%3Cscript%3E", 404),
+        ("/legemidler/a%2Fb", 404),  # a slash in the id: the page's 404, not FHIR's JSON
+        ("/legemidler/a/b", 404),
     ],
 )
 def test_an_unknown_or_malformed_id_is_a_clear_page_not_a_500(
@@ -245,6 +247,8 @@ def test_slvs_notices_naming_a_product_are_on_its_card(api: TestClient, fest: An
     "given",
     [
         f"ID_{CERTICAN_BRAND}",  # the FEST id as FEST writes it
+        f"Id_{CERTICAN_BRAND}",  # ID_ in any case
+        f"id_{CERTICAN_BRAND.lower()}",
         CERTICAN_BRAND.lower(),
         CERTICAN_PACKAGE,  # its package: the product the package is for
         f"ID_{CERTICAN_PACKAGE}",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from grunndata import __version__
 
@@ -20,6 +22,21 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.globals["version"] = __version__
+
+
+def _number(n: int | float) -> str:
+    """A count as Norwegian writes it: 12 345 (a no-break space between thousands)."""
+    return f"{n:,}".replace(",", "\u00a0")
+
+
+def _words(name: str) -> Markup:
+    """A FHIR type's name with a line-break opportunity between its words (Packaged<wbr>Product...),
+    so that a narrow column breaks it where a person would."""
+    return Markup("<wbr>").join(escape(part) for part in re.split(r"(?<=[a-z])(?=[A-Z])", name))
+
+
+_ENV.filters["tall"] = _number
+_ENV.filters["ord"] = _words
 
 
 def render(template: str, **context: Any) -> str:

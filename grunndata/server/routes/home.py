@@ -16,6 +16,11 @@ router = APIRouter()
 LINKS = (
     ("/legemidler", "Finn legemiddel: søk og produktkort", "Find a drug: search and product card"),
     (
+        "/leveranser",
+        "Leveransene: historikk, hva hver endret, rapporten fra en avvist import",
+        "The releases: history, what each changed, a refused import's report",
+    ),
+    (
         "/fhir/metadata",
         "FHIR R5-API: hva serveren kan (CapabilityStatement)",
         "The FHIR R5 API: what it can do",

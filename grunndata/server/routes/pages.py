@@ -1,24 +1,37 @@
-"""`/legemidler`: find a drug, and `/legemidler/{id}`: its product card (server/pages/). Pages for
-people over the national data only (the anonymous view, whatever token comes along)."""
+"""`/legemidler`: find a drug, and `/legemidler/{id}`: its product card; `/leveranser`: the
+releases, one release's report and two releases compared (server/pages/). Pages for people: the
+drug pages over the national data only (the anonymous view, whatever token comes along); the
+release pages know of the releases `/releases` tells the same client of (a staged one only with
+its line's import right), and show only the national line's content."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from grunndata.server.auth import ANONYMOUS
-from grunndata.server.deps import ServedDep
+from grunndata.errors import ReleaseConflict, UnknownRelease
+from grunndata.server.auth import ANONYMOUS, Access
+from grunndata.server.deps import AccessDep, ServedDep
+from grunndata.server.imports import may_see_release
 from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, product_of, render
+from grunndata.server.pages import releases as rel
 from grunndata.server.state import Served
+from grunndata.store.releases import active_release
 
 router = APIRouter()
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._")
+MAX_RELEASE = 2**31 - 1  # a release number the store's integer column can hold
+_TYPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
 _SCRIPT = (STATIC / "sok.js").read_bytes()
 
 
-def _problem(status: int, heading: str, message: str) -> HTMLResponse:
-    return HTMLResponse(render("problem.html", heading=heading, message=message), status_code=status)
+def _problem(status: int, heading: str, message: str, back: tuple[str, str] | None = None) -> HTMLResponse:
+    where, label = back or ("/legemidler", "Til søket")
+    page = render("problem.html", heading=heading, message=message, back=where, back_label=label)
+    return HTMLResponse(page, status_code=status)
 
 
 def _find(served: Served, q: str, fragment: bool) -> Response:
@@ -54,7 +67,7 @@ def _card(served: Served, rid: str) -> Response:
     with served.engine.connect() as conn:
         card = product_card(conn, snapshot, rid)
         if card is None:  # a FEST id as FEST writes it (ID_, any case), or a package's id: its product
-            bare = rid.removeprefix("ID_").removeprefix("id_").upper()
+            bare = rid[3:].upper() if rid[:3].upper() == "ID_" else rid.upper()
             product = product_of(conn, snapshot, bare)
             if product is not None:
                 return RedirectResponse(f"/legemidler/{product}", status_code=303)
@@ -66,3 +79,135 @@ def _card(served: Served, rid: str) -> Response:
 @router.get("/legemidler/{rid}", response_class=HTMLResponse, include_in_schema=False)
 async def card_page(served: ServedDep, rid: str) -> Response:
     return await run_in_threadpool(_card, served, rid)
+
+
+@router.get("/legemidler/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
+def no_card(rest: str) -> Response:
+    """Anything else under /legemidler (an id with a slash, `a%2Fb`): the page's 404, not FHIR's."""
+    return _problem(404, "Fant ikke legemidlet", "Det finnes ikke noe produkt med denne id-en.")
+
+
+# -- the releases ------------------------------------------------------------------------------------
+
+_BACK = ("/leveranser", "Til leveransene")
+
+
+def _may_see(access: Access) -> rel.MaySee:
+    return lambda release: may_see_release(access, release)
+
+
+def _number(text: str) -> int | None:
+    """A release number as written (1 to MAX_RELEASE, digits only), or None."""
+    if not text.isascii() or not text.isdigit() or text.startswith("0") or len(text) > 10:
+        return None
+    n = int(text)
+    return n if n <= MAX_RELEASE else None
+
+
+def _releases(served: Served, access: Access) -> Response:
+    lines = rel.lines(served.engine, _may_see(access))
+    national = next((line.releases for line in lines if line.tier == "national"), [])
+    choices = [r for r in national if r.has_data]
+    page = render(
+        "releases.html",
+        lines=lines,
+        choices=choices,
+        pair=rel.default_pair(national),
+        can_see_staged=access.can_import("national", "dmp"),
+    )
+    return HTMLResponse(page)
+
+
+@router.get("/leveranser", response_class=HTMLResponse, include_in_schema=False)
+async def releases_page(served: ServedDep, access: AccessDep) -> Response:
+    return await run_in_threadpool(_releases, served, access)
+
+
+def _compare(served: Served, access: Access, fra: str, til: str, rtype: str, start: str) -> Response:
+    may_see = _may_see(access)
+    national = next((ln.releases for ln in rel.lines(served.engine, may_see) if ln.tier == "national"), [])
+    if not fra and not til:
+        pair = rel.default_pair(national)
+        if pair is None:
+            return _problem(
+                404,
+                "Ingenting å sammenligne",
+                "Den nasjonale linjen har ikke to leveranser å sammenligne.",
+                _BACK,
+            )
+        base, target = pair
+    else:
+        target_n = _number(til) if til else None
+        if til and target_n is None:
+            return _problem(
+                400, "Sammenligningen kan ikke vises", f"«{til}» er ikke et leveransenummer.", _BACK
+            )
+        if target_n is None:  # only `fra`: against the active release
+            target_n = next((r.id for r in national if r.status == "active"), None)
+        base_n = _number(fra) if fra else None
+        if fra and base_n is None:
+            return _problem(
+                400, "Sammenligningen kan ikke vises", f"«{fra}» er ikke et leveransenummer.", _BACK
+            )
+        if base_n is None and target_n is not None:  # only `til`: what it changes from the one it is built on
+            row = next((r for r in national if r.id == target_n), None)
+            base_n = row.based_on if row is not None else None
+        if base_n is None or target_n is None:
+            return _problem(404, "Ingenting å sammenligne", "Velg to leveranser å sammenligne.", _BACK)
+        base, target = base_n, target_n
+    known = {r.id: r for r in national}
+    for n in (base, target):
+        if n not in known:  # not national, unknown, or a staged one the asker may not know of
+            return _problem(404, "Fant ikke leveransen", f"Det finnes ingen nasjonal leveranse {n}.", _BACK)
+        if not known[n].has_data:  # a pruned one's manifest is gone: everything would look new
+            why = f"Leveranse {n} er {known[n].status_text} og har ingen data å sammenligne."
+            return _problem(400, "Sammenligningen kan ikke vises", why, _BACK)
+    if rtype and (len(rtype) > 64 or not set(rtype) <= _TYPE_CHARS):
+        return _problem(
+            400, "Sammenligningen kan ikke vises", "Typen er ikke en FEST-katalog eller FHIR-type.", _BACK
+        )
+    offset = _number(start) if start not in ("", "0") else 0
+    if offset is None:
+        return _problem(
+            400, "Sammenligningen kan ikke vises", f"«{start}» er ikke et gyldig sidetall.", _BACK
+        )
+    try:
+        with served.engine.connect() as conn:
+            c = rel.compare(conn, base, target, rtype or None, offset)
+    except (UnknownRelease, ReleaseConflict) as e:
+        return _problem(400, "Sammenligningen kan ikke vises", _conflict(e, base, target), _BACK)
+    return HTMLResponse(render("compare.html", c=c, page=rel.SHOWN_ENTRIES))
+
+
+def _conflict(e: Exception, base: int, target: int) -> str:
+    if isinstance(e, UnknownRelease):
+        return f"Det finnes ingen leveranse {base} eller {target}."
+    return f"Leveranse {base} og {target} kan ikke sammenlignes: én av dem har ingen data (forkastet, beskåret eller feilet)."
+
+
+@router.get("/leveranser/sammenlign", response_class=HTMLResponse, include_in_schema=False)
+async def compare_page(
+    served: ServedDep, access: AccessDep, fra: str = "", til: str = "", type: str = "", start: str = ""
+) -> Response:
+    # fra/til: release numbers (none: the newest staged release against the active one, or the
+    # active one against the one it replaced); type: one FEST catalogue or FHIR type; start: the page
+    return await run_in_threadpool(_compare, served, access, fra, til, type, start)
+
+
+def _release(served: Served, access: Access, number: str) -> Response:
+    n = _number(number)
+    found = rel.one_release(served.engine, n, _may_see(access)) if n is not None else None
+    if found is None:
+        return _problem(404, "Fant ikke leveransen", f"Det finnes ingen leveranse {number}.", _BACK)
+    comparison: Any = None
+    if found.status == "staged":  # what it would change, against the active release it was checked against
+        with served.engine.connect() as conn:
+            active = active_release(conn, found.tier, found.owner)
+            if active is not None and active.id == found.based_on:
+                comparison = rel.compare(conn, active.id, found.id, entries=False)
+    return HTMLResponse(render("release.html", r=found, comparison=comparison))
+
+
+@router.get("/leveranser/{number}", response_class=HTMLResponse, include_in_schema=False)
+async def release_page(served: ServedDep, access: AccessDep, number: str) -> Response:
+    return await run_in_threadpool(_release, served, access, number)
