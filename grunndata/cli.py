@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from grunndata.errors import GrunndataError
 from grunndata.settings import Settings
@@ -661,7 +662,7 @@ def releases_show(
         highlight=False,
     )
     if r.message:
-        out.print(f"[red]Why:[/red] {r.message}", highlight=False)
+        out.print(Text.assemble(("Why:", "red"), f" {r.message}"), highlight=False)
     report = whole["report"]
     for kind in ("problems", "warnings"):
         items = report.get(kind) or []
@@ -671,7 +672,7 @@ def releases_show(
         shown = f" (the first {len(items):,} are kept)" if len(items) < count else ""
         out.print(f"[yellow]{count:,} {kind}[/yellow]{shown}:")
         for item in items:
-            out.print(f"  - {_item_text(item)}", highlight=False, soft_wrap=True)
+            out.print(f"  - {_item_text(item)}", highlight=False, soft_wrap=True, markup=False)
     if r.counts:
         _print_resources(
             {t: c for t, c in r.counts.items() if isinstance(c, dict)}, "What the release holds, by type"
