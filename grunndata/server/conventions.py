@@ -127,7 +127,9 @@ class Conventions:
         audience = scope.get(AUDIENCE)
         shared = audience == EVERYONE
         national = audience in (EVERYONE, NATIONAL_ONLY) or (
-            isinstance(access, Access) and access.key == NATIONAL_KEY
+            isinstance(access, Access)
+            and access.key == NATIONAL_KEY
+            and not (access.import_all or access.import_owners)  # import rights show staged releases
         )
         path: str = scope["path"]
         vary: list[bytes] = []

@@ -106,6 +106,9 @@ def test_each_count_drills_down_to_the_resources_behind_it(engine: Engine) -> No
         for path, status in (
             ("/migration/9/PackagedProductDefinition", 404),
             ("/migration/2/Packaged%3Cscript%3E", 404),
+            ("/migration/2/Patient", 404),  # a FHIR type, but none this service has
+            ("/migration/2/Legemiddelpakning", 404),  # a FEST catalogue, not a FHIR type
+            ("/migration/2/packagedproductdefinition", 404),
             ("/migration/2/PackagedProductDefinition?del=x", 400),
             ("/migration/2/PackagedProductDefinition?start=-5", 400),
         ):

@@ -125,9 +125,12 @@ def oppf(package: str) -> tuple[str, str]:
 
 
 def test_the_operator_sees_what_the_staged_release_changes_element_by_element(site: Site) -> None:
-    diff = site.client.get(
+    answer = site.client.get(
         f"/releases/1/diff/{site.staged}?type=Legemiddelpakning", headers=site.issuer.headers(*IMPORT)
-    ).json()
+    )
+    # an import right shows what no other client sees (a staged release): no shared cache may keep it
+    assert answer.headers["cache-control"] == "private, no-cache"
+    diff = answer.json()
     assert diff["counts"]["catalogues"] == {"Legemiddelpakning": {"new": 0, "changed": 1, "expired": 1}}
     assert diff["counts"]["resources"]["PackagedProductDefinition"] == {"new": 0, "changed": 1, "expired": 1}
     assert (diff["base"]["status"], diff["target"]["status"], diff["total"]) == ("active", "staged", 2)

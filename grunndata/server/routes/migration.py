@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from grunndata.fhir import SERVED_TYPES
 from grunndata.server.deps import AccessDep, ServedDep
 from grunndata.server.migration import (
     PARTS,
@@ -58,7 +59,6 @@ def migration(request: Request, served: ServedDep, _: AccessDep) -> Response:
 # -- the drill-downs: pages for people, not in the API document ------------------------------------
 
 MAX_RELEASE = 2**31 - 1
-_TYPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def _number(text: str) -> int | None:
@@ -112,8 +112,8 @@ def _behind(served: Served, release: str, rtype: str, part: str, start: str) -> 
     row = _release(served, release)
     if row is None:
         return _not_found(f"Det finnes ingen nasjonal leveranse {release}.")
-    if not rtype or len(rtype) > 64 or not set(rtype) <= _TYPE_CHARS:
-        return _not_found("Det er ikke en FHIR-ressurstype.")
+    if rtype not in SERVED_TYPES:
+        return _not_found("Det er ikke en FHIR-ressurstype denne tjenesten har.")
     if part not in PARTS:
         return _not_found(f"del må være en av {', '.join(PARTS)}.", 400)
     offset = _number(start) if start not in ("", "0") else 0
