@@ -44,6 +44,13 @@ from grunndata.server.fhir_io.responses import weighed
 AUDIENCE = "grunndata.audience"
 EVERYONE = "everyone"  # every client gets this same answer (national data, no Vary: Authorization)
 NATIONAL_ONLY = "national"  # national data only, though a client with a scope may get more
+# what a page of ours may load: its own scripts and styles (the inline style attributes the
+# templates use), fetches to us (the find page's as-you-type), forms to us; only we may frame it
+PAGE_POLICY = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
+_OWN_SCRIPTS_INLINE = ("/docs", "/redoc")  # FastAPI's documentation pages carry inline scripts
 # scope key: True when the body is a bytes object the fast path sends again (fastpath.py)
 PREPARED = "grunndata.prepared"
 KEPT_COMPRESSED_BYTES = 32 * 1024 * 1024  # per process: ~5,000 reads' bodies and their gzip forms
@@ -134,12 +141,16 @@ class Conventions:
         path: str = scope["path"]
         vary: list[bytes] = []
         negotiated = path == "/fhir" or path.startswith("/fhir/")
-        cached = False
+        cached = html = policy = False
         for key, value in raw:
             if key == b"content-type" and value.startswith(
                 (b"application/fhir+json", b"application/fhir+xml")
             ):
                 negotiated = True
+            elif key == b"content-type" and value.startswith(b"text/html"):
+                html = True
+            elif key == b"content-security-policy":
+                policy = True  # the route says what its page may load
             elif key == b"cache-control":
                 cached = True  # the route knows better (none does yet)
         if negotiated:
@@ -149,6 +160,10 @@ class Conventions:
         if self.vary_origin and not any(k == b"origin" for k, _ in scope["headers"]):
             vary.append(b"Origin")  # with an Origin, CORS headers would have been added
         headers = with_vary(raw, *vary) if vary else list(raw)
+        if html:  # our pages: no script but our own files, no frame around them, no sniffing
+            headers.append((b"x-content-type-options", b"nosniff"))
+            if not (policy or path.startswith(_OWN_SCRIPTS_INLINE)):
+                headers.append((b"content-security-policy", PAGE_POLICY))
         if not cached:
             if status >= 400 or scope["method"] != "GET":
                 headers.append((b"cache-control", b"no-store"))

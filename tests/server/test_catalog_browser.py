@@ -239,7 +239,10 @@ def _with_layout_check(app: FastAPI) -> FastAPI:
 
     @app.get("/_test/layout", include_in_schema=False)
     def layout(path: str, width: int, height: int) -> HTMLResponse:
-        return HTMLResponse(LAYOUT_CHECK.format(path=path, width=width, height=height))
+        return HTMLResponse(
+            LAYOUT_CHECK.format(path=path, width=width, height=height),
+            headers={"Content-Security-Policy": "script-src 'unsafe-inline'"},  # its own script
+        )
 
     app.router.routes.insert(0, app.router.routes.pop())  # ahead of everything else
     return app

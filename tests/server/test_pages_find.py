@@ -68,6 +68,18 @@ def test_the_landing_page_links_to_the_search(api: TestClient) -> None:
     assert '<a href="/legemidler">' in api.get("/").text
 
 
+def test_pages_load_only_our_own_scripts_and_are_not_framed(api: TestClient) -> None:
+    """Every HTML page of ours says what it may load; FastAPI's /docs (inline scripts) does not."""
+    for path in ("/", "/legemidler?q=certican", "/leveranser", "/migration", "/catalog"):
+        page = api.get(path)
+        assert page.status_code == 200, path
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'self'" in policy, path
+        assert page.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in api.get("/docs").headers
+    assert "content-security-policy" not in api.get("/fhir/metadata").headers  # not a page
+
+
 def test_nothing_found_is_said_plainly(api: TestClient) -> None:
     r = api.get("/legemidler", params={"q": "zzzyxxq"})
     assert r.status_code == 200 and "Ingen treff for «zzzyxxq»." in r.text
