@@ -94,7 +94,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = (
-            asyncio.create_task(keep_warm(served, terms, files))
+            asyncio.create_task(keep_warm(served, terms, files, app.state.search_indexes))
             if (settings.warm if warm is None else warm)
             else None
         )
@@ -176,7 +176,8 @@ def create_app(
     app.state.r4_cache = R4Cache(
         engine if served.r4_stored else None
     )  # the R4 bodies of served versions (server/r4view.py)
-    app.state.search_indexes = SearchIndexes(served)  # each snapshot's, built as it is served
+    # each snapshot's index of the commonest first-time searches, built as it is served
+    app.state.search_indexes = SearchIndexes(served) if settings.search_index else None
     app.add_middleware(
         FastReads,
         served=served,

@@ -142,8 +142,7 @@ class FastReads:
     ) -> None:
         self.app, self.served, self.terms, self.limits = app, served, terms, limits
         self.r4 = r4
-        # first-time searches of the commonest shapes (server/fastsearch.py)
-        self.indexes = SearchIndexes(served) if indexes is None else indexes
+        self.indexes = indexes  # first-time searches of the commonest shapes (server/fastsearch.py)
 
     async def _access(self, scope: dict[str, Any]) -> Access | None:
         """Who asks, settled once per request for the whole app (`server/access.py` reads it).
@@ -288,7 +287,9 @@ class FastReads:
             scope[PREPARED] = True
             await _answer(send, *hit)
             return
-        found = answer(scope, self.served, self.indexes, self.limits, access)
+        found = (
+            None if self.indexes is None else answer(scope, self.served, self.indexes, self.limits, access)
+        )
         if found is not None:
             if cached:
                 self.served.keep_search(key, *found)

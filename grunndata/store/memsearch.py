@@ -14,6 +14,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
@@ -64,6 +65,7 @@ class _Strings:
     text: str = ""
     starts: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    usable: bool = True  # False: a value holds _SEPARATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,54 +95,40 @@ class SearchIndex:
         served = and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(releases))
         types: dict[str, _Type] = {}
         rtypes = sorted({p.partition(".")[0] for p in params})
-        rows = conn.execute(
+        served_rows = conn.execute(
             select(R.c.type, R.c.pk, R.c.id)
             .select_from(R.join(M, served))
             .where(R.c.type.in_(rtypes))
             .order_by(R.c.type, R.c.id)
         )
         position: dict[int, int] = {}
-        for rtype, pk, rid in rows:
+        for rtype, pk, rid in served_rows:
             t = types.setdefault(rtype, _Type())
             if t.ids and t.ids[-1] == rid:
                 t.ordered = False
             position[pk] = len(t.pks)
             t.pks.append(pk)
             t.ids.append(rid)
-        kinds = {p: _param_type(p) for p in params}
-        found: dict[str, _Tokens | _Strings] = {
-            p: (_Tokens(p.partition(".")[0]) if kind == "token" else _Strings(p.partition(".")[0]))
-            for p, kind in kinds.items()
-        }
-        strings: dict[str, list[tuple[str, int]]] = {p: [] for p, kind in kinds.items() if kind == "string"}
-        rows = conn.execute(
-            select(X.c.param, X.c.system, X.c.value, X.c.resource_pk)
-            .select_from(X.join(M, and_(M.c.resource_pk == X.c.resource_pk, M.c.release_id.in_(releases))))
-            .where(X.c.param.in_(list(params)))
-        )
-        for param, system, value, pk in rows:
-            at = position.get(pk)
-            if at is None:  # a version of a type the parameter is not of: never (the name says it)
-                continue
-            index = found[param]
-            if isinstance(index, _Tokens):
-                index.by_value.setdefault(sys.intern(value), []).append((sys.intern(system or ""), at))
+        found: dict[str, _Tokens | _Strings] = {}
+        for param in params:
+            rtype = param.partition(".")[0]
+            rows = conn.execute(
+                select(X.c.system, X.c.value, X.c.resource_pk)
+                .select_from(
+                    X.join(M, and_(M.c.resource_pk == X.c.resource_pk, M.c.release_id.in_(releases)))
+                )
+                .where(X.c.param == param)
+            ).all()
+            if _param_type(param) == "token":
+                tokens = found[param] = _Tokens(rtype)
+                by_value, systems = tokens.by_value, {"": ""}
+                for system, value, pk in rows:
+                    at = position.get(pk)
+                    if at is not None:  # always: the parameter's name says its type
+                        system = systems.setdefault(system or "", system or "")  # a few, shared
+                        by_value.setdefault(value, []).append((system, at))
             else:
-                strings[param].append((value, at))
-        for param, values in strings.items():
-            index = found[param]
-            assert isinstance(index, _Strings)
-            values.sort(key=lambda v: v[1])
-            parts, offset = [], 1
-            for value, at in values:
-                if _SEPARATOR in value:
-                    continue  # such a value never matches a search's text here: see `_string`
-                index.starts.append(offset)
-                index.positions.append(at)
-                parts.append(value)
-                offset += len(value) + 1
-            text = _SEPARATOR + _SEPARATOR.join(parts) + _SEPARATOR
-            index.text = text.translate(_ASCII_LOWER) if conn.dialect.name == "sqlite" else text
+                found[param] = _strings(rtype, rows, position, conn.dialect.name == "sqlite")
         built = cls(snapshot, conn.dialect.name, types, found)
         built.build_seconds = time.perf_counter() - started
         return built
@@ -159,7 +147,9 @@ class SearchIndex:
                 return False
             if isinstance(index, _Tokens) and clause.modifier is not None:
                 return False
-            if isinstance(index, _Strings) and clause.modifier not in (None, "contains"):
+            if isinstance(index, _Strings) and (
+                clause.modifier not in (None, "contains") or not index.usable
+            ):
                 return False
         return True
 
@@ -218,6 +208,23 @@ class SearchIndex:
                 )
                 size += 56 * len(index.starts)
         return size
+
+
+def _strings(rtype: str, rows: Sequence[Any], position: dict[int, int], fold_ascii: bool) -> _Strings:
+    """A string parameter's values, in the type's order, as one text (ASCII case folded where the
+    database's LIKE folds it: SQLite)."""
+    index = _Strings(rtype)
+    values = sorted((at, value) for _, value, pk in rows if (at := position.get(pk)) is not None)
+    offset = 1
+    for at, value in values:
+        if _SEPARATOR in value:  # a match across it would be wrong: the store answers this parameter
+            index.usable = False
+        index.starts.append(offset)
+        index.positions.append(at)
+        offset += len(value) + 1
+    text = _SEPARATOR + _SEPARATOR.join(v for _, v in values) + _SEPARATOR
+    index.text = text.translate(_ASCII_LOWER) if fold_ascii else text
+    return index
 
 
 def _token(index: _Tokens, clause: Clause, value: str) -> set[int]:

@@ -364,3 +364,14 @@ def test_the_index_holds_token_and_string_parameters_only() -> None:
     assert {_param_type(p) for p in FAST_PARAMS} == {"token", "string"}
     with pytest.raises(ValueError, match="no indexed token or string parameter"):
         _param_type(f"{PPD}.package-for")
+
+
+def test_with_the_index_off_the_route_answers_every_search(tmp_path: Path) -> None:
+    engine = served_store(f"sqlite:///{tmp_path / 'store.db'}")
+    off = Settings.load({"GRUNNDATA_SEARCH_CACHE_MB": "0", "GRUNNDATA_SEARCH_INDEX": "0"})
+    app: Any = create_app(engine, warm=False, settings=off)
+    with TestClient(app) as client, _counting() as answered:
+        found = client.get(f"/fhir/{PPD}?identifier={_q(VARENR + '|014884')}").json()
+        assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+    assert app.state.search_indexes is None and answered == []
+    engine.dispose()
