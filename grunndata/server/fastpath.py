@@ -28,7 +28,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR, authorization_of
 from grunndata.server.auth import ANONYMOUS, Access, AuthError
 from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY, PREPARED
-from grunndata.server.fastsearch import SearchIndexes, answer
+from grunndata.server.fastsearch import BY_INDEX, BY_ROUTE, SearchIndexes, answer
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
@@ -290,6 +290,7 @@ class FastReads:
         found = (
             None if self.indexes is None else answer(scope, self.served, self.indexes, self.limits, access)
         )
+        (BY_ROUTE if found is None else BY_INDEX).inc()
         if found is not None:
             if cached:
                 self.served.keep_search(key, *found)

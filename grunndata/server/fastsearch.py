@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from prometheus_client import Counter
 from starlette.requests import Request
 
 from grunndata.server.auth import ANONYMOUS, Access
@@ -27,6 +28,13 @@ from grunndata.server.state import JSON_CONTENT_TYPE, Served
 from grunndata.store import SearchError, SearchIndex, Snapshot
 
 log = logging.getLogger("grunndata.server")
+ANSWERS = Counter(
+    "grunndata_search_index_answers",
+    "Searches of a store type not answered from the search cache, by who answered them: the in-memory "
+    "search index (index) or the search route (route).",
+    ("result",),
+)
+BY_INDEX, BY_ROUTE = ANSWERS.labels("index"), ANSWERS.labels("route")
 
 
 class SearchIndexes:

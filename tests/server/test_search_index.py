@@ -35,9 +35,11 @@ from tests.server.conftest import (
     served_store,
     write_followup,
 )
+from tests.server.test_operations import metric
 from tests.server.tokens import Issuer
 
 PPD, MPD, SD = "PackagedProductDefinition", "MedicinalProductDefinition", "SubstanceDefinition"
+ANSWERED = "grunndata_search_index_answers_total"
 NO_CACHE = Settings.load({"GRUNNDATA_SEARCH_CACHE_MB": "0"})  # every search a first-time one
 SECTOR = ("grunndata:sector.read",)
 # the hospital pharmacy's own brand and package, findable by name and varenr: sector clients only
@@ -267,6 +269,7 @@ def test_norwegian_letters_are_letters_and_accents_are_folded(real: tuple[Engine
         found = client.get(f"/fhir/{MPD}?name:contains={_q(text)}").json()
         return [e["resource"]["id"] for e in found.get("entry", [])]
 
+    before = client.get("/metrics").text
     with _counting() as answered:
         assert ids("søvn") == ["letters-1"]  # not Sovnex: ø is not o
         assert ids("sovn") == ["letters-2"]
@@ -279,6 +282,11 @@ def test_norwegian_letters_are_letters_and_accents_are_folded(real: tuple[Engine
         assert ids("50% _m") == ["letters-3"]  # % and _ are characters, not wildcards
         assert ids("50%m") == []
     assert len(answered) == 8
+    assert (
+        metric(client.get("/metrics").text, ANSWERED, result="index")
+        - metric(before, ANSWERED, result="index")
+        == 8
+    )
 
 
 def test_restricted_data_reaches_the_entitled_alone(real: tuple[Engine, TestClient], issuer: Issuer) -> None:
@@ -371,7 +379,11 @@ def test_with_the_index_off_the_route_answers_every_search(tmp_path: Path) -> No
     off = Settings.load({"GRUNNDATA_SEARCH_CACHE_MB": "0", "GRUNNDATA_SEARCH_INDEX": "0"})
     app: Any = create_app(engine, warm=False, settings=off)
     with TestClient(app) as client, _counting() as answered:
+        before = client.get("/metrics").text
         found = client.get(f"/fhir/{PPD}?identifier={_q(VARENR + '|014884')}").json()
         assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+        after = client.get("/metrics").text
     assert app.state.search_indexes is None and answered == []
+    for result, moved in (("route", 1), ("index", 0)):
+        assert metric(after, ANSWERED, result=result) - metric(before, ANSWERED, result=result) == moved
     engine.dispose()
