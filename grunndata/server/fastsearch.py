@@ -124,7 +124,13 @@ def answer(
     request = Request(scope)
     try:
         limits.check_size(len(query_string))
-        if negotiate(request) != "json" or fhir_version(request) is not None or pretty(request):
+        # the fast path took an Accept of JSON ranges alone, with no parameter but a charset (the
+        # answer is JSON, no fhirVersion named); `_format` may still say otherwise
+        if "_format" in request.query_params and (
+            negotiate(request) != "json" or fhir_version(request) is not None
+        ):
+            return None
+        if pretty(request):
             return None
         query = parse(rtype, list(request.query_params.multi_items()), False, limits)
     except FhirError:

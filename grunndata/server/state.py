@@ -247,8 +247,7 @@ class Served:
                 found[pk] = cached.version
         missing = [pk for pk in pks if pk not in found]
         if missing:
-            with self.engine.connect() as conn:
-                found.update(versions_by_pk(conn, missing))
+            found.update(versions_by_pk(self.engine, missing))
         return [found[pk] for pk in pks]
 
     def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import sys
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from grunndata.store.models import M, R, X
 from grunndata.store.read import COLUMNS, SearchError, Snapshot, Version, version_of
-from grunndata.store.search import Clause, _index_condition, _like, _token_forms
+from grunndata.store.search import Clause, _like, _token_forms
 from grunndata.store.searchparams import lookup, normalise
 
 FAST_PARAMS = (
@@ -62,6 +63,7 @@ class _Strings:
     str.find (C speed); `starts[i]` is where value i begins in it, `positions[i]` its version."""
 
     rtype: str
+    param: str  # its code
     text: str = ""
     starts: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
@@ -128,7 +130,9 @@ class SearchIndex:
                         system = systems.setdefault(system or "", system or "")  # a few, shared
                         by_value.setdefault(value, []).append((system, at))
             else:
-                found[param] = _strings(rtype, rows, position, conn.dialect.name == "sqlite")
+                found[param] = _strings(
+                    rtype, param.partition(".")[2], rows, position, conn.dialect.name == "sqlite"
+                )
         built = cls(snapshot, conn.dialect.name, types, found)
         built.build_seconds = time.perf_counter() - started
         return built
@@ -161,7 +165,6 @@ class SearchIndex:
             index = self.params[f"{clause.param.resource}.{clause.param.code}"]
             found: set[int] = set()
             for value in clause.values:
-                _index_condition(clause.param, clause.modifier, value)  # its SearchError, if any
                 if isinstance(index, _Tokens):
                     found |= _token(index, clause, value)
                 else:
@@ -175,6 +178,8 @@ class SearchIndex:
 
     def _string(self, index: _Strings, contains: bool, value: str) -> set[int]:
         text = normalise(value)
+        if not text:  # as search.py's _index_condition says it
+            raise SearchError(f"{index.param}: give some text to search for")
         _like(value, contains)  # the store's bound on the pattern
         if self.dialect == "sqlite":
             text = text.translate(_ASCII_LOWER)
@@ -210,10 +215,12 @@ class SearchIndex:
         return size
 
 
-def _strings(rtype: str, rows: Sequence[Any], position: dict[int, int], fold_ascii: bool) -> _Strings:
+def _strings(
+    rtype: str, code: str, rows: Sequence[Any], position: dict[int, int], fold_ascii: bool
+) -> _Strings:
     """A string parameter's values, in the type's order, as one text (ASCII case folded where the
     database's LIKE folds it: SQLite)."""
-    index = _Strings(rtype)
+    index = _Strings(rtype, code)
     values = sorted((at, value) for _, value, pk in rows if (at := position.get(pk)) is not None)
     offset = 1
     for at, value in values:
@@ -244,11 +251,35 @@ def _param_type(param: str) -> str:
     return found.type
 
 
-_BY_PK = select(*COLUMNS).where(R.c.pk.in_(bindparam("pks", expanding=True)))  # built once
-
-
-def versions_by_pk(conn: Connection, pks: Sequence[int]) -> dict[int, Version]:
-    """The stored versions `pks`, by pk (one query; its statement is built once)."""
+def versions_by_pk(engine: Engine, pks: Sequence[int]) -> dict[int, Version]:
+    """The stored versions `pks`, by pk: one parameterised query on a pooled DBAPI connection, its
+    rows read through the columns' own result processors (what SQLAlchemy does, without building
+    and compiling a statement per page: that was a third of an indexed search's time)."""
     if not pks:
         return {}
-    return {row[0]: version_of(row) for row in conn.execute(_BY_PK, {"pks": list(pks)})}
+    sql, processors = _by_pk(engine.dialect, len(pks))
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, tuple(pks))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    found = {}
+    for row in rows:
+        values = [value if p is None else p(value) for p, value in zip(processors, row, strict=True)]
+        found[int(values[0])] = version_of(values)
+    return found
+
+
+@lru_cache(maxsize=64)
+def _by_pk(dialect: Dialect, n: int) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """The query of `n` versions by pk in the dialect's parameter style, and each column's processor."""
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(c.name for c in COLUMNS)
+    sql = f"SELECT {columns} FROM {R.name} WHERE pk IN ({', '.join([mark] * n)})"
+    processors = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in COLUMNS)
+    return sql, processors

@@ -191,6 +191,8 @@ def queries(engine: Engine) -> tuple[list[str], list[str]]:
         f"/fhir/{MPD}?name:contains=a&_count=-1",  # 400
         f"/fhir/{MPD}?name:contains=a&_format=xml",
         f"/fhir/{MPD}?name:contains=a&_pretty=true",
+        f"/fhir/{MPD}?name:contains=a&%5Fformat=xml",  # an encoded name is the same parameter
+        f"/fhir/{MPD}?name:contains=a&_format=application/fhir%2Bjson;fhirVersion=4.0",  # 406
         f"/fhir/{PPD}?identifier:not={_q(VARENR + '|' + varenr[0])}&_count=2",
         f"/fhir/{PPD}?name:contains=tab",  # a parameter not held in memory
         f"/fhir/{MPD}",
