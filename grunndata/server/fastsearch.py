@@ -145,11 +145,12 @@ def answer(
     ):
         return None
     count_only = query.summary == "count" or query.count == 0
+    with_total = count_only or query.total != "none"
     try:
-        found = index.search(rtype, query.clauses, query.count, query.offset)
+        found = index.search(rtype, query.clauses, query.count, query.offset, with_total)
     except SearchError:
         return None
-    total = found.total if count_only or query.total != "none" else None
+    total = found.total if with_total else None
     page = [] if count_only else served.versions(rtype, found.pks, found.ids)
     more = not count_only and found.more
     body = bundles.searchset(request, query, [], page, [], view, more, total, {})

@@ -72,12 +72,13 @@ class _Strings:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """A search's page: the versions' pks and ids in order, whether more match, how many match in all."""
+    """A search's page: the versions' pks and ids in order, whether more match, how many match in
+    all (None: not counted)."""
 
     pks: list[int]
     ids: list[str]
     more: bool
-    total: int
+    total: int | None
 
 
 @dataclass(slots=True)
@@ -157,9 +158,14 @@ class SearchIndex:
                 return False
         return True
 
-    def search(self, rtype: str, clauses: Sequence[Clause], count: int, offset: int) -> Found:
-        """A page of `count` from `offset`, as store.search gives it (`answers` said yes); a value
-        the store would refuse raises the same SearchError."""
+    def search(
+        self, rtype: str, clauses: Sequence[Clause], count: int, offset: int, with_total: bool = True
+    ) -> Found:
+        """A page of `count` from `offset`, as store.search gives it (`answers` said yes), and with
+        `with_total` how many match; a value the store would refuse raises the same SearchError."""
+        # one text to find, no total: its first matches are the page (the text is in id order)
+        single = len(clauses) == 1 and len(clauses[0].values) == 1 and not with_total
+        enough = offset + count + 1 if single else None
         matched: set[int] | None = None
         for clause in clauses:
             index = self.params[f"{clause.param.resource}.{clause.param.code}"]
@@ -168,15 +174,20 @@ class SearchIndex:
                 if isinstance(index, _Tokens):
                     found |= _token(index, clause, value)
                 else:
-                    found |= self._string(index, clause.modifier == "contains", value)
+                    found |= self._string(index, clause.modifier == "contains", value, enough)
             matched = found if matched is None else matched & found
         ordered = sorted(matched or ())
         t, page = self.types[rtype], ordered[offset : offset + count]
         return Found(
-            [t.pks[p] for p in page], [t.ids[p] for p in page], len(ordered) > offset + count, len(ordered)
+            [t.pks[p] for p in page],
+            [t.ids[p] for p in page],
+            len(ordered) > offset + count,
+            len(ordered) if with_total else None,
         )
 
-    def _string(self, index: _Strings, contains: bool, value: str) -> set[int]:
+    def _string(self, index: _Strings, contains: bool, value: str, enough: int | None = None) -> set[int]:
+        """The positions of the versions whose value holds the text (`contains`) or begins with it;
+        with `enough`, the first that many (the smallest: the values are in position order)."""
         text = normalise(value)
         if not text:  # as search.py's _index_condition says it
             raise SearchError(f"{index.param}: give some text to search for")
@@ -192,6 +203,8 @@ class SearchIndex:
         while at >= 0:
             i = bisect_right(starts, at if contains else at + 1) - 1
             found.add(positions[i])
+            if len(found) == enough:
+                break
             # on to the next value: one match per value is enough
             at = haystack.find(needle, starts[i + 1] - (0 if contains else 1)) if i + 1 < len(starts) else -1
         return found

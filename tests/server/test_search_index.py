@@ -166,6 +166,8 @@ def queries(engine: Engine) -> tuple[list[str], list[str]]:
         f"/fhir/{PPD}?identifier={_q(VARENR + '|')}&_count=7&_offset=100000",  # past the end
         f"/fhir/{MPD}?name:contains=a&_count=3",
         f"/fhir/{MPD}?name:contains=a&_count=3&_total=accurate",
+        f"/fhir/{MPD}?name:contains=a&_count=3&_offset=5",  # the first 9 matches found are enough
+        f"/fhir/{MPD}?name=c&_count=4&_offset=2",
         f"/fhir/{MPD}?name:contains=a&_summary=count",
         f"/fhir/{MPD}?name:contains=a&_count=0",
         f"/fhir/{MPD}?name:contains=e&_count=2&_elements=name",
