@@ -288,7 +288,9 @@ class FastReads:
             await _answer(send, *hit)
             return
         found = (
-            None if self.indexes is None else answer(scope, self.served, self.indexes, self.limits, access)
+            None
+            if self.indexes is None
+            else await answer(scope, self.served, self.indexes, self.limits, access)
         )
         (BY_ROUTE if found is None else BY_INDEX).inc()
         if found is not None:

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from prometheus_client import Counter
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from grunndata.server.auth import ANONYMOUS, Access
@@ -25,7 +26,7 @@ from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import Limits, parse
 from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, pretty
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
-from grunndata.store import SearchError, SearchIndex, Snapshot
+from grunndata.store import SearchError, SearchIndex, Snapshot, Version
 
 log = logging.getLogger("grunndata.server")
 ANSWERS = Counter(
@@ -108,11 +109,14 @@ class SearchIndexes:
         future.set_result(index)
 
 
-def answer(
+async def answer(
     scope: dict[str, Any], served: Served, indexes: SearchIndexes, limits: Limits, access: Access
 ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
     """The headers and body the search route would send for this GET search of a store-only type
-    (`/fhir/<type>?...`, JSON asked for, no conditional header), or None: the route's to answer."""
+    (`/fhir/<type>?...`, JSON asked for, no conditional header), or None: the route's to answer.
+    The page's versions not in the read cache are read in a worker thread from a database server
+    (a round trip must not hold the event loop, and every other client with it), inline from
+    SQLite (a lookup in this process, cheaper than the hop)."""
     query_string: bytes = scope["query_string"]
     if not query_string:
         return None
@@ -151,7 +155,12 @@ def answer(
     except SearchError:
         return None
     total = found.total if with_total else None
-    page = [] if count_only else served.versions(rtype, found.pks, found.ids)
+    page: list[Version] = []
+    if not count_only:
+        if served.engine.dialect.name == "sqlite":
+            page = served.versions(rtype, found.pks, found.ids)
+        else:
+            page = await run_in_threadpool(served.versions, rtype, found.pks, found.ids)
     more = not count_only and found.more
     body = bundles.searchset(request, query, [], page, [], view, more, total, {})
     return [(b"content-length", str(len(body)).encode()), (b"content-type", JSON_CONTENT_TYPE)], body

@@ -74,8 +74,12 @@ def _settled(client: TestClient) -> SearchIndexes:
 @contextmanager
 def _route_only() -> Iterator[None]:
     """Every search through the route: the general path to compare with."""
+
+    async def nothing(*_: Any) -> None:
+        return None
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fastpath, "answer", lambda *_: None)
+        mp.setattr(fastpath, "answer", nothing)
         yield
 
 
@@ -85,8 +89,8 @@ def _counting() -> Iterator[list[str]]:
     answered: list[str] = []
     real = fastpath.answer
 
-    def spy(scope: dict[str, Any], *rest: Any) -> Any:
-        found = real(scope, *rest)
+    async def spy(scope: dict[str, Any], *rest: Any) -> Any:
+        found = await real(scope, *rest)
         if found is not None:
             answered.append(scope["query_string"].decode())
         return found
