@@ -8,6 +8,7 @@ so the count is the requests' work alone (uvicorn, the app, SQLite), with the se
 the warm-up task off (a first-time question; no export child competing).
 
     python benchmarks/instr_bench.py --store sqlite:////tmp/full.db --only varenr name atc read
+    python benchmarks/instr_bench.py --store ... --only varenr name prefix --index on off   # the search index's gain
     python benchmarks/instr_bench.py --store ... --tree /path/to/other/checkout   # its code, same store
     python benchmarks/instr_bench.py --store ... --only read --auth none bearer dpop-es256 dpop-rs256 [--cached]
 
@@ -48,16 +49,24 @@ def _free_port() -> int:
 
 
 def count(
-    store: str, kind: str, n: int, tree: Path | None, auth: str = "none", cached: bool = False
+    store: str,
+    kind: str,
+    n: int,
+    tree: Path | None,
+    auth: str = "none",
+    cached: bool = False,
+    index: bool = True,
 ) -> tuple[int, int]:
     """(instructions, requests) for n requests of `kind` on `store`, as `auth` asks; `cached`: the
-    counted requests were asked once before (a read's answer is then kept), else they are new."""
+    counted requests were asked once before (a read's answer is then kept), else they are new;
+    `index`: with the in-memory search index (GRUNNDATA_SEARCH_INDEX), counted once it answers."""
     paths = api_bench.pick_targets(store, n + 50, 0)[kind]
     if len(paths) < n + 50:
         raise SystemExit(f"{kind}: the store has {len(paths)} targets, {n + 50} needed")
     port = _free_port()
     env = dict(os.environ, GRUNNDATA_DB=store, GRUNNDATA_SEARCH_CACHE_MB="0", GRUNNDATA_WARM="0")
     env["PYTHONHASHSEED"] = "0"
+    env["GRUNNDATA_SEARCH_INDEX"] = "1" if index else "0"
     env["GRUNNDATA_LOG_FORMAT"] = "off"
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
@@ -86,6 +95,8 @@ def count(
                         raise SystemExit(f"{path}: {answer.status}")
 
             run(paths[n:])  # warm-up: imports, caches, the first connection
+            if index and kind in ("varenr", "name", "prefix", "atc"):
+                _index_answering(conn, paths[n:], headers)  # its build started at the first search
             if cached:
                 run(paths[:n])
             subprocess.run(
@@ -102,6 +113,23 @@ def count(
         if found is None:
             raise SystemExit(f"callgrind reported no count: {log.read_text()[-500:]}")
         return int(found.group(1)), n
+
+
+def _index_answering(
+    conn: http.client.HTTPConnection, paths: list[str], headers: Callable[[str], dict[str, str]]
+) -> None:
+    """Wait (not counted) until the server's search index answers searches: its metric moves."""
+    deadline = time.monotonic() + 1800  # a build of ~1 s takes a minute or two under valgrind
+    while time.monotonic() < deadline:
+        conn.request("GET", paths[0], headers={"Accept": "application/fhir+json", **headers(paths[0])})
+        conn.getresponse().read()
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        answered = re.search(r'grunndata_search_index_answers_total\{result="index"\} ([0-9.e+]+)', text)
+        if answered and float(answered.group(1)) > 0:
+            return
+        time.sleep(2)
+    raise SystemExit("the search index did not answer within 30 minutes")
 
 
 def _auth(auth: str, folder: Path, env: dict[str, str], port: int) -> Callable[[str], dict[str, str]]:
@@ -149,16 +177,27 @@ def main() -> None:
     )
     ap.add_argument("--cached", action="store_true", help="count requests asked once before (answers kept)")
     ap.add_argument("--tree", type=Path, help="serve this checkout's grunndata instead of the installed one")
+    ap.add_argument(
+        "--index",
+        nargs="+",
+        default=["on"],
+        choices=("on", "off"),
+        help="with the in-memory search index, without (GRUNNDATA_SEARCH_INDEX=0), or both (each counted)",
+    )
     args = ap.parse_args()
-    print("| kind | auth | requests | instructions | per request | code |\n|---|---|---|---|---|---|")
+    print(
+        "| kind | auth | search index | requests | instructions | per request | code |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for kind in args.only:
         for auth in args.auth:
-            total, n = count(args.store, kind, args.n, args.tree, auth, args.cached)
-            label = f"{kind} (asked before)" if args.cached else kind
-            print(
-                f"| {label} | {auth} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |",
-                flush=True,
-            )
+            for index in args.index:
+                total, n = count(args.store, kind, args.n, args.tree, auth, args.cached, index == "on")
+                label = f"{kind} (asked before)" if args.cached else kind
+                print(
+                    f"| {label} | {auth} | {index} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Megabytes of search answers a server keeps per snapshot; 0 turns it off.",
     )
+    search_index: bool = Field(
+        default=True,
+        description="0 (or false, no, off): no in-memory index of the commonest first-time searches "
+        "(varenr, ATC, identifier, name; ~25 MB and ~1 s per snapshot at full size): the store answers them.",
+    )
     search_max_bytes: int = _search_limit("bytes")
     search_max_params: int = _search_limit("params")
     search_max_repeats: int = _search_limit("repeats")
@@ -458,6 +463,7 @@ _READ: dict[str, Callable[[str], Any]] = {
     "dpop": _dpop_mode,
     "dpop_max_age": _digits,
     "warm": _on_or_off,
+    "search_index": _on_or_off,
     "hresept_atc_q": _on_or_off,
     "hresept_homeopathic": _on_or_off,
     "hresept_not_marketed": _on_or_off,
@@ -481,6 +487,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "dpop_max_age": f"a whole number of seconds from 1 to {MAX_DPOP_MAX_AGE}",
     "snapshot_seconds": "a number of seconds from 0 to 3600",
     "warm": "1 or 0 (or true/false, yes/no, on/off)",
+    "search_index": "1 or 0 (or true/false, yes/no, on/off)",
     **{
         name: "1 or 0 (or true/false, yes/no, on/off)"
         for name in (

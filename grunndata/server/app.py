@@ -34,6 +34,7 @@ from grunndata.server.conventions import (
 )
 from grunndata.server.deps import OPENAPI
 from grunndata.server.fastpath import FastReads
+from grunndata.server.fastsearch import SearchIndexes
 from grunndata.server.faults import RequestIds
 from grunndata.server.fhir_io.openapi import document
 from grunndata.server.fhir_io.params import Limits
@@ -93,7 +94,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = (
-            asyncio.create_task(keep_warm(served, terms, files))
+            asyncio.create_task(keep_warm(served, terms, files, app.state.search_indexes))
             if (settings.warm if warm is None else warm)
             else None
         )
@@ -175,9 +176,16 @@ def create_app(
     app.state.r4_cache = R4Cache(
         engine if served.r4_stored else None
     )  # the R4 bodies of served versions (server/r4view.py)
+    # each snapshot's index of the commonest first-time searches, built as it is served
+    app.state.search_indexes = SearchIndexes(served) if settings.search_index else None
     app.add_middleware(
-        FastReads, served=served, terms=terms, limits=app.state.limits, r4=app.state.r4_cache
-    )  # the plainest reads skip the framework
+        FastReads,
+        served=served,
+        terms=terms,
+        limits=app.state.limits,
+        r4=app.state.r4_cache,
+        indexes=app.state.search_indexes,
+    )  # the plainest reads and the commonest first-time searches skip the framework
     app.add_middleware(RequestIds)  # outside the fast path: a request id, and a fault a 500 there too
     # HTTP conventions (server/conventions.py) around all of it, so the fast path's answers and
     # a 500 get them too; CORS outside them, so a preflight never reaches a route (it would be a 405)

@@ -4,6 +4,8 @@ EPJ systems read by id and look up the same varenr thousands of times a day; thr
 framework stack an answer costs several times what the lookup does. This ASGI layer answers
 - the plainest read (`GET /fhir/<Type>/<id>`, no query string, no conditional headers, JSON
   acceptable) of a served resource, with exactly the bytes and headers the route would send;
+- a first-time search of the commonest shapes (by varenr, ATC, name...) from the served snapshot's
+  in-memory index, through the route's own Bundle builder (server/fastsearch.py);
 - a search (`GET /fhir/<Type>?...`) asked before in the same snapshot: releases never change once
   served, so the same question has the same answer until a new release is activated (the cache
   is emptied then; GRUNNDATA_SEARCH_CACHE_MB sizes it, 0 turns it off);
@@ -26,6 +28,7 @@ from grunndata.fhir import SERVED_TYPES
 from grunndata.server.access import ACCESS, AUTH_ERROR, authorization_of
 from grunndata.server.auth import ANONYMOUS, Access, AuthError
 from grunndata.server.conventions import AUDIENCE, EVERYONE, NATIONAL_ONLY, PREPARED
+from grunndata.server.fastsearch import BY_INDEX, BY_ROUTE, SearchIndexes, answer
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, ID_PATTERN, Limits
 from grunndata.server.r4view import R5_OF_R4, R4Cache
 from grunndata.server.state import JSON_CONTENT_TYPE, Served
@@ -135,9 +138,11 @@ class FastReads:
         terms: Terminology | None = None,
         limits: Limits = DEFAULT_LIMITS,
         r4: R4Cache | None = None,
+        indexes: SearchIndexes | None = None,
     ) -> None:
         self.app, self.served, self.terms, self.limits = app, served, terms, limits
         self.r4 = r4
+        self.indexes = indexes  # first-time searches of the commonest shapes (server/fastsearch.py)
 
     async def _access(self, scope: dict[str, Any]) -> Access | None:
         """Who asks, settled once per request for the whole app (`server/access.py` reads it).
@@ -207,7 +212,6 @@ class FastReads:
             elif (
                 slashes == 2
                 and path[6:] in _TYPES
-                and self.served.search_cache_bytes > 0
                 and _wants_json(scope["headers"], _SEARCH_CONDITIONAL)  # If-None-Match: answered above
             ):
                 await self._search(scope, receive, send, access)
@@ -265,6 +269,8 @@ class FastReads:
         return None
 
     async def _search(self, scope: dict[str, Any], receive: Any, send: Any, access: Access) -> None:
+        """A search of a store-only type: asked before (the cache), answered by the in-memory index
+        (server/fastsearch.py), or the route's (its answer cached)."""
         host = next((v for k, v in scope["headers"] if k == b"host"), b"")
         token = self.served.snapshot(access).token.encode()
         key = (
@@ -275,10 +281,25 @@ class FastReads:
             scope["path"].encode(),
             scope["query_string"],
         )
-        hit = self.served.cached_search(key)
+        cached = self.served.search_cache_bytes > 0
+        hit = self.served.cached_search(key) if cached else None
         if hit is not None:
             scope[PREPARED] = True
             await _answer(send, *hit)
+            return
+        found = (
+            None
+            if self.indexes is None
+            else await answer(scope, self.served, self.indexes, self.limits, access)
+        )
+        (BY_ROUTE if found is None else BY_INDEX).inc()
+        if found is not None:
+            if cached:
+                self.served.keep_search(key, *found)
+            await _answer(send, *found)
+            return
+        if not cached:
+            await self.app(scope, receive, send)
             return
         start: dict[str, Any] = {}
         chunks: list[bytes] = []

@@ -24,6 +24,7 @@ from grunndata.store import (
     read,
     read_with_r4,
     release_lines,
+    versions_by_pk,
 )
 
 JSON_CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
@@ -235,6 +236,19 @@ class Served:
         if not may_read(entitled, found.version.tier, found.version.owner):
             return None
         return found, r4
+
+    def versions(self, rtype: str, pks: list[int], ids: list[str]) -> list[Version]:
+        """The stored versions `pks` (of `rtype`, ids `ids`) in that order: from the read cache where
+        it holds that very version, the rest in one query (a search's page from the in-memory index)."""
+        found: dict[int, Version] = {}
+        for pk, rid in zip(pks, ids, strict=True):
+            cached = self._reads.get((rtype, rid))
+            if cached is not None and cached.version.pk == pk:
+                found[pk] = cached.version
+        missing = [pk for pk in pks if pk not in found]
+        if missing:
+            found.update(versions_by_pk(self.engine, missing))
+        return [found[pk] for pk in pks]
 
     def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:
         if snapshot is self._snapshot and self.cache_size > 0:  # GRUNNDATA_READ_CACHE=0: no cache

@@ -2,7 +2,8 @@
 
 Outside code imports these names from here, not from the modules: `db` (URLs, connections),
 `releases` (the write side: build, activate, roll back, reindex), who may read what (`access`),
-reads and snapshots (`read`), search and includes (`search`), history (`history`), `$everything`
+reads and snapshots (`read`), search and includes (`search`), the in-memory index of the
+commonest first-time searches (`memsearch`), history (`history`), `$everything`
 (`everything`), `searchparams` (the one table of search parameters), `national` (the ids and codes
 sector data is checked against), `probes` (the catalogue's availability history), `models`.
 """
@@ -20,6 +21,7 @@ from grunndata.store.history import (
     rolled_back_since,
     since_untold,
 )
+from grunndata.store.memsearch import FAST_PARAMS, Found, SearchIndex, versions_by_pk
 from grunndata.store.models import Owner
 from grunndata.store.national import (
     Key,
@@ -113,6 +115,10 @@ from grunndata.store.searchparams import (
 )
 
 __all__ = [
+    "FAST_PARAMS",
+    "Found",
+    "SearchIndex",
+    "versions_by_pk",
     "DISCARDED",
     "STAGED",
     "activate",

@@ -11,8 +11,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 import orjson
 from starlette.requests import Request
@@ -75,8 +76,18 @@ ENCODING_WORST = 3
 
 
 def query_string(items: Sequence[tuple[str, str]]) -> str:
-    """(name, value) pairs as the server's own links write them."""
-    return urlencode(items, safe=LINK_SAFE)
+    """(name, value) pairs as the server's own links write them: `urlencode(items, safe=LINK_SAFE)`,
+    with the short names and values that every page's three links repeat quoted once."""
+    return "&".join(f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in items)
+
+
+def _quoted(text: str) -> str:
+    return _quoted_short(text) if len(text) <= 200 else quote_plus(text, safe=LINK_SAFE)
+
+
+@lru_cache(maxsize=4096)
+def _quoted_short(text: str) -> str:
+    return quote_plus(text, safe=LINK_SAFE)
 
 
 FORM = "application/x-www-form-urlencoded"
