@@ -311,6 +311,7 @@ def import_fest(
         refusal = None if force else _refusal(builder, checks, warnings)
         if refusal is not None:
             refuse(builder, result, refusal)
+        del checks, expiries, derived  # the delivery's id and reference sets: not needed to activate
         result.activate(builder, reader.hentet_dato)
     return result
 
