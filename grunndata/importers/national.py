@@ -25,6 +25,7 @@ from grunndata.fhir import EDQM, EDQM_ALIASES, NS_FEST_ID
 from grunndata.importers.identifiers import served_identifiers
 from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
+from grunndata.memory import YOUNG_EVERY, collect_young
 from grunndata.store import ReleaseBuilder
 from grunndata.store import index_rows as fhir_index_rows
 from grunndata.terminology.phpid import PhpidIndex
@@ -164,6 +165,8 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
+        if n % YOUNG_EVERY == 0:
+            collect_young()
         made_here = [served_identifiers(r) for r in _translated(entry, key, lookup)]
         served = overlay.apply_all(made_here) if overlay is not None else made_here
         serving.serve(
