@@ -26,11 +26,25 @@ grunndata code is imported), so vendors can run this file against any grunndata 
   below (0 turns a kind off), e.g. to match a vendor's own traffic;
   `--grunndata-wait MIN,MAX` / `GRUNNDATA_LOCUST_WAIT`: seconds each user waits between lookups,
   uniformly (default 0.5,1.5: a user is one client system doing about one lookup a second);
-  `0` for no wait (saturation).
+  `0` for no wait (saturation);
+  `--grunndata-watch SECONDS` / `GRUNNDATA_LOCUST_WATCH`: how often `/health` is asked which
+  releases are served (default 5; 0: never);
+  `--grunndata-times FILE` / `GRUNNDATA_LOCUST_TIMES`: write every request to FILE (CSV: the epoch
+  second it started, its name, ms, failed 0/1), for percentiles in a window of the run (the suite's
+  mixed step: p99 from an import's start to just after the switch, against the same window without).
+- **A new release during the run** (a vendor's run while a release is imported): the ids are drawn
+  again when `/health` names other active releases than when they were drawn, or at the first 410
+  explained below, whichever comes first (not in the stats; the old sample is kept if that fails).
+  A 410 for a `read` or `everything` id is the right answer when a release newer than the id's
+  sample expired it: its history (`GET /fhir/{type}/{id}/_history?_count=1`, asked once per id and
+  sample, not in the stats) starts with a DELETE later than the newest change in the releases the
+  sample was read from (the search's `_snapshot`: a store may hold a release its server does not
+  serve yet). Such a 410 counts as a success and is counted in the log at the end; any other 410,
+  and any 404 or 500, is a failure.
 
 Every request is named by its kind (the `Name` column of the stats), below; the paging and
 change-feed kinds also name their follow-up pages `<kind> next`. A request is a failure unless it
-answers 200 (or 304), and a search, `$everything` or history unless its body is a Bundle (a read
+answers 200 (or 304, or the 410 of an id a newer release expired, above), and a search, `$everything` or history unless its body is a Bundle (a read
 must be the resource type asked for, `$translate` a Parameters), checked on the body's first bytes.
 
 | name | request |
@@ -92,6 +106,7 @@ PPD, MPD = "PackagedProductDefinition", "MedicinalProductDefinition"
 SAMPLE_PAGES = 20  # at most 20 pages of 500 packages, and of 500 products, are sampled
 PAGES = 3  # pages read by a `paging` task: the first and two `next`
 OK = (200, 304)
+SNAPSHOT = re.compile(r"[?&]_snapshot=(\d+)")
 NEXT_LINK = re.compile(rb'"relation"\s*:\s*"next"\s*,\s*"url"\s*:\s*"([^"]+)"')
 
 log = logging.getLogger("grunndata.locust")
@@ -110,11 +125,29 @@ class Sample:
     prefixes: list[str] = field(default_factory=list)
     fragments: list[str] = field(default_factory=list)
     since: str = ""
+    newest: datetime | None = None  # the newest change the server reported when this was drawn
+    releases: tuple[int, ...] = ()  # the releases /health said were active then (empty: no /health)
 
 
 SAMPLE: Sample | None = None
 IN_USE: dict[str, int] = {}  # the weights this run uses
 WAIT: tuple[float, float] = (0.5, 1.5)
+WATCH = 5.0  # seconds between two looks at /health for a new release (0: never look)
+SINCE = ""  # --grunndata-since as given ("" : one day before the newest change)
+
+
+@dataclass
+class Switches:
+    """What a release switch did to this run: answers that were right because of it, re-samplings."""
+
+    expired_ok: int = 0  # 410s for an id a release newer than its sample expired: counted as right
+    checked: dict[tuple[str, str, str], bool] = field(default_factory=dict)  # (type, id, sample) -> expired
+    resamples: int = 0
+    resampling: bool = False
+
+
+SWITCHES = Switches()
+TIMES: Any = None  # the file --grunndata-times writes each request to, when given
 
 
 def _q(value: str) -> str:
@@ -146,6 +179,20 @@ def _options(parser: Any) -> None:
         env_var="GRUNNDATA_LOCUST_WAIT",
         default="0.5,1.5",
         help="MIN,MAX seconds a user waits between lookups (0: none)",
+    )
+    parser.add_argument(
+        "--grunndata-watch",
+        type=float,
+        env_var="GRUNNDATA_LOCUST_WATCH",
+        default=5.0,
+        help="seconds between two looks at /health for a new release, then re-sampled (0: never)",
+    )
+    parser.add_argument(
+        "--grunndata-times",
+        type=str,
+        env_var="GRUNNDATA_LOCUST_TIMES",
+        default="",
+        help="write every request to this CSV file: epoch second it started, name, ms, failed (0/1)",
     )
 
 
@@ -185,12 +232,26 @@ def set_weights(weights: dict[str, int]) -> None:
 
 @events.init.add_listener
 def _configure(environment: Any, **_: Any) -> None:
-    global WAIT
+    global WAIT, WATCH, SINCE, TIMES
     options = environment.parsed_options
     if options is None:  # run as a library, without locust's command line
         return
     set_weights(parse_weights(options.grunndata_weights))
     WAIT = parse_wait(options.grunndata_wait)
+    if options.grunndata_watch < 0:
+        raise SystemExit(f"--grunndata-watch: {options.grunndata_watch} is not a number of seconds >= 0")
+    WATCH, SINCE = options.grunndata_watch, options.grunndata_since
+    if options.grunndata_times and not isinstance(environment.runner, MasterRunner):
+        TIMES = open(options.grunndata_times, "w", buffering=1 << 16)  # noqa: SIM115  (closed at quit)
+        TIMES.write("started,name,ms,failed\n")
+        environment.events.request.add_listener(_time_request)
+
+
+def _time_request(name: str, response_time: float, exception: Any = None, **_: Any) -> None:
+    """One line of --grunndata-times: when the request started (epoch s), its name, ms, failed."""
+    if TIMES is not None:
+        started = time.time() - response_time / 1000
+        TIMES.write(f"{started:.3f},{name},{response_time:.2f},{int(exception is not None)}\n")
 
 
 # -- sampling the server ---------------------------------------------------------------------------
@@ -203,11 +264,13 @@ def _headers() -> dict[str, str]:
     return headers
 
 
-def _pages(session: requests.Session, url: str, limit: int) -> list[dict[str, Any]]:
-    """The resources of a search, following `next` for at most `limit` pages."""
+def _pages(session: requests.Session, url: str, limit: int) -> tuple[list[dict[str, Any]], str]:
+    """The resources of a search, following `next` for at most `limit` pages, and the `_snapshot` its
+    first page's self link names (the releases it was answered from; "" when it names none)."""
     resources: list[dict[str, Any]] = []
+    snapshot = ""
     next_url: str | None = url
-    for _ in range(limit):
+    for page in range(limit):
         if next_url is None:
             break
         response = session.get(next_url, timeout=120)
@@ -215,8 +278,11 @@ def _pages(session: requests.Session, url: str, limit: int) -> list[dict[str, An
             raise RuntimeError(f"GET {next_url} answered {response.status_code}: {response.text[:300]}")
         bundle = response.json()
         resources += [entry["resource"] for entry in bundle.get("entry", []) if "resource" in entry]
-        next_url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
-    return resources
+        links = {link.get("relation"): link.get("url", "") for link in bundle.get("link", [])}
+        if page == 0 and (found := SNAPSHOT.search(links.get("self", ""))):
+            snapshot = found.group(1)
+        next_url = links.get("next")
+    return resources, snapshot
 
 
 def _name_pieces(names: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -234,21 +300,40 @@ def _name_pieces(names: list[str], rng: random.Random) -> tuple[list[str], list[
     return sorted(prefixes), sorted(fragments)
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def active_releases(session: requests.Session, host: str) -> tuple[int, ...]:
+    """The ids of the releases `/health` says are served (empty when it does not answer them)."""
+    try:
+        response = session.get(host.rstrip("/") + "/health", timeout=30)
+        if response.status_code != 200:
+            return ()
+        return tuple(sorted(int(r["id"]) for r in response.json().get("active_releases", [])))
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return ()
+
+
 def sample(host: str, since: str = "") -> Sample:
     """Ids and codes from the server at `host`; RuntimeError when it has no packages or products."""
     base = host.rstrip("/") + "/fhir"
     found = Sample()
     with requests.Session() as session:
         session.headers.update(_headers())
-        packages = _pages(session, f"{base}/{PPD}?_count=500&_elements=identifier,packageFor", SAMPLE_PAGES)
-        products = _pages(session, f"{base}/{MPD}?_count=500&_elements=classification,name", SAMPLE_PAGES)
-        newest: list[str] = []
-        if not since:  # the history is newest first; a DELETE entry has no resource, but a lastModified
-            response = session.get(f"{base}/_history?_count=1", timeout=120)
-            if response.status_code != 200:
-                raise RuntimeError(f"GET {base}/_history?_count=1 answered {response.status_code}")
-            entries = response.json().get("entry", [])
-            newest = [entry.get("response", {}).get("lastModified", "") for entry in entries]
+        found.releases = active_releases(session, host)  # before the data: a switch meanwhile is seen
+        query = "_count=500&_elements=identifier,packageFor"
+        packages, snapshot = _pages(session, f"{base}/{PPD}?{query}", SAMPLE_PAGES)
+        products, _ = _pages(session, f"{base}/{MPD}?_count=500&_elements=classification,name", SAMPLE_PAGES)
+        # The newest change in the releases the packages were read from (the search's `_snapshot`:
+        # the store may hold a newer release that the server does not serve yet). The history is
+        # newest first; a DELETE entry has no resource, but a lastModified.
+        url = f"{base}/_history?_count=1" + (f"&_snapshot={snapshot}" if snapshot else "")
+        response = session.get(url, timeout=120)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} answered {response.status_code}")
+        entries = response.json().get("entry", [])
+        newest = [entry.get("response", {}).get("lastModified", "") for entry in entries]
     product_refs: set[str] = set()
     for package in packages:
         found.package_ids.append(package["id"])
@@ -274,13 +359,14 @@ def sample(host: str, since: str = "") -> Sample:
     found.prefixes, found.fragments = _name_pieces(names, random.Random(0))
     if not found.package_ids or not products:
         raise RuntimeError(f"the server at {host} serves no packages or no products: nothing to look up")
+    instant = next((value for value in newest if value), None)
+    if instant is None:
+        raise RuntimeError(f"{base}/_history?_count=1 names no change")
+    found.newest = _instant(instant)
     if since:
         found.since = since
     else:
-        instant = next((value for value in newest if value), None)
-        if instant is None:
-            raise RuntimeError(f"{base}/_history?_count=1 names no change")
-        when = datetime.fromisoformat(instant.replace("Z", "+00:00")) - timedelta(days=1)
+        when = found.newest - timedelta(days=1)
         found.since = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return found
 
@@ -307,12 +393,11 @@ def _sample(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner) or SAMPLE is not None:
         return
     host = environment.host or ""
-    options = environment.parsed_options
     started = time.perf_counter()
     try:
         if not host:
             raise RuntimeError("no --host: give the server's root, e.g. --host http://127.0.0.1:8000")
-        found = sample(host, options.grunndata_since if options is not None else "")
+        found = sample(host, SINCE)
         empty = [kind for kind, values in _needs(found).items() if not values and IN_USE.get(kind)]
         if empty:
             log.warning("the server gives nothing for %s: those lookups are left out", ", ".join(empty))
@@ -348,6 +433,91 @@ def _sample(environment: Any, **_: Any) -> None:
         found.since,
     )
     SAMPLE = found
+    if WATCH > 0 and found.releases:
+        gevent.spawn(_watch, host)
+
+
+def _watch(host: str) -> None:
+    """Look at /health every WATCH seconds; when the served releases changed, sample the server again.
+
+    A client learns of a new release from /health (`active_releases`); the lookups then draw from
+    what the new release serves, as a vendor's system would after its nightly sync."""
+    with requests.Session() as session:
+        session.headers.update(_headers())
+        while True:
+            gevent.sleep(WATCH)
+            now = active_releases(session, host)
+            if SAMPLE is not None and now and now != SAMPLE.releases:
+                resample(host, f"releases {_ids(SAMPLE.releases)} -> {_ids(now)}")
+
+
+def _ids(releases: tuple[int, ...]) -> str:
+    return ",".join(map(str, releases)) or "?"
+
+
+def resample(host: str, why: str) -> None:
+    """Draw a new sample (one at a time; a failure keeps the old one, and is logged)."""
+    global SAMPLE
+    if SWITCHES.resampling:
+        return
+    SWITCHES.resampling = True
+    started = time.perf_counter()
+    try:
+        found = sample(host, SINCE)
+    except Exception as e:  # noqa: BLE001  (the old sample is still a fair one to draw from)
+        log.warning("%s: sampling again failed, the old sample is kept: %s", why, e)
+        return
+    finally:
+        SWITCHES.resampling = False
+    empty = [kind for kind, values in _needs(found).items() if not values and IN_USE.get(kind)]
+    if empty:
+        log.warning("%s: the new sample has nothing for %s, the old one is kept", why, ", ".join(empty))
+        return
+    SAMPLE = found
+    SWITCHES.resamples += 1
+    log.info(
+        "%s: sampled again, %d packages, %d products (releases %s) in %.1f s",
+        why,
+        len(found.package_ids),
+        len(found.product_ids),
+        _ids(found.releases),
+        time.perf_counter() - started,
+    )
+
+
+def expired_after(host: str, rtype: str, rid: str, drawn: Sample) -> bool:
+    """Whether `rtype/rid` (drawn from `drawn`) was expired by a release newer than that sample: its
+    history's newest entry is a DELETE later than the newest change the sample saw. Asked once per
+    id and sample, outside the stats."""
+    key = (rtype, rid, drawn.since + str(drawn.newest))
+    if key not in SWITCHES.checked:
+        url = f"{host.rstrip('/')}/fhir/{rtype}/{quote(rid, safe='')}/_history?_count=1"
+        expired = False
+        try:
+            response = requests.get(url, headers=_headers(), timeout=60)
+            entries = response.json().get("entry", []) if response.status_code == 200 else []
+            newest = entries[0] if entries else {}
+            when = newest.get("response", {}).get("lastModified", "")
+            expired = (
+                newest.get("request", {}).get("method") == "DELETE"
+                and bool(when)
+                and drawn.newest is not None
+                and _instant(when) > drawn.newest
+            )
+        except (requests.RequestException, ValueError, AttributeError, TypeError) as e:
+            log.warning("could not ask the history of %s/%s: %s", rtype, rid, e)
+        SWITCHES.checked[key] = expired
+    return SWITCHES.checked[key]
+
+
+@events.test_stop.add_listener
+def _switch_report(environment: Any, **_: Any) -> None:
+    if SWITCHES.expired_ok or SWITCHES.resamples:
+        log.info(
+            "%d answers were a 410 for an id a newer release expired (counted as right); sampled again %d times",
+            SWITCHES.expired_ok,
+            SWITCHES.resamples,
+        )
 
 
 @events.quitting.add_listener
@@ -365,6 +535,8 @@ def _last_csv_tick(environment: Any, **_: Any) -> None:
     if runner is not None:
         runner.stop()
     gevent.sleep(1.2)
+    if TIMES is not None:
+        TIMES.flush()
 
 
 # -- the user ----------------------------------------------------------------------------------------
@@ -379,13 +551,33 @@ class EpjUser(FastHttpUser):
     def on_start(self) -> None:
         while SAMPLE is None:  # sampling failed and locust is quitting (see _sample): wait to be stopped
             gevent.sleep(1)
-        self.data = SAMPLE
         if token := os.environ.get("GRUNNDATA_LOCUST_TOKEN"):
             self.client.auth_header = f"Bearer {token}"
 
-    def _get(self, path: str, name: str, expect: str) -> bytes | None:
-        """GET `path` as request `name`; the body when it answered 200 (or 304) with `expect`."""
+    @property
+    def data(self) -> Sample:
+        """The newest sample (a new one is drawn when the served releases change)."""
+        assert SAMPLE is not None
+        return SAMPLE
+
+    def _get(
+        self, path: str, name: str, expect: str, gone: tuple[str, str, Sample] | None = None
+    ) -> bytes | None:
+        """GET `path` as request `name`; the body when it answered 200 (or 304) with `expect`.
+
+        `gone` is (type, id, the sample the id was drawn from) for a request of one resource: its 410
+        is the right answer when a release newer than the sample expired it (`expired_after`), and a
+        failure otherwise; any other status is a failure."""
         with self.client.get(path, name=name, catch_response=True) as response:
+            if response.status_code == 410 and gone is not None:
+                if expired_after(self.host, *gone):
+                    response.success()
+                    SWITCHES.expired_ok += 1
+                    if not SWITCHES.resampling and gone[2] is SAMPLE:  # the watch has not seen it yet
+                        gevent.spawn(resample, self.host, f"{gone[0]}/{gone[1]} expired")
+                else:
+                    response.failure(f"HTTP 410 for {gone[0]}/{gone[1]}, which no newer release expired")
+                return None
             if response.status_code not in OK:
                 error = getattr(response, "error", None)
                 reason = f"HTTP {response.status_code}" if response.status_code else str(error)
@@ -415,7 +607,9 @@ class EpjUser(FastHttpUser):
             body = self._get(url, name, "Bundle")
 
     def read(self) -> None:
-        self._get(f"/fhir/{PPD}/{random.choice(self.data.package_ids)}", "read", PPD)
+        data = self.data
+        rid = random.choice(data.package_ids)
+        self._get(f"/fhir/{PPD}/{rid}", "read", PPD, gone=(PPD, rid, data))
 
     def varenr(self) -> None:
         value = random.choice(self.data.varenr)
@@ -441,7 +635,9 @@ class EpjUser(FastHttpUser):
         self._get(f"/fhir/{MPD}?name:contains={_q(fragment)}", "name-contains", "Bundle")
 
     def everything(self) -> None:
-        self._get(f"/fhir/{MPD}/{random.choice(self.data.product_ids)}/$everything", "everything", "Bundle")
+        data = self.data
+        rid = random.choice(data.product_ids)
+        self._get(f"/fhir/{MPD}/{rid}/$everything", "everything", "Bundle", gone=(MPD, rid, data))
 
     def paging(self) -> None:
         body = self._get(f"/fhir/{PPD}?_count=20", "paging", "Bundle")

@@ -51,7 +51,7 @@ from grunndata.m30 import (
     child,
     child_text,
 )
-from grunndata.memory import cycle_collection_paused
+from grunndata.memory import YOUNG_EVERY, collect_young, cycle_collection_paused
 from grunndata.settings import DEFAULT_MAX_XML_BYTES
 from grunndata.store import ReleaseBuilder
 
@@ -255,6 +255,8 @@ def import_fest(
             entries += 1
             if progress is not None and entries % 500 == 0 and reader.stream is not None:
                 progress(entry.catalogue, entries, reader.stream.position, reader.stream.total)
+            if entries % YOUNG_EVERY == 0:
+                collect_young()
             if entry.status == "U":
                 if not incremental:
                     raise DeliveryError(
@@ -311,6 +313,7 @@ def import_fest(
         refusal = None if force else _refusal(builder, checks, warnings)
         if refusal is not None:
             refuse(builder, result, refusal)
+        del checks, expiries, derived  # the delivery's id and reference sets: not needed to activate
         result.activate(builder, reader.hentet_dato)
     return result
 

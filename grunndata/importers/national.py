@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import re
 import typing
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from grunndata.fhir import EDQM, EDQM_ALIASES, NS_FEST_ID
 from grunndata.importers.identifiers import served_identifiers
 from grunndata.importers.run import MAX_REPORTED
 from grunndata.m30 import FestEntry, catalogues, child_text
+from grunndata.memory import YOUNG_EVERY, collect_young
 from grunndata.store import ReleaseBuilder
 from grunndata.store import index_rows as fhir_index_rows
 from grunndata.terminology.phpid import PhpidIndex
@@ -102,13 +104,25 @@ class Reconciliation:
 
 
 class _Entries:
-    """The translators' view of the release: entries of the looked-up kinds, by inner Id."""
+    """The translators' view of the release: entries of the looked-up kinds, by inner Id.
+
+    Kept as their stored JSON (a fifth of a parsed entry's size) and parsed when asked for, the
+    last few hundred asked kept parsed: a product's ingredients name the same few substances."""
 
     def __init__(self) -> None:
-        self.by_id: dict[str, FestEntry] = {}
+        self.by_id: dict[str, bytes] = {}
+        self._parsed: dict[str, FestEntry] = {}
 
     def get(self, fest_id: str) -> FestEntry | None:
-        return self.by_id.get(fest_id)
+        found = self._parsed.get(fest_id)
+        if found is None:
+            data = self.by_id.get(fest_id)
+            if data is None:
+                return None
+            if len(self._parsed) >= 512:
+                self._parsed.clear()
+            found = self._parsed[fest_id] = FestEntry.from_json(orjson.loads(data))
+        return found
 
 
 def derive(
@@ -129,7 +143,7 @@ def derive(
     for _, data in builder.served_data(lambda t: is_fest(t) and catalogue_of(t) in lookup_catalogues):
         entry = FestEntry.from_json(orjson.loads(data))
         if entry.kind in LOOKUP_KINDS:
-            lookup.by_id[entry.key] = entry
+            lookup.by_id[entry.key] = data
     # every identifier of either source in its served form (fhir/identifiers.py) before they meet:
     # SAFEST's resources here, FEST's as they are made (below)
     safest = [served_identifiers(orjson.loads(data)) for _, data in builder.served_data(is_safest)]
@@ -151,6 +165,8 @@ def derive(
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
+        if n % YOUNG_EVERY == 0:
+            collect_young()
         made_here = [served_identifiers(r) for r in _translated(entry, key, lookup)]
         served = overlay.apply_all(made_here) if overlay is not None else made_here
         serving.serve(
@@ -272,7 +288,7 @@ class Derived:
 @dataclass(frozen=True, slots=True)
 class _Waiting:
     key: Key
-    body: bytes  # as orjson wrote it: compact, read again only at the end
+    packed: bytes  # as orjson wrote it, deflated (a tenth of the size): read again only at the end
     oppf: str | None
     from_safest: bool  # merged with SAFEST's data, or made from it alone
     targets: frozenset[str]  # the references it holds that named nothing served when it came
@@ -314,7 +330,7 @@ class _Serving:
                 self.safest_references += len(found)
             missing = frozenset(r for r in found if not self._names_served(r, contained))
             if missing:
-                self.waiting.append(_Waiting(key, body, oppf, from_safest, missing))
+                self.waiting.append(_Waiting(key, zlib.compress(body, 1), oppf, from_safest, missing))
             else:
                 self._put(key, body, oppf, from_safest and oppf is not None, resource)
 
@@ -322,10 +338,10 @@ class _Serving:
         """Serve what waited; the references that name nothing served, as they were handled."""
         unserved: list[Unserved] = []
         for w in self.waiting:
-            resource = orjson.loads(w.body)
+            body = zlib.decompress(w.packed)
+            resource = orjson.loads(body)
             contained = _contained_ids(resource)
             gone = {t for t in w.targets if not self._names_served(t, contained)}
-            body = w.body
             if w.key[0] == "PackagedProductDefinition" and self.phpids.package(resource):
                 body = orjson.dumps(resource)  # its product was made after it
             if gone:

@@ -15,8 +15,10 @@ outside a snapshot keeps to released ones (store/access.py `readable`).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, null, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from grunndata.errors import DeliveryError, ReleaseConflict, StoreBusy, StoreError, UnknownRelease
@@ -126,15 +128,16 @@ class _ImportLock:
             self._fd = None
 
 
-def _insert_rows(conn: Connection, table: Any, columns: tuple[str, ...], rows: list[Any]) -> None:
+def _insert_rows(conn: Connection, table: Any, columns: tuple[str, ...], rows: Iterable[Any]) -> None:
     """Insert plain rows (tuples of str and int) through the driver's executemany: parameterised SQL
-    without SQLAlchemy's per-row work, which costs more than the insert itself for the index tables."""
-    if not rows:
-        return
+    without SQLAlchemy's per-row work, which costs more than the insert itself for the index tables.
+    `rows` may be a generator: they are taken a batch at a time (a release's manifest is never held
+    whole as rows)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    for i in range(0, len(rows), 10 * _BATCH):
-        conn.exec_driver_sql(sql, rows[i : i + 10 * _BATCH])
+    taken = iter(rows)
+    while batch := list(itertools.islice(taken, 10 * _BATCH)):
+        conn.exec_driver_sql(sql, batch)
 
 
 def _refresh_statistics(conn: Connection) -> None:
@@ -180,7 +183,9 @@ class ReleaseBuilder:
     based_on: Any = None  # the active release row when we started
     active: dict[Key, StoredVersion] = field(default_factory=dict)
     tallies: dict[str, Tally] = field(default_factory=dict)
-    _latest: dict[Key, StoredVersion] = field(default_factory=dict)
+    # the newest version number of every resource of this line (all that `put` needs of the past:
+    # a number, not a StoredVersion, so it costs little per resource ever stored)
+    _latest: dict[Key, int] = field(default_factory=dict)
     _manifest: dict[Key, int] = field(default_factory=dict)
     _resources: list[dict[str, Any]] = field(default_factory=list)
     _index: list[tuple[str, str, int]] = field(default_factory=list)
@@ -251,25 +256,27 @@ class ReleaseBuilder:
 
     def _load_state(self, conn: Connection) -> None:
         self._next_pk = (conn.execute(select(func.max(R.c.pk))).scalar() or 0) + 1
-        cols = (R.c.type, R.c.id, R.c.pk, R.c.version, R.c.content_hash, R.c.source_id)
         # the newest version of every resource of this owner and tier, active or not
         newest = (
-            select(R.c.type, R.c.id, func.max(R.c.version).label("v"))
+            select(R.c.type, R.c.id, func.max(R.c.version))
             .where(R.c.owner_id == self.owner, R.c.tier == self.tier)
             .group_by(R.c.type, R.c.id)
-            .subquery()
         )
-        for t, i, pk, v, h, s in conn.execute(
-            select(*cols).join(
-                newest, (R.c.type == newest.c.type) & (R.c.id == newest.c.id) & (R.c.version == newest.c.v)
-            )
-        ):
-            self._latest[(t, i)] = StoredVersion(pk, v, h, s)
+        # One (type, id) tuple per resource, shared by both dicts, its type string interned: with
+        # ~180,000 resources a follow-up holds them all, and every row read brings its own strings.
+        # The Oppf Id (source_id) is needed only to apply an incremental delivery's Status U.
+        self._latest = {(sys.intern(t), i): v for t, i, v in conn.execute(newest)}
         if self.based_on is not None:
+            shared = {key: key for key in self._latest}
+            by_source = self.kind == "incremental"
+            source = R.c.source_id if by_source else null()
+            cols = (R.c.type, R.c.id, R.c.pk, R.c.version, R.c.content_hash, source)
             for t, i, pk, v, h, s in conn.execute(
                 select(*cols).join(M, M.c.resource_pk == R.c.pk).where(M.c.release_id == self.based_on.id)
             ):
-                self.active[(t, i)] = StoredVersion(pk, v, h, s)
+                key = shared.get((t, i)) or (sys.intern(t), i)
+                self.active[key] = StoredVersion(pk, v, h, s)
+            del shared
         if self.kind == "incremental":
             self._manifest = {k: sv.pk for k, sv in self.active.items()}
         # what other lines ever stored: versions are numbered per (type, id) across the store, and
@@ -326,8 +333,8 @@ class ReleaseBuilder:
         # instant is in the past, before the removal a client has applied)
         pk = self._next_pk
         self._next_pk += 1
-        version = max(latest.version if latest else 0, other[0] if other else 0) + 1
-        self._latest[key] = StoredVersion(pk, version, content_hash, source_id)
+        version = max(latest or 0, other[0] if other else 0) + 1
+        self._latest[key] = version
         self._manifest[key] = pk
         if self.dry_run:
             self._dry_data[pk] = data
@@ -489,7 +496,7 @@ class ReleaseBuilder:
         self._flush()
         release = self.release_id
         _insert_rows(
-            conn, M, ("release_id", "resource_pk"), [(release, pk) for pk in self._manifest.values()]
+            conn, M, ("release_id", "resource_pk"), ((release, pk) for pk in self._manifest.values())
         )
         gone = [(release, t, i, self.active[(t, i)].pk) for t, i in set(self._left_out()) | self._expired]
         _insert_rows(conn, T, ("release_id", "type", "id", "resource_pk"), gone)
