@@ -186,6 +186,22 @@ class Settings(BaseSettings):
         description="Seconds a finished `$export`'s files are kept (and its status answered) before "
         "they are removed (at most a week).",
     )
+    export_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Of an `$export`'s wall time, the share its child process may work: below 1 it "
+        "sleeps after each slice of its CPU time, and the PostgreSQL backend answering it waits "
+        "with it (1: no pacing).",
+    )
+    export_backend_nice: int = Field(
+        default=19,
+        ge=0,
+        le=19,
+        description="The niceness an `$export`'s child gives the PostgreSQL backends serving it when "
+        "they run on the same machine and it may renice them (0: leaves them as they are).",
+    )
     prune_keep_rollback: int = Field(
         default=3,
         ge=0,
@@ -510,6 +526,8 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_send_timeout": "a number of seconds, more than 0 and at most 120",
     "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
     "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
+    "export_share": "a number more than 0 and at most 1",
+    "export_backend_nice": "a whole number from 0 to 19",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()

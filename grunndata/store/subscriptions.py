@@ -266,8 +266,8 @@ class Draft:
 
 
 def pending_releases(conn: Connection) -> list[Pending]:
-    """Per line, the first release activated after the one its events were last made for: a new
-    release, or an older one a rollback made active again (its activation is new). A line never
+    """Per line, the first release activated after the one its events were last made for (by time,
+    then id): a new release, or an older one a rollback made active again (its activation is new). A line never
     notified starts at the release it serves now, its changes counted from the release it was
     built on."""
     done = {(r.tier, r.owner): r for r in conn.execute(select(NL))}
@@ -289,8 +289,12 @@ def pending_releases(conn: Connection) -> list[Pending]:
             continue
         last_at = _aware(last.activated_at)
         assert last_at is not None
+        # in order of (activation, id): releases activated in the same millisecond (several served
+        # between two ticks) are each one event, in the order they were made, none skipped
+        done_through = (last_at, last.release_id)
         later = next(
-            (r for r in releases if (at := _aware(r.activated_at)) is not None and at > last_at), None
+            (r for r in releases if (at := _aware(r.activated_at)) is not None and (at, r.id) > done_through),
+            None,
         )
         if later is not None:
             found.append(

@@ -299,3 +299,25 @@ def test_a_line_never_notified_counts_its_release_from_the_one_it_was_built_on(e
     _record(engine, [])
     with engine.begin() as conn:
         assert conn.execute(select(NL.c.release_id)).scalar_one() == new
+
+
+def test_releases_served_between_two_ticks_are_each_an_event_in_order(engine: Engine) -> None:
+    """Three releases served before the notifier's next tick, two of them in the same millisecond
+    (their activated_at equal): each is an event of its own, numbered on, in the order served;
+    before, a release activated in the same millisecond as the last notified one was skipped."""
+    from grunndata.server.subscriptions.worker import Notifier
+    from grunndata.settings import Settings
+
+    _release(engine)
+    _record(engine, [])
+    (a,) = _made(engine, _new())
+    ids = [_release(engine) for _ in range(3)]
+    with engine.begin() as conn:  # the last two in one millisecond
+        at = conn.execute(select(REL.c.activated_at).where(REL.c.id == ids[1])).scalar_one()
+        conn.execute(update(REL).where(REL.c.id == ids[2]).values(activated_at=at))
+    notifier = Notifier(engine, Settings.load({"GRUNNDATA_WARM": "0"}))
+    assert notifier.make_events() == 3
+    with engine.begin() as conn:
+        made = subs.events(conn, a.id)
+        assert subs.pending_releases(conn) == []
+    assert [(e.number, e.release_id) for e in made] == [(1, ids[0]), (2, ids[1]), (3, ids[2])]
