@@ -277,6 +277,14 @@ class Settings(BaseSettings):
         description="The longest wait between two tries of a failing rest-hook (the wait starts at 1 s "
         "and doubles).",
     )
+    subscription_give_up_seconds: float = Field(
+        default=86_400.0,
+        ge=1,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        description="Seconds a rest-hook subscription may go without a notification going through "
+        "before the server stops trying: its status becomes off, and `$status` says why.",
+    )
     export_jobs_per_entitlement: int = Field(
         default=2,
         ge=1,
@@ -527,6 +535,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
     "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
     "export_share": "a number more than 0 and at most 1",
+    "subscription_give_up_seconds": "a number of seconds from 1 to 2,592,000",
     "export_backend_nice": "a whole number from 0 to 19",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"

@@ -484,22 +484,40 @@ def sent(conn: Connection, sub_id: str, through: int | None = None) -> None:
         )
 
 
-def failed(conn: Connection, sub_id: str, error: str, retry_in: float, error_after: int) -> None:
+def failed(
+    conn: Connection, sub_id: str, error: str, retry_in: float, error_after: int, give_up: float | None = None
+) -> None:
     """A send failed: one more attempt counted, the next no sooner than `retry_in` seconds, and
-    status error once `error_after` sends in a row failed."""
-    row = conn.execute(select(SUB.c.attempts, SUB.c.status).where(SUB.c.id == sub_id)).first()
+    status error once `error_after` sends in a row failed. With `give_up`, a subscription that
+    has had no send go through for that many seconds (since the last that did, or since it was
+    made) is off, its error saying so: R5's off, "no longer active", and nothing more is tried."""
+    row = conn.execute(
+        select(SUB.c.attempts, SUB.c.status, SUB.c.last_sent, SUB.c.created_at).where(SUB.c.id == sub_id)
+    ).first()
     if row is None or row.status == OFF:
         return
     attempts = row.attempts + 1
+    at = now()
+    status = ERROR if attempts >= error_after else row.status
+    since = _aware(row.last_sent) or _aware(row.created_at)
+    assert since is not None
+    if give_up is not None and status == ERROR and at - since >= timedelta(seconds=give_up):
+        status = OFF
+        error = (
+            f"no notification went through since {since.isoformat(timespec='seconds')} "
+            f"({attempts} tries in a row failed; the server gives up after {give_up:g} s): the "
+            f"subscription is off and nothing more is sent; delete it and subscribe again. The last "
+            f"failure: {error}"
+        )
     conn.execute(
         update(SUB)
         .where(SUB.c.id == sub_id)
         .values(
             attempts=attempts,
-            next_attempt=now() + timedelta(seconds=retry_in),
+            next_attempt=None if status == OFF else at + timedelta(seconds=retry_in),
             error=error[:1000],
-            status=ERROR if attempts >= error_after else row.status,
-            updated_at=now(),
+            status=status,
+            updated_at=at,
         )
     )
 

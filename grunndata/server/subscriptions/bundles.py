@@ -36,6 +36,17 @@ def entitlement(sub: Subscription) -> Access:
     return Access(sector=sub.sector, supplementary=sub.supplementary)
 
 
+def max_count(sub: Subscription, most: int) -> int:
+    """How many events one notification of `sub` may carry: its maxCount (R5: "maximum number of
+    events that can be combined in a single notification"), 1 when it names none, and never more
+    than `most` (the events a sender reads at once). Events waiting (a receiver back after being
+    down) go that many at a time, in order; the routes took maxCount as a positive integer."""
+    asked = sub.resource.get("maxCount")
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
+        return 1
+    return min(asked, most)
+
+
 def _owners(kept: frozenset[str], now: frozenset[str]) -> frozenset[str]:
     if ALL_OWNERS in kept:
         return now

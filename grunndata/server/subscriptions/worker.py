@@ -7,7 +7,9 @@ advance) and sends what is due to the rest-hooks: the handshake of a new subscri
 not yet delivered in order, a heartbeat when nothing was sent for heartbeatPeriod. A failed send
 is tried again after 1 s, doubling to GRUNNDATA_SUBSCRIPTION_RETRY_MAX_SECONDS; after three in a
 row the status is error, and the next send that goes through makes it active again with every
-event it missed, numbered as before. A process that loses the lease sends nothing more; if the
+event it missed, numbered as before (or, beyond the kept events, the status says which were
+lost). A subscription none of whose sends went through for GRUNNDATA_SUBSCRIPTION_GIVE_UP_SECONDS
+(a day) is off, its error (in `$status`) saying why: it is not tried for ever. A process that loses the lease sends nothing more; if the
 holder dies, another takes over when its lease runs out. Blocking store calls run in threads.
 """
 
@@ -63,6 +65,7 @@ class Notifier:
         self.most_changes = settings.subscription_max_references
         self.timeout = settings.subscription_send_timeout
         self.retry_max = settings.subscription_retry_max_seconds
+        self.give_up = settings.subscription_give_up_seconds
         self._leader_until = 0.0  # monotonic: the lease is ours until then (a margin kept)
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
@@ -210,9 +213,11 @@ class Notifier:
             return
         if sub.events > sub.delivered:
             events, bodies = await self._store(self._undelivered, sub)
-            for event in events:
-                body = bundles.notification(sub, bundles.EVENT, sub.base_url, [event], bodies)
-                if not await self._post(sub, body, event.number):
+            most = bundles.max_count(sub, EVENTS_PER_ROUND)
+            for start in range(0, len(events), most):
+                batch = events[start : start + most]
+                body = bundles.notification(sub, bundles.EVENT, sub.base_url, batch, bodies)
+                if not await self._post(sub, body, batch[-1].number):
                     return
             return
         await self._post(sub, bundles.notification(sub, bundles.HEARTBEAT, sub.base_url), None)
@@ -258,4 +263,4 @@ class Notifier:
             if found is None:
                 return
             retry_in = min(2.0**found.attempts, self.retry_max)  # 1, 2, 4, ... seconds
-            store.failed(conn, sub_id, error, retry_in, ERROR_AFTER)
+            store.failed(conn, sub_id, error, retry_in, ERROR_AFTER, self.give_up)
