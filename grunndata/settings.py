@@ -285,6 +285,15 @@ class Settings(BaseSettings):
         description="Seconds a rest-hook subscription may go without a notification going through "
         "before the server stops trying: its status becomes off, and `$status` says why.",
     )
+    subscription_entitlement_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        description="Seconds a subscriber's sector or supplementary entitlement, as its last token on "
+        "`/fhir/Subscription` showed it, holds for rest-hook notifications; after that they carry "
+        "national content only until a token of it is seen again.",
+    )
     export_jobs_per_entitlement: int = Field(
         default=2,
         ge=1,
@@ -536,6 +545,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
     "export_share": "a number more than 0 and at most 1",
     "subscription_give_up_seconds": "a number of seconds from 1 to 2,592,000",
+    "subscription_entitlement_seconds": "a number of seconds from 1 to 2,592,000",
     "export_backend_nice": "a whole number from 0 to 19",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"

@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from grunndata.store.models import EV, LEASE, NL, REL, SUB, WS, R
+from grunndata.store.models import EV, LEASE, NL, REL, SUB, SUBR, WS, R
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 NOTIFIER = "notifier"  # the one lease's name
@@ -213,6 +213,39 @@ def live(conn: Connection) -> list[Subscription]:
     """Every subscription not off, of every owner (the notifier's work list)."""
     rows = conn.execute(select(SUB).where(SUB.c.status != OFF).order_by(SUB.c.created_at, SUB.c.id))
     return [_subscription(r) for r in rows]
+
+
+# -- what the owner may read now -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An owner's entitlement as the last token it used on the subscription routes showed it."""
+
+    sector: bool
+    supplementary: frozenset[str]
+    at: datetime
+
+
+def seen(conn: Connection, owner: str, sector: bool, supplementary: frozenset[str]) -> None:
+    """Record what the owner's token read now (each request of the owner to the subscription routes
+    does): what its notifications carry from now on. The caller commits."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = {"sector": sector, "supplementary": ",".join(sorted(supplementary)), "seen_at": now()}
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = upsert(SUBR).values(owner=owner, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[SUBR.c.owner], set_=values))
+
+
+def last_seen(conn: Connection, owner: str) -> Seen | None:
+    """The owner's entitlement as last seen, or None (no token of it seen since the store had the
+    table)."""
+    row = conn.execute(select(SUBR).where(SUBR.c.owner == owner)).first()
+    if row is None:
+        return None
+    owners = frozenset(o for o in row.supplementary.split(",") if o)
+    return Seen(bool(row.sector), owners, _aware(row.seen_at))  # type: ignore[arg-type]
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -520,6 +553,12 @@ def failed(
             updated_at=at,
         )
     )
+
+
+def withheld(conn: Connection, sub_id: str, through: int) -> None:
+    """Events up to `through` were read and not sent: the subscriber may not read them now
+    (nothing else changes: no send went through)."""
+    conn.execute(update(SUB).where(SUB.c.id == sub_id, SUB.c.delivered < through).values(delivered=through))
 
 
 def lost(conn: Connection, sub_id: str, through: int) -> None:
