@@ -96,13 +96,23 @@ def _child_of(pid: int, earlier: set[int]) -> int | None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process `pid` so far (None once it is gone)."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command's name (None once the process is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` so far (None once it is gone)."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _nice(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[16])
 
 
 class Backends:
@@ -140,6 +150,9 @@ class Export:
     resources: int
     child_cpu: float = 0.0  # the child's user + system seconds, at its last sample
     backend_cpu: float | None = None  # its PostgreSQL backends' (None: not PostgreSQL)
+    backend_nice: tuple[
+        int, ...
+    ] = ()  # the niceness each of them was seen at (GRUNNDATA_EXPORT_BACKEND_NICE)
 
 
 def export_once(server: Server, every: float | None = 0.1, backends: Backends | None = None) -> Export:
@@ -149,6 +162,7 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
     peak = {"kib": 0}
     cpu: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the child's and its backends')
     served_by: set[int] = set()
+    nice: dict[int, int] = {}  # backend pid -> its niceness, last seen
     earlier = _children_of(server.proc.pid)
     stop = threading.Event()
 
@@ -169,6 +183,8 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
                 served_by.update(backends.pids())
             for pid in served_by:
                 cpu[pid] = _cpu_seconds(pid) or cpu.get(pid, 0.0)
+                if (niceness := _nice(pid)) is not None:
+                    nice[pid] = niceness
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -192,7 +208,9 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
     _request(status_url, method="DELETE")
     backend_cpu = None if backends is None else sum(cpu.get(pid, 0.0) for pid in served_by)
     child_cpu = sum(t for pid, t in cpu.items() if pid not in served_by)
-    return Export(seconds, peak["kib"] / 1024, resources, child_cpu, backend_cpu)
+    return Export(
+        seconds, peak["kib"] / 1024, resources, child_cpu, backend_cpu, tuple(sorted(nice.values()))
+    )
 
 
 @dataclass
@@ -314,7 +332,9 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         peak = max(e.peak_mib for e in p.alone)
         child = m(e.child_cpu for e in p.alone)
         backend = m(e.backend_cpu for e in p.alone) if p.alone[0].backend_cpu is not None else None
-        cpu = f"{child:.2f} s | {'-' if backend is None else f'{backend:.2f} s'}"
+        niceness = sorted({n for e in p.alone for n in e.backend_nice})
+        shown = "-" if backend is None else f"{backend:.2f} s (nice {', '.join(map(str, niceness)) or '?'})"
+        cpu = f"{child:.2f} s | {shown}"
         p99, p99x = (m(r.p99 for r in p.without), m(r.p99 for r in p.during)) if p.without else (nan, nan)
         rps, rpsx = (m(r.rps for r in p.without), m(r.rps for r in p.during)) if p.without else (nan, nan)
         loaded = m(e.seconds for e in p.under_load) if p.under_load else nan
