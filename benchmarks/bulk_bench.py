@@ -7,7 +7,8 @@ For each store, and with the server's caches off (`GRUNNDATA_SEARCH_CACHE_MB=0
 GRUNNDATA_READ_CACHE=0`) and on (the defaults), our server runs under api_bench.py's uvicorn
 settings and:
 
-- exports alone, --runs times: wall time from the kick-off (`GET /fhir/$export`, `Prefer:
+- removes the store's leftover `$export` jobs (a kick-off would join a finished one and answer
+  at once), then exports alone, --runs times: wall time from the kick-off (`GET /fhir/$export`, `Prefer:
   respond-async`) to the status answering 200 with the manifest (polled every 0.1 s), and the
   peak RSS of the child process that wrote the files (its VmHWM, read every 20 ms while it runs:
   the server starts it, so wait4 is the server's, not ours). Each job is deleted afterwards so the
@@ -244,6 +245,24 @@ def reads_while(
     return result, done
 
 
+def clear_jobs(db: str) -> int:
+    """Remove the store's leftover `$export` jobs (and tickets): a kick-off with the same
+    entitlement and parameters joins a finished job still kept (an hour by default) and answers
+    at once, which is no export (a run of 2026-12-07 18:57 timed 0.1 s exports so). How many."""
+    from sqlalchemy import delete
+
+    from grunndata.store import connect
+    from grunndata.store.models import BT, B
+
+    engine = connect(db, create=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(BT))
+            return int(conn.execute(delete(B)).rowcount or 0)
+    finally:
+        engine.dispose()
+
+
 def bench(
     store: str, db: str, paths: list[str], args: argparse.Namespace, log: Path, exports: Path
 ) -> list[Point]:
@@ -254,6 +273,8 @@ def bench(
     for caches, env in CACHES.items():
         if args.caches and caches not in args.caches:
             continue
+        if cleared := clear_jobs(db):
+            print(f"{store}: {cleared} leftover $export jobs removed first", flush=True)
         servers: list[tuple[Point, Server, Backends | None]] = []
         try:
             for label, extra in args.variant or [("", {})]:
