@@ -7,7 +7,8 @@ For each store, and with the server's caches off (`GRUNNDATA_SEARCH_CACHE_MB=0
 GRUNNDATA_READ_CACHE=0`) and on (the defaults), our server runs under api_bench.py's uvicorn
 settings and:
 
-- exports alone, --runs times: wall time from the kick-off (`GET /fhir/$export`, `Prefer:
+- removes the store's leftover `$export` jobs (a kick-off would join a finished one and answer
+  at once), then exports alone, --runs times: wall time from the kick-off (`GET /fhir/$export`, `Prefer:
   respond-async`) to the status answering 200 with the manifest (polled every 0.1 s), and the
   peak RSS of the child process that wrote the files (its VmHWM, read every 20 ms while it runs:
   the server starts it, so wait4 is the server's, not ours). Each job is deleted afterwards so the
@@ -96,13 +97,23 @@ def _child_of(pid: int, earlier: set[int]) -> int | None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process `pid` so far (None once it is gone)."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command's name (None once the process is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` so far (None once it is gone)."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _nice(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[16])
 
 
 class Backends:
@@ -140,6 +151,9 @@ class Export:
     resources: int
     child_cpu: float = 0.0  # the child's user + system seconds, at its last sample
     backend_cpu: float | None = None  # its PostgreSQL backends' (None: not PostgreSQL)
+    backend_nice: tuple[
+        int, ...
+    ] = ()  # the niceness each of them was seen at (GRUNNDATA_EXPORT_BACKEND_NICE)
 
 
 def export_once(server: Server, every: float | None = 0.1, backends: Backends | None = None) -> Export:
@@ -149,6 +163,7 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
     peak = {"kib": 0}
     cpu: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the child's and its backends')
     served_by: set[int] = set()
+    nice: dict[int, int] = {}  # backend pid -> its niceness, last seen
     earlier = _children_of(server.proc.pid)
     stop = threading.Event()
 
@@ -169,6 +184,8 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
                 served_by.update(backends.pids())
             for pid in served_by:
                 cpu[pid] = _cpu_seconds(pid) or cpu.get(pid, 0.0)
+                if (niceness := _nice(pid)) is not None:
+                    nice[pid] = niceness
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -192,13 +209,16 @@ def export_once(server: Server, every: float | None = 0.1, backends: Backends | 
     _request(status_url, method="DELETE")
     backend_cpu = None if backends is None else sum(cpu.get(pid, 0.0) for pid in served_by)
     child_cpu = sum(t for pid, t in cpu.items() if pid not in served_by)
-    return Export(seconds, peak["kib"] / 1024, resources, child_cpu, backend_cpu)
+    return Export(
+        seconds, peak["kib"] / 1024, resources, child_cpu, backend_cpu, tuple(sorted(nice.values()))
+    )
 
 
 @dataclass
 class Point:
     store: str
     caches: str
+    variant: str = ""  # --variant's label ("" when there is one server per caches setting)
     alone: list[Export] = field(default_factory=list)
     without: list[Result] = field(default_factory=list)
     during: list[Result] = field(default_factory=list)
@@ -225,38 +245,82 @@ def reads_while(
     return result, done
 
 
+def clear_jobs(db: str) -> int:
+    """Remove the store's leftover `$export` jobs (and tickets): a kick-off with the same
+    entitlement and parameters joins a finished job still kept (an hour by default) and answers
+    at once, which is no export (a run of 2026-12-07 18:57 timed 0.1 s exports so). How many."""
+    from sqlalchemy import delete
+
+    from grunndata.store import connect
+    from grunndata.store.models import BT, B
+
+    engine = connect(db, create=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(BT))
+            return int(conn.execute(delete(B)).rowcount or 0)
+    finally:
+        engine.dispose()
+
+
 def bench(
     store: str, db: str, paths: list[str], args: argparse.Namespace, log: Path, exports: Path
 ) -> list[Point]:
+    """Per caches setting, one server per variant, all started at once (an idle one costs
+    nothing) so that the variants' windows interleave: run i of every variant before run i + 1
+    of any, and the machine's other work falls on each alike."""
     points = []
     for caches, env in CACHES.items():
-        print(f"{store}, caches {caches}: starting the server ...", flush=True)
-        command, base_env = uvicorn("api_bench:create_ours", db)
-        server = start(
-            f"ours on {store}", command, {**base_env, **env, "GRUNNDATA_EXPORT_DIR": str(exports)}, log
-        )
-        point = Point(store, caches)
-        backends = Backends(db) if db.startswith("postgresql") else None
+        if args.caches and caches not in args.caches:
+            continue
+        if cleared := clear_jobs(db):
+            print(f"{store}: {cleared} leftover $export jobs removed first", flush=True)
+        servers: list[tuple[Point, Server, Backends | None]] = []
         try:
-            warm(server, paths)
+            for label, extra in args.variant or [("", {})]:
+                print(f"{store}, caches {caches} {label}: starting the server ...", flush=True)
+                command, base_env = uvicorn("api_bench:create_ours", db)
+                server = start(
+                    f"ours on {store}",
+                    command,
+                    {**base_env, **env, **extra, "GRUNNDATA_EXPORT_DIR": str(exports)},
+                    log,
+                )
+                point = Point(store, caches, label)
+                servers.append((point, server, Backends(db) if db.startswith("postgresql") else None))
+                warm(server, paths)
             for i in range(args.runs):
-                point.alone.append(export_once(server, backends=backends))
-                print(f"  export alone {i + 1}: {point.alone[-1]}", flush=True)
+                for point, server, backends in servers:
+                    point.alone.append(export_once(server, backends=backends))
+                    print(f"  {point.variant} export alone {i + 1}: {point.alone[-1]}", flush=True)
             for i in range(0 if args.no_reads else args.runs):
-                result, _ = measure_on(server, paths, args.clients, args.duration, args.warmup)
-                point.without.append(result)
-                print(f"  reads without {i + 1}: {result.line()}", flush=True)
-                result, under = reads_while(server, paths, args.clients, args.duration, args.warmup)
-                point.during.append(result)
-                point.under_load.extend(under)
-                print(f"  reads during {i + 1}: {result.line()}; exports {under}", flush=True)
+                for point, server, _ in servers:
+                    print(f"  {point.variant} load {os.getloadavg()[0]:.1f}", flush=True)
+                    result, _ = measure_on(server, paths, args.clients, args.duration, args.warmup)
+                    point.without.append(result)
+                    print(f"  {point.variant} reads without {i + 1}: {result.line()}", flush=True)
+                    result, under = reads_while(server, paths, args.clients, args.duration, args.warmup)
+                    point.during.append(result)
+                    point.under_load.extend(under)
+                    print(
+                        f"  {point.variant} reads during {i + 1}: {result.line()}; exports {under}",
+                        flush=True,
+                    )
         finally:
-            server.proc.terminate()
-            server.proc.wait(timeout=30)
-            if backends is not None:
-                backends.conn.close()
-        points.append(point)
+            for _, server, backends in servers:
+                server.proc.terminate()
+                server.proc.wait(timeout=30)
+                if backends is not None:
+                    backends.conn.close()
+        points += [point for point, _, _ in servers]
     return points
+
+
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:VAR=VALUE[,VAR=VALUE]` (--variant) as the label and the server's extra environment."""
+    label, _, settings = text.partition(":")
+    env = dict(item.split("=", 1) for item in settings.split(",") if item)
+    return label, env
 
 
 def report(points: list[Point], notes: list[str], args: argparse.Namespace, command: str) -> str:
@@ -267,7 +331,9 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         f"Machine: {machine()}; server, export child, load generator and store on the same machine. "
         + " ".join(notes),
         "Server: api_bench.py's uvicorn (uvloop, httptools, 1 worker); the export in its child process "
-        "(`nice 19` and `SCHED_IDLE`, as in production). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
+        "(`nice 19` and `SCHED_IDLE`, as in production; its PostgreSQL backends reniced and its work "
+        "paced as GRUNNDATA_EXPORT_BACKEND_NICE and GRUNNDATA_EXPORT_SHARE say, each variant's settings "
+        "in its label). Export alone: kick-off to manifest (polled every 0.1 s), medians of "
         f"{args.runs}; child peak RSS is its VmHWM read every 20 ms, the largest seen; CPU is user + system "
         "seconds of the child and (PostgreSQL) of the backends serving it (found by its application_name), "
         "from /proc every 20 ms, medians. Reads: read by id of "
@@ -276,10 +342,10 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         "as its Retry-After says), interleaved, "
         f"medians of {args.runs}.",
         f"Command: `{command}`\n",
-        "| store | caches | resources | export wall | child peak RSS | child CPU | PG backend CPU "
+        "| store | caches | variant | resources | export wall | child peak RSS | child CPU | PG backend CPU "
         "| read p99 without | read p99 during export "
         "| ratio | ratio per run | read req/s without / during | export wall under load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for p in points:
@@ -287,7 +353,9 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         peak = max(e.peak_mib for e in p.alone)
         child = m(e.child_cpu for e in p.alone)
         backend = m(e.backend_cpu for e in p.alone) if p.alone[0].backend_cpu is not None else None
-        cpu = f"{child:.2f} s | {'-' if backend is None else f'{backend:.2f} s'}"
+        niceness = sorted({n for e in p.alone for n in e.backend_nice})
+        shown = "-" if backend is None else f"{backend:.2f} s (nice {', '.join(map(str, niceness)) or '?'})"
+        cpu = f"{child:.2f} s | {shown}"
         p99, p99x = (m(r.p99 for r in p.without), m(r.p99 for r in p.during)) if p.without else (nan, nan)
         rps, rpsx = (m(r.rps for r in p.without), m(r.rps for r in p.during)) if p.without else (nan, nan)
         loaded = m(e.seconds for e in p.under_load) if p.under_load else nan
@@ -300,7 +368,7 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
             else "- | - | - | - | - | - (--no-reads)"
         )
         lines.append(
-            f"| {p.store} | {p.caches} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | {cpu} | {reads} |"
+            f"| {p.store} | {p.caches} | {p.variant or '-'} | {p.alone[0].resources:,} | {wall:.1f} s | {peak:.0f} MiB | {cpu} | {reads} |"
         )
     lines.append(
         f"\nTargets (issue 22): export <= {TARGET_SECONDS:.0f} s and <= {TARGET_MIB:.0f} MB peak RSS; "
@@ -316,7 +384,7 @@ def report(points: list[Point], notes: list[str], args: argparse.Namespace, comm
         if p.without:
             ratio = m(r.p99 for r in p.during) / m(r.p99 for r in p.without)
             verdicts.append(f"p99 ratio {'met' if ratio <= TARGET_RATIO else 'missed'}")
-        lines.append(f"- {p.store}, caches {p.caches}: {', '.join(verdicts)}")
+        lines.append(f"- {p.store}, caches {p.caches} {p.variant}: {', '.join(verdicts)}".replace("  ", " "))
     return "\n".join(lines) + "\n"
 
 
@@ -340,6 +408,17 @@ def main() -> None:
         "--no-reads",
         action="store_true",
         help="the exports alone (wall, RSS, CPU of the child and its backends), no read windows",
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        type=_variant,
+        help="LABEL:VAR=VALUE[,VAR=VALUE]: a server with these settings too, its runs interleaved with "
+        "the others' (repeatable; e.g. --variant paced:GRUNNDATA_EXPORT_SHARE=0.5 "
+        "--variant plain:GRUNNDATA_EXPORT_SHARE=1,GRUNNDATA_EXPORT_BACKEND_NICE=0)",
+    )
+    ap.add_argument(
+        "--caches", action="append", choices=sorted(CACHES), help="only these caches settings (repeatable)"
     )
     ap.add_argument("--note", default="", help="a sentence for the table (e.g. what else ran)")
     ap.add_argument("--write", action="store_true", help="append the table to RESULTS.md")

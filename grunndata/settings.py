@@ -191,6 +191,22 @@ class Settings(BaseSettings):
         description="Seconds a finished `$export`'s files are kept (and its status answered) before "
         "they are removed (at most a week).",
     )
+    export_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Of an `$export`'s wall time, the share its child process may work: below 1 it "
+        "sleeps after each slice of its CPU time, and the PostgreSQL backend answering it waits "
+        "with it (1: no pacing; at 0.5 the reads beside a full-size export fared better).",
+    )
+    export_backend_nice: int = Field(
+        default=19,
+        ge=0,
+        le=19,
+        description="The niceness an `$export`'s child gives the PostgreSQL backends serving it when "
+        "they run on the same machine and it may renice them (0: leaves them as they are).",
+    )
     prune_keep_rollback: int = Field(
         default=3,
         ge=0,
@@ -265,6 +281,23 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="The longest wait between two tries of a failing rest-hook (the wait starts at 1 s "
         "and doubles).",
+    )
+    subscription_give_up_seconds: float = Field(
+        default=86_400.0,
+        ge=1,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        description="Seconds a rest-hook subscription may go without a notification going through "
+        "before the server stops trying: its status becomes off, and `$status` says why.",
+    )
+    subscription_entitlement_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        description="Seconds a subscriber's sector or supplementary entitlement, as its last token on "
+        "`/fhir/Subscription` showed it, holds for rest-hook notifications; after that they carry "
+        "national content only until a token of it is seen again.",
     )
     export_jobs_per_entitlement: int = Field(
         default=2,
@@ -517,6 +550,10 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_send_timeout": "a number of seconds, more than 0 and at most 120",
     "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
     "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
+    "export_share": "a number more than 0 and at most 1",
+    "subscription_give_up_seconds": "a number of seconds from 1 to 2,592,000",
+    "subscription_entitlement_seconds": "a number of seconds from 1 to 2,592,000",
+    "export_backend_nice": "a whole number from 0 to 19",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()

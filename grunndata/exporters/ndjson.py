@@ -92,6 +92,41 @@ def since_instant(value: str) -> datetime:
     return start
 
 
+class Pacer:
+    """Keeps an export's work to `share` of its wall time: after each slice of work (at least
+    `SLICE` seconds of this process's CPU time), it sleeps `share`'s complement of it. On
+    PostgreSQL the store's backend that answers the COPY stops too once the socket's buffer is
+    full, so the pace reaches it, which the child's own priority does not (exporters/runner.py).
+    Work is counted in CPU time, not wall time: a child that waits for a busy machine's CPU is
+    slowed by the machine already, and is not made to sleep for it as well. A share of 1 does not
+    pace."""
+
+    SLICE = 0.01
+
+    def __init__(
+        self,
+        share: float = 1.0,
+        clock: Callable[[], float] = time.process_time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"an export's share of the time is more than 0 and at most 1, not {share}")
+        self.share, self.clock, self.sleep = share, clock, sleep
+        self.since = clock()
+        self.slept = 0.0  # in all, for the caller's record
+
+    def __call__(self) -> None:
+        if self.share >= 1:
+            return
+        worked = self.clock() - self.since
+        if worked < self.SLICE:
+            return
+        pause = worked * (1 - self.share) / self.share
+        self.sleep(pause)
+        self.slept += pause
+        self.since = self.clock()
+
+
 class Cancelled(Exception):
     """The job was cancelled (its row is gone) while it was written."""
 
@@ -122,10 +157,13 @@ def export_ndjson(
     since: datetime | None,
     entitled: Entitled,
     progress: Progress | None = None,
+    pacer: Pacer | None = None,
 ) -> NdjsonResult:
     """Write `<Type>.ndjson.gz` for each type with resources (and `deleted.ndjson.gz` with `since`)
-    into `folder`, from `snapshot` (already cut to what `entitled` may read)."""
+    into `folder`, from `snapshot` (already cut to what `entitled` may read); `pacer`, asked after
+    each resource, keeps the work to its share of the time."""
     started = time.monotonic()
+    pace = pacer if pacer is not None and pacer.share < 1 else None
     folder.mkdir(parents=True, exist_ok=True)
     with open_connection(engine) as conn:
         result = NdjsonResult(store.transaction_time(conn, snapshot))
@@ -145,6 +183,8 @@ def export_ndjson(
                     chunk += body
                     chunk += b"\n"
                     n += 1
+                    if pace is not None:
+                        pace()
                     if len(chunk) >= _CHUNK:
                         out.write(chunk)
                         chunk.clear()
@@ -184,9 +224,10 @@ def job_folder(root: Path, job_id: str) -> Path:
     return root / f"bulk-{job_id}"
 
 
-def run_job(engine: Engine, job_id: str, root: Path, keep_seconds: float) -> None:
+def run_job(engine: Engine, job_id: str, root: Path, keep_seconds: float, share: float = 1.0) -> None:
     """Write the files of job `job_id` into its folder under `root`, telling its row how far it got;
-    the row says when it is done (or failed, in one sentence). A cancelled job leaves nothing."""
+    the row says when it is done (or failed, in one sentence). A cancelled job leaves nothing.
+    `share`: of the wall time, what the export may work (Pacer)."""
     folder = job_folder(root, job_id)
     with open_connection(engine) as conn:
         job = store.get_job(conn, job_id)
@@ -206,6 +247,7 @@ def run_job(engine: Engine, job_id: str, root: Path, keep_seconds: float) -> Non
             since=job.since,
             entitled=job.entitlement,
             progress=report,
+            pacer=Pacer(share),
         )
     except Cancelled:
         shutil.rmtree(folder, ignore_errors=True)

@@ -14,17 +14,21 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import ipaddress
 import logging
 import os
 import shutil
+import socket
 import stat
 import sys
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from anyio import to_thread
+from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from grunndata.errors import ExportError, ExportFailed
@@ -61,12 +65,21 @@ class Exporter:
             "M30",
         )
 
-    async def write_ndjson(self, job_id: str, root: Path, keep_seconds: float) -> None:
+    async def write_ndjson(
+        self,
+        job_id: str,
+        root: Path,
+        keep_seconds: float,
+        share: float = 1.0,
+        backend_nice: int = 0,
+    ) -> None:
         """Write the files of the FHIR Bulk Data job `job_id` (its row in the store says what) into
-        its folder under `root` (exporters/ndjson.py); the row tells every server how it went."""
+        its folder under `root` (exporters/ndjson.py); the row tells every server how it went.
+        `share`: of the wall time, what the child may work (ndjson.Pacer); `backend_nice`: the
+        niceness it gives the PostgreSQL backends serving it, where it can (`nice_backend`)."""
         await self._run(
-            [NDJSON_JOB, job_id, str(root), repr(keep_seconds)],
-            functools.partial(run_job, self.engine, job_id, root, keep_seconds),
+            [NDJSON_JOB, job_id, str(root), repr(keep_seconds), repr(share), str(backend_nice)],
+            functools.partial(run_job, self.engine, job_id, root, keep_seconds, share),
             "FHIR Bulk Data",
             functools.partial(self._job_exists, job_id),
         )
@@ -163,8 +176,12 @@ def _child(argv: list[str]) -> int:
     lowest_priority()  # the readers in the server come first
     if argv[:1] == [NDJSON_JOB]:
         engine = connect(_named(sys.stdin.readline().strip()), create=False)
+        share = float(argv[4]) if len(argv) > 4 else 1.0
+        niceness = int(argv[5]) if len(argv) > 5 else 0
+        if niceness and engine.dialect.name == "postgresql":
+            event.listen(engine, "connect", lambda dbapi, _: nice_backend(dbapi, niceness))
         try:
-            run_job(engine, argv[1], Path(argv[2]), float(argv[3]))
+            run_job(engine, argv[1], Path(argv[2]), float(argv[3]), share)
         finally:
             engine.dispose()
         return 0
@@ -182,6 +199,40 @@ def _child(argv: list[str]) -> int:
 
 
 EXPORT_APPLICATION = "grunndata-export"  # the application_name of a Bulk Data child's connections
+
+
+def nice_backend(dbapi: Any, niceness: int) -> bool:
+    """Give the PostgreSQL backend serving the connection `dbapi` (psycopg's) `niceness`, when it
+    runs on this machine and this process may: True if it did.
+
+    The child's own priority does not reach the backend that answers its COPY, and on a machine
+    that also runs the store the backend competes with the server's reads at normal priority
+    (the reads' p99 rose 1.67x during a full-size export with caches on, benchmarks/RESULTS.md).
+    A store on another machine does not compete, and its backends are not ours to touch. So
+    only a backend whose process title names this very connection is reniced: a TCP connection
+    to a loopback address whose title holds our end's port, `postgres: ... 127.0.0.1(PORT) ...`
+    (a pooler in between, or a store in a container with its own process ids, do not match),
+    or a Unix socket's `[local]`. Raising a niceness needs no privilege for one's own processes
+    only, so a store run by another user leaves it as it is (pace the export instead,
+    GRUNNDATA_EXPORT_SHARE). The backend ends with the child's connection."""
+    pgconn = dbapi.pgconn
+    pid = pgconn.backend_pid
+    try:
+        with socket.socket(fileno=os.dup(pgconn.socket)) as sock:
+            if sock.family == socket.AF_UNIX:
+                mark = b"[local]"
+            else:
+                peer, port = sock.getpeername()[0], sock.getsockname()[1]
+                if not ipaddress.ip_address(peer.split("%")[0]).is_loopback:
+                    return False
+                mark = f"({port})".encode()
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if not title.startswith(b"postgres") or mark not in title:
+            return False
+        os.setpriority(os.PRIO_PROCESS, pid, max(niceness, os.getpriority(os.PRIO_PROCESS, pid)))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _named(url: str) -> str:

@@ -89,6 +89,8 @@ def create_app(
         export_folder(settings.export_dir, EXPORT_DIR)[0],
         settings.export_expire_seconds,
         settings.export_jobs_per_entitlement,
+        settings.export_share,
+        settings.export_backend_nice,
     )
 
     @asynccontextmanager

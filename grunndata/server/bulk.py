@@ -39,10 +39,19 @@ class BulkExports:
     MOST_UNFINISHED = 8  # exports waiting or being written at once, in all processes; more are a 429
 
     def __init__(
-        self, served: Served, exporter: Exporter, folder: Path, keep_seconds: float, per_entitlement: int = 2
+        self,
+        served: Served,
+        exporter: Exporter,
+        folder: Path,
+        keep_seconds: float,
+        per_entitlement: int = 2,
+        share: float = 1.0,
+        backend_nice: int = 0,
     ) -> None:
         self.served, self.exporter, self.folder, self.keep_seconds = served, exporter, folder, keep_seconds
         self.per_entitlement = per_entitlement  # of MOST_UNFINISHED, for one entitlement
+        # the child's pace and its PostgreSQL backends' niceness (GRUNNDATA_EXPORT_SHARE, _BACKEND_NICE)
+        self.share, self.backend_nice = share, backend_nice
         self._running: set[asyncio.Task[None]] = set()
 
     async def kick_off(
@@ -76,7 +85,9 @@ class BulkExports:
 
     async def _write(self, job_id: str) -> None:
         try:
-            await self.exporter.write_ndjson(job_id, self.folder, self.keep_seconds)
+            await self.exporter.write_ndjson(
+                job_id, self.folder, self.keep_seconds, self.share, self.backend_nice
+            )
         except asyncio.CancelledError:  # the server stops: the child was stopped with it
             await run_in_threadpool(self._fail, job_id, "the server stopped while it was written; ask again")
             raise

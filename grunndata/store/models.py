@@ -275,6 +275,20 @@ class Subscription(SQLModel, table=True):
     error: str | None = None  # why the last send failed, in one sentence
 
 
+class Subscriber(SQLModel, table=True):
+    """What a subscriptions' owner may read, as the last token it used on the subscription routes
+    showed it, and when: a notification sent with no token in hand is judged by it
+    (store/subscriptions.py `seen`, server/subscriptions/bundles.py `current`). A table of its
+    own, so a store made before it gains it by `create_all`."""
+
+    __tablename__ = "subscriber"
+
+    owner: str = Field(primary_key=True)  # Subscription.owner
+    sector: bool = False
+    supplementary: str = ""  # owner ids separated by commas ("*" all)
+    seen_at: datetime
+
+
 class SubscriptionEvent(SQLModel, table=True):
     """One event of one subscription: a served release that matched its topic, with the changed
     resources it may read (capped), numbered consecutively per subscription."""
@@ -359,6 +373,7 @@ P = ServiceProbe.__table__  # type: ignore[attr-defined]  # the catalogue's prob
 A = ServiceAvailability.__table__  # type: ignore[attr-defined]  # and its running totals
 B = BulkExport.__table__  # type: ignore[attr-defined]  # FHIR Bulk Data export jobs
 SUB = Subscription.__table__  # type: ignore[attr-defined]  # R5 subscriptions
+SUBR = Subscriber.__table__  # type: ignore[attr-defined]  # their owners' entitlement as last seen
 EV = SubscriptionEvent.__table__  # type: ignore[attr-defined]  # their events, kept for delivery and $events
 LEASE = NotifierLease.__table__  # type: ignore[attr-defined]  # who sends notifications
 NL = NotifierLine.__table__  # type: ignore[attr-defined]  # the last release notified per line

@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from grunndata.store.models import EV, LEASE, NL, REL, SUB, WS, R
+from grunndata.store.models import EV, LEASE, NL, REL, SUB, SUBR, WS, R
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 NOTIFIER = "notifier"  # the one lease's name
@@ -215,6 +215,39 @@ def live(conn: Connection) -> list[Subscription]:
     return [_subscription(r) for r in rows]
 
 
+# -- what the owner may read now -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An owner's entitlement as the last token it used on the subscription routes showed it."""
+
+    sector: bool
+    supplementary: frozenset[str]
+    at: datetime
+
+
+def seen(conn: Connection, owner: str, sector: bool, supplementary: frozenset[str]) -> None:
+    """Record what the owner's token read now (each request of the owner to the subscription routes
+    does): what its notifications carry from now on. The caller commits."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = {"sector": sector, "supplementary": ",".join(sorted(supplementary)), "seen_at": now()}
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = upsert(SUBR).values(owner=owner, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[SUBR.c.owner], set_=values))
+
+
+def last_seen(conn: Connection, owner: str) -> Seen | None:
+    """The owner's entitlement as last seen, or None (no token of it seen since the store had the
+    table)."""
+    row = conn.execute(select(SUBR).where(SUBR.c.owner == owner)).first()
+    if row is None:
+        return None
+    owners = frozenset(o for o in row.supplementary.split(",") if o)
+    return Seen(bool(row.sector), owners, _aware(row.seen_at))  # type: ignore[arg-type]
+
+
 # -- events ----------------------------------------------------------------------------------
 
 
@@ -266,8 +299,8 @@ class Draft:
 
 
 def pending_releases(conn: Connection) -> list[Pending]:
-    """Per line, the first release activated after the one its events were last made for: a new
-    release, or an older one a rollback made active again (its activation is new). A line never
+    """Per line, the first release activated after the one its events were last made for (by time,
+    then id): a new release, or an older one a rollback made active again (its activation is new). A line never
     notified starts at the release it serves now, its changes counted from the release it was
     built on."""
     done = {(r.tier, r.owner): r for r in conn.execute(select(NL))}
@@ -289,8 +322,12 @@ def pending_releases(conn: Connection) -> list[Pending]:
             continue
         last_at = _aware(last.activated_at)
         assert last_at is not None
+        # in order of (activation, id): releases activated in the same millisecond (several served
+        # between two ticks) are each one event, in the order they were made, none skipped
+        done_through = (last_at, last.release_id)
         later = next(
-            (r for r in releases if (at := _aware(r.activated_at)) is not None and at > last_at), None
+            (r for r in releases if (at := _aware(r.activated_at)) is not None and (at, r.id) > done_through),
+            None,
         )
         if later is not None:
             found.append(
@@ -480,24 +517,48 @@ def sent(conn: Connection, sub_id: str, through: int | None = None) -> None:
         )
 
 
-def failed(conn: Connection, sub_id: str, error: str, retry_in: float, error_after: int) -> None:
+def failed(
+    conn: Connection, sub_id: str, error: str, retry_in: float, error_after: int, give_up: float | None = None
+) -> None:
     """A send failed: one more attempt counted, the next no sooner than `retry_in` seconds, and
-    status error once `error_after` sends in a row failed."""
-    row = conn.execute(select(SUB.c.attempts, SUB.c.status).where(SUB.c.id == sub_id)).first()
+    status error once `error_after` sends in a row failed. With `give_up`, a subscription that
+    has had no send go through for that many seconds (since the last that did, or since it was
+    made) is off, its error saying so: R5's off, "no longer active", and nothing more is tried."""
+    row = conn.execute(
+        select(SUB.c.attempts, SUB.c.status, SUB.c.last_sent, SUB.c.created_at).where(SUB.c.id == sub_id)
+    ).first()
     if row is None or row.status == OFF:
         return
     attempts = row.attempts + 1
+    at = now()
+    status = ERROR if attempts >= error_after else row.status
+    since = _aware(row.last_sent) or _aware(row.created_at)
+    assert since is not None
+    if give_up is not None and status == ERROR and at - since >= timedelta(seconds=give_up):
+        status = OFF
+        error = (
+            f"no notification went through since {since.isoformat(timespec='seconds')} "
+            f"({attempts} tries in a row failed; the server gives up after {give_up:g} s): the "
+            f"subscription is off and nothing more is sent; delete it and subscribe again. The last "
+            f"failure: {error}"
+        )
     conn.execute(
         update(SUB)
         .where(SUB.c.id == sub_id)
         .values(
             attempts=attempts,
-            next_attempt=now() + timedelta(seconds=retry_in),
+            next_attempt=None if status == OFF else at + timedelta(seconds=retry_in),
             error=error[:1000],
-            status=ERROR if attempts >= error_after else row.status,
-            updated_at=now(),
+            status=status,
+            updated_at=at,
         )
     )
+
+
+def withheld(conn: Connection, sub_id: str, through: int) -> None:
+    """Events up to `through` were read and not sent: the subscriber may not read them now
+    (nothing else changes: no send went through)."""
+    conn.execute(update(SUB).where(SUB.c.id == sub_id, SUB.c.delivered < through).values(delivered=through))
 
 
 def lost(conn: Connection, sub_id: str, through: int) -> None:

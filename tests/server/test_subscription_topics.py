@@ -235,3 +235,47 @@ def test_the_safety_topic_gives_the_safety_changes_of_the_kinds_and_types_asked(
 def test_an_unknown_topic_matches_nothing() -> None:
     for unknown in ("changes", "release-", "release-nowhere-x", ""):
         assert matching(BASE + unknown, [], ("national", "dmp"), NATIONAL, EVERYTHING) is None
+
+
+def test_the_not_modifier_leaves_out_the_changes_with_any_of_its_values() -> None:
+    """canFilterBy declares the comparator eq and the modifier not for every filter; a `not`
+    filter (kept as "<parameter>:not") passes the changes with none of its values, and holds
+    beside the others."""
+    changed, safety, line = BASE + "resource-changed", BASE + "safety", ("national", "dmp")
+    everything = [*NATIONAL, SECTOR_PACKAGE, SUPPLEMENTARY]
+    assert matching(changed, [("type:not", "Ingredient,Basic")], line, NATIONAL, ANONYMOUS) == [
+        GONE,
+        WITHDRAWN,
+    ]
+    assert matching(changed, [("tier:not", "national")], line, everything, EVERYTHING) == [
+        SECTOR_PACKAGE,
+        SUPPLEMENTARY,
+    ]
+    assert matching(
+        changed,
+        [("tier", "national"), ("type:not", "MedicinalProductDefinition")],
+        line,
+        everything,
+        EVERYTHING,
+    ) == [NOTICE, INGREDIENT, WITHDRAWN]
+    assert (
+        matching(changed, [("tier:not", "national,sector,supplementary")], line, everything, EVERYTHING)
+        is None
+    )
+    assert matching(safety, [("kind:not", "expired,slv-notice")], line, NATIONAL, ANONYMOUS) == [WITHDRAWN]
+    both = _change("PackagedProductDefinition", "p2", "national", "dmp", "delete", "expired", "withdrawn")
+    assert matching(safety, [("kind:not", "expired")], line, [both], ANONYMOUS) == [both]  # withdrawn too
+    assert matching(safety, [("kind:not", "expired,withdrawn")], line, [both], ANONYMOUS) is None
+    assert check_filters(changed, [("type:not", "Basic")]) is None
+    assert check_filters(changed, [("type:not", "Nothing")]) == (
+        "the filter type takes a type this server serves (MedicinalProductDefinition, "
+        "PackagedProductDefinition, ManufacturedItemDefinition, AdministrableProductDefinition, "
+        "Ingredient, SubstanceDefinition, ClinicalUseDefinition, CodeSystem, Basic, "
+        "RegulatedAuthorization, ValueSet, Composition, Organization), not 'Nothing'"
+    )
+    assert check_filters(changed, [("kind:not", "expired")]) == (
+        f"the topic {changed} filters by type and tier, not by 'kind'"
+    )
+    for found in (topic("resource-changed", LINES, ANONYMOUS), topic("safety", LINES, ANONYMOUS)):
+        assert found is not None
+        assert [(f["comparator"], f["modifier"]) for f in found["canFilterBy"]] == [(["eq"], ["not"])] * 2

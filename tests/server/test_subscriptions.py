@@ -253,7 +253,32 @@ BAD: list[tuple[str, Any, str]] = [
             TOPICS + "resource-changed",
             filterBy=[{"filterParameter": "type", "comparator": "gt", "value": "Basic"}],
         ),
-        "filterBy takes the comparator eq",
+        "filterBy takes the comparator eq only (the filters' values are codes), not 'gt'",
+    ),
+    (
+        "a modifier other than not",
+        subscription(
+            TOPICS + "resource-changed",
+            filterBy=[{"filterParameter": "type", "modifier": "in", "value": "Basic"}],
+        ),
+        "filterBy takes the modifier not only (none of the values), not 'in'",
+    ),
+    (
+        "a filter for one resource type",
+        subscription(
+            TOPICS + "resource-changed",
+            filterBy=[{"resourceType": "Basic", "filterParameter": "tier", "value": "national"}],
+        ),
+        "filterBy.resourceType is not taken here: a filter holds for every change the topic tells of; "
+        "name the types with the filter type (filterParameter type)",
+    ),
+    (
+        "a not filter with a value the topic lacks",
+        subscription(
+            TOPICS + "safety",
+            filterBy=[{"filterParameter": "kind", "modifier": "not", "value": "cheaper"}],
+        ),
+        "the filter kind takes",
     ),
     (
         "a bad filter value",
@@ -628,3 +653,47 @@ def test_a_binding_token_binds_one_socket(api: TestClient, issuer: Issuer) -> No
         1008,
         "the binding token is not known here: get one by $get-ws-binding-token",
     )
+
+
+def test_each_request_of_the_owner_records_what_its_token_reads(api: TestClient, issuer: Issuer) -> None:
+    """What rest-hook notifications may carry is what the owner's last token here read (issue 22:
+    the entitlement at delivery, not at creation): the create records it, and a later request
+    with a token without the sector scope narrows it; a request of another owner changes nothing."""
+    from grunndata.store.subscriptions import last_seen
+
+    engine = api.app.state.served.engine  # type: ignore[attr-defined]
+    sector = _as(issuer, SCOPE_SUBSCRIBE, SCOPE_SECTOR_READ, sub="changing-scopes")
+    made = _post(api, subscription(SECTOR_TOPIC), sector)
+    assert made.status_code == 201
+    with engine.connect() as conn:
+        first = last_seen(conn, "changing-scopes")
+    assert first is not None and (first.sector, first.supplementary) == (True, frozenset())
+    plain = _as(issuer, SCOPE_SUBSCRIBE, sub="changing-scopes")
+    assert api.get(f"/fhir/Subscription/{made.json()['id']}/$status", headers=plain).status_code == 200
+    assert (
+        api.get("/fhir/Subscription", headers=_as(issuer, SCOPE_SUBSCRIBE, SCOPE_SECTOR_READ)).status_code
+        == 200
+    )
+    with engine.connect() as conn:
+        now = last_seen(conn, "changing-scopes")
+    assert now is not None and now.sector is False and now.at >= first.at
+
+
+def test_a_not_filter_is_taken_and_kept_as_given(api: TestClient, issuer: Issuer) -> None:
+    body = subscription(
+        TOPICS + "safety",
+        filterBy=[
+            {"filterParameter": "kind", "modifier": "not", "value": "interaction"},
+            {"filterParameter": "type", "comparator": "eq", "value": "PackagedProductDefinition"},
+        ],
+    )
+    r = _post(api, body, _as(issuer, SCOPE_SUBSCRIBE, sub="not-filter"))
+    assert r.status_code == 201, r.text
+    assert valid(r.json())["filterBy"] == body["filterBy"]
+    engine = api.app.state.served.engine  # type: ignore[attr-defined]
+    from grunndata.store.subscriptions import get
+
+    with engine.connect() as conn:
+        kept = get(conn, r.json()["id"])
+    assert kept is not None
+    assert kept.filters == (("kind:not", "interaction"), ("type", "PackagedProductDefinition"))

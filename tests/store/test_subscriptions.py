@@ -299,3 +299,58 @@ def test_a_line_never_notified_counts_its_release_from_the_one_it_was_built_on(e
     _record(engine, [])
     with engine.begin() as conn:
         assert conn.execute(select(NL.c.release_id)).scalar_one() == new
+
+
+def test_releases_served_between_two_ticks_are_each_an_event_in_order(engine: Engine) -> None:
+    """Three releases served before the notifier's next tick, two of them in the same millisecond
+    (their activated_at equal): each is an event of its own, numbered on, in the order served;
+    before, a release activated in the same millisecond as the last notified one was skipped."""
+    from grunndata.server.subscriptions.worker import Notifier
+    from grunndata.settings import Settings
+
+    _release(engine)
+    _record(engine, [])
+    (a,) = _made(engine, _new())
+    ids = [_release(engine) for _ in range(3)]
+    with engine.begin() as conn:  # the last two in one millisecond
+        at = conn.execute(select(REL.c.activated_at).where(REL.c.id == ids[1])).scalar_one()
+        conn.execute(update(REL).where(REL.c.id == ids[2]).values(activated_at=at))
+    notifier = Notifier(engine, Settings.load({"GRUNNDATA_WARM": "0"}))
+    assert notifier.make_events() == 3
+    with engine.begin() as conn:
+        made = subs.events(conn, a.id)
+        assert subs.pending_releases(conn) == []
+    assert [(e.number, e.release_id) for e in made] == [(1, ids[0]), (2, ids[1]), (3, ids[2])]
+
+
+def test_a_subscription_no_send_reached_for_the_give_up_time_is_off_saying_why(engine: Engine) -> None:
+    """Failing sends back off and make the status error, but are not tried for ever: once none
+    went through for `give_up` seconds since the last that did (or since it was made), the
+    subscription is off, nothing more is due, and its error says since when and what failed."""
+    (a,) = _made(engine, _new())
+    with engine.begin() as conn:
+        for _ in range(3):  # within the time: error, tried again
+            subs.failed(conn, a.id, "the endpoint answered 503", 1, error_after=3, give_up=3600)
+        tried = subs.get(conn, a.id)
+        made = subs.now() - timedelta(hours=2)
+        conn.execute(update(SUB).where(SUB.c.id == a.id).values(created_at=made))
+        subs.failed(conn, a.id, "the endpoint answered 503", 1, error_after=3, give_up=3600)
+        off = subs.get(conn, a.id)
+        subs.sent(conn, a.id)  # a late answer does not turn it on again
+        still = subs.get(conn, a.id)
+        assert [s.id for s in subs.live(conn)] == []
+    assert tried is not None and (tried.status, tried.attempts) == ("error", 3)
+    assert off is not None and still is not None
+    assert (off.status, off.attempts, off.next_attempt, still.status) == ("off", 4, None, "off")
+    assert off.error == (
+        f"no notification went through since {made.isoformat(timespec='seconds')} (4 tries in a row "
+        "failed; the server gives up after 3600 s): the subscription is off and nothing more is "
+        "sent; delete it and subscribe again. The last failure: the endpoint answered 503"
+    )
+    (b,) = _made(engine, _new())
+    with engine.begin() as conn:  # measured from the last send that went through, not the making
+        conn.execute(update(SUB).where(SUB.c.id == b.id).values(created_at=made))
+        subs.sent(conn, b.id)
+        for _ in range(4):
+            subs.failed(conn, b.id, "the endpoint answered 503", 1, error_after=3, give_up=3600)
+        assert subs.get(conn, b.id).status == "error"  # type: ignore[union-attr]

@@ -26,7 +26,7 @@ from grunndata.server.fhir_io import bundles as fhir_bundles
 from grunndata.server.fhir_io.openapi import NEGOTIATION, answers, fhir_content, resource_schema
 from grunndata.server.fhir_io.params import ID_PATTERN, bad, body_within, split_values
 from grunndata.server.fhir_io.responses import FhirError, send
-from grunndata.server.routes.subscriptions import MEDIA, not_found, owner_of, served_of, settings_of
+from grunndata.server.routes.subscriptions import MEDIA, not_found, owner_of, seen, served_of, settings_of
 from grunndata.server.subscriptions import websocket
 from grunndata.server.subscriptions.websocket import WS_PATH, websocket_url
 from grunndata.store import instant
@@ -85,6 +85,7 @@ def _issue(
     token asking) may read."""
     seconds = settings_of(request).subscription_ws_token_seconds
     with served_of(request).engine.begin() as conn:
+        seen(conn, owner, access)
         if ids:
             found = {s.id: s for s in store.find(conn, owner, ids)}
             missing = [sid for sid in ids if sid not in found]

@@ -6,7 +6,10 @@ does not exist. Making, reading and deleting one needs the scope grunndata:subsc
 subscriber's read entitlement is kept with it and judges every event. Channel parameters (for a
 rest-hook, the HTTP headers sent with each notification, often a secret) are kept but never sent
 back: a read shows their names with the values masked. A topic unknown and a topic the client may
-not see are refused in the same words. The sending: server/subscriptions/worker.py.
+not see are refused in the same words. Each request of the owner here records what its token
+reads: rest-hook notifications, sent with no token in hand, carry no more than that, and only
+while it is recent (GRUNNDATA_SUBSCRIPTION_ENTITLEMENT_SECONDS). The sending:
+server/subscriptions/worker.py.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -128,8 +132,15 @@ def _asked(request: Request, limits: Limits, rid: str | None = None) -> str:
     return "" if rid is None else _checked_id(rid)
 
 
-def _own(request: Request, owner: str, sub_id: str) -> Subscription:
-    with served_of(request).engine.connect() as conn:
+def seen(conn: Connection, owner: str, access: Access) -> None:
+    """What the owner's token reads, recorded: the rest-hook notifications sent with no token in
+    hand carry no more (bundles.current). Every request of the owner here records it."""
+    store.seen(conn, owner, access.sector, access.supplementary)
+
+
+def _own(request: Request, owner: str, sub_id: str, access: Access) -> Subscription:
+    with served_of(request).engine.begin() as conn:
+        seen(conn, owner, access)
         sub = store.get(conn, _checked_id(sub_id), owner)
     if sub is None:
         raise not_found(sub_id)
@@ -188,11 +199,26 @@ def _channel(given: dict[str, Any]) -> str:
 
 
 def _filters(given: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The filterBy as (parameter, value) pairs, "<parameter>:not" with the modifier not; a 400
+    for what the topics' canFilterBy do not declare, never a filter quietly ignored."""
     found = []
     for f in given.get("filterBy") or ():
-        if f.get("comparator", "eq") != "eq" or f.get("modifier"):
-            raise _fail("filterBy takes the comparator eq and no modifier")
-        found.append((str(f["filterParameter"]), str(f["value"])))
+        if f.get("resourceType") is not None:
+            raise _fail(
+                "filterBy.resourceType is not taken here: a filter holds for every change the topic "
+                "tells of; name the types with the filter type (filterParameter type)"
+            )
+        comparator, modifier = f.get("comparator"), f.get("modifier")
+        if comparator is not None and comparator not in topics.COMPARATORS:
+            raise _fail(
+                f"filterBy takes the comparator eq only (the filters' values are codes), not {str(comparator)[:20]!r}"
+            )
+        if modifier is not None and modifier not in topics.MODIFIERS:
+            raise _fail(
+                f"filterBy takes the modifier not only (none of the values), not {str(modifier)[:20]!r}"
+            )
+        name = str(f["filterParameter"]) + (topics.NOT if modifier == "not" else "")
+        found.append((name, str(f["value"])))
     return tuple(found)
 
 
@@ -341,7 +367,7 @@ async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Respons
     lines = await run_in_threadpool(_lines, request)
     new = new_subscription(given, access, owner, lines, settings, fhir_bundles.base_url(request))
     try:
-        sub = await run_in_threadpool(_create, request, new, settings.subscription_max_per_owner)
+        sub = await run_in_threadpool(_create, request, new, settings.subscription_max_per_owner, access)
     except TooManySubscriptions:
         raise FhirError(
             409,
@@ -353,17 +379,20 @@ async def create(request: Request, fmt: FormatDep, access: AccessDep) -> Respons
     return send(request, fmt, orjson.dumps(resource_of(sub)), status=201, headers={"Location": location})
 
 
-def _create(request: Request, new: New, most: int) -> Subscription:
+def _create(request: Request, new: New, most: int, access: Access) -> Subscription:
     # a websocket subscription is active at once: its handshake goes to each socket bound to it
     status = store.ACTIVE if new.channel == "websocket" else store.REQUESTED
     with served_of(request).engine.begin() as conn:
-        return store.create(conn, new, most, status)
+        made = store.create(conn, new, most, status)
+    with served_of(request).engine.begin() as conn:  # after: a refused create records nothing
+        seen(conn, new.owner, access)
+    return made
 
 
 async def read(request: Request, limits: LimitsDep, fmt: FormatDep, access: AccessDep, rid: str) -> Response:
     """One of the client's subscriptions (others' do not exist for it)."""
     _asked(request, limits, rid)
-    sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
+    sub = await run_in_threadpool(_own, request, owner_of(request, access), rid, access)
     return send(request, fmt, orjson.dumps(resource_of(sub)))
 
 
@@ -376,6 +405,7 @@ async def delete(
 
     def remove() -> bool:
         with served_of(request).engine.begin() as conn:
+            seen(conn, owner, access)
             return store.remove(conn, sub_id, owner)
 
     if not await run_in_threadpool(remove):
@@ -449,7 +479,8 @@ async def _search(
     topic_urls = [t if t.startswith(topics.BASE) else topics.BASE + t for t in asked.get("topic", ())]
 
     def found() -> list[Subscription]:
-        with served_of(request).engine.connect() as conn:
+        with served_of(request).engine.begin() as conn:
+            seen(conn, owner, access)
             return store.find(conn, owner, asked.get("_id", ()), asked.get("status", ()), topic_urls)
 
     subs = await run_in_threadpool(found)
@@ -467,7 +498,7 @@ async def status(
     """`$status`: a searchset with the subscription's SubscriptionStatus (query-status)."""
     _asked(request, limits, rid)
     _strictly(request, ())
-    sub = await run_in_threadpool(_own, request, owner_of(request, access), rid)
+    sub = await run_in_threadpool(_own, request, owner_of(request, access), rid, access)
     return send(
         request,
         fmt,
@@ -499,7 +530,7 @@ async def events(
     owner = owner_of(request, access)
 
     def found() -> tuple[Subscription, list[store.Event], dict[tuple[str, str, int], bytes], bool]:
-        sub = _own(request, owner, rid)
+        sub = _own(request, owner, rid, access)
         # the events were made with the subscriber's rights then; this token may read less now
         reads = bundles.narrowed(sub, access)
         counted = reads == bundles.entitlement(sub)

@@ -21,7 +21,7 @@ import orjson
 from grunndata.server.auth import ALL_OWNERS, Access
 from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import instant
-from grunndata.store.subscriptions import Event, Subscription
+from grunndata.store.subscriptions import Event, Seen, Subscription
 
 RELEASE_SYSTEM = "https://grunndata.no/fhir/release"
 MORE_CHANGES = "https://grunndata.no/fhir/StructureDefinition/subscription-more-changes"
@@ -34,6 +34,55 @@ Key = tuple[str, str, int]  # (type, id, version)
 def entitlement(sub: Subscription) -> Access:
     """What the subscriber could read when it subscribed: the events were made with it."""
     return Access(sector=sub.sector, supplementary=sub.supplementary)
+
+
+def making(sub: Subscription, seen: Seen | None) -> Access:
+    """What `sub`'s events are made with: its entitlement when it was made, narrowed by the owner's
+    as last seen (a scope its tokens no longer carry makes no more events of that data)."""
+    if seen is None:
+        return entitlement(sub)
+    return narrowed(sub, Access(sector=seen.sector, supplementary=seen.supplementary))
+
+
+def current(sub: Subscription, seen: Seen | None, fresh: float, at: datetime) -> tuple[Access, str | None]:
+    """What a rest-hook notification sent at `at` (no token in hand) may carry for `sub`, and,
+    when that is less than it had when it subscribed, the sentence its status says it in.
+
+    The subscriber's entitlement is what a token of its owner last showed on the subscription
+    routes (store `seen`), narrowed by the one it subscribed with, and only for `fresh` seconds:
+    a scope revoked or changed stops restricted content at the owner's next request, and one
+    whose owner shows no token at all within `fresh` seconds gets national content only until it
+    does. National data is open: a subscription to it alone is never held back."""
+    made = entitlement(sub)
+    if made == Access():
+        return made, None
+    if seen is None or at - seen.at > timedelta(seconds=fresh):
+        when = (
+            "none since the server began keeping them" if seen is None else f"the last at {instant(seen.at)}"
+        )
+        return Access(), (
+            "restricted content (sector or supplementary data) is withheld: no token of the subscriber "
+            f"showed its scopes on /fhir/Subscription within {fresh:g} s ({when}); any request there "
+            "with its token (a read, $status) renews it"
+        )
+    reads = making(sub, seen)
+    if reads == made:
+        return made, None
+    return reads, (
+        f"content the subscriber's last token (at {instant(seen.at)}) may not read is withheld: it "
+        "reads less than the token that made the subscription"
+    )
+
+
+def max_count(sub: Subscription, most: int) -> int:
+    """How many events one notification of `sub` may carry: its maxCount (R5: "maximum number of
+    events that can be combined in a single notification"), 1 when it names none, and never more
+    than `most` (the events a sender reads at once). Events waiting (a receiver back after being
+    down) go that many at a time, in order; the routes took maxCount as a positive integer."""
+    asked = sub.resource.get("maxCount")
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
+        return 1
+    return min(asked, most)
 
 
 def _owners(kept: frozenset[str], now: frozenset[str]) -> frozenset[str]:
@@ -113,10 +162,12 @@ def status_resource(
     events: Sequence[Event] = (),
     content: str | None = None,
     counted: bool = True,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The SubscriptionStatus of `sub` for a notification or answer of `kind`, with `events`;
     without `counted` (asked by a token that reads less than the subscriber did) no
-    eventsSinceSubscriptionStart, which counts events it may not read."""
+    eventsSinceSubscriptionStart, which counts events it may not read; `notes` among its errors
+    (what is withheld, and why)."""
     status: dict[str, Any] = {"resourceType": "SubscriptionStatus", "status": sub.status, "type": kind}
     if counted:
         status["eventsSinceSubscriptionStart"] = str(sub.events)
@@ -124,7 +175,7 @@ def status_resource(
         status["notificationEvent"] = [_event(e, content or sub.content, base) for e in events]
     status["subscription"] = {"reference": f"Subscription/{sub.id}"}
     status["topic"] = sub.topic
-    problems = []
+    problems = [{"text": note} for note in notes]
     if sub.error:
         problems.append({"text": sub.error})
     if sub.lost_through:
@@ -151,11 +202,12 @@ def notification(
     bodies: Mapping[Key, bytes] | None = None,
     content: str | None = None,
     counted: bool = True,
+    notes: Sequence[str] = (),
 ) -> bytes:
     """A subscription-notification Bundle: the status first, then (full-resource) the created and
     updated resources of the events, from `bodies` (only those the events name)."""
     content = content or sub.content
-    entries = [_status_entry(status_resource(sub, kind, base, events, content, counted))]
+    entries = [_status_entry(status_resource(sub, kind, base, events, content, counted, notes))]
     if content == "full-resource" and bodies:
         seen: set[Key] = set()
         for event in events:

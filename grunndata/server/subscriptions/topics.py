@@ -30,6 +30,11 @@ _SAFETY_TYPES = {
 }
 SAFETY_TYPES = tuple(dict.fromkeys(t for kind in SAFETY_KINDS for t in _SAFETY_TYPES[kind]))
 _FILTERS = {RESOURCE_CHANGED: ("type", "tier"), SAFETY: ("kind", "type")}
+# What a filterBy may say beside its parameter and value (every topic's canFilterBy declares the
+# same): the comparator eq (R5's default; the values are codes, so no ordering one applies), and
+# the modifier not (none of the values). A filter with the modifier is kept as "<parameter>:not".
+COMPARATORS, MODIFIERS = ("eq",), ("not",)
+NOT = ":not"
 _MAX_ID = 64  # FHIR's id
 
 
@@ -116,12 +121,14 @@ def _resource_changed() -> dict[str, Any]:
             "(type=PackagedProductDefinition,MedicinalProductDefinition)",
             "filterParameter": "type",
             "comparator": ["eq"],
+            "modifier": ["not"],
         },
         {
             "description": "The tier the resource is published in: national, sector or supplementary; "
             "several joined by commas",
             "filterParameter": "tier",
             "comparator": ["eq"],
+            "modifier": ["not"],
         },
     ]
     return resource
@@ -168,11 +175,13 @@ def _safety() -> dict[str, Any]:
             "description": "The kind of change: " + ", ".join(SAFETY_KINDS) + "; several joined by commas",
             "filterParameter": "kind",
             "comparator": ["eq"],
+            "modifier": ["not"],
         },
         {
             "description": "The resource type: " + ", ".join(SAFETY_TYPES) + "; several joined by commas",
             "filterParameter": "type",
             "comparator": ["eq"],
+            "modifier": ["not"],
         },
     ]
     return resource
@@ -229,7 +238,8 @@ def check_filters(topic_url: str, filters: Sequence[tuple[str, str]]) -> str | N
         if filters:
             return f"the topic {topic_url} takes no filters: it tells of every release of its line"
         return None
-    for name, value in filters:
+    for given, value in filters:
+        name = given.removesuffix(NOT)
         if name not in allowed:
             return f"the topic {topic_url} filters by {' and '.join(allowed)}, not by {_shown(name)}"
         for v in _values(value):
@@ -282,20 +292,29 @@ def matching(
     if topic_id not in _FILTERS:
         return None
     wanted: dict[str, set[str]] = {}
+    unwanted: dict[str, set[str]] = {}
     for name, value in filters:  # each filter holds: the intersection of their values
         values = set(_values(value))
+        if name.endswith(NOT):  # none of them: the union of what the `not` filters name
+            base = name.removesuffix(NOT)
+            unwanted[base] = unwanted.get(base, set()) | values
+            continue
         wanted[name] = wanted[name] & values if name in wanted else values
     if topic_id == SAFETY:
         readable = [c for c in readable if c.safety]
-    found = [c for c in readable if _passes(c, wanted)]
+    found = [c for c in readable if _passes(c, wanted, unwanted)]
     return found or None
 
 
-def _passes(change: Change, wanted: dict[str, set[str]]) -> bool:
+def _passes(change: Change, wanted: dict[str, set[str]], unwanted: dict[str, set[str]]) -> bool:
     """Whether the change holds every filter: its type, tier and one of its safety kinds among the
-    values (a filter not given holds)."""
+    values (a filter not given holds), and none of them among a `not` filter's values (a change
+    of several safety kinds is left out only when each of them is)."""
     return (
         change.type in wanted.get("type", {change.type})
         and change.tier in wanted.get("tier", {change.tier})
         and ("kind" not in wanted or bool(change.safety & wanted["kind"]))
+        and change.type not in unwanted.get("type", set())
+        and change.tier not in unwanted.get("tier", set())
+        and ("kind" not in unwanted or bool(change.safety - unwanted["kind"]))
     )

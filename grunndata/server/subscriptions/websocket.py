@@ -218,12 +218,14 @@ class Channel:
             if sub is None:
                 del self.bound[bound.sub_id]
                 continue
-            for event in found.events:
+            most = bundles.max_count(sub, EVENTS_PER_ROUND)
+            for start in range(0, len(found.events), most):
+                batch = found.events[start : start + most]
                 body = bundles.notification(
-                    sub, bundles.EVENT, sub.base_url, [event], found.bodies, counted=found.counted
+                    sub, bundles.EVENT, sub.base_url, batch, found.bodies, counted=found.counted
                 )
                 await self._send(body)
-                bound.after = event.number
+                bound.after = batch[-1].number
             read = found.through > bound.after  # events read and left out: this socket may not read them
             bound.after = max(bound.after, found.through)
             if found.events or read:

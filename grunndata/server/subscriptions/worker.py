@@ -7,7 +7,9 @@ advance) and sends what is due to the rest-hooks: the handshake of a new subscri
 not yet delivered in order, a heartbeat when nothing was sent for heartbeatPeriod. A failed send
 is tried again after 1 s, doubling to GRUNNDATA_SUBSCRIPTION_RETRY_MAX_SECONDS; after three in a
 row the status is error, and the next send that goes through makes it active again with every
-event it missed, numbered as before. A process that loses the lease sends nothing more; if the
+event it missed, numbered as before (or, beyond the kept events, the status says which were
+lost). A subscription none of whose sends went through for GRUNNDATA_SUBSCRIPTION_GIVE_UP_SECONDS
+(a day) is off, its error (in `$status`) saying why: it is not tried for ever. A process that loses the lease sends nothing more; if the
 holder dies, another takes over when its lease runs out. Blocking store calls run in threads.
 """
 
@@ -21,6 +23,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -28,7 +31,6 @@ import httpx
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from grunndata.server.auth import Access
 from grunndata.server.subscriptions import bundles, outbound, topics
 from grunndata.server.subscriptions.outbound import EndpointPolicy, RefusedEndpoint
 from grunndata.settings import Settings
@@ -43,9 +45,17 @@ MOST_RELEASES_PER_TICK = 50
 T = TypeVar("T")
 
 
-def _entitlement(sub: Subscription) -> Access:
-    """What the subscriber may read, as it was when it subscribed."""
-    return Access(sector=sub.sector, supplementary=sub.supplementary)
+@dataclass(frozen=True, slots=True)
+class Due:
+    """What a rest-hook send of `sub` carries: the next events it may read now (with the bodies
+    full-resource content needs), the number through which events were read (those withheld
+    included), and what its status says is withheld."""
+
+    events: tuple[Event, ...] = ()
+    bodies: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
+    through: int = 0
+    counted: bool = True
+    notes: tuple[str, ...] = ()
 
 
 class Notifier:
@@ -63,6 +73,8 @@ class Notifier:
         self.most_changes = settings.subscription_max_references
         self.timeout = settings.subscription_send_timeout
         self.retry_max = settings.subscription_retry_max_seconds
+        self.give_up = settings.subscription_give_up_seconds
+        self.entitled_for = settings.subscription_entitlement_seconds
         self._leader_until = 0.0  # monotonic: the lease is ours until then (a margin kept)
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
@@ -176,8 +188,12 @@ class Notifier:
         changes = release_changes(conn, release.release_id, release.previous_id)
         line = (release.tier, release.owner)
         drafts = []
+        seen: dict[str, store.Seen | None] = {}
         for sub in recipients:
-            found = topics.matching(sub.topic, sub.filters, line, changes, _entitlement(sub))
+            if sub.owner not in seen:
+                seen[sub.owner] = store.last_seen(conn, sub.owner)
+            reads = bundles.making(sub, seen[sub.owner])
+            found = topics.matching(sub.topic, sub.filters, line, changes, reads)
             if found is not None:
                 drafts.append(Draft(sub.id, tuple((c.type, c.id, c.version, c.action) for c in found)))
         return drafts
@@ -204,23 +220,57 @@ class Notifier:
 
     async def send(self, sub: Subscription) -> None:
         """What `sub` is due: the handshake until one went through (nothing else before it, however
-        often it failed), else its undelivered events in order, else a heartbeat."""
+        often it failed), else its undelivered events in order (at most maxCount a notification,
+        those the subscriber may not read now withheld), else a heartbeat."""
+        due = await self._store(self._undelivered, sub)
+        notes = due.notes
         if sub.last_sent is None:  # no send ever went through: the handshake did not
-            await self._post(sub, bundles.notification(sub, bundles.HANDSHAKE, sub.base_url), None)
+            body = bundles.notification(
+                sub, bundles.HANDSHAKE, sub.base_url, counted=due.counted, notes=notes
+            )
+            await self._post(sub, body, None)
             return
         if sub.events > sub.delivered:
-            events, bodies = await self._store(self._undelivered, sub)
-            for event in events:
-                body = bundles.notification(sub, bundles.EVENT, sub.base_url, [event], bodies)
-                if not await self._post(sub, body, event.number):
+            most = bundles.max_count(sub, EVENTS_PER_ROUND)
+            events = due.events
+            for start in range(0, len(events), most):
+                batch = list(events[start : start + most])
+                body = bundles.notification(
+                    sub, bundles.EVENT, sub.base_url, batch, due.bodies, counted=due.counted, notes=notes
+                )
+                if not await self._post(sub, body, batch[-1].number):
                     return
+            if due.through > (events[-1].number if events else sub.delivered):
+                await self._store(self._withheld, sub.id, due.through)  # the rest read, not sent
             return
-        await self._post(sub, bundles.notification(sub, bundles.HEARTBEAT, sub.base_url), None)
+        heartbeat = bundles.notification(
+            sub, bundles.HEARTBEAT, sub.base_url, counted=due.counted, notes=notes
+        )
+        await self._post(sub, heartbeat, None)
 
-    def _undelivered(self, sub: Subscription) -> tuple[list[Event], dict[tuple[str, str, int], bytes]]:
-        """The next events to send; those dropped unsent (the kept events are bounded) are marked lost."""
+    def _undelivered(self, sub: Subscription) -> Due:
+        """The next events to send and what they may carry, by the subscriber's entitlement now
+        (bundles.current); those dropped unsent (the kept events are bounded) are marked lost."""
         with self.engine.begin() as conn:
-            return store.undelivered(conn, sub, sub.delivered, EVENTS_PER_ROUND)
+            reads, note = bundles.current(
+                sub, store.last_seen(conn, sub.owner), self.entitled_for, store.now()
+            )
+            counted = reads == bundles.entitlement(sub)
+            notes = () if note is None else (note,)
+            if sub.last_sent is None or sub.events <= sub.delivered:
+                return Due(counted=counted, notes=notes)
+            events, bodies = store.undelivered(conn, sub, sub.delivered, EVENTS_PER_ROUND)
+            through = events[-1].number if events else sub.delivered
+            if not counted:
+                named = [(t, i, v) for e in events for t, i, v, _ in e.changes]
+                events = bundles.readable(events, store.lines_of(conn, named), reads)
+                kept = {(t, i, v) for e in events for t, i, v, _ in e.changes}
+                bodies = {key: body for key, body in bodies.items() if key in kept}
+            return Due(tuple(events), bodies, through, counted, notes)
+
+    def _withheld(self, sub_id: str, through: int) -> None:
+        with self.engine.begin() as conn:
+            store.withheld(conn, sub_id, through)
 
     async def _post(self, sub: Subscription, body: bytes, through: int | None) -> bool:
         """POST one notification; its outcome written to the subscription. True when it went through."""
@@ -258,4 +308,4 @@ class Notifier:
             if found is None:
                 return
             retry_in = min(2.0**found.attempts, self.retry_max)  # 1, 2, 4, ... seconds
-            store.failed(conn, sub_id, error, retry_in, ERROR_AFTER)
+            store.failed(conn, sub_id, error, retry_in, ERROR_AFTER, self.give_up)
