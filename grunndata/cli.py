@@ -647,6 +647,7 @@ def releases_show(
 ) -> None:
     """One release's whole report: why it failed, every problem and warning with its place, the counts."""
     from grunndata.store import release_json, release_row
+    from grunndata.store.releases import item_text
 
     r = release_row(_engine(ctx, db), release)
     if r is None:
@@ -672,7 +673,7 @@ def releases_show(
         shown = f" (the first {len(items):,} are kept)" if len(items) < count else ""
         out.print(f"[yellow]{count:,} {kind}[/yellow]{shown}:")
         for item in items:
-            out.print(f"  - {_item_text(item)}", highlight=False, soft_wrap=True, markup=False)
+            out.print(f"  - {item_text(item)}", highlight=False, soft_wrap=True, markup=False)
     if r.counts:
         _print_resources(
             {t: c for t, c in r.counts.items() if isinstance(c, dict)}, "What the release holds, by type"
@@ -776,15 +777,6 @@ def _value(value: Any) -> str:
 
     text = orjson.dumps(value).decode()
     return text if len(text) <= 120 else text[:119] + "…"
-
-
-def _item_text(item: Any) -> str:
-    """A problem or warning as one line: its place (when the importer gave one) and its sentence."""
-    if not isinstance(item, dict):
-        return str(item)
-    place = ", ".join(f"{k} {v}" for k, v in item.items() if k not in ("message", "text") and v is not None)
-    text = item.get("message") or item.get("text") or ""
-    return f"{place}: {text}" if place and text else (text or place)
 
 
 def _json(value: Any) -> str:

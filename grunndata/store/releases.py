@@ -747,6 +747,16 @@ def _utc(t: datetime | None) -> str | None:
     return t.isoformat() + "Z"
 
 
+def item_text(item: Any) -> str:
+    """A problem or warning of a release's report as one line, its place (when the importer gave
+    one) first: what `grunndata releases show N` prints and the release's page lists."""
+    if not isinstance(item, dict):
+        return str(item)
+    place = ", ".join(f"{k} {v}" for k, v in item.items() if k not in ("message", "text") and v is not None)
+    text = item.get("message") or item.get("text") or ""
+    return f"{place}: {text}" if place and text else (text or place)
+
+
 def release_json(r: Any, *, report: bool) -> dict[str, Any]:
     """A release as JSON: the row of `grunndata releases --json`, and with `report` its whole
     report and counts, as `grunndata releases show N --json` and `GET /releases/{N}` give it (one

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from grunndata.store import list_releases, release_row, served_totals
 from grunndata.store.diff import ElementChange, element_changes, release_diff, release_pair
+from grunndata.store.releases import item_text
 
 OSLO = ZoneInfo("Europe/Oslo")
 MONTHS = (
@@ -65,15 +66,6 @@ def hentet(value: str | None) -> str:
     if t.tzinfo is None:  # FEST's own clock: Norwegian time
         t = t.replace(tzinfo=OSLO)
     return when(t)
-
-
-def item_text(item: Any) -> str:
-    """A problem or warning as one line, its place first: what `grunndata releases show N` prints."""
-    if not isinstance(item, dict):
-        return str(item)
-    place = ", ".join(f"{k} {v}" for k, v in item.items() if k not in ("message", "text") and v is not None)
-    text = item.get("message") or item.get("text") or ""
-    return f"{place}: {text}" if place and text else (text or place)
 
 
 @dataclass(frozen=True, slots=True)
