@@ -13,8 +13,6 @@ everything else, errors included, is the route's.
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import Future
 from typing import Any
 
 from prometheus_client import Counter
@@ -25,7 +23,7 @@ from grunndata.server.auth import ANONYMOUS, Access
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import Limits, parse
 from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, pretty
-from grunndata.server.state import JSON_CONTENT_TYPE, Served
+from grunndata.server.state import JSON_CONTENT_TYPE, PerSnapshot, Served
 from grunndata.store import SearchError, SearchIndex, Snapshot, Version
 
 log = logging.getLogger("grunndata.server")
@@ -38,75 +36,35 @@ ANSWERS = Counter(
 BY_INDEX, BY_ROUTE = ANSWERS.labels("index"), ANSWERS.labels("route")
 
 
-class SearchIndexes:
+class SearchIndexes(PerSnapshot[SearchIndex]):
     """The in-memory search index of the national part of the served snapshot, and of one being
     prepared. A new snapshot's is built before it is served (one of Served.preparers); the first
     snapshot after start has its built in a thread at its first search, which the route answers
     meanwhile."""
 
-    KEEP = 2  # the served snapshot's and one being prepared
-
     def __init__(self, served: Served) -> None:
-        self.served = served
-        self._built: dict[str, SearchIndex] = {}
-        self._building: dict[str, Future[SearchIndex]] = {}
-        self._lock = threading.Lock()
-        served.preparers.append(self.prepare)
-
-    def prepare(self, snapshot: Snapshot) -> None:
-        """Build `snapshot`'s index (the national part, as `served.snapshot(ANONYMOUS)` gives it),
-        waiting in this thread."""
-        self.future(snapshot).result()
+        super().__init__(served, "search-index", self._build)
 
     def current(self, view: Snapshot) -> SearchIndex | None:
         """The index of `view` if it is the national part of the served snapshot and it is built;
         None otherwise (a build is started when it is that part and none is under way)."""
-        built = self._built.get(view.token)
+        built = self.built(view.token)
         if built is not None:
             return built
         if view == self.served.snapshot(ANONYMOUS):  # a client reading more: the route's
             self.future(view)
         return None
 
-    def future(self, snapshot: Snapshot) -> Future[SearchIndex]:
-        """`snapshot`'s index: built, or being built (started here if need be)."""
-        with self._lock:
-            built = self._built.get(snapshot.token)
-            if built is not None:
-                done: Future[SearchIndex] = Future()
-                done.set_result(built)
-                return done
-            future = self._building.get(snapshot.token)
-            if future is None:
-                future = self._building[snapshot.token] = Future()
-                threading.Thread(
-                    target=self._build, args=(snapshot, future), name="search-index", daemon=True
-                ).start()
-            return future
-
-    def _build(self, snapshot: Snapshot, future: Future[SearchIndex]) -> None:
-        """Build, keep, and always settle `future` (a preparer waits on it)."""
-        try:
-            with self.served.engine.connect() as conn:
-                index = SearchIndex.build(conn, snapshot)
-        except BaseException as e:  # the store gone for a moment: the next search tries again
-            log.exception("could not build the search index of snapshot %s", snapshot.token)
-            with self._lock:
-                self._building.pop(snapshot.token, None)
-            future.set_exception(e)
-            return
+    def _build(self, snapshot: Snapshot) -> SearchIndex:
+        with self.served.engine.connect() as conn:
+            index = SearchIndex.build(conn, snapshot)
         log.info(
             "search index of snapshot %s built in %.2f s, ~%.0f MB",
             snapshot.token,
             index.build_seconds,
             index.memory_bytes() / 1e6,
         )
-        with self._lock:
-            kept = {t: ix for t, ix in self._built.items() if t != snapshot.token}
-            kept[snapshot.token] = index
-            self._built = dict(list(kept.items())[-self.KEEP :])
-            self._building.pop(snapshot.token, None)
-        future.set_result(index)
+        return index
 
 
 async def answer(

@@ -6,9 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import format_datetime
+from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -29,6 +31,7 @@ from grunndata.store import (
 
 JSON_CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
 log = logging.getLogger("grunndata.server")
+T = TypeVar("T")
 _DEFAULTS = Settings.load({})  # the defaults alone, no environment
 
 
@@ -271,3 +274,72 @@ class Served:
             self._searches_size -= len(self._searches.pop(oldest)[1])
         self._searches[key] = (headers, body)
         self._searches_size += len(body)
+
+
+class PerSnapshot(Generic[T]):
+    """A value made once for each snapshot served (the terminology indexes, the search index), in a
+    thread of its own: before the snapshot is served (`prepare`, one of Served.preparers) or, for
+    the first snapshot after start, at its first request (`future`), whose waiters share one build.
+
+    Kept: the served snapshot's and the KEEP newest (a late build of an older snapshot must not
+    push out the one about to be served). A build that fails is forgotten, so the next request tries
+    again. The futures handed out are running from the start: a waiter that goes away (a request,
+    the warm-up task at shutdown) cannot cancel the build the others wait for.
+    """
+
+    KEEP = 2  # the served snapshot's and one being prepared
+
+    def __init__(self, served: Served, name: str, make: Callable[[Snapshot], T]) -> None:
+        self.served = served
+        self.name = name  # the build thread's name, and the logs'
+        self.make = make
+        self._built: dict[str, T] = {}
+        self._building: dict[str, Future[T]] = {}
+        self._lock = threading.Lock()
+        served.preparers.append(self.prepare)
+
+    def prepare(self, snapshot: Snapshot) -> None:
+        """Make `snapshot`'s value (the national part, as `served.snapshot(ANONYMOUS)` gives it),
+        waiting in this thread."""
+        self.future(snapshot).result()
+
+    def built(self, token: str) -> T | None:
+        """The value of the snapshot of `token` if it is made."""
+        return self._built.get(token)
+
+    def future(self, snapshot: Snapshot) -> Future[T]:
+        """`snapshot`'s value: made, or being made (started here if need be)."""
+        with self._lock:
+            future: Future[T] | None
+            built = self._built.get(snapshot.token)
+            if built is not None:
+                future = Future()
+                future.set_result(built)
+                return future
+            future = self._building.get(snapshot.token)
+            if future is None:
+                future = self._building[snapshot.token] = Future()
+                future.set_running_or_notify_cancel()  # from now on cancel() is refused
+                threading.Thread(
+                    target=self._make_into, args=(snapshot, future), name=self.name, daemon=True
+                ).start()
+            return future
+
+    def _make_into(self, snapshot: Snapshot, future: Future[T]) -> None:
+        """Make, keep, and always settle `future` (its waiters must never hang)."""
+        try:
+            made = self.make(snapshot)
+            served = self.served.snapshot(ANONYMOUS).token  # may query the store: not under the lock
+        except BaseException as e:  # the store gone for a moment: the next request tries again
+            log.exception("could not make the %s of snapshot %s", self.name, snapshot.token)
+            with self._lock:
+                self._building.pop(snapshot.token, None)
+            future.set_exception(e)
+            return
+        with self._lock:
+            kept = {t: v for t, v in self._built.items() if t != snapshot.token}
+            kept[snapshot.token] = made  # newest last
+            newest = list(kept)[-self.KEEP :]
+            self._built = {t: v for t, v in kept.items() if t == served or t in newest}
+            self._building.pop(snapshot.token, None)
+        future.set_result(made)

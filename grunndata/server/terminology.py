@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,7 +29,7 @@ from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.fhir_io.params import DEFAULT_LIMITS, Limits, posted_parameters, whole_number
 from grunndata.server.fhir_io.responses import FhirError
-from grunndata.server.state import Served
+from grunndata.server.state import PerSnapshot, Served
 from grunndata.terminology import (
     IDENTIFIER_PARAMS,
     NAME_PARAMS,
@@ -70,57 +68,11 @@ class Terminology:
 
     def __init__(self, served: Served) -> None:
         self.served = served
-        self._built: dict[str, Indexes] = {}  # the served snapshot's, and one being prepared
-        self._building: dict[str, Future[Indexes]] = {}
-        self._lock = threading.Lock()
-        served.preparers.append(self.prepare)
-
-    def _future(self, snapshot: store.Snapshot) -> Future[Indexes]:
-        """The indexes of `snapshot`: done, or being built (started here if need be)."""
-        with self._lock:
-            built = self._built.get(snapshot.token)
-            if built is not None:
-                done: Future[Indexes] = Future()
-                done.set_result(built)
-                return done
-            future = self._building.get(snapshot.token)
-            if future is None:
-                future = self._building[snapshot.token] = Future()
-                threading.Thread(
-                    target=self._build_into, args=(snapshot, future), name="terminology", daemon=True
-                ).start()
-            return future
-
-    KEEP = 2  # built indexes kept besides the served snapshot's: one being prepared, one spare
-
-    def _build_into(self, snapshot: store.Snapshot, future: Future[Indexes]) -> None:
-        """Build, keep, and always settle `future` (its waiters must never hang)."""
-        try:
-            built = self._build(snapshot)
-            served = self.served.snapshot(ANONYMOUS).token  # may query the store: not under the lock
-        except BaseException as e:  # the store gone for a moment: the next request tries again
-            with self._lock:
-                self._building.pop(snapshot.token, None)
-            future.set_exception(e)
-            return
-        with self._lock:
-            # newest last; kept: the served snapshot's and the KEEP newest (a late build of an older
-            # snapshot must not push out the one about to be served)
-            built_now = {t: ix for t, ix in self._built.items() if t != snapshot.token}
-            built_now[snapshot.token] = built
-            newest = list(built_now)[-self.KEEP :]
-            self._built = {t: ix for t, ix in built_now.items() if t == served or t in newest}
-            self._building.pop(snapshot.token, None)
-        future.set_result(built)
-
-    def prepare(self, snapshot: store.Snapshot) -> None:
-        """Build `snapshot`'s indexes (waiting in this thread) before it is served; `snapshot` is
-        the national part, as `served.snapshot(ANONYMOUS)` will give it."""
-        self._future(snapshot).result()
+        self.indexes = PerSnapshot(served, "terminology", self._build)
 
     def current(self) -> Indexes | None:
         """The served snapshot's indexes if they are built."""
-        return self._built.get(self.served.snapshot(ANONYMOUS).token)
+        return self.indexes.built(self.served.snapshot(ANONYMOUS).token)
 
     async def ready(self) -> Indexes:
         """The served snapshot's indexes, waited for without holding a thread."""
@@ -128,7 +80,7 @@ class Terminology:
         if current is not None:
             return current
         # shielded: a request that goes away must not cancel the build others wait for
-        return await asyncio.shield(asyncio.wrap_future(self._future(self.served.snapshot(ANONYMOUS))))
+        return await asyncio.shield(asyncio.wrap_future(self.indexes.future(self.served.snapshot(ANONYMOUS))))
 
     async def listed(self, request: Request, rtype: str) -> list[Json]:
         """The maps of the served snapshot, for the FHIR routes' ConceptMap search."""
