@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from grunndata.server.auth import ALL_OWNERS, Access
 from grunndata.server.fhir_io.responses import bundle, entry
 from grunndata.store import instant
-from grunndata.store.subscriptions import Event, Seen, Subscription
+from grunndata.store.subscriptions import Event, Seen, Subscription, lines_of
 
 RELEASE_SYSTEM = "https://grunndata.no/fhir/release"
 MORE_CHANGES = "https://grunndata.no/fhir/StructureDefinition/subscription-more-changes"
@@ -119,6 +120,17 @@ def readable(events: Sequence[Event], lines: Mapping[Key, tuple[str, str]], acce
             event = replace(event, changes=changes, total=event.total - len(event.changes) + len(changes))
         kept.append(event)
     return kept
+
+
+def cut(
+    conn: Connection, events: Sequence[Event], bodies: Mapping[Key, bytes], access: Access
+) -> tuple[list[Event], dict[Key, bytes]]:
+    """A round's events and bodies cut to what `access` may read (`readable`, with the lines of the
+    changed versions read from the store), for both channels' senders."""
+    named = [(t, i, v) for e in events for t, i, v, _ in e.changes]
+    kept_events = readable(events, lines_of(conn, named), access)
+    kept = {(t, i, v) for e in kept_events for t, i, v, _ in e.changes}
+    return kept_events, {key: body for key, body in bodies.items() if key in kept}
 
 
 def _line(tier: str, owner: str) -> str:

@@ -121,10 +121,7 @@ def due(engine: Engine, sub_id: str, after: int, reads: Access | None = None) ->
         events, bodies = store.undelivered(conn, sub, after, EVENTS_PER_ROUND)
         through = events[-1].number if events else sub.events
         if not counted:
-            named = [(t, i, v) for e in events for t, i, v, _ in e.changes]
-            events = bundles.readable(events, store.lines_of(conn, named), narrowed)
-            kept = {(t, i, v) for e in events for t, i, v, _ in e.changes}
-            bodies = {key: body for key, body in bodies.items() if key in kept}
+            events, bodies = bundles.cut(conn, events, bodies, narrowed)
         return Due(sub, tuple(events), bodies, through, counted)
 
 

@@ -262,10 +262,7 @@ class Notifier:
             events, bodies = store.undelivered(conn, sub, sub.delivered, EVENTS_PER_ROUND)
             through = events[-1].number if events else sub.delivered
             if not counted:
-                named = [(t, i, v) for e in events for t, i, v, _ in e.changes]
-                events = bundles.readable(events, store.lines_of(conn, named), reads)
-                kept = {(t, i, v) for e in events for t, i, v, _ in e.changes}
-                bodies = {key: body for key, body in bodies.items() if key in kept}
+                events, bodies = bundles.cut(conn, events, bodies, reads)
             return Due(tuple(events), bodies, through, counted, notes)
 
     def _withheld(self, sub_id: str, through: int) -> None:
