@@ -43,67 +43,6 @@ def _aware(t: datetime | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
-    """A subscription's row, as the routes and the notifier read it."""
-
-    id: str
-    owner: str
-    status: str
-    topic: str
-    channel: str
-    endpoint: str | None
-    base_url: str
-    content: str
-    heartbeat_seconds: int | None
-    timeout_seconds: int | None
-    sector: bool
-    supplementary: frozenset[str]
-    filters: tuple[tuple[str, str], ...]
-    resource: dict[str, Any]
-    headers: tuple[tuple[str, str], ...]
-    end: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    events: int
-    delivered: int
-    lost_through: int
-    attempts: int
-    next_attempt: datetime | None
-    last_sent: datetime | None
-    error: str | None
-
-
-def _subscription(row: Any) -> Subscription:
-    return Subscription(
-        row.id,
-        row.owner,
-        row.status,
-        row.topic,
-        row.channel,
-        row.endpoint,
-        row.base_url,
-        row.content,
-        row.heartbeat_seconds,
-        row.timeout_seconds,
-        bool(row.sector),
-        frozenset(o for o in row.supplementary.split(",") if o),
-        tuple((str(n), str(v)) for n, v in row.filters or ()),
-        dict(row.resource or {}),
-        tuple((str(n), str(v)) for n, v in row.headers or ()),
-        _aware(row.end),
-        _aware(row.created_at),  # type: ignore[arg-type]
-        _aware(row.updated_at),  # type: ignore[arg-type]
-        row.events,
-        row.delivered,
-        row.lost_through,
-        row.attempts,
-        _aware(row.next_attempt),
-        _aware(row.last_sent),
-        row.error,
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class New:
     """What a new subscription is made of (the routes check it first)."""
 
@@ -121,6 +60,53 @@ class New:
     resource: dict[str, Any]
     headers: tuple[tuple[str, str], ...]
     end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription(New):
+    """A subscription's row, as the routes and the notifier read it: what it was made of, and its state."""
+
+    id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    events: int
+    delivered: int
+    lost_through: int
+    attempts: int
+    next_attempt: datetime | None
+    last_sent: datetime | None
+    error: str | None
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(
+        id=row.id,
+        owner=row.owner,
+        status=row.status,
+        topic=row.topic,
+        channel=row.channel,
+        endpoint=row.endpoint,
+        base_url=row.base_url,
+        content=row.content,
+        heartbeat_seconds=row.heartbeat_seconds,
+        timeout_seconds=row.timeout_seconds,
+        sector=bool(row.sector),
+        supplementary=frozenset(o for o in row.supplementary.split(",") if o),
+        filters=tuple((str(n), str(v)) for n, v in row.filters or ()),
+        resource=dict(row.resource or {}),
+        headers=tuple((str(n), str(v)) for n, v in row.headers or ()),
+        end=_aware(row.end),
+        created_at=_aware(row.created_at),  # type: ignore[arg-type]
+        updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
+        events=row.events,
+        delivered=row.delivered,
+        lost_through=row.lost_through,
+        attempts=row.attempts,
+        next_attempt=_aware(row.next_attempt),
+        last_sent=_aware(row.last_sent),
+        error=row.error,
+    )
 
 
 class TooManySubscriptions(Exception):
