@@ -148,18 +148,22 @@ def _new_ticket(conn: Connection, job_id: str, request: str, now: datetime) -> s
     return ticket
 
 
-def _check_caps(conn: Connection, entitlement: Entitlement, caps: Caps) -> None:
+def _check_caps(conn: Connection, entitlement: Entitlement, caps: Caps, counted: int = 0) -> None:
+    """TooManyJobs when the unfinished jobs, less the `counted` new one already among them, are at a cap."""
     unfinished = B.c.status.in_((ACCEPTED, RUNNING))
-    mine = conn.execute(
-        select(func.count()).select_from(B).where(unfinished, B.c.entitlement == entitlement.key)
-    ).scalar()
-    if (mine or 0) >= caps.per_entitlement:
+    mine = (
+        conn.execute(
+            select(func.count()).select_from(B).where(unfinished, B.c.entitlement == entitlement.key)
+        ).scalar()
+        or 0
+    ) - counted
+    if mine >= caps.per_entitlement:
         raise TooManyJobs(
             f"{mine} exports asked with your entitlement (your scopes) are waiting or being written, "
             f"the most one entitlement may have at once; ask again when one is done, or cancel one"
         )
-    everyone = conn.execute(select(func.count()).select_from(B).where(unfinished)).scalar()
-    if (everyone or 0) >= caps.most:
+    everyone = (conn.execute(select(func.count()).select_from(B).where(unfinished)).scalar() or 0) - counted
+    if everyone >= caps.most:
         raise TooManyJobs(
             f"the server writes at most {caps.most} exports at once, and as many are waiting or being "
             "written; ask again in a minute"
@@ -187,6 +191,46 @@ def _join(conn: Connection, key: str, request: str) -> tuple[Job, str] | None:
     return dataclasses.replace(_job(row), request=request), ticket
 
 
+def _insert_within_caps(
+    conn: Connection,
+    key: str,
+    entitlement: Entitlement,
+    snapshot: Snapshot,
+    types: Sequence[str],
+    since: datetime | None,
+    request: str,
+    caps: Caps,
+) -> str:
+    """Insert the job `key` names, unless `caps` are reached (TooManyJobs; the caller's transaction
+    is rolled back). The count and the insert are one step for concurrent kick-offs on any number
+    of processes: on PostgreSQL an advisory lock is taken for the transaction before counting;
+    SQLite serialises writes, so the row is inserted first (the transaction holds the write lock
+    from then on) and counted with the others after."""
+    now = _now()
+    values: dict[str, Any] = {
+        "id": secrets.token_hex(16),
+        "key": key,
+        "entitlement": entitlement.key,
+        "request": request,
+        "snapshot": snapshot.token,
+        "types": ",".join(types),
+        "since": None if since is None else utc(since),
+        "status": ACCEPTED,
+        "created_at": now,
+        "updated_at": now,
+        "output": [],
+        "deleted": [],
+    }
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("grunndata-export-start", 0))))
+        _check_caps(conn, entitlement, caps)
+        conn.execute(insert(B).values(**values))
+    else:
+        conn.execute(insert(B).values(**values))
+        _check_caps(conn, entitlement, caps, counted=1)
+    return str(values["id"])
+
+
 def start_job(
     engine: Engine,
     entitlement: Entitlement,
@@ -206,32 +250,14 @@ def start_job(
                 joined = _join(conn, key, request)
                 if joined is not None:
                     return (*joined, False)
-                _check_caps(conn, entitlement, caps)
+                job_id = _insert_within_caps(conn, key, entitlement, snapshot, types, since, request, caps)
+                ticket = _new_ticket(conn, job_id, request, _now())
+                job = _job(conn.execute(select(B).where(B.c.id == job_id)).one())
+            return job, ticket, True
         except _Gone:
             continue
-        now = _now()
-        values: dict[str, Any] = {
-            "id": secrets.token_hex(16),
-            "key": key,
-            "entitlement": entitlement.key,
-            "request": request,
-            "snapshot": snapshot.token,
-            "types": ",".join(types),
-            "since": None if since is None else utc(since),
-            "status": ACCEPTED,
-            "created_at": now,
-            "updated_at": now,
-            "output": [],
-            "deleted": [],
-        }
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(B).values(**values))
-                ticket = _new_ticket(conn, values["id"], request, now)
         except IntegrityError:  # another process inserted the same export first: join it
             continue
-        with engine.connect() as conn:
-            return _job(conn.execute(select(B).where(B.c.id == values["id"])).one()), ticket, True
     raise RuntimeError("could not record the export job")  # pragma: no cover - five lost races
 
 

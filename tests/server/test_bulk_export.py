@@ -12,8 +12,10 @@ import gzip
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.settings import Settings
 from grunndata.store import Snapshot, connect, instant
-from grunndata.store.bulk import Entitlement, cancel_ticket, get_job, start_job
+from grunndata.store.bulk import Caps, Entitlement, TooManyJobs, cancel_ticket, get_job, start_job
 from grunndata.store.models import BT
 from tests.conftest import fresh_pg_database
 from tests.server.conftest import publish, served_store, write_followup
@@ -604,6 +606,42 @@ def test_one_entitlement_cannot_take_every_turn(served: Site) -> None:
         with engine.connect() as conn:
             for ticket in tickets:
                 cancel_ticket(conn, ticket)
+
+
+def test_concurrent_kick_offs_cannot_pass_the_entitlements_cap_together(served: Site) -> None:
+    """Six kick-offs at once with one entitlement, each of another type: two are accepted and four
+    refused (the count and the insert were two transactions, and all six passed the count)."""
+    engine = served.client.app.state.served.engine  # type: ignore[attr-defined]
+    supplementary = Entitlement(supplementary=frozenset({"race-owner"}), token=True)
+    elsewhere = Snapshot((987_655,))  # no release: these jobs start no child and wait until removed
+    types = (
+        "Basic",
+        "Ingredient",
+        "Composition",
+        "SubstanceDefinition",
+        "ClinicalUseDefinition",
+        "Organization",
+    )
+    start = threading.Barrier(len(types))
+
+    def kick(rtype: str) -> str | None:
+        start.wait()
+        try:
+            return start_job(engine, supplementary, elsewhere, [rtype], None, "/x", Caps(per_entitlement=2))[
+                1
+            ]
+        except TooManyJobs:
+            return None
+
+    with ThreadPoolExecutor(len(types)) as pool:
+        tickets = list(pool.map(kick, types))
+    try:
+        assert sum(t is not None for t in tickets) == 2
+    finally:
+        with engine.connect() as conn:
+            for ticket in tickets:
+                if ticket is not None:
+                    cancel_ticket(conn, ticket)
 
 
 def test_the_kick_off_answers_in_the_format_asked(served: Site) -> None:
