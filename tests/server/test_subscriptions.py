@@ -319,6 +319,25 @@ BAD: list[tuple[str, Any, str]] = [
     ("a heartbeat of true", subscription(heartbeatPeriod=True), "heartbeatPeriod must be a whole number"),
     ("a timeout of true", subscription(timeout=True), "timeout must be a whole number"),
     (
+        "a maxCount as text",
+        subscription(maxCount="5"),
+        "maxCount must be a JSON number: a positive whole number",
+    ),
+    (
+        "a maxCount of true",
+        subscription(maxCount=True),
+        "maxCount must be a JSON number: a positive whole number",
+    ),
+    ("a maxCount of 0", subscription(maxCount=0), "not a valid R5 Subscription: maxCount"),
+    ("a maxCount past 2^31-1", subscription(maxCount=2**31), "not a valid R5 Subscription: maxCount"),
+    ("a reason that is a number", subscription(reason=5), "not a valid R5 Subscription: reason"),
+    ("an endpoint with an empty label", subscription(endpoint="https://a..b/x"), "is no host name"),
+    (
+        "an endpoint with a 64-letter label",
+        subscription(endpoint=f"https://{'a' * 64}.no/x"),
+        "is no host name",
+    ),
+    (
         "a websocket with an endpoint",
         {**subscription(), "channelType": {"code": "websocket"}},
         "a websocket subscription has no endpoint",

@@ -308,6 +308,9 @@ def new_subscription(
     media = body.get("contentType")
     if media is not None and media not in MEDIA:
         raise _fail("contentType must be application/fhir+json: notifications are sent as JSON")
+    most = body.get("maxCount")  # the model took "5" and true for 5 and 1; served back, they are no FHIR
+    if most is not None and (not isinstance(most, int) or isinstance(most, bool)):
+        raise _fail("maxCount must be a JSON number: a positive whole number")
     kept = {k: v for k, v in body.items() if k not in ("resourceType", "id", "meta", "status", "parameter")}
     kept["topic"] = topic_url
     return New(

@@ -79,11 +79,18 @@ def _target(url: str, policy: EndpointPolicy) -> _Target:
             "the endpoint must use https (plain http is allowed only to the hosts the server names)"
         )
     literal = _literal(host)
+    if literal is None and not _HOST_NAME.fullmatch(host):
+        raise RefusedEndpoint(
+            "the endpoint's host is no host name: labels of 1 to 63 letters, digits or hyphens, "
+            "joined by dots, at most 253 characters"
+        )
     port = parts.port or (443 if scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return _Target(scheme, host, port, path, literal)
 
 
+# a DNS host name (RFC 1123; an internationalised name in its xn-- form): no empty label, none longer than 63
+_HOST_NAME = re.compile(r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
 NON_PUBLIC = "the endpoint's host is a loopback, private, link-local or otherwise non-public address"
 # IPv6 ranges that carry an IPv4 address a gateway or the host itself may reach (Python's
 # is_global calls them global): the NAT64 well-known prefix is judged by the address it carries;
