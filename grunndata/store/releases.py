@@ -788,6 +788,16 @@ def release_json(r: Any, *, report: bool) -> dict[str, Any]:
 MAX_RELEASE = 2**31 - 1  # the largest release number the store's integer column holds
 
 
+def release_number(text: str) -> int | None:
+    """A release number as written (digits only, no leading zero, 1 to MAX_RELEASE), or None: the
+    rule of the HTTP routes' paths, which the CLI keeps too (an int would also take "004", " 4",
+    "+4" and "4_0" as a release)."""
+    if not text.isascii() or not text.isdigit() or text.startswith("0") or len(text) > 10:
+        return None
+    n = int(text)
+    return n if n <= MAX_RELEASE else None
+
+
 def release_by_number(conn: Connection, release_id: int) -> Any:
     """The release row numbered `release_id`, or None; a number no release can have (0, negative,
     beyond the column) is one that does not exist, not an error of the database driver."""
@@ -827,7 +837,7 @@ def rollback(engine: Engine, release_id: int, r4: R4Bodies | None = None) -> Any
         }
         again = sorted((sv.pk, key) for key, sv in wanted.items() if key not in kept)
         gone = sorted(key for key in served if key not in wanted)
-        if current is not None and not again and not gone:
+        if current is not None and not again and not gone and current.hentet_dato == target.hentet_dato:
             raise StoreError(
                 f"release {release_id} serves what release {current.id}, the active one, serves; there is nothing to roll back"
             )
