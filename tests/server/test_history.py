@@ -403,6 +403,10 @@ def test_after_a_rollback_the_history_without_since_agrees_with_reads(
     read = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
     assert (read["meta"]["versionId"], read["name"]) == ("4", "Certican Disperg tab 0,1 mg (ny)")
     assert get(client, f"/fhir/{PPD}/{gone}", status=410)["issue"][0]["code"] == "deleted"
+    found = get(client, f"/fhir/{PPD}?identifier=014884")  # the new version is indexed as its bytes
+    assert [e["resource"]["meta"]["versionId"] for e in found["entry"]] == ["4"]
+    r4 = get(client, f"/fhir-r4/MedicinalProductPackaged/{CERTICAN_PACKAGE}")
+    assert r4["meta"]["versionId"] == "4"
 
     newest = get(client, f"/fhir/{PPD}/_history?_count=2")
     assert [(e["request"]["method"], e["request"]["url"]) for e in newest["entry"]] == [
