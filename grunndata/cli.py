@@ -638,10 +638,24 @@ def releases(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = Fals
     out.print(table)
 
 
+LISTS = "; `grunndata releases` lists them"  # what a command naming one release adds when it is not
+
+
+def _release(text: str, hint: str = "") -> int:
+    """A release number given on the command line, by the rule the HTTP routes keep (digits as
+    written): anything else ("004", " 4", "+4") is a release the store does not hold."""
+    from grunndata.store.releases import release_number
+
+    n = release_number(text)
+    if n is None:
+        raise GrunndataError(f"there is no release {text}{hint}")
+    return n
+
+
 @releases_app.command("show")
 def releases_show(
     ctx: typer.Context,
-    release: Annotated[int, typer.Argument(help="The release's number (the first column of `releases`)")],
+    release: Annotated[str, typer.Argument(help="The release's number (the first column of `releases`)")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -649,9 +663,9 @@ def releases_show(
     from grunndata.store import release_json, release_row
     from grunndata.store.releases import item_text
 
-    r = release_row(_engine(ctx, db), release)
+    r = release_row(_engine(ctx, db), _release(release, LISTS))
     if r is None:
-        raise GrunndataError(f"there is no release {release}; `grunndata releases` lists them")
+        raise GrunndataError(f"there is no release {release}{LISTS}")
     whole = release_json(r, report=True)
     if as_json:
         sys.stdout.write(_json(whole))
@@ -683,9 +697,9 @@ def releases_show(
 @releases_app.command("diff")
 def releases_diff(
     ctx: typer.Context,
-    base: Annotated[int, typer.Argument(help="The release compared against (the older one, usually)")],
+    base: Annotated[str, typer.Argument(help="The release compared against (the older one, usually)")],
     target: Annotated[
-        int | None,
+        str | None,
         typer.Argument(help="The release compared; without it, BASE against the release it was built on"),
     ] = None,
     db: DbOption = None,
@@ -709,16 +723,18 @@ def releases_diff(
     if target is None:
         from grunndata.store import release_row
 
-        row = release_row(engine, base)
+        row = release_row(engine, _release(base, LISTS))
         if row is None:
-            raise GrunndataError(f"there is no release {base}; `grunndata releases` lists them")
+            raise GrunndataError(f"there is no release {base}{LISTS}")
         if row.based_on is None:
             raise GrunndataError(
                 f"release {base} was the first of its line: name the release to compare it with"
             )
-        base, target = row.based_on, base
+        pair = (row.based_on, row.id)
+    else:
+        pair = (_release(base), _release(target))
     with engine.connect() as conn:
-        diff = diff_json(conn, base, target, rtype=rtype, offset=offset, count=show)
+        diff = diff_json(conn, *pair, rtype=rtype, offset=offset, count=show)
     if as_json:
         sys.stdout.write(_json(diff))
         return
@@ -788,26 +804,30 @@ def _json(value: Any) -> str:
 @app.command("rollback")
 def rollback_cmd(
     ctx: typer.Context,
-    release: Annotated[int, typer.Argument(help="The release to make active again")],
+    release: Annotated[str, typer.Argument(help="The release whose data to serve again")],
     db: DbOption = None,
 ) -> None:
-    """Make an earlier release active again (the current one becomes rolled-back)."""
-    from grunndata.store import rollback
+    """Serve an earlier release's data again, as a new release of its line (the current one becomes
+    rolled-back): what changes back is told in the history as new versions and removals."""
+    from grunndata.importers.run import rollback_to
 
-    row = rollback(_engine(ctx, db), release)
-    out.print(f"Release {row.id} ({row.source}, HentetDato {row.hentet_dato}) is active again.")
+    row = rollback_to(_engine(ctx, db), _release(release))
+    out.print(
+        f"Release {release}'s data (HentetDato {row.hentet_dato}) is served again, as release {row.id}.",
+        highlight=False,
+    )
 
 
 @app.command("activate")
 def activate_cmd(
     ctx: typer.Context,
-    release: Annotated[int, typer.Argument(help="The staged release to make active")],
+    release: Annotated[str, typer.Argument(help="The staged release to make active")],
     db: DbOption = None,
 ) -> None:
     """Make a staged release active, as an import's end would (the line's current release is superseded)."""
     from grunndata.importers.run import activate_staged
 
-    row = activate_staged(_engine(ctx, db), release)
+    row = activate_staged(_engine(ctx, db), _release(release))
     date = f", HentetDato {row.hentet_dato}" if row.hentet_dato else ""
     out.print(f"[green]Release {row.id} ({row.source}{date}) is now active.[/green]", highlight=False)
 
@@ -815,13 +835,13 @@ def activate_cmd(
 @app.command("discard")
 def discard_cmd(
     ctx: typer.Context,
-    release: Annotated[int, typer.Argument(help="The staged release to drop")],
+    release: Annotated[str, typer.Argument(help="The staged release to drop")],
     db: DbOption = None,
 ) -> None:
     """Drop a staged release unserved: its data is removed, its record stays (status discarded)."""
     from grunndata.store import discard
 
-    row = discard(_engine(ctx, db), release)
+    row = discard(_engine(ctx, db), _release(release))
     out.print(f"Release {row.id} ({row.source}) is discarded; nothing served changed.", highlight=False)
 
 

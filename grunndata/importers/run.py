@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from grunndata.errors import DeliveryError
-from grunndata.store import R4Bodies, activate
+from grunndata.store import R4Bodies, activate, rollback
 from grunndata.translators.safest.to_r4 import R4_OF_R5, r4_json
 
 R4_BODIES = R4Bodies(frozenset(R4_OF_R5), r4_json)
@@ -76,6 +76,12 @@ def activate_staged(engine: Any, release_id: int) -> Any:
     """Make staged release `release_id` active as an import's end would (its R4 bodies made as every
     import has them made); returns its row. The CLI's `activate` and the API's use this one."""
     return activate(engine, release_id, R4_BODIES)
+
+
+def rollback_to(engine: Any, release_id: int) -> Any:
+    """Serve release `release_id`'s data again as a new release of its line (store `rollback`), the
+    R4 bodies of the versions it writes made as every import has them made; returns its row."""
+    return rollback(engine, release_id, R4_BODIES)
 
 
 def refuse(

@@ -166,9 +166,11 @@ def _naive_utc(t: datetime) -> datetime:
 
 def rolled_back_since(conn: Connection, since: datetime, entitled: Entitled) -> tuple[int, datetime] | None:
     """A release (of a line `entitled` may read) made active again by a rollback after `since`, and
-    when: (release id, instant), the newest such. A rollback switches what a line serves without
-    a version or a removal of its own, so a history since before it does not show the switch: the
-    client has to read the data again."""
+    when: (release id, instant), the newest such. A rollback made before rollbacks were written as
+    releases (store/releases.py `rollback`) switched what a line serves without a version or a
+    removal of its own, and moved the release's activation past that of the later release it
+    rolled back: a history since before it does not show the switch, so the client has to read
+    the data again. A rollback written as a release tells its changes, and moves no activation."""
     rolled = REL.alias("rolled")
     found = conn.execute(
         select(REL.c.id, REL.c.activated_at)
@@ -183,6 +185,7 @@ def rolled_back_since(conn: Connection, since: datetime, entitled: Entitled) -> 
                 rolled.c.tier == REL.c.tier,
                 rolled.c.owner_id == REL.c.owner_id,
                 rolled.c.id > REL.c.id,
+                rolled.c.activated_at < REL.c.activated_at,  # activated again after it: the old way
             )
             .exists(),
         )

@@ -2,7 +2,9 @@
 
 A resource version is written once and never changed; a release is a manifest (the set of
 resource versions it serves). Activating a release flips one status row, so a release becomes
-visible atomically, and rolling back is the same flip in the other direction.
+visible atomically. A rollback is a release too (kind `rollback`): the earlier release's manifest,
+with a new version where the content changes back and a removal where it serves less, so the
+history is append-only and no activation time moves (store/releases.py `rollback`).
 """
 
 from __future__ import annotations

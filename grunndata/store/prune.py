@@ -58,7 +58,8 @@ def _aware(t: datetime | None) -> datetime | None:
 
 def ceased_at(releases: Sequence[Any], release: Any) -> datetime | None:
     """When `release` stopped being served: the first activation in its line after its own (a rollback
-    moves a release's activation later, so this is never earlier than the truth). None: still served."""
+    an older version made moved a release's activation later, so this is never earlier than the
+    truth; a rollback now is a release of its own). None: still served."""
     mine = _aware(release.activated_at)
     later = [
         at

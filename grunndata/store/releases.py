@@ -547,17 +547,19 @@ def _switch(
     values: dict[str, Any],
     *,
     ends: bool,
+    previous_status: str = "superseded",
 ) -> None:
     """Make `release` the active one of its line in one commit: its versions' lastUpdated is the
     activation, their R4 bodies are made, `previous` is superseded; then the planner's statistics.
     The end of every import, and `activate` of a staged release: one switch, so they cannot differ.
-    `ends`: the import ends with it (a staged release's ended when it was staged)."""
+    `ends`: the import ends with it (a staged release's ended when it was staged). `previous_status`:
+    what `previous` becomes (a rollback's is rolled-back)."""
     activated = now()
     conn.execute(update(R).where(R.c.release_id == release).values(last_updated=activated))
     if r4 is not None:
         _store_r4(conn, release, r4)
     if previous is not None:
-        conn.execute(update(REL).where(REL.c.id == previous).values(status="superseded"))
+        conn.execute(update(REL).where(REL.c.id == previous).values(status=previous_status))
     ended = {"ended_at": activated} if ends else {}
     conn.execute(
         update(REL)
@@ -786,6 +788,16 @@ def release_json(r: Any, *, report: bool) -> dict[str, Any]:
 MAX_RELEASE = 2**31 - 1  # the largest release number the store's integer column holds
 
 
+def release_number(text: str) -> int | None:
+    """A release number as written (digits only, no leading zero, 1 to MAX_RELEASE), or None: the
+    rule of the HTTP routes' paths, which the CLI keeps too (an int would also take "004", " 4",
+    "+4" and "4_0" as a release)."""
+    if not text.isascii() or not text.isdigit() or text.startswith("0") or len(text) > 10:
+        return None
+    n = int(text)
+    return n if n <= MAX_RELEASE else None
+
+
 def release_by_number(conn: Connection, release_id: int) -> Any:
     """The release row numbered `release_id`, or None; a number no release can have (0, negative,
     beyond the column) is one that does not exist, not an error of the database driver."""
@@ -794,9 +806,17 @@ def release_by_number(conn: Connection, release_id: int) -> Any:
     return conn.execute(select(REL).where(REL.c.id == release_id)).first()
 
 
-def rollback(engine: Engine, release_id: int) -> Any:
-    """Make an earlier release of the same line (tier and owner) the active one again (under the
-    import lock, as every switch)."""
+def rollback(engine: Engine, release_id: int, r4: R4Bodies | None = None) -> Any:
+    """Serve an earlier release's data again, as a new release of its line (kind `rollback`, under
+    the import lock, as every switch); returns the new release's row. The release being served
+    becomes rolled-back; the earlier one keeps its status and its activation.
+
+    The history is append-only: what a rollback changes is written as what an import writes, at
+    the rollback's own time. Each resource whose served content changes back is a new version
+    (the earlier bytes, numbered on), each one the earlier release did not serve a removal. No
+    time already told moves, so `_history` agrees with reads, and a paging cursor or `_since`
+    taken before the rollback stays good. `r4`: how the new versions' R4 bodies are made (None:
+    at their first R4 read)."""
     with under_import_lock(engine) as conn:
         target = release_by_number(conn, release_id)
         if target is None:
@@ -808,11 +828,127 @@ def rollback(engine: Engine, release_id: int) -> Any:
                 f"release {release_id} is {target.status} and holds no data to serve; only a superseded or rolled-back release can be made active"
             )
         current = active_release(conn, target.tier, target.owner_id)
-        if current is not None:
-            conn.execute(update(REL).where(REL.c.id == current.id).values(status="rolled-back"))
-        conn.execute(update(REL).where(REL.c.id == release_id).values(status="active", activated_at=now()))
-        conn.commit()
-        return conn.execute(select(REL).where(REL.c.id == release_id)).first()
+        wanted = _manifest_of(conn, target.id)
+        served = _manifest_of(conn, current.id) if current is not None else {}
+        kept = {
+            key: served[key].pk
+            for key, sv in wanted.items()
+            if key in served and served[key].content_hash == sv.content_hash
+        }
+        again = sorted((sv.pk, key) for key, sv in wanted.items() if key not in kept)
+        gone = sorted(key for key in served if key not in wanted)
+        if current is not None and not again and not gone and current.hentet_dato == target.hentet_dato:
+            raise StoreError(
+                f"release {release_id} serves what release {current.id}, the active one, serves; there is nothing to roll back"
+            )
+        started = now()
+        inserted = conn.execute(
+            insert(REL).values(
+                source=target.source,
+                kind="rollback",
+                tier=target.tier,
+                owner_id=target.owner_id,
+                hentet_dato=target.hentet_dato,
+                status="building",
+                based_on=current.id if current is not None else None,
+                file_name=target.file_name,
+                started_at=started,
+                message=f"a rollback: serves release {release_id}'s data again",
+                counts={},
+                report={"restores": release_id},
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        release = int(inserted[0])
+        made = _copy_versions(conn, again, release, started)
+        pks = {**kept, **made}
+        _insert_rows(conn, M, ("release_id", "resource_pk"), ((release, pk) for pk in pks.values()))
+        removed = ((release, t, i, served[(t, i)].pk) for t, i in gone)
+        _insert_rows(conn, T, ("release_id", "type", "id", "resource_pk"), removed)
+        keys = {sv.pk: key for key, sv in wanted.items()}
+        filters = conn.execute(select(C.c.resource_pk, C.c.code).where(C.c.release_id == target.id))
+        excluded = sorted({(release, pks[keys[pk]], code) for pk, code in filters if pk in keys})
+        _insert_rows(conn, C, ("release_id", "resource_pk", "code"), excluded)
+        tallies: dict[str, Tally] = {}
+        for key in wanted:
+            tally = tallies.setdefault(key[0], Tally())
+            if key in kept:
+                tally.unchanged += 1
+            elif key in served:
+                tally.changed += 1
+            else:
+                tally.new += 1
+        for key in gone:
+            tallies.setdefault(key[0], Tally()).expired += 1
+        counts = {t: tally.as_dict() for t, tally in sorted(tallies.items())}
+        previous = current.id if current is not None else None
+        _switch(conn, release, previous, r4, {"counts": counts}, ends=True, previous_status="rolled-back")
+        return conn.execute(select(REL).where(REL.c.id == release)).first()
+
+
+def _manifest_of(conn: Connection, release_id: int) -> dict[Key, StoredVersion]:
+    """What a release serves: (type, id) -> the version."""
+    rows = conn.execute(
+        select(R.c.type, R.c.id, R.c.pk, R.c.version, R.c.content_hash, R.c.source_id)
+        .select_from(M.join(R, R.c.pk == M.c.resource_pk))
+        .where(M.c.release_id == release_id)
+    )
+    return {(t, i): StoredVersion(pk, v, h, s) for t, i, pk, v, h, s in rows}
+
+
+def _copy_versions(
+    conn: Connection, old: list[tuple[int, Key]], release: int, at: datetime
+) -> dict[Key, int]:
+    """Write the stored versions `old` (pk, key) again as new versions of `release`: the same bytes
+    and search-index rows, a new pk, numbered after the newest version of their resource in any
+    line. Returns key -> the new pk."""
+    next_pk = (conn.execute(select(func.max(R.c.pk))).scalar() or 0) + 1
+    made: dict[Key, int] = {}
+    for i in range(0, len(old), _BATCH):
+        batch = dict(old[i : i + _BATCH])
+        newest: dict[Key, int] = {}
+        for rtype in sorted({key[0] for key in batch.values()}):
+            ids = [key[1] for key in batch.values() if key[0] == rtype]
+            rows = conn.execute(
+                select(R.c.id, func.max(R.c.version))
+                .where(R.c.type == rtype, R.c.id.in_(ids))
+                .group_by(R.c.id)
+            )
+            newest.update(((rtype, rid), v) for rid, v in rows)
+        mapping: dict[int, int] = {}
+        versions = []
+        for row in conn.execute(select(R).where(R.c.pk.in_(list(batch))).order_by(R.c.pk)):
+            key = (row.type, row.id)
+            mapping[row.pk] = made[key] = next_pk
+            versions.append(
+                {
+                    **row._asdict(),
+                    "pk": next_pk,
+                    "version": newest[key] + 1,
+                    "release_id": release,
+                    "last_updated": at,
+                }
+            )
+            next_pk += 1
+        conn.execute(insert(R), versions)
+        fhir = conn.execute(
+            select(X.c.resource_pk, X.c.param, X.c.system, X.c.value, X.c.exact).where(
+                X.c.resource_pk.in_(list(batch))
+            )
+        ).all()
+        _insert_rows(
+            conn,
+            X,
+            ("resource_pk", "param", "system", "value", "exact"),
+            ((mapping[pk], *rest) for pk, *rest in fhir),
+        )
+        raw = conn.execute(
+            select(S.c.param, S.c.value, S.c.resource_pk).where(S.c.resource_pk.in_(list(batch)))
+        ).all()
+        _insert_rows(conn, S, ("param", "value", "resource_pk"), ((p, v, mapping[pk]) for p, v, pk in raw))
+    return made
 
 
 def active_releases(conn: Connection) -> list[Any]:

@@ -286,7 +286,8 @@ class Draft:
 
 def pending_releases(conn: Connection) -> list[Pending]:
     """Per line, the first release activated after the one its events were last made for (by time,
-    then id): a new release, or an older one a rollback made active again (its activation is new). A line never
+    then id): a new release (a rollback is one), or an older one a rollback by an older version made
+    active again (its activation is new). A line never
     notified starts at the release it serves now, its changes counted from the release it was
     built on."""
     done = {(r.tier, r.owner): r for r in conn.execute(select(NL))}

@@ -51,11 +51,18 @@ def test_import_releases_and_rollback_from_the_command_line(tmp_path, real_fest_
     assert [row[8:10] for row in rows] == [["403", "712"], ["403", "712"]]  # FEST entries, FHIR resources
 
     back = run_cli("rollback", "1", "--db", db)
-    assert back.returncode == 0
-    assert back.stdout.strip() == "Release 1 (fest, HentetDato 2017-04-12T18:26:27.336Z) is active again."
-    assert _h_resept_packages(db) == 107  # the same package versions: the view is the release's
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.strip() == (
+        "Release 1's data (HentetDato 2017-04-12T18:26:27.336Z) is served again, as release 3."
+    )
+    assert _h_resept_packages(db) == 107  # release 1's content filters: the view is its data's
     again = run_cli("rollback", "1", "--db", db)
-    assert again.returncode == 2 and again.stderr.strip() == "error: release 1 is already the active one"
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        "error: release 1 serves what release 3, the active one, serves; there is nothing to roll back"
+    )
+    active = run_cli("rollback", "3", "--db", db)
+    assert active.returncode == 2 and active.stderr.strip() == "error: release 3 is already the active one"
 
 
 def _h_resept_packages(db: str) -> int:

@@ -67,7 +67,8 @@ def test_a_dry_run_says_what_would_go_then_prune_and_roll_back_to_a_kept_release
     assert "release 2 is pruned and holds no data to serve" in refused.stderr
     back = run_cli("rollback", "4", "--db", url)
     assert back.returncode == 0, back.stderr
-    assert _statuses(store)[3:] == [(4, "active"), (5, "rolled-back")]
+    assert "Release 4's data" in back.stdout and "is served again, as release 6." in back.stdout
+    assert _statuses(store)[3:] == [(4, "superseded"), (5, "rolled-back"), (6, "active")]
     gone = run_cli("releases", "diff", "2", "4", "--db", url)  # a pruned release's data is gone
     assert (gone.returncode, gone.stderr.strip()) == (
         2,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from grunndata import cli
 from grunndata.sample import derive_followup, generate_delivery
-from grunndata.store import connect
+from grunndata.store import connect, release_number
 from tests.cli.test_bad_input import run_cli
 
 
@@ -121,3 +121,36 @@ def test_a_release_number_beyond_the_store_is_one_that_does_not_exist(
     connect(db).dispose()  # an empty store
     answer = run_cli(*command, "--db", db)
     assert (answer.returncode, answer.stderr.strip()) == (2, f"error: {message}")
+
+
+@pytest.mark.parametrize("written", ["004", " 4"])
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (("activate",), ""),
+        (("discard",), ""),
+        (("rollback",), ""),
+        (("releases", "show"), "; `grunndata releases` lists them"),
+        (("releases", "diff"), "; `grunndata releases` lists them"),
+        (("releases", "diff", "1"), ""),
+    ],
+)
+def test_a_release_number_not_written_as_digits_is_one_that_does_not_exist(
+    written: str, command: tuple[str, ...], hint: str, tmp_path: Path
+) -> None:
+    """A release number is its digits as written, as the HTTP routes take it: `004` or ` 4` is no
+    release 4 (the command line took them, through int, where `/releases/004` refused them)."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    connect(db).dispose()  # an empty store
+    answer = run_cli(*command, written, "--db", db)
+    assert (answer.returncode, answer.stderr.rstrip("\n")) == (
+        2,
+        f"error: there is no release {written}{hint}",
+    )
+    assert answer.stdout == ""
+
+
+def test_the_command_line_and_the_routes_read_a_release_number_by_one_rule() -> None:
+    assert [release_number(t) for t in ("4", "2147483647", "1234567890")] == [4, 2147483647, 1234567890]
+    for text in ("004", " 4", "4 ", "+4", "-4", "4_0", "0", "", "four", "٤", "2147483648", "99999999999"):
+        assert release_number(text) is None, text

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
 from fhir.resources import get_fhir_model_class
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.server import create_app
 from grunndata.store import rollback
+from grunndata.store.models import REL
 from tests.conftest import REAL_FEST
 from tests.server.conftest import CERTICAN_PACKAGE, write_followup
 
@@ -99,19 +102,61 @@ def test_a_resource_served_again_is_in_the_history_since(
     )
 
 
-def test_a_rollback_after_since_is_a_410_that_says_to_read_again(
+def test_a_rollback_after_since_is_told_as_changes(
     fresh_api: tuple[Engine, TestClient], tmp_path: Path
 ) -> None:
-    """A rollback switches what a line serves without a version or removal of its own, so a history
-    since before it would say nothing changed (probe): it answers 410, and a history since after
-    the rollback is answered again."""
+    """A rollback is written as a release of its own: a history since before it gives what it
+    changed back (Certican's first content as version 3, the dropped package as version 2), and so
+    do the R4 delta and `$export`. Before, it switched without a version or a removal, and a
+    `_since` before it had to be a 410."""
+    engine, client = fresh_api
+    followup, dropped = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    second = import_fest(engine, followup)
+    synced_at = get(fresh_client(engine), f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
+    time.sleep(0.01)
+    back = rollback(engine, second.release_id - 1)
+    assert (back.id, back.status, back.hentet_dato) == (3, "active", "2017-04-12T18:26:27.336Z")
+    client = fresh_client(engine)
+    gone = dropped.removeprefix("ID_")
+    feed = get(client, f"/fhir/{PPD}/_history?_since={synced_at}")
+    assert sorted(
+        (e["request"]["method"], e["request"]["url"], e["resource"]["meta"]["versionId"])
+        for e in feed["entry"]
+    ) == [("PUT", f"{PPD}/{gone}", "2"), ("PUT", f"{PPD}/{CERTICAN_PACKAGE}", "3")]
+    assert get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["name"] == "Certican Disperg tab 0,1 mg"
+    system = get(client, f"/fhir/_history?_since={synced_at}&_count=1000")
+    assert {(e["request"]["method"], e["request"]["url"]) for e in system["entry"]} >= {
+        ("PUT", f"{PPD}/{gone}"),
+        ("PUT", f"{PPD}/{CERTICAN_PACKAGE}"),
+    }
+    delta = get(client, f"/fhir-r4/delta/MedicinalProductPackaged?_since={synced_at}")
+    assert sorted(e["request"]["url"] for e in delta["entry"]) == sorted(
+        [f"MedicinalProductPackaged/{CERTICAN_PACKAGE}", f"MedicinalProductPackaged/{gone}"]
+    )
+    kick = client.get(f"/fhir/$export?_since={synced_at}", headers={"Prefer": "respond-async"})
+    assert kick.status_code == 202, kick.text
+
+
+def test_a_rollback_of_a_store_made_before_is_a_410_that_says_to_read_again(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A rollback made before rollbacks were written as releases flipped the statuses and moved
+    the release's activation: it has no version or removal of its own, so a history since before
+    it would say nothing changed (probe): it answers 410, and a history since after it is answered
+    again. (The rows as such a rollback left them.)"""
     engine, client = fresh_api
     first = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
     followup, _ = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
     second = import_fest(engine, followup)
     synced_at = get(fresh_client(engine), f"/fhir/{PPD}/{CERTICAN_PACKAGE}")["meta"]["lastUpdated"]
     time.sleep(0.01)
-    rollback(engine, second.release_id - 1)
+    with engine.begin() as conn:
+        conn.execute(update(REL).where(REL.c.id == second.release_id).values(status="rolled-back"))
+        conn.execute(
+            update(REL)
+            .where(REL.c.id == second.release_id - 1)
+            .values(status="active", activated_at=datetime.now(UTC))
+        )
     client = fresh_client(engine)
     for path in (
         f"/fhir/_history?_since={synced_at}",
@@ -319,3 +364,103 @@ def test_a_type_made_on_request_says_it_keeps_no_history(api: TestClient) -> Non
     assert get(api, "/fhir/Nonsense/_history", status=404)["issue"][0]["diagnostics"] == (
         "'Nonsense' is not a resource type served here"
     )
+
+
+def _three_releases(engine: Engine, tmp_path: Path) -> tuple[str, list[tuple[str, str, str]]]:
+    """The real extract (release 1), the follow-up that changes Certican and drops a package
+    (release 2), and the real extract again (release 3: Certican's first content as version 3,
+    the dropped package back as version 2). Returns the dropped package's id and, before any
+    rollback, the whole package history as a walk of one-entry pages gives it."""
+    followup, dropped = write_followup(tmp_path, "Certican Disperg tab 0,1 mg (ny)")
+    time.sleep(0.01)
+    import_fest(engine, followup)
+    time.sleep(0.01)
+    import_fest(engine, REAL_FEST)
+    return dropped.removeprefix("ID_"), _walk(fresh_client(engine), f"/fhir/{PPD}/_history?_count=1")
+
+
+def _methods(feed: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(method, versionId) of each entry: None for a removal."""
+    return [
+        (e["request"]["method"], e["resource"]["meta"]["versionId"] if "resource" in e else None)
+        for e in feed["entry"]
+    ]
+
+
+def test_after_a_rollback_the_history_without_since_agrees_with_reads(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """A rollback to release 2 is told as changes at its own time, on top of the history: Certican
+    changed back (a new version, 4), the package release 3 brought back removed again. Before,
+    release 3's versions stayed the newest entries (Certican's version 3, which no read serves),
+    and release 2's removal of the package moved to the rollback's time (probe F1)."""
+    engine, _ = fresh_api
+    gone, _ = _three_releases(engine, tmp_path)
+    time.sleep(0.01)
+    back = rollback(engine, 2)
+    assert (back.id, back.kind, back.status, back.based_on) == (4, "rollback", "active", 3)
+    client = fresh_client(engine)
+    read = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}")
+    assert (read["meta"]["versionId"], read["name"]) == ("4", "Certican Disperg tab 0,1 mg (ny)")
+    assert get(client, f"/fhir/{PPD}/{gone}", status=410)["issue"][0]["code"] == "deleted"
+    found = get(client, f"/fhir/{PPD}?identifier=014884")  # the new version is indexed as its bytes
+    assert [e["resource"]["meta"]["versionId"] for e in found["entry"]] == ["4"]
+    r4 = get(client, f"/fhir-r4/MedicinalProductPackaged/{CERTICAN_PACKAGE}")
+    assert r4["meta"]["versionId"] == "4"
+
+    newest = get(client, f"/fhir/{PPD}/_history?_count=2")
+    assert [(e["request"]["method"], e["request"]["url"]) for e in newest["entry"]] == [
+        ("DELETE", f"{PPD}/{gone}"),
+        ("PUT", f"{PPD}/{CERTICAN_PACKAGE}"),
+    ]
+    assert newest["entry"][1]["resource"]["meta"] == {**read["meta"]}
+    certican = get(client, f"/fhir/{PPD}/{CERTICAN_PACKAGE}/_history")
+    assert _methods(certican) == [("PUT", "4"), ("PUT", "3"), ("PUT", "2"), ("POST", "1")]
+    # every removal keeps the time it was told at: release 2's, then the rollback's, after release 3
+    dropped = get(client, f"/fhir/{PPD}/{gone}/_history")
+    assert _methods(dropped) == [("DELETE", None), ("PUT", "2"), ("DELETE", None), ("POST", "1")]
+    times = [e["response"]["lastModified"] for e in dropped["entry"]]
+    assert times == sorted(times, reverse=True) and len(set(times)) == 4
+    assert times[0] == read["meta"]["lastUpdated"]
+    # the whole-system history: each resource's first entry is what a read answers
+    seen: set[str] = set()
+    for entry in get(client, "/fhir/_history?_count=1000")["entry"]:
+        url = entry["request"]["url"]
+        if url in seen:
+            continue
+        seen.add(url)
+        answer = client.get(f"/fhir/{url}")
+        if entry["request"]["method"] == "DELETE":
+            assert answer.status_code == 410, url
+        else:
+            assert answer.json()["meta"]["versionId"] == entry["resource"]["meta"]["versionId"], url
+    # a client that synced before release 2 is not sent away (release 2 was never made active again)
+    assert client.get(f"/fhir/{PPD}/_history?_since={times[3]}").status_code == 200
+    # and one that synced after release 3 is told the rollback as changes
+    since = times[1]
+    told = get(client, f"/fhir/{PPD}/_history?_since={since}")
+    assert [(e["request"]["method"], e["request"]["url"]) for e in told["entry"]] == [
+        ("DELETE", f"{PPD}/{gone}"),
+        ("PUT", f"{PPD}/{CERTICAN_PACKAGE}"),
+    ]
+
+
+def test_a_rollback_during_a_paged_history_walk_loses_no_removal(
+    fresh_api: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """The pages of a history walk started before a rollback give exactly the walk without it:
+    the rollback moved release 2's activation after the cursor, so its removal was skipped (probe
+    F2); now it writes its own entries at its own time, after the walk's snapshot."""
+    engine, _ = fresh_api
+    gone, whole = _three_releases(engine, tmp_path)
+    assert [(m, u) for m, u, _ in whole if m == "DELETE"] == [("DELETE", f"{PPD}/{gone}")]
+    assert len(whole) == 111  # 107 first versions, 2 of release 2 (one a removal), 2 of release 3
+    client = fresh_client(engine)
+    first = get(client, f"/fhir/{PPD}/_history?_count=1")
+    url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    time.sleep(0.01)
+    rollback(engine, 2)
+    rest = _walk(fresh_client(engine), url)
+    seen = [(first["entry"][0]["request"]["method"], first["entry"][0]["request"]["url"])]
+    seen += [(m, u) for m, u, _ in rest]
+    assert seen == [(m, u) for m, u, _ in whole]

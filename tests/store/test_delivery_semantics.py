@@ -139,18 +139,30 @@ def test_rollback_serves_the_earlier_release_again(engine, tmp_path, real):
     changed = [relisted(e, "ID_NEW-OPPF-0003", _new_price) if e.inner_id == CERTICAN else e for e in entries]
     import_fest(engine, write(tmp_path / "next.xml", "2017-04-26T18:00:00Z", changed))
     assert _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id == "ID_NEW-OPPF-0003"
-    rollback(engine, first.release_id)
-    assert [r.status for r in list_releases(engine)] == ["active", "rolled-back"]
+    back = rollback(engine, first.release_id)
+    # a release of its own, serving the first one's data: the first keeps its status and activation
+    assert [(r.id, r.status, r.kind) for r in list_releases(engine)] == [
+        (first.release_id, "superseded", "full"),
+        (first.release_id + 1, "rolled-back", "full"),
+        (back.id, "active", "rollback"),
+    ]
+    assert (back.based_on, back.hentet_dato, back.report) == (first.release_id + 1, hentet, {"restores": 1})
+    assert back.counts["FEST.Legemiddelpakning"] == {"new": 0, "changed": 1, "unchanged": 106, "expired": 0}
+    assert served_counts(engine, back.id) == served_counts(engine, first.release_id)
     assert (
         _stored(engine, "FEST.Legemiddelpakning", CERTICAN).oppf_id
         == "ID_7B25F318-5F0E-4D95-BAD3-5722F6528424"
     )
+    # what it serves again is a new version, so the history says the resource changed back
+    assert _versions(engine, CERTICAN) == [1, 2, 3]
+    with pytest.raises(StoreError, match="release 1 serves what release 3, the active one, serves; there"):
+        rollback(engine, first.release_id)
     # the next import builds on the release now active; the content the rolled-back release
     # served is a new version, so the history says the resource changed again
     third = import_fest(engine, write(tmp_path / "again.xml", "2017-04-27T18:00:00Z", changed))
-    assert third.based_on == first.release_id
+    assert third.based_on == back.id
     assert third.catalogues["Legemiddelpakning"]["changed"] == 1
-    assert _versions(engine, CERTICAN) == [1, 2, 3]
+    assert _versions(engine, CERTICAN) == [1, 2, 3, 4]
     with pytest.raises(StoreError, match="already the active one"):
         rollback(engine, third.release_id)
     with pytest.raises(StoreError, match="no release 999"):

@@ -24,6 +24,7 @@ from grunndata.server.migration import (
 )
 from grunndata.server.pages import render
 from grunndata.server.state import Served
+from grunndata.store import release_number as _number  # a release number as written, or None
 
 router = APIRouter(tags=["Migration"])
 
@@ -57,15 +58,6 @@ def migration(request: Request, served: ServedDep, _: AccessDep) -> Response:
 
 
 # -- the drill-downs: pages for people, not in the API document ------------------------------------
-
-MAX_RELEASE = 2**31 - 1
-
-
-def _number(text: str) -> int | None:
-    if not text.isascii() or not text.isdigit() or text.startswith("0") or len(text) > 10:
-        return None
-    n = int(text)
-    return n if n <= MAX_RELEASE else None
 
 
 def _not_found(message: str, status: int = 404) -> HTMLResponse:

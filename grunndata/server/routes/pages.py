@@ -19,11 +19,11 @@ from grunndata.server.imports import may_see_release
 from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, product_of, render
 from grunndata.server.pages import releases as rel
 from grunndata.server.state import Served
+from grunndata.store import release_number as _number  # a release number as written, or None
 from grunndata.store.releases import active_release
 
 router = APIRouter()
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._")
-MAX_RELEASE = 2**31 - 1  # a release number the store's integer column can hold
 _TYPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
 _SCRIPT = (STATIC / "sok.js").read_bytes()
 
@@ -94,14 +94,6 @@ _BACK = ("/leveranser", "Til leveransene")
 
 def _may_see(access: Access) -> rel.MaySee:
     return lambda release: may_see_release(access, release)
-
-
-def _number(text: str) -> int | None:
-    """A release number as written (1 to MAX_RELEASE, digits only), or None."""
-    if not text.isascii() or not text.isdigit() or text.startswith("0") or len(text) > 10:
-        return None
-    n = int(text)
-    return n if n <= MAX_RELEASE else None
 
 
 def _releases(served: Served, access: Access) -> Response:

@@ -78,8 +78,8 @@ def _release_topic(tier: str, owner: str) -> dict[str, Any]:
         topic_id,
         "".join(part.capitalize() for part in topic_id.split("-")),
         f"A release of {line} is served",
-        f"A notification each time a new release of {line} is served (or an earlier one again, by a "
-        "rollback). Its focus names the release (identifier system https://grunndata.no/fhir/release); "
+        f"A notification each time a new release of {line} is served (a rollback, which serves an "
+        "earlier release's data again, is a release too). Its focus names the release (identifier system https://grunndata.no/fhir/release); "
         "the references it carries are the resources the release changed that the subscriber may "
         "read. Takes no filters.",
     )
