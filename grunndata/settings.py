@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         ge=0,
         le=3600,
         allow_inf_nan=False,
-        description="Seconds within which a server picks up a newly activated release (at most an hour).",
+        description="Seconds within which a server sees a newly activated release; it serves it once its indexes are built (at most an hour).",
     )
     read_cache: int = Field(
         default=50_000, ge=0, description="Versions a server keeps ready for reads by id."
