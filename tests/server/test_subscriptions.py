@@ -194,6 +194,23 @@ def test_the_search_finds_by_id_status_and_topic(api: TestClient, issuer: Issuer
         assert api.get(f"/fhir/Subscription?{query}", headers=headers).status_code == status
     strict = {**headers, "Prefer": "handling=strict"}
     assert api.get("/fhir/Subscription?unknown=1", headers=strict).status_code == 400
+    # _count, _offset and _summary as on the other searches (they were ignored: every entry came back)
+    counted = valid(api.get("/fhir/Subscription?_summary=count", headers=headers).json())
+    assert (counted["total"], "entry" in counted) == (2, False)
+    assert valid(api.get("/fhir/Subscription?_count=0", headers=headers).json())["total"] == 2
+    first = valid(
+        api.get("/fhir/Subscription?status=requested,active,error&_count=1", headers=headers).json()
+    )
+    assert [e["resource"]["id"] for e in first["entry"]] == [a["id"]]
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert following.endswith("/fhir/Subscription?status=requested%2Cactive%2Cerror&_count=1&_offset=1")
+    second = valid(api.get("/fhir" + following.split("/fhir", 1)[1], headers=headers).json())
+    assert [e["resource"]["id"] for e in second["entry"]] == [b["id"]]
+    assert [link["relation"] for link in second["link"]] == ["self"]
+    for query in ("_count=-1", "_count=abc", "_count=101", "_offset=x", "_summary=text", "_count=1,2"):
+        r = api.get(f"/fhir/Subscription?{query}", headers=headers)
+        assert r.status_code == 400, query
+        assert r.json()["resourceType"] == "OperationOutcome"
 
 
 def test_a_sector_topic_is_invisible_without_the_sector_scope(api: TestClient, issuer: Issuer) -> None:

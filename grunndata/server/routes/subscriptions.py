@@ -38,7 +38,15 @@ from grunndata.server.fhir_io.openapi import (
     fhir_content,
     resource_schema,
 )
-from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad, form_items, split_values, strict
+from grunndata.server.fhir_io.params import (
+    ID_PATTERN,
+    Limits,
+    bad,
+    form_items,
+    split_values,
+    strict,
+    whole_number,
+)
 from grunndata.server.fhir_io.responses import FhirError, bundle, entry, outcome, send
 from grunndata.server.state import Served
 from grunndata.server.subscriptions import bundles, topics
@@ -474,10 +482,11 @@ async def search_post(request: Request, limits: LimitsDep, fmt: FormatDep, acces
 async def _search(
     request: Request, fmt: str, access: Access, items: list[tuple[str, str]], self_url: str
 ) -> Response:
-    asked = _one_each(request, ("_id", "status", "topic"), items)
+    asked = _one_each(request, ("_id", "status", "topic", "_count", "_offset", "_summary"), items)
     for status in asked.get("status", ()):
         if status not in STATUSES:
             raise bad(f"status takes {', '.join(STATUSES)}, not {status[:100]!r}")
+    count, offset, count_only = _page_of(asked)
     owner = owner_of(request, access)
     topic_urls = [t if t.startswith(topics.BASE) else topics.BASE + t for t in asked.get("topic", ())]
 
@@ -488,11 +497,30 @@ async def _search(
 
     subs = await run_in_threadpool(found)
     base = fhir_bundles.base_url(request)
+    page = [] if count_only else subs[offset : offset + count]
     entries = [
         entry(f"{base}/Subscription/{s.id}", orjson.dumps(resource_of(s)), {"search": {"mode": "match"}})
-        for s in subs
+        for s in page
     ]
-    return send(request, fmt, bundle("searchset", entries, [("self", self_url)], total=len(subs)))
+    links = [("self", self_url)]
+    if not count_only and offset + count < len(subs):
+        kept = [(k, v) for k, v in items if k not in ("_offset", "_format", "_pretty")]
+        links.append(("next", f"{base}/Subscription?{urlencode([*kept, ('_offset', str(offset + count))])}"))
+    return send(request, fmt, bundle("searchset", entries, links, total=len(subs)))
+
+
+def _page_of(asked: dict[str, list[str]]) -> tuple[int, int, bool]:
+    """(count, offset, count only) of a Subscription search: `_count` (0 to 100, default 100),
+    `_offset`, `_summary` (count or false); one value each."""
+    for name in ("_count", "_offset", "_summary"):
+        if len(asked.get(name, ())) > 1:
+            raise bad(f"{name} takes one value")
+    count = whole_number("_count", asked["_count"][0], 0, 100) if "_count" in asked else 100
+    offset = whole_number("_offset", asked["_offset"][0], 0, 1_000) if "_offset" in asked else 0
+    summary = asked.get("_summary", ["false"])[0]
+    if summary not in ("count", "false"):
+        raise bad(f"_summary takes count or false here, not {summary[:100]!r}")
+    return count, offset, summary == "count" or count == 0
 
 
 async def status(
@@ -636,6 +664,17 @@ router.add_api_route(
             _query("_id", "Subscription ids, joined by commas", IDS_SCHEMA),
             _query("status", "requested, active, error, off; joined by commas", _STATUSES),
             _query("topic", "The topic's canonical URL (or id)", _URLS),
+            _query(
+                "_count",
+                "Entries a page (0 to 100; 0: the total alone)",
+                {"type": "integer", "minimum": 0, "maximum": 100},
+            ),
+            _query(
+                "_offset",
+                "Entries skipped (the next link sets it)",
+                {"type": "integer", "minimum": 0, "maximum": 1000},
+            ),
+            _query("_summary", "count: the total alone", {"type": "string", "enum": ["count", "false"]}),
             *NEGOTIATION,
         ],
         **answers(_BUNDLE, 400, 401, 403, description="A searchset Bundle"),
