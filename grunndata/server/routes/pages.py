@@ -18,6 +18,7 @@ from grunndata.server.deps import AccessDep, ServedDep
 from grunndata.server.imports import may_see_release
 from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, product_of, render
 from grunndata.server.pages import releases as rel
+from grunndata.server.pages.substance import substance_page
 from grunndata.server.state import Served
 from grunndata.store.releases import active_release
 
@@ -79,6 +80,23 @@ def _card(served: Served, rid: str) -> Response:
 @router.get("/legemidler/{rid}", response_class=HTMLResponse, include_in_schema=False)
 async def card_page(served: ServedDep, rid: str) -> Response:
     return await run_in_threadpool(_card, served, rid)
+
+
+def _substance(served: Served, sid: str) -> Response:
+    if not sid or len(sid) > 64 or not set(sid) <= _ID_CHARS:
+        return _problem(404, "Fant ikke virkestoffet", "Det finnes ikke noe virkestoff med denne id-en.")
+    with served.engine.connect() as conn:
+        found = substance_page(conn, served.snapshot(ANONYMOUS), sid)
+    if found is None:
+        return _problem(
+            404, "Fant ikke virkestoffet", f"Aktiv leveranse har ikke noe virkestoff med id {sid}."
+        )
+    return HTMLResponse(render("substance.html", s=found))
+
+
+@router.get("/legemidler/virkestoff/{sid}", response_class=HTMLResponse, include_in_schema=False)
+async def substance_page_route(served: ServedDep, sid: str) -> Response:
+    return await run_in_threadpool(_substance, served, sid)
 
 
 @router.get("/legemidler/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
