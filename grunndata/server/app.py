@@ -41,6 +41,7 @@ from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
 from grunndata.server.observe import Observe
+from grunndata.server.pages.guard import PageProblem
 from grunndata.server.r4view import R4Cache
 from grunndata.server.state import Served
 from grunndata.server.subscriptions.worker import Notifier
@@ -152,6 +153,10 @@ def create_app(
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
         return error_response(request, exc)
+
+    @app.exception_handler(PageProblem)
+    async def page_problem(request: Request, exc: PageProblem) -> Response:
+        return exc.response()
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
