@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from grunndata.fhir.systems import NS_PHPID
@@ -41,6 +42,26 @@ def _products(package: dict[str, Any]) -> list[str]:
     ]
 
 
+_FOR = b'"packageFor":'
+
+
+def _products_of(package: Version) -> list[str]:
+    """The products a package is for, from its stored JSON's `packageFor` alone (an array of
+    References, no array inside), or from the whole package when that cannot be read so."""
+    data = package.data
+    at = data.find(_FOR)
+    if at < 0:
+        return []
+    start = at + len(_FOR)
+    try:
+        refs = orjson.loads(data[start : data.index(b"]", start) + 1])
+    except (ValueError, orjson.JSONDecodeError):
+        refs = None
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        return _products(body(package))
+    return _products({"packageFor": refs})
+
+
 def _level(value: str) -> tuple[int, str]:
     """A value's level and stratum (`L4A-...`: 4, A); (0, "") for one not in our form."""
     head = value.split("-", 1)[0]
@@ -72,11 +93,12 @@ def phpid_groups(
     except SearchError:
         members = []
     by_value: dict[str, set[str]] = {v: set() for v in values}  # value -> the products of its packages
-    for m in members:
-        r = body(m)
-        for value in _values(r):
-            if value in by_value:
-                by_value[value].update(_products(r))
+    wanted = [(v, v.encode()) for v in values]
+    for m in members:  # a level 1 group can hold hundreds: read each one's two facts, not all of it
+        products = _products_of(m)
+        for value, raw in wanted:
+            if raw in m.data:  # a PhPID's digest is found nowhere else in a package
+                by_value[value].update(products)
     shown = {p for v in values for p in sorted(by_value[v] - {rid})[:SHOWN_PRODUCTS]}
     names = {
         v.id: str((body(v).get("name") or [{}])[0].get("productName") or v.id)
