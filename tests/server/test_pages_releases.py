@@ -353,7 +353,7 @@ def _bad_tokens(site: Site) -> list[tuple[str, str]]:
     return [
         ("not a token", "Bearer not-a-token"),
         ("expired", f"Bearer {site.issuer.token('grunndata:read', expires_in=-3600)}"),
-        ("another issuer's signature", "Bearer " + site.issuer.token()[:-8] + "AAAAAAAA"),
+        ("a tampered signature", "Bearer " + site.issuer.token()[:-8] + "AAAAAAAA"),
     ]
 
 
@@ -425,6 +425,7 @@ def test_a_page_with_a_trailing_slash_redirects_to_the_page_without_it(
         ("/leveranser/1/x", "/leveranser"),
         ("/leveranser/sammenlign/2", "/leveranser"),
         ("/migration/1/uenigheter/1/x", "/migration"),
+        ("/leveranser/%0d%0aSet-Cookie:%20x=1/", "/legemidler"),  # no route takes a line break
     ],
 )
 def test_an_unknown_path_under_the_pages_is_their_html_404_not_fhirs(

@@ -18,6 +18,8 @@ from grunndata.server.fhir_io.responses import FhirError
 from grunndata.server.pages.render import render
 
 HOME = ("/legemidler", "Til søket")
+PAGE_PREFIXES = ("/legemidler/", "/leveranser/", "/migration/")
+"""Paths under these are pages: one no route takes is the pages' 404 (app.py), never FHIR's."""
 
 _REFUSED = {
     401: (
