@@ -1,8 +1,10 @@
-"""`/legemidler`: find a drug, and `/legemidler/{id}`: its product card; `/leveranser`: the
-releases, one release's report and two releases compared (server/pages/). Pages for people: the
-drug pages over the national data only (the anonymous view, whatever token comes along); the
-release pages know of the releases `/releases` tells the same client of (a staged one only with
-its line's import right), and show only the national line's content."""
+"""`/legemidler`: find a drug, `/legemidler/{id}`: its product card, `/legemidler/virkestoff/{id}`:
+a substance; `/leveranser`: the releases, one release's report and two releases compared
+(server/pages/). Pages for people: the drug pages over the national data only (the anonymous view,
+whatever a valid token allows); the release pages know of the releases `/releases` tells the same
+client of (a staged one only with its line's import right), and show only the national line's
+content. Every route takes `PageDep` (pages/guard.py): a token that does not verify is a 401 page,
+a repeated query parameter a 400 page; a trailing slash is a 308 to the page without it."""
 
 from __future__ import annotations
 
