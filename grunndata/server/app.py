@@ -41,6 +41,7 @@ from grunndata.server.fhir_io.params import Limits
 from grunndata.server.fhir_io.responses import FhirError, error_response
 from grunndata.server.m30 import M30Files
 from grunndata.server.observe import Observe
+from grunndata.server.pages.guard import PAGE_PREFIXES, PageProblem, problem_page
 from grunndata.server.r4view import R4Cache
 from grunndata.server.state import Served
 from grunndata.server.subscriptions.worker import Notifier
@@ -153,8 +154,15 @@ def create_app(
     async def fhir_error(request: Request, exc: FhirError) -> Response:
         return error_response(request, exc)
 
+    @app.exception_handler(PageProblem)
+    async def page_problem(request: Request, exc: PageProblem) -> Response:
+        return exc.response()
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and request.url.path.startswith(PAGE_PREFIXES):
+            # a path no page route takes (one holding a line break): the pages' 404, not FHIR's
+            return problem_page(404, "Fant ikke siden", "Det finnes ingen side med denne adressen.")
         message = {
             404: "no such endpoint",
             405: f"{request.method} is not allowed here; this server is read-only",

@@ -23,6 +23,7 @@ from grunndata.server.fhir_io.openapi import Gives
 from grunndata.server.fhir_io.params import ID_PATTERN, Limits, bad
 from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate
 from grunndata.server.m30 import M30Files
+from grunndata.server.pages.guard import HOME, refused, repeated
 from grunndata.server.state import Served
 from grunndata.server.terminology import Terminology
 from grunndata.settings import Settings
@@ -99,6 +100,50 @@ async def get_access(request: Request, served: ServedDep) -> Access:
 
 
 AccessDep = Annotated[Access, Depends(get_access)]
+
+
+def _wants_json(request: Request) -> bool:
+    """A page route that also answers as JSON (/migration's report) was asked for JSON."""
+    return (
+        "application/json" in request.headers.get("accept", "")
+        or request.query_params.get("_format") == "json"
+    )
+
+
+_BACKS = (("/leveranser", "Til leveransene"), ("/migration", "Til overgangen"), ("/catalog", "Til katalogen"))
+
+
+def _back(request: Request) -> tuple[str, str]:
+    path = request.url.path
+    return next(((p, label) for p, label in _BACKS if path == p or path.startswith(p + "/")), HOME)
+
+
+async def get_page_access(request: Request, served: ServedDep) -> Access:
+    """As `get_access`, for a page for people: a token that does not verify is a page saying so
+    (401, or 503 when the keys are out of reach), unless the route was asked for JSON."""
+    try:
+        return access_of(request, served.auth)
+    except FhirError as e:
+        if _wants_json(request):
+            raise
+        raise refused(e) from None
+
+
+PageAccessDep = Annotated[Access, Depends(get_page_access)]
+
+
+async def get_page(request: Request, access: PageAccessDep) -> Access:
+    """A page for people's checks (pages/guard.py): the token, then each query parameter at most
+    once (a 400 page naming a repeated one; the FHIR OperationOutcome when JSON was asked)."""
+    problem = repeated(request.query_params.multi_items(), _back(request))
+    if problem is not None:
+        if _wants_json(request):
+            raise FhirError(400, "invalid", f"a query parameter is given more than once: {problem.name}")
+        raise problem
+    return access
+
+
+PageDep = Annotated[Access, Depends(get_page)]
 
 
 async def get_format(request: Request) -> str:
@@ -209,6 +254,9 @@ async def listed(request: Request, rtype: str) -> list[Resource]:
 OPENAPI: dict[Callable[..., Any], Gives] = {
     get_access: Gives((401, 503), token=True),  # a token that does not verify; keys out of reach
     get_format: Gives((406,), fhir=True),
+    # the pages: a bad token (a page, or the OperationOutcome where JSON was asked), a repeated parameter
+    get_page_access: Gives((401, 503), token=True),
+    get_page: Gives((400, 401, 503), token=True),
     get_limits: Gives((400,)),  # parameters past a bound, or holding text no FHIR string can hold
     # the FHIR interactions' one dependency: a bad token, the limits (and a bad id), the format
     asked_plain: Gives((400, 401, 406, 503), fhir=True, token=True),

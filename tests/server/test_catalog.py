@@ -349,6 +349,10 @@ def test_the_capability_statement_lists_endpoint_and_organization_with_their_par
 def test_a_bad_token_is_401_on_every_catalogue_route(site: Site, path: str) -> None:
     answer = site.get(path, headers={"Authorization": "Bearer not-a-token"})
     assert answer.status_code == 401
+    if path == "/catalog":  # a page: the pages' 401 page (pages/guard.py), as on every page
+        assert answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert "<h1>Tokenet gjelder ikke</h1>" in answer.text
+        return
     assert answer.json()["issue"][0]["code"] == "login"
 
 

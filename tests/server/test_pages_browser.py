@@ -6,7 +6,8 @@ axe-core (npm, installed as the FHIR.js tests install theirs) finds no serious o
 violation on the search page or the card.
 
 The releases: the operator (with the import scope, sent as a header by the browser) opens the
-releases, clicks "Sammenlign" and reads what the staged follow-up would change; the staged and the
+releases, clicks "Sammenlign" and reads what the staged follow-up would change, then fills the
+compare form with keys alone (Tab, a digit to pick, Enter on the button); the staged and the
 refused release's pages and the migration page with its drill-downs have no serious or critical
 violation either, and at 375 px the migration page's share labels stay beside their bars.
 
@@ -293,6 +294,14 @@ def test_a_person_types_a_name_sees_the_answers_as_they_type_and_opens_the_card_
     _fits(browser)
     _drawn(browser.screenshot(f"legemiddel-{size[0]}", tmp_path), size)
     assert _serious(browser, axe) == []
+    browser.tab_to("(e.getAttribute('href') || '').startsWith('/legemidler/virkestoff/')")  # its substance
+    browser.key("Enter", "Enter", 13, "\r")
+    browser.until(
+        "location.pathname.startsWith('/legemidler/virkestoff/') && document.readyState === 'complete'"
+    )
+    assert browser.js("document.querySelector('h1').textContent") == "Everolimus"
+    _fits(browser)
+    assert _serious(browser, axe) == []
 
 
 def test_without_javascript_the_form_still_answers(browser: Browser, site: str) -> None:
@@ -376,6 +385,7 @@ def test_the_operator_opens_the_releases_and_compares_the_staged_one_with_the_ac
         _drawn(browser.screenshot("sammenlign-390-endret", tmp_path), PHONE)
         assert _serious(browser, axe) == []
         browser.size(DESKTOP)
+        _compare_by_keyboard(browser, served.url)
         browser.go(f"{served.url}/leveranser/2")
         assert browser.js("document.getElementById('endringer').textContent") == "Hva den vil endre"
         _fits(browser)
@@ -387,6 +397,41 @@ def test_the_operator_opens_the_releases_and_compares_the_staged_one_with_the_ac
     assert _serious(browser, axe) == []
     browser.go(f"{served.url}/leveranser/2")  # without the token the staged release is unknown
     assert browser.js("document.querySelector('h1').textContent") == "Fant ikke leveransen"
+    with signed_in(browser, {"Authorization": "Bearer expired-or-garbage"}):
+        browser.go(f"{served.url}/leveranser")  # a bad token: the 401 page, on the base template
+        assert browser.js("document.querySelector('h1').textContent") == "Tokenet gjelder ikke"
+        _fits(browser)
+        assert _serious(browser, axe) == []
+
+
+def _compare_by_keyboard(browser: Browser, url: str) -> None:
+    """The compare form with keys alone: Tab to "Fra", type 2 to choose release 2, one Tab to
+    "Til", type 1, one Tab to the button, Enter: what the active release changes from the staged
+    one (the reverse of the default pair) is shown."""
+    browser.go(f"{url}/leveranser")
+    assert browser.js("[fra.value, til.value]") == ["1", "2"]  # the default pair
+    browser.tab_to("e.id === 'fra'")
+    browser.key("2", "Digit2", 50, "2")  # a closed select picks the option its text starts with
+    browser.key("Tab", "Tab", 9)
+    assert browser.js("document.activeElement.id") == "til"
+    browser.key("1", "Digit1", 49, "1")
+    assert browser.js("[fra.value, til.value]") == ["2", "1"]
+    browser.key("Tab", "Tab", 9)
+    assert browser.js("document.activeElement.id") == "sammenlign"
+    assert browser.js("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # focus is seen
+    browser.key("Enter", "Enter", 13, "\r")
+    browser.until("location.pathname === '/leveranser/sammenlign' && document.readyState === 'complete'")
+    assert browser.js("location.search") == "?fra=2&til=1"
+    assert browser.js("document.querySelector('h1').textContent") == "Hva leveranse 1 endrer fra leveranse 2"
+    counts = browser.js(
+        "[...document.querySelectorAll('table[data-kind=catalogue] tr[data-name] td[data-change]')]"
+        ".map(td => td.closest('tr').dataset.name + ' ' + td.dataset.change + ' ' + td.textContent)"
+    )
+    assert counts == [
+        "Legemiddelpakning new 1",
+        "Legemiddelpakning changed 1",
+        "Legemiddelpakning expired 0",
+    ]
 
 
 def test_the_migration_pages_bars_keep_their_labels_beside_them_on_a_phone(

@@ -257,3 +257,121 @@ def test_slvs_notices_naming_a_product_are_on_its_card(api: TestClient, fest: An
 def test_a_fest_id_or_a_package_id_leads_to_the_products_card(api: TestClient, given: str) -> None:
     r = api.get(f"/legemidler/{given}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/legemidler/{CERTICAN_BRAND}"
+
+
+# -- PhPID groups and salts ---------------------------------------------------------------------------
+
+RITALIN = "9A0D6927-48D4-4078-956E-2FBFA4EED66F"  # Ritalin Tab 10 mg: metylfenidat 10 mg per tablet
+METYLFENIDAT = "6CACB000-6973-4B2F-9C99-4C1A3DD58F25"  # its Virkestoff, which names one salt
+OSTRADIOL = "00E54910-BF0F-4EBC-845A-8B4A20F7A2F9"  # Østradiol: names four salts and esters
+
+
+def _virkestoff(fest: Any) -> dict[str, Any]:
+    return {_kid(v, "Id").text: v for v in _payloads(fest, "OppfVirkestoff")}
+
+
+def test_the_card_lists_the_phpid_groups_of_ritalin_with_the_other_products_in_each(api: TestClient) -> None:
+    """Ritalin, Medikinet and Metylfenidat Aurora Medical are all metylfenidat 10 mg tablets: the
+    same level 1 and level 2 PhPIDs (FEST 53 Tablett has no verified EDQM form: no level 3 or 4)."""
+    page = api.get(f"/legemidler/{RITALIN}").text
+    groups = re.findall(r'<section class="box phpid" data-phpid="([^"]+)".*?</section>', page, re.S)
+    assert groups == ["L1A-1861A5563D482BE37EA8124F", "L2A-BB9398BAECD778C6903D1F98"]
+    for value, level in zip(groups, ("Nivå 1: virkestoff", "Nivå 2: virkestoff og styrke"), strict=True):
+        section = _section(page, f'data-phpid="{value}"')
+        assert f">{level}</h3>" in section
+        assert re.findall(r'<li class="member"><a href="/legemidler/([^"]+)">(.*?)</a>', section) == [
+            ("B1D8F691-9DEE-48CE-823D-247288A9C81E", "Medikinet Tab 10 mg"),
+            ("F1D7BACC-E159-4C84-9EF4-448AE80D01F3", "Metylfenidat Aurora Medical Tab 10 mg"),
+        ]
+        link = (
+            f"/fhir/PackagedProductDefinition?identifier=https://grunndata.no/fhir/NamingSystem/phpid|{value}"
+        )
+        assert f'href="{html.escape(link)}"' in section
+        found = api.get(link).json()
+        assert sorted({p["reference"] for e in found["entry"] for p in e["resource"]["packageFor"]}) == [
+            f"MedicinalProductDefinition/{p}"
+            for p in (RITALIN, "B1D8F691-9DEE-48CE-823D-247288A9C81E", "F1D7BACC-E159-4C84-9EF4-448AE80D01F3")
+        ]
+    assert 'href="#phpid">PhPID-grupper (2)</a>' in page
+
+
+def test_a_product_alone_in_its_phpid_groups_says_so_and_one_without_phpids_says_why(api: TestClient) -> None:
+    certican = api.get(f"/legemidler/{CERTICAN_BRAND}").text  # everolimus 0.1 mg: no other product
+    assert re.findall(r'data-phpid="([^"]+)"', certican) == [
+        "L1A-269E4B3C393B2DC1A37B932C",
+        "L2A-6B7160C81BD46291CB739FCA",
+        "L3A-27E6D0BBA00CDA4C9F4511ED",
+        "L4A-F8ABF12064500B23C4DA8E90",
+    ]
+    assert certican.count("Ingen andre legemidler i gruppen.") == 4
+
+
+def test_the_card_links_each_substance_and_names_the_salts_its_virkestoff_lists(
+    api: TestClient, fest: Any
+) -> None:
+    virkestoff = _virkestoff(fest)
+    salts = [r.text for r in _kids(virkestoff["ID_" + METYLFENIDAT], "RefVirkestoff")]
+    assert [_kid(virkestoff[s], "Navn").text for s in salts] == ["Metylfenidathydroklorid"]
+    page = api.get(f"/legemidler/{RITALIN}").text
+    assert (
+        f'<li class="substance"><a href="/legemidler/virkestoff/{METYLFENIDAT}">Metylfenidat</a> 10 mg'
+        in page
+    )
+    assert re.findall(
+        r'<li class="related">(.*?): <a href="/legemidler/virkestoff/([^"]+)">(.*?)</a>', page
+    ) == [("Salt eller ester av dette virkestoffet", salts[0].removeprefix("ID_"), "Metylfenidathydroklorid")]
+
+
+def test_a_parent_substances_page_lists_its_salts_and_each_salts_page_names_its_parent(
+    api: TestClient, fest: Any
+) -> None:
+    """Østradiol's Virkestoff names four salts and esters; each of those pages names Østradiol."""
+    virkestoff = _virkestoff(fest)
+    expected = sorted(
+        (_kid(virkestoff[r.text], "Navn").text, r.text.removeprefix("ID_"))
+        for r in _kids(virkestoff["ID_" + OSTRADIOL], "RefVirkestoff")
+    )
+    assert [name for name, _ in expected] == [
+        "Østradiolacetat",
+        "Østradiolbenzoat",
+        "Østradiolhemihydrat",
+        "Østradiolvalerat",
+    ]
+    page = api.get(f"/legemidler/virkestoff/{OSTRADIOL}")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Østradiol</h1>" in page.text
+    shown = re.findall(r'<li class="salt"><a href="/legemidler/virkestoff/([^"]+)">(.*?)</a>', page.text)
+    assert sorted((name, sid) for sid, name in shown) == expected
+    assert "Ikke oppgitt som salt eller ester av et annet virkestoff." in page.text
+    products = re.findall(r'<li class="product"><a href="/legemidler/([^"]+)">(.*?)</a>', page.text)
+    assert [name for _, name in products] == [
+        "Estradot Depotplaster 100 mikrog/24 timer",
+        "Estradot Depotplaster 25 mikrog/24 timer",
+        "Estradot Depotplaster 37,5 mikrog/24 timer",
+        "Estradot Depotplaster 50 mikrog/24 timer",
+        "Estradot Depotplaster 75 mikrog/24 timer",
+    ]
+    for _, sid in expected:
+        salt = api.get(f"/legemidler/virkestoff/{sid}").text
+        assert re.findall(r'<li class="parent"><a href="/legemidler/virkestoff/([^"]+)">(.*?)</a>', salt) == [
+            (OSTRADIOL, "Østradiol")
+        ]
+        assert "Salter og estere (0)" in salt
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/legemidler/virkestoff/00000000-0000-0000-0000-000000000000",
+        "/legemidler/virkestoff/" + "A" * 5000,
+        "/legemidler/virkestoff/%3Cscript%3E",
+        f"/legemidler/virkestoff/{CERTICAN_BRAND}",  # a product's id is no substance's
+        "/legemidler/virkestoff/a/b",
+    ],
+)
+def test_an_unknown_substance_is_a_clear_404_page(api: TestClient, path: str) -> None:
+    r = api.get(path)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<script>" not in r.text
+    assert ("<h1>Fant ikke virkestoffet</h1>" in r.text) != path.endswith("/a/b")

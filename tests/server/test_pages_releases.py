@@ -327,3 +327,151 @@ def test_the_comparison_lists_exactly_the_generators_new_changed_and_expired_ent
         assert all(old != new for _, old, new in cells)  # only what changed
     # nothing but the staged release's reviewer sees it
     assert generated.client.get("/leveranser/2").status_code == 404
+
+
+# -- one rule for every page: tokens, trailing slashes, repeated parameters ------------------------
+
+METYLFENIDAT = "6CACB000-6973-4B2F-9C99-4C1A3DD58F25"  # a Virkestoff of the real extract
+EVERY_PAGE = [  # (path, its status without a token: the pages are open)
+    ("/", 200),
+    ("/legemidler", 200),
+    ("/legemidler?q=certican", 200),
+    (f"/legemidler/{CERTICAN_PACKAGE}", 303),  # a package's id: its product's card
+    ("/legemidler/virkestoff/" + METYLFENIDAT, 200),
+    ("/legemidler/no-such-product", 404),
+    ("/leveranser", 200),
+    ("/leveranser/1", 200),
+    ("/leveranser/sammenlign?fra=1&til=4", 404),  # the staged one: unknown without the import right
+    ("/migration", 200),
+    ("/migration/1/uenigheter", 200),
+    ("/migration/1/PackagedProductDefinition?del=fra-fest", 200),
+    ("/catalog", 200),
+]
+
+
+def _bad_tokens(site: Site) -> list[tuple[str, str]]:
+    return [
+        ("not a token", "Bearer not-a-token"),
+        ("expired", f"Bearer {site.issuer.token('grunndata:read', expires_in=-3600)}"),
+        ("a tampered signature", "Bearer " + site.issuer.token()[:-8] + "AAAAAAAA"),
+    ]
+
+
+@pytest.mark.parametrize(("path", "open_status"), EVERY_PAGE)
+def test_a_bad_or_expired_token_is_a_401_page_on_every_page_and_no_token_is_fine(
+    site: Site, path: str, open_status: int
+) -> None:
+    assert site.client.get(path, follow_redirects=False).status_code == open_status
+    for why, authorization in _bad_tokens(site):
+        answer = site.client.get(path, headers={"Authorization": authorization}, follow_redirects=False)
+        assert answer.status_code == 401, (why, answer.text)
+        assert answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert answer.headers["www-authenticate"].startswith(
+            'Bearer realm="grunndata", error="invalid_token"'
+        )
+        page = lxml_html.fromstring(answer.text)
+        assert page.xpath("/html/@lang") == ["nb"]
+        assert page.xpath("//nav[@aria-label='Hovedmeny']/a/@href") == [
+            "/",
+            "/legemidler",
+            "/leveranser",
+            "/migration",
+        ]
+        assert text(page.xpath("//h1")[0]) == "Tokenet gjelder ikke"
+        assert "trenger ikke innlogging" in text(page.xpath("//p[@class='box problem']")[0])
+
+
+def test_the_migration_report_asked_as_json_keeps_the_apis_401_and_400(site: Site) -> None:
+    bad = {"Authorization": "Bearer not-a-token", "Accept": "application/json"}
+    answer = site.client.get("/migration", headers=bad)
+    assert answer.status_code == 401
+    assert answer.json()["issue"][0]["code"] == "login"
+    answer = site.client.get("/migration?_format=json&_format=json")
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["diagnostics"] == "a query parameter is given more than once: _format"
+    assert (
+        site.client.get("/catalog.json", headers={"Authorization": "Bearer x"}).json()["issue"][0]["code"]
+        == "login"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/leveranser/1/", "/leveranser/1"),
+        ("/leveranser/", "/leveranser"),
+        ("/leveranser/sammenlign/?fra=1&til=4", "/leveranser/sammenlign?fra=1&til=4"),
+        ("/migration/", "/migration"),
+        ("/migration/1/uenigheter//", "/migration/1/uenigheter"),
+        ("/legemidler/", "/legemidler"),
+        (f"/legemidler/{CERTICAN_PACKAGE}/", f"/legemidler/{CERTICAN_PACKAGE}"),
+        (f"/legemidler/virkestoff/{METYLFENIDAT}/", f"/legemidler/virkestoff/{METYLFENIDAT}"),
+    ],
+)
+def test_a_page_with_a_trailing_slash_redirects_to_the_page_without_it(
+    site: Site, path: str, location: str
+) -> None:
+    answer = site.client.get(path, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (308, location)
+    assert (
+        site.client.get(path).status_code in (200, 404)
+        and site.client.get(path).headers["content-type"] == "text/html; charset=utf-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [
+        ("/leveranser/1/x", "/leveranser"),
+        ("/leveranser/sammenlign/2", "/leveranser"),
+        ("/migration/1/uenigheter/1/x", "/migration"),
+        ("/leveranser/%0d%0aSet-Cookie:%20x=1/", "/legemidler"),  # no route takes a line break
+    ],
+)
+def test_an_unknown_path_under_the_pages_is_their_html_404_not_fhirs(
+    site: Site, path: str, back: str
+) -> None:
+    page = site.get(path, status=404)
+    assert text(page.xpath("//h1")[0]) == "Fant ikke siden"
+    assert page.xpath("//main/p/a/@href") == [back]
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "back"),
+    [
+        ("/leveranser/sammenlign?fra=1&fra=2&til=4", "fra", "/leveranser"),
+        ("/leveranser/sammenlign?fra=1&til=4&til=4", "til", "/leveranser"),
+        ("/leveranser?x=1&x=1", "x", "/leveranser"),
+        ("/leveranser/1?start=0&start=50", "start", "/leveranser"),
+        ("/legemidler?q=certican&q=para", "q", "/legemidler"),
+        (f"/legemidler/{CERTICAN_PACKAGE}?a=1&a=2", "a", "/legemidler"),
+        ("/migration?x=&x=", "x", "/migration"),
+        ("/migration/1/PackagedProductDefinition?del=fra-fest&del=bare-idmp", "del", "/migration"),
+        ("/legemidler?" + "q" * 60 + "=1&" + "q" * 60 + "=2", "q" * 40 + "…", "/legemidler"),
+    ],
+)
+def test_a_repeated_page_parameter_is_a_400_page_naming_it_not_last_wins(
+    site: Site, path: str, name: str, back: str
+) -> None:
+    page = site.get(path, *IMPORT, status=400)
+    assert text(page.xpath("//h1")[0]) == "Forespørselen kan ikke brukes"
+    assert text(page.xpath("//p[@class='box problem']")[0]) == (
+        f"Parameteren «{name}» er oppgitt mer enn én gang; oppgi den én gang."
+    )
+    assert page.xpath("//main/p/a/@href") == [back]
+
+
+def test_comparing_a_sector_release_on_the_pages_says_why_not_and_where_to_instead(site: Site) -> None:
+    """The pages show no sector or supplementary content (issue 24), so a comparison with a sector
+    release is a 404 for everyone; who may see the release is told it is the sector line's, and
+    that the API's diff shows it; who may not is told only that there is no national release 3."""
+    owner = site.get("/leveranser/sammenlign?fra=1&til=3", "grunndata:sector.read", status=404)
+    assert text(owner.xpath("//p[@class='box problem']")[0]) == (
+        "Leveranse 3 hører til linjen sektor (ward-a). Sidene sammenligner bare nasjonale leveranser: "
+        "innholdet i sektor- og tilleggslinjer vises ikke her. Med tilgang til linjen viser API-et "
+        "forskjellen: GET /releases/1/diff/3 med token."
+    )
+    api = site.client.get("/releases/2/diff/3", headers=site.issuer.headers("grunndata:sector.read"))
+    assert api.status_code == 200 and "withheld" not in api.text
+    other = site.get("/leveranser/sammenlign?fra=2&til=3", status=404)
+    assert text(other.xpath("//p[@class='box problem']")[0]) == "Det finnes ingen nasjonal leveranse 2."

@@ -105,6 +105,22 @@ def fhir_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {JSON_TYPE: {"schema": schema}, XML_TYPE: {"schema": {"type": "string"}}}
 
 
+PAGE_ANSWERS = {
+    400: "A page naming a query parameter given more than once",
+    401: "A page saying the token does not verify (the page needs none)",
+    503: "A page saying the token cannot be checked now",
+}
+
+
+def page_answers(*statuses: int, fhir: bool = False) -> dict[str, Any]:
+    """A page's refusals (server/pages/guard.py) as HTML; `fhir`: the route also answers JSON, and
+    asked for JSON it refuses with the OperationOutcome."""
+    content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+    if fhir:
+        content |= fhir_content({"$ref": "#/components/schemas/OperationOutcome"})
+    return {str(s): {"description": PAGE_ANSWERS[s], "content": content} for s in statuses}
+
+
 def resource_schema(rtype: str) -> dict[str, Any]:
     return {"type": "object", "required": ["resourceType"], "properties": {"resourceType": {"const": rtype}}}
 

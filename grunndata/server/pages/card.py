@@ -22,6 +22,7 @@ from grunndata.server.pages.find import (
     pack_size,
     text_of,
 )
+from grunndata.server.pages.phpid import phpid_groups
 from grunndata.store import (
     Clause,
     SearchError,
@@ -126,6 +127,7 @@ class Card:
     notices: list[dict[str, Any]] = field(default_factory=list)
     spc: list[dict[str, str]] = field(default_factory=list)
     disagreements: list[dict[str, str]] = field(default_factory=list)
+    phpids: list[dict[str, Any]] = field(default_factory=list)
 
 
 def product_card(conn: Connection, snapshot: Snapshot, rid: str) -> Card | None:
@@ -157,6 +159,7 @@ def product_card(conn: Connection, snapshot: Snapshot, rid: str) -> Card | None:
     if not card.strength:
         card.strength = ", ".join(s["strength"] for s in card.substances if s["strength"])
     card.interactions = _interactions(conn, snapshot, card.atc[0])
+    card.phpids = phpid_groups(conn, snapshot, rid, r, packages)
     fest_ids = {
         card.fest_id,
         *(identifier(body(v), "http://dmp.no/fhir/NamingSystem/festLegemiddelPakning") for v in packages),
@@ -245,6 +248,7 @@ def _substances(conn: Connection, snapshot: Snapshot, rid: str) -> list[dict[str
         out.append(
             {
                 "ingredient": v.id,
+                "id": refs[v.id].removeprefix(SD + "/") if refs[v.id].startswith(SD + "/") else "",
                 "name": _substance_name(substance)
                 if substance
                 else text_of(body(v).get("substance", {}).get("code", {}).get("concept")),
@@ -259,6 +263,9 @@ def _substances(conn: Connection, snapshot: Snapshot, rid: str) -> list[dict[str
                 "strength": ", ".join(s for s in strengths if s),
                 "related": [
                     {
+                        "id": rel.get("substanceDefinitionReference", {})
+                        .get("reference", "")
+                        .removeprefix(SD + "/"),
                         "name": related.get(
                             rel.get("substanceDefinitionReference", {}).get("reference", ""), ""
                         ),

@@ -13,8 +13,15 @@ from grunndata.catalog.fhir import catalogue_json
 from grunndata.catalog.model import TIERS
 from grunndata.catalog.ours import search
 from grunndata.catalog.page import render_error, render_page
-from grunndata.server.deps import AccessDep, CatalogueDep, FormatDep, Resource
-from grunndata.server.fhir_io.openapi import NEGOTIATION, answers, errors, fhir_content, resource_schema
+from grunndata.server.deps import AccessDep, CatalogueDep, FormatDep, PageAccessDep, Resource
+from grunndata.server.fhir_io.openapi import (
+    NEGOTIATION,
+    answers,
+    errors,
+    fhir_content,
+    page_answers,
+    resource_schema,
+)
 from grunndata.server.fhir_io.params import ID_PATTERN, bad
 from grunndata.server.fhir_io.responses import FhirError, send
 
@@ -38,11 +45,12 @@ _HTML = {"text/html": {"schema": {"type": "string"}}}
     openapi_extra=_FILTERS
     | {
         "responses": {
-            "400": {"description": "A page saying what is wrong (an unknown tier)", "content": _HTML}
+            "400": {"description": "A page saying what is wrong (an unknown tier)", "content": _HTML},
+            **page_answers(401, 503),
         }
     },
 )
-def page(request: Request, _: AccessDep, view: CatalogueDep) -> Response:
+def page(request: Request, _: PageAccessDep, view: CatalogueDep) -> Response:
     base = request.scope.get("root_path", "")
     try:
         tier = _chosen_tier(request)

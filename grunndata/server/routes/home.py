@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from starlette.responses import HTMLResponse
 
 from grunndata import __version__
+from grunndata.server.deps import PageAccessDep
 
 router = APIRouter()
 
@@ -79,5 +80,6 @@ def landing_page() -> str:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def home() -> HTMLResponse:
+def home(_: PageAccessDep) -> HTMLResponse:
+    # PageAccessDep: open to all, but a token that does not verify is a page saying so, as on every page
     return HTMLResponse(landing_page())

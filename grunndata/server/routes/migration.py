@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from grunndata.fhir import SERVED_TYPES
-from grunndata.server.deps import AccessDep, ServedDep
+from grunndata.server.deps import PageDep, ServedDep
+from grunndata.server.fhir_io.openapi import page_answers
 from grunndata.server.migration import (
     PARTS,
     SHOWN_BEHIND,
@@ -38,18 +39,19 @@ router = APIRouter(tags=["Migration"])
             {"name": "_format", "in": "query", "schema": {"type": "string"}, "description": "json: JSON"}
         ],
         "responses": {
+            **page_answers(400, 401, 503, fhir=True),
             "200": {
                 "description": "The page, or the report as JSON (Accept: application/json or _format=json)",
                 "content": {
                     "text/html": {"schema": {"type": "string"}},
                     "application/json": {"schema": {"type": "object"}},
                 },
-            }
+            },
         },
     },
 )
-def migration(request: Request, served: ServedDep, _: AccessDep) -> Response:
-    # AccessDep: national data, open, but a bad token is still a 401
+def migration(request: Request, served: ServedDep, _: PageDep) -> Response:
+    # PageDep: national data, open, but a bad token is still a 401 (a page, or JSON when JSON was asked)
     report = migration_report(served)
     accept = request.headers.get("accept", "")
     if "application/json" in accept or request.query_params.get("_format") == "json":
@@ -91,12 +93,12 @@ def _disagreements(served: Served, release: str, number: str | None) -> Response
 
 
 @router.get("/migration/{release}/uenigheter", response_class=HTMLResponse, include_in_schema=False)
-async def disagreements_page(served: ServedDep, _: AccessDep, release: str) -> Response:
+async def disagreements_page(served: ServedDep, _: PageDep, release: str) -> Response:
     return await run_in_threadpool(_disagreements, served, release, None)
 
 
 @router.get("/migration/{release}/uenigheter/{number}", response_class=HTMLResponse, include_in_schema=False)
-async def disagreement_page(served: ServedDep, _: AccessDep, release: str, number: str) -> Response:
+async def disagreement_page(served: ServedDep, _: PageDep, release: str, number: str) -> Response:
     return await run_in_threadpool(_disagreements, served, release, number)
 
 
@@ -130,7 +132,7 @@ def _behind(served: Served, release: str, rtype: str, part: str, start: str) -> 
 @router.get("/migration/{release}/{rtype}", response_class=HTMLResponse, include_in_schema=False)
 async def behind_page(
     served: ServedDep,
-    _: AccessDep,
+    _: PageDep,
     release: str,
     rtype: str,
     start: str = "",

@@ -1,23 +1,27 @@
-"""`/legemidler`: find a drug, and `/legemidler/{id}`: its product card; `/leveranser`: the
-releases, one release's report and two releases compared (server/pages/). Pages for people: the
-drug pages over the national data only (the anonymous view, whatever token comes along); the
-release pages know of the releases `/releases` tells the same client of (a staged one only with
-its line's import right), and show only the national line's content."""
+"""`/legemidler`: find a drug, `/legemidler/{id}`: its product card, `/legemidler/virkestoff/{id}`:
+a substance; `/leveranser`: the releases, one release's report and two releases compared
+(server/pages/). Pages for people: the drug pages over the national data only (the anonymous view,
+whatever a valid token allows); the release pages know of the releases `/releases` tells the same
+client of (a staged one only with its line's import right), and show only the national line's
+content. Every route takes `PageDep` (pages/guard.py): a token that does not verify is a 401 page,
+a repeated query parameter a 400 page; a trailing slash is a 308 to the page without it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from grunndata.errors import ReleaseConflict, UnknownRelease
 from grunndata.server.auth import ANONYMOUS, Access
-from grunndata.server.deps import AccessDep, ServedDep
+from grunndata.server.deps import PageDep, ServedDep
 from grunndata.server.imports import may_see_release
 from grunndata.server.pages import MAX_QUERY, STATIC, QueryError, find, product_card, product_of, render
 from grunndata.server.pages import releases as rel
+from grunndata.server.pages.guard import problem_page
+from grunndata.server.pages.substance import substance_page
 from grunndata.server.state import Served
 from grunndata.store import release_number as _number  # a release number as written, or None
 from grunndata.store.releases import active_release
@@ -29,9 +33,7 @@ _SCRIPT = (STATIC / "sok.js").read_bytes()
 
 
 def _problem(status: int, heading: str, message: str, back: tuple[str, str] | None = None) -> HTMLResponse:
-    where, label = back or ("/legemidler", "Til søket")
-    page = render("problem.html", heading=heading, message=message, back=where, back_label=label)
-    return HTMLResponse(page, status_code=status)
+    return problem_page(status, heading, message, back)
 
 
 def _find(served: Served, q: str, fragment: bool) -> Response:
@@ -48,7 +50,7 @@ def _find(served: Served, q: str, fragment: bool) -> Response:
 
 # pages for people, as the landing page: not in the API document (the FHIR routes they read are)
 @router.get("/legemidler", response_class=HTMLResponse, include_in_schema=False)
-async def find_page(served: ServedDep, q: str = "", fragment: str = "") -> Response:
+async def find_page(served: ServedDep, _: PageDep, q: str = "", fragment: str = "") -> Response:
     # fragment=1: the results alone, for the as-you-type script; any other value: the whole page
     return await run_in_threadpool(_find, served, q, fragment == "1")
 
@@ -77,14 +79,44 @@ def _card(served: Served, rid: str) -> Response:
 
 
 @router.get("/legemidler/{rid}", response_class=HTMLResponse, include_in_schema=False)
-async def card_page(served: ServedDep, rid: str) -> Response:
+async def card_page(served: ServedDep, _: PageDep, rid: str) -> Response:
     return await run_in_threadpool(_card, served, rid)
 
 
+def _substance(served: Served, sid: str) -> Response:
+    if not sid or len(sid) > 64 or not set(sid) <= _ID_CHARS:
+        return _problem(404, "Fant ikke virkestoffet", "Det finnes ikke noe virkestoff med denne id-en.")
+    with served.engine.connect() as conn:
+        found = substance_page(conn, served.snapshot(ANONYMOUS), sid)
+    if found is None:
+        return _problem(
+            404, "Fant ikke virkestoffet", f"Aktiv leveranse har ikke noe virkestoff med id {sid}."
+        )
+    return HTMLResponse(render("substance.html", s=found))
+
+
+@router.get("/legemidler/virkestoff/{sid}", response_class=HTMLResponse, include_in_schema=False)
+async def substance_page_route(served: ServedDep, _: PageDep, sid: str) -> Response:
+    return await run_in_threadpool(_substance, served, sid)
+
+
 @router.get("/legemidler/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
-def no_card(rest: str) -> Response:
+def no_card(request: Request, _: PageDep, rest: str) -> Response:
     """Anything else under /legemidler (an id with a slash, `a%2Fb`): the page's 404, not FHIR's."""
-    return _problem(404, "Fant ikke legemidlet", "Det finnes ikke noe produkt med denne id-en.")
+    return _elsewhere(request) or _problem(
+        404, "Fant ikke legemidlet", "Det finnes ikke noe produkt med denne id-en."
+    )
+
+
+def _elsewhere(request: Request) -> Response | None:
+    """A page's path with a trailing slash: a redirect to the page without it (the app makes none
+    itself, app.py), its query kept; None for any other path."""
+    path: str = request.url.path
+    bare = path.rstrip("/")
+    if bare == path or not bare or bare.startswith("//"):  # "//host" would be another site
+        return None
+    query = request.url.query
+    return RedirectResponse(bare + (f"?{query}" if query else ""), status_code=308)
 
 
 # -- the releases ------------------------------------------------------------------------------------
@@ -111,7 +143,7 @@ def _releases(served: Served, access: Access) -> Response:
 
 
 @router.get("/leveranser", response_class=HTMLResponse, include_in_schema=False)
-async def releases_page(served: ServedDep, access: AccessDep) -> Response:
+async def releases_page(served: ServedDep, access: PageDep) -> Response:
     return await run_in_threadpool(_releases, served, access)
 
 
@@ -150,7 +182,9 @@ def _compare(served: Served, access: Access, fra: str, til: str, rtype: str, sta
     known = {r.id: r for r in national}
     for n in (base, target):
         if n not in known:  # not national, unknown, or a staged one the asker may not know of
-            return _problem(404, "Fant ikke leveransen", f"Det finnes ingen nasjonal leveranse {n}.", _BACK)
+            return _problem(
+                404, "Fant ikke leveransen", _not_national(served, may_see, n, base, target), _BACK
+            )
         if not known[n].has_data:  # a pruned one's manifest is gone: everything would look new
             why = f"Leveranse {n} er {known[n].status_text} og har ingen data å sammenligne."
             return _problem(400, "Sammenligningen kan ikke vises", why, _BACK)
@@ -171,6 +205,19 @@ def _compare(served: Served, access: Access, fra: str, til: str, rtype: str, sta
     return HTMLResponse(render("compare.html", c=c, page=rel.SHOWN_ENTRIES))
 
 
+def _not_national(served: Served, may_see: rel.MaySee, n: int, base: int, target: int) -> str:
+    """Why release `n` cannot be compared here: unknown (to this asker), or of a sector or
+    supplementary line, whose content the pages never show (the API's diff does, with its scope)."""
+    found = rel.one_release(served.engine, n, may_see)
+    if found is None:
+        return f"Det finnes ingen nasjonal leveranse {n}."
+    return (
+        f"Leveranse {n} hører til linjen {found.line}. Sidene sammenligner bare nasjonale leveranser: "
+        "innholdet i sektor- og tilleggslinjer vises ikke her. Med tilgang til linjen viser API-et "
+        f"forskjellen: GET /releases/{base}/diff/{target} med token."
+    )
+
+
 def _conflict(e: Exception, base: int, target: int) -> str:
     if isinstance(e, UnknownRelease):
         return f"Det finnes ingen leveranse {base} eller {target}."
@@ -179,7 +226,7 @@ def _conflict(e: Exception, base: int, target: int) -> str:
 
 @router.get("/leveranser/sammenlign", response_class=HTMLResponse, include_in_schema=False)
 async def compare_page(
-    served: ServedDep, access: AccessDep, fra: str = "", til: str = "", type: str = "", start: str = ""
+    served: ServedDep, access: PageDep, fra: str = "", til: str = "", type: str = "", start: str = ""
 ) -> Response:
     # fra/til: release numbers (none: the newest staged release against the active one, or the
     # active one against the one it replaced); type: one FEST catalogue or FHIR type; start: the page
@@ -201,5 +248,17 @@ def _release(served: Served, access: Access, number: str) -> Response:
 
 
 @router.get("/leveranser/{number}", response_class=HTMLResponse, include_in_schema=False)
-async def release_page(served: ServedDep, access: AccessDep, number: str) -> Response:
+async def release_page(served: ServedDep, access: PageDep, number: str) -> Response:
     return await run_in_threadpool(_release, served, access, number)
+
+
+@router.get("/leveranser/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/migration/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
+def no_page(request: Request, _: PageDep, rest: str) -> Response:
+    """Any other path under /leveranser or /migration: a page's 404 (or, with a trailing slash,
+    the page without it), never FHIR's JSON."""
+    found = _elsewhere(request)
+    if found is not None:
+        return found
+    back = ("/migration", "Til overgangen") if request.url.path.startswith("/migration") else _BACK
+    return _problem(404, "Fant ikke siden", "Det finnes ingen side med denne adressen.", back)
