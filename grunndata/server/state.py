@@ -237,17 +237,28 @@ class Served:
             return None
         return found, r4
 
-    def versions(self, rtype: str, pks: list[int], ids: list[str]) -> list[Version]:
-        """The stored versions `pks` (of `rtype`, ids `ids`) in that order: from the read cache where
-        it holds that very version, the rest in one query (a search's page from the in-memory index)."""
-        found: dict[int, Version] = {}
+    def cached(self, rtype: str, pks: list[int], ids: list[str]) -> dict[int, Prepared]:
+        """Those of the stored versions `pks` (of `rtype`, ids `ids`) the read cache holds, by pk."""
+        reads, found = self._reads, {}
         for pk, rid in zip(pks, ids, strict=True):
-            cached = self._reads.get((rtype, rid))
+            cached = reads.get((rtype, rid))
             if cached is not None and cached.version.pk == pk:
-                found[pk] = cached.version
+                found[pk] = cached
+        return found
+
+    def prepared(
+        self, rtype: str, pks: list[int], ids: list[str], whole: Snapshot, cached: dict[int, Prepared]
+    ) -> list[Prepared]:
+        """The stored versions `pks` (of `rtype`, ids `ids`) in that order, ready to send: those in
+        `cached` (what `cached()` gave), the rest read in one query and kept in the read cache, for
+        reads and searches alike (a search's page from the in-memory index). `whole` is the served
+        snapshot the pks were found in (`snapshot()` taken before the view they were searched in):
+        what was read is kept only while that is still the snapshot served."""
+        found = dict(cached)
         missing = [pk for pk in pks if pk not in found]
         if missing:
-            found.update(versions_by_pk(self.engine, missing))
+            for pk, version in versions_by_pk(self.engine, missing).items():
+                found[pk] = self._keep(whole, (rtype, version.id), Prepared.of(version))
         return [found[pk] for pk in pks]
 
     def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.sample import generate_delivery
-from grunndata.server import create_app, fastpath
+from grunndata.server import create_app, fastpath, state
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.fastsearch import SearchIndexes
 from grunndata.settings import Settings
-from grunndata.store import FAST_PARAMS, connect, current_snapshot
-from grunndata.store.models import M, X
+from grunndata.store import FAST_PARAMS, Snapshot, connect, current_snapshot
+from grunndata.store.models import M, R, X
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 from tests.server.conftest import (
     ATC,
@@ -315,6 +315,64 @@ def test_restricted_data_reaches_the_entitled_alone(real: tuple[Engine, TestClie
     assert len(compare(client, paths, issuer.headers("grunndata:supplementary.read:someone-else"))) == len(
         paths
     )
+
+
+def test_a_page_s_versions_are_read_once_then_kept_for_reads_and_searches(
+    real: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index's answers take their versions from the read cache, which reads share (bodies by
+    version, never an answer): the store is asked for a version once while a snapshot is served,
+    by a search or a read, and not for what an older snapshot's search read."""
+    engine = real[0]
+    asked: list[list[int]] = []
+    by_pk = state.versions_by_pk
+
+    def spy(engine: Engine, pks: list[int]) -> Any:
+        asked.append(list(pks))
+        return by_pk(engine, pks)
+
+    monkeypatch.setattr(state, "versions_by_pk", spy)
+    app: Any = create_app(engine, warm=False, settings=NO_CACHE)
+    with TestClient(app) as client:
+        _settled(client)
+        atc = _values(engine, f"{MPD}.product-classification", ATC)
+        by_atc = f"/fhir/{MPD}?product-classification={_q(ATC + '|' + atc[0])}"
+        first = client.get(by_atc)
+        ids = [e["resource"]["id"] for e in first.json()["entry"]]
+        assert len(asked) == 1 and len(asked[0]) == len(ids) > 0  # one query for the page
+        before = client.get("/metrics").text
+        again = client.get(by_atc)
+        for rid in ids:
+            assert client.get(f"/fhir/{MPD}/{rid}").json()["id"] == rid
+        after = client.get("/metrics").text
+        assert len(asked) == 1  # the second search and the reads were answered from memory
+        assert _NOW.sub(rb"\1-", again.content, 1) == _NOW.sub(rb"\1-", first.content, 1)
+        for result, moved in (("hit", len(ids)), ("miss", 0)):
+            lookups = [
+                metric(t, "grunndata_cache_lookups_total", cache="read", result=result)
+                for t in (before, after)
+            ]
+            assert lookups[1] - lookups[0] == moved
+        # a read first, then a search that finds it: the read's version is the search's
+        assert client.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}").status_code == 200
+        found = client.get(f"/fhir/{PPD}?identifier={_q(VARENR + '|014884')}").json()
+        assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+        assert len(asked) == 1
+        # what was read for a snapshot no longer served is not kept
+        served = app.state.served
+        with engine.connect() as conn:
+            pk, rid = conn.execute(
+                select(R.c.pk, R.c.id)
+                .select_from(R.join(M, M.c.resource_pk == R.c.pk))
+                .where(R.c.type == MPD, R.c.id.not_in(ids), M.c.release_id.in_(served.snapshot().releases))
+                .limit(1)
+            ).one()
+        stale = Snapshot((*served.snapshot().releases, 10**9))
+        assert [p.version.id for p in served.prepared(MPD, [pk], [rid], stale, {})] == [rid]
+        assert served.cached(MPD, [pk], [rid]) == {}
+        assert [p.version.id for p in served.prepared(MPD, [pk], [rid], served.snapshot(), {})] == [rid]
+        assert list(served.cached(MPD, [pk], [rid])) == [pk]
+        assert len(asked) == 3
 
 
 # -- a release switch ---------------------------------------------------------------------------------
