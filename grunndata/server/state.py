@@ -90,6 +90,7 @@ class Served:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
+    _reads_lock: threading.Lock = field(default_factory=threading.Lock)
     search_cache_bytes: int = _DEFAULTS.search_cache_bytes  # 0 turns it off
     r4_stored: bool = True  # the store has R4 bodies (resource_r4); False: read_r4 reads the version alone
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
@@ -157,8 +158,9 @@ class Served:
                 log.exception("could not prepare snapshot %s", snapshot.token)
 
     def _swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
-        self._reads, self._searches, self._searches_size = {}, {}, 0
-        self._served = _Current(snapshot, lines, {})
+        with self._reads_lock:
+            self._reads, self._searches, self._searches_size = {}, {}, 0
+            self._served = _Current(snapshot, lines, {})
 
     def serve_newest(self) -> None:
         """Serve the newest snapshot now, prepared in this thread (after an import through the API,
@@ -262,10 +264,17 @@ class Served:
         return [found[pk] for pk in pks]
 
     def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:
-        if snapshot is self._snapshot and self.cache_size > 0:  # GRUNNDATA_READ_CACHE=0: no cache
-            if len(self._reads) >= self.cache_size:
-                del self._reads[next(iter(self._reads))]  # the oldest entry
-            self._reads[key] = prepared
+        if self.cache_size <= 0:  # GRUNNDATA_READ_CACHE=0: no cache
+            return prepared
+        # worker threads keep what they read (routes, a search's page on a database server): two
+        # evicting the same oldest entry at once would raise, and a swap between the check of the
+        # snapshot and the keeping would keep an old version in the new snapshot's cache
+        with self._reads_lock:
+            if snapshot is self._snapshot:
+                reads = self._reads
+                if len(reads) >= self.cache_size:
+                    del reads[next(iter(reads))]  # the oldest entry
+                reads[key] = prepared
         return prepared
 
     def cached_search(self, key: tuple[bytes, ...]) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
