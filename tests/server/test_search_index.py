@@ -453,3 +453,55 @@ def test_with_the_index_off_the_route_answers_every_search(tmp_path: Path) -> No
     for result, moved in (("route", 1), ("index", 0)):
         assert metric(after, ANSWERED, result=result) - metric(before, ANSWERED, result=result) == moved
     engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_names_are_found_as_a_scan_of_every_name_finds_them(dialect: str) -> None:
+    """A prefix by bisection and a `:contains` by trigrams find what looking at every value finds:
+    short and long texts, texts no value holds, values shorter than a trigram, several values of
+    one version, Norwegian letters, and the first `enough` matches of a page without a total."""
+    import random
+
+    from grunndata.store.memsearch import SearchIndex, _strings, _Type
+    from grunndata.store.search import Clause
+    from grunndata.store.searchparams import lookup, normalise
+
+    rng = random.Random(7)
+    letters = "abcdeløøæå tx%_-"
+    names = [normalise("".join(rng.choice(letters) for _ in range(rng.randint(1, 14)))) for _ in range(600)]
+    names += ["søvnmix tabletter", "sovnex creme", "ab", "a", "tab", "tabtab", "Certican"]
+    fold = dialect == "sqlite"
+    rows = [("", name, 1000 + i // 2) for i, name in enumerate(names) if name]  # two names a version
+    position = {pk: pk - 1000 for _, _, pk in rows}
+    index = _strings(MPD, "name", rows, position, fold)
+    param = lookup(MPD, "name")
+    assert param is not None
+    t = _Type(pks=sorted(position), ids=[str(pk) for pk in sorted(position)])
+    built = SearchIndex(Snapshot((1,)), dialect, {MPD: t}, {f"{MPD}.name": index})
+    lower = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # SQLite's LIKE
+
+    def folded(text: str) -> str:
+        return text.translate(lower) if fold else text
+
+    held = [(folded(name), pk - 1000) for _, name, pk in rows]
+    texts = ["a", "ø", "ab", "tab", "søvn", "sovn", "zzz", "ta%", "x_", "CERT", "ert", "abcde", "l-ø"]
+    texts += [
+        n[s : s + k]
+        for n in rng.sample(names, 60)
+        for s, k in [(rng.randint(0, 3), rng.randint(1, 6))]
+        if n[s : s + k].strip()
+    ]
+    for text in texts:
+        wanted = folded(normalise(text))
+        for contains in (True, False):
+            scanned = {
+                at for value, at in held if (wanted in value if contains else value.startswith(wanted))
+            }
+            assert built._string(index, contains, text) == scanned, (text, contains)
+            first = built._string(index, contains, text, enough=3)
+            assert sorted(first)[:3] == sorted(scanned)[:3], (text, contains)
+        clause = Clause(param, "contains", (text,), (), MPD)
+        page = built.search(MPD, [clause], 5, 0, with_total=False)
+        assert page.ids == [
+            str(1000 + at) for at in sorted({at for value, at in held if wanted in value})[:5]
+        ]
