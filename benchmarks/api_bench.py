@@ -80,6 +80,10 @@ SCENARIOS = (
     Scenario("atc-route", "ATC search, no search index", "route", "atc"),
     Scenario("barcode", "barcode search (a GTIN, no system, at any packaging level)", "ours", "barcode"),
     Scenario("everything", "`$everything`", "ours", "everything"),
+    # first-time searches the in-memory index leaves to the route: a varenr with its product, an
+    # ATC code's products with their packages (with GRUNNDATA_SEARCH_CACHE_MB=0, each is new work)
+    Scenario("include", "varenr `_include=...:package-for`", "ours", "include"),
+    Scenario("revinclude", "ATC `_revinclude=PackagedProductDefinition:package-for`", "ours", "revinclude"),
     Scenario("translate-id", "`$translate` varenr to GTIN", "ours", "translate-id"),
     Scenario("translate-code", "`$translate` FEST code to EDQM/UCUM", "ours", "translate-code"),
 )
@@ -106,6 +110,9 @@ RATIO_SHOWN = (
     "name-route",
     "prefix-route",
     "atc-route",
+    "everything",
+    "include",
+    "revinclude",
 )
 
 
@@ -170,6 +177,13 @@ def pick_targets(db: str, n: int, seed: int) -> dict[str, list[str]]:
         "prefix": [f"/fhir/{MPD}?name={q(f)}" for f in name_fragments(names, n, rng, prefix=True)],
         "atc": [f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}" for c in sample(atc)],
         "everything": [f"/fhir/{MPD}/{i}/$everything" for i in sample(mpd_ids)],
+        "include": [
+            f"/fhir/{PPD}?identifier={q(VARENR + '|' + v)}&_include={PPD}:package-for" for v in sample(varenr)
+        ],
+        "revinclude": [
+            f"/fhir/{MPD}?product-classification={q(ATC + '|' + c)}&_revinclude={PPD}:package-for"
+            for c in sample(atc)
+        ],
         "barcode": [f"/fhir/{PPD}?barcode={q(g)}" for g in sample(gtins)],
         "translate-id": [
             f"/fhir/ConceptMap/$translate?system={q(VARENR)}&sourceCode={q(v)}&targetSystem={q(GTIN)}"

@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     search_index: bool = Field(
         default=True,
         description="0 (or false, no, off): no in-memory index of the commonest first-time searches "
-        "(varenr, ATC, identifier, name; ~25 MB and ~1 s per snapshot at full size): the store answers them.",
+        "(varenr, ATC, identifier, name; ~33 MB and ~1.5 s per snapshot at full size): the store answers them.",
     )
     search_max_bytes: int = _search_limit("bytes")
     search_max_params: int = _search_limit("params")

@@ -23,8 +23,8 @@ from grunndata.server.auth import ANONYMOUS, Access
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import Limits, parse
 from grunndata.server.fhir_io.responses import FhirError, fhir_version, negotiate, pretty
-from grunndata.server.state import JSON_CONTENT_TYPE, PerSnapshot, Served
-from grunndata.store import SearchError, SearchIndex, Snapshot, Version
+from grunndata.server.state import JSON_CONTENT_TYPE, PerSnapshot, Prepared, Served
+from grunndata.store import SearchError, SearchIndex, Snapshot
 
 log = logging.getLogger("grunndata.server")
 ANSWERS = Counter(
@@ -72,12 +72,14 @@ async def answer(
 ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
     """The headers and body the search route would send for this GET search of a store-only type
     (`/fhir/<type>?...`, JSON asked for, no conditional header), or None: the route's to answer.
-    The page's versions not in the read cache are read in a worker thread from a database server
+    The page's versions come from the read cache, which reads and these searches share (bodies by
+    version, never an answer); those not in it are read in a worker thread from a database server
     (a round trip must not hold the event loop, and every other client with it), inline from
-    SQLite (a lookup in this process, cheaper than the hop)."""
+    SQLite (a lookup in this process, cheaper than the hop), and kept there."""
     query_string: bytes = scope["query_string"]
     if not query_string:
         return None
+    whole = served.snapshot()  # before the view: what is read is kept only while it is served
     view = served.snapshot(access)
     index = indexes.current(view)
     if index is None:
@@ -113,12 +115,17 @@ async def answer(
     except SearchError:
         return None
     total = found.total if with_total else None
-    page: list[Version] = []
+    page: list[Prepared] = []
     if not count_only:
-        if served.engine.dialect.name == "sqlite":
-            page = served.versions(rtype, found.pks, found.ids)
+        cached = served.cached(rtype, found.pks, found.ids)
+        if len(cached) == len(found.pks):
+            page = [cached[pk] for pk in found.pks]
+        elif served.engine.dialect.name == "sqlite":
+            page = served.prepared(rtype, found.pks, found.ids, whole, cached)
         else:
-            page = await run_in_threadpool(served.versions, rtype, found.pks, found.ids)
+            page = await run_in_threadpool(served.prepared, rtype, found.pks, found.ids, whole, cached)
     more = not count_only and found.more
-    body = bundles.searchset(request, query, [], page, [], view, more, total, {})
+    body = bundles.searchset(
+        request, query, [], [p.version for p in page], [], view, more, total, {}, [p.body for p in page]
+    )
     return [(b"content-length", str(len(body)).encode()), (b"content-type", JSON_CONTENT_TYPE)], body

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC
-from email.utils import format_datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -35,9 +34,19 @@ T = TypeVar("T")
 _DEFAULTS = Settings.load({})  # the defaults alone, no environment
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(version: Version) -> str:
+    """Last-Modified: `email.utils.format_datetime(t, usegmt=True)`'s text, made directly (it was
+    a third of preparing a version, and a first-time search prepares each one it finds)."""
     t = version.last_updated
-    return format_datetime((t.replace(tzinfo=UTC) if t.tzinfo is None else t).astimezone(UTC), usegmt=True)
+    t = (t.replace(tzinfo=UTC) if t.tzinfo is None else t).astimezone(UTC)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,7 @@ class Served:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checked: float = 0.0
     _reads: dict[tuple[str, str], Prepared] = field(default_factory=dict)
+    _reads_lock: threading.Lock = field(default_factory=threading.Lock)
     search_cache_bytes: int = _DEFAULTS.search_cache_bytes  # 0 turns it off
     r4_stored: bool = True  # the store has R4 bodies (resource_r4); False: read_r4 reads the version alone
     _searches: dict[tuple[bytes, ...], tuple[list[tuple[bytes, bytes]], bytes]] = field(default_factory=dict)
@@ -160,8 +170,9 @@ class Served:
                 log.exception("could not prepare snapshot %s", snapshot.token)
 
     def _swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
-        self._reads, self._searches, self._searches_size = {}, {}, 0
-        self._served = _Current(snapshot, lines, {})
+        with self._reads_lock:
+            self._reads, self._searches, self._searches_size = {}, {}, 0
+            self._served = _Current(snapshot, lines, {})
 
     def serve_newest(self) -> None:
         """Serve the newest snapshot now, prepared in this thread (after an import through the API,
@@ -240,24 +251,42 @@ class Served:
             return None
         return found, r4
 
-    def versions(self, rtype: str, pks: list[int], ids: list[str]) -> list[Version]:
-        """The stored versions `pks` (of `rtype`, ids `ids`) in that order: from the read cache where
-        it holds that very version, the rest in one query (a search's page from the in-memory index)."""
-        found: dict[int, Version] = {}
+    def cached(self, rtype: str, pks: list[int], ids: list[str]) -> dict[int, Prepared]:
+        """Those of the stored versions `pks` (of `rtype`, ids `ids`) the read cache holds, by pk."""
+        reads, found = self._reads, {}
         for pk, rid in zip(pks, ids, strict=True):
-            cached = self._reads.get((rtype, rid))
+            cached = reads.get((rtype, rid))
             if cached is not None and cached.version.pk == pk:
-                found[pk] = cached.version
+                found[pk] = cached
+        return found
+
+    def prepared(
+        self, rtype: str, pks: list[int], ids: list[str], whole: Snapshot, cached: dict[int, Prepared]
+    ) -> list[Prepared]:
+        """The stored versions `pks` (of `rtype`, ids `ids`) in that order, ready to send: those in
+        `cached` (what `cached()` gave), the rest read in one query and kept in the read cache, for
+        reads and searches alike (a search's page from the in-memory index). `whole` is the served
+        snapshot the pks were found in (`snapshot()` taken before the view they were searched in):
+        what was read is kept only while that is still the snapshot served."""
+        found = dict(cached)
         missing = [pk for pk in pks if pk not in found]
         if missing:
-            found.update(versions_by_pk(self.engine, missing))
+            for pk, version in versions_by_pk(self.engine, missing).items():
+                found[pk] = self._keep(whole, (rtype, version.id), Prepared.of(version))
         return [found[pk] for pk in pks]
 
     def _keep(self, snapshot: Snapshot, key: tuple[str, str], prepared: Prepared) -> Prepared:
-        if snapshot is self._snapshot and self.cache_size > 0:  # GRUNNDATA_READ_CACHE=0: no cache
-            if len(self._reads) >= self.cache_size:
-                del self._reads[next(iter(self._reads))]  # the oldest entry
-            self._reads[key] = prepared
+        if self.cache_size <= 0:  # GRUNNDATA_READ_CACHE=0: no cache
+            return prepared
+        # worker threads keep what they read (routes, a search's page on a database server): two
+        # evicting the same oldest entry at once would raise, and a swap between the check of the
+        # snapshot and the keeping would keep an old version in the new snapshot's cache
+        with self._reads_lock:
+            if snapshot is self._snapshot:
+                reads = self._reads
+                if len(reads) >= self.cache_size:
+                    del reads[next(iter(reads))]  # the oldest entry
+                reads[key] = prepared
         return prepared
 
     def cached_search(self, key: tuple[bytes, ...]) -> tuple[list[tuple[bytes, bytes]], bytes] | None:

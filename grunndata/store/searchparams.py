@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from grunndata.fhir import SERVED_TYPES
@@ -604,9 +606,11 @@ def r4_barcode_param(r4type: str, code: str) -> SearchParam | None:
     return _BY_KEY.get((rtype, code))
 
 
-def params_for(resource: str) -> dict[str, SearchParam]:
-    """The search parameters of a resource type, the common ones included."""
-    return {p.code: p for p in SEARCH_PARAMS if p.resource in (resource, "Resource")}
+@cache
+def params_for(resource: str) -> Mapping[str, SearchParam]:
+    """The search parameters of a resource type, the common ones included (made once per type:
+    every search's parse asks, and a walk of the whole table was ~10 % of a first-time search)."""
+    return MappingProxyType({p.code: p for p in SEARCH_PARAMS if p.resource in (resource, "Resource")})
 
 
 def lookup(resource: str, code: str) -> SearchParam | None:

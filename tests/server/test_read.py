@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from fhir.resources import get_fhir_model_class
 from lxml import etree
 
 from grunndata.server import create_app
+from grunndata.server.state import http_date
 from grunndata.settings import Settings
+from grunndata.store import Version
 from tests.server.conftest import CERTICAN_BRAND, CERTICAN_PACKAGE, VARENR, served_store
 
 PPD = "PackagedProductDefinition"
@@ -205,3 +209,19 @@ def test_a_path_with_a_trailing_slash_is_no_redirect_built_from_the_host_header(
         assert r.status_code == 404, path
         assert "location" not in r.headers
         assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 12, 7, 21, 5, 55, 123456),  # stored naive: UTC
+        datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC),
+        datetime(2024, 2, 29, 23, 59, 59, tzinfo=timezone(timedelta(hours=2))),  # the day before in UTC
+        datetime(1, 1, 9, 3, 4, 5),  # every field padded
+        datetime(9999, 12, 31, 10, 59, 59, tzinfo=timezone(timedelta(hours=-12), "far west")),
+    ],
+)
+def test_last_modified_is_the_email_date_of_the_version_s_time_in_utc(when: datetime) -> None:
+    version = Version(1, "Basic", "x", 1, when, "national", "dmp", b"{}")
+    utc = (when.replace(tzinfo=UTC) if when.tzinfo is None else when).astimezone(UTC)
+    assert http_date(version) == format_datetime(utc, usegmt=True)

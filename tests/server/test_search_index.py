@@ -20,12 +20,12 @@ from sqlalchemy.engine import Engine
 
 from grunndata.importers.fest import import_fest
 from grunndata.sample import generate_delivery
-from grunndata.server import create_app, fastpath
+from grunndata.server import create_app, fastpath, state
 from grunndata.server.auth import ANONYMOUS
 from grunndata.server.fastsearch import SearchIndexes
 from grunndata.settings import Settings
-from grunndata.store import FAST_PARAMS, connect, current_snapshot
-from grunndata.store.models import M, X
+from grunndata.store import FAST_PARAMS, Snapshot, connect, current_snapshot
+from grunndata.store.models import M, R, X
 from tests.conftest import REAL_FEST, fresh_pg_database, require
 from tests.server.conftest import (
     ATC,
@@ -317,6 +317,64 @@ def test_restricted_data_reaches_the_entitled_alone(real: tuple[Engine, TestClie
     )
 
 
+def test_a_page_s_versions_are_read_once_then_kept_for_reads_and_searches(
+    real: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index's answers take their versions from the read cache, which reads share (bodies by
+    version, never an answer): the store is asked for a version once while a snapshot is served,
+    by a search or a read, and not for what an older snapshot's search read."""
+    engine = real[0]
+    asked: list[list[int]] = []
+    by_pk = state.versions_by_pk
+
+    def spy(engine: Engine, pks: list[int]) -> Any:
+        asked.append(list(pks))
+        return by_pk(engine, pks)
+
+    monkeypatch.setattr(state, "versions_by_pk", spy)
+    app: Any = create_app(engine, warm=False, settings=NO_CACHE)
+    with TestClient(app) as client:
+        _settled(client)
+        atc = _values(engine, f"{MPD}.product-classification", ATC)
+        by_atc = f"/fhir/{MPD}?product-classification={_q(ATC + '|' + atc[0])}"
+        first = client.get(by_atc)
+        ids = [e["resource"]["id"] for e in first.json()["entry"]]
+        assert len(asked) == 1 and len(asked[0]) == len(ids) > 0  # one query for the page
+        before = client.get("/metrics").text
+        again = client.get(by_atc)
+        for rid in ids:
+            assert client.get(f"/fhir/{MPD}/{rid}").json()["id"] == rid
+        after = client.get("/metrics").text
+        assert len(asked) == 1  # the second search and the reads were answered from memory
+        assert _NOW.sub(rb"\1-", again.content, 1) == _NOW.sub(rb"\1-", first.content, 1)
+        for result, moved in (("hit", len(ids)), ("miss", 0)):
+            lookups = [
+                metric(t, "grunndata_cache_lookups_total", cache="read", result=result)
+                for t in (before, after)
+            ]
+            assert lookups[1] - lookups[0] == moved
+        # a read first, then a search that finds it: the read's version is the search's
+        assert client.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}").status_code == 200
+        found = client.get(f"/fhir/{PPD}?identifier={_q(VARENR + '|014884')}").json()
+        assert [e["resource"]["id"] for e in found["entry"]] == [CERTICAN_PACKAGE]
+        assert len(asked) == 1
+        # what was read for a snapshot no longer served is not kept
+        served = app.state.served
+        with engine.connect() as conn:
+            pk, rid = conn.execute(
+                select(R.c.pk, R.c.id)
+                .select_from(R.join(M, M.c.resource_pk == R.c.pk))
+                .where(R.c.type == MPD, R.c.id.not_in(ids), M.c.release_id.in_(served.snapshot().releases))
+                .limit(1)
+            ).one()
+        stale = Snapshot((*served.snapshot().releases, 10**9))
+        assert [p.version.id for p in served.prepared(MPD, [pk], [rid], stale, {})] == [rid]
+        assert served.cached(MPD, [pk], [rid]) == {}
+        assert [p.version.id for p in served.prepared(MPD, [pk], [rid], served.snapshot(), {})] == [rid]
+        assert list(served.cached(MPD, [pk], [rid])) == [pk]
+        assert len(asked) == 3
+
+
 # -- a release switch ---------------------------------------------------------------------------------
 
 
@@ -395,3 +453,55 @@ def test_with_the_index_off_the_route_answers_every_search(tmp_path: Path) -> No
     for result, moved in (("route", 1), ("index", 0)):
         assert metric(after, ANSWERED, result=result) - metric(before, ANSWERED, result=result) == moved
     engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_names_are_found_as_a_scan_of_every_name_finds_them(dialect: str) -> None:
+    """A prefix by bisection and a `:contains` by trigrams find what looking at every value finds:
+    short and long texts, texts no value holds, values shorter than a trigram, several values of
+    one version, Norwegian letters, and the first `enough` matches of a page without a total."""
+    import random
+
+    from grunndata.store.memsearch import SearchIndex, _strings, _Type
+    from grunndata.store.search import Clause
+    from grunndata.store.searchparams import lookup, normalise
+
+    rng = random.Random(7)
+    letters = "abcdeløøæå tx%_-"
+    names = [normalise("".join(rng.choice(letters) for _ in range(rng.randint(1, 14)))) for _ in range(600)]
+    names += ["søvnmix tabletter", "sovnex creme", "ab", "a", "tab", "tabtab", "Certican"]
+    fold = dialect == "sqlite"
+    rows = [("", name, 1000 + i // 2) for i, name in enumerate(names) if name]  # two names a version
+    position = {pk: pk - 1000 for _, _, pk in rows}
+    index = _strings(MPD, "name", rows, position, fold)
+    param = lookup(MPD, "name")
+    assert param is not None
+    t = _Type(pks=sorted(position), ids=[str(pk) for pk in sorted(position)])
+    built = SearchIndex(Snapshot((1,)), dialect, {MPD: t}, {f"{MPD}.name": index})
+    lower = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # SQLite's LIKE
+
+    def folded(text: str) -> str:
+        return text.translate(lower) if fold else text
+
+    held = [(folded(name), pk - 1000) for _, name, pk in rows]
+    texts = ["a", "ø", "ab", "tab", "søvn", "sovn", "zzz", "ta%", "x_", "CERT", "ert", "abcde", "l-ø"]
+    texts += [
+        n[s : s + k]
+        for n in rng.sample(names, 60)
+        for s, k in [(rng.randint(0, 3), rng.randint(1, 6))]
+        if n[s : s + k].strip()
+    ]
+    for text in texts:
+        wanted = folded(normalise(text))
+        for contains in (True, False):
+            scanned = {
+                at for value, at in held if (wanted in value if contains else value.startswith(wanted))
+            }
+            assert built._string(index, contains, text) == scanned, (text, contains)
+            first = built._string(index, contains, text, enough=3)
+            assert sorted(first)[:3] == sorted(scanned)[:3], (text, contains)
+        clause = Clause(param, "contains", (text,), (), MPD)
+        page = built.search(MPD, [clause], 5, 0, with_total=False)
+        assert page.ids == [
+            str(1000 + at) for at in sorted({at for value, at in held if wanted in value})[:5]
+        ]
