@@ -640,19 +640,28 @@ def date_span(text: str) -> tuple[datetime, datetime]:
             start = datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
-        if unit == "year":
-            end = start.replace(year=start.year + 1)
-        elif unit == "month":
-            end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-        else:
-            end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
+        try:
+            if unit == "year":
+                end = start.replace(year=start.year + 1)
+            elif unit == "month":
+                end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+            else:
+                end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
+        except (ValueError, OverflowError):  # the last year, month or day there is: to its end
+            end = _END_OF_TIME
         return start, end
     start = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if start.tzinfo is None:
         raise ValueError(f"a time needs a time zone: {text!r} (e.g. 2026-11-21T10:00:00Z)")
     start = start.astimezone(UTC)
     precision = 1000 if "." in text else 1_000_000
-    return start, datetime.fromtimestamp(start.timestamp() + precision / 1_000_000, UTC)
+    try:
+        return start, datetime.fromtimestamp(start.timestamp() + precision / 1_000_000, UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59Z: the last second there is
+        return start, _END_OF_TIME
+
+
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 def stamp(t: datetime) -> str:

@@ -208,6 +208,9 @@ def test_history_pages_and_bad_since(fresh_api: tuple[Engine, TestClient]) -> No
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
     assert len(seen) == len(set(seen)) == 107
     assert get(client, f"/fhir/{PPD}/_history?_since=soon", status=400)["issue"][0]["code"] == "invalid"
+    # the last instant there is: nothing since (it was "not a date or time", its second's end past year 9999)
+    for last in ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59.999Z", "9999-12-31", "9999"):
+        assert "entry" not in get(client, f"/fhir/{PPD}/_history?_since={last}")
     assert get(client, f"/fhir/{PPD}/{'0' * 8}/_history", status=404)["issue"][0]["code"] == "not-found"
 
 
