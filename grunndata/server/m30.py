@@ -16,12 +16,16 @@ import fcntl
 import gzip
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from grunndata.exporters import Exporter, base_release, export_folder
 from grunndata.server.auth import ANONYMOUS
@@ -114,3 +118,25 @@ def accepts_gzip(request: Request) -> bool:
         if coding.strip().lower() in ("gzip", "*") and q.replace(" ", "") not in ("q=0", "q=0.0"):
             return True
     return False
+
+
+_ONE_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{0,18})|bytes=-\d{1,18}")
+
+
+class GzipFile(FileResponse):
+    """A gzip file sent as it is kept (Content-Encoding: gzip), with Range over those bytes as
+    HTTP allows, but one range at most: a multipart/byteranges answer is not gzip, so its
+    Content-Encoding would be false. A Range this does not take (several ranges, one that is no
+    range, last before first) is ignored and the whole file sent, as RFC 9110 14.2 lets a server;
+    a first byte past the end is still a 416."""
+
+    def __init__(self, path: Path, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(path, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        asked = Headers(scope=scope).get("range")
+        if asked is not None:
+            one = _ONE_RANGE.fullmatch(asked.strip())
+            if one is None or (one.group(2) and int(one.group(2)) < int(one.group(1))):
+                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]}
+        await super().__call__(scope, receive, send)

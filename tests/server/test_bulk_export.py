@@ -211,6 +211,32 @@ def test_the_files_are_gzip_for_a_client_that_accepts_it_and_plain_otherwise(ser
     assert client.get(url.rsplit("/", 1)[0] + "/Patient.ndjson.gz").status_code == 404
 
 
+def test_a_range_of_a_gzip_file_is_one_range_of_its_gzip_bytes_or_the_whole_file(served: Site) -> None:
+    """One range is a 206 of the gzip bytes as kept; several ranges, or one that is no range, get the
+    whole file (200): a multipart answer marked gzip was no gzip, and a bad Range was a text/plain 400."""
+    client = served.client
+    url = manifest(client, "/fhir/$export")["output"][1]["url"]
+    gz = {"Accept-Encoding": "gzip"}
+    with client.stream("GET", url, headers=gz) as r:
+        kept = b"".join(r.iter_raw())  # the gzip bytes, not unpacked
+    assert kept[:2] == b"\x1f\x8b"
+    with client.stream("GET", url, headers={**gz, "Range": "bytes=0-9"}) as r:
+        assert (r.status_code, r.headers["content-encoding"], b"".join(r.iter_raw())) == (
+            206,
+            "gzip",
+            kept[:10],
+        )
+        assert r.headers["content-range"] == f"bytes 0-9/{len(kept)}"
+    for asked in ("bytes=0-1,5-6", "bytes=abc", "bytes=10-5", "items=0-5", "bytes=0-1, -3"):
+        with client.stream("GET", url, headers={**gz, "Range": asked}) as r:
+            assert (r.status_code, r.headers["content-encoding"], b"".join(r.iter_raw())) == (
+                200,
+                "gzip",
+                kept,
+            ), asked
+    assert client.get(url, headers={**gz, "Range": f"bytes={len(kept) + 5}-"}).status_code == 416
+
+
 def test_a_system_export_holds_what_the_api_serves(served: Site) -> None:
     """Per type, the same resources with the same content as a search of all of them."""
     client = served.client

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from grunndata.errors import ExportError
 from grunndata.exporters import export_types, not_exported, since_instant
@@ -30,7 +30,7 @@ from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.openapi import DATE_SCHEMA, NEGOTIATION, errors, fhir_content, resource_schema
 from grunndata.server.fhir_io.params import Limits, bad, posted_parameters, split_values, strict
 from grunndata.server.fhir_io.responses import FhirError, outcome, send
-from grunndata.server.m30 import accepts_gzip, unpacked
+from grunndata.server.m30 import GzipFile, accepts_gzip, unpacked
 from grunndata.store import SEARCHED_TYPES, instant, since_untold
 from grunndata.store.bulk import ACCEPTED, DONE, FAILED, Entitlement, TooManyJobs
 
@@ -231,8 +231,7 @@ async def export_file(request: Request, access: AccessDep, ticket: str, name: st
         )
     headers = {"Vary": "Accept-Encoding"}
     if accepts_gzip(request):
-        headers["Content-Encoding"] = "gzip"
-        return FileResponse(path, media_type=NDJSON_TYPE, headers=headers)
+        return GzipFile(path, NDJSON_TYPE, headers)
     return StreamingResponse(unpacked(path), media_type=NDJSON_TYPE, headers=headers)
 
 

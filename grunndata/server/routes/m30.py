@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from grunndata.errors import ExportError, ExportFailed
 from grunndata.server.deps import LimitsDep, M30Dep, get_access
 from grunndata.server.fhir_io.openapi import errors
 from grunndata.server.fhir_io.responses import FhirError
-from grunndata.server.m30 import M30_TYPE, accepts_gzip, unpacked
+from grunndata.server.m30 import M30_TYPE, GzipFile, accepts_gzip, unpacked
 
 # national data: open, but a bad token is still a 401
 router = APIRouter(tags=["FEST/M30"], dependencies=[Depends(get_access)])
@@ -49,6 +49,5 @@ async def fest_m30(request: Request, files: M30Dep, limits: LimitsDep, since: st
     except ExportFailed as e:
         raise FhirError(503, "transient", str(e)) from None
     if accepts_gzip(request):
-        headers["Content-Encoding"] = "gzip"
-        return FileResponse(path, media_type=M30_TYPE, headers=headers)
+        return GzipFile(path, M30_TYPE, headers)
     return StreamingResponse(unpacked(path), media_type=M30_TYPE, headers=headers)
