@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Generic, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from grunndata.server.auth import ANONYMOUS, Authenticator, AuthSettings
 from grunndata.server.observe import READ_HIT, READ_MISS, SEARCH_HIT, SEARCH_MISS
@@ -372,3 +372,24 @@ class PerSnapshot(Generic[T]):
             self._built = {t: v for t, v in kept.items() if t == served or t in newest}
             self._building.pop(snapshot.token, None)
         future.set_result(made)
+
+
+class SnapshotMemo(Generic[T]):
+    """A value made once per store and snapshot, in the thread that first asks for it, with the
+    caller's connection (the pages' indexes of notices, disagreements and salts: made at a page's
+    first request, and only pages wait for them). One is kept: the last snapshot's."""
+
+    def __init__(self, make: Callable[[Connection, Snapshot], T]) -> None:
+        self.make = make
+        self._lock = threading.Lock()
+        self._made: tuple[tuple[int, str], T] | None = None
+
+    def get(self, conn: Connection, snapshot: Snapshot) -> T:
+        key = (id(conn.engine), snapshot.token)  # one store's snapshot: tests serve several stores
+        made = self._made
+        if made is not None and made[0] == key:
+            return made[1]
+        with self._lock:
+            if self._made is None or self._made[0] != key:
+                self._made = (key, self.make(conn, snapshot))
+            return self._made[1]

@@ -4,7 +4,6 @@ from the FEST entries themselves. Every lookup is an indexed search of the store
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from grunndata.server.pages.find import (
     text_of,
 )
 from grunndata.server.pages.phpid import phpid_groups
+from grunndata.server.state import SnapshotMemo
 from grunndata.store import (
     Clause,
     SearchError,
@@ -491,18 +491,10 @@ class _PerSnapshot:
     """A value made once per snapshot served (the notices by FEST id, the disagreements by resource)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._made: tuple[tuple[int, str], dict[str, list[dict[str, Any]]]] | None = None
+        self._memo = SnapshotMemo(self.build)
 
     def _index(self, conn: Connection, snapshot: Snapshot) -> dict[str, list[dict[str, Any]]]:
-        key = (id(conn.engine), snapshot.token)  # one store's snapshot: tests serve several stores
-        made = self._made
-        if made is not None and made[0] == key:
-            return made[1]
-        with self._lock:
-            if self._made is None or self._made[0] != key:
-                self._made = (key, self.build(conn, snapshot))
-            return self._made[1]
+        return self._memo.get(conn, snapshot)
 
     def build(self, conn: Connection, snapshot: Snapshot) -> dict[str, list[dict[str, Any]]]:
         raise NotImplementedError

@@ -8,7 +8,6 @@ asks (a full-size store's 16,000 substances: the product card never waits for it
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from grunndata.fhir.systems import NS_VIRKESTOFF
 from grunndata.server.pages.find import ING, MPD, SD, body, identifier
+from grunndata.server.state import SnapshotMemo
 from grunndata.store import Clause, SearchError, Snapshot, Version, lookup, read, read_many, search
 
 SALT = "RefVirkestoff"  # the fest-reference code of FEST's "salt or ester of this substance"
@@ -47,15 +47,10 @@ class _Parents:
     """Salt or ester id -> the ids of the substances that name it, per snapshot served."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._made: tuple[tuple[int, str], dict[str, list[str]]] | None = None
+        self._memo = SnapshotMemo(self._build)
 
     def of(self, conn: Connection, snapshot: Snapshot, sid: str) -> list[str]:
-        key = (id(conn.engine), snapshot.token)
-        with self._lock:
-            if self._made is None or self._made[0] != key:
-                self._made = (key, self._build(conn, snapshot))
-            return self._made[1].get(sid, [])
+        return self._memo.get(conn, snapshot).get(sid, [])
 
     @staticmethod
     def _build(conn: Connection, snapshot: Snapshot) -> dict[str, list[str]]:
