@@ -227,12 +227,15 @@ class Settings(BaseSettings):
         # split by _READ, not read as JSON
         default=(),
         description="Hosts a rest-hook subscription may name with plain `http` (separated by `,`; "
-        "tests name 127.0.0.1); every other endpoint must be `https`.",
+        "tests name 127.0.0.1); every other endpoint must be `https`. Give every server process of "
+        "a store the same value: the one that creates a subscription checks it, the one that holds "
+        "the sending lease checks it again at every delivery.",
     )
     subscription_private_addresses: bool = Field(
         default=False,
         description="1: rest-hook endpoints may resolve to loopback, private and link-local addresses "
-        "(tests); 0, the default: such an endpoint is refused, at creation and at every delivery.",
+        "(tests); 0, the default: such an endpoint is refused, at creation and at every delivery "
+        "(by the process sending: give every server process of a store the same value).",
     )
     subscription_tick_seconds: float = Field(
         default=1.0,
