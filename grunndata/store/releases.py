@@ -51,6 +51,19 @@ _PG_IMPORT_LOCK = 0x6772756E  # "grun": one import at a time per database
 _BATCH = 2000
 
 Key = tuple[str, str]  # (resource type, resource id)
+_RESOURCE_COLUMNS = (
+    "pk",
+    "type",
+    "id",
+    "version",
+    "tier",
+    "owner_id",
+    "release_id",
+    "content_hash",
+    "source_id",
+    "data",
+    "last_updated",
+)
 
 
 def now() -> datetime:
@@ -187,7 +200,8 @@ class ReleaseBuilder:
     # a number, not a StoredVersion, so it costs little per resource ever stored)
     _latest: dict[Key, int] = field(default_factory=dict)
     _manifest: dict[Key, int] = field(default_factory=dict)
-    _resources: list[dict[str, Any]] = field(default_factory=list)
+    # new versions waiting for the next batch insert, as the columns of _RESOURCE_COLUMNS less last_updated
+    _resources: list[tuple[Any, ...]] = field(default_factory=list)
     _index: list[tuple[str, str, int]] = field(default_factory=list)
     _fhir_index: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
     _dry_data: dict[int, bytes] = field(default_factory=dict)  # a dry run's new versions, for served_data
@@ -196,6 +210,10 @@ class ReleaseBuilder:
     _notices: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     _filtered: dict[Key, frozenset[str]] = field(default_factory=dict)  # content filters per resource
     _next_pk: int = 1
+    _first_pk: int = 1  # this release's versions are numbered from here on
+    # a first import into an empty SQLite store: the secondary indexes it drops after its first batch
+    # and builds again once all its rows are in (still in its one transaction)
+    _deferred: list[Any] | None = None
     _conn: Connection | None = None
     _lock: _ImportLock | None = None
     _by_source: dict[tuple[str, str | None], Key] | None = None
@@ -255,7 +273,9 @@ class ReleaseBuilder:
             conn.close()
 
     def _load_state(self, conn: Connection) -> None:
-        self._next_pk = (conn.execute(select(func.max(R.c.pk))).scalar() or 0) + 1
+        self._next_pk = self._first_pk = (conn.execute(select(func.max(R.c.pk))).scalar() or 0) + 1
+        if self._next_pk == 1 and conn.dialect.name == "sqlite" and not self.dry_run:
+            self._deferred = []
         # the newest version of every resource of this owner and tier, active or not
         newest = (
             select(R.c.type, R.c.id, func.max(R.c.version))
@@ -340,19 +360,7 @@ class ReleaseBuilder:
             self._dry_data[pk] = data
             return outcome
         self._resources.append(
-            {
-                "pk": pk,
-                "type": rtype,
-                "id": rid,
-                "version": version,
-                "tier": self.tier,
-                "owner_id": self.owner,
-                "release_id": self.release_id,
-                "last_updated": self._started,
-                "content_hash": content_hash,
-                "source_id": source_id,
-                "data": data,
-            }
+            (pk, rtype, rid, version, self.tier, self.owner, self.release_id, content_hash, source_id, data)
         )
         self._index.extend((p, v, pk) for p, v in set(index))
         self._fhir_index.extend((pk, r.param, r.system, r.value, r.exact) for r in fhir_index)
@@ -469,7 +477,12 @@ class ReleaseBuilder:
         conn = self._conn
         assert conn is not None
         if self._resources:
-            conn.execute(insert(R), self._resources)
+            # through the driver, as the index rows: SQLAlchemy's per-row work on dicts cost more than
+            # the insert. lastUpdated is the builder's start (the activation replaces it), bound once
+            # as the dialect stores a datetime
+            bind = R.c.last_updated.type.bind_processor(conn.dialect)
+            started = bind(self._started) if bind is not None else self._started
+            _insert_rows(conn, R, _RESOURCE_COLUMNS, (row + (started,) for row in self._resources))
             self._resources = []
         if self._index:
             _insert_rows(conn, S, ("param", "value", "resource_pk"), self._index)
@@ -477,6 +490,20 @@ class ReleaseBuilder:
         if self._fhir_index:
             _insert_rows(conn, X, ("resource_pk", "param", "system", "value", "exact"), self._fhir_index)
             self._fhir_index = []
+        if self._deferred == [] and conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            self._deferred = _drop_secondary_indexes(conn)
+
+    def _build_deferred(self, *, versions: bool = True) -> None:
+        """Build the indexes a first import dropped, from the rows all in: sorting them once costs a
+        fraction of keeping each index in order row by row. `versions=False` leaves the version
+        table's (by lastUpdated) for after the activation has set it."""
+        conn = self._conn
+        assert conn is not None
+        deferred = self._deferred or []
+        for index in deferred:
+            if versions or index.table is not R:
+                index.create(conn)
+        self._deferred = None if versions else [index for index in deferred if index.table is R] or None
 
     def finish(self, hentet_dato: str | None, report: dict[str, Any]) -> int | None:
         """Activate the release (with `stage`, keep it staged), or return None when it would change
@@ -510,11 +537,22 @@ class ReleaseBuilder:
         notices = [(release, c, o, t, dn) for (c, o), (t, dn) in sorted(self._notices.items())]
         _insert_rows(conn, N, ("release_id", "catalogue", "oppf_id", "tidspunkt", "status_dn"), notices)
         done = {"hentet_dato": hentet_dato, "counts": counts, "report": report}
+        self._build_deferred(versions=self.stage)
         if self.stage:
             conn.execute(update(REL).where(REL.c.id == release).values(status=STAGED, ended_at=now(), **done))
             conn.commit()
             return release
-        _switch(conn, release, self.based_on.id if self.based_on else None, self.r4, done, ends=True)
+        previous = self.based_on.id if self.based_on else None
+        _switch(
+            conn,
+            release,
+            previous,
+            self.r4,
+            done,
+            ends=True,
+            first_pk=self._first_pk,
+            then=self._build_deferred,
+        )
         return release
 
     def fail(self, message: str, report: dict[str, Any]) -> None:
@@ -539,6 +577,18 @@ class ReleaseBuilder:
 STAGED, DISCARDED = "staged", "discarded"
 
 
+def _drop_secondary_indexes(conn: Connection) -> list[Any]:
+    """Drop the secondary indexes of the version, manifest and search tables, inside the open
+    transaction (SQLite's DDL is transactional: a failed import rolls the drop back with its rows,
+    and readers keep the committed schema meanwhile); returns them, to be built again. Only for a
+    first import into an empty SQLite store: nobody has anything to read through them yet. Unique
+    constraints stay (they check what is written)."""
+    dropped = [index for table in (R, M, S, X) for index in sorted(table.indexes, key=lambda i: str(i.name))]
+    for index in dropped:
+        index.drop(conn)
+    return dropped
+
+
 def _switch(
     conn: Connection,
     release: int | None,
@@ -548,16 +598,26 @@ def _switch(
     *,
     ends: bool,
     previous_status: str = "superseded",
+    first_pk: int | None = None,
+    then: Callable[[], None] | None = None,
 ) -> None:
     """Make `release` the active one of its line in one commit: its versions' lastUpdated is the
     activation, their R4 bodies are made, `previous` is superseded; then the planner's statistics.
     The end of every import, and `activate` of a staged release: one switch, so they cannot differ.
     `ends`: the import ends with it (a staged release's ended when it was staged). `previous_status`:
-    what `previous` becomes (a rollback's is rolled-back)."""
+    what `previous` becomes (a rollback's is rolled-back). `first_pk`: no
+    version of the release is numbered below it (the builder knows; else it is looked up), so its
+    versions are found by a range of the primary key, not by reading every version stored. `then`:
+    called once their lastUpdated is set (a first import builds the version table's indexes there)."""
     activated = now()
-    conn.execute(update(R).where(R.c.release_id == release).values(last_updated=activated))
+    if first_pk is None:
+        first_pk = conn.execute(select(func.min(R.c.pk)).where(R.c.release_id == release)).scalar() or 0
+    own = (R.c.pk >= first_pk, R.c.release_id == release)
+    conn.execute(update(R).where(*own).values(last_updated=activated))
+    if then is not None:
+        then()
     if r4 is not None:
-        _store_r4(conn, release, r4)
+        _store_r4(conn, release, r4, first_pk)
     if previous is not None:
         conn.execute(update(REL).where(REL.c.id == previous).values(status=previous_status))
     ended = {"ended_at": activated} if ends else {}
@@ -666,20 +726,29 @@ class R4Bodies:
     make: Callable[[bytes], bytes | None]
 
 
-def _store_r4(conn: Connection, release_id: int | None, r4: R4Bodies) -> None:
+def _store_r4(conn: Connection, release_id: int | None, r4: R4Bodies, first_pk: int) -> None:
     """The R4 bodies of the release's new versions of r4.types, made once their lastUpdated (the
     activation) is known, in the release's transaction, in batches read back from the table."""
-    new = (R.c.release_id == release_id, R.c.type.in_(sorted(r4.types)))
-    last = -1
+    last = first_pk - 1
     while True:
-        rows = conn.execute(select(*COLUMNS).where(*new, R.c.pk > last).order_by(R.c.pk).limit(_BATCH)).all()
-        if not rows:
+        # the release's versions in pk order, their types picked here: with a condition on the type
+        # in the query, SQLite without statistics (a first import) reads every version of those types
+        # through the type index and sorts them, for each batch (38 s of a full-size import)
+        listed = conn.execute(
+            select(R.c.pk, R.c.type)
+            .where(R.c.release_id == release_id, R.c.pk > last)
+            .order_by(R.c.pk)
+            .limit(_BATCH)
+        ).all()
+        if not listed:
             return
+        last = listed[-1][0]
+        wanted = [pk for pk, rtype in listed if rtype in r4.types]
+        if not wanted:
+            continue
+        rows = conn.execute(select(*COLUMNS).where(R.c.pk.in_(wanted)).order_by(R.c.pk)).all()
         made = [(row[0], r4.make(version_of(row).body())) for row in rows]
-        bodies = [{"resource_pk": pk, "data": body} for pk, body in made if body is not None]
-        if bodies:
-            conn.execute(insert(R4), bodies)
-        last = rows[-1][0]
+        _insert_rows(conn, R4, ("resource_pk", "data"), [(pk, body) for pk, body in made if body is not None])
 
 
 def reindex(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
