@@ -208,6 +208,14 @@ class Settings(BaseSettings):
         description="The niceness an `$export`'s child gives the PostgreSQL backends serving it when "
         "they run on the same machine and it may renice them (0: leaves them as they are).",
     )
+    import_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="The niceness every `grunndata import` gives itself and the PostgreSQL backends "
+        "serving it on this machine (0: none): a server on the same machine keeps more of its answers' "
+        "tail while a delivery is imported; on an idle machine the import takes as long.",
+    )
     prune_keep_rollback: int = Field(
         default=3,
         ge=0,
@@ -558,6 +566,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_give_up_seconds": "a number of seconds from 1 to 2,592,000",
     "subscription_entitlement_seconds": "a number of seconds from 1 to 2,592,000",
     "export_backend_nice": "a whole number from 0 to 19",
+    "import_nice": "a whole number from 0 to 19",
     **{
         f"search_max_{name}": f"a whole number from 1 to {most:,}"
         for name, (_, most, _) in SEARCH_LIMITS.items()
