@@ -301,6 +301,10 @@ def _analyze(conn: Connection) -> None:
     conn.commit()
 
 
+# the tables a prune shrinks, which PostgreSQL's VACUUM FULL rewrites
+VACUUMED = tuple(t.name for t in (R, M, X, S, T, C, R4, N))
+
+
 def vacuum(engine: Engine) -> None:
     """Give the freed space back to the file system: SQLite's VACUUM rewrites the file, PostgreSQL's
     VACUUM FULL rewrites the store's tables. Both hold the tables while they work (reads wait), so
@@ -310,5 +314,5 @@ def vacuum(engine: Engine) -> None:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("VACUUM")
         else:
-            for table in (R, M, X, S, T, C, R4, N):
-                conn.exec_driver_sql(f"VACUUM (FULL, ANALYZE) {table.name}")
+            for name in VACUUMED:
+                conn.exec_driver_sql(f"VACUUM (FULL, ANALYZE) {name}")
