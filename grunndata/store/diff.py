@@ -111,6 +111,21 @@ def release_pair(conn: Connection, base: int, target: int) -> tuple[Any, Any]:
     return a, b
 
 
+def _require_held(conn: Connection, base: int, target: int, rtype: str) -> None:
+    """Refuse a type neither release holds: a typo must not read as "nothing of it changed"."""
+    held = conn.execute(
+        select(R.c.pk)
+        .join(M, M.c.resource_pk == R.c.pk)
+        .where(R.c.type.in_([rtype, FEST_PREFIX + rtype]), M.c.release_id.in_([base, target]))
+        .limit(1)
+    ).first()
+    if held is None:
+        raise ReleaseConflict(
+            f"neither release {base} nor {target} holds entries of type {rtype!r}; name a FEST "
+            "catalogue (e.g. Legemiddelpakning) or a FHIR type (e.g. PackagedProductDefinition)"
+        )
+
+
 def release_diff(conn: Connection, base: int, target: int) -> ReleaseDiff:
     """What `target` serves differently from `base`: every stored type, FEST entries included."""
     a, _ = release_pair(conn, base, target)
@@ -258,6 +273,8 @@ def diff_json(
     out: dict[str, Any] = {"tier": a.tier, "owner": a.owner_id, "base": _head(a), "target": _head(b)}
     if withheld is not None:
         return out | {"withheld": withheld}
+    if rtype is not None:
+        _require_held(conn, a.id, b.id, rtype)
     diff = release_diff(conn, base, target)
     entries = diff.of_type(rtype)
     page = entries[offset : offset + count]

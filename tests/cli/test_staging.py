@@ -59,6 +59,15 @@ def test_stage_review_activate_from_the_command_line(
     assert listed_entries.count("expired") == packages["expired"]
     assert f"Entries 1 to {sum(packages.values())} of {sum(packages.values())}:" in text
     assert "      Tidspunkt: " in text  # each changed entry's elements, old -> new
+    # a type the releases hold but that did not change, and a typo, which is refused
+    unchanged = invoke("releases", "diff", "1", "2", "--db", db, "--type", "Diagnose")
+    assert unchanged.splitlines()[-1] == "No Diagnose entries differ."
+    typo = run_cli("releases", "diff", "1", "2", "--db", db, "--type", "Legemiddelpaknig")
+    assert (typo.returncode, typo.stderr.strip()) == (
+        2,
+        "error: neither release 1 nor 2 holds entries of type 'Legemiddelpaknig'; name a FEST catalogue "
+        "(e.g. Legemiddelpakning) or a FHIR type (e.g. PackagedProductDefinition)",
+    )
 
     hentet = diff["target"]["hentet_dato"]
     assert (
