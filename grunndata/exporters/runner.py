@@ -123,7 +123,10 @@ class Exporter:
         except asyncio.CancelledError:  # the server is stopping: so does the export
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
-            await child.wait()
+            # a killed child ends at once; but a loop being torn down may no longer hear of it,
+            # and a server's shutdown must not wait for ever on that
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.wait(), _KILLED_WAIT)
             raise
         message = err.decode("utf-8", "replace").strip()
         if child.returncode == _REFUSED:
@@ -133,6 +136,7 @@ class Exporter:
             raise ExportFailed(f"the {what} export stopped before it finished; try again")
 
 
+_KILLED_WAIT = 5.0  # seconds a stopping server waits to hear that its killed export child ended
 _REFUSED = 2  # the child's exit status for an export refused as asked (its sentence on stderr)
 
 
