@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -118,7 +117,7 @@ class Terminology:
         return built
 
     def _build_paced(self, snapshot: store.Snapshot) -> Indexes:
-        pause = _GiveWay()
+        pause = self.served.pace()  # GRUNNDATA_PREPARE_SHARE of the wall time (server/state.py Pace)
         with self.served.engine.connect() as conn:
             rows = store.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
             code_systems = [v.resource() for v in store.all_of_type(conn, snapshot, "CodeSystem")]
@@ -147,27 +146,6 @@ class Terminology:
             CodeSystemIndex(code_systems, value_sets),
             {m["id"]: orjson.dumps(m) for m in maps},
         )
-
-
-class _GiveWay:
-    """Called in the build's loops: every few hundred microseconds of work, let the threads that
-    answer requests have the interpreter.
-
-    Measured (`benchmarks/suite.py`, mixed run): while a build of ~3 s held the interpreter lock in
-    a thread of its own, with the serving threads getting it back only when it was forced from
-    the build every 5 ms, every request that arrived waited 2 to 5 s.
-    """
-
-    EVERY = 64  # loop steps of a few microseconds each
-    PAUSE = 0.0002  # seconds; sleep(0) gives the lock back too briefly for a waiting thread to take it
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def __call__(self) -> None:
-        self.steps += 1
-        if self.steps % self.EVERY == 0:
-            time.sleep(self.PAUSE)
 
 
 # -- reading operation parameters ------------------------------------------------------------------
