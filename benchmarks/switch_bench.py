@@ -68,6 +68,37 @@ class Building:
         self.thread.join()
 
 
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def swap_memory(app: Any, swaps: int, keep_old: bool) -> None:
+    """The server's resident memory after each of `swaps` real swaps (prepared, then served), back
+    and forth between the served snapshot and the release before it; `keep_old`: as before the old
+    snapshot's indexes were dropped at the swap (nothing forgotten, no malloc_trim)."""
+    from grunndata.server import state
+    from grunndata.store import Snapshot, release_lines
+
+    served = app.state.served
+    served.snapshot_seconds = 3600.0  # no refresh swaps the active snapshot back meanwhile
+    if keep_old:
+        served.forgetters.clear()
+        state._TRIM = None
+    current = served.snapshot()
+    other = Snapshot((current.releases[0] - 1,))
+    print(f"RSS, snapshot {current.token} served, its indexes built: {rss_mib():.0f} MiB", flush=True)
+    for n in range(swaps):
+        target = other if n % 2 == 0 else current
+        with served.engine.connect() as conn:
+            lines = release_lines(conn, target.releases)
+        started = time.perf_counter()
+        served._preparing = target.token
+        served._prepare_then_swap(target, lines)
+        took = time.perf_counter() - started
+        print(f"RSS after swap {n + 1} (to {target.token}, {took:.1f} s): {rss_mib():.0f} MiB", flush=True)
+
+
 def load(url: str, files: dict[str, Path], c: int, d: float) -> dict[str, dict[str, float]]:
     """One window: a loadgen process per kind of path, at the same time; their p50 and p99."""
     procs = {
@@ -101,6 +132,10 @@ def main() -> int:
     ap.add_argument("-c", "--concurrency", type=int, default=8, help="connections per kind (reads, varenr)")
     ap.add_argument("-d", "--duration", type=float, default=8.0, help="seconds per window")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--memory", type=int, metavar="SWAPS", help="no load: RSS after each of SWAPS swaps")
+    ap.add_argument(
+        "--keep-old", action="store_true", help="with --memory: keep the old indexes (as main did)"
+    )
     ap.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the whole run")
     a = ap.parse_args()
     if a.switch_interval:
@@ -142,6 +177,9 @@ def main() -> int:
                     time.sleep(0.2)
                 for path in targets["read"]:  # the read cache holds them all, as in a long run
                     client.get(path)
+            if a.memory:
+                swap_memory(app, a.memory, a.keep_old)
+                return
             print(
                 f"{len(targets['read'])} packages, {len(targets['varenr'])} varenr; load {os.getloadavg()[0]:.2f}"
             )
@@ -163,6 +201,8 @@ def main() -> int:
 
     threading.Thread(target=drive, daemon=True).start()
     server.run()
+    if not rows:
+        return 0
     print(f"\nmedians over {a.rounds} rounds, {a.concurrency} connections per kind, {a.duration:g} s windows")
     print(
         "| window | read p50 | read p99 | varenr p50 | varenr p99 | read p99 / quiet | varenr p99 / quiet | build s |"

@@ -92,7 +92,8 @@ class Pace:
     switch interval (5 ms): each time a request's handling released the lock (a SQLite step, a
     socket write) it waited up to that long to get it back, and a read's p99 during a release
     switch was 2.6x the quiet one (issue 23, item 4). Paced, the build works for at most SLICE
-    seconds, then sleeps for as long as keeps it to its share; at 1 it never sleeps.
+    seconds of its thread's CPU time (holding the lock is using the CPU; time the others held it
+    is not counted), then sleeps for as long as keeps it to its share; at 1 it never sleeps.
     """
 
     SLICE = 0.001  # seconds of work between two pauses: what a waiting request may wait at most
@@ -102,7 +103,7 @@ class Pace:
         self,
         share: float,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] = time.thread_time,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"a build's share of the wall time is more than 0 and at most 1, not {share!r}")
