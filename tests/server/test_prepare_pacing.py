@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -120,6 +121,9 @@ def test_the_terminology_indexes_built_paced_are_the_ones_built_unpaced(engine: 
     second = Terminology(paced)._build(public)
     assert counted.calls > 1000  # every id map row and element
     assert first.map_bytes == second.map_bytes
+    # each map's JSON dumped element by element is orjson's dump of the whole, byte for byte
+    assert first.map_bytes == {m["id"]: orjson.dumps(m) for m in first.maps.maps}
+    assert len(first.map_bytes) == 8  # every map the real extract's snapshot serves
     assert first.maps.maps == second.maps.maps
 
 
