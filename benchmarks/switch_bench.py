@@ -175,8 +175,8 @@ def main() -> int:
                 public = served.snapshot(ANONYMOUS)
                 while app.state.search_indexes.current(public) is None:
                     time.sleep(0.2)
-                for path in targets["read"]:  # the read cache holds them all, as in a long run
-                    client.get(path)
+                for path in targets["read"] + targets["varenr"]:  # the read cache holds them all,
+                    client.get(path)  # as in a long run
             if a.memory:
                 swap_memory(app, a.memory, a.keep_old)
                 return

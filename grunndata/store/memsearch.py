@@ -276,7 +276,7 @@ def _strings(
     rows: Iterable[Any],
     position: dict[int, int],
     fold_ascii: bool,
-    pause: Callable[[], None],
+    pause: Callable[[], None] = lambda: None,
 ) -> _Strings:
     """A string parameter's values, in the type's order, as one text (ASCII case folded where the
     database's LIKE folds it: SQLite)."""
