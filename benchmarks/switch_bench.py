@@ -43,20 +43,36 @@ def builders(app: Any) -> list[tuple[str, Callable[[Any], Any]]]:
 
 
 class Building:
-    """Builds the snapshot's indexes in a thread, again and again, until stopped."""
+    """Builds the snapshot's indexes in a thread, again and again, until stopped; with `swaps`,
+    prepares and swaps in the release before the served one and back instead, as a release switch
+    does (the indexes built, the read cache carried over, the old indexes dropped)."""
 
-    def __init__(self, app: Any, public: Any) -> None:
+    def __init__(self, app: Any, public: Any, swaps: bool = False) -> None:
+        self.app = app
         self.makes = builders(app)
         self.public = public
+        self.swaps = swaps
         self.stopping = threading.Event()
         self.seconds: list[float] = []
         self.thread = threading.Thread(target=self._run, name="prepare", daemon=True)
 
     def _run(self) -> None:
+        from grunndata.store import Snapshot, release_lines
+
+        served = self.app.state.served
+        newest = self.public.releases[-1]  # the active release when the bench started
         while not self.stopping.is_set():
             started = time.perf_counter()
-            for _, make in self.makes:
-                make(self.public)
+            if self.swaps:
+                target = Snapshot((newest - 1,) if served.snapshot().releases == (newest,) else (newest,))
+                with served.engine.connect() as conn:
+                    lines = release_lines(conn, target.releases)
+                served._preparing = target.token
+                served._prepare_then_swap(target, lines)
+                self.stopping.wait(2.0)  # the seconds after a switch, as the window's last ones
+            else:
+                for _, make in self.makes:
+                    make(self.public)
             self.seconds.append(time.perf_counter() - started)
 
     def __enter__(self) -> Building:
@@ -66,6 +82,17 @@ class Building:
     def __exit__(self, *_: object) -> None:
         self.stopping.set()
         self.thread.join()
+
+    def back(self) -> None:
+        """The newest served again (outside the window, the read cache carried over)."""
+        from grunndata.store import Snapshot, release_lines
+
+        served, newest = self.app.state.served, Snapshot(self.public.releases)
+        if served.snapshot() != newest:
+            with served.engine.connect() as conn:
+                lines = release_lines(conn, newest.releases)
+            served._preparing = newest.token
+            served._prepare_then_swap(newest, lines)
 
 
 def rss_mib() -> float:
@@ -132,6 +159,14 @@ def main() -> int:
     ap.add_argument("-c", "--concurrency", type=int, default=8, help="connections per kind (reads, varenr)")
     ap.add_argument("-d", "--duration", type=float, default=8.0, help="seconds per window")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--swaps", action="store_true", help="real swaps (back and forth) instead of builds alone"
+    )
+    ap.add_argument(
+        "--no-carry",
+        action="store_true",
+        help="with --swaps: windows with the read cache emptied at each swap (as main) too",
+    )
     ap.add_argument("--memory", type=int, metavar="SWAPS", help="no load: RSS after each of SWAPS swaps")
     ap.add_argument(
         "--keep-old", action="store_true", help="with --memory: keep the old indexes (as main did)"
@@ -177,6 +212,8 @@ def main() -> int:
                     time.sleep(0.2)
                 for path in targets["read"] + targets["varenr"]:  # the read cache holds them all,
                     client.get(path)  # as in a long run
+            served.snapshot_seconds = 3600.0  # the bench swaps; no refresh swaps the active one back
+            carrying = served._still_served
             if a.memory:
                 swap_memory(app, a.memory, a.keep_old)
                 return
@@ -184,21 +221,24 @@ def main() -> int:
                 f"{len(targets['read'])} packages, {len(targets['varenr'])} varenr; load {os.getloadavg()[0]:.2f}"
             )
             for r in range(a.rounds):
-                for share in a.shares:
+                for name, share, carry in windows:
                     rows.append(("quiet", load(url, files, a.concurrency, a.duration), None))
                     print(f"round {r + 1} quiet    {rows[-1][1]}", flush=True)
                     served.prepare_share = share
-                    with Building(app, public) as building:
+                    served._still_served = carrying if carry else lambda snapshot: {}
+                    with Building(app, public, a.swaps) as building:
                         got = load(url, files, a.concurrency, a.duration)
+                    served._still_served = carrying
+                    building.back()
                     built = statistics.median(building.seconds) if building.seconds else None
-                    rows.append((f"share {share:g}", got, built))
-                    print(
-                        f"round {r + 1} share {share:g} {got} build {built} s ({len(building.seconds)})",
-                        flush=True,
-                    )
+                    rows.append((name, got, built))
+                    print(f"round {r + 1} {name} {got} build {built} s ({len(building.seconds)})", flush=True)
         finally:
             server.should_exit = True
 
+    windows = [(f"share {s:g}", s, True) for s in a.shares]
+    if a.no_carry:  # each share again, the read cache emptied at every swap (as on main)
+        windows += [(f"share {s:g}, cache emptied", s, False) for s in a.shares]
     threading.Thread(target=drive, daemon=True).start()
     server.run()
     if not rows:
@@ -211,7 +251,7 @@ def main() -> int:
     quiet = [g for name, g, _ in rows if name == "quiet"]
     q_read = statistics.median(g["read"]["p99"] for g in quiet)
     q_var = statistics.median(g["varenr"]["p99"] for g in quiet)
-    for name in ["quiet", *[f"share {s:g}" for s in a.shares]]:
+    for name in ["quiet", *[w[0] for w in windows]]:
         got = [(g, b) for n, g, b in rows if n == name]
         med = {k: {m: statistics.median(g[k][m] for g, _ in got) for m in ("p50", "p99")} for k in files}
         builds = [b for _, b in got if b is not None]
