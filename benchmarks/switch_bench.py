@@ -8,8 +8,15 @@ builds the served snapshot's indexes (each Served.preparers builder: the termino
 search index) over and over, at GRUNNDATA_PREPARE_SHARE = each share, for a whole measured window,
 while two load generators (benchmarks/loadgen.py, processes of their own) read packages by id and
 search them by varenr. A quiet window (no build) comes before each share in every round, so a
-change in the machine's load shows in both. What this leaves out, the suite's mixed run has: the
-import beside the server, the swap and the cold caches after it.
+change in the machine's load shows in both. With --swaps, the thread makes real switches instead,
+to the release before the served one and back (prepared, swapped in, the read cache carried over,
+the old indexes dropped), two seconds apart; --no-carry adds the same windows with the read cache
+emptied at each swap, as before. (Reads of packages the release before lacks are 404s there: they
+show as errors in those windows.) What this leaves out, the suite's mixed run has: the import
+beside the server.
+
+    python benchmarks/switch_bench.py --db URL --swaps --no-carry --shares 1 0.5 -d 10 --rounds 2
+    python benchmarks/switch_bench.py --db URL --memory 4 [--keep-old]   # RSS across swaps, no load
 """
 
 from __future__ import annotations
