@@ -971,6 +971,7 @@ class StoreRun:
                     raise RuntimeError("locust did not start its users")
                 time.sleep(settle)
                 say(f"{self.name}: importing the follow-up under load ...")
+                box["rss_before"] = tree_rss(pid)
                 box["import_epoch"] = time.time()
                 wall, rss, code, out = timed([*CLI, "import", "fest", str(self.followup), "--db", self.url])
                 box.update(wall=wall, rss=rss, code=code, out=out[-3000:])
@@ -983,6 +984,7 @@ class StoreRun:
                         break
                     time.sleep(0.1)
                 time.sleep(tail)
+                box["rss_after"] = tree_rss(pid)  # two snapshots' indexes alive, or the new one's alone
 
             mixed = self.locust.run(base, pid, 60 * 60, during=import_while_running)
         if box.get("code") != 0:
@@ -1010,7 +1012,8 @@ class StoreRun:
                 vs_bare=False,
                 notes=f"all requests {ratio:.2f} ×, reads {read_ratio:.2f} ×; the import under load took "
                 f"{mixed.import_seconds:.1f} s (peak RSS {mixed.import_rss:.0f} MiB); the server served the "
-                f"new release {pickup} after it ended",
+                f"new release {pickup} after it ended; the server's RSS {box['rss_before']:.0f} MiB before "
+                f"the import, {box['rss_after']:.0f} MiB {tail:g} s after the switch",
                 target=f"no failed request, p99 ≤ {MIXED_P99_FACTOR:g} ×",
                 met=ratio <= MIXED_P99_FACTOR and mixed.failed == 0 and baseline.failed == 0,
             )

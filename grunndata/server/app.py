@@ -72,6 +72,7 @@ def create_app(
         engine,
         auth or Authenticator(AuthSettings.from_settings(settings)),
         snapshot_seconds=settings.snapshot_seconds,
+        prepare_share=settings.prepare_share,
         cache_size=settings.read_cache,
         search_cache_bytes=settings.search_cache_bytes,
     )

@@ -12,6 +12,7 @@ everything else, errors included, is the route's.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from grunndata.memory import cycle_collection_paused
 from grunndata.server.auth import ANONYMOUS, Access
 from grunndata.server.fhir_io import bundles
 from grunndata.server.fhir_io.params import Limits, parse
@@ -56,8 +58,11 @@ class SearchIndexes(PerSnapshot[SearchIndex]):
         return None
 
     def _build(self, snapshot: Snapshot) -> SearchIndex:
-        with self.served.engine.connect() as conn:
-            index = SearchIndex.build(conn, snapshot)
+        # as the terminology indexes' build (server/terminology.py): hundreds of thousands of new
+        # objects, no cycles; a full collection they set off held the interpreter for 100-300 ms
+        with cycle_collection_paused(), self.served.engine.connect() as conn:
+            index = SearchIndex.build(conn, snapshot, pause=self.served.pace())
+            gc.freeze()
         log.info(
             "search index of snapshot %s built in %.2f s, ~%.0f MB",
             snapshot.token,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -25,6 +27,7 @@ from grunndata.store import (
     read,
     read_with_r4,
     release_lines,
+    served_pks,
     versions_by_pk,
 )
 
@@ -80,6 +83,72 @@ class _Current:
     views: dict[str, Snapshot]  # entitlement key -> the releases it may read
 
 
+class Pace:
+    """Called in the loops of a long build in a thread of its own (a new snapshot's indexes): keeps
+    the build to `share` of the wall time, so the threads answering requests find the interpreter
+    free.
+
+    A build that held the interpreter lock for ~3 s at full size gave it up only when forced, every
+    switch interval (5 ms): each time a request's handling released the lock (a SQLite step, a
+    socket write) it waited up to that long to get it back, and a read's p99 during a release
+    switch was 2.6x the quiet one (issue 23, item 4). Paced, the build works for at most SLICE
+    seconds of its thread's CPU time (holding the lock is using the CPU; time the others held it
+    is not counted), then sleeps for as long as keeps it to its share; at 1 it never sleeps.
+    """
+
+    SLICE = 0.001  # seconds of work between two pauses: what a waiting request may wait at most
+    CHECK = 16  # calls between two looks at the clock (each call is a loop step of microseconds)
+
+    def __init__(
+        self,
+        share: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.thread_time,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"a build's share of the wall time is more than 0 and at most 1, not {share!r}")
+        self.share = share
+        self.sleep, self.clock = sleep, clock
+        self.calls = 0
+        self.pauses = 0
+        self.slept = 0.0
+        self._since = self.clock()
+
+    def __call__(self) -> None:
+        if self.share >= 1:
+            return
+        self.calls += 1
+        if self.calls % self.CHECK:
+            return
+        now = self.clock()
+        worked = now - self._since
+        if worked >= self.SLICE:
+            pause = worked * (1 - self.share) / self.share
+            self.sleep(pause)
+            self.pauses += 1
+            self.slept += pause
+            self._since = self.clock()
+
+
+def give_back_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; nothing elsewhere):
+    a swapped-out snapshot's indexes, freed, otherwise stayed in the server's resident memory."""
+    if _TRIM is not None:
+        _TRIM(0)  # ctypes releases the interpreter lock meanwhile
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
 def _entitlement_key(entitled: Entitled) -> str:
     return f"{int(entitled.sector)}:{','.join(sorted(entitled.supplementary))}"
 
@@ -97,6 +166,7 @@ class Served:
     engine: Engine
     auth: Authenticator = field(default_factory=lambda: Authenticator(AuthSettings()))
     snapshot_seconds: float = _DEFAULTS.snapshot_seconds
+    prepare_share: float = _DEFAULTS.prepare_share  # of a new snapshot's builds' wall time (Pace)
     cache_size: int = _DEFAULTS.read_cache
     _served: _Current | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -112,6 +182,13 @@ class Served:
     # and every answer is of one snapshot
     preparers: list[Callable[[Snapshot], None]] = field(default_factory=list)
     _preparing: str | None = None  # the token of the snapshot being prepared
+    # told the national part's token once a snapshot is swapped in: each drops what it kept of others
+    forgetters: list[Callable[[str], None]] = field(default_factory=list)
+
+    def pace(self) -> Callable[[], None]:
+        """What a new snapshot's builds call in their loops: they take `prepare_share` of the wall
+        time (GRUNNDATA_PREPARE_SHARE)."""
+        return Pace(self.prepare_share)
 
     def snapshot(self, entitled: Entitled | None = None) -> Snapshot:
         """The releases served now; with `entitled`, only those whose data it may read.
@@ -155,23 +232,57 @@ class Served:
             ).start()
 
     def _prepare_then_swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
-        self._prepare(snapshot, lines)
+        public = self._prepare(snapshot, lines)
+        carried = self._still_served(snapshot)
         with self._lock:
-            if self._preparing == snapshot.token:  # still the newest
-                self._swap(snapshot, lines)
+            swapped = self._preparing == snapshot.token  # still the newest
+            if swapped:
+                self._swap(snapshot, lines, carried)
                 self._preparing = None
+        if swapped:
+            self._forget_others(public)
 
-    def _prepare(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
+    def _prepare(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> Snapshot:
         public = Snapshot(tuple(r for r in snapshot.releases if may_read(ANONYMOUS, *lines[r])))
         for prepare in self.preparers:
             try:
                 prepare(public)
             except Exception:  # served anyway; what failed is made at its first request instead
                 log.exception("could not prepare snapshot %s", snapshot.token)
+        return public
 
-    def _swap(self, snapshot: Snapshot, lines: dict[int, tuple[str, str]]) -> None:
+    def _still_served(self, snapshot: Snapshot) -> dict[tuple[str, str], Prepared]:
+        """The cached reads `snapshot` serves unchanged (the same stored version, the only one under
+        its id), to carry over: emptied at a swap, the cache sent every read of the next seconds to
+        the store at once (on PostgreSQL a round trip each), and a read's p99 in a release switch's
+        window with it."""
         with self._reads_lock:
-            self._reads, self._searches, self._searches_size = {}, {}, 0
+            reads = dict(self._reads)
+        if not reads:
+            return {}
+        try:
+            with self.engine.connect() as conn:
+                now = served_pks(conn, snapshot, reads)
+        except Exception:  # the store gone for a moment: the new snapshot starts with an empty cache
+            log.exception("could not carry the read cache over to snapshot %s", snapshot.token)
+            return {}
+        return {key: p for key, p in reads.items() if now.get(key) == [p.version.pk]}
+
+    def _forget_others(self, public: Snapshot) -> None:
+        """After a swap: the previous snapshot's indexes go at once (they kept ~300 MB alive until
+        the next release's build), and the freed memory back to the system."""
+        for forget in self.forgetters:
+            forget(public.token)
+        give_back_memory()
+
+    def _swap(
+        self,
+        snapshot: Snapshot,
+        lines: dict[int, tuple[str, str]],
+        carried: dict[tuple[str, str], Prepared] | None = None,
+    ) -> None:
+        with self._reads_lock:
+            self._reads, self._searches, self._searches_size = carried or {}, {}, 0
             self._served = _Current(snapshot, lines, {})
 
     def serve_newest(self) -> None:
@@ -183,14 +294,18 @@ class Served:
             if self._served is not None and snapshot == self._served.snapshot:
                 return
             lines = release_lines(conn, snapshot.releases)
-        self._prepare(snapshot, lines)
+        public = self._prepare(snapshot, lines)
+        carried = self._still_served(snapshot)
         with self._lock, self.engine.connect() as conn:
-            if current_snapshot(conn) == snapshot and (
+            swapped = current_snapshot(conn) == snapshot and (
                 self._served is None or self._served.snapshot != snapshot
-            ):
-                self._swap(snapshot, lines)
+            )
+            if swapped:
+                self._swap(snapshot, lines, carried)
                 self._preparing = None
                 self._checked = time.monotonic()
+        if swapped:
+            self._forget_others(public)
 
     @property
     def _snapshot(self) -> Snapshot | None:
@@ -326,6 +441,15 @@ class PerSnapshot(Generic[T]):
         self._building: dict[str, Future[T]] = {}
         self._lock = threading.Lock()
         served.preparers.append(self.prepare)
+        served.forgetters.append(self.forget)
+
+    def forget(self, token: str) -> None:
+        """Drop the values made before that of `token`'s snapshot (just swapped in): the one served
+        until now among them. Those made since (a newer snapshot's, being prepared) stay."""
+        with self._lock:
+            tokens = list(self._built)
+            if token in tokens:
+                self._built = {t: self._built[t] for t in tokens[tokens.index(token) :]}
 
     def prepare(self, snapshot: Snapshot) -> None:
         """Make `snapshot`'s value (the national part, as `served.snapshot(ANONYMOUS)` gives it),

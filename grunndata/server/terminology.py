@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -118,7 +118,7 @@ class Terminology:
         return built
 
     def _build_paced(self, snapshot: store.Snapshot) -> Indexes:
-        pause = _GiveWay()
+        pause = self.served.pace()  # GRUNNDATA_PREPARE_SHARE of the wall time (server/state.py Pace)
         with self.served.engine.connect() as conn:
             rows = store.index_values(conn, snapshot, IDENTIFIER_PARAMS + NAME_PARAMS)
             code_systems = [v.resource() for v in store.all_of_type(conn, snapshot, "CodeSystem")]
@@ -145,29 +145,37 @@ class Terminology:
             snapshot.token,
             ConceptMapIndex(maps, pause),
             CodeSystemIndex(code_systems, value_sets),
-            {m["id"]: orjson.dumps(m) for m in maps},
+            {m["id"]: _dumps_paced(m, pause) for m in maps},
         )
 
 
-class _GiveWay:
-    """Called in the build's loops: every few hundred microseconds of work, let the threads that
-    answer requests have the interpreter.
-
-    Measured (`benchmarks/suite.py`, mixed run): while a build of ~3 s held the interpreter lock in
-    a thread of its own, with the serving threads getting it back only when it was forced from
-    the build every 5 ms, every request that arrived waited 2 to 5 s.
-    """
-
-    EVERY = 64  # loop steps of a few microseconds each
-    PAUSE = 0.0002  # seconds; sleep(0) gives the lock back too briefly for a waiting thread to take it
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def __call__(self) -> None:
-        self.steps += 1
-        if self.steps % self.EVERY == 0:
-            time.sleep(self.PAUSE)
+def _dumps_paced(resource: Json, pause: Callable[[], None]) -> bytes:
+    """`orjson.dumps(resource)`, byte for byte, with its groups' elements dumped one by one and
+    `pause` called between: the FEST package id map (~10 MB) held the interpreter lock ~50 ms in one
+    call, every request waiting. Each group's elements stand in the rest's dump as a marker string,
+    a NUL on either side (no FHIR string holds one), replaced by their own dumps joined."""
+    groups = resource.get("group")
+    if not isinstance(groups, list):
+        return orjson.dumps(resource)
+    parts: list[tuple[bytes, list[Any]]] = []
+    shell_groups = []
+    for n, group in enumerate(groups):
+        if isinstance(group, dict) and isinstance(group.get("element"), list):
+            mark = f"\x00grunndata-elements-{n}\x00"
+            parts.append((orjson.dumps(mark), group["element"]))
+            group = {**group, "element": mark}  # the same place among the group's keys
+        shell_groups.append(group)
+    rest = orjson.dumps({**resource, "group": shell_groups})
+    out = []
+    for marker, elements in parts:
+        before, _, rest = rest.partition(marker)
+        dumped = []
+        for element in elements:
+            dumped.append(orjson.dumps(element))
+            pause()
+        out += [before, b"[", b",".join(dumped), b"]"]
+    out.append(rest)
+    return b"".join(out)
 
 
 # -- reading operation parameters ------------------------------------------------------------------

@@ -102,7 +102,15 @@ class SearchIndex:
     build_seconds: float = 0.0
 
     @classmethod
-    def build(cls, conn: Connection, snapshot: Snapshot, params: Sequence[str] = FAST_PARAMS) -> SearchIndex:
+    def build(
+        cls,
+        conn: Connection,
+        snapshot: Snapshot,
+        params: Sequence[str] = FAST_PARAMS,
+        pause: Callable[[], None] = lambda: None,
+    ) -> SearchIndex:
+        """`pause` is called after every row and value indexed (a server building this in a thread
+        beside the ones answering requests paces it: server/state.py Pace)."""
         started = time.perf_counter()
         releases = list(snapshot.releases or (-1,))
         served = and_(M.c.resource_pk == R.c.pk, M.c.release_id.in_(releases))
@@ -116,6 +124,7 @@ class SearchIndex:
         )
         position: dict[int, int] = {}
         for rtype, pk, rid in served_rows:
+            pause()
             t = types.setdefault(rtype, _Type())
             if t.ids and t.ids[-1] == rid:
                 t.ordered = False
@@ -131,18 +140,19 @@ class SearchIndex:
                     X.join(M, and_(M.c.resource_pk == X.c.resource_pk, M.c.release_id.in_(releases)))
                 )
                 .where(X.c.param == param)
-            ).all()
+            )
             if _param_type(param) == "token":
                 tokens = found[param] = _Tokens(rtype)
                 by_value, systems = tokens.by_value, {"": ""}
                 for system, value, pk in rows:
+                    pause()
                     at = position.get(pk)
                     if at is not None:  # always: the parameter's name says its type
                         system = systems.setdefault(system or "", system or "")  # a few, shared
                         by_value.setdefault(value, []).append((system, at))
             else:
                 found[param] = _strings(
-                    rtype, param.partition(".")[2], rows, position, conn.dialect.name == "sqlite"
+                    rtype, param.partition(".")[2], rows, position, conn.dialect.name == "sqlite", pause
                 )
         built = cls(snapshot, conn.dialect.name, types, found)
         built.build_seconds = time.perf_counter() - started
@@ -261,14 +271,25 @@ class SearchIndex:
 
 
 def _strings(
-    rtype: str, code: str, rows: Sequence[Any], position: dict[int, int], fold_ascii: bool
+    rtype: str,
+    code: str,
+    rows: Iterable[Any],
+    position: dict[int, int],
+    fold_ascii: bool,
+    pause: Callable[[], None] = lambda: None,
 ) -> _Strings:
     """A string parameter's values, in the type's order, as one text (ASCII case folded where the
     database's LIKE folds it: SQLite)."""
     index = _Strings(rtype, code)
-    values = sorted((at, value) for _, value, pk in rows if (at := position.get(pk)) is not None)
+    values = []
+    for _, value, pk in rows:
+        pause()
+        if (at := position.get(pk)) is not None:
+            values.append((at, value))
+    values.sort()
     offset = 1
     for at, value in values:
+        pause()
         if _SEPARATOR in value:  # a match across it would be wrong: the store answers this parameter
             index.usable = False
         index.starts.append(offset)
@@ -281,6 +302,7 @@ def _strings(
         index.ordered_positions.append(at)
     grams = index.grams
     for i, value in enumerate(index.values):
+        pause()
         for gram in {value[k : k + _GRAM] for k in range(len(value) - _GRAM + 1)}:
             grams.setdefault(gram, []).append(i)
     return index

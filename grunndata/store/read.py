@@ -230,6 +230,29 @@ def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, st
     return found
 
 
+def served_pks(
+    conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[int]]:
+    """The pks of the versions `snapshot` serves under each of `keys` (type, id): one, or more where
+    lines share an id; keys it does not serve are left out. Reads no bodies (a server carries its
+    read cache over to a new snapshot by this)."""
+    found: dict[tuple[str, str], list[int]] = {}
+    by_type: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, set()).add(rid)
+    for rtype, ids in sorted(by_type.items()):
+        id_list = sorted(ids)
+        for i in range(0, len(id_list), 500):
+            rows = conn.execute(
+                select(R.c.id, R.c.pk)
+                .select_from(visible(snapshot))
+                .where(R.c.type == rtype, R.c.id.in_(id_list[i : i + 500]))
+            )
+            for rid, pk in rows:
+                found.setdefault((rtype, rid), []).append(pk)
+    return found
+
+
 def served(conn: Connection) -> Iterator[Version]:
     """Every resource the active releases hold and serve, by type and id (for validation): the searchable
     types, and the ConceptMaps a delivery brought (served by the terminology routes beside the maps

@@ -16,6 +16,7 @@ from grunndata.store import Snapshot
 class _FakeServed:
     served: Snapshot
     preparers: list[Any] = field(default_factory=list)
+    forgetters: list[Any] = field(default_factory=list)
 
     def snapshot(self, entitled: object = None) -> Snapshot:
         return self.served
@@ -75,6 +76,21 @@ def test_the_served_snapshot_and_the_newest_are_kept() -> None:
     kept = [Snapshot(r).token for r in ((1,), (1, 2, 3), (1, 2, 3, 4))]
     assert [t for t in kept if builder.built(t) is not None] == kept
     assert builder.built(Snapshot((1, 2)).token) is None
+
+
+def test_after_a_swap_the_values_made_before_the_served_one_are_dropped() -> None:
+    """The snapshot served until now goes at once; one made since (a newer snapshot being prepared)
+    stays, and a token never made changes nothing."""
+    fake = _FakeServed(Snapshot((1,)))
+    builder: PerSnapshot[str] = PerSnapshot(cast(Served, fake), "test-build", lambda s: s.token)
+    assert fake.forgetters == [builder.forget]
+    tokens = [Snapshot(r).token for r in ((1,), (1, 2), (1, 2, 3))]
+    for releases in ((1,), (1, 2), (1, 2, 3)):
+        builder.prepare(Snapshot(releases))
+    builder.forget("no such snapshot")
+    assert [builder.built(t) for t in tokens] == tokens[:1] + tokens[1:]
+    builder.forget(tokens[1])
+    assert [builder.built(t) for t in tokens] == [None, tokens[1], tokens[2]]
 
 
 @pytest.fixture
