@@ -385,6 +385,7 @@ class HotReads:
         # made of, and the headers before and after X-Request-ID
         self._kept: dict[tuple[str, str, str | None], tuple[Prepared, Headers, Headers]] = {}
         self._accepts: dict[bytes, bool] = {}  # Accept values seen: JSON or not
+        self._routes: dict[str, str] = {}  # type -> the read route's template (the metrics' label)
 
     @classmethod
     def over(cls, stack: Any, telemetry: Callable[[], bool] = lambda: False) -> HotReads | None:
@@ -449,7 +450,10 @@ class HotReads:
         if access is None:  # a token not seen before: verified off the event loop, by FastReads
             return False
         scope[ACCESS] = access
-        prepared = self.served.read(rtype, rid, access)
+        try:
+            prepared = self.served.read(rtype, rid, access)
+        except Exception:  # the layers meet it again, and answer it as the 500 it is (faults.py)
+            return False
         if prepared is None:
             scope[READ_TRIED] = True  # not served to this client: the app says why (404, 410)
             return False
@@ -479,7 +483,10 @@ class HotReads:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        self.observe.answered(scope, 200, started)
+        route = self._routes.get(rtype)
+        if route is None:
+            route = self._routes[rtype] = self.observe.route(scope)  # one per type
+        self.observe.answered(scope, 200, started, route)
         return True
 
     async def _headers(

@@ -267,12 +267,13 @@ class Observe:
             self.table = route_table(self.routes())
         return route_template(self.table, scope, self.known)
 
-    def answered(self, scope: dict[str, Any], status: int, started: float) -> None:
+    def answered(self, scope: dict[str, Any], status: int, started: float, route: str | None = None) -> None:
         """Count, time and log a request answered with `status`, begun at `started` (perf_counter):
-        for this layer's requests and for those answered before it (server/fastpath.py HotReads)."""
+        for this layer's requests and for those answered before it (server/fastpath.py HotReads,
+        which knows its `route`)."""
         seconds = time.perf_counter() - started
         method = scope["method"]
-        route = self.route(scope)
+        route = route or self.route(scope)
         series = self._series.get((method, route, status))
         if series is None:
             series = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
