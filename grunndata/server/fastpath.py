@@ -352,6 +352,7 @@ _FRAMEWORK_LAYERS = frozenset(
     ("ServerErrorMiddleware", "ExceptionTelemetryMiddleware", "AppBodyLimitMiddleware")
 )
 _RID_SLOT = (HEADER, b"")  # where X-Request-ID goes in a kept header list
+KEPT_HEADERS = 10_000  # reads whose headers HotReads keeps made (~1 KB each)
 
 
 class HotReads:
@@ -468,8 +469,8 @@ class HotReads:
         if kept is None or kept[0] is not prepared:
             head, tail = await self._headers(scope, prepared, coding)
             if national and self.served.cache_size > 0:
-                if len(self._kept) >= 2 * self.served.cache_size:
-                    self._kept.clear()  # versions of older snapshots, and the least read
+                if len(self._kept) >= KEPT_HEADERS:
+                    del self._kept[next(iter(self._kept))]  # the oldest
                 self._kept[rtype, rid, coding] = (prepared, head, tail)
         else:
             head, tail = kept[1], kept[2]
