@@ -11,6 +11,8 @@ framework stack an answer costs several times what the lookup does. This ASGI la
   is emptied then; GRUNNDATA_SEARCH_CACHE_MB sizes it, 0 turns it off);
 - `GET /fhir/ConceptMap/$translate` once the snapshot's maps are indexed (a dictionary lookup;
   the framework around it cost 95 % of the answer).
+The plainest read of all (a GET with no Origin and no DPoP proof) does not even wait for the layers
+around this one: `HotReads` answers it in front of them (see there).
 Anything else, misses included, goes to the app; so does a request whose token does not verify
 (the app answers it 401), and a `$translate` past the bounds of a search (the app answers 400). What a client may read is decided here as in the app: a read of data
 it may not read, and searches, are keyed and filtered by its entitlement.
