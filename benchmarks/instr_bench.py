@@ -11,6 +11,11 @@ the warm-up task off (a first-time question; no export child competing).
     python benchmarks/instr_bench.py --store ... --only varenr name prefix --index on off   # the search index's gain
     python benchmarks/instr_bench.py --store ... --tree /path/to/other/checkout   # its code, same store
     python benchmarks/instr_bench.py --store ... --only read --auth none bearer dpop-es256 dpop-rs256 [--cached]
+    python benchmarks/instr_bench.py --store ... --only read --cached --app ours bare --keep /tmp/cg   # vs the bare app
+
+`--app bare` counts benchmarks/bare_app.py serving the same reads (a dict of the same bytes): the
+stack's floor, so `ours / bare` is what our own layers add to a read. `--keep DIR` leaves each
+callgrind output there (`callgrind_annotate --inclusive=yes DIR/<kind>-<app>.out` shows where).
 
 `--auth` reads as a client with a token would: `bearer` an RS256 bearer token (verified once,
 then remembered), `dpop-es256`/`dpop-rs256` a DPoP-bound token with a fresh proof per request by
@@ -37,6 +42,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AUTH = ("none", "bearer", "dpop-es256", "dpop-rs256")
+FACTORIES = {"ours": "api_bench:create_ours", "bare": "bare_app:create_app"}
 sys.path.insert(0, str(HERE))
 
 import api_bench  # noqa: E402  (the targets are drawn as the API benchmark draws them)
@@ -56,6 +62,8 @@ def count(
     auth: str = "none",
     cached: bool = False,
     index: bool = True,
+    app: str = "ours",
+    keep: Path | None = None,
 ) -> tuple[int, int]:
     """(instructions, requests) for n requests of `kind` on `store`, as `auth` asks; `cached`: the
     counted requests were asked once before (a read's answer is then kept), else they are new;
@@ -76,7 +84,7 @@ def count(
         server = subprocess.Popen(
             [
                 "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/out",
-                f"--log-file={log}", sys.executable, "-m", "uvicorn", "api_bench:create_ours", "--factory",
+                f"--log-file={log}", sys.executable, "-m", "uvicorn", FACTORIES[app], "--factory",
                 "--app-dir", str(tree / "benchmarks" if tree else HERE), "--port", str(port), "--log-level", "warning",
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
             ],
@@ -109,6 +117,9 @@ def count(
         finally:
             server.terminate()
             server.wait(timeout=120)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / "out").replace(keep / f"{kind}-{app}.out")
         found = re.search(r"Collected : (\d+)", log.read_text())
         if found is None:
             raise SystemExit(f"callgrind reported no count: {log.read_text()[-500:]}")
@@ -184,20 +195,28 @@ def main() -> None:
         choices=("on", "off"),
         help="with the in-memory search index, without (GRUNNDATA_SEARCH_INDEX=0), or both (each counted)",
     )
+    ap.add_argument(
+        "--app", nargs="+", default=["ours"], choices=tuple(FACTORIES), help="whose server (bare: reads only)"
+    )
+    ap.add_argument("--keep", type=Path, help="keep each callgrind output in this folder")
     args = ap.parse_args()
     print(
-        "| kind | auth | search index | requests | instructions | per request | code |\n"
-        "|---|---|---|---|---|---|---|"
+        "| kind | app | auth | search index | requests | instructions | per request | code |\n"
+        "|---|---|---|---|---|---|---|---|"
     )
     for kind in args.only:
-        for auth in args.auth:
-            for index in args.index:
-                total, n = count(args.store, kind, args.n, args.tree, auth, args.cached, index == "on")
-                label = f"{kind} (asked before)" if args.cached else kind
-                print(
-                    f"| {label} | {auth} | {index} | {n} | {total:,} | {total // n:,} | {args.tree or 'installed'} |",
-                    flush=True,
-                )
+        for app in args.app:
+            for auth in args.auth:
+                for index in args.index:
+                    total, n = count(
+                        args.store, kind, args.n, args.tree, auth, args.cached, index == "on", app, args.keep
+                    )
+                    label = f"{kind} (asked before)" if args.cached else kind
+                    print(
+                        f"| {label} | {app} | {auth} | {index} | {n} | {total:,} | {total // n:,} "
+                        f"| {args.tree or 'installed'} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

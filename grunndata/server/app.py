@@ -33,7 +33,7 @@ from grunndata.server.conventions import (
     OnlyWithOrigin,
 )
 from grunndata.server.deps import OPENAPI
-from grunndata.server.fastpath import FastReads
+from grunndata.server.fastpath import FastReads, HotReads
 from grunndata.server.fastsearch import SearchIndexes
 from grunndata.server.faults import RequestIds
 from grunndata.server.fhir_io.openapi import document
@@ -123,6 +123,7 @@ def create_app(
         # request's Host header, with an empty body; a path with one is not ours, a 404 saying so
         redirect_slashes=False,
     )
+    app.__class__ = _App  # FastAPIOffline is a function that makes a FastAPI: ours is one, plus HotReads
     # what the routes receive through server/deps.py
     catalogues = list(settings.catalog if catalog is None else catalog)
     catalogue = CatalogueView(served, catalogues, settings.base_url)
@@ -214,6 +215,25 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class _App(FastAPI):
+    """The app, with the plainest read answered in front of every layer (fastpath.py HotReads) once
+    the layers are built (at the first request)."""
+
+    hot: HotReads | None = None
+
+    def build_middleware_stack(self) -> Any:
+        stack = super().build_middleware_stack()
+        telemetry = getattr(self, "_native_telemetry", None)  # FastAPI's OpenTelemetry (0.16x)
+        self.hot = HotReads.over(stack, (lambda: False) if telemetry is None else telemetry.enabled)
+        return stack
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        hot = self.hot
+        if hot is not None and await hot(scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def from_environment() -> FastAPI:

@@ -114,7 +114,7 @@ class Conventions:
 
         async def conventional(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                headers = self._headers(inner, message["status"], message.get("headers", []))
+                headers = self.answer_headers(inner, message["status"], message.get("headers", []))
                 message = {**message, "headers": headers}
             elif head and message["type"] == "http.response.body":
                 if message.get("more_body"):
@@ -129,7 +129,7 @@ class Conventions:
                 for key, value in inner.items():
                     scope.setdefault(key, value)
 
-    def _headers(self, scope: dict[str, Any], status: int, raw: Headers) -> Headers:
+    def answer_headers(self, scope: dict[str, Any], status: int, raw: Headers) -> Headers:
         access = scope.get(ACCESS)
         audience = scope.get(AUDIENCE)
         shared = audience == EVERYONE
@@ -251,7 +251,7 @@ class Compression:
             await self.app(scope, receive, send)
             return
         asked = next((v for k, v in scope["headers"] if k == b"accept-encoding"), None)
-        coding = None if asked is None else self._coding(asked)
+        coding = None if asked is None else self.coding(asked)
         held: MutableMapping[str, Any] | None = None
 
         async def compressing(message: MutableMapping[str, Any]) -> None:
@@ -273,20 +273,27 @@ class Compression:
                 await send(start)
                 await send(message)
                 return
-            headers = with_vary(start.get("headers", []), b"Accept-Encoding")
-            if coding is not None:
-                body = await self._compressed(coding, body, scope.get(PREPARED) is True)
-                headers = [(k, v) for k, v in headers if k != b"content-length"]
-                headers += [
-                    (b"content-encoding", coding.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ]
+            headers, body = await self.encode(
+                coding, start.get("headers", []), body, scope.get(PREPARED) is True
+            )
             await send({**start, "headers": headers})
             await send({**message, "body": body})
 
         await self.app(scope, receive, compressing)
 
-    def _coding(self, asked: bytes) -> str | None:
+    async def encode(
+        self, coding: str | None, headers: Headers, body: bytes, prepared: bool
+    ) -> tuple[Headers, bytes]:
+        """A whole text answer of at least `minimum` bytes as it is sent: `Vary: Accept-Encoding`,
+        and compressed by `coding` (None: as it is); `prepared`: its compressed form is kept."""
+        headers = with_vary(headers, b"Accept-Encoding")
+        if coding is not None:
+            body = await self.compressed(coding, body, prepared)
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+            headers += [(b"content-encoding", coding.encode()), (b"content-length", str(len(body)).encode())]
+        return headers, body
+
+    def coding(self, asked: bytes) -> str | None:
         """`chosen_coding`, remembered: clients send a handful of distinct Accept-Encodings."""
         if asked in self._codings:
             return self._codings[asked]
@@ -295,7 +302,7 @@ class Compression:
             self._codings[asked] = coding
         return coding
 
-    async def _compressed(self, coding: str, body: bytes, keep: bool) -> bytes:
+    async def compressed(self, coding: str, body: bytes, keep: bool) -> bytes:
         key = (coding, body)
         if keep:
             found = self._kept.get(key)

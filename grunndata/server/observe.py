@@ -240,6 +240,8 @@ class Observe:
         self.app, self.routes, self.log_format = app, routes, log_format
         self.known: dict[tuple[str, str], str] = {}
         self.table: Table | None = None  # made at the first request, when every route is there
+        # each (method, route, status)'s counter and histogram: `labels()` takes a lock each time
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -257,15 +259,30 @@ class Observe:
         try:
             await self.app(scope, receive, watch)
         finally:
-            seconds = time.perf_counter() - started
-            method = scope["method"]
-            if self.table is None:
-                self.table = route_table(self.routes())
-            route = route_template(self.table, scope, self.known)
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(seconds)
-            if self.log_format != "off" and access_log.isEnabledFor(logging.INFO):  # not built to be dropped
-                self._log(scope, method, route, status, seconds)
+            self.answered(scope, status, started)
+
+    def route(self, scope: dict[str, Any]) -> str:
+        """The route template a request is counted under (`route_template`)."""
+        if self.table is None:
+            self.table = route_table(self.routes())
+        return route_template(self.table, scope, self.known)
+
+    def answered(self, scope: dict[str, Any], status: int, started: float, route: str | None = None) -> None:
+        """Count, time and log a request answered with `status`, begun at `started` (perf_counter):
+        for this layer's requests and for those answered before it (server/fastpath.py HotReads,
+        which knows its `route`)."""
+        seconds = time.perf_counter() - started
+        method = scope["method"]
+        route = route or self.route(scope)
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+            if len(self._series) < 4096:  # routes x methods x statuses: bounded, but not trusted to be
+                self._series[method, route, status] = series
+        series[0].inc()
+        series[1].observe(seconds)
+        if self.log_format != "off" and access_log.isEnabledFor(logging.INFO):  # not built to be dropped
+            self._log(scope, method, route, status, seconds)
 
     def _log(self, scope: dict[str, Any], method: str, route: str, status: int, seconds: float) -> None:
         access = scope.get(ACCESS)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -225,3 +228,95 @@ def test_last_modified_is_the_email_date_of_the_version_s_time_in_utc(when: date
     version = Version(1, "Basic", "x", 1, when, "national", "dmp", b"{}")
     utc = (when.replace(tzinfo=UTC) if when.tzinfo is None else when).astimezone(UTC)
     assert http_date(version) == format_datetime(utc, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"accept-encoding": "gzip"},
+        {"accept-encoding": "br, gzip", "user-agent": "EPJ"},
+        {"x-request-id": "epj-42", "accept": "application/json"},
+    ],
+)
+def test_a_plain_read_is_answered_in_front_of_the_layers_with_what_they_send(
+    api: TestClient, headers: dict[str, str]
+) -> None:
+    """A cached read by id is answered before any ASGI layer (server/fastpath.py HotReads): with
+    the bytes and every header the layers would have sent (request id, Vary, Cache-Control, coding)."""
+    path = f"/fhir/{PPD}/{CERTICAN_PACKAGE}"
+    app: Any = api.app
+    assert api.get(path).status_code == 200  # the first request builds the layers, and the lane
+    hot = app.hot
+    assert hot is not None
+
+    def scope() -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 50000),
+            "root_path": "",
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(k.encode(), v.encode()) for k, v in {"host": "testserver", **headers}.items()],
+        }
+
+    async def answer(through: Any) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        if through is hot:
+            assert await hot(scope(), send) is True  # answered by the lane, nothing else
+        else:
+            app.hot = None
+            try:
+                await app(scope(), receive, send)
+            finally:
+                app.hot = hot
+        return sent
+
+    lane, layers = asyncio.run(answer(hot)), asyncio.run(answer(app))
+    assert [m["type"] for m in lane] == ["http.response.start", "http.response.body"]
+    assert lane[0]["status"] == layers[0]["status"] == 200
+    assert lane[1]["body"] == layers[1]["body"]
+    names = [k for k, _ in lane[0]["headers"]]
+    assert names == [k for k, _ in layers[0]["headers"]]  # the same headers in the same order
+    ids = [dict(m[0]["headers"])[b"x-request-id"] for m in (lane, layers)]
+    assert [h for h in lane[0]["headers"] if h[0] != b"x-request-id"] == [
+        h for h in layers[0]["headers"] if h[0] != b"x-request-id"
+    ]
+    if "x-request-id" in headers:
+        assert ids == [b"epj-42", b"epj-42"]
+    else:
+        assert all(re.fullmatch(b"[0-9a-f]{32}", i) for i in ids) and ids[0] != ids[1]
+    sent = dict(lane[0]["headers"])
+    assert sent[b"cache-control"] == b"public, no-cache" and b"Accept" in sent[b"vary"]
+    assert sent.get(b"content-encoding") == {"gzip": b"gzip", "br, gzip": b"br"}.get(
+        headers.get("accept-encoding", "")
+    )
+
+
+def test_a_read_of_nothing_served_asks_the_read_cache_no_more_than_before(api: TestClient) -> None:
+    """The lane found nothing to send: the layers answer the 404 without the fast path asking the
+    cache again (the lane's lookup and the route's: two, as before the lane)."""
+
+    def misses() -> float:
+        text = api.get("/metrics").text
+        found = re.search(r'grunndata_cache_lookups_total\{cache="read",result="miss"\} ([0-9.e+]+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    api.get(f"/fhir/{PPD}/{CERTICAN_PACKAGE}")  # the lane is built at the first request
+    before = misses()
+    missing = api.get(f"/fhir/{PPD}/00000000-0000-0000-0000-000000000001")
+    assert missing.status_code == 404 and missing.json()["issue"][0]["code"] == "not-found"
+    assert misses() - before == 2.0
