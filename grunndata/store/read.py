@@ -211,22 +211,28 @@ def r4_body(conn: Connection, pk: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, str]]) -> list[Version]:
-    """The served versions of `keys` (type, id); missing ones are left out."""
-    found: list[Version] = []
+def _by_type_batches(keys: Iterable[tuple[str, str]], size: int = 500) -> Iterator[tuple[str, list[str]]]:
+    """`keys` (type, id) as (type, up to `size` ids), types and ids sorted: one IN list per query."""
     by_type: dict[str, set[str]] = {}
     for rtype, rid in keys:
         by_type.setdefault(rtype, set()).add(rid)
     for rtype, ids in sorted(by_type.items()):
         id_list = sorted(ids)
-        for i in range(0, len(id_list), 500):
-            rows = conn.execute(
-                select(*COLUMNS)
-                .select_from(visible(snapshot))
-                .where(R.c.type == rtype, R.c.id.in_(id_list[i : i + 500]))
-                .order_by(R.c.id)
-            )
-            found.extend(version_of(r) for r in rows)
+        for i in range(0, len(id_list), size):
+            yield rtype, id_list[i : i + size]
+
+
+def read_many(conn: Connection, snapshot: Snapshot, keys: Iterable[tuple[str, str]]) -> list[Version]:
+    """The served versions of `keys` (type, id); missing ones are left out."""
+    found: list[Version] = []
+    for rtype, ids in _by_type_batches(keys):
+        rows = conn.execute(
+            select(*COLUMNS)
+            .select_from(visible(snapshot))
+            .where(R.c.type == rtype, R.c.id.in_(ids))
+            .order_by(R.c.id)
+        )
+        found.extend(version_of(r) for r in rows)
     return found
 
 
@@ -237,19 +243,12 @@ def served_pks(
     lines share an id; keys it does not serve are left out. Reads no bodies (a server carries its
     read cache over to a new snapshot by this)."""
     found: dict[tuple[str, str], list[int]] = {}
-    by_type: dict[str, set[str]] = {}
-    for rtype, rid in keys:
-        by_type.setdefault(rtype, set()).add(rid)
-    for rtype, ids in sorted(by_type.items()):
-        id_list = sorted(ids)
-        for i in range(0, len(id_list), 500):
-            rows = conn.execute(
-                select(R.c.id, R.c.pk)
-                .select_from(visible(snapshot))
-                .where(R.c.type == rtype, R.c.id.in_(id_list[i : i + 500]))
-            )
-            for rid, pk in rows:
-                found.setdefault((rtype, rid), []).append(pk)
+    for rtype, ids in _by_type_batches(keys):
+        rows = conn.execute(
+            select(R.c.id, R.c.pk).select_from(visible(snapshot)).where(R.c.type == rtype, R.c.id.in_(ids))
+        )
+        for rid, pk in rows:
+            found.setdefault((rtype, rid), []).append(pk)
     return found
 
 
