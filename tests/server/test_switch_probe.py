@@ -33,9 +33,10 @@ SECTOR = ("grunndata:sector.read",)
 def test_a_share_so_small_that_no_new_release_is_ever_served_is_refused(value: str) -> None:
     """FOUND: GRUNNDATA_PREPARE_SHARE=1e-9 starts a server that never serves a new release: after
     each millisecond of build work it sleeps 1e6 s, while /health names the new release as active
-    (probe: a rollback not served 40 s later). The build takes ~3 s at full size, so a share below
-    ~1e-3 stretches it past the hour the settings promise; such a value should be refused at start
-    with the setting's sentence, as 0 is."""
+    (probe: a rollback not served 40 s later; each further release leaves two more build threads
+    asleep and their memory held, 7 -> 14 threads after three). The build takes ~3 s at full size,
+    so a share below ~1e-3 stretches it past the hour the settings promise; such a value should be
+    refused at start with the setting's sentence, as 0 is."""
     with pytest.raises(SettingsError) as caught:
         Settings.load({"GRUNNDATA_PREPARE_SHARE": value})
     assert str(caught.value).startswith("GRUNNDATA_PREPARE_SHARE must be a number")
