@@ -56,3 +56,11 @@ class UnknownRelease(StoreError):
 class ReleaseConflict(StoreError):
     """A release that cannot take the asked step in its state: activating one that is not staged,
     or one staged against a release that is no longer the active one."""
+
+
+class UnknownType(ReleaseConflict):
+    """A diff asked for a type neither of its two releases holds: a typo, most likely."""
+
+    def __init__(self, message: str, rtype: str, held: list[str]) -> None:
+        super().__init__(message)
+        self.rtype, self.held = rtype, held  # the type asked for; the types the releases do hold

@@ -152,12 +152,13 @@ class Settings(BaseSettings):
     )
     prepare_share: float = Field(
         default=0.5,
-        gt=0,
+        ge=0.05,  # a build of ~3 s then takes ~1 min; a share near 0 would never serve a new release
         le=1,
         allow_inf_nan=False,
         description="Of the wall time a server spends building a new snapshot's indexes before it "
         "serves it, the share the build may work: below 1 it sleeps after each millisecond of work, "
-        "so the requests answered meanwhile wait less (1: no pacing; the build then takes ~3 s at full size).",
+        "so the requests answered meanwhile wait less (1: no pacing; the build then takes ~3 s at full size; "
+        "at least 0.05, when it takes about a minute).",
     )
     read_cache: int = Field(
         default=50_000, ge=0, description="Versions a server keeps ready for reads by id."
@@ -572,7 +573,7 @@ _EXPECTED = {  # "GRUNNDATA_X must be ..., not 'value'"
     "subscription_retry_max_seconds": "a number of seconds from 1 to 86,400",
     "subscription_ws_token_seconds": "a whole number of seconds from 5 to 3,600",
     "export_share": "a number more than 0 and at most 1",
-    "prepare_share": "a number more than 0 and at most 1",
+    "prepare_share": "a number from 0.05 to 1",
     "subscription_give_up_seconds": "a number of seconds from 1 to 2,592,000",
     "subscription_entitlement_seconds": "a number of seconds from 1 to 2,592,000",
     "export_backend_nice": "a whole number from 0 to 19",

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
-from grunndata.errors import ReleaseConflict, UnknownRelease
+from grunndata.errors import ReleaseConflict, UnknownRelease, UnknownType
 from grunndata.store.changes import release_changes
 from grunndata.store.models import M, R
 from grunndata.store.read import instant
@@ -111,19 +111,24 @@ def release_pair(conn: Connection, base: int, target: int) -> tuple[Any, Any]:
     return a, b
 
 
-def _require_held(conn: Connection, base: int, target: int, rtype: str) -> None:
-    """Refuse a type neither release holds: a typo must not read as "nothing of it changed"."""
+def require_held(conn: Connection, base: int, target: int, rtype: str) -> None:
+    """Refuse a type neither release holds (UnknownType, naming those they hold): a typo must not
+    read as "nothing of it changed"."""
+    wanted = [rtype, FEST_PREFIX + rtype]
+    in_both = M.c.release_id.in_([base, target])
     held = conn.execute(
-        select(R.c.pk)
-        .join(M, M.c.resource_pk == R.c.pk)
-        .where(R.c.type.in_([rtype, FEST_PREFIX + rtype]), M.c.release_id.in_([base, target]))
-        .limit(1)
+        select(R.c.pk).join(M, M.c.resource_pk == R.c.pk).where(R.c.type.in_(wanted), in_both).limit(1)
     ).first()
-    if held is None:
-        raise ReleaseConflict(
-            f"neither release {base} nor {target} holds entries of type {rtype!r}; name a FEST "
-            "catalogue (e.g. Legemiddelpakning) or a FHIR type (e.g. PackagedProductDefinition)"
-        )
+    if held is not None:
+        return
+    types = conn.execute(select(R.c.type).join(M, M.c.resource_pk == R.c.pk).where(in_both).distinct())
+    names = sorted({t.removeprefix(FEST_PREFIX) for (t,) in types})
+    raise UnknownType(
+        f"neither release {base} nor {target} holds entries of type {rtype!r}; they hold "
+        + (", ".join(names) if names else "no entries"),
+        rtype,
+        names,
+    )
 
 
 def release_diff(conn: Connection, base: int, target: int) -> ReleaseDiff:
@@ -274,7 +279,7 @@ def diff_json(
     if withheld is not None:
         return out | {"withheld": withheld}
     if rtype is not None:
-        _require_held(conn, a.id, b.id, rtype)
+        require_held(conn, a.id, b.id, rtype)
     diff = release_diff(conn, base, target)
     entries = diff.of_type(rtype)
     page = entries[offset : offset + count]

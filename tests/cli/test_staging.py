@@ -24,6 +24,36 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     return base, followup, derive_followup(base, followup, seed=3)
 
 
+# what a FEST store's releases hold: the catalogues (without the store's FEST. prefix) and FHIR types
+HELD = [
+    "AdministrableProductDefinition",
+    "Basic",
+    "Byttegruppe",
+    "ClinicalUseDefinition",
+    "CodeSystem",
+    "Diagnose",
+    "Handelsvare",
+    "Ingredient",
+    "Interaksjon",
+    "Kodeverk",
+    "LegemiddelMerkevare",
+    "LegemiddelVirkestoff",
+    "Legemiddeldose",
+    "Legemiddelpakning",
+    "ManufacturedItemDefinition",
+    "MedicinalProductDefinition",
+    "OrdineringVirkestoff",
+    "PackagedProductDefinition",
+    "Refusjon",
+    "RegulatedAuthorization",
+    "StrDosering",
+    "SubstanceDefinition",
+    "VarselSlv",
+    "Vilkar",
+    "Virkestoff",
+]
+
+
 def invoke(*args: str) -> str:
     result = CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})
     assert result.exit_code == 0, (result.output, result.exception)
@@ -65,8 +95,8 @@ def test_stage_review_activate_from_the_command_line(
     typo = run_cli("releases", "diff", "1", "2", "--db", db, "--type", "Legemiddelpaknig")
     assert (typo.returncode, typo.stderr.strip()) == (
         2,
-        "error: neither release 1 nor 2 holds entries of type 'Legemiddelpaknig'; name a FEST catalogue "
-        "(e.g. Legemiddelpakning) or a FHIR type (e.g. PackagedProductDefinition)",
+        "error: neither release 1 nor 2 holds entries of type 'Legemiddelpaknig'; they hold "
+        + ", ".join(HELD),
     )
 
     hentet = diff["target"]["hentet_dato"]

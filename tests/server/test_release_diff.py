@@ -157,10 +157,16 @@ def test_the_operator_sees_what_the_staged_release_changes_element_by_element(si
     assert paged["next"] == f"http://testserver/releases/1/diff/{site.staged}?_offset=1&_count=1"
     typo = site.client.get(f"/releases/1/diff/{site.staged}?type=Bogus", headers=site.issuer.headers(*IMPORT))
     assert typo.status_code == 400
-    assert typo.json()["issue"][0]["diagnostics"] == (
-        f"neither release 1 nor {site.staged} holds entries of type 'Bogus'; name a FEST catalogue "
-        "(e.g. Legemiddelpakning) or a FHIR type (e.g. PackagedProductDefinition)"
+    said = typo.json()["issue"][0]["diagnostics"]
+    assert said.startswith(f"neither release 1 nor {site.staged} holds entries of type 'Bogus'; they hold ")
+    held = said.split("; they hold ")[1].split(", ")
+    assert "Legemiddelpakning" in held and "PackagedProductDefinition" in held and held == sorted(held)
+    twice = site.client.get(
+        f"/releases/1/diff/{site.staged}?type=Bogus&type=Legemiddelpakning",
+        headers=site.issuer.headers(*IMPORT),
     )
+    assert twice.status_code == 400
+    assert twice.json()["issue"][0]["diagnostics"] == "type is given more than once; give it once"
 
 
 def test_a_restricted_lines_diff_tells_others_only_that_its_releases_exist_and_when(site: Site) -> None:

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.engine import Connection, Engine
 
 from grunndata.store import list_releases, release_row, served_totals
-from grunndata.store.diff import ElementChange, element_changes, release_diff, release_pair
+from grunndata.store.diff import ElementChange, element_changes, release_diff, release_pair, require_held
 from grunndata.store.releases import item_text
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -247,6 +247,8 @@ def compare(
     entries (of `rtype` alone, when given; none without `entries`) with each changed one's changed
     elements."""
     a, b = release_pair(conn, base, target)  # UnknownRelease, ReleaseConflict
+    if rtype is not None:
+        require_held(conn, base, target, rtype)  # UnknownType
     diff = release_diff(conn, base, target)
     counts = diff.counts()
     chosen = diff.of_type(rtype)

@@ -214,6 +214,9 @@ async def release_diff(
     release is seen only with its line's import scope."""
     from grunndata.store.diff import diff_json
 
+    for name in ("type", "_count", "_offset"):  # the framework takes the last of a repeated one
+        if len(request.query_params.getlist(name)) > 1:
+            raise FhirError(400, "invalid", f"{name} is given more than once; give it once")
     a = _release_for(served, access, base, restricted_exist=True)
     b = _release_for(served, access, target, restricted_exist=True)
     withheld = None

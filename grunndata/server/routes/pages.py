@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from grunndata.errors import ReleaseConflict, UnknownRelease
+from grunndata.errors import ReleaseConflict, UnknownRelease, UnknownType
 from grunndata.server.auth import ANONYMOUS, Access
 from grunndata.server.deps import PageDep, ServedDep
 from grunndata.server.imports import may_see_release
@@ -219,6 +219,12 @@ def _not_national(served: Served, may_see: rel.MaySee, n: int, base: int, target
 
 
 def _conflict(e: Exception, base: int, target: int) -> str:
+    if isinstance(e, UnknownType):
+        held = ", ".join(e.held) if e.held else "ingen"
+        return (
+            f"Verken leveranse {base} eller {target} har oppføringer av typen «{e.rtype}». "
+            f"Typene de har: {held}."
+        )
     if isinstance(e, UnknownRelease):
         return f"Det finnes ingen leveranse {base} eller {target}."
     return f"Leveranse {base} og {target} kan ikke sammenlignes: én av dem har ingen data (forkastet, beskåret eller feilet)."
