@@ -81,6 +81,25 @@ class StoredVersion:
     source_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """What a builder keeps of a version the release it follows serves: as StoredVersion, but the
+    content hash as its 32 bytes (65 bytes an object, not a 113-byte hex string: ~8 MB less over a
+    full-size release)."""
+
+    pk: int
+    version: int
+    digest: bytes | str  # (a hash that is not hex, kept as it is: never equal to bytes)
+    source_id: str | None
+
+
+def _digest(content_hash: str) -> bytes | str:
+    try:
+        return bytes.fromhex(content_hash)
+    except ValueError:
+        return content_hash
+
+
 @dataclass(slots=True)
 class Tally:
     """What a release did to one resource type."""
@@ -195,7 +214,7 @@ class ReleaseBuilder:
 
     release_id: int | None = None
     based_on: Any = None  # the active release row when we started
-    active: dict[Key, StoredVersion] = field(default_factory=dict)
+    active: dict[Key, _Served] = field(default_factory=dict)
     tallies: dict[str, Tally] = field(default_factory=dict)
     # the newest version number of every resource of this line stored before this release where
     # `active` does not give it (all that `put` needs of the past); it does not grow with what is put
@@ -298,7 +317,7 @@ class ReleaseBuilder:
             for t, i, pk, v, h, s in conn.execute(
                 select(*cols).join(M, M.c.resource_pk == R.c.pk).where(M.c.release_id == self.based_on.id)
             ):
-                self.active[(sys.intern(t), i)] = StoredVersion(pk, v, h, s)
+                self.active[(sys.intern(t), i)] = _Served(pk, v, _digest(h), s)
         active = self.active
         for t, i, v in conn.execute(newest):
             served = active.get((t, i))
@@ -346,7 +365,7 @@ class ReleaseBuilder:
             )
         tally = self.tally(rtype)
         current = self.active.get(key)
-        if current is not None and current.content_hash == content_hash:
+        if current is not None and current.digest == _digest(content_hash):
             self._keep_version(key)
             self._manifest[key] = current.pk
             tally.unchanged += 1
