@@ -287,6 +287,10 @@ def import_fest(
         warnings = _order_warnings(reader) + _expire(builder, expiries, checks)
         warnings += _reference_warnings(builder, checks)
         warnings += checks.code_warnings()
+        ref_count = checks.ref_count
+        # the delivery's id, key and reference sets are judged: let the FHIR derivation, the peak of
+        # an import's memory, reuse their space (~20 MB at full size)
+        del checks, expiries
         derived = derive(builder, progress, code_equivalents(), reader.hentet_dato)
         warnings += [  # FEST's own dangling references are reported above, by their FEST entries
             Warning("unserved-reference", None, u.resource, None, u.sentence())
@@ -310,10 +314,10 @@ def import_fest(
         result.reconciliation = derived.reconciliation.as_dict() if derived.reconciliation else None
         result.content_filters = derived.content_filters
         result.phpid = derived.phpid
-        refusal = None if force else _refusal(builder, checks, warnings)
+        refusal = None if force else _refusal(builder, ref_count, warnings)
         if refusal is not None:
             refuse(builder, result, refusal)
-        del checks, expiries, derived  # the delivery's id and reference sets: not needed to activate
+        del derived
         result.activate(builder, reader.hentet_dato)
     return result
 
@@ -349,7 +353,7 @@ def _expire(builder: ReleaseBuilder, expiries: list[FestEntry], checks: _Checks)
 
 def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warning]:
     """References to Ids that the new release will not serve."""
-    served_ids = set(checks.ids)
+    served_ids = checks.ids  # (added to in place: the checks are judged once, after this)
     if checks.incremental:
         # ids of entries kept from the active release count too, and their references must still resolve
         kept = [(key, value) for key, value in builder.active_index_values("fest-id") if builder.served(key)]
@@ -368,7 +372,7 @@ def _reference_warnings(builder: ReleaseBuilder, checks: _Checks) -> list[Warnin
     ]
 
 
-def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) -> str | None:
+def _refusal(builder: ReleaseBuilder, ref_count: int, warnings: list[Warning]) -> str | None:
     """The sentence that refuses the delivery, or None when it may be activated."""
     if builder.kind == "full":
         active = builder.active_counts()
@@ -385,7 +389,7 @@ def _refusal(builder: ReleaseBuilder, checks: _Checks, warnings: list[Warning]) 
         if shrunk is not None:
             return shrunk
     dangling = sum(1 for w in warnings if w.kind == "dangling-reference")
-    return dangling_refusal(dangling, checks.ref_count, "Ids the release would not have")
+    return dangling_refusal(dangling, ref_count, "Ids the release would not have")
 
 
 def _catalogue_counts(builder: ReleaseBuilder) -> dict[str, dict[str, int]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import sys
 import typing
 import zlib
 from collections.abc import Callable, Mapping
@@ -58,7 +59,8 @@ _LINKED_CATALOGUES = {
 
 
 def fest_type(catalogue: str) -> str:
-    return FEST_PREFIX + catalogue
+    """Interned: the builder keeps one (type, id) per entry, and this string in each."""
+    return sys.intern(FEST_PREFIX + catalogue)
 
 
 def catalogue_of(rtype: str) -> str:
@@ -161,7 +163,8 @@ def derive(
         builder.served_data(first.__contains__),
         builder.served_data(lambda t: is_fest(t) and t not in first),
     )
-    for n, ((_, key), data) in enumerate(entries, 1):
+    for n, (source, data) in enumerate(entries, 1):
+        key = source[1]
         entry = FestEntry.from_json(orjson.loads(data))
         if progress is not None and n % 500 == 0:
             progress(f"FHIR from {entry.catalogue}", n, n, total)
@@ -170,12 +173,10 @@ def derive(
         made_here = [served_identifiers(r) for r in _translated(entry, key, lookup)]
         served = overlay.apply_all(made_here) if overlay is not None else made_here
         serving.serve(
-            [(s, s is not r) for r, s in zip(made_here, served, strict=True)],
-            f"FEST {entry.catalogue} Id {key}",
-            entry.oppf_id,
+            [(s, s is not r) for r, s in zip(made_here, served, strict=True)], source, entry.oppf_id
         )
     rest = overlay.rest() if overlay is not None else []
-    serving.serve([(resource, True) for resource in rest], "SAFEST", None)
+    serving.serve([(resource, True) for resource in rest], None, None)
     unserved = serving.finish()
     classes = serving.classifier.classes()
     builder.exclude(classes)
@@ -306,23 +307,26 @@ class _Serving:
     def __init__(self, builder: ReleaseBuilder, classifier: content_filters.Classifier) -> None:
         self.builder = builder
         self.classifier = classifier
-        self.made: dict[Key, str] = {}  # (type, id) -> what it was made from
+        # (type, id) -> the FEST entry it was made from, as the builder's own key of that entry (no
+        # string of its own per resource), None for SAFEST's; the same key tuple goes to the builder
+        self.made: dict[Key, Key | None] = {}
         self.waiting: list[_Waiting] = []
         self.safest_references = 0
         self.phpids = PhpidIndex()  # PhPIDs added as the products and packages are made
 
-    def serve(self, resources: list[tuple[Json, bool]], origin: str, oppf: str | None) -> None:
-        """Serve what one source made together: (resource, whether it holds SAFEST's data)."""
-        for resource, _ in resources:
-            key = (resource["resourceType"], resource["id"])
+    def serve(self, resources: list[tuple[Json, bool]], origin: Key | None, oppf: str | None) -> None:
+        """Serve what one source made together: (resource, whether it holds SAFEST's data).
+        `origin`: the FEST entry they were made from (its store key), None for SAFEST's."""
+        keys = [(resource["resourceType"], resource["id"]) for resource, _ in resources]
+        for key in keys:
             if key in self.made:
                 raise DeliveryError(
-                    f"{self.made[key]} and {origin} both make {key[0]}/{key[1]}; their ids collide once made into FHIR ids"
+                    f"{_origin(self.made[key])} and {_origin(origin)} both make {key[0]}/{key[1]}; "
+                    "their ids collide once made into FHIR ids"
                 )
             self.made[key] = origin
         self.phpids.see([resource for resource, _ in resources])
-        for resource, from_safest in resources:
-            key = (resource["resourceType"], resource["id"])
+        for key, (resource, from_safest) in zip(keys, resources, strict=True):
             body = orjson.dumps(resource)
             contained = _contained_ids(resource)
             found = [orjson.loads(m) for m in _REFERENCE.findall(body)]
@@ -365,7 +369,7 @@ class _Serving:
 
     def _put(self, key: Key, body: bytes, oppf: str | None, merged: bool, resource: Json) -> None:
         """`merged`: made from a FEST entry (it has an Oppf Id) and holding SAFEST's data."""
-        self.classifier.observe(resource, body)
+        self.classifier.observe(resource, body, key)
         self.builder.put(
             key[0],
             key[1],
@@ -374,7 +378,13 @@ class _Serving:
             oppf,
             MERGED if merged else (),
             fhir_index=fhir_index_rows(resource),
+            key=key,
         )
+
+
+def _origin(source: Key | None) -> str:
+    """What a served resource was made from, in words: the FEST entry, or SAFEST."""
+    return f"FEST {catalogue_of(source[0])} Id {source[1]}" if source is not None else "SAFEST"
 
 
 def _contained_ids(resource: Json) -> set[str]:
@@ -394,7 +404,7 @@ def _served_key(reference: str) -> Key | None:
 def _unlinked(
     value: Any,
     gone: set[str],
-    made: Mapping[Key, str],
+    made: Mapping[Key, Key | None],
     path: str,
     fest_made: bool,
     found: list[tuple[str, str, str]],
