@@ -45,6 +45,17 @@ os.environ.setdefault("GRUNNDATA_WARM", "0")
 PG_ADMIN_URL = os.environ.get("GRUNNDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """With pytest-xdist off (`-p no:xdist`) or not installed, pyproject's `-n 2 --dist loadfile`
+    are still accepted, and ignored: the suite runs in this one process."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    group = parser.getgroup("xdist", "pytest-xdist is off: these are accepted and ignored")
+    # pytest keeps lowercase short options for itself and its plugins; xdist registers `-n` this way too
+    group._addoption("-n", "--numprocesses", dest="numprocesses", help="ignored without pytest-xdist")
+    group.addoption("--dist", dest="dist", default="no", help="ignored without pytest-xdist")
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     if SHARED.exists():
         return None

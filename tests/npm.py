@@ -1,8 +1,10 @@
 """Installing an npm package into the tests' cache, the way the browser tests get Chromium.
 
 The cache is pytest's (.pytest_cache, kept between runs; a temp folder when the cache is off), so
-the tests pay for npm only the first time. Without node or npm, or without the registry, the tests
-skip with one line saying why, except on CI (CI set), where they fail.
+the tests pay for npm only the first time. The test workers (pytest-xdist) share the cache: an
+install runs `with installing(folder):`, so one worker installs while the others wait and then find
+it there. Without node or npm, or without the registry, the tests skip with one line saying why,
+except on CI (CI set), where they fail.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from tests.locks import installing
+
+__all__ = ["cache_folder", "installing", "npm", "unavailable"]
 
 
 def unavailable(message: str) -> NoReturn:

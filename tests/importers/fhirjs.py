@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.npm import cache_folder, npm, unavailable
+from tests.npm import cache_folder, installing, npm, unavailable
 
 VERSION = "4.12.0"
 
@@ -47,23 +47,24 @@ def install(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactor
     """The folder of the installed package (holding profiles/types.json), installing it when absent."""
     root = cache_folder(pytestconfig, tmp_path_factory, f"fhir-js-{VERSION}")
     package = root / "node_modules" / "fhir"
-    if not (package / "package.json").is_file():
-        what = f"FHIR.js (npm fhir@{VERSION})"
-        npm(
-            [
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--prefix",
-                str(root),
-                f"fhir@{VERSION}",
-            ],
-            root,
-            what,
-        )
+    with installing(root):
         if not (package / "package.json").is_file():
-            unavailable(f"npm install fhir@{VERSION} left no node_modules/fhir/package.json")
+            what = f"FHIR.js (npm fhir@{VERSION})"
+            npm(
+                [
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--ignore-scripts",
+                    "--prefix",
+                    str(root),
+                    f"fhir@{VERSION}",
+                ],
+                root,
+                what,
+            )
+            if not (package / "package.json").is_file():
+                unavailable(f"npm install fhir@{VERSION} left no node_modules/fhir/package.json")
     return package
 
 

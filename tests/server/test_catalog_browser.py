@@ -7,16 +7,19 @@ test reads pixel by pixel (PNG decoded with zlib, no imaging library): the page 
 green and red status badges are on it, it is as wide as the window and nothing scrolls sideways.
 
 Without /usr/bin/chromium the fixture installs it when it can (root with apt-get: a few minutes,
-announced on the terminal); otherwise the tests skip, except on CI (CI set), where they fail.
+announced on the terminal; one test worker installs, the others wait for it); otherwise the tests
+skip, except on CI (CI set), where they fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from starlette.responses import HTMLResponse
 
 from grunndata.catalog.ours import all_services
 from grunndata.catalog.probe import probe_and_record
+from tests.locks import APT_LOCK, held
 from tests.server.live import running
 from tests.server.test_catalog import PARTNERS, catalog_app, catalog_store
 
@@ -62,11 +66,24 @@ def chromium(pytestconfig: pytest.Config) -> Path:
         _unavailable(
             f"{CHROMIUM} is missing and cannot be installed here: run `apt-get install chromium` as root"
         )
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    say = reporter.write_line if reporter is not None else print
-    say(f"\n{CHROMIUM} is missing: installing Debian's chromium with apt-get (this takes a few minutes)")
+    with held(APT_LOCK):  # another test worker may be installing it: wait, then look again
+        if not CHROMIUM.exists():
+            _install_chromium(apt, pytestconfig)
+    return CHROMIUM
+
+
+def _say(pytestconfig: pytest.Config, line: str) -> None:
+    """`line` on the terminal, past pytest's capture: a test worker's standard error is the terminal's."""
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(line, file=sys.stderr, flush=True)
+
+
+def _install_chromium(apt: str, pytestconfig: pytest.Config) -> None:
+    _say(pytestconfig, f"\n{CHROMIUM} is missing: installing Debian's chromium with apt-get (a few minutes)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "chromium"]
+    # apt-get waits for another apt on this machine (it holds dpkg's lock) instead of failing at once
+    install = [apt, "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q", "chromium"]
     done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:  # perhaps the package lists were never fetched
         subprocess.run([apt, "update", "-q"], env=env, capture_output=True, text=True, timeout=600)
@@ -76,8 +93,7 @@ def chromium(pytestconfig: pytest.Config) -> Path:
         _unavailable(f"apt-get install chromium failed: {' / '.join(tail)}")
     if not CHROMIUM.exists():
         _unavailable(f"apt-get installed chromium, but {CHROMIUM} is still missing")
-    say(f"installed {CHROMIUM}")
-    return CHROMIUM
+    _say(pytestconfig, f"installed {CHROMIUM}")
 
 
 def _headless(chromium: Path, profile: Path, size: tuple[int, int], *args: str) -> str:

@@ -6,13 +6,13 @@ The network is cut inside Chromium: every host name but 127.0.0.1 fails to resol
 address goes to a proxy that is not there. FastAPI's own /docs page (from a CDN) under the same
 cut renders nothing: that shows the cut holds, so a page that renders under it needs nothing outside.
 
-Runs when /usr/bin/chromium exists (`apt-get install chromium` on Debian); skips otherwise, and
-fails instead with GRUNNDATA_BROWSER=1.
+Chromium comes as for the other browser tests (tests/server/test_catalog_browser.py: Debian's,
+installed with apt-get when missing and run as root, one test worker installing while the others
+wait); where it cannot be had the tests skip, except on CI (CI set), where they fail.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,25 +21,16 @@ import pytest
 from fastapi import FastAPI
 
 from tests.server.live import LiveServer, live_server, running
+from tests.server.test_catalog_browser import chromium
 
-__all__ = ["live_server"]  # the `live` fixture: a real uvicorn over the real extract
+# fixtures: `live`, a real uvicorn over the real extract; `chromium`, installed when missing
+__all__ = ["chromium", "live_server"]
 
-CHROMIUM = Path("/usr/bin/chromium")
 OFFLINE = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--proxy-server=http://127.0.0.1:9",  # the discard port: nothing answers there
     "--proxy-bypass-list=127.0.0.1",
 )
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    message = f"{CHROMIUM} is missing: `apt-get install -y chromium` (Debian) to run the browser tests"
-    if os.environ.get("GRUNNDATA_BROWSER") == "1":
-        pytest.fail(message + " (GRUNNDATA_BROWSER=1: a failure)")
-    pytest.skip(message)
 
 
 def dom(chromium: Path, profile: Path, url: str) -> str:

@@ -5,6 +5,7 @@ rolled back, and shrink by exactly the rows only the pruned releases held; on SQ
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,8 @@ def _size(engine: Engine) -> int:
     shrinks and VACUUM FULL rewrites, with their indexes and TOAST (pg_database_size also counts the
     system catalogues, and the release table's rows updated by a prune leave dead tuples until
     autovacuum comes: either moved by more than a prune of this small store frees)."""
+    if engine.dialect.name == "postgresql":
+        _until_no_older_snapshot(engine)
     vacuum(engine)
     if engine.dialect.name == "sqlite":
         return Path(str(engine.url.database)).stat().st_size
@@ -114,6 +117,25 @@ def _size(engine: Engine) -> int:
             {"names": list(VACUUMED)},
         )
         return int(sizes.scalar() or 0)
+
+
+def _until_no_older_snapshot(engine: Engine, seconds: float = 120.0) -> None:
+    """Until no other session of this database holds a snapshot (an autovacuum ANALYZE on a busy
+    machine, say): rows deleted after it was taken are still visible to it, so VACUUM FULL keeps
+    them and the store does not shrink (seen once with two test workers on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            holders = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
+                )
+            ).scalar()
+            conn.rollback()  # no snapshot of our own between two looks
+            if not holders:
+                return
+            time.sleep(0.2)
 
 
 def _newest(engine: Engine) -> dict[tuple[str, str], int]:
