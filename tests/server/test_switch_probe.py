@@ -43,14 +43,14 @@ def test_a_type_neither_release_holds_is_refused_on_the_comparison_page_too(site
 
 def test_the_diff_takes_the_fest_prefix_and_refuses_other_case(site: Site) -> None:
     """Held up: the user may type the store's FEST. prefix; a catalogue's name in other case is not
-    one (a 400 naming it, not an empty diff)."""
+    one (a 404 naming it, not an empty diff)."""
     headers = site.issuer.headers(*IMPORT)
     plain = site.client.get("/releases/1/diff/4?type=Legemiddelpakning", headers=headers)
     prefixed = site.client.get("/releases/1/diff/4?type=FEST.Legemiddelpakning", headers=headers)
     assert plain.status_code == prefixed.status_code == 200
     assert plain.json()["entries"] == prefixed.json()["entries"] != []
     lower = site.client.get("/releases/1/diff/4?type=legemiddelpakning", headers=headers)
-    assert lower.status_code == 400
+    assert lower.status_code == 404
     assert "'legemiddelpakning'" in lower.json()["issue"][0]["diagnostics"]
 
 

@@ -119,7 +119,7 @@ def _size(engine: Engine) -> int:
         return int(sizes.scalar() or 0)
 
 
-def _until_no_older_snapshot(engine: Engine, seconds: float = 120.0) -> None:
+def _until_no_older_snapshot(engine: Engine, seconds: float = 20.0) -> None:
     """Until no other session of this database holds a snapshot (an autovacuum ANALYZE on a busy
     machine, say): rows deleted after it was taken are still visible to it, so VACUUM FULL keeps
     them and the store does not shrink (seen once with two test workers on a loaded machine)."""
@@ -233,6 +233,12 @@ def test_13_releases_pruned_to_3_keep_serving_answer_410_before_and_shrink(store
         13: "active",
     }
     size_after = _size(store)
+    deadline = time.monotonic() + 90
+    while size_after >= size_before and time.monotonic() < deadline:
+        # PostgreSQL: a transaction elsewhere (two test workers on a busy machine) may still see
+        # the deleted rows, and VACUUM FULL keeps them until it ends; measured again, not excused
+        time.sleep(1)
+        size_after = _size(store)
     print(
         f"\n{store.dialect.name}: {size_before:,} bytes before, {size_after:,} after pruning 10 of 13 releases"
     )

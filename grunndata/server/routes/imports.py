@@ -21,6 +21,7 @@ from grunndata.errors import (
     StoreBusy,
     StoreError,
     UnknownRelease,
+    UnknownType,
 )
 from grunndata.server.auth import Access
 from grunndata.server.deps import AccessDep, CatalogueDep, ServedDep, SettingsDep
@@ -231,6 +232,8 @@ async def release_diff(
 
     try:
         diff = await run_in_threadpool(work)
+    except UnknownType as e:  # a type neither release holds: nothing of it to show (a typo, likely)
+        raise FhirError(404, "not-found", str(e)) from None
     except ReleaseConflict as e:
         raise FhirError(400, "invalid", str(e)) from None
     except StoreError as e:
