@@ -19,7 +19,7 @@ import pytest
 
 from tests.locks import installing
 
-__all__ = ["cache_folder", "installing", "npm", "unavailable"]
+__all__ = ["cache_folder", "installing", "npm", "npm_install", "unavailable"]
 
 
 def unavailable(message: str) -> NoReturn:
@@ -47,3 +47,8 @@ def npm(args: list[str], cwd: Path, what: str) -> None:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         unavailable(f"{shown} failed: {tail[0]}")
+
+
+def npm_install(root: Path, spec: str, what: str) -> None:
+    """`npm install SPEC` into `root` (its node_modules), no scripts run, no audit or funding asked."""
+    npm(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(root), spec], root, what)

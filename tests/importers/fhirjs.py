@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.npm import cache_folder, installing, npm, unavailable
+from tests.npm import cache_folder, installing, npm_install, unavailable
 
 VERSION = "4.12.0"
 
@@ -49,20 +49,7 @@ def install(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactor
     package = root / "node_modules" / "fhir"
     with installing(root):
         if not (package / "package.json").is_file():
-            what = f"FHIR.js (npm fhir@{VERSION})"
-            npm(
-                [
-                    "install",
-                    "--no-audit",
-                    "--no-fund",
-                    "--ignore-scripts",
-                    "--prefix",
-                    str(root),
-                    f"fhir@{VERSION}",
-                ],
-                root,
-                what,
-            )
+            npm_install(root, f"fhir@{VERSION}", f"FHIR.js (npm fhir@{VERSION})")
             if not (package / "package.json").is_file():
                 unavailable(f"npm install fhir@{VERSION} left no node_modules/fhir/package.json")
     return package

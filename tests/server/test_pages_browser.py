@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.npm import cache_folder, installing, npm, unavailable
+from tests.npm import cache_folder, installing, npm_install, unavailable
 from tests.server.conftest import CERTICAN_BRAND, served_store, write_followup
 from tests.server.live import running
 from tests.server.test_catalog_browser import DESKTOP, PHONE, chromium, read_png  # noqa: F401 (a fixture)
@@ -54,19 +54,7 @@ def axe(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -
     script = root / "node_modules" / "axe-core" / "axe.min.js"
     with installing(root):
         if not script.is_file():
-            npm(
-                [
-                    "install",
-                    "--no-audit",
-                    "--no-fund",
-                    "--ignore-scripts",
-                    "--prefix",
-                    str(root),
-                    f"axe-core@{AXE_VERSION}",
-                ],
-                root,
-                f"axe-core {AXE_VERSION}",
-            )
+            npm_install(root, f"axe-core@{AXE_VERSION}", f"axe-core {AXE_VERSION}")
         if not script.is_file():
             unavailable(f"npm installed axe-core {AXE_VERSION}, but {script} is missing")
         return script.read_text()
